@@ -1,0 +1,49 @@
+#include "common/util.h"
+
+#include <chrono>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+
+namespace compressd {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string NewId(std::string_view prefix) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char kHex[] = "0123456789abcdef";
+  std::string id(prefix);
+  uint64_t v = rng();
+  for (int i = 0; i < 16; ++i) {
+    id.push_back(kHex[v & 15]);
+    v >>= 4;
+  }
+  return id;
+}
+
+absl::Status ValidateRelativePath(std::string_view path, std::string_view field) {
+  auto bad = [&](std::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat(absl::string_view(field.data(), field.size()),
+                                                   ": unsafe path \"",
+                                                   absl::string_view(path.data(), path.size()),
+                                                   "\": ", absl::string_view(why.data(), why.size())));
+  };
+  if (path.empty()) return bad("empty");
+  if (path.front() == '/') return bad("absolute paths are not allowed");
+  if (path.find('\\') != std::string_view::npos) return bad("backslash");
+  if (path.find('\0') != std::string_view::npos) return bad("NUL byte");
+  for (absl::string_view part : absl::StrSplit(absl::string_view(path.data(), path.size()), '/')) {
+    if (part.empty() || part == "." || part == "..") {
+      return bad("components may not be empty, \".\" or \"..\"");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace compressd

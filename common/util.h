@@ -1,0 +1,23 @@
+// Small shared helpers: clock, random ids, relative-path validation.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+namespace compressd {
+
+// Milliseconds since the Unix epoch (wall clock).
+int64_t NowMs();
+
+// A random id: `prefix` + 16 lowercase hex characters, e.g. "job-3f2a...".
+std::string NewId(std::string_view prefix);
+
+// A user-supplied relative path is safe if it is non-empty, relative, has no
+// "..", "." or empty component, no backslash and no NUL. `field` names the
+// request field for the error message (INVALID_ARGUMENT).
+absl::Status ValidateRelativePath(std::string_view path, std::string_view field);
+
+}  // namespace compressd

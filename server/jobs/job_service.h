@@ -1,0 +1,42 @@
+// Jobs as the public API sees them: submit (validated, idempotent by
+// request_id), get, list, cancel, and reading persisted events for WatchJob.
+// Thread-safe.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "compressd/v1/compressd.pb.h"
+#include "server/jobs/event_bus.h"
+#include "server/metrics/server_metrics.h"
+#include "server/scheduler/scheduler.h"
+#include "server/store/store.h"
+
+namespace compressd {
+
+class JobService {
+ public:
+  JobService(Store& store, EventBus& bus, Scheduler& scheduler, ServerMetrics& metrics);
+
+  // INVALID_ARGUMENT for a bad recipe (ValidateRecipe, field named) or a
+  // missing model_id; NOT_FOUND for an unknown model or dataset.
+  absl::StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& req);
+  absl::StatusOr<v1::Job> Get(const std::string& job_id);
+  absl::StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& req);
+  // QUEUED or RUNNING -> CANCELLED; FAILED_PRECONDITION for a terminal job.
+  absl::StatusOr<v1::Job> Cancel(const std::string& job_id);
+  absl::StatusOr<std::vector<v1::JobEvent>> ReadEvents(const std::string& job_id,
+                                                       int64_t after_sequence, int limit);
+  // Updates the jobs-by-state and queue-depth gauges from the Store.
+  void RefreshMetrics();
+
+ private:
+  Store& store_;
+  EventBus& bus_;
+  Scheduler& scheduler_;
+  ServerMetrics& metrics_;
+};
+
+}  // namespace compressd

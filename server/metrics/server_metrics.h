@@ -1,0 +1,43 @@
+// The server's Prometheus metrics, registered on a registry passed in (no
+// process-wide singletons). Thread-safe (prometheus-cpp metrics are atomic).
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <string>
+
+namespace compressd {
+
+class ServerMetrics {
+ public:
+  explicit ServerMetrics(prometheus::Registry& registry);
+
+  // Per-RPC accounting: compressd_rpc_total{method,code} and
+  // compressd_rpc_latency_seconds{method}.
+  void RecordRpc(const std::string& method, const std::string& code, double seconds);
+
+  prometheus::Gauge& jobs_in_state(const std::string& state);  // compressd_jobs{state}
+  prometheus::Gauge& queue_depth() { return *queue_depth_; }   // compressd_queue_depth
+  prometheus::Counter& task_attempts() { return *task_attempts_; }  // compressd_task_attempts_total
+  prometheus::Gauge& workers_connected() { return *workers_connected_; }
+  prometheus::Gauge& workers_busy() { return *workers_busy_; }
+  prometheus::Counter& bytes_uploaded() { return *bytes_uploaded_; }
+  prometheus::Counter& bytes_downloaded() { return *bytes_downloaded_; }
+
+ private:
+  prometheus::Family<prometheus::Counter>& rpc_total_;
+  prometheus::Family<prometheus::Histogram>& rpc_latency_;
+  prometheus::Family<prometheus::Gauge>& jobs_;
+  prometheus::Gauge* queue_depth_;
+  prometheus::Counter* task_attempts_;
+  prometheus::Gauge* workers_connected_;
+  prometheus::Gauge* workers_busy_;
+  prometheus::Counter* bytes_uploaded_;
+  prometheus::Counter* bytes_downloaded_;
+};
+
+}  // namespace compressd

@@ -1,0 +1,60 @@
+// Content-addressed blob store on the local file system.
+//
+// Layout: <root>/sha256/<first two hex chars>/<64 hex chars>. A blob is written
+// to <root>/tmp/ first, its size and sha256 verified, then renamed into place,
+// so a visible blob is always complete; the same content stored twice occupies
+// one file. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/sha256.h"
+
+namespace compressd {
+
+class BlobStore {
+ public:
+  // Creates the directories under `root` if needed.
+  static absl::StatusOr<std::unique_ptr<BlobStore>> Open(const std::string& root);
+
+  // Streaming writer. Not thread-safe; one per upload. Destroying an
+  // uncommitted writer deletes its temporary file.
+  class Writer {
+   public:
+    virtual ~Writer() = default;
+    virtual absl::Status Append(std::string_view data) = 0;
+    virtual uint64_t bytes_written() const = 0;
+    // Verifies that exactly `expected_size` bytes with digest `expected_sha256`
+    // were written (INVALID_ARGUMENT naming `what` otherwise), then publishes
+    // the blob. Returns its sha256.
+    virtual absl::StatusOr<std::string> Commit(uint64_t expected_size,
+                                               const std::string& expected_sha256,
+                                               std::string_view what) = 0;
+  };
+  absl::StatusOr<std::unique_ptr<Writer>> NewWriter();
+
+  // Stores a whole buffer; returns its sha256.
+  absl::StatusOr<std::string> Put(std::string_view data);
+
+  bool Has(const std::string& sha256) const;
+  // NOT_FOUND if absent.
+  absl::StatusOr<uint64_t> Size(const std::string& sha256) const;
+  // Path of the blob's file (whether or not it exists).
+  std::string PathFor(const std::string& sha256) const;
+  // Reads up to `max_bytes` starting at `offset` into *out (empty at EOF).
+  // NOT_FOUND if absent, OUT_OF_RANGE if offset > size.
+  absl::Status ReadAt(const std::string& sha256, uint64_t offset, size_t max_bytes,
+                      std::string* out) const;
+  uint64_t TotalBytes() const;
+
+ private:
+  explicit BlobStore(std::string root) : root_(std::move(root)) {}
+  std::string root_;
+};
+
+}  // namespace compressd

@@ -1,0 +1,106 @@
+// Durable state of compressd in SQLite (WAL mode): models, datasets, jobs,
+// tasks (leases), job events and artifacts. Every mutation is one SQLite
+// transaction, committed before the call returns, so an acknowledged change
+// survives a crash or restart.
+//
+// This class is storage only; the rules (legal job transitions, lease
+// semantics) live in JobService and Scheduler, which call the transactional
+// methods below. Thread-safe: one connection guarded by a mutex.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "compressd/v1/compressd.pb.h"
+
+struct sqlite3;
+
+namespace compressd {
+
+namespace v1 = ::compressd::v1;
+
+// Persisted lease state of a job's task. A job has one task per attempt
+// sequence in this issue (kind "compress"); later issues add more kinds.
+struct TaskRecord {
+  std::string task_id;
+  std::string job_id;
+  std::string kind;             // "compress"
+  std::string worker_id;        // empty when not leased
+  std::string lease_token;      // empty when not leased
+  int64_t lease_expire_ms = 0;  // 0 when not leased
+  bool cancel_requested = false;
+};
+
+template <typename T>
+struct Page {
+  std::vector<T> items;
+  std::string next_page_token;  // empty on the last page
+};
+
+class Store {
+ public:
+  // Opens (creating if needed) the database at `path` and applies the schema.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
+  ~Store();
+
+  // ---- models and datasets ----
+  absl::Status InsertModel(const v1::Model& model);
+  absl::StatusOr<v1::Model> GetModel(const std::string& id);  // NOT_FOUND
+  absl::StatusOr<Page<v1::Model>> ListModels(int page_size, const std::string& page_token);
+  // FAILED_PRECONDITION if a QUEUED or RUNNING job uses the model; NOT_FOUND.
+  absl::Status DeleteModel(const std::string& id);
+  absl::Status InsertDataset(const v1::Dataset& dataset);
+  absl::StatusOr<v1::Dataset> GetDataset(const std::string& id);
+  absl::StatusOr<Page<v1::Dataset>> ListDatasets(int page_size, const std::string& page_token);
+
+  // ---- jobs ----
+  // Inserts `job` (state QUEUED) with its task and first event unless a job
+  // with the same non-empty request_id exists, in which case that job is
+  // returned and *created is false.
+  absl::StatusOr<v1::Job> CreateJob(const v1::Job& job, const v1::JobEvent& first_event,
+                                    bool* created);
+  absl::StatusOr<v1::Job> GetJob(const std::string& id);  // with artifacts
+  absl::StatusOr<Page<v1::Job>> ListJobs(v1::JobState state, int page_size,
+                                         const std::string& page_token);
+  // Counts of jobs by state (for metrics and the dashboard).
+  absl::StatusOr<std::vector<std::pair<v1::JobState, int64_t>>> CountJobsByState();
+
+  // Runs `fn` inside one transaction with the job row and task loaded; `fn`
+  // mutates them and appends events (sequence numbers are assigned here).
+  // Returning non-OK from `fn` rolls everything back. Returns the sequence
+  // number of the last event written (0 if none).
+  using JobMutation = std::function<absl::Status(v1::Job& job, TaskRecord& task,
+                                                 std::vector<v1::JobEvent>& new_events)>;
+  absl::StatusOr<int64_t> UpdateJob(const std::string& job_id, const JobMutation& fn);
+
+  // The oldest QUEUED job's id (FIFO by creation), if any.
+  absl::StatusOr<std::optional<std::string>> OldestQueuedJob();
+  // Task records whose lease expired at or before `now_ms`.
+  absl::StatusOr<std::vector<TaskRecord>> ExpiredLeases(int64_t now_ms);
+  absl::StatusOr<TaskRecord> GetTask(const std::string& task_id);
+
+  // ---- events ----
+  // Appends events (sequence assigned) outside a state change; returns the last sequence.
+  absl::StatusOr<int64_t> AppendEvents(const std::string& job_id, std::vector<v1::JobEvent> events);
+  absl::StatusOr<std::vector<v1::JobEvent>> ReadEvents(const std::string& job_id,
+                                                       int64_t after_sequence, int limit);
+
+  // ---- artifacts ----
+  absl::Status InsertArtifact(const v1::Artifact& artifact);
+  absl::StatusOr<v1::Artifact> GetArtifact(const std::string& id);
+
+ private:
+  explicit Store(sqlite3* db) : db_(db) {}
+  absl::Mutex mu_;
+  sqlite3* db_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace compressd
