@@ -1,1 +1,344 @@
-// implementation pending
+// Recipe parsing: YAML text -> YAML node tree -> nlohmann::json -> protobuf's
+// JSON mapping. The JSON step gives us protobuf's own field-name handling
+// (original snake_case names and lowerCamelCase both accepted) and type checks;
+// before it, a walk over the JSON against the message descriptors rejects
+// unknown fields with their full path (e.g. "stages[0].magnitud").
+#include "common/recipe.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/util/json_util.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+
+namespace compressd {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kMaxDepth = 32;
+// Aliases (*name) share YAML nodes, so a small document can expand
+// exponentially; cap the number of nodes converted.
+constexpr int kMaxNodes = 100000;
+constexpr size_t kMaxRecipeBytes = 1 << 20;
+constexpr size_t kMaxRegexLength = 1024;
+constexpr int kMaxPatternM = 64;
+constexpr char kDefaultInclude[] = ".*_proj$";
+constexpr char kDefaultFormat[] = "hf_safetensors";
+
+absl::Status RecipeError(absl::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat("recipe: ", message));
+}
+
+std::string JoinPath(const std::string& parent, const std::string& key) {
+  return parent.empty() ? key : absl::StrCat(parent, ".", key);
+}
+
+std::string DisplayPath(const std::string& path) { return path.empty() ? "<top level>" : path; }
+
+bool ParseInt64(const std::string& s, int64_t* out) {
+  if (s.empty()) return false;
+  const char first = s.front();
+  if (!(first == '-' || first == '+' || (first >= '0' && first <= '9'))) return false;
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(s.c_str(), &end, 10);
+  if (errno != 0 || end != s.c_str() + s.size()) return false;
+  *out = static_cast<int64_t>(v);
+  return true;
+}
+
+bool ParseDouble(const std::string& s, double* out) {
+  if (s.empty()) return false;
+  const char first = s.front();
+  // Only plain decimal notation; "nan"/"inf"/hex stay strings (protobuf's
+  // JSON mapping still accepts "NaN"/"Infinity" strings for double fields).
+  if (!(first == '-' || first == '+' || first == '.' || (first >= '0' && first <= '9'))) {
+    return false;
+  }
+  if (s.find_first_of("xX") != std::string::npos) return false;
+  errno = 0;
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (errno != 0 || end != s.c_str() + s.size()) return false;
+  *out = v;
+  return true;
+}
+
+// A plain (unquoted) YAML scalar becomes an int, double, bool or null when it
+// looks like one; quoted scalars always stay strings.
+json ScalarToJson(const YAML::Node& node) {
+  const std::string& s = node.Scalar();
+  if (node.Tag() == "!") return s;  // quoted ("..." or '...')
+  int64_t i = 0;
+  if (ParseInt64(s, &i)) return i;
+  double d = 0;
+  if (ParseDouble(s, &d)) return d;
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  if (s == "null" || s == "Null" || s == "NULL" || s == "~" || s.empty()) return nullptr;
+  return s;
+}
+
+absl::StatusOr<json> YamlToJson(const YAML::Node& node, const std::string& path, int depth,
+                                int* budget) {
+  if (depth > kMaxDepth) {
+    return RecipeError(absl::StrCat(DisplayPath(path), ": nested deeper than ", kMaxDepth));
+  }
+  if (--*budget < 0) return RecipeError(absl::StrCat("more than ", kMaxNodes, " values"));
+  switch (node.Type()) {
+    case YAML::NodeType::Undefined:
+    case YAML::NodeType::Null:
+      return json(nullptr);
+    case YAML::NodeType::Scalar:
+      return ScalarToJson(node);
+    case YAML::NodeType::Sequence: {
+      json array = json::array();
+      for (size_t i = 0; i < node.size(); ++i) {
+        ASSIGN_OR_RETURN(json item,
+                         YamlToJson(node[i], absl::StrCat(path, "[", i, "]"), depth + 1, budget));
+        array.push_back(std::move(item));
+      }
+      return array;
+    }
+    case YAML::NodeType::Map: {
+      json object = json::object();
+      for (const auto& entry : node) {
+        if (!entry.first.IsScalar()) {
+          return RecipeError(absl::StrCat(DisplayPath(path), ": keys must be plain strings"));
+        }
+        const std::string key = entry.first.Scalar();
+        const std::string child_path = JoinPath(path, key);
+        if (object.contains(key)) {
+          return RecipeError(absl::StrCat("duplicate field \"", child_path, "\""));
+        }
+        ASSIGN_OR_RETURN(object[key], YamlToJson(entry.second, child_path, depth + 1, budget));
+      }
+      return object;
+    }
+  }
+  return RecipeError(absl::StrCat(DisplayPath(path), ": unsupported YAML node"));
+}
+
+const google::protobuf::FieldDescriptor* FindField(const google::protobuf::Descriptor& desc,
+                                                   const std::string& key) {
+  const google::protobuf::FieldDescriptor* field = desc.FindFieldByName(key);
+  if (field == nullptr) field = desc.FindFieldByCamelcaseName(key);
+  if (field == nullptr) {
+    for (int i = 0; i < desc.field_count(); ++i) {
+      if (desc.field(i)->json_name() == key) return desc.field(i);
+    }
+  }
+  return field;
+}
+
+std::string KnownFields(const google::protobuf::Descriptor& desc) {
+  std::vector<std::string> names;
+  names.reserve(desc.field_count());
+  for (int i = 0; i < desc.field_count(); ++i) names.push_back(desc.field(i)->name());
+  return absl::StrJoin(names, ", ");
+}
+
+// Rejects keys that name no field of `desc` and lists/mappings where the
+// other is expected, recursing into message fields. protobuf's parser is
+// lenient about a single value given for a repeated field; we are not.
+// Scalar type mismatches are left to protobuf's parser.
+absl::Status CheckKnownFields(const json& value, const google::protobuf::Descriptor& desc,
+                              const std::string& path) {
+  if (!value.is_object()) return absl::OkStatus();
+  for (const auto& [key, child] : value.items()) {
+    const std::string child_path = JoinPath(path, key);
+    const google::protobuf::FieldDescriptor* field = FindField(desc, key);
+    if (field == nullptr) {
+      return RecipeError(absl::StrCat("unknown field \"", child_path, "\" (known fields of ",
+                                      DisplayPath(path), ": ", KnownFields(desc), ")"));
+    }
+    if (child.is_null()) continue;  // null means "unset"
+    if (field->is_repeated() && !field->is_map() && !child.is_array()) {
+      return RecipeError(absl::StrCat(child_path, ": expected a list"));
+    }
+    if (field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    if ((field->is_map() || !field->is_repeated()) && !child.is_object()) {
+      return RecipeError(absl::StrCat(child_path, ": expected a mapping of fields"));
+    }
+    if (field->is_map()) continue;
+    const google::protobuf::Descriptor& child_desc = *field->message_type();
+    if (field->is_repeated()) {
+      for (size_t i = 0; i < child.size(); ++i) {
+        const std::string item_path = absl::StrCat(child_path, "[", i, "]");
+        if (!child[i].is_object()) {
+          return RecipeError(absl::StrCat(item_path, ": expected a mapping of fields"));
+        }
+        RETURN_IF_ERROR(CheckKnownFields(child[i], child_desc, item_path));
+      }
+    } else {
+      RETURN_IF_ERROR(CheckKnownFields(child, child_desc, child_path));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Parses "N:M" with 0 < N < M <= kMaxPatternM.
+bool ParsePattern(const std::string& pattern, int* n, int* m) {
+  std::vector<std::string> parts = absl::StrSplit(pattern, ':');
+  if (parts.size() != 2) return false;
+  int values[2] = {0, 0};
+  for (int i = 0; i < 2; ++i) {
+    const std::string& p = parts[i];
+    if (p.empty() || p.size() > 3) return false;
+    for (char c : p) {
+      if (c < '0' || c > '9') return false;
+    }
+    values[i] = std::atoi(p.c_str());
+  }
+  *n = values[0];
+  *m = values[1];
+  return *n > 0 && *n < *m && *m <= kMaxPatternM;
+}
+
+absl::Status ValidateRegex(const std::string& regex, const std::string& field) {
+  if (regex.size() > kMaxRegexLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": regex longer than ", kMaxRegexLength, " characters"));
+  }
+  try {
+    std::regex re(regex, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": invalid regex \"", regex, "\": ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateMagnitude(const v1::MagnitudeStage& stage, const std::string& path) {
+  const bool has_sparsity = stage.sparsity() != 0.0;  // NaN counts as set
+  const bool has_pattern = !stage.pattern().empty();
+  if (has_sparsity && has_pattern) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": set exactly one of sparsity and pattern, not both"));
+  }
+  if (!has_sparsity && !has_pattern) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path,
+                     ": set exactly one of sparsity (in (0, 1)) and pattern (\"N:M\"); got neither "
+                     "(sparsity 0 counts as unset)"));
+  }
+  if (has_sparsity && !(stage.sparsity() > 0.0 && stage.sparsity() < 1.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ".sparsity: must be in (0, 1), got ", stage.sparsity()));
+  }
+  int n = 0;
+  int m = 0;
+  if (has_pattern && !ParsePattern(stage.pattern(), &n, &m)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ".pattern: must be \"N:M\" with 0 < N < M <= ", kMaxPatternM, ", got \"",
+                     stage.pattern(), "\""));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Recipe> ParseRecipeText(std::string_view text) {
+  if (text.size() > kMaxRecipeBytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("recipe: larger than ", kMaxRecipeBytes, " bytes"));
+  }
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return RecipeError(absl::StrCat("syntax error at line ", e.mark.line + 1, ", column ",
+                                    e.mark.column + 1, ": ", e.msg));
+  }
+  json doc;
+  try {
+    int budget = kMaxNodes;
+    ASSIGN_OR_RETURN(doc, YamlToJson(root, "", 0, &budget));
+  } catch (const YAML::Exception& e) {
+    return RecipeError(e.what());
+  }
+  if (doc.is_null()) doc = json::object();  // empty document: validation reports what is missing
+  if (!doc.is_object()) return RecipeError("the top level must be a mapping of fields");
+  RETURN_IF_ERROR(CheckKnownFields(doc, *v1::Recipe::descriptor(), ""));
+
+  v1::Recipe recipe;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  std::string json_text;
+  try {
+    json_text = doc.dump();
+  } catch (const json::exception& e) {  // e.g. a string that is not valid UTF-8
+    return RecipeError(e.what());
+  }
+  const auto status = google::protobuf::util::JsonStringToMessage(json_text, &recipe, options);
+  if (!status.ok()) {
+    const auto message = status.message();
+    return RecipeError(std::string(message.data(), message.size()));
+  }
+  return recipe;
+}
+
+absl::StatusOr<v1::Recipe> ParseRecipeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open recipe file ", path));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return absl::InvalidArgumentError(absl::StrCat("cannot read recipe file ", path));
+  absl::StatusOr<v1::Recipe> recipe = ParseRecipeText(text.str());
+  if (!recipe.ok()) {
+    return absl::Status(recipe.status().code(),
+                        absl::StrCat(path, ": ", recipe.status().message()));
+  }
+  return recipe;
+}
+
+void ApplyRecipeDefaults(v1::Recipe* recipe) {
+  if (recipe->targets().include().empty()) recipe->mutable_targets()->set_include(kDefaultInclude);
+  if (recipe->output().format().empty()) recipe->mutable_output()->set_format(kDefaultFormat);
+}
+
+absl::Status ValidateRecipe(const v1::Recipe& recipe) {
+  if (recipe.stages().empty()) {
+    return absl::InvalidArgumentError("stages: at least one stage is required");
+  }
+  for (int i = 0; i < recipe.stages_size(); ++i) {
+    const v1::Stage& stage = recipe.stages(i);
+    const std::string path = absl::StrCat("stages[", i, "]");
+    switch (stage.kind_case()) {
+      case v1::Stage::kMagnitude:
+        RETURN_IF_ERROR(ValidateMagnitude(stage.magnitude(), absl::StrCat(path, ".magnitude")));
+        break;
+      case v1::Stage::KIND_NOT_SET:
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": stage has no kind (expected one of: magnitude)"));
+    }
+  }
+  RETURN_IF_ERROR(ValidateRegex(recipe.targets().include(), "targets.include"));
+  for (int i = 0; i < recipe.targets().ignore_size(); ++i) {
+    const std::string field = absl::StrCat("targets.ignore[", i, "]");
+    if (recipe.targets().ignore(i).empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": must not be empty"));
+    }
+    RETURN_IF_ERROR(ValidateRegex(recipe.targets().ignore(i), field));
+  }
+  const std::string& format = recipe.output().format();
+  if (!format.empty() && format != kDefaultFormat) {
+    return absl::InvalidArgumentError(absl::StrCat("output.format: unknown format ", format,
+                                                   " (supported: ", kDefaultFormat, ")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace compressd

@@ -1,1 +1,212 @@
-int main() { return 0; }
+// compressd: the compression server process. Opens the store, starts the
+// scheduler, the gRPC and HTTP servers and optionally local workers, prints
+//   compressd listening grpc=HOST:PORT http=HOST:PORT
+// once both ports are bound, and shuts down cleanly on SIGINT/SIGTERM.
+#include <prometheus/registry.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "server/http/http_server.h"
+#include "server/jobs/event_bus.h"
+#include "server/jobs/job_service.h"
+#include "server/metrics/server_metrics.h"
+#include "server/models/model_registry.h"
+#include "server/rpc/grpc_server.h"
+#include "server/scheduler/scheduler.h"
+#include "server/store/blob_store.h"
+#include "server/store/store.h"
+#include "server/supervisor/worker_supervisor.h"
+
+ABSL_FLAG(std::string, data_dir, "./data", "Directory for the database and blobs (created).");
+ABSL_FLAG(int, grpc_port, 50051, "gRPC port; 0 picks a free one.");
+ABSL_FLAG(int, http_port, 8080, "HTTP port (metrics, probes, dashboard); 0 picks a free one.");
+ABSL_FLAG(std::string, listen_host, "127.0.0.1", "Address both servers listen on.");
+ABSL_FLAG(int, local_workers, 0, "Number of compress-worker processes to run and supervise.");
+ABSL_FLAG(std::string, worker_binary, "",
+          "compress-worker executable; default: the one next to compressd.");
+ABSL_FLAG(int64_t, lease_ttl_ms, 15000, "Task lease lifetime without a heartbeat.");
+ABSL_FLAG(int64_t, heartbeat_interval_ms, 2000, "Heartbeat period asked of workers.");
+ABSL_FLAG(int64_t, shutdown_grace_ms, 5000,
+          "On SIGINT/SIGTERM, how long in-flight RPCs and workers get to finish.");
+
+namespace compressd {
+namespace {
+
+// absl flags are spelled with underscores; accept --data-dir as well.
+// Returns the arguments with dashes in flag names (not values) replaced.
+std::vector<std::string> NormalizeFlagNames(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string& arg = args[i];
+    if (arg == "--") {
+      break;
+    }
+    if (arg.size() < 3 || arg.compare(0, 2, "--") != 0) {
+      continue;
+    }
+    const size_t end = std::min(arg.find('='), arg.size());
+    std::replace(arg.begin() + 2, arg.begin() + static_cast<std::ptrdiff_t>(end), '-', '_');
+  }
+  return args;
+}
+
+absl::Status ValidateFlags() {
+  const auto check_port = [](const char* name, int port) {
+    return port >= 0 && port <= 65535 ? absl::OkStatus()
+                                      : absl::InvalidArgumentError(absl::StrCat(
+                                            name, ": must be in [0, 65535], got ", port));
+  };
+  RETURN_IF_ERROR(check_port("--grpc-port", absl::GetFlag(FLAGS_grpc_port)));
+  RETURN_IF_ERROR(check_port("--http-port", absl::GetFlag(FLAGS_http_port)));
+  if (absl::GetFlag(FLAGS_local_workers) < 0) {
+    return absl::InvalidArgumentError("--local-workers: must be >= 0");
+  }
+  if (absl::GetFlag(FLAGS_lease_ttl_ms) <= 0 || absl::GetFlag(FLAGS_heartbeat_interval_ms) <= 0) {
+    return absl::InvalidArgumentError("--lease-ttl-ms and --heartbeat-interval-ms: must be > 0");
+  }
+  return absl::OkStatus();
+}
+
+std::string DefaultWorkerBinary() {
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) {
+    return "compress-worker";
+  }
+  return (self.parent_path() / "compress-worker").string();
+}
+
+// Workers dial the server; a wildcard listen address is reached via loopback.
+std::string WorkerDialHost(const std::string& listen_host) {
+  if (listen_host.empty() || listen_host == "0.0.0.0") {
+    return "127.0.0.1";
+  }
+  if (listen_host == "::" || listen_host == "[::]") {
+    return "::1";
+  }
+  return listen_host;
+}
+
+absl::Status WaitForShutdownSignal(const sigset_t& signals) {
+  int signal_number = 0;
+  if (sigwait(&signals, &signal_number) != 0) {
+    return absl::InternalError("sigwait failed");
+  }
+  std::fprintf(stderr, "compressd: received signal %d, shutting down\n", signal_number);
+  return absl::OkStatus();
+}
+
+absl::Status Run(const sigset_t& signals) {
+  RETURN_IF_ERROR(ValidateFlags());
+  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  const std::string host = absl::GetFlag(FLAGS_listen_host);
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--data-dir: cannot create ", data_dir, ": ", ec.message()));
+  }
+
+  ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(data_dir + "/compressd.db"));
+  ASSIGN_OR_RETURN(std::unique_ptr<BlobStore> blobs, BlobStore::Open(data_dir + "/blobs"));
+  prometheus::Registry registry;
+  ServerMetrics metrics(registry);
+  EventBus bus;
+  SchedulerOptions scheduler_options;
+  scheduler_options.lease_ttl_ms = absl::GetFlag(FLAGS_lease_ttl_ms);
+  scheduler_options.heartbeat_interval_ms = absl::GetFlag(FLAGS_heartbeat_interval_ms);
+  Scheduler scheduler(*store, bus, metrics, scheduler_options);
+  JobService jobs(*store, bus, scheduler, metrics);
+  ModelRegistry models(*store, *blobs, metrics);
+  scheduler.Start();
+
+  GrpcServerOptions grpc_options;
+  grpc_options.host = host;
+  grpc_options.port = absl::GetFlag(FLAGS_grpc_port);
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<GrpcServer> grpc,
+      GrpcServer::Start(grpc_options, {*store, *blobs, bus, models, jobs, scheduler, metrics}));
+  HttpServerOptions http_options;
+  http_options.host = host;
+  http_options.port = absl::GetFlag(FLAGS_http_port);
+  HttpServer http(http_options, registry, jobs, metrics, [&]() -> absl::Status {
+    if (!grpc->serving()) {
+      return absl::UnavailableError("grpc server is not serving");
+    }
+    return store->CountJobsByState().status();  // the store answers queries
+  });
+  RETURN_IF_ERROR(http.Start());
+
+  WorkerSupervisorOptions worker_options;
+  worker_options.binary = absl::GetFlag(FLAGS_worker_binary).empty()
+                              ? DefaultWorkerBinary()
+                              : absl::GetFlag(FLAGS_worker_binary);
+  worker_options.server_address = JoinHostPort(WorkerDialHost(host), grpc->port());
+  worker_options.cache_root = data_dir + "/worker-cache";
+  worker_options.count = absl::GetFlag(FLAGS_local_workers);
+  worker_options.grace_ms = absl::GetFlag(FLAGS_shutdown_grace_ms);
+  WorkerSupervisor supervisor(worker_options);
+  if (worker_options.count > 0) {
+    RETURN_IF_ERROR(supervisor.Start());
+  }
+  std::printf("compressd listening grpc=%s http=%s\n", grpc->address().c_str(),
+              JoinHostPort(host, http.port()).c_str());
+  std::fflush(stdout);
+
+  absl::Status waited = WaitForShutdownSignal(signals);
+  // Local workers go first, while the server can still take their last calls;
+  // stopping the scheduler answers pending LeaseTask long-polls, so draining
+  // the gRPC server does not wait on them; HTTP goes last so /readyz reports
+  // the drain.
+  supervisor.Stop();
+  scheduler.Stop();
+  grpc->Shutdown(std::chrono::milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms)));
+  http.Stop();
+  return waited;
+}
+
+}  // namespace
+}  // namespace compressd
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "compressd: LLM compression server.\n"
+      "  compressd [--data-dir DIR] [--grpc-port N] [--http-port N] [--listen-host H]\n"
+      "            [--local-workers N] [--worker-binary PATH]");
+  std::vector<std::string> args = compressd::NormalizeFlagNames(argc, argv);
+  std::vector<char*> arg_ptrs;
+  arg_ptrs.reserve(args.size());
+  for (std::string& arg : args) {
+    arg_ptrs.push_back(arg.data());
+  }
+  absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
+
+  // Block the shutdown signals before any thread starts, so every thread
+  // inherits the mask and only sigwait() in Run() receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const absl::Status status = compressd::Run(signals);
+  if (!status.ok()) {
+    std::fprintf(stderr, "compressd: %s\n", status.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}

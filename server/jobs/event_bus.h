@@ -2,7 +2,9 @@
 // (WatchJob streams) then read the events from the Store; the bus carries
 // only the job id and latest sequence, never the events themselves, so a
 // missed notification loses nothing. Thread-safe. Callbacks run on the
-// publishing thread and must not block.
+// publishing thread while the bus's lock is held: they must not block and
+// must not call back into the bus. Once Unsubscribe returns, the callback is
+// neither running nor called again, so its captures may be destroyed.
 #pragma once
 
 #include <cstdint>

@@ -1,1 +1,120 @@
-// implementation pending
+#include "server/jobs/job_service.h"
+
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/recipe.h"
+#include "common/status_macros.h"
+#include "common/util.h"
+#include "server/jobs/job_state.h"
+
+namespace compressd {
+namespace {
+
+constexpr int kDefaultMaxAttempts = 3;
+constexpr int kMaxMaxAttempts = 100;
+
+// Checks everything about a new job that does not need the Store.
+absl::Status ValidateSubmit(const v1::SubmitJobRequest& req, v1::Recipe* recipe) {
+  if (req.model_id().empty()) return absl::InvalidArgumentError("model_id: required");
+  if (req.max_attempts() != 0 &&
+      (req.max_attempts() < 1 || req.max_attempts() > kMaxMaxAttempts)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_attempts: must be in [1, ", kMaxMaxAttempts, "], got ", req.max_attempts()));
+  }
+  for (int i = 0; i < req.dataset_ids_size(); ++i) {
+    if (req.dataset_ids(i).empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("dataset_ids[", i, "]: empty id"));
+    }
+  }
+  *recipe = req.recipe();
+  ApplyRecipeDefaults(recipe);
+  absl::Status valid = ValidateRecipe(*recipe);
+  if (!valid.ok()) return absl::Status(valid.code(), absl::StrCat("recipe: ", valid.message()));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+JobService::JobService(Store& store, EventBus& bus, Scheduler& scheduler, ServerMetrics& metrics)
+    : store_(store), bus_(bus), scheduler_(scheduler), metrics_(metrics) {}
+
+absl::StatusOr<v1::Job> JobService::Submit(const v1::SubmitJobRequest& req) {
+  // A retry returns the first job as it is now, whatever else it carries.
+  ASSIGN_OR_RETURN(std::optional<v1::Job> existing, store_.FindJobByRequestId(req.request_id()));
+  if (existing) return *std::move(existing);
+
+  v1::Job job;
+  RETURN_IF_ERROR(ValidateSubmit(req, job.mutable_recipe()));
+  const int64_t now = NowMs();
+  job.set_id(NewId("job-"));
+  job.set_model_id(req.model_id());
+  job.set_request_id(req.request_id());
+  job.set_max_attempts(req.max_attempts() == 0 ? kDefaultMaxAttempts : req.max_attempts());
+  job.set_create_time_ms(now);
+  *job.mutable_dataset_ids() = req.dataset_ids();
+  std::vector<v1::JobEvent> events;
+  RETURN_IF_ERROR(ApplyTransition(&job, v1::QUEUED, "submitted", now, &events));
+
+  bool created = false;
+  ASSIGN_OR_RETURN(v1::Job stored, store_.CreateJob(job, events.front(), &created));
+  if (created) {
+    bus_.Publish(stored.id(), 1);
+    RefreshMetrics();
+    scheduler_.NotifyWorkAvailable();
+  }
+  return stored;
+}
+
+absl::StatusOr<v1::Job> JobService::Get(const std::string& job_id) {
+  if (job_id.empty()) return absl::InvalidArgumentError("job_id: required");
+  return store_.GetJob(job_id);
+}
+
+absl::StatusOr<v1::ListJobsResponse> JobService::List(const v1::ListJobsRequest& req) {
+  if (!v1::JobState_IsValid(req.state())) {
+    return absl::InvalidArgumentError(absl::StrCat("state: unknown job state ", req.state()));
+  }
+  ASSIGN_OR_RETURN(Page<v1::Job> page,
+                   store_.ListJobs(req.state(), req.page_size(), req.page_token()));
+  v1::ListJobsResponse resp;
+  for (v1::Job& job : page.items) *resp.add_jobs() = std::move(job);
+  resp.set_next_page_token(page.next_page_token);
+  return resp;
+}
+
+absl::StatusOr<v1::Job> JobService::Cancel(const std::string& job_id) {
+  if (job_id.empty()) return absl::InvalidArgumentError("job_id: required");
+  const int64_t now = NowMs();
+  ASSIGN_OR_RETURN(int64_t seq,
+                   store_.UpdateJob(job_id, [&](v1::Job& job, TaskRecord& task,
+                                                std::vector<v1::JobEvent>& events) {
+                     if (IsTerminal(job.state())) {
+                       std::string_view state = JobStateName(job.state());
+                       return absl::FailedPreconditionError(absl::StrCat(
+                           "job ", job_id, " is already ",
+                           absl::string_view(state.data(), state.size()),
+                           "; only QUEUED or RUNNING jobs can be cancelled"));
+                     }
+                     // A RUNNING job keeps its lease so the worker hears
+                     // cancel=true on its next heartbeat.
+                     task.cancel_requested = job.state() == v1::RUNNING;
+                     return ApplyTransition(&job, v1::CANCELLED, "cancelled by user", now,
+                                            &events);
+                   }));
+  bus_.Publish(job_id, seq);
+  RefreshMetrics();
+  return store_.GetJob(job_id);
+}
+
+absl::StatusOr<std::vector<v1::JobEvent>> JobService::ReadEvents(const std::string& job_id,
+                                                                 int64_t after_sequence,
+                                                                 int limit) {
+  RETURN_IF_ERROR(Get(job_id).status());
+  return store_.ReadEvents(job_id, after_sequence, limit);
+}
+
+void JobService::RefreshMetrics() { scheduler_.RefreshJobMetrics(); }
+
+}  // namespace compressd

@@ -10,7 +10,10 @@
 // SUCCEEDED, FAILED and CANCELLED are terminal.
 #pragma once
 
+#include <cstdint>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "compressd/v1/compressd.pb.h"
@@ -22,5 +25,14 @@ bool IsLegalTransition(v1::JobState from, v1::JobState to);
 // FAILED_PRECONDITION naming both states when the transition is illegal.
 absl::Status CheckTransition(v1::JobState from, v1::JobState to);
 std::string_view JobStateName(v1::JobState state);
+
+// The one way job state changes: checks the transition, sets job->state and
+// the fields that go with it (RUNNING: start_time_ms; terminal: end_time_ms;
+// FAILED/CANCELLED: error = reason; SUCCEEDED: error cleared) and appends
+// the StateChange event to *events. Submission is the one transition from
+// JOB_STATE_UNSPECIFIED (to QUEUED). FAILED_PRECONDITION (nothing changed)
+// if the transition is illegal.
+absl::Status ApplyTransition(v1::Job* job, v1::JobState to, const std::string& reason,
+                             int64_t now_ms, std::vector<v1::JobEvent>* events);
 
 }  // namespace compressd

@@ -1,1 +1,61 @@
-// implementation pending
+#include "server/metrics/server_metrics.h"
+
+#include <prometheus/histogram.h>
+
+namespace compressd {
+namespace {
+
+// 1 ms .. 10 s, roughly 1-2.5-5 per decade.
+const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0};
+  return kBuckets;
+}
+
+prometheus::Gauge* NewGauge(prometheus::Registry& registry, const std::string& name,
+                            const std::string& help) {
+  return &prometheus::BuildGauge().Name(name).Help(help).Register(registry).Add({});
+}
+
+prometheus::Counter* NewCounter(prometheus::Registry& registry, const std::string& name,
+                                const std::string& help) {
+  return &prometheus::BuildCounter().Name(name).Help(help).Register(registry).Add({});
+}
+
+}  // namespace
+
+ServerMetrics::ServerMetrics(prometheus::Registry& registry)
+    : rpc_total_(prometheus::BuildCounter()
+                     .Name("compressd_rpc_total")
+                     .Help("RPCs handled, by method and status code.")
+                     .Register(registry)),
+      rpc_latency_(prometheus::BuildHistogram()
+                       .Name("compressd_rpc_latency_seconds")
+                       .Help("RPC handling latency in seconds, by method.")
+                       .Register(registry)),
+      jobs_(prometheus::BuildGauge()
+                .Name("compressd_jobs")
+                .Help("Jobs by state.")
+                .Register(registry)),
+      queue_depth_(NewGauge(registry, "compressd_queue_depth", "Jobs waiting for a worker.")),
+      task_attempts_(NewCounter(registry, "compressd_task_attempts_total",
+                                "Task attempts started (leases handed out).")),
+      workers_connected_(
+          NewGauge(registry, "compressd_workers_connected", "Workers heard from recently.")),
+      workers_busy_(NewGauge(registry, "compressd_workers_busy", "Workers holding a lease.")),
+      bytes_uploaded_(NewCounter(registry, "compressd_bytes_uploaded_total",
+                                 "Bytes received in model and dataset uploads.")),
+      bytes_downloaded_(NewCounter(registry, "compressd_bytes_downloaded_total",
+                                   "Bytes sent in artifact and blob downloads.")) {}
+
+void ServerMetrics::RecordRpc(const std::string& method, const std::string& code,
+                              double seconds) {
+  rpc_total_.Add({{"method", method}, {"code", code}}).Increment();
+  rpc_latency_.Add({{"method", method}}, LatencyBuckets()).Observe(seconds);
+}
+
+prometheus::Gauge& ServerMetrics::jobs_in_state(const std::string& state) {
+  return jobs_.Add({{"state", state}});
+}
+
+}  // namespace compressd

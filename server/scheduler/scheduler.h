@@ -8,13 +8,14 @@
 // - Every call naming a lease that is no longer current is FAILED_PRECONDITION,
 //   so a stale worker can never overwrite a newer attempt's result.
 // Thread-safe. Owns one background thread (lease expiry, long-poll timeouts,
-// worker liveness) between Start() and Stop().
+// worker liveness) between Start() and Stop(). LeaseTask callbacks never run
+// under the scheduler's lock. The lease-bound calls live in leases.cc.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -36,6 +37,8 @@ struct SchedulerOptions {
   int64_t worker_timeout_ms = 30000;  // a worker unheard of this long is disconnected
   int64_t max_wait_ms = 30000;        // cap on LeaseTask long-poll
   int64_t tick_ms = 200;              // background thread period
+  // Wall clock in milliseconds; tests substitute a fake. Empty means NowMs().
+  std::function<int64_t()> clock;
 };
 
 class Scheduler {
@@ -44,7 +47,8 @@ class Scheduler {
   ~Scheduler();  // calls Stop()
 
   void Start();
-  // Stops the background thread and answers every pending LeaseTask with no task.
+  // Stops the background thread and answers every pending LeaseTask with no
+  // task; later LeaseTask calls get no task either (the server is draining).
   void Stop();
 
   absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(const v1::RegisterWorkerRequest& req);
@@ -52,40 +56,69 @@ class Scheduler {
   // Long-poll. `done` is called exactly once: right away if a task is
   // available (or on error), otherwise from another thread when a task
   // becomes available or wait_ms passes (then with an empty response).
-  // Returns a handle for CancelWait.
+  // Returns a handle for CancelWait, or 0 if `done` was already called.
+  // NOT_FOUND for an unregistered worker_id.
   using LeaseCallback = std::function<void(absl::StatusOr<v1::LeaseTaskResponse>)>;
   int64_t LeaseTask(const v1::LeaseTaskRequest& req, LeaseCallback done);
   // The caller went away: `done` is called with CANCELLED if it was not yet called.
+  // A task leased for it in the meantime is put back in the queue.
   void CancelWait(int64_t handle);
   // A job became QUEUED: wake one waiting LeaseTask.
   void NotifyWorkAvailable();
 
+  // A worker the server does not know (e.g. after a server restart) is
+  // re-admitted when it heartbeats a lease it still holds.
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& req);
   absl::Status ReportEvents(const v1::ReportEventsRequest& req);
   // FAILED_PRECONDITION unless (task_id, lease_token) is the current lease of a RUNNING job.
   absl::Status CheckLease(const std::string& task_id, const std::string& lease_token);
   // Records an uploaded output file (blob already committed) as an artifact of the task's job.
+  // An earlier artifact of the job with the same path is replaced.
   absl::StatusOr<v1::Artifact> AddArtifact(const v1::UploadArtifactHeader& header);
   absl::Status CompleteTask(const v1::CompleteTaskRequest& req);
   absl::Status FailTask(const v1::FailTaskRequest& req);
 
   // One pass of the background work (lease expiry, timeouts); for tests.
   void Tick();
+  // Sets the jobs-by-state and queue-depth gauges from the Store.
+  void RefreshJobMetrics();
 
  private:
-  // Implementation-defined members (waiters, workers, thread) go here.
   struct Waiter {
     std::string worker_id;
-    int64_t deadline_ms;
+    int64_t deadline_ms = 0;
     LeaseCallback done;
+    bool serving = false;    // ServeWaiters is leasing a task for it right now
+    bool cancelled = false;  // CancelWait arrived while serving
   };
   struct WorkerInfo {
     v1::RegisterWorkerRequest info;
     int64_t last_seen_ms = 0;
     std::string task_id;  // empty when idle
   };
+
+  int64_t Now() const;
+  void Run();  // the background thread
+  // Leases the oldest QUEUED job to `worker_id`; nullopt when none is queued.
   absl::StatusOr<std::optional<v1::Task>> TryLease(const std::string& worker_id);
+  // Hands queued jobs to waiting LeaseTask calls, oldest waiter first.
   void ServeWaiters();
+  // Fails a queued job whose model or dataset vanished (only possible by
+  // editing the database), so it cannot block the queue.
+  void FailUnleasable(const std::string& job_id, const std::string& reason);
+  // Puts back a task leased for a waiter that went away before receiving it.
+  void ReturnLease(const v1::Task& task, const std::string& worker_id);
+  // Requeues or fails RUNNING jobs whose lease expired at or before `now`.
+  void ExpireLeases(int64_t now);
+  // Answers long-polls past their deadline and drops silent workers.
+  void ExpireWaitersAndWorkers(int64_t now);
+  // NOT_FOUND unless `worker_id` is registered; records that it was heard from.
+  absl::Status TouchWorker(const std::string& worker_id);
+  // Records what a worker holds ("" when idle); re-admits an unknown worker if `admit`.
+  void SetWorkerTask(const std::string& worker_id, const std::string& task_id, bool admit = false);
+  // Clears a worker's task only if it is still `task_id`.
+  void ReleaseWorker(const std::string& worker_id, const std::string& task_id);
+  void UpdateWorkerGaugesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Store& store_;
   EventBus& bus_;
@@ -96,6 +129,10 @@ class Scheduler {
   int64_t next_handle_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<int64_t, Waiter> waiters_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, WorkerInfo> workers_ ABSL_GUARDED_BY(mu_);
+  // Bumped by NotifyWorkAvailable so LeaseTask can notice work that was
+  // queued between its lease attempt and registering as a waiter.
+  uint64_t work_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

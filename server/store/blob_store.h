@@ -41,15 +41,19 @@ class BlobStore {
   // Stores a whole buffer; returns its sha256.
   absl::StatusOr<std::string> Put(std::string_view data);
 
+  // Every lookup below treats a malformed digest as absent (Has) or
+  // INVALID_ARGUMENT (Size, ReadAt).
   bool Has(const std::string& sha256) const;
   // NOT_FOUND if absent.
   absl::StatusOr<uint64_t> Size(const std::string& sha256) const;
-  // Path of the blob's file (whether or not it exists).
+  // Path of the blob's file (whether or not it exists); empty if `sha256` is
+  // not 64 lowercase hex characters, so a request can never name another file.
   std::string PathFor(const std::string& sha256) const;
   // Reads up to `max_bytes` starting at `offset` into *out (empty at EOF).
   // NOT_FOUND if absent, OUT_OF_RANGE if offset > size.
   absl::Status ReadAt(const std::string& sha256, uint64_t offset, size_t max_bytes,
                       std::string* out) const;
+  // Sum of the sizes of all stored blobs (walks the directory tree).
   uint64_t TotalBytes() const;
 
  private:

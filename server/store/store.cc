@@ -1,1 +1,276 @@
-// implementation pending
+#include "server/store/store.h"
+
+#include <sqlite3.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "common/util.h"
+#include "server/store/sqlite_util.h"
+#include "server/store/store_internal.h"
+
+namespace compressd {
+namespace {
+
+using sqlite::Stmt;
+using store_internal::ReadPage;
+using store_internal::StartPosition;
+
+constexpr int kSchemaVersion = 1;
+
+constexpr char kSchema[] = R"sql(
+CREATE TABLE IF NOT EXISTS models (
+  id TEXT PRIMARY KEY,
+  create_time_ms INTEGER NOT NULL,
+  proto BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS models_by_time ON models(create_time_ms, id);
+CREATE TABLE IF NOT EXISTS datasets (
+  id TEXT PRIMARY KEY,
+  create_time_ms INTEGER NOT NULL,
+  proto BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS datasets_by_time ON datasets(create_time_ms, id);
+CREATE TABLE IF NOT EXISTS jobs (
+  id TEXT PRIMARY KEY,
+  model_id TEXT NOT NULL,
+  state INTEGER NOT NULL,
+  request_id TEXT NOT NULL DEFAULT '',
+  create_time_ms INTEGER NOT NULL,
+  proto BLOB NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_request_id ON jobs(request_id) WHERE request_id <> '';
+CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs(create_time_ms, id);
+CREATE INDEX IF NOT EXISTS jobs_by_state_time ON jobs(state, create_time_ms, id);
+CREATE INDEX IF NOT EXISTS jobs_by_model ON jobs(model_id, state);
+CREATE TABLE IF NOT EXISTS tasks (
+  task_id TEXT PRIMARY KEY,
+  job_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  worker_id TEXT NOT NULL DEFAULT '',
+  lease_token TEXT NOT NULL DEFAULT '',
+  lease_expire_ms INTEGER NOT NULL DEFAULT 0,
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (job_id, kind));
+CREATE INDEX IF NOT EXISTS tasks_by_lease_expiry ON tasks(lease_expire_ms)
+  WHERE lease_expire_ms > 0;
+CREATE TABLE IF NOT EXISTS events (
+  job_id TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  time_ms INTEGER NOT NULL,
+  proto BLOB NOT NULL,
+  PRIMARY KEY (job_id, sequence)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS artifacts (
+  id TEXT PRIMARY KEY,
+  job_id TEXT NOT NULL,
+  path TEXT NOT NULL,
+  proto BLOB NOT NULL,
+  UNIQUE (job_id, path));
+)sql";
+
+absl::Status ApplySchema(sqlite3* db) {
+  RETURN_IF_ERROR(sqlite::Exec(db, "PRAGMA journal_mode=WAL"));
+  RETURN_IF_ERROR(sqlite::Exec(db, "PRAGMA synchronous=FULL"));
+  ASSIGN_OR_RETURN(Stmt version, Stmt::Prepare(db, "PRAGMA user_version"));
+  ASSIGN_OR_RETURN(bool row, version.Step());
+  int64_t found = row ? version.Int(0) : 0;
+  if (found > kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat("database schema version ", found,
+                                                      " is newer than this server's (",
+                                                      kSchemaVersion, ")"));
+  }
+  sqlite::Transaction txn(db);
+  RETURN_IF_ERROR(txn.status());
+  RETURN_IF_ERROR(sqlite::Exec(db, kSchema));
+  RETURN_IF_ERROR(sqlite::Exec(db, absl::StrCat("PRAGMA user_version=", kSchemaVersion)));
+  return txn.Commit();
+}
+
+template <typename T>
+absl::Status InsertRecord(sqlite3* db, const char* table, const T& record) {
+  if (record.id().empty()) return absl::InvalidArgumentError(absl::StrCat(table, ": empty id"));
+  ASSIGN_OR_RETURN(Stmt stmt,
+                   Stmt::Prepare(db, absl::StrCat("INSERT INTO ", table,
+                                                  " (id, create_time_ms, proto) VALUES (?, ?, ?)")));
+  return stmt.Bind(1, record.id()).Bind(2, record.create_time_ms()).BindProto(3, record).Run();
+}
+
+template <typename T>
+absl::StatusOr<T> GetRecord(sqlite3* db, const char* table, const char* noun,
+                            const std::string& id) {
+  ASSIGN_OR_RETURN(Stmt stmt,
+                   Stmt::Prepare(db, absl::StrCat("SELECT proto FROM ", table, " WHERE id = ?")));
+  stmt.Bind(1, id);
+  ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return absl::NotFoundError(absl::StrCat(noun, " ", id, " not found"));
+  T record;
+  RETURN_IF_ERROR(stmt.Proto(0, &record, absl::StrCat(noun, " ", id)));
+  return record;
+}
+
+template <typename T>
+absl::StatusOr<Page<T>> ListRecords(sqlite3* db, const char* table, int page_size,
+                                    const std::string& page_token) {
+  ASSIGN_OR_RETURN(PagePosition start, StartPosition(page_token));
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db, absl::StrCat("SELECT proto, create_time_ms, id FROM ",
+                                                             table,
+                                                             " WHERE (create_time_ms, id) > (?, ?)"
+                                                             " ORDER BY create_time_ms, id"
+                                                             " LIMIT ?")));
+  stmt.Bind(1, start.create_time_ms).Bind(2, start.id).Bind(3, int64_t{page_size} + 1);
+  return ReadPage<T>(stmt, page_size, table);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    absl::Status status = absl::InternalError(
+        absl::StrCat("cannot open database ", path, ": ", db ? sqlite3_errmsg(db) : "out of memory"));
+    sqlite3_close(db);
+    return status;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  absl::Status schema = ApplySchema(db);
+  if (!schema.ok()) {
+    sqlite3_close(db);
+    return absl::Status(schema.code(), absl::StrCat(path, ": ", schema.message()));
+  }
+  return std::unique_ptr<Store>(new Store(db));
+}
+
+Store::~Store() {
+  absl::MutexLock lock(&mu_);
+  sqlite3_close(db_);
+}
+
+absl::Status Store::InsertModel(const v1::Model& model) {
+  absl::MutexLock lock(&mu_);
+  return InsertRecord(db_, "models", model);
+}
+
+absl::StatusOr<v1::Model> Store::GetModel(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  return GetRecord<v1::Model>(db_, "models", "model", id);
+}
+
+absl::StatusOr<Page<v1::Model>> Store::ListModels(int page_size, const std::string& page_token) {
+  ASSIGN_OR_RETURN(int size, NormalizePageSize(page_size));
+  absl::MutexLock lock(&mu_);
+  return ListRecords<v1::Model>(db_, "models", size, page_token);
+}
+
+absl::Status Store::DeleteModel(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  sqlite::Transaction txn(db_);
+  RETURN_IF_ERROR(txn.status());
+  RETURN_IF_ERROR(GetRecord<v1::Model>(db_, "models", "model", id).status());
+  ASSIGN_OR_RETURN(Stmt busy, Stmt::Prepare(db_,
+                                            "SELECT id FROM jobs WHERE model_id = ? AND state IN "
+                                            "(?, ?) ORDER BY create_time_ms LIMIT 1"));
+  busy.Bind(1, id).Bind(2, int64_t{v1::QUEUED}).Bind(3, int64_t{v1::RUNNING});
+  ASSIGN_OR_RETURN(bool in_use, busy.Step());
+  if (in_use) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "model ", id, " is used by job ", busy.Text(0), ", which is QUEUED or RUNNING"));
+  }
+  ASSIGN_OR_RETURN(Stmt del, Stmt::Prepare(db_, "DELETE FROM models WHERE id = ?"));
+  RETURN_IF_ERROR(del.Bind(1, id).Run());
+  return txn.Commit();
+}
+
+absl::Status Store::InsertDataset(const v1::Dataset& dataset) {
+  absl::MutexLock lock(&mu_);
+  return InsertRecord(db_, "datasets", dataset);
+}
+
+absl::StatusOr<v1::Dataset> Store::GetDataset(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  return GetRecord<v1::Dataset>(db_, "datasets", "dataset", id);
+}
+
+absl::StatusOr<Page<v1::Dataset>> Store::ListDatasets(int page_size,
+                                                      const std::string& page_token) {
+  ASSIGN_OR_RETURN(int size, NormalizePageSize(page_size));
+  absl::MutexLock lock(&mu_);
+  return ListRecords<v1::Dataset>(db_, "datasets", size, page_token);
+}
+
+// ---- events ----
+
+absl::StatusOr<int64_t> Store::AppendEventsLocked(const std::string& job_id,
+                                                  std::vector<v1::JobEvent>& events) {
+  if (events.empty()) return 0;
+  ASSIGN_OR_RETURN(Stmt last, Stmt::Prepare(db_,
+                                            "SELECT COALESCE(MAX(sequence), 0) FROM events"
+                                            " WHERE job_id = ?"));
+  last.Bind(1, job_id);
+  ASSIGN_OR_RETURN(bool row, last.Step());
+  int64_t seq = row ? last.Int(0) : 0;
+  int64_t now = NowMs();
+  for (v1::JobEvent& event : events) {
+    event.set_sequence(++seq);
+    if (event.time_ms() == 0) event.set_time_ms(now);
+    ASSIGN_OR_RETURN(Stmt insert, Stmt::Prepare(db_,
+                                                "INSERT INTO events (job_id, sequence, time_ms,"
+                                                " proto) VALUES (?, ?, ?, ?)"));
+    RETURN_IF_ERROR(
+        insert.Bind(1, job_id).Bind(2, seq).Bind(3, event.time_ms()).BindProto(4, event).Run());
+  }
+  return seq;
+}
+
+absl::StatusOr<int64_t> Store::AppendEvents(const std::string& job_id,
+                                            std::vector<v1::JobEvent> events) {
+  absl::MutexLock lock(&mu_);
+  sqlite::Transaction txn(db_);
+  RETURN_IF_ERROR(txn.status());
+  ASSIGN_OR_RETURN(Stmt exists, Stmt::Prepare(db_, "SELECT 1 FROM jobs WHERE id = ?"));
+  exists.Bind(1, job_id);
+  ASSIGN_OR_RETURN(bool found, exists.Step());
+  if (!found) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  ASSIGN_OR_RETURN(int64_t seq, AppendEventsLocked(job_id, events));
+  RETURN_IF_ERROR(txn.Commit());
+  return seq;
+}
+
+absl::StatusOr<std::vector<v1::JobEvent>> Store::ReadEvents(const std::string& job_id,
+                                                            int64_t after_sequence, int limit) {
+  if (limit <= 0) limit = 1000;
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_,
+                                            "SELECT proto FROM events WHERE job_id = ? AND"
+                                            " sequence > ? ORDER BY sequence LIMIT ?"));
+  stmt.Bind(1, job_id).Bind(2, after_sequence).Bind(3, int64_t{limit});
+  std::vector<v1::JobEvent> events;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    RETURN_IF_ERROR(stmt.Proto(0, &events.emplace_back(), absl::StrCat("event of job ", job_id)));
+  }
+  return events;
+}
+
+// ---- artifacts ----
+
+absl::Status Store::InsertArtifact(const v1::Artifact& artifact) {
+  if (artifact.id().empty()) return absl::InvalidArgumentError("artifact: empty id");
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_,
+                                            "INSERT OR REPLACE INTO artifacts (id, job_id, path,"
+                                            " proto) VALUES (?, ?, ?, ?)"));
+  return stmt.Bind(1, artifact.id())
+      .Bind(2, artifact.job_id())
+      .Bind(3, artifact.path())
+      .BindProto(4, artifact)
+      .Run();
+}
+
+absl::StatusOr<v1::Artifact> Store::GetArtifact(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  return GetRecord<v1::Artifact>(db_, "artifacts", "artifact", id);
+}
+
+}  // namespace compressd

@@ -1,7 +1,9 @@
-// Durable state of compressd in SQLite (WAL mode): models, datasets, jobs,
-// tasks (leases), job events and artifacts. Every mutation is one SQLite
-// transaction, committed before the call returns, so an acknowledged change
-// survives a crash or restart.
+// Durable state of compressd in SQLite (WAL mode, synchronous=FULL): models,
+// datasets, jobs, tasks (leases), job events and artifacts. Every mutation is
+// one SQLite transaction, committed before the call returns, so an
+// acknowledged change survives a crash or restart. Records are stored as
+// serialized protos next to indexed columns (id, state, create time).
+// Lists are ordered by (create_time_ms, id); page tokens are opaque.
 //
 // This class is storage only; the rules (legal job transitions, lease
 // semantics) live in JobService and Scheduler, which call the transactional
@@ -64,19 +66,25 @@ class Store {
   // ---- jobs ----
   // Inserts `job` (state QUEUED) with its task and first event unless a job
   // with the same non-empty request_id exists, in which case that job is
-  // returned and *created is false.
+  // returned and *created is false. NOT_FOUND naming the field if the model
+  // or a dataset does not exist (checked in the same transaction).
   absl::StatusOr<v1::Job> CreateJob(const v1::Job& job, const v1::JobEvent& first_event,
                                     bool* created);
+  // The job submitted with this non-empty request_id, if any.
+  absl::StatusOr<std::optional<v1::Job>> FindJobByRequestId(const std::string& request_id);
   absl::StatusOr<v1::Job> GetJob(const std::string& id);  // with artifacts
   absl::StatusOr<Page<v1::Job>> ListJobs(v1::JobState state, int page_size,
                                          const std::string& page_token);
   // Counts of jobs by state (for metrics and the dashboard).
   absl::StatusOr<std::vector<std::pair<v1::JobState, int64_t>>> CountJobsByState();
 
-  // Runs `fn` inside one transaction with the job row and task loaded; `fn`
-  // mutates them and appends events (sequence numbers are assigned here).
-  // Returning non-OK from `fn` rolls everything back. Returns the sequence
-  // number of the last event written (0 if none).
+  // Runs `fn` inside one transaction with the job row (with artifacts) and
+  // task loaded; `fn` mutates them and appends events (sequence numbers are
+  // assigned here, time_ms defaults to now). The artifacts table is made to
+  // match job.artifacts, so `fn` adds or drops artifacts by editing that
+  // list. Returning non-OK from `fn` rolls everything back. `fn` must not
+  // call back into the Store. Returns the sequence number of the last event
+  // written (0 if none). NOT_FOUND for an unknown job.
   using JobMutation = std::function<absl::Status(v1::Job& job, TaskRecord& task,
                                                  std::vector<v1::JobEvent>& new_events)>;
   absl::StatusOr<int64_t> UpdateJob(const std::string& job_id, const JobMutation& fn);
@@ -89,16 +97,28 @@ class Store {
 
   // ---- events ----
   // Appends events (sequence assigned) outside a state change; returns the last sequence.
+  // NOT_FOUND for an unknown job.
   absl::StatusOr<int64_t> AppendEvents(const std::string& job_id, std::vector<v1::JobEvent> events);
+  // Events with sequence > after_sequence in order, at most `limit` (<= 0: 1000).
   absl::StatusOr<std::vector<v1::JobEvent>> ReadEvents(const std::string& job_id,
                                                        int64_t after_sequence, int limit);
 
   // ---- artifacts ----
+  // Replaces any artifact of the same job with the same path.
   absl::Status InsertArtifact(const v1::Artifact& artifact);
   absl::StatusOr<v1::Artifact> GetArtifact(const std::string& id);
 
  private:
   explicit Store(sqlite3* db) : db_(db) {}
+  absl::StatusOr<v1::Job> LoadJobLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<TaskRecord> LoadTaskLocked(const std::string& job_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status SaveJobLocked(const v1::Job& job, const TaskRecord& task, bool artifacts_changed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<int64_t> AppendEventsLocked(const std::string& job_id,
+                                             std::vector<v1::JobEvent>& events)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   absl::Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);
 };

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs everything compressd needs to build and test, idempotently:
+# Debian packages (C++ toolchain and libraries) and, unless --no-python, a
+# Python venv at .venv with the independent reference tools used by tests
+# (never a runtime dependency of the server or workers).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WITH_PYTHON=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-python) WITH_PYTHON=0 ;;
+    *) echo "usage: $0 [--no-python]" >&2; exit 2 ;;
+  esac
+done
+
+DEBS=(
+  build-essential cmake ninja-build pkg-config git curl python3 python3-venv
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libeigen3-dev prometheus-cpp-dev libsqlite3-dev libpq-dev
+  libopenblas-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
+  nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev
+)
+
+missing=()
+for p in "${DEBS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: Debian packages present"
+fi
+
+if [ "$WITH_PYTHON" = 1 ]; then
+  REQ=tests/python/requirements.txt
+  STAMP=.venv/.requirements.sha256
+  want=$(sha256sum "$REQ" | cut -d' ' -f1)
+  if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
+    echo "install-deps: creating .venv from $REQ (PyPI)"
+    python3 -m venv .venv
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -r "$REQ"
+    echo "$want" > "$STAMP"
+  else
+    echo "install-deps: .venv up to date"
+  fi
+fi

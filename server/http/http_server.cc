@@ -1,0 +1,195 @@
+#include "server/http/http_server.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <httplib.h>
+#include <prometheus/text_serializer.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <deque>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "server/http/dashboard.h"
+
+namespace compressd {
+namespace {
+
+constexpr char kText[] = "text/plain; charset=utf-8";
+constexpr char kPrometheusText[] = "text/plain; version=0.0.4; charset=utf-8";
+constexpr char kJson[] = "application/json";
+// Jobs are listed oldest first, so the dashboard pages to the end; this caps
+// the work of one refresh.
+constexpr int kDashboardPageSize = 1000;
+constexpr int kDashboardMaxPages = 20;
+
+// HTTP status for an absl error (used by the JSON API).
+int HttpStatusFor(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      return 400;
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kFailedPrecondition:
+      return 409;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+void SendError(const absl::Status& status, httplib::Response& res) {
+  res.status = HttpStatusFor(status);
+  res.set_content(status.ToString() + "\n", kText);
+}
+
+absl::StatusOr<v1::ListJobsRequest> ParseListJobs(const httplib::Request& req) {
+  v1::ListJobsRequest list;
+  if (req.has_param("state")) {
+    v1::JobState state;
+    if (!v1::JobState_Parse(req.get_param_value("state"), &state)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("state: unknown job state \"", req.get_param_value("state"), "\""));
+    }
+    list.set_state(state);
+  }
+  if (req.has_param("page_size")) {
+    int page_size = 0;
+    if (!absl::SimpleAtoi(req.get_param_value("page_size"), &page_size)) {
+      return absl::InvalidArgumentError("page_size: not an integer");
+    }
+    list.set_page_size(page_size);
+  }
+  list.set_page_token(req.get_param_value("page_token"));
+  return list;
+}
+
+// The `count` most recent jobs, newest first.
+absl::StatusOr<v1::ListJobsResponse> RecentJobs(JobService& jobs, int count) {
+  std::deque<v1::Job> recent;
+  v1::ListJobsRequest req;
+  req.set_page_size(kDashboardPageSize);
+  for (int page = 0; page < kDashboardMaxPages; ++page) {
+    ASSIGN_OR_RETURN(v1::ListJobsResponse resp, jobs.List(req));
+    for (v1::Job& job : *resp.mutable_jobs()) {
+      recent.push_back(std::move(job));
+      if (static_cast<int>(recent.size()) > count) {
+        recent.pop_front();
+      }
+    }
+    if (resp.next_page_token().empty()) {
+      break;
+    }
+    req.set_page_token(resp.next_page_token());
+  }
+  v1::ListJobsResponse out;
+  for (auto it = recent.rbegin(); it != recent.rend(); ++it) {
+    *out.add_jobs() = std::move(*it);
+  }
+  return out;
+}
+
+}  // namespace
+
+HttpServer::HttpServer(HttpServerOptions options, prometheus::Registry& registry, JobService& jobs,
+                       ServerMetrics& metrics, ReadinessCheck ready)
+    : options_(std::move(options)),
+      registry_(registry),
+      jobs_(jobs),
+      metrics_(metrics),
+      ready_(std::move(ready)),
+      server_(std::make_unique<httplib::Server>()) {
+  RegisterHandlers();
+}
+
+HttpServer::~HttpServer() { Stop(); }
+
+void HttpServer::RegisterHandlers() {
+  // cpp-httplib's default sets SO_REUSEPORT, which would let a second process
+  // bind the same port silently; SO_REUSEADDR alone still allows a quick restart.
+  server_->set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+  server_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", kText);
+  });
+  server_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    const absl::Status status = ready_ ? ready_() : absl::OkStatus();
+    res.status = status.ok() ? 200 : 503;
+    res.set_content(status.ok() ? "ready\n" : status.ToString() + "\n", kText);
+  });
+  server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    jobs_.RefreshMetrics();
+    res.set_content(prometheus::TextSerializer().Serialize(registry_.Collect()), kPrometheusText);
+  });
+  server_->Get("/api/jobs", [this](const httplib::Request& req, httplib::Response& res) {
+    absl::StatusOr<v1::ListJobsRequest> list = ParseListJobs(req);
+    absl::StatusOr<v1::ListJobsResponse> jobs =
+        list.ok() ? jobs_.List(*list) : absl::StatusOr<v1::ListJobsResponse>(list.status());
+    if (!jobs.ok()) {
+      return SendError(jobs.status(), res);
+    }
+    std::string json;
+    google::protobuf::util::JsonPrintOptions print;
+    print.always_print_primitive_fields = true;
+    if (!google::protobuf::util::MessageToJsonString(*jobs, &json, print).ok()) {
+      return SendError(absl::InternalError("cannot render jobs as JSON"), res);
+    }
+    res.set_content(json, kJson);
+  });
+  server_->Get("/", [this](const httplib::Request&, httplib::Response& res) {
+    jobs_.RefreshMetrics();
+    DashboardData data;
+    absl::StatusOr<v1::ListJobsResponse> recent = RecentJobs(jobs_, options_.dashboard_jobs);
+    if (!recent.ok()) {
+      return SendError(recent.status(), res);
+    }
+    data.jobs = *std::move(recent);
+    data.workers_connected = metrics_.workers_connected().Value();
+    data.workers_busy = metrics_.workers_busy().Value();
+    data.queue_depth = metrics_.queue_depth().Value();
+    data.refresh_seconds = options_.refresh_seconds;
+    res.set_content(RenderDashboard(data), "text/html; charset=utf-8");
+  });
+}
+
+absl::Status HttpServer::Start() {
+  if (thread_.joinable()) {
+    return absl::FailedPreconditionError("http: already started");
+  }
+  if (options_.port == 0) {
+    port_ = server_->bind_to_any_port(options_.host);
+  } else {
+    port_ = server_->bind_to_port(options_.host, options_.port) ? options_.port : -1;
+  }
+  if (port_ <= 0) {
+    return absl::UnavailableError(
+        absl::StrCat("http: cannot listen on ", options_.host, ":", options_.port));
+  }
+  thread_ = std::thread([this] {
+    server_->listen_after_bind();
+    listen_returned_.store(true);
+  });
+  // cpp-httplib's stop() does nothing until the listen loop runs, so a Stop()
+  // right after Start() could hang: wait for the loop (microseconds).
+  while (!server_->is_running() && !listen_returned_.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return absl::OkStatus();
+}
+
+void HttpServer::Stop() {
+  if (!thread_.joinable()) {
+    return;
+  }
+  server_->stop();
+  thread_.join();
+}
+
+}  // namespace compressd

@@ -1,0 +1,75 @@
+// The gRPC front end of compressd: CompressionService and WorkerService on
+// one listening port, plus the standard health service, server reflection
+// and per-RPC metrics. Shared by the compressd process and the tests.
+// Thread-safe.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/jobs/event_bus.h"
+#include "server/jobs/job_service.h"
+#include "server/metrics/server_metrics.h"
+#include "server/models/model_registry.h"
+#include "server/rpc/compression_service.h"
+#include "server/rpc/worker_service.h"
+#include "server/scheduler/scheduler.h"
+#include "server/store/blob_store.h"
+#include "server/store/store.h"
+
+namespace compressd {
+
+// The server core the RPC services forward to; must outlive the GrpcServer.
+struct ServerCore {
+  Store& store;
+  BlobStore& blobs;
+  EventBus& bus;
+  ModelRegistry& models;
+  JobService& jobs;
+  Scheduler& scheduler;
+  ServerMetrics& metrics;
+};
+
+struct GrpcServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 0;  // 0 picks a free port
+  int max_receive_message_bytes = 16 << 20;
+};
+
+class GrpcServer {
+ public:
+  // Binds and starts serving. UNAVAILABLE if the address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(const GrpcServerOptions& options,
+                                                           const ServerCore& core);
+  ~GrpcServer();  // Shutdown(0) if still serving
+
+  int port() const { return port_; }
+  // "host:port" with the bound port (IPv6 hosts in brackets).
+  const std::string& address() const { return address_; }
+  bool serving() const { return serving_.load(); }
+
+  // Marks the health service NOT_SERVING, stops accepting calls, lets calls in
+  // flight finish until `grace` passes, then cancels the rest and waits for
+  // them. Idempotent.
+  void Shutdown(std::chrono::milliseconds grace);
+
+ private:
+  GrpcServer() = default;
+
+  std::unique_ptr<CompressionServiceImpl> compression_;
+  std::unique_ptr<WorkerServiceImpl> worker_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::string address_;
+  std::atomic<bool> serving_{false};
+};
+
+// Joins a host and port, bracketing IPv6 literals: "::1", 5 -> "[::1]:5".
+std::string JoinHostPort(const std::string& host, int port);
+
+}  // namespace compressd

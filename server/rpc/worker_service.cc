@@ -1,0 +1,156 @@
+#include "server/rpc/worker_service.h"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/sha256.h"
+#include "server/rpc/artifact_upload_reactor.h"
+#include "server/rpc/blob_stream_reactor.h"
+#include "server/rpc/unary.h"
+
+namespace compressd {
+namespace {
+
+// Time kept back from the client's deadline so an empty answer still arrives.
+constexpr int64_t kDeadlineMarginMs = 200;
+
+// Caps the long-poll at the client's deadline.
+int64_t EffectiveWaitMs(const grpc::CallbackServerContext& ctx, int64_t wait_ms) {
+  const auto deadline = ctx.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) {
+    return wait_ms;
+  }
+  const int64_t left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              deadline - std::chrono::system_clock::now())
+                              .count() -
+                          kDeadlineMarginMs;
+  return std::max<int64_t>(0, std::min(wait_ms, left_ms));
+}
+
+// Unary reactor finished from the Scheduler's callback, possibly on another
+// thread; a client that goes away cancels the wait. Thread-safe.
+class LeaseReactor : public grpc::ServerUnaryReactor {
+ public:
+  LeaseReactor(Scheduler& scheduler, v1::LeaseTaskResponse* response)
+      : scheduler_(scheduler), response_(response) {}
+
+  void Begin(const v1::LeaseTaskRequest& request) {
+    // `done` may run before LeaseTask returns, so the handle is stored after.
+    const int64_t handle = scheduler_.LeaseTask(
+        request, [this](absl::StatusOr<v1::LeaseTaskResponse> result) { OnLeased(result); });
+    bool cancel_now = false;
+    {
+      absl::MutexLock lock(&mu_);
+      handle_ = handle;
+      cancel_now = cancelled_;
+    }
+    if (cancel_now) {
+      scheduler_.CancelWait(handle);
+    }
+  }
+
+  void OnCancel() override {
+    std::optional<int64_t> handle;
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+      handle = handle_;
+    }
+    if (handle.has_value()) {
+      scheduler_.CancelWait(*handle);
+    }
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  // Called exactly once by the Scheduler; `this` is not touched after Finish.
+  void OnLeased(absl::StatusOr<v1::LeaseTaskResponse>& result) {
+    const grpc::Status status = ToGrpcStatus(result.status());
+    if (result.ok()) {
+      *response_ = *std::move(result);
+    }
+    Finish(status);
+  }
+
+  Scheduler& scheduler_;
+  v1::LeaseTaskResponse* const response_;
+  absl::Mutex mu_;
+  std::optional<int64_t> handle_ ABSL_GUARDED_BY(mu_);
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+WorkerServiceImpl::WorkerServiceImpl(Scheduler& scheduler, BlobStore& blobs, ServerMetrics& metrics)
+    : scheduler_(scheduler), blobs_(blobs), metrics_(metrics) {}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::RegisterWorker(
+    grpc::CallbackServerContext* ctx, const v1::RegisterWorkerRequest* request,
+    v1::RegisterWorkerResponse* response) {
+  return FinishUnary(ctx, AssignTo(scheduler_.RegisterWorker(*request), response));
+}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::LeaseTask(grpc::CallbackServerContext* ctx,
+                                                       const v1::LeaseTaskRequest* request,
+                                                       v1::LeaseTaskResponse* response) {
+  v1::LeaseTaskRequest capped = *request;
+  capped.set_wait_ms(EffectiveWaitMs(*ctx, request->wait_ms()));
+  auto* reactor = new LeaseReactor(scheduler_, response);
+  reactor->Begin(capped);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::Heartbeat(grpc::CallbackServerContext* ctx,
+                                                       const v1::HeartbeatRequest* request,
+                                                       v1::HeartbeatResponse* response) {
+  return FinishUnary(ctx, AssignTo(scheduler_.Heartbeat(*request), response));
+}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::ReportEvents(grpc::CallbackServerContext* ctx,
+                                                          const v1::ReportEventsRequest* request,
+                                                          v1::ReportEventsResponse* /*response*/) {
+  return FinishUnary(ctx, scheduler_.ReportEvents(*request));
+}
+
+grpc::ServerWriteReactor<v1::BlobChunk>* WorkerServiceImpl::FetchBlob(
+    grpc::CallbackServerContext* /*ctx*/, const v1::FetchBlobRequest* request) {
+  if (!IsSha256Hex(request->sha256())) {
+    return new FailedWriteReactor<v1::BlobChunk>(absl::InvalidArgumentError(absl::StrCat(
+        "sha256: expected 64 lowercase hex characters, got \"", request->sha256(), "\"")));
+  }
+  absl::StatusOr<uint64_t> size = blobs_.Size(request->sha256());
+  if (!size.ok()) {
+    return new FailedWriteReactor<v1::BlobChunk>(size.status());
+  }
+  if (request->offset() > *size) {
+    return new FailedWriteReactor<v1::BlobChunk>(absl::OutOfRangeError(
+        absl::StrCat("offset: ", request->offset(), " is past the end of blob ", request->sha256(),
+                     " (", *size, " bytes)")));
+  }
+  return new BlobStreamReactor<v1::BlobChunk>(blobs_, request->sha256(), request->offset(),
+                                              std::nullopt, nullptr);
+}
+
+grpc::ServerReadReactor<v1::UploadArtifactRequest>* WorkerServiceImpl::UploadArtifact(
+    grpc::CallbackServerContext* ctx, v1::Artifact* response) {
+  return new ArtifactUploadReactor(ctx, scheduler_, blobs_, response);
+}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::CompleteTask(grpc::CallbackServerContext* ctx,
+                                                          const v1::CompleteTaskRequest* request,
+                                                          v1::CompleteTaskResponse* /*response*/) {
+  return FinishUnary(ctx, scheduler_.CompleteTask(*request));
+}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::FailTask(grpc::CallbackServerContext* ctx,
+                                                      const v1::FailTaskRequest* request,
+                                                      v1::FailTaskResponse* /*response*/) {
+  return FinishUnary(ctx, scheduler_.FailTask(*request));
+}
+
+}  // namespace compressd

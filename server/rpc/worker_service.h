@@ -1,0 +1,49 @@
+// The internal gRPC API for compress-worker processes (v1::WorkerService),
+// callback flavour. Each method forwards to the Scheduler (lease rules live
+// there) or streams from / into the BlobStore. Thread-safe.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include "compressd/v1/worker.grpc.pb.h"
+#include "server/metrics/server_metrics.h"
+#include "server/scheduler/scheduler.h"
+#include "server/store/blob_store.h"
+
+namespace compressd {
+
+class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
+ public:
+  WorkerServiceImpl(Scheduler& scheduler, BlobStore& blobs, ServerMetrics& metrics);
+
+  grpc::ServerUnaryReactor* RegisterWorker(grpc::CallbackServerContext* ctx,
+                                           const v1::RegisterWorkerRequest* request,
+                                           v1::RegisterWorkerResponse* response) override;
+  // Long-poll; never blocks a gRPC thread (the Scheduler finishes it later).
+  grpc::ServerUnaryReactor* LeaseTask(grpc::CallbackServerContext* ctx,
+                                      const v1::LeaseTaskRequest* request,
+                                      v1::LeaseTaskResponse* response) override;
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx,
+                                      const v1::HeartbeatRequest* request,
+                                      v1::HeartbeatResponse* response) override;
+  grpc::ServerUnaryReactor* ReportEvents(grpc::CallbackServerContext* ctx,
+                                         const v1::ReportEventsRequest* request,
+                                         v1::ReportEventsResponse* response) override;
+  grpc::ServerWriteReactor<v1::BlobChunk>* FetchBlob(grpc::CallbackServerContext* ctx,
+                                                     const v1::FetchBlobRequest* request) override;
+  grpc::ServerReadReactor<v1::UploadArtifactRequest>* UploadArtifact(
+      grpc::CallbackServerContext* ctx, v1::Artifact* response) override;
+  grpc::ServerUnaryReactor* CompleteTask(grpc::CallbackServerContext* ctx,
+                                         const v1::CompleteTaskRequest* request,
+                                         v1::CompleteTaskResponse* response) override;
+  grpc::ServerUnaryReactor* FailTask(grpc::CallbackServerContext* ctx,
+                                     const v1::FailTaskRequest* request,
+                                     v1::FailTaskResponse* response) override;
+
+ private:
+  Scheduler& scheduler_;
+  BlobStore& blobs_;
+  ServerMetrics& metrics_;
+};
+
+}  // namespace compressd

@@ -1,0 +1,44 @@
+// Helpers shared by store.cc and store_jobs.cc; not part of Store's API.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "common/status_macros.h"
+#include "server/store/page_token.h"
+#include "server/store/sqlite_util.h"
+#include "server/store/store.h"
+
+namespace compressd::store_internal {
+
+// Reads one page from `stmt`, which selects (proto, create_time_ms, id) in
+// (create_time_ms, id) order with LIMIT page_size + 1; the extra row only
+// signals that another page exists.
+template <typename T>
+absl::StatusOr<Page<T>> ReadPage(sqlite::Stmt& stmt, int page_size, std::string_view what) {
+  Page<T> page;
+  PagePosition last;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    if (static_cast<int>(page.items.size()) == page_size) {
+      page.next_page_token = EncodePageToken(last);
+      break;
+    }
+    T item;
+    RETURN_IF_ERROR(stmt.Proto(0, &item, what));
+    last.create_time_ms = stmt.Int(1);
+    last.id = stmt.Text(2);
+    page.items.push_back(std::move(item));
+  }
+  return page;
+}
+
+// The position a list starts after: the token's, or before everything.
+inline absl::StatusOr<PagePosition> StartPosition(const std::string& page_token) {
+  if (page_token.empty()) return PagePosition{INT64_MIN, ""};
+  return DecodePageToken(page_token);
+}
+
+}  // namespace compressd::store_internal

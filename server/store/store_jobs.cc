@@ -1,0 +1,260 @@
+// Store: jobs, their tasks (leases) and the transactional UpdateJob.
+#include <sqlite3.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "common/util.h"
+#include "server/store/sqlite_util.h"
+#include "server/store/store.h"
+#include "server/store/store_internal.h"
+
+namespace compressd {
+namespace {
+
+using sqlite::Stmt;
+
+constexpr char kTaskKind[] = "compress";
+constexpr char kTaskColumns[] =
+    "task_id, job_id, kind, worker_id, lease_token, lease_expire_ms, cancel_requested";
+
+TaskRecord ReadTask(const Stmt& stmt) {
+  TaskRecord task;
+  task.task_id = stmt.Text(0);
+  task.job_id = stmt.Text(1);
+  task.kind = stmt.Text(2);
+  task.worker_id = stmt.Text(3);
+  task.lease_token = stmt.Text(4);
+  task.lease_expire_ms = stmt.Int(5);
+  task.cancel_requested = stmt.Int(6) != 0;
+  return task;
+}
+
+absl::Status LoadArtifacts(sqlite3* db, v1::Job* job) {
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db,
+                                            "SELECT proto FROM artifacts WHERE job_id = ?"
+                                            " ORDER BY path"));
+  stmt.Bind(1, job->id());
+  job->clear_artifacts();
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    RETURN_IF_ERROR(stmt.Proto(0, job->add_artifacts(), absl::StrCat("artifact of ", job->id())));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequireExists(sqlite3* db, const char* table, const std::string& id,
+                           const std::string& field, const char* noun) {
+  ASSIGN_OR_RETURN(Stmt stmt,
+                   Stmt::Prepare(db, absl::StrCat("SELECT 1 FROM ", table, " WHERE id = ?")));
+  stmt.Bind(1, id);
+  ASSIGN_OR_RETURN(bool found, stmt.Step());
+  if (!found) return absl::NotFoundError(absl::StrCat(field, ": ", noun, " ", id, " not found"));
+  return absl::OkStatus();
+}
+
+// The job row without artifacts (those live in their own table).
+std::string SerializeJobRow(v1::Job job) {
+  job.clear_artifacts();
+  return job.SerializeAsString();
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Job> Store::LoadJobLocked(const std::string& id) {
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, "SELECT proto FROM jobs WHERE id = ?"));
+  stmt.Bind(1, id);
+  ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return absl::NotFoundError(absl::StrCat("job ", id, " not found"));
+  v1::Job job;
+  RETURN_IF_ERROR(stmt.Proto(0, &job, absl::StrCat("job ", id)));
+  RETURN_IF_ERROR(LoadArtifacts(db_, &job));
+  return job;
+}
+
+absl::StatusOr<TaskRecord> Store::LoadTaskLocked(const std::string& job_id) {
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, absl::StrCat("SELECT ", kTaskColumns,
+                                                              " FROM tasks WHERE job_id = ?"
+                                                              " AND kind = ?")));
+  stmt.Bind(1, job_id).Bind(2, kTaskKind);
+  ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return absl::InternalError(absl::StrCat("job ", job_id, " has no task record"));
+  return ReadTask(stmt);
+}
+
+absl::Status Store::SaveJobLocked(const v1::Job& job, const TaskRecord& task,
+                                  bool artifacts_changed) {
+  ASSIGN_OR_RETURN(Stmt update, Stmt::Prepare(db_, "UPDATE jobs SET state = ?, proto = ?"
+                                                   " WHERE id = ?"));
+  RETURN_IF_ERROR(
+      update.Bind(1, int64_t{job.state()}).BindBlob(2, SerializeJobRow(job)).Bind(3, job.id()).Run());
+  ASSIGN_OR_RETURN(Stmt task_update,
+                   Stmt::Prepare(db_,
+                                 "UPDATE tasks SET worker_id = ?, lease_token = ?,"
+                                 " lease_expire_ms = ?, cancel_requested = ? WHERE task_id = ?"));
+  RETURN_IF_ERROR(task_update.Bind(1, task.worker_id)
+                      .Bind(2, task.lease_token)
+                      .Bind(3, task.lease_expire_ms)
+                      .Bind(4, int64_t{task.cancel_requested})
+                      .Bind(5, task.task_id)
+                      .Run());
+  if (!artifacts_changed) return absl::OkStatus();
+  ASSIGN_OR_RETURN(Stmt clear, Stmt::Prepare(db_, "DELETE FROM artifacts WHERE job_id = ?"));
+  RETURN_IF_ERROR(clear.Bind(1, job.id()).Run());
+  for (const v1::Artifact& artifact : job.artifacts()) {
+    ASSIGN_OR_RETURN(Stmt insert, Stmt::Prepare(db_,
+                                                "INSERT INTO artifacts (id, job_id, path, proto)"
+                                                " VALUES (?, ?, ?, ?)"));
+    RETURN_IF_ERROR(insert.Bind(1, artifact.id())
+                        .Bind(2, job.id())
+                        .Bind(3, artifact.path())
+                        .BindProto(4, artifact)
+                        .Run());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Job> Store::CreateJob(const v1::Job& job, const v1::JobEvent& first_event,
+                                         bool* created) {
+  *created = false;
+  if (job.id().empty()) return absl::InvalidArgumentError("job: empty id");
+  absl::MutexLock lock(&mu_);
+  sqlite::Transaction txn(db_);
+  RETURN_IF_ERROR(txn.status());
+  if (!job.request_id().empty()) {
+    ASSIGN_OR_RETURN(Stmt existing, Stmt::Prepare(db_, "SELECT id FROM jobs WHERE request_id = ?"));
+    existing.Bind(1, job.request_id());
+    ASSIGN_OR_RETURN(bool found, existing.Step());
+    if (found) return LoadJobLocked(existing.Text(0));
+  }
+  RETURN_IF_ERROR(RequireExists(db_, "models", job.model_id(), "model_id", "model"));
+  for (int i = 0; i < job.dataset_ids_size(); ++i) {
+    RETURN_IF_ERROR(RequireExists(db_, "datasets", job.dataset_ids(i),
+                                  absl::StrCat("dataset_ids[", i, "]"), "dataset"));
+  }
+  ASSIGN_OR_RETURN(Stmt insert, Stmt::Prepare(db_,
+                                              "INSERT INTO jobs (id, model_id, state, request_id,"
+                                              " create_time_ms, proto) VALUES (?, ?, ?, ?, ?, ?)"));
+  RETURN_IF_ERROR(insert.Bind(1, job.id())
+                      .Bind(2, job.model_id())
+                      .Bind(3, int64_t{job.state()})
+                      .Bind(4, job.request_id())
+                      .Bind(5, job.create_time_ms())
+                      .BindBlob(6, SerializeJobRow(job))
+                      .Run());
+  ASSIGN_OR_RETURN(Stmt task, Stmt::Prepare(db_, "INSERT INTO tasks (task_id, job_id, kind)"
+                                                 " VALUES (?, ?, ?)"));
+  RETURN_IF_ERROR(task.Bind(1, NewId("task-")).Bind(2, job.id()).Bind(3, kTaskKind).Run());
+  std::vector<v1::JobEvent> events = {first_event};
+  RETURN_IF_ERROR(AppendEventsLocked(job.id(), events).status());
+  ASSIGN_OR_RETURN(v1::Job stored, LoadJobLocked(job.id()));
+  RETURN_IF_ERROR(txn.Commit());
+  *created = true;
+  return stored;
+}
+
+absl::StatusOr<std::optional<v1::Job>> Store::FindJobByRequestId(const std::string& request_id) {
+  if (request_id.empty()) return std::optional<v1::Job>();
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, "SELECT id FROM jobs WHERE request_id = ?"));
+  stmt.Bind(1, request_id);
+  ASSIGN_OR_RETURN(bool found, stmt.Step());
+  if (!found) return std::optional<v1::Job>();
+  ASSIGN_OR_RETURN(v1::Job job, LoadJobLocked(stmt.Text(0)));
+  return std::optional<v1::Job>(std::move(job));
+}
+
+absl::StatusOr<v1::Job> Store::GetJob(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  return LoadJobLocked(id);
+}
+
+absl::StatusOr<Page<v1::Job>> Store::ListJobs(v1::JobState state, int page_size,
+                                              const std::string& page_token) {
+  ASSIGN_OR_RETURN(int size, NormalizePageSize(page_size));
+  ASSIGN_OR_RETURN(PagePosition start, store_internal::StartPosition(page_token));
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_,
+                                            "SELECT proto, create_time_ms, id FROM jobs"
+                                            " WHERE (?1 = 0 OR state = ?1)"
+                                            " AND (create_time_ms, id) > (?2, ?3)"
+                                            " ORDER BY create_time_ms, id LIMIT ?4"));
+  stmt.Bind(1, int64_t{state}).Bind(2, start.create_time_ms).Bind(3, start.id);
+  stmt.Bind(4, int64_t{size} + 1);
+  ASSIGN_OR_RETURN(Page<v1::Job> page, store_internal::ReadPage<v1::Job>(stmt, size, "jobs"));
+  for (v1::Job& job : page.items) RETURN_IF_ERROR(LoadArtifacts(db_, &job));
+  return page;
+}
+
+absl::StatusOr<std::vector<std::pair<v1::JobState, int64_t>>> Store::CountJobsByState() {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, "SELECT state, COUNT(*) FROM jobs GROUP BY state"
+                                                 " ORDER BY state"));
+  std::vector<std::pair<v1::JobState, int64_t>> counts;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    counts.emplace_back(static_cast<v1::JobState>(stmt.Int(0)), stmt.Int(1));
+  }
+  return counts;
+}
+
+absl::StatusOr<int64_t> Store::UpdateJob(const std::string& job_id, const JobMutation& fn) {
+  absl::MutexLock lock(&mu_);
+  sqlite::Transaction txn(db_);
+  RETURN_IF_ERROR(txn.status());
+  ASSIGN_OR_RETURN(v1::Job job, LoadJobLocked(job_id));
+  ASSIGN_OR_RETURN(TaskRecord task, LoadTaskLocked(job_id));
+  std::string artifacts_before;
+  for (const v1::Artifact& a : job.artifacts()) artifacts_before += a.SerializeAsString();
+  std::vector<v1::JobEvent> events;
+  RETURN_IF_ERROR(fn(job, task, events));
+  std::string artifacts_after;
+  for (const v1::Artifact& a : job.artifacts()) artifacts_after += a.SerializeAsString();
+  job.set_id(job_id);
+  RETURN_IF_ERROR(SaveJobLocked(job, task, artifacts_before != artifacts_after));
+  ASSIGN_OR_RETURN(int64_t seq, AppendEventsLocked(job_id, events));
+  RETURN_IF_ERROR(txn.Commit());
+  return seq;
+}
+
+absl::StatusOr<std::optional<std::string>> Store::OldestQueuedJob() {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_,
+                                            "SELECT id FROM jobs WHERE state = ?"
+                                            " ORDER BY create_time_ms, rowid LIMIT 1"));
+  stmt.Bind(1, int64_t{v1::QUEUED});
+  ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return std::optional<std::string>();
+  return std::optional<std::string>(stmt.Text(0));
+}
+
+absl::StatusOr<std::vector<TaskRecord>> Store::ExpiredLeases(int64_t now_ms) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, absl::StrCat("SELECT ", kTaskColumns,
+                                                              " FROM tasks WHERE lease_expire_ms"
+                                                              " > 0 AND lease_expire_ms <= ?"
+                                                              " ORDER BY lease_expire_ms")));
+  stmt.Bind(1, now_ms);
+  std::vector<TaskRecord> tasks;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    tasks.push_back(ReadTask(stmt));
+  }
+  return tasks;
+}
+
+absl::StatusOr<TaskRecord> Store::GetTask(const std::string& task_id) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, absl::StrCat("SELECT ", kTaskColumns,
+                                                              " FROM tasks WHERE task_id = ?")));
+  stmt.Bind(1, task_id);
+  ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return absl::NotFoundError(absl::StrCat("task ", task_id, " not found"));
+  return ReadTask(stmt);
+}
+
+}  // namespace compressd

@@ -1,0 +1,202 @@
+#include "tests/integration/harness.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+#include "compressd/v1/compressd.grpc.pb.h"
+
+#include "gtest/gtest.h"
+
+namespace compressd::testing {
+namespace fs = std::filesystem;
+namespace v1 = ::compressd::v1;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+std::string BinDir() {
+  const char* build = std::getenv("COMPRESSD_BUILD_DIR");
+  return std::string(build ? build : ".") + "/bin";
+}
+
+std::string MakeTempDir(const std::string& name) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string base = ::testing::TempDir() + "compressd-it-" + std::to_string(getpid()) + "/" +
+                     (info ? std::string(info->test_suite_name()) + "." + info->name() : "x") +
+                     "/" + name;
+  fs::remove_all(base);
+  fs::create_directories(base);
+  return base;
+}
+
+Process::~Process() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  if (stdout_fd_ >= 0) close(stdout_fd_);
+}
+
+bool Process::Start(const std::vector<std::string>& argv, const std::string& stderr_log) {
+  int out_pipe[2];
+  if (pipe(out_pipe) != 0) return false;
+  pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    dup2(out_pipe[1], STDOUT_FILENO);
+    int err = open(stderr_log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (err >= 0) dup2(err, STDERR_FILENO);
+    close(out_pipe[0]);
+    close(out_pipe[1]);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(out_pipe[1]);
+  stdout_fd_ = out_pipe[0];
+  pid_ = pid;
+  return true;
+}
+
+bool Process::ReadLine(std::string* line, milliseconds timeout) {
+  auto deadline = steady_clock::now() + timeout;
+  while (true) {
+    size_t nl = buffer_.find('\n');
+    if (nl != std::string::npos) {
+      *line = buffer_.substr(0, nl);
+      buffer_.erase(0, nl + 1);
+      return true;
+    }
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - steady_clock::now());
+    if (left.count() <= 0 || stdout_fd_ < 0) return false;
+    pollfd p{stdout_fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    char buf[4096];
+    ssize_t n = read(stdout_fd_, buf, sizeof(buf));
+    if (n <= 0) return false;
+    buffer_.append(buf, static_cast<size_t>(n));
+  }
+}
+
+void Process::Signal(int sig) {
+  if (pid_ > 0) kill(pid_, sig);
+}
+
+int Process::Wait(milliseconds timeout) {
+  if (pid_ <= 0) return -1;
+  auto deadline = steady_clock::now() + timeout;
+  while (true) {
+    int status = 0;
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      pid_ = -1;
+      if (WIFEXITED(status)) return WEXITSTATUS(status);
+      if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+      return -1;
+    }
+    if (steady_clock::now() > deadline) return -1;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+}
+
+CliResult RunBinary(const std::vector<std::string>& argv) {
+  static int counter = 0;
+  std::string out_path = ::testing::TempDir() + "cli-out-" + std::to_string(getpid()) + "-" +
+                         std::to_string(counter) + ".txt";
+  std::string err_path = ::testing::TempDir() + "cli-err-" + std::to_string(getpid()) + "-" +
+                         std::to_string(counter++) + ".txt";
+  CliResult result;
+  pid_t pid = fork();
+  if (pid == 0) {
+    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(out, STDOUT_FILENO);
+    dup2(err, STDERR_FILENO);
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, STDIN_FILENO);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  result.out = ReadFile(out_path);
+  result.err = ReadFile(err_path);
+  fs::remove(out_path);
+  fs::remove(err_path);
+  return result;
+}
+
+CliResult RunCli(const std::string& server, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {BinDir() + "/compressctl", "--server", server};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunBinary(argv);
+}
+
+bool Server::Start(const std::string& data_dir, const std::vector<std::string>& extra_flags) {
+  std::vector<std::string> argv = {BinDir() + "/compressd", "--data-dir", data_dir,
+                                   "--grpc-port", "0", "--http-port", "0"};
+  argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+  if (!process_.Start(argv, data_dir + "/../compressd.stderr.log")) return false;
+  std::string line;
+  while (process_.ReadLine(&line, milliseconds(30000))) {
+    // "compressd listening grpc=HOST:PORT http=HOST:PORT"
+    auto g = line.find("grpc=");
+    auto h = line.find(" http=");
+    if (line.rfind("compressd listening", 0) == 0 && g != std::string::npos &&
+        h != std::string::npos) {
+      grpc_address_ = line.substr(g + 5, h - (g + 5));
+      http_address_ = line.substr(h + 6);
+      break;
+    }
+  }
+  if (grpc_address_.empty()) return false;
+  auto stub = v1::CompressionService::NewStub(
+      grpc::CreateChannel(grpc_address_, grpc::InsecureChannelCredentials()));
+  return WaitFor(
+      [&] {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + milliseconds(500));
+        v1::ListModelsRequest req;
+        v1::ListModelsResponse resp;
+        return stub->ListModels(&ctx, req, &resp).ok();
+      },
+      milliseconds(30000));
+}
+
+int Server::Stop() {
+  process_.Signal(SIGTERM);
+  return process_.Wait(milliseconds(30000));
+}
+
+bool WaitFor(const std::function<bool()>& pred, milliseconds timeout) {
+  auto deadline = steady_clock::now() + timeout;
+  while (steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return pred();
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace compressd::testing

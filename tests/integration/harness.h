@@ -1,0 +1,80 @@
+// Test harness for integration tests: starts the real binaries (compressd,
+// compress-worker, compressctl) as child processes on free loopback ports and
+// waits for readiness. Not thread-safe; one harness per test.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace compressd::testing {
+
+// Directory holding compressd, compress-worker, compressctl, make-tiny-llama.
+std::string BinDir();
+// A fresh empty directory under the test's temp dir.
+std::string MakeTempDir(const std::string& name);
+
+// A child process; its stdout is readable line by line, stderr goes to a log file.
+class Process {
+ public:
+  Process() = default;
+  ~Process();  // SIGKILLs and reaps the child if still running
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  // Starts argv[0] (a path) with the given arguments. Returns false on failure.
+  bool Start(const std::vector<std::string>& argv, const std::string& stderr_log);
+  // Reads one line of stdout (without '\n'); false on EOF or timeout.
+  bool ReadLine(std::string* line, std::chrono::milliseconds timeout);
+  void Signal(int sig);
+  // Waits for exit; returns the exit code, 128+signal if killed, -1 on timeout.
+  int Wait(std::chrono::milliseconds timeout);
+  bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  int stdout_fd_ = -1;
+  std::string buffer_;
+};
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs compressctl against `server` (HOST:PORT) with `args`; waits for it.
+CliResult RunCli(const std::string& server, const std::vector<std::string>& args);
+// Runs any binary to completion; returns exit code and outputs.
+CliResult RunBinary(const std::vector<std::string>& argv);
+
+// A running compressd.
+class Server {
+ public:
+  // Starts compressd with --data-dir, ephemeral ports and the extra flags;
+  // returns once the gRPC health service answers SERVING.
+  bool Start(const std::string& data_dir, const std::vector<std::string>& extra_flags);
+  // SIGTERM and wait; returns the exit code.
+  int Stop();
+  const std::string& grpc_address() const { return grpc_address_; }
+  const std::string& http_address() const { return http_address_; }
+  Process& process() { return process_; }
+
+ private:
+  Process process_;
+  std::string grpc_address_;
+  std::string http_address_;
+};
+
+// Polls `pred` every 50 ms until it returns true or `timeout` passes.
+bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
+
+// Reads a whole file; empty string if it cannot be read.
+std::string ReadFile(const std::string& path);
+
+}  // namespace compressd::testing

@@ -1,0 +1,123 @@
+// `jobs submit` request building: the recipe is parsed and validated locally,
+// and its errors reach the user naming the file and the field.
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "client/cli/app.h"
+#include "client/cli/args.h"
+#include "client/commands/jobs.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace compressd::client {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+class SubmitTest : public ::testing::Test {
+ protected:
+  std::string WriteRecipe(const std::string& text) {
+    const std::string path = ::testing::TempDir() + "/submit_test_recipe.yaml";
+    std::ofstream(path) << text;
+    paths_.push_back(path);
+    return path;
+  }
+  void TearDown() override {
+    for (const std::string& path : paths_) std::remove(path.c_str());
+  }
+
+  absl::StatusOr<v1::SubmitJobRequest> Build(std::vector<std::string> extra) {
+    std::vector<std::string> args = {"jobs", "submit", "--model", "m-1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    absl::Status parsed = ParseCommandLine(args, kDefaultServer, &invocation_);
+    if (!parsed.ok()) return parsed;
+    return BuildSubmitRequest(invocation_);
+  }
+
+  Invocation invocation_;
+  std::vector<std::string> paths_;
+};
+
+TEST_F(SubmitTest, BuildsRequestWithDefaults) {
+  const std::string recipe = WriteRecipe("stages: [{magnitude: {pattern: \"2:4\"}}]\n");
+  absl::StatusOr<v1::SubmitJobRequest> request =
+      Build({"--recipe", recipe, "--dataset", "d-1", "--max-attempts", "2"});
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->model_id(), "m-1");
+  EXPECT_THAT(request->dataset_ids(), ElementsAre("d-1"));
+  EXPECT_EQ(request->max_attempts(), 2);
+  EXPECT_EQ(request->recipe().stages(0).magnitude().pattern(), "2:4");
+  EXPECT_EQ(request->recipe().targets().include(), ".*_proj$");
+  EXPECT_EQ(request->recipe().output().format(), "hf_safetensors");
+  EXPECT_THAT(request->request_id(), StartsWith("req-"));
+}
+
+TEST_F(SubmitTest, RequestIdIsRandomUnlessGiven) {
+  const std::string recipe = WriteRecipe("stages: [{magnitude: {sparsity: 0.5}}]\n");
+  absl::StatusOr<v1::SubmitJobRequest> a = Build({"--recipe", recipe});
+  absl::StatusOr<v1::SubmitJobRequest> b = Build({"--recipe", recipe});
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(a->request_id(), b->request_id());
+  absl::StatusOr<v1::SubmitJobRequest> c = Build({"--recipe", recipe, "--request-id", "mine"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->request_id(), "mine");
+  EXPECT_EQ(c->max_attempts(), 0);  // server default
+}
+
+TEST_F(SubmitTest, RecipeErrorsNameFileAndField) {
+  const std::string bad_range = WriteRecipe("stages: [{magnitude: {sparsity: 1.5}}]\n");
+  absl::StatusOr<v1::SubmitJobRequest> r = Build({"--recipe", bad_range});
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr(bad_range));
+  EXPECT_THAT(r.status().message(), HasSubstr("stages[0].magnitude.sparsity"));
+
+  const std::string unknown = WriteRecipe("stages: [{magnitude: {sparsity: 0.5}}]\nfoo: 1\n");
+  r = Build({"--recipe", unknown});
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("unknown field \"foo\""));
+
+  r = Build({"--recipe", "/nonexistent/recipe.yaml"});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SubmitTest, CliPrintsRecipeErrorWithoutContactingServer) {
+  const std::string recipe = WriteRecipe("stages: [{magnitude: {pattern: \"4:2\"}}]\n");
+  std::ostringstream out;
+  std::ostringstream err;
+  // An unroutable server: the command must fail on the recipe before connecting.
+  const int code = RunCompressctl(
+      {"--server", "127.0.0.1:1", "jobs", "submit", "--model", "m", "--recipe", recipe},
+      Io{out, err, false}, nullptr);
+  EXPECT_EQ(code, kExitFailure);
+  EXPECT_EQ(out.str(), "");
+  EXPECT_THAT(err.str(), StartsWith("error: INVALID_ARGUMENT: "));
+  EXPECT_THAT(err.str(), HasSubstr("stages[0].magnitude.pattern"));
+  EXPECT_THAT(err.str(), HasSubstr("\"4:2\""));
+}
+
+TEST_F(SubmitTest, CliUsageErrorExitsTwo) {
+  std::ostringstream out;
+  std::ostringstream err;
+  EXPECT_EQ(RunCompressctl({"jobs", "submit", "--model", "m"}, Io{out, err, false}, nullptr),
+            kExitUsage);
+  EXPECT_THAT(err.str(), StartsWith("error: INVALID_ARGUMENT: jobs submit: missing --recipe"));
+  EXPECT_THAT(err.str(), HasSubstr("usage: compressctl"));
+  std::ostringstream help;
+  EXPECT_EQ(RunCompressctl({"--help"}, Io{help, err, false}, nullptr), kExitOk);
+  EXPECT_THAT(help.str(), HasSubstr("artifacts download JOB_ID --out DIR"));
+}
+
+TEST(DispatchTest, EveryCommandHasAHandler) {
+  for (const CommandSpec& command : Commands()) {
+    EXPECT_TRUE(HasHandler(command.group, command.verb)) << command.group << " " << command.verb;
+  }
+  EXPECT_FALSE(HasHandler("models", "explode"));
+}
+
+}  // namespace
+}  // namespace compressd::client

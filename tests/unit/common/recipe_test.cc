@@ -1,0 +1,263 @@
+#include "common/recipe.h"
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace compressd {
+namespace {
+
+using ::testing::HasSubstr;
+
+v1::Recipe ParseOk(const std::string& text) {
+  absl::StatusOr<v1::Recipe> recipe = ParseRecipeText(text);
+  EXPECT_TRUE(recipe.ok()) << recipe.status();
+  return recipe.ok() ? *recipe : v1::Recipe();
+}
+
+// Parses, applies defaults and validates; returns the validation status.
+absl::Status ParseAndValidate(const std::string& text) {
+  absl::StatusOr<v1::Recipe> recipe = ParseRecipeText(text);
+  if (!recipe.ok()) return recipe.status();
+  ApplyRecipeDefaults(&*recipe);
+  return ValidateRecipe(*recipe);
+}
+
+TEST(ParseRecipeTest, YamlBlockForm) {
+  v1::Recipe r = ParseOk(R"(
+stages:
+  - magnitude:
+      sparsity: 0.5
+  - magnitude:
+      pattern: "2:4"
+targets:
+  include: ".*_proj$"
+  ignore: ["lm_head", 'model\.layers\.0\..*']
+output:
+  format: hf_safetensors
+)");
+  ASSERT_EQ(r.stages_size(), 2);
+  EXPECT_DOUBLE_EQ(r.stages(0).magnitude().sparsity(), 0.5);
+  EXPECT_EQ(r.stages(1).magnitude().pattern(), "2:4");
+  EXPECT_EQ(r.targets().include(), ".*_proj$");
+  ASSERT_EQ(r.targets().ignore_size(), 2);
+  EXPECT_EQ(r.targets().ignore(0), "lm_head");
+  EXPECT_EQ(r.targets().ignore(1), "model\\.layers\\.0\\..*");
+  EXPECT_EQ(r.output().format(), "hf_safetensors");
+  EXPECT_TRUE(ValidateRecipe(r).ok()) << ValidateRecipe(r);
+}
+
+TEST(ParseRecipeTest, YamlFlowFormAndUnquotedPattern) {
+  v1::Recipe r = ParseOk(
+      "stages: [{magnitude: {pattern: 2:4}}]\n"
+      "targets: {include: \".*_proj$\", ignore: [lm_head]}\n"
+      "output: {format: hf_safetensors}\n");
+  ASSERT_EQ(r.stages_size(), 1);
+  EXPECT_EQ(r.stages(0).magnitude().pattern(), "2:4");
+  EXPECT_EQ(r.targets().ignore(0), "lm_head");
+}
+
+TEST(ParseRecipeTest, JsonForm) {
+  v1::Recipe r = ParseOk(R"({"stages": [{"magnitude": {"sparsity": 0.25}}],
+                             "targets": {"include": "q_proj", "ignore": []},
+                             "output": {"format": "hf_safetensors"}})");
+  ASSERT_EQ(r.stages_size(), 1);
+  EXPECT_DOUBLE_EQ(r.stages(0).magnitude().sparsity(), 0.25);
+  EXPECT_EQ(r.targets().include(), "q_proj");
+}
+
+TEST(ParseRecipeTest, IntegerSparsityAndNullValuesAreAccepted) {
+  v1::Recipe r = ParseOk("stages: [{magnitude: {sparsity: 1}}]\ntargets:\n");
+  EXPECT_DOUBLE_EQ(r.stages(0).magnitude().sparsity(), 1.0);
+  EXPECT_FALSE(r.has_targets());
+}
+
+TEST(ParseRecipeTest, UnknownFieldIsRejectedByPath) {
+  absl::StatusOr<v1::Recipe> r = ParseRecipeText("stages: [{magnitude: {sparsty: 0.5}}]");
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("stages[0].magnitude.sparsty"));
+  EXPECT_THAT(r.status().message(), HasSubstr("unknown field"));
+
+  r = ParseRecipeText("{\"stages\": [], \"outputs\": {}}");
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("\"outputs\""));
+
+  r = ParseRecipeText("stages: [{prune: {}}]");
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("stages[0].prune"));
+}
+
+TEST(ParseRecipeTest, WrongTypeIsRejected) {
+  absl::StatusOr<v1::Recipe> r = ParseRecipeText("stages: [{magnitude: {sparsity: half}}]");
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("recipe: "));
+  EXPECT_THAT(r.status().message(), HasSubstr("sparsity"));
+
+  r = ParseRecipeText("stages: {magnitude: {sparsity: 0.5}}\n");  // not a list
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("stages: expected a list"));
+
+  r = ParseRecipeText("stages: [magnitude]\n");
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("stages[0]: expected a mapping"));
+
+  r = ParseRecipeText("stages: [{magnitude: {sparsity: 0.5}}]\ntargets: {ignore: lm_head}\n");
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("targets.ignore: expected a list"));
+
+  r = ParseRecipeText("output: hf_safetensors\n");
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("output: expected a mapping"));
+
+  r = ParseRecipeText("targets: {include: [a]}\n");
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("include"));
+
+  r = ParseRecipeText("- 1\n- 2\n");
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("top level"));
+}
+
+TEST(ParseRecipeTest, SyntaxErrorNamesLineAndColumn) {
+  absl::StatusOr<v1::Recipe> r = ParseRecipeText("stages:\n  - magnitude: {sparsity: 0.5\n");
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("line "));
+  EXPECT_THAT(r.status().message(), HasSubstr("column "));
+}
+
+TEST(ParseRecipeTest, DuplicateKeyIsRejected) {
+  absl::StatusOr<v1::Recipe> r = ParseRecipeText("output: {format: a}\noutput: {format: b}\n");
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("duplicate field \"output\""));
+}
+
+TEST(ParseRecipeTest, AliasExpansionIsBounded) {
+  // Each level references the previous one ten times: 10^8 values if expanded.
+  std::string text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 8; ++i) {
+    const std::string prev = "*a" + std::to_string(i - 1);
+    text += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int j = 0; j < 10; ++j) text += (j ? ", " : "") + prev;
+    text += "]\n";
+  }
+  absl::StatusOr<v1::Recipe> r = ParseRecipeText(text);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("more than"));
+}
+
+TEST(ParseRecipeTest, InvalidUtf8IsRejected) {
+  absl::StatusOr<v1::Recipe> r =
+      ParseRecipeText("stages: [{magnitude: {sparsity: 0.5}}]\ntargets: {include: \"a\xff\"}\n");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ParseRecipeTest, FileMissingAndPresent) {
+  absl::StatusOr<v1::Recipe> missing = ParseRecipeFile("/nonexistent/recipe.yaml");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+
+  const std::string path = ::testing::TempDir() + "/recipe_test.yaml";
+  {
+    std::ofstream out(path);
+    out << "stages: [{magnitude: {sparsity: 0.5}}]\nbogus: 1\n";
+  }
+  absl::StatusOr<v1::Recipe> r = ParseRecipeFile(path);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr(path));
+  EXPECT_THAT(r.status().message(), HasSubstr("bogus"));
+  std::remove(path.c_str());
+}
+
+TEST(RecipeDefaultsTest, FillsIncludeAndFormatOnly) {
+  v1::Recipe r = ParseOk("stages: [{magnitude: {sparsity: 0.5}}]");
+  ApplyRecipeDefaults(&r);
+  EXPECT_EQ(r.targets().include(), ".*_proj$");
+  EXPECT_EQ(r.targets().ignore_size(), 0);
+  EXPECT_EQ(r.output().format(), "hf_safetensors");
+
+  v1::Recipe custom = ParseOk("stages: [{magnitude: {sparsity: 0.5}}]\ntargets: {include: q_proj}");
+  ApplyRecipeDefaults(&custom);
+  EXPECT_EQ(custom.targets().include(), "q_proj");
+}
+
+TEST(ValidateRecipeTest, EmptyStages) {
+  absl::Status s = ParseAndValidate("stages: []");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("stages"));
+  EXPECT_EQ(ParseAndValidate("").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseAndValidate("{}").code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ValidateRecipeTest, StageWithoutKind) {
+  absl::Status s = ParseAndValidate("stages: [{magnitude: {sparsity: 0.5}}, {}]");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("stages[1]"));
+}
+
+TEST(ValidateRecipeTest, SparsityRange) {
+  EXPECT_TRUE(ParseAndValidate("stages: [{magnitude: {sparsity: 0.5}}]").ok());
+  EXPECT_TRUE(ParseAndValidate("stages: [{magnitude: {sparsity: 0.999}}]").ok());
+  for (const char* bad : {"1", "1.5", "-0.1", "\"NaN\""}) {
+    absl::Status s = ParseAndValidate(
+        std::string("stages: [{magnitude: {sparsity: 0.5}}, {magnitude: {sparsity: ") + bad +
+        "}}]");
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(s.message(), HasSubstr("stages[1].magnitude.sparsity")) << bad;
+  }
+  // 0 is indistinguishable from unset in proto3: reported as "neither".
+  absl::Status zero = ParseAndValidate("stages: [{magnitude: {sparsity: 0}}]");
+  EXPECT_EQ(zero.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(zero.message(), HasSubstr("stages[0].magnitude"));
+  EXPECT_THAT(zero.message(), HasSubstr("neither"));
+}
+
+TEST(ValidateRecipeTest, Patterns) {
+  for (const char* good : {"2:4", "1:2", "4:8", "63:64"}) {
+    EXPECT_TRUE(
+        ParseAndValidate(std::string("stages: [{magnitude: {pattern: \"") + good + "\"}}]").ok())
+        << good;
+  }
+  for (const char* bad :
+       {"4:2", "2:0", "a:b", "2:4:8", "0:4", "2:2", "1:65", "", ":4", "2:", " 2:4", "-1:4"}) {
+    v1::Recipe r;
+    r.add_stages()->mutable_magnitude()->set_pattern(bad);
+    ApplyRecipeDefaults(&r);
+    absl::Status s = ValidateRecipe(r);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    if (*bad != '\0') {
+      EXPECT_THAT(s.message(), HasSubstr("stages[0].magnitude.pattern")) << bad;
+      EXPECT_THAT(s.message(), HasSubstr(bad)) << bad;
+    }
+  }
+}
+
+TEST(ValidateRecipeTest, BothSparsityAndPattern) {
+  absl::Status s = ParseAndValidate("stages: [{magnitude: {sparsity: 0.5, pattern: \"2:4\"}}]");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("stages[0].magnitude"));
+  EXPECT_THAT(s.message(), HasSubstr("not both"));
+}
+
+TEST(ValidateRecipeTest, BadRegex) {
+  absl::Status s =
+      ParseAndValidate("stages: [{magnitude: {sparsity: 0.5}}]\ntargets: {include: \"(unclosed\"}");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("targets.include"));
+
+  s = ParseAndValidate(
+      "stages: [{magnitude: {sparsity: 0.5}}]\ntargets: {ignore: [lm_head, \"[a-\"]}");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("targets.ignore[1]"));
+}
+
+TEST(ValidateRecipeTest, OutputFormat) {
+  absl::Status s =
+      ParseAndValidate("stages: [{magnitude: {sparsity: 0.5}}]\noutput: {format: gguf}");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "output.format: unknown format gguf (supported: hf_safetensors)");
+}
+
+}  // namespace
+}  // namespace compressd

@@ -1,0 +1,188 @@
+// CompressionService over real gRPC: model uploads (good and malformed),
+// GetModel / ListModels paging, SubmitJob idempotency.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "common/sha256.h"
+#include "tests/unit/server_edge/edge_fixture.h"
+
+namespace compressd::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class CompressionServiceTest : public EdgeTest {
+ protected:
+  // Asserts that `messages` are rejected as INVALID_ARGUMENT and that no
+  // model became visible.
+  void ExpectRejected(const std::vector<v1::UploadModelRequest>& messages,
+                      const std::string& message_part) {
+    v1::Model model;
+    grpc::Status status = Upload(messages, &model);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr(message_part));
+    v1::ListModelsResponse list;
+    ASSERT_TRUE(api_->ListModels(Context().get(), v1::ListModelsRequest(), &list).ok());
+    EXPECT_EQ(list.models_size(), 0);
+  }
+
+  std::vector<v1::UploadModelRequest> GoodUpload() {
+    return ModelUploadMessages("tiny", v1::HF_SAFETENSORS, FakeHfModelFiles());
+  }
+};
+
+TEST_F(CompressionServiceTest, UploadedModelCanBeFetched) {
+  const std::vector<TestFile> files = FakeHfModelFiles();
+  v1::Model model = UploadFakeModel("tiny-llama");
+  ASSERT_FALSE(model.id().empty());
+  EXPECT_EQ(model.name(), "tiny-llama");
+  EXPECT_EQ(model.format(), v1::HF_SAFETENSORS);
+  ASSERT_EQ(model.files_size(), 2);
+  EXPECT_EQ(model.total_bytes(), files[0].content.size() + files[1].content.size());
+
+  v1::GetModelRequest get;
+  get.set_model_id(model.id());
+  v1::Model fetched;
+  ASSERT_TRUE(api_->GetModel(Context().get(), get, &fetched).ok());
+  EXPECT_EQ(fetched.id(), model.id());
+  EXPECT_EQ(fetched.files(1).sha256(), Sha256Hex(files[1].content));
+  // The file content is in the blob store under its digest.
+  EXPECT_TRUE(blobs_->Has(Sha256Hex(files[1].content)));
+}
+
+TEST_F(CompressionServiceTest, GetUnknownModelIsNotFound) {
+  v1::GetModelRequest get;
+  get.set_model_id("model-does-not-exist");
+  v1::Model fetched;
+  EXPECT_EQ(api_->GetModel(Context().get(), get, &fetched).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(CompressionServiceTest, ListModelsPaginates) {
+  std::set<std::string> uploaded;
+  for (int i = 0; i < 3; ++i) {
+    uploaded.insert(UploadFakeModel("m" + std::to_string(i)).id());
+  }
+
+  v1::ListModelsRequest req;
+  req.set_page_size(2);
+  v1::ListModelsResponse first;
+  ASSERT_TRUE(api_->ListModels(Context().get(), req, &first).ok());
+  ASSERT_EQ(first.models_size(), 2);
+  ASSERT_FALSE(first.next_page_token().empty());
+
+  req.set_page_token(first.next_page_token());
+  v1::ListModelsResponse second;
+  ASSERT_TRUE(api_->ListModels(Context().get(), req, &second).ok());
+  ASSERT_EQ(second.models_size(), 1);
+  EXPECT_TRUE(second.next_page_token().empty());
+
+  std::set<std::string> listed;
+  for (const auto& m : first.models()) {
+    listed.insert(m.id());
+  }
+  for (const auto& m : second.models()) {
+    listed.insert(m.id());
+  }
+  EXPECT_EQ(listed, uploaded);
+}
+
+TEST_F(CompressionServiceTest, RejectsUnsafeRelativePath) {
+  auto messages = GoodUpload();
+  messages[0].mutable_header()->mutable_files(1)->set_path("../x.safetensors");
+  ExpectRejected(messages, "path");
+}
+
+TEST_F(CompressionServiceTest, RejectsAbsolutePath) {
+  auto messages = GoodUpload();
+  messages[0].mutable_header()->mutable_files(1)->set_path("/etc/model.safetensors");
+  ExpectRejected(messages, "path");
+}
+
+TEST_F(CompressionServiceTest, RejectsMalformedSha256) {
+  auto messages = GoodUpload();
+  messages[0].mutable_header()->mutable_files(0)->set_sha256("not-a-digest");
+  ExpectRejected(messages, "sha256");
+}
+
+TEST_F(CompressionServiceTest, RejectsContentNotMatchingSha256) {
+  auto messages = GoodUpload();
+  std::string* data = messages[2].mutable_chunk()->mutable_data();
+  (*data)[0] = static_cast<char>((*data)[0] ^ 1);
+  ExpectRejected(messages, "sha256");
+}
+
+TEST_F(CompressionServiceTest, RejectsMoreBytesThanDeclared) {
+  auto messages = GoodUpload();
+  messages[2].mutable_chunk()->mutable_data()->append("extra");
+  ExpectRejected(messages, "");
+}
+
+TEST_F(CompressionServiceTest, RejectsTruncatedStream) {
+  auto messages = GoodUpload();
+  const std::string full = messages[2].chunk().data();
+  messages[2].mutable_chunk()->set_data(full.substr(0, full.size() / 2));
+  ExpectRejected(messages, "truncated");
+}
+
+TEST_F(CompressionServiceTest, RejectsUnknownFormat) {
+  auto messages = GoodUpload();
+  messages[0].mutable_header()->set_format(v1::MODEL_FORMAT_UNSPECIFIED);
+  ExpectRejected(messages, "format");
+}
+
+TEST_F(CompressionServiceTest, RejectsChunkBeforeHeader) {
+  auto messages = GoodUpload();
+  std::swap(messages[0], messages[1]);
+  ExpectRejected(messages, "header");
+}
+
+TEST_F(CompressionServiceTest, RejectsEmptyStream) { ExpectRejected({}, "header"); }
+
+TEST_F(CompressionServiceTest, SubmitJobIsIdempotentByRequestId) {
+  const v1::Model model = UploadFakeModel("tiny");
+  const v1::Job first = Submit(model.id(), "req-1");
+  const v1::Job again = Submit(model.id(), "req-1");
+  const v1::Job other = Submit(model.id(), "req-2");
+  ASSERT_FALSE(first.id().empty());
+  EXPECT_EQ(first.state(), v1::QUEUED);
+  EXPECT_EQ(again.id(), first.id());
+  EXPECT_NE(other.id(), first.id());
+
+  v1::ListJobsResponse list;
+  ASSERT_TRUE(api_->ListJobs(Context().get(), v1::ListJobsRequest(), &list).ok());
+  EXPECT_EQ(list.jobs_size(), 2);
+}
+
+TEST_F(CompressionServiceTest, SubmitJobValidatesTheRecipe) {
+  const v1::Model model = UploadFakeModel("tiny");
+  v1::SubmitJobRequest req;
+  req.set_model_id(model.id());
+  req.mutable_recipe()->add_stages()->mutable_magnitude()->set_sparsity(1.5);
+  v1::Job job;
+  grpc::Status status = api_->SubmitJob(Context().get(), req, &job);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("sparsity"));
+}
+
+TEST_F(CompressionServiceTest, WatchUnknownJobIsNotFound) {
+  v1::WatchJobRequest req;
+  req.set_job_id("job-does-not-exist");
+  auto ctx = Context();
+  auto reader = api_->WatchJob(ctx.get(), req);
+  v1::JobEvent event;
+  EXPECT_FALSE(reader->Read(&event));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(CompressionServiceTest, DownloadUnknownArtifactIsNotFound) {
+  v1::Artifact info;
+  std::string data;
+  EXPECT_EQ(Download("artifact-does-not-exist", 0, &info, &data).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+}  // namespace
+}  // namespace compressd::testing

@@ -1,0 +1,183 @@
+#include "workers/engine/export/safetensors_writer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+
+namespace compressd {
+namespace {
+
+namespace fs = std::filesystem;
+
+absl::Status IoError(const std::string& path, absl::string_view what) {
+  return absl::InternalError(absl::StrCat(path, ": ", what, ": ", std::strerror(errno)));
+}
+
+absl::Status WriteAll(int fd, const char* data, size_t n, const std::string& path) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, data, std::min<size_t>(n, 1 << 30));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return IoError(path, "write failed");
+    }
+    data += w;
+    n -= static_cast<size_t>(w);
+  }
+  return absl::OkStatus();
+}
+
+// Creates a temporary file beside `path`, lets `fill` write it, fsyncs and
+// renames it over `path`. The temporary file is removed on any failure.
+template <typename Fill>
+absl::Status WriteAtomically(const std::string& path, Fill fill) {
+  std::error_code ec;
+  const fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty()) fs::create_directories(parent, ec);
+  if (ec) return absl::InternalError(absl::StrCat(parent.string(), ": mkdir: ", ec.message()));
+  std::string tmp = path + ".tmp-XXXXXX";
+  const int fd = ::mkstemp(tmp.data());
+  if (fd < 0) return IoError(tmp, "cannot create");
+  absl::Status st = ::fchmod(fd, 0644) == 0 ? fill(fd, tmp) : IoError(tmp, "chmod failed");
+  if (st.ok() && ::fsync(fd) != 0) st = IoError(tmp, "fsync failed");
+  if (::close(fd) != 0 && st.ok()) st = IoError(tmp, "close failed");
+  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = IoError(path, "rename failed");
+  if (!st.ok()) ::unlink(tmp.c_str());
+  return st;
+}
+
+absl::Status WriteTextFile(const std::string& path, const std::string& text) {
+  return WriteAtomically(path, [&](int fd, const std::string& tmp) {
+    return WriteAll(fd, text.data(), text.size(), tmp);
+  });
+}
+
+absl::Status CopyFile(const std::string& from, const std::string& to) {
+  std::ifstream in(from, std::ios::binary);
+  if (!in) return absl::InternalError(absl::StrCat(from, ": cannot open"));
+  return WriteAtomically(to, [&](int fd, const std::string& tmp) -> absl::Status {
+    char buf[1 << 16];
+    while (in) {
+      in.read(buf, sizeof(buf));
+      RETURN_IF_ERROR(WriteAll(fd, buf, static_cast<size_t>(in.gcount()), tmp));
+    }
+    if (in.bad()) return absl::InternalError(absl::StrCat(from, ": read failed"));
+    return absl::OkStatus();
+  });
+}
+
+bool IsWeightFile(const std::string& name) {
+  static const char* const kSuffixes[] = {".safetensors", ".bin",  ".pt",   ".pth", ".ckpt",
+                                          ".h5",          ".msgpack", ".gguf", ".onnx",
+                                          ".index.json"};
+  for (const char* s : kSuffixes) {
+    if (absl::EndsWith(name, s)) return true;
+  }
+  return false;
+}
+
+absl::Status WriteIndex(const HfModel& model, const std::string& out_dir) {
+  nlohmann::json j = nlohmann::json::parse(model.index_json(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(model.dir(), "/", kWeightsIndexFile,
+                                                   ": invalid JSON"));
+  }
+  if (!j.contains("metadata") || !j["metadata"].is_object()) j["metadata"] = nlohmann::json::object();
+  j["metadata"]["total_size"] = model.total_tensor_bytes();
+  return WriteTextFile((fs::path(out_dir) / kWeightsIndexFile).string(), j.dump(2) + "\n");
+}
+
+}  // namespace
+
+absl::Status WriteSafetensors(const std::string& path, std::vector<TensorToWrite> tensors,
+                              const std::map<std::string, std::string>& metadata) {
+  std::sort(tensors.begin(), tensors.end(),
+            [](const TensorToWrite& a, const TensorToWrite& b) { return a.name < b.name; });
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  uint64_t offset = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const TensorToWrite& t = tensors[i];
+    if (t.name == "__metadata__" || (i > 0 && tensors[i - 1].name == t.name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": tensor name \"", t.name, "\" is reserved or duplicated"));
+    }
+    uint64_t numel = 1;
+    for (int64_t d : t.shape) {
+      if (d < 0 || __builtin_mul_overflow(numel, static_cast<uint64_t>(d), &numel)) {
+        return absl::InvalidArgumentError(absl::StrCat(path, ": tensor \"", t.name, "\": bad shape"));
+      }
+    }
+    uint64_t nbytes = 0;
+    if (__builtin_mul_overflow(numel, DTypeSize(t.dtype), &nbytes) || nbytes != t.bytes.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": tensor \"", t.name, "\": ", t.bytes.size(), " bytes for ", numel,
+                       " elements of ", DTypeName(t.dtype)));
+    }
+    header[t.name] = {{"dtype", DTypeName(t.dtype)},
+                      {"shape", t.shape},
+                      {"data_offsets", {offset, offset + t.bytes.size()}}};
+    offset += t.bytes.size();
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  char len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
+  return WriteAtomically(path, [&](int fd, const std::string& tmp) -> absl::Status {
+    RETURN_IF_ERROR(WriteAll(fd, len, sizeof(len), tmp));
+    RETURN_IF_ERROR(WriteAll(fd, text.data(), text.size(), tmp));
+    for (const TensorToWrite& t : tensors) {
+      RETURN_IF_ERROR(WriteAll(fd, t.bytes.data(), t.bytes.size(), tmp));
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::Status WriteShard(const HfModel::Shard& shard,
+                        const std::map<std::string, std::string>& replaced,
+                        const std::string& out_path) {
+  std::vector<TensorToWrite> tensors;
+  for (const TensorInfo& t : shard.file->tensors()) {
+    TensorToWrite w{t.name, t.dtype, t.shape, shard.file->Bytes(t)};
+    if (auto it = replaced.find(t.name); it != replaced.end()) {
+      if (it->second.size() != t.nbytes()) {
+        return absl::InvalidArgumentError(absl::StrCat(out_path, ": replacement for tensor \"",
+                                                       t.name, "\" has ", it->second.size(),
+                                                       " bytes, expected ", t.nbytes()));
+      }
+      w.bytes = it->second;
+    }
+    tensors.push_back(std::move(w));
+  }
+  return WriteSafetensors(out_path, std::move(tensors), shard.file->metadata());
+}
+
+absl::Status WriteModelSideFiles(const HfModel& model, const std::string& out_dir) {
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat(out_dir, ": mkdir: ", ec.message()));
+  std::vector<fs::path> files;
+  for (const fs::directory_entry& e : fs::directory_iterator(model.dir(), ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || name[0] == '.' || IsWeightFile(name) || !e.is_regular_file(ec)) continue;
+    files.push_back(e.path());
+  }
+  if (ec) return absl::InternalError(absl::StrCat(model.dir(), ": cannot list: ", ec.message()));
+  for (const fs::path& f : files) {
+    RETURN_IF_ERROR(CopyFile(f.string(), (fs::path(out_dir) / f.filename()).string()));
+  }
+  if (model.layout() == HfModel::Layout::kIndexed) RETURN_IF_ERROR(WriteIndex(model, out_dir));
+  return absl::OkStatus();
+}
+
+}  // namespace compressd

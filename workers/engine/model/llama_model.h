@@ -1,0 +1,91 @@
+// The in-memory form of a Llama-family decoder that every engine component
+// shares (forward pass, calibration, compression, export). Loaders
+// (HF safetensors, GGUF) produce it; weights are float32, row-major, in
+// Hugging Face orientation: a linear layer's weight is [out_features,
+// in_features] and computes y = W x (+ b). Q/K rows are in HF order (the
+// loader undoes llama.cpp's rotary permutation).
+//
+// A Tensor either points into a memory-mapped file (F32 on disk: no copy) or
+// owns a buffer (dequantized or converted data, or compressed weights); the
+// `owner` keeps either alive. Tensors are immutable once built: compression
+// replaces a block's tensor with a new owned one. Not thread-safe to mutate;
+// safe to read from many threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+namespace compressd::engine {
+
+struct RopeScaling {
+  std::string type;  // "" (none) or "llama3"
+  float factor = 1.0f;
+  float low_freq_factor = 1.0f;
+  float high_freq_factor = 4.0f;
+  int original_max_position_embeddings = 8192;
+};
+
+struct LlamaConfig {
+  std::string model_type;  // "llama", "mistral", "qwen2", ...
+  int n_layers = 0;
+  int hidden = 0;
+  int intermediate = 0;
+  int n_heads = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;  // hidden / n_heads unless the config says otherwise
+  int vocab = 0;
+  int max_position = 0;
+  float rms_norm_eps = 1e-5f;
+  float rope_theta = 10000.0f;
+  RopeScaling rope_scaling;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;  // q/k/v biases (Qwen2)
+  int bos_token_id = -1;
+  int eos_token_id = -1;
+};
+
+struct Tensor {
+  std::vector<int64_t> shape;
+  const float* data = nullptr;
+  std::shared_ptr<const void> owner;
+
+  bool empty() const { return data == nullptr; }
+  int64_t numel() const {
+    return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
+  }
+  int64_t rows() const { return shape.empty() ? 0 : shape[0]; }
+  int64_t cols() const { return shape.size() < 2 ? 1 : shape[1]; }
+
+  // A tensor owning `values` (moved in).
+  static Tensor Owned(std::vector<int64_t> shape, std::vector<float> values) {
+    auto buf = std::make_shared<std::vector<float>>(std::move(values));
+    Tensor t;
+    t.shape = std::move(shape);
+    t.data = buf->data();
+    t.owner = buf;
+    return t;
+  }
+};
+
+// One decoder block. Biases are empty unless config.attention_bias.
+struct BlockWeights {
+  Tensor attn_norm;                       // [hidden]
+  Tensor q_proj, k_proj, v_proj, o_proj;  // [n_heads*hd, hidden], [n_kv*hd, hidden] x2, [hidden, n_heads*hd]
+  Tensor q_bias, k_bias, v_bias;
+  Tensor mlp_norm;                        // [hidden]
+  Tensor gate_proj, up_proj;              // [intermediate, hidden]
+  Tensor down_proj;                       // [hidden, intermediate]
+};
+
+struct LlamaModel {
+  LlamaConfig config;
+  Tensor embed_tokens;  // [vocab, hidden]
+  std::vector<BlockWeights> blocks;
+  Tensor final_norm;    // [hidden]
+  Tensor lm_head;       // [vocab, hidden]; shares embed_tokens' data when tied
+};
+
+}  // namespace compressd::engine

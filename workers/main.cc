@@ -1,0 +1,120 @@
+// compress-worker: the process that does the numerical work of compressd.
+//
+//   compress-worker --server HOST:PORT --cache-dir DIR [--threads N] [--name NAME]
+//       Registers with the server and serves leased tasks until SIGTERM/SIGINT,
+//       which finishes the current task and exits 0.
+//   compress-worker run --model DIR --recipe FILE --out DIR
+//       Runs a recipe locally, no server: progress on stderr, summary JSON on stdout.
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "workers/worker/local_run.h"
+#include "workers/worker/server_client.h"
+#include "workers/worker/worker.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: compress-worker --server HOST:PORT --cache-dir DIR [--threads N] [--name NAME]\n"
+    "                       [--slow-ms-per-layer N]   (fault injection: pause after each layer)\n"
+    "       compress-worker run --model DIR --recipe FILE --out DIR\n";
+
+// Parses "--flag value" pairs; false on an unknown flag or a missing value.
+bool ParseFlags(int argc, char** argv, int first, std::map<std::string, std::string>* flags,
+                std::initializer_list<const char*> known) {
+  for (int i = first; i < argc; i += 2) {
+    const std::string flag = argv[i];
+    bool ok = false;
+    for (const char* k : known) ok |= flag == k;
+    if (!ok || i + 1 >= argc) return false;
+    (*flags)[flag] = argv[i + 1];
+  }
+  return true;
+}
+
+int RunLocalMode(int argc, char** argv) {
+  std::map<std::string, std::string> f;
+  if (!ParseFlags(argc, argv, 2, &f, {"--model", "--recipe", "--out"}) || f.size() != 3) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  const absl::Status st = compressd::RunLocal(f["--model"], f["--recipe"], f["--out"]);
+  if (!st.ok()) {
+    std::fprintf(stderr, "compress-worker: %s\n", st.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+int RunWorkerMode(int argc, char** argv) {
+  std::map<std::string, std::string> f;
+  if (!ParseFlags(argc, argv, 1, &f, {"--server", "--cache-dir", "--threads", "--name",
+                                       "--slow-ms-per-layer"}) ||
+      !f.count("--server") || !f.count("--cache-dir")) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  compressd::WorkerOptions options;
+  options.cache_dir = f["--cache-dir"];
+  options.name = f["--name"];
+  options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (f.count("--threads") && (!absl::SimpleAtoi(f["--threads"], &options.threads) ||
+                               options.threads < 1)) {
+    std::fprintf(stderr, "compress-worker: --threads: must be a positive integer\n");
+    return 2;
+  }
+  if (f.count("--slow-ms-per-layer") &&
+      (!absl::SimpleAtoi(f["--slow-ms-per-layer"], &options.slow_ms_per_layer) ||
+       options.slow_ms_per_layer < 0)) {
+    std::fprintf(stderr, "compress-worker: --slow-ms-per-layer: must be a non-negative integer\n");
+    return 2;
+  }
+  // Signals are taken by one thread with sigwait; block them everywhere else
+  // before any thread (gRPC's included) starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // Reconnect within seconds of the server coming back (gRPC's default caps at 120 s).
+  grpc::ChannelArguments channel_args;
+  channel_args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+  compressd::WorkerClient client(grpc::CreateCustomChannel(
+      f["--server"], grpc::InsecureChannelCredentials(), channel_args));
+  compressd::Worker worker(options, client);
+  std::thread signal_thread([&worker, signals] {
+    int sig = 0;
+    if (sigwait(&signals, &sig) == 0) {
+      std::fprintf(stderr, "compress-worker: signal %d: finishing the current task\n", sig);
+      worker.Shutdown();
+    }
+  });
+  signal_thread.detach();  // it may wait forever; the process exit ends it
+  const absl::Status st = worker.Run();
+  if (!st.ok()) {
+    std::fprintf(stderr, "compress-worker: %s\n", st.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "run") return RunLocalMode(argc, argv);
+  if (argc >= 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  return RunWorkerMode(argc, argv);
+}

@@ -1,0 +1,41 @@
+#include "workers/worker/local_run.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/recipe.h"
+#include "common/status_macros.h"
+#include "workers/engine/job_runner.h"
+
+namespace compressd {
+
+void LineEventSink::Emit(const v1::JobEvent& event) {
+  std::string line;
+  if (event.has_progress()) {
+    const v1::Progress& p = event.progress();
+    line = absl::StrCat("[", p.stage(), " ", p.current(), "/", p.total(), "] ", p.message());
+  } else if (event.has_metric()) {
+    const v1::MetricPoint& m = event.metric();
+    auto layer = m.labels().find("layer");
+    line = absl::StrFormat("metric %s=%.6g%s", m.name(), m.value(),
+                           layer == m.labels().end() ? "" : " layer=" + layer->second);
+  } else if (event.has_log()) {
+    line = absl::StrCat(event.log().level(), ": ", event.log().message());
+  } else {
+    return;
+  }
+  std::fprintf(out_, "%s\n", line.c_str());
+}
+
+absl::Status RunLocal(const std::string& model_dir, const std::string& recipe_path,
+                      const std::string& out_dir) {
+  ASSIGN_OR_RETURN(v1::Recipe recipe, ParseRecipeFile(recipe_path));
+  ApplyRecipeDefaults(&recipe);
+  RETURN_IF_ERROR(ValidateRecipe(recipe));
+  LineEventSink sink(stderr);
+  CancelToken cancel;
+  ASSIGN_OR_RETURN(std::string summary, RunRecipe(model_dir, recipe, out_dir, sink, cancel));
+  std::printf("%s\n", summary.c_str());
+  return absl::OkStatus();
+}
+
+}  // namespace compressd

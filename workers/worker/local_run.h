@@ -1,0 +1,29 @@
+// `compress-worker run`: runs a recipe on a local model directory without a
+// server, through the same RunRecipe path a leased task takes. Events go to
+// stderr as lines, the JSON summary to stdout.
+#pragma once
+
+#include <cstdio>
+#include <string>
+
+#include "absl/status/status.h"
+#include "workers/engine/run_context.h"
+
+namespace compressd {
+
+// Writes each event as one line, e.g. "[prune 3/14] model.layers.0.mlp.up_proj".
+// Thread-safe (one fprintf per event).
+class LineEventSink : public EventSink {
+ public:
+  explicit LineEventSink(std::FILE* out) : out_(out) {}
+  void Emit(const v1::JobEvent& event) override;
+
+ private:
+  std::FILE* out_;
+};
+
+// Parses the recipe file (YAML or JSON), applies defaults, validates, runs.
+absl::Status RunLocal(const std::string& model_dir, const std::string& recipe_path,
+                      const std::string& out_dir);
+
+}  // namespace compressd

@@ -1,0 +1,137 @@
+#include "workers/worker/server_client.h"
+
+#include <chrono>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+
+namespace compressd {
+
+WorkerClient::WorkerClient(std::shared_ptr<grpc::Channel> channel, int64_t rpc_timeout_ms,
+                           int64_t stream_timeout_ms)
+    : stub_(v1::WorkerService::NewStub(channel)),
+      rpc_timeout_ms_(rpc_timeout_ms),
+      stream_timeout_ms_(stream_timeout_ms) {}
+
+void WorkerClient::SetDeadline(grpc::ClientContext* ctx, int64_t ms) const {
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(ms));
+}
+
+absl::StatusOr<v1::RegisterWorkerResponse> WorkerClient::RegisterWorker(
+    const v1::RegisterWorkerRequest& req) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, rpc_timeout_ms_);
+  v1::RegisterWorkerResponse resp;
+  absl::Status st = FromGrpcStatus(stub_->RegisterWorker(&ctx, req, &resp));
+  if (!st.ok()) return st;
+  return resp;
+}
+
+absl::StatusOr<v1::LeaseTaskResponse> WorkerClient::LeaseTask(const v1::LeaseTaskRequest& req) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, req.wait_ms() + rpc_timeout_ms_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (lease_cancelled_) return absl::CancelledError("LeaseTask: worker is shutting down");
+    lease_ctx_ = &ctx;
+  }
+  v1::LeaseTaskResponse resp;
+  absl::Status st = FromGrpcStatus(stub_->LeaseTask(&ctx, req, &resp));
+  {
+    absl::MutexLock lock(&mu_);
+    lease_ctx_ = nullptr;
+  }
+  if (!st.ok()) return st;
+  return resp;
+}
+
+void WorkerClient::CancelLeaseTask() {
+  absl::MutexLock lock(&mu_);
+  lease_cancelled_ = true;
+  if (lease_ctx_ != nullptr) lease_ctx_->TryCancel();
+}
+
+absl::StatusOr<v1::HeartbeatResponse> WorkerClient::Heartbeat(const v1::HeartbeatRequest& req) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, rpc_timeout_ms_);
+  v1::HeartbeatResponse resp;
+  absl::Status st = FromGrpcStatus(stub_->Heartbeat(&ctx, req, &resp));
+  if (!st.ok()) return st;
+  return resp;
+}
+
+absl::Status WorkerClient::ReportEvents(const v1::ReportEventsRequest& req) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, rpc_timeout_ms_);
+  v1::ReportEventsResponse resp;
+  return FromGrpcStatus(stub_->ReportEvents(&ctx, req, &resp));
+}
+
+absl::Status WorkerClient::CompleteTask(const v1::CompleteTaskRequest& req) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, rpc_timeout_ms_);
+  v1::CompleteTaskResponse resp;
+  return FromGrpcStatus(stub_->CompleteTask(&ctx, req, &resp));
+}
+
+absl::Status WorkerClient::FailTask(const v1::FailTaskRequest& req) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, rpc_timeout_ms_);
+  v1::FailTaskResponse resp;
+  return FromGrpcStatus(stub_->FailTask(&ctx, req, &resp));
+}
+
+absl::Status WorkerClient::FetchBlob(const std::string& sha256, uint64_t offset,
+                                     const ChunkFn& on_chunk) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, stream_timeout_ms_);
+  v1::FetchBlobRequest req;
+  req.set_sha256(sha256);
+  req.set_offset(offset);
+  std::unique_ptr<grpc::ClientReader<v1::BlobChunk>> reader = stub_->FetchBlob(&ctx, req);
+  v1::BlobChunk chunk;
+  absl::Status callback_status;
+  while (reader->Read(&chunk)) {
+    callback_status = on_chunk(chunk.data());
+    if (!callback_status.ok()) {
+      ctx.TryCancel();
+      break;
+    }
+  }
+  absl::Status st = FromGrpcStatus(reader->Finish());
+  return callback_status.ok() ? st : callback_status;
+}
+
+absl::StatusOr<v1::Artifact> WorkerClient::UploadArtifact(const v1::UploadArtifactHeader& header,
+                                                          const std::string& local_path) {
+  std::ifstream in(local_path, std::ios::binary);
+  if (!in) return absl::InternalError(absl::StrCat(local_path, ": cannot open for upload"));
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, stream_timeout_ms_);
+  v1::Artifact artifact;
+  std::unique_ptr<grpc::ClientWriter<v1::UploadArtifactRequest>> writer =
+      stub_->UploadArtifact(&ctx, &artifact);
+  v1::UploadArtifactRequest msg;
+  *msg.mutable_header() = header;
+  bool open = writer->Write(msg);
+  std::string buf(kUploadChunkBytes, '\0');
+  while (open && in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const std::streamsize n = in.gcount();
+    if (n <= 0) break;
+    msg.set_chunk(buf.data(), static_cast<size_t>(n));
+    open = writer->Write(msg);
+  }
+  if (in.bad()) {
+    ctx.TryCancel();
+    writer->Finish();
+    return absl::InternalError(absl::StrCat(local_path, ": read failed during upload"));
+  }
+  writer->WritesDone();
+  absl::Status st = FromGrpcStatus(writer->Finish());
+  if (!st.ok()) return st;
+  return artifact;
+}
+
+}  // namespace compressd
