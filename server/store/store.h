@@ -27,8 +27,6 @@ struct sqlite3;
 
 namespace compressd {
 
-namespace v1 = ::compressd::v1;
-
 // Persisted lease state of a job's task. A job has one task per attempt
 // sequence in this issue (kind "compress"); later issues add more kinds.
 struct TaskRecord {

@@ -1,5 +1,6 @@
 #include "workers/engine/model/dtype.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -52,8 +53,18 @@ uint32_t ShiftRoundEven(uint32_t m, int shift) {
   return (r > half || (r == half && (q & 1))) ? q + 1 : q;
 }
 
+// CPUID leaf 1: ECX bit 29 is F16C; the OS must also save the YMM/XMM state
+// (OSXSAVE, bit 27, and XCR0 bits 1-2). Written with <cpuid.h> so that GCC and
+// clang both accept it (clang-14 does not know "f16c" in __builtin_cpu_supports).
 bool HasF16C() {
-  static const bool has = __builtin_cpu_supports("f16c");
+  static const bool has = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+    if (!(c & (1u << 29)) || !(c & (1u << 27))) return false;
+    unsigned lo = 0, hi = 0;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 0x6u) == 0x6u;
+  }();
   return has;
 }
 

@@ -1,0 +1,152 @@
+// Prompt-processing benchmark of the CPU forward pass: batch x seq tokens
+// through embedding, every block, the final norm and the LM head at every
+// position (streamed in vocabulary chunks through the online softmax), plus
+// the GFLOP/s of the linear layers against this machine's measured sgemm peak
+// (large square sgemm, same thread count). Prints "key: value" lines and one
+// "RESULT {json}" line for bench/forward/run.sh.
+#include <cblas.h>
+
+#include <algorithm>
+#include <numeric>
+#include <cstdio>
+#include <limits>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "bench/forward/bench_common.h"
+#include "bench/forward/timing_backend.h"
+#include "workers/engine/model/gguf/gguf_model.h"
+#include "workers/engine/nn/blas_setup.h"
+#include "workers/engine/nn/cpu_backend.h"
+#include "workers/engine/nn/forward.h"
+
+ABSL_FLAG(std::string, model, "", "GGUF model (scripts/fetch-model.sh prints its path)");
+ABSL_FLAG(std::string, tokens, "tests/golden/fixtures/nn_ppl_persuasion_tokens.bin",
+          "int32 token file; the first batch*seq tokens are used");
+ABSL_FLAG(int, threads, 2, "threads");
+ABSL_FLAG(int, batch, 8, "sequences per forward");
+ABSL_FLAG(int, seq, 512, "tokens per sequence");
+ABSL_FLAG(int, reps, 3, "timed forwards (after one warm-up)");
+ABSL_FLAG(int, peak_n, 2048, "size of the square sgemm for the peak");
+
+namespace compressd::engine::bench {
+namespace {
+
+// GFLOP/s of an n x n x n sgemm, best of 5: through the backend's threading
+// (row slices, single-threaded OpenBLAS each) and through OpenBLAS's own threads.
+double SgemmPeak(CpuBackend& backend, int n, int threads, double* own_threads) {
+  std::vector<float> a(int64_t{n} * n, 0.01f), b(int64_t{n} * n, 0.02f), c(int64_t{n} * n);
+  auto best = [&](auto&& fn) {
+    fn();
+    double t = std::numeric_limits<double>::infinity();
+    for (int r = 0; r < 5; ++r) {
+      const double s = Now();
+      fn();
+      t = std::min(t, Now() - s);
+    }
+    return 2.0 * n * n * n / t / 1e9;
+  };
+  const double pool = best([&] { backend.Linear(a.data(), n, n, b.data(), nullptr, n, c.data()); });
+  SetBlasThreads(threads);
+  *own_threads = best([&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a.data(), n, b.data(), n,
+                0.0f, c.data(), n);
+  });
+  SetBlasThreads(1);
+  return std::max(pool, *own_threads);
+}
+
+int Run() {
+  const int threads = absl::GetFlag(FLAGS_threads);
+  CpuBackend cpu(CpuBackendOptions{threads, 128});
+  const BlasInfo blas = GetBlasInfo();
+  std::printf("blas_core: %s (cpu avx512: %d)\nthreads: %d\n", blas.core.c_str(),
+              blas.cpu_avx512, threads);
+  double own = 0;
+  double peak = SgemmPeak(cpu, absl::GetFlag(FLAGS_peak_n), threads, &own);
+
+  auto model = LoadGgufModel(absl::GetFlag(FLAGS_model));
+  if (!model.ok()) {
+    std::fprintf(stderr, "loading model: %s\n", model.status().ToString().c_str());
+    return 1;
+  }
+  auto tokens = ReadTokens(absl::GetFlag(FLAGS_tokens));
+  if (!tokens.ok()) {
+    std::fprintf(stderr, "%s\n", tokens.status().ToString().c_str());
+    return 1;
+  }
+  const int batch_n = absl::GetFlag(FLAGS_batch), seq = absl::GetFlag(FLAGS_seq);
+  if (static_cast<int64_t>(tokens->size()) < int64_t{batch_n} * seq) {
+    std::fprintf(stderr, "token file has %zu tokens, need %d\n", tokens->size(), batch_n * seq);
+    return 1;
+  }
+  std::vector<std::vector<int32_t>> seqs;
+  for (int b = 0; b < batch_n; ++b) {
+    seqs.emplace_back(tokens->begin() + int64_t{b} * seq, tokens->begin() + int64_t{b + 1} * seq);
+  }
+  const SequenceBatch batch = *SequenceBatch::Pack(seqs);
+  TimingBackend timing(&cpu);
+  auto fwd = LlamaForward::Create(&*model, &timing);
+  if (!fwd.ok()) {
+    std::fprintf(stderr, "%s\n", fwd.status().ToString().c_str());
+    return 1;
+  }
+  const int64_t t = batch.tokens();
+  std::vector<float> max(t), sum(t);
+  std::vector<int32_t> argmax(t);
+  auto forward = [&]() -> absl::Status {
+    std::fill(max.begin(), max.end(), -std::numeric_limits<float>::infinity());
+    std::fill(sum.begin(), sum.end(), 0.0f);
+    auto normed = fwd->FinalHidden(batch);
+    if (!normed.ok()) return normed.status();
+    return fwd->LmHeadChunks(normed->data(), t, [&](int64_t v0, int64_t n, const float* l) {
+      timing.SoftmaxStatsUpdate(l, t, n, v0, max.data(), sum.data(), argmax.data());
+      return absl::OkStatus();
+    });
+  };
+  if (auto st = forward(); !st.ok()) {
+    std::fprintf(stderr, "%s\n", st.ToString().c_str());
+    return 1;
+  }
+  std::vector<double> times;
+  timing.Reset();
+  for (int r = 0; r < absl::GetFlag(FLAGS_reps); ++r) {
+    const double s = Now();
+    if (auto st = forward(); !st.ok()) return 1;
+    times.push_back(Now() - s);
+  }
+  std::sort(times.begin(), times.end());
+  // The peak again after the forwards; the larger of the two counts (load noise).
+  double own_after = 0;
+  peak = std::max(peak, SgemmPeak(cpu, absl::GetFlag(FLAGS_peak_n), threads, &own_after));
+  own = std::max(own, own_after);
+  std::printf("sgemm_peak_gflops: %.1f (%dx%dx%d; pool row split vs OpenBLAS's own %d threads: "
+              "%.1f)\n",
+              peak, absl::GetFlag(FLAGS_peak_n), absl::GetFlag(FLAGS_peak_n),
+              absl::GetFlag(FLAGS_peak_n), threads, own);
+  const double median = times[times.size() / 2];
+  const double linear = timing.linear_flops() / timing.linear_seconds() / 1e9;
+  std::printf("tokens: %lld (%d x %d)\nforward_seconds_median: %.3f (best %.3f)\n",
+              static_cast<long long>(t), batch_n, seq, median, times.front());
+  std::printf("tokens_per_second: %.1f\nlinear_gflops: %.1f (%.0f%% of peak)\n", t / median,
+              linear, 100 * linear / peak);
+  const double total = std::accumulate(times.begin(), times.end(), 0.0);
+  std::printf("time by op:");
+  for (const auto& [op, sec] : timing.op_seconds()) std::printf(" %s %.1f%%", op.c_str(), 100 * sec / total);
+  std::printf("\npeak_rss_mib: %.0f\n", PeakRssMiB());
+  std::printf("RESULT {\"tokens_per_second\": %.2f, \"linear_gflops\": %.2f, "
+              "\"sgemm_peak_gflops\": %.2f, \"blas_core\": \"%s\"}\n",
+              t / median, linear, peak, blas.core.c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace compressd::engine::bench
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  const std::string warning = compressd::engine::BlasCoreWarning();
+  if (!warning.empty()) std::fprintf(stderr, "warning: %s\n", warning.c_str());
+  return compressd::engine::bench::Run();
+}

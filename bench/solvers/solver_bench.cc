@@ -1,0 +1,149 @@
+// Times SparseGPT and GPTQ on whole layers written by
+// tests/golden/algo_capture.py --full-dir DIR (DIR/<name>.{json,bin}: W then
+// H, float32). Prints one "RESULT <layer> <config> <seconds> <rel_error>" line
+// per (layer, configuration): the median of --repeats solves, each from a fresh
+// copy of W, timing what the PyTorch reference times (factor + sweep; the
+// relative error is computed after the clock stops, and its cost printed on a
+// separate "ERROR_COST" line; "FACTOR" lines time the inverse-Hessian factor
+// alone). Run through bench/solvers/run.sh.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+#include "nlohmann/json.hpp"
+#include "workers/engine/algorithms/gptq.h"
+#include "workers/engine/algorithms/hessian.h"
+#include "workers/engine/algorithms/sparsegpt.h"
+
+extern "C" {
+void openblas_set_num_threads(int num_threads) __attribute__((weak));
+char* openblas_get_corename(void) __attribute__((weak));
+}
+
+namespace compressd::engine {
+namespace {
+
+struct Layer {
+  int64_t rows = 0, cols = 0;
+  std::vector<float> w, h;
+};
+
+bool ReadLayer(const std::string& stem, Layer* l) {
+  std::ifstream meta_in(stem + ".json");
+  std::stringstream ss;
+  ss << meta_in.rdbuf();
+  const nlohmann::json meta = nlohmann::json::parse(ss.str(), nullptr, false);
+  if (meta.is_discarded()) return false;
+  l->rows = meta.value("rows", int64_t{0});
+  l->cols = meta.value("cols", int64_t{0});
+  l->w.resize(l->rows * l->cols);
+  l->h.resize(l->cols * l->cols);
+  std::ifstream in(stem + ".bin", std::ios::binary);
+  in.read(reinterpret_cast<char*>(l->w.data()), 4 * l->w.size());
+  in.read(reinterpret_cast<char*>(l->h.data()), 4 * l->h.size());
+  return static_cast<bool>(in);
+}
+
+double Seconds(const std::function<void()>& fn) {
+  const auto t0 = std::chrono::steady_clock::now();
+  fn();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+struct Config {
+  std::string name;
+  bool gptq;
+  SparseGptOptions sparse;
+  GptqOptions quant;
+};
+
+std::vector<Config> Configs(int threads) {
+  std::vector<Config> out;
+  SparseGptOptions s;
+  s.threads = threads;
+  s.report_error = false;
+  out.push_back({"sparsegpt_50", false, s, {}});
+  s.nm_n = 2;
+  s.nm_m = 4;
+  out.push_back({"sparsegpt_2:4", false, s, {}});
+  GptqOptions g;
+  g.threads = threads;
+  g.report_error = false;
+  g.grid = {4, 128, true};
+  out.push_back({"gptq_w4_g128", true, {}, g});
+  g.act_order = true;
+  out.push_back({"gptq_w4_g128_act", true, {}, g});
+  return out;
+}
+
+int Main(int argc, char** argv) {
+  std::string dir = "/tmp/algo_bench_layers";
+  std::string names = "l0_q_proj,l5_down_proj,l29_gate_proj";
+  int repeats = 5, threads = 2;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i], value = argv[i + 1];
+    if (flag == "--layers") dir = value;
+    if (flag == "--names") names = value;
+    if (flag == "--repeats") repeats = std::max(1, std::atoi(value.c_str()));
+    if (flag == "--threads") threads = std::max(1, std::atoi(value.c_str()));
+  }
+  if (openblas_set_num_threads != nullptr) openblas_set_num_threads(threads);
+  std::printf("# threads %d, OpenBLAS core %s\n", threads,
+              openblas_get_corename != nullptr ? openblas_get_corename() : "(not OpenBLAS)");
+  for (const std::string& name : std::vector<std::string>(absl::StrSplit(names, ','))) {
+    Layer l;
+    if (!ReadLayer(dir + "/" + name, &l)) {
+      std::fprintf(stderr,
+                   "cannot read %s/%s.{json,bin}: run tests/golden/algo_capture.py "
+                   "--full-dir %s\n",
+                   dir.c_str(), name.c_str(), dir.c_str());
+      return 1;
+    }
+    {  // The inverse-Hessian factor alone (part of every solve below).
+      std::vector<double> times;
+      for (int r = 0; r < repeats; ++r) {
+        times.push_back(
+            Seconds([&] { (void)InverseHessianUpper(l.h.data(), l.cols, nullptr, 0.01, name); }));
+      }
+      std::sort(times.begin(), times.end());
+      std::printf("FACTOR %s %.6f\n", name.c_str(), times[times.size() / 2]);
+    }
+    for (const Config& c : Configs(threads)) {
+      std::vector<double> times;
+      std::vector<float> w;
+      bool ok = true;
+      for (int r = 0; r < repeats && ok; ++r) {
+        w = l.w;
+        times.push_back(Seconds([&] {
+          ok = c.gptq ? Gptq(w.data(), l.rows, l.cols, l.h.data(), c.quant, name).ok()
+                      : SparseGpt(w.data(), l.rows, l.cols, l.h.data(), c.sparse, name).ok();
+        }));
+      }
+      if (!ok) {
+        std::fprintf(stderr, "%s %s failed\n", name.c_str(), c.name.c_str());
+        return 1;
+      }
+      std::sort(times.begin(), times.end());
+      double err = 0.0;
+      const double err_s = Seconds([&] {
+        err = RelativeReconstructionError(l.w.data(), w.data(), l.h.data(), l.rows, l.cols);
+      });
+      std::printf("RESULT %s %s %.6f %.6f\n", name.c_str(), c.name.c_str(), times[times.size() / 2],
+                  err);
+      std::printf("ERROR_COST %s %s %.6f\n", name.c_str(), c.name.c_str(), err_s);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace compressd::engine
+
+int main(int argc, char** argv) { return compressd::engine::Main(argc, argv); }

@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Golden fixtures for the forward pass (tests/unit/nn): tiny random Llama-family
+models run through transformers in float32.
+
+For each variant it writes tests/golden/fixtures/nn_tiny_<name>.json (config,
+tensor table, token sequences) and nn_tiny_<name>.bin (little-endian float32:
+the tensors, then the logits of every sequence, each run alone with batch 1,
+concatenated row-wise [sum T, vocab]). Tensor names follow
+workers/engine/model/llama_model.h (embed_tokens, blocks.<i>.q_proj, ...,
+final_norm, lm_head); Q/K rows are in HF order.
+
+Usage: /tmp/venvtest/bin/python tests/golden/nn_reference.py  (deterministic, seed 0)
+"""
+import json
+import os
+
+import numpy as np
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+SEQ_LENS = [37, 64, 9]  # cover partial, exact and tiny attention tiles
+
+VARIANTS = {
+    # GQA 4/2, untied LM head, no rope scaling.
+    "llama_gqa": dict(cls="llama", hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, vocab_size=256,
+                      rope_parameters=dict(rope_type="default", rope_theta=10000.0),
+                      rms_norm_eps=1e-5, tie_word_embeddings=False),
+    # Group of 3, tied embeddings, Llama 3 rope scaling active at these lengths.
+    "llama3_tied": dict(cls="llama", hidden_size=48, intermediate_size=80, num_hidden_layers=2,
+                        num_attention_heads=6, num_key_value_heads=2, vocab_size=200,
+                        rms_norm_eps=1e-6, tie_word_embeddings=True,
+                        rope_parameters=dict(rope_type="llama3", rope_theta=500000.0, factor=8.0,
+                                             low_freq_factor=1.0, high_freq_factor=4.0,
+                                             original_max_position_embeddings=32)),
+    # Qwen2: q/k/v biases, multi-query (1 kv head).
+    "qwen2_bias": dict(cls="qwen2", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=1, vocab_size=160,
+                       rope_parameters=dict(rope_type="default", rope_theta=1000000.0),
+                       rms_norm_eps=1e-6, tie_word_embeddings=False),
+}
+
+
+def build(name, spec, gen):
+    spec = dict(spec)
+    cls = spec.pop("cls")
+    common = dict(max_position_embeddings=128, attn_implementation="eager", **spec)
+    if cls == "llama":
+        model = LlamaForCausalLM(LlamaConfig(**common))
+    else:
+        model = Qwen2ForCausalLM(Qwen2Config(use_sliding_window=False, **common))
+    model = model.float().eval()
+    with torch.no_grad():  # larger than HF's init so attention is far from uniform
+        for pname, p in model.named_parameters():
+            if "norm" in pname:
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
+            else:
+                p.copy_(0.15 * torch.randn(p.shape, generator=gen))
+    return cls, model
+
+
+def tensors_of(model, cfg, cls):
+    sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+    out = [("embed_tokens", sd["model.embed_tokens.weight"])]
+    for i in range(cfg.num_hidden_layers):
+        p = f"model.layers.{i}."
+        names = [("attn_norm", "input_layernorm.weight"), ("q_proj", "self_attn.q_proj.weight"),
+                 ("k_proj", "self_attn.k_proj.weight"), ("v_proj", "self_attn.v_proj.weight"),
+                 ("o_proj", "self_attn.o_proj.weight")]
+        if cls == "qwen2":
+            names += [("q_bias", "self_attn.q_proj.bias"), ("k_bias", "self_attn.k_proj.bias"),
+                      ("v_bias", "self_attn.v_proj.bias")]
+        names += [("mlp_norm", "post_attention_layernorm.weight"),
+                  ("gate_proj", "mlp.gate_proj.weight"), ("up_proj", "mlp.up_proj.weight"),
+                  ("down_proj", "mlp.down_proj.weight")]
+        out += [(f"blocks.{i}.{ours}", sd[p + theirs]) for ours, theirs in names]
+    out.append(("final_norm", sd["model.norm.weight"]))
+    out.append(("lm_head", sd["lm_head.weight"] if "lm_head.weight" in sd
+                else sd["model.embed_tokens.weight"]))
+    return out
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    torch.manual_seed(0)
+    for name, spec in VARIANTS.items():
+        gen = torch.Generator().manual_seed(0)
+        cls, model = build(name, spec, gen)
+        cfg = model.config
+        seqs = [torch.randint(0, cfg.vocab_size, (n,), generator=gen).tolist() for n in SEQ_LENS]
+        with torch.no_grad():
+            logits = [model(torch.tensor([s])).logits[0].numpy() for s in seqs]
+        table, blobs, offset = [], [], 0
+        for tname, arr in tensors_of(model, cfg, cls):
+            table.append(dict(name=tname, shape=list(arr.shape), offset=offset))
+            blobs.append(arr.astype("<f4").ravel())
+            offset += arr.size
+        logits_all = np.concatenate(logits, axis=0).astype("<f4")
+        rs = dict(cfg.rope_parameters)  # transformers >= 5 keeps theta and scaling here
+        if rs.get("rope_type") == "default":
+            rs["rope_type"] = ""
+        meta = dict(
+            variant=name, model_type=cls,
+            config=dict(n_layers=cfg.num_hidden_layers, hidden=cfg.hidden_size,
+                        intermediate=cfg.intermediate_size, n_heads=cfg.num_attention_heads,
+                        n_kv_heads=cfg.num_key_value_heads,
+                        head_dim=cfg.hidden_size // cfg.num_attention_heads,
+                        vocab=cfg.vocab_size, max_position=cfg.max_position_embeddings,
+                        rms_norm_eps=cfg.rms_norm_eps, rope_theta=rs["rope_theta"],
+                        tie_word_embeddings=bool(cfg.tie_word_embeddings),
+                        attention_bias=cls == "qwen2",
+                        rope_scaling=dict(type=rs.get("rope_type", ""),
+                                          factor=rs.get("factor", 1.0),
+                                          low_freq_factor=rs.get("low_freq_factor", 1.0),
+                                          high_freq_factor=rs.get("high_freq_factor", 4.0),
+                                          original_max_position_embeddings=rs.get(
+                                              "original_max_position_embeddings", 8192))),
+            tensors=table, sequences=seqs, logits_offset=offset,
+            logits_shape=list(logits_all.shape),
+            generator="tests/golden/nn_reference.py (transformers float32, eager attention)")
+        with open(os.path.join(OUT, f"nn_tiny_{name}.bin"), "wb") as f:
+            for b in blobs:
+                f.write(b.tobytes())
+            f.write(logits_all.tobytes())
+        with open(os.path.join(OUT, f"nn_tiny_{name}.json"), "w") as f:
+            json.dump(meta, f, indent=1)
+        print(name, "tensors", offset, "floats; logits", logits_all.shape)
+
+
+if __name__ == "__main__":
+    main()

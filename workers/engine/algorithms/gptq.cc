@@ -1,0 +1,140 @@
+// GPTQ driver: dead inputs, act-order permutation, static grids, the inverse
+// Hessian factor, then the shared OBS sweep; see gptq.h for the math.
+#include "workers/engine/algorithms/gptq.h"
+
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "workers/engine/algorithms/hessian.h"
+
+namespace compressd::engine {
+namespace {
+
+// Sweep order: inputs by decreasing H_jj (dead inputs count as 1), stable.
+std::vector<int64_t> ActOrder(const float* h, int64_t cols) {
+  std::vector<int64_t> perm(cols);
+  std::iota(perm.begin(), perm.end(), 0);
+  auto diag = [h, cols](int64_t j) {
+    const float d = h[j * cols + j];
+    return d == 0.0f ? 1.0f : d;
+  };
+  std::stable_sort(perm.begin(), perm.end(),
+                   [&](int64_t a, int64_t b) { return diag(a) > diag(b); });
+  return perm;
+}
+
+// Grids of contiguous input groups computed on the (unpermuted) weights.
+void StaticGrids(const float* w, int64_t rows, int64_t cols, const QuantGrid& grid,
+                 SweepState* state) {
+  const int64_t groups = GroupCount(grid, cols);
+  state->scales.resize(rows * groups);
+  state->zeros.resize(rows * groups);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t c0 = g * grid.group_size;
+      const GridParam p = FindGridParam(w + r * cols + c0, std::min(grid.group_size, cols - c0),
+                                        nullptr, grid.bits, grid.symmetric);
+      state->scales[r * groups + g] = p.scale;
+      state->zeros[r * groups + g] = p.zero;
+    }
+  }
+}
+
+// Copies W into sweep order (act-order) and sets up the masks and static grids.
+void PrepareState(const float* w, int64_t rows, int64_t cols, const std::vector<int64_t>& perm,
+                  const GptqOptions& options, bool static_grids, std::vector<float>* permuted,
+                  SweepState* state) {
+  state->rows = rows;
+  state->cols = cols;
+  if (!perm.empty()) {
+    permuted->resize(rows * cols);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t p = 0; p < cols; ++p) (*permuted)[r * cols + p] = w[r * cols + perm[p]];
+    }
+    state->w = permuted->data();
+  }
+  if (options.preserve_zeros) {
+    state->pruned.resize(rows * cols);
+    for (int64_t i = 0; i < rows * cols; ++i) state->pruned[i] = state->w[i] == 0.0f;
+  }
+  if (static_grids) {
+    StaticGrids(w, rows, cols, options.grid, state);
+    state->group_of.resize(cols);
+    for (int64_t p = 0; p < cols; ++p) {
+      const int64_t col = perm.empty() ? p : perm[p];
+      state->group_of[p] = static_cast<int32_t>(col / options.grid.group_size);
+    }
+  }
+}
+
+// Codes and grids in the original input order; with act-order also writes the
+// swept weights back to w in that order.
+QuantizedTensor Collect(const std::vector<int64_t>& perm, const QuantGrid& grid, SweepState* state,
+                        float* w) {
+  const int64_t rows = state->rows, cols = state->cols;
+  QuantizedTensor q;
+  q.rows = rows;
+  q.cols = cols;
+  q.grid = grid;
+  q.groups = GroupCount(grid, cols);
+  q.scales = std::move(state->scales);
+  q.zeros = std::move(state->zeros);
+  if (perm.empty()) {
+    q.codes = std::move(state->codes);
+    q.group_index = std::move(state->group_of);
+    return q;
+  }
+  q.codes.resize(rows * cols);
+  q.group_index.resize(cols);
+  for (int64_t p = 0; p < cols; ++p) q.group_index[perm[p]] = state->group_of[p];
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t p = 0; p < cols; ++p) {
+      w[r * cols + perm[p]] = state->w[r * cols + p];
+      q.codes[r * cols + perm[p]] = state->codes[r * cols + p];
+    }
+  }
+  return q;
+}
+
+}  // namespace
+
+absl::StatusOr<LayerSolveResult> Gptq(float* w, int64_t rows, int64_t cols, const float* h,
+                                      const GptqOptions& options, absl::string_view tensor) {
+  RETURN_IF_ERROR(ValidateLayer(w, rows, cols, h, tensor));
+  if (!(options.percdamp >= 0.0 && options.percdamp < 1e6)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(tensor, ": percdamp must be >= 0, got ", options.percdamp));
+  }
+  SweepOptions sweep;
+  sweep.block_size = options.block_size;
+  sweep.grid = options.grid;
+  sweep.threads = options.threads;
+  sweep.static_grids = options.static_groups && options.grid.group_size > 0;
+  RETURN_IF_ERROR(ValidateSweep(sweep, cols, tensor));
+
+  std::vector<float> original;
+  if (options.report_error) original.assign(w, w + rows * cols);
+  LayerSolveResult result;
+  ZeroDeadInputs(w, rows, cols, h, &result.dead_inputs);
+  std::vector<int64_t> perm;
+  if (options.act_order) perm = ActOrder(h, cols);
+  ASSIGN_OR_RETURN(
+      std::vector<float> u,
+      InverseHessianUpper(h, cols, perm.empty() ? nullptr : perm.data(), options.percdamp, tensor));
+  SweepState state;
+  state.w = w;  // in place unless act-order permutes a copy
+  state.u = u.data();
+  std::vector<float> permuted;
+  PrepareState(w, rows, cols, perm, options, sweep.static_grids, &permuted, &state);
+  ObsSweep(sweep, &state);
+  result.quantized = Collect(perm, options.grid, &state, w);
+  if (options.report_error) {
+    result.relative_error = RelativeReconstructionError(original.data(), w, h, rows, cols);
+  }
+  return result;
+}
+
+}  // namespace compressd::engine

@@ -1,0 +1,57 @@
+// GPTQ (Frantar, Ashkboos, Hoefler & Alistarh, "GPTQ: Accurate Post-Training
+// Quantization for Generative Pre-trained Transformers", 2022).
+//
+// Math: quantize the input columns one at a time onto the grid of
+// quant_grid.h and move each column's error onto the columns not yet
+// quantized with the OBS update through the Cholesky factor of the damped
+// inverse Hessian (obs_sweep.h). Grids are per (row, group of group_size
+// inputs), or per row (group_size -1); a group's grid is computed when the
+// sweep reaches its first column, from the already-updated weights.
+// act_order sweeps inputs by decreasing H_jj; with static_groups the grids are
+// computed up front on the unpermuted weights over contiguous input groups
+// (so the packed form needs no g_idx), otherwise groups follow the sweep order
+// and QuantizedTensor::group_index records them. Dead inputs (H_jj == 0)
+// get H_jj = 1 and zero weights.
+//
+// Sparsity is preserved (preserve_zeros): weights that are exactly 0 on input
+// are treated as pruned: they are set to 0 (code = zero point, which
+// dequantizes to exactly 0) instead of being rounded, and their error
+// w_current / U_pp is propagated like every other column's, as SparseGPT does
+// for the weights it prunes while quantizing. So a GPTQ stage after a pruning
+// stage keeps the mask and still compensates for it.
+//
+// Layout: w row-major [out, in] (replaced by the dequantized result), h the
+// full symmetric [in, in] H = 2 X X^T / n (hessian.h).
+// Cost: O(in^3) for the factor, O(out * in^2) flops for the sweep (mostly
+// sgemm), plus O(out * in^2) for the reported error; memory O(in^2 + out * in).
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "workers/engine/algorithms/obs_sweep.h"
+#include "workers/engine/algorithms/quant_grid.h"
+
+namespace compressd::engine {
+
+struct GptqOptions {
+  QuantGrid grid;
+  bool act_order = false;
+  bool static_groups = false;  // with act_order and group_size > 0
+  int64_t block_size = 128;
+  double percdamp = 0.01;
+  bool preserve_zeros = true;
+  bool report_error = true;  // compute LayerSolveResult::relative_error
+  int threads = 1;           // for the in-block row loop (BLAS has its own)
+};
+
+// Quantizes w in place (dequantized values) and returns the codes and grids
+// (original input order) and the relative reconstruction error. Stateless;
+// calls on distinct weights may run concurrently.
+// INVALID_ARGUMENT naming `tensor` for bad options, non-finite weights or a
+// Hessian that is not positive definite after damping.
+absl::StatusOr<LayerSolveResult> Gptq(float* w, int64_t rows, int64_t cols, const float* h,
+                                      const GptqOptions& options, absl::string_view tensor);
+
+}  // namespace compressd::engine

@@ -1,0 +1,214 @@
+// Hessian accumulation, the inverse-Hessian Cholesky factor and the
+// reconstruction error; see hessian.h for the math and cost.
+#include "workers/engine/algorithms/hessian.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "Eigen/Dense"
+#include "absl/strings/str_cat.h"
+
+// LAPACK (shipped inside OpenBLAS, which the build already links). Fortran
+// calling convention: every argument by pointer, then the hidden lengths of
+// the character arguments.
+extern "C" {
+void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info, size_t uplo_len);
+void dtrtri_(const char* uplo, const char* diag, const int* n, double* a, const int* lda, int* info,
+             size_t uplo_len, size_t diag_len);
+}
+
+namespace compressd::engine {
+
+HessianAccumulator::HessianAccumulator(int64_t dim)
+    : dim_(std::max<int64_t>(dim, 0)), sum_(dim_ * dim_, 0.0), scratch_(dim_ * dim_, 0.0f) {}
+
+absl::Status HessianAccumulator::Add(const float* x, int64_t tokens) {
+  if (tokens < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("Hessian: negative token count ", tokens));
+  }
+  const int n = static_cast<int>(dim_);
+  for (int64_t t0 = 0; t0 < tokens; t0 += kChunkTokens) {
+    const int k = static_cast<int>(std::min(kChunkTokens, tokens - t0));
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, k, 1.0f, x + t0 * dim_, n, 0.0f,
+                scratch_.data(), n);
+    for (int64_t i = 0; i < dim_; ++i) {
+      // A non-finite input makes its own diagonal entry non-finite.
+      if (!std::isfinite(scratch_[i * dim_ + i])) {
+        return absl::InvalidArgumentError(absl::StrCat("Hessian: calibration input column ", i,
+                                                       " is not finite (or overflows) in tokens [",
+                                                       tokens_ + t0, ", ", tokens_ + t0 + k, ")"));
+      }
+    }
+    for (int64_t i = 0; i < dim_; ++i) {
+      const float* s = scratch_.data() + i * dim_;
+      double* d = sum_.data() + i * dim_;
+      for (int64_t j = i; j < dim_; ++j) d[j] += s[j];
+    }
+  }
+  tokens_ += tokens;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<float>> HessianAccumulator::Hessian() const {
+  if (tokens_ == 0) {
+    return absl::FailedPreconditionError("Hessian: no calibration tokens were added");
+  }
+  const double scale = 2.0 / static_cast<double>(tokens_);
+  std::vector<float> h(dim_ * dim_);
+  for (int64_t i = 0; i < dim_; ++i) {
+    for (int64_t j = i; j < dim_; ++j) {
+      const float v = static_cast<float>(sum_[i * dim_ + j] * scale);
+      h[i * dim_ + j] = v;
+      h[j * dim_ + i] = v;
+    }
+  }
+  return h;
+}
+
+std::vector<float> HessianRef(const float* x, int64_t tokens, int64_t dim) {
+  std::vector<float> h(dim * dim, 0.0f);
+  for (int64_t i = 0; i < dim; ++i) {
+    for (int64_t j = 0; j < dim; ++j) {
+      double s = 0.0;
+      for (int64_t t = 0; t < tokens; ++t) s += double{x[t * dim + i]} * x[t * dim + j];
+      h[i * dim + j] = static_cast<float>(2.0 * s / static_cast<double>(tokens));
+    }
+  }
+  return h;
+}
+
+std::vector<float> InputNormsFromHessian(const float* h, int64_t dim) {
+  std::vector<float> norms(dim);
+  for (int64_t j = 0; j < dim; ++j) norms[j] = std::sqrt(std::max(h[j * dim + j], 0.0f));
+  return norms;
+}
+
+namespace {
+
+// Diagonal after the dead-input fix, or an error for a bad entry.
+absl::StatusOr<std::vector<float>> FixedDiagonal(const float* h, int64_t dim,
+                                                 absl::string_view tensor) {
+  std::vector<float> diag(dim);
+  for (int64_t j = 0; j < dim; ++j) {
+    const float d = h[j * dim + j];
+    if (!std::isfinite(d) || d < 0.0f) {
+      return absl::InvalidArgumentError(absl::StrCat(tensor, ": Hessian diagonal entry ", j, " is ",
+                                                     d, " (must be finite, >= 0)"));
+    }
+    diag[j] = d == 0.0f ? 1.0f : d;
+  }
+  return diag;
+}
+
+double Damping(const std::vector<float>& diag, double percdamp) {
+  double sum = 0.0;
+  for (float d : diag) sum += d;
+  return percdamp * sum / static_cast<double>(diag.size());
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<float>> InverseHessianUpper(const float* h, int64_t dim,
+                                                       const int64_t* perm, double percdamp,
+                                                       absl::string_view tensor) {
+  if (dim <= 0) return absl::InvalidArgumentError(absl::StrCat(tensor, ": empty Hessian"));
+  auto diag_or = FixedDiagonal(h, dim, tensor);
+  if (!diag_or.ok()) return diag_or.status();
+  const std::vector<float>& diag = *diag_or;
+  const double damp = Damping(diag, percdamp);
+  auto src = [perm](int64_t i) { return perm != nullptr ? perm[i] : i; };
+  // a = J Hp J (Hp = H[perm][:, perm], J reverses the order): a(i, j) = Hp(n-1-i, n-1-j).
+  std::vector<double> a(dim * dim);
+  for (int64_t i = 0; i < dim; ++i) {
+    const float* hrow = h + src(dim - 1 - i) * dim;
+    double* arow = a.data() + i * dim;
+    for (int64_t j = 0; j < dim; ++j) arow[j] = hrow[src(dim - 1 - j)];
+    arow[i] = double{diag[src(dim - 1 - i)]} + damp;
+  }
+  // In LAPACK's column-major view a is the same symmetric matrix. dpotrf('U')
+  // gives a = R^T R; the row-major view of R is L = R^T. dtrtri('U') turns R
+  // into R^-1, whose row-major view is L^-1 (lower).
+  const int n = static_cast<int>(dim);
+  int info = 0;
+  dpotrf_("U", &n, a.data(), &n, &info, 1);
+  if (info != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        tensor, ": Hessian is not positive definite after damping (percdamp=", percdamp,
+        ", LAPACK dpotrf info ", info, "); use more calibration data or a larger percdamp"));
+  }
+  dtrtri_("U", "N", &n, a.data(), &n, &info, 1, 1);
+  if (info != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(tensor, ": singular Cholesky factor (LAPACK dtrtri info ", info, ")"));
+  }
+  // U(i, j) = L^-1(n-1-i, n-1-j): the flat array reversed; zero below the diagonal.
+  std::vector<float> u(dim * dim, 0.0f);
+  for (int64_t i = 0; i < dim; ++i) {
+    const double* src_row = a.data() + (dim - 1 - i) * dim;  // row n-1-i of L^-1
+    for (int64_t j = i; j < dim; ++j) u[i * dim + j] = static_cast<float>(src_row[dim - 1 - j]);
+  }
+  return u;
+}
+
+std::vector<float> InverseHessianUpperRef(const float* h, int64_t dim, double percdamp) {
+  std::vector<float> diag(dim);
+  for (int64_t j = 0; j < dim; ++j) diag[j] = h[j * dim + j] == 0.0f ? 1.0f : h[j * dim + j];
+  const double damp = Damping(diag, percdamp);
+  Eigen::MatrixXd m(dim, dim);
+  for (int64_t i = 0; i < dim; ++i) {
+    for (int64_t j = 0; j < dim; ++j) m(i, j) = i == j ? diag[i] + damp : h[i * dim + j];
+  }
+  const Eigen::MatrixXd inv = m.inverse();
+  const Eigen::MatrixXd u = inv.llt().matrixU();
+  std::vector<float> out(dim * dim);
+  for (int64_t i = 0; i < dim; ++i) {
+    for (int64_t j = 0; j < dim; ++j) out[i * dim + j] = static_cast<float>(u(i, j));
+  }
+  return out;
+}
+
+namespace {
+
+// sum_ij (A H)_ij A_ij for A [rows, cols].
+double QuadraticTrace(const float* a, const float* h, int64_t rows, int64_t cols) {
+  std::vector<float> ah(rows * cols);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
+              static_cast<int>(cols), static_cast<int>(cols), 1.0f, a, static_cast<int>(cols), h,
+              static_cast<int>(cols), 0.0f, ah.data(), static_cast<int>(cols));
+  double s = 0.0;
+  for (int64_t i = 0; i < rows * cols; ++i) s += double{ah[i]} * a[i];
+  return s;
+}
+
+}  // namespace
+
+double RelativeReconstructionError(const float* w, const float* w_new, const float* h, int64_t rows,
+                                   int64_t cols) {
+  std::vector<float> d(rows * cols);
+  for (int64_t i = 0; i < rows * cols; ++i) d[i] = w[i] - w_new[i];
+  const double den = QuadraticTrace(w, h, rows, cols);
+  if (den == 0.0) return 0.0;
+  return QuadraticTrace(d.data(), h, rows, cols) / den;
+}
+
+double RelativeReconstructionErrorRef(const float* w, const float* w_new, const float* h,
+                                      int64_t rows, int64_t cols) {
+  double num = 0.0;
+  double den = 0.0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t i = 0; i < cols; ++i) {
+      for (int64_t j = 0; j < cols; ++j) {
+        const double hij = h[i * cols + j];
+        const double di = double{w[r * cols + i]} - w_new[r * cols + i];
+        const double dj = double{w[r * cols + j]} - w_new[r * cols + j];
+        num += di * hij * dj;
+        den += double{w[r * cols + i]} * hij * w[r * cols + j];
+      }
+    }
+  }
+  return den == 0.0 ? 0.0 : num / den;
+}
+
+}  // namespace compressd::engine

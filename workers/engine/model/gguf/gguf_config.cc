@@ -1,0 +1,166 @@
+// ReadGgufLlamaConfig: the LlamaConfig of a GGUF file from its metadata (and
+// the shapes of token_embd and rope_freqs). See gguf_model.h.
+#include <cmath>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "workers/engine/model/gguf/dequant.h"
+#include "workers/engine/model/gguf/gguf_model.h"
+#include "workers/engine/model/gguf/tensor_map.h"
+
+namespace compressd::engine {
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+// A required key: its absence makes the file malformed (INVALID_ARGUMENT).
+template <typename T>
+absl::StatusOr<T> Required(absl::StatusOr<T> v) {
+  if (absl::IsNotFound(v.status())) return absl::InvalidArgumentError(v.status().message());
+  return v;
+}
+
+template <typename T>
+absl::StatusOr<T> Optional(absl::StatusOr<T> v, T fallback) {
+  if (absl::IsNotFound(v.status())) return fallback;
+  return v;
+}
+
+absl::Status Unsupported(const GgufFile& f, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(f.path(), ": unsupported: ", what));
+}
+
+// The per-frequency factors convert_hf_to_gguf.py writes to rope_freqs for
+// llama3 rope scaling (1 for high frequencies, `factor` for low ones, a
+// smooth blend between).
+std::vector<double> Llama3RopeFactors(const LlamaConfig& c, const RopeScaling& s) {
+  std::vector<double> out;
+  const double low_wavelen = s.original_max_position_embeddings / s.low_freq_factor;
+  const double high_wavelen = s.original_max_position_embeddings / s.high_freq_factor;
+  for (int i = 0; i < c.head_dim; i += 2) {
+    const double freq =
+        1.0 / std::pow(static_cast<double>(c.rope_theta), static_cast<double>(i) / c.head_dim);
+    const double wavelen = 2.0 * kPi / freq;
+    if (wavelen < high_wavelen) {
+      out.push_back(1.0);
+    } else if (wavelen > low_wavelen) {
+      out.push_back(s.factor);
+    } else {
+      const double smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor) /
+                            (s.high_freq_factor - s.low_freq_factor);
+      out.push_back(1.0 / ((1.0 - smooth) / s.factor + smooth));
+    }
+  }
+  return out;
+}
+
+// Sets c->rope_scaling from the metadata and rope_freqs.weight.
+absl::Status ReadRopeScaling(const GgufFile& f, const std::string& arch, LlamaConfig* c) {
+  ASSIGN_OR_RETURN(std::string type,
+                   Optional(f.GetString(arch + ".rope.scaling.type"), std::string("none")));
+  if (type != "none")
+    return Unsupported(f, absl::StrCat(arch, ".rope.scaling.type \"", type, "\""));
+  ASSIGN_OR_RETURN(float linear, Optional(f.GetF32(arch + ".rope.scale_linear"), 1.0f));
+  if (linear != 1.0f) return Unsupported(f, absl::StrCat(arch, ".rope.scale_linear ", linear));
+  const GgufTensorInfo* t = f.FindTensor("rope_freqs.weight");
+  if (t == nullptr) return absl::OkStatus();
+  const std::string where = absl::StrCat(
+      f.path(), ": tensor \"rope_freqs.weight\" (info at offset ", t->info_offset, "): ");
+  if (t->type != GgmlType::kF32 || t->ne.size() != 1 || t->ne[0] != c->head_dim / 2) {
+    return absl::InvalidArgumentError(absl::StrCat(where, "expected F32 [", c->head_dim / 2,
+                                                   "], got ", GgmlTypeName(t->type), " ",
+                                                   ShapeString(t->ne)));
+  }
+  std::vector<float> got(t->ne[0]);
+  RETURN_IF_ERROR(Dequantize(t->type, f.TensorData(*t), t->ne[0], got.data()));
+  RopeScaling s;
+  s.type = "llama3";
+  s.factor = 1.0f;
+  for (float v : got) s.factor = std::max(s.factor, v);
+  if (s.factor == 1.0f) return absl::OkStatus();  // all ones: no scaling
+  const std::vector<double> want = Llama3RopeFactors(*c, s);
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (!(std::fabs(got[i] - want[i]) <= 1e-5 * want[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, "unsupported rope scaling: entry ", i, " = ", got[i],
+                       " is not the llama3 factor ", want[i], " (factor ", s.factor,
+                       ", low/high frequency factors 1/4, 8192 original positions)"));
+    }
+  }
+  c->rope_scaling = s;
+  return absl::OkStatus();
+}
+
+absl::Status ReadSizes(const GgufFile& f, const std::string& arch, LlamaConfig* c) {
+  auto key = [&arch](const char* suffix) { return absl::StrCat(arch, ".", suffix); };
+  ASSIGN_OR_RETURN(c->n_layers, Required(f.GetI32(key("block_count"))));
+  ASSIGN_OR_RETURN(c->hidden, Required(f.GetI32(key("embedding_length"))));
+  ASSIGN_OR_RETURN(c->intermediate, Required(f.GetI32(key("feed_forward_length"))));
+  ASSIGN_OR_RETURN(c->n_heads, Required(f.GetI32(key("attention.head_count"))));
+  ASSIGN_OR_RETURN(c->n_kv_heads, Optional(f.GetI32(key("attention.head_count_kv")), c->n_heads));
+  ASSIGN_OR_RETURN(c->rms_norm_eps, Required(f.GetF32(key("attention.layer_norm_rms_epsilon"))));
+  ASSIGN_OR_RETURN(c->rope_theta, Optional(f.GetF32(key("rope.freq_base")), 10000.0f));
+  ASSIGN_OR_RETURN(c->max_position, Optional(f.GetI32(key("context_length")), 2048));
+  if (c->n_heads <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(f.path(), ": ", key("attention.head_count"),
+                                                   " = ", c->n_heads, " must be positive"));
+  }
+  // head_dim: attention.key_length, else rope.dimension_count, else hidden / n_heads.
+  const int fallback_head_dim = c->hidden % c->n_heads == 0 ? c->hidden / c->n_heads : 0;
+  ASSIGN_OR_RETURN(int rope_dims,
+                   Optional(f.GetI32(key("rope.dimension_count")), fallback_head_dim));
+  ASSIGN_OR_RETURN(c->head_dim, Optional(f.GetI32(key("attention.key_length")), rope_dims));
+  ASSIGN_OR_RETURN(int value_dim, Optional(f.GetI32(key("attention.value_length")), c->head_dim));
+  if (value_dim != c->head_dim) {
+    return Unsupported(
+        f, absl::StrCat("attention.value_length ", value_dim, " != key_length ", c->head_dim));
+  }
+  if (rope_dims != c->head_dim) {
+    return Unsupported(f, absl::StrCat("partial rotary embeddings (rope.dimension_count ",
+                                       rope_dims, " != head dim ", c->head_dim, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadVocab(const GgufFile& f, const std::string& arch, LlamaConfig* c) {
+  const GgufTensorInfo* embd = f.FindTensor("token_embd.weight");
+  if (embd == nullptr)
+    return absl::InvalidArgumentError(
+        absl::StrCat(f.path(), ": tensor \"token_embd.weight\" is missing"));
+  if (embd->ne.size() != 2 || embd->ne[1] > (1 << 24)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(f.path(), ": tensor \"token_embd.weight\" (info at offset ", embd->info_offset,
+                     "): ggml shape ", ShapeString(embd->ne), " is not [hidden, vocab]"));
+  }
+  c->vocab = static_cast<int>(embd->ne[1]);
+  ASSIGN_OR_RETURN(int declared, Optional(f.GetI32(arch + ".vocab_size"), c->vocab));
+  if (declared != c->vocab) {
+    return absl::InvalidArgumentError(absl::StrCat(f.path(), ": ", arch, ".vocab_size ", declared,
+                                                   " != token_embd.weight rows ", c->vocab));
+  }
+  ASSIGN_OR_RETURN(c->bos_token_id, Optional(f.GetI32("tokenizer.ggml.bos_token_id"), -1));
+  ASSIGN_OR_RETURN(c->eos_token_id, Optional(f.GetI32("tokenizer.ggml.eos_token_id"), -1));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<LlamaConfig> ReadGgufLlamaConfig(const GgufFile& f) {
+  ASSIGN_OR_RETURN(std::string arch, Required(f.GetString("general.architecture")));
+  if (arch != "llama") {
+    return Unsupported(
+        f, absl::StrCat("general.architecture \"", arch, "\" (only \"llama\" is supported)"));
+  }
+  LlamaConfig c;
+  c.model_type = "llama";
+  RETURN_IF_ERROR(ReadSizes(f, arch, &c));
+  RETURN_IF_ERROR(ReadVocab(f, arch, &c));
+  RETURN_IF_ERROR(ValidateLlamaConfig(c, f.path()));
+  RETURN_IF_ERROR(ReadRopeScaling(f, arch, &c));
+  c.tie_word_embeddings = f.FindTensor("output.weight") == nullptr;
+  c.attention_bias = f.FindTensor("blk.0.attn_q.bias") != nullptr;
+  return c;
+}
+
+}  // namespace compressd::engine

@@ -1,0 +1,126 @@
+#include "workers/engine/model/gguf/hf_llama.h"
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "workers/engine/model/gguf/tensor_map.h"
+#include "workers/engine/model/hf_model.h"
+
+namespace compressd::engine {
+namespace {
+
+// Turns HF tensors into LlamaModel tensors; remembers which were used so
+// that unmapped ones can be reported. Not thread-safe.
+class HfTensorLoader {
+ public:
+  explicit HfTensorLoader(std::shared_ptr<const HfModel> model) : model_(std::move(model)) {}
+
+  absl::StatusOr<Tensor> Load(const std::string& name, const std::vector<int64_t>& shape);
+  void MarkUsed(const std::string& name) { used_.insert(name); }
+  absl::Status CheckAllUsed() const;
+
+ private:
+  std::string Where(const HfModel::TensorRef& ref) const {
+    return absl::StrCat(model_->dir(), "/", ref.shard->rel_path, ": tensor \"", ref.info->name,
+                        "\" (data at offset ", ref.shard->file->data_start() + ref.info->begin,
+                        ")");
+  }
+
+  std::shared_ptr<const HfModel> model_;
+  std::set<std::string> used_;
+};
+
+absl::StatusOr<Tensor> HfTensorLoader::Load(const std::string& name,
+                                            const std::vector<int64_t>& shape) {
+  const HfModel::TensorRef ref = model_->Find(name);
+  if (ref.info == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(model_->dir(), ": tensor \"", name, "\" is missing"));
+  }
+  used_.insert(name);
+  const TensorInfo& info = *ref.info;
+  if (info.shape != shape) {
+    return absl::InvalidArgumentError(absl::StrCat(Where(ref), ": shape ", ShapeString(info.shape),
+                                                   " does not match the config: expected ",
+                                                   ShapeString(shape)));
+  }
+  if (!IsConvertibleFloat(info.dtype)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Where(ref), ": dtype ", DTypeName(info.dtype), " is not F32, F16 or BF16"));
+  }
+  const absl::string_view bytes = ref.shard->file->Bytes(info);
+  if (info.dtype == DType::kF32 &&
+      reinterpret_cast<uintptr_t>(bytes.data()) % alignof(float) == 0) {
+    Tensor t;  // zero copy: points into the shard's mapping, which it keeps alive
+    t.shape = shape;
+    t.data = reinterpret_cast<const float*>(bytes.data());
+    t.owner = model_;
+    return t;
+  }
+  absl::StatusOr<std::vector<float>> values = ref.shard->file->ReadAsFloat(info);
+  if (!values.ok())
+    return absl::InvalidArgumentError(absl::StrCat(Where(ref), ": ", values.status().message()));
+  return Tensor::Owned(shape, std::move(*values));
+}
+
+absl::Status HfTensorLoader::CheckAllUsed() const {
+  for (const auto& [name, ref] : model_->tensors()) {
+    // Older checkpoints store the rotary inverse frequencies, recomputed anyway.
+    if (used_.count(name) == 0 && !absl::EndsWith(name, ".rotary_emb.inv_freq")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(Where(ref), ": not part of a ", model_->config().model_type,
+                       " model as this loader maps it (an unmapped tensor "
+                       "would change the model's output)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+absl::StatusOr<LlamaModel> LoadHfModel(const std::string& dir) {
+  ASSIGN_OR_RETURN(std::unique_ptr<HfModel> opened, HfModel::Open(dir));
+  std::shared_ptr<const HfModel> hf(std::move(opened));
+  const std::string config_path = (std::filesystem::path(dir) / kHfConfigFile).string();
+  ASSIGN_OR_RETURN(std::string config_text, ReadText(config_path));
+  LlamaModel model;
+  ASSIGN_OR_RETURN(model.config, ReadHfLlamaConfig(hf->config(), config_text, config_path));
+  const LlamaConfig& c = model.config;
+  HfTensorLoader loader(hf);
+  const std::vector<int64_t> embed_shape = {c.vocab, c.hidden};
+  ASSIGN_OR_RETURN(model.embed_tokens, loader.Load("model.embed_tokens.weight", embed_shape));
+  model.blocks.resize(c.n_layers);
+  for (int l = 0; l < c.n_layers; ++l) {
+    for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
+      if (spec.is_bias && !c.attention_bias) continue;
+      ASSIGN_OR_RETURN(model.blocks[l].*spec.slot,
+                       loader.Load(absl::StrCat("model.layers.", l, ".", spec.hf_suffix),
+                                   ExpectedShape(c, spec)));
+    }
+  }
+  ASSIGN_OR_RETURN(model.final_norm, loader.Load("model.norm.weight", {c.hidden}));
+  if (c.tie_word_embeddings) {
+    model.lm_head = model.embed_tokens;
+    loader.MarkUsed("lm_head.weight");  // transformers ties it to the embeddings when stored
+  } else {
+    ASSIGN_OR_RETURN(model.lm_head, loader.Load("lm_head.weight", embed_shape));
+  }
+  RETURN_IF_ERROR(loader.CheckAllUsed());
+  return model;
+}
+
+}  // namespace compressd::engine

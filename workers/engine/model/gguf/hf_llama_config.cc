@@ -1,0 +1,142 @@
+// ReadHfLlamaConfig: LlamaConfig from a Hugging Face config.json. See hf_llama.h.
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "workers/engine/model/gguf/hf_llama.h"
+#include "workers/engine/model/gguf/tensor_map.h"
+
+namespace compressd::engine {
+namespace {
+
+using nlohmann::json;
+
+absl::Status FieldError(const std::string& what, absl::string_view field, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(what, ": ", field, ": ", why));
+}
+
+// `j[field]` as a number (or `fallback` when absent or null).
+absl::StatusOr<double> Number(const json& j, const std::string& what, const char* field,
+                              double fallback) {
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) return fallback;
+  if (!it->is_number())
+    return FieldError(what, field, absl::StrCat("must be a number, got ", it->dump()));
+  return it->get<double>();
+}
+
+absl::StatusOr<int> Int(const json& j, const std::string& what, const char* field, int fallback) {
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) return fallback;
+  const json* v = &*it;
+  if (v->is_array()) {  // e.g. Llama 3.1's eos_token_id list: use the first
+    if (v->empty()) return fallback;
+    v = &(*v)[0];
+  }
+  if (!v->is_number_integer() ||
+      (v->is_number_unsigned() &&
+       v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int>::max())) ||
+      (!v->is_number_unsigned() && (v->get<int64_t>() > std::numeric_limits<int>::max() ||
+                                    v->get<int64_t>() < std::numeric_limits<int>::min()))) {
+    return FieldError(what, field, absl::StrCat("must be a 32-bit integer, got ", it->dump()));
+  }
+  return v->get<int>();
+}
+
+absl::StatusOr<bool> Bool(const json& j, const std::string& what, const char* field) {
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) return false;
+  if (!it->is_boolean()) return FieldError(what, field, "must be true or false");
+  return it->get<bool>();
+}
+
+absl::StatusOr<int> SizeField(int64_t v, const std::string& what, const char* field) {
+  if (v <= 0 || v > (1 << 24))
+    return FieldError(what, field, absl::StrCat(v, " outside [1, 2^24]"));
+  return static_cast<int>(v);
+}
+
+// rope_scaling (transformers 4) or rope_parameters (transformers 5).
+absl::Status ReadRope(const json& j, const std::string& what, LlamaConfig* c) {
+  ASSIGN_OR_RETURN(double theta, Number(j, what, "rope_theta", 10000.0));
+  const char* field = "rope_scaling";
+  auto rs = j.find(field);
+  if (rs == j.end() || rs->is_null()) rs = j.find(field = "rope_parameters");
+  if (rs == j.end() || rs->is_null()) {
+    c->rope_theta = static_cast<float>(theta);
+    return absl::OkStatus();
+  }
+  if (!rs->is_object()) return FieldError(what, field, "must be an object");
+  ASSIGN_OR_RETURN(theta, Number(*rs, absl::StrCat(what, ": ", field), "rope_theta", theta));
+  c->rope_theta = static_cast<float>(theta);
+  std::string type = "default";
+  for (const char* key : {"type", "rope_type"}) {  // rope_type wins
+    if (auto t = rs->find(key); t != rs->end() && t->is_string()) type = t->get<std::string>();
+  }
+  if (type == "default") return absl::OkStatus();
+  if (type != "llama3") {
+    return FieldError(what, field,
+                      absl::StrCat("unsupported rope type \"", type, "\" (supported: llama3)"));
+  }
+  const std::string where = absl::StrCat(what, ": ", field);
+  RopeScaling& s = c->rope_scaling;
+  s.type = "llama3";
+  ASSIGN_OR_RETURN(double factor, Number(*rs, where, "factor", 8.0));
+  ASSIGN_OR_RETURN(double low, Number(*rs, where, "low_freq_factor", 1.0));
+  ASSIGN_OR_RETURN(double high, Number(*rs, where, "high_freq_factor", 4.0));
+  ASSIGN_OR_RETURN(s.original_max_position_embeddings,
+                   Int(*rs, where, "original_max_position_embeddings", 8192));
+  if (!(factor >= 1.0) || !(low > 0.0) || !(high > low) ||
+      s.original_max_position_embeddings <= 0) {
+    return FieldError(what, field,
+                      "llama3 needs factor >= 1, 0 < low_freq_factor < high_freq_factor, "
+                      "original_max_position_embeddings > 0");
+  }
+  s.factor = static_cast<float>(factor);
+  s.low_freq_factor = static_cast<float>(low);
+  s.high_freq_factor = static_cast<float>(high);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<LlamaConfig> ReadHfLlamaConfig(const HfConfig& base, absl::string_view config_json,
+                                              const std::string& what) {
+  json j;
+  try {
+    j = json::parse(config_json.begin(), config_json.end());
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": invalid JSON: ", e.what()));
+  }
+  if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(what, ": not a JSON object"));
+  LlamaConfig c;
+  c.model_type = base.model_type;
+  ASSIGN_OR_RETURN(c.n_layers, SizeField(base.num_hidden_layers, what, "num_hidden_layers"));
+  ASSIGN_OR_RETURN(c.hidden, SizeField(base.hidden_size, what, "hidden_size"));
+  ASSIGN_OR_RETURN(c.intermediate, SizeField(base.intermediate_size, what, "intermediate_size"));
+  ASSIGN_OR_RETURN(c.n_heads, SizeField(base.num_attention_heads, what, "num_attention_heads"));
+  ASSIGN_OR_RETURN(c.n_kv_heads, SizeField(base.num_key_value_heads, what, "num_key_value_heads"));
+  ASSIGN_OR_RETURN(c.vocab, SizeField(base.vocab_size, what, "vocab_size"));
+  ASSIGN_OR_RETURN(c.head_dim, Int(j, what, "head_dim", c.hidden / c.n_heads));
+  ASSIGN_OR_RETURN(c.max_position, Int(j, what, "max_position_embeddings", 2048));
+  ASSIGN_OR_RETURN(double eps, Number(j, what, "rms_norm_eps", 1e-6));
+  c.rms_norm_eps = static_cast<float>(eps);
+  RETURN_IF_ERROR(ReadRope(j, what, &c));
+  c.tie_word_embeddings = base.tie_word_embeddings;
+  ASSIGN_OR_RETURN(c.bos_token_id, Int(j, what, "bos_token_id", -1));
+  ASSIGN_OR_RETURN(c.eos_token_id, Int(j, what, "eos_token_id", -1));
+  c.attention_bias = c.model_type == "qwen2";
+  if (c.model_type != "qwen2") {
+    for (const char* field : {"attention_bias", "mlp_bias"}) {
+      ASSIGN_OR_RETURN(bool set, Bool(j, what, field));
+      if (set)
+        return FieldError(what, field,
+                          "true is not supported (no o_proj / MLP biases in LlamaModel)");
+    }
+  }
+  RETURN_IF_ERROR(ValidateLlamaConfig(c, what));
+  return c;
+}
+
+}  // namespace compressd::engine

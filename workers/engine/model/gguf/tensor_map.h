@@ -1,0 +1,45 @@
+// The tensors of a Llama-family model and where each lives: its GGUF name
+// (llama.cpp), its Hugging Face name, its slot in LlamaModel, and its shape
+// in HF orientation ([out_features, in_features]) derived from the config.
+// Shared by the GGUF and HF loaders so both check the same shapes.
+//
+// Also the config sanity check both loaders apply before sizing anything.
+// Stateless and thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "workers/engine/model/llama_model.h"
+
+namespace compressd::engine {
+
+// llama.cpp's rotary permutation of attention rows (see gguf_model.h).
+enum class RowPermutation { kNone, kQuery, kKey };
+
+struct BlockTensorSpec {
+  const char* gguf_suffix;  // "attn_q.weight" in "blk.N.attn_q.weight"
+  const char* hf_suffix;    // "self_attn.q_proj.weight" in "model.layers.N.self_attn.q_proj.weight"
+  Tensor BlockWeights::*slot;
+  RowPermutation permutation;  // how llama.cpp reorders its rows
+  bool is_bias;                // present iff config.attention_bias
+};
+
+// The per-block tensors, weights first then the q/k/v biases.
+const std::vector<BlockTensorSpec>& BlockTensorSpecs();
+
+// The HF shape of a block tensor under `config`.
+std::vector<int64_t> ExpectedShape(const LlamaConfig& config, const BlockTensorSpec& spec);
+
+// Checks the sizes are positive and plausible (each below 2^24, at most 4096
+// layers, so shape products cannot overflow), heads divide evenly (n_kv_heads
+// divides n_heads) and head_dim is even. INVALID_ARGUMENT naming `what` and
+// the field.
+absl::Status ValidateLlamaConfig(const LlamaConfig& config, const std::string& what);
+
+// "[576, 192]".
+std::string ShapeString(const std::vector<int64_t>& shape);
+
+}  // namespace compressd::engine

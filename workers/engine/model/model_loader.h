@@ -1,0 +1,21 @@
+// The one entry point for reading a model into the engine's LlamaModel: a
+// directory is a Hugging Face safetensors checkpoint (gguf/hf_llama.h), a
+// *.gguf file a llama.cpp GGUF (gguf/gguf_model.h). Both give weights in HF
+// orientation and order, so a GGUF and the checkpoint it came from give the
+// same logits (up to the GGUF's quantization).
+//
+// NOT_FOUND if `path` does not exist; INVALID_ARGUMENT for anything else
+// that is neither, and for malformed or unsupported models (naming the file,
+// tensor and offset). Thread-safe.
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "workers/engine/model/llama_model.h"
+
+namespace compressd::engine {
+
+absl::StatusOr<LlamaModel> LoadModel(const std::string& path);
+
+}  // namespace compressd::engine

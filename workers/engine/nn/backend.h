@@ -1,0 +1,70 @@
+// The compute interface the forward pass runs on (in the spirit of ggml's
+// ggml-backend): a handful of ops on row-major float32 buffers. The CPU
+// backend (cpu_backend.h) implements it now; a CUDA backend will implement the
+// same interface. Every op has a plain reference in ops_ref.h that tests
+// compare implementations against.
+//
+// Conventions: activations are [T, dim] row-major, T = total tokens of a batch
+// of packed sequences; `seq_start` has n_seqs + 1 offsets into the T rows
+// (sequence s is rows [seq_start[s], seq_start[s+1])). Linear weights are
+// [out, in] (Hugging Face orientation). Pointers are in the backend's memory
+// (host memory for the CPU backend). Implementations say whether they are
+// thread-safe; callers run one op at a time.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "workers/engine/nn/rope.h"
+
+namespace compressd::engine {
+
+struct AttentionShape {
+  int n_heads = 0;
+  int n_kv_heads = 0;  // divides n_heads (grouped-query attention)
+  int head_dim = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // y[T, out] = x[T, in] * w[out, in]^T (+ bias[out] if bias != nullptr).
+  virtual void Linear(const float* x, int64_t t, int64_t in, const float* w, const float* bias,
+                      int64_t out, float* y) = 0;
+  // y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight, for each of the t rows of size dim.
+  virtual void RmsNorm(const float* x, const float* weight, int64_t t, int64_t dim, float eps,
+                       float* y) = 0;
+  // Rotates x[T, n_heads * head_dim] in place; row r is at positions[r]
+  // (< table.n_positions); table.half == head_dim / 2.
+  virtual void Rope(float* x, int64_t t, int n_heads, int head_dim, const int32_t* positions,
+                    const RopeTable& table) = 0;
+  // Causal attention within each sequence: q [T, n_heads*hd], k and v
+  // [T, n_kv_heads*hd], out [T, n_heads*hd]; query head h reads kv head
+  // h / (n_heads / n_kv_heads); scores scaled by 1/sqrt(hd).
+  virtual void Attention(const float* q, const float* k, const float* v, const int64_t* seq_start,
+                         int64_t n_seqs, const AttentionShape& shape, float* out) = 0;
+  // out[i] = silu(gate[i]) * up[i]; out may alias gate.
+  virtual void SiluMul(const float* gate, const float* up, int64_t n, float* out) = 0;
+  // x[i] += y[i].
+  virtual void Add(float* x, const float* y, int64_t n) = 0;
+  // out[r] = table[ids[r]] (rows of size dim); ids are already validated.
+  virtual void Embed(const float* table, int64_t dim, const int32_t* ids, int64_t t,
+                     float* out) = 0;
+
+  // Streaming softmax statistics over vocabulary chunks (online log-sum-exp),
+  // so that [T, vocab] logits are never held. logits is one chunk [t, n] whose
+  // columns are vocabulary ids [v0, v0 + n). Per row r: max[r] and argmax[r]
+  // (first index of the maximum) and sum[r] = sum of exp(logit - max[r]) over
+  // the chunks seen so far. Start from max = -inf, sum = 0, argmax = -1; then
+  // log-sum-exp = max + log(sum).
+  virtual void SoftmaxStatsUpdate(const float* logits, int64_t t, int64_t n, int64_t v0,
+                                  float* max, float* sum, int32_t* argmax) = 0;
+  // SoftmaxStatsUpdate on p, plus cross[r] = sum of exp(p - max[r]) * (p - q)
+  // (start 0), for KL(p || q) = cross / sum - lse(p) + lse(q).
+  virtual void KlStatsUpdate(const float* p, const float* q, int64_t t, int64_t n, int64_t v0,
+                             float* max, float* sum, int32_t* argmax, float* cross) = 0;
+};
+
+}  // namespace compressd::engine

@@ -1,0 +1,88 @@
+// Block-by-block execution for calibration-based compression (SparseGPT,
+// GPTQ, ...): run a calibration batch up to block i, show a consumer the input
+// of every linear layer of block i, let it replace block i's weights, then
+// compute block i's output with the new weights and move on.
+//
+// Per block, RunNextBlock does two passes over the batch in micro-batches:
+//  1. with the current weights, the four linear inputs (LinearInputs) of
+//     every token are written to full-batch buffers;
+//  2. after the hook returned, the block's output is computed with the
+//     (possibly replaced) weights, in place over the residual stream.
+// Memory: the residual stream [T, hidden], the four input buffers
+// [T, 2*hidden + n_heads*hd + intermediate], and one micro-batch workspace;
+// only block i's activations are ever held.
+//
+// Holds a pointer to the model, which it mutates through the hook; the model
+// and the backend must outlive it. Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "workers/engine/model/llama_model.h"
+#include "workers/engine/nn/backend.h"
+#include "workers/engine/nn/forward.h"
+
+namespace compressd::engine {
+
+// The inputs of block i's linear layers over all T calibration tokens, rows in
+// batch order; valid during the hook call only.
+struct LinearInputs {
+  int64_t tokens = 0;
+  const float* attn_in = nullptr;  // [T, hidden]: shared input of q_proj, k_proj, v_proj
+  const float* o_in = nullptr;     // [T, n_heads*hd]: input of o_proj
+  const float* mlp_in = nullptr;   // [T, hidden]: shared input of gate_proj, up_proj
+  const float* down_in = nullptr;  // [T, intermediate]: input of down_proj
+};
+
+// Called once per block; may replace tensors of *weights (same shapes). A
+// non-OK status stops the run and is returned by RunNextBlock.
+using BlockHook =
+    std::function<absl::Status(int block, const LinearInputs& inputs, BlockWeights* weights)>;
+
+struct BlockRunnerOptions {
+  int64_t micro_batch_tokens = 4096;  // tokens per pass through the backend (whole sequences)
+};
+
+class BlockRunner {
+ public:
+  // Embeds `sequences` (each starting at position 0). INVALID_ARGUMENT for a
+  // bad model (see LlamaForward::Create), an empty batch or a bad token id.
+  static absl::StatusOr<std::unique_ptr<BlockRunner>> Create(
+      LlamaModel* model, Backend* backend, const std::vector<std::vector<int32_t>>& sequences,
+      BlockRunnerOptions options = {});
+
+  int next_block() const { return next_block_; }
+  bool done() const { return next_block_ >= forward_.config().n_layers; }
+  int64_t tokens() const { return batch_.tokens(); }
+  // The residual stream entering block next_block(), [T, hidden].
+  const float* hidden() const { return hidden_.data(); }
+
+  // Runs block next_block() as described above; a null hook just runs it.
+  // FAILED_PRECONDITION when all blocks have run; INVALID_ARGUMENT naming the
+  // tensor when the hook left a weight of the wrong shape.
+  absl::Status RunNextBlock(const BlockHook& hook);
+  // RunNextBlock until done().
+  absl::Status RunAll(const BlockHook& hook);
+
+ private:
+  BlockRunner(LlamaModel* model, LlamaForward forward, SequenceBatch batch,
+              std::vector<SequenceBatch> micro, std::vector<int64_t> micro_row)
+      : model_(model), forward_(std::move(forward)), batch_(std::move(batch)),
+        micro_(std::move(micro)), micro_row_(std::move(micro_row)) {}
+
+  LlamaModel* model_;
+  LlamaForward forward_;
+  SequenceBatch batch_;
+  std::vector<SequenceBatch> micro_;  // the batch cut into micro-batches
+  std::vector<int64_t> micro_row_;    // first row of each micro-batch in batch_
+  std::vector<float> hidden_;
+  BlockWorkspace ws_;
+  int next_block_ = 0;
+};
+
+}  // namespace compressd::engine

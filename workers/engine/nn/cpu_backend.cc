@@ -1,0 +1,128 @@
+#include "workers/engine/nn/cpu_backend.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "workers/engine/nn/blas_setup.h"
+#include "workers/engine/nn/cpu_kernels.h"
+
+namespace compressd::engine {
+namespace {
+
+// Rows per thread below which Linear splits output features instead.
+constexpr int64_t kMinRowsPerThread = 64;
+// Elements per work item of the element-wise ops.
+constexpr int64_t kElementChunk = 1 << 16;
+
+void Sgemm(const float* x, int64_t t, int64_t in, const float* w, int64_t out, float* y,
+           int64_t ldy) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(t), static_cast<int>(out),
+              static_cast<int>(in), 1.0f, x, static_cast<int>(in), w, static_cast<int>(in), 0.0f,
+              y, static_cast<int>(ldy));
+}
+
+}  // namespace
+
+CpuBackend::CpuBackend(CpuBackendOptions options)
+    : options_(options), pool_(options.num_threads) {
+  options_.attention_tile = std::max(1, options_.attention_tile);
+  SetBlasThreads(1);  // the pool splits the work; see the class comment
+}
+
+void CpuBackend::Linear(const float* x, int64_t t, int64_t in, const float* w, const float* bias,
+                        int64_t out, float* y) {
+  const int threads = pool_.num_threads();
+  if (t >= kMinRowsPerThread * threads || t >= out) {
+    pool_.ParallelRanges(t, kMinRowsPerThread, [&](int64_t r0, int64_t r1) {
+      Sgemm(x + r0 * in, r1 - r0, in, w, out, y + r0 * out, out);
+    });
+  } else {
+    pool_.ParallelRanges(out, 64, [&](int64_t o0, int64_t o1) {
+      Sgemm(x, t, in, w + o0 * in, o1 - o0, y + o0, out);
+    });
+  }
+  if (bias != nullptr) {
+    pool_.ParallelRanges(t, 16, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) cpu::AddInPlace(y + r * out, bias, out);
+    });
+  }
+}
+
+void CpuBackend::RmsNorm(const float* x, const float* weight, int64_t t, int64_t dim, float eps,
+                         float* y) {
+  pool_.ParallelRanges(t, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) cpu::RmsNormRow(x + r * dim, weight, dim, eps, y + r * dim);
+  });
+}
+
+void CpuBackend::Rope(float* x, int64_t t, int n_heads, int head_dim, const int32_t* positions,
+                      const RopeTable& table) {
+  const int64_t stride = int64_t{n_heads} * head_dim;
+  pool_.ParallelRanges(t, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t off = int64_t{positions[r]} * table.half;
+      cpu::RopeRow(x + r * stride, n_heads, head_dim, &table.cos[off], &table.sin[off]);
+    }
+  });
+}
+
+void CpuBackend::SiluMul(const float* gate, const float* up, int64_t n, float* out) {
+  pool_.ParallelRanges(n, kElementChunk, [&](int64_t i0, int64_t i1) {
+    cpu::SiluMul(gate + i0, up + i0, i1 - i0, out + i0);
+  });
+}
+
+void CpuBackend::Add(float* x, const float* y, int64_t n) {
+  pool_.ParallelRanges(n, kElementChunk,
+                       [&](int64_t i0, int64_t i1) { cpu::AddInPlace(x + i0, y + i0, i1 - i0); });
+}
+
+void CpuBackend::Embed(const float* table, int64_t dim, const int32_t* ids, int64_t t,
+                       float* out) {
+  for (int64_t r = 0; r < t; ++r) {
+    std::memcpy(out + r * dim, table + int64_t{ids[r]} * dim, sizeof(float) * dim);
+  }
+}
+
+namespace {
+
+// Online update of one row's max / argmax; returns the factor that rescales
+// sums taken relative to the old max.
+float UpdateMax(const float* row, int64_t n, int64_t v0, float* max, int32_t* argmax) {
+  const float m = cpu::RowMax(row, n);
+  if (!(m > *max)) return 1.0f;
+  const float rescale = cpu::FastExp(*max - m);
+  *argmax = static_cast<int32_t>(v0 + (std::find(row, row + n, m) - row));
+  *max = m;
+  return rescale;
+}
+
+}  // namespace
+
+void CpuBackend::SoftmaxStatsUpdate(const float* logits, int64_t t, int64_t n, int64_t v0,
+                                    float* max, float* sum, int32_t* argmax) {
+  pool_.ParallelRanges(t, 4, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* row = logits + r * n;
+      const float rescale = UpdateMax(row, n, v0, &max[r], &argmax[r]);
+      sum[r] = sum[r] * rescale + cpu::ExpShiftSumConst(row, n, max[r]);
+    }
+  });
+}
+
+void CpuBackend::KlStatsUpdate(const float* p, const float* q, int64_t t, int64_t n, int64_t v0,
+                               float* max, float* sum, int32_t* argmax, float* cross) {
+  pool_.ParallelRanges(t, 4, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float rescale = UpdateMax(p + r * n, n, v0, &max[r], &argmax[r]);
+      float c = 0;
+      const float s = cpu::ExpShiftSumCross(p + r * n, q + r * n, n, max[r], &c);
+      sum[r] = sum[r] * rescale + s;
+      cross[r] = cross[r] * rescale + c;
+    }
+  });
+}
+
+}  // namespace compressd::engine

@@ -1,0 +1,243 @@
+#include "workers/engine/nn/forward.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+
+namespace compressd::engine {
+namespace {
+
+absl::Status CheckShape(const Tensor& t, std::vector<int64_t> want, const std::string& name) {
+  if (t.empty()) return absl::InvalidArgumentError(absl::StrCat("tensor ", name, " is missing"));
+  if (t.shape != want) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor ", name, " has shape [",
+                                                   absl::StrJoin(t.shape, ","), "], expected [",
+                                                   absl::StrJoin(want, ","), "]"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckConfig(const LlamaConfig& c) {
+  if (c.n_layers <= 0 || c.hidden <= 0 || c.intermediate <= 0 || c.n_heads <= 0 ||
+      c.n_kv_heads <= 0 || c.head_dim <= 0 || c.vocab <= 0) {
+    return absl::InvalidArgumentError(
+        "config: n_layers, hidden, intermediate, n_heads, n_kv_heads, head_dim and vocab must be > 0");
+  }
+  if (c.n_heads % c.n_kv_heads != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("config: n_kv_heads (", c.n_kv_heads,
+                                                   ") must divide n_heads (", c.n_heads, ")"));
+  }
+  if (c.head_dim % 2 != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("config: head_dim must be even, got ", c.head_dim));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<SequenceBatch> SequenceBatch::Pack(const std::vector<std::vector<int32_t>>& seqs) {
+  if (seqs.empty()) return absl::InvalidArgumentError("batch has no sequences");
+  SequenceBatch b;
+  b.seq_start.push_back(0);
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    if (seqs[s].empty()) return absl::InvalidArgumentError(absl::StrCat("sequence ", s, " is empty"));
+    b.ids.insert(b.ids.end(), seqs[s].begin(), seqs[s].end());
+    for (size_t p = 0; p < seqs[s].size(); ++p) b.positions.push_back(static_cast<int32_t>(p));
+    b.seq_start.push_back(static_cast<int64_t>(b.ids.size()));
+    b.max_len = std::max<int64_t>(b.max_len, static_cast<int64_t>(seqs[s].size()));
+  }
+  return b;
+}
+
+absl::Status CheckBlockShapes(const LlamaConfig& c, const BlockWeights& w, int index) {
+  const std::string p = absl::StrCat("blocks.", index, ".");
+  const int64_t qd = int64_t{c.n_heads} * c.head_dim, kvd = int64_t{c.n_kv_heads} * c.head_dim;
+  RETURN_IF_ERROR(CheckShape(w.attn_norm, {c.hidden}, p + "attn_norm"));
+  RETURN_IF_ERROR(CheckShape(w.q_proj, {qd, c.hidden}, p + "q_proj"));
+  RETURN_IF_ERROR(CheckShape(w.k_proj, {kvd, c.hidden}, p + "k_proj"));
+  RETURN_IF_ERROR(CheckShape(w.v_proj, {kvd, c.hidden}, p + "v_proj"));
+  RETURN_IF_ERROR(CheckShape(w.o_proj, {c.hidden, qd}, p + "o_proj"));
+  if (c.attention_bias) {
+    RETURN_IF_ERROR(CheckShape(w.q_bias, {qd}, p + "q_bias"));
+    RETURN_IF_ERROR(CheckShape(w.k_bias, {kvd}, p + "k_bias"));
+    RETURN_IF_ERROR(CheckShape(w.v_bias, {kvd}, p + "v_bias"));
+  }
+  RETURN_IF_ERROR(CheckShape(w.mlp_norm, {c.hidden}, p + "mlp_norm"));
+  RETURN_IF_ERROR(CheckShape(w.gate_proj, {c.intermediate, c.hidden}, p + "gate_proj"));
+  RETURN_IF_ERROR(CheckShape(w.up_proj, {c.intermediate, c.hidden}, p + "up_proj"));
+  return CheckShape(w.down_proj, {c.hidden, c.intermediate}, p + "down_proj");
+}
+
+void BlockWorkspace::Reserve(const LlamaConfig& c, int64_t t, bool with_resid) {
+  const int64_t qd = int64_t{c.n_heads} * c.head_dim, kvd = int64_t{c.n_kv_heads} * c.head_dim;
+  norm.resize(t * c.hidden);
+  q.resize(t * qd);
+  k.resize(t * kvd);
+  v.resize(t * kvd);
+  attn.resize(t * qd);
+  proj.resize(t * c.hidden);
+  gate.resize(t * c.intermediate);
+  up.resize(t * c.intermediate);
+  if (with_resid) resid.resize(t * c.hidden);
+}
+
+size_t BlockWorkspace::bytes() const {
+  size_t n = 0;
+  for (const auto* b : {&norm, &q, &k, &v, &attn, &proj, &gate, &up, &resid}) n += b->capacity();
+  return n * sizeof(float);
+}
+
+absl::StatusOr<LlamaForward> LlamaForward::Create(const LlamaModel* model, Backend* backend,
+                                                  ForwardOptions options) {
+  if (model == nullptr || backend == nullptr) {
+    return absl::InvalidArgumentError("LlamaForward needs a model and a backend");
+  }
+  if (options.vocab_chunk <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("vocab_chunk must be > 0, got ", options.vocab_chunk));
+  }
+  const LlamaConfig& c = model->config;
+  RETURN_IF_ERROR(CheckConfig(c));
+  RETURN_IF_ERROR(BuildInvFreq(c).status());
+  RETURN_IF_ERROR(CheckShape(model->embed_tokens, {c.vocab, c.hidden}, "embed_tokens"));
+  if (static_cast<int>(model->blocks.size()) != c.n_layers) {
+    return absl::InvalidArgumentError(absl::StrCat("model has ", model->blocks.size(),
+                                                   " blocks, config n_layers is ", c.n_layers));
+  }
+  for (int i = 0; i < c.n_layers; ++i) RETURN_IF_ERROR(CheckBlockShapes(c, model->blocks[i], i));
+  RETURN_IF_ERROR(CheckShape(model->final_norm, {c.hidden}, "final_norm"));
+  RETURN_IF_ERROR(CheckShape(model->lm_head, {c.vocab, c.hidden}, "lm_head"));
+  return LlamaForward(model, backend, options);
+}
+
+absl::Status LlamaForward::EnsureRope(int64_t n_positions) const {
+  if (rope_.n_positions >= n_positions) return absl::OkStatus();
+  ASSIGN_OR_RETURN(rope_, BuildRopeTable(config(), std::max<int64_t>(n_positions, 512)));
+  return absl::OkStatus();
+}
+
+absl::Status LlamaForward::Embed(const SequenceBatch& batch, float* hidden) const {
+  const int vocab = config().vocab;
+  for (int64_t r = 0; r < batch.tokens(); ++r) {
+    if (batch.ids[r] < 0 || batch.ids[r] >= vocab) {
+      return absl::InvalidArgumentError(absl::StrCat("token id ", batch.ids[r], " at row ", r,
+                                                     " is outside the vocabulary [0, ", vocab, ")"));
+    }
+  }
+  backend_->Embed(model_->embed_tokens.data, config().hidden, batch.ids.data(), batch.tokens(),
+                  hidden);
+  return absl::OkStatus();
+}
+
+void LlamaForward::AttentionHalf(const BlockWeights& w, const SequenceBatch& batch, const float* x,
+                                 float* norm, float* attn, float* x_out,
+                                 BlockWorkspace* ws) const {
+  const LlamaConfig& c = config();
+  const int64_t t = batch.tokens();
+  const int64_t qd = int64_t{c.n_heads} * c.head_dim, kvd = int64_t{c.n_kv_heads} * c.head_dim;
+  Backend& be = *backend_;
+  be.RmsNorm(x, w.attn_norm.data, t, c.hidden, c.rms_norm_eps, norm);
+  be.Linear(norm, t, c.hidden, w.q_proj.data, w.q_bias.data, qd, ws->q.data());
+  be.Linear(norm, t, c.hidden, w.k_proj.data, w.k_bias.data, kvd, ws->k.data());
+  be.Linear(norm, t, c.hidden, w.v_proj.data, w.v_bias.data, kvd, ws->v.data());
+  be.Rope(ws->q.data(), t, c.n_heads, c.head_dim, batch.positions.data(), rope_);
+  be.Rope(ws->k.data(), t, c.n_kv_heads, c.head_dim, batch.positions.data(), rope_);
+  be.Attention(ws->q.data(), ws->k.data(), ws->v.data(), batch.seq_start.data(), batch.n_seqs(),
+               AttentionShape{c.n_heads, c.n_kv_heads, c.head_dim}, attn);
+  be.Linear(attn, t, qd, w.o_proj.data, nullptr, c.hidden, ws->proj.data());
+  if (x_out != x) std::memcpy(x_out, x, sizeof(float) * t * c.hidden);
+  be.Add(x_out, ws->proj.data(), t * c.hidden);
+}
+
+void LlamaForward::MlpHalf(const BlockWeights& w, int64_t t, const float* x, float* norm,
+                           float* act, float* x_out, BlockWorkspace* ws) const {
+  const LlamaConfig& c = config();
+  Backend& be = *backend_;
+  be.RmsNorm(x, w.mlp_norm.data, t, c.hidden, c.rms_norm_eps, norm);
+  be.Linear(norm, t, c.hidden, w.gate_proj.data, nullptr, c.intermediate, ws->gate.data());
+  be.Linear(norm, t, c.hidden, w.up_proj.data, nullptr, c.intermediate, ws->up.data());
+  be.SiluMul(ws->gate.data(), ws->up.data(), t * c.intermediate, act);
+  if (x_out == nullptr) return;
+  be.Linear(act, t, c.intermediate, w.down_proj.data, nullptr, c.hidden, ws->proj.data());
+  if (x_out != x) std::memcpy(x_out, x, sizeof(float) * t * c.hidden);
+  be.Add(x_out, ws->proj.data(), t * c.hidden);
+}
+
+absl::Status LlamaForward::RunBlock(const BlockWeights& w, const SequenceBatch& batch,
+                                    float* hidden, BlockWorkspace* ws) const {
+  RETURN_IF_ERROR(EnsureRope(batch.max_len));
+  ws->Reserve(config(), batch.tokens(), /*with_resid=*/false);
+  AttentionHalf(w, batch, hidden, ws->norm.data(), ws->attn.data(), hidden, ws);
+  MlpHalf(w, batch.tokens(), hidden, ws->norm.data(), ws->gate.data(), hidden, ws);
+  return absl::OkStatus();
+}
+
+absl::Status LlamaForward::BlockLinearInputs(const BlockWeights& w, const SequenceBatch& batch,
+                                             const float* hidden, const BlockTaps& taps,
+                                             BlockWorkspace* ws) const {
+  if (!taps.attn_in || !taps.o_in || !taps.mlp_in || !taps.down_in) {
+    return absl::InvalidArgumentError("BlockLinearInputs needs all four tap buffers");
+  }
+  RETURN_IF_ERROR(EnsureRope(batch.max_len));
+  ws->Reserve(config(), batch.tokens(), /*with_resid=*/true);
+  AttentionHalf(w, batch, hidden, taps.attn_in, taps.o_in, ws->resid.data(), ws);
+  MlpHalf(w, batch.tokens(), ws->resid.data(), taps.mlp_in, taps.down_in, nullptr, ws);
+  return absl::OkStatus();
+}
+
+void LlamaForward::FinalNorm(const float* hidden, int64_t t, float* out) const {
+  backend_->RmsNorm(hidden, model_->final_norm.data, t, config().hidden, config().rms_norm_eps,
+                    out);
+}
+
+void LlamaForward::LmHeadChunk(const float* normed, int64_t t, int64_t v0, int64_t n,
+                               float* logits) const {
+  const int64_t hidden = config().hidden;
+  backend_->Linear(normed, t, hidden, model_->lm_head.data + v0 * hidden, nullptr, n, logits);
+}
+
+absl::Status LlamaForward::LmHeadChunks(
+    const float* normed, int64_t t,
+    const std::function<absl::Status(int64_t, int64_t, const float*)>& fn) const {
+  const int64_t vocab = config().vocab;
+  const int64_t chunk = std::min(options_.vocab_chunk, vocab);
+  std::vector<float> logits(t * chunk);
+  for (int64_t v0 = 0; v0 < vocab; v0 += chunk) {
+    const int64_t n = std::min(chunk, vocab - v0);
+    LmHeadChunk(normed, t, v0, n, logits.data());
+    RETURN_IF_ERROR(fn(v0, n, logits.data()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<float>> LlamaForward::FinalHidden(const SequenceBatch& batch) const {
+  const int64_t t = batch.tokens();
+  std::vector<float> hidden(t * config().hidden);
+  RETURN_IF_ERROR(Embed(batch, hidden.data()));
+  BlockWorkspace ws;
+  for (int i = 0; i < config().n_layers; ++i) {
+    RETURN_IF_ERROR(RunBlock(model_->blocks[i], batch, hidden.data(), &ws));
+  }
+  std::vector<float> normed(t * config().hidden);
+  FinalNorm(hidden.data(), t, normed.data());
+  return normed;
+}
+
+absl::StatusOr<std::vector<float>> LlamaForward::Logits(const SequenceBatch& batch) const {
+  ASSIGN_OR_RETURN(std::vector<float> normed, FinalHidden(batch));
+  const int64_t t = batch.tokens(), vocab = config().vocab;
+  std::vector<float> out(t * vocab);
+  RETURN_IF_ERROR(LmHeadChunks(normed.data(), t, [&](int64_t v0, int64_t n, const float* chunk) {
+    for (int64_t r = 0; r < t; ++r) {
+      std::memcpy(&out[r * vocab + v0], chunk + r * n, sizeof(float) * n);
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+}  // namespace compressd::engine

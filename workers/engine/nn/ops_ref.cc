@@ -1,0 +1,134 @@
+#include "workers/engine/nn/ops_ref.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace compressd::engine {
+
+void LinearRef(const float* x, int64_t t, int64_t in, const float* w, const float* bias,
+               int64_t out, float* y) {
+  for (int64_t r = 0; r < t; ++r) {
+    for (int64_t o = 0; o < out; ++o) {
+      double acc = bias != nullptr ? bias[o] : 0.0;
+      for (int64_t i = 0; i < in; ++i) acc += double{x[r * in + i]} * w[o * in + i];
+      y[r * out + o] = static_cast<float>(acc);
+    }
+  }
+}
+
+void RmsNormRef(const float* x, const float* weight, int64_t t, int64_t dim, float eps, float* y) {
+  for (int64_t r = 0; r < t; ++r) {
+    double ss = 0;
+    for (int64_t i = 0; i < dim; ++i) ss += double{x[r * dim + i]} * x[r * dim + i];
+    const double inv = 1.0 / std::sqrt(ss / dim + eps);
+    for (int64_t i = 0; i < dim; ++i) {
+      y[r * dim + i] = static_cast<float>(x[r * dim + i] * inv * weight[i]);
+    }
+  }
+}
+
+void RopeRef(float* x, int64_t t, int n_heads, int head_dim, const int32_t* positions,
+             const RopeTable& table) {
+  const int half = head_dim / 2;
+  for (int64_t r = 0; r < t; ++r) {
+    const float* c = &table.cos[int64_t{positions[r]} * half];
+    const float* s = &table.sin[int64_t{positions[r]} * half];
+    for (int h = 0; h < n_heads; ++h) {
+      float* v = x + (r * n_heads + h) * head_dim;
+      for (int i = 0; i < half; ++i) {
+        const double a = v[i], b = v[i + half];
+        v[i] = static_cast<float>(a * c[i] - b * s[i]);
+        v[i + half] = static_cast<float>(b * c[i] + a * s[i]);
+      }
+    }
+  }
+}
+
+void AttentionRef(const float* q, const float* k, const float* v, const int64_t* seq_start,
+                  int64_t n_seqs, const AttentionShape& shape, float* out) {
+  const int hd = shape.head_dim;
+  const int64_t q_stride = int64_t{shape.n_heads} * hd;
+  const int64_t kv_stride = int64_t{shape.n_kv_heads} * hd;
+  const int group = shape.n_heads / shape.n_kv_heads;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  std::vector<double> scores;
+  for (int64_t s = 0; s < n_seqs; ++s) {
+    const int64_t begin = seq_start[s], end = seq_start[s + 1];
+    for (int h = 0; h < shape.n_heads; ++h) {
+      const int g = h / group;
+      for (int64_t i = begin; i < end; ++i) {
+        const float* qi = q + i * q_stride + int64_t{h} * hd;
+        scores.assign(i - begin + 1, 0.0);
+        double mx = -INFINITY;
+        for (int64_t j = begin; j <= i; ++j) {
+          const float* kj = k + j * kv_stride + int64_t{g} * hd;
+          double dot = 0;
+          for (int d = 0; d < hd; ++d) dot += double{qi[d]} * kj[d];
+          scores[j - begin] = dot * scale;
+          mx = std::max(mx, scores[j - begin]);
+        }
+        double sum = 0;
+        for (double& sc : scores) sum += (sc = std::exp(sc - mx));
+        float* oi = out + i * q_stride + int64_t{h} * hd;
+        for (int d = 0; d < hd; ++d) {
+          double acc = 0;
+          for (int64_t j = begin; j <= i; ++j) {
+            acc += scores[j - begin] * v[j * kv_stride + int64_t{g} * hd + d];
+          }
+          oi[d] = static_cast<float>(acc / sum);
+        }
+      }
+    }
+  }
+}
+
+void SiluMulRef(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double g = gate[i];
+    out[i] = static_cast<float>(g / (1.0 + std::exp(-g)) * up[i]);
+  }
+}
+
+void AddRef(float* x, const float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+void EmbedRef(const float* table, int64_t dim, const int32_t* ids, int64_t t, float* out) {
+  for (int64_t r = 0; r < t; ++r) {
+    for (int64_t i = 0; i < dim; ++i) out[r * dim + i] = table[int64_t{ids[r]} * dim + i];
+  }
+}
+
+void SoftmaxStatsUpdateRef(const float* logits, int64_t t, int64_t n, int64_t v0, float* max,
+                           float* sum, int32_t* argmax) {
+  KlStatsUpdateRef(logits, logits, t, n, v0, max, sum, argmax, nullptr);
+}
+
+void KlStatsUpdateRef(const float* p, const float* q, int64_t t, int64_t n, int64_t v0,
+                      float* max, float* sum, int32_t* argmax, float* cross) {
+  for (int64_t r = 0; r < t; ++r) {
+    const float* pr = p + r * n;
+    const float* qr = q + r * n;
+    float m = max[r];
+    for (int64_t i = 0; i < n; ++i) {
+      if (pr[i] > m) {
+        m = pr[i];
+        argmax[r] = static_cast<int32_t>(v0 + i);
+      }
+    }
+    const double rescale = std::exp(double{max[r]} - m);
+    double s = sum[r] * rescale;
+    double c = cross != nullptr ? cross[r] * rescale : 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double e = std::exp(double{pr[i]} - m);
+      s += e;
+      c += e * (double{pr[i]} - qr[i]);
+    }
+    max[r] = m;
+    sum[r] = static_cast<float>(s);
+    if (cross != nullptr) cross[r] = static_cast<float>(c);
+  }
+}
+
+}  // namespace compressd::engine

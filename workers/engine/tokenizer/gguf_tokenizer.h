@@ -1,0 +1,23 @@
+// Loads the tokenizer embedded in a GGUF file (tokenizer.ggml.* metadata,
+// BPE model "gpt2"), so a GGUF alone is enough to tokenize calibration text.
+// Reads tokens, merges, token_type (optional), pre, bos/eos token ids
+// (optional) and add_bos_token (optional; default as llama.cpp: true for
+// the Llama 3 pre-tokenizers, else false), then Tokenizer::FromGgufVocab.
+//
+// Stateless functions: thread-safe.
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "workers/engine/model/gguf/gguf_file.h"
+#include "workers/engine/tokenizer/tokenizer.h"
+
+namespace compressd::engine {
+
+// INVALID_ARGUMENT naming the file and key for a missing or malformed
+// tokenizer, or a tokenizer model other than "gpt2".
+absl::StatusOr<Tokenizer> LoadTokenizerFromGguf(const GgufFile& file);
+absl::StatusOr<Tokenizer> LoadTokenizerFromGguf(const std::string& path);
+
+}  // namespace compressd::engine
