@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
+#include "common/util.h"
 #include "nlohmann/json.hpp"
 
 namespace compressd {
@@ -36,6 +38,12 @@ constexpr size_t kMaxRegexLength = 1024;
 constexpr int kMaxPatternM = 64;
 constexpr char kDefaultInclude[] = ".*_proj$";
 constexpr char kDefaultFormat[] = "hf_safetensors";
+constexpr int kDefaultWindow = 512;
+constexpr int kDefaultWindows = 64;
+constexpr int kMaxWindow = 1 << 17;
+constexpr int kMaxWindows = 1 << 20;
+constexpr int kMaxThreads = 1024;
+constexpr size_t kMaxNameLength = 128;
 
 absl::Status RecipeError(absl::string_view message) {
   return absl::InvalidArgumentError(absl::StrCat("recipe: ", message));
@@ -248,6 +256,63 @@ absl::Status ValidateMagnitude(const v1::MagnitudeStage& stage, const std::strin
   return absl::OkStatus();
 }
 
+// The text source of one evaluation set: `path`, or `dataset_id` + `file`.
+absl::Status ValidateEvalSource(const v1::EvalDataset& set, const std::string& path) {
+  const bool has_path = !set.path().empty();
+  const bool has_dataset = !set.dataset_id().empty() || !set.file().empty();
+  if (has_path && has_dataset) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": set either path or dataset_id + file, not both"));
+  }
+  if (!has_path && !has_dataset) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": set path (a local text file) or dataset_id + file (a file of an uploaded dataset)"));
+  }
+  if (has_dataset && set.dataset_id().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ".dataset_id: required with file"));
+  }
+  if (has_dataset && set.file().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ".file: required with dataset_id (the path of a file in the dataset)"));
+  }
+  if (has_dataset) RETURN_IF_ERROR(ValidateRelativePath(set.file(), path + ".file"));
+  return absl::OkStatus();
+}
+
+absl::Status ValidateEvaluation(const v1::Evaluation& eval) {
+  std::set<std::string> names;
+  for (int i = 0; i < eval.perplexity_size(); ++i) {
+    const v1::EvalDataset& set = eval.perplexity(i);
+    const std::string path = absl::StrCat("evaluation.perplexity[", i, "]");
+    RETURN_IF_ERROR(ValidateEvalSource(set, path));
+    if (set.window() != 0 && (set.window() < 2 || set.window() > kMaxWindow)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ".window: must be in [2, ", kMaxWindow,
+                                                     "], got ", set.window()));
+    }
+    if (set.windows() != 0 && (set.windows() < 1 || set.windows() > kMaxWindows)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ".windows: must be in [1, ", kMaxWindows, "], got ", set.windows()));
+    }
+    if (set.name().size() > kMaxNameLength) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ".name: longer than ", kMaxNameLength, " characters"));
+    }
+    if (!set.name().empty() && !names.insert(set.name()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ".name: \"", set.name(), "\" is used by an earlier set"));
+    }
+  }
+  if (eval.kl() && eval.perplexity().empty()) {
+    return absl::InvalidArgumentError(
+        "evaluation.kl: needs at least one evaluation.perplexity set (KL uses the first)");
+  }
+  if (eval.threads() < 0 || eval.threads() > kMaxThreads) {
+    return absl::InvalidArgumentError(absl::StrCat("evaluation.threads: must be in [0, ",
+                                                   kMaxThreads, "], got ", eval.threads()));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<v1::Recipe> ParseRecipeText(std::string_view text) {
@@ -307,11 +372,26 @@ absl::StatusOr<v1::Recipe> ParseRecipeFile(const std::string& path) {
 void ApplyRecipeDefaults(v1::Recipe* recipe) {
   if (recipe->targets().include().empty()) recipe->mutable_targets()->set_include(kDefaultInclude);
   if (recipe->output().format().empty()) recipe->mutable_output()->set_format(kDefaultFormat);
+  if (!recipe->has_evaluation()) return;
+  for (v1::EvalDataset& set : *recipe->mutable_evaluation()->mutable_perplexity()) {
+    if (set.window() == 0) set.set_window(kDefaultWindow);
+    if (set.windows() == 0) set.set_windows(kDefaultWindows);
+    if (set.name().empty()) {
+      const std::string& source = set.path().empty() ? set.file() : set.path();
+      set.set_name(source.substr(source.find_last_of('/') + 1));  // npos + 1 == 0
+    }
+  }
+}
+
+bool IsEvaluateOnly(const v1::Recipe& recipe) {
+  return recipe.stages().empty() && !recipe.evaluation().perplexity().empty();
 }
 
 absl::Status ValidateRecipe(const v1::Recipe& recipe) {
-  if (recipe.stages().empty()) {
-    return absl::InvalidArgumentError("stages: at least one stage is required");
+  if (recipe.stages().empty() && recipe.evaluation().perplexity().empty()) {
+    return absl::InvalidArgumentError(
+        "stages: at least one stage is required (or evaluation.perplexity, for a job that only "
+        "evaluates the model)");
   }
   for (int i = 0; i < recipe.stages_size(); ++i) {
     const v1::Stage& stage = recipe.stages(i);
@@ -338,7 +418,7 @@ absl::Status ValidateRecipe(const v1::Recipe& recipe) {
     return absl::InvalidArgumentError(absl::StrCat("output.format: unknown format ", format,
                                                    " (supported: ", kDefaultFormat, ")"));
   }
-  return absl::OkStatus();
+  return ValidateEvaluation(recipe.evaluation());
 }
 
 }  // namespace compressd

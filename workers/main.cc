@@ -3,14 +3,15 @@
 //   compress-worker --server HOST:PORT --cache-dir DIR [--threads N] [--name NAME]
 //       Registers with the server and serves leased tasks until SIGTERM/SIGINT,
 //       which finishes the current task and exits 0.
-//   compress-worker run --model DIR --recipe FILE --out DIR
+//   compress-worker run --model DIR|FILE.gguf --recipe FILE --out DIR
 //       Runs a recipe locally, no server: progress on stderr, summary JSON on stdout.
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
-#include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -23,10 +24,18 @@
 
 namespace {
 
+// Written by the signal handler (async-signal-safe), read by the signal thread.
+int g_signal_pipe[2] = {-1, -1};
+
+extern "C" void OnStopSignal(int sig) {
+  const char c = static_cast<char>(sig);
+  [[maybe_unused]] const ssize_t n = ::write(g_signal_pipe[1], &c, 1);
+}
+
 constexpr char kUsage[] =
     "usage: compress-worker --server HOST:PORT --cache-dir DIR [--threads N] [--name NAME]\n"
     "                       [--slow-ms-per-layer N]   (fault injection: pause after each layer)\n"
-    "       compress-worker run --model DIR --recipe FILE --out DIR\n";
+    "       compress-worker run --model DIR|FILE.gguf --recipe FILE --out DIR\n";
 
 // Parses "--flag value" pairs; false on an unknown flag or a missing value.
 bool ParseFlags(int argc, char** argv, int first, std::map<std::string, std::string>* flags,
@@ -78,13 +87,20 @@ int RunWorkerMode(int argc, char** argv) {
     std::fprintf(stderr, "compress-worker: --slow-ms-per-layer: must be a non-negative integer\n");
     return 2;
   }
-  // Signals are taken by one thread with sigwait; block them everywhere else
-  // before any thread (gRPC's included) starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // SIGTERM/SIGINT run a handler that writes to a pipe; one thread reads it
+  // and shuts the worker down. (Not sigwait: OpenBLAS starts its threads when
+  // the library loads, before main could block the signals in them, so a
+  // process-directed signal may land on any thread.)
+  if (::pipe(g_signal_pipe) != 0) {
+    std::perror("compress-worker: pipe");
+    return 1;
+  }
+  struct sigaction action = {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
 
   // Reconnect within seconds of the server coming back (gRPC's default caps at 120 s).
   grpc::ChannelArguments channel_args;
@@ -92,9 +108,13 @@ int RunWorkerMode(int argc, char** argv) {
   compressd::WorkerClient client(grpc::CreateCustomChannel(
       f["--server"], grpc::InsecureChannelCredentials(), channel_args));
   compressd::Worker worker(options, client);
-  std::thread signal_thread([&worker, signals] {
-    int sig = 0;
-    if (sigwait(&signals, &sig) == 0) {
+  std::thread signal_thread([&worker] {
+    char sig = 0;
+    ssize_t n = 0;
+    do {
+      n = ::read(g_signal_pipe[0], &sig, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n == 1) {
       std::fprintf(stderr, "compress-worker: signal %d: finishing the current task\n", sig);
       worker.Shutdown();
     }

@@ -1,9 +1,13 @@
 #include "server/jobs/job_service.h"
 
+#include <algorithm>
 #include <optional>
+#include <string>
+#include <vector>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/recipe.h"
 #include "common/status_macros.h"
 #include "common/util.h"
@@ -35,6 +39,24 @@ absl::Status ValidateSubmit(const v1::SubmitJobRequest& req, v1::Recipe* recipe)
   return absl::OkStatus();
 }
 
+// Evaluation sets of a service job name uploaded datasets, never files on a
+// worker; each named dataset joins the job's datasets (the worker gets them).
+absl::Status AddEvaluationDatasets(v1::Job* job) {
+  const auto& sets = job->recipe().evaluation().perplexity();
+  for (int i = 0; i < sets.size(); ++i) {
+    const std::string field = absl::StrCat("recipe: evaluation.perplexity[", i, "]");
+    if (!sets[i].path().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ".path: a job run by the service reads uploaded datasets, not local files; "
+          "upload the text (compressctl datasets upload) and set dataset_id + file"));
+    }
+    const std::string& id = sets[i].dataset_id();
+    const auto& ids = job->dataset_ids();
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) job->add_dataset_ids(id);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 JobService::JobService(Store& store, EventBus& bus, Scheduler& scheduler, ServerMetrics& metrics)
@@ -54,6 +76,8 @@ absl::StatusOr<v1::Job> JobService::Submit(const v1::SubmitJobRequest& req) {
   job.set_max_attempts(req.max_attempts() == 0 ? kDefaultMaxAttempts : req.max_attempts());
   job.set_create_time_ms(now);
   *job.mutable_dataset_ids() = req.dataset_ids();
+  RETURN_IF_ERROR(AddEvaluationDatasets(&job));
+  RETURN_IF_ERROR(CheckEvaluationFiles(job.recipe()));
   std::vector<v1::JobEvent> events;
   RETURN_IF_ERROR(ApplyTransition(&job, v1::QUEUED, "submitted", now, &events));
 
@@ -65,6 +89,28 @@ absl::StatusOr<v1::Job> JobService::Submit(const v1::SubmitJobRequest& req) {
     scheduler_.NotifyWorkAvailable();
   }
   return stored;
+}
+
+absl::Status JobService::CheckEvaluationFiles(const v1::Recipe& recipe) {
+  const auto& sets = recipe.evaluation().perplexity();
+  for (int i = 0; i < sets.size(); ++i) {
+    absl::StatusOr<v1::Dataset> dataset = store_.GetDataset(sets[i].dataset_id());
+    if (!dataset.ok()) {
+      return absl::Status(dataset.status().code(),
+                          absl::StrCat("recipe: evaluation.perplexity[", i, "].dataset_id: ",
+                                       dataset.status().message()));
+    }
+    const auto& files = dataset->files();
+    if (std::none_of(files.begin(), files.end(),
+                     [&](const v1::FileEntry& f) { return f.path() == sets[i].file(); })) {
+      std::vector<std::string> names;
+      for (const v1::FileEntry& f : files) names.push_back(f.path());
+      return absl::InvalidArgumentError(absl::StrCat(
+          "recipe: evaluation.perplexity[", i, "].file: dataset ", dataset->id(), " has no file \"",
+          sets[i].file(), "\" (files: ", absl::StrJoin(names, ", "), ")"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::Job> JobService::Get(const std::string& job_id) {

@@ -21,7 +21,10 @@ class JobService {
   JobService(Store& store, EventBus& bus, Scheduler& scheduler, ServerMetrics& metrics);
 
   // INVALID_ARGUMENT for a bad recipe (ValidateRecipe, field named) or a
-  // missing model_id; NOT_FOUND for an unknown model or dataset.
+  // missing model_id; NOT_FOUND for an unknown model or dataset. Datasets
+  // named by the recipe's evaluation sets join the job's dataset_ids; such a
+  // set must name a file of its dataset (INVALID_ARGUMENT otherwise) and may
+  // not name a local path (INVALID_ARGUMENT: workers read uploaded data only).
   absl::StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& req);
   absl::StatusOr<v1::Job> Get(const std::string& job_id);
   absl::StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& req);
@@ -33,6 +36,9 @@ class JobService {
   void RefreshMetrics();
 
  private:
+  // Each evaluation set's dataset exists and has its file.
+  absl::Status CheckEvaluationFiles(const v1::Recipe& recipe);
+
   Store& store_;
   EventBus& bus_;
   Scheduler& scheduler_;

@@ -2,10 +2,12 @@
 """Checks a pruned model against its original with Hugging Face transformers.
 
 Usage:
-  check_transformers_load.py ORIGINAL_DIR PRUNED_DIR [--sparsity S | --pattern N:M]
+  check_transformers_load.py ORIGINAL PRUNED_DIR [--sparsity S | --pattern N:M]
                              [--include REGEX] [--ignore REGEX ...]
 
-Loads both directories with AutoModelForCausalLM on the CPU and checks:
+ORIGINAL is an HF model directory or a .gguf file (transformers dequantizes it
+to float32 itself, so the comparison also checks the worker's GGUF reading).
+Loads both with AutoModelForCausalLM on the CPU and checks:
   * both load with no missing or unexpected weights, in the same dtypes;
   * every targeted weight (2-D "<module>.weight" whose module name fully
     matches --include and no --ignore, as the worker selects them) has the
@@ -19,6 +21,7 @@ Prints a summary; exits 1 on any failure, 2 on bad usage.
 """
 import argparse
 import math
+import os
 import re
 import sys
 
@@ -27,8 +30,13 @@ from transformers import AutoModelForCausalLM
 
 
 def load(path):
-    model, info = AutoModelForCausalLM.from_pretrained(
-        path, torch_dtype="auto", output_loading_info=True)
+    if path.endswith(".gguf"):
+        directory, name = os.path.split(os.path.abspath(path))
+        model, info = AutoModelForCausalLM.from_pretrained(
+            directory, gguf_file=name, torch_dtype=torch.float32, output_loading_info=True)
+    else:
+        model, info = AutoModelForCausalLM.from_pretrained(
+            path, torch_dtype="auto", output_loading_info=True)
     model.eval()
     problems = [f"{path}: {k}: {v}" for k, v in info.items()
                 if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v]

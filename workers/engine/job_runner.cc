@@ -16,6 +16,7 @@
 #include "workers/engine/algorithms/magnitude.h"
 #include "workers/engine/export/safetensors_writer.h"
 #include "workers/engine/model/hf_model.h"
+#include "workers/engine/model_job.h"
 
 namespace compressd {
 namespace {
@@ -34,25 +35,35 @@ bool HasGgufMagic(const fs::path& path) {
   return in.read(magic, 4) && std::string(magic, 4) == "GGUF";
 }
 
-// GGUF files are a known format this worker cannot read yet: say so plainly.
-absl::Status CheckInputFormat(const std::string& model_dir) {
-  const absl::Status gguf = absl::UnimplementedError(absl::StrCat(
-      model_dir, ": GGUF model input is not supported by this worker; it reads Hugging Face "
-      "safetensors models (HF_SAFETENSORS). GGUF input arrives with the model engine."));
+struct ModelInput {
+  std::string path;  // the .gguf file, or the HF model directory
+  bool gguf = false;
+};
+
+// A .gguf file, a directory holding one .gguf file and no safetensors (how
+// the worker lays out a GGUF upload), or an HF safetensors directory.
+absl::StatusOr<ModelInput> ResolveModelInput(const std::string& model_path) {
   std::error_code ec;
-  if (fs::is_regular_file(model_dir, ec)) {
-    if (absl::EndsWith(model_dir, ".gguf") || HasGgufMagic(model_dir)) return gguf;
-    return absl::InvalidArgumentError(
-        absl::StrCat(model_dir, ": expected a model directory (config.json + *.safetensors)"));
+  if (fs::is_regular_file(model_path, ec)) {
+    if (absl::EndsWith(model_path, ".gguf") || HasGgufMagic(model_path)) {
+      return ModelInput{model_path, true};
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        model_path, ": expected a .gguf file or a model directory (config.json + *.safetensors)"));
   }
-  bool has_gguf = false, has_safetensors = false;
-  for (const fs::directory_entry& e : fs::directory_iterator(model_dir, ec)) {
+  std::vector<std::string> ggufs;
+  bool has_safetensors = false;
+  for (const fs::directory_entry& e : fs::directory_iterator(model_path, ec)) {
     const std::string name = e.path().filename().string();
-    has_gguf |= absl::EndsWith(name, ".gguf");
+    if (absl::EndsWith(name, ".gguf")) ggufs.push_back(e.path().string());
     has_safetensors |= absl::EndsWith(name, ".safetensors");
   }
-  if (has_gguf && !has_safetensors) return gguf;
-  return absl::OkStatus();
+  if (has_safetensors || ggufs.empty()) return ModelInput{model_path, false};
+  if (ggufs.size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        model_path, ": holds ", ggufs.size(), " .gguf files; expected one (or name the file)"));
+  }
+  return ModelInput{ggufs.front(), true};
 }
 
 struct Target {
@@ -135,22 +146,12 @@ const char* LayoutName(HfModel::Layout layout) {
   return "unknown";
 }
 
-absl::StatusOr<std::string> Run(const std::string& model_dir, v1::Recipe recipe,
-                                const std::string& out_dir, EventSink& events,
-                                CancelToken& cancel) {
+// The HF-safetensors-in, HF-safetensors-out path: tensor by tensor, each
+// written back in its own dtype and shard (byte-identical where untouched).
+absl::StatusOr<std::string> RunHfTensors(const std::string& model_dir, const v1::Recipe& recipe,
+                                         const std::string& out_dir, EventSink& events,
+                                         CancelToken& cancel) {
   const Clock::time_point start = Clock::now();
-  ApplyRecipeDefaults(&recipe);
-  RETURN_IF_ERROR(ValidateRecipe(recipe));
-  if (recipe.output().format() != "hf_safetensors") {
-    return absl::UnimplementedError(absl::StrCat("output.format: \"", recipe.output().format(),
-                                                 "\" is not supported (supported: hf_safetensors)"));
-  }
-  RETURN_IF_ERROR(CheckInputFormat(model_dir));
-  std::error_code ec;
-  if (fs::exists(out_dir, ec) && fs::equivalent(model_dir, out_dir, ec)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(out_dir, ": the output directory must differ from the model directory"));
-  }
   EmitProgress(events, "load", 0, 1, model_dir);
   ASSIGN_OR_RETURN(std::unique_ptr<HfModel> model, HfModel::Open(model_dir));
   ASSIGN_OR_RETURN(std::vector<Target> targets, SelectTargets(*model, recipe, events));
@@ -215,15 +216,39 @@ absl::StatusOr<std::string> Run(const std::string& model_dir, v1::Recipe recipe,
   return summary.dump();
 }
 
+absl::StatusOr<std::string> Run(const std::string& model_path, v1::Recipe recipe,
+                                const std::string& out_dir, const RunOptions& options,
+                                EventSink& events, CancelToken& cancel) {
+  ApplyRecipeDefaults(&recipe);
+  RETURN_IF_ERROR(ValidateRecipe(recipe));
+  if (recipe.output().format() != "hf_safetensors") {
+    return absl::UnimplementedError(absl::StrCat("output.format: \"", recipe.output().format(),
+                                                 "\" is not supported (supported: hf_safetensors)"));
+  }
+  std::error_code ec;
+  if (!fs::exists(model_path, ec)) {
+    return absl::NotFoundError(absl::StrCat(model_path, ": no such file or directory"));
+  }
+  if (fs::exists(out_dir, ec) && fs::equivalent(model_path, out_dir, ec)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(out_dir, ": the output directory must differ from the model directory"));
+  }
+  ASSIGN_OR_RETURN(ModelInput input, ResolveModelInput(model_path));
+  if (input.gguf || !recipe.evaluation().perplexity().empty()) {
+    return RunModelRecipe(input.path, input.gguf, recipe, out_dir, options, events, cancel);
+  }
+  return RunHfTensors(input.path, recipe, out_dir, events, cancel);
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> RunRecipe(const std::string& model_dir, const v1::Recipe& recipe,
                                       const std::string& out_dir, EventSink& events,
-                                      CancelToken& cancel) {
+                                      CancelToken& cancel, const RunOptions& options) {
   // The engine's own code reports errors as Status; this boundary also turns
   // anything thrown by the standard library into a Status instead of aborting.
   try {
-    return Run(model_dir, recipe, out_dir, events, cancel);
+    return Run(model_dir, recipe, out_dir, options, events, cancel);
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError(absl::StrCat(model_dir, ": out of memory"));
   } catch (const std::exception& e) {

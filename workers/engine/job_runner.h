@@ -10,22 +10,31 @@
 
 namespace compressd {
 
-// Loads the Hugging Face safetensors model in `model_dir`, applies the
-// recipe's stages to each targeted tensor in turn (in natural name order
-// within each shard), and writes the output model to `out_dir` (created if
-// needed): same config, same shard layout, same dtypes.
+// Runs `recipe` on the model at `model_path` and writes the result to
+// `out_dir` (created if needed). The model is an HF safetensors directory, a
+// .gguf file, or a directory holding one .gguf file (a GGUF upload as the
+// worker lays it out).
 //
-// Events: Progress "load" 0..1, "prune" i of N targets, "export" i of N shards; MetricPoint
-// "sparsity" and "seconds" per module (label layer=<module name>), log lines.
-// `cancel` is checked between tensors; once set the result is CANCELLED.
+// Two paths:
+//  * HF safetensors in, no evaluation sets: the tensor-by-tensor path. Each
+//    targeted tensor is pruned in turn (natural name order within each
+//    shard) and the output keeps the config, shard layout and dtypes; every
+//    other tensor is byte-identical. Events: Progress "load" 0..1, "prune" i
+//    of N targets, "export" i of N shards; MetricPoint "sparsity" and
+//    "seconds" per module (label layer=<module name>), log lines. The JSON
+//    summary has per-layer sparsity, totals, and wall time split into
+//    load / prune / export.
+//  * GGUF input, or a recipe with evaluation sets: the model-engine path of
+//    model_job.h (whole model in memory, evaluation, F32 HF export).
+// `cancel` is checked between tensors and evaluation batches; once set the
+// result is CANCELLED.
 //
-// Returns a JSON summary: per-layer sparsity, totals, and wall time split into
-// load / prune / export. Errors: INVALID_ARGUMENT for a bad recipe or a
-// malformed model (naming the file / tensor / field), UNIMPLEMENTED for
-// input or output formats this worker does not handle (GGUF). Never aborts.
-absl::StatusOr<std::string> RunRecipe(const std::string& model_dir, const v1::Recipe& recipe,
+// Errors: INVALID_ARGUMENT for a bad recipe or a malformed model (naming the
+// file / tensor / field), NOT_FOUND for a missing model or text file,
+// UNIMPLEMENTED for output formats this worker does not write. Never aborts.
+absl::StatusOr<std::string> RunRecipe(const std::string& model_path, const v1::Recipe& recipe,
                                       const std::string& out_dir, EventSink& events,
-                                      CancelToken& cancel);
+                                      CancelToken& cancel, const RunOptions& options = {});
 
 // Natural order: digit runs compare as numbers, so "layers.2" < "layers.10".
 bool NaturalLess(const std::string& a, const std::string& b);

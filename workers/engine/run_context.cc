@@ -27,6 +27,17 @@ void EmitMetric(EventSink& sink, const std::string& name, double value,
   sink.Emit(e);
 }
 
+void EmitLabeledMetric(EventSink& sink, const std::string& name, double value,
+                       const std::map<std::string, std::string>& labels) {
+  v1::JobEvent e;
+  e.set_time_ms(NowMs());
+  v1::MetricPoint* m = e.mutable_metric();
+  m->set_name(name);
+  m->set_value(value);
+  for (const auto& [key, label] : labels) (*m->mutable_labels())[key] = label;
+  sink.Emit(e);
+}
+
 void EmitLog(EventSink& sink, const std::string& level, const std::string& message) {
   v1::JobEvent e;
   e.set_time_ms(NowMs());

@@ -3,8 +3,11 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <map>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "compressd/v1/compressd.pb.h"
 
 namespace compressd {
@@ -27,11 +30,29 @@ class CancelToken {
   std::atomic<bool> cancelled_{false};
 };
 
+// How a job runs, set by its caller (the worker process or `compress-worker run`).
+struct RunOptions {
+  // Compute threads for model evaluation; <= 0: the hardware concurrency.
+  // A recipe's evaluation.threads, when set, wins.
+  int threads = 0;
+  // Whether evaluation sets may name local files (evaluation.perplexity[].path):
+  // true for `compress-worker run`, false for leased tasks.
+  bool allow_local_paths = true;
+  // The local path of file `file` of dataset `dataset_id` (fetched by the
+  // worker); unset: dataset sources are INVALID_ARGUMENT.
+  std::function<absl::StatusOr<std::string>(const std::string& dataset_id,
+                                            const std::string& file)>
+      dataset_file;
+};
+
 // Helpers that build and emit one event.
 void EmitProgress(EventSink& sink, const std::string& stage, int current, int total,
                   const std::string& message);
 void EmitMetric(EventSink& sink, const std::string& name, double value,
                 const std::string& layer);
+// A metric with any labels, e.g. perplexity {dataset: "ppl-persuasion", model: "dense"}.
+void EmitLabeledMetric(EventSink& sink, const std::string& name, double value,
+                       const std::map<std::string, std::string>& labels);
 void EmitLog(EventSink& sink, const std::string& level, const std::string& message);
 
 }  // namespace compressd

@@ -1,5 +1,7 @@
 #include "workers/worker/local_run.h"
 
+#include <map>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/recipe.h"
@@ -15,9 +17,10 @@ void LineEventSink::Emit(const v1::JobEvent& event) {
     line = absl::StrCat("[", p.stage(), " ", p.current(), "/", p.total(), "] ", p.message());
   } else if (event.has_metric()) {
     const v1::MetricPoint& m = event.metric();
-    auto layer = m.labels().find("layer");
-    line = absl::StrFormat("metric %s=%.6g%s", m.name(), m.value(),
-                           layer == m.labels().end() ? "" : " layer=" + layer->second);
+    line = absl::StrFormat("metric %s=%.6g", m.name(), m.value());
+    // Labels in name order (protobuf maps have none): "layer=...", "dataset=... model=...".
+    const std::map<std::string, std::string> labels(m.labels().begin(), m.labels().end());
+    for (const auto& [key, value] : labels) absl::StrAppend(&line, " ", key, "=", value);
   } else if (event.has_log()) {
     line = absl::StrCat(event.log().level(), ": ", event.log().message());
   } else {

@@ -1,4 +1,4 @@
-// `compress-worker run`: runs a recipe on a local model directory without a
+// `compress-worker run`: runs a recipe on a local model (directory or .gguf) without a
 // server, through the same RunRecipe path a leased task takes. Events go to
 // stderr as lines, the JSON summary to stdout.
 #pragma once

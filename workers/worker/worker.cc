@@ -265,9 +265,24 @@ absl::StatusOr<std::string> Worker::ExecuteTask(const v1::Task& task, const std:
   const std::string model_dir = (fs::path(task_dir) / "model").string();
   const std::string out_dir = (fs::path(task_dir) / "out").string();
   RETURN_IF_ERROR(FetchModel(task, model_dir, events, cancel));
+  using DatasetFiles = std::map<std::pair<std::string, std::string>, std::string>;
+  ASSIGN_OR_RETURN(DatasetFiles datasets,
+                   FetchDatasets(task, (fs::path(task_dir) / "datasets").string(), events, cancel));
+  RunOptions run;
+  run.threads = options_.threads;
+  run.allow_local_paths = false;  // a task names uploaded datasets, never worker files
+  run.dataset_file = [&datasets](const std::string& id,
+                                 const std::string& file) -> absl::StatusOr<std::string> {
+    auto it = datasets.find({id, file});
+    if (it == datasets.end()) {
+      return absl::NotFoundError(absl::StrCat("dataset ", id, " file ", file, " was not fetched"));
+    }
+    return it->second;
+  };
   SlowSink slow(events, options_.slow_ms_per_layer, cancel);
   EventSink& sink = options_.slow_ms_per_layer > 0 ? static_cast<EventSink&>(slow) : events;
-  ASSIGN_OR_RETURN(std::string summary, RunRecipe(model_dir, task.recipe(), out_dir, sink, cancel));
+  ASSIGN_OR_RETURN(std::string summary,
+                   RunRecipe(model_dir, task.recipe(), out_dir, sink, cancel, run));
   absl::Status uploaded = UploadOutputs(task, out_dir, events, cancel);
   if (uploaded.code() == absl::StatusCode::kFailedPrecondition) {
     lease_lost = true;
@@ -291,6 +306,41 @@ absl::Status Worker::FetchModel(const v1::Task& task, const std::string& model_d
   }
   EmitProgress(events, "fetch", files.size(), files.size(), task.model().id());
   return LinkFiles(links, model_dir);
+}
+
+absl::StatusOr<std::map<std::pair<std::string, std::string>, std::string>> Worker::FetchDatasets(
+    const v1::Task& task, const std::string& datasets_dir, EventSink& events,
+    const CancelToken& cancel) {
+  std::map<std::pair<std::string, std::string>, std::string> local;
+  auto fetch = [this](const std::string& sha, uint64_t offset, const BlobCache::ChunkFn& fn) {
+    return client_.FetchBlob(sha, offset, fn);
+  };
+  const auto& sets = task.recipe().evaluation().perplexity();
+  for (int i = 0; i < sets.size(); ++i) {
+    const v1::EvalDataset& set = sets[i];
+    if (set.dataset_id().empty() || local.count({set.dataset_id(), set.file()})) continue;
+    const std::string field = absl::StrCat("recipe.evaluation.perplexity[", i, "]");
+    auto dataset = std::find_if(task.datasets().begin(), task.datasets().end(),
+                                [&](const v1::Dataset& d) { return d.id() == set.dataset_id(); });
+    if (dataset == task.datasets().end()) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ".dataset_id: \"", set.dataset_id(),
+                                                     "\" is not a dataset of this job"));
+    }
+    auto file = std::find_if(dataset->files().begin(), dataset->files().end(),
+                             [&](const v1::FileEntry& f) { return f.path() == set.file(); });
+    if (file == dataset->files().end()) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ".file: dataset ", dataset->id(),
+                                                     " has no file \"", set.file(), "\""));
+    }
+    RETURN_IF_ERROR(ValidateRelativePath(dataset->id(), field + ".dataset_id"));
+    EmitProgress(events, "fetch", 0, 1, absl::StrCat(dataset->id(), "/", file->path()));
+    ASSIGN_OR_RETURN(std::string blob, blobs_.Get(*file, fetch, cancel));
+    const std::string dir = (fs::path(datasets_dir) / dataset->id()).string();
+    RETURN_IF_ERROR(LinkFiles({{file->path(), blob}}, dir));
+    local[{set.dataset_id(), set.file()}] = (fs::path(dir) / file->path()).string();
+    EmitProgress(events, "fetch", 1, 1, absl::StrCat(dataset->id(), "/", file->path()));
+  }
+  return local;
 }
 
 absl::Status Worker::UploadOutputs(const v1::Task& task, const std::string& out_dir,

@@ -1,7 +1,8 @@
 // The compress-worker process loop: register with compressd, lease tasks
-// (long poll), and for each task fetch the model into the blob cache, run the
-// recipe with heartbeats and batched events, upload the output files and
-// complete (or fail) the task.
+// (long poll), and for each task fetch the model (and the dataset files its
+// recipe's evaluation names) into the blob cache, run the recipe with
+// heartbeats and batched events, upload the output files and complete (or
+// fail) the task.
 //
 // Server unavailable: retried with exponential backoff, forever; a server
 // that no longer knows this worker (NOT_FOUND) gets a fresh RegisterWorker.
@@ -16,7 +17,9 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -75,6 +78,13 @@ class Worker {
                                           std::atomic<bool>& lease_lost);
   absl::Status FetchModel(const v1::Task& task, const std::string& model_dir,
                           EventSink& events, const CancelToken& cancel);
+  // Fetches the dataset files the recipe's evaluation names into
+  // <datasets_dir>/<dataset_id>/<file>; returns (dataset_id, file) -> local path.
+  // INVALID_ARGUMENT naming the recipe field for a dataset the task lacks or a
+  // file the dataset lacks.
+  absl::StatusOr<std::map<std::pair<std::string, std::string>, std::string>> FetchDatasets(
+      const v1::Task& task, const std::string& datasets_dir, EventSink& events,
+      const CancelToken& cancel);
   absl::Status UploadOutputs(const v1::Task& task, const std::string& out_dir,
                              EventSink& events, const CancelToken& cancel);
   void FinishTask(const v1::Task& task, const absl::StatusOr<std::string>& result);

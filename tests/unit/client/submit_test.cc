@@ -1,6 +1,8 @@
 // `jobs submit` request building: the recipe is parsed and validated locally,
 // and its errors reach the user naming the file and the field.
 #include <cstdio>
+#include <unistd.h>
+
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -22,7 +24,11 @@ using ::testing::StartsWith;
 class SubmitTest : public ::testing::Test {
  protected:
   std::string WriteRecipe(const std::string& text) {
-    const std::string path = ::testing::TempDir() + "/submit_test_recipe.yaml";
+    // ctest runs each test in its own process, in parallel: the name must be
+    // unique per process and per call.
+    const std::string path = ::testing::TempDir() + "/submit_test_recipe_" +
+                             std::to_string(getpid()) + "_" + std::to_string(paths_.size()) +
+                             ".yaml";
     std::ofstream(path) << text;
     paths_.push_back(path);
     return path;

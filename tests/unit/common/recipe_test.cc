@@ -259,5 +259,78 @@ TEST(ValidateRecipeTest, OutputFormat) {
   EXPECT_EQ(s.message(), "output.format: unknown format gguf (supported: hf_safetensors)");
 }
 
+TEST(EvaluationRecipeTest, ParsesDefaultsAndEvaluateOnly) {
+  v1::Recipe r = ParseOk(R"(
+evaluation:
+  perplexity:
+    - {name: ppl-persuasion, dataset_id: ds-1, file: austen/persuasion.txt, windows: 4}
+    - {path: /data/text/kjv.txt, window: 256}
+  kl: true
+  threads: 2
+)");
+  ASSERT_EQ(r.evaluation().perplexity_size(), 2);
+  EXPECT_TRUE(r.evaluation().kl());
+  EXPECT_EQ(r.evaluation().threads(), 2);
+  ApplyRecipeDefaults(&r);
+  const v1::EvalDataset& a = r.evaluation().perplexity(0);
+  EXPECT_EQ(a.name(), "ppl-persuasion");
+  EXPECT_EQ(a.dataset_id(), "ds-1");
+  EXPECT_EQ(a.file(), "austen/persuasion.txt");
+  EXPECT_EQ(a.window(), 512);
+  EXPECT_EQ(a.windows(), 4);
+  const v1::EvalDataset& b = r.evaluation().perplexity(1);
+  EXPECT_EQ(b.name(), "kjv.txt");  // the file name when no name is given
+  EXPECT_EQ(b.window(), 256);
+  EXPECT_EQ(b.windows(), 64);
+  EXPECT_TRUE(IsEvaluateOnly(r));
+  EXPECT_TRUE(ValidateRecipe(r).ok()) << ValidateRecipe(r);
+
+  // With stages it is a compression job that also evaluates.
+  r.add_stages()->mutable_magnitude()->set_sparsity(0.5);
+  EXPECT_FALSE(IsEvaluateOnly(r));
+  EXPECT_TRUE(ValidateRecipe(r).ok()) << ValidateRecipe(r);
+}
+
+TEST(EvaluationRecipeTest, NoStagesNeedsAnEvaluationSet) {
+  for (const char* text : {"evaluation: {}", "evaluation: {perplexity: []}", "stages: []"}) {
+    absl::Status s = ParseAndValidate(text);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_THAT(s.message(), HasSubstr("stages: at least one stage is required")) << text;
+  }
+  absl::Status kl = ParseAndValidate("stages: [{magnitude: {sparsity: 0.5}}]\nevaluation: {kl: true}");
+  EXPECT_EQ(kl.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(kl.message(), HasSubstr("evaluation.kl"));
+}
+
+TEST(EvaluationRecipeTest, SourcesAndRangesNameTheField) {
+  struct Case {
+    const char* set;
+    const char* field;
+  } cases[] = {
+      {"{name: a}", "evaluation.perplexity[1]: set path"},
+      {"{path: /x.txt, dataset_id: ds-1, file: x.txt}", "not both"},
+      {"{dataset_id: ds-1}", "evaluation.perplexity[1].file: required"},
+      {"{file: x.txt}", "evaluation.perplexity[1].dataset_id: required"},
+      {"{dataset_id: ds-1, file: ../x.txt}", "evaluation.perplexity[1].file"},
+      {"{path: /x.txt, window: 1}", "evaluation.perplexity[1].window: must be in [2, 131072]"},
+      {"{path: /x.txt, window: -5}", "evaluation.perplexity[1].window"},
+      {"{path: /x.txt, windows: -1}", "evaluation.perplexity[1].windows"},
+      {"{path: /y/a.txt}", "evaluation.perplexity[1].name: \"a.txt\" is used"},
+  };
+  for (const Case& c : cases) {
+    const std::string text = std::string("evaluation:\n  perplexity: [{path: /a.txt}, ") + c.set + "]";
+    absl::Status s = ParseAndValidate(text);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.set;
+    EXPECT_THAT(s.message(), HasSubstr(c.field)) << c.set;
+  }
+  absl::Status threads = ParseAndValidate("evaluation: {perplexity: [{path: /a.txt}], threads: -1}");
+  EXPECT_EQ(threads.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(threads.message(), HasSubstr("evaluation.threads"));
+
+  absl::Status unknown = ParseAndValidate("evaluation: {perplexity: [{path: /a.txt, windws: 4}]}");
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(unknown.message(), HasSubstr("evaluation.perplexity[0].windws"));
+}
+
 }  // namespace
 }  // namespace compressd

@@ -159,5 +159,55 @@ TEST_F(JobServiceTest, UnknownJobIsNotFound) {
   EXPECT_EQ(env_.jobs.Get("").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// Evaluation sets name uploaded datasets: the job gets them, the file must
+// exist in them, and a local path is refused (workers read uploaded data only).
+TEST_F(JobServiceTest, EvaluationSetsNameUploadedDatasetFiles) {
+  v1::Dataset ds;
+  ds.set_id("ds-text");
+  ds.set_name("persuasion");
+  v1::FileEntry* file = ds.add_files();
+  file->set_path("persuasion.txt");
+  file->set_size(5);
+  file->set_sha256(std::string(64, 'a'));
+  ASSERT_TRUE(env_.store->InsertDataset(ds).ok());
+
+  v1::SubmitJobRequest req = Request();
+  req.mutable_recipe()->clear_stages();  // evaluate-only
+  v1::EvalDataset* set = req.mutable_recipe()->mutable_evaluation()->add_perplexity();
+  set->set_dataset_id("ds-text");
+  set->set_file("persuasion.txt");
+  auto job = env_.jobs.Submit(req);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_THAT(job->dataset_ids(), ElementsAre("ds-text"));
+  EXPECT_EQ(job->recipe().evaluation().perplexity(0).windows(), 64);  // defaults applied
+
+  req.add_dataset_ids("ds-text");  // named twice: listed once
+  req.set_request_id("again");
+  job = env_.jobs.Submit(req);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_THAT(job->dataset_ids(), ElementsAre("ds-text"));
+
+  set->set_file("kjv.txt");
+  req.set_request_id("missing-file");
+  auto st = env_.jobs.Submit(req).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("evaluation.perplexity[0].file"));
+  EXPECT_THAT(st.message(), HasSubstr("persuasion.txt"));
+
+  set->set_dataset_id("ds-nope");
+  req.set_request_id("missing-dataset");
+  st = env_.jobs.Submit(req).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(st.message(), HasSubstr("evaluation.perplexity[0].dataset_id"));
+
+  set->clear_dataset_id();
+  set->clear_file();
+  set->set_path("/etc/passwd");
+  req.set_request_id("local-path");
+  st = env_.jobs.Submit(req).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("evaluation.perplexity[0].path"));
+}
+
 }  // namespace
 }  // namespace compressd

@@ -233,14 +233,19 @@ TEST_F(JobRunnerTest, CancellationBetweenTensors) {
   EXPECT_EQ(prune, 1);
 }
 
-TEST_F(JobRunnerTest, GgufInputIsUnimplemented) {
+// GGUF input goes to the model-engine path (model_job_test.cc); a truncated
+// file is a bad model, named, whether given as the file or its directory.
+TEST_F(JobRunnerTest, TruncatedGgufIsInvalidArgument) {
   fs::create_directories(in_);
   std::ofstream(fs::path(in_) / "model.gguf", std::ios::binary) << "GGUF\x03";
   absl::Status st = Run(SparsityRecipe(0.5)).status();
-  EXPECT_EQ(st.code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(st.message(), HasSubstr("GGUF"));
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("model.gguf"));
   in_ = (fs::path(in_) / "model.gguf").string();
-  EXPECT_EQ(Run(SparsityRecipe(0.5)).status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(Run(SparsityRecipe(0.5)).status().code(), absl::StatusCode::kInvalidArgument);
+
+  in_ = (root_ / "missing").string();
+  EXPECT_EQ(Run(SparsityRecipe(0.5)).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(JobRunnerTest, BadInputsAreInvalidArgument) {

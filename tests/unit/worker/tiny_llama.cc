@@ -117,22 +117,22 @@ absl::Status WriteTinyLlama(const std::string& dir, const TinyLlamaOptions& o) {
     order.emplace_back(name, shard);
     return absl::OkStatus();
   };
-  RETURN_IF_ERROR(add("model.embed_tokens.weight", {o.vocab, o.hidden}, 0, 0.02, 0));
+  RETURN_IF_ERROR(add("model.embed_tokens.weight", {o.vocab, o.hidden}, 0, o.weight_std, 0));
   for (int l = 0; l < o.layers; ++l) {
     const int shard = l < (o.layers + 1) / 2 ? 0 : 1;
     const std::string p = absl::StrCat("model.layers.", l, ".");
     RETURN_IF_ERROR(add(p + "input_layernorm.weight", {o.hidden}, 1.0, 0.05, shard));
-    RETURN_IF_ERROR(add(p + "self_attn.q_proj.weight", {o.hidden, o.hidden}, 0, 0.02, shard));
-    RETURN_IF_ERROR(add(p + "self_attn.k_proj.weight", {kv, o.hidden}, 0, 0.02, shard));
-    RETURN_IF_ERROR(add(p + "self_attn.v_proj.weight", {kv, o.hidden}, 0, 0.02, shard));
-    RETURN_IF_ERROR(add(p + "self_attn.o_proj.weight", {o.hidden, o.hidden}, 0, 0.02, shard));
+    RETURN_IF_ERROR(add(p + "self_attn.q_proj.weight", {o.hidden, o.hidden}, 0, o.weight_std, shard));
+    RETURN_IF_ERROR(add(p + "self_attn.k_proj.weight", {kv, o.hidden}, 0, o.weight_std, shard));
+    RETURN_IF_ERROR(add(p + "self_attn.v_proj.weight", {kv, o.hidden}, 0, o.weight_std, shard));
+    RETURN_IF_ERROR(add(p + "self_attn.o_proj.weight", {o.hidden, o.hidden}, 0, o.weight_std, shard));
     RETURN_IF_ERROR(add(p + "post_attention_layernorm.weight", {o.hidden}, 1.0, 0.05, shard));
-    RETURN_IF_ERROR(add(p + "mlp.gate_proj.weight", {o.intermediate, o.hidden}, 0, 0.02, shard));
-    RETURN_IF_ERROR(add(p + "mlp.up_proj.weight", {o.intermediate, o.hidden}, 0, 0.02, shard));
-    RETURN_IF_ERROR(add(p + "mlp.down_proj.weight", {o.hidden, o.intermediate}, 0, 0.02, shard));
+    RETURN_IF_ERROR(add(p + "mlp.gate_proj.weight", {o.intermediate, o.hidden}, 0, o.weight_std, shard));
+    RETURN_IF_ERROR(add(p + "mlp.up_proj.weight", {o.intermediate, o.hidden}, 0, o.weight_std, shard));
+    RETURN_IF_ERROR(add(p + "mlp.down_proj.weight", {o.hidden, o.intermediate}, 0, o.weight_std, shard));
   }
   RETURN_IF_ERROR(add("model.norm.weight", {o.hidden}, 1.0, 0.05, 1));
-  RETURN_IF_ERROR(add("lm_head.weight", {o.vocab, o.hidden}, 0, 0.02, 1));
+  RETURN_IF_ERROR(add("lm_head.weight", {o.vocab, o.hidden}, 0, o.weight_std, 1));
 
   const int num_shards = o.sharded ? 2 : 1;
   std::vector<std::vector<TensorToWrite>> shards(num_shards);
@@ -159,6 +159,35 @@ absl::Status WriteTinyLlama(const std::string& dir, const TinyLlamaOptions& o) {
     RETURN_IF_ERROR(WriteText(fs::path(dir) / "model.safetensors.index.json", index.dump(2)));
   }
   return WriteText(fs::path(dir) / "config.json", ConfigJson(o).dump(2));
+}
+
+std::string ByteLevelTokenizerJson() {
+  // GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves,
+  // the others for code points 256, 257, ... in byte order.
+  nlohmann::json vocab = nlohmann::json::object();
+  int next = 256;
+  for (int b = 0; b < 256; ++b) {
+    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+    const unsigned cp = printable ? static_cast<unsigned>(b) : static_cast<unsigned>(next++);
+    std::string utf8;
+    if (cp < 0x80) {
+      utf8 = std::string(1, static_cast<char>(cp));
+    } else {
+      utf8 = {static_cast<char>(0xC0 | (cp >> 6)), static_cast<char>(0x80 | (cp & 0x3F))};
+    }
+    vocab[utf8] = b;
+  }
+  nlohmann::json j = {
+      {"version", "1.0"},
+      {"added_tokens", nlohmann::json::array()},
+      {"normalizer", nullptr},
+      {"pre_tokenizer",
+       {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
+        {"use_regex", false}}},
+      {"post_processor", nullptr},
+      {"decoder", {{"type", "ByteLevel"}}},
+      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
+  return j.dump();
 }
 
 }  // namespace compressd::testing

@@ -24,6 +24,7 @@ struct TinyLlamaOptions {
   int heads = 4;
   int kv_heads = 2;
   int vocab = 256;
+  double weight_std = 0.02;  // of the embedding, projections and lm_head
 };
 
 // Creates `dir` if needed and writes the model into it.
@@ -31,6 +32,11 @@ absl::Status WriteTinyLlama(const std::string& dir, const TinyLlamaOptions& opti
 
 // The names of the model's 2-D "*_proj" weight tensors (the default targets).
 std::vector<std::string> TinyLlamaProjWeights(const TinyLlamaOptions& options = {});
+
+// tokenizer.json text of a byte-level BPE with one token per byte (GPT-2's
+// byte-to-unicode alphabet, id = byte value, no merges): any text becomes
+// one token per byte, within the tiny model's vocabulary of 256.
+std::string ByteLevelTokenizerJson();
 
 // "float32", "float16" or "bfloat16".
 std::string TorchDTypeName(DType dtype);

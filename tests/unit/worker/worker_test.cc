@@ -146,6 +146,51 @@ TEST_F(WorkerTest, RunsALeasedTaskEndToEnd) {
   EXPECT_FALSE(fs::exists(root_ / "cache" / "tasks" / "task-1"));
 }
 
+// An evaluate-only task: the worker fetches the dataset file the recipe names
+// next to the model, evaluates, and uploads only the summary. A recipe naming
+// a local file is refused without retry.
+TEST_F(WorkerTest, EvaluatesOnAFetchedDatasetFile) {
+  const fs::path model = root_ / "model";
+  ASSERT_TRUE(testing::WriteTinyLlama(model.string()).ok());
+  std::ofstream(model / "tokenizer.json") << testing::ByteLevelTokenizerJson();
+  QueueTask(model);
+  v1::Task& task = service_.queue.back();
+  task.mutable_recipe()->clear_stages();
+  v1::EvalDataset* set = task.mutable_recipe()->mutable_evaluation()->add_perplexity();
+  set->set_name("text");
+  set->set_dataset_id("ds-1");
+  set->set_file("dir/text.txt");
+  set->set_window(16);
+  set->set_windows(4);
+  const std::string text(64, 'x');
+  v1::Dataset* dataset = task.add_datasets();
+  dataset->set_id("ds-1");
+  v1::FileEntry* file = dataset->add_files();
+  file->set_path("dir/text.txt");
+  file->set_size(text.size());
+  file->set_sha256(Sha256Hex(text));
+  service_.blobs[file->sha256()] = text;
+  v1::Task local = task;
+  local.set_task_id("task-2");
+  local.mutable_recipe()->mutable_evaluation()->mutable_perplexity(0)->set_path("/etc/hostname");
+  local.mutable_recipe()->mutable_evaluation()->mutable_perplexity(0)->clear_dataset_id();
+  local.mutable_recipe()->mutable_evaluation()->mutable_perplexity(0)->clear_file();
+  service_.queue.push_back(local);
+  StartServer();
+  StartWorker();
+  ASSERT_TRUE(service_.WaitFor([&] { return service_.completed.size() + service_.failed.size() >= 2; }));
+  StopWorker();
+  ASSERT_EQ(service_.completed.size(), 1u) << (service_.failed.empty() ? "" : service_.failed[0].error);
+  nlohmann::json summary = nlohmann::json::parse(service_.completed[0]);
+  EXPECT_EQ(summary["evaluation"]["datasets"][0]["source"], "ds-1/dir/text.txt");
+  EXPECT_GT(summary["evaluation"]["datasets"][0]["perplexity"]["dense"].get<double>(), 1.0);
+  ASSERT_EQ(service_.artifacts.size(), 1u);
+  EXPECT_EQ(service_.artifacts.begin()->first, "summary.json");
+  ASSERT_EQ(service_.failed.size(), 1u);
+  EXPECT_FALSE(service_.failed[0].retryable);
+  EXPECT_THAT(service_.failed[0].error, HasSubstr("evaluation.perplexity[0].path"));
+}
+
 TEST_F(WorkerTest, BadModelFailsTheTaskWithoutRetry) {
   const fs::path model = root_ / "model";
   fs::create_directories(model);

@@ -1,0 +1,109 @@
+#include "workers/engine/export/llama_export.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "workers/engine/export/safetensors_writer.h"
+#include "workers/engine/model/llama_names.h"
+
+namespace compressd {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// The shortest decimal that reads back as the same float, as a double: so
+// 1e-5f is written as 1e-05, not 9.999999747378752e-06.
+double ShortestDouble(float v) {
+  for (int precision = 1; precision <= 9; ++precision) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.*g", precision, static_cast<double>(v));
+    const double d = std::strtod(buf, nullptr);
+    if (static_cast<float>(d) == v) return d;
+  }
+  return v;
+}
+
+absl::Status WriteText(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat(path.string(), ": write failed"));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string HfLlamaConfigJson(const engine::LlamaConfig& c, bool tied) {
+  const bool qwen2 = c.model_type == "qwen2";
+  json j = {
+      {"architectures", {qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM"}},
+      {"model_type", qwen2 ? "qwen2" : "llama"},
+      {"hidden_size", c.hidden},
+      {"intermediate_size", c.intermediate},
+      {"num_hidden_layers", c.n_layers},
+      {"num_attention_heads", c.n_heads},
+      {"num_key_value_heads", c.n_kv_heads},
+      {"head_dim", c.head_dim},
+      {"vocab_size", c.vocab},
+      {"max_position_embeddings", c.max_position},
+      {"rms_norm_eps", ShortestDouble(c.rms_norm_eps)},
+      {"rope_theta", ShortestDouble(c.rope_theta)},
+      {"hidden_act", "silu"},
+      {"tie_word_embeddings", tied},
+      {"torch_dtype", "float32"},
+      {"initializer_range", 0.02},
+      {"use_cache", true},
+  };
+  if (!qwen2) {
+    j["attention_bias"] = false;
+    j["mlp_bias"] = false;
+  }
+  j["rope_scaling"] = nullptr;
+  if (c.rope_scaling.type == "llama3") {
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", ShortestDouble(c.rope_scaling.factor)},
+                         {"low_freq_factor", ShortestDouble(c.rope_scaling.low_freq_factor)},
+                         {"high_freq_factor", ShortestDouble(c.rope_scaling.high_freq_factor)},
+                         {"original_max_position_embeddings",
+                          c.rope_scaling.original_max_position_embeddings}};
+  }
+  if (c.bos_token_id >= 0) j["bos_token_id"] = c.bos_token_id;
+  if (c.eos_token_id >= 0) j["eos_token_id"] = c.eos_token_id;
+  return j.dump(2) + "\n";
+}
+
+absl::Status WriteHfLlama(engine::LlamaModel& model, const std::string& out_dir) {
+  const engine::LlamaConfig& c = model.config;
+  if (c.attention_bias && c.model_type != "qwen2") {
+    return absl::UnimplementedError(absl::StrCat(
+        "export: model_type \"", c.model_type,
+        "\" with q/k/v biases has no Hugging Face class to export to (only qwen2 has them)"));
+  }
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat(out_dir, ": mkdir: ", ec.message()));
+  const bool tied = engine::LmHeadIsTied(model);
+  std::vector<TensorToWrite> tensors;
+  for (const engine::NamedTensor& t : engine::NamedTensors(&model)) {
+    TensorToWrite w;
+    w.name = t.name;
+    w.dtype = DType::kF32;
+    w.shape = t.tensor->shape;
+    w.bytes = absl::string_view(reinterpret_cast<const char*>(t.tensor->data),
+                                static_cast<size_t>(t.tensor->numel()) * sizeof(float));
+    tensors.push_back(std::move(w));
+  }
+  RETURN_IF_ERROR(WriteSafetensors((fs::path(out_dir) / "model.safetensors").string(),
+                                   std::move(tensors), {{"format", "pt"}}));
+  return WriteText(fs::path(out_dir) / "config.json", HfLlamaConfigJson(c, tied));
+}
+
+}  // namespace compressd

@@ -1,0 +1,26 @@
+// Writes a LlamaModel as a Hugging Face safetensors model directory that
+// transformers loads: config.json generated from the LlamaConfig
+// (architectures ["LlamaForCausalLM"], or ["Qwen2ForCausalLM"] for qwen2;
+// torch_dtype float32; tie_word_embeddings when lm_head is the embedding) and
+// one model.safetensors with every tensor in F32 under its HF name
+// (llama_names.h; lm_head.weight omitted when tied). The tensor bytes are
+// written straight from the model's buffers, no copy. Stateless; thread-safe
+// for distinct output directories.
+#pragma once
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "workers/engine/model/llama_model.h"
+
+namespace compressd {
+
+// config.json's text for `config` (tied as given).
+std::string HfLlamaConfigJson(const engine::LlamaConfig& config, bool tied);
+
+// Creates `out_dir` and writes config.json and model.safetensors.
+// UNIMPLEMENTED for a llama-type config with attention biases (HF's
+// LlamaForCausalLM would also expect an o_proj bias); INTERNAL for I/O errors.
+absl::Status WriteHfLlama(engine::LlamaModel& model, const std::string& out_dir);
+
+}  // namespace compressd

@@ -1,0 +1,29 @@
+// The Hugging Face tensor names of a LlamaModel's weights
+// ("model.layers.3.mlp.up_proj.weight", ...), in the order transformers lists
+// them: embedding, then per layer the norms and projections, the final norm
+// and (when not tied to the embedding) lm_head. Used to pick compression
+// targets by their HF module names and to export the model. Stateless;
+// thread-safe.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "workers/engine/model/llama_model.h"
+
+namespace compressd::engine {
+
+struct NamedTensor {
+  std::string name;  // HF name, e.g. "model.layers.0.self_attn.q_proj.weight"
+  Tensor* tensor;
+};
+
+// True when lm_head is the embedding matrix itself (tied and sharing data):
+// then lm_head has no name of its own.
+bool LmHeadIsTied(const LlamaModel& model);
+
+// Every non-empty tensor of `model` with its HF name; lm_head is left out
+// when LmHeadIsTied. Pointers are into `model`.
+std::vector<NamedTensor> NamedTensors(LlamaModel* model);
+
+}  // namespace compressd::engine

@@ -1,0 +1,287 @@
+#include "workers/engine/model_job.h"
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/recipe.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "workers/engine/export/llama_export.h"
+#include "workers/engine/model/llama_names.h"
+#include "workers/engine/model/model_loader.h"
+#include "workers/engine/model_eval.h"
+#include "workers/engine/model_prune.h"
+#include "workers/engine/nn/cpu_backend.h"
+
+namespace compressd {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+// Small files of an HF model directory that belong with the exported model.
+constexpr const char* kSideFiles[] = {"tokenizer.json",    "tokenizer_config.json",
+                                      "special_tokens_map.json", "generation_config.json",
+                                      "vocab.json",        "merges.txt"};
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+uint64_t PeakRssBytes() {
+  struct rusage ru = {};
+  if (::getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return static_cast<uint64_t>(ru.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+int Threads(const v1::Recipe& recipe, const RunOptions& options) {
+  if (recipe.evaluation().threads() > 0) return recipe.evaluation().threads();
+  if (options.threads > 0) return options.threads;
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+json ModelJson(engine::LlamaModel& model, const std::string& path, bool gguf) {
+  uint64_t params = 0;
+  for (const engine::NamedTensor& t : engine::NamedTensors(&model)) params += t.tensor->numel();
+  const engine::LlamaConfig& c = model.config;
+  return {{"input_format", gguf ? "gguf" : "hf_safetensors"},
+          {"file", fs::path(path).filename().string()},
+          {"model_type", c.model_type},
+          {"layers", c.n_layers},
+          {"hidden", c.hidden},
+          {"intermediate", c.intermediate},
+          {"heads", c.n_heads},
+          {"kv_heads", c.n_kv_heads},
+          {"vocab", c.vocab},
+          {"tied_embeddings", engine::LmHeadIsTied(model)},
+          {"parameters", params}};
+}
+
+// Perplexity of `forward` on every set, with a metric per set.
+absl::StatusOr<std::vector<engine::PerplexityResult>> EvaluateAll(
+    const engine::LlamaForward& forward, const std::vector<EvalSet>& sets, const char* label,
+    EvalProgress* progress, EventSink& events, const CancelToken& cancel) {
+  std::vector<engine::PerplexityResult> results;
+  for (const EvalSet& set : sets) {
+    ASSIGN_OR_RETURN(engine::PerplexityResult r,
+                     EvaluateSet(forward, set, progress, events, cancel));
+    EmitLabeledMetric(events, "perplexity", r.perplexity, {{"dataset", set.name}, {"model", label}});
+    EmitLog(events, "info", absl::StrFormat("%s perplexity on %s: %.4f (%d windows of %d)", label,
+                                            set.name, r.perplexity, set.windows.n_windows,
+                                            set.windows.window));
+    results.push_back(r);
+  }
+  return results;
+}
+
+json EvaluationJson(const std::vector<EvalSet>& sets,
+                    const std::vector<engine::PerplexityResult>& dense,
+                    const std::vector<engine::PerplexityResult>& compressed,
+                    const std::optional<engine::CompareResult>& kl, int threads) {
+  json out = {{"threads", threads}, {"datasets", json::array()}};
+  for (size_t i = 0; i < sets.size(); ++i) {
+    json d = {{"name", sets[i].name},
+              {"source", sets[i].source},
+              {"window", sets[i].windows.window},
+              {"windows", sets[i].windows.n_windows},
+              {"text_tokens", sets[i].text_tokens},
+              {"predicted_tokens", dense[i].n_predicted},
+              {"perplexity", {{"dense", dense[i].perplexity}}},
+              {"mean_nll", {{"dense", dense[i].mean_nll}}}};
+    if (i < compressed.size()) {
+      d["perplexity"]["compressed"] = compressed[i].perplexity;
+      d["mean_nll"]["compressed"] = compressed[i].mean_nll;
+    }
+    out["datasets"].push_back(std::move(d));
+  }
+  if (kl) {
+    out["kl"] = {{"dataset", sets.front().name},
+                 {"mean_kl", kl->mean_kl},
+                 {"top1_agreement", kl->top1_agreement},
+                 {"positions", kl->n_positions}};
+  }
+  return out;
+}
+
+absl::Status CopySideFiles(const std::string& model_dir, const std::string& out_dir) {
+  for (const char* name : kSideFiles) {
+    const fs::path from = fs::path(model_dir) / name;
+    std::error_code ec;
+    if (!fs::is_regular_file(from, ec)) continue;
+    fs::copy_file(from, fs::path(out_dir) / name, fs::copy_options::overwrite_existing, ec);
+    if (ec) return absl::InternalError(absl::StrCat(from.string(), ": copy: ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteSummaryFile(const std::string& out_dir, const std::string& summary) {
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat(out_dir, ": mkdir: ", ec.message()));
+  const fs::path path = fs::path(out_dir) / "summary.json";
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << summary << "\n";
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat(path.string(), ": write failed"));
+  return absl::OkStatus();
+}
+
+int TotalBatches(const std::vector<EvalSet>& sets) {
+  int n = 0;
+  for (const EvalSet& set : sets) n += EvalBatches(set);
+  return n;
+}
+
+// One run of RunModelRecipe, step by step. Not thread-safe.
+class ModelJob {
+ public:
+  ModelJob(const std::string& model_path, bool gguf, const v1::Recipe& recipe,
+           const std::string& out_dir, const RunOptions& options, EventSink& events,
+           CancelToken& cancel)
+      : path_(model_path), gguf_(gguf), recipe_(recipe), out_dir_(out_dir), options_(options),
+        events_(events), cancel_(cancel) {}
+
+  absl::StatusOr<std::string> Run() {
+    RETURN_IF_ERROR(Load());
+    engine::CpuBackend backend(engine::CpuBackendOptions{Threads(recipe_, options_), 128});
+    RETURN_IF_ERROR(EvaluateDense(backend));
+    if (!targets_.empty()) {
+      RETURN_IF_ERROR(Compress(backend));
+      RETURN_IF_ERROR(Export());
+    }
+    const std::string summary = Summary(backend.num_threads());
+    if (IsEvaluateOnly(recipe_)) RETURN_IF_ERROR(WriteSummaryFile(out_dir_, summary));
+    return summary;
+  }
+
+ private:
+  // The model, the tokenized evaluation texts, the targets (checked before any long step).
+  absl::Status Load() {
+    const Clock::time_point t = Clock::now();
+    const std::string name = fs::path(path_).filename().string();
+    EmitProgress(events_, "load", 0, 1, name);
+    ASSIGN_OR_RETURN(model_, engine::LoadModel(path_));
+    if (!recipe_.evaluation().perplexity().empty()) {
+      ASSIGN_OR_RETURN(engine::Tokenizer tokenizer, LoadModelTokenizer(path_, gguf_));
+      ASSIGN_OR_RETURN(sets_, LoadEvalSets(recipe_.evaluation(), tokenizer, options_));
+    }
+    if (!recipe_.stages().empty()) {
+      ASSIGN_OR_RETURN(targets_, SelectModelTargets(model_, recipe_));
+    }
+    model_json_ = ModelJson(model_, path_, gguf_);
+    load_s_ = SecondsSince(t);
+    EmitProgress(events_, "load", 1, 1, name);
+    EmitLog(events_, "info", absl::StrCat("loaded ", model_.config.model_type, " model: ",
+                                          model_.config.n_layers, " layers, ",
+                                          model_json_["parameters"].get<uint64_t>(),
+                                          " parameters, ", targets_.size(), " targeted"));
+    return cancel_.cancelled() ? absl::CancelledError("job cancelled") : absl::OkStatus();
+  }
+
+  absl::Status EvaluateDense(engine::Backend& backend) {
+    if (sets_.empty()) return absl::OkStatus();
+    const Clock::time_point t = Clock::now();
+    ASSIGN_OR_RETURN(engine::LlamaForward forward, engine::LlamaForward::Create(&model_, &backend));
+    EvalProgress progress{"evaluate dense", TotalBatches(sets_)};
+    ASSIGN_OR_RETURN(dense_, EvaluateAll(forward, sets_, "dense", &progress, events_, cancel_));
+    eval_s_ += SecondsSince(t);
+    return absl::OkStatus();
+  }
+
+  // Prunes model_ in place, then evaluates it (and compares it with the dense model).
+  absl::Status Compress(engine::Backend& backend) {
+    const bool want_kl = recipe_.evaluation().kl() && !sets_.empty();
+    engine::LlamaModel dense;
+    if (want_kl) dense = model_;  // shares every tensor; pruning replaces, never writes
+    ASSIGN_OR_RETURN(totals_, PruneModel(model_, recipe_, targets_, events_, cancel_, &layers_));
+    if (sets_.empty()) return absl::OkStatus();
+    const Clock::time_point t = Clock::now();
+    ASSIGN_OR_RETURN(engine::LlamaForward forward, engine::LlamaForward::Create(&model_, &backend));
+    EvalProgress progress{"evaluate", TotalBatches(sets_) + (want_kl ? EvalBatches(sets_[0]) : 0)};
+    ASSIGN_OR_RETURN(compressed_,
+                     EvaluateAll(forward, sets_, "compressed", &progress, events_, cancel_));
+    if (want_kl) {
+      ASSIGN_OR_RETURN(engine::LlamaForward dense_fwd,
+                       engine::LlamaForward::Create(&dense, &backend));
+      ASSIGN_OR_RETURN(kl_, CompareOnSet(dense_fwd, forward, sets_[0], &progress, events_, cancel_));
+      EmitLabeledMetric(events_, "kl", kl_->mean_kl, {{"dataset", sets_[0].name}});
+      EmitLabeledMetric(events_, "top1", kl_->top1_agreement, {{"dataset", sets_[0].name}});
+    }
+    eval_s_ += SecondsSince(t);
+    return absl::OkStatus();
+  }
+
+  absl::Status Export() {
+    if (cancel_.cancelled()) return absl::CancelledError("job cancelled");
+    const Clock::time_point t = Clock::now();
+    EmitProgress(events_, "export", 0, 1, out_dir_);
+    RETURN_IF_ERROR(WriteHfLlama(model_, out_dir_));
+    if (!gguf_) RETURN_IF_ERROR(CopySideFiles(path_, out_dir_));
+    export_s_ = SecondsSince(t);
+    EmitProgress(events_, "export", 1, 1, out_dir_);
+    EmitLog(events_, "info", absl::StrCat("wrote an HF safetensors model (F32) to ", out_dir_));
+    return absl::OkStatus();
+  }
+
+  std::string Summary(int threads) {
+    json summary = {{"format", targets_.empty() ? "none" : "hf_safetensors"},
+                    {"model", model_json_}};
+    if (!sets_.empty()) summary["evaluation"] = EvaluationJson(sets_, dense_, compressed_, kl_, threads);
+    if (!targets_.empty()) {
+      const uint64_t params = model_json_["parameters"].get<uint64_t>();
+      const uint64_t targeted = totals_.targeted_parameters;
+      summary["layers"] = layers_;
+      summary["totals"] = {
+          {"targeted_tensors", targets_.size()},
+          {"targeted_parameters", targeted},
+          {"zeros", totals_.zeros},
+          {"sparsity", targeted ? static_cast<double>(totals_.zeros) / targeted : 0.0},
+          {"model_sparsity", params ? static_cast<double>(totals_.zeros) / params : 0.0}};
+    }
+    summary["timing_seconds"] = {{"load", load_s_},
+                                 {"evaluate", eval_s_},
+                                 {"prune", totals_.seconds},
+                                 {"export", export_s_},
+                                 {"total", SecondsSince(start_)}};
+    summary["peak_rss_bytes"] = PeakRssBytes();
+    return summary.dump();
+  }
+
+  const Clock::time_point start_ = Clock::now();
+  const std::string path_;
+  const bool gguf_;
+  const v1::Recipe& recipe_;
+  const std::string out_dir_;
+  const RunOptions& options_;
+  EventSink& events_;
+  CancelToken& cancel_;
+
+  engine::LlamaModel model_;
+  std::vector<EvalSet> sets_;
+  std::vector<ModelTarget> targets_;
+  json model_json_, layers_ = json::array();
+  std::vector<engine::PerplexityResult> dense_, compressed_;
+  std::optional<engine::CompareResult> kl_;
+  PruneTotals totals_;
+  double load_s_ = 0, eval_s_ = 0, export_s_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::string> RunModelRecipe(const std::string& model_path, bool gguf,
+                                           const v1::Recipe& recipe, const std::string& out_dir,
+                                           const RunOptions& options, EventSink& events,
+                                           CancelToken& cancel) {
+  return ModelJob(model_path, gguf, recipe, out_dir, options, events, cancel).Run();
+}
+
+}  // namespace compressd
