@@ -15,24 +15,7 @@ BIN=$1 PY=$2 SRC=$3 MODEL=${4:-}
        "configure with -DCOMPRESSD_REAL_MODEL=<the path it prints>"; exit 1; }
 TEXT=$SRC/../shared/data/text/austen/persuasion.txt
 [ -s "$TEXT" ] || { echo "$TEXT: the shared text is missing"; exit 1; }
-work=$(mktemp -d)
-server_pid=""
-cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$BIN/compressd" --data-dir "$work/data" --grpc-port 0 --http-port 0 --local-workers 1 \
-  > "$work/server.out" 2> "$work/server.err" &
-server_pid=$!
-for _ in $(seq 300); do
-  grep -q "^compressd listening" "$work/server.out" 2>/dev/null && break
-  sleep 0.1
-done
-addr=$(sed -n 's/^compressd listening grpc=\([^ ]*\) .*/\1/p' "$work/server.out")
-[ -n "$addr" ] || { echo "compressd did not start"; cat "$work/server.err"; exit 1; }
-ctl() { "$BIN/compressctl" --server "$addr" "$@"; }
+source "$(dirname "$0")/start_server.sh"
 
 model=$(ctl models upload "$MODEL" --name smollm2)
 dataset=$(ctl datasets upload "$TEXT" --name persuasion)

@@ -7,25 +7,8 @@
 set -euo pipefail
 BIN=$1 PY=$2 SRC=$3
 [ -x "$PY" ] || { echo "python with transformers not found at '$PY' (run scripts/install-deps.sh)"; exit 1; }
-work=$(mktemp -d)
-server_pid=""
-cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
+source "$(dirname "$0")/start_server.sh"
 "$BIN/make-tiny-llama" "$work/model" --dtype bf16
-"$BIN/compressd" --data-dir "$work/data" --grpc-port 0 --http-port 0 --local-workers 1 \
-  > "$work/server.out" 2> "$work/server.err" &
-server_pid=$!
-for _ in $(seq 300); do
-  grep -q "^compressd listening" "$work/server.out" 2>/dev/null && break
-  sleep 0.1
-done
-addr=$(sed -n 's/^compressd listening grpc=\([^ ]*\) .*/\1/p' "$work/server.out")
-[ -n "$addr" ] || { echo "compressd did not start"; cat "$work/server.err"; exit 1; }
-ctl() { "$BIN/compressctl" --server "$addr" "$@"; }
 
 model=$(ctl models upload "$work/model" --name tiny-bf16)
 run_job() {  # NAME RECIPE CHECK_ARGS...

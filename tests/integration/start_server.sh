@@ -1,0 +1,23 @@
+# Sourced by the end-to-end shell tests: starts compressd with one local
+# worker on free ports under a fresh temp dir and defines:
+#   $work  the temp dir (removed on exit, with the server stopped)
+#   ctl    compressctl pointed at that server
+# Needs $BIN (the directory with the binaries).
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$BIN/compressd" --data-dir "$work/data" --grpc-port 0 --http-port 0 --local-workers 1 \
+  > "$work/server.out" 2> "$work/server.err" &
+server_pid=$!
+for _ in $(seq 300); do
+  grep -q "^compressd listening" "$work/server.out" 2>/dev/null && break
+  sleep 0.1
+done
+addr=$(sed -n 's/^compressd listening grpc=\([^ ]*\) .*/\1/p' "$work/server.out")
+[ -n "$addr" ] || { echo "compressd did not start"; cat "$work/server.err"; exit 1; }
+ctl() { "$BIN/compressctl" --server "$addr" "$@"; }
