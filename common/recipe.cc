@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/recipe_stages.h"
 #include "common/status_macros.h"
 #include "common/util.h"
 #include "nlohmann/json.hpp"
@@ -35,7 +36,6 @@ constexpr int kMaxDepth = 32;
 constexpr int kMaxNodes = 100000;
 constexpr size_t kMaxRecipeBytes = 1 << 20;
 constexpr size_t kMaxRegexLength = 1024;
-constexpr int kMaxPatternM = 64;
 constexpr char kDefaultInclude[] = ".*_proj$";
 constexpr char kDefaultFormat[] = "hf_safetensors";
 constexpr int kDefaultWindow = 512;
@@ -197,24 +197,6 @@ absl::Status CheckKnownFields(const json& value, const google::protobuf::Descrip
   return absl::OkStatus();
 }
 
-// Parses "N:M" with 0 < N < M <= kMaxPatternM.
-bool ParsePattern(const std::string& pattern, int* n, int* m) {
-  std::vector<std::string> parts = absl::StrSplit(pattern, ':');
-  if (parts.size() != 2) return false;
-  int values[2] = {0, 0};
-  for (int i = 0; i < 2; ++i) {
-    const std::string& p = parts[i];
-    if (p.empty() || p.size() > 3) return false;
-    for (char c : p) {
-      if (c < '0' || c > '9') return false;
-    }
-    values[i] = std::atoi(p.c_str());
-  }
-  *n = values[0];
-  *m = values[1];
-  return *n > 0 && *n < *m && *m <= kMaxPatternM;
-}
-
 absl::Status ValidateRegex(const std::string& regex, const std::string& field) {
   if (regex.size() > kMaxRegexLength) {
     return absl::InvalidArgumentError(
@@ -225,33 +207,6 @@ absl::Status ValidateRegex(const std::string& regex, const std::string& field) {
   } catch (const std::regex_error& e) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": invalid regex \"", regex, "\": ", e.what()));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateMagnitude(const v1::MagnitudeStage& stage, const std::string& path) {
-  const bool has_sparsity = stage.sparsity() != 0.0;  // NaN counts as set
-  const bool has_pattern = !stage.pattern().empty();
-  if (has_sparsity && has_pattern) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": set exactly one of sparsity and pattern, not both"));
-  }
-  if (!has_sparsity && !has_pattern) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path,
-                     ": set exactly one of sparsity (in (0, 1)) and pattern (\"N:M\"); got neither "
-                     "(sparsity 0 counts as unset)"));
-  }
-  if (has_sparsity && !(stage.sparsity() > 0.0 && stage.sparsity() < 1.0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ".sparsity: must be in (0, 1), got ", stage.sparsity()));
-  }
-  int n = 0;
-  int m = 0;
-  if (has_pattern && !ParsePattern(stage.pattern(), &n, &m)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ".pattern: must be \"N:M\" with 0 < N < M <= ", kMaxPatternM, ", got \"",
-                     stage.pattern(), "\""));
   }
   return absl::OkStatus();
 }
@@ -305,6 +260,9 @@ absl::Status ValidateEvaluation(const v1::Evaluation& eval) {
   if (eval.kl() && eval.perplexity().empty()) {
     return absl::InvalidArgumentError(
         "evaluation.kl: needs at least one evaluation.perplexity set (KL uses the first)");
+  }
+  if (eval.skip_dense() && eval.kl()) {
+    return absl::InvalidArgumentError("evaluation.skip_dense: kl needs the dense model's outputs");
   }
   if (eval.threads() < 0 || eval.threads() > kMaxThreads) {
     return absl::InvalidArgumentError(absl::StrCat("evaluation.threads: must be in [0, ",
@@ -372,6 +330,7 @@ absl::StatusOr<v1::Recipe> ParseRecipeFile(const std::string& path) {
 void ApplyRecipeDefaults(v1::Recipe* recipe) {
   if (recipe->targets().include().empty()) recipe->mutable_targets()->set_include(kDefaultInclude);
   if (recipe->output().format().empty()) recipe->mutable_output()->set_format(kDefaultFormat);
+  ApplyCalibrationDefaults(recipe);
   if (!recipe->has_evaluation()) return;
   for (v1::EvalDataset& set : *recipe->mutable_evaluation()->mutable_perplexity()) {
     if (set.window() == 0) set.set_window(kDefaultWindow);
@@ -393,18 +352,6 @@ absl::Status ValidateRecipe(const v1::Recipe& recipe) {
         "stages: at least one stage is required (or evaluation.perplexity, for a job that only "
         "evaluates the model)");
   }
-  for (int i = 0; i < recipe.stages_size(); ++i) {
-    const v1::Stage& stage = recipe.stages(i);
-    const std::string path = absl::StrCat("stages[", i, "]");
-    switch (stage.kind_case()) {
-      case v1::Stage::kMagnitude:
-        RETURN_IF_ERROR(ValidateMagnitude(stage.magnitude(), absl::StrCat(path, ".magnitude")));
-        break;
-      case v1::Stage::KIND_NOT_SET:
-        return absl::InvalidArgumentError(
-            absl::StrCat(path, ": stage has no kind (expected one of: magnitude)"));
-    }
-  }
   RETURN_IF_ERROR(ValidateRegex(recipe.targets().include(), "targets.include"));
   for (int i = 0; i < recipe.targets().ignore_size(); ++i) {
     const std::string field = absl::StrCat("targets.ignore[", i, "]");
@@ -414,10 +361,11 @@ absl::Status ValidateRecipe(const v1::Recipe& recipe) {
     RETURN_IF_ERROR(ValidateRegex(recipe.targets().ignore(i), field));
   }
   const std::string& format = recipe.output().format();
-  if (!format.empty() && format != kDefaultFormat) {
+  if (!format.empty() && format != kDefaultFormat && format != "gptq" && format != "gguf") {
     return absl::InvalidArgumentError(absl::StrCat("output.format: unknown format ", format,
-                                                   " (supported: ", kDefaultFormat, ")"));
+                                                   " (supported: hf_safetensors, gptq, gguf)"));
   }
+  RETURN_IF_ERROR(ValidateStages(recipe));
   return ValidateEvaluation(recipe.evaluation());
 }
 

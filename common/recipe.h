@@ -19,6 +19,7 @@ absl::StatusOr<v1::Recipe> ParseRecipeText(std::string_view text);
 absl::StatusOr<v1::Recipe> ParseRecipeFile(const std::string& path);
 
 // Fills defaults: targets.include ".*_proj$", output.format "hf_safetensors",
+// the stages' and calibration's (recipe_stages.h),
 // and per evaluation.perplexity set window 512, windows 64, name = the base
 // name of its path or file.
 void ApplyRecipeDefaults(v1::Recipe* recipe);

@@ -3,9 +3,11 @@
 #include <chrono>
 #include <random>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "common/status_macros.h"
 
 namespace compressd {
 
@@ -42,6 +44,22 @@ absl::Status ValidateRelativePath(std::string_view path, std::string_view field)
     if (part.empty() || part == "." || part == "..") {
       return bad("components may not be empty, \".\" or \"..\"");
     }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePortableRelativePath(std::string_view path, std::string_view field) {
+  RETURN_IF_ERROR(ValidateRelativePath(path, field));
+  for (size_t i = 0; i < path.size(); ++i) {
+    const char c = path[i];
+    if (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '/' ||
+        c == '-') {
+      continue;
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        absl::string_view(field.data(), field.size()), ": \"",
+        absl::string_view(path.data(), path.size()), "\": character ", i,
+        " is not one of [A-Za-z0-9._/-]"));
   }
   return absl::OkStatus();
 }

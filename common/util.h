@@ -20,4 +20,8 @@ std::string NewId(std::string_view prefix);
 // request field for the error message (INVALID_ARGUMENT).
 absl::Status ValidateRelativePath(std::string_view path, std::string_view field);
 
+// ValidateRelativePath, and every character one of [A-Za-z0-9._/-], so the
+// path means the same file on any file system (checkpoint names).
+absl::Status ValidatePortableRelativePath(std::string_view path, std::string_view field);
+
 }  // namespace compressd

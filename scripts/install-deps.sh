@@ -43,7 +43,7 @@ if [ "$WITH_PYTHON" = 1 ]; then
     echo "install-deps: creating .venv from $REQ (PyPI)"
     python3 -m venv .venv
     .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -r "$REQ"
+    CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) .venv/bin/pip install -q -r "$REQ"
     echo "$want" > "$STAMP"
   else
     echo "install-deps: .venv up to date"

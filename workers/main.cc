@@ -3,8 +3,10 @@
 //   compress-worker --server HOST:PORT --cache-dir DIR [--threads N] [--name NAME]
 //       Registers with the server and serves leased tasks until SIGTERM/SIGINT,
 //       which finishes the current task and exits 0.
-//   compress-worker run --model DIR|FILE.gguf --recipe FILE --out DIR
+//   compress-worker run --model DIR|FILE.gguf --recipe FILE --out DIR [--checkpoint-dir DIR]
 //       Runs a recipe locally, no server: progress on stderr, summary JSON on stdout.
+//       With --checkpoint-dir, a long job keeps its progress there and the same
+//       command run again resumes from it.
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
@@ -35,7 +37,8 @@ extern "C" void OnStopSignal(int sig) {
 constexpr char kUsage[] =
     "usage: compress-worker --server HOST:PORT --cache-dir DIR [--threads N] [--name NAME]\n"
     "                       [--slow-ms-per-layer N]   (fault injection: pause after each layer)\n"
-    "       compress-worker run --model DIR|FILE.gguf --recipe FILE --out DIR\n";
+    "       compress-worker run --model DIR|FILE.gguf --recipe FILE --out DIR\n"
+    "                           [--checkpoint-dir DIR]   (resume a long job from here)\n";
 
 // Parses "--flag value" pairs; false on an unknown flag or a missing value.
 bool ParseFlags(int argc, char** argv, int first, std::map<std::string, std::string>* flags,
@@ -52,11 +55,14 @@ bool ParseFlags(int argc, char** argv, int first, std::map<std::string, std::str
 
 int RunLocalMode(int argc, char** argv) {
   std::map<std::string, std::string> f;
-  if (!ParseFlags(argc, argv, 2, &f, {"--model", "--recipe", "--out"}) || f.size() != 3) {
+  if (!ParseFlags(argc, argv, 2, &f, {"--model", "--recipe", "--out", "--checkpoint-dir"}) ||
+      !f.count("--model") || !f.count("--recipe") || !f.count("--out") ||
+      (f.count("--checkpoint-dir") && f["--checkpoint-dir"].empty())) {
     std::fputs(kUsage, stderr);
     return 2;
   }
-  const absl::Status st = compressd::RunLocal(f["--model"], f["--recipe"], f["--out"]);
+  const absl::Status st =
+      compressd::RunLocal(f["--model"], f["--recipe"], f["--out"], f["--checkpoint-dir"]);
   if (!st.ok()) {
     std::fprintf(stderr, "compress-worker: %s\n", st.ToString().c_str());
     return 1;

@@ -54,7 +54,28 @@ absl::Status AddEvaluationDatasets(v1::Job* job) {
     const auto& ids = job->dataset_ids();
     if (std::find(ids.begin(), ids.end(), id) == ids.end()) job->add_dataset_ids(id);
   }
+  const v1::Calibration& calib = job->recipe().calibration();
+  if (!calib.path().empty()) {
+    return absl::InvalidArgumentError(
+        "recipe: calibration.path: a job run by the service reads uploaded datasets, not local "
+        "files; upload the text (compressctl datasets upload) and set dataset_id + file");
+  }
+  if (!calib.dataset_id().empty()) {
+    const auto& ids = job->dataset_ids();
+    if (std::find(ids.begin(), ids.end(), calib.dataset_id()) == ids.end()) {
+      job->add_dataset_ids(calib.dataset_id());
+    }
+  }
   return absl::OkStatus();
+}
+
+// The files of `dataset` that a calibration `file` names: the file itself, or
+// every file under it when it is a folder.
+bool HasCalibrationFiles(const v1::Dataset& dataset, const std::string& file) {
+  const std::string prefix = file + "/";
+  return std::any_of(dataset.files().begin(), dataset.files().end(), [&](const v1::FileEntry& f) {
+    return f.path() == file || f.path().compare(0, prefix.size(), prefix) == 0;
+  });
 }
 
 }  // namespace
@@ -109,6 +130,18 @@ absl::Status JobService::CheckEvaluationFiles(const v1::Recipe& recipe) {
           "recipe: evaluation.perplexity[", i, "].file: dataset ", dataset->id(), " has no file \"",
           sets[i].file(), "\" (files: ", absl::StrJoin(names, ", "), ")"));
     }
+  }
+  const v1::Calibration& calib = recipe.calibration();
+  if (calib.dataset_id().empty()) return absl::OkStatus();
+  absl::StatusOr<v1::Dataset> dataset = store_.GetDataset(calib.dataset_id());
+  if (!dataset.ok()) {
+    return absl::Status(dataset.status().code(), absl::StrCat("recipe: calibration.dataset_id: ",
+                                                              dataset.status().message()));
+  }
+  if (!HasCalibrationFiles(*dataset, calib.file())) {
+    return absl::InvalidArgumentError(absl::StrCat("recipe: calibration.file: dataset ",
+                                                   dataset->id(), " has no file or folder \"",
+                                                   calib.file(), "\""));
   }
   return absl::OkStatus();
 }

@@ -26,7 +26,8 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOp
   std::unique_ptr<GrpcServer> server(new GrpcServer());
   server->compression_ = std::make_unique<CompressionServiceImpl>(
       core.store, core.blobs, core.bus, core.models, core.jobs, core.metrics);
-  server->worker_ = std::make_unique<WorkerServiceImpl>(core.scheduler, core.blobs, core.metrics);
+  server->worker_ =
+      std::make_unique<WorkerServiceImpl>(core.scheduler, core.store, core.blobs, core.metrics);
 
   grpc::ServerBuilder builder;
   const std::string listen = JoinHostPort(options.host, options.port);

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "common/grpc_status.h"
 #include "server/models/model_registry.h"
+#include "server/rpc/upload_message.h"
 
 namespace compressd {
 
@@ -68,22 +69,9 @@ class UploadReactor : public grpc::ServerReadReactor<typename Kind::Request> {
 
  private:
   absl::Status HandleMessage() {
-    switch (request_.kind_case()) {
-      case Request::kHeader:
-        if (seen_header_) {
-          return absl::InvalidArgumentError("header: sent twice");
-        }
-        seen_header_ = true;
-        return Kind::OnHeader(*session_, request_);
-      case Request::kChunk:
-        if (!seen_header_) {
-          return absl::InvalidArgumentError(
-              "chunk: received before the header (the header must be the first message)");
-        }
-        return session_->OnChunk(request_.chunk());
-      default:
-        return absl::InvalidArgumentError("request: neither header nor chunk is set");
-    }
+    return RouteUploadMessage(
+        request_, seen_header_, [this](const auto&) { return Kind::OnHeader(*session_, request_); },
+        [this](const auto& chunk) { return session_->OnChunk(chunk); });
   }
 
   // End of the client's stream: a cancelled call never commits anything.

@@ -8,8 +8,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/sha256.h"
-#include "server/rpc/artifact_upload_reactor.h"
+#include "common/status_macros.h"
+#include "common/util.h"
 #include "server/rpc/blob_stream_reactor.h"
+#include "server/rpc/blob_upload_reactor.h"
 #include "server/rpc/unary.h"
 
 namespace compressd {
@@ -84,10 +86,38 @@ class LeaseReactor : public grpc::ServerUnaryReactor {
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// UploadArtifact: an output file of the task's job (Scheduler::AddArtifact).
+struct ArtifactUpload {
+  using Request = v1::UploadArtifactRequest;
+  using Header = v1::UploadArtifactHeader;
+  using Response = v1::Artifact;
+  absl::Status Accept(const Header& header) {
+    RETURN_IF_ERROR(scheduler.CheckLease(header.task_id(), header.lease_token()));
+    return ValidateRelativePath(header.path(), "header.path");
+  }
+  absl::StatusOr<Response> Record(const Header& header) { return scheduler.AddArtifact(header); }
+  std::string What(const Header& header) const { return absl::StrCat("artifact ", header.path()); }
+  Scheduler& scheduler;
+};
+
+// PutCheckpoint: a checkpoint of the task's job (CheckpointService).
+struct CheckpointUpload {
+  using Request = v1::PutCheckpointRequest;
+  using Header = v1::PutCheckpointHeader;
+  using Response = v1::PutCheckpointResponse;
+  absl::Status Accept(const Header& header) { return checkpoints.CheckPut(header); }
+  absl::StatusOr<Response> Record(const Header& header) { return checkpoints.RecordPut(header); }
+  std::string What(const Header& header) const {
+    return absl::StrCat("checkpoint ", header.name());
+  }
+  CheckpointService& checkpoints;
+};
+
 }  // namespace
 
-WorkerServiceImpl::WorkerServiceImpl(Scheduler& scheduler, BlobStore& blobs, ServerMetrics& metrics)
-    : scheduler_(scheduler), blobs_(blobs), metrics_(metrics) {}
+WorkerServiceImpl::WorkerServiceImpl(Scheduler& scheduler, Store& store, BlobStore& blobs,
+                                     ServerMetrics& metrics)
+    : scheduler_(scheduler), blobs_(blobs), metrics_(metrics), checkpoints_(store, blobs) {}
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::RegisterWorker(
     grpc::CallbackServerContext* ctx, const v1::RegisterWorkerRequest* request,
@@ -138,7 +168,7 @@ grpc::ServerWriteReactor<v1::BlobChunk>* WorkerServiceImpl::FetchBlob(
 
 grpc::ServerReadReactor<v1::UploadArtifactRequest>* WorkerServiceImpl::UploadArtifact(
     grpc::CallbackServerContext* ctx, v1::Artifact* response) {
-  return new ArtifactUploadReactor(ctx, scheduler_, blobs_, response);
+  return new BlobUploadReactor<ArtifactUpload>(ctx, ArtifactUpload{scheduler_}, blobs_, response);
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::CompleteTask(grpc::CallbackServerContext* ctx,
@@ -151,6 +181,20 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::FailTask(grpc::CallbackServerContex
                                                       const v1::FailTaskRequest* request,
                                                       v1::FailTaskResponse* /*response*/) {
   return FinishUnary(ctx, scheduler_.FailTask(*request));
+}
+
+grpc::ServerReadReactor<v1::PutCheckpointRequest>* WorkerServiceImpl::PutCheckpoint(
+    grpc::CallbackServerContext* ctx, v1::PutCheckpointResponse* response) {
+  return new BlobUploadReactor<CheckpointUpload>(ctx, CheckpointUpload{checkpoints_}, blobs_,
+                                                 response);
+}
+
+grpc::ServerWriteReactor<v1::BlobChunk>* WorkerServiceImpl::GetCheckpoint(
+    grpc::CallbackServerContext* /*ctx*/, const v1::GetCheckpointRequest* request) {
+  absl::StatusOr<CheckpointRecord> found = checkpoints_.Find(*request);
+  if (!found.ok()) return new FailedWriteReactor<v1::BlobChunk>(found.status());
+  return new BlobStreamReactor<v1::BlobChunk>(blobs_, found->sha256, request->offset(),
+                                              std::nullopt, nullptr);
 }
 
 }  // namespace compressd

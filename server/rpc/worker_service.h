@@ -1,20 +1,23 @@
 // The internal gRPC API for compress-worker processes (v1::WorkerService),
 // callback flavour. Each method forwards to the Scheduler (lease rules live
-// there) or streams from / into the BlobStore. Thread-safe.
+// there) or the CheckpointService, or streams from / into the BlobStore.
+// Thread-safe.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
 #include "compressd/v1/worker.grpc.pb.h"
+#include "server/jobs/checkpoint_service.h"
 #include "server/metrics/server_metrics.h"
 #include "server/scheduler/scheduler.h"
 #include "server/store/blob_store.h"
+#include "server/store/store.h"
 
 namespace compressd {
 
 class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
  public:
-  WorkerServiceImpl(Scheduler& scheduler, BlobStore& blobs, ServerMetrics& metrics);
+  WorkerServiceImpl(Scheduler& scheduler, Store& store, BlobStore& blobs, ServerMetrics& metrics);
 
   grpc::ServerUnaryReactor* RegisterWorker(grpc::CallbackServerContext* ctx,
                                            const v1::RegisterWorkerRequest* request,
@@ -39,11 +42,16 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   grpc::ServerUnaryReactor* FailTask(grpc::CallbackServerContext* ctx,
                                      const v1::FailTaskRequest* request,
                                      v1::FailTaskResponse* response) override;
+  grpc::ServerReadReactor<v1::PutCheckpointRequest>* PutCheckpoint(
+      grpc::CallbackServerContext* ctx, v1::PutCheckpointResponse* response) override;
+  grpc::ServerWriteReactor<v1::BlobChunk>* GetCheckpoint(
+      grpc::CallbackServerContext* ctx, const v1::GetCheckpointRequest* request) override;
 
  private:
   Scheduler& scheduler_;
   BlobStore& blobs_;
   ServerMetrics& metrics_;
+  CheckpointService checkpoints_;
 };
 
 }  // namespace compressd

@@ -63,6 +63,11 @@ absl::Status LoadInputs(Store& store, const v1::Job& job, v1::Task* task) {
 
 }  // namespace
 
+absl::Status CheckLeaseHeld(const v1::Job& job, const TaskRecord& task,
+                            const std::string& lease_token) {
+  return CheckCurrent(job, task, lease_token);
+}
+
 void Scheduler::FailUnleasable(const std::string& job_id, const std::string& reason) {
   const int64_t now = Now();
   absl::StatusOr<int64_t> seq = store_.UpdateJob(

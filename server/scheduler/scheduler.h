@@ -41,6 +41,12 @@ struct SchedulerOptions {
   std::function<int64_t()> clock;
 };
 
+// FAILED_PRECONDITION unless `lease_token` is the current lease of `task` and
+// `job` is RUNNING: the lease rule of every call a worker makes about a task,
+// for use inside a Store transaction (Store::PutCheckpoint).
+absl::Status CheckLeaseHeld(const v1::Job& job, const TaskRecord& task,
+                            const std::string& lease_token);
+
 class Scheduler {
  public:
   Scheduler(Store& store, EventBus& bus, ServerMetrics& metrics, SchedulerOptions options);

@@ -17,7 +17,9 @@ using sqlite::Stmt;
 using store_internal::ReadPage;
 using store_internal::StartPosition;
 
-constexpr int kSchemaVersion = 1;
+// 1: models, datasets, jobs, tasks, events, artifacts. 2: checkpoints (the
+// statements are idempotent, so applying them upgrades a version-1 database).
+constexpr int kSchemaVersion = 2;
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS models (
@@ -64,6 +66,13 @@ CREATE TABLE IF NOT EXISTS artifacts (
   path TEXT NOT NULL,
   proto BLOB NOT NULL,
   UNIQUE (job_id, path));
+CREATE TABLE IF NOT EXISTS checkpoints (
+  job_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  sha256 TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  PRIMARY KEY (job_id, name)) WITHOUT ROWID;
 )sql";
 
 absl::Status ApplySchema(sqlite3* db) {

@@ -1,5 +1,5 @@
 // Durable state of compressd in SQLite (WAL mode, synchronous=FULL): models,
-// datasets, jobs, tasks (leases), job events and artifacts. Every mutation is
+// datasets, jobs, tasks (leases), job events, artifacts and checkpoints. Every mutation is
 // one SQLite transaction, committed before the call returns, so an
 // acknowledged change survives a crash or restart. Records are stored as
 // serialized protos next to indexed columns (id, state, create time).
@@ -37,6 +37,16 @@ struct TaskRecord {
   std::string lease_token;      // empty when not leased
   int64_t lease_expire_ms = 0;  // 0 when not leased
   bool cancel_requested = false;
+};
+
+// A checkpoint of a job (kept across its attempts): the blob holding the
+// content of `name`.
+struct CheckpointRecord {
+  std::string job_id;
+  std::string name;
+  std::string sha256;
+  uint64_t size = 0;
+  int64_t created_ms = 0;
 };
 
 template <typename T>
@@ -80,7 +90,8 @@ class Store {
   // task loaded; `fn` mutates them and appends events (sequence numbers are
   // assigned here, time_ms defaults to now). The artifacts table is made to
   // match job.artifacts, so `fn` adds or drops artifacts by editing that
-  // list. Returning non-OK from `fn` rolls everything back. `fn` must not
+  // list. A job saved in a terminal state loses its checkpoints in the same
+  // transaction. Returning non-OK from `fn` rolls everything back. `fn` must not
   // call back into the Store. Returns the sequence number of the last event
   // written (0 if none). NOT_FOUND for an unknown job.
   using JobMutation = std::function<absl::Status(v1::Job& job, TaskRecord& task,
@@ -105,6 +116,19 @@ class Store {
   // Replaces any artifact of the same job with the same path.
   absl::Status InsertArtifact(const v1::Artifact& artifact);
   absl::StatusOr<v1::Artifact> GetArtifact(const std::string& id);
+
+  // ---- checkpoints ----
+  // Inserts or replaces checkpoint (record.job_id, record.name) if `check`
+  // accepts the job and its task, in one transaction, so a lease that ended
+  // concurrently never leaves a row behind. NOT_FOUND for an unknown job.
+  // The blob is not touched (the caller stored it first).
+  using JobCheck = std::function<absl::Status(const v1::Job& job, const TaskRecord& task)>;
+  absl::Status PutCheckpoint(const CheckpointRecord& record, const JobCheck& check);
+  // NOT_FOUND naming the job and checkpoint when there is none.
+  absl::StatusOr<CheckpointRecord> GetCheckpoint(const std::string& job_id,
+                                                 const std::string& name);
+  // The job's checkpoints in name order.
+  absl::StatusOr<std::vector<CheckpointRecord>> ListCheckpoints(const std::string& job_id);
 
  private:
   explicit Store(sqlite3* db) : db_(db) {}

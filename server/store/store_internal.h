@@ -41,4 +41,7 @@ inline absl::StatusOr<PagePosition> StartPosition(const std::string& page_token)
   return DecodePageToken(page_token);
 }
 
+// Deletes every checkpoint row of the job (within the caller's transaction).
+absl::Status DeleteCheckpoints(sqlite3* db, const std::string& job_id);
+
 }  // namespace compressd::store_internal

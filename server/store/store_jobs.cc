@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "common/util.h"
+#include "server/jobs/job_state.h"
 #include "server/store/sqlite_util.h"
 #include "server/store/store.h"
 #include "server/store/store_internal.h"
@@ -215,6 +216,8 @@ absl::StatusOr<int64_t> Store::UpdateJob(const std::string& job_id, const JobMut
   for (const v1::Artifact& a : job.artifacts()) artifacts_after += a.SerializeAsString();
   job.set_id(job_id);
   RETURN_IF_ERROR(SaveJobLocked(job, task, artifacts_before != artifacts_after));
+  // Checkpoints serve retries only; a job that can no longer run drops them.
+  if (IsTerminal(job.state())) RETURN_IF_ERROR(store_internal::DeleteCheckpoints(db_, job_id));
   ASSIGN_OR_RETURN(int64_t seq, AppendEventsLocked(job_id, events));
   RETURN_IF_ERROR(txn.Commit());
   return seq;

@@ -315,6 +315,18 @@ TEST_F(ServiceTest, CancelReachesRunningWorkerWhichTakesTheNextJob) {
   EXPECT_EQ(GetJob(first).state(), v1::CANCELLED);
 }
 
+TEST_F(ServiceTest, LocalRunTakesACheckpointDir) {
+  const std::string out = root_ + "/local-out";
+  CliResult run = RunBinary({BinDir() + "/compress-worker", "run", "--model", model_dir_, "--recipe",
+                             recipe_, "--out", out, "--checkpoint-dir", root_ + "/ckpt"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  ExpectPrunedModel(out);
+  CliResult empty = RunBinary({BinDir() + "/compress-worker", "run", "--model", model_dir_,
+                               "--recipe", recipe_, "--out", out, "--checkpoint-dir", ""});
+  EXPECT_EQ(empty.exit_code, 2);
+  EXPECT_THAT(empty.err, ::testing::HasSubstr("--checkpoint-dir"));
+}
+
 TEST_F(ServiceTest, HealthReadinessAndMetricsOverHttp) {
   StartServer({"--local-workers", "1"});
   std::string job_id = Submit(UploadModel());

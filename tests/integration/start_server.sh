@@ -2,7 +2,8 @@
 # worker on free ports under a fresh temp dir and defines:
 #   $work  the temp dir (removed on exit, with the server stopped)
 #   ctl    compressctl pointed at that server
-# Needs $BIN (the directory with the binaries).
+# Needs $BIN (the directory with the binaries); extra compressd flags may be
+# given in the array SERVER_FLAGS.
 work=$(mktemp -d)
 server_pid=""
 cleanup() {
@@ -12,7 +13,7 @@ cleanup() {
 trap cleanup EXIT
 
 "$BIN/compressd" --data-dir "$work/data" --grpc-port 0 --http-port 0 --local-workers 1 \
-  > "$work/server.out" 2> "$work/server.err" &
+  ${SERVER_FLAGS[@]+"${SERVER_FLAGS[@]}"} > "$work/server.out" 2> "$work/server.err" &
 server_pid=$!
 for _ in $(seq 300); do
   grep -q "^compressd listening" "$work/server.out" 2>/dev/null && break

@@ -221,10 +221,6 @@ absl::StatusOr<std::string> Run(const std::string& model_path, v1::Recipe recipe
                                 EventSink& events, CancelToken& cancel) {
   ApplyRecipeDefaults(&recipe);
   RETURN_IF_ERROR(ValidateRecipe(recipe));
-  if (recipe.output().format() != "hf_safetensors") {
-    return absl::UnimplementedError(absl::StrCat("output.format: \"", recipe.output().format(),
-                                                 "\" is not supported (supported: hf_safetensors)"));
-  }
   std::error_code ec;
   if (!fs::exists(model_path, ec)) {
     return absl::NotFoundError(absl::StrCat(model_path, ": no such file or directory"));
@@ -234,7 +230,12 @@ absl::StatusOr<std::string> Run(const std::string& model_path, v1::Recipe recipe
         absl::StrCat(out_dir, ": the output directory must differ from the model directory"));
   }
   ASSIGN_OR_RETURN(ModelInput input, ResolveModelInput(model_path));
-  if (input.gguf || !recipe.evaluation().perplexity().empty()) {
+  // The byte-exact tensor-by-tensor path serves HF input pruned by magnitude
+  // only; everything else needs the whole model in memory.
+  bool magnitude_only = recipe.output().format() == "hf_safetensors" && !recipe.has_calibration() &&
+                        recipe.overrides().empty();
+  for (const v1::Stage& stage : recipe.stages()) magnitude_only &= stage.has_magnitude();
+  if (input.gguf || !recipe.evaluation().perplexity().empty() || !magnitude_only) {
     return RunModelRecipe(input.path, input.gguf, recipe, out_dir, options, events, cancel);
   }
   return RunHfTensors(input.path, recipe, out_dir, events, cancel);

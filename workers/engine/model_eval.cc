@@ -18,22 +18,6 @@ namespace fs = std::filesystem;
 constexpr int64_t kBatchTokens = 4096;       // tokens per forward pass
 constexpr uintmax_t kMaxTextBytes = 1ull << 30;
 
-absl::StatusOr<std::string> ReadText(const std::string& path, const std::string& field) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) {
-    return absl::NotFoundError(absl::StrCat(field, ": ", path, ": no such file"));
-  }
-  if (fs::file_size(path, ec) > kMaxTextBytes) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat(field, ": ", path, ": larger than ", kMaxTextBytes, " bytes"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (!in && !in.eof()) return absl::InternalError(absl::StrCat(field, ": ", path, ": read failed"));
-  return text.str();
-}
-
 // The local file behind a set's source.
 absl::StatusOr<std::string> SourcePath(const v1::EvalDataset& set, const std::string& field,
                                        const RunOptions& options) {
@@ -72,6 +56,22 @@ void Step(EvalProgress* progress, EventSink& events, const std::string& message)
 
 }  // namespace
 
+absl::StatusOr<std::string> ReadTextFile(const std::string& path, const std::string& field) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    return absl::NotFoundError(absl::StrCat(field, ": ", path, ": no such file"));
+  }
+  if (fs::file_size(path, ec) > kMaxTextBytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(field, ": ", path, ": larger than ", kMaxTextBytes, " bytes"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in && !in.eof()) return absl::InternalError(absl::StrCat(field, ": ", path, ": read failed"));
+  return text.str();
+}
+
 absl::StatusOr<engine::Tokenizer> LoadModelTokenizer(const std::string& model_path, bool gguf) {
   if (gguf) return engine::LoadTokenizerFromGguf(model_path);
   const std::string path = (fs::path(model_path) / "tokenizer.json").string();
@@ -92,7 +92,7 @@ absl::StatusOr<std::vector<EvalSet>> LoadEvalSets(const v1::Evaluation& evaluati
     const v1::EvalDataset& spec = evaluation.perplexity(i);
     const std::string field = absl::StrCat("evaluation.perplexity[", i, "]");
     ASSIGN_OR_RETURN(std::string path, SourcePath(spec, field, options));
-    ASSIGN_OR_RETURN(std::string text, ReadText(path, field));
+    ASSIGN_OR_RETURN(std::string text, ReadTextFile(path, field));
     EvalSet set;
     set.name = spec.name();
     set.source = spec.path().empty() ? absl::StrCat(spec.dataset_id(), "/", spec.file()) : path;

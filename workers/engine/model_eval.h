@@ -35,6 +35,10 @@ struct EvalSet {
 // The tokenizer of a model: the GGUF-embedded one for a .gguf file, else
 // tokenizer.json in the HF model directory (INVALID_ARGUMENT naming the
 // missing file).
+// The bytes of a local text file: NOT_FOUND naming `field` and the path when
+// it is not a regular file, RESOURCE_EXHAUSTED above 1 GiB.
+absl::StatusOr<std::string> ReadTextFile(const std::string& path, const std::string& field);
+
 absl::StatusOr<engine::Tokenizer> LoadModelTokenizer(const std::string& model_path, bool gguf);
 
 // Reads and tokenizes every set. INVALID_ARGUMENT naming the field for a

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -12,12 +14,20 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/recipe.h"
+#include "common/recipe_stages.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "workers/engine/export/gguf_export.h"
+#include "workers/engine/export/gptq_export.h"
 #include "workers/engine/export/llama_export.h"
+#include "workers/engine/model/gguf/gguf_file.h"
+#include "workers/engine/model/gguf/ggml_types.h"
 #include "workers/engine/model/llama_names.h"
 #include "workers/engine/model/model_loader.h"
 #include "workers/engine/model_eval.h"
+#include "workers/engine/calib/calib_data.h"
+#include "workers/engine/calib/calibrated_compress.h"
+#include "workers/engine/evopress/evopress_run.h"
 #include "workers/engine/model_prune.h"
 #include "workers/engine/nn/cpu_backend.h"
 
@@ -94,10 +104,15 @@ json EvaluationJson(const std::vector<EvalSet>& sets,
               {"window", sets[i].windows.window},
               {"windows", sets[i].windows.n_windows},
               {"text_tokens", sets[i].text_tokens},
-              {"predicted_tokens", dense[i].n_predicted},
-              {"perplexity", {{"dense", dense[i].perplexity}}},
-              {"mean_nll", {{"dense", dense[i].mean_nll}}}};
+              {"perplexity", json::object()},
+              {"mean_nll", json::object()}};
+    if (i < dense.size()) {
+      d["predicted_tokens"] = dense[i].n_predicted;
+      d["perplexity"]["dense"] = dense[i].perplexity;
+      d["mean_nll"]["dense"] = dense[i].mean_nll;
+    }
     if (i < compressed.size()) {
+      d["predicted_tokens"] = compressed[i].n_predicted;
       d["perplexity"]["compressed"] = compressed[i].perplexity;
       d["mean_nll"]["compressed"] = compressed[i].mean_nll;
     }
@@ -121,6 +136,38 @@ absl::Status CopySideFiles(const std::string& model_dir, const std::string& out_
     if (ec) return absl::InternalError(absl::StrCat(from.string(), ": copy: ", ec.message()));
   }
   return absl::OkStatus();
+}
+
+// The export report in the summary: tensors per type, how many were encoded
+// exactly from their quantization grid, and each tensor's type.
+json GgufReportJson(const GgufExportReport& report) {
+  std::map<std::string, int> by_type;
+  int exact = 0;
+  json tensors = json::array();
+  for (const GgufTensorReport& t : report.tensors) {
+    const std::string type = engine::GgmlTypeName(t.type);
+    ++by_type[type];
+    exact += t.exact_from_grid;
+    json entry = {{"name", t.gguf_name}, {"type", type}, {"exact_from_grid", t.exact_from_grid},
+                  {"bytes", t.bytes}};
+    if (!t.note.empty()) entry["note"] = t.note;
+    tensors.push_back(std::move(entry));
+  }
+  return {{"file", fs::path(report.path).filename().string()},
+          {"file_size", report.file_size},
+          {"file_type", report.file_type},
+          {"tensors_by_type", by_type},
+          {"exact_from_grid", exact},
+          {"tensors", tensors}};
+}
+
+uint64_t DirectoryBytes(const std::string& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->is_regular_file(ec)) total += it->file_size(ec);
+  }
+  return total;
 }
 
 absl::Status WriteSummaryFile(const std::string& out_dir, const std::string& summary) {
@@ -170,9 +217,21 @@ class ModelJob {
     const std::string name = fs::path(path_).filename().string();
     EmitProgress(events_, "load", 0, 1, name);
     ASSIGN_OR_RETURN(model_, engine::LoadModel(path_));
-    if (!recipe_.evaluation().perplexity().empty()) {
+    const bool calibrate = NeedsCalibration(recipe_);
+    if (!recipe_.evaluation().perplexity().empty() || calibrate) {
       ASSIGN_OR_RETURN(engine::Tokenizer tokenizer, LoadModelTokenizer(path_, gguf_));
       ASSIGN_OR_RETURN(sets_, LoadEvalSets(recipe_.evaluation(), tokenizer, options_));
+      if (calibrate) {
+        ASSIGN_OR_RETURN(calibration_,
+                         LoadCalibrationSet(recipe_.calibration(), tokenizer, options_));
+        EmitLog(events_, "info",
+                absl::StrFormat("calibration set %s: %d windows of %d tokens from %s (%d files, "
+                                "%d tokens, seed %d)",
+                                calibration_->name, calibration_->sequences.size(),
+                                recipe_.calibration().seq_len(), calibration_->source,
+                                calibration_->files, calibration_->text_tokens,
+                                recipe_.calibration().seed()));
+      }
     }
     if (!recipe_.stages().empty()) {
       ASSIGN_OR_RETURN(targets_, SelectModelTargets(model_, recipe_));
@@ -188,7 +247,9 @@ class ModelJob {
   }
 
   absl::Status EvaluateDense(engine::Backend& backend) {
-    if (sets_.empty()) return absl::OkStatus();
+    if (sets_.empty() || (recipe_.evaluation().skip_dense() && !targets_.empty())) {
+      return absl::OkStatus();
+    }
     const Clock::time_point t = Clock::now();
     ASSIGN_OR_RETURN(engine::LlamaForward forward, engine::LlamaForward::Create(&model_, &backend));
     EvalProgress progress{"evaluate dense", TotalBatches(sets_)};
@@ -202,7 +263,22 @@ class ModelJob {
     const bool want_kl = recipe_.evaluation().kl() && !sets_.empty();
     engine::LlamaModel dense;
     if (want_kl) dense = model_;  // shares every tensor; pruning replaces, never writes
-    ASSIGN_OR_RETURN(totals_, PruneModel(model_, recipe_, targets_, events_, cancel_, &layers_));
+    if (calibration_) {
+      const int threads = recipe_.calibration().threads() > 0 ? recipe_.calibration().threads()
+                                                              : Threads(recipe_, options_);
+      engine::CpuBackend calib_backend(engine::CpuBackendOptions{threads, 128});
+      if (recipe_.stages_size() == 1 && recipe_.stages(0).has_evopress()) {
+        RETURN_IF_ERROR(RunEvoPress(model_, calib_backend, recipe_, targets_, *calibration_,
+                                    threads, options_, out_dir_, events_, cancel_, &result_,
+                                    &evopress_));
+      } else {
+        RETURN_IF_ERROR(CompressCalibrated(model_, calib_backend, recipe_, targets_,
+                                           *calibration_, threads, options_.checkpoints, events_,
+                                           cancel_, &result_));
+      }
+    } else {
+      RETURN_IF_ERROR(CompressUncalibrated(model_, recipe_, targets_, events_, cancel_, &result_));
+    }
     if (sets_.empty()) return absl::OkStatus();
     const Clock::time_point t = Clock::now();
     ASSIGN_OR_RETURN(engine::LlamaForward forward, engine::LlamaForward::Create(&model_, &backend));
@@ -224,32 +300,106 @@ class ModelJob {
     if (cancel_.cancelled()) return absl::CancelledError("job cancelled");
     const Clock::time_point t = Clock::now();
     EmitProgress(events_, "export", 0, 1, out_dir_);
-    RETURN_IF_ERROR(WriteHfLlama(model_, out_dir_));
-    if (!gguf_) RETURN_IF_ERROR(CopySideFiles(path_, out_dir_));
+    const std::string& format = recipe_.output().format();
+    if (format == "gguf") {
+      RETURN_IF_ERROR(ExportGguf());
+    } else if (format == "gptq") {
+      RETURN_IF_ERROR(ExportGptq());
+    } else {
+      RETURN_IF_ERROR(WriteHfLlama(model_, out_dir_));
+      EmitLog(events_, "info", absl::StrCat("wrote an HF safetensors model (F32) to ", out_dir_));
+    }
+    if (!gguf_ && format != "gguf") RETURN_IF_ERROR(CopySideFiles(path_, out_dir_));
     export_s_ = SecondsSince(t);
+    output_bytes_ = DirectoryBytes(out_dir_);
     EmitProgress(events_, "export", 1, 1, out_dir_);
-    EmitLog(events_, "info", absl::StrCat("wrote an HF safetensors model (F32) to ", out_dir_));
+    return absl::OkStatus();
+  }
+
+  std::map<std::string, const engine::QuantizedTensor*> QuantizedMap() const {
+    std::map<std::string, const engine::QuantizedTensor*> map;
+    for (const auto& [name, q] : result_.quantized) map[name] = &q;
+    return map;
+  }
+
+  absl::Status ExportGptq() {
+    GptqExportOptions options;
+    for (const v1::Stage& s : recipe_.stages()) {
+      if (s.has_gptq()) options.damp_percent = s.gptq().percdamp();
+    }
+    options.true_sequential = recipe_.calibration().true_sequential();
+    // v1 ("gptq") stores zero - 1 and cannot hold an asymmetric zero of 0.
+    for (const auto& [name, q] : result_.quantized) {
+      if (!q.grid.symmetric) options.format = GptqCheckpointFormat::kGptqV2;
+    }
+    ASSIGN_OR_RETURN(GptqExportStats stats, WriteGptqLlama(model_, QuantizedMap(), out_dir_, options));
+    export_report_ = {{"quantized_tensors", stats.quantized_tensors},
+                      {"dense_tensors", stats.dense_tensors},
+                      {"desc_act", stats.desc_act},
+                      {"max_abs_diff_fp16_scales", stats.max_abs_diff}};
+    EmitLog(events_, "info", absl::StrCat("wrote a GPTQ model (", stats.quantized_tensors,
+                                          " packed tensors) to ", out_dir_));
+    return absl::OkStatus();
+  }
+
+  absl::Status ExportGguf() {
+    std::unique_ptr<engine::GgufFile> source;
+    if (gguf_) {
+      ASSIGN_OR_RETURN(source, engine::GgufFile::Open(path_));
+    }
+    GgufExportOptions options;
+    const v1::GgufOutput& g = recipe_.output().gguf();
+    if (!g.target_type().empty()) options.target_type = g.target_type();
+    if (!g.other_type().empty()) options.other_type = g.other_type();
+    for (const ModelTarget& t : targets_) options.targets.insert(t.tensor);
+    std::error_code ec;
+    fs::create_directories(out_dir_, ec);
+    if (ec) return absl::InternalError(absl::StrCat(out_dir_, ": mkdir: ", ec.message()));
+    const std::string file = (fs::path(out_dir_) / "model.gguf").string();
+    ASSIGN_OR_RETURN(GgufExportReport report,
+                     WriteGgufLlama(model_, source.get(), QuantizedMap(), options, file));
+    export_report_ = GgufReportJson(report);
+    EmitLog(events_, "info", absl::StrCat("wrote a GGUF model to ", file));
     return absl::OkStatus();
   }
 
   std::string Summary(int threads) {
-    json summary = {{"format", targets_.empty() ? "none" : "hf_safetensors"},
+    json summary = {{"format", targets_.empty() ? "none" : recipe_.output().format()},
                     {"model", model_json_}};
     if (!sets_.empty()) summary["evaluation"] = EvaluationJson(sets_, dense_, compressed_, kl_, threads);
     if (!targets_.empty()) {
       const uint64_t params = model_json_["parameters"].get<uint64_t>();
-      const uint64_t targeted = totals_.targeted_parameters;
-      summary["layers"] = layers_;
+      const uint64_t targeted = result_.targeted_parameters;
+      summary["layers"] = result_.layers;
       summary["totals"] = {
           {"targeted_tensors", targets_.size()},
           {"targeted_parameters", targeted},
-          {"zeros", totals_.zeros},
-          {"sparsity", targeted ? static_cast<double>(totals_.zeros) / targeted : 0.0},
-          {"model_sparsity", params ? static_cast<double>(totals_.zeros) / params : 0.0}};
+          {"zeros", result_.zeros},
+          {"sparsity", targeted ? static_cast<double>(result_.zeros) / targeted : 0.0},
+          {"model_sparsity", params ? static_cast<double>(result_.zeros) / params : 0.0},
+          {"targeted_bits_per_parameter", targeted ? result_.bits_sum / targeted : 0.0},
+          {"output_bytes", output_bytes_}};
+      if (calibration_) {
+        summary["calibration"] = {{"name", calibration_->name},
+                                  {"source", calibration_->source},
+                                  {"files", calibration_->files},
+                                  {"text_tokens", calibration_->text_tokens},
+                                  {"samples", calibration_->sequences.size()},
+                                  {"seq_len", recipe_.calibration().seq_len()},
+                                  {"seed", recipe_.calibration().seed()},
+                                  {"true_sequential", recipe_.calibration().true_sequential()},
+                                  {"resumed_blocks", result_.resumed_blocks}};
+      }
+      if (!export_report_.is_null()) summary["export"] = export_report_;
+      if (!evopress_.is_null()) summary["evopress"] = evopress_;
     }
     summary["timing_seconds"] = {{"load", load_s_},
                                  {"evaluate", eval_s_},
-                                 {"prune", totals_.seconds},
+                                 {"forward", result_.forward_s},
+                                 {"hessian", result_.hessian_s},
+                                 {"solve", result_.solve_s},
+                                 {"error", result_.error_s},
+                                 {"checkpoint", result_.checkpoint_s},
                                  {"export", export_s_},
                                  {"total", SecondsSince(start_)}};
     summary["peak_rss_bytes"] = PeakRssBytes();
@@ -268,10 +418,12 @@ class ModelJob {
   engine::LlamaModel model_;
   std::vector<EvalSet> sets_;
   std::vector<ModelTarget> targets_;
-  json model_json_, layers_ = json::array();
+  std::optional<CalibrationSet> calibration_;
+  CompressionResult result_;
+  json model_json_, export_report_, evopress_;
+  uint64_t output_bytes_ = 0;
   std::vector<engine::PerplexityResult> dense_, compressed_;
   std::optional<engine::CompareResult> kl_;
-  PruneTotals totals_;
   double load_s_ = 0, eval_s_ = 0, export_s_ = 0;
 };
 

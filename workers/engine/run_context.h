@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "compressd/v1/compressd.pb.h"
+#include "workers/engine/checkpoint.h"
 
 namespace compressd {
 
@@ -43,6 +44,16 @@ struct RunOptions {
   std::function<absl::StatusOr<std::string>(const std::string& dataset_id,
                                             const std::string& file)>
       dataset_file;
+  // Where a long job keeps its progress so a retry resumes (not owned; must
+  // outlive the run): the server's blob store for leased tasks, a directory
+  // for `compress-worker run --checkpoint-dir`; null: no checkpoints.
+  CheckpointStore* checkpoints = nullptr;
+  // Where an evopress stage keeps its levels database (evopress/levels_db.h:
+  // about 1.7 bytes per targeted weight per level; not owned, must outlive
+  // the run), so a later search on the same model and calibration set reuses
+  // it: the --checkpoint-dir directory for `compress-worker run`. Null: a
+  // temporary directory removed after the run.
+  CheckpointStore* levels_db = nullptr;
 };
 
 // Helpers that build and emit one event.

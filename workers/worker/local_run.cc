@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "common/recipe.h"
 #include "common/status_macros.h"
+#include "workers/engine/checkpoint.h"
 #include "workers/engine/job_runner.h"
 
 namespace compressd {
@@ -30,13 +31,17 @@ void LineEventSink::Emit(const v1::JobEvent& event) {
 }
 
 absl::Status RunLocal(const std::string& model_dir, const std::string& recipe_path,
-                      const std::string& out_dir) {
+                      const std::string& out_dir, const std::string& checkpoint_dir) {
   ASSIGN_OR_RETURN(v1::Recipe recipe, ParseRecipeFile(recipe_path));
   ApplyRecipeDefaults(&recipe);
   RETURN_IF_ERROR(ValidateRecipe(recipe));
   LineEventSink sink(stderr);
   CancelToken cancel;
-  ASSIGN_OR_RETURN(std::string summary, RunRecipe(model_dir, recipe, out_dir, sink, cancel));
+  DirCheckpointStore checkpoints(checkpoint_dir);
+  RunOptions options;
+  if (!checkpoint_dir.empty()) options.checkpoints = options.levels_db = &checkpoints;
+  ASSIGN_OR_RETURN(std::string summary,
+                   RunRecipe(model_dir, recipe, out_dir, sink, cancel, options));
   std::printf("%s\n", summary.c_str());
   return absl::OkStatus();
 }

@@ -5,8 +5,54 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/status_macros.h"
 
 namespace compressd {
+namespace {
+
+// Reads a server stream of BlobChunk into `on_chunk`; an error from it
+// cancels the call and is returned.
+absl::Status ReadChunks(grpc::ClientContext& ctx, grpc::ClientReader<v1::BlobChunk>& reader,
+                        const WorkerClient::ChunkFn& on_chunk) {
+  v1::BlobChunk chunk;
+  absl::Status callback_status;
+  while (reader.Read(&chunk)) {
+    callback_status = on_chunk(chunk.data());
+    if (!callback_status.ok()) {
+      ctx.TryCancel();
+      break;
+    }
+  }
+  absl::Status st = FromGrpcStatus(reader.Finish());
+  return callback_status.ok() ? st : callback_status;
+}
+
+// Writes `header`, then the chunks `next_chunk` yields until an empty one,
+// as an upload stream (oneof kind { header = 1; chunk = 2; }). An error from
+// `next_chunk` cancels the call and is returned; otherwise the call's status.
+template <typename Request, typename Header, typename NextChunk>
+absl::Status WriteChunks(grpc::ClientContext& ctx, grpc::ClientWriter<Request>& writer,
+                         const Header& header, NextChunk next_chunk) {
+  Request msg;
+  *msg.mutable_header() = header;
+  bool open = writer.Write(msg);
+  while (open) {
+    absl::string_view chunk;
+    absl::Status read = next_chunk(&chunk);
+    if (!read.ok()) {
+      ctx.TryCancel();
+      writer.Finish();
+      return read;
+    }
+    if (chunk.empty()) break;
+    msg.set_chunk(chunk.data(), chunk.size());
+    open = writer.Write(msg);
+  }
+  writer.WritesDone();
+  return FromGrpcStatus(writer.Finish());
+}
+
+}  // namespace
 
 WorkerClient::WorkerClient(std::shared_ptr<grpc::Channel> channel, int64_t rpc_timeout_ms,
                            int64_t stream_timeout_ms)
@@ -89,18 +135,14 @@ absl::Status WorkerClient::FetchBlob(const std::string& sha256, uint64_t offset,
   v1::FetchBlobRequest req;
   req.set_sha256(sha256);
   req.set_offset(offset);
-  std::unique_ptr<grpc::ClientReader<v1::BlobChunk>> reader = stub_->FetchBlob(&ctx, req);
-  v1::BlobChunk chunk;
-  absl::Status callback_status;
-  while (reader->Read(&chunk)) {
-    callback_status = on_chunk(chunk.data());
-    if (!callback_status.ok()) {
-      ctx.TryCancel();
-      break;
-    }
-  }
-  absl::Status st = FromGrpcStatus(reader->Finish());
-  return callback_status.ok() ? st : callback_status;
+  return ReadChunks(ctx, *stub_->FetchBlob(&ctx, req), on_chunk);
+}
+
+absl::Status WorkerClient::GetCheckpoint(const v1::GetCheckpointRequest& req,
+                                         const ChunkFn& on_chunk) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, stream_timeout_ms_);
+  return ReadChunks(ctx, *stub_->GetCheckpoint(&ctx, req), on_chunk);
 }
 
 absl::StatusOr<v1::Artifact> WorkerClient::UploadArtifact(const v1::UploadArtifactHeader& header,
@@ -110,28 +152,31 @@ absl::StatusOr<v1::Artifact> WorkerClient::UploadArtifact(const v1::UploadArtifa
   grpc::ClientContext ctx;
   SetDeadline(&ctx, stream_timeout_ms_);
   v1::Artifact artifact;
-  std::unique_ptr<grpc::ClientWriter<v1::UploadArtifactRequest>> writer =
-      stub_->UploadArtifact(&ctx, &artifact);
-  v1::UploadArtifactRequest msg;
-  *msg.mutable_header() = header;
-  bool open = writer->Write(msg);
   std::string buf(kUploadChunkBytes, '\0');
-  while (open && in) {
+  auto next_chunk = [&](absl::string_view* chunk) -> absl::Status {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    const std::streamsize n = in.gcount();
-    if (n <= 0) break;
-    msg.set_chunk(buf.data(), static_cast<size_t>(n));
-    open = writer->Write(msg);
-  }
-  if (in.bad()) {
-    ctx.TryCancel();
-    writer->Finish();
-    return absl::InternalError(absl::StrCat(local_path, ": read failed during upload"));
-  }
-  writer->WritesDone();
-  absl::Status st = FromGrpcStatus(writer->Finish());
-  if (!st.ok()) return st;
+    if (in.bad()) {
+      return absl::InternalError(absl::StrCat(local_path, ": read failed during upload"));
+    }
+    *chunk = absl::string_view(buf.data(), static_cast<size_t>(in.gcount()));
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(WriteChunks(ctx, *stub_->UploadArtifact(&ctx, &artifact), header, next_chunk));
   return artifact;
+}
+
+absl::StatusOr<v1::PutCheckpointResponse> WorkerClient::PutCheckpoint(
+    const v1::PutCheckpointHeader& header, absl::string_view bytes) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, stream_timeout_ms_);
+  v1::PutCheckpointResponse response;
+  auto next_chunk = [&](absl::string_view* chunk) -> absl::Status {
+    *chunk = bytes.substr(0, kUploadChunkBytes);
+    bytes.remove_prefix(chunk->size());
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(WriteChunks(ctx, *stub_->PutCheckpoint(&ctx, &response), header, next_chunk));
+  return response;
 }
 
 }  // namespace compressd

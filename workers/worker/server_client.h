@@ -46,6 +46,14 @@ class WorkerClient {
   absl::StatusOr<v1::Artifact> UploadArtifact(const v1::UploadArtifactHeader& header,
                                               const std::string& local_path);
 
+  // Stores `bytes` as checkpoint header.name() of the task's job; `header`
+  // carries task, lease, name, size and sha256. Chunks are kUploadChunkBytes.
+  absl::StatusOr<v1::PutCheckpointResponse> PutCheckpoint(const v1::PutCheckpointHeader& header,
+                                                          absl::string_view bytes);
+  // Streams a checkpoint of the task's job from req.offset() to `on_chunk`
+  // (as FetchBlob); NOT_FOUND when the job has none of that name.
+  absl::Status GetCheckpoint(const v1::GetCheckpointRequest& req, const ChunkFn& on_chunk);
+
  private:
   void SetDeadline(grpc::ClientContext* ctx, int64_t ms) const;
 

@@ -7,6 +7,7 @@
 #include <thread>
 #include <cstdio>
 #include <filesystem>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -15,6 +16,7 @@
 #include "common/util.h"
 #include "workers/engine/job_runner.h"
 #include "workers/worker/heartbeater.h"
+#include "workers/worker/server_checkpoints.h"
 #include "workers/worker/task_files.h"
 
 namespace compressd {
@@ -279,6 +281,16 @@ absl::StatusOr<std::string> Worker::ExecuteTask(const v1::Task& task, const std:
     }
     return it->second;
   };
+  // Checkpoints outlive this attempt on the server; losing the lease while
+  // writing one stops the task like a lost lease anywhere else.
+  ServerCheckpointStore checkpoints(
+      client_, task.task_id(), task.lease_token(),
+      [this](const std::function<absl::Status()>& call) { return WithRetry(call); },
+      [&] {
+        lease_lost = true;
+        cancel.Cancel();
+      });
+  run.checkpoints = &checkpoints;
   SlowSink slow(events, options_.slow_ms_per_layer, cancel);
   EventSink& sink = options_.slow_ms_per_layer > 0 ? static_cast<EventSink&>(slow) : events;
   ASSIGN_OR_RETURN(std::string summary,
@@ -315,30 +327,46 @@ absl::StatusOr<std::map<std::pair<std::string, std::string>, std::string>> Worke
   auto fetch = [this](const std::string& sha, uint64_t offset, const BlobCache::ChunkFn& fn) {
     return client_.FetchBlob(sha, offset, fn);
   };
+  // (dataset id, file or folder, the recipe field naming it).
+  std::vector<std::tuple<std::string, std::string, std::string>> wanted;
   const auto& sets = task.recipe().evaluation().perplexity();
   for (int i = 0; i < sets.size(); ++i) {
-    const v1::EvalDataset& set = sets[i];
-    if (set.dataset_id().empty() || local.count({set.dataset_id(), set.file()})) continue;
-    const std::string field = absl::StrCat("recipe.evaluation.perplexity[", i, "]");
+    wanted.emplace_back(sets[i].dataset_id(), sets[i].file(),
+                        absl::StrCat("recipe.evaluation.perplexity[", i, "]"));
+  }
+  const v1::Calibration& calib = task.recipe().calibration();
+  wanted.emplace_back(calib.dataset_id(), calib.file(), "recipe.calibration");
+  for (const auto& [id, name, field] : wanted) {
+    if (id.empty() || local.count({id, name})) continue;
     auto dataset = std::find_if(task.datasets().begin(), task.datasets().end(),
-                                [&](const v1::Dataset& d) { return d.id() == set.dataset_id(); });
+                                [&](const v1::Dataset& d) { return d.id() == id; });
     if (dataset == task.datasets().end()) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".dataset_id: \"", set.dataset_id(),
-                                                     "\" is not a dataset of this job"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".dataset_id: \"", id, "\" is not a dataset of this job"));
     }
-    auto file = std::find_if(dataset->files().begin(), dataset->files().end(),
-                             [&](const v1::FileEntry& f) { return f.path() == set.file(); });
-    if (file == dataset->files().end()) {
+    // The file itself, or every file under the folder `name`.
+    const std::string prefix = name + "/";
+    std::vector<const v1::FileEntry*> files;
+    for (const v1::FileEntry& f : dataset->files()) {
+      if (f.path() == name || f.path().compare(0, prefix.size(), prefix) == 0) files.push_back(&f);
+    }
+    if (files.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(field, ".file: dataset ", dataset->id(),
-                                                     " has no file \"", set.file(), "\""));
+                                                     " has no file or folder \"", name, "\""));
     }
     RETURN_IF_ERROR(ValidateRelativePath(dataset->id(), field + ".dataset_id"));
-    EmitProgress(events, "fetch", 0, 1, absl::StrCat(dataset->id(), "/", file->path()));
-    ASSIGN_OR_RETURN(std::string blob, blobs_.Get(*file, fetch, cancel));
     const std::string dir = (fs::path(datasets_dir) / dataset->id()).string();
-    RETURN_IF_ERROR(LinkFiles({{file->path(), blob}}, dir));
-    local[{set.dataset_id(), set.file()}] = (fs::path(dir) / file->path()).string();
-    EmitProgress(events, "fetch", 1, 1, absl::StrCat(dataset->id(), "/", file->path()));
+    std::vector<std::pair<std::string, std::string>> links;
+    for (size_t k = 0; k < files.size(); ++k) {
+      const std::string label = absl::StrCat(dataset->id(), "/", files[k]->path());
+      EmitProgress(events, "fetch", static_cast<int>(k), static_cast<int>(files.size()), label);
+      ASSIGN_OR_RETURN(std::string blob, blobs_.Get(*files[k], fetch, cancel));
+      links.emplace_back(files[k]->path(), blob);
+    }
+    RETURN_IF_ERROR(LinkFiles(links, dir));
+    local[{id, name}] = (fs::path(dir) / name).string();
+    EmitProgress(events, "fetch", static_cast<int>(files.size()), static_cast<int>(files.size()),
+                 absl::StrCat(dataset->id(), "/", name));
   }
   return local;
 }

@@ -254,9 +254,12 @@ TEST(ValidateRecipeTest, BadRegex) {
 
 TEST(ValidateRecipeTest, OutputFormat) {
   absl::Status s =
-      ParseAndValidate("stages: [{magnitude: {sparsity: 0.5}}]\noutput: {format: gguf}");
+      ParseAndValidate("stages: [{magnitude: {sparsity: 0.5}}]\noutput: {format: onnx}");
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(), "output.format: unknown format gguf (supported: hf_safetensors)");
+  EXPECT_EQ(s.message(),
+            "output.format: unknown format onnx (supported: hf_safetensors, gptq, gguf)");
+  EXPECT_TRUE(
+      ParseAndValidate("stages: [{magnitude: {sparsity: 0.5}}]\noutput: {format: gguf}").ok());
 }
 
 TEST(EvaluationRecipeTest, ParsesDefaultsAndEvaluateOnly) {

@@ -26,6 +26,15 @@ TEST(ValidateRelativePathTest, RejectsUnsafePathsNamingTheField) {
   EXPECT_EQ(ValidateRelativePath(with_nul, "p").code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(ValidatePortableRelativePathTest, AllowsOnlyPortableCharacters) {
+  EXPECT_TRUE(ValidatePortableRelativePath("calib/block-0007.bin_v2", "name").ok());
+  for (const char* path : {"a b", "a:b", "t\xc3\xbc", "a*", "../x", ""}) {
+    absl::Status s = ValidatePortableRelativePath(path, "header.name");
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << path;
+    EXPECT_NE(s.message().find("header.name"), absl::string_view::npos) << s;
+  }
+}
+
 TEST(NewIdTest, HasPrefixAndSixteenHexCharsAndIsUnique) {
   std::set<std::string> ids;
   for (int i = 0; i < 100; ++i) {

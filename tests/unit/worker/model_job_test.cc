@@ -166,7 +166,7 @@ TEST_F(ModelJobTest, EvaluateOnlyMatchesDirectPerplexityAndWritesOnlyASummary) {
   EXPECT_FALSE(set["perplexity"].contains("compressed"));
   EXPECT_EQ((*s)["format"], "none");
   EXPECT_GT((*s)["peak_rss_bytes"].get<uint64_t>(), 0u);
-  for (const char* key : {"load", "evaluate", "prune", "export", "total"}) {
+  for (const char* key : {"load", "evaluate", "forward", "hessian", "solve", "export", "total"}) {
     EXPECT_TRUE((*s)["timing_seconds"].contains(key)) << key;
   }
   EXPECT_THAT(sink_.Metric("perplexity", "dataset", "greedy"), ::testing::ElementsAre(dense));

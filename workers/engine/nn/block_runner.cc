@@ -49,14 +49,20 @@ absl::Status BlockRunner::RunNextBlock(const BlockHook& hook) {
     const int64_t t = batch_.tokens();
     std::vector<float> attn_in(t * hidden), o_in(t * qd), mlp_in(t * hidden);
     std::vector<float> down_in(t * c.intermediate);
-    for (size_t m = 0; m < micro_.size(); ++m) {
-      const int64_t r = micro_row_[m];
-      const BlockTaps taps{&attn_in[r * hidden], &o_in[r * qd], &mlp_in[r * hidden],
-                           &down_in[r * c.intermediate]};
-      RETURN_IF_ERROR(forward_.BlockLinearInputs(model_->blocks[i], micro_[m],
-                                                 &hidden_[r * hidden], taps, &ws_));
-    }
-    const LinearInputs inputs{t, attn_in.data(), o_in.data(), mlp_in.data(), down_in.data()};
+    auto compute = [&]() -> absl::Status {
+      RETURN_IF_ERROR(CheckBlockShapes(c, model_->blocks[i], i));
+      for (size_t m = 0; m < micro_.size(); ++m) {
+        const int64_t r = micro_row_[m];
+        const BlockTaps taps{&attn_in[r * hidden], &o_in[r * qd], &mlp_in[r * hidden],
+                             &down_in[r * c.intermediate]};
+        RETURN_IF_ERROR(forward_.BlockLinearInputs(model_->blocks[i], micro_[m],
+                                                   &hidden_[r * hidden], taps, &ws_));
+      }
+      return absl::OkStatus();
+    };
+    RETURN_IF_ERROR(compute());
+    const LinearInputs inputs{t,           attn_in.data(), o_in.data(), mlp_in.data(),
+                              down_in.data(), compute};
     RETURN_IF_ERROR(hook(i, inputs, &model_->blocks[i]));
     RETURN_IF_ERROR(CheckBlockShapes(c, model_->blocks[i], i));
   }

@@ -37,6 +37,10 @@ struct LinearInputs {
   const float* o_in = nullptr;     // [T, n_heads*hd]: input of o_proj
   const float* mlp_in = nullptr;   // [T, hidden]: shared input of gate_proj, up_proj
   const float* down_in = nullptr;  // [T, intermediate]: input of down_proj
+  // Recomputes all four buffers in place from the block's current weights
+  // (those the hook has replaced so far): "true sequential" compression, where
+  // o_proj sees the compressed q/k/v, and so on. One more pass over the batch.
+  std::function<absl::Status()> refresh;
 };
 
 // Called once per block; may replace tensors of *weights (same shapes). A

@@ -176,6 +176,18 @@ absl::Status LlamaForward::RunBlock(const BlockWeights& w, const SequenceBatch& 
   return absl::OkStatus();
 }
 
+absl::Status LlamaForward::RunBlockParts(const BlockWeights& w, const BlockParts& parts,
+                                         const SequenceBatch& batch, float* hidden,
+                                         BlockWorkspace* ws) const {
+  RETURN_IF_ERROR(EnsureRope(batch.max_len));
+  ws->Reserve(config(), batch.tokens(), /*with_resid=*/false);
+  if (parts.attention) {
+    AttentionHalf(w, batch, hidden, ws->norm.data(), ws->attn.data(), hidden, ws);
+  }
+  if (parts.mlp) MlpHalf(w, batch.tokens(), hidden, ws->norm.data(), ws->gate.data(), hidden, ws);
+  return absl::OkStatus();
+}
+
 absl::Status LlamaForward::BlockLinearInputs(const BlockWeights& w, const SequenceBatch& batch,
                                              const float* hidden, const BlockTaps& taps,
                                              BlockWorkspace* ws) const {

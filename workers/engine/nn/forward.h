@@ -60,6 +60,14 @@ struct BlockWorkspace {
 // weight of block `index` is missing or not the shape the config implies.
 absl::Status CheckBlockShapes(const LlamaConfig& config, const BlockWeights& w, int index);
 
+// Which halves of a block RunBlockParts applies (EvoPress drop mode): a
+// skipped half adds nothing to the residual stream (x += 0), exactly as if its
+// output projection (o_proj / down_proj) were all zeros.
+struct BlockParts {
+  bool attention = true;
+  bool mlp = true;
+};
+
 struct ForwardOptions {
   int64_t vocab_chunk = 4096;  // LM head rows per chunk
 };
@@ -82,6 +90,9 @@ class LlamaForward {
   // Applies one block with weights `w` to hidden [T, hidden] in place.
   absl::Status RunBlock(const BlockWeights& w, const SequenceBatch& batch, float* hidden,
                         BlockWorkspace* ws) const;
+  // RunBlock with only the halves `parts` selects; both: same as RunBlock.
+  absl::Status RunBlockParts(const BlockWeights& w, const BlockParts& parts,
+                             const SequenceBatch& batch, float* hidden, BlockWorkspace* ws) const;
   // Computes the four linear-layer inputs of block `w` on hidden (unchanged).
   absl::Status BlockLinearInputs(const BlockWeights& w, const SequenceBatch& batch,
                                  const float* hidden, const BlockTaps& taps,

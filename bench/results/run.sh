@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Runs the docs/results.md configurations on the real SmolLM2-135M with the
+# shared protocol (calib-sotu 128 x 512 seed 0; ppl-persuasion and ppl-kjv,
+# 64 windows of 512) through `compress-worker run`, one summary per config in
+# OUT_DIR/<config>.json. Then: python3 bench/results/make_table.py OUT_DIR.
+#
+#   bench/results/run.sh [--build DIR] [--out DIR] [--threads N] [CONFIG...]
+#
+# Configs (default: all): dense magnitude-50 wanda-50 sparsegpt-50 rtn-3-g128
+# gptq-3-g128 sparsegpt-50+gptq-4-g128, and the rest of CONFIGS below.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BUILD="$ROOT/build"
+OUT="$ROOT/bench/results/out"
+THREADS=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --build) BUILD="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    --threads) THREADS="$2"; shift 2 ;;
+    *) break ;;
+  esac
+done
+DATA="$(cd "$ROOT/../shared/data/text" && pwd)"
+MODEL="${COMPRESSD_REAL_MODEL:-$ROOT/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
+[[ -f "$MODEL" ]] || "$ROOT/scripts/fetch-model.sh"
+WORKER="$BUILD/bin/compress-worker"
+mkdir -p "$OUT"
+
+# name -> stages (YAML flow list). Calibration is added when a stage needs it.
+declare -A STAGES=(
+  [magnitude-50]='[{magnitude: {sparsity: 0.5}}]'
+  [magnitude-60]='[{magnitude: {sparsity: 0.6}}]'
+  [magnitude-2:4]='[{magnitude: {pattern: "2:4"}}]'
+  [magnitude-4:8]='[{magnitude: {pattern: "4:8"}}]'
+  [wanda-50]='[{wanda: {sparsity: 0.5}}]'
+  [wanda-60]='[{wanda: {sparsity: 0.6}}]'
+  [wanda-2:4]='[{wanda: {pattern: "2:4"}}]'
+  [wanda-4:8]='[{wanda: {pattern: "4:8"}}]'
+  [sparsegpt-50]='[{sparsegpt: {sparsity: 0.5}}]'
+  [sparsegpt-60]='[{sparsegpt: {sparsity: 0.6}}]'
+  [sparsegpt-2:4]='[{sparsegpt: {pattern: "2:4"}}]'
+  [sparsegpt-4:8]='[{sparsegpt: {pattern: "4:8"}}]'
+  [rtn-4-g128]='[{rtn: {grid: {bits: 4, group_size: 128}}}]'
+  [rtn-3-g128]='[{rtn: {grid: {bits: 3, group_size: 128}}}]'
+  [rtn-2-g128]='[{rtn: {grid: {bits: 2, group_size: 128}}}]'
+  [rtn-4-pc]='[{rtn: {grid: {bits: 4, group_size: -1}}}]'
+  [rtn-3-pc]='[{rtn: {grid: {bits: 3, group_size: -1}}}]'
+  [rtn-2-pc]='[{rtn: {grid: {bits: 2, group_size: -1}}}]'
+  [gptq-4-g128]='[{gptq: {grid: {bits: 4, group_size: 128}}}]'
+  [gptq-3-g128]='[{gptq: {grid: {bits: 3, group_size: 128}}}]'
+  [gptq-2-g128]='[{gptq: {grid: {bits: 2, group_size: 128}}}]'
+  [gptq-4-pc]='[{gptq: {grid: {bits: 4, group_size: -1}}}]'
+  [gptq-3-pc]='[{gptq: {grid: {bits: 3, group_size: -1}}}]'
+  [gptq-2-pc]='[{gptq: {grid: {bits: 2, group_size: -1}}}]'
+  [sparsegpt-50+gptq-4-g128]='[{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 128}}}]'
+)
+DEFAULT=(dense magnitude-50 rtn-3-g128 wanda-50 sparsegpt-50 gptq-3-g128 sparsegpt-50+gptq-4-g128)
+CONFIGS=("$@")
+[[ ${#CONFIGS[@]} -gt 0 ]] || CONFIGS=("${DEFAULT[@]}")
+
+EVAL="evaluation:
+  threads: $THREADS
+  perplexity:
+    - {name: ppl-persuasion, path: $DATA/austen/persuasion.txt}
+    - {name: ppl-kjv, path: $DATA/kjv.txt}"
+for name in "${CONFIGS[@]}"; do
+  recipe="$OUT/$name.yaml"
+  if [[ "$name" == dense ]]; then
+    printf '%s\n' "$EVAL" > "$recipe"
+  else
+    stages="${STAGES[$name]:?unknown config $name}"
+    {
+      echo "stages: $stages"
+      [[ "$stages" =~ wanda|sparsegpt|gptq ]] &&
+        echo "calibration: {path: $DATA/sotu, samples: 128, seq_len: 512, seed: 0, threads: $THREADS}"
+      printf '%s\n  skip_dense: true\n' "$EVAL"
+    } > "$recipe"
+  fi
+  echo "== $name"
+  start=$(date +%s)
+  "$WORKER" run --model "$MODEL" --recipe "$recipe" --out "$OUT/$name.model" \
+    > "$OUT/$name.json" 2> "$OUT/$name.log"
+  echo "   $(( $(date +%s) - start )) s"
+  rm -rf "$OUT/$name.model"
+done

@@ -1,0 +1,63 @@
+// Checkpoints of running jobs, behind WorkerService.PutCheckpoint and
+// GetCheckpoint: named blobs a long job writes after each unit of work so a
+// retried task (a new attempt, maybe on another worker) resumes from there.
+//
+// - Keyed by (job, name), not by attempt: every attempt of a job sees what
+//   earlier attempts stored. A put replaces the checkpoint of that name.
+// - Every call carries the task's lease; one that is no longer current (or a
+//   job that is not RUNNING) gets FAILED_PRECONDITION, like every lease-bound
+//   call (Scheduler). The lease is checked again in the transaction that
+//   records a put, so a stale worker never writes into a newer attempt's state.
+// - The content lives in the content-addressed BlobStore, the mapping in the
+//   Store's checkpoints table. Names are portable relative paths
+//   (ValidatePortableRelativePath); sizes are capped at kMaxCheckpointBytes
+//   (RESOURCE_EXHAUSTED); a digest mismatch is INVALID_ARGUMENT (from the
+//   blob writer, as for artifacts).
+// - When the job reaches a terminal state the rows are deleted (Store::UpdateJob).
+//   The blobs stay: the BlobStore has no garbage collection (models' and
+//   artifacts' blobs are never deleted either).
+//
+// A put is three steps, so that the RPC can stream the content between them:
+// CheckPut (before any byte is accepted), the caller commits the blob, then
+// RecordPut. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "compressd/v1/worker.pb.h"
+#include "server/store/blob_store.h"
+#include "server/store/store.h"
+
+namespace compressd {
+
+inline constexpr uint64_t kMaxCheckpointBytes = uint64_t{1} << 30;  // 1 GiB
+
+class CheckpointService {
+ public:
+  CheckpointService(Store& store, const BlobStore& blobs) : store_(store), blobs_(blobs) {}
+
+  // The header of a PutCheckpoint: the lease (FAILED_PRECONDITION), the name
+  // and the sha256 format (INVALID_ARGUMENT), the size (RESOURCE_EXHAUSTED
+  // above kMaxCheckpointBytes). NOT_FOUND for an unknown task.
+  absl::Status CheckPut(const v1::PutCheckpointHeader& header) const;
+  // Records the committed blob header.sha256 as checkpoint header.name of
+  // the task's job, replacing an earlier one, if the lease is still current.
+  // FAILED_PRECONDITION if the blob is not stored with header.size bytes.
+  absl::StatusOr<v1::PutCheckpointResponse> RecordPut(const v1::PutCheckpointHeader& header);
+  // The checkpoint a GetCheckpoint names, after the lease check; NOT_FOUND if
+  // the job has none of that name, OUT_OF_RANGE for an offset past its end.
+  absl::StatusOr<CheckpointRecord> Find(const v1::GetCheckpointRequest& request) const;
+
+ private:
+  // The job of `task_id` if (task_id, lease_token) is its current lease.
+  absl::StatusOr<std::string> LeasedJob(const std::string& task_id,
+                                        const std::string& lease_token) const;
+
+  Store& store_;
+  const BlobStore& blobs_;
+};
+
+}  // namespace compressd

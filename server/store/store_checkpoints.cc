@@ -1,0 +1,89 @@
+// Store: checkpoints of jobs, (job_id, name) -> blob, kept across attempts.
+#include <sqlite3.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "server/store/sqlite_util.h"
+#include "server/store/store.h"
+#include "server/store/store_internal.h"
+
+namespace compressd {
+namespace {
+
+using sqlite::Stmt;
+
+constexpr char kColumns[] = "job_id, name, sha256, size, created_ms";
+
+CheckpointRecord ReadCheckpoint(const Stmt& stmt) {
+  CheckpointRecord record;
+  record.job_id = stmt.Text(0);
+  record.name = stmt.Text(1);
+  record.sha256 = stmt.Text(2);
+  record.size = static_cast<uint64_t>(stmt.Int(3));
+  record.created_ms = stmt.Int(4);
+  return record;
+}
+
+}  // namespace
+
+namespace store_internal {
+
+absl::Status DeleteCheckpoints(sqlite3* db, const std::string& job_id) {
+  ASSIGN_OR_RETURN(Stmt del, Stmt::Prepare(db, "DELETE FROM checkpoints WHERE job_id = ?"));
+  return del.Bind(1, job_id).Run();
+}
+
+}  // namespace store_internal
+
+absl::Status Store::PutCheckpoint(const CheckpointRecord& record, const JobCheck& check) {
+  if (record.name.empty()) return absl::InvalidArgumentError("checkpoint: empty name");
+  absl::MutexLock lock(&mu_);
+  sqlite::Transaction txn(db_);
+  RETURN_IF_ERROR(txn.status());
+  ASSIGN_OR_RETURN(v1::Job job, LoadJobLocked(record.job_id));
+  ASSIGN_OR_RETURN(TaskRecord task, LoadTaskLocked(record.job_id));
+  RETURN_IF_ERROR(check(job, task));
+  ASSIGN_OR_RETURN(Stmt insert,
+                   Stmt::Prepare(db_, absl::StrCat("INSERT OR REPLACE INTO checkpoints (", kColumns,
+                                                   ") VALUES (?, ?, ?, ?, ?)")));
+  RETURN_IF_ERROR(insert.Bind(1, record.job_id)
+                      .Bind(2, record.name)
+                      .Bind(3, record.sha256)
+                      .Bind(4, static_cast<int64_t>(record.size))
+                      .Bind(5, record.created_ms)
+                      .Run());
+  return txn.Commit();
+}
+
+absl::StatusOr<CheckpointRecord> Store::GetCheckpoint(const std::string& job_id,
+                                                      const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, absl::StrCat("SELECT ", kColumns,
+                                                              " FROM checkpoints"
+                                                              " WHERE job_id = ? AND name = ?")));
+  stmt.Bind(1, job_id).Bind(2, name);
+  ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) {
+    return absl::NotFoundError(absl::StrCat("job ", job_id, " has no checkpoint \"", name, "\""));
+  }
+  return ReadCheckpoint(stmt);
+}
+
+absl::StatusOr<std::vector<CheckpointRecord>> Store::ListCheckpoints(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, absl::StrCat("SELECT ", kColumns,
+                                                              " FROM checkpoints WHERE job_id = ?"
+                                                              " ORDER BY name")));
+  stmt.Bind(1, job_id);
+  std::vector<CheckpointRecord> records;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    records.push_back(ReadCheckpoint(stmt));
+  }
+  return records;
+}
+
+}  // namespace compressd

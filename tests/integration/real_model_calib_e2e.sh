@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Calibrated compression of the real model through the whole service, with
+# independent consumers and a crash in the middle:
+#   1. upload the SmolLM2 GGUF and the shared text folder with compressctl;
+#   2. submit SparseGPT 50% + GPTQ 4-bit (group 128) calibrated on calib-sotu
+#      (reduced to 16 x 256 tokens to keep the suite short), GGUF output,
+#      with --wait: the per-layer reconstruction errors appear in the stream;
+#      download the GGUF and run it in llama.cpp (llama-cpp-python): its
+#      perplexity must match ours within 1%;
+#   3. the same job again, killing the worker (kill -9) once 4 blocks are
+#      done: the lease expires, the retried task resumes from the block
+#      checkpoints, and the GGUF is byte-identical to the uninterrupted one;
+#   4. GPTQ 4-bit group 64 with the gptq output, read back by an independent
+#      unpacker and run in transformers (tests/python/check_gptq_load.py):
+#      perplexity within 1% of ours.
+# Usage: real_model_calib_e2e.sh BIN_DIR PYTHON SOURCE_DIR MODEL_GGUF
+set -euo pipefail
+BIN=$1 PY=$2 SRC=$3 MODEL=${4:-}
+[ -x "$PY" ] || { echo "python not found at '$PY' (run scripts/install-deps.sh)"; exit 1; }
+[ -n "$MODEL" ] && [ -s "$MODEL" ] || { echo "COMPRESSD_REAL_MODEL is unset or missing"; exit 1; }
+TEXT=$SRC/../shared/data/text
+[ -d "$TEXT/sotu" ] || { echo "$TEXT: the shared text is missing"; exit 1; }
+SERVER_FLAGS=(--lease-ttl-ms 4000 --heartbeat-interval-ms 500)
+source "$(dirname "$0")/start_server.sh"
+
+model=$(ctl models upload "$MODEL" --name smollm2)
+data=$(ctl datasets upload "$TEXT" --name text)
+recipe() {  # $1: stages, $2: output
+  cat <<YAML
+stages: $1
+calibration: {dataset_id: $data, file: sotu, samples: 16, seq_len: 256}
+output: $2
+evaluation:
+  perplexity:
+    - {name: ppl-persuasion, dataset_id: $data, file: austen/persuasion.txt, windows: 4}
+YAML
+}
+summary() {  # $1: job id -> summary JSON file $work/$1.json
+  ctl jobs get "$1" --json > "$work/$1.job.json"
+  "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["summary_json"])' \
+    "$work/$1.job.json" > "$work/$1.json"
+}
+field() {  # $1: summary file, $2: python expression on s
+  "$PY" -c "import json,sys; s=json.load(open(sys.argv[1])); print($2)" "$1"
+}
+PPL='s["evaluation"]["datasets"][0]["perplexity"]["compressed"]'
+
+# 2. Uninterrupted SparseGPT + GPTQ -> GGUF, checked by llama.cpp.
+recipe '[{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 128}}}]' \
+  '{format: gguf}' > "$work/sgpt.yaml"
+ctl jobs submit --model "$model" --recipe "$work/sgpt.yaml" --dataset "$data" --wait \
+  > "$work/job1.out" 2> "$work/job1.err"
+job1=$(head -1 "$work/job1.out")
+n_err=$(grep -c "reconstruction_error" "$work/job1.out" || true)
+[ "$n_err" -ge 210 ] || { echo "expected 210 per-layer reconstruction errors, got $n_err"; exit 1; }
+summary "$job1"
+ppl1=$(field "$work/$job1.json" "$PPL")
+echo "job 1: ppl-persuasion (4 windows) $ppl1, $(field "$work/$job1.json" 's["export"]["tensors_by_type"]')"
+ctl artifacts download "$job1" --out "$work/out1"
+"$PY" "$SRC/tests/python/check_gguf_llamacpp.py" "$work/out1/model.gguf" \
+  --text "$TEXT/austen/persuasion.txt" --windows 4 --expect "$ppl1" --tolerance 0.01
+
+# 3. The same job, the worker killed after 4 blocks: resumed, byte-identical.
+job2=$(ctl jobs submit --model "$model" --recipe "$work/sgpt.yaml" --dataset "$data")
+for _ in $(seq 1200); do
+  ctl jobs get "$job2" --json > "$work/job2.poll"
+  block=$("$PY" -c 'import json,sys; p=json.load(open(sys.argv[1])).get("progress",{});
+print(p.get("current",0) if p.get("stage")=="calibrate" else 0)' "$work/job2.poll")
+  [ "$block" -ge 4 ] && break
+  sleep 0.2
+done
+[ "$block" -ge 4 ] || { echo "job 2 never reached block 4"; cat "$work/job2.poll"; exit 1; }
+pkill -9 -f "compress-worker --server $addr" || { echo "no worker to kill"; exit 1; }
+ctl jobs watch "$job2" > "$work/job2.out" 2>&1 || { echo "job 2 failed"; tail "$work/job2.out"; exit 1; }
+summary "$job2"
+attempts=$(field "$work/$job2.job.json" 's.get("attempts", 0)')
+resumed=$(field "$work/$job2.json" 's["calibration"]["resumed_blocks"]')
+echo "job 2: attempts $attempts, resumed after $resumed blocks"
+[ "$attempts" -ge 2 ] && [ "$resumed" -ge 4 ] || { echo "job 2 did not resume"; exit 1; }
+ctl artifacts download "$job2" --out "$work/out2"
+cmp "$work/out1/model.gguf" "$work/out2/model.gguf" || { echo "resumed GGUF differs"; exit 1; }
+
+# 4. GPTQ packed output, read by an independent unpacker + transformers.
+recipe '[{gptq: {grid: {bits: 4, group_size: 64}}}]' '{format: gptq}' > "$work/gptq.yaml"
+ctl jobs submit --model "$model" --recipe "$work/gptq.yaml" --dataset "$data" --wait \
+  > "$work/job3.out" 2> "$work/job3.err"
+job3=$(head -1 "$work/job3.out")
+summary "$job3"
+ppl3=$(field "$work/$job3.json" "$PPL")
+echo "job 3: GPTQ 4-bit g64 ppl-persuasion (4 windows) $ppl3"
+ctl artifacts download "$job3" --out "$work/out3"
+"$PY" "$SRC/tests/python/check_gptq_load.py" "$work/out3" --text "$TEXT/austen/persuasion.txt" \
+  --tokenizer "$MODEL" --windows 4 --expect "$ppl3" --tolerance 0.01
+echo "real_model_calib_e2e: OK"

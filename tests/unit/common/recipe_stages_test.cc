@@ -1,0 +1,153 @@
+#include "common/recipe_stages.h"
+
+#include <string>
+
+#include "common/recipe.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace compressd {
+namespace {
+
+using ::testing::HasSubstr;
+
+absl::StatusOr<v1::Recipe> Prepare(const std::string& text) {
+  absl::StatusOr<v1::Recipe> recipe = ParseRecipeText(text);
+  if (!recipe.ok()) return recipe.status();
+  ApplyRecipeDefaults(&*recipe);
+  absl::Status valid = ValidateRecipe(*recipe);
+  if (!valid.ok()) return valid;
+  return recipe;
+}
+
+void ExpectInvalid(const std::string& text, const std::string& needle) {
+  absl::StatusOr<v1::Recipe> r = Prepare(text);
+  ASSERT_FALSE(r.ok()) << text;
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr(needle)) << text;
+}
+
+TEST(RecipeStagesTest, DefaultsForSolversAndCalibration) {
+  absl::StatusOr<v1::Recipe> r = Prepare(R"(
+stages:
+  - sparsegpt: {sparsity: 0.5}
+  - gptq: {grid: {bits: 4}}
+calibration: {path: /tmp/sotu}
+)");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->stages(0).sparsegpt().block_size(), 128);
+  EXPECT_DOUBLE_EQ(r->stages(0).sparsegpt().percdamp(), 0.01);
+  EXPECT_EQ(r->stages(1).gptq().grid().group_size(), 128);
+  EXPECT_FALSE(r->stages(1).gptq().grid().asymmetric());
+  EXPECT_EQ(r->calibration().name(), "calib-sotu");
+  EXPECT_EQ(r->calibration().samples(), 128);
+  EXPECT_EQ(r->calibration().seq_len(), 512);
+  EXPECT_TRUE(NeedsCalibration(*r));
+}
+
+TEST(RecipeStagesTest, MagnitudeAndRtnNeedNoCalibration) {
+  absl::StatusOr<v1::Recipe> r = Prepare(R"(
+stages:
+  - magnitude: {sparsity: 0.5}
+  - rtn: {grid: {bits: 3, group_size: -1}}
+output: {format: gptq}
+)");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(NeedsCalibration(*r));
+  EXPECT_EQ(r->stages(1).rtn().grid().group_size(), -1);
+}
+
+TEST(RecipeStagesTest, RejectsBadValuesNamingTheField) {
+  ExpectInvalid("stages: [{gptq: {grid: {bits: 9}}}]\ncalibration: {path: x}",
+                "stages[0].gptq.grid.bits: must be in [2, 8], got 9");
+  ExpectInvalid("stages: [{rtn: {grid: {bits: 4, group_size: -2}}}]",
+                "stages[0].rtn.grid.group_size");
+  ExpectInvalid("stages: [{sparsegpt: {sparsity: 1.5}}]\ncalibration: {path: x}",
+                "stages[0].sparsegpt.sparsity: must be in (0, 1)");
+  ExpectInvalid("stages: [{wanda: {pattern: \"4:2\"}}]\ncalibration: {path: x}",
+                "stages[0].wanda.pattern");
+  ExpectInvalid("stages: [{sparsegpt: {sparsity: 0.5, percdamp: -1}}]\ncalibration: {path: x}",
+                "stages[0].sparsegpt.percdamp");
+  ExpectInvalid("stages: [{gptq: {grid: {bits: 4}, static_groups: true}}]\ncalibration: {path: x}",
+                "static_groups: only meaningful with act_order");
+  ExpectInvalid("stages: [{}]", "stages[0]: stage has no kind");
+}
+
+TEST(RecipeStagesTest, CalibrationSourceRequiredAndChecked) {
+  ExpectInvalid("stages: [{sparsegpt: {sparsity: 0.5}}]", "calibration: the stages need");
+  ExpectInvalid("stages: [{gptq: {grid: {bits: 4}}}]\ncalibration: {path: a, dataset_id: d, file: f}",
+                "not both");
+  ExpectInvalid("stages: [{gptq: {grid: {bits: 4}}}]\ncalibration: {dataset_id: d, file: ../x}",
+                "calibration.file");
+  ExpectInvalid("stages: [{gptq: {grid: {bits: 4}}}]\ncalibration: {path: a, seq_len: 1}",
+                "calibration.seq_len");
+}
+
+TEST(RecipeStagesTest, OrderAndComposition) {
+  ExpectInvalid(R"(
+stages:
+  - gptq: {grid: {bits: 4}}
+  - sparsegpt: {sparsity: 0.5}
+calibration: {path: x}
+)",
+                "stages[1]: pruning (sparsegpt) after the quantization of stages[0]");
+  ExpectInvalid(R"(
+stages:
+  - rtn: {grid: {bits: 4}}
+  - gptq: {grid: {bits: 4}}
+calibration: {path: x}
+)",
+                "at most one stage may quantize");
+  ExpectInvalid("stages: [{magnitude: {sparsity: 0.5}}]\noutput: {format: gptq}",
+                "gptq needs a stage that quantizes");
+  ExpectInvalid("stages: [{magnitude: {sparsity: 0.5}}]\noutput: {format: gguf, gguf: {target_type: Q3_X}}",
+                "output.gguf.target_type: unknown type");
+  EXPECT_TRUE(Prepare(R"(
+stages:
+  - sparsegpt: {sparsity: 0.5}
+  - gptq: {grid: {bits: 4, group_size: 128}}
+calibration: {path: x}
+output: {format: gguf, gguf: {target_type: auto, other_type: Q8_0}}
+)").ok());
+}
+
+TEST(RecipeStagesTest, OverridesMergePerModule) {
+  absl::StatusOr<v1::Recipe> r = Prepare(R"(
+stages:
+  - sparsegpt: {sparsity: 0.5}
+  - gptq: {grid: {bits: 4}}
+calibration: {path: x}
+overrides:
+  - {modules: 'model\.layers\.0\..*', stage: 0, params: {sparsegpt: {sparsity: 0.3}}}
+  - {modules: '.*down_proj', stage: 1, params: {gptq: {grid: {bits: 8}}}}
+  - {modules: '.*q_proj', stage: 0, skip: true}
+)");
+  ASSERT_TRUE(r.ok()) << r.status();
+  bool skip = false;
+  absl::StatusOr<v1::Stage> s = EffectiveStage(*r, 0, "model.layers.0.mlp.up_proj", &skip);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_DOUBLE_EQ(s->sparsegpt().sparsity(), 0.3);
+  EXPECT_FALSE(skip);
+  s = EffectiveStage(*r, 0, "model.layers.1.mlp.up_proj", &skip);
+  EXPECT_DOUBLE_EQ(s->sparsegpt().sparsity(), 0.5);
+  s = EffectiveStage(*r, 1, "model.layers.1.mlp.down_proj", &skip);
+  EXPECT_EQ(s->gptq().grid().bits(), 8);
+  EXPECT_EQ(s->gptq().grid().group_size(), 128);  // kept from the stage
+  s = EffectiveStage(*r, 0, "model.layers.5.self_attn.q_proj", &skip);
+  EXPECT_TRUE(skip);
+}
+
+TEST(RecipeStagesTest, BadOverrides) {
+  const std::string base =
+      "stages: [{sparsegpt: {sparsity: 0.5}}]\ncalibration: {path: x}\noverrides:\n";
+  ExpectInvalid(base + "  - {modules: '(', stage: 0, skip: true}", "overrides[0].modules");
+  ExpectInvalid(base + "  - {modules: '.*', stage: 3, skip: true}", "overrides[0].stage: no stage 3");
+  ExpectInvalid(base + "  - {modules: '.*', stage: 0, params: {gptq: {grid: {bits: 4}}}}",
+                "must be a sparsegpt stage");
+  ExpectInvalid(base + "  - {modules: '.*', stage: 0, params: {sparsegpt: {pattern: '2:4'}}}",
+                "not both");
+  ExpectInvalid(base + "  - {modules: '.*', stage: 0}", "set params or skip");
+}
+
+}  // namespace
+}  // namespace compressd

@@ -1,0 +1,364 @@
+#include "workers/engine/evopress/search.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "common/recipe.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/unit/evopress/evopress_fixture.h"
+#include "workers/engine/evopress/evaluator.h"
+#include "workers/engine/evopress/evopress_run.h"
+#include "workers/engine/model_prune.h"
+#include "workers/engine/nn/cpu_backend.h"
+
+namespace compressd::evopress {
+namespace {
+
+using testing::AllModules;
+using testing::RecordingSink;
+using testing::ScratchDir;
+using testing::TestModel;
+using testing::Windows;
+
+// Cancels the run when generation `g` starts.
+class CancelAtGeneration : public EventSink {
+ public:
+  CancelAtGeneration(CancelToken* cancel, int g) : cancel_(cancel), g_(g) {}
+  void Emit(const v1::JobEvent& e) override {
+    if (e.has_progress() && e.progress().stage() == "search" && e.progress().current() == g_) {
+      cancel_->Cancel();
+    }
+  }
+
+ private:
+  CancelToken* cancel_;
+  int g_;
+};
+
+class SearchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    v1::EvoPressStage stage;
+    stage.set_mode("sparsity");
+    for (double l : {0.0, 0.2, 0.4, 0.6, 0.8}) stage.add_levels(l);
+    space_ = *MakeSearchSpace(model_, AllModules(4), stage);
+    std::mt19937_64 rng(0);
+    initial_ = *InitialConfig(space_, 0.4, rng);
+    db_ = std::make_unique<LevelsDb>(&store_, LevelsDbFingerprint(model_, windows_, {}), space_,
+                                     LevelsDbSpec{});
+    ASSERT_TRUE(BuildLevelsDb(model_, backend_, windows_, {}, 1, *db_, sink_, cancel_).ok());
+    stream_ = engine::testing::RandomTokens(400, model_.config.vocab, 42);
+    options_.generations = 6;
+    options_.offspring = 6;
+    options_.survivors = {3, 1};
+    options_.step_tokens = {48, 96};
+    options_.window = 24;
+    options_.seed = 11;
+  }
+
+  std::unique_ptr<CandidateEvaluator> Evaluator(FitnessSpec fitness = {}, bool reuse = true) {
+    EvaluatorOptions o;
+    o.fitness = fitness;
+    o.prefix_reuse = reuse;
+    o.micro_batch_tokens = 48;
+    absl::StatusOr<std::unique_ptr<CandidateEvaluator>> e =
+        CandidateEvaluator::Create(model_, &backend_, space_, db_.get(), o);
+    EXPECT_TRUE(e.ok()) << e.status();
+    return std::move(*e);
+  }
+
+  absl::StatusOr<SearchResult> Search(CheckpointStore* checkpoints = nullptr,
+                                      EventSink* sink = nullptr, CancelToken* cancel = nullptr,
+                                      bool reuse = true) {
+    auto evaluator = Evaluator({}, reuse);
+    return RunSearch(space_, initial_, *evaluator, stream_, options_, "fp", checkpoints,
+                     sink ? *sink : sink_, cancel ? *cancel : cancel_);
+  }
+
+  engine::LlamaModel model_ = TestModel();
+  std::vector<std::vector<int32_t>> windows_ = Windows(6, 24);
+  engine::CpuBackend backend_{engine::CpuBackendOptions{1, 128}};
+  RecordingSink sink_;
+  CancelToken cancel_;
+  ScratchDir dir_;
+  testing::MemoryStore store_;
+  SearchSpace space_;
+  Config initial_;
+  std::unique_ptr<LevelsDb> db_;
+  std::vector<int32_t> stream_;
+  SearchOptions options_;
+};
+
+TEST_F(SearchTest, PrefixReuseGivesBitIdenticalFitness) {
+  const std::vector<std::vector<int32_t>> windows = DrawWindows(stream_, 24, 96, 1, 0, 0);
+  std::mt19937_64 rng(4);
+  std::vector<Config> configs = {initial_};
+  for (int i = 0; i < 10; ++i) configs.push_back(Mutate(space_, initial_, rng));
+  for (FitnessSpec spec : {FitnessSpec{FitnessKind::kKl, 0}, FitnessSpec{FitnessKind::kKl, 5},
+                           FitnessSpec{FitnessKind::kPpl, 0}}) {
+    auto reuse = Evaluator(spec, true), full = Evaluator(spec, false);
+    ASSERT_TRUE(reuse->SetWindows(windows).ok());
+    ASSERT_TRUE(full->SetWindows(windows).ok());
+    absl::StatusOr<std::vector<double>> a = reuse->Evaluate(configs, &initial_, cancel_);
+    absl::StatusOr<std::vector<double>> b = full->Evaluate(configs, &initial_, cancel_);
+    ASSERT_TRUE(a.ok() && b.ok());
+    for (size_t i = 0; i < configs.size(); ++i) {
+      EXPECT_EQ((*a)[i], (*b)[i]) << "config " << i << " kind " << int(spec.kind);
+      EXPECT_TRUE(std::isfinite((*a)[i]));
+    }
+    EXPECT_GT(reuse->stats().block_tokens_saved, 0);
+    EXPECT_LT(reuse->stats().block_tokens, full->stats().block_tokens);
+  }
+}
+
+TEST_F(SearchTest, KlIsZeroForTheDenseModelAndTopKOfFullVocabIsExact) {
+  const Config dense(space_.units.size(), 0);  // level 0.0: the dense weights
+  Config pruned = initial_;
+  const std::vector<std::vector<int32_t>> windows = DrawWindows(stream_, 24, 72, 2, 0, 0);
+  auto full = Evaluator({FitnessKind::kKl, 0});
+  auto top = Evaluator({FitnessKind::kKl, model_.config.vocab});
+  ASSERT_TRUE(full->SetWindows(windows).ok() && top->SetWindows(windows).ok());
+  absl::StatusOr<std::vector<double>> a = full->Evaluate({dense, pruned}, nullptr, cancel_);
+  absl::StatusOr<std::vector<double>> b = top->Evaluate({dense, pruned}, nullptr, cancel_);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NEAR((*a)[0], 0.0, 1e-9);
+  EXPECT_GT((*a)[1], 1e-4);
+  EXPECT_NEAR((*b)[1], (*a)[1], 1e-4 * (*a)[1]);
+}
+
+TEST_F(SearchTest, SameSeedSameResultAndBudgetKept) {
+  absl::StatusOr<SearchResult> a = Search(), b = Search();
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  EXPECT_EQ(a->state.parent, b->state.parent);
+  EXPECT_EQ(a->state.history, b->state.history);
+  EXPECT_EQ(a->state.history.size(), 6u);
+  EXPECT_EQ(GroupLevelSums(space_, a->state.parent), GroupLevelSums(space_, initial_));
+  options_.seed = 12;
+  absl::StatusOr<SearchResult> c = Search();
+  ASSERT_TRUE(c.ok());
+  EXPECT_NE(c->state.history, a->state.history);
+}
+
+TEST_F(SearchTest, DuplicatesAreRejected) {
+  absl::StatusOr<SearchResult> r = Search();
+  ASSERT_TRUE(r.ok());
+  const std::vector<uint64_t>& seen = r->state.seen;
+  EXPECT_EQ(std::set<uint64_t>(seen.begin(), seen.end()).size(), seen.size());
+  EXPECT_EQ(seen.size(), 1u + 6u * 6u);  // the initial config + every offspring, all distinct
+  EXPECT_EQ(seen.front(), ConfigHash(initial_));
+}
+
+TEST_F(SearchTest, NeverEndsWorseThanTheStartOnFixedTokens) {
+  stream_.resize(24);  // a single possible window: every step sees the same tokens
+  options_.generations = 8;
+  absl::StatusOr<SearchResult> r = Search();
+  ASSERT_TRUE(r.ok()) << r.status();
+  const SearchState& st = r->state;
+  EXPECT_LE(st.fitness, st.initial_fitness);
+  for (size_t g = 1; g < st.history.size(); ++g) EXPECT_LE(st.history[g], st.history[g - 1]);
+  // The reported fitness is the parent's, re-evaluated independently.
+  auto e = Evaluator();
+  ASSERT_TRUE(e->SetWindows(DrawWindows(stream_, 24, 96, 0, 0, 1)).ok());
+  absl::StatusOr<std::vector<double>> f = e->Evaluate({st.parent, initial_}, nullptr, cancel_);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ((*f)[0], st.fitness);
+  EXPECT_EQ((*f)[1], st.initial_fitness);
+}
+
+TEST_F(SearchTest, ResumeFromAGenerationCheckpointEqualsAnUninterruptedRun) {
+  absl::StatusOr<SearchResult> whole = Search();
+  ASSERT_TRUE(whole.ok());
+  DirCheckpointStore checkpoints(dir_.path() + "/ckpt");
+  CancelToken cancel;
+  CancelAtGeneration stopper(&cancel, 3);
+  EXPECT_EQ(Search(&checkpoints, &stopper, &cancel).status().code(),
+            absl::StatusCode::kCancelled);
+  absl::StatusOr<SearchResult> resumed = Search(&checkpoints);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->resumed_generations, 3);
+  EXPECT_EQ(resumed->state.parent, whole->state.parent);
+  EXPECT_EQ(resumed->state.history, whole->state.history);
+  EXPECT_EQ(resumed->state.tokens, whole->state.tokens);
+  EXPECT_EQ(resumed->state.seen, whole->state.seen);
+  // A checkpoint of another search is ignored.
+  auto evaluator = Evaluator();
+  absl::StatusOr<SearchResult> other = RunSearch(space_, initial_, *evaluator, stream_, options_,
+                                                 "other", &checkpoints, sink_, cancel_);
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->resumed_generations, 0);
+}
+
+TEST_F(SearchTest, PrefixReuseDoesNotChangeTheSearch) {
+  absl::StatusOr<SearchResult> a = Search(nullptr, nullptr, nullptr, true);
+  absl::StatusOr<SearchResult> b = Search(nullptr, nullptr, nullptr, false);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->state.history, b->state.history);
+  EXPECT_EQ(a->state.parent, b->state.parent);
+}
+
+TEST_F(SearchTest, EmitsPerGenerationEvents) {
+  RecordingSink sink;
+  ASSERT_TRUE(Search(nullptr, &sink).ok());
+  int fitness = 0, survivors = 0, tokens = 0, search_progress = 0;
+  for (const v1::JobEvent& e : sink.events) {
+    if (e.has_metric()) {
+      fitness += e.metric().name() == "fitness";
+      survivors += e.metric().name() == "survivor_fitness";
+      tokens += e.metric().name() == "tokens";
+    }
+    search_progress += e.has_progress() && e.progress().stage() == "search";
+  }
+  EXPECT_EQ(fitness, 6);
+  EXPECT_EQ(tokens, 6);
+  EXPECT_EQ(survivors, 6 * (3 + 1));
+  EXPECT_EQ(search_progress, 7);
+}
+
+TEST(DrawWindowsTest, FreshWindowsPerGenerationAndStep) {
+  const std::vector<int32_t> stream = engine::testing::RandomTokens(1000, 96, 1);
+  const auto a = DrawWindows(stream, 64, 150, 7, 3, 1);
+  ASSERT_EQ(a.size(), 3u);
+  EXPECT_EQ(a[0].size(), 64u);
+  EXPECT_EQ(a[2].size(), 22u);  // cut to make 150 tokens
+  EXPECT_EQ(DrawWindows(stream, 64, 150, 7, 3, 1), a);
+  EXPECT_NE(DrawWindows(stream, 64, 150, 7, 4, 1), a);
+  EXPECT_NE(DrawWindows(stream, 64, 150, 7, 3, 0), a);
+  EXPECT_NE(DrawWindows(stream, 64, 150, 8, 3, 1), a);
+  const auto whole = DrawWindows(std::vector<int32_t>(stream.begin(), stream.begin() + 10), 64,
+                                 25, 7, 0, 0);
+  ASSERT_EQ(whole.size(), 3u);
+  EXPECT_EQ(whole[0], std::vector<int32_t>(stream.begin(), stream.begin() + 10));
+}
+
+TEST(DropTest, SkippedSubBlocksEqualZeroedProjections) {
+  const engine::LlamaModel model = TestModel();
+  v1::EvoPressStage stage;
+  stage.set_mode("drop");
+  absl::StatusOr<SearchSpace> space = MakeSearchSpace(model, {}, stage);
+  ASSERT_TRUE(space.ok());
+  std::mt19937_64 rng(1);
+  const Config c = *InitialConfig(*space, 0.5, rng);
+  absl::StatusOr<engine::LlamaModel> stitched = StitchModel(model, *space, nullptr, c, nullptr);
+  ASSERT_TRUE(stitched.ok());
+  engine::CpuBackend backend(engine::CpuBackendOptions{1, 128});
+  absl::StatusOr<engine::SequenceBatch> batch = engine::SequenceBatch::Pack(Windows(3, 20));
+  auto fwd = engine::LlamaForward::Create(&model, &backend);
+  auto zeroed = engine::LlamaForward::Create(&*stitched, &backend);
+  ASSERT_TRUE(fwd.ok() && zeroed.ok() && batch.ok());
+  const int64_t n = batch->tokens() * model.config.hidden;
+  std::vector<float> skip(n), full(n), plain(n);
+  ASSERT_TRUE(fwd->Embed(*batch, skip.data()).ok());
+  full = plain = skip;
+  engine::BlockWorkspace ws;
+  for (int b = 0; b < model.config.n_layers; ++b) {
+    engine::BlockParts parts;
+    for (size_t u = 0; u < space->units.size(); ++u) {
+      if (space->units[u].block != b || c[u] == 0) continue;
+      (space->units[u].attention ? parts.attention : parts.mlp) = false;
+    }
+    ASSERT_TRUE(fwd->RunBlockParts(model.blocks[b], parts, *batch, skip.data(), &ws).ok());
+    ASSERT_TRUE(zeroed->RunBlock(stitched->blocks[b], *batch, full.data(), &ws).ok());
+    ASSERT_TRUE(fwd->RunBlockParts(model.blocks[b], {}, *batch, plain.data(), &ws).ok());
+  }
+  EXPECT_EQ(skip, full);
+  absl::StatusOr<std::vector<float>> dense = fwd->FinalHidden(*batch);
+  std::vector<float> normed(n);
+  fwd->FinalNorm(plain.data(), batch->tokens(), normed.data());
+  EXPECT_EQ(normed, *dense);  // both halves: RunBlockParts == RunBlock
+}
+
+struct RunOutcome {
+  engine::LlamaModel model;
+  CompressionResult result;
+  nlohmann::json summary, config;
+};
+
+// RunEvoPress on the test model with `stage` (an evopress flow mapping).
+RunOutcome RunStage(const std::string& stage, CheckpointStore* levels_db = nullptr) {
+  RunOutcome out;
+  absl::StatusOr<v1::Recipe> recipe = ParseRecipeText(
+      "stages:\n  - evopress: " + stage +
+      "\ncalibration: {path: /unused, samples: 4, seq_len: 20}\n");
+  EXPECT_TRUE(recipe.ok()) << recipe.status();
+  ApplyRecipeDefaults(&*recipe);
+  EXPECT_TRUE(ValidateRecipe(*recipe).ok()) << ValidateRecipe(*recipe);
+  out.model = TestModel();
+  absl::StatusOr<std::vector<ModelTarget>> targets = SelectModelTargets(out.model, *recipe);
+  EXPECT_TRUE(targets.ok());
+  CalibrationSet calib;
+  calib.sequences = Windows(4, 20);
+  calib.stream = engine::testing::RandomTokens(300, out.model.config.vocab, 8);
+  engine::CpuBackend backend(engine::CpuBackendOptions{1, 128});
+  ScratchDir dir;
+  RecordingSink sink;
+  CancelToken cancel;
+  RunOptions options;
+  options.levels_db = levels_db;
+  const absl::Status s = RunEvoPress(out.model, backend, *recipe, *targets, calib, 1, options,
+                                     dir.path(), sink, cancel, &out.result, &out.summary);
+  EXPECT_TRUE(s.ok()) << s;
+  std::ifstream in(std::filesystem::path(dir.path()) / "evopress_config.json");
+  out.config = nlohmann::json::parse(in, nullptr, false);
+  return out;
+}
+
+constexpr char kSparsityStage[] =
+    "{mode: sparsity, target: 0.5, levels: [0.3, 0.4, 0.5, 0.6, 0.7], generations: 3, "
+    "offspring: 4, survivors: [2, 1], step_tokens: [40, 80], seed: 5}";
+
+TEST(EvoPressRunTest, SparsityStitchesTheModelAndWritesTheConfiguration) {
+  testing::MemoryStore db;
+  const RunOutcome r = RunStage(kSparsityStage, &db);
+  EXPECT_EQ(r.result.layers.size(), 28u);
+  const double sparsity = static_cast<double>(r.result.zeros) / r.result.targeted_parameters;
+  EXPECT_NEAR(sparsity, 0.5, 0.02);
+  EXPECT_NE(r.model.blocks[0].q_proj.data, TestModel().blocks[0].q_proj.data);
+  EXPECT_EQ(r.summary["fitness_curve"].size(), 3u);
+  EXPECT_EQ(r.summary["levels_db"]["entries_built"].get<int>(), 28 * 5);
+  ASSERT_TRUE(r.config.is_object());
+  EXPECT_EQ(r.config["units"].size(), 28u);
+  EXPECT_NEAR(r.config["mean_level"].get<double>(), 0.5, 1e-9);
+  // A second run finds the database in the store: nothing rebuilt, same result.
+  const RunOutcome again = RunStage(kSparsityStage, &db);
+  EXPECT_EQ(again.summary["levels_db"]["entries_built"].get<int>(), 0);
+  EXPECT_EQ(again.summary["levels_db"]["entries_reused"].get<int>(), 28 * 5);
+  EXPECT_EQ(again.config, r.config);
+}
+
+TEST(EvoPressRunTest, BitsModeKeepsTheCodesOfEveryLayer) {
+  const RunOutcome r = RunStage(
+      "{mode: bits, target: 3, levels: [2, 3, 4], grid: {group_size: 16}, generations: 2, "
+      "offspring: 3, survivors: [1], step_tokens: [60], seed: 2}");
+  ASSERT_EQ(r.result.quantized.size(), 28u);
+  ASSERT_TRUE(r.config.is_object());
+  for (const nlohmann::json& u : r.config["units"]) {
+    const engine::QuantizedTensor& q =
+        r.result.quantized.at(u["name"].get<std::string>() + ".weight");
+    EXPECT_EQ(q.grid.bits, u["level"].get<double>());
+    EXPECT_EQ(q.grid.group_size, 16);
+  }
+  EXPECT_NEAR(r.config["mean_level"].get<double>(), 3.0, 1e-9);
+}
+
+TEST(EvoPressRunTest, DropModeZeroesTheDroppedHalves) {
+  const RunOutcome r = RunStage(
+      "{mode: drop, target: 0.25, drop_attention: true, generations: 2, offspring: 2, "
+      "survivors: [1], step_tokens: [40], seed: 3}");
+  ASSERT_TRUE(r.config.is_object());
+  ASSERT_EQ(r.config["units"].size(), 4u);  // attention halves only
+  int dropped = 0;
+  for (int b = 0; b < 4; ++b) {
+    const engine::Tensor& o = r.model.blocks[b].o_proj;
+    const bool zero = std::all_of(o.data, o.data + o.numel(), [](float x) { return x == 0; });
+    EXPECT_EQ(zero, r.config["units"][b]["level"].get<double>() == 1.0) << b;
+    dropped += zero;
+  }
+  EXPECT_EQ(dropped, 1);
+}
+
+}  // namespace
+}  // namespace compressd::evopress

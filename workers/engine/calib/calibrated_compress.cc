@@ -1,0 +1,310 @@
+#include "workers/engine/calib/calibrated_compress.h"
+
+#include <chrono>
+#include <memory>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/recipe_stages.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+#include "workers/engine/algorithms/hessian.h"
+#include "workers/engine/calib/block_checkpoint.h"
+#include "workers/engine/calib/layer_stages.h"
+#include "workers/engine/model/llama_names.h"
+#include "workers/engine/nn/block_runner.h"
+
+namespace compressd {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using engine::BlockWeights;
+using engine::Tensor;
+using nlohmann::json;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// A linear layer of a decoder block and which of LinearInputs feeds it:
+// 0 attn_in, 1 o_in, 2 mlp_in, 3 down_in.
+struct BlockLinear {
+  const char* module;  // relative to "model.layers.<i>."
+  Tensor BlockWeights::*member;
+  int input;
+};
+constexpr BlockLinear kLinears[] = {
+    {"self_attn.q_proj", &BlockWeights::q_proj, 0}, {"self_attn.k_proj", &BlockWeights::k_proj, 0},
+    {"self_attn.v_proj", &BlockWeights::v_proj, 0}, {"self_attn.o_proj", &BlockWeights::o_proj, 1},
+    {"mlp.gate_proj", &BlockWeights::gate_proj, 2}, {"mlp.up_proj", &BlockWeights::up_proj, 2},
+    {"mlp.down_proj", &BlockWeights::down_proj, 3}};
+constexpr int kInputs = 4;
+
+std::string ModuleOf(int block, const BlockLinear& l) {
+  return absl::StrCat("model.layers.", block, ".", l.module);
+}
+
+std::string CheckpointName(int block) { return absl::StrFormat("calib/block-%04d", block); }
+
+const float* InputData(const engine::LinearInputs& in, int which) {
+  switch (which) {
+    case 0: return in.attn_in;
+    case 1: return in.o_in;
+    case 2: return in.mlp_in;
+    default: return in.down_in;
+  }
+}
+
+// The summary entry and events of one compressed layer.
+json RecordLayer(const std::string& module, const Tensor& t, const LayerOutcome& o,
+                 EventSink& events) {
+  const uint64_t numel = static_cast<uint64_t>(t.numel());
+  const double sparsity = numel ? static_cast<double>(o.zeros) / numel : 0.0;
+  const double bits = BitsPerParameter(o.quantized);
+  const double seconds = o.solve_seconds + o.error_seconds;
+  json entry = {{"name", module},        {"tensor", module + ".weight"}, {"shape", t.shape},
+                {"numel", numel},        {"zeros", o.zeros},             {"sparsity", sparsity},
+                {"bits", bits},          {"seconds", seconds},           {"stages", o.stages_applied}};
+  if (o.quantized) {
+    entry["quant"] = {{"bits", o.quantized->grid.bits},
+                      {"group_size", o.quantized->grid.group_size},
+                      {"symmetric", o.quantized->grid.symmetric}};
+  }
+  if (o.relative_error >= 0) {
+    entry["relative_error"] = o.relative_error;
+    entry["dead_inputs"] = o.dead_inputs;
+    EmitMetric(events, "reconstruction_error", o.relative_error, module);
+  }
+  EmitMetric(events, "sparsity", sparsity, module);
+  EmitMetric(events, "bits", bits, module);
+  EmitMetric(events, "seconds", seconds, module);
+  return entry;
+}
+
+void AddTotals(const json& entry, CompressionResult* result) {
+  const uint64_t numel = entry["numel"].get<uint64_t>();
+  result->targeted_parameters += numel;
+  result->zeros += entry["zeros"].get<uint64_t>();
+  result->bits_sum += entry["bits"].get<double>() * static_cast<double>(numel);
+  result->layers.push_back(entry);
+}
+
+// Compresses one tensor in place (a new owned tensor), recording the outcome.
+absl::Status CompressTensor(const v1::Recipe& recipe, const std::string& module, Tensor* t,
+                            const float* h, int threads, EventSink& events,
+                            CompressionResult* result, BlockCheckpoint* checkpoint) {
+  std::vector<float> w(t->data, t->data + t->numel());
+  const std::string name = module + ".weight";
+  ASSIGN_OR_RETURN(LayerOutcome o, CompressLayer(recipe, module, name, w.data(), t->rows(),
+                                                 t->cols(), h, threads));
+  *t = Tensor::Owned(t->shape, std::move(w));
+  result->solve_s += o.solve_seconds;
+  result->error_s += o.error_seconds;
+  json entry = RecordLayer(module, *t, o, events);
+  AddTotals(entry, result);
+  if (checkpoint != nullptr) {
+    checkpoint->weights[name] = *t;
+    checkpoint->layers.push_back(entry);
+    if (o.quantized) checkpoint->quantized[name] = *o.quantized;
+  }
+  if (o.quantized) result->quantized[name] = *std::move(o.quantized);
+  return absl::OkStatus();
+}
+
+// Checks that every target is a linear of a decoder block.
+absl::Status CheckBlockTargets(const engine::LlamaModel& model,
+                               const std::vector<ModelTarget>& targets) {
+  std::set<std::string> linears;
+  for (int b = 0; b < model.config.n_layers; ++b) {
+    for (const BlockLinear& l : kLinears) linears.insert(ModuleOf(b, l));
+  }
+  for (const ModelTarget& t : targets) {
+    if (!linears.count(t.module)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "targets: \"", t.module, "\" is not a linear layer of a decoder block; calibrated "
+          "stages (wanda, sparsegpt, gptq) apply to block linears only (add it to targets.ignore)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// One block's hook: Hessians and solves, group by group.
+class BlockCompressor {
+ public:
+  BlockCompressor(const v1::Recipe& recipe, const std::set<std::string>& targets, int threads,
+                  EventSink& events, const CancelToken& cancel, CompressionResult* result)
+      : recipe_(recipe), targets_(targets), threads_(threads), events_(events), cancel_(cancel),
+        result_(result), true_sequential_(recipe.calibration().true_sequential()) {}
+
+  absl::Status Run(int block, const engine::LinearInputs& in, BlockWeights* w,
+                   BlockCheckpoint* checkpoint) {
+    bool changed = false;
+    for (int input = 0; input < kInputs; ++input) {
+      std::vector<const BlockLinear*> group;
+      for (const BlockLinear& l : kLinears) {
+        if (l.input == input && targets_.count(ModuleOf(block, l))) group.push_back(&l);
+      }
+      if (group.empty()) continue;
+      if (true_sequential_ && changed) {
+        const Clock::time_point t = Clock::now();
+        RETURN_IF_ERROR(in.refresh());
+        result_->forward_s += SecondsSince(t);
+      }
+      const int64_t dim = (w->*(group.front()->member)).cols();
+      const Clock::time_point t = Clock::now();
+      engine::HessianAccumulator acc(dim);
+      RETURN_IF_ERROR(acc.Add(InputData(in, input), in.tokens));
+      ASSIGN_OR_RETURN(std::vector<float> h, acc.Hessian());
+      result_->hessian_s += SecondsSince(t);
+      for (const BlockLinear* l : group) {
+        if (cancel_.cancelled()) return absl::CancelledError("job cancelled");
+        RETURN_IF_ERROR(CompressTensor(recipe_, ModuleOf(block, *l), &(w->*(l->member)), h.data(),
+                                       threads_, events_, result_, checkpoint));
+      }
+      changed = true;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  const v1::Recipe& recipe_;
+  const std::set<std::string>& targets_;
+  const int threads_;
+  EventSink& events_;
+  const CancelToken& cancel_;
+  CompressionResult* result_;
+  const bool true_sequential_;
+};
+
+// Loads the stored blocks 0, 1, ... with a matching fingerprint into the
+// model; returns how many.
+absl::StatusOr<int> LoadCheckpoints(engine::LlamaModel& model, CheckpointStore* store,
+                                    const std::string& fingerprint, EventSink& events,
+                                    CompressionResult* result) {
+  if (store == nullptr) return 0;
+  int block = 0;
+  for (; block < model.config.n_layers; ++block) {
+    absl::StatusOr<std::string> bytes = store->Get(CheckpointName(block));
+    if (absl::IsNotFound(bytes.status())) break;
+    RETURN_IF_ERROR(bytes.status());
+    ASSIGN_OR_RETURN(BlockCheckpoint c, DecodeBlockCheckpoint(*bytes, CheckpointName(block)));
+    if (c.fingerprint != fingerprint || c.block != block) {
+      EmitLog(events, "warning", absl::StrCat(CheckpointName(block),
+                                              ": from a different model, recipe or calibration "
+                                              "set; recomputing from block ", block));
+      break;
+    }
+    std::map<std::string, Tensor*> by_name;
+    for (const engine::NamedTensor& t : engine::NamedTensors(&model)) by_name[t.name] = t.tensor;
+    for (auto& [name, tensor] : c.weights) {
+      auto it = by_name.find(name);
+      if (it == by_name.end() || it->second->shape != tensor.shape) {
+        return absl::DataLossError(absl::StrCat(CheckpointName(block), ": tensor ", name,
+                                                " does not fit the model"));
+      }
+      *it->second = tensor;
+    }
+    for (const json& entry : c.layers) AddTotals(entry, result);
+    for (auto& [name, q] : c.quantized) result->quantized[name] = std::move(q);
+  }
+  return block;
+}
+
+}  // namespace
+
+std::string CalibrationFingerprint(const engine::LlamaModel& model, const v1::Recipe& recipe,
+                                   const CalibrationSet& calibration, int threads) {
+  std::string key;
+  recipe.stages().size() > 0 ? key += "v1" : key += "v0";
+  for (const v1::Stage& s : recipe.stages()) key += s.SerializeAsString();
+  for (const v1::LayerOverride& o : recipe.overrides()) key += o.SerializeAsString();
+  key += recipe.targets().SerializeAsString() + recipe.calibration().SerializeAsString();
+  const engine::LlamaConfig& c = model.config;
+  key += absl::StrCat("|", c.model_type, "|", c.n_layers, "|", c.hidden, "|", c.intermediate, "|",
+                      c.vocab, "|", threads, "|");
+  if (!model.blocks.empty()) {
+    const Tensor& q = model.blocks.front().q_proj;
+    key += Sha256Hex(std::string_view(reinterpret_cast<const char*>(q.data), q.numel() * 4));
+  }
+  for (const auto& seq : calibration.sequences) {
+    key.append(reinterpret_cast<const char*>(seq.data()), seq.size() * sizeof(int32_t));
+  }
+  return Sha256Hex(key);
+}
+
+absl::Status CompressCalibrated(engine::LlamaModel& model, engine::Backend& backend,
+                                const v1::Recipe& recipe, const std::vector<ModelTarget>& targets,
+                                const CalibrationSet& calibration, int threads,
+                                CheckpointStore* checkpoints, EventSink& events,
+                                const CancelToken& cancel, CompressionResult* result) {
+  RETURN_IF_ERROR(CheckBlockTargets(model, targets));
+  std::set<std::string> target_modules;
+  for (const ModelTarget& t : targets) target_modules.insert(t.module);
+  const std::string fingerprint = CalibrationFingerprint(model, recipe, calibration, threads);
+  ASSIGN_OR_RETURN(result->resumed_blocks,
+                   LoadCheckpoints(model, checkpoints, fingerprint, events, result));
+  const int n = model.config.n_layers;
+  if (result->resumed_blocks > 0) {
+    EmitLog(events, "info", absl::StrCat("resuming from checkpoints: blocks 0-",
+                                         result->resumed_blocks - 1, " of ", n, " already done"));
+  }
+  Clock::time_point t = Clock::now();
+  ASSIGN_OR_RETURN(std::unique_ptr<engine::BlockRunner> runner,
+                   engine::BlockRunner::Create(&model, &backend, calibration.sequences));
+  while (runner->next_block() < result->resumed_blocks) RETURN_IF_ERROR(runner->RunNextBlock(nullptr));
+  result->forward_s += SecondsSince(t);
+  BlockCompressor compressor(recipe, target_modules, threads, events, cancel, result);
+  while (!runner->done()) {
+    const int block = runner->next_block();
+    EmitProgress(events, "calibrate", block, n, absl::StrCat("block ", block));
+    BlockCheckpoint checkpoint;
+    double in_hook = 0;
+    t = Clock::now();
+    RETURN_IF_ERROR(runner->RunNextBlock(
+        [&](int i, const engine::LinearInputs& in, BlockWeights* w) -> absl::Status {
+          const Clock::time_point h = Clock::now();
+          absl::Status s = compressor.Run(i, in, w, &checkpoint);
+          in_hook = SecondsSince(h);
+          return s;
+        }));
+    // Forward time: the block's passes minus the hook (whose own refresh
+    // passes the compressor already counted).
+    result->forward_s += SecondsSince(t) - in_hook;
+    if (checkpoints != nullptr) {
+      const Clock::time_point c = Clock::now();
+      checkpoint.fingerprint = fingerprint;
+      checkpoint.block = block;
+      RETURN_IF_ERROR(checkpoints->Put(CheckpointName(block), EncodeBlockCheckpoint(checkpoint)));
+      result->checkpoint_s += SecondsSince(c);
+    }
+    EmitLog(events, "info", absl::StrFormat("block %d of %d compressed (%d layers so far)",
+                                            block + 1, n, result->layers.size()));
+    if (cancel.cancelled()) return absl::CancelledError("job cancelled");
+  }
+  EmitProgress(events, "calibrate", n, n, "done");
+  return absl::OkStatus();
+}
+
+absl::Status CompressUncalibrated(engine::LlamaModel& model, const v1::Recipe& recipe,
+                                  const std::vector<ModelTarget>& targets, EventSink& events,
+                                  const CancelToken& cancel, CompressionResult* result) {
+  const bool tied = engine::LmHeadIsTied(model);
+  std::map<std::string, Tensor*> by_name;
+  for (const engine::NamedTensor& t : engine::NamedTensors(&model)) by_name[t.name] = t.tensor;
+  const int total = static_cast<int>(targets.size());
+  for (int i = 0; i < total; ++i) {
+    if (cancel.cancelled()) return absl::CancelledError("job cancelled");
+    auto it = by_name.find(targets[i].tensor);
+    if (it == by_name.end()) {
+      return absl::InternalError(absl::StrCat(targets[i].tensor, ": not a tensor of the model"));
+    }
+    RETURN_IF_ERROR(CompressTensor(recipe, targets[i].module, it->second, nullptr, 1, events,
+                                   result, nullptr));
+    if (tied && it->second == &model.embed_tokens) model.lm_head = model.embed_tokens;
+    EmitProgress(events, "prune", i + 1, total, targets[i].module);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace compressd

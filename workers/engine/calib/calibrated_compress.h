@@ -1,0 +1,76 @@
+// The sequential calibration pipeline (Frantar & Alistarh's SparseGPT/GPTQ
+// procedure): the calibration windows run through the model one block at a
+// time (nn/block_runner.h). At block i:
+//   1. the inputs of the block's linear layers over every calibration token
+//      (computed with the blocks before it already compressed);
+//   2. per distinct input one Hessian H = 2 X X^T / n: q/k/v share the
+//      attention input, gate/up the MLP input; o and down have their own;
+//   3. each targeted linear compressed by the recipe's stages
+//      (layer_stages.h), in the order q, k, v, o, gate, up, down; with
+//      calibration.true_sequential, the inputs are recomputed after q/k/v,
+//      after o and after gate/up so each layer sees its predecessors'
+//      compression;
+//   4. the block's output recomputed with the compressed weights: the input
+//      of block i + 1.
+// After each block its result is stored in the CheckpointStore (when one is
+// given) as "calib/block-NNNN"; a later run with the same fingerprint loads
+// the stored blocks, recomputes their outputs (no solves) and continues, with
+// a result bit-identical to an uninterrupted run (same thread count).
+//
+// Memory: the model, the residual stream [T, hidden] and the four input
+// buffers of one block (block_runner.h), the Hessians of one block and one
+// layer's weight copies. Events: Progress "calibrate" (block i of N),
+// MetricPoint per layer: "reconstruction_error", "sparsity", "bits",
+// "seconds"; a log line per block.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "compressd/v1/recipe.pb.h"
+#include "nlohmann/json.hpp"
+#include "workers/engine/algorithms/quant_grid.h"
+#include "workers/engine/calib/calib_data.h"
+#include "workers/engine/checkpoint.h"
+#include "workers/engine/model/llama_model.h"
+#include "workers/engine/model_prune.h"
+#include "workers/engine/nn/backend.h"
+#include "workers/engine/run_context.h"
+
+namespace compressd {
+
+struct CompressionResult {
+  nlohmann::json layers = nlohmann::json::array();  // one summary entry per target
+  std::map<std::string, engine::QuantizedTensor> quantized;  // HF tensor name -> codes
+  uint64_t targeted_parameters = 0;
+  uint64_t zeros = 0;
+  double bits_sum = 0;  // sum over targets of bits per parameter * numel
+  // Seconds by phase: forward (calibration passes), hessian, solve, error
+  // (reconstruction errors), checkpoint (encode + store).
+  double forward_s = 0, hessian_s = 0, solve_s = 0, error_s = 0, checkpoint_s = 0;
+  int resumed_blocks = 0;
+};
+
+// The fingerprint stored with each block checkpoint.
+std::string CalibrationFingerprint(const engine::LlamaModel& model, const v1::Recipe& recipe,
+                                   const CalibrationSet& calibration, int threads);
+
+// Compresses every target of `model` in place with the calibration set.
+// INVALID_ARGUMENT naming the tensor for a target outside the decoder blocks
+// (calibrated stages apply to block linears only), and whatever the solvers
+// return; CANCELLED when `cancel` is set (checked between layers).
+absl::Status CompressCalibrated(engine::LlamaModel& model, engine::Backend& backend,
+                                const v1::Recipe& recipe, const std::vector<ModelTarget>& targets,
+                                const CalibrationSet& calibration, int threads,
+                                CheckpointStore* checkpoints, EventSink& events,
+                                const CancelToken& cancel, CompressionResult* result);
+
+// Without calibration (magnitude / rtn only): each target in turn, no H.
+absl::Status CompressUncalibrated(engine::LlamaModel& model, const v1::Recipe& recipe,
+                                  const std::vector<ModelTarget>& targets, EventSink& events,
+                                  const CancelToken& cancel, CompressionResult* result);
+
+}  // namespace compressd

@@ -1,0 +1,131 @@
+#include "workers/engine/calib/layer_stages.h"
+
+#include <chrono>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/recipe_stages.h"
+#include "common/status_macros.h"
+#include "workers/engine/algorithms/gptq.h"
+#include "workers/engine/algorithms/hessian.h"
+#include "workers/engine/algorithms/magnitude.h"
+#include "workers/engine/algorithms/rtn.h"
+#include "workers/engine/algorithms/sparsegpt.h"
+#include "workers/engine/algorithms/wanda.h"
+
+namespace compressd {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using engine::LayerSolveResult;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+engine::QuantGrid Grid(const v1::QuantGridSpec& spec) {
+  return engine::QuantGrid{spec.bits(), spec.group_size(), !spec.asymmetric()};
+}
+
+absl::Status PatternOf(const std::string& pattern, int* n, int* m) {
+  if (pattern.empty()) return absl::OkStatus();
+  return ParseNMPattern(pattern, n, m);
+}
+
+// One stage on w; sets out->quantized when it quantizes.
+absl::Status ApplyStage(const v1::Stage& stage, const std::string& tensor, float* w, int64_t rows,
+                        int64_t cols, const float* h, int threads, LayerOutcome* out) {
+  if (StageNeedsCalibration(stage) && h == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(tensor, ": stage ", StageKindName(stage), " needs calibration inputs"));
+  }
+  switch (stage.kind_case()) {
+    case v1::Stage::kMagnitude:
+      return ApplyMagnitudeStage(stage.magnitude(), w, rows, cols, tensor);
+    case v1::Stage::kWanda: {
+      engine::WandaOptions o{stage.wanda().sparsity(), 0, 0};
+      RETURN_IF_ERROR(PatternOf(stage.wanda().pattern(), &o.nm_n, &o.nm_m));
+      const std::vector<float> norms = engine::InputNormsFromHessian(h, cols);
+      return engine::PruneWanda(w, rows, cols, norms.data(), o, tensor);
+    }
+    case v1::Stage::kSparsegpt: {
+      const v1::SparseGptStage& s = stage.sparsegpt();
+      engine::SparseGptOptions o;
+      o.sparsity = s.sparsity();
+      RETURN_IF_ERROR(PatternOf(s.pattern(), &o.nm_n, &o.nm_m));
+      o.mask_scope = s.row_masks() ? engine::MaskScope::kRow : engine::MaskScope::kBlock;
+      o.block_size = s.block_size();
+      o.percdamp = s.percdamp();
+      if (s.has_quantize()) o.grid = Grid(s.quantize());
+      o.report_error = false;
+      o.threads = threads;
+      ASSIGN_OR_RETURN(LayerSolveResult r, engine::SparseGpt(w, rows, cols, h, o, tensor));
+      out->dead_inputs = r.dead_inputs;
+      if (r.quantized) out->quantized = std::move(r.quantized);
+      return absl::OkStatus();
+    }
+    case v1::Stage::kGptq: {
+      const v1::GptqStage& s = stage.gptq();
+      engine::GptqOptions o;
+      o.grid = Grid(s.grid());
+      o.act_order = s.act_order();
+      o.static_groups = s.static_groups();
+      o.block_size = s.block_size();
+      o.percdamp = s.percdamp();
+      o.report_error = false;
+      o.threads = threads;
+      ASSIGN_OR_RETURN(LayerSolveResult r, engine::Gptq(w, rows, cols, h, o, tensor));
+      out->dead_inputs = r.dead_inputs;
+      out->quantized = std::move(r.quantized);
+      return absl::OkStatus();
+    }
+    case v1::Stage::kRtn: {
+      ASSIGN_OR_RETURN(engine::QuantizedTensor q,
+                       engine::QuantizeRtn(w, rows, cols, Grid(stage.rtn().grid()), tensor));
+      out->quantized = std::move(q);
+      return absl::OkStatus();
+    }
+    case v1::Stage::kEvopress:
+      return absl::InvalidArgumentError(
+          absl::StrCat(tensor, ": evopress is a search over the whole model, not a layer stage"));
+    case v1::Stage::KIND_NOT_SET:
+      break;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(tensor, ": a stage has no kind"));
+}
+
+}  // namespace
+
+double BitsPerParameter(const std::optional<engine::QuantizedTensor>& q) {
+  if (!q) return 16.0;
+  const double group = q->grid.group_size > 0 ? static_cast<double>(q->grid.group_size)
+                                              : static_cast<double>(q->cols);
+  const double per_group = 16.0 + (q->grid.symmetric ? 0.0 : q->grid.bits);
+  return q->grid.bits + per_group / group;
+}
+
+absl::StatusOr<LayerOutcome> CompressLayer(const v1::Recipe& recipe, const std::string& module,
+                                           const std::string& tensor, float* w, int64_t rows,
+                                           int64_t cols, const float* h, int threads) {
+  LayerOutcome out;
+  std::vector<float> original;
+  if (h != nullptr) original.assign(w, w + rows * cols);
+  const Clock::time_point start = Clock::now();
+  for (int i = 0; i < recipe.stages_size(); ++i) {
+    bool skip = false;
+    ASSIGN_OR_RETURN(v1::Stage stage, EffectiveStage(recipe, i, module, &skip));
+    if (skip) continue;
+    RETURN_IF_ERROR(ApplyStage(stage, tensor, w, rows, cols, h, threads, &out));
+    ++out.stages_applied;
+  }
+  out.solve_seconds = SecondsSince(start);
+  out.zeros = CountZeros(w, static_cast<size_t>(rows * cols));
+  if (h != nullptr) {
+    const Clock::time_point t = Clock::now();
+    out.relative_error = engine::RelativeReconstructionError(original.data(), w, h, rows, cols);
+    out.error_seconds = SecondsSince(t);
+  }
+  return out;
+}
+
+}  // namespace compressd

@@ -1,0 +1,265 @@
+#include "workers/engine/evopress/levels_db.h"
+
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "workers/engine/algorithms/gptq.h"
+#include "workers/engine/algorithms/hessian.h"
+#include "workers/engine/algorithms/sparsegpt.h"
+#include "workers/engine/model/llama_names.h"
+#include "workers/engine/nn/block_runner.h"
+
+namespace compressd::evopress {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using engine::BlockWeights;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Which LinearInputs buffer feeds a unit: 0 attn_in, 1 o_in, 2 mlp_in, 3 down_in.
+int InputOf(const Unit& u) {
+  if (u.member == &BlockWeights::o_proj) return 1;
+  if (u.member == &BlockWeights::gate_proj || u.member == &BlockWeights::up_proj) return 2;
+  if (u.member == &BlockWeights::down_proj) return 3;
+  return 0;
+}
+
+const float* InputData(const engine::LinearInputs& in, int which) {
+  switch (which) {
+    case 0: return in.attn_in;
+    case 1: return in.o_in;
+    case 2: return in.mlp_in;
+    default: return in.down_in;
+  }
+}
+
+// The unit's dense weight solved at `level`, encoded.
+absl::StatusOr<std::string> SolveLevel(const LevelsDbSpec& spec, const Unit& unit,
+                                       const engine::Tensor& dense, double level, const float* h,
+                                       int threads) {
+  std::vector<float> w(dense.data, dense.data + dense.numel());
+  const std::string tensor = unit.name + ".weight";
+  if (spec.mode == Mode::kBits) {
+    engine::GptqOptions o;
+    o.grid = engine::QuantGrid{static_cast<int>(level), spec.grid.group_size, spec.grid.symmetric};
+    o.block_size = spec.block_size;
+    o.percdamp = spec.percdamp;
+    o.report_error = false;
+    o.threads = threads;
+    ASSIGN_OR_RETURN(engine::LayerSolveResult r,
+                     engine::Gptq(w.data(), dense.rows(), dense.cols(), h, o, tensor));
+    return EncodeLevelWeight(w.data(), dense.rows(), dense.cols(), &*r.quantized);
+  }
+  if (level > 0.0) {
+    engine::SparseGptOptions o;
+    o.sparsity = level;
+    o.block_size = spec.block_size;
+    o.percdamp = spec.percdamp;
+    o.report_error = false;
+    o.threads = threads;
+    RETURN_IF_ERROR(
+        engine::SparseGpt(w.data(), dense.rows(), dense.cols(), h, o, tensor).status());
+  }
+  return EncodeLevelWeight(w.data(), dense.rows(), dense.cols(), nullptr);
+}
+
+// The (unit, level) pairs of `block` missing from the store.
+absl::StatusOr<std::vector<std::pair<int, int>>> MissingEntries(LevelsDb& db, int block,
+                                                                std::set<std::string>* stored) {
+  ASSIGN_OR_RETURN(*stored, db.StoredEntries(block));
+  std::vector<std::pair<int, int>> missing;
+  const SearchSpace& space = db.space();
+  for (size_t u = 0; u < space.units.size(); ++u) {
+    if (space.units[u].block != block) continue;
+    for (size_t l = 0; l < space.levels.size(); ++l) {
+      if (!stored->count(db.EntryKey(u, l))) missing.push_back({u, static_cast<int>(l)});
+    }
+  }
+  return missing;
+}
+
+// The hook of one block: per distinct input, H, then every missing level of
+// every unit fed by it.
+absl::Status BuildBlock(LevelsDb& db, const std::vector<std::pair<int, int>>& missing,
+                        const engine::LinearInputs& in, const BlockWeights& w, int threads,
+                        const CancelToken& cancel, std::set<std::string>* stored,
+                        DbBuildStats* stats) {
+  const SearchSpace& space = db.space();
+  for (int input = 0; input < 4; ++input) {
+    std::vector<std::pair<int, int>> todo;
+    for (const auto& e : missing) {
+      if (InputOf(space.units[e.first]) == input) todo.push_back(e);
+    }
+    if (todo.empty()) continue;
+    Clock::time_point t = Clock::now();
+    const engine::Tensor& first = w.*(space.units[todo.front().first].member);
+    engine::HessianAccumulator acc(first.cols());
+    RETURN_IF_ERROR(acc.Add(InputData(in, input), in.tokens));
+    ASSIGN_OR_RETURN(std::vector<float> h, acc.Hessian());
+    stats->hessian_s += SecondsSince(t);
+    for (const auto& [u, l] : todo) {
+      if (cancel.cancelled()) return absl::CancelledError("job cancelled");
+      t = Clock::now();
+      ASSIGN_OR_RETURN(std::string bytes, SolveLevel(db.spec(), space.units[u],
+                                                     w.*(space.units[u].member),
+                                                     space.levels[l], h.data(), threads));
+      stats->solve_s += SecondsSince(t);
+      t = Clock::now();
+      RETURN_IF_ERROR(db.PutEntry(u, l, bytes));
+      stats->store_s += SecondsSince(t);
+      stored->insert(db.EntryKey(u, l));
+      ++stats->solved;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string LevelName(Mode mode, double level) {
+  if (mode == Mode::kBits) return absl::StrCat("bits-", static_cast<int>(level));
+  return absl::StrFormat("sparsity-%.4f", level);
+}
+
+std::string LevelsDbFingerprint(const engine::LlamaModel& model,
+                                const std::vector<std::vector<int32_t>>& windows,
+                                const LevelsDbSpec& spec) {
+  Sha256 sha;
+  sha.Update(absl::StrCat("evopress-db-v1|", spec.mode == Mode::kBits   ? "bits"
+                          : spec.mode == Mode::kDrop ? "drop"
+                                                     : "sparsity", "|",
+                          spec.grid.group_size, "|", spec.grid.symmetric, "|", spec.block_size,
+                          "|", absl::StrFormat("%.17g", spec.percdamp), "|"));
+  engine::LlamaModel copy = model;  // NamedTensors wants a mutable model; tensors are shared
+  for (const engine::NamedTensor& t : engine::NamedTensors(&copy)) {
+    sha.Update(absl::StrCat(t.name, "|", t.tensor->numel(), "|"));
+    sha.Update(std::string_view(reinterpret_cast<const char*>(t.tensor->data),
+                                t.tensor->numel() * sizeof(float)));
+  }
+  for (const std::vector<int32_t>& w : windows) {
+    sha.Update(absl::StrCat("|window ", w.size(), "|"));
+    sha.Update(std::string_view(reinterpret_cast<const char*>(w.data()), w.size() * 4));
+  }
+  return sha.HexDigest().substr(0, 32);
+}
+
+LevelsDb::LevelsDb(CheckpointStore* store, std::string fingerprint, SearchSpace space,
+                   LevelsDbSpec spec, int64_t cache_bytes)
+    : store_(store), fingerprint_(std::move(fingerprint)), space_(std::move(space)),
+      spec_(spec), cache_bytes_(cache_bytes) {}
+
+std::string LevelsDb::EntryKey(int unit, int level) const {
+  return absl::StrCat(space_.units[unit].name, "/", LevelName(spec_.mode, space_.levels[level]));
+}
+
+std::string LevelsDb::EntryName(int unit, int level) const {
+  return Prefix() + EntryKey(unit, level);
+}
+
+absl::StatusOr<std::set<std::string>> LevelsDb::StoredEntries(int block) {
+  const std::string name = Prefix() + absl::StrFormat("block-%04d", block);
+  absl::StatusOr<std::string> bytes = store_->Get(name);
+  if (absl::IsNotFound(bytes.status())) return std::set<std::string>{};
+  RETURN_IF_ERROR(bytes.status());
+  const nlohmann::json j = nlohmann::json::parse(*bytes, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_array()) return absl::DataLossError(absl::StrCat(name, ": not a JSON list"));
+  std::set<std::string> keys;
+  for (const nlohmann::json& k : j) {
+    if (!k.is_string()) return absl::DataLossError(absl::StrCat(name, ": not a list of names"));
+    keys.insert(k.get<std::string>());
+  }
+  return keys;
+}
+
+absl::Status LevelsDb::PutEntry(int unit, int level, const std::string& bytes) {
+  return store_->Put(EntryName(unit, level), bytes);
+}
+
+absl::Status LevelsDb::PutStoredEntries(int block, const std::set<std::string>& keys) {
+  return store_->Put(Prefix() + absl::StrFormat("block-%04d", block),
+                     nlohmann::json(keys).dump());
+}
+
+absl::StatusOr<std::shared_ptr<const LevelWeight>> LevelsDb::Load(int unit, int level) {
+  const int64_t key = int64_t{unit} * 4096 + level;
+  if (auto it = cache_.find(key); it != cache_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second.pos);
+    return it->second.weight;
+  }
+  const Unit& u = space_.units[unit];
+  ASSIGN_OR_RETURN(std::string bytes, store_->Get(EntryName(unit, level)));
+  ASSIGN_OR_RETURN(LevelWeight w, DecodeLevelWeight(bytes, EntryName(unit, level), u.rows, u.cols));
+  ++decodes_;
+  auto shared = std::make_shared<const LevelWeight>(std::move(w));
+  const int64_t size = u.numel * static_cast<int64_t>(sizeof(float));
+  while (!lru_.empty() && cached_bytes_ + size > cache_bytes_) {
+    auto victim = cache_.find(lru_.back());
+    cached_bytes_ -= victim->second.bytes;
+    cache_.erase(victim);
+    lru_.pop_back();
+  }
+  lru_.push_front(key);
+  cache_[key] = Cached{lru_.begin(), shared, size};
+  cached_bytes_ += size;
+  return shared;
+}
+
+absl::StatusOr<DbBuildStats> BuildLevelsDb(const engine::LlamaModel& dense,
+                                           engine::Backend& backend,
+                                           const std::vector<std::vector<int32_t>>& windows,
+                                           const std::set<int>& blocks, int threads, LevelsDb& db,
+                                           EventSink& events, const CancelToken& cancel) {
+  DbBuildStats stats;
+  const int n = dense.config.n_layers;
+  // What is missing, block by block; the dense pass stops after the last such block.
+  std::vector<std::vector<std::pair<int, int>>> missing(n);
+  std::vector<std::set<std::string>> stored(n);
+  int last = -1;
+  for (int b = 0; b < n; ++b) {
+    if (!blocks.empty() && !blocks.count(b)) continue;
+    ASSIGN_OR_RETURN(missing[b], MissingEntries(db, b, &stored[b]));
+    for (const Unit& u : db.space().units) {
+      if (u.block == b) stats.reused += static_cast<int64_t>(db.space().levels.size());
+    }
+    stats.reused -= static_cast<int64_t>(missing[b].size());
+    if (!missing[b].empty()) last = b;
+  }
+  if (last < 0) return stats;
+  engine::LlamaModel model = dense;  // the runner's hook never replaces a weight
+  Clock::time_point t = Clock::now();
+  ASSIGN_OR_RETURN(std::unique_ptr<engine::BlockRunner> runner,
+                   engine::BlockRunner::Create(&model, &backend, windows));
+  stats.forward_s += SecondsSince(t);
+  for (int b = 0; b <= last; ++b) {
+    EmitProgress(events, "levels", b, last + 1, absl::StrCat("block ", b));
+    if (missing[b].empty()) {
+      t = Clock::now();
+      RETURN_IF_ERROR(runner->RunNextBlock(nullptr));
+      stats.forward_s += SecondsSince(t);
+      continue;
+    }
+    const DbBuildStats before = stats;
+    t = Clock::now();
+    RETURN_IF_ERROR(runner->RunNextBlock(
+        [&](int, const engine::LinearInputs& in, BlockWeights* w) -> absl::Status {
+          return BuildBlock(db, missing[b], in, *w, threads, cancel, &stored[b], &stats);
+        }));
+    stats.forward_s += SecondsSince(t) - (stats.hessian_s - before.hessian_s) -
+                       (stats.solve_s - before.solve_s) - (stats.store_s - before.store_s);
+    RETURN_IF_ERROR(db.PutStoredEntries(b, stored[b]));
+    EmitLog(events, "info", absl::StrFormat("levels database: block %d of %d, %d entries built",
+                                            b + 1, n, stats.solved - before.solved));
+  }
+  EmitProgress(events, "levels", last + 1, last + 1, "done");
+  return stats;
+}
+
+}  // namespace compressd::evopress

@@ -1,0 +1,57 @@
+// Exact GGUF encoding of a compressd quantization grid: the codes of a
+// QuantizedTensor (workers/engine/algorithms/quant_grid.h; value =
+// scale * (code - zero) per (row, group)) written straight into a legacy
+// 32-element ggml block type, without re-quantizing.
+//
+// A block of 32 consecutive inputs of a row takes the grid of its group, so
+// every block must lie inside one group: cols a multiple of 32 and
+// group_index constant over each block (true for group_size a multiple of 32
+// or per-channel grids without act-order permutation; GPTQ's act-order
+// without static groups scatters groups and never fits). Per block:
+//   Q4_0 / Q5_0 / Q8_0: d = fp16(scale), q = code - zero + 8 / 16 / 0; needs
+//       code - zero in [-8, 7] / [-16, 15] / [-128, 127] (symmetric grids of
+//       <= 4 / <= 5 / <= 8 bits always; asymmetric ones of <= 7 bits always
+//       for Q8_0, else as their codes fall).
+//   Q4_1 / Q5_1: d = fp16(scale), m = fp16(-d * zero), q = code; needs codes
+//       in [0, 15] / [0, 31] (any grid of <= 4 / <= 5 bits).
+// Every scale must be a normal fp16 number (2^-14 <= scale <= 65504) so that
+// rounding it is a relative change of at most 2^-11.
+//
+// Precision: the GGUF value differs from scale * (code - zero) only by the
+// fp16 rounding of the scale (and, for Q4_1/Q5_1, of m): for the d-only types
+// |delta| <= 2^-11 * scale * |code - zero| and a zero weight (code == zero)
+// stays exactly 0; for Q4_1/Q5_1, |delta| <= 2^-11 * scale * (code + 2 * zero)
+// (about), and zero weights become tiny non-zeros.
+//
+// Cost: O(rows * cols). Stateless and thread-safe.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "workers/engine/algorithms/quant_grid.h"
+#include "workers/engine/model/gguf/ggml_types.h"
+
+namespace compressd {
+
+// INVALID_ARGUMENT naming `tensor` when q's arrays do not match its
+// rows/cols/groups or a group index is out of range.
+absl::Status ValidateQuantizedTensor(const engine::QuantizedTensor& q, absl::string_view tensor);
+
+// True when `type` (Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0) holds q exactly (see above).
+// q must be valid.
+bool GridFitsType(const engine::QuantizedTensor& q, engine::GgmlType type);
+
+// The smallest type that holds q exactly (tried in the order Q4_0, Q4_1,
+// Q5_0, Q5_1, Q8_0), or nullopt when none does. q must be valid.
+std::optional<engine::GgmlType> ExactGridType(const engine::QuantizedTensor& q);
+
+// q's codes as `type`, rows in q's order (q.rows * GgmlRowBytes(type, q.cols)
+// bytes). INVALID_ARGUMENT naming `tensor` for an invalid q; NOT_FOUND naming
+// it when !GridFitsType(q, type).
+absl::StatusOr<std::string> EncodeGridExact(const engine::QuantizedTensor& q, engine::GgmlType type,
+                                            absl::string_view tensor);
+
+}  // namespace compressd

@@ -1,0 +1,285 @@
+// Tensor listing and type choice for WriteGgufLlama; see gguf_export.h.
+#include <cmath>
+#include <optional>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "workers/engine/export/ggml_grid_encode.h"
+#include "workers/engine/export/ggml_quantize.h"
+#include "workers/engine/export/gguf_export_internal.h"
+#include "workers/engine/model/gguf/dequant.h"
+#include "workers/engine/model/llama_names.h"
+
+namespace compressd::gguf_export_internal {
+namespace {
+
+using engine::GgmlType;
+using engine::QuantizedTensor;
+using engine::RowPermutation;
+using QuantizedMap = std::map<std::string, const QuantizedTensor*>;
+
+constexpr double kPi = 3.14159265358979323846;
+
+// rope_freqs.weight for llama3 rope scaling: the per-frequency factors
+// convert_hf_to_gguf.py writes (1 for high frequencies, `factor` for low
+// ones, a smooth blend between); the loader checks them against the same law.
+std::vector<float> Llama3RopeFactors(const engine::LlamaConfig& c) {
+  const engine::RopeScaling& s = c.rope_scaling;
+  const double low_wavelen = s.original_max_position_embeddings / s.low_freq_factor;
+  const double high_wavelen = s.original_max_position_embeddings / s.high_freq_factor;
+  std::vector<float> out;
+  for (int i = 0; i < c.head_dim; i += 2) {
+    const double freq =
+        std::pow(static_cast<double>(c.rope_theta), -static_cast<double>(i) / c.head_dim);
+    const double wavelen = 2.0 * kPi / freq;
+    double f = s.factor;
+    if (wavelen < high_wavelen) {
+      f = 1.0;
+    } else if (wavelen <= low_wavelen) {
+      const double smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor) /
+                            (s.high_freq_factor - s.low_freq_factor);
+      f = 1.0 / ((1.0 - smooth) / s.factor + smooth);
+    }
+    out.push_back(static_cast<float>(f));
+  }
+  return out;
+}
+
+absl::Status AddPlan(std::vector<TensorPlan>* plans, std::string gguf, std::string hf,
+                     const engine::Tensor& t, std::vector<int64_t> shape, RowPermutation perm) {
+  if (t.empty() || t.shape != shape) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model tensor ", hf, " has shape ",
+                     t.empty() ? std::string("(missing)") : engine::ShapeString(t.shape),
+                     ", its config expects ", engine::ShapeString(shape)));
+  }
+  TensorPlan p;
+  p.report.gguf_name = std::move(gguf);
+  p.report.hf_name = std::move(hf);
+  p.tensor = &t;
+  p.shape = std::move(shape);
+  p.perm = perm;
+  plans->push_back(std::move(p));
+  return absl::OkStatus();
+}
+
+GgmlType ByBits(int bits) {
+  if (bits <= 4) return GgmlType::kQ4_K;
+  if (bits == 5) return GgmlType::kQ5_K;
+  if (bits == 6) return GgmlType::kQ6_K;
+  return GgmlType::kQ8_0;
+}
+
+// llama.cpp's substitutes when a type's block size does not divide a row.
+GgmlType Substitute(GgmlType t) {
+  switch (t) {
+    case GgmlType::kQ4_K:
+      return GgmlType::kQ5_0;
+    case GgmlType::kQ5_K:
+      return GgmlType::kQ5_1;
+    case GgmlType::kQ6_K:
+      return GgmlType::kQ8_0;
+    default:
+      return GgmlType::kF16;
+  }
+}
+
+int64_t BlockSize(GgmlType t) { return engine::GgmlTraits(static_cast<uint32_t>(t))->block_size; }
+
+// "auto" -> nullopt (or `auto_type` when given).
+absl::StatusOr<std::optional<GgmlType>> ParseOption(const std::string& value, const char* field,
+                                                    std::optional<GgmlType> auto_type) {
+  if (value == "auto") return auto_type;
+  absl::StatusOr<GgmlType> t = ParseQuantizeType(value);
+  if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat(field, ": ", t.status().message()));
+  return std::optional<GgmlType>(*t);
+}
+
+// The grid's values must be the model's weights (else the codes describe
+// some other tensor, e.g. one pruned after quantization).
+absl::Status CheckGridMatches(const QuantizedTensor& q, const engine::Tensor& w,
+                              const std::string& name) {
+  for (int64_t r = 0; r < q.rows; ++r) {
+    for (int64_t c = 0; c < q.cols; ++c) {
+      const int64_t g = r * q.groups + q.group_index[c];
+      const float want = q.scales[g] * (static_cast<float>(q.codes[r * q.cols + c]) - q.zeros[g]);
+      const float got = w.data[r * q.cols + c];
+      if (!(std::fabs(got - want) <= 1e-5f * q.scales[g])) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            name, ": weight (", r, ", ", c, ") = ", got, " but its quantization grid gives ", want,
+            ": the quantized codes do not describe the model's current weights"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckQuantized(const QuantizedMap& quantized,
+                            const std::map<std::string, TensorPlan*>& by_hf) {
+  for (const auto& [name, q] : quantized) {
+    auto it = by_hf.find(name);
+    if (it == by_hf.end() || !it->second->is_matrix() || q == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("quantized tensor ", name, " is not a 2-D weight of the model"));
+    }
+    RETURN_IF_ERROR(ValidateQuantizedTensor(*q, name));
+    if (q->rows != it->second->rows() || q->cols != it->second->row_len()) {
+      return absl::InvalidArgumentError(absl::StrCat(name, ": quantized shape [", q->rows, ", ",
+                                                     q->cols, "] != weight shape ",
+                                                     engine::ShapeString(it->second->shape)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// A target's type: from its grid exactly when possible, else the requested type.
+absl::Status ChooseTarget(const QuantizedTensor* q, std::optional<GgmlType> fixed, TensorPlan* p) {
+  GgufTensorReport& r = p->report;
+  if (q != nullptr) {
+    std::optional<GgmlType> exact;
+    if (!fixed.has_value()) {
+      exact = ExactGridType(*q);
+    } else if (GridFitsType(*q, *fixed)) {
+      exact = fixed;
+    }
+    if (exact.has_value()) {
+      RETURN_IF_ERROR(CheckGridMatches(*q, *p->tensor, r.hf_name));
+      r.requested = r.type = *exact;
+      r.exact_from_grid = true;
+      p->grid = q;
+      return absl::OkStatus();
+    }
+    r.requested = fixed.has_value() ? *fixed : ByBits(q->grid.bits);
+    r.note = absl::StrCat("its ", q->grid.bits, "-bit grid (group size ", q->grid.group_size,
+                          ") has no exact encoding as ",
+                          fixed.has_value() ? engine::GgmlTypeName(*fixed) : "a ggml type",
+                          ": re-quantized from its weights");
+    return absl::OkStatus();
+  }
+  r.requested = fixed.has_value() ? *fixed : GgmlType::kF16;
+  return absl::OkStatus();
+}
+
+// Applies the block-size fallback and sets the byte size.
+absl::Status Finish(TensorPlan* p) {
+  GgufTensorReport& r = p->report;
+  if (!r.exact_from_grid) {
+    r.type = r.requested;
+    while (p->row_len() % BlockSize(r.type) != 0) r.type = Substitute(r.type);
+    if (r.type != r.requested) {
+      absl::StrAppend(&r.note, r.note.empty() ? "" : "; ", engine::GgmlTypeName(r.requested),
+                      " blocks of ", BlockSize(r.requested), " do not divide rows of ",
+                      p->row_len(), ": written as ", engine::GgmlTypeName(r.type));
+    }
+  }
+  ASSIGN_OR_RETURN(uint64_t row_bytes, engine::GgmlRowBytes(r.type, p->row_len()));
+  r.bytes = row_bytes * static_cast<uint64_t>(p->rows());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaModel& model) {
+  const engine::LlamaConfig& c = model.config;
+  std::vector<TensorPlan> plans;
+  if (c.rope_scaling.type == "llama3") {
+    TensorPlan p;
+    p.report.gguf_name = "rope_freqs.weight";
+    p.generated = Llama3RopeFactors(c);
+    p.shape = {static_cast<int64_t>(p.generated.size())};
+    plans.push_back(std::move(p));
+  } else if (!c.rope_scaling.type.empty()) {
+    return absl::UnimplementedError(
+        absl::StrCat("GGUF export of rope scaling \"", c.rope_scaling.type, "\""));
+  }
+  const std::vector<int64_t> embed = {c.vocab, c.hidden};
+  RETURN_IF_ERROR(AddPlan(&plans, "token_embd.weight", "model.embed_tokens.weight",
+                          model.embed_tokens, embed, RowPermutation::kNone));
+  for (int i = 0; i < c.n_layers; ++i) {
+    const engine::BlockWeights& b = model.blocks.at(i);
+    for (const engine::BlockTensorSpec& spec : engine::BlockTensorSpecs()) {
+      if (spec.is_bias && !c.attention_bias) continue;
+      RETURN_IF_ERROR(AddPlan(&plans, absl::StrCat("blk.", i, ".", spec.gguf_suffix),
+                              absl::StrCat("model.layers.", i, ".", spec.hf_suffix), b.*spec.slot,
+                              engine::ExpectedShape(c, spec), spec.permutation));
+    }
+  }
+  RETURN_IF_ERROR(AddPlan(&plans, "output_norm.weight", "model.norm.weight", model.final_norm,
+                          {c.hidden}, RowPermutation::kNone));
+  if (!engine::LmHeadIsTied(model)) {
+    RETURN_IF_ERROR(AddPlan(&plans, "output.weight", "lm_head.weight", model.lm_head, embed,
+                            RowPermutation::kNone));
+  }
+  return plans;
+}
+
+absl::Status ChooseTypes(const GgufExportOptions& options, const QuantizedMap& quantized,
+                         std::vector<TensorPlan>* plans) {
+  ASSIGN_OR_RETURN(std::optional<GgmlType> target,
+                   ParseOption(options.target_type, "target_type", std::nullopt));
+  ASSIGN_OR_RETURN(std::optional<GgmlType> other,
+                   ParseOption(options.other_type, "other_type", GgmlType::kQ8_0));
+  std::map<std::string, TensorPlan*> by_hf;
+  for (TensorPlan& p : *plans) by_hf[p.report.hf_name] = &p;
+  for (const std::string& name : options.targets) {
+    auto it = by_hf.find(name);
+    if (it == by_hf.end() || !it->second->is_matrix()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("target ", name, " is not a 2-D weight of the model"));
+    }
+  }
+  RETURN_IF_ERROR(CheckQuantized(quantized, by_hf));
+  for (TensorPlan& p : *plans) {
+    const std::string& name = p.report.hf_name;
+    auto q = quantized.find(name);
+    if (!p.is_matrix()) {
+      p.report.requested = GgmlType::kF32;
+    } else if (options.targets.count(name) > 0 || q != quantized.end()) {
+      RETURN_IF_ERROR(ChooseTarget(q == quantized.end() ? nullptr : q->second, target, &p));
+    } else {
+      p.report.requested = *other;
+    }
+    RETURN_IF_ERROR(Finish(&p));
+  }
+  return absl::OkStatus();
+}
+
+uint32_t LlamaFileType(const std::vector<TensorPlan>& plans) {
+  std::map<GgmlType, int64_t> weights;
+  for (const TensorPlan& p : plans) {
+    if (p.is_matrix()) weights[p.report.type] += p.rows() * p.row_len();
+  }
+  GgmlType main = GgmlType::kF32;
+  int64_t most = -1;
+  for (const auto& [type, n] : weights) {
+    if (n > most) {
+      most = n;
+      main = type;
+    }
+  }
+  switch (main) {  // llama.h enum llama_ftype (the *_M variants for the k-quants)
+    case GgmlType::kF16:
+      return 1;
+    case GgmlType::kQ4_0:
+      return 2;
+    case GgmlType::kQ4_1:
+      return 3;
+    case GgmlType::kQ8_0:
+      return 7;
+    case GgmlType::kQ5_0:
+      return 8;
+    case GgmlType::kQ5_1:
+      return 9;
+    case GgmlType::kQ4_K:
+      return 15;
+    case GgmlType::kQ5_K:
+      return 17;
+    case GgmlType::kQ6_K:
+      return 18;
+    default:
+      return 0;  // all F32
+  }
+}
+
+}  // namespace compressd::gguf_export_internal

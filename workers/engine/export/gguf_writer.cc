@@ -1,0 +1,278 @@
+#include "workers/engine/export/gguf_writer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+
+namespace compressd {
+namespace {
+
+using engine::GgufValueType;
+
+constexpr uint64_t kAlignment = engine::kGgufDefaultAlignment;
+
+template <typename T>
+void Put(std::string* out, T v) {
+  char b[sizeof(T)];
+  std::memcpy(b, &v, sizeof(T));
+  out->append(b, sizeof(T));
+}
+
+void PutString(std::string* out, absl::string_view s) {
+  Put<uint64_t>(out, s.size());
+  out->append(s.data(), s.size());
+}
+
+uint64_t PadUp(uint64_t n, uint64_t alignment) {
+  return (n + alignment - 1) / alignment * alignment;
+}
+
+// Appends `v` as integer type `t` (little-endian, truncated to its width).
+void PutInt(std::string* out, GgufValueType t, int64_t v) {
+  switch (t) {
+    case GgufValueType::kU8:
+    case GgufValueType::kI8:
+      Put<uint8_t>(out, static_cast<uint8_t>(v));
+      return;
+    case GgufValueType::kU16:
+    case GgufValueType::kI16:
+      Put<uint16_t>(out, static_cast<uint16_t>(v));
+      return;
+    case GgufValueType::kU32:
+    case GgufValueType::kI32:
+      Put<uint32_t>(out, static_cast<uint32_t>(v));
+      return;
+    default:
+      Put<uint64_t>(out, static_cast<uint64_t>(v));
+      return;
+  }
+}
+
+bool IsInteger(GgufValueType t) {
+  switch (t) {
+    case GgufValueType::kU8:
+    case GgufValueType::kI8:
+    case GgufValueType::kU16:
+    case GgufValueType::kI16:
+    case GgufValueType::kU32:
+    case GgufValueType::kI32:
+    case GgufValueType::kU64:
+    case GgufValueType::kI64:
+      return true;
+    default:
+      return false;
+  }
+}
+
+absl::Status IoError(const std::string& path, absl::string_view what) {
+  return absl::InternalError(absl::StrCat(path, ": ", what, ": ", std::strerror(errno)));
+}
+
+}  // namespace
+
+void GgufBuilder::BeginKv(const std::string& key, GgufValueType type) {
+  if (!keys_.insert(key).second) duplicates_.push_back(key);
+  ++n_kv_;
+  PutString(&kv_bytes_, key);
+  Put<uint32_t>(&kv_bytes_, static_cast<uint32_t>(type));
+}
+
+void GgufBuilder::AddString(const std::string& key, absl::string_view value) {
+  BeginKv(key, GgufValueType::kString);
+  PutString(&kv_bytes_, value);
+}
+
+void GgufBuilder::AddU32(const std::string& key, uint32_t value) {
+  BeginKv(key, GgufValueType::kU32);
+  Put(&kv_bytes_, value);
+}
+
+void GgufBuilder::AddI32(const std::string& key, int32_t value) {
+  BeginKv(key, GgufValueType::kI32);
+  Put(&kv_bytes_, value);
+}
+
+void GgufBuilder::AddU64(const std::string& key, uint64_t value) {
+  BeginKv(key, GgufValueType::kU64);
+  Put(&kv_bytes_, value);
+}
+
+void GgufBuilder::AddF32(const std::string& key, float value) {
+  BeginKv(key, GgufValueType::kF32);
+  Put(&kv_bytes_, value);
+}
+
+void GgufBuilder::AddBool(const std::string& key, bool value) {
+  BeginKv(key, GgufValueType::kBool);
+  Put<uint8_t>(&kv_bytes_, value ? 1 : 0);
+}
+
+void GgufBuilder::AddStringArray(const std::string& key, const std::vector<std::string>& values) {
+  BeginKv(key, GgufValueType::kArray);
+  Put<uint32_t>(&kv_bytes_, static_cast<uint32_t>(GgufValueType::kString));
+  Put<uint64_t>(&kv_bytes_, values.size());
+  for (const std::string& v : values) PutString(&kv_bytes_, v);
+}
+
+void GgufBuilder::AddIntArray(const std::string& key, GgufValueType elem,
+                              const std::vector<int64_t>& values) {
+  BeginKv(key, GgufValueType::kArray);
+  Put<uint32_t>(&kv_bytes_, static_cast<uint32_t>(elem));
+  Put<uint64_t>(&kv_bytes_, values.size());
+  for (int64_t v : values) PutInt(&kv_bytes_, elem, v);
+}
+
+void GgufBuilder::AddF32Array(const std::string& key, const std::vector<float>& values) {
+  BeginKv(key, GgufValueType::kArray);
+  Put<uint32_t>(&kv_bytes_, static_cast<uint32_t>(GgufValueType::kF32));
+  Put<uint64_t>(&kv_bytes_, values.size());
+  for (float v : values) Put(&kv_bytes_, v);
+}
+
+absl::Status GgufBuilder::CopyKv(const engine::GgufFile& src, const engine::GgufKv& kv) {
+  const std::string& key = kv.key;
+  if (kv.type == GgufValueType::kArray) {
+    if (kv.elem_type == GgufValueType::kString) {
+      ASSIGN_OR_RETURN(std::vector<std::string> v, src.GetStringArray(key));
+      AddStringArray(key, v);
+      return absl::OkStatus();
+    }
+    if (IsInteger(kv.elem_type)) {
+      ASSIGN_OR_RETURN(std::vector<int64_t> v, src.GetIntArray(key));
+      AddIntArray(key, kv.elem_type, v);
+      return absl::OkStatus();
+    }
+    if (kv.elem_type == GgufValueType::kF32) {
+      ASSIGN_OR_RETURN(std::vector<float> v, src.GetF32Array(key));
+      AddF32Array(key, v);
+      return absl::OkStatus();
+    }
+  } else if (kv.type == GgufValueType::kString) {
+    ASSIGN_OR_RETURN(std::string v, src.GetString(key));
+    AddString(key, v);
+    return absl::OkStatus();
+  } else if (kv.type == GgufValueType::kBool) {
+    ASSIGN_OR_RETURN(bool v, src.GetBool(key));
+    AddBool(key, v);
+    return absl::OkStatus();
+  } else if (kv.type == GgufValueType::kF32) {
+    ASSIGN_OR_RETURN(float v, src.GetF32(key));
+    AddF32(key, v);
+    return absl::OkStatus();
+  } else if (IsInteger(kv.type)) {
+    // Signed values through GetI32 (I8..I32); the rest are non-negative.
+    const bool small_signed = kv.type == GgufValueType::kI8 || kv.type == GgufValueType::kI16 ||
+                              kv.type == GgufValueType::kI32;
+    int64_t v = 0;
+    if (small_signed) {
+      ASSIGN_OR_RETURN(v, src.GetI32(key));
+    } else {
+      absl::StatusOr<uint64_t> u = src.GetU64(key);
+      if (!u.ok())
+        return absl::UnimplementedError(
+            absl::StrCat(src.path(), ": metadata key \"", key,
+                         "\": cannot copy its value: ", u.status().message()));
+      v = static_cast<int64_t>(*u);
+    }
+    BeginKv(key, kv.type);
+    PutInt(&kv_bytes_, kv.type, v);
+    return absl::OkStatus();
+  }
+  std::string type = engine::GgufValueTypeName(kv.type);
+  if (kv.type == GgufValueType::kArray)
+    absl::StrAppend(&type, " of ", engine::GgufValueTypeName(kv.elem_type));
+  return absl::UnimplementedError(
+      absl::StrCat(src.path(), ": metadata key \"", key, "\" (", type, ") cannot be copied"));
+}
+
+void GgufBuilder::AddTensor(const std::string& name, std::vector<int64_t> ne, engine::GgmlType type,
+                            uint64_t nbytes) {
+  for (const TensorSlot& s : slots_) {
+    if (s.name == name) duplicates_.push_back(name);
+  }
+  PutString(&info_bytes_, name);
+  Put<uint32_t>(&info_bytes_, static_cast<uint32_t>(ne.size()));
+  for (int64_t d : ne) Put<uint64_t>(&info_bytes_, static_cast<uint64_t>(d));
+  Put<uint32_t>(&info_bytes_, static_cast<uint32_t>(type));
+  Put<uint64_t>(&info_bytes_, data_size_);
+  slots_.push_back({name, nbytes});
+  data_size_ += PadUp(nbytes, kAlignment);
+}
+
+absl::StatusOr<std::string> GgufBuilder::Header() const {
+  if (!duplicates_.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "GGUF metadata keys or tensor names given twice: ", absl::StrJoin(duplicates_, ", ")));
+  }
+  std::string out = "GGUF";
+  Put<uint32_t>(&out, 3);
+  Put<uint64_t>(&out, slots_.size());
+  Put<uint64_t>(&out, n_kv_);
+  out += kv_bytes_;
+  out += info_bytes_;
+  out.resize(PadUp(out.size(), kAlignment), '\0');
+  return out;
+}
+
+uint64_t GgufBuilder::FileSize() const {
+  const uint64_t header = 4 + 4 + 8 + 8 + kv_bytes_.size() + info_bytes_.size();
+  return PadUp(header, kAlignment) + data_size_;
+}
+
+absl::StatusOr<std::unique_ptr<GgufFileSink>> GgufFileSink::Create(const std::string& path) {
+  std::string tmp = path + ".tmp-XXXXXX";
+  const int fd = ::mkstemp(tmp.data());
+  if (fd < 0) return IoError(tmp, "cannot create a temporary file for the GGUF output");
+  if (::fchmod(fd, 0644) != 0) {
+    absl::Status s = IoError(tmp, "chmod failed");
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  return std::unique_ptr<GgufFileSink>(new GgufFileSink(path, std::move(tmp), fd));
+}
+
+GgufFileSink::~GgufFileSink() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(tmp_.c_str());
+}
+
+absl::Status GgufFileSink::Write(absl::string_view bytes) {
+  const char* p = bytes.data();
+  size_t n = bytes.size();
+  while (n > 0) {
+    const ssize_t w = ::write(fd_, p, std::min<size_t>(n, size_t{1} << 30));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return IoError(tmp_, "write failed");
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+    written_ += static_cast<uint64_t>(w);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GgufFileSink::PadTo(uint64_t alignment) {
+  const uint64_t pad = PadUp(written_, alignment) - written_;
+  return Write(std::string(pad, '\0'));
+}
+
+absl::Status GgufFileSink::Commit() {
+  if (::fsync(fd_) != 0) return IoError(tmp_, "fsync failed");
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) return IoError(tmp_, "close failed");
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) return IoError(path_, "rename failed");
+  committed_ = true;
+  return absl::OkStatus();
+}
+
+}  // namespace compressd

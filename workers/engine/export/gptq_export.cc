@@ -1,0 +1,424 @@
+// GPTQ checkpoint writer; see gptq_export.h for the layout.
+#include "workers/engine/export/gptq_export.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "workers/engine/export/llama_export.h"
+#include "workers/engine/export/safetensors_writer.h"
+#include "workers/engine/model/dtype.h"
+#include "workers/engine/model/llama_names.h"
+
+namespace compressd {
+namespace {
+
+namespace fs = std::filesystem;
+using engine::QuantGrid;
+using engine::QuantizedTensor;
+using nlohmann::json;
+
+// The projections of a decoder block, relative to "model.layers.N.", grouped
+// in the order GPTQ quantizes them sequentially (q/k/v, o, gate/up, down).
+const std::vector<std::vector<std::string>>& BlockProjections() {
+  static const auto* kGroups = new std::vector<std::vector<std::string>>{
+      {"self_attn.k_proj", "self_attn.v_proj", "self_attn.q_proj"},
+      {"self_attn.o_proj"},
+      {"mlp.up_proj", "mlp.gate_proj"},
+      {"mlp.down_proj"}};
+  return *kGroups;
+}
+
+// Writes `value` (< 2^bits) as element `index` of a little-endian bit stream
+// of `bits`-bit fields held in 32-bit words words[0], words[stride], ...; a
+// field that crosses a word boundary continues in the next word's low bits.
+void PutBits(uint32_t* words, int64_t stride, int64_t index, int bits, uint32_t value) {
+  const int64_t bit = index * bits;
+  const int64_t word = bit / 32;
+  const int shift = static_cast<int>(bit % 32);
+  words[word * stride] |= value << shift;
+  if (shift + bits > 32) {
+    words[(word + 1) * stride] |= value >> (32 - shift);
+  }
+}
+
+absl::Status Invalid(absl::string_view name, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(name, ": ", what));
+}
+
+absl::Status CheckSizes(const QuantizedTensor& q, absl::string_view name) {
+  RETURN_IF_ERROR(engine::ValidateGrid(q.grid, name));
+  const int bits = q.grid.bits;
+  if (bits != 2 && bits != 3 && bits != 4 && bits != 8) {
+    return Invalid(name, absl::StrCat("gptq output supports bits 2, 3, 4, 8, got ", bits));
+  }
+  if (q.rows <= 0 || q.cols <= 0) {
+    return Invalid(name, absl::StrCat("empty shape [", q.rows, ", ", q.cols, "]"));
+  }
+  if (q.groups != engine::GroupCount(q.grid, q.cols)) {
+    return Invalid(
+        name, absl::StrCat("groups ", q.groups, " != ", engine::GroupCount(q.grid, q.cols), " for ",
+                           q.cols, " inputs and group_size ", q.grid.group_size));
+  }
+  const size_t n = static_cast<size_t>(q.rows * q.cols);
+  const size_t ng = static_cast<size_t>(q.rows * q.groups);
+  if (q.codes.size() != n || q.scales.size() != ng || q.zeros.size() != ng ||
+      q.group_index.size() != static_cast<size_t>(q.cols)) {
+    return Invalid(name, absl::StrCat("codes/scales/zeros/group_index sizes ", q.codes.size(), "/",
+                                      q.scales.size(), "/", q.zeros.size(), "/",
+                                      q.group_index.size(), " do not match [", q.rows, ", ", q.cols,
+                                      "] with ", q.groups, " groups"));
+  }
+  if (q.grid.group_size > 0 && q.cols % q.grid.group_size != 0) {
+    return Invalid(name, absl::StrCat("in_features ", q.cols, " is not a multiple of group_size ",
+                                      q.grid.group_size,
+                                      ": GPTQ kernels (vLLM, GPTQModel's CPU "
+                                      "and CUDA kernels, ExLlama, Marlin) require whole groups"));
+  }
+  if ((q.cols * bits) % 32 != 0 || (q.rows * bits) % 32 != 0) {
+    return Invalid(
+        name, absl::StrCat("in_features ", q.cols, " and out_features ", q.rows, " times ", bits,
+                           " bits must be multiples of 32 (whole "
+                           "int32 words)"));
+  }
+  return absl::OkStatus();
+}
+
+// The stored zero point of (row, group) as an integer, after the checks the
+// format needs.
+absl::StatusOr<uint32_t> StoredZero(const QuantizedTensor& q, int64_t r, int64_t g,
+                                    GptqCheckpointFormat format, absl::string_view name) {
+  const float z = q.zeros[r * q.groups + g];
+  const int maxq = engine::MaxQ(q.grid.bits);
+  const auto where = [&] { return absl::StrCat("zero point at row ", r, ", group ", g, " = "); };
+  if (!(z >= 0.0f && z <= static_cast<float>(maxq)) || z != std::nearbyint(z)) {
+    return Invalid(name, absl::StrCat(where(), z, " is not an integer in [0, ", maxq, "]"));
+  }
+  const auto zi = static_cast<uint32_t>(z);
+  if (q.grid.symmetric && zi != (1u << (q.grid.bits - 1))) {
+    return Invalid(name, absl::StrCat(where(), zi, ", but a symmetric grid (sym=true) has zero ",
+                                      1u << (q.grid.bits - 1)));
+  }
+  if (format == GptqCheckpointFormat::kGptq) {
+    if (zi == 0) {
+      return Invalid(name, absl::StrCat(where(),
+                                        "0, which checkpoint_format \"gptq\" (v1, "
+                                        "stores zero - 1) cannot represent; use gptq_v2"));
+    }
+    return zi - 1;
+  }
+  return zi;
+}
+
+// Scales as float16, transposed to [groups, out].
+absl::Status PackScales(const QuantizedTensor& q, absl::string_view name, GptqPackedTensor* p) {
+  p->scales.assign(static_cast<size_t>(q.groups * q.rows), 0);
+  for (int64_t r = 0; r < q.rows; ++r) {
+    for (int64_t g = 0; g < q.groups; ++g) {
+      const float s = q.scales[r * q.groups + g];
+      const uint16_t h = FloatToHalfRef(s);
+      const bool overflow = (h & 0x7C00u) == 0x7C00u;
+      const bool underflow = s != 0.0f && (h & 0x7FFFu) == 0;
+      if (!std::isfinite(s) || overflow || underflow) {
+        return Invalid(name, absl::StrCat("scale at row ", r, ", group ", g, " = ", s,
+                                          " is not representable as a finite nonzero float16"));
+      }
+      p->scales[g * q.rows + r] = h;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Splits "model.layers.N.<projection>.weight" into N and the projection.
+bool ParseBlockProjection(const std::string& name, int64_t* layer, std::string* projection) {
+  constexpr absl::string_view kPrefix = "model.layers.";
+  constexpr absl::string_view kSuffix = ".weight";
+  if (!absl::StartsWith(name, kPrefix) || !absl::EndsWith(name, kSuffix)) {
+    return false;
+  }
+  const std::string rest =
+      name.substr(kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
+  const size_t dot = rest.find('.');
+  if (dot == std::string::npos || !absl::SimpleAtoi(rest.substr(0, dot), layer)) {
+    return false;
+  }
+  *projection = rest.substr(dot + 1);
+  for (const auto& group : BlockProjections()) {
+    if (std::find(group.begin(), group.end(), *projection) != group.end()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool SameGrid(const QuantGrid& a, const QuantGrid& b) {
+  return a.bits == b.bits && a.group_size == b.group_size && a.symmetric == b.symmetric;
+}
+
+std::string GridText(const QuantGrid& g) {
+  return absl::StrCat("bits ", g.bits, ", group_size ", g.group_size, ", ",
+                      g.symmetric ? "symmetric" : "asymmetric");
+}
+
+// INVALID_ARGUMENT unless every block quantizes the same projections as
+// block 0; returns that set in modules_in_block_to_quantize's shape.
+absl::StatusOr<json> BlockModules(const std::vector<std::set<std::string>>& per_block) {
+  for (size_t b = 1; b < per_block.size(); ++b) {
+    if (per_block[b] == per_block[0]) {
+      continue;
+    }
+    for (const auto& group : BlockProjections()) {
+      for (const std::string& m : group) {
+        const bool here = per_block[b].count(m) > 0;
+        if (here == (per_block[0].count(m) > 0)) {
+          continue;
+        }
+        return absl::InvalidArgumentError(
+            absl::StrCat("model.layers.", b, ".", m, " is ", here ? "" : "not ",
+                         "quantized but model.layers.0.", m, " is", here ? " not" : "",
+                         ": GPTQ's modules_in_block_to_quantize applies to every "
+                         "block, so all blocks must quantize the same projections"));
+      }
+    }
+  }
+  json modules = json::array();
+  for (const auto& group : BlockProjections()) {
+    json step = json::array();
+    for (const std::string& m : group) {
+      if (per_block[0].count(m) > 0) {
+        step.push_back(m);
+      }
+    }
+    if (!step.empty()) {
+      modules.push_back(std::move(step));
+    }
+  }
+  return modules;
+}
+
+std::string GptqConfigJson(const engine::LlamaModel& model, bool tied, const QuantGrid& grid,
+                           bool desc_act, const json& modules, const GptqExportOptions& options) {
+  json config = json::parse(HfLlamaConfigJson(model.config, tied));
+  config["torch_dtype"] = "float16";
+  const char* format = options.format == GptqCheckpointFormat::kGptq ? "gptq" : "gptq_v2";
+  config["quantization_config"] = {
+      {"quant_method", "gptq"},
+      {"bits", grid.bits},
+      {"group_size", grid.group_size},
+      {"desc_act", desc_act},
+      {"sym", grid.symmetric},
+      {"checkpoint_format", format},
+      {"format", format},
+      {"true_sequential", options.true_sequential},
+      {"damp_percent", options.damp_percent},
+      {"static_groups", false},
+      {"lm_head", false},
+      {"pack_dtype", "int32"},
+      {"modules_in_block_to_quantize", modules},
+  };
+  return config.dump(2) + "\n";
+}
+
+absl::Status WriteText(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) {
+    return absl::InternalError(absl::StrCat(path.string(), ": write failed"));
+  }
+  return absl::OkStatus();
+}
+
+// max |float16(scale) * (code - zero) - w| over one layer.
+double MaxAbsDiff(const QuantizedTensor& q, const GptqPackedTensor& p, const float* w) {
+  double worst = 0.0;
+  for (int64_t r = 0; r < q.rows; ++r) {
+    for (int64_t c = 0; c < q.cols; ++c) {
+      const int64_t g = q.group_index[c];
+      const double s = HalfToFloatRef(p.scales[g * q.rows + r]);
+      const double v =
+          s * (static_cast<double>(q.codes[r * q.cols + c]) - q.zeros[r * q.groups + g]);
+      worst = std::max(worst, std::fabs(v - static_cast<double>(w[r * q.cols + c])));
+    }
+  }
+  return worst;
+}
+
+template <typename T>
+absl::string_view BytesOf(const std::vector<T>& v) {
+  return absl::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+}
+
+}  // namespace
+
+absl::StatusOr<GptqPackedTensor> PackGptqTensor(const QuantizedTensor& q,
+                                                GptqCheckpointFormat format,
+                                                absl::string_view name) {
+  RETURN_IF_ERROR(CheckSizes(q, name));
+  GptqPackedTensor p;
+  p.in = q.cols;
+  p.out = q.rows;
+  p.groups = q.groups;
+  p.bits = q.grid.bits;
+  const int bits = p.bits;
+  const int maxq = engine::MaxQ(bits);
+  const int64_t group_size = q.grid.group_size > 0 ? q.grid.group_size : q.cols;
+
+  p.g_idx.assign(q.group_index.begin(), q.group_index.end());
+  for (int64_t c = 0; c < q.cols; ++c) {
+    const int32_t g = q.group_index[c];
+    if (g < 0 || g >= q.groups) {
+      return Invalid(name,
+                     absl::StrCat("group_index[", c, "] = ", g, " is outside [0, ", q.groups, ")"));
+    }
+    if (g != c / group_size) {
+      p.act_order = true;
+    }
+  }
+
+  std::vector<uint32_t> qweight(static_cast<size_t>(q.cols * bits / 32 * q.rows), 0);
+  for (int64_t r = 0; r < q.rows; ++r) {
+    const uint8_t* codes = q.codes.data() + r * q.cols;
+    for (int64_t c = 0; c < q.cols; ++c) {
+      if (codes[c] > maxq) {
+        return Invalid(name, absl::StrCat("code ", int{codes[c]}, " at [", r, ", ", c, "] exceeds ",
+                                          maxq, " for ", bits, " bits"));
+      }
+      PutBits(qweight.data() + r, q.rows, c, bits, codes[c]);
+    }
+  }
+
+  const int64_t zero_words = q.rows * bits / 32;
+  std::vector<uint32_t> qzeros(static_cast<size_t>(q.groups * zero_words), 0);
+  for (int64_t r = 0; r < q.rows; ++r) {
+    for (int64_t g = 0; g < q.groups; ++g) {
+      ASSIGN_OR_RETURN(const uint32_t z, StoredZero(q, r, g, format, name));
+      PutBits(qzeros.data() + g * zero_words, 1, r, bits, z);
+    }
+  }
+  RETURN_IF_ERROR(PackScales(q, name, &p));
+
+  // The words are bit patterns; int32 is how the checkpoint types them.
+  p.qweight.assign(qweight.size(), 0);
+  std::memcpy(p.qweight.data(), qweight.data(), qweight.size() * sizeof(uint32_t));
+  p.qzeros.assign(qzeros.size(), 0);
+  std::memcpy(p.qzeros.data(), qzeros.data(), qzeros.size() * sizeof(uint32_t));
+  return p;
+}
+
+absl::StatusOr<GptqExportStats> WriteGptqLlama(
+    engine::LlamaModel& model, const std::map<std::string, const QuantizedTensor*>& quantized,
+    const std::string& out_dir, const GptqExportOptions& options) {
+  if (quantized.empty()) {
+    return absl::InvalidArgumentError("gptq output: no quantized tensors to write");
+  }
+  if (model.config.attention_bias && model.config.model_type != "qwen2") {
+    return absl::UnimplementedError(absl::StrCat(
+        "gptq output: model_type \"", model.config.model_type,
+        "\" with q/k/v biases has no Hugging Face class to export to (only qwen2 has them)"));
+  }
+  const std::vector<engine::NamedTensor> named = engine::NamedTensors(&model);
+  std::map<std::string, const engine::Tensor*> by_name;
+  for (const engine::NamedTensor& t : named) {
+    by_name[t.name] = t.tensor;
+  }
+
+  // Names, shapes and one grid, checked in the model's tensor order.
+  std::vector<std::set<std::string>> per_block(model.blocks.size());
+  const QuantizedTensor* first = nullptr;
+  std::string first_name;
+  for (const engine::NamedTensor& t : named) {
+    auto it = quantized.find(t.name);
+    if (it == quantized.end()) {
+      continue;
+    }
+    const QuantizedTensor& q = *it->second;
+    int64_t layer = 0;
+    std::string projection;
+    if (!ParseBlockProjection(t.name, &layer, &projection)) {
+      return Invalid(t.name,
+                     "gptq output quantizes only decoder-block projections "
+                     "(model.layers.N.self_attn.{q,k,v,o}_proj, mlp.{gate,up,down}_proj)");
+    }
+    if (q.rows != t.tensor->rows() || q.cols != t.tensor->cols() || t.tensor->shape.size() != 2) {
+      return Invalid(t.name, absl::StrCat("quantized shape [", q.rows, ", ", q.cols,
+                                          "] differs from the model's [",
+                                          absl::StrJoin(t.tensor->shape, ", "), "]"));
+    }
+    if (first == nullptr) {
+      first = &q;
+      first_name = t.name;
+    } else if (!SameGrid(q.grid, first->grid)) {
+      return Invalid(t.name, absl::StrCat("grid (", GridText(q.grid), ") differs from ", first_name,
+                                          " (", GridText(first->grid),
+                                          "): a GPTQ checkpoint has one quantization_config"));
+    }
+    per_block[static_cast<size_t>(layer)].insert(projection);
+  }
+  for (const auto& [name, q] : quantized) {
+    if (by_name.count(name) == 0) {
+      return Invalid(name, "not a weight of the model (or lm_head tied to the embedding)");
+    }
+  }
+  ASSIGN_OR_RETURN(const json modules, BlockModules(per_block));
+
+  GptqExportStats stats;
+  std::deque<GptqPackedTensor> packed;          // keeps the bytes alive for the write
+  std::deque<std::vector<uint16_t>> dense_f16;  // likewise
+  std::vector<TensorToWrite> tensors;
+  for (const engine::NamedTensor& t : named) {
+    auto it = quantized.find(t.name);
+    if (it == quantized.end()) {
+      const size_t n = static_cast<size_t>(t.tensor->numel());
+      std::vector<uint16_t>& h = dense_f16.emplace_back(n);
+      FloatToHalf(t.tensor->data, h.data(), n);
+      for (size_t i = 0; i < n; ++i) {
+        if ((h[i] & 0x7C00u) == 0x7C00u && std::isfinite(t.tensor->data[i])) {
+          return Invalid(t.name, absl::StrCat("value ", t.tensor->data[i], " at element ", i,
+                                              " overflows float16"));
+        }
+      }
+      tensors.push_back({t.name, DType::kF16, t.tensor->shape, BytesOf(h)});
+      ++stats.dense_tensors;
+      continue;
+    }
+    const QuantizedTensor& q = *it->second;
+    ASSIGN_OR_RETURN(GptqPackedTensor p, PackGptqTensor(q, options.format, t.name));
+    stats.desc_act = stats.desc_act || p.act_order;
+    stats.max_abs_diff = std::max(stats.max_abs_diff, MaxAbsDiff(q, p, t.tensor->data));
+    ++stats.quantized_tensors;
+    const GptqPackedTensor& k = packed.emplace_back(std::move(p));
+    const std::string m = t.name.substr(0, t.name.size() - std::string(".weight").size());
+    tensors.push_back(
+        {m + ".qweight", DType::kI32, {k.in * k.bits / 32, k.out}, BytesOf(k.qweight)});
+    tensors.push_back(
+        {m + ".qzeros", DType::kI32, {k.groups, k.out * k.bits / 32}, BytesOf(k.qzeros)});
+    tensors.push_back({m + ".scales", DType::kF16, {k.groups, k.out}, BytesOf(k.scales)});
+    tensors.push_back({m + ".g_idx", DType::kI32, {k.in}, BytesOf(k.g_idx)});
+  }
+
+  const std::string config = GptqConfigJson(model, engine::LmHeadIsTied(model), first->grid,
+                                            stats.desc_act, modules, options);
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat(out_dir, ": mkdir: ", ec.message()));
+  }
+  RETURN_IF_ERROR(WriteSafetensors((fs::path(out_dir) / "model.safetensors").string(),
+                                   std::move(tensors), {{"format", "pt"}}));
+  RETURN_IF_ERROR(WriteText(fs::path(out_dir) / "config.json", config));
+  return stats;
+}
+
+}  // namespace compressd
