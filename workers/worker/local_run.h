@@ -24,7 +24,8 @@ class LineEventSink : public EventSink {
 
 // Parses the recipe file (YAML or JSON), applies defaults, validates, runs.
 // A non-empty `checkpoint_dir` keeps the job's checkpoints there
-// (DirCheckpointStore), so running the same command again resumes.
+// (DirCheckpointStore), so running the same command again resumes; an
+// evopress stage also keeps its levels database there (RunOptions::levels_db).
 absl::Status RunLocal(const std::string& model_dir, const std::string& recipe_path,
                       const std::string& out_dir, const std::string& checkpoint_dir = "");
 
