@@ -173,6 +173,10 @@ absl::Status ValidateEvoPress(const v1::EvoPressStage& e, const std::string& pat
                       absl::StrCat("must be kl or ppl, got \"", e.fitness(), "\""));
   }
   if (e.mode() == "bits") RETURN_IF_ERROR(ValidateGrid(e.grid(), path + ".grid"));
+  if (!e.database().empty() && e.database() != "sequential" && e.database() != "dense_inputs") {
+    return FieldError(path + ".database", absl::StrCat("must be sequential or dense_inputs, "
+                                                       "got \"", e.database(), "\""));
+  }
   return absl::OkStatus();
 }
 
@@ -335,6 +339,7 @@ void ApplyStageDefaults(v1::Stage* stage) {
         e->add_step_tokens(8192);
       }
       if (e->fitness().empty()) e->set_fitness("kl");
+      if (e->database().empty() && e->mode() != "drop") e->set_database("sequential");
       EvoPressLevelDefaults(e);
       if (e->mode() == "bits") {
         e->mutable_grid()->set_bits(4);  // placeholder: the levels give the bits

@@ -75,8 +75,9 @@ absl::Status Run() {
   ASSIGN_OR_RETURN(Config parent, InitialConfig(space, e->target(), rng));
   engine::CpuBackend backend(engine::CpuBackendOptions{absl::GetFlag(FLAGS_threads), 128});
   DirCheckpointStore store(absl::GetFlag(FLAGS_db));
-  const LevelsDbSpec spec;
-  LevelsDb db(&store, LevelsDbFingerprint(model, calib.sequences, spec), space, spec);
+  LevelsDbSpec spec;
+  spec.build = DbBuild::kDenseInputs;  // one dense pass: the bench times the evaluator
+  LevelsDb db(&store, LevelsDbFingerprint(model, calib.sequences, spec, space), space, spec);
   StderrSink sink;
   CancelToken cancel;
   RETURN_IF_ERROR(

@@ -157,6 +157,10 @@ TEST(EvoPressRecipeTest, DefaultLevelsAreEquallySpacedAroundTheTarget) {
   r = Recipe("{mode: bits, target: 3.5}");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->stages(0).evopress().levels_size(), 5);
+  EXPECT_EQ(r->stages(0).evopress().database(), "sequential");
+  r = Recipe("{mode: bits, target: 3.5, database: dense_inputs}");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->stages(0).evopress().database(), "dense_inputs");
 }
 
 TEST(EvoPressRecipeTest, RejectsBadLevels) {
@@ -164,7 +168,8 @@ TEST(EvoPressRecipeTest, RejectsBadLevels) {
                           "{mode: sparsity, target: 0.9, levels: [0.3, 0.5]}",
                           "{mode: bits, target: 3, levels: [2, 3.5]}",
                           "{mode: bits, target: 3, levels: [4, 3]}",
-                          "{mode: sparsity, target: 0.5, survivors: [2, 0], step_tokens: [8, 8]}"}) {
+                          "{mode: sparsity, target: 0.5, survivors: [2, 0], step_tokens: [8, 8]}",
+                          "{mode: sparsity, target: 0.5, database: layerwise}"}) {
     EXPECT_EQ(Recipe(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
 }

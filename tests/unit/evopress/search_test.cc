@@ -48,8 +48,10 @@ class SearchTest : public ::testing::Test {
     space_ = *MakeSearchSpace(model_, AllModules(4), stage);
     std::mt19937_64 rng(0);
     initial_ = *InitialConfig(space_, 0.4, rng);
-    db_ = std::make_unique<LevelsDb>(&store_, LevelsDbFingerprint(model_, windows_, {}), space_,
-                                     LevelsDbSpec{});
+    LevelsDbSpec spec;
+    spec.build = DbBuild::kDenseInputs;
+    db_ = std::make_unique<LevelsDb>(&store_, LevelsDbFingerprint(model_, windows_, spec, space_),
+                                     space_, spec);
     ASSERT_TRUE(BuildLevelsDb(model_, backend_, windows_, {}, 1, *db_, sink_, cancel_).ok());
     stream_ = engine::testing::RandomTokens(400, model_.config.vocab, 42);
     options_.generations = 6;
@@ -319,6 +321,7 @@ TEST(EvoPressRunTest, SparsityStitchesTheModelAndWritesTheConfiguration) {
   EXPECT_NE(r.model.blocks[0].q_proj.data, TestModel().blocks[0].q_proj.data);
   EXPECT_EQ(r.summary["fitness_curve"].size(), 3u);
   EXPECT_EQ(r.summary["levels_db"]["entries_built"].get<int>(), 28 * 5);
+  EXPECT_EQ(r.summary["levels_db"]["build"], "sequential");
   ASSERT_TRUE(r.config.is_object());
   EXPECT_EQ(r.config["units"].size(), 28u);
   EXPECT_NEAR(r.config["mean_level"].get<double>(), 0.5, 1e-9);
@@ -327,6 +330,18 @@ TEST(EvoPressRunTest, SparsityStitchesTheModelAndWritesTheConfiguration) {
   EXPECT_EQ(again.summary["levels_db"]["entries_built"].get<int>(), 0);
   EXPECT_EQ(again.summary["levels_db"]["entries_reused"].get<int>(), 28 * 5);
   EXPECT_EQ(again.config, r.config);
+}
+
+TEST(EvoPressRunTest, DenseInputsDatabaseIsSelectable) {
+  testing::MemoryStore db;
+  const RunOutcome seq = RunStage(kSparsityStage, &db);
+  std::string stage = kSparsityStage;
+  stage.insert(stage.size() - 1, ", database: dense_inputs");
+  const RunOutcome dense = RunStage(stage, &db);
+  EXPECT_EQ(dense.summary["levels_db"]["build"], "dense_inputs");
+  // Its own entries: nothing reused from the sequential database.
+  EXPECT_EQ(dense.summary["levels_db"]["entries_built"].get<int>(), 28 * 5);
+  EXPECT_NE(dense.summary["levels_db"]["fingerprint"], seq.summary["levels_db"]["fingerprint"]);
 }
 
 TEST(EvoPressRunTest, BitsModeKeepsTheCodesOfEveryLayer) {

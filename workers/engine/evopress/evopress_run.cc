@@ -52,9 +52,13 @@ class TempDir {
   std::string path_;
 };
 
-ep::LevelsDbSpec DbSpec(const ep::SearchSpace& space, const v1::EvoPressStage& stage) {
+ep::LevelsDbSpec DbSpec(const ep::SearchSpace& space, const v1::Recipe& recipe) {
+  const v1::EvoPressStage& stage = recipe.stages(0).evopress();
   ep::LevelsDbSpec spec;
   spec.mode = space.mode;
+  spec.build =
+      stage.database() == "dense_inputs" ? ep::DbBuild::kDenseInputs : ep::DbBuild::kSequential;
+  spec.true_sequential = recipe.calibration().true_sequential();
   if (space.mode == ep::Mode::kBits) {
     spec.grid = engine::QuantGrid{4, stage.grid().group_size(), !stage.grid().asymmetric()};
   }
@@ -148,7 +152,74 @@ std::vector<int32_t> Stream(const CalibrationSet& calibration) {
   return stream;
 }
 
+// Forwards a sequential pass's progress as "levels" progress; drops its
+// per-layer metrics and log lines (a pass per level would flood the job).
+class PassSink : public EventSink {
+ public:
+  PassSink(EventSink& out, std::string label) : out_(out), label_(std::move(label)) {}
+  void Emit(const v1::JobEvent& e) override {
+    if (!e.has_progress()) return;
+    EmitProgress(out_, "levels", e.progress().current(), e.progress().total(),
+                 absl::StrCat(label_, ": ", e.progress().message()));
+  }
+
+ private:
+  EventSink& out_;
+  const std::string label_;
+};
+
 }  // namespace
+
+v1::Recipe UniformLevelRecipe(const ep::LevelsDbSpec& spec, double level) {
+  v1::Recipe recipe;
+  v1::Stage* stage = recipe.add_stages();
+  if (spec.mode == ep::Mode::kBits) {
+    v1::GptqStage* g = stage->mutable_gptq();
+    g->mutable_grid()->set_bits(static_cast<int>(level));
+    g->mutable_grid()->set_group_size(spec.grid.group_size);
+    g->mutable_grid()->set_asymmetric(!spec.grid.symmetric);
+    g->set_block_size(spec.block_size);
+    g->set_percdamp(spec.percdamp);
+  } else {
+    v1::SparseGptStage* s = stage->mutable_sparsegpt();
+    s->set_sparsity(level);
+    s->set_block_size(spec.block_size);
+    s->set_percdamp(spec.percdamp);
+  }
+  recipe.mutable_calibration()->set_true_sequential(spec.true_sequential);
+  return recipe;
+}
+
+ep::UniformCompressor SequentialCompressor(const engine::LlamaModel& dense,
+                                           engine::Backend& backend, const ep::SearchSpace& space,
+                                           const ep::LevelsDbSpec& spec,
+                                           const std::vector<std::vector<int32_t>>& windows,
+                                           int threads, EventSink& events,
+                                           const CancelToken& cancel) {
+  return [&, threads](double level, int blocks) -> absl::StatusOr<ep::UniformModel> {
+    ep::UniformModel out;
+    out.model = dense;  // tensors shared until the pass replaces them
+    if (blocks < out.model.config.n_layers) {
+      out.model.blocks.resize(blocks);
+      out.model.config.n_layers = blocks;
+    }
+    std::vector<ModelTarget> targets;
+    for (const ep::Unit& u : space.units) {
+      if (u.block < blocks) targets.push_back({u.name + ".weight", u.name});
+    }
+    CalibrationSet calibration;
+    calibration.sequences = windows;
+    PassSink sink(events, ep::LevelName(spec.mode, level));
+    CompressionResult result;
+    RETURN_IF_ERROR(CompressCalibrated(out.model, backend, UniformLevelRecipe(spec, level), targets,
+                                       calibration, threads, nullptr, sink, cancel, &result));
+    out.quantized = std::move(result.quantized);
+    out.forward_s = result.forward_s;
+    out.hessian_s = result.hessian_s;
+    out.solve_s = result.solve_s + result.error_s;
+    return out;
+  };
+}
 
 absl::Status RunEvoPress(engine::LlamaModel& model, engine::Backend& backend,
                          const v1::Recipe& recipe, const std::vector<ModelTarget>& targets,
@@ -171,15 +242,25 @@ absl::Status RunEvoPress(engine::LlamaModel& model, engine::Backend& backend,
     temp_store = std::make_unique<DirCheckpointStore>(temp.path());
     store = temp_store.get();
   }
-  const ep::LevelsDbSpec spec = DbSpec(space, stage);
+  const ep::LevelsDbSpec spec = DbSpec(space, recipe);
   Clock::time_point t = Clock::now();
-  const std::string db_fingerprint = ep::LevelsDbFingerprint(model, calibration.sequences, spec);
+  const std::string db_fingerprint =
+      ep::LevelsDbFingerprint(model, calibration.sequences, spec, space);
   std::optional<ep::LevelsDb> db;
   ep::DbBuildStats db_stats;
   if (space.mode != ep::Mode::kDrop) {
     db.emplace(store, db_fingerprint, space, spec);
-    ASSIGN_OR_RETURN(db_stats, ep::BuildLevelsDb(model, backend, calibration.sequences, {},
-                                                 threads, *db, events, cancel));
+    if (spec.build == ep::DbBuild::kSequential) {
+      ASSIGN_OR_RETURN(db_stats, ep::BuildSequentialLevelsDb(
+                                     model, {},
+                                     SequentialCompressor(model, backend, space, spec,
+                                                          calibration.sequences, threads,
+                                                          events, cancel),
+                                     *db, events, cancel));
+    } else {
+      ASSIGN_OR_RETURN(db_stats, ep::BuildLevelsDb(model, backend, calibration.sequences, {},
+                                                   threads, *db, events, cancel));
+    }
   }
   const double db_s = SecondsSince(t);
 
@@ -225,6 +306,7 @@ absl::Status RunEvoPress(engine::LlamaModel& model, engine::Backend& backend,
               {"block_tokens", es.block_tokens},
               {"block_tokens_saved_by_prefix_reuse", es.block_tokens_saved},
               {"levels_db", {{"fingerprint", db_fingerprint},
+                             {"build", ep::DbBuildName(spec.build)},
                              {"entries_built", db_stats.solved},
                              {"entries_reused", db_stats.reused}}},
               {"timing_seconds", {{"levels_db", db_s}, {"search", search_s}}}};

@@ -1,6 +1,8 @@
 #include "workers/engine/evopress/levels_db.h"
 
+#include <algorithm>
 #include <chrono>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -129,15 +131,26 @@ std::string LevelName(Mode mode, double level) {
   return absl::StrFormat("sparsity-%.4f", level);
 }
 
+const char* DbBuildName(DbBuild build) {
+  return build == DbBuild::kSequential ? "sequential" : "dense_inputs";
+}
+
 std::string LevelsDbFingerprint(const engine::LlamaModel& model,
                                 const std::vector<std::vector<int32_t>>& windows,
-                                const LevelsDbSpec& spec) {
+                                const LevelsDbSpec& spec, const SearchSpace& space) {
   Sha256 sha;
-  sha.Update(absl::StrCat("evopress-db-v1|", spec.mode == Mode::kBits   ? "bits"
+  sha.Update(absl::StrCat("evopress-db-v2|", spec.mode == Mode::kBits   ? "bits"
                           : spec.mode == Mode::kDrop ? "drop"
                                                      : "sparsity", "|",
                           spec.grid.group_size, "|", spec.grid.symmetric, "|", spec.block_size,
-                          "|", absl::StrFormat("%.17g", spec.percdamp), "|"));
+                          "|", absl::StrFormat("%.17g", spec.percdamp), "|",
+                          DbBuildName(spec.build), "|"));
+  if (spec.build == DbBuild::kSequential) {
+    // A sequential pass compresses exactly the searched units: its entries
+    // depend on which ones they are.
+    sha.Update(absl::StrCat("true_sequential ", spec.true_sequential, "|"));
+    for (const Unit& u : space.units) sha.Update(absl::StrCat("unit ", u.name, "|"));
+  }
   engine::LlamaModel copy = model;  // NamedTensors wants a mutable model; tensors are shared
   for (const engine::NamedTensor& t : engine::NamedTensors(&copy)) {
     sha.Update(absl::StrCat(t.name, "|", t.tensor->numel(), "|"));
@@ -217,6 +230,10 @@ absl::StatusOr<DbBuildStats> BuildLevelsDb(const engine::LlamaModel& dense,
                                            const std::vector<std::vector<int32_t>>& windows,
                                            const std::set<int>& blocks, int threads, LevelsDb& db,
                                            EventSink& events, const CancelToken& cancel) {
+  if (db.spec().build != DbBuild::kDenseInputs) {
+    return absl::InvalidArgumentError(
+        "BuildLevelsDb builds a dense_inputs levels database; use BuildSequentialLevelsDb");
+  }
   DbBuildStats stats;
   const int n = dense.config.n_layers;
   // What is missing, block by block; the dense pass stops after the last such block.
@@ -259,6 +276,86 @@ absl::StatusOr<DbBuildStats> BuildLevelsDb(const engine::LlamaModel& dense,
                                             b + 1, n, stats.solved - before.solved));
   }
   EmitProgress(events, "levels", last + 1, last + 1, "done");
+  return stats;
+}
+
+absl::StatusOr<DbBuildStats> BuildSequentialLevelsDb(const engine::LlamaModel& dense,
+                                                     const std::set<int>& blocks,
+                                                     const UniformCompressor& compress,
+                                                     LevelsDb& db, EventSink& events,
+                                                     const CancelToken& cancel) {
+  if (db.spec().build != DbBuild::kSequential) {
+    return absl::InvalidArgumentError(
+        "BuildSequentialLevelsDb builds a sequential levels database; use BuildLevelsDb");
+  }
+  DbBuildStats stats;
+  const SearchSpace& space = db.space();
+  const int n = dense.config.n_layers;
+  // Per level, the units missing it (in the requested blocks).
+  std::map<int, std::set<std::string>> stored;
+  std::vector<std::vector<int>> missing(space.levels.size());
+  for (int b = 0; b < n; ++b) {
+    if (!blocks.empty() && !blocks.count(b)) continue;
+    ASSIGN_OR_RETURN(stored[b], db.StoredEntries(b));
+  }
+  for (size_t u = 0; u < space.units.size(); ++u) {
+    auto it = stored.find(space.units[u].block);
+    if (it == stored.end()) continue;
+    for (size_t l = 0; l < space.levels.size(); ++l) {
+      if (it->second.count(db.EntryKey(u, l))) {
+        ++stats.reused;
+      } else {
+        missing[l].push_back(static_cast<int>(u));
+      }
+    }
+  }
+  int to_build = 0;
+  for (const std::vector<int>& m : missing) to_build += m.empty() ? 0 : 1;
+  int built = 0;
+  for (size_t l = 0; l < space.levels.size(); ++l) {
+    if (missing[l].empty()) continue;
+    if (cancel.cancelled()) return absl::CancelledError("job cancelled");
+    const double level = space.levels[l];
+    const std::string name = LevelName(space.mode, level);
+    EmitProgress(events, "levels", built, to_build, name);
+    std::optional<UniformModel> pass;
+    if (!(space.mode == Mode::kSparsity && level == 0.0)) {
+      int last = 0;
+      for (int u : missing[l]) last = std::max(last, space.units[u].block);
+      ASSIGN_OR_RETURN(pass, compress(level, last + 1));
+      stats.forward_s += pass->forward_s;
+      stats.hessian_s += pass->hessian_s;
+      stats.solve_s += pass->solve_s;
+    }
+    const Clock::time_point t = Clock::now();
+    std::set<int> touched;
+    for (int u : missing[l]) {
+      const Unit& unit = space.units[u];
+      const engine::Tensor& w =
+          (pass ? pass->model.blocks[unit.block] : dense.blocks[unit.block]).*(unit.member);
+      const engine::QuantizedTensor* codes = nullptr;
+      if (space.mode == Mode::kBits) {
+        auto q = pass->quantized.find(unit.name + ".weight");
+        if (q == pass->quantized.end()) {
+          return absl::InternalError(absl::StrCat(unit.name, ".weight: the ", name,
+                                                  " pass returned no quantization codes"));
+        }
+        codes = &q->second;
+      }
+      RETURN_IF_ERROR(db.PutEntry(u, static_cast<int>(l),
+                                  EncodeLevelWeight(w.data, w.rows(), w.cols(), codes)));
+      stored[unit.block].insert(db.EntryKey(u, static_cast<int>(l)));
+      touched.insert(unit.block);
+      ++stats.solved;
+    }
+    for (int b : touched) RETURN_IF_ERROR(db.PutStoredEntries(b, stored[b]));
+    stats.store_s += SecondsSince(t);
+    ++built;
+    EmitLog(events, "info",
+            absl::StrFormat("levels database: %s, %d entries built (sequential pass %d of %d)",
+                            name, missing[l].size(), built, to_build));
+  }
+  if (to_build > 0) EmitProgress(events, "levels", to_build, to_build, "done");
   return stats;
 }
 

@@ -1,17 +1,26 @@
 // The EvoPress levels database: every searched linear layer compressed at
 // every level, so that a candidate configuration is assembled by looking its
-// layers up (Sidorov, Kurtic, Alistarh et al. 2024, Section 3: the database
-// is built layer-wise from the dense model).
+// layers up (Sidorov, Kurtic, Alistarh et al. 2024, Section 3).
 //
-// Math: for each decoder block, the dense model's inputs of its linears over
-// the calibration windows (nn/block_runner.h with a hook that reads and never
-// modifies weights), one Hessian H = 2 X X^T / n per distinct input (q/k/v
-// share one, gate/up share one; hessian.h), then each layer solved from its
-// DENSE weight with that H at each level: SparseGPT at each sparsity
-// (level 0: the dense weight itself), GPTQ at each bit width on the grid's
-// group size. Every layer thus sees the dense model's inputs, whatever level
-// its predecessors get in a candidate: the paper's database, not the
-// sequential pipeline of calib/calibrated_compress.h.
+// Two ways to build it (LevelsDbSpec::build):
+//  - sequential (the default): level L of every unit is the weight the
+//    sequential calibration pipeline (calib/calibrated_compress.h, one
+//    SparseGPT stage at sparsity L, or one GPTQ stage at L bits on the grid)
+//    produces when it compresses the whole model at uniform level L: each
+//    layer solved on the inputs of a model whose earlier blocks are already
+//    at level L. The search's uniform configuration is then exactly the
+//    standard sequential SparseGPT / GPTQ model, the baseline it must beat.
+//    One sequential pass per level (BuildSequentialLevelsDb, with the pass
+//    injected as a UniformCompressor: evopress_run.h SequentialCompressor).
+//  - dense_inputs (the paper's database): for each decoder block, the dense
+//    model's inputs of its linears over the calibration windows
+//    (nn/block_runner.h with a hook that reads and never modifies weights),
+//    one Hessian H = 2 X X^T / n per distinct input (q/k/v share one, gate/up
+//    share one; hessian.h), then each layer solved from its DENSE weight with
+//    that H at each level: SparseGPT at each sparsity (level 0: the dense
+//    weight itself), GPTQ at each bit width on the grid's group size. Every
+//    layer sees the dense model's inputs, whatever level its predecessors get
+//    in a candidate (BuildLevelsDb).
 //
 // Storage: entries in a CheckpointStore (named blobs: a directory of files for
 // compress-worker run, the server's blob store for leased tasks), one per
@@ -19,22 +28,29 @@
 //   evopress/db/<fingerprint>/<module>/<level>   e.g. .../model.layers.3.mlp.up_proj/sparsity-0.6000
 //   evopress/db/<fingerprint>/block-0003         JSON list of the block's stored entries
 // The fingerprint hashes what an entry depends on: the model's tensors, the
-// calibration windows, the mode and solver parameters (damping, block size,
-// grid group size and symmetry), but not the level list: each level is its
-// own entry, so a search with another target reuses the levels it shares and
-// builds only the missing ones. A block's list is written after its entries,
-// so an interrupted build resumes at the first block it did not finish.
-// Solver threads are not in the fingerprint (the solvers' results do not
-// depend on them).
+// calibration windows, the mode, the build and solver parameters (damping,
+// block size, grid group size and symmetry) and, for the sequential build,
+// true_sequential and the searched units (a pass compresses exactly those),
+// but not the level list: each level is its own entry, so a search with
+// another target reuses the levels it shares and builds only the missing
+// ones. A block's list is written after its entries, so an interrupted build
+// resumes at the first block (dense_inputs) or level (sequential) it did not
+// finish. Solver threads are not in the fingerprint (the solvers' results do
+// not depend on them).
 //
-// Cost: one pass of the dense model over the windows, 4 Hessians per block
-// (O(T * d^2)), and layers x levels solves (O(out * in^2) each). Disk: see
-// level_codec.h (about 1.7 bytes per weight per sparsity level around 0.6).
+// Cost: dense_inputs: one pass of the dense model over the windows, 4
+// Hessians per block (O(T * d^2)), and layers x levels solves (O(out * in^2)
+// each). sequential: per missing level one full calibration pass (its
+// forwards, Hessians and one solve per layer, as a plain SparseGPT / GPTQ job);
+// sparsity level 0 is the dense weight (no pass). The solve count is the same;
+// the forwards and Hessians are repeated per level. Disk: see level_codec.h
+// (about 1.7 bytes per weight per sparsity level around 0.6).
 //
 // LevelsDb is not thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
@@ -53,8 +69,13 @@
 
 namespace compressd::evopress {
 
+// How the entries are computed (see the file comment).
+enum class DbBuild { kSequential, kDenseInputs };
+
 struct LevelsDbSpec {
   Mode mode = Mode::kSparsity;  // sparsity or bits
+  DbBuild build = DbBuild::kSequential;
+  bool true_sequential = false;  // sequential build: the calibration's true_sequential
   engine::QuantGrid grid;       // bits: group_size and symmetry (the bits come from the level)
   int64_t block_size = 128;     // solver block
   double percdamp = 0.01;
@@ -63,10 +84,14 @@ struct LevelsDbSpec {
 // "sparsity-0.6000" or "bits-4".
 std::string LevelName(Mode mode, double level);
 
-// See the file comment. Reads every tensor of the model (a SHA-256 pass).
+// "sequential" or "dense_inputs".
+const char* DbBuildName(DbBuild build);
+
+// See the file comment (`space` contributes its unit names to a sequential
+// build's fingerprint). Reads every tensor of the model (a SHA-256 pass).
 std::string LevelsDbFingerprint(const engine::LlamaModel& model,
                                 const std::vector<std::vector<int32_t>>& windows,
-                                const LevelsDbSpec& spec);
+                                const LevelsDbSpec& spec, const SearchSpace& space);
 
 class LevelsDb {
  public:
@@ -118,6 +143,7 @@ struct DbBuildStats {
   double forward_s = 0, hessian_s = 0, solve_s = 0, store_s = 0;
 };
 
+// dense_inputs build (INVALID_ARGUMENT for a sequential db.spec()).
 // Builds the entries missing from `db` for the units of `blocks` (empty: every
 // block) at every level of db.space(), from `dense` on the calibration
 // `windows` (the same windows the fingerprint was computed on). The unit of
@@ -130,5 +156,31 @@ absl::StatusOr<DbBuildStats> BuildLevelsDb(const engine::LlamaModel& dense,
                                            const std::vector<std::vector<int32_t>>& windows,
                                            const std::set<int>& blocks, int threads, LevelsDb& db,
                                            EventSink& events, const CancelToken& cancel);
+
+// The model compressed at one uniform level by the sequential pipeline.
+struct UniformModel {
+  engine::LlamaModel model;  // its first `blocks` blocks (those the pass ran)
+  std::map<std::string, engine::QuantizedTensor> quantized;  // "<module>.weight" -> codes (bits)
+  double forward_s = 0, hessian_s = 0, solve_s = 0;
+};
+
+// Compresses every unit of the search space in the first `blocks` blocks of
+// the dense model at `level` (sparsity or bits), block after block on the
+// calibration windows.
+using UniformCompressor = std::function<absl::StatusOr<UniformModel>(double level, int blocks)>;
+
+// sequential build (INVALID_ARGUMENT for a dense_inputs db.spec()). Builds the
+// entries missing from `db` for the units of `blocks` (empty: every block):
+// per level with a missing entry, one call of `compress` over the blocks up
+// to the last one missing it (sparsity 0: the dense weights, no call); the
+// pass's weights (and codes) of the missing units are stored, then the lists
+// of the blocks they belong to. Progress "levels" (level i of N) and a log
+// line per built level; CANCELLED when `cancel` is set (checked between
+// levels; `compress` checks inside its pass).
+absl::StatusOr<DbBuildStats> BuildSequentialLevelsDb(const engine::LlamaModel& dense,
+                                                     const std::set<int>& blocks,
+                                                     const UniformCompressor& compress,
+                                                     LevelsDb& db, EventSink& events,
+                                                     const CancelToken& cancel);
 
 }  // namespace compressd::evopress
