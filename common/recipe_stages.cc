@@ -342,7 +342,9 @@ void ApplyStageDefaults(v1::Stage* stage) {
       if (e->database().empty() && e->mode() != "drop") e->set_database("sequential");
       EvoPressLevelDefaults(e);
       if (e->mode() == "bits") {
-        e->mutable_grid()->set_bits(4);  // placeholder: the levels give the bits
+        // Each layer's bit width comes from its level; bits here only satisfy
+        // the grid validation (group size and symmetry are what the grid sets).
+        e->mutable_grid()->set_bits(4);
         GridDefaults(e->mutable_grid());
       }
       break;
