@@ -177,6 +177,13 @@ absl::Status ValidateEvoPress(const v1::EvoPressStage& e, const std::string& pat
     return FieldError(path + ".database", absl::StrCat("must be sequential or dense_inputs, "
                                                        "got \"", e.database(), "\""));
   }
+  if (!e.start().empty() && e.start() != "random" && e.start() != "score") {
+    return FieldError(path + ".start",
+                      absl::StrCat("must be random or score, got \"", e.start(), "\""));
+  }
+  if (e.start() == "score" && e.mode() != "drop") {
+    return FieldError(path + ".start", "score is a drop-mode start (mode is " + e.mode() + ")");
+  }
   return absl::OkStatus();
 }
 

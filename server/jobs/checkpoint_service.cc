@@ -57,7 +57,7 @@ absl::StatusOr<v1::PutCheckpointResponse> CheckpointService::RecordPut(
   record.created_ms = NowMs();
   RETURN_IF_ERROR(store_.PutCheckpoint(record, [&](const v1::Job& job, const TaskRecord& current) {
     return CheckLeaseHeld(job, current, header.lease_token());
-  }));
+  }, header.task_id()));
   v1::PutCheckpointResponse response;
   response.set_name(record.name);
   response.set_size(record.size);

@@ -197,4 +197,22 @@ grpc::ServerWriteReactor<v1::BlobChunk>* WorkerServiceImpl::GetCheckpoint(
                                               std::nullopt, nullptr);
 }
 
+grpc::ServerUnaryReactor* WorkerServiceImpl::SubmitParts(grpc::CallbackServerContext* ctx,
+                                                         const v1::SubmitPartsRequest* request,
+                                                         v1::SubmitPartsResponse* response) {
+  return FinishUnary(ctx, AssignTo(scheduler_.SubmitParts(*request), response));
+}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::ClaimPart(grpc::CallbackServerContext* ctx,
+                                                       const v1::ClaimPartRequest* request,
+                                                       v1::ClaimPartResponse* response) {
+  return FinishUnary(ctx, AssignTo(scheduler_.ClaimPart(*request), response));
+}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::GetParts(grpc::CallbackServerContext* ctx,
+                                                      const v1::GetPartsRequest* request,
+                                                      v1::GetPartsResponse* response) {
+  return FinishUnary(ctx, AssignTo(scheduler_.GetParts(*request), response));
+}
+
 }  // namespace compressd

@@ -46,6 +46,15 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
       grpc::CallbackServerContext* ctx, v1::PutCheckpointResponse* response) override;
   grpc::ServerWriteReactor<v1::BlobChunk>* GetCheckpoint(
       grpc::CallbackServerContext* ctx, const v1::GetCheckpointRequest* request) override;
+  grpc::ServerUnaryReactor* SubmitParts(grpc::CallbackServerContext* ctx,
+                                        const v1::SubmitPartsRequest* request,
+                                        v1::SubmitPartsResponse* response) override;
+  grpc::ServerUnaryReactor* ClaimPart(grpc::CallbackServerContext* ctx,
+                                      const v1::ClaimPartRequest* request,
+                                      v1::ClaimPartResponse* response) override;
+  grpc::ServerUnaryReactor* GetParts(grpc::CallbackServerContext* ctx,
+                                     const v1::GetPartsRequest* request,
+                                     v1::GetPartsResponse* response) override;
 
  private:
   Scheduler& scheduler_;

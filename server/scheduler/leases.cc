@@ -53,15 +53,15 @@ absl::Status ValidateReportedEvent(const v1::JobEvent& event, int index) {
   }
 }
 
-absl::Status LoadInputs(Store& store, const v1::Job& job, v1::Task* task) {
+}  // namespace
+
+absl::Status LoadTaskInputs(Store& store, const v1::Job& job, v1::Task* task) {
   ASSIGN_OR_RETURN(*task->mutable_model(), store.GetModel(job.model_id()));
   for (const std::string& id : job.dataset_ids()) {
     ASSIGN_OR_RETURN(*task->add_datasets(), store.GetDataset(id));
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::Status CheckLeaseHeld(const v1::Job& job, const TaskRecord& task,
                             const std::string& lease_token) {
@@ -82,6 +82,9 @@ void Scheduler::FailUnleasable(const std::string& job_id, const std::string& rea
 }
 
 absl::StatusOr<std::optional<v1::Task>> Scheduler::TryLease(const std::string& worker_id) {
+  // Parts of running jobs first: they finish work already started.
+  ASSIGN_OR_RETURN(std::optional<v1::Task> part, TryLeasePart(worker_id));
+  if (part) return part;
   // Retries when another caller (a second worker, CancelJob) changed the
   // oldest queued job between reading and claiming it.
   for (int tries = 0; tries < 16; ++tries) {
@@ -89,7 +92,7 @@ absl::StatusOr<std::optional<v1::Task>> Scheduler::TryLease(const std::string& w
     if (!job_id) return std::optional<v1::Task>();
     ASSIGN_OR_RETURN(v1::Job queued, store_.GetJob(*job_id));
     v1::Task task;
-    absl::Status inputs = LoadInputs(store_, queued, &task);
+    absl::Status inputs = LoadTaskInputs(store_, queued, &task);
     if (absl::IsNotFound(inputs)) {  // cannot happen through the API; never block the queue
       FailUnleasable(*job_id, std::string(inputs.message()));
       continue;
@@ -131,6 +134,20 @@ absl::StatusOr<std::optional<v1::Task>> Scheduler::TryLease(const std::string& w
 
 void Scheduler::ReturnLease(const v1::Task& leased, const std::string& worker_id) {
   const int64_t now = Now();
+  if (leased.has_part()) {
+    (void)store_.UpdatePart(leased.task_id(), [&](const v1::Job&, PartRecord& part) {
+      if (part.lease_token != leased.lease_token()) return absl::OkStatus();
+      part.state = v1::PartStatus::QUEUED;
+      part.worker_id.clear();
+      part.lease_token.clear();
+      part.lease_expire_ms = 0;
+      return absl::OkStatus();
+    });
+    ReleaseWorker(worker_id, leased.task_id());
+    absl::MutexLock lock(&mu_);
+    ++work_generation_;
+    return;
+  }
   absl::StatusOr<int64_t> seq = store_.UpdateJob(
       leased.job_id(), [&](v1::Job& job, TaskRecord& rec, std::vector<v1::JobEvent>& events) {
         if (rec.lease_token != leased.lease_token() || job.state() != v1::RUNNING) {
@@ -156,6 +173,7 @@ absl::StatusOr<v1::HeartbeatResponse> Scheduler::Heartbeat(const v1::HeartbeatRe
     RETURN_IF_ERROR(known);
     return v1::HeartbeatResponse();
   }
+  if (IsPartId(req.task_id())) return PartHeartbeat(req, known.ok());
   ASSIGN_OR_RETURN(TaskRecord found, store_.GetTask(req.task_id()));
   const int64_t now = Now();
   v1::HeartbeatResponse resp;
@@ -191,6 +209,10 @@ absl::StatusOr<v1::HeartbeatResponse> Scheduler::Heartbeat(const v1::HeartbeatRe
 }
 
 absl::Status Scheduler::ReportEvents(const v1::ReportEventsRequest& req) {
+  if (IsPartId(req.task_id())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "task_id: ", req.task_id(), " is a part; its job's task reports the job's events"));
+  }
   for (int i = 0; i < req.events_size(); ++i) {
     RETURN_IF_ERROR(ValidateReportedEvent(req.events(i), i));
   }
@@ -250,6 +272,7 @@ absl::StatusOr<v1::Artifact> Scheduler::AddArtifact(const v1::UploadArtifactHead
 }
 
 absl::Status Scheduler::CompleteTask(const v1::CompleteTaskRequest& req) {
+  if (IsPartId(req.task_id())) return CompletePart(req);
   ASSIGN_OR_RETURN(TaskRecord found, store_.GetTask(req.task_id()));
   const int64_t now = Now();
   ASSIGN_OR_RETURN(
@@ -270,6 +293,12 @@ absl::Status Scheduler::CompleteTask(const v1::CompleteTaskRequest& req) {
 }
 
 absl::Status Scheduler::FailTask(const v1::FailTaskRequest& req) {
+  if (IsPartId(req.task_id())) {
+    return FailPart(req.task_id(), req.lease_token(),
+                    req.error().empty() ? "the worker reported a failure without a message"
+                                        : req.error(),
+                    req.retryable(), 0);
+  }
   ASSIGN_OR_RETURN(TaskRecord found, store_.GetTask(req.task_id()));
   const int64_t now = Now();
   const std::string error =
@@ -295,6 +324,7 @@ absl::Status Scheduler::FailTask(const v1::FailTaskRequest& req) {
 }
 
 void Scheduler::ExpireLeases(int64_t now) {
+  ExpireParts(now);
   absl::StatusOr<std::vector<TaskRecord>> expired = store_.ExpiredLeases(now);
   if (!expired.ok()) return;  // retried on the next tick
   bool requeued_any = false;

@@ -47,6 +47,9 @@ struct SchedulerOptions {
 absl::Status CheckLeaseHeld(const v1::Job& job, const TaskRecord& task,
                             const std::string& lease_token);
 
+// The job's model and datasets into a leased task (for parts.cc and leases.cc).
+absl::Status LoadTaskInputs(Store& store, const v1::Job& job, v1::Task* task);
+
 class Scheduler {
  public:
   Scheduler(Store& store, EventBus& bus, ServerMetrics& metrics, SchedulerOptions options);
@@ -84,6 +87,16 @@ class Scheduler {
   absl::Status CompleteTask(const v1::CompleteTaskRequest& req);
   absl::Status FailTask(const v1::FailTaskRequest& req);
 
+  // Fan-out (worker.proto Part), called with the job's task lease (its
+  // coordinator): INVALID_ARGUMENT for a part's lease or a bad part,
+  // FAILED_PRECONDITION for a lease that is not current. Idle workers lease
+  // queued parts before queued jobs; a part whose lease expires or fails goes
+  // back to the queue until kMaxPartFailures, then is FAILED.
+  static constexpr int kMaxPartFailures = 3;
+  absl::StatusOr<v1::SubmitPartsResponse> SubmitParts(const v1::SubmitPartsRequest& req);
+  absl::StatusOr<v1::ClaimPartResponse> ClaimPart(const v1::ClaimPartRequest& req);
+  absl::StatusOr<v1::GetPartsResponse> GetParts(const v1::GetPartsRequest& req);
+
   // One pass of the background work (lease expiry, timeouts); for tests.
   void Tick();
   // Sets the jobs-by-state and queue-depth gauges from the Store.
@@ -107,6 +120,21 @@ class Scheduler {
   void Run();  // the background thread
   // Leases the oldest QUEUED job to `worker_id`; nullopt when none is queued.
   absl::StatusOr<std::optional<v1::Task>> TryLease(const std::string& worker_id);
+  // Leases the oldest queued part of any running job; nullopt when none.
+  absl::StatusOr<std::optional<v1::Task>> TryLeasePart(const std::string& worker_id);
+  // The part-lease forms of Heartbeat / CompleteTask / FailTask (parts.cc).
+  absl::StatusOr<v1::HeartbeatResponse> PartHeartbeat(const v1::HeartbeatRequest& req,
+                                                      bool known_worker);
+  absl::Status CompletePart(const v1::CompleteTaskRequest& req);
+  // A failed or expired part lease: back to the queue or, after
+  // kMaxPartFailures (or a non-retryable error), FAILED. `expired_at` > 0:
+  // only if the lease expired at or before it.
+  absl::Status FailPart(const std::string& part_id, const std::string& lease_token,
+                        const std::string& error, bool retryable, int64_t expired_at);
+  void ExpireParts(int64_t now);
+  // The job whose task lease (not a part's) `task_id`/`lease_token` hold.
+  absl::StatusOr<std::string> CoordinatorJob(const std::string& task_id,
+                                             const std::string& lease_token);
   // Hands queued jobs to waiting LeaseTask calls, oldest waiter first.
   void ServeWaiters();
   // Fails a queued job whose model or dataset vanished (only possible by

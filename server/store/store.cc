@@ -17,9 +17,10 @@ using sqlite::Stmt;
 using store_internal::ReadPage;
 using store_internal::StartPosition;
 
-// 1: models, datasets, jobs, tasks, events, artifacts. 2: checkpoints (the
-// statements are idempotent, so applying them upgrades a version-1 database).
-constexpr int kSchemaVersion = 2;
+// 1: models, datasets, jobs, tasks, events, artifacts. 2: checkpoints. 3:
+// parts (the statements are idempotent, so applying them upgrades an older
+// database).
+constexpr int kSchemaVersion = 3;
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS models (
@@ -73,6 +74,23 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   size INTEGER NOT NULL,
   created_ms INTEGER NOT NULL,
   PRIMARY KEY (job_id, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS parts (
+  part_id TEXT PRIMARY KEY,
+  job_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  result TEXT NOT NULL,
+  state INTEGER NOT NULL,
+  worker_id TEXT NOT NULL DEFAULT '',
+  lease_token TEXT NOT NULL DEFAULT '',
+  lease_expire_ms INTEGER NOT NULL DEFAULT 0,
+  failures INTEGER NOT NULL DEFAULT 0,
+  error TEXT NOT NULL DEFAULT '',
+  seq INTEGER NOT NULL,
+  UNIQUE (job_id, name));
+CREATE INDEX IF NOT EXISTS parts_by_state ON parts(state, seq);
+CREATE INDEX IF NOT EXISTS parts_by_lease_expiry ON parts(lease_expire_ms)
+  WHERE lease_expire_ms > 0;
 )sql";
 
 absl::Status ApplySchema(sqlite3* db) {

@@ -49,6 +49,27 @@ struct CheckpointRecord {
   int64_t created_ms = 0;
 };
 
+// A part of a RUNNING job's work (worker.proto Part), leased to workers like
+// a task. Parts exist only while their job is RUNNING: saving the job in any
+// other state deletes them. lease_expire_ms 0 with a lease_token: claimed by
+// the job's own task, the lease lasting as long as that task's.
+struct PartRecord {
+  std::string part_id;  // "part-..."
+  std::string job_id;
+  std::string name;
+  std::string payload;
+  std::string result;   // the checkpoint name of its result
+  int state = 1;        // v1::PartStatus::State
+  std::string worker_id;
+  std::string lease_token;
+  int64_t lease_expire_ms = 0;
+  int failures = 0;
+  std::string error;
+};
+
+// Whether a task id names a part (PartRecord::part_id) rather than a job's task.
+bool IsPartId(const std::string& task_id);
+
 template <typename T>
 struct Page {
   std::vector<T> items;
@@ -102,7 +123,35 @@ class Store {
   absl::StatusOr<std::optional<std::string>> OldestQueuedJob();
   // Task records whose lease expired at or before `now_ms`.
   absl::StatusOr<std::vector<TaskRecord>> ExpiredLeases(int64_t now_ms);
+  // The lease record of `task_id`: a job's task, or a part as a TaskRecord
+  // (kind "part", the part's id, lease and job). NOT_FOUND for neither.
   absl::StatusOr<TaskRecord> GetTask(const std::string& task_id);
+
+  // ---- parts (fan-out) ----
+  // Adds the parts whose name the job does not have yet (state QUEUED), if
+  // `check` accepts the job and its task (the coordinator's lease); returns
+  // how many were added. NOT_FOUND for an unknown job.
+  absl::StatusOr<int> SubmitParts(const std::string& job_id, const std::vector<PartRecord>& parts,
+                                  const std::function<absl::Status(const v1::Job&,
+                                                                   const TaskRecord&)>& check);
+  // Leases the oldest QUEUED part to `worker_id` with `lease_token` until
+  // `expire_ms` (0: bound to the job's task lease): of job `job_id` after
+  // `check` accepts it and its task, or (job_id empty, check null) of any
+  // job. nullopt when none is queued.
+  absl::StatusOr<std::optional<PartRecord>> LeaseQueuedPart(
+      const std::string& job_id, const std::string& worker_id, const std::string& lease_token,
+      int64_t expire_ms,
+      const std::function<absl::Status(const v1::Job&, const TaskRecord&)>& check);
+  // The job's parts named in `names` (every part when empty), in submission
+  // order; NOT_FOUND naming the first unknown name.
+  absl::StatusOr<std::vector<PartRecord>> GetParts(const std::string& job_id,
+                                                   const std::vector<std::string>& names);
+  // Runs `fn` on the part and its job in one transaction and saves the part.
+  // NOT_FOUND when the part is gone (its job left RUNNING).
+  using PartMutation = std::function<absl::Status(const v1::Job& job, PartRecord& part)>;
+  absl::Status UpdatePart(const std::string& part_id, const PartMutation& fn);
+  // Parts whose (worker) lease expired at or before `now_ms`.
+  absl::StatusOr<std::vector<PartRecord>> ExpiredParts(int64_t now_ms);
 
   // ---- events ----
   // Appends events (sequence assigned) outside a state change; returns the last sequence.
@@ -123,7 +172,10 @@ class Store {
   // concurrently never leaves a row behind. NOT_FOUND for an unknown job.
   // The blob is not touched (the caller stored it first).
   using JobCheck = std::function<absl::Status(const v1::Job& job, const TaskRecord& task)>;
-  absl::Status PutCheckpoint(const CheckpointRecord& record, const JobCheck& check);
+  // `check` gets the lease record of `lease_task_id` (a part's, see GetTask)
+  // when it is not empty, else the job's task.
+  absl::Status PutCheckpoint(const CheckpointRecord& record, const JobCheck& check,
+                             const std::string& lease_task_id = "");
   // NOT_FOUND naming the job and checkpoint when there is none.
   absl::StatusOr<CheckpointRecord> GetCheckpoint(const std::string& job_id,
                                                  const std::string& name);
@@ -135,6 +187,9 @@ class Store {
   absl::StatusOr<v1::Job> LoadJobLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<TaskRecord> LoadTaskLocked(const std::string& job_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<PartRecord> LoadPartLocked(const std::string& part_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status SavePartLocked(const PartRecord& part) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status SaveJobLocked(const v1::Job& job, const TaskRecord& task, bool artifacts_changed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<int64_t> AppendEventsLocked(const std::string& job_id,

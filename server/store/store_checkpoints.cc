@@ -37,13 +37,24 @@ absl::Status DeleteCheckpoints(sqlite3* db, const std::string& job_id) {
 
 }  // namespace store_internal
 
-absl::Status Store::PutCheckpoint(const CheckpointRecord& record, const JobCheck& check) {
+absl::Status Store::PutCheckpoint(const CheckpointRecord& record, const JobCheck& check,
+                                  const std::string& lease_task_id) {
   if (record.name.empty()) return absl::InvalidArgumentError("checkpoint: empty name");
   absl::MutexLock lock(&mu_);
   sqlite::Transaction txn(db_);
   RETURN_IF_ERROR(txn.status());
   ASSIGN_OR_RETURN(v1::Job job, LoadJobLocked(record.job_id));
-  ASSIGN_OR_RETURN(TaskRecord task, LoadTaskLocked(record.job_id));
+  TaskRecord task;
+  if (IsPartId(lease_task_id)) {
+    ASSIGN_OR_RETURN(PartRecord part, LoadPartLocked(lease_task_id));
+    if (part.job_id != record.job_id) {
+      return absl::InvalidArgumentError(absl::StrCat("part ", lease_task_id, " is not of job ",
+                                                     record.job_id));
+    }
+    task = store_internal::PartLease(part);
+  } else {
+    ASSIGN_OR_RETURN(task, LoadTaskLocked(record.job_id));
+  }
   RETURN_IF_ERROR(check(job, task));
   ASSIGN_OR_RETURN(Stmt insert,
                    Stmt::Prepare(db_, absl::StrCat("INSERT OR REPLACE INTO checkpoints (", kColumns,

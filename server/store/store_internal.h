@@ -43,5 +43,19 @@ inline absl::StatusOr<PagePosition> StartPosition(const std::string& page_token)
 
 // Deletes every checkpoint row of the job (within the caller's transaction).
 absl::Status DeleteCheckpoints(sqlite3* db, const std::string& job_id);
+// A part's lease as a TaskRecord (kind "part").
+inline TaskRecord PartLease(const PartRecord& part) {
+  TaskRecord task;
+  task.task_id = part.part_id;
+  task.job_id = part.job_id;
+  task.kind = "part";
+  task.worker_id = part.worker_id;
+  task.lease_token = part.lease_token;
+  task.lease_expire_ms = part.lease_expire_ms;
+  return task;
+}
+
+// Deletes every part of the job (within the caller's transaction).
+absl::Status DeleteParts(sqlite3* db, const std::string& job_id);
 
 }  // namespace compressd::store_internal

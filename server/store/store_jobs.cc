@@ -15,6 +15,7 @@ namespace compressd {
 namespace {
 
 using sqlite::Stmt;
+using store_internal::PartLease;
 
 constexpr char kTaskKind[] = "compress";
 constexpr char kTaskColumns[] =
@@ -218,6 +219,8 @@ absl::StatusOr<int64_t> Store::UpdateJob(const std::string& job_id, const JobMut
   RETURN_IF_ERROR(SaveJobLocked(job, task, artifacts_before != artifacts_after));
   // Checkpoints serve retries only; a job that can no longer run drops them.
   if (IsTerminal(job.state())) RETURN_IF_ERROR(store_internal::DeleteCheckpoints(db_, job_id));
+  // Parts belong to one attempt of a running job.
+  if (job.state() != v1::RUNNING) RETURN_IF_ERROR(store_internal::DeleteParts(db_, job_id));
   ASSIGN_OR_RETURN(int64_t seq, AppendEventsLocked(job_id, events));
   RETURN_IF_ERROR(txn.Commit());
   return seq;
@@ -252,6 +255,10 @@ absl::StatusOr<std::vector<TaskRecord>> Store::ExpiredLeases(int64_t now_ms) {
 
 absl::StatusOr<TaskRecord> Store::GetTask(const std::string& task_id) {
   absl::MutexLock lock(&mu_);
+  if (IsPartId(task_id)) {
+    ASSIGN_OR_RETURN(PartRecord part, LoadPartLocked(task_id));
+    return PartLease(part);
+  }
   ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, absl::StrCat("SELECT ", kTaskColumns,
                                                               " FROM tasks WHERE task_id = ?")));
   stmt.Bind(1, task_id);

@@ -35,14 +35,6 @@ evaluation:
     - {name: ppl-persuasion, dataset_id: $data, file: austen/persuasion.txt, windows: 4}
 YAML
 }
-summary() {  # $1: job id -> summary JSON file $work/$1.json
-  ctl jobs get "$1" --json > "$work/$1.job.json"
-  "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["summary_json"])' \
-    "$work/$1.job.json" > "$work/$1.json"
-}
-field() {  # $1: summary file, $2: python expression on s
-  "$PY" -c "import json,sys; s=json.load(open(sys.argv[1])); print($2)" "$1"
-}
 PPL='s["evaluation"]["datasets"][0]["perplexity"]["compressed"]'
 
 # 2. Uninterrupted SparseGPT + GPTQ -> GGUF, checked by llama.cpp.

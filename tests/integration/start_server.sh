@@ -1,7 +1,10 @@
 # Sourced by the end-to-end shell tests: starts compressd with one local
-# worker on free ports under a fresh temp dir and defines:
+# worker (LOCAL_WORKERS, when set, says how many) on free ports under a fresh
+# temp dir and defines:
 #   $work  the temp dir (removed on exit, with the server stopped)
 #   ctl    compressctl pointed at that server
+#   summary JOB      the job's summary JSON into $work/JOB.json ($work/JOB.job.json: the job)
+#   field FILE EXPR  a Python expression on the JSON file's content `s` (needs $PY)
 # Needs $BIN (the directory with the binaries); extra compressd flags may be
 # given in the array SERVER_FLAGS.
 work=$(mktemp -d)
@@ -12,7 +15,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$BIN/compressd" --data-dir "$work/data" --grpc-port 0 --http-port 0 --local-workers 1 \
+"$BIN/compressd" --data-dir "$work/data" --grpc-port 0 --http-port 0 --local-workers "${LOCAL_WORKERS:-1}" \
   ${SERVER_FLAGS[@]+"${SERVER_FLAGS[@]}"} > "$work/server.out" 2> "$work/server.err" &
 server_pid=$!
 for _ in $(seq 300); do
@@ -22,3 +25,11 @@ done
 addr=$(sed -n 's/^compressd listening grpc=\([^ ]*\) .*/\1/p' "$work/server.out")
 [ -n "$addr" ] || { echo "compressd did not start"; cat "$work/server.err"; exit 1; }
 ctl() { "$BIN/compressctl" --server "$addr" "$@"; }
+summary() {
+  ctl jobs get "$1" --json > "$work/$1.job.json"
+  "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["summary_json"])' \
+    "$work/$1.job.json" > "$work/$1.json"
+}
+field() {
+  "$PY" -c "import json,sys; s=json.load(open(sys.argv[1])); print($2)" "$1"
+}

@@ -257,6 +257,24 @@ absl::StatusOr<std::string> RunRecipe(const std::string& model_dir, const v1::Re
   }
 }
 
+absl::StatusOr<std::unique_ptr<ModelPartRunner>> CreatePartRunner(const std::string& model_path,
+                                                                  const v1::Recipe& recipe,
+                                                                  const RunOptions& options,
+                                                                  EventSink& events,
+                                                                  const CancelToken& cancel) {
+  v1::Recipe full = recipe;
+  ApplyRecipeDefaults(&full);
+  RETURN_IF_ERROR(ValidateRecipe(full));
+  ASSIGN_OR_RETURN(ModelInput input, ResolveModelInput(model_path));
+  try {
+    return ModelPartRunner::Create(input.path, input.gguf, full, options, events, cancel);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat(model_path, ": out of memory"));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat(model_path, ": ", e.what()));
+  }
+}
+
 bool NaturalLess(const std::string& a, const std::string& b) {
   size_t i = 0, j = 0;
   auto digit = [](char c) { return c >= '0' && c <= '9'; };

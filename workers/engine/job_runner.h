@@ -2,10 +2,12 @@
 // the one entry point shared by the worker process and `compress-worker run`.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "compressd/v1/recipe.pb.h"
+#include "workers/engine/model_job.h"
 #include "workers/engine/run_context.h"
 
 namespace compressd {
@@ -35,6 +37,15 @@ namespace compressd {
 absl::StatusOr<std::string> RunRecipe(const std::string& model_path, const v1::Recipe& recipe,
                                       const std::string& out_dir, EventSink& events,
                                       CancelToken& cancel, const RunOptions& options = {});
+
+// The runner of a job's parts (model_job.h ModelPartRunner) for the model at
+// `model_path` (resolved as RunRecipe does) and `recipe` (defaults applied
+// here). Errors as RunRecipe's.
+absl::StatusOr<std::unique_ptr<ModelPartRunner>> CreatePartRunner(const std::string& model_path,
+                                                                  const v1::Recipe& recipe,
+                                                                  const RunOptions& options,
+                                                                  EventSink& events,
+                                                                  const CancelToken& cancel);
 
 // Natural order: digit runs compare as numbers, so "layers.2" < "layers.10".
 bool NaturalLess(const std::string& a, const std::string& b);

@@ -427,7 +427,70 @@ class ModelJob {
   double load_s_ = 0, eval_s_ = 0, export_s_ = 0;
 };
 
+// A CheckpointStore that forwards to another, set per part.
+class ForwardingStore : public CheckpointStore {
+ public:
+  void set(CheckpointStore* target) { target_ = target; }
+  absl::Status Put(const std::string& name, const std::string& bytes) override {
+    if (target_ == nullptr) return absl::FailedPreconditionError("no checkpoint store for the part");
+    return target_->Put(name, bytes);
+  }
+  absl::StatusOr<std::string> Get(const std::string& name) override {
+    if (target_ == nullptr) return absl::FailedPreconditionError("no checkpoint store for the part");
+    return target_->Get(name);
+  }
+
+ private:
+  CheckpointStore* target_ = nullptr;
+};
+
+class EvoPressPartRunner : public ModelPartRunner {
+ public:
+  absl::Status Init(const std::string& path, bool gguf, const v1::Recipe& recipe,
+                    const RunOptions& options) {
+    ASSIGN_OR_RETURN(model_, engine::LoadModel(path));
+    ASSIGN_OR_RETURN(engine::Tokenizer tokenizer, LoadModelTokenizer(path, gguf));
+    ASSIGN_OR_RETURN(calibration_, LoadCalibrationSet(recipe.calibration(), tokenizer, options));
+    ASSIGN_OR_RETURN(std::vector<ModelTarget> targets, SelectModelTargets(model_, recipe));
+    const int threads = recipe.calibration().threads() > 0 ? recipe.calibration().threads()
+                                                           : Threads(recipe, options);
+    backend_ = std::make_unique<engine::CpuBackend>(engine::CpuBackendOptions{threads, 128});
+    ASSIGN_OR_RETURN(session_, EvoPressSession::Create(model_, *backend_, recipe, targets,
+                                                       calibration_, threads, &store_));
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::string> Run(const WorkPart& part, CheckpointStore* store, EventSink& events,
+                                  const CancelToken& cancel) override {
+    store_.set(store);
+    absl::StatusOr<std::string> result = session_->RunPart(part.payload, events, cancel);
+    store_.set(nullptr);
+    return result;
+  }
+
+ private:
+  engine::LlamaModel model_;
+  CalibrationSet calibration_;
+  std::unique_ptr<engine::CpuBackend> backend_;
+  ForwardingStore store_;
+  std::unique_ptr<EvoPressSession> session_;
+};
+
 }  // namespace
+
+absl::StatusOr<std::unique_ptr<ModelPartRunner>> ModelPartRunner::Create(
+    const std::string& model_path, bool gguf, const v1::Recipe& recipe, const RunOptions& options,
+    EventSink& events, const CancelToken& cancel) {
+  if (!(recipe.stages_size() == 1 && recipe.stages(0).has_evopress() &&
+        recipe.has_calibration())) {
+    return absl::InvalidArgumentError(
+        "recipe: only a calibrated evopress stage is computed in parts");
+  }
+  EmitLog(events, "info", absl::StrCat("part runner: loading ", model_path));
+  auto runner = std::make_unique<EvoPressPartRunner>();
+  RETURN_IF_ERROR(runner->Init(model_path, gguf, recipe, options));
+  if (cancel.cancelled()) return absl::CancelledError("job cancelled");
+  return std::unique_ptr<ModelPartRunner>(std::move(runner));
+}
 
 absl::StatusOr<std::string> RunModelRecipe(const std::string& model_path, bool gguf,
                                            const v1::Recipe& recipe, const std::string& out_dir,

@@ -24,10 +24,13 @@
 // evaluation batch's activations.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "compressd/v1/recipe.pb.h"
+#include "workers/engine/checkpoint.h"
+#include "workers/engine/fanout.h"
 #include "workers/engine/run_context.h"
 
 namespace compressd {
@@ -38,5 +41,25 @@ absl::StatusOr<std::string> RunModelRecipe(const std::string& model_path, bool g
                                            const v1::Recipe& recipe, const std::string& out_dir,
                                            const RunOptions& options, EventSink& events,
                                            CancelToken& cancel);
+
+// A part of a job (fanout.h) computed on this worker for the job's task,
+// which may run on another worker. What the part needs (the model, the
+// calibration set, the stage's session) is built once by Create from the
+// job's recipe and model and kept for the job's next parts. Only evopress
+// stages fan out. Not thread-safe.
+class ModelPartRunner {
+ public:
+  virtual ~ModelPartRunner() = default;
+  // `model_path` is a .gguf file (gguf = true) or an HF model directory;
+  // `recipe` has its defaults applied and is valid. INVALID_ARGUMENT for a
+  // recipe without a stage that fans out.
+  static absl::StatusOr<std::unique_ptr<ModelPartRunner>> Create(
+      const std::string& model_path, bool gguf, const v1::Recipe& recipe,
+      const RunOptions& options, EventSink& events, const CancelToken& cancel);
+  // The part's result. `store`: the job's checkpoints under this part's
+  // lease (where the levels database lives).
+  virtual absl::StatusOr<std::string> Run(const WorkPart& part, CheckpointStore* store,
+                                          EventSink& events, const CancelToken& cancel) = 0;
+};
 
 }  // namespace compressd

@@ -13,6 +13,8 @@
 
 namespace compressd {
 
+class Fanout;
+
 // Receives job events (time_ms set, sequence left 0: the server assigns it).
 // Implementations must be thread-safe; Emit must not block for long.
 class EventSink {
@@ -54,6 +56,9 @@ struct RunOptions {
   // it: the --checkpoint-dir directory for `compress-worker run`. Null: a
   // temporary directory removed after the run.
   CheckpointStore* levels_db = nullptr;
+  // Where the job's independent pieces of work go (fanout.h): other workers
+  // through the server for leased tasks; null: all computed here.
+  Fanout* fanout = nullptr;
 };
 
 // Helpers that build and emit one event.

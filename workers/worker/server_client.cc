@@ -128,6 +128,31 @@ absl::Status WorkerClient::FailTask(const v1::FailTaskRequest& req) {
   return FromGrpcStatus(stub_->FailTask(&ctx, req, &resp));
 }
 
+absl::StatusOr<v1::SubmitPartsResponse> WorkerClient::SubmitParts(
+    const v1::SubmitPartsRequest& req) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, rpc_timeout_ms_);
+  v1::SubmitPartsResponse resp;
+  RETURN_IF_ERROR(FromGrpcStatus(stub_->SubmitParts(&ctx, req, &resp)));
+  return resp;
+}
+
+absl::StatusOr<v1::ClaimPartResponse> WorkerClient::ClaimPart(const v1::ClaimPartRequest& req) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, rpc_timeout_ms_);
+  v1::ClaimPartResponse resp;
+  RETURN_IF_ERROR(FromGrpcStatus(stub_->ClaimPart(&ctx, req, &resp)));
+  return resp;
+}
+
+absl::StatusOr<v1::GetPartsResponse> WorkerClient::GetParts(const v1::GetPartsRequest& req) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, rpc_timeout_ms_);
+  v1::GetPartsResponse resp;
+  RETURN_IF_ERROR(FromGrpcStatus(stub_->GetParts(&ctx, req, &resp)));
+  return resp;
+}
+
 absl::Status WorkerClient::FetchBlob(const std::string& sha256, uint64_t offset,
                                      const ChunkFn& on_chunk) {
   grpc::ClientContext ctx;

@@ -35,6 +35,10 @@ class WorkerClient {
   absl::Status ReportEvents(const v1::ReportEventsRequest& req);
   absl::Status CompleteTask(const v1::CompleteTaskRequest& req);
   absl::Status FailTask(const v1::FailTaskRequest& req);
+  // Fan-out (worker.proto Part), with the job's task lease.
+  absl::StatusOr<v1::SubmitPartsResponse> SubmitParts(const v1::SubmitPartsRequest& req);
+  absl::StatusOr<v1::ClaimPartResponse> ClaimPart(const v1::ClaimPartRequest& req);
+  absl::StatusOr<v1::GetPartsResponse> GetParts(const v1::GetPartsRequest& req);
 
   // Streams the blob from `offset`, handing each chunk to `on_chunk` (an error
   // from it stops the stream and is returned).

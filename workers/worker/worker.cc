@@ -17,6 +17,7 @@
 #include "workers/engine/job_runner.h"
 #include "workers/worker/heartbeater.h"
 #include "workers/worker/server_checkpoints.h"
+#include "workers/worker/server_fanout.h"
 #include "workers/worker/task_files.h"
 
 namespace compressd {
@@ -138,7 +139,11 @@ absl::Status Worker::Run() {
     }
     backoff = options_.initial_backoff_ms;
     if (resp->has_task()) {
-      RunTask(resp->task());
+      if (resp->task().has_part()) {
+        RunPart(resp->task());
+      } else {
+        RunTask(resp->task());
+      }
     } else if (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(100)) {
       SleepUnlessShutdown(100);  // a server answering at once: do not spin
     }
@@ -148,6 +153,8 @@ absl::Status Worker::Run() {
 }
 
 void Worker::RunTask(const v1::Task& task) {
+  part_runner_.reset();  // another job's parts are done with: free its model
+  part_runner_key_.clear();
   std::fprintf(stderr, "compress-worker: task %s (job %s, attempt %d)\n", task.task_id().c_str(),
                task.job_id().c_str(), task.attempt());
   CancelToken cancel;
@@ -189,6 +196,128 @@ void Worker::RunTask(const v1::Task& task) {
   }
   heartbeats.Stop();
   if (task_dir.ok()) RemoveTree(*task_dir);
+}
+
+namespace {
+
+using DatasetFiles = std::map<std::pair<std::string, std::string>, std::string>;
+
+// The RunOptions of a leased task or part: its datasets are the fetched
+// files (`datasets` must outlive the run), never worker-local paths.
+RunOptions LeasedRunOptions(int threads, const DatasetFiles& datasets) {
+  RunOptions run;
+  run.threads = threads;
+  run.allow_local_paths = false;
+  run.dataset_file = [&datasets](const std::string& id,
+                                 const std::string& file) -> absl::StatusOr<std::string> {
+    auto it = datasets.find({id, file});
+    if (it == datasets.end()) {
+      return absl::NotFoundError(absl::StrCat("dataset ", id, " file ", file, " was not fetched"));
+    }
+    return it->second;
+  };
+  return run;
+}
+
+// A part's events: log lines go to stderr, the rest is dropped (the job's
+// own task reports the job's progress).
+class PartLogSink : public EventSink {
+ public:
+  explicit PartLogSink(std::string part) : part_(std::move(part)) {}
+  void Emit(const v1::JobEvent& e) override {
+    if (e.has_log()) {
+      std::fprintf(stderr, "compress-worker: part %s: %s\n", part_.c_str(),
+                   e.log().message().c_str());
+    }
+  }
+
+ private:
+  const std::string part_;
+};
+
+}  // namespace
+
+void Worker::RunPart(const v1::Task& task) {
+  std::fprintf(stderr, "compress-worker: part %s of job %s (%s)\n", task.part().name().c_str(),
+               task.job_id().c_str(), task.task_id().c_str());
+  CancelToken cancel;
+  std::atomic<bool> lease_lost{false};
+  v1::HeartbeatRequest beat;
+  beat.set_worker_id(worker_id_);
+  beat.set_task_id(task.task_id());
+  beat.set_lease_token(task.lease_token());
+  Heartbeater heartbeats([&](const v1::HeartbeatRequest& r) { return client_.Heartbeat(r); },
+                         beat, heartbeat_interval_ms_, [] { return v1::Progress(); }, cancel);
+  PartLogSink events(task.part().name());
+  absl::StatusOr<std::string> task_dir = TaskDir(task);
+  absl::StatusOr<std::string> result =
+      task_dir.ok() ? ExecutePart(task, *task_dir, events, cancel, lease_lost)
+                    : absl::StatusOr<std::string>(task_dir.status());
+  if (cancel.cancelled() || lease_lost || heartbeats.lease_lost()) {
+    std::fprintf(stderr, "compress-worker: part %s stopped: %s\n", task.part().name().c_str(),
+                 heartbeats.job_cancelled() ? "job no longer running" : "lease lost");
+    absl::MutexLock lock(&mu_);
+    ++stats_.cancelled;
+  } else if (result.ok()) {
+    v1::CompleteTaskRequest req;
+    req.set_task_id(task.task_id());
+    req.set_lease_token(task.lease_token());
+    absl::Status st = WithRetry([&] { return client_.CompleteTask(req); });
+    std::fprintf(stderr, "compress-worker: part %s completed%s\n", task.part().name().c_str(),
+                 st.ok() ? "" : absl::StrCat(" (reporting it failed: ", st.ToString(), ")").c_str());
+    absl::MutexLock lock(&mu_);
+    ++stats_.parts_completed;
+  } else {
+    std::fprintf(stderr, "compress-worker: part %s failed: %s\n", task.part().name().c_str(),
+                 result.status().ToString().c_str());
+    v1::FailTaskRequest req;
+    req.set_task_id(task.task_id());
+    req.set_lease_token(task.lease_token());
+    req.set_error(result.status().ToString());
+    req.set_retryable(RetryableFailure(result.status()));
+    (void)WithRetry([&] { return client_.FailTask(req); });
+    part_runner_.reset();  // rebuilt for the next part
+    part_runner_key_.clear();
+    absl::MutexLock lock(&mu_);
+    ++stats_.failed;
+  }
+  heartbeats.Stop();
+  if (task_dir.ok()) RemoveTree(*task_dir);
+}
+
+absl::StatusOr<std::string> Worker::ExecutePart(const v1::Task& task, const std::string& task_dir,
+                                                EventSink& events, CancelToken& cancel,
+                                                std::atomic<bool>& lease_lost) {
+  auto on_lost = [&] {
+    lease_lost = true;
+    cancel.Cancel();
+  };
+  ServerCheckpointStore store(
+      client_, task.task_id(), task.lease_token(),
+      [this](const std::function<absl::Status()>& call) { return WithRetry(call); }, on_lost);
+  const std::string key = absl::StrCat(task.job_id(), "#", task.attempt());
+  if (part_runner_ == nullptr || part_runner_key_ != key) {
+    part_runner_.reset();
+    RemoveTree(task_dir);
+    const std::string model_dir = (fs::path(task_dir) / "model").string();
+    RETURN_IF_ERROR(FetchModel(task, model_dir, events, cancel));
+    ASSIGN_OR_RETURN(DatasetFiles datasets,
+                     FetchDatasets(task, (fs::path(task_dir) / "datasets").string(), events,
+                                   cancel));
+    const RunOptions run = LeasedRunOptions(options_.threads, datasets);
+    ASSIGN_OR_RETURN(part_runner_, CreatePartRunner(model_dir, task.recipe(), run, events, cancel));
+    part_runner_key_ = key;
+  }
+  WorkPart part{task.part().name(), task.part().payload()};
+  absl::StatusOr<std::string> result;
+  try {
+    result = part_runner_->Run(part, &store, events, cancel);
+  } catch (const std::exception& e) {
+    result = absl::InternalError(absl::StrCat("part ", part.name, ": ", e.what()));
+  }
+  RETURN_IF_ERROR(result.status());
+  RETURN_IF_ERROR(store.Put(task.part().result(), *result));
+  return result;
 }
 
 absl::StatusOr<std::string> Worker::TaskDir(const v1::Task& task) const {
@@ -267,20 +396,9 @@ absl::StatusOr<std::string> Worker::ExecuteTask(const v1::Task& task, const std:
   const std::string model_dir = (fs::path(task_dir) / "model").string();
   const std::string out_dir = (fs::path(task_dir) / "out").string();
   RETURN_IF_ERROR(FetchModel(task, model_dir, events, cancel));
-  using DatasetFiles = std::map<std::pair<std::string, std::string>, std::string>;
   ASSIGN_OR_RETURN(DatasetFiles datasets,
                    FetchDatasets(task, (fs::path(task_dir) / "datasets").string(), events, cancel));
-  RunOptions run;
-  run.threads = options_.threads;
-  run.allow_local_paths = false;  // a task names uploaded datasets, never worker files
-  run.dataset_file = [&datasets](const std::string& id,
-                                 const std::string& file) -> absl::StatusOr<std::string> {
-    auto it = datasets.find({id, file});
-    if (it == datasets.end()) {
-      return absl::NotFoundError(absl::StrCat("dataset ", id, " file ", file, " was not fetched"));
-    }
-    return it->second;
-  };
+  RunOptions run = LeasedRunOptions(options_.threads, datasets);
   // Checkpoints outlive this attempt on the server; losing the lease while
   // writing one stops the task like a lost lease anywhere else.
   ServerCheckpointStore checkpoints(
@@ -291,6 +409,14 @@ absl::StatusOr<std::string> Worker::ExecuteTask(const v1::Task& task, const std:
         cancel.Cancel();
       });
   run.checkpoints = &checkpoints;
+  ServerFanout fanout(
+      client_, task.task_id(), task.lease_token(), checkpoints,
+      [this](const std::function<absl::Status()>& call) { return WithRetry(call); },
+      [&] {
+        lease_lost = true;
+        cancel.Cancel();
+      });
+  run.fanout = &fanout;
   SlowSink slow(events, options_.slow_ms_per_layer, cancel);
   EventSink& sink = options_.slow_ms_per_layer > 0 ? static_cast<EventSink&>(slow) : events;
   ASSIGN_OR_RETURN(std::string summary,

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -25,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "compressd/v1/worker.pb.h"
+#include "workers/engine/model_job.h"
 #include "workers/worker/blob_cache.h"
 #include "workers/worker/event_reporter.h"
 #include "workers/worker/server_client.h"
@@ -53,6 +55,7 @@ struct WorkerStats {
   int64_t completed = 0;
   int64_t failed = 0;
   int64_t cancelled = 0;  // job cancelled or lease lost
+  int64_t parts_completed = 0;  // parts of other workers' jobs (fan-out)
   int64_t rpc_failures = 0;  // RegisterWorker / LeaseTask errors (each retried)
 };
 
@@ -85,6 +88,14 @@ class Worker {
   absl::StatusOr<std::map<std::pair<std::string, std::string>, std::string>> FetchDatasets(
       const v1::Task& task, const std::string& datasets_dir, EventSink& events,
       const CancelToken& cancel);
+  // A part of a job (task.part()): computed with the job's part runner
+  // (kept for the job's next parts), its result stored as the job's
+  // checkpoint task.part().result(); events are not reported (the job's
+  // own task reports the job's).
+  void RunPart(const v1::Task& task);
+  absl::StatusOr<std::string> ExecutePart(const v1::Task& task, const std::string& task_dir,
+                                          EventSink& events, CancelToken& cancel,
+                                          std::atomic<bool>& lease_lost);
   absl::Status UploadOutputs(const v1::Task& task, const std::string& out_dir,
                              EventSink& events, const CancelToken& cancel);
   void FinishTask(const v1::Task& task, const absl::StatusOr<std::string>& result);
@@ -99,6 +110,10 @@ class Worker {
   WorkerClient& client_;
   BlobCache blobs_;
   std::string worker_id_;  // only touched by the Run() thread
+  // The part runner of the job whose parts this worker last computed, keyed
+  // by "<job_id>#<attempt>" (Run() thread only).
+  std::string part_runner_key_;
+  std::unique_ptr<ModelPartRunner> part_runner_;
   int64_t heartbeat_interval_ms_ = 2000;
   mutable absl::Mutex mu_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;

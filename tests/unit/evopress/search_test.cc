@@ -2,14 +2,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "common/recipe.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/unit/evopress/evopress_fixture.h"
+#include "workers/engine/evopress/drop_score.h"
 #include "workers/engine/evopress/evaluator.h"
 #include "workers/engine/evopress/evopress_run.h"
 #include "workers/engine/model_prune.h"
@@ -279,27 +282,47 @@ struct RunOutcome {
   nlohmann::json summary, config;
 };
 
-// RunEvoPress on the test model with `stage` (an evopress flow mapping).
-RunOutcome RunStage(const std::string& stage, CheckpointStore* levels_db = nullptr) {
-  RunOutcome out;
+// What RunEvoPress gets for `stage` (an evopress flow mapping) on the test model.
+struct StageInputs {
+  v1::Recipe recipe;
+  std::vector<ModelTarget> targets;
+  CalibrationSet calib;
+};
+
+StageInputs Inputs(const std::string& stage) {
+  StageInputs in;
   absl::StatusOr<v1::Recipe> recipe = ParseRecipeText(
       "stages:\n  - evopress: " + stage +
       "\ncalibration: {path: /unused, samples: 4, seq_len: 20}\n");
   EXPECT_TRUE(recipe.ok()) << recipe.status();
   ApplyRecipeDefaults(&*recipe);
   EXPECT_TRUE(ValidateRecipe(*recipe).ok()) << ValidateRecipe(*recipe);
-  out.model = TestModel();
-  absl::StatusOr<std::vector<ModelTarget>> targets = SelectModelTargets(out.model, *recipe);
+  in.recipe = *recipe;
+  engine::LlamaModel model = TestModel();
+  absl::StatusOr<std::vector<ModelTarget>> targets = SelectModelTargets(model, *recipe);
   EXPECT_TRUE(targets.ok());
-  CalibrationSet calib;
-  calib.sequences = Windows(4, 20);
-  calib.stream = engine::testing::RandomTokens(300, out.model.config.vocab, 8);
+  if (targets.ok()) in.targets = *targets;
+  in.calib.sequences = Windows(4, 20);
+  in.calib.stream = engine::testing::RandomTokens(300, testing::TestConfig().vocab, 8);
+  return in;
+}
+
+// RunEvoPress on the test model with `stage` (an evopress flow mapping).
+RunOutcome RunStage(const std::string& stage, CheckpointStore* levels_db = nullptr,
+                    Fanout* fanout = nullptr) {
+  RunOutcome out;
+  const StageInputs inputs = Inputs(stage);
+  const v1::Recipe* recipe = &inputs.recipe;
+  const std::vector<ModelTarget>* targets = &inputs.targets;
+  const CalibrationSet& calib = inputs.calib;
+  out.model = TestModel();
   engine::CpuBackend backend(engine::CpuBackendOptions{1, 128});
   ScratchDir dir;
   RecordingSink sink;
   CancelToken cancel;
   RunOptions options;
   options.levels_db = levels_db;
+  options.fanout = fanout;
   const absl::Status s = RunEvoPress(out.model, backend, *recipe, *targets, calib, 1, options,
                                      dir.path(), sink, cancel, &out.result, &out.summary);
   EXPECT_TRUE(s.ok()) << s;
@@ -330,6 +353,93 @@ TEST(EvoPressRunTest, SparsityStitchesTheModelAndWritesTheConfiguration) {
   EXPECT_EQ(again.summary["levels_db"]["entries_built"].get<int>(), 0);
   EXPECT_EQ(again.summary["levels_db"]["entries_reused"].get<int>(), 28 * 5);
   EXPECT_EQ(again.config, r.config);
+}
+
+// Two workers as the service runs them: parts alternate between the job's
+// own process (`local`) and a second EvoPressSession built from the same
+// model, recipe and calibration set, as another worker builds it (its own
+// model copy, backend and database reader on the shared store).
+class TwoWorkerFanout : public Fanout {
+ public:
+  TwoWorkerFanout(const std::string& stage, CheckpointStore* store)
+      : inputs_(Inputs(stage)), model_(TestModel()) {
+    absl::StatusOr<std::unique_ptr<EvoPressSession>> s = EvoPressSession::Create(
+        model_, backend_, inputs_.recipe, inputs_.targets, inputs_.calib, 1, store);
+    EXPECT_TRUE(s.ok()) << s.status();
+    if (s.ok()) other_ = *std::move(s);
+  }
+  absl::StatusOr<std::vector<std::string>> Run(const std::vector<WorkPart>& parts,
+                                               const LocalFn& local,
+                                               const CancelToken& cancel) override {
+    std::vector<std::string> out;
+    for (const WorkPart& p : parts) {
+      names.push_back(p.name);
+      absl::StatusOr<std::string> r =
+          (turn_++ % 2 == 0) ? local(p) : other_->RunPart(p.payload, sink_, cancel);
+      if (!r.ok()) return r.status();
+      out.push_back(*r);
+    }
+    return out;
+  }
+  int workers() override { return 2; }
+  std::vector<std::string> names;
+
+ private:
+  StageInputs inputs_;
+  engine::LlamaModel model_;
+  engine::CpuBackend backend_{engine::CpuBackendOptions{1, 128}};
+  std::unique_ptr<EvoPressSession> other_;
+  RecordingSink sink_;
+  int turn_ = 0;
+};
+
+TEST(EvoPressRunTest, FannedOutOverTwoWorkersEqualsTheLocalRun) {
+  testing::MemoryStore local_db, fanned_db;
+  const RunOutcome local = RunStage(kSparsityStage, &local_db);
+  TwoWorkerFanout fanout(kSparsityStage, &fanned_db);
+  const RunOutcome fanned = RunStage(kSparsityStage, &fanned_db, &fanout);
+  // One part per level of the database, then two per selection step.
+  int level_parts = 0, eval_parts = 0;
+  for (const std::string& n : fanout.names) {
+    level_parts += n.rfind("evopress/level/", 0) == 0;
+    eval_parts += n.rfind("evopress/eval/", 0) == 0;
+  }
+  EXPECT_EQ(level_parts, 5);
+  EXPECT_EQ(eval_parts, 3 * 2 * 2);  // generations x steps x workers
+  EXPECT_EQ(fanned.summary["levels_db"]["entries_built"].get<int>(), 28 * 5);
+  EXPECT_EQ(fanned.summary["levels_db"]["parts"].get<int>(), 5);
+  // The same search: fitness curve, configuration and weights, bit for bit.
+  EXPECT_EQ(fanned.summary["fitness_curve"], local.summary["fitness_curve"]);
+  EXPECT_EQ(fanned.summary["final_fitness"], local.summary["final_fitness"]);
+  EXPECT_EQ(fanned.summary["tokens"], local.summary["tokens"]);
+  // Each worker also runs the parent once per step for prefix reuse.
+  EXPECT_EQ(fanned.summary["evaluations"].get<int>(),
+            local.summary["evaluations"].get<int>() + 3 * 2);
+  EXPECT_EQ(fanned.config, local.config);
+  for (int b = 0; b < 4; ++b) {
+    const engine::Tensor& a = fanned.model.blocks[b].down_proj;
+    const engine::Tensor& c = local.model.blocks[b].down_proj;
+    EXPECT_EQ(std::memcmp(a.data, c.data, sizeof(float) * a.numel()), 0) << b;
+  }
+  // A payload this session cannot compute is INVALID_ARGUMENT.
+  StageInputs in = Inputs(kSparsityStage);
+  engine::LlamaModel model = TestModel();
+  engine::CpuBackend backend(engine::CpuBackendOptions{1, 128});
+  absl::StatusOr<std::unique_ptr<EvoPressSession>> s =
+      EvoPressSession::Create(model, backend, in.recipe, in.targets, in.calib, 1, &fanned_db);
+  ASSERT_TRUE(s.ok());
+  RecordingSink sink;
+  CancelToken cancel;
+  EXPECT_EQ((*s)->RunPart(R"({"kind": "level", "level": 9})", sink, cancel).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*s)->RunPart("not json", sink, cancel).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*s)->RunPart(R"({"kind": "eval", "generation": 0, "step": 0, "configs": [[1]],)"
+                          R"( "base": [1]})",
+                          sink, cancel)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(EvoPressRunTest, DenseInputsDatabaseIsSelectable) {
@@ -373,6 +483,96 @@ TEST(EvoPressRunTest, DropModeZeroesTheDroppedHalves) {
     dropped += zero;
   }
   EXPECT_EQ(dropped, 1);
+}
+
+TEST(DropScoreTest, BlockInfluenceIsOneMinusCosineOfEachHalf) {
+  const engine::LlamaModel model = TestModel();
+  v1::EvoPressStage stage;
+  stage.set_mode("drop");
+  absl::StatusOr<SearchSpace> space = MakeSearchSpace(model, AllModules(4), stage);
+  ASSERT_TRUE(space.ok()) << space.status();
+  ASSERT_EQ(space->units.size(), 8u);
+  const std::vector<std::vector<int32_t>> windows = Windows(2, 12);
+  engine::CpuBackend backend(engine::CpuBackendOptions{1, 128});
+  absl::StatusOr<std::vector<double>> scores = BlockInfluence(model, &backend, *space, windows);
+  ASSERT_TRUE(scores.ok()) << scores.status();
+  // Independently: the residual stream before and after each half, by hand.
+  absl::StatusOr<engine::LlamaForward> fwd = engine::LlamaForward::Create(&model, &backend);
+  ASSERT_TRUE(fwd.ok());
+  const int64_t d = model.config.hidden;
+  std::map<std::string, double> want;
+  engine::BlockWorkspace ws;
+  for (const auto& w : windows) {
+    absl::StatusOr<engine::SequenceBatch> batch = engine::SequenceBatch::Pack({w});
+    ASSERT_TRUE(batch.ok());
+    std::vector<float> h(w.size() * d);
+    ASSERT_TRUE(fwd->Embed(*batch, h.data()).ok());
+    for (int b = 0; b < 4; ++b) {
+      for (bool attention : {true, false}) {
+        const std::vector<float> in = h;
+        engine::BlockParts parts{attention, !attention};
+        ASSERT_TRUE(fwd->RunBlockParts(model.blocks[b], parts, *batch, h.data(), &ws).ok());
+        for (size_t t = 0; t < w.size(); ++t) {
+          double ab = 0, aa = 0, bb = 0;
+          for (int64_t i = 0; i < d; ++i) {
+            ab += double{in[t * d + i]} * h[t * d + i];
+            aa += double{in[t * d + i]} * in[t * d + i];
+            bb += double{h[t * d + i]} * h[t * d + i];
+          }
+          want["model.layers." + std::to_string(b) + (attention ? ".self_attn" : ".mlp")] +=
+              (1 - ab / std::sqrt(aa * bb)) / 24.0;
+        }
+      }
+    }
+  }
+  for (size_t u = 0; u < space->units.size(); ++u) {
+    EXPECT_NEAR((*scores)[u], want.at(space->units[u].name), 1e-9) << space->units[u].name;
+    EXPECT_GT((*scores)[u], 0.0);
+  }
+  // The baseline drops the lowest-scoring quarter of each half type.
+  absl::StatusOr<Config> config = ScoreDropConfig(*space, 0.25, *scores);
+  ASSERT_TRUE(config.ok());
+  for (const std::vector<int>& group : space->groups) {
+    int lowest = group[0];
+    for (int u : group) {
+      if ((*scores)[u] < (*scores)[lowest]) lowest = u;
+    }
+    for (int u : group) EXPECT_EQ((*config)[u], u == lowest ? 1 : 0) << space->units[u].name;
+  }
+  EXPECT_EQ(ScoreDropConfig(*space, 0.25, {1.0}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(EvoPressRunTest, ScoreStartWithoutGenerationsIsTheScoreBaseline) {
+  const RunOutcome r = RunStage(
+      "{mode: drop, target: 0.25, start: score, generations: 0, survivors: [1], "
+      "step_tokens: [40], seed: 3}");
+  ASSERT_TRUE(r.summary.contains("block_influence")) << r.summary.dump();
+  EXPECT_EQ(r.summary["start"], "score");
+  EXPECT_EQ(r.summary["block_influence"].size(), 8u);
+  // Per half type, the unit of lowest block influence is the one dropped.
+  for (const char* half : {".self_attn", ".mlp"}) {
+    std::string lowest;
+    for (const auto& [name, score] : r.summary["block_influence"].items()) {
+      if (name.find(half) == std::string::npos) continue;
+      if (lowest.empty() || score.get<double>() < r.summary["block_influence"][lowest].get<double>()) {
+        lowest = name;
+      }
+    }
+    for (const nlohmann::json& u : r.config["units"]) {
+      if (u["name"].get<std::string>().find(half) == std::string::npos) continue;
+      EXPECT_EQ(u["level"].get<double>(), u["name"] == lowest ? 1.0 : 0.0) << u["name"];
+    }
+  }
+  // start: score is a drop-mode option.
+  absl::StatusOr<v1::Recipe> bad = ParseRecipeText(
+      "stages:\n  - evopress: {mode: sparsity, target: 0.5, start: score}\n"
+      "calibration: {path: /unused}\n");
+  ASSERT_TRUE(bad.ok());
+  ApplyRecipeDefaults(&*bad);
+  const absl::Status st = ValidateRecipe(*bad);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("start"), std::string::npos) << st;
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <limits>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -14,6 +16,7 @@
 #include "common/status_macros.h"
 #include "workers/engine/algorithms/magnitude.h"
 #include "workers/engine/calib/layer_stages.h"
+#include "workers/engine/evopress/drop_score.h"
 #include "workers/engine/evopress/evaluator.h"
 #include "workers/engine/evopress/levels_db.h"
 #include "workers/engine/evopress/search.h"
@@ -221,6 +224,196 @@ ep::UniformCompressor SequentialCompressor(const engine::LlamaModel& dense,
   };
 }
 
+namespace {
+
+class DropSink : public EventSink {
+ public:
+  void Emit(const v1::JobEvent&) override {}
+};
+
+json FitnessJson(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+absl::Status BadPayload(const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat("evopress part payload: ", what));
+}
+
+void AddStats(const json& r, ep::EvaluatorStats* stats) {
+  stats->candidates += r.value("candidates", int64_t{0});
+  stats->tokens += r.value("candidates", int64_t{0}) * r.value("tokens", int64_t{0});
+  stats->block_tokens += r.value("block_tokens", int64_t{0});
+  stats->block_tokens_saved += r.value("block_tokens_saved", int64_t{0});
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<EvoPressSession>> EvoPressSession::Create(
+    const engine::LlamaModel& model, engine::Backend& backend, const v1::Recipe& recipe,
+    const std::vector<ModelTarget>& targets, const CalibrationSet& calibration, int threads,
+    CheckpointStore* db_store) {
+  std::unique_ptr<EvoPressSession> s(new EvoPressSession(model, backend, threads));
+  s->stage_ = recipe.stages(0).evopress();
+  const int64_t window = recipe.calibration().seq_len();
+  ASSIGN_OR_RETURN(s->space_, ep::MakeSearchSpace(model, Modules(targets), s->stage_));
+  s->windows_ = calibration.sequences;
+  if (s->space_.mode == ep::Mode::kDrop && s->stage_.start() == "score") {
+    ASSIGN_OR_RETURN(s->drop_scores_,
+                     ep::BlockInfluence(model, &backend, s->space_, s->windows_));
+    ASSIGN_OR_RETURN(s->initial_,
+                     ep::ScoreDropConfig(s->space_, s->stage_.target(), s->drop_scores_));
+  } else {
+    std::mt19937_64 init_rng(s->stage_.seed() ^ 0x5EEDC0FFEEull);
+    ASSIGN_OR_RETURN(s->initial_, ep::InitialConfig(s->space_, s->stage_.target(), init_rng));
+  }
+  ep::SetLevelBounds(s->initial_, s->stage_.max_level_shift(), &s->space_);
+  s->stream_ = Stream(calibration);
+  s->db_spec_ = DbSpec(s->space_, recipe);
+  s->db_fingerprint_ = ep::LevelsDbFingerprint(model, s->windows_, s->db_spec_, s->space_);
+  if (s->space_.mode != ep::Mode::kDrop) {
+    if (db_store == nullptr) {
+      return absl::InternalError("evopress: no store for the levels database");
+    }
+    s->db_.emplace(db_store, s->db_fingerprint_, s->space_, s->db_spec_);
+  }
+  s->search_options_ = SearchOpts(s->stage_, window);
+  ASSIGN_OR_RETURN(s->evaluator_,
+                   ep::CandidateEvaluator::Create(model, &backend, s->space_, s->db(),
+                                                  EvalOptions(s->stage_, window)));
+  return s;
+}
+
+std::string EvoPressSession::SearchFingerprint() const {
+  std::string key = db_fingerprint_ + stage_.SerializeAsString() +
+                    Sha256Hex(std::string_view(reinterpret_cast<const char*>(stream_.data()),
+                                               stream_.size() * sizeof(int32_t)));
+  for (const ep::Unit& u : space_.units) key += "|" + u.name;
+  return Sha256Hex(key);
+}
+
+absl::StatusOr<ep::DbBuildStats> EvoPressSession::BuildDb(const std::set<int>& levels,
+                                                          EventSink& events,
+                                                          const CancelToken& cancel) {
+  if (!db_) return ep::DbBuildStats{};
+  if (db_spec_.build == ep::DbBuild::kSequential) {
+    return ep::BuildSequentialLevelsDb(
+        model_, {},
+        SequentialCompressor(model_, backend_, space_, db_spec_, windows_, threads_, events,
+                             cancel),
+        *db_, events, cancel, levels);
+  }
+  return ep::BuildLevelsDb(model_, backend_, windows_, {}, threads_, *db_, events, cancel);
+}
+
+absl::StatusOr<std::vector<int>> EvoPressSession::MissingLevels() {
+  std::vector<int> out;
+  if (!db_ || db_spec_.build != ep::DbBuild::kSequential) return out;
+  for (size_t l = 0; l < space_.levels.size(); ++l) {
+    ASSIGN_OR_RETURN(std::set<std::string> stored, db_->StoredLevelEntries(static_cast<int>(l)));
+    for (size_t u = 0; u < space_.units.size(); ++u) {
+      if (!stored.count(db_->EntryKey(static_cast<int>(u), static_cast<int>(l)))) {
+        out.push_back(static_cast<int>(l));
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> EvoPressSession::RunPart(const std::string& payload,
+                                                     EventSink& events,
+                                                     const CancelToken& cancel) {
+  const json p = json::parse(payload, nullptr, /*allow_exceptions=*/false);
+  if (!p.is_object() || !p.contains("kind")) return BadPayload("not a JSON object with a kind");
+  try {
+    const std::string kind = p.at("kind").get<std::string>();
+    if (kind == "level") {
+      const int level = p.at("level").get<int>();
+      if (!db_ || db_spec_.build != ep::DbBuild::kSequential || level < 0 ||
+          level >= static_cast<int>(space_.levels.size())) {
+        return BadPayload(absl::StrCat("level ", level, " is not a sequential database level"));
+      }
+      ASSIGN_OR_RETURN(ep::DbBuildStats st, BuildDb({level}, events, cancel));
+      return json{{"solved", st.solved},
+                  {"forward_s", st.forward_s},
+                  {"hessian_s", st.hessian_s},
+                  {"solve_s", st.solve_s},
+                  {"store_s", st.store_s}}
+          .dump();
+    }
+    if (kind == "eval") {
+      const int g = p.at("generation").get<int>();
+      const int step = p.at("step").get<int>();
+      if (step < 0 || step >= static_cast<int>(search_options_.step_tokens.size())) {
+        return BadPayload(absl::StrCat("step ", step, " is not a selection step"));
+      }
+      const std::vector<ep::Config> configs = p.at("configs").get<std::vector<ep::Config>>();
+      const ep::Config base = p.at("base").get<ep::Config>();
+      for (const ep::Config& c : configs) {
+        if (c.size() != space_.units.size()) return BadPayload("a configuration of the wrong size");
+      }
+      if (base.size() != space_.units.size()) return BadPayload("a base of the wrong size");
+      if (windows_step_ != std::make_pair(g, step)) {
+        RETURN_IF_ERROR(evaluator_->SetWindows(
+            ep::DrawWindows(stream_, search_options_.window, search_options_.step_tokens[step],
+                            search_options_.seed, g, step)));
+        windows_step_ = {g, step};
+      }
+      const ep::EvaluatorStats before = evaluator_->stats();
+      ASSIGN_OR_RETURN(std::vector<double> fitness, evaluator_->Evaluate(configs, &base, cancel));
+      const ep::EvaluatorStats& after = evaluator_->stats();
+      json values = json::array();
+      for (double f : fitness) values.push_back(FitnessJson(f));
+      return json{{"fitness", values},
+                  {"tokens", evaluator_->tokens()},
+                  {"candidates", after.candidates - before.candidates},
+                  {"block_tokens", after.block_tokens - before.block_tokens},
+                  {"block_tokens_saved", after.block_tokens_saved - before.block_tokens_saved}}
+          .dump();
+    }
+    return BadPayload(absl::StrCat("unknown kind \"", kind, "\""));
+  } catch (const json::exception& e) {
+    return BadPayload(e.what());
+  }
+}
+
+ep::StepFitness EvoPressSession::FannedStepFitness(Fanout& fanout, const CancelToken& cancel) {
+  return [this, &fanout, &cancel](int g, int s, const std::vector<ep::Config>& pool,
+                                  const ep::Config& base,
+                                  int64_t* tokens) -> absl::StatusOr<std::vector<double>> {
+    const size_t chunks =
+        std::min(pool.size(), static_cast<size_t>(std::max(1, fanout.workers())));
+    std::vector<WorkPart> parts;
+    for (size_t c = 0; c < chunks; ++c) {
+      const size_t lo = pool.size() * c / chunks, hi = pool.size() * (c + 1) / chunks;
+      json configs = json::array();
+      for (size_t i = lo; i < hi; ++i) configs.push_back(pool[i]);
+      WorkPart& part = parts.emplace_back();
+      part.payload = json{{"kind", "eval"}, {"generation", g}, {"step", s},
+                          {"configs", configs}, {"base", base}}
+                         .dump();
+      part.name = absl::StrFormat("evopress/eval/g%04d/s%d/c%03d-%s", g, s, c,
+                                  Sha256Hex(part.payload).substr(0, 12));
+    }
+    DropSink quiet;
+    ASSIGN_OR_RETURN(std::vector<std::string> results,
+                     fanout.Run(parts,
+                                [&](const WorkPart& p) { return RunPart(p.payload, quiet, cancel); },
+                                cancel));
+    std::vector<double> fitness;
+    for (size_t c = 0; c < results.size(); ++c) {
+      const json r = json::parse(results[c], nullptr, /*allow_exceptions=*/false);
+      if (!r.is_object() || !r.contains("fitness") || !r["fitness"].is_array()) {
+        return absl::DataLossError(absl::StrCat(parts[c].name, ": not an evaluation result"));
+      }
+      for (const json& f : r["fitness"]) {
+        fitness.push_back(f.is_number() ? f.get<double>() : std::numeric_limits<double>::infinity());
+      }
+      *tokens = r.value("tokens", int64_t{0});
+      AddStats(r, &fanned_stats_);
+    }
+    return fitness;
+  };
+}
+
 absl::Status RunEvoPress(engine::LlamaModel& model, engine::Backend& backend,
                          const v1::Recipe& recipe, const std::vector<ModelTarget>& targets,
                          const CalibrationSet& calibration, int threads,
@@ -228,60 +421,81 @@ absl::Status RunEvoPress(engine::LlamaModel& model, engine::Backend& backend,
                          EventSink& events, const CancelToken& cancel, CompressionResult* result,
                          json* summary) {
   const v1::EvoPressStage& stage = recipe.stages(0).evopress();
-  const int64_t window = recipe.calibration().seq_len();
-  ASSIGN_OR_RETURN(ep::SearchSpace space, ep::MakeSearchSpace(model, Modules(targets), stage));
-  std::mt19937_64 init_rng(stage.seed() ^ 0x5EEDC0FFEEull);
-  ASSIGN_OR_RETURN(ep::Config initial, ep::InitialConfig(space, stage.target(), init_rng));
-  ep::SetLevelBounds(initial, stage.max_level_shift(), &space);
-
-  CheckpointStore* store = options.levels_db;
+  CheckpointStore* store = options.levels_db != nullptr ? options.levels_db : options.checkpoints;
   TempDir temp;
   std::unique_ptr<DirCheckpointStore> temp_store;
-  if (store == nullptr && space.mode != ep::Mode::kDrop) {
+  if (store == nullptr && !(stage.mode() == "drop")) {
     RETURN_IF_ERROR(temp.Create());
     temp_store = std::make_unique<DirCheckpointStore>(temp.path());
     store = temp_store.get();
   }
-  const ep::LevelsDbSpec spec = DbSpec(space, recipe);
+  ASSIGN_OR_RETURN(std::unique_ptr<EvoPressSession> session,
+                   EvoPressSession::Create(model, backend, recipe, targets, calibration, threads,
+                                           store));
+  const ep::SearchSpace& space = session->space();
   Clock::time_point t = Clock::now();
-  const std::string db_fingerprint =
-      ep::LevelsDbFingerprint(model, calibration.sequences, spec, space);
-  std::optional<ep::LevelsDb> db;
   ep::DbBuildStats db_stats;
-  if (space.mode != ep::Mode::kDrop) {
-    db.emplace(store, db_fingerprint, space, spec);
-    if (spec.build == ep::DbBuild::kSequential) {
-      ASSIGN_OR_RETURN(db_stats, ep::BuildSequentialLevelsDb(
-                                     model, {},
-                                     SequentialCompressor(model, backend, space, spec,
-                                                          calibration.sequences, threads,
-                                                          events, cancel),
-                                     *db, events, cancel));
-    } else {
-      ASSIGN_OR_RETURN(db_stats, ep::BuildLevelsDb(model, backend, calibration.sequences, {},
-                                                   threads, *db, events, cancel));
+  int level_parts = 0;
+  if (options.fanout != nullptr) {  // one part per missing level, on every worker
+    ASSIGN_OR_RETURN(std::vector<int> missing, session->MissingLevels());
+    std::vector<WorkPart> parts;
+    for (int l : missing) {
+      parts.push_back({absl::StrCat("evopress/level/", session->db_fingerprint().substr(0, 16),
+                                    "/", ep::LevelName(space.mode, space.levels[l])),
+                       json{{"kind", "level"}, {"level", l}}.dump()});
     }
+    level_parts = static_cast<int>(parts.size());
+    if (!parts.empty()) {
+      EmitLog(events, "info", absl::StrFormat("levels database: %d passes as parts for %d workers",
+                                              parts.size(), options.fanout->workers()));
+      ASSIGN_OR_RETURN(std::vector<std::string> results,
+                       options.fanout->Run(parts,
+                                           [&](const WorkPart& p) {
+                                             return session->RunPart(p.payload, events, cancel);
+                                           },
+                                           cancel));
+      for (const std::string& r : results) {
+        const json j = json::parse(r, nullptr, /*allow_exceptions=*/false);
+        if (!j.is_object()) return absl::DataLossError("a levels part returned no statistics");
+        db_stats.solved += j.value("solved", int64_t{0});
+        db_stats.forward_s += j.value("forward_s", 0.0);
+        db_stats.hessian_s += j.value("hessian_s", 0.0);
+        db_stats.solve_s += j.value("solve_s", 0.0);
+        db_stats.store_s += j.value("store_s", 0.0);
+      }
+    }
+  }
+  {  // whatever is still missing (everything without fan-out), here
+    ASSIGN_OR_RETURN(ep::DbBuildStats rest, session->BuildDb({}, events, cancel));
+    const int64_t by_parts = db_stats.solved;  // found stored now, built by this job
+    db_stats.solved += rest.solved;
+    db_stats.reused = rest.reused - by_parts;
+    db_stats.forward_s += rest.forward_s;
+    db_stats.hessian_s += rest.hessian_s;
+    db_stats.solve_s += rest.solve_s;
+    db_stats.store_s += rest.store_s;
   }
   const double db_s = SecondsSince(t);
 
   t = Clock::now();
-  ASSIGN_OR_RETURN(std::unique_ptr<ep::CandidateEvaluator> evaluator,
-                   ep::CandidateEvaluator::Create(model, &backend, space, db ? &*db : nullptr,
-                                                  EvalOptions(stage, window)));
-  const std::vector<int32_t> stream = Stream(calibration);
-  std::string key = db_fingerprint + stage.SerializeAsString() +
-                    Sha256Hex(std::string_view(reinterpret_cast<const char*>(stream.data()),
-                                               stream.size() * sizeof(int32_t)));
-  for (const ep::Unit& u : space.units) key += "|" + u.name;
+  const ep::SearchOptions& search_options = session->search_options();
+  const ep::StepFitness step_fitness =
+      options.fanout != nullptr
+          ? session->FannedStepFitness(*options.fanout, cancel)
+          : ep::LocalStepFitness(session->evaluator(), session->stream(), search_options, cancel);
   ASSIGN_OR_RETURN(ep::SearchResult search,
-                   ep::RunSearch(space, initial, *evaluator, stream,
-                                 SearchOpts(stage, window), Sha256Hex(key), options.checkpoints,
-                                 events, cancel));
+                   ep::RunSearch(space, session->initial(), step_fitness, session->stream(),
+                                 search_options, session->SearchFingerprint(),
+                                 options.checkpoints, events, cancel));
   const double search_s = SecondsSince(t);
-
+  ep::LevelsDb* db = session->db();
+  const std::string db_fingerprint = session->db_fingerprint();
+  const ep::LevelsDbSpec spec = session->db_spec();
+  ep::EvaluatorStats es = options.fanout != nullptr ? session->fanned_stats()
+                                                    : session->evaluator().stats();
   const ep::Config& best = search.state.parent;
   ASSIGN_OR_RETURN(engine::LlamaModel stitched,
-                   ep::StitchModel(model, space, db ? &*db : nullptr, best, &result->quantized));
+                   ep::StitchModel(model, space, db, best, &result->quantized));
   model = std::move(stitched);
   for (size_t u = 0; u < space.units.size(); ++u) {
     RecordUnit(space, space.units[u], best[u], model, result->quantized, result);
@@ -293,7 +507,6 @@ absl::Status RunEvoPress(engine::LlamaModel& model, engine::Backend& backend,
 
   const json config = ConfigJson(space, best, stage);
   RETURN_IF_ERROR(WriteConfigFile(out_dir, config));
-  const ep::EvaluatorStats& es = evaluator->stats();
   *summary = {{"config", config},
               {"fitness", stage.fitness()},
               {"initial_fitness", search.state.initial_fitness},
@@ -308,8 +521,18 @@ absl::Status RunEvoPress(engine::LlamaModel& model, engine::Backend& backend,
               {"levels_db", {{"fingerprint", db_fingerprint},
                              {"build", ep::DbBuildName(spec.build)},
                              {"entries_built", db_stats.solved},
-                             {"entries_reused", db_stats.reused}}},
+                             {"entries_reused", db_stats.reused},
+                             {"parts", level_parts}}},
+              {"fanout_workers", options.fanout != nullptr ? options.fanout->workers() : 1},
+              {"start", stage.start().empty() ? "random" : stage.start()},
               {"timing_seconds", {{"levels_db", db_s}, {"search", search_s}}}};
+  if (!session->drop_scores().empty()) {
+    json scores = json::object();
+    for (size_t u = 0; u < space.units.size(); ++u) {
+      scores[space.units[u].name] = session->drop_scores()[u];
+    }
+    (*summary)["block_influence"] = std::move(scores);
+  }
   EmitLog(events, "info",
           absl::StrFormat("evopress: fitness %.6g -> %.6g after %d generations (%.1f s database, "
                           "%.1f s search)",

@@ -8,11 +8,16 @@
 //      CompressCalibrated pass per level; "dense_inputs": the paper's
 //      layer-wise database on the dense model's inputs), kept in
 //      RunOptions::levels_db (compress-worker run --checkpoint-dir: a second
-//      run with that directory reuses it) or, with none, in a temporary
-//      directory removed afterwards;
+//      run with that directory reuses it), else RunOptions::checkpoints (a
+//      leased task: the job's checkpoints, so a retried attempt reuses it),
+//      else a temporary directory removed afterwards;
 //   3. the search (search.h) with fitness windows drawn from the calibration
 //      set's token stream, seq_len tokens each, checkpointed per generation
-//      to the same store;
+//      to RunOptions::checkpoints;
+//   with RunOptions::fanout (leased tasks), the sequential database's levels
+//   and each selection step's offspring are parts computed by every
+//   connected worker at once (EvoPressSession below); the database then
+//   lives in the job's checkpoints, where every worker reads it;
 //   4. the model stitched from the best configuration (evaluator.h
 //      StitchModel), with the codes of every quantized layer (bits mode) for
 //      exact GPTQ / GGUF export.
@@ -21,7 +26,11 @@
 // summary's "evopress" section).
 #pragma once
 
+#include <memory>
+#include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -29,7 +38,10 @@
 #include "nlohmann/json.hpp"
 #include "workers/engine/calib/calib_data.h"
 #include "workers/engine/calib/calibrated_compress.h"
+#include "workers/engine/evopress/evaluator.h"
 #include "workers/engine/evopress/levels_db.h"
+#include "workers/engine/evopress/search.h"
+#include "workers/engine/fanout.h"
 #include "workers/engine/model/llama_model.h"
 #include "workers/engine/model_prune.h"
 #include "workers/engine/nn/backend.h"
@@ -53,6 +65,85 @@ evopress::UniformCompressor SequentialCompressor(
     const engine::LlamaModel& dense, engine::Backend& backend, const evopress::SearchSpace& space,
     const evopress::LevelsDbSpec& spec, const std::vector<std::vector<int32_t>>& windows,
     int threads, EventSink& events, const CancelToken& cancel);
+
+// What an evopress stage derives from the job's model, recipe and
+// calibration set (search space, initial configuration, levels database,
+// evaluator), rebuilt the same way by every worker that computes a part of
+// the stage (fanout.h). Parts, by name and JSON payload:
+//   evopress/level/<level name>       {"kind": "level", "level": index}
+//       one sequential pass of the levels database (BuildSequentialLevelsDb
+//       at that level) into the database's store (the job's checkpoints);
+//       result: {"solved", "forward_s", "hessian_s", "solve_s", "store_s"};
+//   evopress/eval/gGGGG/sS/cCCC-<hash>  {"kind": "eval", "generation", "step",
+//       "configs": [[level, ...], ...], "base": [...]}
+//       the fitness of each configuration on the step's windows with `base`
+//       as the prefix-reuse base; result: {"fitness": [...] (null for a
+//       non-finite value), "tokens", "candidates", "block_tokens",
+//       "block_tokens_saved"}.
+// The result of a part does not depend on where it ran (same windows, same
+// micro-batches, same kernels at the same thread count). Not thread-safe.
+class EvoPressSession {
+ public:
+  // `model` and `backend` must outlive the session; the levels database
+  // lives in `db_store` (null for drop mode; else required).
+  static absl::StatusOr<std::unique_ptr<EvoPressSession>> Create(
+      const engine::LlamaModel& model, engine::Backend& backend, const v1::Recipe& recipe,
+      const std::vector<ModelTarget>& targets, const CalibrationSet& calibration, int threads,
+      CheckpointStore* db_store);
+
+  const evopress::SearchSpace& space() const { return space_; }
+  const evopress::Config& initial() const { return initial_; }
+  // Drop mode with start "score": each unit's block influence (empty otherwise).
+  const std::vector<double>& drop_scores() const { return drop_scores_; }
+  evopress::LevelsDb* db() { return db_ ? &*db_ : nullptr; }
+  evopress::CandidateEvaluator& evaluator() { return *evaluator_; }
+  const std::vector<int32_t>& stream() const { return stream_; }
+  const evopress::SearchOptions& search_options() const { return search_options_; }
+  const std::string& db_fingerprint() const { return db_fingerprint_; }
+  const evopress::LevelsDbSpec& db_spec() const { return db_spec_; }
+  // The search checkpoint's fingerprint (database, stage, stream, units).
+  std::string SearchFingerprint() const;
+
+  // Builds the levels database (sequential build: the level indices in
+  // `levels`, empty: every level; dense_inputs: everything) here; drop
+  // mode: nothing.
+  absl::StatusOr<evopress::DbBuildStats> BuildDb(const std::set<int>& levels, EventSink& events,
+                                                 const CancelToken& cancel);
+  // Sequential build: the level indices with entries missing (read from the
+  // level manifests); empty otherwise.
+  absl::StatusOr<std::vector<int>> MissingLevels();
+  // The part of `payload` (see the class comment). INVALID_ARGUMENT for a
+  // payload this session cannot compute.
+  absl::StatusOr<std::string> RunPart(const std::string& payload, EventSink& events,
+                                      const CancelToken& cancel);
+  // A StepFitness that splits each step's pool over the workers of `fanout`
+  // (one part per connected worker, at most one per candidate). Accumulates the
+  // evaluation counters of every part in stats().
+  evopress::StepFitness FannedStepFitness(Fanout& fanout, const CancelToken& cancel);
+  // Evaluations made through FannedStepFitness (here and elsewhere).
+  const evopress::EvaluatorStats& fanned_stats() const { return fanned_stats_; }
+
+ private:
+  EvoPressSession(const engine::LlamaModel& model, engine::Backend& backend, int threads)
+      : model_(model), backend_(backend), threads_(threads) {}
+
+  const engine::LlamaModel& model_;
+  engine::Backend& backend_;
+  const int threads_;
+  v1::EvoPressStage stage_;
+  std::vector<std::vector<int32_t>> windows_;  // calibration windows (database)
+  std::vector<int32_t> stream_;                // calibration stream (fitness windows)
+  evopress::SearchSpace space_;
+  evopress::Config initial_;
+  std::vector<double> drop_scores_;
+  evopress::LevelsDbSpec db_spec_;
+  std::string db_fingerprint_;
+  std::optional<evopress::LevelsDb> db_;
+  evopress::SearchOptions search_options_;
+  std::unique_ptr<evopress::CandidateEvaluator> evaluator_;
+  std::pair<int, int> windows_step_{-1, -1};  // (generation, step) of the evaluator's windows
+  evopress::EvaluatorStats fanned_stats_;
+};
 
 // Replaces the units of `model` by their chosen levels and fills `result`'s
 // layers, totals, quantized codes and timings. INVALID_ARGUMENT for targets

@@ -177,9 +177,11 @@ std::string LevelsDb::EntryName(int unit, int level) const {
   return Prefix() + EntryKey(unit, level);
 }
 
-absl::StatusOr<std::set<std::string>> LevelsDb::StoredEntries(int block) {
-  const std::string name = Prefix() + absl::StrFormat("block-%04d", block);
-  absl::StatusOr<std::string> bytes = store_->Get(name);
+namespace {
+
+absl::StatusOr<std::set<std::string>> ReadManifest(CheckpointStore& store,
+                                                   const std::string& name) {
+  absl::StatusOr<std::string> bytes = store.Get(name);
   if (absl::IsNotFound(bytes.status())) return std::set<std::string>{};
   RETURN_IF_ERROR(bytes.status());
   const nlohmann::json j = nlohmann::json::parse(*bytes, nullptr, /*allow_exceptions=*/false);
@@ -192,12 +194,28 @@ absl::StatusOr<std::set<std::string>> LevelsDb::StoredEntries(int block) {
   return keys;
 }
 
+}  // namespace
+
+absl::StatusOr<std::set<std::string>> LevelsDb::StoredEntries(int block) {
+  return ReadManifest(*store_, Prefix() + absl::StrFormat("block-%04d", block));
+}
+
 absl::Status LevelsDb::PutEntry(int unit, int level, const std::string& bytes) {
   return store_->Put(EntryName(unit, level), bytes);
 }
 
 absl::Status LevelsDb::PutStoredEntries(int block, const std::set<std::string>& keys) {
   return store_->Put(Prefix() + absl::StrFormat("block-%04d", block),
+                     nlohmann::json(keys).dump());
+}
+
+absl::StatusOr<std::set<std::string>> LevelsDb::StoredLevelEntries(int level) {
+  return ReadManifest(*store_,
+                      Prefix() + "level-" + LevelName(space_.mode, space_.levels[level]));
+}
+
+absl::Status LevelsDb::PutStoredLevelEntries(int level, const std::set<std::string>& keys) {
+  return store_->Put(Prefix() + "level-" + LevelName(space_.mode, space_.levels[level]),
                      nlohmann::json(keys).dump());
 }
 
@@ -283,26 +301,23 @@ absl::StatusOr<DbBuildStats> BuildSequentialLevelsDb(const engine::LlamaModel& d
                                                      const std::set<int>& blocks,
                                                      const UniformCompressor& compress,
                                                      LevelsDb& db, EventSink& events,
-                                                     const CancelToken& cancel) {
+                                                     const CancelToken& cancel,
+                                                     const std::set<int>& levels) {
   if (db.spec().build != DbBuild::kSequential) {
     return absl::InvalidArgumentError(
         "BuildSequentialLevelsDb builds a sequential levels database; use BuildLevelsDb");
   }
   DbBuildStats stats;
   const SearchSpace& space = db.space();
-  const int n = dense.config.n_layers;
-  // Per level, the units missing it (in the requested blocks).
-  std::map<int, std::set<std::string>> stored;
+  // Per level, its manifest and the units missing it (in the requested blocks).
+  std::vector<std::set<std::string>> stored(space.levels.size());
   std::vector<std::vector<int>> missing(space.levels.size());
-  for (int b = 0; b < n; ++b) {
-    if (!blocks.empty() && !blocks.count(b)) continue;
-    ASSIGN_OR_RETURN(stored[b], db.StoredEntries(b));
-  }
-  for (size_t u = 0; u < space.units.size(); ++u) {
-    auto it = stored.find(space.units[u].block);
-    if (it == stored.end()) continue;
-    for (size_t l = 0; l < space.levels.size(); ++l) {
-      if (it->second.count(db.EntryKey(u, l))) {
+  for (size_t l = 0; l < space.levels.size(); ++l) {
+    if (!levels.empty() && !levels.count(static_cast<int>(l))) continue;
+    ASSIGN_OR_RETURN(stored[l], db.StoredLevelEntries(static_cast<int>(l)));
+    for (size_t u = 0; u < space.units.size(); ++u) {
+      if (!blocks.empty() && !blocks.count(space.units[u].block)) continue;
+      if (stored[l].count(db.EntryKey(u, l))) {
         ++stats.reused;
       } else {
         missing[l].push_back(static_cast<int>(u));
@@ -328,7 +343,6 @@ absl::StatusOr<DbBuildStats> BuildSequentialLevelsDb(const engine::LlamaModel& d
       stats.solve_s += pass->solve_s;
     }
     const Clock::time_point t = Clock::now();
-    std::set<int> touched;
     for (int u : missing[l]) {
       const Unit& unit = space.units[u];
       const engine::Tensor& w =
@@ -344,11 +358,10 @@ absl::StatusOr<DbBuildStats> BuildSequentialLevelsDb(const engine::LlamaModel& d
       }
       RETURN_IF_ERROR(db.PutEntry(u, static_cast<int>(l),
                                   EncodeLevelWeight(w.data, w.rows(), w.cols(), codes)));
-      stored[unit.block].insert(db.EntryKey(u, static_cast<int>(l)));
-      touched.insert(unit.block);
+      stored[l].insert(db.EntryKey(u, static_cast<int>(l)));
       ++stats.solved;
     }
-    for (int b : touched) RETURN_IF_ERROR(db.PutStoredEntries(b, stored[b]));
+    RETURN_IF_ERROR(db.PutStoredLevelEntries(static_cast<int>(l), stored[l]));
     stats.store_s += SecondsSince(t);
     ++built;
     EmitLog(events, "info",

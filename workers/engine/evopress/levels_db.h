@@ -26,14 +26,17 @@
 // compress-worker run, the server's blob store for leased tasks), one per
 // (layer, level), in level_codec.h's exact format:
 //   evopress/db/<fingerprint>/<module>/<level>   e.g. .../model.layers.3.mlp.up_proj/sparsity-0.6000
-//   evopress/db/<fingerprint>/block-0003         JSON list of the block's stored entries
+//   evopress/db/<fingerprint>/block-0003         dense_inputs: JSON list of the block's stored entries
+//   evopress/db/<fingerprint>/level-sparsity-0.6000  sequential: JSON list of the level's entries
+// (one manifest per unit of building work, so parts built on different
+// workers at once never write the same manifest).
 // The fingerprint hashes what an entry depends on: the model's tensors, the
 // calibration windows, the mode, the build and solver parameters (damping,
 // block size, grid group size and symmetry) and, for the sequential build,
 // true_sequential and the searched units (a pass compresses exactly those),
 // but not the level list: each level is its own entry, so a search with
 // another target reuses the levels it shares and builds only the missing
-// ones. A block's list is written after its entries, so an interrupted build
+// ones. A manifest is written after its entries, so an interrupted build
 // resumes at the first block (dense_inputs) or level (sequential) it did not
 // finish. Solver threads are not in the fingerprint (the solvers' results do
 // not depend on them).
@@ -107,10 +110,13 @@ class LevelsDb {
   std::string EntryKey(int unit, int level) const;
   std::string EntryName(int unit, int level) const;
 
-  // The entries stored for `block` (empty when none).
+  // The entries stored for `block` (dense_inputs) or at `level` index
+  // (sequential) by their manifests (empty when none).
   absl::StatusOr<std::set<std::string>> StoredEntries(int block);
   absl::Status PutEntry(int unit, int level, const std::string& bytes);
   absl::Status PutStoredEntries(int block, const std::set<std::string>& keys);
+  absl::StatusOr<std::set<std::string>> StoredLevelEntries(int level);
+  absl::Status PutStoredLevelEntries(int level, const std::set<std::string>& keys);
 
   // The unit's weight at `level`, decoded on first use and kept in an LRU
   // cache of at most cache_bytes of decoded weights. NOT_FOUND when the
@@ -170,7 +176,9 @@ struct UniformModel {
 using UniformCompressor = std::function<absl::StatusOr<UniformModel>(double level, int blocks)>;
 
 // sequential build (INVALID_ARGUMENT for a dense_inputs db.spec()). Builds the
-// entries missing from `db` for the units of `blocks` (empty: every block):
+// entries missing from `db` for the units of `blocks` (empty: every block) at
+// the level indices `levels` (empty: every level; the unit of work for
+// fanning the build out over workers is a level):
 // per level with a missing entry, one call of `compress` over the blocks up
 // to the last one missing it (sparsity 0: the dense weights, no call); the
 // pass's weights (and codes) of the missing units are stored, then the lists
@@ -181,6 +189,7 @@ absl::StatusOr<DbBuildStats> BuildSequentialLevelsDb(const engine::LlamaModel& d
                                                      const std::set<int>& blocks,
                                                      const UniformCompressor& compress,
                                                      LevelsDb& db, EventSink& events,
-                                                     const CancelToken& cancel);
+                                                     const CancelToken& cancel,
+                                                     const std::set<int>& levels = {});
 
 }  // namespace compressd::evopress

@@ -98,19 +98,22 @@ std::vector<Config> MakeOffspring(const SearchSpace& space, const Config& parent
 
 // Multi-step selection of generation g; returns the new parent's fitness and
 // leaves the new parent in st->parent.
-absl::StatusOr<double> Select(std::vector<Config> pool, int g, CandidateEvaluator& evaluator,
-                              const std::vector<int32_t>& stream, const SearchOptions& o,
-                              SearchState* st, EventSink& events, const CancelToken& cancel) {
+absl::StatusOr<double> Select(std::vector<Config> pool, int g, const StepFitness& fitness,
+                              const SearchOptions& o, SearchState* st, EventSink& events) {
   const int steps = static_cast<int>(o.survivors.size());
   double best = kInf;
   for (int s = 0; s < steps; ++s) {
     const bool last = s == steps - 1;
     if (last) pool.insert(pool.begin(), st->parent);  // first: wins ties
     if (pool.empty()) continue;
-    RETURN_IF_ERROR(evaluator.SetWindows(
-        DrawWindows(stream, o.window, o.step_tokens[s], o.seed, g, s)));
-    ASSIGN_OR_RETURN(std::vector<double> fit, evaluator.Evaluate(pool, &st->parent, cancel));
-    st->tokens += static_cast<int64_t>(pool.size()) * evaluator.tokens();
+    int64_t tokens = 0;
+    ASSIGN_OR_RETURN(std::vector<double> fit, fitness(g, s, pool, st->parent, &tokens));
+    if (fit.size() != pool.size()) {
+      return absl::InternalError(absl::StrCat("evopress step ", s, " of generation ", g, ": ",
+                                              fit.size(), " fitness values for ", pool.size(),
+                                              " candidates"));
+    }
+    st->tokens += static_cast<int64_t>(pool.size()) * tokens;
     for (double& f : fit) f = std::isnan(f) ? kInf : f;
     std::vector<size_t> order(pool.size());
     std::iota(order.begin(), order.end(), 0);
@@ -195,8 +198,30 @@ absl::StatusOr<SearchState> DecodeSearchState(const std::string& bytes,
   return st;
 }
 
+StepFitness LocalStepFitness(CandidateEvaluator& evaluator, const std::vector<int32_t>& stream,
+                             const SearchOptions& options, const CancelToken& cancel) {
+  return [&](int g, int s, const std::vector<Config>& pool, const Config& base,
+             int64_t* tokens) -> absl::StatusOr<std::vector<double>> {
+    RETURN_IF_ERROR(evaluator.SetWindows(
+        DrawWindows(stream, options.window, options.step_tokens[s], options.seed, g, s)));
+    *tokens = evaluator.tokens();
+    return evaluator.Evaluate(pool, &base, cancel);
+  };
+}
+
 absl::StatusOr<SearchResult> RunSearch(const SearchSpace& space, const Config& initial,
                                        CandidateEvaluator& evaluator,
+                                       const std::vector<int32_t>& stream,
+                                       const SearchOptions& options,
+                                       const std::string& fingerprint,
+                                       CheckpointStore* checkpoints, EventSink& events,
+                                       const CancelToken& cancel) {
+  return RunSearch(space, initial, LocalStepFitness(evaluator, stream, options, cancel), stream,
+                   options, fingerprint, checkpoints, events, cancel);
+}
+
+absl::StatusOr<SearchResult> RunSearch(const SearchSpace& space, const Config& initial,
+                                       const StepFitness& fitness,
                                        const std::vector<int32_t>& stream,
                                        const SearchOptions& options,
                                        const std::string& fingerprint,
@@ -216,8 +241,7 @@ absl::StatusOr<SearchResult> RunSearch(const SearchSpace& space, const Config& i
     EmitProgress(events, "search", g, options.generations, absl::StrCat("generation ", g + 1));
     std::vector<Config> offspring = MakeOffspring(space, st.parent, options.offspring, rng,
                                                   &seen, &st);
-    ASSIGN_OR_RETURN(st.fitness, Select(std::move(offspring), g, evaluator, stream, options,
-                                        &st, events, cancel));
+    ASSIGN_OR_RETURN(st.fitness, Select(std::move(offspring), g, fitness, options, &st, events));
     st.history.push_back(st.fitness);
     st.generation = g + 1;
     std::ostringstream out;

@@ -33,6 +33,7 @@
 
 #include <cstdint>
 #include <random>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -82,12 +83,34 @@ std::string EncodeSearchState(const SearchState& state, const std::string& finge
 absl::StatusOr<SearchState> DecodeSearchState(const std::string& bytes,
                                               std::string* fingerprint);
 
+// The fitness of one selection step's candidates (lower is better): every
+// configuration of `pool` on the windows DrawWindows(stream, window,
+// step_tokens[step], seed, generation, step), with `base` (the parent) as
+// the prefix-reuse base; *tokens receives the step's token count. Local
+// (LocalStepFitness) or fanned out over workers (evopress_run.h).
+using StepFitness = std::function<absl::StatusOr<std::vector<double>>(
+    int generation, int step, const std::vector<Config>& pool, const Config& base,
+    int64_t* tokens)>;
+
+// The StepFitness of `evaluator` in this process. Every argument is held by
+// reference.
+StepFitness LocalStepFitness(CandidateEvaluator& evaluator, const std::vector<int32_t>& stream,
+                             const SearchOptions& options, const CancelToken& cancel);
+
 // Runs the search from `initial` (or from the checkpoint in `checkpoints`
 // whose fingerprint is `fingerprint`; null: no checkpoints). INVALID_ARGUMENT
 // for empty survivors / step_tokens, an empty stream or a configuration of
 // the wrong size; CANCELLED when `cancel` is set.
 absl::StatusOr<SearchResult> RunSearch(const SearchSpace& space, const Config& initial,
                                        CandidateEvaluator& evaluator,
+                                       const std::vector<int32_t>& stream,
+                                       const SearchOptions& options,
+                                       const std::string& fingerprint,
+                                       CheckpointStore* checkpoints, EventSink& events,
+                                       const CancelToken& cancel);
+// The same with the candidates' fitness from `fitness`.
+absl::StatusOr<SearchResult> RunSearch(const SearchSpace& space, const Config& initial,
+                                       const StepFitness& fitness,
                                        const std::vector<int32_t>& stream,
                                        const SearchOptions& options,
                                        const std::string& fingerprint,

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# EvoPress on the real model through the service, fanned out over workers,
+# with the job's worker killed in the middle of the search:
+#   1. one worker (1 thread): a small sparsity search (levels 0.4/0.5/0.6,
+#      target 0.5) with --wait; the fitness of every generation is in the
+#      stream, and the download has the GGUF and evopress_config.json;
+#   2. the same recipe with two workers: the database's levels and every
+#      selection step's offspring are parts that both workers compute; once
+#      the search has finished a generation, the worker holding the job is
+#      killed (kill -9) and a fresh worker started: the job's lease expires,
+#      the retried attempt reuses the levels database and resumes the search
+#      at its last generation, and ends with the same configuration and
+#      fitness curve as run 1.
+# Usage: real_model_evopress_e2e.sh BIN_DIR PYTHON SOURCE_DIR MODEL_GGUF
+set -euo pipefail
+BIN=$1 PY=$2 SRC=$3 MODEL=${4:-}
+[ -x "$PY" ] || { echo "python not found at '$PY' (run scripts/install-deps.sh)"; exit 1; }
+[ -n "$MODEL" ] && [ -s "$MODEL" ] || { echo "COMPRESSD_REAL_MODEL is unset or missing"; exit 1; }
+TEXT=$SRC/../shared/data/text
+[ -d "$TEXT/sotu" ] || { echo "$TEXT: the shared text is missing"; exit 1; }
+SERVER_FLAGS=(--lease-ttl-ms 4000 --heartbeat-interval-ms 500)
+LOCAL_WORKERS=0
+source "$(dirname "$0")/start_server.sh"
+declare -A worker_pid
+start_worker() {  # $1: name
+  "$BIN/compress-worker" --server "$addr" --cache-dir "$work/cache-$1" --threads 1 --name "$1" \
+    > "$work/$1.out" 2> "$work/$1.err" &
+  worker_pid[$1]=$!
+}
+stop_workers() { for p in "${worker_pid[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap 'stop_workers; cleanup' EXIT
+
+model=$(ctl models upload "$MODEL" --name smollm2)
+data=$(ctl datasets upload "$TEXT" --name text)
+cat > "$work/evopress.yaml" <<YAML
+stages:
+  - evopress: {mode: sparsity, target: 0.5, levels: [0.4, 0.5, 0.6], generations: 4,
+               offspring: 4, survivors: [2, 1], step_tokens: [128, 256], seed: 7}
+calibration: {dataset_id: $data, file: sotu, samples: 4, seq_len: 128, threads: 1}
+output: {format: gguf}
+evaluation:
+  threads: 1
+  perplexity:
+    - {name: ppl-persuasion, dataset_id: $data, file: austen/persuasion.txt, windows: 2}
+YAML
+
+# 1. One worker.
+start_worker solo
+start=$(date +%s)
+ctl jobs submit --model "$model" --recipe "$work/evopress.yaml" --dataset "$data" --wait \
+  > "$work/job1.out" 2> "$work/job1.err" || { cat "$work/job1.err"; tail "$work/solo.err"; exit 1; }
+echo "job 1 (1 worker): $(( $(date +%s) - start )) s"
+job1=$(head -1 "$work/job1.out")
+n_fit=$(grep -c "^generation [0-9]* fitness=" "$work/job1.out" || true)
+[ "$n_fit" -eq 4 ] || { echo "expected 4 per-generation fitness lines, got $n_fit"; grep fitness "$work/job1.out"; exit 1; }
+grep "^generation [0-9]* fitness=" "$work/job1.out"
+summary "$job1"
+curve1=$(field "$work/$job1.json" 's["evopress"]["fitness_curve"]')
+echo "job 1: fitness curve $curve1"
+ctl artifacts download "$job1" --out "$work/out1"
+[ -s "$work/out1/model.gguf" ] && [ -s "$work/out1/evopress_config.json" ] ||
+  { echo "job 1: model.gguf or evopress_config.json missing"; ls "$work/out1"; exit 1; }
+kill "${worker_pid[solo]}"; wait "${worker_pid[solo]}" 2>/dev/null || true
+unset 'worker_pid[solo]'
+
+# 2. Two workers, the job's worker killed after the first generation.
+start_worker a
+start_worker b
+job2=$(ctl jobs submit --model "$model" --recipe "$work/evopress.yaml" --dataset "$data")
+gen=0
+for _ in $(seq 3000); do
+  ctl jobs get "$job2" --json > "$work/job2.poll"
+  gen=$("$PY" -c 'import json,sys; p=json.load(open(sys.argv[1])).get("progress",{});
+print(p.get("current",0) if p.get("stage")=="search" else 0)' "$work/job2.poll")
+  [ "$gen" -ge 1 ] && break
+  sleep 0.2
+done
+[ "$gen" -ge 1 ] || { echo "job 2 never finished a generation"; cat "$work/job2.poll"; exit 1; }
+holder=""
+for w in a b; do grep -q "(job $job2, attempt 1)" "$work/$w.err" && holder=$w; done
+[ -n "$holder" ] || { echo "no worker holds job 2"; exit 1; }
+other=$([ "$holder" = a ] && echo b || echo a)
+parts_other=$(grep -c "part evopress/.* completed" "$work/$other.err" || true)
+parts_holder=$(grep -c "part evopress/.* completed" "$work/$holder.err" || true)
+echo "job 2: worker $holder holds it; parts completed for it by worker $other: $parts_other"
+[ "$parts_other" -ge 1 ] || { echo "the other worker computed no part"; exit 1; }
+kill -9 "${worker_pid[$holder]}"
+start_worker c
+ctl jobs watch "$job2" > "$work/job2.out" 2>&1 || { echo "job 2 failed"; tail "$work/job2.out"; exit 1; }
+summary "$job2"
+attempts=$(field "$work/$job2.job.json" 's.get("attempts", 0)')
+resumed=$(field "$work/$job2.json" 's["evopress"]["resumed_generations"]')
+built=$(field "$work/$job2.json" 's["evopress"]["levels_db"]["entries_built"]')
+curve2=$(field "$work/$job2.json" 's["evopress"]["fitness_curve"]')
+echo "job 2: attempts $attempts, resumed after $resumed generations, $built database entries built on the retry"
+echo "job 2: fitness curve $curve2"
+[ "$attempts" -ge 2 ] && [ "$resumed" -ge 1 ] || { echo "job 2 did not resume its search"; exit 1; }
+[ "$built" -eq 0 ] || { echo "the retry rebuilt $built database entries"; exit 1; }
+[ "$curve1" = "$curve2" ] || { echo "fitness curves differ"; exit 1; }
+ctl artifacts download "$job2" --out "$work/out2"
+"$PY" - "$work/out1/evopress_config.json" "$work/out2/evopress_config.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+assert a == b, "the configurations differ"
+print("configurations equal: mean level", a["mean_level"])
+PY
+cmp "$work/out1/model.gguf" "$work/out2/model.gguf" || { echo "GGUF files differ"; exit 1; }
+echo "real_model_evopress_e2e: OK"

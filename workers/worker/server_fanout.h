@@ -1,0 +1,59 @@
+// The Fanout (engine/fanout.h) of a leased task: parts go to the server
+// (WorkerService.SubmitParts), where idle workers lease them; this worker
+// claims and computes the ones still queued (ClaimPart) instead of waiting,
+// then polls until every part is done (GetParts) and reads the results,
+// which are checkpoints of the job. A part whose result an earlier attempt of
+// the job already stored is not submitted again.
+//
+// A FAILED_PRECONDITION from the server (the task's lease is gone) calls
+// `on_lease_lost`, like ServerCheckpointStore. Not thread-safe (one task).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "workers/engine/checkpoint.h"
+#include "workers/engine/fanout.h"
+#include "workers/worker/server_client.h"
+
+namespace compressd {
+
+class ServerFanout : public Fanout {
+ public:
+  using Retry = std::function<absl::Status(const std::function<absl::Status()>& call)>;
+
+  // `results`: the task's checkpoint store (where parts' results are read
+  // and where this worker stores the results of parts it computes).
+  ServerFanout(WorkerClient& client, std::string task_id, std::string lease_token,
+               CheckpointStore& results, Retry retry = nullptr,
+               std::function<void()> on_lease_lost = nullptr, int64_t poll_ms = 100);
+
+  absl::StatusOr<std::vector<std::string>> Run(const std::vector<WorkPart>& parts,
+                                               const LocalFn& local,
+                                               const CancelToken& cancel) override;
+  // The server's count of live workers at the last call (asked once if none yet).
+  int workers() override;
+
+  // Parts this worker computed / found computed elsewhere / reused from an
+  // earlier attempt, over every Run.
+  struct Stats {
+    int64_t local = 0, remote = 0, reused = 0;
+  };
+  const Stats& stats() const { return stats_; }
+
+ private:
+  absl::Status Call(const std::function<absl::Status()>& call);
+
+  WorkerClient& client_;
+  const std::string task_id_;
+  const std::string lease_token_;
+  CheckpointStore& results_;
+  const Retry retry_;
+  const std::function<void()> on_lease_lost_;
+  const int64_t poll_ms_;
+  int workers_ = 0;
+  Stats stats_;
+};
+
+}  // namespace compressd
