@@ -55,7 +55,9 @@ for n in $WORKERS; do
     pids+=($!)
   done
   start=$(date +%s.%N)
-  job=$(ctl jobs submit --model "$model" --recipe "$work/recipe.yaml" --dataset "$data" --wait | head -1)
+  ctl jobs submit --model "$model" --recipe "$work/recipe.yaml" --dataset "$data" --wait \
+    > "$work/job-$n.out"
+  job=$(head -1 "$work/job-$n.out")
   total=$("$PY" -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$start" "$(date +%s.%N)")
   ctl jobs get "$job" --json > "$work/$job.json"
   ctl artifacts download "$job" --out "$work/out-$n" > /dev/null

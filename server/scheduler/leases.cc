@@ -236,6 +236,10 @@ absl::Status Scheduler::ReportEvents(const v1::ReportEventsRequest& req) {
 }
 
 absl::Status Scheduler::CheckLease(const std::string& task_id, const std::string& lease_token) {
+  if (IsPartId(task_id)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "task_id: ", task_id, " is a part; only its job's task uploads the job's outputs"));
+  }
   ASSIGN_OR_RETURN(TaskRecord task, store_.GetTask(task_id));
   ASSIGN_OR_RETURN(v1::Job job, store_.GetJob(task.job_id));
   return CheckCurrent(job, task, lease_token);

@@ -10,6 +10,7 @@
 #include "common/status_macros.h"
 #include "common/util.h"
 #include "server/scheduler/scheduler.h"
+#include "server/store/store_internal.h"
 
 namespace compressd {
 namespace {
@@ -63,7 +64,7 @@ absl::StatusOr<v1::SubmitPartsResponse> Scheduler::SubmitParts(
   for (int i = 0; i < req.parts_size(); ++i) {
     const v1::Part& p = req.parts(i);
     const std::string field = absl::StrCat("parts[", i, "]");
-    RETURN_IF_ERROR(ValidateRelativePath(p.name(), field + ".name"));
+    RETURN_IF_ERROR(ValidatePortableRelativePath(p.name(), field + ".name"));
     if (p.payload().size() > kMaxPartPayloadBytes) {
       return absl::InvalidArgumentError(absl::StrCat(field, ".payload: ", p.payload().size(),
                                                      " bytes; the limit is ",
@@ -74,7 +75,7 @@ absl::StatusOr<v1::SubmitPartsResponse> Scheduler::SubmitParts(
     rec.name = p.name();
     rec.payload = p.payload();
     rec.result = p.result().empty() ? "parts/" + p.name() : p.result();
-    RETURN_IF_ERROR(ValidateRelativePath(rec.result, field + ".result"));
+    RETURN_IF_ERROR(ValidatePortableRelativePath(rec.result, field + ".result"));
   }
   if (IsPartId(req.task_id())) {
     return absl::InvalidArgumentError(
@@ -135,10 +136,10 @@ absl::StatusOr<std::optional<v1::Task>> Scheduler::TryLeasePart(const std::strin
   absl::StatusOr<v1::Job> job = store_.GetJob(part->job_id);
   v1::Task task;
   absl::Status inputs = job.ok() ? LoadTaskInputs(store_, *job, &task) : job.status();
-  if (!inputs.ok()) {
+  if (!inputs.ok()) {  // cannot happen through the API; never block the queue
     (void)FailPart(part->part_id, part->lease_token,
                    absl::StrCat("cannot lease: ", inputs.message()), false, 0);
-    return inputs;
+    return std::optional<v1::Task>();
   }
   task.set_task_id(part->part_id);
   task.set_lease_token(part->lease_token);
@@ -178,7 +179,7 @@ absl::StatusOr<v1::HeartbeatResponse> Scheduler::PartHeartbeat(const v1::Heartbe
 
 absl::Status Scheduler::CompletePart(const v1::CompleteTaskRequest& req) {
   std::string worker;
-  RETURN_IF_ERROR(store_.UpdatePart(req.task_id(), [&](const v1::Job&, PartRecord& part) {
+  absl::Status st = store_.UpdatePart(req.task_id(), [&](const v1::Job&, PartRecord& part) {
     if (req.lease_token().empty() || part.lease_token != req.lease_token() ||
         part.state != v1::PartStatus::LEASED) {
       return StalePart(part);
@@ -188,7 +189,8 @@ absl::Status Scheduler::CompletePart(const v1::CompleteTaskRequest& req) {
     worker = part.worker_id;
     ClearPartLease(part);
     return absl::OkStatus();
-  }));
+  });
+  RETURN_IF_ERROR(store_internal::PartGone(st, req.task_id()));
   ReleaseWorker(worker, req.task_id());
   return absl::OkStatus();
 }
@@ -215,7 +217,7 @@ absl::Status Scheduler::FailPart(const std::string& part_id, const std::string& 
     return absl::OkStatus();
   });
   if (absl::IsAborted(st)) return absl::OkStatus();
-  RETURN_IF_ERROR(st);
+  RETURN_IF_ERROR(store_internal::PartGone(st, part_id));
   ReleaseWorker(worker, part_id);
   if (requeued) NotifyWorkAvailable();
   return absl::OkStatus();

@@ -124,7 +124,8 @@ class Store {
   // Task records whose lease expired at or before `now_ms`.
   absl::StatusOr<std::vector<TaskRecord>> ExpiredLeases(int64_t now_ms);
   // The lease record of `task_id`: a job's task, or a part as a TaskRecord
-  // (kind "part", the part's id, lease and job). NOT_FOUND for neither.
+  // (kind "part", the part's id, lease and job). NOT_FOUND for an unknown
+  // task; FAILED_PRECONDITION for a part that is gone (its job left RUNNING).
   absl::StatusOr<TaskRecord> GetTask(const std::string& task_id);
 
   // ---- parts (fan-out) ----

@@ -46,7 +46,9 @@ absl::Status Store::PutCheckpoint(const CheckpointRecord& record, const JobCheck
   ASSIGN_OR_RETURN(v1::Job job, LoadJobLocked(record.job_id));
   TaskRecord task;
   if (IsPartId(lease_task_id)) {
-    ASSIGN_OR_RETURN(PartRecord part, LoadPartLocked(lease_task_id));
+    absl::StatusOr<PartRecord> found = LoadPartLocked(lease_task_id);
+    if (!found.ok()) return store_internal::PartGone(found.status(), lease_task_id);
+    const PartRecord& part = *found;
     if (part.job_id != record.job_id) {
       return absl::InvalidArgumentError(absl::StrCat("part ", lease_task_id, " is not of job ",
                                                      record.job_id));

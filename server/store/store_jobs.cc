@@ -256,8 +256,9 @@ absl::StatusOr<std::vector<TaskRecord>> Store::ExpiredLeases(int64_t now_ms) {
 absl::StatusOr<TaskRecord> Store::GetTask(const std::string& task_id) {
   absl::MutexLock lock(&mu_);
   if (IsPartId(task_id)) {
-    ASSIGN_OR_RETURN(PartRecord part, LoadPartLocked(task_id));
-    return PartLease(part);
+    absl::StatusOr<PartRecord> part = LoadPartLocked(task_id);
+    if (!part.ok()) return store_internal::PartGone(part.status(), task_id);
+    return PartLease(*part);
   }
   ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, absl::StrCat("SELECT ", kTaskColumns,
                                                               " FROM tasks WHERE task_id = ?")));

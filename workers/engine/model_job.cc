@@ -452,15 +452,22 @@ class EvoPressPartRunner : public ModelPartRunner {
     ASSIGN_OR_RETURN(engine::Tokenizer tokenizer, LoadModelTokenizer(path, gguf));
     ASSIGN_OR_RETURN(calibration_, LoadCalibrationSet(recipe.calibration(), tokenizer, options));
     ASSIGN_OR_RETURN(std::vector<ModelTarget> targets, SelectModelTargets(model_, recipe));
-    const int threads = recipe.calibration().threads() > 0 ? recipe.calibration().threads()
-                                                           : Threads(recipe, options);
-    backend_ = std::make_unique<engine::CpuBackend>(engine::CpuBackendOptions{threads, 128});
-    ASSIGN_OR_RETURN(session_, EvoPressSession::Create(model_, *backend_, recipe, targets,
-                                                       calibration_, threads, &store_));
-    return absl::OkStatus();
+    recipe_ = recipe;
+    targets_ = std::move(targets);
+    return SetThreads(recipe.calibration().threads() > 0 ? recipe.calibration().threads()
+                                                         : Threads(recipe, options));
   }
   absl::StatusOr<std::string> Run(const WorkPart& part, CheckpointStore* store, EventSink& events,
                                   const CancelToken& cancel) override {
+    // The job's worker names its thread count: compute with as many, so the
+    // result is bit-identical to its own.
+    const json p = json::parse(part.payload, nullptr, /*allow_exceptions=*/false);
+    if (p.is_object() && p.contains("threads") && p["threads"].is_number_integer()) {
+      const int threads = p["threads"].get<int>();
+      if (threads >= 1 && threads <= 1024 && threads != threads_) {
+        RETURN_IF_ERROR(SetThreads(threads));
+      }
+    }
     store_.set(store);
     absl::StatusOr<std::string> result = session_->RunPart(part.payload, events, cancel);
     store_.set(nullptr);
@@ -468,8 +475,21 @@ class EvoPressPartRunner : public ModelPartRunner {
   }
 
  private:
+  absl::Status SetThreads(int threads) {
+    session_.reset();
+    backend_ = std::make_unique<engine::CpuBackend>(engine::CpuBackendOptions{threads, 128});
+    ASSIGN_OR_RETURN(session_, EvoPressSession::Create(model_, *backend_, recipe_, targets_,
+                                                       calibration_, threads, &store_,
+                                                       /*for_parts=*/true));
+    threads_ = threads;
+    return absl::OkStatus();
+  }
+
   engine::LlamaModel model_;
   CalibrationSet calibration_;
+  v1::Recipe recipe_;
+  std::vector<ModelTarget> targets_;
+  int threads_ = 0;
   std::unique_ptr<engine::CpuBackend> backend_;
   ForwardingStore store_;
   std::unique_ptr<EvoPressSession> session_;

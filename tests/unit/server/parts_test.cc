@@ -213,7 +213,14 @@ TEST_F(PartsTest, PartsEndWithTheirJobAttempt) {
   absl::StatusOr<v1::HeartbeatResponse> hb = env_.scheduler.Heartbeat(Beat(helper, *part));
   ASSERT_TRUE(hb.ok()) << hb.status();
   EXPECT_TRUE(hb->cancel());
-  EXPECT_EQ(Complete(part->task_id(), part->lease_token()).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Complete(part->task_id(), part->lease_token()).code(),
+            absl::StatusCode::kFailedPrecondition);
+  CheckpointService checkpoints(*env_.store, *env_.blobs);
+  v1::GetCheckpointRequest get;
+  get.set_task_id(part->task_id());
+  get.set_lease_token(part->lease_token());
+  get.set_name("parts/p");
+  EXPECT_EQ(checkpoints.Find(get).status().code(), absl::StatusCode::kFailedPrecondition);
   // The next lease is the job itself, not a stale part.
   absl::StatusOr<v1::Task> again = env_.Lease(helper);
   ASSERT_TRUE(again.ok()) << again.status();
@@ -226,6 +233,8 @@ TEST_F(PartsTest, BadRequestsNameTheField) {
   absl::StatusOr<v1::SubmitPartsResponse> bad = Submit({"../escape"});
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(bad.status().message(), HasSubstr("parts[0].name"));
+  // A name that could not be a checkpoint name either.
+  EXPECT_EQ(Submit({"a:b"}).status().code(), absl::StatusCode::kInvalidArgument);
   v1::Task stale = coordinator_;
   stale.set_lease_token("lease-stale");
   EXPECT_EQ(Submit({"a"}, &stale).status().code(), absl::StatusCode::kFailedPrecondition);
@@ -241,6 +250,8 @@ TEST_F(PartsTest, BadRequestsNameTheField) {
   events.set_task_id(part->task_id());
   events.set_lease_token(part->lease_token());
   EXPECT_EQ(env_.scheduler.ReportEvents(events).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(env_.scheduler.CheckLease(part->task_id(), part->lease_token()).code(),
+            absl::StatusCode::kInvalidArgument);
   v1::GetPartsRequest get;
   get.set_task_id(coordinator_.task_id());
   get.set_lease_token(coordinator_.lease_token());

@@ -249,13 +249,13 @@ void AddStats(const json& r, ep::EvaluatorStats* stats) {
 absl::StatusOr<std::unique_ptr<EvoPressSession>> EvoPressSession::Create(
     const engine::LlamaModel& model, engine::Backend& backend, const v1::Recipe& recipe,
     const std::vector<ModelTarget>& targets, const CalibrationSet& calibration, int threads,
-    CheckpointStore* db_store) {
+    CheckpointStore* db_store, bool for_parts) {
   std::unique_ptr<EvoPressSession> s(new EvoPressSession(model, backend, threads));
   s->stage_ = recipe.stages(0).evopress();
   const int64_t window = recipe.calibration().seq_len();
   ASSIGN_OR_RETURN(s->space_, ep::MakeSearchSpace(model, Modules(targets), s->stage_));
   s->windows_ = calibration.sequences;
-  if (s->space_.mode == ep::Mode::kDrop && s->stage_.start() == "score") {
+  if (s->space_.mode == ep::Mode::kDrop && s->stage_.start() == "score" && !for_parts) {
     ASSIGN_OR_RETURN(s->drop_scores_,
                      ep::BlockInfluence(model, &backend, s->space_, s->windows_));
     ASSIGN_OR_RETURN(s->initial_,
@@ -388,7 +388,7 @@ ep::StepFitness EvoPressSession::FannedStepFitness(Fanout& fanout, const CancelT
       for (size_t i = lo; i < hi; ++i) configs.push_back(pool[i]);
       WorkPart& part = parts.emplace_back();
       part.payload = json{{"kind", "eval"}, {"generation", g}, {"step", s},
-                          {"configs", configs}, {"base", base}}
+                          {"configs", configs}, {"base", base}, {"threads", threads_}}
                          .dump();
       part.name = absl::StrFormat("evopress/eval/g%04d/s%d/c%03d-%s", g, s, c,
                                   Sha256Hex(part.payload).substr(0, 12));
@@ -442,7 +442,7 @@ absl::Status RunEvoPress(engine::LlamaModel& model, engine::Backend& backend,
     for (int l : missing) {
       parts.push_back({absl::StrCat("evopress/level/", session->db_fingerprint().substr(0, 16),
                                     "/", ep::LevelName(space.mode, space.levels[l])),
-                       json{{"kind", "level"}, {"level", l}}.dump()});
+                       json{{"kind", "level"}, {"level", l}, {"threads", threads}}.dump()});
     }
     level_parts = static_cast<int>(parts.size());
     if (!parts.empty()) {

@@ -70,6 +70,8 @@ evopress::UniformCompressor SequentialCompressor(
 // calibration set (search space, initial configuration, levels database,
 // evaluator), rebuilt the same way by every worker that computes a part of
 // the stage (fanout.h). Parts, by name and JSON payload:
+// Every payload also has "threads", the job worker's compute threads: a
+// worker computing the part uses as many, so results are bit-identical.
 //   evopress/level/<level name>       {"kind": "level", "level": index}
 //       one sequential pass of the levels database (BuildSequentialLevelsDb
 //       at that level) into the database's store (the job's checkpoints);
@@ -85,11 +87,13 @@ evopress::UniformCompressor SequentialCompressor(
 class EvoPressSession {
  public:
   // `model` and `backend` must outlive the session; the levels database
-  // lives in `db_store` (null for drop mode; else required).
+  // lives in `db_store` (null for drop mode; else required). `for_parts`:
+  // the session only computes parts for another worker's search, so the
+  // search's start (drop mode's block-influence pass) is not computed.
   static absl::StatusOr<std::unique_ptr<EvoPressSession>> Create(
       const engine::LlamaModel& model, engine::Backend& backend, const v1::Recipe& recipe,
       const std::vector<ModelTarget>& targets, const CalibrationSet& calibration, int threads,
-      CheckpointStore* db_store);
+      CheckpointStore* db_store, bool for_parts = false);
 
   const evopress::SearchSpace& space() const { return space_; }
   const evopress::Config& initial() const { return initial_; }
