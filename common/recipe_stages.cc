@@ -337,7 +337,7 @@ void ApplyStageDefaults(v1::Stage* stage) {
       break;
     case v1::Stage::kEvopress: {
       v1::EvoPressStage* e = stage->mutable_evopress();
-      if (e->generations() == 0) e->set_generations(50);
+      if (!e->has_generations()) e->set_generations(50);
       if (e->offspring() == 0) e->set_offspring(16);
       if (e->survivors().empty() && e->step_tokens().empty()) {
         e->add_survivors(4);
