@@ -56,7 +56,7 @@ for n in $WORKERS; do
   done
   start=$(date +%s.%N)
   ctl jobs submit --model "$model" --recipe "$work/recipe.yaml" --dataset "$data" --wait \
-    > "$work/job-$n.out"
+    > "$work/job-$n.out" 2> "$work/job-$n.err"
   job=$(head -1 "$work/job-$n.out")
   total=$("$PY" -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$start" "$(date +%s.%N)")
   ctl jobs get "$job" --json > "$work/$job.json"
