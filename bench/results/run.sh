@@ -6,8 +6,7 @@
 #
 #   bench/results/run.sh [--build DIR] [--out DIR] [--threads N] [CONFIG...]
 #
-# Configs (default: all): dense magnitude-50 wanda-50 sparsegpt-50 rtn-3-g128
-# gptq-3-g128 sparsegpt-50+gptq-4-g128, and the rest of CONFIGS below.
+# Configs (default: all of DEFAULT below, the docs/results.md rows).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 BUILD="$ROOT/build"
@@ -55,7 +54,12 @@ declare -A STAGES=(
   [gptq-2-pc]='[{gptq: {grid: {bits: 2, group_size: -1}}}]'
   [sparsegpt-50+gptq-4-g128]='[{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 128}}}]'
 )
-DEFAULT=(dense magnitude-50 rtn-3-g128 wanda-50 sparsegpt-50 gptq-3-g128 sparsegpt-50+gptq-4-g128)
+# Every configuration of docs/results.md, in its order (about 2.5 hours on 2 cores).
+DEFAULT=(dense
+  magnitude-50 wanda-50 sparsegpt-50 magnitude-60 wanda-60 sparsegpt-60
+  magnitude-2:4 wanda-2:4 sparsegpt-2:4 magnitude-4:8 wanda-4:8 sparsegpt-4:8
+  rtn-4-g128 gptq-4-g128 rtn-4-pc gptq-4-pc rtn-3-g128 gptq-3-g128 rtn-3-pc gptq-3-pc
+  rtn-2-g128 gptq-2-g128 rtn-2-pc gptq-2-pc sparsegpt-50+gptq-4-g128)
 CONFIGS=("$@")
 [[ ${#CONFIGS[@]} -gt 0 ]] || CONFIGS=("${DEFAULT[@]}")
 
