@@ -54,14 +54,7 @@ ctl artifacts download "$job1" --out "$work/out1"
 
 # 3. The same job, the worker killed after 4 blocks: resumed, byte-identical.
 job2=$(ctl jobs submit --model "$model" --recipe "$work/sgpt.yaml" --dataset "$data")
-for _ in $(seq 1200); do
-  ctl jobs get "$job2" --json > "$work/job2.poll"
-  block=$("$PY" -c 'import json,sys; p=json.load(open(sys.argv[1])).get("progress",{});
-print(p.get("current",0) if p.get("stage")=="calibrate" else 0)' "$work/job2.poll")
-  [ "$block" -ge 4 ] && break
-  sleep 0.2
-done
-[ "$block" -ge 4 ] || { echo "job 2 never reached block 4"; cat "$work/job2.poll"; exit 1; }
+wait_progress "$job2" calibrate 4 1200
 pkill -9 -f "compress-worker --server $addr" || { echo "no worker to kill"; exit 1; }
 ctl jobs watch "$job2" > "$work/job2.out" 2>&1 || { echo "job 2 failed"; tail "$work/job2.out"; exit 1; }
 summary "$job2"

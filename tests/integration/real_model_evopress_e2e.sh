@@ -67,15 +67,7 @@ unset 'worker_pid[solo]'
 start_worker a
 start_worker b
 job2=$(ctl jobs submit --model "$model" --recipe "$work/evopress.yaml" --dataset "$data")
-gen=0
-for _ in $(seq 3000); do
-  ctl jobs get "$job2" --json > "$work/job2.poll"
-  gen=$("$PY" -c 'import json,sys; p=json.load(open(sys.argv[1])).get("progress",{});
-print(p.get("current",0) if p.get("stage")=="search" else 0)' "$work/job2.poll")
-  [ "$gen" -ge 1 ] && break
-  sleep 0.2
-done
-[ "$gen" -ge 1 ] || { echo "job 2 never finished a generation"; cat "$work/job2.poll"; exit 1; }
+wait_progress "$job2" search 1
 holder=""
 for w in a b; do grep -q "(job $job2, attempt 1)" "$work/$w.err" && holder=$w; done
 [ -n "$holder" ] || { echo "no worker holds job 2"; exit 1; }

@@ -5,6 +5,9 @@
 #   ctl    compressctl pointed at that server
 #   summary JOB      the job's summary JSON into $work/JOB.json ($work/JOB.job.json: the job)
 #   field FILE EXPR  a Python expression on the JSON file's content `s` (needs $PY)
+#   wait_progress JOB STAGE N [TRIES]
+#                    polls every 0.2 s until the job's progress is at STAGE with
+#                    current >= N; fails the script (printing the job) if it never is
 # Needs $BIN (the directory with the binaries); extra compressd flags may be
 # given in the array SERVER_FLAGS.
 work=$(mktemp -d)
@@ -32,4 +35,15 @@ summary() {
 }
 field() {
   "$PY" -c "import json,sys; s=json.load(open(sys.argv[1])); print($2)" "$1"
+}
+wait_progress() {
+  local at=0
+  for _ in $(seq "${4:-3000}"); do
+    ctl jobs get "$1" --json > "$work/$1.poll"
+    at=$("$PY" -c 'import json,sys; p=json.load(open(sys.argv[1])).get("progress",{});
+print(p.get("current",0) if p.get("stage")==sys.argv[2] else 0)' "$work/$1.poll" "$2")
+    [ "$at" -ge "$3" ] && return 0
+    sleep 0.2
+  done
+  echo "job $1 never reached $2 $3"; cat "$work/$1.poll"; exit 1
 }
