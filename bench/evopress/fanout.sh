@@ -36,7 +36,6 @@ source "$ROOT/tests/integration/start_server.sh"
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; cleanup' EXIT
 
-model=$(ctl models upload "$MODEL" --name smollm2)
 data=$(ctl datasets upload "$TEXT" --name text)
 cat > "$work/recipe.yaml" <<YAML
 stages:
@@ -48,6 +47,9 @@ YAML
 printf '%-8s %8s %8s %8s %9s %8s %s\n' workers total_s db_s search_s gen/min speedup identical
 base_total="" base_curve="" base_config=""
 for n in $WORKERS; do
+  # A fresh upload per run: the levels database is shared by every job of a
+  # model, so a second job on the same upload would not build it again.
+  model=$(ctl models upload "$MODEL" --name "smollm2-$n")
   pids=()
   for i in $(seq "$n"); do
     "$BIN/compress-worker" --server "$addr" --cache-dir "$work/cache-$n-$i" --threads 1 \

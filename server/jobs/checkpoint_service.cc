@@ -26,12 +26,20 @@ absl::Status ValidateHeader(const v1::PutCheckpointHeader& header) {
 
 }  // namespace
 
-absl::StatusOr<std::string> CheckpointService::LeasedJob(const std::string& task_id,
-                                                         const std::string& lease_token) const {
+bool IsSharedCheckpoint(const std::string& name) {
+  return name.rfind(kSharedCheckpointPrefix, 0) == 0;
+}
+
+absl::StatusOr<v1::Job> CheckpointService::LeasedJob(const std::string& task_id,
+                                                     const std::string& lease_token) const {
   ASSIGN_OR_RETURN(TaskRecord task, store_.GetTask(task_id));
   ASSIGN_OR_RETURN(v1::Job job, store_.GetJob(task.job_id));
   RETURN_IF_ERROR(CheckLeaseHeld(job, task, lease_token));
-  return task.job_id;
+  return job;
+}
+
+std::string CheckpointService::Owner(const v1::Job& job, const std::string& name) {
+  return IsSharedCheckpoint(name) ? SharedCheckpointOwner(job.model_id()) : job.id();
 }
 
 absl::Status CheckpointService::CheckPut(const v1::PutCheckpointHeader& header) const {
@@ -49,15 +57,16 @@ absl::StatusOr<v1::PutCheckpointResponse> CheckpointService::RecordPut(
                                                       " bytes is not in the blob store"));
   }
   ASSIGN_OR_RETURN(TaskRecord task, store_.GetTask(header.task_id()));
+  ASSIGN_OR_RETURN(v1::Job job, store_.GetJob(task.job_id));
   CheckpointRecord record;
-  record.job_id = task.job_id;
+  record.job_id = Owner(job, header.name());
   record.name = header.name();
   record.sha256 = header.sha256();
   record.size = header.size();
   record.created_ms = NowMs();
   RETURN_IF_ERROR(store_.PutCheckpoint(record, [&](const v1::Job& job, const TaskRecord& current) {
     return CheckLeaseHeld(job, current, header.lease_token());
-  }, header.task_id()));
+  }, header.task_id(), task.job_id));
   v1::PutCheckpointResponse response;
   response.set_name(record.name);
   response.set_size(record.size);
@@ -68,8 +77,9 @@ absl::StatusOr<v1::PutCheckpointResponse> CheckpointService::RecordPut(
 absl::StatusOr<CheckpointRecord> CheckpointService::Find(
     const v1::GetCheckpointRequest& request) const {
   RETURN_IF_ERROR(ValidatePortableRelativePath(request.name(), "name"));
-  ASSIGN_OR_RETURN(std::string job_id, LeasedJob(request.task_id(), request.lease_token()));
-  ASSIGN_OR_RETURN(CheckpointRecord record, store_.GetCheckpoint(job_id, request.name()));
+  ASSIGN_OR_RETURN(v1::Job job, LeasedJob(request.task_id(), request.lease_token()));
+  ASSIGN_OR_RETURN(CheckpointRecord record,
+                   store_.GetCheckpoint(Owner(job, request.name()), request.name()));
   if (request.offset() > record.size) {
     return absl::OutOfRangeError(absl::StrCat("offset: ", request.offset(),
                                               " is past the end of checkpoint ", request.name(),

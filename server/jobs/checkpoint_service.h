@@ -14,6 +14,13 @@
 //   (RESOURCE_EXHAUSTED); a digest mismatch is INVALID_ARGUMENT (from the
 //   blob writer, as for artifacts).
 // - When the job reaches a terminal state the rows are deleted (Store::UpdateJob).
+// - Except names under "shared/" (kSharedCheckpointPrefix): those belong to the
+//   job's model (SharedCheckpointOwner), every job of that model reads and
+//   writes the same ones under its own lease, and they stay until the model
+//   is deleted. The EvoPress levels database lives there
+//   (compress-worker: "shared/levels/..."), so a later search on the same
+//   model and calibration set reuses the layers an earlier job compressed;
+//   the database's own keys carry the model's and calibration's digest.
 //   The blobs stay: the BlobStore has no garbage collection (models' and
 //   artifacts' blobs are never deleted either).
 //
@@ -34,6 +41,10 @@
 namespace compressd {
 
 inline constexpr uint64_t kMaxCheckpointBytes = uint64_t{1} << 30;  // 1 GiB
+inline constexpr char kSharedCheckpointPrefix[] = "shared/";
+
+// Whether checkpoint `name` is one of the model's shared ones.
+bool IsSharedCheckpoint(const std::string& name);
 
 class CheckpointService {
  public:
@@ -53,8 +64,10 @@ class CheckpointService {
 
  private:
   // The job of `task_id` if (task_id, lease_token) is its current lease.
-  absl::StatusOr<std::string> LeasedJob(const std::string& task_id,
-                                        const std::string& lease_token) const;
+  absl::StatusOr<v1::Job> LeasedJob(const std::string& task_id,
+                                    const std::string& lease_token) const;
+  // The owner key of checkpoint `name` of `job` (CheckpointRecord::job_id).
+  static std::string Owner(const v1::Job& job, const std::string& name);
 
   Store& store_;
   const BlobStore& blobs_;

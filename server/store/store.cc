@@ -205,6 +205,7 @@ absl::Status Store::DeleteModel(const std::string& id) {
   }
   ASSIGN_OR_RETURN(Stmt del, Stmt::Prepare(db_, "DELETE FROM models WHERE id = ?"));
   RETURN_IF_ERROR(del.Bind(1, id).Run());
+  RETURN_IF_ERROR(store_internal::DeleteCheckpoints(db_, SharedCheckpointOwner(id)));
   return txn.Commit();
 }
 

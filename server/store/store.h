@@ -40,7 +40,8 @@ struct TaskRecord {
 };
 
 // A checkpoint of a job (kept across its attempts): the blob holding the
-// content of `name`.
+// content of `name`. `job_id` is the owner: a job's id, or
+// SharedCheckpointOwner(model) for the checkpoints a model's jobs share.
 struct CheckpointRecord {
   std::string job_id;
   std::string name;
@@ -53,6 +54,13 @@ struct CheckpointRecord {
 // a task. Parts exist only while their job is RUNNING: saving the job in any
 // other state deletes them. lease_expire_ms 0 with a lease_token: claimed by
 // the job's own task, the lease lasting as long as that task's.
+// The owner of the checkpoints every job of model `model_id` shares
+// (CheckpointService: names under "shared/"); they outlive the jobs and go
+// with the model (Store::DeleteModel).
+inline std::string SharedCheckpointOwner(const std::string& model_id) {
+  return "model:" + model_id;
+}
+
 struct PartRecord {
   std::string part_id;  // "part-..."
   std::string job_id;
@@ -87,6 +95,7 @@ class Store {
   absl::StatusOr<v1::Model> GetModel(const std::string& id);  // NOT_FOUND
   absl::StatusOr<Page<v1::Model>> ListModels(int page_size, const std::string& page_token);
   // FAILED_PRECONDITION if a QUEUED or RUNNING job uses the model; NOT_FOUND.
+  // The model's shared checkpoints go with it.
   absl::Status DeleteModel(const std::string& id);
   absl::Status InsertDataset(const v1::Dataset& dataset);
   absl::StatusOr<v1::Dataset> GetDataset(const std::string& id);
@@ -174,9 +183,12 @@ class Store {
   // The blob is not touched (the caller stored it first).
   using JobCheck = std::function<absl::Status(const v1::Job& job, const TaskRecord& task)>;
   // `check` gets the lease record of `lease_task_id` (a part's, see GetTask)
-  // when it is not empty, else the job's task.
+  // when it is not empty, else the job's task. The lease is of job
+  // `lease_job_id` (empty: record.job_id; a model's shared checkpoint is
+  // written under the lease of one of its jobs).
   absl::Status PutCheckpoint(const CheckpointRecord& record, const JobCheck& check,
-                             const std::string& lease_task_id = "");
+                             const std::string& lease_task_id = "",
+                             const std::string& lease_job_id = "");
   // NOT_FOUND naming the job and checkpoint when there is none.
   absl::StatusOr<CheckpointRecord> GetCheckpoint(const std::string& job_id,
                                                  const std::string& name);

@@ -38,24 +38,26 @@ absl::Status DeleteCheckpoints(sqlite3* db, const std::string& job_id) {
 }  // namespace store_internal
 
 absl::Status Store::PutCheckpoint(const CheckpointRecord& record, const JobCheck& check,
-                                  const std::string& lease_task_id) {
+                                  const std::string& lease_task_id,
+                                  const std::string& lease_job_id) {
   if (record.name.empty()) return absl::InvalidArgumentError("checkpoint: empty name");
+  const std::string& job_id = lease_job_id.empty() ? record.job_id : lease_job_id;
   absl::MutexLock lock(&mu_);
   sqlite::Transaction txn(db_);
   RETURN_IF_ERROR(txn.status());
-  ASSIGN_OR_RETURN(v1::Job job, LoadJobLocked(record.job_id));
+  ASSIGN_OR_RETURN(v1::Job job, LoadJobLocked(job_id));
   TaskRecord task;
   if (IsPartId(lease_task_id)) {
     absl::StatusOr<PartRecord> found = LoadPartLocked(lease_task_id);
     if (!found.ok()) return store_internal::PartGone(found.status(), lease_task_id);
     const PartRecord& part = *found;
-    if (part.job_id != record.job_id) {
+    if (part.job_id != job_id) {
       return absl::InvalidArgumentError(absl::StrCat("part ", lease_task_id, " is not of job ",
-                                                     record.job_id));
+                                                     job_id));
     }
     task = store_internal::PartLease(part);
   } else {
-    ASSIGN_OR_RETURN(task, LoadTaskLocked(record.job_id));
+    ASSIGN_OR_RETURN(task, LoadTaskLocked(job_id));
   }
   RETURN_IF_ERROR(check(job, task));
   ASSIGN_OR_RETURN(Stmt insert,

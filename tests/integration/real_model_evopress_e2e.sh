@@ -10,7 +10,9 @@
 #      killed (kill -9) and a fresh worker started: the job's lease expires,
 #      the retried attempt reuses the levels database and resumes the search
 #      at its last generation, and ends with the same configuration and
-#      fitness curve as run 1.
+#      fitness curve as run 1. The levels database is the model's, on the
+#      server: job 2 builds none of it, job 1 did;
+#   3. a job with another target (0.45) and no search reuses the database too.
 # Usage: real_model_evopress_e2e.sh BIN_DIR PYTHON SOURCE_DIR MODEL_GGUF
 set -euo pipefail
 BIN=$1 PY=$2 SRC=$3 MODEL=${4:-}
@@ -56,7 +58,9 @@ n_fit=$(grep -c "^generation [0-9]* fitness=" "$work/job1.out" || true)
 grep "^generation [0-9]* fitness=" "$work/job1.out"
 summary "$job1"
 curve1=$(field "$work/$job1.json" 's["evopress"]["fitness_curve"]')
-echo "job 1: fitness curve $curve1"
+built1=$(field "$work/$job1.json" 's["evopress"]["levels_db"]["entries_built"]')
+echo "job 1: fitness curve $curve1, $built1 database entries built"
+[ "$built1" -gt 0 ] || { echo "job 1 built no database entries"; exit 1; }
 ctl artifacts download "$job1" --out "$work/out1"
 [ -s "$work/out1/model.gguf" ] && [ -s "$work/out1/evopress_config.json" ] ||
   { echo "job 1: model.gguf or evopress_config.json missing"; ls "$work/out1"; exit 1; }
@@ -84,10 +88,10 @@ attempts=$(field "$work/$job2.job.json" 's.get("attempts", 0)')
 resumed=$(field "$work/$job2.json" 's["evopress"]["resumed_generations"]')
 built=$(field "$work/$job2.json" 's["evopress"]["levels_db"]["entries_built"]')
 curve2=$(field "$work/$job2.json" 's["evopress"]["fitness_curve"]')
-echo "job 2: attempts $attempts, resumed after $resumed generations, $built database entries built on the retry"
+echo "job 2: attempts $attempts, resumed after $resumed generations, $built database entries built"
 echo "job 2: fitness curve $curve2"
 [ "$attempts" -ge 2 ] && [ "$resumed" -ge 1 ] || { echo "job 2 did not resume its search"; exit 1; }
-[ "$built" -eq 0 ] || { echo "the retry rebuilt $built database entries"; exit 1; }
+[ "$built" -eq 0 ] || { echo "job 2 built $built database entries: job 1's were not reused"; exit 1; }
 [ "$curve1" = "$curve2" ] || { echo "fitness curves differ"; exit 1; }
 ctl artifacts download "$job2" --out "$work/out2"
 "$PY" - "$work/out1/evopress_config.json" "$work/out2/evopress_config.json" <<'PY'
@@ -97,4 +101,16 @@ assert a == b, "the configurations differ"
 print("configurations equal: mean level", a["mean_level"])
 PY
 cmp "$work/out1/model.gguf" "$work/out2/model.gguf" || { echo "GGUF files differ"; exit 1; }
+
+# 3. Another target on the same model and calibration set: the database is reused.
+sed -e 's/target: 0.5,/target: 0.45,/' -e 's/generations: 4,/generations: 0,/' \
+  "$work/evopress.yaml" > "$work/evopress3.yaml"
+ctl jobs submit --model "$model" --recipe "$work/evopress3.yaml" --dataset "$data" --wait \
+  > "$work/job3.out" 2> "$work/job3.err" || { cat "$work/job3.err"; exit 1; }
+job3=$(head -1 "$work/job3.out")
+summary "$job3"
+built3=$(field "$work/$job3.json" 's["evopress"]["levels_db"]["entries_built"]')
+reused3=$(field "$work/$job3.json" 's["evopress"]["levels_db"]["entries_reused"]')
+echo "job 3 (target 0.45): $built3 database entries built, $reused3 reused"
+[ "$built3" -eq 0 ] && [ "$reused3" -gt 0 ] || { echo "job 3 did not reuse the database"; exit 1; }
 echo "real_model_evopress_e2e: OK"

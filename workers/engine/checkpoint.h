@@ -7,6 +7,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -34,6 +35,24 @@ class DirCheckpointStore : public CheckpointStore {
 
  private:
   std::string dir_;
+};
+
+// The names of `base` under `prefix` (e.g. "shared/levels/": the worker's
+// view of a model's shared checkpoints, server/jobs/checkpoint_service.h).
+class PrefixedCheckpointStore : public CheckpointStore {
+ public:
+  PrefixedCheckpointStore(CheckpointStore& base, std::string prefix)
+      : base_(base), prefix_(std::move(prefix)) {}
+  absl::Status Put(const std::string& name, const std::string& bytes) override {
+    return base_.Put(prefix_ + name, bytes);
+  }
+  absl::StatusOr<std::string> Get(const std::string& name) override {
+    return base_.Get(prefix_ + name);
+  }
+
+ private:
+  CheckpointStore& base_;
+  const std::string prefix_;
 };
 
 }  // namespace compressd

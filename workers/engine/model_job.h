@@ -56,8 +56,9 @@ class ModelPartRunner {
   static absl::StatusOr<std::unique_ptr<ModelPartRunner>> Create(
       const std::string& model_path, bool gguf, const v1::Recipe& recipe,
       const RunOptions& options, EventSink& events, const CancelToken& cancel);
-  // The part's result. `store`: the job's checkpoints under this part's
-  // lease (where the levels database lives).
+  // The part's result. `store`: where the levels database lives, the same
+  // store as the job's own RunOptions::levels_db (the worker passes the
+  // model's shared checkpoints, under this part's lease).
   virtual absl::StatusOr<std::string> Run(const WorkPart& part, CheckpointStore* store,
                                           EventSink& events, const CancelToken& cancel) = 0;
 };

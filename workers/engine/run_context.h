@@ -53,8 +53,9 @@ struct RunOptions {
   // Where an evopress stage keeps its levels database (evopress/levels_db.h:
   // about 1.7 bytes per targeted weight per level; not owned, must outlive
   // the run), so a later search on the same model and calibration set reuses
-  // it: the --checkpoint-dir directory for `compress-worker run`. Null: a
-  // temporary directory removed after the run.
+  // it: the --checkpoint-dir directory for `compress-worker run`, the
+  // model's shared checkpoints on the server for leased tasks. Null: the
+  // checkpoints, else a temporary directory removed after the run.
   CheckpointStore* levels_db = nullptr;
   // Where the job's independent pieces of work go (fanout.h): other workers
   // through the server for leased tasks; null: all computed here.

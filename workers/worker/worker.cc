@@ -202,6 +202,13 @@ namespace {
 
 using DatasetFiles = std::map<std::pair<std::string, std::string>, std::string>;
 
+// Where leased EvoPress jobs and their parts keep the levels database: the
+// model's shared checkpoints (server/jobs/checkpoint_service.h), so every
+// later job on the same model and calibration set reuses it. The database's
+// keys carry the digests of the model, the calibration windows and the
+// algorithm's parameters (evopress/levels_db.h).
+constexpr char kSharedLevelsPrefix[] = "shared/levels/";
+
 // The RunOptions of a leased task or part: its datasets are the fetched
 // files (`datasets` must outlive the run), never worker-local paths.
 RunOptions LeasedRunOptions(int threads, const DatasetFiles& datasets) {
@@ -309,9 +316,10 @@ absl::StatusOr<std::string> Worker::ExecutePart(const v1::Task& task, const std:
     part_runner_key_ = key;
   }
   WorkPart part{task.part().name(), task.part().payload()};
+  PrefixedCheckpointStore shared_levels(store, kSharedLevelsPrefix);
   absl::StatusOr<std::string> result;
   try {
-    result = part_runner_->Run(part, &store, events, cancel);
+    result = part_runner_->Run(part, &shared_levels, events, cancel);
   } catch (const std::exception& e) {
     result = absl::InternalError(absl::StrCat("part ", part.name, ": ", e.what()));
   }
@@ -409,6 +417,8 @@ absl::StatusOr<std::string> Worker::ExecuteTask(const v1::Task& task, const std:
         cancel.Cancel();
       });
   run.checkpoints = &checkpoints;
+  PrefixedCheckpointStore shared_levels(checkpoints, kSharedLevelsPrefix);
+  run.levels_db = &shared_levels;
   ServerFanout fanout(
       client_, task.task_id(), task.lease_token(), checkpoints,
       [this](const std::function<absl::Status()>& call) { return WithRetry(call); },

@@ -289,6 +289,56 @@ TEST_F(CheckpointServiceTest, RowsAreDeletedWhenTheJobEnds) {
   EXPECT_TRUE(env_.store->ListCheckpoints(failed.id())->empty());
 }
 
+TEST_F(CheckpointServiceTest, SharedCheckpointsBelongToTheModelAndOutliveTheJob) {
+  ASSERT_TRUE(env_.store->InsertModel(::compressd::testing::MakeModel("mdl-2", 2)).ok());
+  auto complete = [&](const v1::Task& task) {
+    v1::CompleteTaskRequest req;
+    req.set_task_id(task.task_id());
+    req.set_lease_token(task.lease_token());
+    return env_.scheduler.CompleteTask(req);
+  };
+  // Job 1 of model mdl-1 writes a shared checkpoint and one of its own.
+  env_.Submit();
+  const v1::Task first = LeaseNew();
+  ASSERT_TRUE(Put(first, "shared/levels/db-entry", "layer 0 at 60%").ok());
+  ASSERT_TRUE(Put(first, "search-state", "generation 3").ok());
+  ASSERT_TRUE(complete(first).ok());
+  EXPECT_TRUE(env_.store->ListCheckpoints(first.job_id())->empty());
+  ASSERT_EQ(env_.store->ListCheckpoints(SharedCheckpointOwner("mdl-1"))->size(), 1u);
+
+  // A later job of the same model reads it; its own checkpoints start empty.
+  env_.Submit();
+  const v1::Task second = LeaseNew();
+  auto got = Get(second, "shared/levels/db-entry");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, "layer 0 at 60%");
+  EXPECT_EQ(Get(second, "search-state").status().code(), absl::StatusCode::kNotFound);
+
+  // A job of another model does not see it.
+  v1::SubmitJobRequest other;
+  other.set_model_id("mdl-2");
+  *other.mutable_recipe() = ::compressd::testing::ValidRecipe();
+  ASSERT_TRUE(env_.jobs.Submit(other).ok());
+  auto third = env_.Lease(env_.Worker("w3"));
+  ASSERT_TRUE(third.ok()) << third.status();
+  ASSERT_FALSE(third->task_id().empty());
+  EXPECT_EQ(Get(*third, "shared/levels/db-entry").status().code(), absl::StatusCode::kNotFound);
+
+  // Writing one still needs a current lease.
+  ASSERT_TRUE(FailRetryable(second).ok());
+  EXPECT_EQ(Put(second, "shared/levels/db-entry", "stale").code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Get(second, "shared/levels/db-entry").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  // They go with the model.
+  const v1::Task retry = LeaseNew();
+  ASSERT_EQ(retry.job_id(), second.job_id());
+  ASSERT_TRUE(complete(retry).ok());
+  ASSERT_TRUE(env_.store->DeleteModel("mdl-1").ok());
+  EXPECT_TRUE(env_.store->ListCheckpoints(SharedCheckpointOwner("mdl-1"))->empty());
+}
+
 TEST_F(CheckpointServiceTest, BadHeadersAreRejectedBeforeAnyByte) {
   env_.Submit();
   const v1::Task task = LeaseNew();

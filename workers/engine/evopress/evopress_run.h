@@ -8,16 +8,17 @@
 //      CompressCalibrated pass per level; "dense_inputs": the paper's
 //      layer-wise database on the dense model's inputs), kept in
 //      RunOptions::levels_db (compress-worker run --checkpoint-dir: a second
-//      run with that directory reuses it), else RunOptions::checkpoints (a
-//      leased task: the job's checkpoints, so a retried attempt reuses it),
-//      else a temporary directory removed afterwards;
+//      run with that directory reuses it; a leased task: the model's shared
+//      checkpoints on the server, so a retried attempt and every later job
+//      on the same model and calibration set reuse it), else
+//      RunOptions::checkpoints, else a temporary directory removed afterwards;
 //   3. the search (search.h) with fitness windows drawn from the calibration
 //      set's token stream, seq_len tokens each, checkpointed per generation
 //      to RunOptions::checkpoints;
 //   with RunOptions::fanout (leased tasks), the sequential database's levels
 //   and each selection step's offspring are parts computed by every
 //   connected worker at once (EvoPressSession below); the database then
-//   lives in the job's checkpoints, where every worker reads it;
+//   lives on the server, where every worker reads it;
 //   4. the model stitched from the best configuration (evaluator.h
 //      StitchModel), with the codes of every quantized layer (bits mode) for
 //      exact GPTQ / GGUF export.
@@ -74,7 +75,7 @@ evopress::UniformCompressor SequentialCompressor(
 // worker computing the part uses as many, so results are bit-identical.
 //   evopress/level/<level name>       {"kind": "level", "level": index}
 //       one sequential pass of the levels database (BuildSequentialLevelsDb
-//       at that level) into the database's store (the job's checkpoints);
+//       at that level) into the database's store (RunOptions::levels_db);
 //       result: {"solved", "forward_s", "hessian_s", "solve_s", "store_s"};
 //   evopress/eval/gGGGG/sS/cCCC-<hash>  {"kind": "eval", "generation", "step",
 //       "configs": [[level, ...], ...], "base": [...]}
