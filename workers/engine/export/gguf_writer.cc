@@ -36,39 +36,9 @@ uint64_t PadUp(uint64_t n, uint64_t alignment) {
 
 // Appends `v` as integer type `t` (little-endian, truncated to its width).
 void PutInt(std::string* out, GgufValueType t, int64_t v) {
-  switch (t) {
-    case GgufValueType::kU8:
-    case GgufValueType::kI8:
-      Put<uint8_t>(out, static_cast<uint8_t>(v));
-      return;
-    case GgufValueType::kU16:
-    case GgufValueType::kI16:
-      Put<uint16_t>(out, static_cast<uint16_t>(v));
-      return;
-    case GgufValueType::kU32:
-    case GgufValueType::kI32:
-      Put<uint32_t>(out, static_cast<uint32_t>(v));
-      return;
-    default:
-      Put<uint64_t>(out, static_cast<uint64_t>(v));
-      return;
-  }
-}
-
-bool IsInteger(GgufValueType t) {
-  switch (t) {
-    case GgufValueType::kU8:
-    case GgufValueType::kI8:
-    case GgufValueType::kU16:
-    case GgufValueType::kI16:
-    case GgufValueType::kU32:
-    case GgufValueType::kI32:
-    case GgufValueType::kU64:
-    case GgufValueType::kI64:
-      return true;
-    default:
-      return false;
-  }
+  char b[sizeof(v)];
+  std::memcpy(b, &v, sizeof(v));  // the host is little-endian, like the format
+  out->append(b, engine::GgufFixedSize(t));
 }
 
 absl::Status IoError(const std::string& path, absl::string_view what) {
@@ -144,7 +114,7 @@ absl::Status GgufBuilder::CopyKv(const engine::GgufFile& src, const engine::Gguf
       AddStringArray(key, v);
       return absl::OkStatus();
     }
-    if (IsInteger(kv.elem_type)) {
+    if (engine::IsGgufIntegerType(kv.elem_type)) {
       ASSIGN_OR_RETURN(std::vector<int64_t> v, src.GetIntArray(key));
       AddIntArray(key, kv.elem_type, v);
       return absl::OkStatus();
@@ -166,7 +136,7 @@ absl::Status GgufBuilder::CopyKv(const engine::GgufFile& src, const engine::Gguf
     ASSIGN_OR_RETURN(float v, src.GetF32(key));
     AddF32(key, v);
     return absl::OkStatus();
-  } else if (IsInteger(kv.type)) {
+  } else if (engine::IsGgufIntegerType(kv.type)) {
     // Signed values through GetI32 (I8..I32); the rest are non-negative.
     const bool small_signed = kv.type == GgufValueType::kI8 || kv.type == GgufValueType::kI16 ||
                               kv.type == GgufValueType::kI32;

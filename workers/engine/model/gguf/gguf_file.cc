@@ -16,8 +16,55 @@ constexpr uint64_t kMinKvBytes = 8 + 4 + 1;                  // empty key, type,
 constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;  // empty name, 1 dim
 constexpr uint64_t kMinArrayBytes = 4 + 8;                   // element type, count
 
-// Byte size of a fixed-size value type, 0 for string and array.
-uint64_t FixedSize(GgufValueType t) {
+bool ValidValueType(uint32_t t) { return t <= static_cast<uint32_t>(GgufValueType::kF64); }
+
+// Walks one value of type `t` (strings and nested arrays included), checking
+// every length against the bytes that remain. Returns a description of the
+// problem, or "" when the value is well formed.
+std::string SkipValue(ByteReader* r, GgufValueType t, int depth) {
+  if (t == GgufValueType::kString) {
+    absl::string_view s;
+    return r->ReadString(&s)
+               ? ""
+               : absl::StrCat("string at offset ", r->pos(), " runs past end of file");
+  }
+  if (t != GgufValueType::kArray) {
+    return r->Skip(GgufFixedSize(t))
+               ? ""
+               : absl::StrCat("value at offset ", r->pos(), " runs past end of file");
+  }
+  if (depth >= kGgufMaxArrayDepth) {
+    return absl::StrCat("arrays nested deeper than ", kGgufMaxArrayDepth, " at offset ", r->pos());
+  }
+  const uint64_t at = r->pos();
+  uint32_t elem = 0;
+  uint64_t count = 0;
+  if (!r->Read(&elem) || !r->Read(&count))
+    return absl::StrCat("array header at offset ", at, " runs past end of file");
+  if (!ValidValueType(elem))
+    return absl::StrCat("array at offset ", at, " has unknown element type ", elem);
+  const GgufValueType et = static_cast<GgufValueType>(elem);
+  const uint64_t min_elem = et == GgufValueType::kString  ? 8
+                            : et == GgufValueType::kArray ? kMinArrayBytes
+                                                          : GgufFixedSize(et);
+  if (count > r->remaining() / min_elem) {
+    return absl::StrCat("array at offset ", at, " declares ", count, " elements of ",
+                        GgufValueTypeName(et), " but only ", r->remaining(), " bytes remain");
+  }
+  if (GgufFixedSize(et) != 0) {
+    r->Skip(count * GgufFixedSize(et));
+    return "";
+  }
+  for (uint64_t i = 0; i < count; ++i) {
+    std::string err = SkipValue(r, et, depth + 1);
+    if (!err.empty()) return absl::StrCat("element ", i, " of array at offset ", at, ": ", err);
+  }
+  return "";
+}
+
+}  // namespace
+
+uint64_t GgufFixedSize(GgufValueType t) {
   switch (t) {
     case GgufValueType::kU8:
     case GgufValueType::kI8:
@@ -41,53 +88,10 @@ uint64_t FixedSize(GgufValueType t) {
   return 0;
 }
 
-bool ValidValueType(uint32_t t) { return t <= static_cast<uint32_t>(GgufValueType::kF64); }
-
-// Walks one value of type `t` (strings and nested arrays included), checking
-// every length against the bytes that remain. Returns a description of the
-// problem, or "" when the value is well formed.
-std::string SkipValue(ByteReader* r, GgufValueType t, int depth) {
-  if (t == GgufValueType::kString) {
-    absl::string_view s;
-    return r->ReadString(&s)
-               ? ""
-               : absl::StrCat("string at offset ", r->pos(), " runs past end of file");
-  }
-  if (t != GgufValueType::kArray) {
-    return r->Skip(FixedSize(t))
-               ? ""
-               : absl::StrCat("value at offset ", r->pos(), " runs past end of file");
-  }
-  if (depth >= kGgufMaxArrayDepth) {
-    return absl::StrCat("arrays nested deeper than ", kGgufMaxArrayDepth, " at offset ", r->pos());
-  }
-  const uint64_t at = r->pos();
-  uint32_t elem = 0;
-  uint64_t count = 0;
-  if (!r->Read(&elem) || !r->Read(&count))
-    return absl::StrCat("array header at offset ", at, " runs past end of file");
-  if (!ValidValueType(elem))
-    return absl::StrCat("array at offset ", at, " has unknown element type ", elem);
-  const GgufValueType et = static_cast<GgufValueType>(elem);
-  const uint64_t min_elem = et == GgufValueType::kString  ? 8
-                            : et == GgufValueType::kArray ? kMinArrayBytes
-                                                          : FixedSize(et);
-  if (count > r->remaining() / min_elem) {
-    return absl::StrCat("array at offset ", at, " declares ", count, " elements of ",
-                        GgufValueTypeName(et), " but only ", r->remaining(), " bytes remain");
-  }
-  if (FixedSize(et) != 0) {
-    r->Skip(count * FixedSize(et));
-    return "";
-  }
-  for (uint64_t i = 0; i < count; ++i) {
-    std::string err = SkipValue(r, et, depth + 1);
-    if (!err.empty()) return absl::StrCat("element ", i, " of array at offset ", at, ": ", err);
-  }
-  return "";
+bool IsGgufIntegerType(GgufValueType t) {
+  return t != GgufValueType::kF32 && t != GgufValueType::kF64 && t != GgufValueType::kBool &&
+         GgufFixedSize(t) != 0;
 }
-
-}  // namespace
 
 const char* GgufValueTypeName(GgufValueType type) {
   static constexpr const char* kNames[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",

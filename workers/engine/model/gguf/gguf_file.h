@@ -54,6 +54,11 @@ enum class GgufValueType : uint32_t {
   kF64 = 12,
 };
 const char* GgufValueTypeName(GgufValueType type);
+// Byte size of a fixed-size value type (integers, floats, bool); 0 for
+// string and array.
+uint64_t GgufFixedSize(GgufValueType type);
+// Whether `type` is one of the eight integer types.
+bool IsGgufIntegerType(GgufValueType type);
 
 struct GgufKv {
   std::string key;

@@ -11,38 +11,6 @@
 namespace compressd::engine {
 namespace {
 
-bool IsIntegerType(GgufValueType t) {
-  switch (t) {
-    case GgufValueType::kU8:
-    case GgufValueType::kI8:
-    case GgufValueType::kU16:
-    case GgufValueType::kI16:
-    case GgufValueType::kU32:
-    case GgufValueType::kI32:
-    case GgufValueType::kU64:
-    case GgufValueType::kI64:
-      return true;
-    default:
-      return false;
-  }
-}
-
-size_t IntSize(GgufValueType t) {
-  switch (t) {
-    case GgufValueType::kU8:
-    case GgufValueType::kI8:
-      return 1;
-    case GgufValueType::kU16:
-    case GgufValueType::kI16:
-      return 2;
-    case GgufValueType::kU32:
-    case GgufValueType::kI32:
-      return 4;
-    default:
-      return 8;
-  }
-}
-
 // An integer of type `t` at `at`; *negative tells whether `*value` is to be
 // read as int64 (true for negative signed values only).
 struct IntValue {
@@ -147,7 +115,7 @@ absl::Status TypeError(const std::string& path, const GgufKv& kv, absl::string_v
 }  // namespace
 
 absl::StatusOr<int64_t> GgufFile::ScalarInt(const GgufKv& kv, int64_t min, uint64_t max) const {
-  if (!IsIntegerType(kv.type)) return TypeError(path(), kv, "an integer");
+  if (!IsGgufIntegerType(kv.type)) return TypeError(path(), kv, "an integer");
   const IntValue v = LoadInt(file_->data() + kv.value_offset, kv.type);
   if ((v.negative && v.value < min) || (!v.negative && v.magnitude > max)) {
     return absl::InvalidArgumentError(
@@ -220,10 +188,10 @@ absl::StatusOr<std::vector<std::string>> GgufFile::GetStringArray(absl::string_v
 
 absl::StatusOr<std::vector<int64_t>> GgufFile::GetIntArray(absl::string_view key) const {
   ASSIGN_OR_RETURN(const GgufKv* kv, Lookup(key));
-  if (kv->type != GgufValueType::kArray || !IsIntegerType(kv->elem_type)) {
+  if (kv->type != GgufValueType::kArray || !IsGgufIntegerType(kv->elem_type)) {
     return TypeError(path(), *kv, "array of integers");
   }
-  const size_t size = IntSize(kv->elem_type);
+  const size_t size = GgufFixedSize(kv->elem_type);
   const uint8_t* at = file_->data() + kv->value_offset;
   std::vector<int64_t> out(kv->count);
   for (uint64_t i = 0; i < kv->count; ++i) {
