@@ -1,22 +1,19 @@
 // ServerReadReactor for the client-streaming uploads (UploadModel,
 // UploadDataset): feeds each message to an UploadSession and finishes the
-// RPC with the first error, or with the session's result at end of stream.
-// The header must be the first message and appear once.
-//
-// Thread-safety: gRPC serialises the reactions of one stream (at most one
-// read outstanding), so the reactor needs no lock of its own.
+// RPC with the first error, or with the session's result at end of stream
+// (the read loop and message order: upload_stream_reactor.h).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "common/grpc_status.h"
 #include "server/models/model_registry.h"
-#include "server/rpc/upload_message.h"
+#include "server/rpc/upload_stream_reactor.h"
 
 namespace compressd {
 
@@ -40,7 +37,7 @@ struct DatasetUploadKind {
 };
 
 template <typename Kind>
-class UploadReactor : public grpc::ServerReadReactor<typename Kind::Request> {
+class UploadReactor : public UploadStreamReactor<typename Kind::Request> {
  public:
   using Request = typename Kind::Request;
   using Result = typename Kind::Result;
@@ -48,56 +45,26 @@ class UploadReactor : public grpc::ServerReadReactor<typename Kind::Request> {
   // `ctx` and `result` belong to the call and outlive the reactor.
   UploadReactor(grpc::CallbackServerContext* ctx, std::unique_ptr<UploadSession> session,
                 Result* result)
-      : ctx_(ctx), session_(std::move(session)), result_(result) {
-    this->StartRead(&request_);
+      : UploadStreamReactor<Request>(ctx), session_(std::move(session)), result_(result) {
+    this->StartReading();
   }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      FinishStream();
-      return;
-    }
-    absl::Status status = HandleMessage();
-    if (!status.ok()) {
-      this->Finish(ToGrpcStatus(status));
-      return;
-    }
-    this->StartRead(&request_);
-  }
-
-  void OnDone() override { delete this; }
 
  private:
-  absl::Status HandleMessage() {
-    return RouteUploadMessage(
-        request_, seen_header_, [this](const auto&) { return Kind::OnHeader(*session_, request_); },
-        [this](const auto& chunk) { return session_->OnChunk(chunk); });
+  absl::Status OnHeader(const Request& request) override {
+    return Kind::OnHeader(*session_, request);
   }
-
-  // End of the client's stream: a cancelled call never commits anything.
-  void FinishStream() {
-    if (ctx_->IsCancelled()) {
-      this->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "upload cancelled by the client"));
-      return;
-    }
-    if (!seen_header_) {
-      this->Finish(ToGrpcStatus(absl::InvalidArgumentError("header: upload stream was empty")));
-      return;
-    }
+  absl::Status OnChunk(const Request& request) override {
+    return session_->OnChunk(request.chunk());
+  }
+  absl::Status OnEndOfStream() override {
     absl::StatusOr<Result> result = Kind::Finish(*session_);
-    if (!result.ok()) {
-      this->Finish(ToGrpcStatus(result.status()));
-      return;
-    }
+    if (!result.ok()) return result.status();
     *result_ = *std::move(result);
-    this->Finish(grpc::Status::OK);
+    return absl::OkStatus();
   }
 
-  grpc::CallbackServerContext* const ctx_;
   std::unique_ptr<UploadSession> session_;
   Result* const result_;
-  Request request_;
-  bool seen_header_ = false;
 };
 
 }  // namespace compressd
