@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 
 #include "gmock/gmock.h"
@@ -381,10 +382,13 @@ TEST(GgufExportTest, RejectsBadArguments) {
   ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(r.status().message(), HasSubstr("target_type"));
   o.target_type = "auto";
-  const std::string missing_dir = testing_export::UniqueTempPath("_nodir/model.gguf");
-  r = WriteGgufLlama(src.model, src.file.get(), {}, o, missing_dir);
+  // A destination whose parent is a regular file (missing parents are created).
+  const std::string not_a_dir = testing_export::UniqueTempPath("_file");
+  { std::ofstream(not_a_dir) << "x"; }
+  r = WriteGgufLlama(src.model, src.file.get(), {}, o, not_a_dir + "/model.gguf");
   ASSERT_EQ(r.status().code(), absl::StatusCode::kInternal);
-  EXPECT_THAT(r.status().message(), HasSubstr(missing_dir));
+  EXPECT_THAT(r.status().message(), HasSubstr(not_a_dir));
+  std::filesystem::remove(not_a_dir);
   EXPECT_FALSE(std::filesystem::exists(out));
 }
 

@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/atomic_file.h"
 #include "common/status_macros.h"
 #include "workers/engine/export/ggml_grid_encode.h"
 #include "workers/engine/export/ggml_quantize.h"
@@ -105,7 +106,7 @@ std::vector<float> VectorValues(const TensorPlan& p, int64_t head_dim) {
 }
 
 // A 2-D tensor from its floats, a chunk of GGUF rows at a time.
-absl::Status WriteMatrix(const TensorPlan& p, int64_t head_dim, GgufFileSink* sink) {
+absl::Status WriteMatrix(const TensorPlan& p, int64_t head_dim, AtomicFile* sink) {
   const int64_t rows = p.rows(), len = p.row_len();
   const int64_t chunk = std::max<int64_t>(1, kChunkElements / len);
   const std::string& name = p.report.hf_name;
@@ -127,7 +128,7 @@ absl::Status WriteMatrix(const TensorPlan& p, int64_t head_dim, GgufFileSink* si
   return absl::OkStatus();
 }
 
-absl::Status WriteTensor(const TensorPlan& p, int64_t head_dim, GgufFileSink* sink) {
+absl::Status WriteTensor(const TensorPlan& p, int64_t head_dim, AtomicFile* sink) {
   const uint64_t start = sink->written();
   const std::string& name = p.report.gguf_name;
   if (p.report.exact_from_grid) {
@@ -152,7 +153,7 @@ absl::Status WriteTensor(const TensorPlan& p, int64_t head_dim, GgufFileSink* si
 absl::Status WriteFile(const GgufBuilder& b, const std::vector<TensorPlan>& plans, int64_t head_dim,
                        const std::string& out_path) {
   ASSIGN_OR_RETURN(std::string header, b.Header());
-  ASSIGN_OR_RETURN(std::unique_ptr<GgufFileSink> sink, GgufFileSink::Create(out_path));
+  ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> sink, AtomicFile::Create(out_path));
   RETURN_IF_ERROR(sink->Write(header));
   for (const TensorPlan& p : plans) {
     absl::Status s = WriteTensor(p, head_dim, sink.get());

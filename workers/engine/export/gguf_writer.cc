@@ -1,10 +1,5 @@
 #include "workers/engine/export/gguf_writer.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -39,10 +34,6 @@ void PutInt(std::string* out, GgufValueType t, int64_t v) {
   char b[sizeof(v)];
   std::memcpy(b, &v, sizeof(v));  // the host is little-endian, like the format
   out->append(b, engine::GgufFixedSize(t));
-}
-
-absl::Status IoError(const std::string& path, absl::string_view what) {
-  return absl::InternalError(absl::StrCat(path, ": ", what, ": ", std::strerror(errno)));
 }
 
 }  // namespace
@@ -194,55 +185,6 @@ absl::StatusOr<std::string> GgufBuilder::Header() const {
 uint64_t GgufBuilder::FileSize() const {
   const uint64_t header = 4 + 4 + 8 + 8 + kv_bytes_.size() + info_bytes_.size();
   return PadUp(header, kAlignment) + data_size_;
-}
-
-absl::StatusOr<std::unique_ptr<GgufFileSink>> GgufFileSink::Create(const std::string& path) {
-  std::string tmp = path + ".tmp-XXXXXX";
-  const int fd = ::mkstemp(tmp.data());
-  if (fd < 0) return IoError(tmp, "cannot create a temporary file for the GGUF output");
-  if (::fchmod(fd, 0644) != 0) {
-    absl::Status s = IoError(tmp, "chmod failed");
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return s;
-  }
-  return std::unique_ptr<GgufFileSink>(new GgufFileSink(path, std::move(tmp), fd));
-}
-
-GgufFileSink::~GgufFileSink() {
-  if (fd_ >= 0) ::close(fd_);
-  if (!committed_) ::unlink(tmp_.c_str());
-}
-
-absl::Status GgufFileSink::Write(absl::string_view bytes) {
-  const char* p = bytes.data();
-  size_t n = bytes.size();
-  while (n > 0) {
-    const ssize_t w = ::write(fd_, p, std::min<size_t>(n, size_t{1} << 30));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return IoError(tmp_, "write failed");
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-    written_ += static_cast<uint64_t>(w);
-  }
-  return absl::OkStatus();
-}
-
-absl::Status GgufFileSink::PadTo(uint64_t alignment) {
-  const uint64_t pad = PadUp(written_, alignment) - written_;
-  return Write(std::string(pad, '\0'));
-}
-
-absl::Status GgufFileSink::Commit() {
-  if (::fsync(fd_) != 0) return IoError(tmp_, "fsync failed");
-  const int fd = fd_;
-  fd_ = -1;
-  if (::close(fd) != 0) return IoError(tmp_, "close failed");
-  if (::rename(tmp_.c_str(), path_.c_str()) != 0) return IoError(path_, "rename failed");
-  committed_ = true;
-  return absl::OkStatus();
 }
 
 }  // namespace compressd

@@ -10,14 +10,13 @@
 // then each tensor's bytes at its offset, each followed by zero padding to
 // the alignment (as gguf-py writes it).
 //
-// GgufBuilder collects the metadata and tensor infos; GgufFileSink streams a
-// file (header, then the tensors' bytes in declaration order) to a temporary
-// file beside the destination and renames it into place on Commit, so a
-// reader never sees a partial file. Neither class is thread-safe.
+// GgufBuilder collects the metadata and tensor infos; the exporter streams the
+// file (header, then the tensors' bytes in declaration order) through an
+// AtomicFile (common/atomic_file.h), so a reader never sees a partial file.
+// Not thread-safe.
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -76,32 +75,6 @@ class GgufBuilder {
   std::string info_bytes_;
   std::vector<TensorSlot> slots_;
   uint64_t data_size_ = 0;  // padded
-};
-
-// Streams a file to `path` through a temporary file in the same directory.
-// INTERNAL errors name the path. The temporary file is removed unless Commit
-// succeeds (also when the sink is destroyed first).
-class GgufFileSink {
- public:
-  static absl::StatusOr<std::unique_ptr<GgufFileSink>> Create(const std::string& path);
-  ~GgufFileSink();
-
-  absl::Status Write(absl::string_view bytes);
-  // Zero bytes up to the next multiple of `alignment` of the bytes written so far.
-  absl::Status PadTo(uint64_t alignment);
-  uint64_t written() const { return written_; }
-  // fsync, close and rename onto the destination.
-  absl::Status Commit();
-
- private:
-  GgufFileSink(std::string path, std::string tmp, int fd)
-      : path_(std::move(path)), tmp_(std::move(tmp)), fd_(fd) {}
-
-  std::string path_;
-  std::string tmp_;
-  int fd_ = -1;
-  uint64_t written_ = 0;
-  bool committed_ = false;
 };
 
 }  // namespace compressd

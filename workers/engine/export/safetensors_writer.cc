@@ -1,17 +1,13 @@
 #include "workers/engine/export/safetensors_writer.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/atomic_file.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -20,60 +16,21 @@ namespace {
 
 namespace fs = std::filesystem;
 
-absl::Status IoError(const std::string& path, absl::string_view what) {
-  return absl::InternalError(absl::StrCat(path, ": ", what, ": ", std::strerror(errno)));
-}
-
-absl::Status WriteAll(int fd, const char* data, size_t n, const std::string& path) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, data, std::min<size_t>(n, 1 << 30));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return IoError(path, "write failed");
-    }
-    data += w;
-    n -= static_cast<size_t>(w);
-  }
-  return absl::OkStatus();
-}
-
-// Creates a temporary file beside `path`, lets `fill` write it, fsyncs and
-// renames it over `path`. The temporary file is removed on any failure.
-template <typename Fill>
-absl::Status WriteAtomically(const std::string& path, Fill fill) {
-  std::error_code ec;
-  const fs::path parent = fs::path(path).parent_path();
-  if (!parent.empty()) fs::create_directories(parent, ec);
-  if (ec) return absl::InternalError(absl::StrCat(parent.string(), ": mkdir: ", ec.message()));
-  std::string tmp = path + ".tmp-XXXXXX";
-  const int fd = ::mkstemp(tmp.data());
-  if (fd < 0) return IoError(tmp, "cannot create");
-  absl::Status st = ::fchmod(fd, 0644) == 0 ? fill(fd, tmp) : IoError(tmp, "chmod failed");
-  if (st.ok() && ::fsync(fd) != 0) st = IoError(tmp, "fsync failed");
-  if (::close(fd) != 0 && st.ok()) st = IoError(tmp, "close failed");
-  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = IoError(path, "rename failed");
-  if (!st.ok()) ::unlink(tmp.c_str());
-  return st;
-}
-
 absl::Status WriteTextFile(const std::string& path, const std::string& text) {
-  return WriteAtomically(path, [&](int fd, const std::string& tmp) {
-    return WriteAll(fd, text.data(), text.size(), tmp);
-  });
+  return WriteFileAtomically(path, text);
 }
 
 absl::Status CopyFile(const std::string& from, const std::string& to) {
   std::ifstream in(from, std::ios::binary);
   if (!in) return absl::InternalError(absl::StrCat(from, ": cannot open"));
-  return WriteAtomically(to, [&](int fd, const std::string& tmp) -> absl::Status {
-    char buf[1 << 16];
-    while (in) {
-      in.read(buf, sizeof(buf));
-      RETURN_IF_ERROR(WriteAll(fd, buf, static_cast<size_t>(in.gcount()), tmp));
-    }
-    if (in.bad()) return absl::InternalError(absl::StrCat(from, ": read failed"));
-    return absl::OkStatus();
-  });
+  ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> out, AtomicFile::Create(to));
+  char buf[1 << 16];
+  while (in) {
+    in.read(buf, sizeof(buf));
+    RETURN_IF_ERROR(out->Write(absl::string_view(buf, static_cast<size_t>(in.gcount()))));
+  }
+  if (in.bad()) return absl::InternalError(absl::StrCat(from, ": read failed"));
+  return out->Commit();
 }
 
 bool IsWeightFile(const std::string& name) {
@@ -133,14 +90,13 @@ absl::Status WriteSafetensors(const std::string& path, std::vector<TensorToWrite
   text.append((8 - text.size() % 8) % 8, ' ');
   char len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
-  return WriteAtomically(path, [&](int fd, const std::string& tmp) -> absl::Status {
-    RETURN_IF_ERROR(WriteAll(fd, len, sizeof(len), tmp));
-    RETURN_IF_ERROR(WriteAll(fd, text.data(), text.size(), tmp));
-    for (const TensorToWrite& t : tensors) {
-      RETURN_IF_ERROR(WriteAll(fd, t.bytes.data(), t.bytes.size(), tmp));
-    }
-    return absl::OkStatus();
-  });
+  ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> out, AtomicFile::Create(path));
+  RETURN_IF_ERROR(out->Write(absl::string_view(len, sizeof(len))));
+  RETURN_IF_ERROR(out->Write(text));
+  for (const TensorToWrite& t : tensors) {
+    RETURN_IF_ERROR(out->Write(t.bytes));
+  }
+  return out->Commit();
 }
 
 absl::Status WriteShard(const HfModel::Shard& shard,
