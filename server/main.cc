@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -27,6 +28,7 @@
 #include "server/models/model_registry.h"
 #include "server/rpc/grpc_server.h"
 #include "server/scheduler/scheduler.h"
+#include "server/store/blob_gc.h"
 #include "server/store/blob_store.h"
 #include "server/store/store.h"
 #include "server/supervisor/worker_supervisor.h"
@@ -40,6 +42,12 @@ ABSL_FLAG(std::string, worker_binary, "",
           "compress-worker executable; default: the one next to compressd.");
 ABSL_FLAG(int64_t, lease_ttl_ms, 15000, "Task lease lifetime without a heartbeat.");
 ABSL_FLAG(int64_t, heartbeat_interval_ms, 2000, "Heartbeat period asked of workers.");
+ABSL_FLAG(int64_t, blob_gc_interval_s, 3600,
+          "Seconds between blob garbage collection passes (deleting blobs no model, dataset, "
+          "artifact or checkpoint refers to); 0 disables it.");
+ABSL_FLAG(int64_t, blob_gc_grace_s, 86400,
+          "Unreferenced blobs stored less than this many seconds ago are kept (an upload stores "
+          "its blobs before the row that refers to them).");
 ABSL_FLAG(int64_t, shutdown_grace_ms, 5000,
           "On SIGINT/SIGTERM, how long in-flight RPCs and workers get to finish.");
 
@@ -77,6 +85,16 @@ absl::Status ValidateFlags() {
   }
   if (absl::GetFlag(FLAGS_lease_ttl_ms) <= 0 || absl::GetFlag(FLAGS_heartbeat_interval_ms) <= 0) {
     return absl::InvalidArgumentError("--lease-ttl-ms and --heartbeat-interval-ms: must be > 0");
+  }
+  constexpr int64_t kMaxSeconds = int64_t{1} << 40;  // no overflow in ms
+  for (const auto& [name, value] :
+       {std::pair<const char*, int64_t>{"--blob-gc-interval-s",
+                                        absl::GetFlag(FLAGS_blob_gc_interval_s)},
+        {"--blob-gc-grace-s", absl::GetFlag(FLAGS_blob_gc_grace_s)}}) {
+    if (value < 0 || value > kMaxSeconds) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ": must be in [0, ", kMaxSeconds, "], got ", value));
+    }
   }
   return absl::OkStatus();
 }
@@ -133,6 +151,11 @@ absl::Status Run(const sigset_t& signals) {
   JobService jobs(*store, bus, scheduler, metrics);
   ModelRegistry models(*store, *blobs, metrics);
   scheduler.Start();
+  BlobCollectorOptions gc_options;
+  gc_options.interval_ms = absl::GetFlag(FLAGS_blob_gc_interval_s) * 1000;
+  gc_options.grace_ms = absl::GetFlag(FLAGS_blob_gc_grace_s) * 1000;
+  BlobCollector collector(*store, *blobs, metrics, gc_options);
+  collector.Start();
 
   GrpcServerOptions grpc_options;
   grpc_options.host = host;
@@ -173,6 +196,7 @@ absl::Status Run(const sigset_t& signals) {
   // the gRPC server does not wait on them; HTTP goes last so /readyz reports
   // the drain.
   supervisor.Stop();
+  collector.Stop();
   scheduler.Stop();
   grpc->Shutdown(std::chrono::milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms)));
   http.Stop();

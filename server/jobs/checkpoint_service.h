@@ -21,8 +21,8 @@
 //   (compress-worker: "shared/levels/..."), so a later search on the same
 //   model and calibration set reuses the layers an earlier job compressed;
 //   the database's own keys carry the model's and calibration's digest.
-//   The blobs stay: the BlobStore has no garbage collection (models' and
-//   artifacts' blobs are never deleted either).
+//   A deleted row's blob is deleted later by the blob garbage collector
+//   (server/store/blob_gc.h) unless another row refers to the same content.
 //
 // A put is three steps, so that the RPC can stream the content between them:
 // CheckPut (before any byte is accepted), the caller commits the blob, then

@@ -46,7 +46,11 @@ ServerMetrics::ServerMetrics(prometheus::Registry& registry)
       bytes_uploaded_(NewCounter(registry, "compressd_bytes_uploaded_total",
                                  "Bytes received in model and dataset uploads.")),
       bytes_downloaded_(NewCounter(registry, "compressd_bytes_downloaded_total",
-                                   "Bytes sent in artifact and blob downloads.")) {}
+                                   "Bytes sent in artifact and blob downloads.")),
+      blobs_collected_(NewCounter(registry, "compressd_blobs_collected_total",
+                                  "Unreferenced blobs deleted by the garbage collector.")),
+      blob_bytes_collected_(NewCounter(registry, "compressd_blob_bytes_collected_total",
+                                       "Bytes of the blobs the garbage collector deleted.")) {}
 
 void ServerMetrics::RecordRpc(const std::string& method, const std::string& code,
                               double seconds) {

@@ -27,6 +27,10 @@ class ServerMetrics {
   prometheus::Gauge& workers_busy() { return *workers_busy_; }
   prometheus::Counter& bytes_uploaded() { return *bytes_uploaded_; }
   prometheus::Counter& bytes_downloaded() { return *bytes_downloaded_; }
+  // Blob garbage collection (blob_gc.h): compressd_blobs_collected_total,
+  // compressd_blob_bytes_collected_total.
+  prometheus::Counter& blobs_collected() { return *blobs_collected_; }
+  prometheus::Counter& blob_bytes_collected() { return *blob_bytes_collected_; }
 
  private:
   prometheus::Family<prometheus::Counter>& rpc_total_;
@@ -38,6 +42,8 @@ class ServerMetrics {
   prometheus::Gauge* workers_busy_;
   prometheus::Counter* bytes_uploaded_;
   prometheus::Counter* bytes_downloaded_;
+  prometheus::Counter* blobs_collected_;
+  prometheus::Counter* blob_bytes_collected_;
 };
 
 }  // namespace compressd

@@ -36,12 +36,14 @@ void SyncDir(const std::string& dir) {
   ::close(fd);
 }
 
-class FileWriter : public BlobStore::Writer {
+}  // namespace
+
+class BlobFileWriter : public BlobStore::Writer {
  public:
-  FileWriter(BlobStore* store, std::string tmp_path, int fd)
+  BlobFileWriter(BlobStore* store, std::string tmp_path, int fd)
       : store_(store), tmp_path_(std::move(tmp_path)), fd_(fd) {}
 
-  ~FileWriter() override {
+  ~BlobFileWriter() override {
     if (fd_ >= 0) ::close(fd_);
     if (!committed_) ::unlink(tmp_path_.c_str());
   }
@@ -89,15 +91,8 @@ class FileWriter : public BlobStore::Writer {
                                                      expected_sha256, ", content has ", digest));
     }
     if (!synced) return ErrnoError("fsync", tmp_path_);
-    std::string final_path = store_->PathFor(digest);
-    std::error_code ec;
-    fs::create_directories(fs::path(final_path).parent_path(), ec);
-    if (ec) return absl::InternalError(absl::StrCat("mkdir for ", final_path, ": ", ec.message()));
-    if (::rename(tmp_path_.c_str(), final_path.c_str()) != 0) {
-      return ErrnoError("rename into", final_path);
-    }
+    RETURN_IF_ERROR(store_->Publish(tmp_path_, digest));
     committed_ = true;
-    SyncDir(fs::path(final_path).parent_path().string());
     return digest;
   }
 
@@ -108,8 +103,6 @@ class FileWriter : public BlobStore::Writer {
   uint64_t bytes_ = 0;
   bool committed_ = false;
 };
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(const std::string& root) {
   std::error_code ec;
@@ -131,12 +124,18 @@ absl::StatusOr<std::unique_ptr<BlobStore::Writer>> BlobStore::NewWriter() {
   std::string tmp = absl::StrCat(root_, "/tmp/", NewId("part-"));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoError("create", tmp);
-  return std::unique_ptr<Writer>(new FileWriter(this, std::move(tmp), fd));
+  return std::unique_ptr<Writer>(new BlobFileWriter(this, std::move(tmp), fd));
 }
 
 absl::StatusOr<std::string> BlobStore::Put(std::string_view data) {
   std::string digest = Sha256Hex(data);
-  if (Has(digest)) return digest;
+  {
+    // Already stored: mark it stored now, like a publish would.
+    absl::MutexLock lock(&publish_mu_);
+    if (Has(digest) && ::utimensat(AT_FDCWD, PathFor(digest).c_str(), nullptr, 0) == 0) {
+      return digest;
+    }
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<Writer> writer, NewWriter());
   RETURN_IF_ERROR(writer->Append(data));
   return writer->Commit(data.size(), digest, "blob");
@@ -190,6 +189,50 @@ absl::Status BlobStore::ReadAt(const std::string& sha256, uint64_t offset, size_
   ::close(fd);
   out->resize(got);
   return absl::OkStatus();
+}
+
+absl::Status BlobStore::Publish(const std::string& tmp_path, const std::string& digest) {
+  const std::string final_path = PathFor(digest);
+  std::error_code ec;
+  fs::create_directories(fs::path(final_path).parent_path(), ec);
+  if (ec) return absl::InternalError(absl::StrCat("mkdir for ", final_path, ": ", ec.message()));
+  {
+    absl::MutexLock lock(&publish_mu_);
+    // rename() keeps the temporary file's modification time: now.
+    if (::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
+      return ErrnoError("rename into", final_path);
+    }
+  }
+  SyncDir(fs::path(final_path).parent_path().string());
+  return absl::OkStatus();
+}
+
+std::vector<BlobStore::BlobInfo> BlobStore::List() const {
+  std::vector<BlobInfo> blobs;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(fs::path(root_) / "sha256", ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    struct stat st;
+    if (!IsSha256Hex(name) || ::stat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      continue;
+    }
+    blobs.push_back({name, static_cast<uint64_t>(st.st_size),
+                     int64_t{st.st_mtim.tv_sec} * 1000 + st.st_mtim.tv_nsec / 1000000});
+  }
+  return blobs;
+}
+
+absl::StatusOr<bool> BlobStore::RemoveIfOlder(const std::string& sha256, int64_t cutoff_ms) {
+  RETURN_IF_ERROR(CheckDigest(sha256));
+  const std::string path = PathFor(sha256);
+  absl::MutexLock lock(&publish_mu_);
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return false;
+  const int64_t mtime_ms = int64_t{st.st_mtim.tv_sec} * 1000 + st.st_mtim.tv_nsec / 1000000;
+  if (mtime_ms >= cutoff_ms) return false;
+  if (::unlink(path.c_str()) != 0) return ErrnoError("unlink", path);
+  return true;
 }
 
 uint64_t BlobStore::TotalBytes() const {

@@ -3,16 +3,20 @@
 // Layout: <root>/sha256/<first two hex chars>/<64 hex chars>. A blob is written
 // to <root>/tmp/ first, its size and sha256 verified, then renamed into place,
 // so a visible blob is always complete; the same content stored twice occupies
-// one file. Thread-safe.
+// one file. Storing a blob (again) sets its file's modification time to now,
+// which is what RemoveIfOlder (the garbage collector, blob_gc.h) looks at.
+// Thread-safe.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/sha256.h"
 
 namespace compressd {
@@ -56,9 +60,27 @@ class BlobStore {
   // Sum of the sizes of all stored blobs (walks the directory tree).
   uint64_t TotalBytes() const;
 
+  struct BlobInfo {
+    std::string sha256;
+    uint64_t size = 0;
+    int64_t mtime_ms = 0;  // when it was last stored, ms since the Unix epoch
+  };
+  // Every stored blob (walks the directory tree; files that are not blobs
+  // are skipped).
+  std::vector<BlobInfo> List() const;
+  // Deletes blob `sha256` if it was last stored before `cutoff_ms`; whether
+  // it did. Serialised with publishing, so a blob stored again concurrently
+  // is either kept or published anew after the removal, never lost.
+  absl::StatusOr<bool> RemoveIfOlder(const std::string& sha256, int64_t cutoff_ms);
+
  private:
+  friend class BlobFileWriter;
   explicit BlobStore(std::string root) : root_(std::move(root)) {}
+  // Renames the verified temporary file onto blob `digest`'s path.
+  absl::Status Publish(const std::string& tmp_path, const std::string& digest);
+
   std::string root_;
+  absl::Mutex publish_mu_;  // publishing and removal
 };
 
 }  // namespace compressd

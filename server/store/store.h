@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -194,6 +195,12 @@ class Store {
                                                  const std::string& name);
   // The job's checkpoints in name order.
   absl::StatusOr<std::vector<CheckpointRecord>> ListCheckpoints(const std::string& job_id);
+
+  // ---- blob references ----
+  // The sha256 of every blob a row refers to: model and dataset files,
+  // artifacts, checkpoints (a part's result is a checkpoint). One read
+  // transaction. What is not in it may be collected (blob_gc.h).
+  absl::StatusOr<std::set<std::string>> ReferencedBlobs();
 
  private:
   explicit Store(sqlite3* db) : db_(db) {}

@@ -1,4 +1,5 @@
-// Store: checkpoints of jobs, (job_id, name) -> blob, kept across attempts.
+// Store: checkpoints of jobs, (job_id, name) -> blob, kept across attempts;
+// the blobs every row refers to (ReferencedBlobs).
 #include <sqlite3.h>
 
 #include <utility>
@@ -24,6 +25,19 @@ CheckpointRecord ReadCheckpoint(const Stmt& stmt) {
   record.size = static_cast<uint64_t>(stmt.Int(3));
   record.created_ms = stmt.Int(4);
   return record;
+}
+
+// Calls `f` with the proto of every row of `table`.
+template <typename T, typename F>
+absl::Status ForEachProto(sqlite3* db, const char* table, F f) {
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db, absl::StrCat("SELECT proto FROM ", table)));
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return absl::OkStatus();
+    T record;
+    RETURN_IF_ERROR(stmt.Proto(0, &record, table));
+    f(record);
+  }
 }
 
 }  // namespace
@@ -99,6 +113,32 @@ absl::StatusOr<std::vector<CheckpointRecord>> Store::ListCheckpoints(const std::
     records.push_back(ReadCheckpoint(stmt));
   }
   return records;
+}
+
+absl::StatusOr<std::set<std::string>> Store::ReferencedBlobs() {
+  absl::MutexLock lock(&mu_);
+  sqlite::Transaction txn(db_);
+  RETURN_IF_ERROR(txn.status());
+  std::set<std::string> refs;
+  {
+    ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, "SELECT sha256 FROM checkpoints"));
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, stmt.Step());
+      if (!row) break;
+      refs.insert(stmt.Text(0));
+    }
+  }
+  // The records whose protos name files.
+  RETURN_IF_ERROR(ForEachProto<v1::Model>(db_, "models", [&](const v1::Model& m) {
+    for (const v1::FileEntry& f : m.files()) refs.insert(f.sha256());
+  }));
+  RETURN_IF_ERROR(ForEachProto<v1::Dataset>(db_, "datasets", [&](const v1::Dataset& d) {
+    for (const v1::FileEntry& f : d.files()) refs.insert(f.sha256());
+  }));
+  RETURN_IF_ERROR(ForEachProto<v1::Artifact>(
+      db_, "artifacts", [&](const v1::Artifact& a) { refs.insert(a.sha256()); }));
+  RETURN_IF_ERROR(txn.Commit());
+  return refs;
 }
 
 }  // namespace compressd
