@@ -12,7 +12,10 @@
 #      at its last generation, and ends with the same configuration and
 #      fitness curve as run 1. The levels database is the model's, on the
 #      server: job 2 builds none of it, job 1 did;
-#   3. a job with another target (0.45) and no search reuses the database too.
+#   3. a job with another target (0.45) and no search reuses the database too;
+#   4. the recipe of run 1 again, with the server killed (kill -9) and restarted
+#      on the same data after the first generation: the search goes on from
+#      where it was (generation 0 runs once) and ends with run 1's curve.
 # Usage: real_model_evopress_e2e.sh BIN_DIR PYTHON SOURCE_DIR MODEL_GGUF
 set -euo pipefail
 BIN=$1 PY=$2 SRC=$3 MODEL=${4:-}
@@ -113,4 +116,16 @@ built3=$(field "$work/$job3.json" 's["evopress"]["levels_db"]["entries_built"]')
 reused3=$(field "$work/$job3.json" 's["evopress"]["levels_db"]["entries_reused"]')
 echo "job 3 (target 0.45): $built3 database entries built, $reused3 reused"
 [ "$built3" -eq 0 ] && [ "$reused3" -gt 0 ] || { echo "job 3 did not reuse the database"; exit 1; }
+
+# 4. The server restarted in the middle of a search.
+job4=$(ctl jobs submit --model "$model" --recipe "$work/evopress.yaml" --dataset "$data")
+wait_progress "$job4" search 1
+restart_server
+ctl jobs watch "$job4" > "$work/job4.out" 2>&1 || { echo "job 4 failed"; tail "$work/job4.out"; exit 1; }
+summary "$job4"
+curve4=$(field "$work/$job4.json" 's["evopress"]["fitness_curve"]')
+gen0=$(grep -c "^generation 0 fitness=" "$work/job4.out" || true)
+echo "job 4 (server restarted): generation 0 ran $gen0 time(s); fitness curve $curve4"
+[ "$gen0" -eq 1 ] || { echo "the search started over after the server restart"; exit 1; }
+[ "$curve1" = "$curve4" ] || { echo "job 4: fitness curves differ"; exit 1; }
 echo "real_model_evopress_e2e: OK"

@@ -8,6 +8,7 @@
 #   wait_progress JOB STAGE N [TRIES]
 #                    polls every 0.2 s until the job's progress is at STAGE with
 #                    current >= N; fails the script (printing the job) if it never is
+#   restart_server   kill -9 the server, start it again on the same data and port
 # Needs $BIN (the directory with the binaries); extra compressd flags may be
 # given in the array SERVER_FLAGS.
 work=$(mktemp -d)
@@ -18,15 +19,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$BIN/compressd" --data-dir "$work/data" --grpc-port 0 --http-port 0 --local-workers "${LOCAL_WORKERS:-1}" \
-  ${SERVER_FLAGS[@]+"${SERVER_FLAGS[@]}"} > "$work/server.out" 2> "$work/server.err" &
-server_pid=$!
-for _ in $(seq 300); do
-  grep -q "^compressd listening" "$work/server.out" 2>/dev/null && break
-  sleep 0.1
-done
-addr=$(sed -n 's/^compressd listening grpc=\([^ ]*\) .*/\1/p' "$work/server.out")
-[ -n "$addr" ] || { echo "compressd did not start"; cat "$work/server.err"; exit 1; }
+start_compressd() {  # $1: the gRPC port (0: a free one)
+  : > "$work/server.out"
+  "$BIN/compressd" --data-dir "$work/data" --grpc-port "$1" --http-port 0 \
+    --local-workers "${LOCAL_WORKERS:-1}" ${SERVER_FLAGS[@]+"${SERVER_FLAGS[@]}"} \
+    > "$work/server.out" 2>> "$work/server.err" &
+  server_pid=$!
+  for _ in $(seq 300); do
+    grep -q "^compressd listening" "$work/server.out" 2>/dev/null && break
+    sleep 0.1
+  done
+  addr=$(sed -n 's/^compressd listening grpc=\([^ ]*\) .*/\1/p' "$work/server.out")
+  [ -n "$addr" ] || { echo "compressd did not start"; cat "$work/server.err"; exit 1; }
+}
+# kill -9 the server and start it again on the same data dir and gRPC port.
+restart_server() {
+  kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null || true
+  start_compressd "${addr##*:}"
+}
+start_compressd 0
 ctl() { "$BIN/compressctl" --server "$addr" "$@"; }
 summary() {
   ctl jobs get "$1" --json > "$work/$1.job.json"
