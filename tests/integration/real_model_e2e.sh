@@ -5,7 +5,9 @@
 # evaluation (4 windows, KL), download the HF output and load it with PyPI
 # transformers next to the GGUF itself (tests/python/check_transformers_load.py:
 # exact zero counts, kept weights equal to transformers' own dequantization,
-# untouched tensors bit-identical, finite logits).
+# untouched tensors bit-identical, finite logits), and its tokenizer files with
+# transformers against llama.cpp's and transformers' own tokenization of the
+# GGUF (tests/python/check_hf_tokenizer.py).
 # Usage: real_model_e2e.sh BIN_DIR PYTHON SOURCE_DIR MODEL_GGUF
 set -euo pipefail
 BIN=$1 PY=$2 SRC=$3 MODEL=${4:-}
@@ -42,4 +44,8 @@ assert d["compressed"] > d["dense"], d
 PY
 ctl artifacts download "$job" --out "$work/pruned"
 "$PY" "$SRC/tests/python/check_transformers_load.py" "$MODEL" "$work/pruned" --sparsity 0.5
+# The export carries the GGUF's tokenizer: tokenizer.json gives llama.cpp's ids.
+[ -s "$work/pruned/tokenizer.json" ] && [ -s "$work/pruned/tokenizer_config.json" ] ||
+  { echo "the HF export has no tokenizer files"; ls "$work/pruned"; exit 1; }
+"$PY" "$SRC/tests/python/check_hf_tokenizer.py" "$MODEL" "$work/pruned" "$TEXT"
 echo "real_model_e2e: OK"

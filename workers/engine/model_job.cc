@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/atomic_file.h"
 #include "common/recipe.h"
 #include "common/recipe_stages.h"
 #include "common/status_macros.h"
@@ -30,6 +31,7 @@
 #include "workers/engine/evopress/evopress_run.h"
 #include "workers/engine/model_prune.h"
 #include "workers/engine/nn/cpu_backend.h"
+#include "workers/engine/tokenizer/gguf_tokenizer.h"
 
 namespace compressd {
 namespace {
@@ -310,9 +312,36 @@ class ModelJob {
       EmitLog(events_, "info", absl::StrCat("wrote an HF safetensors model (F32) to ", out_dir_));
     }
     if (!gguf_ && format != "gguf") RETURN_IF_ERROR(CopySideFiles(path_, out_dir_));
+    if (gguf_ && format != "gguf") RETURN_IF_ERROR(WriteTokenizerFromGguf());
     export_s_ = SecondsSince(t);
     output_bytes_ = DirectoryBytes(out_dir_);
     EmitProgress(events_, "export", 1, 1, out_dir_);
+    return absl::OkStatus();
+  }
+
+  // An HF export of a GGUF model: the GGUF's tokenizer as tokenizer.json and
+  // tokenizer_config.json, so the output directory loads in transformers alone.
+  // A GGUF without a tokenizer, or with one that has no tokenizer.json form,
+  // still exports its weights (with a warning saying why there is none).
+  absl::Status WriteTokenizerFromGguf() {
+    ASSIGN_OR_RETURN(std::unique_ptr<engine::GgufFile> source, engine::GgufFile::Open(path_));
+    if (!source->HasKey("tokenizer.ggml.model")) {
+      EmitLog(events_, "warning", "the GGUF has no tokenizer: the HF output has no tokenizer files");
+      return absl::OkStatus();
+    }
+    absl::StatusOr<engine::HfTokenizerFiles> converted =
+        engine::HfTokenizerFilesFromGguf(*source);
+    if (!converted.ok()) {
+      EmitLog(events_, "warning",
+              absl::StrCat("no tokenizer files in the HF output: ", converted.status().message()));
+      return absl::OkStatus();
+    }
+    const engine::HfTokenizerFiles& files = *converted;
+    RETURN_IF_ERROR(WriteFileAtomically((fs::path(out_dir_) / "tokenizer.json").string(),
+                                        files.tokenizer_json));
+    RETURN_IF_ERROR(WriteFileAtomically((fs::path(out_dir_) / "tokenizer_config.json").string(),
+                                        files.tokenizer_config_json));
+    EmitLog(events_, "info", "wrote tokenizer.json and tokenizer_config.json from the GGUF's tokenizer");
     return absl::OkStatus();
   }
 

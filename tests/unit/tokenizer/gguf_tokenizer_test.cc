@@ -20,12 +20,14 @@ using nlohmann::json;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-// Tokenizer keys over a byte vocabulary plus "ab" (256) and "<|bos|>" (257).
-testing::GgufWriter TinyTokenizerGguf(const std::string& model = "gpt2") {
+// Tokenizer keys over a byte vocabulary plus "ab" (256) and "<|bos|>" (257;
+// `token_257` replaces it).
+testing::GgufWriter TinyTokenizerGguf(const std::string& model = "gpt2",
+                                      const std::string& token_257 = "<|bos|>") {
   std::vector<std::string> tokens;
   for (int b = 0; b < 256; ++b) tokens.push_back(BytesToByteLevel(std::string(1, char(b))));
   tokens.push_back("ab");
-  tokens.push_back("<|bos|>");
+  tokens.push_back(token_257);
   std::vector<int32_t> types(tokens.size(), 1);
   types.back() = 3;
   testing::GgufWriter w;
@@ -48,6 +50,41 @@ TEST(GgufTokenizerTest, ReadsTokenizerKeys) {
   EXPECT_EQ(tok->eos_id(), -1);
   EXPECT_TRUE(tok->add_bos());  // llama-bpe default, no add_bos_token key
   EXPECT_THAT(tok->Encode("ab<|bos|>", true), ElementsAre(257, 256, 257));
+}
+
+TEST(GgufTokenizerTest, HfFilesCarryTheSameTokenizer) {
+  testing::GgufWriter w = TinyTokenizerGguf();
+  w.AddU32("llama.context_length", 2048);
+  w.AddString("tokenizer.chat_template", "{{ messages }}");
+  const std::string path = w.WriteTemp("tiny_tokenizer_hf.gguf");
+  auto file = GgufFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto files = HfTokenizerFilesFromGguf(**file);
+  ASSERT_TRUE(files.ok()) << files.status();
+  auto from_json = Tokenizer::FromHfJson(files->tokenizer_json);
+  ASSERT_TRUE(from_json.ok()) << from_json.status();
+  auto from_gguf = LoadTokenizerFromGguf(**file);
+  ASSERT_TRUE(from_gguf.ok()) << from_gguf.status();
+  for (const std::string text : {"ab<|bos|>", "aab b", "\xff\x01 ba"}) {
+    EXPECT_EQ(from_json->Encode(text, true), from_gguf->Encode(text, true)) << text;
+  }
+  EXPECT_THAT(from_json->Encode("ab", true), ElementsAre(257, 256));  // BOS from the template
+  const json config = json::parse(files->tokenizer_config_json);
+  EXPECT_EQ(config["bos_token"], "<|bos|>");
+  EXPECT_TRUE(config["eos_token"].is_null());
+  EXPECT_EQ(config["add_bos_token"], true);
+  EXPECT_EQ(config["model_max_length"], 2048);
+  EXPECT_EQ(config["chat_template"], "{{ messages }}");
+  EXPECT_EQ(config["tokenizer_class"], "PreTrainedTokenizerFast");
+}
+
+TEST(GgufTokenizerTest, HfFilesRejectATokenStringUsedTwice) {
+  testing::GgufWriter w = TinyTokenizerGguf("gpt2", /*token_257=*/"ab");
+  auto file = GgufFile::Open(w.WriteTemp("tiny_tokenizer_dup.gguf"));
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto files = HfTokenizerFilesFromGguf(**file);
+  EXPECT_EQ(files.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(files.status().message(), HasSubstr("token 257 \"ab\" is also token 256"));
 }
 
 TEST(GgufTokenizerTest, AddBosKeyOverridesDefault) {

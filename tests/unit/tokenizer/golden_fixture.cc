@@ -136,6 +136,21 @@ const Tokenizer* GgufTokenizer(const std::string& variant) {
   });
 }
 
+const Tokenizer* WrittenHfTokenizer(const std::string& variant) {
+  static auto* cache = new std::map<std::string, std::unique_ptr<Tokenizer>>;
+  return CachedTokenizer(cache, variant, [&]() -> absl::StatusOr<Tokenizer> {
+    const GgufArrays& a = BaseGgufArrays();
+    const json& gguf = Golden()["gguf"];
+    absl::StatusOr<TokenizerSpec> spec = Tokenizer::SpecFromGgufVocab(
+        a.tokens, a.merges, a.token_types, Golden()["variants"].at(variant)["gguf_pre"],
+        gguf["bos"], gguf["eos"], gguf["add_bos"]);
+    if (!spec.ok()) return spec.status();
+    absl::StatusOr<std::string> text = ToHfTokenizerJson(*spec);
+    if (!text.ok()) return text.status();
+    return Tokenizer::FromHfJson(*text);
+  });
+}
+
 std::vector<int32_t> Ids(const json& array) { return array.get<std::vector<int32_t>>(); }
 
 }  // namespace compressd::engine::testing

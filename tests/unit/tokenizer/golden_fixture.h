@@ -45,6 +45,9 @@ const GgufArrays& BaseGgufArrays();
 // failure) when building fails.
 const Tokenizer* HfTokenizer(const std::string& variant);
 const Tokenizer* GgufTokenizer(const std::string& variant);
+// The GGUF-arrays spec of the variant written with ToHfTokenizerJson and read
+// back with FromHfJson (the GGUF -> HF export path).
+const Tokenizer* WrittenHfTokenizer(const std::string& variant);
 
 std::vector<int32_t> Ids(const nlohmann::json& array);
 

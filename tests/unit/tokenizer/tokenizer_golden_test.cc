@@ -60,9 +60,16 @@ TEST_P(GoldenVariantTest, SharedTextSlicesFromGgufVocab) {
   CheckSlices(testing::GgufTokenizer(GetParam()), GetParam());
 }
 
-TEST_P(GoldenVariantTest, EdgeCasesFromBothConstructors) {
+// GGUF arrays -> tokenizer.json (ToHfTokenizerJson) -> FromHfJson: the
+// tokenizer an HF export of a GGUF model carries gives HF's ids.
+TEST_P(GoldenVariantTest, SharedTextSlicesFromWrittenHfJson) {
+  CheckSlices(testing::WrittenHfTokenizer(GetParam()), GetParam());
+}
+
+TEST_P(GoldenVariantTest, EdgeCasesFromEveryConstructor) {
   const std::string variant = GetParam();
-  for (const Tokenizer* tok : {testing::HfTokenizer(variant), testing::GgufTokenizer(variant)}) {
+  for (const Tokenizer* tok : {testing::HfTokenizer(variant), testing::GgufTokenizer(variant),
+                               testing::WrittenHfTokenizer(variant)}) {
     ASSERT_NE(tok, nullptr);
     for (const json& c : Golden()["edge_cases"]) {
       const std::string text = c["text"];

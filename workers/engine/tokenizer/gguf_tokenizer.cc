@@ -1,10 +1,13 @@
 #include "workers/engine/tokenizer/gguf_tokenizer.h"
 
 #include <limits>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "nlohmann/json.hpp"
 
 namespace compressd::engine {
 namespace {
@@ -27,16 +30,25 @@ absl::StatusOr<int32_t> OptionalTokenId(const GgufFile& file, absl::string_view 
   return static_cast<int32_t>(id);
 }
 
-absl::StatusOr<Tokenizer> Load(const GgufFile& file) {
+// The tokenizer.ggml.* keys a Tokenizer is built from.
+struct GgufVocab {
+  std::vector<std::string> tokens, merges;
+  std::vector<int32_t> types;
+  std::string pre;
+  int32_t bos = -1, eos = -1;
+  bool add_bos = false;
+};
+
+absl::StatusOr<GgufVocab> ReadVocab(const GgufFile& file) {
+  GgufVocab v;
   ASSIGN_OR_RETURN(std::string model, file.GetString("tokenizer.ggml.model"));
   if (model != "gpt2") {
     return absl::InvalidArgumentError(
         absl::StrCat("tokenizer.ggml.model \"", model, "\" is not supported (only BPE \"gpt2\")"));
   }
-  ASSIGN_OR_RETURN(std::string pre, file.GetString("tokenizer.ggml.pre"));
-  ASSIGN_OR_RETURN(std::vector<std::string> tokens, file.GetStringArray("tokenizer.ggml.tokens"));
-  ASSIGN_OR_RETURN(std::vector<std::string> merges, file.GetStringArray("tokenizer.ggml.merges"));
-  std::vector<int32_t> types;
+  ASSIGN_OR_RETURN(v.pre, file.GetString("tokenizer.ggml.pre"));
+  ASSIGN_OR_RETURN(v.tokens, file.GetStringArray("tokenizer.ggml.tokens"));
+  ASSIGN_OR_RETURN(v.merges, file.GetStringArray("tokenizer.ggml.merges"));
   if (file.HasKey("tokenizer.ggml.token_type")) {
     ASSIGN_OR_RETURN(std::vector<int64_t> raw, file.GetIntArray("tokenizer.ggml.token_type"));
     for (size_t i = 0; i < raw.size(); ++i) {
@@ -44,24 +56,79 @@ absl::StatusOr<Tokenizer> Load(const GgufFile& file) {
         return absl::InvalidArgumentError(
             absl::StrCat("tokenizer.ggml.token_type[", i, "] = ", raw[i], " is out of range"));
       }
-      types.push_back(static_cast<int32_t>(raw[i]));
+      v.types.push_back(static_cast<int32_t>(raw[i]));
     }
   }
-  ASSIGN_OR_RETURN(int32_t bos, OptionalTokenId(file, "tokenizer.ggml.bos_token_id"));
-  ASSIGN_OR_RETURN(int32_t eos, OptionalTokenId(file, "tokenizer.ggml.eos_token_id"));
-  bool add_bos = Tokenizer::GgufPreAddsBosByDefault(pre);
+  ASSIGN_OR_RETURN(v.bos, OptionalTokenId(file, "tokenizer.ggml.bos_token_id"));
+  ASSIGN_OR_RETURN(v.eos, OptionalTokenId(file, "tokenizer.ggml.eos_token_id"));
+  v.add_bos = Tokenizer::GgufPreAddsBosByDefault(v.pre);
   if (file.HasKey("tokenizer.ggml.add_bos_token")) {
-    ASSIGN_OR_RETURN(add_bos, file.GetBool("tokenizer.ggml.add_bos_token"));
+    ASSIGN_OR_RETURN(v.add_bos, file.GetBool("tokenizer.ggml.add_bos_token"));
   }
-  return Tokenizer::FromGgufVocab(tokens, merges, types, pre, bos, eos, add_bos);
+  return v;
+}
+
+absl::StatusOr<TokenizerSpec> ReadSpec(const GgufFile& file) {
+  ASSIGN_OR_RETURN(GgufVocab v, ReadVocab(file));
+  return Tokenizer::SpecFromGgufVocab(v.tokens, v.merges, v.types, v.pre, v.bos, v.eos,
+                                      v.add_bos);
+}
+
+// The content of token `id` (null when absent or out of range).
+nlohmann::json TokenOrNull(const TokenizerSpec& spec, int32_t id) {
+  if (id < 0 || static_cast<size_t>(id) >= spec.vocab.size()) return nullptr;
+  return spec.vocab[id];
+}
+
+absl::StatusOr<HfTokenizerFiles> HfFiles(const GgufFile& file) {
+  ASSIGN_OR_RETURN(GgufVocab v, ReadVocab(file));
+  ASSIGN_OR_RETURN(TokenizerSpec spec, Tokenizer::SpecFromGgufVocab(v.tokens, v.merges, v.types,
+                                                                    v.pre, v.bos, v.eos,
+                                                                    v.add_bos));
+  ASSIGN_OR_RETURN(int32_t unk, OptionalTokenId(file, "tokenizer.ggml.unknown_token_id"));
+  ASSIGN_OR_RETURN(int32_t pad, OptionalTokenId(file, "tokenizer.ggml.padding_token_id"));
+  HfTokenizerFiles out;
+  ASSIGN_OR_RETURN(out.tokenizer_json, ToHfTokenizerJson(spec));
+  nlohmann::json config = {
+      {"tokenizer_class", "PreTrainedTokenizerFast"},
+      {"add_bos_token", spec.add_bos},
+      {"add_eos_token", false},
+      {"bos_token", TokenOrNull(spec, v.bos)},
+      {"eos_token", TokenOrNull(spec, v.eos)},
+      {"unk_token", TokenOrNull(spec, unk)},
+      {"pad_token", TokenOrNull(spec, pad)},
+      {"clean_up_tokenization_spaces", false},
+  };
+  if (file.HasKey("llama.context_length")) {
+    ASSIGN_OR_RETURN(uint32_t n, file.GetU32("llama.context_length"));
+    config["model_max_length"] = n;
+  }
+  if (file.HasKey("tokenizer.chat_template")) {
+    ASSIGN_OR_RETURN(std::string chat_template, file.GetString("tokenizer.chat_template"));
+    config["chat_template"] = chat_template;
+  }
+  try {
+    out.tokenizer_config_json = config.dump(2) + "\n";
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("tokenizer_config.json: ", e.what()));
+  }
+  return out;
 }
 
 }  // namespace
 
 absl::StatusOr<Tokenizer> LoadTokenizerFromGguf(const GgufFile& file) {
-  absl::StatusOr<Tokenizer> tok = Load(file);
+  absl::StatusOr<TokenizerSpec> spec = ReadSpec(file);
+  if (!spec.ok()) return WithFile(file, spec.status());
+  absl::StatusOr<Tokenizer> tok = Tokenizer::Create(*std::move(spec));
   if (!tok.ok()) return WithFile(file, tok.status());
   return tok;
+}
+
+absl::StatusOr<HfTokenizerFiles> HfTokenizerFilesFromGguf(const GgufFile& file) {
+  absl::StatusOr<HfTokenizerFiles> files = HfFiles(file);
+  if (!files.ok()) return WithFile(file, files.status());
+  return files;
 }
 
 absl::StatusOr<Tokenizer> LoadTokenizerFromGguf(const std::string& path) {

@@ -3,6 +3,8 @@
 // Reads tokens, merges, token_type (optional), pre, bos/eos token ids
 // (optional) and add_bos_token (optional; default as llama.cpp: true for
 // the Llama 3 pre-tokenizers, else false), then Tokenizer::FromGgufVocab.
+// HfTokenizerFilesFromGguf writes the same tokenizer as the two files an HF
+// model directory carries, for exports of a GGUF model to HF formats.
 //
 // Stateless functions: thread-safe.
 #pragma once
@@ -19,5 +21,14 @@ namespace compressd::engine {
 // tokenizer, or a tokenizer model other than "gpt2".
 absl::StatusOr<Tokenizer> LoadTokenizerFromGguf(const GgufFile& file);
 absl::StatusOr<Tokenizer> LoadTokenizerFromGguf(const std::string& path);
+
+struct HfTokenizerFiles {
+  std::string tokenizer_json;         // ToHfTokenizerJson of the GGUF's tokenizer
+  std::string tokenizer_config_json;  // PreTrainedTokenizerFast; add_bos_token, bos / eos /
+                                      // unk / pad tokens, model_max_length (llama.context_length),
+                                      // chat_template (tokenizer.chat_template)
+};
+// The same errors as LoadTokenizerFromGguf, and ToHfTokenizerJson's.
+absl::StatusOr<HfTokenizerFiles> HfTokenizerFilesFromGguf(const GgufFile& file);
 
 }  // namespace compressd::engine

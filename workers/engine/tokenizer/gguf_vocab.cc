@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 #include "workers/engine/tokenizer/tokenizer.h"
 
 namespace compressd::engine {
@@ -74,6 +75,15 @@ absl::StatusOr<Tokenizer> Tokenizer::FromGgufVocab(const std::vector<std::string
                                                    const std::vector<int32_t>& token_types,
                                                    const std::string& pre_name, int32_t bos_id,
                                                    int32_t eos_id, bool add_bos) {
+  ASSIGN_OR_RETURN(TokenizerSpec spec, SpecFromGgufVocab(tokens, merges, token_types, pre_name,
+                                                         bos_id, eos_id, add_bos));
+  return Create(std::move(spec));
+}
+
+absl::StatusOr<TokenizerSpec> Tokenizer::SpecFromGgufVocab(
+    const std::vector<std::string>& tokens, const std::vector<std::string>& merges,
+    const std::vector<int32_t>& token_types, const std::string& pre_name, int32_t bos_id,
+    int32_t eos_id, bool add_bos) {
   if (!token_types.empty() && token_types.size() != tokens.size()) {
     return absl::InvalidArgumentError(absl::StrCat("tokenizer.ggml.token_type has ",
                                                    token_types.size(), " entries for ",
@@ -119,7 +129,7 @@ absl::StatusOr<Tokenizer> Tokenizer::FromGgufVocab(const std::vector<std::string
   spec.bos_id = bos_id;
   spec.eos_id = eos_id;
   spec.add_bos = add_bos;
-  return Create(std::move(spec));
+  return spec;
 }
 
 }  // namespace compressd::engine

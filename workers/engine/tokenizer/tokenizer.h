@@ -15,6 +15,10 @@
 //   FromGgufVocab   the GGUF tokenizer.ggml.* arrays (model "gpt2") and the
 //                   tokenizer.ggml.pre name, mapped as llama.cpp does.
 //
+// ToHfTokenizerJson writes a spec back as tokenizer.json (HF tokenizers'
+// serialization), so a model read from a GGUF can be exported with a
+// tokenizer that transformers loads.
+//
 // A Tokenizer is immutable after construction; Encode/Decode are const and
 // thread-safe.
 #pragma once
@@ -75,6 +79,13 @@ class Tokenizer {
                                                  const std::vector<int32_t>& token_types,
                                                  const std::string& pre_name, int32_t bos_id,
                                                  int32_t eos_id, bool add_bos);
+  // The spec FromGgufVocab builds (the same errors).
+  static absl::StatusOr<TokenizerSpec> SpecFromGgufVocab(const std::vector<std::string>& tokens,
+                                                         const std::vector<std::string>& merges,
+                                                         const std::vector<int32_t>& token_types,
+                                                         const std::string& pre_name,
+                                                         int32_t bos_id, int32_t eos_id,
+                                                         bool add_bos);
   // llama.cpp's add_bos default when a GGUF has no tokenizer.ggml.add_bos_token:
   // true for the Llama 3 pre-tokenizer names.
   static bool GgufPreAddsBosByDefault(const std::string& pre_name);
@@ -111,5 +122,13 @@ class Tokenizer {
   bool add_bos_ = false;
   bool add_eos_ = false;
 };
+
+// tokenizer.json for `spec`: model BPE (vocab, merges, ignore_merges, unk),
+// added_tokens, the pre-tokenizer steps (a Sequence when more than one),
+// post_processor TemplateProcessing when the spec adds BOS / EOS (else
+// ByteLevel), decoder ByteLevel. INVALID_ARGUMENT when two ids share a token
+// string (tokenizer.json's vocabulary is a map) or an added BOS / EOS id is
+// out of range.
+absl::StatusOr<std::string> ToHfTokenizerJson(const TokenizerSpec& spec);
 
 }  // namespace compressd::engine
