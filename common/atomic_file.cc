@@ -70,6 +70,7 @@ absl::Status AtomicFile::Write(absl::string_view bytes) {
 }
 
 absl::Status AtomicFile::PadTo(uint64_t alignment) {
+  if (alignment == 0) return absl::InvalidArgumentError("PadTo: alignment 0");
   const uint64_t pad = (written_ + alignment - 1) / alignment * alignment - written_;
   return Write(std::string(pad, '\0'));
 }

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <system_error>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -47,7 +48,8 @@ ABSL_FLAG(int64_t, blob_gc_interval_s, 3600,
           "artifact or checkpoint refers to); 0 disables it.");
 ABSL_FLAG(int64_t, blob_gc_grace_s, 86400,
           "Unreferenced blobs stored less than this many seconds ago are kept (an upload stores "
-          "its blobs before the row that refers to them).");
+          "its blobs before the row that refers to them, so this must exceed the longest "
+          "upload); at least 3600.");
 ABSL_FLAG(int64_t, shutdown_grace_ms, 5000,
           "On SIGINT/SIGTERM, how long in-flight RPCs and workers get to finish.");
 
@@ -87,13 +89,17 @@ absl::Status ValidateFlags() {
     return absl::InvalidArgumentError("--lease-ttl-ms and --heartbeat-interval-ms: must be > 0");
   }
   constexpr int64_t kMaxSeconds = int64_t{1} << 40;  // no overflow in ms
-  for (const auto& [name, value] :
-       {std::pair<const char*, int64_t>{"--blob-gc-interval-s",
-                                        absl::GetFlag(FLAGS_blob_gc_interval_s)},
-        {"--blob-gc-grace-s", absl::GetFlag(FLAGS_blob_gc_grace_s)}}) {
-    if (value < 0 || value > kMaxSeconds) {
+  // A blob is committed before the row that refers to it (an upload's files
+  // before the model, a checkpoint before its row): the grace period must
+  // cover that gap.
+  constexpr int64_t kMinGraceSeconds = 3600;
+  for (const auto& [name, value, min] :
+       {std::tuple<const char*, int64_t, int64_t>{"--blob-gc-interval-s",
+                                                  absl::GetFlag(FLAGS_blob_gc_interval_s), 0},
+        {"--blob-gc-grace-s", absl::GetFlag(FLAGS_blob_gc_grace_s), kMinGraceSeconds}}) {
+    if (value < min || value > kMaxSeconds) {
       return absl::InvalidArgumentError(
-          absl::StrCat(name, ": must be in [0, ", kMaxSeconds, "], got ", value));
+          absl::StrCat(name, ": must be in [", min, ", ", kMaxSeconds, "], got ", value));
     }
   }
   return absl::OkStatus();

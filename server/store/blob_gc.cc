@@ -1,5 +1,6 @@
 #include "server/store/blob_gc.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
 #include <string>
@@ -74,14 +75,15 @@ absl::StatusOr<BlobGcStats> BlobCollector::RunOnce() {
 }
 
 void BlobCollector::Loop() {
+  int64_t wait_ms = std::min<int64_t>(options_.interval_ms, 60 * 1000);
   while (true) {
     {
       absl::MutexLock lock(&mu_);
-      if (mu_.AwaitWithTimeout(absl::Condition(&stopping_),
-                               absl::Milliseconds(options_.interval_ms))) {
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Milliseconds(wait_ms))) {
         return;
       }
     }
+    wait_ms = options_.interval_ms;
     (void)RunOnce();
   }
 }

@@ -11,7 +11,8 @@
 // that gains a reference during a pass is never deleted.
 //
 // BlobCollector runs a pass every `interval_ms` on its own thread
-// (compressd --blob-gc-interval-s, --blob-gc-grace-s). Thread-safe.
+// (compressd --blob-gc-interval-s, --blob-gc-grace-s: at least an hour, and
+// more than the longest upload). Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -48,7 +49,8 @@ class BlobCollector {
   BlobCollector(Store& store, BlobStore& blobs, ServerMetrics& metrics,
                 BlobCollectorOptions options);
   ~BlobCollector();  // Stop()
-  // The first pass runs one interval after Start. No-op for interval 0.
+  // The first pass runs a minute after Start (or one interval, if shorter),
+  // then one every interval. No-op for interval 0.
   void Start();
   void Stop();
   // One pass now, counted in the metrics and logged to stderr.

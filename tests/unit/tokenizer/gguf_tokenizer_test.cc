@@ -78,6 +78,23 @@ TEST(GgufTokenizerTest, HfFilesCarryTheSameTokenizer) {
   EXPECT_EQ(config["tokenizer_class"], "PreTrainedTokenizerFast");
 }
 
+TEST(GgufTokenizerTest, AddEosKeyAppendsEosInBothForms) {
+  testing::GgufWriter w = TinyTokenizerGguf();
+  w.AddU32("tokenizer.ggml.eos_token_id", 256);
+  w.AddBool("tokenizer.ggml.add_eos_token", true);
+  auto file = GgufFile::Open(w.WriteTemp("tiny_tokenizer_eos.gguf"));
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto tok = LoadTokenizerFromGguf(**file);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_THAT(tok->Encode("a", true), ElementsAre(257, 'a' - 0, 256));
+  auto files = HfTokenizerFilesFromGguf(**file);
+  ASSERT_TRUE(files.ok()) << files.status();
+  auto from_json = Tokenizer::FromHfJson(files->tokenizer_json);
+  ASSERT_TRUE(from_json.ok()) << from_json.status();
+  EXPECT_EQ(from_json->Encode("a", true), tok->Encode("a", true));
+  EXPECT_EQ(json::parse(files->tokenizer_config_json)["add_eos_token"], true);
+}
+
 TEST(GgufTokenizerTest, HfFilesRejectATokenStringUsedTwice) {
   testing::GgufWriter w = TinyTokenizerGguf("gpt2", /*token_257=*/"ab");
   auto file = GgufFile::Open(w.WriteTemp("tiny_tokenizer_dup.gguf"));

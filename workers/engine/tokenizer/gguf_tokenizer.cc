@@ -35,8 +35,8 @@ struct GgufVocab {
   std::vector<std::string> tokens, merges;
   std::vector<int32_t> types;
   std::string pre;
-  int32_t bos = -1, eos = -1;
-  bool add_bos = false;
+  int32_t bos = -1, eos = -1, unk = -1;
+  bool add_bos = false, add_eos = false;
 };
 
 absl::StatusOr<GgufVocab> ReadVocab(const GgufFile& file) {
@@ -65,13 +65,21 @@ absl::StatusOr<GgufVocab> ReadVocab(const GgufFile& file) {
   if (file.HasKey("tokenizer.ggml.add_bos_token")) {
     ASSIGN_OR_RETURN(v.add_bos, file.GetBool("tokenizer.ggml.add_bos_token"));
   }
+  if (file.HasKey("tokenizer.ggml.add_eos_token")) {
+    ASSIGN_OR_RETURN(v.add_eos, file.GetBool("tokenizer.ggml.add_eos_token"));
+  }
+  ASSIGN_OR_RETURN(v.unk, OptionalTokenId(file, "tokenizer.ggml.unknown_token_id"));
   return v;
 }
 
-absl::StatusOr<TokenizerSpec> ReadSpec(const GgufFile& file) {
+absl::StatusOr<TokenizerSpec> ReadSpec(const GgufFile& file, GgufVocab* vocab = nullptr) {
   ASSIGN_OR_RETURN(GgufVocab v, ReadVocab(file));
-  return Tokenizer::SpecFromGgufVocab(v.tokens, v.merges, v.types, v.pre, v.bos, v.eos,
-                                      v.add_bos);
+  ASSIGN_OR_RETURN(TokenizerSpec spec, Tokenizer::SpecFromGgufVocab(v.tokens, v.merges, v.types,
+                                                                    v.pre, v.bos, v.eos,
+                                                                    v.add_bos));
+  spec.add_eos = v.add_eos && v.eos >= 0;  // as llama.cpp: tokenizer.ggml.add_eos_token
+  if (vocab != nullptr) *vocab = std::move(v);
+  return spec;
 }
 
 // The content of token `id` (null when absent or out of range).
@@ -81,18 +89,19 @@ nlohmann::json TokenOrNull(const TokenizerSpec& spec, int32_t id) {
 }
 
 absl::StatusOr<HfTokenizerFiles> HfFiles(const GgufFile& file) {
-  ASSIGN_OR_RETURN(GgufVocab v, ReadVocab(file));
-  ASSIGN_OR_RETURN(TokenizerSpec spec, Tokenizer::SpecFromGgufVocab(v.tokens, v.merges, v.types,
-                                                                    v.pre, v.bos, v.eos,
-                                                                    v.add_bos));
-  ASSIGN_OR_RETURN(int32_t unk, OptionalTokenId(file, "tokenizer.ggml.unknown_token_id"));
+  GgufVocab v;
+  ASSIGN_OR_RETURN(TokenizerSpec spec, ReadSpec(file, &v));
+  // The unknown token only names a token here: a byte-level vocabulary
+  // covers every byte, so BPE never falls back to it.
+  spec.unk_id = v.unk;
+  const int32_t unk = v.unk;
   ASSIGN_OR_RETURN(int32_t pad, OptionalTokenId(file, "tokenizer.ggml.padding_token_id"));
   HfTokenizerFiles out;
   ASSIGN_OR_RETURN(out.tokenizer_json, ToHfTokenizerJson(spec));
   nlohmann::json config = {
       {"tokenizer_class", "PreTrainedTokenizerFast"},
       {"add_bos_token", spec.add_bos},
-      {"add_eos_token", false},
+      {"add_eos_token", spec.add_eos},
       {"bos_token", TokenOrNull(spec, v.bos)},
       {"eos_token", TokenOrNull(spec, v.eos)},
       {"unk_token", TokenOrNull(spec, unk)},

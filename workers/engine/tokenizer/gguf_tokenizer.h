@@ -1,8 +1,9 @@
 // Loads the tokenizer embedded in a GGUF file (tokenizer.ggml.* metadata,
 // BPE model "gpt2"), so a GGUF alone is enough to tokenize calibration text.
 // Reads tokens, merges, token_type (optional), pre, bos/eos token ids
-// (optional) and add_bos_token (optional; default as llama.cpp: true for
-// the Llama 3 pre-tokenizers, else false), then Tokenizer::FromGgufVocab.
+// (optional), add_bos_token (optional; default as llama.cpp: true for the
+// Llama 3 pre-tokenizers, else false) and add_eos_token (optional, default
+// false), as Tokenizer::FromGgufVocab does.
 // HfTokenizerFilesFromGguf writes the same tokenizer as the two files an HF
 // model directory carries, for exports of a GGUF model to HF formats.
 //

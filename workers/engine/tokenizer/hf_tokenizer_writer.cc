@@ -58,7 +58,15 @@ absl::StatusOr<std::string> ToHfTokenizerJson(const TokenizerSpec& spec) {
     vocab[token] = id;
   }
   json merges = json::array();
-  for (const auto& [left, right] : spec.merges) merges.push_back(json::array({left, right}));
+  // "left right" (readable by every tokenizers version) unless a side holds
+  // a space; then the pair form of tokenizers >= 0.20.
+  for (const auto& [left, right] : spec.merges) {
+    if (left.find(' ') == std::string::npos && right.find(' ') == std::string::npos) {
+      merges.push_back(left + " " + right);
+    } else {
+      merges.push_back(json::array({left, right}));
+    }
+  }
   json added = json::array();
   for (const AddedToken& t : spec.added_tokens) {
     added.push_back({{"id", t.id},
