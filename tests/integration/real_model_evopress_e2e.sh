@@ -4,8 +4,9 @@
 #   1. one worker (1 thread): a small sparsity search (levels 0.4/0.5/0.6,
 #      target 0.5) with --wait; the fitness of every generation is in the
 #      stream, and the download has the GGUF and evopress_config.json;
-#   2. the same recipe with two workers: the database's levels and every
-#      selection step's offspring are parts that both workers compute; once
+#   2. the same recipe with two workers: every selection step's offspring are
+#      parts that both workers compute (the database's levels would be too,
+#      but job 1 built them all and they are the model's); once
 #      the search has finished a generation, the worker holding the job is
 #      killed (kill -9) and a fresh worker started: the job's lease expires,
 #      the retried attempt reuses the levels database and resumes the search
