@@ -148,7 +148,9 @@ TEST_F(RealModelServiceTest, MagnitudeWithEvaluationRaisesPerplexityAndExportsHf
   EXPECT_NEAR(summary["totals"]["sparsity"].get<double>(), 0.5, 1e-6);
   std::vector<std::string> paths;
   for (const json& a : job["artifacts"]) paths.push_back(a["path"]);
-  EXPECT_THAT(paths, ::testing::UnorderedElementsAre("config.json", "model.safetensors"));
+  // The weights, and the GGUF's tokenizer as HF files.
+  EXPECT_THAT(paths, ::testing::UnorderedElementsAre("config.json", "model.safetensors",
+                                                     "tokenizer.json", "tokenizer_config.json"));
   std::printf("ppl-persuasion (%d windows): dense %.4f, 50%% magnitude %.4f, KL %.4f, top1 %.4f\n",
               kWindows, dense, pruned, summary["evaluation"]["kl"]["mean_kl"].get<double>(),
               summary["evaluation"]["kl"]["top1_agreement"].get<double>());
