@@ -1,5 +1,7 @@
 #include "common/recipe_stages.h"
 
+#include "common/recipe_spec.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <regex>
@@ -13,34 +15,14 @@
 namespace compressd {
 namespace {
 
-constexpr int kMaxPatternM = 64;
 constexpr int64_t kMaxGroupSize = int64_t{1} << 20;
 constexpr int64_t kMaxBlock = 4096;
 constexpr int kMaxSamples = 1 << 16;
 constexpr int kMaxSeqLen = 1 << 17;
 constexpr int kMaxThreads = 1024;
-constexpr const char* kGgufTypes[] = {"F32",  "F16",  "Q8_0", "Q4_0", "Q4_1",
-                                      "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"};
 
 absl::Status FieldError(const std::string& field, const std::string& message) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", message));
-}
-
-bool ParsePattern(const std::string& pattern, int* n, int* m) {
-  std::vector<std::string> parts = absl::StrSplit(pattern, ':');
-  if (parts.size() != 2) return false;
-  int values[2] = {0, 0};
-  for (int i = 0; i < 2; ++i) {
-    const std::string& p = parts[i];
-    if (p.empty() || p.size() > 3) return false;
-    for (char c : p) {
-      if (c < '0' || c > '9') return false;
-    }
-    values[i] = std::atoi(p.c_str());
-  }
-  *n = values[0];
-  *m = values[1];
-  return *n > 0 && *n < *m && *m <= kMaxPatternM;
 }
 
 // Exactly one of sparsity in (0, 1) and a "N:M" pattern.
@@ -59,12 +41,7 @@ absl::Status ValidateSparsity(double sparsity, const std::string& pattern,
   if (has_sparsity && !(sparsity > 0.0 && sparsity < 1.0)) {
     return FieldError(path + ".sparsity", absl::StrCat("must be in (0, 1), got ", sparsity));
   }
-  int n = 0, m = 0;
-  if (has_pattern && !ParsePattern(pattern, &n, &m)) {
-    return FieldError(path + ".pattern", absl::StrCat("must be \"N:M\" with 0 < N < M <= ",
-                                                      kMaxPatternM, ", got \"", pattern, "\""));
-  }
-  return absl::OkStatus();
+  return ParseNMPattern(pattern, path + ".pattern").status();
 }
 
 absl::Status ValidateGrid(const v1::QuantGridSpec& grid, const std::string& path) {
@@ -301,15 +278,15 @@ absl::Status ValidateOutput(const v1::Recipe& recipe) {
     }
   }
   if (!out.gguf().target_type().empty() && out.gguf().target_type() != "auto" &&
-      !IsKnownGgufTypeName(out.gguf().target_type())) {
-    return FieldError("output.gguf.target_type",
-                      absl::StrCat("unknown type \"", out.gguf().target_type(),
-                                   "\" (auto, F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)"));
+      !GgufTypeId(out.gguf().target_type())) {
+    return FieldError("output.gguf.target_type", absl::StrCat("unknown type \"",
+                                                              out.gguf().target_type(),
+                                                              "\" (auto, ", GgufTypeNames(), ")"));
   }
-  if (!out.gguf().other_type().empty() && !IsKnownGgufTypeName(out.gguf().other_type())) {
-    return FieldError("output.gguf.other_type",
-                      absl::StrCat("unknown type \"", out.gguf().other_type(),
-                                   "\" (F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)"));
+  if (!out.gguf().other_type().empty() && !GgufTypeId(out.gguf().other_type())) {
+    return FieldError("output.gguf.other_type", absl::StrCat("unknown type \"",
+                                                             out.gguf().other_type(), "\" (",
+                                                             GgufTypeNames(), ")"));
   }
   return absl::OkStatus();
 }
@@ -470,13 +447,6 @@ absl::StatusOr<v1::Stage> EffectiveStage(const v1::Recipe& recipe, int index,
   ApplyStageDefaults(&stage);
   RETURN_IF_ERROR(ValidateStage(stage, absl::StrCat("stages[", index, "] for ", module)));
   return stage;
-}
-
-bool IsKnownGgufTypeName(const std::string& name) {
-  for (const char* t : kGgufTypes) {
-    if (name == t) return true;
-  }
-  return false;
 }
 
 }  // namespace compressd

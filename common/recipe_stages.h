@@ -57,7 +57,4 @@ const char* StageKindName(const v1::Stage& stage);
 absl::StatusOr<v1::Stage> EffectiveStage(const v1::Recipe& recipe, int index,
                                          const std::string& module, bool* skip);
 
-// The GGUF type names accepted in output.gguf (plus "auto" for target_type).
-bool IsKnownGgufTypeName(const std::string& name);
-
 }  // namespace compressd

@@ -1,7 +1,9 @@
 #include "common/util.h"
 
 #include <chrono>
+#include <fstream>
 #include <random>
+#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -62,6 +64,14 @@ absl::Status ValidatePortableRelativePath(std::string_view path, std::string_vie
         " is not one of [A-Za-z0-9._/-]"));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 }  // namespace compressd

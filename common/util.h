@@ -1,16 +1,27 @@
 // Small shared helpers: clock, random ids, relative-path validation.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace compressd {
 
 // Milliseconds since the Unix epoch (wall clock).
 int64_t NowMs();
+
+// Seconds of the steady clock since `start` (phase timings).
+inline double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The whole content of the file at `path`; NOT_FOUND "<path>: cannot open"
+// when it cannot be opened.
+absl::StatusOr<std::string> ReadFileToString(const std::string& path);
 
 // A random id: `prefix` + 16 lowercase hex characters, e.g. "job-3f2a...".
 std::string NewId(std::string_view prefix);

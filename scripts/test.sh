@@ -24,7 +24,7 @@ if [ "$SAN" = 1 ]; then
   # numerical kernels (nn, algorithms) are covered by their golden tests above.
   SAN_TARGETS=(compressd compress-worker compressctl make-tiny-llama
     common_test client_test server_core_test server_edge_rpc_test server_edge_http_test
-    server_edge_supervisor_test worker_engine_test worker_process_test worker_model_job_test
+    server_edge_supervisor_test model_io_test pipeline_test worker_process_test pipeline_model_job_test
     integration_test
     upload_errors_test gguf_test gguf_hf_test tokenizer_test tokenizer_gguf_test)
   echo "== build (ASan+UBSan): ${SAN_TARGETS[*]}"

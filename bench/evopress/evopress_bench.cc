@@ -17,12 +17,12 @@
 #include "common/recipe_stages.h"
 #include "common/status_macros.h"
 #include "workers/engine/calib/calib_data.h"
-#include "workers/engine/checkpoint.h"
+#include "workers/engine/runtime/checkpoint.h"
 #include "workers/engine/evopress/evaluator.h"
 #include "workers/engine/evopress/levels_db.h"
 #include "workers/engine/evopress/search.h"
 #include "workers/engine/model/model_loader.h"
-#include "workers/engine/model_eval.h"
+#include "workers/engine/pipeline/eval_sets.h"
 #include "workers/engine/nn/cpu_backend.h"
 
 ABSL_FLAG(std::string, model, "", "GGUF model");
@@ -70,7 +70,7 @@ absl::Status Run() {
       modules.push_back(absl::StrCat("model.layers.", b, ".", p));
     }
   }
-  ASSIGN_OR_RETURN(SearchSpace space, MakeSearchSpace(model, modules, *e));
+  ASSIGN_OR_RETURN(SearchSpace space, MakeSearchSpace(model, modules, *e, Mode::kSparsity));
   std::mt19937_64 rng(1);
   ASSIGN_OR_RETURN(Config parent, InitialConfig(space, e->target(), rng));
   engine::CpuBackend backend(engine::CpuBackendOptions{absl::GetFlag(FLAGS_threads), 128});

@@ -14,6 +14,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
 #include "bench/forward/bench_common.h"
 #include "bench/forward/timing_backend.h"
 #include "workers/engine/model/gguf/gguf_model.h"
@@ -57,6 +58,21 @@ double SgemmPeak(CpuBackend& backend, int n, int threads, double* own_threads) {
   return std::max(pool, *own_threads);
 }
 
+// The first batch x seq tokens of the token file as `batch` sequences.
+absl::StatusOr<SequenceBatch> LoadBatch(int batch_n, int seq) {
+  auto tokens = ReadTokens(absl::GetFlag(FLAGS_tokens));
+  if (!tokens.ok()) return tokens.status();
+  if (static_cast<int64_t>(tokens->size()) < int64_t{batch_n} * seq) {
+    return absl::InvalidArgumentError(absl::StrCat("token file has ", tokens->size(),
+                                                   " tokens, need ", batch_n * seq));
+  }
+  std::vector<std::vector<int32_t>> seqs;
+  for (int b = 0; b < batch_n; ++b) {
+    seqs.emplace_back(tokens->begin() + int64_t{b} * seq, tokens->begin() + int64_t{b + 1} * seq);
+  }
+  return SequenceBatch::Pack(seqs);
+}
+
 int Run() {
   const int threads = absl::GetFlag(FLAGS_threads);
   CpuBackend cpu(CpuBackendOptions{threads, 128});
@@ -71,21 +87,13 @@ int Run() {
     std::fprintf(stderr, "loading model: %s\n", model.status().ToString().c_str());
     return 1;
   }
-  auto tokens = ReadTokens(absl::GetFlag(FLAGS_tokens));
-  if (!tokens.ok()) {
-    std::fprintf(stderr, "%s\n", tokens.status().ToString().c_str());
-    return 1;
-  }
   const int batch_n = absl::GetFlag(FLAGS_batch), seq = absl::GetFlag(FLAGS_seq);
-  if (static_cast<int64_t>(tokens->size()) < int64_t{batch_n} * seq) {
-    std::fprintf(stderr, "token file has %zu tokens, need %d\n", tokens->size(), batch_n * seq);
+  absl::StatusOr<SequenceBatch> packed = LoadBatch(batch_n, seq);
+  if (!packed.ok()) {
+    std::fprintf(stderr, "%s\n", packed.status().ToString().c_str());
     return 1;
   }
-  std::vector<std::vector<int32_t>> seqs;
-  for (int b = 0; b < batch_n; ++b) {
-    seqs.emplace_back(tokens->begin() + int64_t{b} * seq, tokens->begin() + int64_t{b + 1} * seq);
-  }
-  const SequenceBatch batch = *SequenceBatch::Pack(seqs);
+  const SequenceBatch& batch = *packed;
   TimingBackend timing(&cpu);
   auto fwd = LlamaForward::Create(&*model, &timing);
   if (!fwd.ok()) {

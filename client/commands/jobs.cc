@@ -4,6 +4,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/commands/describe.h"
@@ -18,13 +19,10 @@ using Stub = v1::CompressionService::Stub;
 
 absl::StatusOr<v1::SubmitJobRequest> BuildSubmitRequest(const Invocation& invocation) {
   v1::SubmitJobRequest request;
+  // Parsed here (syntax and field names, reported with the file's line);
+  // defaults and validation are the server's (SubmitJob), so the recipe is
+  // sent as written.
   ASSIGN_OR_RETURN(*request.mutable_recipe(), ParseRecipeFile(invocation.Get("recipe")));
-  ApplyRecipeDefaults(request.mutable_recipe());
-  absl::Status valid = ValidateRecipe(request.recipe());
-  if (!valid.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(invocation.Get("recipe"), ": ", valid.message()));
-  }
   request.set_model_id(invocation.Get("model"));
   for (const std::string& dataset : invocation.GetAll("dataset")) {
     request.add_dataset_ids(dataset);
@@ -59,8 +57,17 @@ absl::StatusOr<v1::Job> SubmitWithRetry(Connection& connection, const v1::Submit
 absl::Status JobsSubmit(CommandContext& context) {
   ASSIGN_OR_RETURN(v1::SubmitJobRequest request, BuildSubmitRequest(context.invocation()));
   ASSIGN_OR_RETURN(Connection * connection, context.connection());
-  ASSIGN_OR_RETURN(v1::Job job,
-                   SubmitWithRetry(*connection, request, RetryPolicy(), context.err()));
+  absl::StatusOr<v1::Job> submitted =
+      SubmitWithRetry(*connection, request, RetryPolicy(), context.err());
+  // The server names a recipe error "recipe: <field>: ..."; the user's recipe is a file.
+  constexpr absl::string_view kRecipePrefix = "recipe: ";
+  if (submitted.status().code() == absl::StatusCode::kInvalidArgument &&
+      absl::StartsWith(submitted.status().message(), kRecipePrefix)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(context.invocation().Get("recipe"), ": ",
+                     submitted.status().message().substr(kRecipePrefix.size())));
+  }
+  ASSIGN_OR_RETURN(v1::Job job, std::move(submitted));
   context.out() << (context.json() ? ToJson(job) : job.id()) << "\n";
   context.out().flush();
   if (!context.invocation().Has("wait")) return absl::OkStatus();

@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "server/jobs/job_state.h"
+#include "server/core/job_state.h"
 
 namespace compressd {
 namespace {

@@ -4,7 +4,7 @@
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "common/util.h"
-#include "server/scheduler/scheduler.h"
+#include "server/store/lease_check.h"
 
 namespace compressd {
 namespace {

@@ -6,8 +6,9 @@
 //   earlier attempts stored. A put replaces the checkpoint of that name.
 // - Every call carries the task's lease; one that is no longer current (or a
 //   job that is not RUNNING) gets FAILED_PRECONDITION, like every lease-bound
-//   call (Scheduler). The lease is checked again in the transaction that
-//   records a put, so a stale worker never writes into a newer attempt's state.
+//   call (CheckLeaseHeld, server/store/lease_check.h). The lease is checked
+//   again in the transaction that records a put, so a stale worker never
+//   writes into a newer attempt's state.
 // - The content lives in the content-addressed BlobStore, the mapping in the
 //   Store's checkpoints table. Names are portable relative paths
 //   (ValidatePortableRelativePath); sizes are capped at kMaxCheckpointBytes

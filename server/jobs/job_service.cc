@@ -8,10 +8,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/dataset_files.h"
 #include "common/recipe.h"
+#include "common/recipe_spec.h"
 #include "common/status_macros.h"
 #include "common/util.h"
-#include "server/jobs/job_state.h"
+#include "server/core/job_state.h"
 
 namespace compressd {
 namespace {
@@ -32,10 +34,13 @@ absl::Status ValidateSubmit(const v1::SubmitJobRequest& req, v1::Recipe* recipe)
       return absl::InvalidArgumentError(absl::StrCat("dataset_ids[", i, "]: empty id"));
     }
   }
-  *recipe = req.recipe();
-  ApplyRecipeDefaults(recipe);
-  absl::Status valid = ValidateRecipe(*recipe);
-  if (!valid.ok()) return absl::Status(valid.code(), absl::StrCat("recipe: ", valid.message()));
+  // The one place a submitted recipe gets its defaults and is validated
+  // (common/recipe_spec.h); workers receive it as stored here.
+  absl::StatusOr<RecipeSpec> spec = PrepareRecipe(req.recipe());
+  if (!spec.ok()) {
+    return absl::Status(spec.status().code(), absl::StrCat("recipe: ", spec.status().message()));
+  }
+  *recipe = std::move(spec->recipe);
   return absl::OkStatus();
 }
 
@@ -69,19 +74,10 @@ absl::Status AddEvaluationDatasets(v1::Job* job) {
   return absl::OkStatus();
 }
 
-// The files of `dataset` that a calibration `file` names: the file itself, or
-// every file under it when it is a folder.
-bool HasCalibrationFiles(const v1::Dataset& dataset, const std::string& file) {
-  const std::string prefix = file + "/";
-  return std::any_of(dataset.files().begin(), dataset.files().end(), [&](const v1::FileEntry& f) {
-    return f.path() == file || f.path().compare(0, prefix.size(), prefix) == 0;
-  });
-}
-
 }  // namespace
 
-JobService::JobService(Store& store, EventBus& bus, Scheduler& scheduler, ServerMetrics& metrics)
-    : store_(store), bus_(bus), scheduler_(scheduler), metrics_(metrics) {}
+JobService::JobService(Store& store, EventBus& bus, WorkNotifier& work, ServerMetrics& metrics)
+    : store_(store), bus_(bus), work_(work), metrics_(metrics) {}
 
 absl::StatusOr<v1::Job> JobService::Submit(const v1::SubmitJobRequest& req) {
   // A retry returns the first job as it is now, whatever else it carries.
@@ -107,7 +103,7 @@ absl::StatusOr<v1::Job> JobService::Submit(const v1::SubmitJobRequest& req) {
   if (created) {
     bus_.Publish(stored.id(), 1);
     RefreshMetrics();
-    scheduler_.NotifyWorkAvailable();
+    work_.NotifyWorkAvailable();
   }
   return stored;
 }
@@ -138,7 +134,7 @@ absl::Status JobService::CheckEvaluationFiles(const v1::Recipe& recipe) {
     return absl::Status(dataset.status().code(), absl::StrCat("recipe: calibration.dataset_id: ",
                                                               dataset.status().message()));
   }
-  if (!HasCalibrationFiles(*dataset, calib.file())) {
+  if (FilesUnder(*dataset, calib.file()).empty()) {
     return absl::InvalidArgumentError(absl::StrCat("recipe: calibration.file: dataset ",
                                                    dataset->id(), " has no file or folder \"",
                                                    calib.file(), "\""));
@@ -194,6 +190,9 @@ absl::StatusOr<std::vector<v1::JobEvent>> JobService::ReadEvents(const std::stri
   return store_.ReadEvents(job_id, after_sequence, limit);
 }
 
-void JobService::RefreshMetrics() { scheduler_.RefreshJobMetrics(); }
+void JobService::RefreshMetrics() {
+  absl::StatusOr<std::vector<std::pair<v1::JobState, int64_t>>> counts = store_.CountJobsByState();
+  if (counts.ok()) metrics_.SetJobCounts(*counts);
+}
 
 }  // namespace compressd

@@ -1,6 +1,7 @@
 // Jobs as the public API sees them: submit (validated, idempotent by
 // request_id), get, list, cancel, and reading persisted events for WatchJob.
-// Thread-safe.
+// A newly queued job is announced to a WorkNotifier (the Scheduler, which
+// server/jobs/ never includes). Thread-safe.
 #pragma once
 
 #include <string>
@@ -9,16 +10,16 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "compressd/v1/compressd.pb.h"
-#include "server/jobs/event_bus.h"
+#include "server/core/event_bus.h"
+#include "server/core/work_notifier.h"
 #include "server/metrics/server_metrics.h"
-#include "server/scheduler/scheduler.h"
 #include "server/store/store.h"
 
 namespace compressd {
 
 class JobService {
  public:
-  JobService(Store& store, EventBus& bus, Scheduler& scheduler, ServerMetrics& metrics);
+  JobService(Store& store, EventBus& bus, WorkNotifier& work, ServerMetrics& metrics);
 
   // INVALID_ARGUMENT for a bad recipe (ValidateRecipe, field named) or a
   // missing model_id; NOT_FOUND for an unknown model or dataset. Datasets
@@ -41,7 +42,7 @@ class JobService {
 
   Store& store_;
   EventBus& bus_;
-  Scheduler& scheduler_;
+  WorkNotifier& work_;
   ServerMetrics& metrics_;
 };
 

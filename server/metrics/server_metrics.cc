@@ -2,6 +2,11 @@
 
 #include <prometheus/histogram.h>
 
+#include <map>
+#include <string_view>
+
+#include "server/core/job_state.h"
+
 namespace compressd {
 namespace {
 
@@ -60,6 +65,17 @@ void ServerMetrics::RecordRpc(const std::string& method, const std::string& code
 
 prometheus::Gauge& ServerMetrics::jobs_in_state(const std::string& state) {
   return jobs_.Add({{"state", state}});
+}
+
+void ServerMetrics::SetJobCounts(const std::vector<std::pair<v1::JobState, int64_t>>& counts) {
+  std::map<v1::JobState, int64_t> by_state = {
+      {v1::QUEUED, 0}, {v1::RUNNING, 0}, {v1::SUCCEEDED, 0}, {v1::FAILED, 0}, {v1::CANCELLED, 0}};
+  for (const auto& [state, count] : counts) by_state[state] = count;
+  for (const auto& [state, count] : by_state) {
+    std::string_view name = JobStateName(state);
+    jobs_in_state(std::string(name)).Set(static_cast<double>(count));
+  }
+  queue_depth().Set(static_cast<double>(by_state[v1::QUEUED]));
 }
 
 }  // namespace compressd

@@ -1,5 +1,6 @@
 // The server's Prometheus metrics, registered on a registry passed in (no
 // process-wide singletons). Thread-safe (prometheus-cpp metrics are atomic).
+// Depends on nothing in server/ but server/core/.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -8,7 +9,12 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include "compressd/v1/compressd.pb.h"
 
 namespace compressd {
 
@@ -19,6 +25,11 @@ class ServerMetrics {
   // Per-RPC accounting: compressd_rpc_total{method,code} and
   // compressd_rpc_latency_seconds{method}.
   void RecordRpc(const std::string& method, const std::string& code, double seconds);
+
+  // Sets compressd_jobs{state} for every job state (0 for a state absent
+  // from `counts`) and compressd_queue_depth (the QUEUED count), from
+  // Store::CountJobsByState.
+  void SetJobCounts(const std::vector<std::pair<v1::JobState, int64_t>>& counts);
 
   prometheus::Gauge& jobs_in_state(const std::string& state);  // compressd_jobs{state}
   prometheus::Gauge& queue_depth() { return *queue_depth_; }   // compressd_queue_depth

@@ -7,7 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "compressd/v1/compressd.grpc.pb.h"
-#include "server/jobs/event_bus.h"
+#include "server/core/event_bus.h"
 #include "server/jobs/job_service.h"
 #include "server/metrics/server_metrics.h"
 #include "server/models/model_registry.h"

@@ -4,7 +4,7 @@
 #include <utility>
 
 #include "common/grpc_status.h"
-#include "server/jobs/job_state.h"
+#include "server/core/job_state.h"
 
 namespace compressd {
 

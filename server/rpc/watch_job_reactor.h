@@ -26,7 +26,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "compressd/v1/compressd.pb.h"
-#include "server/jobs/event_bus.h"
+#include "server/core/event_bus.h"
 #include "server/jobs/job_service.h"
 
 namespace compressd {

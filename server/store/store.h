@@ -5,8 +5,10 @@
 // serialized protos next to indexed columns (id, state, create time).
 // Lists are ordered by (create_time_ms, id); page tokens are opaque.
 //
-// This class is storage only; the rules (legal job transitions, lease
-// semantics) live in JobService and Scheduler, which call the transactional
+// This class is storage only; the rules (legal job transitions:
+// server/core/job_state.h; lease semantics: the scheduler, and lease_check.h
+// for whether a lease is current) live outside it. JobService,
+// CheckpointService and the scheduler apply them through the transactional
 // methods below. Thread-safe: one connection guarded by a mutex.
 #pragma once
 

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "server/store/lease_check.h"
 #include "server/store/sqlite_util.h"
 #include "server/store/store.h"
 #include "server/store/store_internal.h"
@@ -63,7 +64,7 @@ absl::Status Store::PutCheckpoint(const CheckpointRecord& record, const JobCheck
   TaskRecord task;
   if (IsPartId(lease_task_id)) {
     absl::StatusOr<PartRecord> found = LoadPartLocked(lease_task_id);
-    if (!found.ok()) return store_internal::PartGone(found.status(), lease_task_id);
+    if (!found.ok()) return PartGone(found.status(), lease_task_id);
     const PartRecord& part = *found;
     if (part.job_id != job_id) {
       return absl::InvalidArgumentError(absl::StrCat("part ", lease_task_id, " is not of job ",

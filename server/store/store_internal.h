@@ -1,11 +1,11 @@
-// Helpers shared by store.cc and store_jobs.cc; not part of Store's API.
+// Helpers shared by the Store's .cc files; not part of Store's API (nothing
+// outside server/store/ includes this header).
 #pragma once
 
 #include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "server/store/page_token.h"
 #include "server/store/sqlite_util.h"
@@ -54,15 +54,6 @@ inline TaskRecord PartLease(const PartRecord& part) {
   task.lease_token = part.lease_token;
   task.lease_expire_ms = part.lease_expire_ms;
   return task;
-}
-
-// A lease-bound call naming a part that no longer exists (its job left
-// RUNNING): the lease has ended, FAILED_PRECONDITION like any lost lease.
-inline absl::Status PartGone(const absl::Status& st, const std::string& part_id) {
-  if (!absl::IsNotFound(st)) return st;
-  return absl::FailedPreconditionError(absl::StrCat(
-      "lease_token: the lease on part ", part_id,
-      " has ended (its job is no longer running)"));
 }
 
 // Deletes every part of the job (within the caller's transaction).

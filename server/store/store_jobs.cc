@@ -6,7 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "common/util.h"
-#include "server/jobs/job_state.h"
+#include "server/core/job_state.h"
+#include "server/store/lease_check.h"
 #include "server/store/sqlite_util.h"
 #include "server/store/store.h"
 #include "server/store/store_internal.h"
@@ -257,7 +258,7 @@ absl::StatusOr<TaskRecord> Store::GetTask(const std::string& task_id) {
   absl::MutexLock lock(&mu_);
   if (IsPartId(task_id)) {
     absl::StatusOr<PartRecord> part = LoadPartLocked(task_id);
-    if (!part.ok()) return store_internal::PartGone(part.status(), task_id);
+    if (!part.ok()) return PartGone(part.status(), task_id);
     return PartLease(*part);
   }
   ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, absl::StrCat("SELECT ", kTaskColumns,

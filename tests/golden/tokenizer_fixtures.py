@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden fixtures for the C++ tokenizer (tests/unit/tokenizer/).
+"""Golden fixtures for the C++ tokenizer (tests/unit/engine/tokenizer/).
 
 Reference: HF `tokenizers` (PyPI), on the tokenizer that `transformers` builds
 from the real model's GGUF (SmolLM2-135M-Instruct.Q4_1.gguf):

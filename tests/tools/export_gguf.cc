@@ -10,11 +10,14 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "workers/engine/export/ggml_quantize.h"
 #include "workers/engine/algorithms/rtn.h"
 #include "workers/engine/export/gguf_export.h"
 #include "workers/engine/model/gguf/gguf_model.h"
@@ -26,15 +29,25 @@ using compressd::engine::QuantGrid;
 using compressd::engine::QuantizedTensor;
 
 struct Args {
-  std::string model, out, rtn;
+  std::string model, out, rtn, target_type = "auto", other_type = "auto";
   compressd::GgufExportOptions options;
 };
+
+// "auto" leaves `*type` as it is; else a ggml type name.
+absl::Status ParseType(const std::string& name, const char* flag,
+                       std::optional<compressd::engine::GgmlType>* type) {
+  if (name == "auto") return absl::OkStatus();
+  absl::StatusOr<compressd::engine::GgmlType> t = compressd::ParseQuantizeType(name);
+  if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat(flag, ": ", t.status().message()));
+  *type = *t;
+  return absl::OkStatus();
+}
 
 bool ParseArgs(int argc, char** argv, Args* a) {
   const std::map<std::string, std::string*> flags = {{"--model", &a->model},
                                                      {"--out", &a->out},
-                                                     {"--target-type", &a->options.target_type},
-                                                     {"--other-type", &a->options.other_type},
+                                                     {"--target-type", &a->target_type},
+                                                     {"--other-type", &a->other_type},
                                                      {"--rtn", &a->rtn}};
   for (int i = 1; i + 1 < argc; i += 2) {
     auto it = flags.find(argv[i]);
@@ -70,6 +83,13 @@ int main(int argc, char** argv) {
                  "                   [--other-type auto|TYPE] [--rtn BITS[:GROUP[:sym|asym]]]\n");
     return 2;
   }
+  std::optional<compressd::engine::GgmlType> other;
+  if (absl::Status st = ParseType(a.target_type, "--target-type", &a.options.target_type);
+      !st.ok()) {
+    return Fail(st);
+  }
+  if (absl::Status st = ParseType(a.other_type, "--other-type", &other); !st.ok()) return Fail(st);
+  if (other) a.options.other_type = *other;
   absl::StatusOr<std::unique_ptr<compressd::engine::GgufFile>> file =
       compressd::engine::GgufFile::Open(a.model);
   if (!file.ok()) return Fail(file.status());

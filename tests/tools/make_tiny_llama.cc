@@ -1,11 +1,11 @@
 // make-tiny-llama OUT_DIR [--sharded] [--dtype f32|f16|bf16] [--seed N]
-// Writes a tiny genuine Llama model (see tests/unit/worker/tiny_llama.h).
+// Writes a tiny genuine Llama model (see tests/unit/engine/model/tiny_llama.h).
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "absl/strings/numbers.h"
-#include "tests/unit/worker/tiny_llama.h"
+#include "tests/unit/engine/model/tiny_llama.h"
 
 namespace {
 

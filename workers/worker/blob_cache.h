@@ -14,7 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "compressd/v1/compressd.pb.h"
-#include "workers/engine/run_context.h"
+#include "workers/engine/runtime/run_context.h"
 
 namespace compressd {
 

@@ -17,7 +17,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
-#include "workers/engine/run_context.h"
+#include "workers/engine/runtime/run_context.h"
 
 namespace compressd {
 

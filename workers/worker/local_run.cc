@@ -1,13 +1,15 @@
 #include "workers/worker/local_run.h"
 
 #include <map>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/recipe.h"
+#include "common/recipe_spec.h"
 #include "common/status_macros.h"
-#include "workers/engine/checkpoint.h"
-#include "workers/engine/job_runner.h"
+#include "workers/engine/pipeline/job.h"
+#include "workers/engine/runtime/checkpoint.h"
 
 namespace compressd {
 
@@ -32,16 +34,14 @@ void LineEventSink::Emit(const v1::JobEvent& event) {
 
 absl::Status RunLocal(const std::string& model_dir, const std::string& recipe_path,
                       const std::string& out_dir, const std::string& checkpoint_dir) {
-  ASSIGN_OR_RETURN(v1::Recipe recipe, ParseRecipeFile(recipe_path));
-  ApplyRecipeDefaults(&recipe);
-  RETURN_IF_ERROR(ValidateRecipe(recipe));
+  ASSIGN_OR_RETURN(v1::Recipe parsed, ParseRecipeFile(recipe_path));
+  ASSIGN_OR_RETURN(const RecipeSpec recipe, PrepareRecipe(std::move(parsed)));
   LineEventSink sink(stderr);
   CancelToken cancel;
   DirCheckpointStore checkpoints(checkpoint_dir);
   RunOptions options;
   if (!checkpoint_dir.empty()) options.checkpoints = options.levels_db = &checkpoints;
-  ASSIGN_OR_RETURN(std::string summary,
-                   RunRecipe(model_dir, recipe, out_dir, sink, cancel, options));
+  ASSIGN_OR_RETURN(std::string summary, RunJob(model_dir, recipe, out_dir, sink, cancel, options));
   std::printf("%s\n", summary.c_str());
   return absl::OkStatus();
 }

@@ -1,5 +1,5 @@
 // `compress-worker run`: runs a recipe on a local model (directory or .gguf) without a
-// server, through the same RunRecipe path a leased task takes. Events go to
+// server, through the same RunJob path a leased task takes. Events go to
 // stderr as lines, the JSON summary to stdout.
 #pragma once
 
@@ -7,7 +7,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "workers/engine/run_context.h"
+#include "workers/engine/runtime/run_context.h"
 
 namespace compressd {
 
@@ -22,7 +22,8 @@ class LineEventSink : public EventSink {
   std::FILE* out_;
 };
 
-// Parses the recipe file (YAML or JSON), applies defaults, validates, runs.
+// Parses the recipe file (YAML or JSON), applies defaults, validates and
+// compiles it (PrepareRecipe), runs.
 // A non-empty `checkpoint_dir` keeps the job's checkpoints there
 // (DirCheckpointStore), so running the same command again resumes; an
 // evopress stage also keeps its levels database there (RunOptions::levels_db).

@@ -13,7 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "workers/engine/checkpoint.h"
+#include "workers/engine/runtime/checkpoint.h"
 #include "workers/worker/server_client.h"
 
 namespace compressd {

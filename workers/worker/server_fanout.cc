@@ -38,24 +38,20 @@ int ServerFanout::workers() {
   return std::max(1, workers_);
 }
 
-absl::StatusOr<std::vector<std::string>> ServerFanout::Run(const std::vector<WorkPart>& parts,
-                                                           const LocalFn& local,
-                                                           const CancelToken& cancel) {
-  std::vector<std::string> results(parts.size());
-  std::vector<bool> have(parts.size(), false);
-  std::map<std::string, size_t> index;  // name -> position
+absl::StatusOr<v1::SubmitPartsRequest> ServerFanout::SubmitMissing(
+    const std::vector<WorkPart>& parts, Batch* batch) {
   v1::SubmitPartsRequest submit;
   submit.set_task_id(task_id_);
   submit.set_lease_token(lease_token_);
   for (size_t i = 0; i < parts.size(); ++i) {
     const std::string result_name = "parts/" + parts[i].name;
-    if (!index.emplace(parts[i].name, i).second) {
+    if (!batch->index.emplace(parts[i].name, i).second) {
       return absl::InvalidArgumentError(absl::StrCat("part ", parts[i].name, " listed twice"));
     }
     absl::StatusOr<std::string> stored = results_.Get(result_name);
     if (stored.ok()) {  // an earlier attempt computed it
-      results[i] = *std::move(stored);
-      have[i] = true;
+      batch->results[i] = *std::move(stored);
+      batch->have[i] = true;
       ++stats_.reused;
       continue;
     }
@@ -65,12 +61,73 @@ absl::StatusOr<std::vector<std::string>> ServerFanout::Run(const std::vector<Wor
     p->set_payload(parts[i].payload);
     p->set_result(result_name);
   }
-  if (submit.parts_size() == 0) return results;
+  if (submit.parts_size() == 0) return submit;
   RETURN_IF_ERROR(Call([&]() -> absl::Status {
     ASSIGN_OR_RETURN(v1::SubmitPartsResponse resp, client_.SubmitParts(submit));
     workers_ = resp.workers();
     return absl::OkStatus();
   }));
+  return submit;
+}
+
+absl::StatusOr<bool> ServerFanout::ComputeOneHere(const LocalFn& local, Batch* batch) {
+  v1::ClaimPartRequest claim;
+  claim.set_task_id(task_id_);
+  claim.set_lease_token(lease_token_);
+  v1::ClaimPartResponse claimed;
+  RETURN_IF_ERROR(Call([&]() -> absl::Status {
+    ASSIGN_OR_RETURN(claimed, client_.ClaimPart(claim));
+    return absl::OkStatus();
+  }));
+  if (!claimed.has_part()) return false;
+  WorkPart part{claimed.part().name(), claimed.part().payload()};
+  absl::StatusOr<std::string> r = local(part);
+  if (!r.ok()) {
+    v1::FailTaskRequest fail;
+    fail.set_task_id(claimed.part_task_id());
+    fail.set_lease_token(claimed.part_lease_token());
+    fail.set_error(r.status().ToString());
+    fail.set_retryable(false);
+    (void)Call([&] { return client_.FailTask(fail); });
+    return r.status();
+  }
+  RETURN_IF_ERROR(results_.Put(claimed.part().result(), *r));
+  v1::CompleteTaskRequest done;
+  done.set_task_id(claimed.part_task_id());
+  done.set_lease_token(claimed.part_lease_token());
+  RETURN_IF_ERROR(Call([&] { return client_.CompleteTask(done); }));
+  auto it = batch->index.find(claimed.part().name());
+  if (it != batch->index.end()) {
+    batch->results[it->second] = *std::move(r);
+    batch->have[it->second] = true;
+  }
+  ++stats_.local;
+  return true;
+}
+
+absl::StatusOr<bool> ServerFanout::AllDone(const v1::GetPartsRequest& poll) {
+  v1::GetPartsResponse states;
+  RETURN_IF_ERROR(Call([&]() -> absl::Status {
+    ASSIGN_OR_RETURN(states, client_.GetParts(poll));
+    return absl::OkStatus();
+  }));
+  bool all_done = true;
+  for (const v1::PartStatus& s : states.parts()) {
+    if (s.state() == v1::PartStatus::FAILED) {
+      return absl::AbortedError(absl::StrCat("part ", s.name(), " failed ", s.failures(),
+                                             " times; last error: ", s.error()));
+    }
+    all_done = all_done && s.state() == v1::PartStatus::DONE;
+  }
+  return all_done;
+}
+
+absl::StatusOr<std::vector<std::string>> ServerFanout::Run(const std::vector<WorkPart>& parts,
+                                                           const LocalFn& local,
+                                                           const CancelToken& cancel) {
+  Batch batch{std::vector<std::string>(parts.size()), std::vector<bool>(parts.size(), false), {}};
+  ASSIGN_OR_RETURN(const v1::SubmitPartsRequest submit, SubmitMissing(parts, &batch));
+  if (submit.parts_size() == 0) return batch.results;
   v1::GetPartsRequest poll;
   poll.set_task_id(task_id_);
   poll.set_lease_token(lease_token_);
@@ -78,61 +135,18 @@ absl::StatusOr<std::vector<std::string>> ServerFanout::Run(const std::vector<Wor
   while (true) {
     if (cancel.cancelled()) return absl::CancelledError("job cancelled");
     // Compute what nobody has taken.
-    v1::ClaimPartRequest claim;
-    claim.set_task_id(task_id_);
-    claim.set_lease_token(lease_token_);
-    v1::ClaimPartResponse claimed;
-    RETURN_IF_ERROR(Call([&]() -> absl::Status {
-      ASSIGN_OR_RETURN(claimed, client_.ClaimPart(claim));
-      return absl::OkStatus();
-    }));
-    if (claimed.has_part()) {
-      auto it = index.find(claimed.part().name());
-      WorkPart part{claimed.part().name(), claimed.part().payload()};
-      absl::StatusOr<std::string> r = local(part);
-      if (!r.ok()) {
-        v1::FailTaskRequest fail;
-        fail.set_task_id(claimed.part_task_id());
-        fail.set_lease_token(claimed.part_lease_token());
-        fail.set_error(r.status().ToString());
-        fail.set_retryable(false);
-        (void)Call([&] { return client_.FailTask(fail); });
-        return r.status();
-      }
-      RETURN_IF_ERROR(results_.Put(claimed.part().result(), *r));
-      v1::CompleteTaskRequest done;
-      done.set_task_id(claimed.part_task_id());
-      done.set_lease_token(claimed.part_lease_token());
-      RETURN_IF_ERROR(Call([&] { return client_.CompleteTask(done); }));
-      if (it != index.end()) {
-        results[it->second] = *std::move(r);
-        have[it->second] = true;
-      }
-      ++stats_.local;
-      continue;
-    }
-    v1::GetPartsResponse states;
-    RETURN_IF_ERROR(Call([&]() -> absl::Status {
-      ASSIGN_OR_RETURN(states, client_.GetParts(poll));
-      return absl::OkStatus();
-    }));
-    bool all_done = true;
-    for (const v1::PartStatus& s : states.parts()) {
-      if (s.state() == v1::PartStatus::FAILED) {
-        return absl::AbortedError(absl::StrCat("part ", s.name(), " failed ", s.failures(),
-                                               " times; last error: ", s.error()));
-      }
-      all_done = all_done && s.state() == v1::PartStatus::DONE;
-    }
-    if (all_done) break;
+    ASSIGN_OR_RETURN(const bool computed, ComputeOneHere(local, &batch));
+    if (computed) continue;
+    ASSIGN_OR_RETURN(const bool done, AllDone(poll));
+    if (done) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms_));
   }
   for (size_t i = 0; i < parts.size(); ++i) {
-    if (have[i]) continue;
-    ASSIGN_OR_RETURN(results[i], results_.Get("parts/" + parts[i].name));
+    if (batch.have[i]) continue;
+    ASSIGN_OR_RETURN(batch.results[i], results_.Get("parts/" + parts[i].name));
     ++stats_.remote;
   }
-  return results;
+  return batch.results;
 }
 
 }  // namespace compressd

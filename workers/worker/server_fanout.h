@@ -1,4 +1,4 @@
-// The Fanout (engine/fanout.h) of a leased task: parts go to the server
+// The Fanout (engine/runtime/fanout.h) of a leased task: parts go to the server
 // (WorkerService.SubmitParts), where idle workers lease them; this worker
 // claims and computes the ones still queued (ClaimPart) instead of waiting,
 // then polls until every part is done (GetParts) and reads the results,
@@ -10,11 +10,12 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
-#include "workers/engine/checkpoint.h"
-#include "workers/engine/fanout.h"
+#include "workers/engine/runtime/checkpoint.h"
+#include "workers/engine/runtime/fanout.h"
 #include "workers/worker/server_client.h"
 
 namespace compressd {
@@ -43,7 +44,21 @@ class ServerFanout : public Fanout {
   const Stats& stats() const { return stats_; }
 
  private:
+  // One Run's parts: their results so far, by position.
+  struct Batch {
+    std::vector<std::string> results;
+    std::vector<bool> have;
+    std::map<std::string, size_t> index;  // name -> position
+  };
   absl::Status Call(const std::function<absl::Status()>& call);
+  // Takes results an earlier attempt stored; submits the other parts (none:
+  // an empty request).
+  absl::StatusOr<v1::SubmitPartsRequest> SubmitMissing(const std::vector<WorkPart>& parts,
+                                                       Batch* batch);
+  // Claims one queued part and computes it here; false when none was queued.
+  absl::StatusOr<bool> ComputeOneHere(const LocalFn& local, Batch* batch);
+  // True once every part of `poll` is DONE; ABORTED for a FAILED part.
+  absl::StatusOr<bool> AllDone(const v1::GetPartsRequest& poll);
 
   WorkerClient& client_;
   const std::string task_id_;

@@ -152,6 +152,18 @@ TEST_F(FakeServerTest, SubmitRetriesWithTheSameRequestId) {
   EXPECT_EQ(server_.service().SubmitRequestIds().size(), 4u);
 }
 
+TEST_F(FakeServerTest, SubmitNamesTheRecipeFileInTheServersRecipeErrors) {
+  const std::string recipe = (dir_ / "bad.yaml").string();
+  std::ofstream(recipe) << "stages: [{magnitude: {pattern: \"4:2\"}}]\n";
+  const int code = RunCompressctl(
+      {"--server", server_.address(), "jobs", "submit", "--model", "m-1", "--recipe", recipe},
+      Io{out_, err_, false}, nullptr);
+  EXPECT_EQ(code, kExitFailure);
+  EXPECT_EQ(out_.str(), "");
+  EXPECT_THAT(err_.str(), HasSubstr("INVALID_ARGUMENT: " + recipe + ": stages[0].magnitude.pattern"));
+  EXPECT_THAT(err_.str(), HasSubstr("\"4:2\""));
+}
+
 TEST_F(FakeServerTest, DownloadResumesFromPartFileAndVerifies) {
   auto& svc = server_.service();
   svc.artifact_content = std::string(1 << 20, 'x') + std::string(700000, 'y');

@@ -1,6 +1,9 @@
 #include "fake_service.h"
 
 #include <algorithm>
+#include <string>
+
+#include "common/recipe.h"
 
 namespace compressd::client::testing {
 
@@ -20,6 +23,16 @@ grpc::Status FakeService::SubmitJob(grpc::ServerContext*, const v1::SubmitJobReq
   }
   if (request->model_id().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "model_id: required");
+  }
+  // As the real server (server/jobs/job_service.cc): defaults, then validation.
+  v1::Recipe recipe = request->recipe();
+  ApplyRecipeDefaults(&recipe);
+  if (!recipe.stages().empty() || recipe.has_evaluation()) {
+    const absl::Status valid = ValidateRecipe(recipe);
+    if (!valid.ok()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          std::string("recipe: ") + std::string(valid.message()));
+    }
   }
   *response = job;
   return grpc::Status::OK;

@@ -1,5 +1,6 @@
-// `jobs submit` request building: the recipe is parsed and validated locally,
-// and its errors reach the user naming the file and the field.
+// `jobs submit` request building: the recipe is parsed locally (syntax and
+// field names) and sent as written; the server applies defaults and validates
+// (fake_server_test.cc: its errors reach the user naming the file and field).
 #include <cstdio>
 #include <unistd.h>
 
@@ -49,7 +50,7 @@ class SubmitTest : public ::testing::Test {
   std::vector<std::string> paths_;
 };
 
-TEST_F(SubmitTest, BuildsRequestWithDefaults) {
+TEST_F(SubmitTest, BuildsRequestAsWritten) {
   const std::string recipe = WriteRecipe("stages: [{magnitude: {pattern: \"2:4\"}}]\n");
   absl::StatusOr<v1::SubmitJobRequest> request =
       Build({"--recipe", recipe, "--dataset", "d-1", "--max-attempts", "2"});
@@ -58,8 +59,9 @@ TEST_F(SubmitTest, BuildsRequestWithDefaults) {
   EXPECT_THAT(request->dataset_ids(), ElementsAre("d-1"));
   EXPECT_EQ(request->max_attempts(), 2);
   EXPECT_EQ(request->recipe().stages(0).magnitude().pattern(), "2:4");
-  EXPECT_EQ(request->recipe().targets().include(), ".*_proj$");
-  EXPECT_EQ(request->recipe().output().format(), "hf_safetensors");
+  // Defaults are the server's to apply.
+  EXPECT_EQ(request->recipe().targets().include(), "");
+  EXPECT_EQ(request->recipe().output().format(), "");
   EXPECT_THAT(request->request_id(), StartsWith("req-"));
 }
 
@@ -75,12 +77,11 @@ TEST_F(SubmitTest, RequestIdIsRandomUnlessGiven) {
   EXPECT_EQ(c->max_attempts(), 0);  // server default
 }
 
-TEST_F(SubmitTest, RecipeErrorsNameFileAndField) {
+TEST_F(SubmitTest, RecipeParseErrorsNameTheField) {
+  // Out-of-range values are the server's to reject: the request is built.
   const std::string bad_range = WriteRecipe("stages: [{magnitude: {sparsity: 1.5}}]\n");
   absl::StatusOr<v1::SubmitJobRequest> r = Build({"--recipe", bad_range});
-  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(r.status().message(), HasSubstr(bad_range));
-  EXPECT_THAT(r.status().message(), HasSubstr("stages[0].magnitude.sparsity"));
+  ASSERT_TRUE(r.ok()) << r.status();
 
   const std::string unknown = WriteRecipe("stages: [{magnitude: {sparsity: 0.5}}]\nfoo: 1\n");
   r = Build({"--recipe", unknown});
@@ -91,8 +92,8 @@ TEST_F(SubmitTest, RecipeErrorsNameFileAndField) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(SubmitTest, CliPrintsRecipeErrorWithoutContactingServer) {
-  const std::string recipe = WriteRecipe("stages: [{magnitude: {pattern: \"4:2\"}}]\n");
+TEST_F(SubmitTest, CliPrintsRecipeSyntaxErrorWithoutContactingServer) {
+  const std::string recipe = WriteRecipe("stages: [{magnitude: {pattern: \"4:2\"}}]\nbogus: 1\n");
   std::ostringstream out;
   std::ostringstream err;
   // An unroutable server: the command must fail on the recipe before connecting.
@@ -102,8 +103,7 @@ TEST_F(SubmitTest, CliPrintsRecipeErrorWithoutContactingServer) {
   EXPECT_EQ(code, kExitFailure);
   EXPECT_EQ(out.str(), "");
   EXPECT_THAT(err.str(), StartsWith("error: INVALID_ARGUMENT: "));
-  EXPECT_THAT(err.str(), HasSubstr("stages[0].magnitude.pattern"));
-  EXPECT_THAT(err.str(), HasSubstr("\"4:2\""));
+  EXPECT_THAT(err.str(), HasSubstr("unknown field \"bogus\""));
 }
 
 TEST_F(SubmitTest, CliUsageErrorExitsTwo) {

@@ -1,4 +1,4 @@
-#include "server/jobs/job_state.h"
+#include "server/core/job_state.h"
 
 #include <algorithm>
 #include <tuple>
@@ -7,7 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "server/jobs/event_bus.h"
+#include "server/core/event_bus.h"
 
 namespace compressd {
 namespace {

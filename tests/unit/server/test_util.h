@@ -15,7 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/sha256.h"
 #include "common/util.h"
-#include "server/jobs/event_bus.h"
+#include "server/core/event_bus.h"
 #include "server/jobs/job_service.h"
 #include "server/scheduler/scheduler.h"
 #include "server/metrics/server_metrics.h"

@@ -15,7 +15,7 @@
 #include "absl/status/statusor.h"
 #include "compressd/v1/compressd.grpc.pb.h"
 #include "compressd/v1/worker.grpc.pb.h"
-#include "server/jobs/event_bus.h"
+#include "server/core/event_bus.h"
 #include "server/jobs/job_service.h"
 #include "server/metrics/server_metrics.h"
 #include "server/models/model_registry.h"

@@ -10,12 +10,14 @@
 #include <sstream>
 #include <thread>
 
+#include "common/dataset_files.h"
+#include "common/recipe_spec.h"
 #include "common/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/unit/worker/fake_worker_service.h"
-#include "tests/unit/worker/tiny_llama.h"
+#include "tests/unit/engine/model/tiny_llama.h"
 #include "workers/engine/model/hf_model.h"
 
 namespace compressd {
@@ -30,6 +32,14 @@ std::string ReadFile(const fs::path& p) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// A recipe as the server leases it: defaults applied and validated on
+// SubmitJob (the worker only compiles it).
+void Prepare(v1::Task* task) {
+  absl::StatusOr<RecipeSpec> spec = PrepareRecipe(task->recipe());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  *task->mutable_recipe() = spec->recipe;
 }
 
 class WorkerTest : public ::testing::Test {
@@ -85,6 +95,7 @@ class WorkerTest : public ::testing::Test {
     task.set_attempt(1);
     task.mutable_recipe()->add_stages()->mutable_magnitude()->set_sparsity(
         std::stod(recipe_sparsity));
+    Prepare(&task);
     for (const fs::directory_entry& e : fs::directory_iterator(model_dir)) {
       const std::string content = ReadFile(e.path());
       v1::FileEntry* f = task.mutable_model()->add_files();
@@ -170,6 +181,7 @@ TEST_F(WorkerTest, EvaluatesOnAFetchedDatasetFile) {
   file->set_size(text.size());
   file->set_sha256(Sha256Hex(text));
   service_.blobs[file->sha256()] = text;
+  Prepare(&task);
   v1::Task local = task;
   local.set_task_id("task-2");
   local.mutable_recipe()->mutable_evaluation()->mutable_perplexity(0)->set_path("/etc/hostname");
@@ -252,6 +264,25 @@ TEST_F(WorkerTest, ShutdownInterruptsTheLongPoll) {
   const auto start = std::chrono::steady_clock::now();
   StopWorker();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+// What the worker fetches for a recipe's dataset `file` (and what the server
+// checks on SubmitJob): the file itself, or every file under the folder.
+TEST(FilesUnderTest, SelectsTheFileOrEveryFileUnderTheFolder) {
+  v1::Dataset dataset;
+  for (const char* path : {"a.txt", "dir/x.txt", "dir/sub/y.txt", "dir2/z.txt", "dirx"}) {
+    dataset.add_files()->set_path(path);
+  }
+  auto paths = [&](const std::string& name) {
+    std::vector<std::string> out;
+    for (const v1::FileEntry* f : FilesUnder(dataset, name)) out.push_back(f->path());
+    return out;
+  };
+  EXPECT_THAT(paths("a.txt"), ::testing::ElementsAre("a.txt"));
+  EXPECT_THAT(paths("dir"), ::testing::ElementsAre("dir/x.txt", "dir/sub/y.txt"));
+  EXPECT_THAT(paths("dir/sub"), ::testing::ElementsAre("dir/sub/y.txt"));
+  EXPECT_THAT(paths("di"), ::testing::IsEmpty());
+  EXPECT_THAT(paths("missing.txt"), ::testing::IsEmpty());
 }
 
 // The real binary: SIGTERM while idle exits 0.

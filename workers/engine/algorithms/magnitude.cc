@@ -123,34 +123,15 @@ void PruneNMRef(float* w, int64_t rows, int64_t cols, int n, int m) {
   }
 }
 
-absl::Status ParseNMPattern(absl::string_view pattern, int* n, int* m) {
-  std::vector<absl::string_view> parts = absl::StrSplit(pattern, ':');
-  if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], n) || !absl::SimpleAtoi(parts[1], m) ||
-      !(0 < *n && *n < *m && *m <= 64)) {
+absl::Status ApplyMagnitude(double sparsity, NMPattern pattern, float* w, int64_t rows,
+                            int64_t cols, absl::string_view tensor) {
+  if (pattern.set()) return PruneNM(w, rows, cols, pattern.n, pattern.m, tensor);
+  if (!(sparsity > 0.0 && sparsity < 1.0)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("pattern: \"", pattern, "\" is not \"N:M\" with 0 < N < M <= 64"));
+        absl::StrCat("magnitude.sparsity: must be in (0, 1), got ", sparsity));
   }
-  return absl::OkStatus();
-}
-
-absl::Status ApplyMagnitudeStage(const v1::MagnitudeStage& stage, float* w, int64_t rows,
-                                 int64_t cols, absl::string_view tensor) {
-  const bool has_pattern = !stage.pattern().empty();
-  const bool has_sparsity = stage.sparsity() != 0.0;
-  if (has_pattern == has_sparsity) {
-    return absl::InvalidArgumentError("magnitude: exactly one of sparsity and pattern must be set");
-  }
-  if (has_pattern) {
-    int n = 0, m = 0;
-    RETURN_IF_ERROR(ParseNMPattern(stage.pattern(), &n, &m));
-    return PruneNM(w, rows, cols, n, m, tensor);
-  }
-  if (!(stage.sparsity() > 0.0 && stage.sparsity() < 1.0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("magnitude.sparsity: must be in (0, 1), got ", stage.sparsity()));
-  }
-  return PruneUnstructured(w, static_cast<size_t>(rows) * static_cast<size_t>(cols),
-                           stage.sparsity(), tensor);
+  return PruneUnstructured(w, static_cast<size_t>(rows) * static_cast<size_t>(cols), sparsity,
+                           tensor);
 }
 
 size_t CountZeros(const float* w, size_t n) {

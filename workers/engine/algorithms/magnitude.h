@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/recipe_spec.h"
 #include "compressd/v1/recipe.pb.h"
 
 namespace compressd {
@@ -35,12 +36,10 @@ absl::Status PruneNM(float* w, int64_t rows, int64_t cols, int n, int m, absl::s
 // Reference: sorts every group.
 void PruneNMRef(float* w, int64_t rows, int64_t cols, int n, int m);
 
-// Parses "N:M". INVALID_ARGUMENT unless 0 < N < M <= 64.
-absl::Status ParseNMPattern(absl::string_view pattern, int* n, int* m);
-
-// Applies one magnitude stage (sparsity or pattern) to a [rows, cols] tensor.
-absl::Status ApplyMagnitudeStage(const v1::MagnitudeStage& stage, float* w, int64_t rows,
-                                 int64_t cols, absl::string_view tensor);
+// Applies one magnitude stage to a [rows, cols] tensor: the N:M `pattern`
+// when set, else unstructured `sparsity` in (0, 1) (INVALID_ARGUMENT otherwise).
+absl::Status ApplyMagnitude(double sparsity, NMPattern pattern, float* w, int64_t rows,
+                            int64_t cols, absl::string_view tensor);
 
 // Number of exact zeros (either sign).
 size_t CountZeros(const float* w, size_t n);

@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "workers/engine/model_eval.h"
+#include "workers/engine/pipeline/eval_sets.h"
 
 namespace compressd {
 namespace {

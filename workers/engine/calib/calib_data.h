@@ -17,7 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "compressd/v1/recipe.pb.h"
-#include "workers/engine/run_context.h"
+#include "workers/engine/runtime/run_context.h"
 #include "workers/engine/tokenizer/tokenizer.h"
 
 namespace compressd {

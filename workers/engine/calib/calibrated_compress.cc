@@ -9,6 +9,7 @@
 #include "common/recipe_stages.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "common/util.h"
 #include "workers/engine/algorithms/hessian.h"
 #include "workers/engine/calib/block_checkpoint.h"
 #include "workers/engine/calib/layer_stages.h"
@@ -22,10 +23,6 @@ using Clock = std::chrono::steady_clock;
 using engine::BlockWeights;
 using engine::Tensor;
 using nlohmann::json;
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // A linear layer of a decoder block and which of LinearInputs feeds it:
 // 0 attn_in, 1 o_in, 2 mlp_in, 3 down_in.
@@ -46,15 +43,6 @@ std::string ModuleOf(int block, const BlockLinear& l) {
 }
 
 std::string CheckpointName(int block) { return absl::StrFormat("calib/block-%04d", block); }
-
-const float* InputData(const engine::LinearInputs& in, int which) {
-  switch (which) {
-    case 0: return in.attn_in;
-    case 1: return in.o_in;
-    case 2: return in.mlp_in;
-    default: return in.down_in;
-  }
-}
 
 // The summary entry and events of one compressed layer.
 json RecordLayer(const std::string& module, const Tensor& t, const LayerOutcome& o,
@@ -154,7 +142,7 @@ class BlockCompressor {
       const int64_t dim = (w->*(group.front()->member)).cols();
       const Clock::time_point t = Clock::now();
       engine::HessianAccumulator acc(dim);
-      RETURN_IF_ERROR(acc.Add(InputData(in, input), in.tokens));
+      RETURN_IF_ERROR(acc.Add(in.input(input), in.tokens));
       ASSIGN_OR_RETURN(std::vector<float> h, acc.Hessian());
       result_->hessian_s += SecondsSince(t);
       for (const BlockLinear* l : group) {

@@ -34,11 +34,11 @@
 #include "nlohmann/json.hpp"
 #include "workers/engine/algorithms/quant_grid.h"
 #include "workers/engine/calib/calib_data.h"
-#include "workers/engine/checkpoint.h"
+#include "workers/engine/runtime/checkpoint.h"
 #include "workers/engine/model/llama_model.h"
-#include "workers/engine/model_prune.h"
+#include "workers/engine/pipeline/targets.h"
 #include "workers/engine/nn/backend.h"
-#include "workers/engine/run_context.h"
+#include "workers/engine/runtime/run_context.h"
 
 namespace compressd {
 

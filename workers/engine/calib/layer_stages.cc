@@ -4,8 +4,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/recipe_spec.h"
 #include "common/recipe_stages.h"
 #include "common/status_macros.h"
+#include "common/util.h"
 #include "workers/engine/algorithms/gptq.h"
 #include "workers/engine/algorithms/hessian.h"
 #include "workers/engine/algorithms/magnitude.h"
@@ -19,32 +21,25 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using engine::LayerSolveResult;
 
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 engine::QuantGrid Grid(const v1::QuantGridSpec& spec) {
   return engine::QuantGrid{spec.bits(), spec.group_size(), !spec.asymmetric()};
 }
 
-absl::Status PatternOf(const std::string& pattern, int* n, int* m) {
-  if (pattern.empty()) return absl::OkStatus();
-  return ParseNMPattern(pattern, n, m);
-}
-
 // One stage on w; sets out->quantized when it quantizes.
-absl::Status ApplyStage(const v1::Stage& stage, const std::string& tensor, float* w, int64_t rows,
-                        int64_t cols, const float* h, int threads, LayerOutcome* out) {
+absl::Status ApplyStage(const LayerStage& layer_stage, const std::string& tensor, float* w,
+                        int64_t rows, int64_t cols, const float* h, int threads,
+                        LayerOutcome* out) {
+  const v1::Stage& stage = layer_stage.stage;
+  const NMPattern& pattern = layer_stage.pattern;
   if (StageNeedsCalibration(stage) && h == nullptr) {
     return absl::FailedPreconditionError(
         absl::StrCat(tensor, ": stage ", StageKindName(stage), " needs calibration inputs"));
   }
   switch (stage.kind_case()) {
     case v1::Stage::kMagnitude:
-      return ApplyMagnitudeStage(stage.magnitude(), w, rows, cols, tensor);
+      return ApplyMagnitude(stage.magnitude().sparsity(), pattern, w, rows, cols, tensor);
     case v1::Stage::kWanda: {
-      engine::WandaOptions o{stage.wanda().sparsity(), 0, 0};
-      RETURN_IF_ERROR(PatternOf(stage.wanda().pattern(), &o.nm_n, &o.nm_m));
+      engine::WandaOptions o{stage.wanda().sparsity(), pattern.n, pattern.m};
       const std::vector<float> norms = engine::InputNormsFromHessian(h, cols);
       return engine::PruneWanda(w, rows, cols, norms.data(), o, tensor);
     }
@@ -52,7 +47,8 @@ absl::Status ApplyStage(const v1::Stage& stage, const std::string& tensor, float
       const v1::SparseGptStage& s = stage.sparsegpt();
       engine::SparseGptOptions o;
       o.sparsity = s.sparsity();
-      RETURN_IF_ERROR(PatternOf(s.pattern(), &o.nm_n, &o.nm_m));
+      o.nm_n = pattern.n;
+      o.nm_m = pattern.m;
       o.mask_scope = s.row_masks() ? engine::MaskScope::kRow : engine::MaskScope::kBlock;
       o.block_size = s.block_size();
       o.percdamp = s.percdamp();
@@ -113,7 +109,7 @@ absl::StatusOr<LayerOutcome> CompressLayer(const v1::Recipe& recipe, const std::
   const Clock::time_point start = Clock::now();
   for (int i = 0; i < recipe.stages_size(); ++i) {
     bool skip = false;
-    ASSIGN_OR_RETURN(v1::Stage stage, EffectiveStage(recipe, i, module, &skip));
+    ASSIGN_OR_RETURN(LayerStage stage, EffectiveLayerStage(recipe, i, module, &skip));
     if (skip) continue;
     RETURN_IF_ERROR(ApplyStage(stage, tensor, w, rows, cols, h, threads, &out));
     ++out.stages_applied;

@@ -40,7 +40,7 @@
 #include "workers/engine/evopress/search_space.h"
 #include "workers/engine/model/llama_model.h"
 #include "workers/engine/nn/forward.h"
-#include "workers/engine/run_context.h"
+#include "workers/engine/runtime/run_context.h"
 
 namespace compressd::evopress {
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "common/util.h"
 #include "nlohmann/json.hpp"
 #include "workers/engine/algorithms/gptq.h"
 #include "workers/engine/algorithms/hessian.h"
@@ -22,25 +23,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using engine::BlockWeights;
 
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 // Which LinearInputs buffer feeds a unit: 0 attn_in, 1 o_in, 2 mlp_in, 3 down_in.
 int InputOf(const Unit& u) {
   if (u.member == &BlockWeights::o_proj) return 1;
   if (u.member == &BlockWeights::gate_proj || u.member == &BlockWeights::up_proj) return 2;
   if (u.member == &BlockWeights::down_proj) return 3;
   return 0;
-}
-
-const float* InputData(const engine::LinearInputs& in, int which) {
-  switch (which) {
-    case 0: return in.attn_in;
-    case 1: return in.o_in;
-    case 2: return in.mlp_in;
-    default: return in.down_in;
-  }
 }
 
 // The unit's dense weight solved at `level`, encoded.
@@ -104,7 +92,7 @@ absl::Status BuildBlock(LevelsDb& db, const std::vector<std::pair<int, int>>& mi
     Clock::time_point t = Clock::now();
     const engine::Tensor& first = w.*(space.units[todo.front().first].member);
     engine::HessianAccumulator acc(first.cols());
-    RETURN_IF_ERROR(acc.Add(InputData(in, input), in.tokens));
+    RETURN_IF_ERROR(acc.Add(in.input(input), in.tokens));
     ASSIGN_OR_RETURN(std::vector<float> h, acc.Hessian());
     stats->hessian_s += SecondsSince(t);
     for (const auto& [u, l] : todo) {

@@ -11,7 +11,7 @@
 //    at level L. The search's uniform configuration is then exactly the
 //    standard sequential SparseGPT / GPTQ model, the baseline it must beat.
 //    One sequential pass per level (BuildSequentialLevelsDb, with the pass
-//    injected as a UniformCompressor: evopress_run.h SequentialCompressor).
+//    injected as a UniformCompressor: pipeline/evopress_session.h SequentialCompressor).
 //  - dense_inputs (the paper's database): for each decoder block, the dense
 //    model's inputs of its linears over the calibration windows
 //    (nn/block_runner.h with a hook that reads and never modifies weights),
@@ -63,12 +63,12 @@
 
 #include "absl/status/statusor.h"
 #include "workers/engine/algorithms/quant_grid.h"
-#include "workers/engine/checkpoint.h"
+#include "workers/engine/runtime/checkpoint.h"
 #include "workers/engine/evopress/level_codec.h"
 #include "workers/engine/evopress/search_space.h"
 #include "workers/engine/model/llama_model.h"
 #include "workers/engine/nn/backend.h"
-#include "workers/engine/run_context.h"
+#include "workers/engine/runtime/run_context.h"
 
 namespace compressd::evopress {
 

@@ -38,10 +38,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "workers/engine/checkpoint.h"
+#include "workers/engine/runtime/checkpoint.h"
 #include "workers/engine/evopress/evaluator.h"
 #include "workers/engine/evopress/search_space.h"
-#include "workers/engine/run_context.h"
+#include "workers/engine/runtime/run_context.h"
 
 namespace compressd::evopress {
 
@@ -87,7 +87,7 @@ absl::StatusOr<SearchState> DecodeSearchState(const std::string& bytes,
 // configuration of `pool` on the windows DrawWindows(stream, window,
 // step_tokens[step], seed, generation, step), with `base` (the parent) as
 // the prefix-reuse base; *tokens receives the step's token count. Local
-// (LocalStepFitness) or fanned out over workers (evopress_run.h).
+// (LocalStepFitness) or fanned out over workers (pipeline/evopress_session.h).
 using StepFitness = std::function<absl::StatusOr<std::vector<double>>(
     int generation, int step, const std::vector<Config>& pool, const Config& base,
     int64_t* tokens)>;

@@ -150,9 +150,9 @@ bool Switch(const SearchSpace& space, Config* c, std::mt19937_64& rng) {
 
 absl::StatusOr<SearchSpace> MakeSearchSpace(const engine::LlamaModel& model,
                                             const std::vector<std::string>& modules,
-                                            const v1::EvoPressStage& stage) {
+                                            const v1::EvoPressStage& stage, Mode mode) {
   SearchSpace space;
-  if (stage.mode() == "drop") {
+  if (mode == Mode::kDrop) {
     const bool both = !stage.drop_attention() && !stage.drop_mlp();
     space = DropSpace(model, both || stage.drop_attention(), both || stage.drop_mlp());
     space.mode = Mode::kDrop;
@@ -160,7 +160,7 @@ absl::StatusOr<SearchSpace> MakeSearchSpace(const engine::LlamaModel& model,
     absl::StatusOr<SearchSpace> s = LayerSpace(model, modules);
     if (!s.ok()) return s.status();
     space = *std::move(s);
-    space.mode = stage.mode() == "bits" ? Mode::kBits : Mode::kSparsity;
+    space.mode = mode;
     space.levels.assign(stage.levels().begin(), stage.levels().end());
   }
   if (space.units.empty()) return absl::InvalidArgumentError("evopress: no units to search over");

@@ -64,13 +64,14 @@ struct SearchSpace {
   std::vector<int> lo, hi;               // allowed level indices per unit (inclusive)
 };
 
-// The units of `model` for `stage` (recipe.proto EvoPressStage): sparsity /
-// bits: `modules` (targeted module names; each must be a linear of a decoder
-// block, INVALID_ARGUMENT naming it otherwise); drop: every block's allowed
-// halves (drop_attention / drop_mlp; neither set: both). Bounds: every level.
+// The units of `model` for `stage` (recipe.proto EvoPressStage) in `mode`
+// (the stage's mode, typed): sparsity / bits: `modules` (targeted module
+// names; each must be a linear of a decoder block, INVALID_ARGUMENT naming it
+// otherwise); drop: every block's allowed halves (drop_attention / drop_mlp;
+// neither set: both). Bounds: every level.
 absl::StatusOr<SearchSpace> MakeSearchSpace(const engine::LlamaModel& model,
                                             const std::vector<std::string>& modules,
-                                            const v1::EvoPressStage& stage);
+                                            const v1::EvoPressStage& stage, Mode mode);
 
 // The starting point: in each group, every unit at the level equal to
 // `target`, or, for a target between two adjacent levels a < b, round((target

@@ -57,6 +57,7 @@
 #include <cstdint>
 #include <map>
 #include <set>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -70,8 +71,9 @@ namespace compressd {
 
 struct GgufExportOptions {
   std::string name;                  // general.name; "" keeps the source's
-  std::string target_type = "auto";  // "auto" or a ggml type name ("Q4_K", "Q8_0", ...)
-  std::string other_type = "Q8_0";   // "auto" (Q8_0) or a ggml type name
+  // The targets' type; nullopt: "auto" (from each tensor's grid, above).
+  std::optional<engine::GgmlType> target_type;
+  engine::GgmlType other_type = engine::GgmlType::kQ8_0;  // other 2-D weights
   std::set<std::string> targets;     // HF names of the targeted linear weights
 };
 

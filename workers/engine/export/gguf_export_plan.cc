@@ -87,15 +87,6 @@ GgmlType Substitute(GgmlType t) {
 
 int64_t BlockSize(GgmlType t) { return engine::GgmlTraits(static_cast<uint32_t>(t))->block_size; }
 
-// "auto" -> nullopt (or `auto_type` when given).
-absl::StatusOr<std::optional<GgmlType>> ParseOption(const std::string& value, const char* field,
-                                                    std::optional<GgmlType> auto_type) {
-  if (value == "auto") return auto_type;
-  absl::StatusOr<GgmlType> t = ParseQuantizeType(value);
-  if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat(field, ": ", t.status().message()));
-  return std::optional<GgmlType>(*t);
-}
-
 // The grid's values must be the model's weights (else the codes describe
 // some other tensor, e.g. one pruned after quantization).
 absl::Status CheckGridMatches(const QuantizedTensor& q, const engine::Tensor& w,
@@ -216,10 +207,8 @@ absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaModel& mo
 
 absl::Status ChooseTypes(const GgufExportOptions& options, const QuantizedMap& quantized,
                          std::vector<TensorPlan>* plans) {
-  ASSIGN_OR_RETURN(std::optional<GgmlType> target,
-                   ParseOption(options.target_type, "target_type", std::nullopt));
-  ASSIGN_OR_RETURN(std::optional<GgmlType> other,
-                   ParseOption(options.other_type, "other_type", GgmlType::kQ8_0));
+  const std::optional<GgmlType> target = options.target_type;
+  const std::optional<GgmlType> other = options.other_type;
   std::map<std::string, TensorPlan*> by_hf;
   for (TensorPlan& p : *plans) by_hf[p.report.hf_name] = &p;
   for (const std::string& name : options.targets) {

@@ -6,13 +6,13 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <set>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/atomic_file.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
@@ -230,16 +230,6 @@ std::string GptqConfigJson(const engine::LlamaModel& model, bool tied, const Qua
   return config.dump(2) + "\n";
 }
 
-absl::Status WriteText(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) {
-    return absl::InternalError(absl::StrCat(path.string(), ": write failed"));
-  }
-  return absl::OkStatus();
-}
-
 // max |float16(scale) * (code - zero) - w| over one layer.
 double MaxAbsDiff(const QuantizedTensor& q, const GptqPackedTensor& p, const float* w) {
   double worst = 0.0;
@@ -317,32 +307,26 @@ absl::StatusOr<GptqPackedTensor> PackGptqTensor(const QuantizedTensor& q,
   return p;
 }
 
-absl::StatusOr<GptqExportStats> WriteGptqLlama(
-    engine::LlamaModel& model, const std::map<std::string, const QuantizedTensor*>& quantized,
-    const std::string& out_dir, const GptqExportOptions& options) {
-  if (quantized.empty()) {
-    return absl::InvalidArgumentError("gptq output: no quantized tensors to write");
-  }
-  if (model.config.attention_bias && model.config.model_type != "qwen2") {
-    return absl::UnimplementedError(absl::StrCat(
-        "gptq output: model_type \"", model.config.model_type,
-        "\" with q/k/v biases has no Hugging Face class to export to (only qwen2 has them)"));
-  }
-  const std::vector<engine::NamedTensor> named = engine::NamedTensors(&model);
-  std::map<std::string, const engine::Tensor*> by_name;
-  for (const engine::NamedTensor& t : named) {
-    by_name[t.name] = t.tensor;
-  }
+namespace {
 
-  // Names, shapes and one grid, checked in the model's tensor order.
-  std::vector<std::set<std::string>> per_block(model.blocks.size());
+// Names, shapes and one grid, checked in the model's tensor order: the
+// projections each block quantizes, and the grid they share.
+struct QuantizedLayout {
+  std::vector<std::set<std::string>> per_block;
   const QuantizedTensor* first = nullptr;
+};
+
+absl::StatusOr<QuantizedLayout> CheckQuantized(
+    const engine::LlamaModel& model, const std::vector<engine::NamedTensor>& named,
+    const std::map<std::string, const QuantizedTensor*>& quantized) {
+  QuantizedLayout layout;
+  layout.per_block.resize(model.blocks.size());
   std::string first_name;
+  std::set<std::string> names;
   for (const engine::NamedTensor& t : named) {
+    names.insert(t.name);
     auto it = quantized.find(t.name);
-    if (it == quantized.end()) {
-      continue;
-    }
+    if (it == quantized.end()) continue;
     const QuantizedTensor& q = *it->second;
     int64_t layer = 0;
     std::string projection;
@@ -356,32 +340,37 @@ absl::StatusOr<GptqExportStats> WriteGptqLlama(
                                           "] differs from the model's [",
                                           absl::StrJoin(t.tensor->shape, ", "), "]"));
     }
-    if (first == nullptr) {
-      first = &q;
+    if (layout.first == nullptr) {
+      layout.first = &q;
       first_name = t.name;
-    } else if (!SameGrid(q.grid, first->grid)) {
-      return Invalid(t.name, absl::StrCat("grid (", GridText(q.grid), ") differs from ", first_name,
-                                          " (", GridText(first->grid),
+    } else if (!SameGrid(q.grid, layout.first->grid)) {
+      return Invalid(t.name, absl::StrCat("grid (", GridText(q.grid), ") differs from ",
+                                          first_name, " (", GridText(layout.first->grid),
                                           "): a GPTQ checkpoint has one quantization_config"));
     }
-    per_block[static_cast<size_t>(layer)].insert(projection);
+    layout.per_block[static_cast<size_t>(layer)].insert(projection);
   }
   for (const auto& [name, q] : quantized) {
-    if (by_name.count(name) == 0) {
+    if (names.count(name) == 0) {
       return Invalid(name, "not a weight of the model (or lm_head tied to the embedding)");
     }
   }
-  ASSIGN_OR_RETURN(const json modules, BlockModules(per_block));
+  return layout;
+}
 
-  GptqExportStats stats;
-  std::deque<GptqPackedTensor> packed;          // keeps the bytes alive for the write
-  std::deque<std::vector<uint16_t>> dense_f16;  // likewise
+// The tensors of the checkpoint: packed quantized projections and the rest in
+// float16; `packed` and `dense_f16` keep their bytes alive for the write.
+absl::StatusOr<std::vector<TensorToWrite>> PackTensors(
+    const std::vector<engine::NamedTensor>& named,
+    const std::map<std::string, const QuantizedTensor*>& quantized,
+    const GptqExportOptions& options, std::deque<GptqPackedTensor>* packed,
+    std::deque<std::vector<uint16_t>>* dense_f16, GptqExportStats* stats) {
   std::vector<TensorToWrite> tensors;
   for (const engine::NamedTensor& t : named) {
     auto it = quantized.find(t.name);
     if (it == quantized.end()) {
       const size_t n = static_cast<size_t>(t.tensor->numel());
-      std::vector<uint16_t>& h = dense_f16.emplace_back(n);
+      std::vector<uint16_t>& h = dense_f16->emplace_back(n);
       FloatToHalf(t.tensor->data, h.data(), n);
       for (size_t i = 0; i < n; ++i) {
         if ((h[i] & 0x7C00u) == 0x7C00u && std::isfinite(t.tensor->data[i])) {
@@ -390,15 +379,15 @@ absl::StatusOr<GptqExportStats> WriteGptqLlama(
         }
       }
       tensors.push_back({t.name, DType::kF16, t.tensor->shape, BytesOf(h)});
-      ++stats.dense_tensors;
+      ++stats->dense_tensors;
       continue;
     }
     const QuantizedTensor& q = *it->second;
     ASSIGN_OR_RETURN(GptqPackedTensor p, PackGptqTensor(q, options.format, t.name));
-    stats.desc_act = stats.desc_act || p.act_order;
-    stats.max_abs_diff = std::max(stats.max_abs_diff, MaxAbsDiff(q, p, t.tensor->data));
-    ++stats.quantized_tensors;
-    const GptqPackedTensor& k = packed.emplace_back(std::move(p));
+    stats->desc_act = stats->desc_act || p.act_order;
+    stats->max_abs_diff = std::max(stats->max_abs_diff, MaxAbsDiff(q, p, t.tensor->data));
+    ++stats->quantized_tensors;
+    const GptqPackedTensor& k = packed->emplace_back(std::move(p));
     const std::string m = t.name.substr(0, t.name.size() - std::string(".weight").size());
     tensors.push_back(
         {m + ".qweight", DType::kI32, {k.in * k.bits / 32, k.out}, BytesOf(k.qweight)});
@@ -407,8 +396,32 @@ absl::StatusOr<GptqExportStats> WriteGptqLlama(
     tensors.push_back({m + ".scales", DType::kF16, {k.groups, k.out}, BytesOf(k.scales)});
     tensors.push_back({m + ".g_idx", DType::kI32, {k.in}, BytesOf(k.g_idx)});
   }
+  return tensors;
+}
 
-  const std::string config = GptqConfigJson(model, engine::LmHeadIsTied(model), first->grid,
+}  // namespace
+
+absl::StatusOr<GptqExportStats> WriteGptqLlama(
+    engine::LlamaModel& model, const std::map<std::string, const QuantizedTensor*>& quantized,
+    const std::string& out_dir, const GptqExportOptions& options) {
+  if (quantized.empty()) {
+    return absl::InvalidArgumentError("gptq output: no quantized tensors to write");
+  }
+  if (model.config.attention_bias && model.config.model_type != "qwen2") {
+    return absl::UnimplementedError(absl::StrCat(
+        "gptq output: model_type \"", model.config.model_type,
+        "\" with q/k/v biases has no Hugging Face class to export to (only qwen2 has them)"));
+  }
+  const std::vector<engine::NamedTensor> named = engine::NamedTensors(&model);
+  ASSIGN_OR_RETURN(const QuantizedLayout layout, CheckQuantized(model, named, quantized));
+  ASSIGN_OR_RETURN(const json modules, BlockModules(layout.per_block));
+
+  GptqExportStats stats;
+  std::deque<GptqPackedTensor> packed;
+  std::deque<std::vector<uint16_t>> dense_f16;
+  ASSIGN_OR_RETURN(std::vector<TensorToWrite> tensors,
+                   PackTensors(named, quantized, options, &packed, &dense_f16, &stats));
+  const std::string config = GptqConfigJson(model, engine::LmHeadIsTied(model), layout.first->grid,
                                             stats.desc_act, modules, options);
   std::error_code ec;
   fs::create_directories(out_dir, ec);
@@ -417,7 +430,7 @@ absl::StatusOr<GptqExportStats> WriteGptqLlama(
   }
   RETURN_IF_ERROR(WriteSafetensors((fs::path(out_dir) / "model.safetensors").string(),
                                    std::move(tensors), {{"format", "pt"}}));
-  RETURN_IF_ERROR(WriteText(fs::path(out_dir) / "config.json", config));
+  RETURN_IF_ERROR(WriteFileAtomically((fs::path(out_dir) / "config.json").string(), config));
   return stats;
 }
 

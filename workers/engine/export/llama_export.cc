@@ -3,11 +3,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/atomic_file.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "workers/engine/export/safetensors_writer.h"
@@ -29,14 +29,6 @@ double ShortestDouble(float v) {
     if (static_cast<float>(d) == v) return d;
   }
   return v;
-}
-
-absl::Status WriteText(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) return absl::InternalError(absl::StrCat(path.string(), ": write failed"));
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -103,7 +95,8 @@ absl::Status WriteHfLlama(engine::LlamaModel& model, const std::string& out_dir)
   }
   RETURN_IF_ERROR(WriteSafetensors((fs::path(out_dir) / "model.safetensors").string(),
                                    std::move(tensors), {{"format", "pt"}}));
-  return WriteText(fs::path(out_dir) / "config.json", HfLlamaConfigJson(c, tied));
+  return WriteFileAtomically((fs::path(out_dir) / "config.json").string(),
+                             HfLlamaConfigJson(c, tied));
 }
 
 }  // namespace compressd

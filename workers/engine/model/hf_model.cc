@@ -17,14 +17,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-absl::StatusOr<std::string> ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<HfModel>> HfModel::Open(const std::string& dir) {
@@ -82,7 +74,7 @@ absl::Status HfModel::FindShardFiles(std::vector<std::string>* rel_paths) {
 absl::Status HfModel::ReadIndex(std::vector<std::string>* rel_paths,
                                 std::map<std::string, std::string>* weight_map) {
   const std::string path = (fs::path(dir_) / kWeightsIndexFile).string();
-  ASSIGN_OR_RETURN(index_json_, ReadText(path));
+  ASSIGN_OR_RETURN(index_json_, ReadFileToString(path));
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(index_json_);

@@ -1,12 +1,6 @@
 #include "workers/engine/model/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -97,37 +91,17 @@ absl::Status ParseMetadata(const std::string& path, const json& v,
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    const std::string msg = absl::StrCat(path, ": cannot open: ", std::strerror(err));
-    return err == ENOENT ? absl::NotFoundError(msg) : absl::InternalError(msg);
-  }
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
-  }
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
-  if (size < 8) {
-    ::close(fd);
-    return Malformed(path, absl::StrCat("file is ", size,
+  ASSIGN_OR_RETURN(std::unique_ptr<engine::MappedFile> mapped, engine::MappedFile::Open(path));
+  if (mapped->size() < 8) {
+    return Malformed(path, absl::StrCat("file is ", mapped->size(),
                                         " bytes, shorter than the 8-byte header length"));
   }
-  void* base = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (base == MAP_FAILED) {
-    return absl::InternalError(absl::StrCat(path, ": mmap failed: ", std::strerror(errno)));
-  }
-  std::unique_ptr<SafetensorsFile> file(
-      new SafetensorsFile(path, static_cast<const char*>(base), size));
+  std::unique_ptr<SafetensorsFile> file(new SafetensorsFile(path, std::move(mapped)));
   RETURN_IF_ERROR(file->ParseHeader());
   return file;
 }
 
-SafetensorsFile::~SafetensorsFile() {
-  if (base_ != nullptr) ::munmap(const_cast<char*>(base_), size_);
-}
+SafetensorsFile::~SafetensorsFile() = default;
 
 absl::Status SafetensorsFile::ParseHeader() {
   uint64_t header_len = 0;

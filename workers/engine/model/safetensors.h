@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "workers/engine/model/dtype.h"
+#include "workers/engine/model/mapped_file.h"
 
 namespace compressd {
 
@@ -60,12 +61,16 @@ class SafetensorsFile {
   absl::StatusOr<std::vector<float>> ReadAsFloat(const TensorInfo& tensor) const;
 
  private:
-  SafetensorsFile(std::string path, const char* base, uint64_t size)
-      : path_(std::move(path)), base_(base), size_(size) {}
+  SafetensorsFile(std::string path, std::unique_ptr<engine::MappedFile> file)
+      : path_(std::move(path)),
+        file_(std::move(file)),
+        base_(reinterpret_cast<const char*>(file_->data())),
+        size_(file_->size()) {}
   absl::Status ParseHeader();
 
   std::string path_;
-  const char* base_ = nullptr;  // the whole file, mmap'ed read-only
+  std::unique_ptr<engine::MappedFile> file_;  // the whole file, mapped read-only
+  const char* base_ = nullptr;                 // file_'s bytes
   uint64_t size_ = 0;
   uint64_t data_start_ = 0;
   std::vector<TensorInfo> tensors_;

@@ -41,6 +41,16 @@ struct LinearInputs {
   // (those the hook has replaced so far): "true sequential" compression, where
   // o_proj sees the compressed q/k/v, and so on. One more pass over the batch.
   std::function<absl::Status()> refresh;
+
+  // The buffer by input index: 0 attn_in, 1 o_in, 2 mlp_in, 3 down_in.
+  const float* input(int which) const {
+    switch (which) {
+      case 0: return attn_in;
+      case 1: return o_in;
+      case 2: return mlp_in;
+      default: return down_in;
+    }
+  }
 };
 
 // Called once per block; may replace tensors of *weights (same shapes). A

@@ -29,7 +29,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "workers/engine/model/gguf/ggml_types.h"
-#include "workers/engine/model/gguf/mapped_file.h"
+#include "workers/engine/model/mapped_file.h"
 
 namespace compressd::engine {
 

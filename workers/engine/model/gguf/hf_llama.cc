@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/util.h"
 #include "workers/engine/model/gguf/tensor_map.h"
 #include "workers/engine/model/hf_model.h"
 
@@ -82,21 +83,13 @@ absl::Status HfTensorLoader::CheckAllUsed() const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 }  // namespace
 
 absl::StatusOr<LlamaModel> LoadHfModel(const std::string& dir) {
   ASSIGN_OR_RETURN(std::unique_ptr<HfModel> opened, HfModel::Open(dir));
   std::shared_ptr<const HfModel> hf(std::move(opened));
   const std::string config_path = (std::filesystem::path(dir) / kHfConfigFile).string();
-  ASSIGN_OR_RETURN(std::string config_text, ReadText(config_path));
+  ASSIGN_OR_RETURN(std::string config_text, ReadFileToString(config_path));
   LlamaModel model;
   ASSIGN_OR_RETURN(model.config, ReadHfLlamaConfig(hf->config(), config_text, config_path));
   const LlamaConfig& c = model.config;

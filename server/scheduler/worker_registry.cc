@@ -1,0 +1,84 @@
+#include "server/scheduler/worker_registry.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/util.h"
+
+namespace compressd {
+
+WorkerRegistry::WorkerRegistry(ServerMetrics& metrics, SchedulerOptions options)
+    : metrics_(metrics), options_(std::move(options)) {}
+
+std::string WorkerRegistry::Register(const v1::RegisterWorkerRequest& info) {
+  std::string worker_id = NewId("wkr-");
+  absl::MutexLock lock(&mu_);
+  Worker& worker = workers_[worker_id];
+  worker.info = info;
+  worker.last_seen_ms = options_.Now();
+  UpdateGaugesLocked();
+  return worker_id;
+}
+
+absl::Status WorkerRegistry::Touch(const std::string& worker_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) {
+    return absl::NotFoundError(absl::StrCat("worker_id: worker \"", worker_id,
+                                            "\" is not registered; call RegisterWorker"));
+  }
+  it->second.last_seen_ms = options_.Now();
+  return absl::OkStatus();
+}
+
+void WorkerRegistry::SetTask(const std::string& worker_id, const std::string& task_id, bool admit) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) {
+    if (!admit) return;
+    it = workers_.emplace(worker_id, Worker()).first;
+  }
+  it->second.task_id = task_id;
+  it->second.last_seen_ms = options_.Now();
+  UpdateGaugesLocked();
+}
+
+void WorkerRegistry::Release(const std::string& worker_id, const std::string& task_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it != workers_.end() && it->second.task_id == task_id) it->second.task_id.clear();
+  UpdateGaugesLocked();
+}
+
+void WorkerRegistry::ExpireSilent(int64_t now, const std::vector<std::string>& heard,
+                                  const std::set<std::string>& waiting) {
+  absl::MutexLock lock(&mu_);
+  for (const std::string& worker_id : heard) {
+    auto it = workers_.find(worker_id);
+    if (it != workers_.end()) it->second.last_seen_ms = now;
+  }
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    bool silent = now - it->second.last_seen_ms > options_.worker_timeout_ms;
+    if (silent && waiting.count(it->first) == 0) {
+      it = workers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  UpdateGaugesLocked();
+}
+
+size_t WorkerRegistry::Count() {
+  absl::MutexLock lock(&mu_);
+  return workers_.size();
+}
+
+void WorkerRegistry::UpdateGaugesLocked() {
+  int64_t busy = std::count_if(workers_.begin(), workers_.end(),
+                               [](const auto& w) { return !w.second.task_id.empty(); });
+  metrics_.workers_connected().Set(static_cast<double>(workers_.size()));
+  metrics_.workers_busy().Set(static_cast<double>(busy));
+}
+
+}  // namespace compressd

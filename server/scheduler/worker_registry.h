@@ -1,0 +1,62 @@
+// The workers the scheduler knows: each registered worker, when it was last
+// heard from and which task or part it holds (none when idle), and the
+// compressd_workers_connected / compressd_workers_busy gauges. Kept in
+// memory only: after a server restart a worker is re-admitted when it
+// heartbeats a lease it still holds (SetTask with `admit`). A worker unheard
+// of for worker_timeout_ms is dropped on the next ExpireSilent unless one of
+// its LeaseTask long-polls is pending. Thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "compressd/v1/worker.pb.h"
+#include "server/metrics/server_metrics.h"
+#include "server/scheduler/scheduler_options.h"
+
+namespace compressd {
+
+class WorkerRegistry {
+ public:
+  WorkerRegistry(ServerMetrics& metrics, SchedulerOptions options);
+
+  // Adds a worker described by `info`; returns its new id ("wkr-...").
+  std::string Register(const v1::RegisterWorkerRequest& info);
+  // NOT_FOUND unless `worker_id` is registered; records that it was heard from.
+  absl::Status Touch(const std::string& worker_id);
+  // Records what a worker holds ("" when idle); re-admits an unknown worker if `admit`.
+  void SetTask(const std::string& worker_id, const std::string& task_id, bool admit = false);
+  // Clears a worker's task only if it is still `task_id`.
+  void Release(const std::string& worker_id, const std::string& task_id);
+  // Records that the workers in `heard` were heard from at `now` (their
+  // long-poll just ended), then drops every worker unheard of for longer than
+  // worker_timeout_ms unless it is in `waiting`.
+  void ExpireSilent(int64_t now, const std::vector<std::string>& heard,
+                    const std::set<std::string>& waiting);
+  // How many workers are registered.
+  size_t Count();
+
+ private:
+  struct Worker {
+    v1::RegisterWorkerRequest info;
+    int64_t last_seen_ms = 0;
+    std::string task_id;  // empty when idle
+  };
+
+  void UpdateGaugesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  ServerMetrics& metrics_;
+  const SchedulerOptions options_;
+
+  absl::Mutex mu_;
+  std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace compressd

@@ -1,0 +1,313 @@
+// The model path of RunJob (workers/engine/pipeline/model_job.h) on tiny
+// models: an HF directory with a byte-level tokenizer.json (so any text is one
+// token per byte) and a llama.cpp-style GGUF. The evaluation text is written
+// greedily by the dense model itself, so the dense model is the one that
+// predicts it best and pruning must make its perplexity worse.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+
+#include "absl/strings/match.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/unit/engine/model/tiny_llama_gguf.h"
+#include "tests/unit/engine/model/tiny_llama.h"
+#include "workers/engine/algorithms/magnitude.h"
+#include "workers/engine/eval/perplexity.h"
+#include "workers/engine/pipeline/job.h"
+#include "workers/engine/model/llama_names.h"
+#include "workers/engine/model/model_loader.h"
+#include "workers/engine/nn/cpu_backend.h"
+#include "workers/engine/tokenizer/tokenizer.h"
+
+namespace compressd {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using ::testing::HasSubstr;
+
+constexpr int kWindow = 32;
+constexpr int kWindows = 4;
+
+class RecordingSink : public EventSink {
+ public:
+  void Emit(const v1::JobEvent& event) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(event);
+  }
+  // Values of metric `name` whose labels include `key`=`value`.
+  std::vector<double> Metric(const std::string& name, const std::string& key,
+                             const std::string& value) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<double> out;
+    for (const v1::JobEvent& e : events_) {
+      if (!e.has_metric() || e.metric().name() != name) continue;
+      auto it = e.metric().labels().find(key);
+      if (it != e.metric().labels().end() && it->second == value) out.push_back(e.metric().value());
+    }
+    return out;
+  }
+  int ProgressCount(const std::string& stage) {
+    std::lock_guard<std::mutex> lock(mu_);
+    int n = 0;
+    for (const v1::JobEvent& e : events_) n += e.has_progress() && e.progress().stage() == stage;
+    return n;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<v1::JobEvent> events_;
+};
+
+// Greedy continuation of `first` to kWindow tokens, one window per start byte.
+std::vector<int32_t> GreedyText(const engine::LlamaModel& model) {
+  engine::CpuBackend backend(engine::CpuBackendOptions{1, 128});
+  auto forward = engine::LlamaForward::Create(&model, &backend);
+  EXPECT_TRUE(forward.ok()) << forward.status();
+  std::vector<int32_t> text;
+  for (int w = 0; w < kWindows; ++w) {
+    std::vector<int32_t> seq = {'a' + w};
+    while (static_cast<int>(seq.size()) < kWindow) {
+      auto batch = engine::SequenceBatch::Pack({seq});
+      auto logits = forward->Logits(*batch);
+      EXPECT_TRUE(logits.ok()) << logits.status();
+      const int vocab = model.config.vocab;
+      const float* last = logits->data() + (seq.size() - 1) * vocab;
+      seq.push_back(static_cast<int32_t>(std::max_element(last, last + vocab) - last));
+    }
+    text.insert(text.end(), seq.begin(), seq.end());
+  }
+  return text;
+}
+
+class ModelJobTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::path(::testing::TempDir()) /
+            ("mj_" + std::to_string(::getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    in_ = (root_ / "in").string();
+    out_ = (root_ / "out").string();
+    testing::TinyLlamaOptions options;
+    options.weight_std = 0.15;  // large enough for the blocks to shape the predictions
+    ASSERT_TRUE(testing::WriteTinyLlama(in_, options).ok());
+    std::ofstream(fs::path(in_) / "tokenizer.json") << testing::ByteLevelTokenizerJson();
+    auto model = engine::LoadModel(in_);
+    ASSERT_TRUE(model.ok()) << model.status();
+    tokens_ = GreedyText(*model);
+    text_ = (root_ / "text.txt").string();
+    std::ofstream(text_, std::ios::binary) << std::string(tokens_.begin(), tokens_.end());
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  v1::Recipe EvalRecipe(bool kl) const {
+    v1::Recipe r;
+    v1::EvalDataset* set = r.mutable_evaluation()->add_perplexity();
+    set->set_name("greedy");
+    set->set_path(text_);
+    set->set_window(kWindow);
+    set->set_windows(kWindows);
+    r.mutable_evaluation()->set_kl(kl);
+    r.mutable_evaluation()->set_threads(1);
+    return r;
+  }
+
+  absl::StatusOr<json> Run(const v1::Recipe& recipe, const RunOptions& options = {}) {
+    absl::StatusOr<RecipeSpec> spec = PrepareRecipe(recipe);
+    if (!spec.ok()) return spec.status();
+    absl::StatusOr<std::string> summary = RunJob(in_, *spec, out_, sink_, cancel_, options);
+    if (!summary.ok()) return summary.status();
+    return json::parse(*summary);
+  }
+
+  // Perplexity of the model at `path` on the text, computed here directly.
+  double DirectPerplexity(const std::string& path) {
+    auto model = engine::LoadModel(path);
+    EXPECT_TRUE(model.ok()) << model.status();
+    engine::CpuBackend backend(engine::CpuBackendOptions{1, 128});
+    auto forward = engine::LlamaForward::Create(&*model, &backend);
+    auto r = engine::Perplexity(*forward, tokens_, {kWindow, kWindows, kWindows});
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->perplexity : 0;
+  }
+
+  fs::path root_;
+  std::string in_, out_, text_;
+  std::vector<int32_t> tokens_;
+  RecordingSink sink_;
+  CancelToken cancel_;
+};
+
+TEST_F(ModelJobTest, TokenizerMapsEachByteToItsId) {
+  // The premise of the other tests: the text file tokenizes back to tokens_.
+  auto tokenizer = engine::Tokenizer::FromHfJson(testing::ByteLevelTokenizerJson());
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  std::string all_bytes;
+  for (int b = 0; b < 256; ++b) all_bytes.push_back(static_cast<char>(b));
+  const std::vector<int32_t> ids = tokenizer->Encode(all_bytes, false, false);
+  ASSERT_EQ(ids.size(), 256u);
+  for (int b = 0; b < 256; ++b) EXPECT_EQ(ids[b], b);
+  EXPECT_EQ(tokenizer->Encode(std::string(tokens_.begin(), tokens_.end()), false, false), tokens_);
+}
+
+TEST_F(ModelJobTest, EvaluateOnlyMatchesDirectPerplexityAndWritesOnlyASummary) {
+  absl::StatusOr<json> s = Run(EvalRecipe(false));
+  ASSERT_TRUE(s.ok()) << s.status();
+  const json& set = (*s)["evaluation"]["datasets"][0];
+  EXPECT_EQ(set["name"], "greedy");
+  EXPECT_EQ(set["predicted_tokens"], kWindows * (kWindow - 1));
+  const double dense = set["perplexity"]["dense"];
+  EXPECT_DOUBLE_EQ(dense, DirectPerplexity(in_));
+  EXPECT_GT(dense, 1.0);
+  EXPECT_LT(dense, 256.0);  // the model predicts its own greedy text better than uniform
+  EXPECT_FALSE(set["perplexity"].contains("compressed"));
+  EXPECT_EQ((*s)["format"], "none");
+  EXPECT_GT((*s)["peak_rss_bytes"].get<uint64_t>(), 0u);
+  for (const char* key : {"load", "evaluate", "forward", "hessian", "solve", "export", "total"}) {
+    EXPECT_TRUE((*s)["timing_seconds"].contains(key)) << key;
+  }
+  EXPECT_THAT(sink_.Metric("perplexity", "dataset", "greedy"), ::testing::ElementsAre(dense));
+  EXPECT_GT(sink_.ProgressCount("evaluate dense"), 0);
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(out_)) files.push_back(e.path().filename().string());
+  EXPECT_THAT(files, ::testing::ElementsAre("summary.json"));
+}
+
+TEST_F(ModelJobTest, NoWeightPrunedKeepsPerplexityAndKlZero) {
+  v1::Recipe r = EvalRecipe(true);
+  r.add_stages()->mutable_magnitude()->set_sparsity(1e-9);  // rounds to 0 zeros per tensor
+  absl::StatusOr<json> s = Run(r);
+  ASSERT_TRUE(s.ok()) << s.status();
+  const json& set = (*s)["evaluation"]["datasets"][0];
+  EXPECT_EQ(set["perplexity"]["compressed"].get<double>(), set["perplexity"]["dense"].get<double>());
+  EXPECT_EQ((*s)["totals"]["zeros"], 0);
+  EXPECT_NEAR((*s)["evaluation"]["kl"]["mean_kl"].get<double>(), 0.0, 1e-9);
+  EXPECT_EQ((*s)["evaluation"]["kl"]["top1_agreement"].get<double>(), 1.0);
+}
+
+TEST_F(ModelJobTest, PruningRaisesPerplexityAndTheExportReloadsAsPruned) {
+  v1::Recipe r = EvalRecipe(true);
+  r.add_stages()->mutable_magnitude()->set_sparsity(0.5);
+  absl::StatusOr<json> s = Run(r);
+  ASSERT_TRUE(s.ok()) << s.status();
+  const json& set = (*s)["evaluation"]["datasets"][0];
+  const double dense = set["perplexity"]["dense"], pruned = set["perplexity"]["compressed"];
+  EXPECT_GT(pruned, dense * 1.1);
+  EXPECT_GT((*s)["evaluation"]["kl"]["mean_kl"].get<double>(), 1e-4);
+  EXPECT_EQ((*s)["format"], "hf_safetensors");
+  EXPECT_EQ((*s)["totals"]["targeted_tensors"], 14);
+  EXPECT_THAT(sink_.Metric("perplexity", "model", "compressed"), ::testing::ElementsAre(pruned));
+  EXPECT_EQ(sink_.Metric("kl", "dataset", "greedy").size(), 1u);
+  EXPECT_EQ(sink_.ProgressCount("prune"), 14);
+
+  // The exported model is exactly the evaluated one: same perplexity, and
+  // every tensor equals the input's, pruned here with the same kernel.
+  EXPECT_DOUBLE_EQ(DirectPerplexity(out_), pruned);
+  auto original = engine::LoadModel(in_);
+  auto exported = engine::LoadModel(out_);
+  ASSERT_TRUE(original.ok() && exported.ok()) << exported.status();
+  auto a = engine::NamedTensors(&*original), b = engine::NamedTensors(&*exported);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].name, b[i].name);
+    ASSERT_EQ(a[i].tensor->shape, b[i].tensor->shape) << a[i].name;
+    std::vector<float> want(a[i].tensor->data, a[i].tensor->data + a[i].tensor->numel());
+    if (absl::EndsWith(a[i].name, "_proj.weight")) {
+      ASSERT_TRUE(PruneUnstructured(want.data(), want.size(), 0.5, a[i].name).ok());
+    }
+    EXPECT_TRUE(std::equal(want.begin(), want.end(), b[i].tensor->data)) << a[i].name;
+  }
+  EXPECT_TRUE(fs::exists(fs::path(out_) / "tokenizer.json"));
+  std::ifstream config(fs::path(out_) / "config.json");
+  const json c = json::parse(config);
+  EXPECT_EQ(c["architectures"], json::array({"LlamaForCausalLM"}));
+  EXPECT_EQ(c["torch_dtype"], "float32");
+  EXPECT_EQ(c["tie_word_embeddings"], false);
+}
+
+TEST_F(ModelJobTest, EvaluationNeedsTokenizerJsonAndEnoughText) {
+  fs::remove(fs::path(in_) / "tokenizer.json");
+  absl::Status st = Run(EvalRecipe(false)).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("tokenizer.json"));
+
+  std::ofstream(fs::path(in_) / "tokenizer.json") << testing::ByteLevelTokenizerJson();
+  v1::Recipe r = EvalRecipe(false);
+  r.mutable_evaluation()->mutable_perplexity(0)->set_windows(kWindows + 1);
+  st = Run(r).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("evaluation.perplexity[0] (greedy)"));
+  EXPECT_THAT(st.message(), HasSubstr("has 128 tokens, fewer than 5 windows of 32"));
+}
+
+TEST_F(ModelJobTest, DatasetSourcesResolveAndLocalPathsCanBeRefused) {
+  RunOptions worker;
+  worker.allow_local_paths = false;
+  absl::Status st = Run(EvalRecipe(false), worker).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("evaluation.perplexity[0].path"));
+
+  v1::Recipe r = EvalRecipe(false);
+  v1::EvalDataset* set = r.mutable_evaluation()->mutable_perplexity(0);
+  set->clear_path();
+  set->set_dataset_id("ds-1");
+  set->set_file("text.txt");
+  worker.dataset_file = [&](const std::string& id, const std::string& file) {
+    EXPECT_EQ(id, "ds-1");
+    EXPECT_EQ(file, "text.txt");
+    return absl::StatusOr<std::string>(text_);
+  };
+  absl::StatusOr<json> s = Run(r, worker);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)["evaluation"]["datasets"][0]["source"], "ds-1/text.txt");
+  EXPECT_DOUBLE_EQ((*s)["evaluation"]["datasets"][0]["perplexity"]["dense"].get<double>(),
+                   DirectPerplexity(in_));
+}
+
+TEST_F(ModelJobTest, GgufInputIsPrunedAndExportedAsHf) {
+  engine::testing::TinyLlamaSpec spec;
+  spec.quantize = true;  // Q8_0 matrices, dequantized on load
+  const std::string gguf_dir = (root_ / "gguf").string();
+  fs::create_directories(gguf_dir);
+  const std::string gguf = gguf_dir + "/tiny.gguf";
+  std::ofstream(gguf, std::ios::binary) << engine::testing::BuildTinyLlama(spec).bytes;
+  in_ = gguf_dir;  // a directory holding one .gguf, as the worker lays out an upload
+  v1::Recipe r;
+  r.add_stages()->mutable_magnitude()->set_pattern("2:4");
+  absl::StatusOr<json> s = Run(r);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)["model"]["input_format"], "gguf");
+  EXPECT_EQ((*s)["model"]["tied_embeddings"], true);
+  EXPECT_DOUBLE_EQ((*s)["totals"]["sparsity"].get<double>(), 0.5);
+  // The tiny GGUF has no tokenizer: the weights are exported without one.
+  EXPECT_FALSE(fs::exists(fs::path(out_) / "tokenizer.json"));
+
+  auto original = engine::LoadModel(gguf);
+  auto exported = engine::LoadModel(out_);
+  ASSERT_TRUE(original.ok() && exported.ok()) << exported.status();
+  EXPECT_EQ(exported->lm_head.data, exported->embed_tokens.data);  // tied, lm_head not stored
+  auto a = engine::NamedTensors(&*original), b = engine::NamedTensors(&*exported);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].name, b[i].name);
+    std::vector<float> want(a[i].tensor->data, a[i].tensor->data + a[i].tensor->numel());
+    if (absl::EndsWith(a[i].name, "_proj.weight")) {
+      ASSERT_TRUE(
+          PruneNM(want.data(), a[i].tensor->rows(), a[i].tensor->cols(), 2, 4, a[i].name).ok());
+    }
+    EXPECT_TRUE(std::equal(want.begin(), want.end(), b[i].tensor->data)) << a[i].name;
+  }
+
+  // The tiny GGUF has no tokenizer: evaluation says which key is missing.
+  absl::Status st = Run(EvalRecipe(false)).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("tokenizer"));
+}
+
+}  // namespace
+}  // namespace compressd

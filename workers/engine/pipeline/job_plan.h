@@ -1,0 +1,45 @@
+// A job planned once from its typed recipe and its model input: which path
+// runs it and which steps it takes. RunJob (job.h) plans, then runs the plan.
+//
+//   tensor-by-tensor (tensor_job.h): HF safetensors in and out, magnitude
+//     stages only, no calibration, overrides or evaluation: each target is
+//     pruned in its own dtype and shard, everything else stays byte-identical;
+//   model (model_job.h): the whole model in memory as a LlamaModel, for GGUF
+//     input and every other recipe: load, [evaluate dense], compress
+//     (uncalibrated, calibrated or an EvoPress search), [evaluate], export.
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/recipe_spec.h"
+
+namespace compressd {
+
+struct ModelInput {
+  std::string path;  // the .gguf file, or the HF model directory
+  bool gguf = false;
+};
+
+// A .gguf file, a directory holding one .gguf file and no safetensors (how
+// the worker lays out a GGUF upload), or an HF safetensors directory.
+// NOT_FOUND for a missing path, INVALID_ARGUMENT for anything else.
+absl::StatusOr<ModelInput> ResolveModelInput(const std::string& model_path);
+
+enum class JobPath { kTensorByTensor, kModel };
+enum class Compression { kNone, kUncalibrated, kCalibrated, kEvoPress };
+
+struct JobPlan {
+  ModelInput input;
+  JobPath path = JobPath::kModel;
+  Compression compression = Compression::kNone;
+  bool evaluate = false;        // the recipe has evaluation sets
+  bool evaluate_dense = false;  // ... and the dense model is evaluated too
+  bool kl = false;              // KL(dense || compressed) on the first set
+  bool tokenizer = false;       // evaluation or calibration needs the model's tokenizer
+  OutputFormat format = OutputFormat::kHfSafetensors;
+};
+
+JobPlan PlanJob(const RecipeSpec& recipe, const ModelInput& input);
+
+}  // namespace compressd

@@ -1,0 +1,169 @@
+#include "workers/engine/pipeline/model_export.h"
+
+#include <filesystem>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "common/atomic_file.h"
+#include "common/status_macros.h"
+#include "workers/engine/export/gguf_export.h"
+#include "workers/engine/export/gptq_export.h"
+#include "workers/engine/export/llama_export.h"
+#include "workers/engine/model/gguf/ggml_types.h"
+#include "workers/engine/model/gguf/gguf_file.h"
+#include "workers/engine/tokenizer/gguf_tokenizer.h"
+
+namespace compressd {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// Small files of an HF model directory that belong with the exported model.
+constexpr const char* kSideFiles[] = {"tokenizer.json",    "tokenizer_config.json",
+                                      "special_tokens_map.json", "generation_config.json",
+                                      "vocab.json",        "merges.txt"};
+
+absl::Status CopySideFiles(const std::string& model_dir, const std::string& out_dir) {
+  for (const char* name : kSideFiles) {
+    const fs::path from = fs::path(model_dir) / name;
+    std::error_code ec;
+    if (!fs::is_regular_file(from, ec)) continue;
+    fs::copy_file(from, fs::path(out_dir) / name, fs::copy_options::overwrite_existing, ec);
+    if (ec) return absl::InternalError(absl::StrCat(from.string(), ": copy: ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+// An HF export of a GGUF model: the GGUF's tokenizer as tokenizer.json and
+// tokenizer_config.json, so the output directory loads in transformers alone.
+// A GGUF without a tokenizer, or with one that has no tokenizer.json form,
+// still exports its weights (with a warning saying why there is none).
+absl::Status WriteTokenizerFromGguf(const std::string& gguf_path, const std::string& out_dir,
+                                    EventSink& events) {
+  ASSIGN_OR_RETURN(std::unique_ptr<engine::GgufFile> source, engine::GgufFile::Open(gguf_path));
+  if (!source->HasKey("tokenizer.ggml.model")) {
+    EmitLog(events, "warning", "the GGUF has no tokenizer: the HF output has no tokenizer files");
+    return absl::OkStatus();
+  }
+  absl::StatusOr<engine::HfTokenizerFiles> converted = engine::HfTokenizerFilesFromGguf(*source);
+  if (!converted.ok()) {
+    EmitLog(events, "warning",
+            absl::StrCat("no tokenizer files in the HF output: ", converted.status().message()));
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(WriteFileAtomically((fs::path(out_dir) / "tokenizer.json").string(),
+                                      converted->tokenizer_json));
+  RETURN_IF_ERROR(WriteFileAtomically((fs::path(out_dir) / "tokenizer_config.json").string(),
+                                      converted->tokenizer_config_json));
+  EmitLog(events, "info", "wrote tokenizer.json and tokenizer_config.json from the GGUF's tokenizer");
+  return absl::OkStatus();
+}
+
+std::map<std::string, const engine::QuantizedTensor*> QuantizedMap(
+    const std::map<std::string, engine::QuantizedTensor>& quantized) {
+  std::map<std::string, const engine::QuantizedTensor*> map;
+  for (const auto& [name, q] : quantized) map[name] = &q;
+  return map;
+}
+
+absl::StatusOr<json> ExportGptq(const ExportRequest& r, const RecipeSpec& spec,
+                                EventSink& events) {
+  GptqExportOptions options;
+  for (const v1::Stage& s : spec.recipe.stages()) {
+    if (s.has_gptq()) options.damp_percent = s.gptq().percdamp();
+  }
+  options.true_sequential = spec.recipe.calibration().true_sequential();
+  // v1 ("gptq") stores zero - 1 and cannot hold an asymmetric zero of 0.
+  for (const auto& [name, q] : *r.quantized) {
+    if (!q.grid.symmetric) options.format = GptqCheckpointFormat::kGptqV2;
+  }
+  ASSIGN_OR_RETURN(GptqExportStats stats,
+                   WriteGptqLlama(*r.model, QuantizedMap(*r.quantized), r.out_dir, options));
+  EmitLog(events, "info", absl::StrCat("wrote a GPTQ model (", stats.quantized_tensors,
+                                       " packed tensors) to ", r.out_dir));
+  return json{{"quantized_tensors", stats.quantized_tensors},
+              {"dense_tensors", stats.dense_tensors},
+              {"desc_act", stats.desc_act},
+              {"max_abs_diff_fp16_scales", stats.max_abs_diff}};
+}
+
+// The export report in the summary: tensors per type, how many were encoded
+// exactly from their quantization grid, and each tensor's type.
+json GgufReportJson(const GgufExportReport& report) {
+  std::map<std::string, int> by_type;
+  int exact = 0;
+  json tensors = json::array();
+  for (const GgufTensorReport& t : report.tensors) {
+    const std::string type = engine::GgmlTypeName(t.type);
+    ++by_type[type];
+    exact += t.exact_from_grid;
+    json entry = {{"name", t.gguf_name}, {"type", type}, {"exact_from_grid", t.exact_from_grid},
+                  {"bytes", t.bytes}};
+    if (!t.note.empty()) entry["note"] = t.note;
+    tensors.push_back(std::move(entry));
+  }
+  return {{"file", fs::path(report.path).filename().string()},
+          {"file_size", report.file_size},
+          {"file_type", report.file_type},
+          {"tensors_by_type", by_type},
+          {"exact_from_grid", exact},
+          {"tensors", tensors}};
+}
+
+absl::StatusOr<json> ExportGguf(const ExportRequest& r, const RecipeSpec& spec,
+                                EventSink& events) {
+  std::unique_ptr<engine::GgufFile> source;
+  if (r.input.gguf) {
+    ASSIGN_OR_RETURN(source, engine::GgufFile::Open(r.input.path));
+  }
+  GgufExportOptions options;
+  if (spec.gguf.target) options.target_type = static_cast<engine::GgmlType>(*spec.gguf.target);
+  options.other_type = static_cast<engine::GgmlType>(spec.gguf.other);
+  for (const ModelTarget& t : *r.targets) options.targets.insert(t.tensor);
+  std::error_code ec;
+  fs::create_directories(r.out_dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat(r.out_dir, ": mkdir: ", ec.message()));
+  const std::string file = (fs::path(r.out_dir) / "model.gguf").string();
+  ASSIGN_OR_RETURN(GgufExportReport report, WriteGgufLlama(*r.model, source.get(),
+                                                           QuantizedMap(*r.quantized), options,
+                                                           file));
+  EmitLog(events, "info", absl::StrCat("wrote a GGUF model to ", file));
+  return GgufReportJson(report);
+}
+
+}  // namespace
+
+absl::StatusOr<json> ExportModel(const ExportRequest& r, const RecipeSpec& spec,
+                                 EventSink& events) {
+  json report;
+  switch (spec.format) {
+    case OutputFormat::kGguf:
+      return ExportGguf(r, spec, events);  // the GGUF carries its own tokenizer
+    case OutputFormat::kGptq: {
+      ASSIGN_OR_RETURN(report, ExportGptq(r, spec, events));
+      break;
+    }
+    case OutputFormat::kHfSafetensors:
+      RETURN_IF_ERROR(WriteHfLlama(*r.model, r.out_dir));
+      EmitLog(events, "info", absl::StrCat("wrote an HF safetensors model (F32) to ", r.out_dir));
+      break;
+  }
+  if (r.input.gguf) {
+    RETURN_IF_ERROR(WriteTokenizerFromGguf(r.input.path, r.out_dir, events));
+  } else {
+    RETURN_IF_ERROR(CopySideFiles(r.input.path, r.out_dir));
+  }
+  return report;
+}
+
+uint64_t DirectoryBytes(const std::string& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->is_regular_file(ec)) total += it->file_size(ec);
+  }
+  return total;
+}
+
+}  // namespace compressd

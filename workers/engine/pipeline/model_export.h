@@ -1,0 +1,46 @@
+// Writing the compressed model of a model job (model_job.h) in the recipe's
+// output format:
+//   hf_safetensors  config.json + model.safetensors in F32 (export/llama_export.h);
+//   gptq            GPTQ-packed int4/int8 tensors (export/gptq_export.h), v2
+//                   checkpoint format when a grid is asymmetric;
+//   gguf            model.gguf for llama.cpp (export/gguf_export.h), quantized
+//                   tensors encoded exactly from their grids where a ggml type
+//                   fits, the rest at output.gguf's types.
+// An HF output of an HF input also gets the input's tokenizer and generation
+// files; an HF output of a GGUF input gets tokenizer.json and
+// tokenizer_config.json converted from the GGUF's tokenizer (a warning, not an
+// error, when it has none).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/recipe_spec.h"
+#include "nlohmann/json.hpp"
+#include "workers/engine/algorithms/quant_grid.h"
+#include "workers/engine/model/llama_model.h"
+#include "workers/engine/pipeline/job_plan.h"
+#include "workers/engine/pipeline/targets.h"
+#include "workers/engine/runtime/run_context.h"
+
+namespace compressd {
+
+struct ExportRequest {
+  engine::LlamaModel* model = nullptr;  // not modified (the writers take it mutable)
+  const std::map<std::string, engine::QuantizedTensor>* quantized = nullptr;  // by HF tensor name
+  const std::vector<ModelTarget>* targets = nullptr;
+  ModelInput input;
+  std::string out_dir;
+};
+
+// Writes the model; returns the exporter's report for the summary (null for
+// hf_safetensors). Errors from the writers as they come.
+absl::StatusOr<nlohmann::json> ExportModel(const ExportRequest& request, const RecipeSpec& recipe,
+                                           EventSink& events);
+
+// Total bytes of the regular files under `dir`.
+uint64_t DirectoryBytes(const std::string& dir);
+
+}  // namespace compressd

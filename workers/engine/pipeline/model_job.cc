@@ -1,0 +1,266 @@
+#include "workers/engine/pipeline/model_job.h"
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/atomic_file.h"
+#include "common/status_macros.h"
+#include "common/util.h"
+#include "nlohmann/json.hpp"
+#include "workers/engine/calib/calibrated_compress.h"
+#include "workers/engine/nn/backend_factory.h"
+#include "workers/engine/pipeline/eval_sets.h"
+#include "workers/engine/pipeline/evopress_stage.h"
+#include "workers/engine/pipeline/model_export.h"
+#include "workers/engine/pipeline/model_inputs.h"
+#include "workers/engine/pipeline/summary.h"
+
+namespace compressd {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+// Perplexity of `forward` on every set, with a metric per set.
+absl::StatusOr<std::vector<engine::PerplexityResult>> EvaluateAll(
+    const engine::LlamaForward& forward, const std::vector<EvalSet>& sets, const char* label,
+    EvalProgress* progress, EventSink& events, const CancelToken& cancel) {
+  std::vector<engine::PerplexityResult> results;
+  for (const EvalSet& set : sets) {
+    ASSIGN_OR_RETURN(engine::PerplexityResult r,
+                     EvaluateSet(forward, set, progress, events, cancel));
+    EmitLabeledMetric(events, "perplexity", r.perplexity, {{"dataset", set.name}, {"model", label}});
+    EmitLog(events, "info", absl::StrFormat("%s perplexity on %s: %.4f (%d windows of %d)", label,
+                                            set.name, r.perplexity, set.windows.n_windows,
+                                            set.windows.window));
+    results.push_back(r);
+  }
+  return results;
+}
+
+json EvaluationJson(const std::vector<EvalSet>& sets,
+                    const std::vector<engine::PerplexityResult>& dense,
+                    const std::vector<engine::PerplexityResult>& compressed,
+                    const std::optional<engine::CompareResult>& kl, int threads) {
+  json out = {{"threads", threads}, {"datasets", json::array()}};
+  for (size_t i = 0; i < sets.size(); ++i) {
+    json d = {{"name", sets[i].name},
+              {"source", sets[i].source},
+              {"window", sets[i].windows.window},
+              {"windows", sets[i].windows.n_windows},
+              {"text_tokens", sets[i].text_tokens},
+              {"perplexity", json::object()},
+              {"mean_nll", json::object()}};
+    if (i < dense.size()) {
+      d["predicted_tokens"] = dense[i].n_predicted;
+      d["perplexity"]["dense"] = dense[i].perplexity;
+      d["mean_nll"]["dense"] = dense[i].mean_nll;
+    }
+    if (i < compressed.size()) {
+      d["predicted_tokens"] = compressed[i].n_predicted;
+      d["perplexity"]["compressed"] = compressed[i].perplexity;
+      d["mean_nll"]["compressed"] = compressed[i].mean_nll;
+    }
+    out["datasets"].push_back(std::move(d));
+  }
+  if (kl) {
+    out["kl"] = {{"dataset", sets.front().name},
+                 {"mean_kl", kl->mean_kl},
+                 {"top1_agreement", kl->top1_agreement},
+                 {"positions", kl->n_positions}};
+  }
+  return out;
+}
+
+json CalibrationJson(const CalibrationSet& c, const v1::Calibration& recipe, int resumed_blocks) {
+  return {{"name", c.name},
+          {"source", c.source},
+          {"files", c.files},
+          {"text_tokens", c.text_tokens},
+          {"samples", c.sequences.size()},
+          {"seq_len", recipe.seq_len()},
+          {"seed", recipe.seed()},
+          {"true_sequential", recipe.true_sequential()},
+          {"resumed_blocks", resumed_blocks}};
+}
+
+int TotalBatches(const std::vector<EvalSet>& sets) {
+  int n = 0;
+  for (const EvalSet& set : sets) n += EvalBatches(set);
+  return n;
+}
+
+// One run of RunModelJob, step by step. Not thread-safe.
+class ModelJob {
+ public:
+  ModelJob(const JobPlan& plan, const RecipeSpec& spec, const std::string& out_dir,
+           const RunOptions& options, EventSink& events, CancelToken& cancel)
+      : plan_(plan), spec_(spec), recipe_(spec.recipe), out_dir_(out_dir), options_(options),
+        events_(events), cancel_(cancel), threads_(EvaluationThreads(recipe_, options)) {}
+
+  absl::StatusOr<std::string> Run() {
+    RETURN_IF_ERROR(Load());
+    ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend,
+                     engine::CreateBackend(options_.device, threads_));
+    if (plan_.evaluate_dense) RETURN_IF_ERROR(EvaluateDense(*backend));
+    if (plan_.compression != Compression::kNone) {
+      // Shares every tensor with the model; compression replaces, never writes.
+      std::optional<engine::LlamaModel> dense;
+      if (plan_.kl) dense = in_.model;
+      RETURN_IF_ERROR(Compress());
+      if (plan_.evaluate) RETURN_IF_ERROR(EvaluateCompressed(*backend, dense));
+      RETURN_IF_ERROR(Export());
+    }
+    const std::string summary = Summary();
+    if (spec_.evaluate_only) {
+      RETURN_IF_ERROR(WriteFileAtomically((fs::path(out_dir_) / "summary.json").string(),
+                                          summary + "\n"));
+    }
+    return summary;
+  }
+
+ private:
+  absl::Status Load() {
+    const Clock::time_point t = Clock::now();
+    const std::string name = fs::path(plan_.input.path).filename().string();
+    EmitProgress(events_, "load", 0, 1, name);
+    RETURN_IF_ERROR(LoadModelInputs(plan_, spec_, options_, LoadWhat{}, events_, &in_));
+    model_json_ = ModelSummaryJson(in_.model, plan_.input);
+    load_s_ = SecondsSince(t);
+    EmitProgress(events_, "load", 1, 1, name);
+    EmitLog(events_, "info", absl::StrCat("loaded ", in_.model.config.model_type, " model: ",
+                                          in_.model.config.n_layers, " layers, ",
+                                          model_json_["parameters"].get<uint64_t>(),
+                                          " parameters, ", in_.targets.size(), " targeted"));
+    return cancel_.cancelled() ? absl::CancelledError("job cancelled") : absl::OkStatus();
+  }
+
+  absl::Status EvaluateDense(engine::Backend& backend) {
+    const Clock::time_point t = Clock::now();
+    ASSIGN_OR_RETURN(engine::LlamaForward forward,
+                     engine::LlamaForward::Create(&in_.model, &backend));
+    EvalProgress progress{"evaluate dense", TotalBatches(in_.sets)};
+    ASSIGN_OR_RETURN(dense_, EvaluateAll(forward, in_.sets, "dense", &progress, events_, cancel_));
+    eval_s_ += SecondsSince(t);
+    return absl::OkStatus();
+  }
+
+  // Compresses in_.model in place, as the plan says.
+  absl::Status Compress() {
+    if (plan_.compression == Compression::kUncalibrated) {
+      return CompressUncalibrated(in_.model, recipe_, in_.targets, events_, cancel_, &result_);
+    }
+    const int threads = CalibrationThreads(recipe_, options_);
+    ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend,
+                     engine::CreateBackend(options_.device, threads));
+    if (plan_.compression == Compression::kEvoPress) {
+      EvoPressJob job{&in_.model, backend.get(), &spec_, &in_.targets, &*in_.calibration, threads};
+      ASSIGN_OR_RETURN(evopress_, RunEvoPress(job, options_, out_dir_, events_, cancel_, &result_));
+      return absl::OkStatus();
+    }
+    return CompressCalibrated(in_.model, *backend, recipe_, in_.targets, *in_.calibration, threads,
+                              options_.checkpoints, events_, cancel_, &result_);
+  }
+
+  // Perplexity of the compressed model, and its KL from `dense` when kept.
+  absl::Status EvaluateCompressed(engine::Backend& backend,
+                                  const std::optional<engine::LlamaModel>& dense) {
+    const Clock::time_point t = Clock::now();
+    ASSIGN_OR_RETURN(engine::LlamaForward forward,
+                     engine::LlamaForward::Create(&in_.model, &backend));
+    EvalProgress progress{"evaluate",
+                          TotalBatches(in_.sets) + (dense ? EvalBatches(in_.sets[0]) : 0)};
+    ASSIGN_OR_RETURN(compressed_,
+                     EvaluateAll(forward, in_.sets, "compressed", &progress, events_, cancel_));
+    if (dense) {
+      ASSIGN_OR_RETURN(engine::LlamaForward dense_fwd,
+                       engine::LlamaForward::Create(&*dense, &backend));
+      ASSIGN_OR_RETURN(kl_,
+                       CompareOnSet(dense_fwd, forward, in_.sets[0], &progress, events_, cancel_));
+      EmitLabeledMetric(events_, "kl", kl_->mean_kl, {{"dataset", in_.sets[0].name}});
+      EmitLabeledMetric(events_, "top1", kl_->top1_agreement, {{"dataset", in_.sets[0].name}});
+    }
+    eval_s_ += SecondsSince(t);
+    return absl::OkStatus();
+  }
+
+  absl::Status Export() {
+    if (cancel_.cancelled()) return absl::CancelledError("job cancelled");
+    const Clock::time_point t = Clock::now();
+    EmitProgress(events_, "export", 0, 1, out_dir_);
+    ExportRequest request{&in_.model, &result_.quantized, &in_.targets, plan_.input, out_dir_};
+    ASSIGN_OR_RETURN(export_report_, ExportModel(request, spec_, events_));
+    export_s_ = SecondsSince(t);
+    output_bytes_ = DirectoryBytes(out_dir_);
+    EmitProgress(events_, "export", 1, 1, out_dir_);
+    return absl::OkStatus();
+  }
+
+  std::string Summary() const {
+    JobSummary s;
+    const bool compressed = plan_.compression != Compression::kNone;
+    s.format = compressed ? OutputFormatName(spec_.format) : "none";
+    s.model = model_json_;
+    if (plan_.evaluate) s.evaluation = EvaluationJson(in_.sets, dense_, compressed_, kl_, threads_);
+    if (compressed) {
+      s.layers = result_.layers;
+      s.totals = CompressionTotals{in_.targets.size(),
+                                   result_.targeted_parameters,
+                                   result_.zeros,
+                                   model_json_["parameters"].get<uint64_t>(),
+                                   result_.bits_sum,
+                                   output_bytes_};
+      if (in_.calibration) {
+        s.calibration = CalibrationJson(*in_.calibration, recipe_.calibration(),
+                                        result_.resumed_blocks);
+      }
+      if (!export_report_.is_null()) s.export_report = export_report_;
+      if (!evopress_.is_null()) s.evopress = evopress_;
+    }
+    s.timing = {{"load", load_s_},
+                {"evaluate", eval_s_},
+                {"forward", result_.forward_s},
+                {"hessian", result_.hessian_s},
+                {"solve", result_.solve_s},
+                {"error", result_.error_s},
+                {"checkpoint", result_.checkpoint_s},
+                {"export", export_s_},
+                {"total", SecondsSince(start_)}};
+    s.peak_rss = true;
+    return s.Dump();
+  }
+
+  const Clock::time_point start_ = Clock::now();
+  const JobPlan& plan_;
+  const RecipeSpec& spec_;
+  const v1::Recipe& recipe_;
+  const std::string out_dir_;
+  const RunOptions& options_;
+  EventSink& events_;
+  CancelToken& cancel_;
+  const int threads_;  // evaluation threads
+
+  ModelInputs in_;
+  CompressionResult result_;
+  json model_json_, export_report_, evopress_;
+  uint64_t output_bytes_ = 0;
+  std::vector<engine::PerplexityResult> dense_, compressed_;
+  std::optional<engine::CompareResult> kl_;
+  double load_s_ = 0, eval_s_ = 0, export_s_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::string> RunModelJob(const JobPlan& plan, const RecipeSpec& recipe,
+                                        const std::string& out_dir, const RunOptions& options,
+                                        EventSink& events, CancelToken& cancel) {
+  return ModelJob(plan, recipe, out_dir, options, events, cancel).Run();
+}
+
+}  // namespace compressd

@@ -1,0 +1,52 @@
+#include "workers/engine/pipeline/summary.h"
+
+#include <sys/resource.h>
+
+namespace compressd {
+
+using nlohmann::json;
+
+namespace {
+
+double Ratio(uint64_t num, uint64_t den) {
+  return den ? static_cast<double>(num) / static_cast<double>(den) : 0.0;
+}
+
+json TotalsJson(const CompressionTotals& t) {
+  json out = {{"targeted_tensors", t.targeted_tensors},
+              {"targeted_parameters", t.targeted_parameters},
+              {"zeros", t.zeros},
+              {"sparsity", Ratio(t.zeros, t.targeted_parameters)},
+              {"model_sparsity", Ratio(t.zeros, t.model_parameters)}};
+  if (t.bits_sum) {
+    out["targeted_bits_per_parameter"] =
+        t.targeted_parameters ? *t.bits_sum / static_cast<double>(t.targeted_parameters) : 0.0;
+  }
+  if (t.output_bytes) out["output_bytes"] = *t.output_bytes;
+  return out;
+}
+
+}  // namespace
+
+uint64_t PeakRssBytes() {
+  struct rusage ru = {};
+  if (::getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return static_cast<uint64_t>(ru.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+std::string JobSummary::Dump() const {
+  json out = {{"format", format}, {"model", model}};
+  if (evaluation) out["evaluation"] = *evaluation;
+  if (layers) out["layers"] = *layers;
+  if (totals) out["totals"] = TotalsJson(*totals);
+  if (calibration) out["calibration"] = *calibration;
+  if (export_report) out["export"] = *export_report;
+  if (evopress) out["evopress"] = *evopress;
+  json timing_json = json::object();
+  for (const auto& [phase, seconds] : timing) timing_json[phase] = seconds;
+  out["timing_seconds"] = std::move(timing_json);
+  if (peak_rss) out["peak_rss_bytes"] = PeakRssBytes();
+  return out.dump();
+}
+
+}  // namespace compressd

@@ -1,0 +1,40 @@
+#include "workers/engine/pipeline/targets.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "workers/engine/algorithms/magnitude.h"
+#include "workers/engine/model/llama_names.h"
+
+namespace compressd {
+
+absl::Status CheckPatternsFit(const RecipeSpec& spec, const std::string& name, int64_t cols) {
+  for (size_t i = 0; i < spec.patterns.size(); ++i) {
+    const NMPattern& p = spec.patterns[i];
+    if (!p.set() || cols % p.m == 0) continue;
+    return absl::InvalidArgumentError(absl::StrCat("stages[", i, "]: tensor \"", name,
+                                                   "\" has input dimension ", cols,
+                                                   ", not a multiple of M=", p.m,
+                                                   " for N:M pattern \"", p.n, ":", p.m, "\""));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<ModelTarget>> SelectModelTargets(engine::LlamaModel& model,
+                                                            const RecipeSpec& spec) {
+  ASSIGN_OR_RETURN(TargetMatcher matcher, TargetMatcher::Create(spec.recipe.targets()));
+  std::vector<ModelTarget> targets;
+  for (const engine::NamedTensor& t : engine::NamedTensors(&model)) {
+    ASSIGN_OR_RETURN(bool is_target, matcher.IsTarget(t.name, t.tensor->shape));
+    if (!is_target) continue;
+    RETURN_IF_ERROR(CheckPatternsFit(spec, t.name, t.tensor->cols()));
+    targets.push_back({t.name, *TargetMatcher::ModuleName(t.name)});
+  }
+  if (targets.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("targets.include: \"",
+                                                   spec.recipe.targets().include(),
+                                                   "\" (minus ignore) matches no 2-D weight of the model"));
+  }
+  return targets;
+}
+
+}  // namespace compressd
