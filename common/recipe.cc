@@ -12,7 +12,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <vector>
@@ -20,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/module_pattern.h"
 #include "common/recipe_stages.h"
 #include "common/status_macros.h"
 #include "common/util.h"
@@ -35,7 +35,6 @@ constexpr int kMaxDepth = 32;
 // exponentially; cap the number of nodes converted.
 constexpr int kMaxNodes = 100000;
 constexpr size_t kMaxRecipeBytes = 1 << 20;
-constexpr size_t kMaxRegexLength = 1024;
 constexpr char kDefaultInclude[] = ".*_proj$";
 constexpr char kDefaultFormat[] = "hf_safetensors";
 constexpr int kDefaultWindow = 512;
@@ -198,17 +197,7 @@ absl::Status CheckKnownFields(const json& value, const google::protobuf::Descrip
 }
 
 absl::Status ValidateRegex(const std::string& regex, const std::string& field) {
-  if (regex.size() > kMaxRegexLength) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": regex longer than ", kMaxRegexLength, " characters"));
-  }
-  try {
-    std::regex re(regex, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": invalid regex \"", regex, "\": ", e.what()));
-  }
-  return absl::OkStatus();
+  return ModulePattern::Compile(regex, field).status();
 }
 
 // The text source of one evaluation set: `path`, or `dataset_id` + `file`.
@@ -353,6 +342,11 @@ absl::Status ValidateRecipe(const v1::Recipe& recipe) {
         "evaluates the model)");
   }
   RETURN_IF_ERROR(ValidateRegex(recipe.targets().include(), "targets.include"));
+  if (recipe.targets().ignore_size() > ModulePattern::kMaxPatternsPerList) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "targets.ignore: ", recipe.targets().ignore_size(), " patterns; at most ",
+        ModulePattern::kMaxPatternsPerList));
+  }
   for (int i = 0; i < recipe.targets().ignore_size(); ++i) {
     const std::string field = absl::StrCat("targets.ignore[", i, "]");
     if (recipe.targets().ignore(i).empty()) {

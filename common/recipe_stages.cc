@@ -1,10 +1,10 @@
 #include "common/recipe_stages.h"
 
+#include "common/module_pattern.h"
 #include "common/recipe_spec.h"
 
 #include <cmath>
 #include <cstdlib>
-#include <regex>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -169,13 +169,7 @@ void GridDefaults(v1::QuantGridSpec* grid) {
 }
 
 absl::Status ValidateRegexField(const std::string& regex, const std::string& field) {
-  if (regex.empty()) return FieldError(field, "must not be empty");
-  try {
-    std::regex re(regex, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    return FieldError(field, absl::StrCat("invalid regex \"", regex, "\": ", e.what()));
-  }
-  return absl::OkStatus();
+  return ModulePattern::Compile(regex, field).status();
 }
 
 absl::Status ValidateCalibration(const v1::Calibration& c) {
@@ -239,6 +233,10 @@ absl::Status ValidateOrder(const v1::Recipe& recipe) {
 }
 
 absl::Status ValidateOverrides(const v1::Recipe& recipe) {
+  if (recipe.overrides_size() > ModulePattern::kMaxPatternsPerList) {
+    return FieldError("overrides", absl::StrCat(recipe.overrides_size(), " overrides; at most ",
+                                                ModulePattern::kMaxPatternsPerList));
+  }
   for (int i = 0; i < recipe.overrides_size(); ++i) {
     const v1::LayerOverride& o = recipe.overrides(i);
     const std::string path = absl::StrCat("overrides[", i, "]");
@@ -434,13 +432,9 @@ absl::StatusOr<v1::Stage> EffectiveStage(const v1::Recipe& recipe, int index,
   for (int i = 0; i < recipe.overrides_size(); ++i) {
     const v1::LayerOverride& o = recipe.overrides(i);
     if (o.stage() != index) continue;
-    std::regex re;
-    try {
-      re = std::regex(o.modules(), std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      return FieldError(absl::StrCat("overrides[", i, "].modules"), e.what());
-    }
-    if (!std::regex_match(module, re)) continue;
+    ASSIGN_OR_RETURN(ModulePattern re,
+                     ModulePattern::Compile(o.modules(), absl::StrCat("overrides[", i, "].modules")));
+    if (!re.FullMatch(module)) continue;
     if (o.skip()) *skip = true;
     if (o.has_params()) stage.MergeFrom(o.params());
   }

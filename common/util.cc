@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "common/status_macros.h"
+#include "common/utf8.h"
 
 namespace compressd {
 
@@ -33,18 +34,26 @@ std::string NewId(std::string_view prefix) {
 
 absl::Status ValidateRelativePath(std::string_view path, std::string_view field) {
   auto bad = [&](std::string_view why) {
+    // The path as given, cut short: a message never carries megabytes of it.
     return absl::InvalidArgumentError(absl::StrCat(absl::string_view(field.data(), field.size()),
-                                                   ": unsafe path \"",
-                                                   absl::string_view(path.data(), path.size()),
+                                                   ": unsafe path \"", ToValidUtf8(path, 128),
                                                    "\": ", absl::string_view(why.data(), why.size())));
   };
   if (path.empty()) return bad("empty");
+  if (path.size() > kMaxRelativePathBytes) {
+    return bad(absl::StrCat(path.size(), " bytes; at most ", kMaxRelativePathBytes));
+  }
+  if (!IsValidUtf8(path)) return bad("not valid UTF-8");
   if (path.front() == '/') return bad("absolute paths are not allowed");
   if (path.find('\\') != std::string_view::npos) return bad("backslash");
   if (path.find('\0') != std::string_view::npos) return bad("NUL byte");
+  int depth = 0;
   for (absl::string_view part : absl::StrSplit(absl::string_view(path.data(), path.size()), '/')) {
     if (part.empty() || part == "." || part == "..") {
       return bad("components may not be empty, \".\" or \"..\"");
+    }
+    if (++depth > kMaxRelativePathDepth) {
+      return bad(absl::StrCat("more than ", kMaxRelativePathDepth, " components"));
     }
   }
   return absl::OkStatus();

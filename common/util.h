@@ -26,8 +26,15 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path);
 // A random id: `prefix` + 16 lowercase hex characters, e.g. "job-3f2a...".
 std::string NewId(std::string_view prefix);
 
-// A user-supplied relative path is safe if it is non-empty, relative, has no
-// "..", "." or empty component, no backslash and no NUL. `field` names the
+// Bounds on a user-supplied relative path (upload file paths, dataset files,
+// artifact and checkpoint names).
+inline constexpr size_t kMaxRelativePathBytes = 1024;
+inline constexpr int kMaxRelativePathDepth = 32;
+
+// A user-supplied relative path is safe if it is non-empty, valid UTF-8, at
+// most kMaxRelativePathBytes long with at most kMaxRelativePathDepth
+// components, relative, has no "..", "." or empty component, no backslash and
+// no NUL. `field` names the
 // request field for the error message (INVALID_ARGUMENT).
 absl::Status ValidateRelativePath(std::string_view path, std::string_view field);
 

@@ -19,7 +19,7 @@ DEBS=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libeigen3-dev prometheus-cpp-dev libsqlite3-dev libpq-dev
   libopenblas-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
-  nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev
+  nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev libre2-dev
 )
 
 missing=()

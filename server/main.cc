@@ -37,6 +37,9 @@
 ABSL_FLAG(std::string, data_dir, "./data", "Directory for the database and blobs (created).");
 ABSL_FLAG(int, grpc_port, 50051, "gRPC port; 0 picks a free one.");
 ABSL_FLAG(int, http_port, 8080, "HTTP port (metrics, probes, dashboard); 0 picks a free one.");
+ABSL_FLAG(int, probe_port, -1,
+          "Port serving only /healthz and /readyz on their own small pool, so slow clients of "
+          "the HTTP port cannot starve the probes (Kubernetes); -1 none, 0 a free one.");
 ABSL_FLAG(std::string, listen_host, "127.0.0.1", "Address both servers listen on.");
 ABSL_FLAG(int, local_workers, 0, "Number of compress-worker processes to run and supervise.");
 ABSL_FLAG(std::string, worker_binary, "",
@@ -82,6 +85,9 @@ absl::Status ValidateFlags() {
   };
   RETURN_IF_ERROR(check_port("--grpc-port", absl::GetFlag(FLAGS_grpc_port)));
   RETURN_IF_ERROR(check_port("--http-port", absl::GetFlag(FLAGS_http_port)));
+  if (absl::GetFlag(FLAGS_probe_port) != -1) {
+    RETURN_IF_ERROR(check_port("--probe-port", absl::GetFlag(FLAGS_probe_port)));
+  }
   if (absl::GetFlag(FLAGS_local_workers) < 0) {
     return absl::InvalidArgumentError("--local-workers: must be >= 0");
   }
@@ -172,6 +178,7 @@ absl::Status Run(const sigset_t& signals) {
   HttpServerOptions http_options;
   http_options.host = host;
   http_options.port = absl::GetFlag(FLAGS_http_port);
+  http_options.probe_port = absl::GetFlag(FLAGS_probe_port);
   HttpServer http(http_options, registry, jobs, metrics, [&]() -> absl::Status {
     if (!grpc->serving()) {
       return absl::UnavailableError("grpc server is not serving");
@@ -192,8 +199,11 @@ absl::Status Run(const sigset_t& signals) {
   if (worker_options.count > 0) {
     RETURN_IF_ERROR(supervisor.Start());
   }
-  std::printf("compressd listening grpc=%s http=%s\n", grpc->address().c_str(),
-              JoinHostPort(host, http.port()).c_str());
+  std::printf("compressd listening grpc=%s http=%s%s\n", grpc->address().c_str(),
+              JoinHostPort(host, http.port()).c_str(),
+              http.probe_port() > 0
+                  ? (" probes=" + JoinHostPort(host, http.probe_port())).c_str()
+                  : "");
   std::fflush(stdout);
 
   absl::Status waited = WaitForShutdownSignal(signals);

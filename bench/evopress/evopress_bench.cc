@@ -35,7 +35,7 @@ ABSL_FLAG(int, offspring, 16, "candidates evaluated");
 ABSL_FLAG(int64_t, tokens, 2048, "fitness tokens");
 ABSL_FLAG(int, threads, 0, "threads (0: all cores)");
 
-namespace compressd::evopress {
+namespace compressd::engine::evopress {
 namespace {
 
 class StderrSink : public EventSink {
@@ -114,11 +114,11 @@ absl::Status Run() {
 }
 
 }  // namespace
-}  // namespace compressd::evopress
+}  // namespace compressd::engine::evopress
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  const absl::Status s = compressd::evopress::Run();
+  const absl::Status s = compressd::engine::evopress::Run();
   if (!s.ok()) {
     std::fprintf(stderr, "evopress_bench: %s\n", s.ToString().c_str());
     return 1;

@@ -24,6 +24,9 @@ constexpr char kJson[] = "application/json";
 // the work of one refresh.
 constexpr int kDashboardPageSize = 1000;
 constexpr int kDashboardMaxPages = 20;
+// /api/jobs: a bounded page unless the caller asks for another size.
+constexpr int kApiJobsDefaultPage = 20;
+constexpr int kApiJobsMaxPage = 100;
 
 // HTTP status for an absl error (used by the JSON API).
 int HttpStatusFor(const absl::Status& status) {
@@ -58,13 +61,14 @@ absl::StatusOr<v1::ListJobsRequest> ParseListJobs(const httplib::Request& req) {
     }
     list.set_state(state);
   }
-  if (req.has_param("page_size")) {
-    int page_size = 0;
-    if (!absl::SimpleAtoi(req.get_param_value("page_size"), &page_size)) {
-      return absl::InvalidArgumentError("page_size: not an integer");
-    }
-    list.set_page_size(page_size);
+  int page_size = kApiJobsDefaultPage;
+  if (req.has_param("page_size") &&
+      (!absl::SimpleAtoi(req.get_param_value("page_size"), &page_size) || page_size < 1 ||
+       page_size > kApiJobsMaxPage)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size: must be an integer in [1, ", kApiJobsMaxPage, "]"));
   }
+  list.set_page_size(page_size);
   list.set_page_token(req.get_param_value("page_token"));
   return list;
 }
@@ -96,6 +100,27 @@ absl::StatusOr<v1::ListJobsResponse> RecentJobs(JobService& jobs, int count) {
 
 }  // namespace
 
+namespace {
+
+// The probes' pool: small, and never shared with dashboard or API clients.
+constexpr int kProbeThreads = 2;
+
+void ApplyLimits(httplib::Server& server, int threads, int io_timeout_ms, int keep_alive_s) {
+  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server.set_read_timeout(io_timeout_ms / 1000, (io_timeout_ms % 1000) * 1000);
+  server.set_write_timeout(io_timeout_ms / 1000, (io_timeout_ms % 1000) * 1000);
+  server.set_keep_alive_timeout(keep_alive_s);
+  server.set_keep_alive_max_count(100);
+  // cpp-httplib's default sets SO_REUSEPORT, which would let a second process
+  // bind the same port silently; SO_REUSEADDR alone still allows a quick restart.
+  server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+}
+
+}  // namespace
+
 HttpServer::HttpServer(HttpServerOptions options, prometheus::Registry& registry, JobService& jobs,
                        ServerMetrics& metrics, ReadinessCheck ready)
     : options_(std::move(options)),
@@ -109,21 +134,25 @@ HttpServer::HttpServer(HttpServerOptions options, prometheus::Registry& registry
 
 HttpServer::~HttpServer() { Stop(); }
 
-void HttpServer::RegisterHandlers() {
-  // cpp-httplib's default sets SO_REUSEPORT, which would let a second process
-  // bind the same port silently; SO_REUSEADDR alone still allows a quick restart.
-  server_->set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
-  server_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+void HttpServer::RegisterProbes(httplib::Server& server) {
+  server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", kText);
   });
-  server_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+  server.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
     const absl::Status status = ready_ ? ready_() : absl::OkStatus();
     res.status = status.ok() ? 200 : 503;
     res.set_content(status.ok() ? "ready\n" : status.ToString() + "\n", kText);
   });
+}
+
+void HttpServer::RegisterHandlers() {
+  ApplyLimits(*server_, options_.threads, options_.io_timeout_ms, options_.keep_alive_timeout_s);
+  RegisterProbes(*server_);
+  if (options_.probe_port >= 0) {
+    probes_ = std::make_unique<httplib::Server>();
+    ApplyLimits(*probes_, kProbeThreads, options_.io_timeout_ms, options_.keep_alive_timeout_s);
+    RegisterProbes(*probes_);
+  }
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     jobs_.RefreshMetrics();
     res.set_content(prometheus::TextSerializer().Serialize(registry_.Collect()), kPrometheusText);
@@ -159,32 +188,47 @@ void HttpServer::RegisterHandlers() {
   });
 }
 
+absl::StatusOr<int> HttpServer::Serve(httplib::Server& server, int port, std::thread* thread,
+                                      std::atomic<bool>* returned) {
+  const int bound = port == 0 ? server.bind_to_any_port(options_.host)
+                              : (server.bind_to_port(options_.host, port) ? port : -1);
+  if (bound <= 0) {
+    return absl::UnavailableError(absl::StrCat("http: cannot listen on ", options_.host, ":", port));
+  }
+  *thread = std::thread([&server, returned] {
+    server.listen_after_bind();
+    returned->store(true);
+  });
+  // cpp-httplib's stop() does nothing until the listen loop runs, so a Stop()
+  // right after Start() could hang: wait for the loop (microseconds).
+  while (!server.is_running() && !returned->load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return bound;
+}
+
 absl::Status HttpServer::Start() {
   if (thread_.joinable()) {
     return absl::FailedPreconditionError("http: already started");
   }
-  if (options_.port == 0) {
-    port_ = server_->bind_to_any_port(options_.host);
-  } else {
-    port_ = server_->bind_to_port(options_.host, options_.port) ? options_.port : -1;
-  }
-  if (port_ <= 0) {
-    return absl::UnavailableError(
-        absl::StrCat("http: cannot listen on ", options_.host, ":", options_.port));
-  }
-  thread_ = std::thread([this] {
-    server_->listen_after_bind();
-    listen_returned_.store(true);
-  });
-  // cpp-httplib's stop() does nothing until the listen loop runs, so a Stop()
-  // right after Start() could hang: wait for the loop (microseconds).
-  while (!server_->is_running() && !listen_returned_.load()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSIGN_OR_RETURN(port_, Serve(*server_, options_.port, &thread_, &listen_returned_));
+  if (probes_ != nullptr) {
+    absl::StatusOr<int> probe =
+        Serve(*probes_, options_.probe_port, &probe_thread_, &probe_listen_returned_);
+    if (!probe.ok()) {
+      Stop();
+      return probe.status();
+    }
+    probe_port_ = *probe;
   }
   return absl::OkStatus();
 }
 
 void HttpServer::Stop() {
+  if (probe_thread_.joinable()) {
+    probes_->stop();
+    probe_thread_.join();
+  }
   if (!thread_.joinable()) {
     return;
   }

@@ -6,7 +6,13 @@
 //   GET /healthz    200 "ok" while the process is alive
 //   GET /readyz     200 "ready" when the readiness check passes, else 503 and the reason
 //   GET /           HTML dashboard: recent jobs, connected workers (auto-refresh)
-//   GET /api/jobs   JSON v1.ListJobsResponse; query: state, page_size, page_token
+//   GET /api/jobs   JSON v1.ListJobsResponse; query: state, page_size (default
+//                   20, at most 100), page_token
+//
+// Slow clients: every connection has read and write timeouts and a bounded
+// keep-alive, and the pool is `threads` wide; clients that hold it anyway
+// cannot starve the probes, which are also served on their own small pool
+// and port (`probe_port`: /healthz and /readyz only) for Kubernetes.
 //
 // Thread-safe.
 #pragma once
@@ -20,6 +26,7 @@
 #include <thread>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "server/jobs/job_service.h"
 #include "server/metrics/server_metrics.h"
 
@@ -34,6 +41,11 @@ struct HttpServerOptions {
   int port = 0;  // 0 picks a free port
   int dashboard_jobs = 50;
   int refresh_seconds = 2;
+  // The probes' own port: -1 none, 0 a free one.
+  int probe_port = -1;
+  int threads = 16;              // the main pool
+  int io_timeout_ms = 5000;      // per read / write on a connection
+  int keep_alive_timeout_s = 5;  // idle keep-alive connections are closed after this
 };
 
 class HttpServer {
@@ -49,11 +61,16 @@ class HttpServer {
   absl::Status Start();
   // Stops serving and joins the thread. Idempotent.
   void Stop();
-  // The bound port (valid after Start).
+  // The bound ports (valid after Start); probe_port() is -1 without one.
   int port() const { return port_; }
+  int probe_port() const { return probe_port_; }
 
  private:
   void RegisterHandlers();
+  void RegisterProbes(httplib::Server& server);
+  // Binds `server` to `port` (0: any) and runs it on `thread`; the bound port or an error.
+  absl::StatusOr<int> Serve(httplib::Server& server, int port, std::thread* thread,
+                            std::atomic<bool>* returned);
 
   const HttpServerOptions options_;
   prometheus::Registry& registry_;
@@ -61,9 +78,11 @@ class HttpServer {
   ServerMetrics& metrics_;
   const ReadinessCheck ready_;
   std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
-  std::atomic<bool> listen_returned_{false};
+  std::unique_ptr<httplib::Server> probes_;  // null without a probe port
+  std::thread thread_, probe_thread_;
+  std::atomic<bool> listen_returned_{false}, probe_listen_returned_{false};
   int port_ = 0;
+  int probe_port_ = -1;
 };
 
 }  // namespace compressd

@@ -20,6 +20,9 @@ namespace {
 
 constexpr int kDefaultMaxAttempts = 3;
 constexpr int kMaxMaxAttempts = 100;
+// A recipe is a few kilobytes; the bound keeps jobs listable and every worker
+// able to receive its task (gRPC's default 4 MiB message limit).
+constexpr size_t kMaxRecipeBytes = 256 * 1024;
 
 // Checks everything about a new job that does not need the Store.
 absl::Status ValidateSubmit(const v1::SubmitJobRequest& req, v1::Recipe* recipe) {
@@ -33,6 +36,10 @@ absl::Status ValidateSubmit(const v1::SubmitJobRequest& req, v1::Recipe* recipe)
     if (req.dataset_ids(i).empty()) {
       return absl::InvalidArgumentError(absl::StrCat("dataset_ids[", i, "]: empty id"));
     }
+  }
+  if (req.recipe().ByteSizeLong() > kMaxRecipeBytes) {
+    return absl::ResourceExhaustedError(absl::StrCat("recipe: ", req.recipe().ByteSizeLong(),
+                                                     " bytes; at most ", kMaxRecipeBytes));
   }
   // The one place a submitted recipe gets its defaults and is validated
   // (common/recipe_spec.h); workers receive it as stored here.

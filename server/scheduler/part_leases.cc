@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/utf8.h"
 #include "common/util.h"
 #include "server/scheduler/task_inputs.h"
 #include "server/store/lease_check.h"
@@ -209,7 +210,7 @@ void PartLeases::ReturnLease(const v1::Task& leased, const std::string& worker_i
 absl::Status PartLeases::Fail(const v1::FailTaskRequest& req) {
   return FailLease(req.task_id(), req.lease_token(),
                    req.error().empty() ? "the worker reported a failure without a message"
-                                       : req.error(),
+                                       : ToValidUtf8(req.error(), kMaxErrorTextBytes),
                    req.retryable(), 0);
 }
 

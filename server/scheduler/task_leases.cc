@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "common/utf8.h"
 #include "common/util.h"
 #include "server/core/job_state.h"
 #include "server/scheduler/task_inputs.h"
@@ -259,7 +260,7 @@ absl::Status TaskLeases::Fail(const v1::FailTaskRequest& req) {
   const int64_t now = options_.Now();
   const std::string error =
       req.error().empty() ? std::string("the worker reported a failure without a message")
-                          : req.error();
+                          : ToValidUtf8(req.error(), kMaxErrorTextBytes);
   bool requeued = false;
   ASSIGN_OR_RETURN(
       int64_t seq,

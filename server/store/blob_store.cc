@@ -151,9 +151,31 @@ absl::StatusOr<uint64_t> BlobStore::Size(const std::string& sha256) const {
   RETURN_IF_ERROR(CheckDigest(sha256));
   struct stat st;
   if (::stat(PathFor(sha256).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (::stat(QuarantinePath(sha256).c_str(), &st) == 0) {
+      return absl::DataLossError(absl::StrCat("blob ", sha256, " is corrupted (its content does ",
+                                              "not match its sha256) and was quarantined"));
+    }
     return absl::NotFoundError(absl::StrCat("blob ", sha256, " not found"));
   }
   return static_cast<uint64_t>(st.st_size);
+}
+
+std::string BlobStore::QuarantinePath(const std::string& sha256) const {
+  if (!IsSha256Hex(sha256)) return "";
+  return absl::StrCat(root_, "/quarantine/", sha256);
+}
+
+absl::Status BlobStore::Quarantine(const std::string& sha256) const {
+  RETURN_IF_ERROR(CheckDigest(sha256));
+  const std::string to = QuarantinePath(sha256);
+  std::error_code ec;
+  fs::create_directories(fs::path(to).parent_path(), ec);
+  if (ec) return absl::InternalError(absl::StrCat("mkdir for ", to, ": ", ec.message()));
+  absl::MutexLock lock(&publish_mu_);
+  if (::rename(PathFor(sha256).c_str(), to.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoError("rename into", to);
+  }
+  return absl::OkStatus();
 }
 
 std::string BlobStore::PathFor(const std::string& sha256) const {

@@ -59,6 +59,10 @@ class BlobStore {
                       std::string* out) const;
   // Sum of the sizes of all stored blobs (walks the directory tree).
   uint64_t TotalBytes() const;
+  // Moves blob `sha256`, found not to match its digest, to
+  // <root>/quarantine/<sha256>: kept for inspection, and every later lookup
+  // (Size, ReadAt) answers DATA_LOSS instead of serving it.
+  absl::Status Quarantine(const std::string& sha256) const;
 
   struct BlobInfo {
     std::string sha256;
@@ -79,8 +83,10 @@ class BlobStore {
   // Renames the verified temporary file onto blob `digest`'s path.
   absl::Status Publish(const std::string& tmp_path, const std::string& digest);
 
+  std::string QuarantinePath(const std::string& sha256) const;
+
   std::string root_;
-  absl::Mutex publish_mu_;  // publishing and removal
+  mutable absl::Mutex publish_mu_;  // publishing, removal and quarantine
 };
 
 }  // namespace compressd

@@ -34,7 +34,10 @@ std::string DescribeExit(int status) {
 
 // Runs in the forked child: only async-signal-safe calls until execv.
 [[noreturn]] void ExecChild(pid_t parent, const std::vector<char*>& argv) {
-  prctl(PR_SET_PDEATHSIG, SIGTERM);  // die with the supervisor thread
+  // Die with the supervisor thread, whatever the worker does with SIGTERM: a
+  // worker outliving a killed compressd would go on working on (and sharing
+  // the scratch space of) a task the restarted server leases again.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) {
     _exit(1);  // the parent is already gone
   }

@@ -11,7 +11,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  absl::StatusOr<compressd::HfConfig> base = compressd::ParseHfConfig(text, "config.json");
+  absl::StatusOr<compressd::engine::HfConfig> base = compressd::engine::ParseHfConfig(text, "config.json");
   if (!base.ok()) {
     if (!absl::IsInvalidArgument(base.status())) std::abort();
     return 0;

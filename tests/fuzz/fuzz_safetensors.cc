@@ -16,15 +16,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (fd < 0) std::abort();
   if (size > 0 && write(fd, data, size) != static_cast<ssize_t>(size)) std::abort();
   const std::string path = "/proc/self/fd/" + std::to_string(fd);
-  absl::StatusOr<std::unique_ptr<compressd::SafetensorsFile>> f =
-      compressd::SafetensorsFile::Open(path);
+  absl::StatusOr<std::unique_ptr<compressd::engine::SafetensorsFile>> f =
+      compressd::engine::SafetensorsFile::Open(path);
   close(fd);
   if (!f.ok()) {
     if (!absl::IsInvalidArgument(f.status())) std::abort();
     return 0;
   }
-  for (const compressd::TensorInfo& t : (*f)->tensors()) {
-    if (compressd::IsConvertibleFloat(t.dtype) && t.numel <= (1u << 20)) (void)(*f)->ReadAsFloat(t);
+  for (const compressd::engine::TensorInfo& t : (*f)->tensors()) {
+    if (compressd::engine::IsConvertibleFloat(t.dtype) && t.numel <= (1u << 20)) (void)(*f)->ReadAsFloat(t);
   }
   return 0;
 }

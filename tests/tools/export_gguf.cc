@@ -30,14 +30,14 @@ using compressd::engine::QuantizedTensor;
 
 struct Args {
   std::string model, out, rtn, target_type = "auto", other_type = "auto";
-  compressd::GgufExportOptions options;
+  compressd::engine::GgufExportOptions options;
 };
 
 // "auto" leaves `*type` as it is; else a ggml type name.
 absl::Status ParseType(const std::string& name, const char* flag,
                        std::optional<compressd::engine::GgmlType>* type) {
   if (name == "auto") return absl::OkStatus();
-  absl::StatusOr<compressd::engine::GgmlType> t = compressd::ParseQuantizeType(name);
+  absl::StatusOr<compressd::engine::GgmlType> t = compressd::engine::ParseQuantizeType(name);
   if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat(flag, ": ", t.status().message()));
   *type = *t;
   return absl::OkStatus();
@@ -110,10 +110,10 @@ int main(int argc, char** argv) {
   }
   std::map<std::string, const QuantizedTensor*> quantized;
   for (const auto& [name, q] : grids) quantized[name] = &q;
-  absl::StatusOr<compressd::GgufExportReport> r =
-      compressd::WriteGgufLlama(*model, source.get(), quantized, a.options, a.out);
+  absl::StatusOr<compressd::engine::GgufExportReport> r =
+      compressd::engine::WriteGgufLlama(*model, source.get(), quantized, a.options, a.out);
   if (!r.ok()) return Fail(r.status());
-  for (const compressd::GgufTensorReport& t : r->tensors) {
+  for (const compressd::engine::GgufTensorReport& t : r->tensors) {
     std::printf("%-28s %-5s %-12s %s\n", t.gguf_name.c_str(),
                 compressd::engine::GgmlTypeName(t.type),
                 t.exact_from_grid ? "exact-grid" : "from-floats", t.note.c_str());

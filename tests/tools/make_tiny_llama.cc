@@ -27,11 +27,11 @@ int main(int argc, char** argv) {
     } else if (arg == "--dtype" && i + 1 < argc) {
       const std::string d = argv[++i];
       if (d == "f32") {
-        options.dtype = compressd::DType::kF32;
+        options.dtype = compressd::engine::DType::kF32;
       } else if (d == "f16") {
-        options.dtype = compressd::DType::kF16;
+        options.dtype = compressd::engine::DType::kF16;
       } else if (d == "bf16") {
-        options.dtype = compressd::DType::kBF16;
+        options.dtype = compressd::engine::DType::kBF16;
       } else {
         return Usage();
       }

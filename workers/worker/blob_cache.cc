@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -54,7 +55,7 @@ std::string BlobCache::PathFor(const std::string& sha256) const {
 }
 
 absl::StatusOr<std::string> BlobCache::Get(const v1::FileEntry& file, const FetchFn& fetch,
-                                           const CancelToken& cancel) {
+                                           const engine::CancelToken& cancel) {
   if (!IsSha256Hex(file.sha256())) {
     return absl::InvalidArgumentError(
         absl::StrCat("file \"", file.path(), "\": sha256 \"", file.sha256(), "\" is malformed"));
@@ -63,18 +64,16 @@ absl::StatusOr<std::string> BlobCache::Get(const v1::FileEntry& file, const Fetc
   std::error_code ec;
   fs::create_directories(root_, ec);
   if (ec) return absl::InternalError(absl::StrCat(root_, ": mkdir: ", ec.message()));
-  auto cached = [&]() {
-    std::error_code e;
-    return fs::is_regular_file(final_path, e) && fs::file_size(final_path, e) == file.size();
-  };
-  if (cached()) return final_path;
+  ASSIGN_OR_RETURN(bool hit, Verified(final_path, file));
+  if (hit) return final_path;
 
   const std::string partial = final_path + ".partial";
   LockedFd fd(::open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
   if (fd.get() < 0) return Errno(partial, "open");
   if (::flock(fd.get(), LOCK_EX) != 0) return Errno(partial, "flock");
-  if (cached()) return final_path;  // another process finished it while we waited
-  fs::remove(final_path, ec);       // wrong size: refetch
+  ASSIGN_OR_RETURN(hit, Verified(final_path, file));
+  if (hit) return final_path;  // another process finished it while we waited
+  fs::remove(final_path, ec);  // wrong size: refetch
 
   // A resumed download that fails verification is retried once from scratch.
   for (int pass = 0; pass < 2; ++pass) {
@@ -94,8 +93,22 @@ absl::StatusOr<std::string> BlobCache::Get(const v1::FileEntry& file, const Fetc
   return absl::InternalError("unreachable");
 }
 
+absl::StatusOr<bool> BlobCache::Verified(const std::string& path, const v1::FileEntry& file) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec) || fs::file_size(path, ec) != file.size()) return false;
+  ASSIGN_OR_RETURN(std::string digest, Sha256File(path));
+  if (digest == file.sha256()) return true;
+  // Corrupted at rest (disk, a stray write): keep it aside for inspection and fetch again.
+  const std::string quarantine = path + ".corrupt";
+  if (::rename(path.c_str(), quarantine.c_str()) != 0) return Errno(path, "rename");
+  std::fprintf(stderr, "compress-worker: cached blob %s has sha256 %s; moved to %s, fetching again\n",
+               path.c_str(), digest.c_str(), quarantine.c_str());
+  ++corrupt_;
+  return false;
+}
+
 absl::Status BlobCache::Download(int fd, const std::string& partial, const v1::FileEntry& file,
-                                 const FetchFn& fetch, const CancelToken& cancel) {
+                                 const FetchFn& fetch, const engine::CancelToken& cancel) {
   int64_t backoff = options_.initial_backoff_ms;
   absl::Status last;
   for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {

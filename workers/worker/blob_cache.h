@@ -1,12 +1,14 @@
 // The worker's local content-addressed cache of model files:
 // <root>/<sha256> holds a verified blob, <root>/<sha256>.partial a download in
-// progress. A present blob of the right size is reused without refetching; a
-// partial file is resumed from its length; a finished download is verified
-// against its sha256 before it is renamed into place. Downloads of the same
+// progress. A finished download is verified against its sha256 before it is
+// renamed into place, and a present blob again each time it is handed out: one
+// whose content no longer matches is moved to <sha256>.corrupt and fetched
+// again. A partial file is resumed from its length. Downloads of the same
 // blob by several processes sharing the cache are serialised by flock() on
 // the partial file. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -39,16 +41,21 @@ class BlobCache {
   // CANCELLED once `cancel` is set; otherwise the fetch error after
   // max_attempts (UNAVAILABLE-style errors are retried, resuming).
   absl::StatusOr<std::string> Get(const v1::FileEntry& file, const FetchFn& fetch,
-                                  const CancelToken& cancel);
+                                  const engine::CancelToken& cancel);
 
   std::string PathFor(const std::string& sha256) const;
+  // Cached blobs found corrupted (and fetched again) since construction.
+  int64_t corrupt() const { return corrupt_.load(); }
 
  private:
+  // True if `path` holds `file` (size and sha256); a corrupted one is moved aside.
+  absl::StatusOr<bool> Verified(const std::string& path, const v1::FileEntry& file);
   absl::Status Download(int fd, const std::string& partial, const v1::FileEntry& file,
-                        const FetchFn& fetch, const CancelToken& cancel);
+                        const FetchFn& fetch, const engine::CancelToken& cancel);
 
   const std::string root_;
   const BlobCacheOptions options_;
+  std::atomic<int64_t> corrupt_{0};
 };
 
 }  // namespace compressd

@@ -1,6 +1,7 @@
 #include "workers/worker/event_reporter.h"
 
 #include "absl/time/time.h"
+#include "common/utf8.h"
 
 namespace compressd {
 
@@ -12,7 +13,33 @@ EventReporter::EventReporter(SendFn send, std::function<void()> on_lease_lost,
 
 EventReporter::~EventReporter() { Stop(); }
 
-void EventReporter::Emit(const v1::JobEvent& event) {
+namespace {
+
+// The event with its text fields valid UTF-8 and bounded: engine text can
+// hold bytes from a malformed model file, which gRPC would refuse to send.
+v1::JobEvent Sendable(const v1::JobEvent& event) {
+  v1::JobEvent out = event;
+  auto fix = [](std::string* s) { *s = ToValidUtf8(*s, kMaxEventTextBytes); };
+  if (out.has_log()) fix(out.mutable_log()->mutable_message());
+  if (out.has_progress()) {
+    fix(out.mutable_progress()->mutable_stage());
+    fix(out.mutable_progress()->mutable_message());
+  }
+  if (out.has_metric()) {
+    fix(out.mutable_metric()->mutable_name());
+    google::protobuf::Map<std::string, std::string> labels;
+    for (const auto& [k, v] : out.metric().labels()) {
+      labels[ToValidUtf8(k, kMaxEventTextBytes)] = ToValidUtf8(v, kMaxEventTextBytes);
+    }
+    *out.mutable_metric()->mutable_labels() = std::move(labels);
+  }
+  return out;
+}
+
+}  // namespace
+
+void EventReporter::Emit(const v1::JobEvent& raw) {
+  const v1::JobEvent event = Sendable(raw);
   absl::MutexLock lock(&mu_);
   if (event.has_progress()) latest_ = event.progress();
   if (lease_lost_) return;

@@ -28,7 +28,7 @@ struct EventReporterOptions {
   int final_flush_attempts = 3;  // Stop() gives up on a failing server after these
 };
 
-class EventReporter : public EventSink {
+class EventReporter : public engine::EventSink {
  public:
   using SendFn = std::function<absl::Status(const std::vector<v1::JobEvent>&)>;
 

@@ -5,7 +5,7 @@
 namespace compressd {
 
 Heartbeater::Heartbeater(SendFn send, v1::HeartbeatRequest base, int64_t interval_ms,
-                         ProgressFn progress, CancelToken& cancel)
+                         ProgressFn progress, engine::CancelToken& cancel)
     : send_(std::move(send)),
       base_(std::move(base)),
       interval_ms_(interval_ms > 0 ? interval_ms : 1000),

@@ -26,7 +26,7 @@ class Heartbeater {
 
   // `base` names worker, task and lease; progress is filled in per beat.
   Heartbeater(SendFn send, v1::HeartbeatRequest base, int64_t interval_ms, ProgressFn progress,
-              CancelToken& cancel);
+              engine::CancelToken& cancel);
   ~Heartbeater();  // calls Stop()
   // Stops and joins the thread. Idempotent.
   void Stop();
@@ -41,7 +41,7 @@ class Heartbeater {
   const v1::HeartbeatRequest base_;
   const int64_t interval_ms_;
   const ProgressFn progress_;
-  CancelToken& cancel_;
+  engine::CancelToken& cancel_;
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool job_cancelled_ ABSL_GUARDED_BY(mu_) = false;

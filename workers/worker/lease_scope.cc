@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "common/util.h"
 #include "workers/worker/task_files.h"
@@ -24,7 +25,10 @@ absl::StatusOr<std::string> TaskDir(const std::string& cache_dir, const v1::Task
   if (task.task_id().find('/') != std::string::npos) {
     return absl::InvalidArgumentError("task.task_id: must not contain '/'");
   }
-  return (fs::path(cache_dir) / "tasks" / task.task_id()).string();
+  // One directory per attempt: a worker still running an older attempt
+  // (after a server restart) never shares its scratch files with this one.
+  return (fs::path(cache_dir) / "tasks" / absl::StrCat(task.task_id(), ".a", task.attempt()))
+      .string();
 }
 
 }  // namespace

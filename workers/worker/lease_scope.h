@@ -10,8 +10,9 @@
 //     cancelled or the lease lost;
 //   - the task's checkpoints on the server, carrying the lease, and the
 //     levels database among the model's shared checkpoints;
-//   - the task directory <cache_dir>/tasks/<task_id>, cleared of a crashed
-//     run's leftovers by Start() and removed by Close().
+//   - the task directory <cache_dir>/tasks/<task_id>.a<attempt> (one per
+//     attempt, so a worker still on an older attempt never shares it),
+//     cleared of a crashed run's leftovers by Start() and removed by Close().
 //
 // After the run, stopped() says whether the task ends without a result (job
 // cancelled or lease lost, by any route) or is reported finished. Close()
@@ -60,7 +61,7 @@ class LeaseScope {
   // crashed run's leftovers. Once.
   void Start(Heartbeater::ProgressFn progress);
 
-  CancelToken& cancel() { return cancel_; }
+  engine::CancelToken& cancel() { return cancel_; }
   // The lease is gone: remember it and cancel the run. Thread-safe.
   void LoseLease();
   // LoseLease as a callback, for the reporters and server-backed stores.
@@ -68,12 +69,12 @@ class LeaseScope {
     return [this] { LoseLease(); };
   }
 
-  // <cache_dir>/tasks/<task_id>; INVALID_ARGUMENT for an unsafe task id.
+  // <cache_dir>/tasks/<task_id>.a<attempt>; INVALID_ARGUMENT for an unsafe task id.
   const absl::StatusOr<std::string>& dir() const { return dir_; }
   // The checkpoints of the task's job on the server (a lost lease there calls
   // LoseLease), and where an evopress stage keeps its levels database.
   ServerCheckpointStore& checkpoints() { return checkpoints_; }
-  CheckpointStore& levels_db() { return levels_db_; }
+  engine::CheckpointStore& levels_db() { return levels_db_; }
 
   // True when the task must end without a result: the run was cancelled or
   // the lease lost, seen by any route.
@@ -89,11 +90,11 @@ class LeaseScope {
   WorkerClient& client_;
   const v1::Task& task_;
   const Registration registration_;
-  CancelToken cancel_;
+  engine::CancelToken cancel_;
   std::atomic<bool> lease_lost_{false};
   const absl::StatusOr<std::string> dir_;
   ServerCheckpointStore checkpoints_;
-  PrefixedCheckpointStore levels_db_;
+  engine::PrefixedCheckpointStore levels_db_;
   std::unique_ptr<Heartbeater> heartbeats_;
 };
 

@@ -37,11 +37,11 @@ absl::Status RunLocal(const std::string& model_dir, const std::string& recipe_pa
   ASSIGN_OR_RETURN(v1::Recipe parsed, ParseRecipeFile(recipe_path));
   ASSIGN_OR_RETURN(const RecipeSpec recipe, PrepareRecipe(std::move(parsed)));
   LineEventSink sink(stderr);
-  CancelToken cancel;
-  DirCheckpointStore checkpoints(checkpoint_dir);
-  RunOptions options;
+  engine::CancelToken cancel;
+  engine::DirCheckpointStore checkpoints(checkpoint_dir);
+  engine::RunOptions options;
   if (!checkpoint_dir.empty()) options.checkpoints = options.levels_db = &checkpoints;
-  ASSIGN_OR_RETURN(std::string summary, RunJob(model_dir, recipe, out_dir, sink, cancel, options));
+  ASSIGN_OR_RETURN(std::string summary, engine::RunJob(model_dir, recipe, out_dir, sink, cancel, options));
   std::printf("%s\n", summary.c_str());
   return absl::OkStatus();
 }

@@ -13,7 +13,7 @@ namespace compressd {
 
 // Writes each event as one line, e.g. "[prune 3/14] model.layers.0.mlp.up_proj".
 // Thread-safe (one fprintf per event).
-class LineEventSink : public EventSink {
+class LineEventSink : public engine::EventSink {
  public:
   explicit LineEventSink(std::FILE* out) : out_(out) {}
   void Emit(const v1::JobEvent& event) override;

@@ -14,7 +14,7 @@ namespace {
 
 // A part's events: log lines go to stderr, the rest is dropped (the job's
 // own task reports the job's progress).
-class PartLogSink : public EventSink {
+class PartLogSink : public engine::EventSink {
  public:
   explicit PartLogSink(std::string part) : part_(std::move(part)) {}
   void Emit(const v1::JobEvent& e) override {
@@ -66,10 +66,10 @@ TaskOutcome PartExecutor::Run(const v1::Task& task, const Registration& registra
 }
 
 absl::StatusOr<std::string> PartExecutor::Execute(const v1::Task& task, LeaseScope& scope,
-                                                  EventSink& events) {
+                                                  engine::EventSink& events) {
   ASSIGN_OR_RETURN(const std::string task_dir, scope.dir());
   RETURN_IF_ERROR(PrepareRunner(task, task_dir, events, scope.cancel()));
-  const WorkPart part{task.part().name(), task.part().payload()};
+  const engine::WorkPart part{task.part().name(), task.part().payload()};
   absl::StatusOr<std::string> result;
   try {
     result = runner_->Run(part, &scope.levels_db(), events, scope.cancel());
@@ -82,15 +82,15 @@ absl::StatusOr<std::string> PartExecutor::Execute(const v1::Task& task, LeaseSco
 }
 
 absl::Status PartExecutor::PrepareRunner(const v1::Task& task, const std::string& task_dir,
-                                         EventSink& events, const CancelToken& cancel) {
+                                         engine::EventSink& events, const engine::CancelToken& cancel) {
   const std::string key = absl::StrCat(task.job_id(), "#", task.attempt());
   if (runner_ != nullptr && runner_key_ == key) return absl::OkStatus();
   Release();
   // The server validated the recipe and applied its defaults (SubmitJob).
   ASSIGN_OR_RETURN(const RecipeSpec recipe, CompileRecipe(task.recipe()));
   ASSIGN_OR_RETURN(const TaskInputs inputs, inputs_.Fetch(task, task_dir, events, cancel));
-  const RunOptions run = LeasedRunOptions(options_.threads, inputs.datasets);
-  ASSIGN_OR_RETURN(runner_, CreatePartRunner(inputs.model_dir, recipe, run, events, cancel));
+  const engine::RunOptions run = LeasedRunOptions(options_.threads, inputs.datasets);
+  ASSIGN_OR_RETURN(runner_, engine::CreatePartRunner(inputs.model_dir, recipe, run, events, cancel));
   runner_key_ = key;
   return absl::OkStatus();
 }

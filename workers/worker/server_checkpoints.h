@@ -18,7 +18,7 @@
 
 namespace compressd {
 
-class ServerCheckpointStore : public CheckpointStore {
+class ServerCheckpointStore : public engine::CheckpointStore {
  public:
   // Runs a call, retrying transient errors as the caller sees fit (the
   // worker's WithRetry); empty: one try.

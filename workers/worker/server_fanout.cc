@@ -7,11 +7,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/utf8.h"
 
 namespace compressd {
 
 ServerFanout::ServerFanout(WorkerClient& client, std::string task_id, std::string lease_token,
-                           CheckpointStore& results, Retry retry,
+                           engine::CheckpointStore& results, Retry retry,
                            std::function<void()> on_lease_lost, int64_t poll_ms)
     : client_(client), task_id_(std::move(task_id)), lease_token_(std::move(lease_token)),
       results_(results), retry_(std::move(retry)), on_lease_lost_(std::move(on_lease_lost)),
@@ -39,7 +40,7 @@ int ServerFanout::workers() {
 }
 
 absl::StatusOr<v1::SubmitPartsRequest> ServerFanout::SubmitMissing(
-    const std::vector<WorkPart>& parts, Batch* batch) {
+    const std::vector<engine::WorkPart>& parts, Batch* batch) {
   v1::SubmitPartsRequest submit;
   submit.set_task_id(task_id_);
   submit.set_lease_token(lease_token_);
@@ -80,13 +81,13 @@ absl::StatusOr<bool> ServerFanout::ComputeOneHere(const LocalFn& local, Batch* b
     return absl::OkStatus();
   }));
   if (!claimed.has_part()) return false;
-  WorkPart part{claimed.part().name(), claimed.part().payload()};
+  engine::WorkPart part{claimed.part().name(), claimed.part().payload()};
   absl::StatusOr<std::string> r = local(part);
   if (!r.ok()) {
     v1::FailTaskRequest fail;
     fail.set_task_id(claimed.part_task_id());
     fail.set_lease_token(claimed.part_lease_token());
-    fail.set_error(r.status().ToString());
+    fail.set_error(ToValidUtf8(r.status().ToString(), kMaxErrorTextBytes));
     fail.set_retryable(false);
     (void)Call([&] { return client_.FailTask(fail); });
     return r.status();
@@ -122,9 +123,9 @@ absl::StatusOr<bool> ServerFanout::AllDone(const v1::GetPartsRequest& poll) {
   return all_done;
 }
 
-absl::StatusOr<std::vector<std::string>> ServerFanout::Run(const std::vector<WorkPart>& parts,
+absl::StatusOr<std::vector<std::string>> ServerFanout::Run(const std::vector<engine::WorkPart>& parts,
                                                            const LocalFn& local,
-                                                           const CancelToken& cancel) {
+                                                           const engine::CancelToken& cancel) {
   Batch batch{std::vector<std::string>(parts.size()), std::vector<bool>(parts.size(), false), {}};
   ASSIGN_OR_RETURN(const v1::SubmitPartsRequest submit, SubmitMissing(parts, &batch));
   if (submit.parts_size() == 0) return batch.results;

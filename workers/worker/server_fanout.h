@@ -20,19 +20,19 @@
 
 namespace compressd {
 
-class ServerFanout : public Fanout {
+class ServerFanout : public engine::Fanout {
  public:
   using Retry = std::function<absl::Status(const std::function<absl::Status()>& call)>;
 
   // `results`: the task's checkpoint store (where parts' results are read
   // and where this worker stores the results of parts it computes).
   ServerFanout(WorkerClient& client, std::string task_id, std::string lease_token,
-               CheckpointStore& results, Retry retry = nullptr,
+               engine::CheckpointStore& results, Retry retry = nullptr,
                std::function<void()> on_lease_lost = nullptr, int64_t poll_ms = 100);
 
-  absl::StatusOr<std::vector<std::string>> Run(const std::vector<WorkPart>& parts,
+  absl::StatusOr<std::vector<std::string>> Run(const std::vector<engine::WorkPart>& parts,
                                                const LocalFn& local,
-                                               const CancelToken& cancel) override;
+                                               const engine::CancelToken& cancel) override;
   // The server's count of live workers at the last call (asked once if none yet).
   int workers() override;
 
@@ -53,7 +53,7 @@ class ServerFanout : public Fanout {
   absl::Status Call(const std::function<absl::Status()>& call);
   // Takes results an earlier attempt stored; submits the other parts (none:
   // an empty request).
-  absl::StatusOr<v1::SubmitPartsRequest> SubmitMissing(const std::vector<WorkPart>& parts,
+  absl::StatusOr<v1::SubmitPartsRequest> SubmitMissing(const std::vector<engine::WorkPart>& parts,
                                                        Batch* batch);
   // Claims one queued part and computes it here; false when none was queued.
   absl::StatusOr<bool> ComputeOneHere(const LocalFn& local, Batch* batch);
@@ -63,7 +63,7 @@ class ServerFanout : public Fanout {
   WorkerClient& client_;
   const std::string task_id_;
   const std::string lease_token_;
-  CheckpointStore& results_;
+  engine::CheckpointStore& results_;
   const Retry retry_;
   const std::function<void()> on_lease_lost_;
   const int64_t poll_ms_;

@@ -44,7 +44,7 @@ InputFetcher::InputFetcher(WorkerClient& client, std::string blob_dir, BlobCache
       }) {}
 
 absl::StatusOr<TaskInputs> InputFetcher::Fetch(const v1::Task& task, const std::string& task_dir,
-                                               EventSink& events, const CancelToken& cancel) {
+                                               engine::EventSink& events, const engine::CancelToken& cancel) {
   TaskInputs inputs;
   inputs.model_dir = (fs::path(task_dir) / "model").string();
   RETURN_IF_ERROR(FetchModel(task, inputs.model_dir, events, cancel));
@@ -54,22 +54,22 @@ absl::StatusOr<TaskInputs> InputFetcher::Fetch(const v1::Task& task, const std::
 }
 
 absl::Status InputFetcher::FetchModel(const v1::Task& task, const std::string& model_dir,
-                                      EventSink& events, const CancelToken& cancel) {
+                                      engine::EventSink& events, const engine::CancelToken& cancel) {
   const auto& files = task.model().files();
   std::vector<std::pair<std::string, std::string>> links;
   for (int i = 0; i < files.size(); ++i) {
-    EmitProgress(events, "fetch", i, files.size(), files[i].path());
+    engine::EmitProgress(events, "fetch", i, files.size(), files[i].path());
     ASSIGN_OR_RETURN(std::string blob, blobs_.Get(files[i], fetch_, cancel));
     links.emplace_back(files[i].path(), blob);
   }
-  EmitProgress(events, "fetch", files.size(), files.size(), task.model().id());
+  engine::EmitProgress(events, "fetch", files.size(), files.size(), task.model().id());
   return LinkFiles(links, model_dir);
 }
 
 absl::StatusOr<DatasetFiles> InputFetcher::FetchDatasets(const v1::Task& task,
                                                          const std::string& datasets_dir,
-                                                         EventSink& events,
-                                                         const CancelToken& cancel) {
+                                                         engine::EventSink& events,
+                                                         const engine::CancelToken& cancel) {
   DatasetFiles local;
   for (const auto& [id, name, field] : WantedDatasetFiles(task.recipe())) {
     if (id.empty() || local.count({id, name})) continue;
@@ -88,7 +88,7 @@ absl::StatusOr<DatasetFiles> InputFetcher::FetchDatasets(const v1::Task& task,
 
 absl::StatusOr<std::string> InputFetcher::FetchDatasetFiles(
     const v1::Dataset& dataset, const std::string& name, const std::string& field,
-    const std::string& datasets_dir, EventSink& events, const CancelToken& cancel) {
+    const std::string& datasets_dir, engine::EventSink& events, const engine::CancelToken& cancel) {
   const std::vector<const v1::FileEntry*> files = FilesUnder(dataset, name);
   if (files.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(field, ".file: dataset ", dataset.id(),
@@ -99,17 +99,17 @@ absl::StatusOr<std::string> InputFetcher::FetchDatasetFiles(
   const int total = static_cast<int>(files.size());
   std::vector<std::pair<std::string, std::string>> links;
   for (int k = 0; k < total; ++k) {
-    EmitProgress(events, "fetch", k, total, absl::StrCat(dataset.id(), "/", files[k]->path()));
+    engine::EmitProgress(events, "fetch", k, total, absl::StrCat(dataset.id(), "/", files[k]->path()));
     ASSIGN_OR_RETURN(std::string blob, blobs_.Get(*files[k], fetch_, cancel));
     links.emplace_back(files[k]->path(), blob);
   }
   RETURN_IF_ERROR(LinkFiles(links, dir));
-  EmitProgress(events, "fetch", total, total, absl::StrCat(dataset.id(), "/", name));
+  engine::EmitProgress(events, "fetch", total, total, absl::StrCat(dataset.id(), "/", name));
   return (fs::path(dir) / name).string();
 }
 
-RunOptions LeasedRunOptions(int threads, const DatasetFiles& datasets) {
-  RunOptions run;
+engine::RunOptions LeasedRunOptions(int threads, const DatasetFiles& datasets) {
+  engine::RunOptions run;
   run.threads = threads;
   run.allow_local_paths = false;
   run.dataset_file = [&datasets](const std::string& id,

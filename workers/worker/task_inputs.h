@@ -39,19 +39,19 @@ class InputFetcher {
   // a dataset the task lacks or a file the dataset lacks; CANCELLED once
   // `cancel` is set; BlobCache's errors otherwise.
   absl::StatusOr<TaskInputs> Fetch(const v1::Task& task, const std::string& task_dir,
-                                   EventSink& events, const CancelToken& cancel);
+                                   engine::EventSink& events, const engine::CancelToken& cancel);
 
  private:
-  absl::Status FetchModel(const v1::Task& task, const std::string& model_dir, EventSink& events,
-                          const CancelToken& cancel);
+  absl::Status FetchModel(const v1::Task& task, const std::string& model_dir, engine::EventSink& events,
+                          const engine::CancelToken& cancel);
   absl::StatusOr<DatasetFiles> FetchDatasets(const v1::Task& task, const std::string& datasets_dir,
-                                             EventSink& events, const CancelToken& cancel);
+                                             engine::EventSink& events, const engine::CancelToken& cancel);
   // Fetches what `name` selects of `dataset` into <datasets_dir>/<dataset id>/;
   // returns the local path of `name`. `field` is the recipe field naming it.
   absl::StatusOr<std::string> FetchDatasetFiles(const v1::Dataset& dataset, const std::string& name,
                                                 const std::string& field,
-                                                const std::string& datasets_dir, EventSink& events,
-                                                const CancelToken& cancel);
+                                                const std::string& datasets_dir, engine::EventSink& events,
+                                                const engine::CancelToken& cancel);
 
   WorkerClient& client_;
   BlobCache blobs_;
@@ -60,6 +60,6 @@ class InputFetcher {
 
 // The RunOptions of a leased task or part: `threads`, no worker-local paths,
 // dataset files from `datasets` (which must outlive the options).
-RunOptions LeasedRunOptions(int threads, const DatasetFiles& datasets);
+engine::RunOptions LeasedRunOptions(int threads, const DatasetFiles& datasets);
 
 }  // namespace compressd

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/utf8.h"
 
 namespace compressd {
 namespace {
@@ -14,11 +15,13 @@ bool Transient(const absl::Status& st) {
          st.code() == absl::StatusCode::kDeadlineExceeded;
 }
 
-// Errors no retry can fix: the model or recipe is bad.
+// Errors no retry can fix: the model or recipe is bad, or the server's copy
+// of an input is corrupted (DATA_LOSS: it was quarantined).
 bool RetryableFailure(const absl::Status& st) {
   return st.code() != absl::StatusCode::kInvalidArgument &&
          st.code() != absl::StatusCode::kUnimplemented &&
-         st.code() != absl::StatusCode::kFailedPrecondition;
+         st.code() != absl::StatusCode::kFailedPrecondition &&
+         st.code() != absl::StatusCode::kDataLoss;
 }
 
 }  // namespace
@@ -54,7 +57,7 @@ absl::Status TaskReporter::Fail(const v1::Task& task, const absl::Status& error)
   v1::FailTaskRequest req;
   req.set_task_id(task.task_id());
   req.set_lease_token(task.lease_token());
-  req.set_error(error.ToString());
+  req.set_error(ToValidUtf8(error.ToString(), kMaxErrorTextBytes));
   req.set_retryable(RetryableFailure(error));
   return WithRetry([&] { return client_.FailTask(req); });
 }

@@ -37,9 +37,10 @@ class TaskReporter {
 
   // CompleteTask with the job's summary (empty for a part), retried.
   absl::Status Complete(const v1::Task& task, const std::string& summary_json) const;
-  // FailTask with `error`, retried. Not retryable by the server for errors no
-  // retry can fix (the model or recipe is bad): INVALID_ARGUMENT,
-  // UNIMPLEMENTED, FAILED_PRECONDITION.
+  // FailTask with `error` (valid UTF-8, at most kMaxErrorTextBytes), retried.
+  // Not retryable by the server for errors no retry can fix (the model or
+  // recipe is bad, an input is corrupted): INVALID_ARGUMENT, UNIMPLEMENTED,
+  // FAILED_PRECONDITION, DATA_LOSS.
   absl::Status Fail(const v1::Task& task, const absl::Status& error) const;
 
  private:

@@ -23,9 +23,9 @@ namespace fs = std::filesystem;
 // Forwards events; after each per-layer progress event of a compression stage
 // it pauses for `pause_ms` (in short steps, so cancellation stays prompt).
 // The fault injection of WorkerOptions::slow_ms_per_layer.
-class SlowSink : public EventSink {
+class SlowSink : public engine::EventSink {
  public:
-  SlowSink(EventSink& inner, int64_t pause_ms, const CancelToken& cancel)
+  SlowSink(engine::EventSink& inner, int64_t pause_ms, const engine::CancelToken& cancel)
       : inner_(inner), pause_ms_(pause_ms), cancel_(cancel) {}
   void Emit(const v1::JobEvent& event) override {
     inner_.Emit(event);
@@ -37,9 +37,9 @@ class SlowSink : public EventSink {
   }
 
  private:
-  EventSink& inner_;
+  engine::EventSink& inner_;
   const int64_t pause_ms_;
-  const CancelToken& cancel_;
+  const engine::CancelToken& cancel_;
 };
 
 }  // namespace
@@ -65,7 +65,7 @@ TaskOutcome TaskRunner::Run(const v1::Task& task, const Registration& registrati
 
   const absl::StatusOr<std::string> result = Execute(task, scope, events);
   if (!result.ok() && !scope.cancel().cancelled()) {
-    EmitLog(events, "error", result.status().ToString());
+    engine::EmitLog(events, "error", result.status().ToString());
   }
   events.Stop();  // the events reach the server before the result does
   TaskOutcome outcome = TaskOutcome::kStopped;
@@ -82,11 +82,11 @@ TaskOutcome TaskRunner::Run(const v1::Task& task, const Registration& registrati
 absl::StatusOr<std::string> TaskRunner::Execute(const v1::Task& task, LeaseScope& scope,
                                                 EventReporter& events) {
   ASSIGN_OR_RETURN(const std::string task_dir, scope.dir());
-  CancelToken& cancel = scope.cancel();
+  engine::CancelToken& cancel = scope.cancel();
   // The server validated the recipe and applied its defaults (SubmitJob).
   ASSIGN_OR_RETURN(const RecipeSpec recipe, CompileRecipe(task.recipe()));
   ASSIGN_OR_RETURN(const TaskInputs inputs, inputs_.Fetch(task, task_dir, events, cancel));
-  RunOptions run = LeasedRunOptions(options_.threads, inputs.datasets);
+  engine::RunOptions run = LeasedRunOptions(options_.threads, inputs.datasets);
   // Checkpoints outlive this attempt on the server; losing the lease while
   // writing one stops the task like a lost lease anywhere else.
   run.checkpoints = &scope.checkpoints();
@@ -95,10 +95,10 @@ absl::StatusOr<std::string> TaskRunner::Execute(const v1::Task& task, LeaseScope
                       reporter_.retry(), scope.on_lease_lost());
   run.fanout = &fanout;
   SlowSink slow(events, options_.slow_ms_per_layer, cancel);
-  EventSink& sink = options_.slow_ms_per_layer > 0 ? static_cast<EventSink&>(slow) : events;
+  engine::EventSink& sink = options_.slow_ms_per_layer > 0 ? static_cast<engine::EventSink&>(slow) : events;
   const std::string out_dir = (fs::path(task_dir) / "out").string();
   ASSIGN_OR_RETURN(std::string summary,
-                   RunJob(inputs.model_dir, recipe, out_dir, sink, cancel, run));
+                   engine::RunJob(inputs.model_dir, recipe, out_dir, sink, cancel, run));
   absl::Status uploaded = UploadOutputs(task, out_dir, events, cancel);
   if (uploaded.code() == absl::StatusCode::kFailedPrecondition) scope.LoseLease();
   RETURN_IF_ERROR(uploaded);
@@ -106,13 +106,13 @@ absl::StatusOr<std::string> TaskRunner::Execute(const v1::Task& task, LeaseScope
 }
 
 absl::Status TaskRunner::UploadOutputs(const v1::Task& task, const std::string& out_dir,
-                                       EventSink& events, const CancelToken& cancel) {
+                                       engine::EventSink& events, const engine::CancelToken& cancel) {
   ASSIGN_OR_RETURN(std::vector<std::string> files, ListFilesRecursive(out_dir));
   const int total = static_cast<int>(files.size());
   for (int i = 0; i < total; ++i) {
     if (cancel.cancelled()) return absl::CancelledError("job cancelled during upload");
     const std::string path = (fs::path(out_dir) / files[i]).string();
-    EmitProgress(events, "upload", i, total, files[i]);
+    engine::EmitProgress(events, "upload", i, total, files[i]);
     v1::UploadArtifactHeader header;
     header.set_task_id(task.task_id());
     header.set_lease_token(task.lease_token());
@@ -125,8 +125,8 @@ absl::Status TaskRunner::UploadOutputs(const v1::Task& task, const std::string& 
     RETURN_IF_ERROR(
         reporter_.WithRetry([&] { return client_.UploadArtifact(header, path).status(); }));
   }
-  EmitProgress(events, "upload", total, total, "");
-  EmitLog(events, "info", absl::StrCat("uploaded ", files.size(), " output files"));
+  engine::EmitProgress(events, "upload", total, total, "");
+  engine::EmitLog(events, "info", absl::StrCat("uploaded ", files.size(), " output files"));
   return absl::OkStatus();
 }
 

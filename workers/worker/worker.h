@@ -7,7 +7,8 @@
 // that no longer knows this worker (NOT_FOUND) gets a fresh RegisterWorker.
 // A cancelled job or a lost lease stops the task without reporting a result.
 // Task failures are reported with retryable=false for INVALID_ARGUMENT,
-// UNIMPLEMENTED and FAILED_PRECONDITION from the model or recipe.
+// UNIMPLEMENTED and FAILED_PRECONDITION from the model or recipe, and
+// DATA_LOSS for a corrupted input (task_reporter.h).
 //
 // Run() is called from one thread; Shutdown() may be called from any other
 // thread and makes Run() return after the current task.

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "common/module_pattern.h"
 #include "common/recipe.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -135,6 +136,29 @@ overrides:
   EXPECT_EQ(s->gptq().grid().group_size(), 128);  // kept from the stage
   s = EffectiveStage(*r, 0, "model.layers.5.self_attn.q_proj", &skip);
   EXPECT_TRUE(skip);
+}
+
+TEST(RecipeStagesTest, PatternsAreBoundedAndLinearTime) {
+  const std::string base =
+      "stages: [{sparsegpt: {sparsity: 0.5}}]\ncalibration: {path: x}\noverrides:\n";
+  ExpectInvalid(base + "  - {modules: '" + std::string(1025, 'a') + "', stage: 0, skip: true}",
+                "overrides[0].modules: regex of 1025 characters; at most 1024");
+  std::string many = base;
+  for (int i = 0; i < 257; ++i) many += "  - {modules: 'a" + std::to_string(i) + "', skip: true}\n";
+  ExpectInvalid(many, "overrides: 257 overrides; at most 256");
+  // Catastrophic backtracking for a backtracking engine; linear for RE2.
+  absl::StatusOr<ModulePattern> p = ModulePattern::Compile("(a*)*b", "f");
+  ASSERT_TRUE(p.ok());
+  EXPECT_FALSE(p->FullMatch(std::string(100000, 'a')));
+  // Backreferences are not RE2: a clear error, not a crash.
+  EXPECT_THAT(std::string(ModulePattern::Compile("(a)\\1", "targets.include").status().message()),
+              HasSubstr("targets.include: invalid regex"));
+  // The patterns users write keep their meaning (full match).
+  p = ModulePattern::Compile("model\\.layers\\.[0-3]\\..*_proj$", "f");
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p->FullMatch("model.layers.2.mlp.up_proj"));
+  EXPECT_FALSE(p->FullMatch("model.layers.4.mlp.up_proj"));
+  EXPECT_FALSE(p->FullMatch("xmodel.layers.2.mlp.up_proj.weight"));
 }
 
 TEST(RecipeStagesTest, BadOverrides) {

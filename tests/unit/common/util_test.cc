@@ -49,3 +49,21 @@ TEST(NewIdTest, HasPrefixAndSixteenHexCharsAndIsUnique) {
 
 }  // namespace
 }  // namespace compressd
+
+namespace compressd {
+namespace {
+
+TEST(ValidateRelativePathBoundsTest, LengthDepthAndUtf8) {
+  EXPECT_TRUE(ValidateRelativePath(std::string(kMaxRelativePathBytes, 'a'), "f").ok());
+  const absl::Status long_path = ValidateRelativePath(std::string(3 << 20, 'a'), "files[0].path");
+  EXPECT_EQ(long_path.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_LT(long_path.message().size(), 300u);  // the path is not echoed whole
+  std::string deep = "a";
+  for (int i = 1; i < kMaxRelativePathDepth; ++i) deep += "/a";
+  EXPECT_TRUE(ValidateRelativePath(deep, "f").ok());
+  EXPECT_EQ(ValidateRelativePath(deep + "/a", "f").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateRelativePath("dir/\xFF.txt", "f").code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace compressd

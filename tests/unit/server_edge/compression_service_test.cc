@@ -3,7 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <set>
+#include <string>
 
 #include "common/sha256.h"
 #include "tests/unit/server_edge/edge_fixture.h"
@@ -165,6 +167,77 @@ TEST_F(CompressionServiceTest, SubmitJobValidatesTheRecipe) {
   grpc::Status status = api_->SubmitJob(Context().get(), req, &job);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("sparsity"));
+}
+
+// Found by an adversarial probe: a 100,000-character overrides[].modules regex
+// overflowed the stack of the gRPC thread compiling it (std::regex) and killed
+// compressd. Now every user pattern is RE2, bounded in length and count.
+TEST_F(CompressionServiceTest, HugeOrPathologicalRegexesAreRejectedAndTheServerLives) {
+  const v1::Model model = UploadFakeModel("tiny");
+  auto submit = [&](const std::function<void(v1::Recipe*)>& edit) {
+    v1::SubmitJobRequest req;
+    req.set_model_id(model.id());
+    req.mutable_recipe()->add_stages()->mutable_magnitude()->set_sparsity(0.5);
+    edit(req.mutable_recipe());
+    v1::Job job;
+    return api_->SubmitJob(Context().get(), req, &job);
+  };
+  grpc::Status status = submit([](v1::Recipe* r) {
+    v1::LayerOverride* o = r->add_overrides();
+    o->set_modules(std::string(100000, 'a') + "(b|c)*");
+    o->set_skip(true);
+  });
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("overrides[0].modules"));
+  EXPECT_THAT(status.error_message(), HasSubstr("at most 1024"));
+  // Under the length limit but 500 groups deep: RE2 parses it without
+  // recursion; the job is accepted.
+  status = submit([](v1::Recipe* r) {
+    r->mutable_targets()->set_include(std::string(500, '(') + ".*" + std::string(500, ')'));
+  });
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  // A program over the memory bound is refused.
+  status = submit([](v1::Recipe* r) { r->mutable_targets()->set_include("((((a{100}){100}){100}))"); });
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("targets.include: invalid regex"));
+  status = submit([](v1::Recipe* r) {
+    for (int i = 0; i < 10000; ++i) r->mutable_targets()->add_ignore("x" + std::to_string(i));
+  });
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("targets.ignore: 10000 patterns; at most 256"));
+  // The server still answers.
+  v1::ListJobsResponse list;
+  EXPECT_TRUE(api_->ListJobs(Context().get(), v1::ListJobsRequest(), &list).ok());
+}
+
+// Found by an adversarial probe: 3 MB upload paths (500 levels deep) were
+// accepted, grew ListModels past the client's message limit and were copied
+// whole into errors; 15 MB recipes broke ListJobs and never reached a worker.
+TEST_F(CompressionServiceTest, OversizedPathsAndRecipesAreRejectedWithShortMessages) {
+  std::vector<TestFile> files = FakeHfModelFiles();
+  std::string deep;
+  for (int i = 0; i < 500; ++i) deep += "abcdefgh/";
+  files[0].path = deep + std::string(3 << 20, 'x');
+  v1::Model model;
+  grpc::Status status = Upload(ModelUploadMessages("deep", v1::HF_SAFETENSORS, files), &model);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("bytes; at most 1024"));
+  EXPECT_LT(status.error_message().size(), 512u);
+  files[0].path = deep + "config.json";  // short enough, but 501 components
+  status = Upload(ModelUploadMessages("deep", v1::HF_SAFETENSORS, files), &model);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  const v1::Model ok = UploadFakeModel("tiny");
+  v1::SubmitJobRequest req;
+  req.set_model_id(ok.id());
+  req.mutable_recipe()->add_stages()->mutable_magnitude()->set_sparsity(0.5);
+  for (int i = 0; i < 300; ++i) {
+    req.mutable_recipe()->mutable_evaluation()->add_perplexity()->set_name(std::string(1000, 'n'));
+  }
+  v1::Job job;
+  status = api_->SubmitJob(Context().get(), req, &job);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(), HasSubstr("at most 262144"));
 }
 
 TEST_F(CompressionServiceTest, WatchUnknownJobIsNotFound) {

@@ -6,7 +6,16 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <arpa/inet.h>
+#include <google/protobuf/util/json_util.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <chrono>
+#include <string>
+#include <vector>
 
 #include "server/http/dashboard.h"
 #include "tests/unit/server_edge/edge_fixture.h"
@@ -132,6 +141,62 @@ TEST(DashboardTest, EscapesUserText) {
   const std::string html = RenderDashboard(data);
   EXPECT_THAT(html, Not(HasSubstr("<script>")));
   EXPECT_THAT(html, HasSubstr("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+}
+
+// Found by an adversarial probe: eight slow HTTP connections blocked every
+// endpoint, /healthz included (a Kubernetes liveness failure). Connections
+// now time out, and the probes have their own pool and port.
+TEST_F(HttpServerTest, SlowClientsCannotStarveTheProbes) {
+  HttpServerOptions options;
+  options.probe_port = 0;
+  options.threads = 2;
+  options.io_timeout_ms = 1000;
+  HttpServer http(options, *registry_, *jobs_, *metrics_, [] { return absl::OkStatus(); });
+  ASSERT_TRUE(http.Start().ok());
+  ASSERT_GT(http.probe_port(), 0);
+  // Eight connections that send half a request line and stall.
+  std::vector<int> slow;
+  for (int i = 0; i < 8; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(http.port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ASSERT_EQ(send(fd, "GET /heal", 9, 0), 9);
+    slow.push_back(fd);
+  }
+  httplib::Client probes("127.0.0.1", http.probe_port());
+  probes.set_connection_timeout(1);
+  probes.set_read_timeout(1);
+  const auto start = std::chrono::steady_clock::now();
+  auto res = probes.Get("/healthz");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(500));
+  EXPECT_EQ(probes.Get("/metrics")->status, 404);  // probes only
+  // The stalled connections are dropped after the I/O timeout: the main
+  // port answers again.
+  httplib::Client main_port("127.0.0.1", http.port());
+  main_port.set_read_timeout(10);
+  auto later = main_port.Get("/healthz");
+  ASSERT_TRUE(later);
+  EXPECT_EQ(later->status, 200);
+  for (int fd : slow) close(fd);
+  http.Stop();
+}
+
+TEST_F(HttpServerTest, ApiJobsIsPaginatedByDefault) {
+  const v1::Model model = UploadFakeModel("tiny");
+  for (int i = 0; i < 25; ++i) Submit(model.id(), "req-" + std::to_string(i));
+  auto res = client_->Get("/api/jobs");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200);
+  v1::ListJobsResponse page;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(res->body, &page).ok());
+  EXPECT_EQ(page.jobs_size(), 20);
+  EXPECT_FALSE(page.next_page_token().empty());
+  EXPECT_EQ(client_->Get("/api/jobs?page_size=1000")->status, 400);
 }
 
 }  // namespace

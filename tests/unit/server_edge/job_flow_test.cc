@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "common/sha256.h"
 #include "tests/unit/server_edge/edge_fixture.h"
 
@@ -216,6 +218,43 @@ TEST_F(JobFlowTest, FetchBlobStreamsModelFilesFromOffset) {
   }
   ASSERT_TRUE(reader->Finish().ok());
   EXPECT_EQ(data, files[1].content.substr(100));
+}
+
+// Found by an adversarial probe: the server never re-hashed a blob it
+// served, so DownloadArtifact streamed flipped bytes with status OK and a
+// worker retried a job on a corrupted model three times. Every read is now
+// verified: the last chunk is withheld, the stream ends DATA_LOSS, and the
+// blob is quarantined (later reads are DATA_LOSS at once).
+TEST_F(JobFlowTest, CorruptedBlobsAreDataLossAndQuarantined) {
+  v1::Job job;
+  const v1::Task task = StartRunningJob(&job);
+  const std::string content = RandomBytes((5 << 20) / 2 + 17, 7);  // three chunks
+  v1::Artifact artifact;
+  ASSERT_TRUE(UploadArtifact(task, "model.safetensors", content, &artifact).ok());
+  ASSERT_TRUE(Complete(task).ok());
+  const std::string path = blobs_->PathFor(artifact.sha256());
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(12345);
+    f.put(static_cast<char>(content[12345] ^ 1));
+  }
+  v1::Artifact info;
+  std::string data;
+  grpc::Status status = Download(artifact.id(), 0, &info, &data);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS) << status.error_message();
+  EXPECT_THAT(status.error_message(), ::testing::HasSubstr("quarantined"));
+  EXPECT_LT(data.size(), content.size());  // the last chunk never left
+  EXPECT_FALSE(blobs_->Has(artifact.sha256()));
+  // A resumed read, and a worker's FetchBlob: DATA_LOSS without streaming.
+  EXPECT_EQ(Download(artifact.id(), 1 << 20, &info, &data).error_code(),
+            grpc::StatusCode::DATA_LOSS);
+  v1::FetchBlobRequest req;
+  req.set_sha256(artifact.sha256());
+  auto ctx = Context();
+  auto reader = worker_api_->FetchBlob(ctx.get(), req);
+  v1::BlobChunk chunk;
+  EXPECT_FALSE(reader->Read(&chunk));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::DATA_LOSS);
 }
 
 TEST_F(JobFlowTest, CancelWhileRunningIsAnsweredOnTheNextHeartbeat) {

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -122,6 +124,34 @@ TEST_F(WorkerSupervisorTest, StopKillsWorkersThatIgnoreSigterm) {
   for (pid_t pid : pids) {
     EXPECT_NE(kill(pid, 0), 0) << "pid " << pid << " is still alive (or not reaped)";
   }
+}
+
+// Found by an adversarial probe: after kill -9 of compressd its local worker
+// kept running (it ignored SIGTERM for over a minute) beside the restarted
+// server's new worker. Workers now get SIGKILL when their supervisor dies.
+TEST_F(WorkerSupervisorTest, WorkersDieWithAKilledSupervisor) {
+  const std::string pid_file = dir_ + "/worker-cache/0/pid";
+  const std::string script = Script("trap '' TERM\necho $$ > \"$4/pid.tmp\"\n"
+                                    "mv \"$4/pid.tmp\" \"$4/pid\"\nexec sleep 30");
+  const pid_t compressd = fork();
+  ASSERT_GE(compressd, 0);
+  if (compressd == 0) {  // stands in for compressd
+    WorkerSupervisor supervisor(Options(script, 1));
+    if (!supervisor.Start().ok()) _exit(1);
+    pause();
+    _exit(0);
+  }
+  ASSERT_TRUE(Eventually([&] { return !ReadFile(pid_file).empty(); }));
+  const pid_t worker = std::stoi(ReadFile(pid_file));
+  ASSERT_EQ(kill(compressd, SIGKILL), 0);
+  ASSERT_EQ(waitpid(compressd, nullptr, 0), compressd);
+  // Gone, or a zombie waiting for init to reap it.
+  EXPECT_TRUE(Eventually([&] {
+    const std::string stat = ReadFile("/proc/" + std::to_string(worker) + "/stat");
+    const size_t paren = stat.rfind(')');
+    return stat.empty() || (paren != std::string::npos && stat.substr(paren + 2, 1) == "Z");
+  })) << "worker " << worker << " outlived its supervisor";
+  kill(worker, SIGKILL);  // in case it did not die
 }
 
 TEST_F(WorkerSupervisorTest, StopIsQuickForWorkersThatExitOnSigterm) {

@@ -73,7 +73,7 @@ class BlobCacheTest : public ::testing::Test {
   std::string root_;
   FakeServer server_;
   v1::FileEntry file_;
-  CancelToken cancel_;
+  engine::CancelToken cancel_;
 };
 
 TEST_F(BlobCacheTest, DownloadsVerifiesAndReuses) {
@@ -84,6 +84,29 @@ TEST_F(BlobCacheTest, DownloadsVerifiesAndReuses) {
   EXPECT_FALSE(fs::exists(Partial()));
   ASSERT_TRUE(Get().ok());
   EXPECT_THAT(server_.offsets, ElementsAre(0u));  // second Get fetched nothing
+}
+
+// Found by an adversarial probe: the cache checked sizes only, so a cached
+// model blob with one flipped byte was used and the job SUCCEEDED with a
+// different output. Every hit is verified against its sha256.
+TEST_F(BlobCacheTest, CorruptedCachedBlobIsSetAsideAndFetchedAgain) {
+  absl::StatusOr<std::string> path = Get();
+  ASSERT_TRUE(path.ok()) << path.status();
+  {
+    std::fstream f(*path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(10);
+    f.put('X');  // same size, different content
+  }
+  ASSERT_NE(ReadFile(*path), server_.content);
+  path = Get();
+  ASSERT_TRUE(path.ok()) << path.status();
+  EXPECT_EQ(ReadFile(*path), server_.content);
+  EXPECT_EQ(server_.offsets.size(), 2u);  // fetched again, from the start
+  EXPECT_EQ(server_.offsets.back(), 0u);
+  EXPECT_TRUE(fs::exists(*path + ".corrupt"));
+  path = Get();  // a clean hit: no fetch
+  ASSERT_TRUE(path.ok());
+  EXPECT_EQ(server_.offsets.size(), 2u);
 }
 
 TEST_F(BlobCacheTest, ResumesAPartialFile) {

@@ -10,9 +10,9 @@
 #include <sstream>
 #include <thread>
 
-#include "common/dataset_files.h"
 #include "common/recipe_spec.h"
 #include "common/sha256.h"
+#include "common/utf8.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -139,9 +139,9 @@ TEST_F(WorkerTest, RunsALeasedTaskEndToEnd) {
   const fs::path out = root_ / "uploaded";
   fs::create_directories(out);
   for (const auto& [path, content] : service_.artifacts) std::ofstream(out / path) << content;
-  absl::StatusOr<std::unique_ptr<HfModel>> pruned = HfModel::Open(out.string());
+  absl::StatusOr<std::unique_ptr<engine::HfModel>> pruned = engine::HfModel::Open(out.string());
   ASSERT_TRUE(pruned.ok()) << pruned.status();
-  HfModel::TensorRef up = (*pruned)->Find("model.layers.1.mlp.up_proj.weight");
+  engine::HfModel::TensorRef up = (*pruned)->Find("model.layers.1.mlp.up_proj.weight");
   std::vector<float> w = *up.shard->file->ReadAsFloat(*up.info);
   EXPECT_EQ(std::count(w.begin(), w.end(), 0.0f), static_cast<long>(w.size() / 2));
   // Events arrived (prune progress for every targeted tensor), heartbeats were sent.
@@ -154,7 +154,7 @@ TEST_F(WorkerTest, RunsALeasedTaskEndToEnd) {
   for (const auto& [sha, content] : service_.blobs) {
     EXPECT_EQ(ReadFile(root_ / "cache" / "blobs" / sha), content);
   }
-  EXPECT_FALSE(fs::exists(root_ / "cache" / "tasks" / "task-1"));
+  EXPECT_FALSE(fs::exists(root_ / "cache" / "tasks" / "task-1.a1"));
 }
 
 // An evaluate-only task: the worker fetches the dataset file the recipe names
@@ -218,6 +218,35 @@ TEST_F(WorkerTest, BadModelFailsTheTaskWithoutRetry) {
   EXPECT_EQ(worker_->stats().failed, 1);
 }
 
+// Found by an adversarial probe: the error of a GGUF whose metadata key is not
+// UTF-8 could not be sent (gRPC refuses invalid UTF-8), so the task ended in
+// lease expiries and "stopped heartbeating" instead of the parser's message.
+TEST_F(WorkerTest, NonUtf8ErrorTextStillFailsTheTaskWithItsMessage) {
+  const fs::path model = root_ / "model";
+  fs::create_directories(model);
+  std::string gguf("GGUF", 4);
+  auto put = [&gguf](uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) gguf.push_back(static_cast<char>(v >> (8 * i)));
+  };
+  put(3, 4);               // version
+  put(0, 8);               // tensors
+  put(1, 8);               // metadata entries
+  put(4, 8);               // key length
+  gguf += "\xFF\xFE" "ab";  // a key that is not UTF-8
+  put(99, 4);              // an unknown value type
+  std::ofstream(model / "model.gguf", std::ios::binary) << gguf;
+  QueueTask(model);
+  StartServer();
+  StartWorker();
+  ASSERT_TRUE(service_.WaitFor([&] { return !service_.failed.empty(); }));
+  StopWorker();
+  EXPECT_FALSE(service_.failed[0].retryable);
+  EXPECT_TRUE(IsValidUtf8(service_.failed[0].error));
+  EXPECT_THAT(service_.failed[0].error,
+              HasSubstr("key \"\xEF\xBF\xBD\xEF\xBF\xBD" "ab\" at offset 24: unknown value type 99"));
+  EXPECT_EQ(worker_->stats().failed, 1);
+}
+
 TEST_F(WorkerTest, CancelledJobStopsWithoutResultAndLeasesAgain) {
   const fs::path model = root_ / "model";
   ASSERT_TRUE(testing::WriteTinyLlama(model.string()).ok());
@@ -232,7 +261,7 @@ TEST_F(WorkerTest, CancelledJobStopsWithoutResultAndLeasesAgain) {
   EXPECT_TRUE(service_.completed.empty());
   EXPECT_TRUE(service_.failed.empty());
   EXPECT_TRUE(service_.artifacts.empty());
-  EXPECT_FALSE(fs::exists(root_ / "cache" / "tasks" / "task-1"));
+  EXPECT_FALSE(fs::exists(root_ / "cache" / "tasks" / "task-1.a1"));
 }
 
 TEST_F(WorkerTest, ReRegistersWhenTheServerForgetsIt) {
@@ -264,25 +293,6 @@ TEST_F(WorkerTest, ShutdownInterruptsTheLongPoll) {
   const auto start = std::chrono::steady_clock::now();
   StopWorker();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
-}
-
-// What the worker fetches for a recipe's dataset `file` (and what the server
-// checks on SubmitJob): the file itself, or every file under the folder.
-TEST(FilesUnderTest, SelectsTheFileOrEveryFileUnderTheFolder) {
-  v1::Dataset dataset;
-  for (const char* path : {"a.txt", "dir/x.txt", "dir/sub/y.txt", "dir2/z.txt", "dirx"}) {
-    dataset.add_files()->set_path(path);
-  }
-  auto paths = [&](const std::string& name) {
-    std::vector<std::string> out;
-    for (const v1::FileEntry* f : FilesUnder(dataset, name)) out.push_back(f->path());
-    return out;
-  };
-  EXPECT_THAT(paths("a.txt"), ::testing::ElementsAre("a.txt"));
-  EXPECT_THAT(paths("dir"), ::testing::ElementsAre("dir/x.txt", "dir/sub/y.txt"));
-  EXPECT_THAT(paths("dir/sub"), ::testing::ElementsAre("dir/sub/y.txt"));
-  EXPECT_THAT(paths("di"), ::testing::IsEmpty());
-  EXPECT_THAT(paths("missing.txt"), ::testing::IsEmpty());
 }
 
 // The real binary: SIGTERM while idle exits 0.

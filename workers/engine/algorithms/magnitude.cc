@@ -26,7 +26,7 @@
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 inline uint32_t Key(float f) {
@@ -142,20 +142,12 @@ absl::StatusOr<TargetMatcher> TargetMatcher::Create(const v1::Targets& targets) 
   if (targets.include().empty()) {
     return absl::InvalidArgumentError("targets.include: empty regex matches no module");
   }
-  TargetMatcher matcher;
-  try {
-    matcher.include_ = std::regex(targets.include(), std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("targets.include: invalid regex \"", targets.include(), "\": ", e.what()));
-  }
+  ASSIGN_OR_RETURN(ModulePattern include, ModulePattern::Compile(targets.include(), "targets.include"));
+  TargetMatcher matcher(std::move(include));
   for (int i = 0; i < targets.ignore_size(); ++i) {
-    try {
-      matcher.ignore_.emplace_back(targets.ignore(i), std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      return absl::InvalidArgumentError(absl::StrCat("targets.ignore[", i, "]: invalid regex \"",
-                                                     targets.ignore(i), "\": ", e.what()));
-    }
+    ASSIGN_OR_RETURN(ModulePattern ignore,
+                     ModulePattern::Compile(targets.ignore(i), absl::StrCat("targets.ignore[", i, "]")));
+    matcher.ignore_.push_back(std::move(ignore));
   }
   return matcher;
 }
@@ -170,14 +162,9 @@ std::optional<std::string> TargetMatcher::ModuleName(absl::string_view tensor_na
 }
 
 absl::StatusOr<bool> TargetMatcher::MatchesModule(const std::string& module) const {
-  try {
-    if (!std::regex_match(module, include_)) return false;
-    for (const std::regex& re : ignore_) {
-      if (std::regex_match(module, re)) return false;
-    }
-  } catch (const std::regex_error& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("targets: regex matching failed on module \"", module, "\": ", e.what()));
+  if (!include_.FullMatch(module)) return false;
+  for (const ModulePattern& re : ignore_) {
+    if (re.FullMatch(module)) return false;
   }
   return true;
 }
@@ -190,4 +177,4 @@ absl::StatusOr<bool> TargetMatcher::IsTarget(absl::string_view tensor_name,
   return MatchesModule(*module);
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -11,17 +11,18 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <regex>
+#include <utility>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/module_pattern.h"
 #include "common/recipe_spec.h"
 #include "compressd/v1/recipe.pb.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 // Zeroes exactly round(sparsity * n) of the smallest-magnitude weights.
 // INVALID_ARGUMENT naming `tensor` unless 0 <= sparsity <= 1. O(n).
@@ -47,7 +48,7 @@ size_t CountZeros(const float* w, size_t n);
 // Which weights a recipe's stages touch. A tensor is a target if it is 2-D,
 // its name ends in ".weight", and its module name (the name without that
 // suffix) fully matches `include` and matches no `ignore` pattern
-// (std::regex ECMAScript, full match). Immutable after Create(); thread-safe.
+// (RE2 full match: common/module_pattern.h). Immutable after Create(); thread-safe.
 class TargetMatcher {
  public:
   // INVALID_ARGUMENT naming the field for an invalid regex or an empty include.
@@ -62,9 +63,9 @@ class TargetMatcher {
                                 const std::vector<int64_t>& shape) const;
 
  private:
-  TargetMatcher() = default;
-  std::regex include_;
-  std::vector<std::regex> ignore_;
+  explicit TargetMatcher(ModulePattern include) : include_(std::move(include)) {}
+  ModulePattern include_;
+  std::vector<ModulePattern> ignore_;
 };
 
-}  // namespace compressd
+}  // namespace compressd::engine

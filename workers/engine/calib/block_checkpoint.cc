@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 using nlohmann::json;
@@ -130,4 +130,4 @@ absl::StatusOr<BlockCheckpoint> DecodeBlockCheckpoint(const std::string& bytes,
   return c;
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -20,7 +20,7 @@
 #include "workers/engine/algorithms/quant_grid.h"
 #include "workers/engine/model/llama_model.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 struct BlockCheckpoint {
   std::string fingerprint;
@@ -36,4 +36,4 @@ std::string EncodeBlockCheckpoint(const BlockCheckpoint& checkpoint);
 absl::StatusOr<BlockCheckpoint> DecodeBlockCheckpoint(const std::string& bytes,
                                                       const std::string& name);
 
-}  // namespace compressd
+}  // namespace compressd::engine

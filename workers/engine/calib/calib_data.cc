@@ -8,7 +8,7 @@
 #include "common/status_macros.h"
 #include "workers/engine/pipeline/eval_sets.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 namespace fs = std::filesystem;
@@ -97,4 +97,4 @@ absl::StatusOr<CalibrationSet> LoadCalibrationSet(const v1::Calibration& calibra
   return set;
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -20,7 +20,7 @@
 #include "workers/engine/runtime/run_context.h"
 #include "workers/engine/tokenizer/tokenizer.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 struct CalibrationSet {
   std::string name;    // e.g. "calib-sotu"
@@ -43,4 +43,4 @@ absl::StatusOr<CalibrationSet> LoadCalibrationSet(const v1::Calibration& calibra
                                                   const engine::Tokenizer& tokenizer,
                                                   const RunOptions& options);
 
-}  // namespace compressd
+}  // namespace compressd::engine

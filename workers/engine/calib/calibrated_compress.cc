@@ -16,7 +16,7 @@
 #include "workers/engine/model/llama_names.h"
 #include "workers/engine/nn/block_runner.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -295,4 +295,4 @@ absl::Status CompressUncalibrated(engine::LlamaModel& model, const v1::Recipe& r
   return absl::OkStatus();
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -40,7 +40,7 @@
 #include "workers/engine/nn/backend.h"
 #include "workers/engine/runtime/run_context.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 struct CompressionResult {
   nlohmann::json layers = nlohmann::json::array();  // one summary entry per target
@@ -73,4 +73,4 @@ absl::Status CompressUncalibrated(engine::LlamaModel& model, const v1::Recipe& r
                                   const std::vector<ModelTarget>& targets, EventSink& events,
                                   const CancelToken& cancel, CompressionResult* result);
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -15,7 +15,7 @@
 #include "workers/engine/algorithms/sparsegpt.h"
 #include "workers/engine/algorithms/wanda.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -124,4 +124,4 @@ absl::StatusOr<LayerOutcome> CompressLayer(const v1::Recipe& recipe, const std::
   return out;
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

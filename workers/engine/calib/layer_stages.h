@@ -19,7 +19,7 @@
 #include "compressd/v1/recipe.pb.h"
 #include "workers/engine/algorithms/quant_grid.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 struct LayerOutcome {
   std::optional<engine::QuantizedTensor> quantized;  // from the quantizing stage
@@ -43,4 +43,4 @@ absl::StatusOr<LayerOutcome> CompressLayer(const v1::Recipe& recipe, const std::
                                            const std::string& tensor, float* w, int64_t rows,
                                            int64_t cols, const float* h, int threads);
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -8,7 +8,7 @@
 #include "common/status_macros.h"
 #include "workers/engine/nn/forward.h"
 
-namespace compressd::evopress {
+namespace compressd::engine::evopress {
 namespace {
 
 // Sum over the rows of (1 - cos(a_t, b_t)) for [t, d] arrays.
@@ -87,4 +87,4 @@ absl::StatusOr<Config> ScoreDropConfig(const SearchSpace& space, double target,
   return config;
 }
 
-}  // namespace compressd::evopress
+}  // namespace compressd::engine::evopress

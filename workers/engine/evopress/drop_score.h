@@ -19,7 +19,7 @@
 #include "workers/engine/model/llama_model.h"
 #include "workers/engine/nn/backend.h"
 
-namespace compressd::evopress {
+namespace compressd::engine::evopress {
 
 // The block influence of every unit of a drop-mode `space` (one per unit, in
 // unit order). INVALID_ARGUMENT for a space of another mode or no windows.
@@ -34,4 +34,4 @@ absl::StatusOr<std::vector<double>> BlockInfluence(
 absl::StatusOr<Config> ScoreDropConfig(const SearchSpace& space, double target,
                                        const std::vector<double>& scores);
 
-}  // namespace compressd::evopress
+}  // namespace compressd::engine::evopress

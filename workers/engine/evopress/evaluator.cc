@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
-namespace compressd::evopress {
+namespace compressd::engine::evopress {
 namespace {
 
 using engine::LlamaForward;
@@ -203,4 +203,4 @@ absl::StatusOr<engine::LlamaModel> StitchModel(
   return model;
 }
 
-}  // namespace compressd::evopress
+}  // namespace compressd::engine::evopress

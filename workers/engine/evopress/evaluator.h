@@ -42,7 +42,7 @@
 #include "workers/engine/nn/forward.h"
 #include "workers/engine/runtime/run_context.h"
 
-namespace compressd::evopress {
+namespace compressd::engine::evopress {
 
 struct EvaluatorOptions {
   FitnessSpec fitness;
@@ -116,4 +116,4 @@ absl::StatusOr<engine::LlamaModel> StitchModel(
     const engine::LlamaModel& dense, const SearchSpace& space, LevelsDb* db,
     const Config& config, std::map<std::string, engine::QuantizedTensor>* quantized);
 
-}  // namespace compressd::evopress
+}  // namespace compressd::engine::evopress

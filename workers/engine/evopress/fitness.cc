@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
-namespace compressd::evopress {
+namespace compressd::engine::evopress {
 namespace {
 
 using engine::LlamaForward;
@@ -227,4 +227,4 @@ double FitnessValue(const FitnessSpec& spec, const FitnessSums& sums) {
   return spec.kind == FitnessKind::kPpl ? std::exp(mean) : mean;
 }
 
-}  // namespace compressd::evopress
+}  // namespace compressd::engine::evopress

@@ -29,7 +29,7 @@
 #include "absl/status/statusor.h"
 #include "workers/engine/nn/forward.h"
 
-namespace compressd::evopress {
+namespace compressd::engine::evopress {
 
 enum class FitnessKind { kKl, kPpl };
 
@@ -67,4 +67,4 @@ absl::StatusOr<FitnessSums> ScoreBatch(const engine::LlamaForward& dense,
 // Mean KL (nats), or perplexity; +inf for no positions.
 double FitnessValue(const FitnessSpec& spec, const FitnessSums& sums);
 
-}  // namespace compressd::evopress
+}  // namespace compressd::engine::evopress

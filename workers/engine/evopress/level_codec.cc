@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace compressd::evopress {
+namespace compressd::engine::evopress {
 namespace {
 
 constexpr char kMagic[8] = {'E', 'V', 'O', 'L', 'V', 'L', '0', '1'};
@@ -211,4 +211,4 @@ absl::StatusOr<LevelWeight> DecodeLevelWeight(std::string_view bytes, const std:
   return out;
 }
 
-}  // namespace compressd::evopress
+}  // namespace compressd::engine::evopress

@@ -26,7 +26,7 @@
 #include "workers/engine/algorithms/quant_grid.h"
 #include "workers/engine/model/llama_model.h"
 
-namespace compressd::evopress {
+namespace compressd::engine::evopress {
 
 struct LevelWeight {
   engine::Tensor weight;                             // [rows, cols] float32, owned
@@ -43,4 +43,4 @@ std::string EncodeLevelWeight(const float* w, int64_t rows, int64_t cols,
 absl::StatusOr<LevelWeight> DecodeLevelWeight(std::string_view bytes, const std::string& name,
                                               int64_t rows, int64_t cols);
 
-}  // namespace compressd::evopress
+}  // namespace compressd::engine::evopress

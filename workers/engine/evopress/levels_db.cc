@@ -17,7 +17,7 @@
 #include "workers/engine/model/llama_names.h"
 #include "workers/engine/nn/block_runner.h"
 
-namespace compressd::evopress {
+namespace compressd::engine::evopress {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -360,4 +360,4 @@ absl::StatusOr<DbBuildStats> BuildSequentialLevelsDb(const engine::LlamaModel& d
   return stats;
 }
 
-}  // namespace compressd::evopress
+}  // namespace compressd::engine::evopress

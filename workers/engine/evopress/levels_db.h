@@ -70,7 +70,7 @@
 #include "workers/engine/nn/backend.h"
 #include "workers/engine/runtime/run_context.h"
 
-namespace compressd::evopress {
+namespace compressd::engine::evopress {
 
 // How the entries are computed (see the file comment).
 enum class DbBuild { kSequential, kDenseInputs };
@@ -192,4 +192,4 @@ absl::StatusOr<DbBuildStats> BuildSequentialLevelsDb(const engine::LlamaModel& d
                                                      const CancelToken& cancel,
                                                      const std::set<int>& levels = {});
 
-}  // namespace compressd::evopress
+}  // namespace compressd::engine::evopress

@@ -12,7 +12,7 @@
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
-namespace compressd::evopress {
+namespace compressd::engine::evopress {
 namespace {
 
 using nlohmann::json;
@@ -263,4 +263,4 @@ absl::StatusOr<SearchResult> RunSearch(const SearchSpace& space, const Config& i
   return result;
 }
 
-}  // namespace compressd::evopress
+}  // namespace compressd::engine::evopress

@@ -43,7 +43,7 @@
 #include "workers/engine/evopress/search_space.h"
 #include "workers/engine/runtime/run_context.h"
 
-namespace compressd::evopress {
+namespace compressd::engine::evopress {
 
 struct SearchOptions {
   int generations = 50;
@@ -117,4 +117,4 @@ absl::StatusOr<SearchResult> RunSearch(const SearchSpace& space, const Config& i
                                        CheckpointStore* checkpoints, EventSink& events,
                                        const CancelToken& cancel);
 
-}  // namespace compressd::evopress
+}  // namespace compressd::engine::evopress

@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
-namespace compressd::evopress {
+namespace compressd::engine::evopress {
 namespace {
 
 using engine::BlockWeights;
@@ -250,4 +250,4 @@ std::string ConfigString(const SearchSpace& space, const Config& config) {
   return absl::StrJoin(lines, "\n");
 }
 
-}  // namespace compressd::evopress
+}  // namespace compressd::engine::evopress

@@ -37,7 +37,7 @@
 #include "compressd/v1/recipe.pb.h"
 #include "workers/engine/model/llama_model.h"
 
-namespace compressd::evopress {
+namespace compressd::engine::evopress {
 
 enum class Mode { kSparsity, kBits, kDrop };
 
@@ -100,4 +100,4 @@ uint64_t ConfigHash(const Config& config);
 // One line per group, e.g. "mlp.up_proj: 0.55 0.6 0.65 ..." (drop: "mlp: 0 1 0 ...").
 std::string ConfigString(const SearchSpace& space, const Config& config);
 
-}  // namespace compressd::evopress
+}  // namespace compressd::engine::evopress

@@ -8,7 +8,7 @@
 #include "workers/engine/export/ggml_quantize_internal.h"
 #include "workers/engine/model/gguf/dequant.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 namespace qi = ggml_quantize_internal;
@@ -151,4 +151,4 @@ absl::StatusOr<std::string> EncodeGridExact(const QuantizedTensor& q, GgmlType t
   return out;
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

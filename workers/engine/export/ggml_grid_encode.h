@@ -34,7 +34,7 @@
 #include "workers/engine/algorithms/quant_grid.h"
 #include "workers/engine/model/gguf/ggml_types.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 // INVALID_ARGUMENT naming `tensor` when q's arrays do not match its
 // rows/cols/groups or a group index is out of range.
@@ -54,4 +54,4 @@ std::optional<engine::GgmlType> ExactGridType(const engine::QuantizedTensor& q);
 absl::StatusOr<std::string> EncodeGridExact(const engine::QuantizedTensor& q, engine::GgmlType type,
                                             absl::string_view tensor);
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -13,7 +13,7 @@
 #include "workers/engine/export/ggml_quantize_internal.h"
 #include "workers/engine/model/gguf/dequant.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace ggml_quantize_internal {
 namespace {
 
@@ -218,4 +218,4 @@ absl::StatusOr<std::string> QuantizeRows(GgmlType type, const float* x, int64_t 
   return out;
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

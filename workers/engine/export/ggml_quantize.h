@@ -45,7 +45,7 @@
 #include "absl/strings/string_view.h"
 #include "workers/engine/model/gguf/ggml_types.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 // True for F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K.
 bool CanQuantize(engine::GgmlType type);
@@ -62,4 +62,4 @@ absl::StatusOr<engine::GgmlType> ParseQuantizeType(absl::string_view name);
 absl::StatusOr<std::string> QuantizeRows(engine::GgmlType type, const float* x, int64_t rows,
                                          int64_t row_len, absl::string_view tensor);
 
-}  // namespace compressd
+}  // namespace compressd::engine

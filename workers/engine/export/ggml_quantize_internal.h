@@ -11,7 +11,7 @@
 
 #include "workers/engine/model/dtype.h"
 
-namespace compressd::ggml_quantize_internal {
+namespace compressd::engine::ggml_quantize_internal {
 
 inline void StoreU16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
 inline void StoreU32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
@@ -59,4 +59,4 @@ void EncodeQ4_K(const float* x, int64_t nb, uint8_t* y);
 void EncodeQ5_K(const float* x, int64_t nb, uint8_t* y);
 void EncodeQ6_K(const float* x, int64_t nb, uint8_t* y);
 
-}  // namespace compressd::ggml_quantize_internal
+}  // namespace compressd::engine::ggml_quantize_internal

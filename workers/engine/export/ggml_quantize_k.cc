@@ -26,7 +26,7 @@
 
 #include "workers/engine/export/ggml_quantize_internal.h"
 
-namespace compressd::ggml_quantize_internal {
+namespace compressd::engine::ggml_quantize_internal {
 namespace {
 
 constexpr int kQK_K = 256;
@@ -309,4 +309,4 @@ void EncodeQ6_K(const float* x, int64_t nb, uint8_t* y) {
   }
 }
 
-}  // namespace compressd::ggml_quantize_internal
+}  // namespace compressd::engine::ggml_quantize_internal

@@ -15,7 +15,7 @@
 #include "workers/engine/export/gguf_writer.h"
 #include "workers/engine/model/gguf/gguf_model.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 using engine::GgmlType;
@@ -203,4 +203,4 @@ absl::StatusOr<GgufExportReport> WriteGgufLlama(
   return report;
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -67,7 +67,7 @@
 #include "workers/engine/model/gguf/gguf_file.h"
 #include "workers/engine/model/llama_model.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 struct GgufExportOptions {
   std::string name;                  // general.name; "" keeps the source's
@@ -102,4 +102,4 @@ absl::StatusOr<GgufExportReport> WriteGgufLlama(
     const std::map<std::string, const engine::QuantizedTensor*>& quantized,
     const GgufExportOptions& options, const std::string& out_path);
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -13,7 +13,7 @@
 #include "workers/engine/model/gguf/tensor_map.h"
 #include "workers/engine/model/llama_model.h"
 
-namespace compressd::gguf_export_internal {
+namespace compressd::engine::gguf_export_internal {
 
 struct TensorPlan {
   GgufTensorReport report;                 // names, types, bytes
@@ -45,4 +45,4 @@ absl::Status ChooseTypes(const GgufExportOptions& options,
 // The llama_ftype (general.file_type) of the type holding the most 2-D weights.
 uint32_t LlamaFileType(const std::vector<TensorPlan>& plans);
 
-}  // namespace compressd::gguf_export_internal
+}  // namespace compressd::engine::gguf_export_internal

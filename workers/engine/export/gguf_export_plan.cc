@@ -11,7 +11,7 @@
 #include "workers/engine/model/gguf/dequant.h"
 #include "workers/engine/model/llama_names.h"
 
-namespace compressd::gguf_export_internal {
+namespace compressd::engine::gguf_export_internal {
 namespace {
 
 using engine::GgmlType;
@@ -271,4 +271,4 @@ uint32_t LlamaFileType(const std::vector<TensorPlan>& plans) {
   }
 }
 
-}  // namespace compressd::gguf_export_internal
+}  // namespace compressd::engine::gguf_export_internal

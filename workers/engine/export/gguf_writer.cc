@@ -6,7 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 using engine::GgufValueType;
@@ -187,4 +187,4 @@ uint64_t GgufBuilder::FileSize() const {
   return PadUp(header, kAlignment) + data_size_;
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -25,7 +25,7 @@
 #include "absl/strings/string_view.h"
 #include "workers/engine/model/gguf/gguf_file.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 class GgufBuilder {
  public:
@@ -77,4 +77,4 @@ class GgufBuilder {
   uint64_t data_size_ = 0;  // padded
 };
 
-}  // namespace compressd
+}  // namespace compressd::engine

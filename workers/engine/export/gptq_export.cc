@@ -21,7 +21,7 @@
 #include "workers/engine/model/dtype.h"
 #include "workers/engine/model/llama_names.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 namespace fs = std::filesystem;
@@ -434,4 +434,4 @@ absl::StatusOr<GptqExportStats> WriteGptqLlama(
   return stats;
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -62,7 +62,7 @@
 #include "workers/engine/algorithms/quant_grid.h"
 #include "workers/engine/model/llama_model.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 enum class GptqCheckpointFormat {
   kGptq,    // "gptq" (v1): qzeros hold zero - 1
@@ -123,4 +123,4 @@ absl::StatusOr<GptqExportStats> WriteGptqLlama(
     const std::map<std::string, const engine::QuantizedTensor*>& quantized,
     const std::string& out_dir, const GptqExportOptions& options = {});
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -13,7 +13,7 @@
 #include "workers/engine/export/safetensors_writer.h"
 #include "workers/engine/model/llama_names.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 namespace fs = std::filesystem;
@@ -99,4 +99,4 @@ absl::Status WriteHfLlama(engine::LlamaModel& model, const std::string& out_dir)
                              HfLlamaConfigJson(c, tied));
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -13,7 +13,7 @@
 #include "absl/status/status.h"
 #include "workers/engine/model/llama_model.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 // config.json's text for `config` (tied as given).
 std::string HfLlamaConfigJson(const engine::LlamaConfig& config, bool tied);
@@ -23,4 +23,4 @@ std::string HfLlamaConfigJson(const engine::LlamaConfig& config, bool tied);
 // LlamaForCausalLM would also expect an o_proj bias); INTERNAL for I/O errors.
 absl::Status WriteHfLlama(engine::LlamaModel& model, const std::string& out_dir);
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -11,7 +11,7 @@
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 namespace fs = std::filesystem;
@@ -136,4 +136,4 @@ absl::Status WriteModelSideFiles(const HfModel& model, const std::string& out_di
   return absl::OkStatus();
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

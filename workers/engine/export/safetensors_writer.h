@@ -17,7 +17,7 @@
 #include "workers/engine/model/dtype.h"
 #include "workers/engine/model/hf_model.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 struct TensorToWrite {
   std::string name;
@@ -45,4 +45,4 @@ absl::Status WriteShard(const HfModel::Shard& shard,
 // are not copied. Creates `out_dir` if needed.
 absl::Status WriteModelSideFiles(const HfModel& model, const std::string& out_dir);
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 struct DTypeEntry {
@@ -215,4 +215,4 @@ absl::StatusOr<std::string> FloatsToBytes(DType dtype, const float* in, size_t n
   return out;
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -14,7 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 // The dtypes of the safetensors format. Only F32/F16/BF16 are ever converted;
 // the others are carried as raw bytes.
@@ -47,4 +47,4 @@ void FloatToBFloat16(const float* in, uint16_t* out, size_t n);
 absl::Status BytesToFloats(DType dtype, const char* in, size_t n, float* out);
 absl::StatusOr<std::string> FloatsToBytes(DType dtype, const float* in, size_t n);
 
-}  // namespace compressd
+}  // namespace compressd::engine

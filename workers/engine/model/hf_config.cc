@@ -8,7 +8,7 @@
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 using nlohmann::json;
@@ -104,4 +104,4 @@ absl::StatusOr<HfConfig> ReadHfConfig(const std::string& path) {
   return ParseHfConfig(ss.str(), path);
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

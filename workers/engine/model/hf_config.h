@@ -9,7 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 struct HfConfig {
   std::string model_type;
@@ -31,4 +31,4 @@ absl::StatusOr<HfConfig> ParseHfConfig(absl::string_view json_text, const std::s
 // Reads and parses a config.json file (NOT_FOUND if it does not exist).
 absl::StatusOr<HfConfig> ReadHfConfig(const std::string& path);
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -12,7 +12,7 @@
 #include "common/util.h"
 #include "nlohmann/json.hpp"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 namespace fs = std::filesystem;
@@ -134,4 +134,4 @@ uint64_t HfModel::total_tensor_bytes() const {
   return total;
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

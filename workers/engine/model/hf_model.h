@@ -18,7 +18,7 @@
 #include "workers/engine/model/hf_config.h"
 #include "workers/engine/model/safetensors.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 inline constexpr char kHfConfigFile[] = "config.json";
 inline constexpr char kSingleWeightsFile[] = "model.safetensors";
@@ -72,4 +72,4 @@ class HfModel {
   std::map<std::string, TensorRef> tensors_;
 };
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -7,7 +7,7 @@
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 using nlohmann::json;
@@ -173,4 +173,4 @@ absl::StatusOr<std::vector<float>> SafetensorsFile::ReadAsFloat(const TensorInfo
   return out;
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -25,7 +25,7 @@
 #include "workers/engine/model/dtype.h"
 #include "workers/engine/model/mapped_file.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 constexpr uint64_t kMaxSafetensorsHeaderBytes = 100ull << 20;  // 100 MB
 
@@ -77,4 +77,4 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
-}  // namespace compressd
+}  // namespace compressd::engine

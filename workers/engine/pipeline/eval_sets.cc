@@ -10,7 +10,7 @@
 #include "common/status_macros.h"
 #include "workers/engine/tokenizer/gguf_tokenizer.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 namespace fs = std::filesystem;
@@ -166,4 +166,4 @@ absl::StatusOr<engine::CompareResult> CompareOnSet(const engine::LlamaForward& d
   return total;
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

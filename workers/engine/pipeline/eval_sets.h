@@ -22,7 +22,7 @@
 #include "workers/engine/runtime/run_context.h"
 #include "workers/engine/tokenizer/tokenizer.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 struct EvalSet {
   std::string name;    // metric label
@@ -70,4 +70,4 @@ absl::StatusOr<engine::CompareResult> CompareOnSet(const engine::LlamaForward& d
                                                    const EvalSet& set, EvalProgress* progress,
                                                    EventSink& events, const CancelToken& cancel);
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -14,7 +14,7 @@
 #include "workers/engine/evopress/drop_score.h"
 #include "workers/engine/evopress/search_space.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 using nlohmann::json;
@@ -345,4 +345,4 @@ ep::StepFitness EvoPressSession::FannedStepFitness(Fanout& fanout, const CancelT
 }
 
 
-}  // namespace compressd
+}  // namespace compressd::engine

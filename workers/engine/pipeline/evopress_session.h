@@ -26,7 +26,7 @@
 #include "workers/engine/runtime/fanout.h"
 #include "workers/engine/runtime/run_context.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 // The search space's mode for the recipe's.
 evopress::Mode SearchMode(EvoMode mode);
@@ -132,4 +132,4 @@ class EvoPressSession {
   evopress::EvaluatorStats fanned_stats_;
 };
 
-}  // namespace compressd
+}  // namespace compressd::engine

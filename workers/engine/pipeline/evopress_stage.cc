@@ -18,7 +18,7 @@
 #include "workers/engine/evopress/search.h"
 #include "workers/engine/pipeline/evopress_session.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 namespace fs = std::filesystem;
@@ -269,4 +269,4 @@ absl::StatusOr<json> RunEvoPress(const EvoPressJob& job, const RunOptions& optio
                      search_s);
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -40,7 +40,7 @@
 #include "workers/engine/pipeline/targets.h"
 #include "workers/engine/runtime/run_context.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 // What the stage works on; every pointer must outlive the call.
 struct EvoPressJob {
@@ -60,4 +60,4 @@ absl::StatusOr<nlohmann::json> RunEvoPress(const EvoPressJob& job, const RunOpti
                                            const std::string& out_dir, EventSink& events,
                                            const CancelToken& cancel, CompressionResult* result);
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -10,7 +10,7 @@
 #include "workers/engine/pipeline/model_job.h"
 #include "workers/engine/pipeline/tensor_job.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 absl::Status GuardEngineCall(const std::string& what, const std::function<absl::Status()>& fn) {
   // The engine's own code reports errors as Status; this boundary also turns
@@ -47,4 +47,4 @@ absl::StatusOr<std::string> RunJob(const std::string& model_path, const RecipeSp
   return summary;
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -13,7 +13,7 @@
 #include "workers/engine/runtime/fanout.h"
 #include "workers/engine/runtime/run_context.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 // Runs `recipe` on the model at `model_path` and writes the result to
 // `out_dir` (created if needed); returns the job's summary JSON. The model is
@@ -54,4 +54,4 @@ absl::StatusOr<std::unique_ptr<PartRunner>> CreatePartRunner(const std::string& 
 // exception into INTERNAL, both naming `what`: the engine's no-throw boundary.
 absl::Status GuardEngineCall(const std::string& what, const std::function<absl::Status()>& fn);
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -7,7 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 namespace fs = std::filesystem;
@@ -76,4 +76,4 @@ JobPlan PlanJob(const RecipeSpec& spec, const ModelInput& input) {
   return plan;
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

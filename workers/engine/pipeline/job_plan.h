@@ -14,7 +14,7 @@
 #include "absl/status/statusor.h"
 #include "common/recipe_spec.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 struct ModelInput {
   std::string path;  // the .gguf file, or the HF model directory
@@ -42,4 +42,4 @@ struct JobPlan {
 
 JobPlan PlanJob(const RecipeSpec& recipe, const ModelInput& input);
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -13,7 +13,7 @@
 #include "workers/engine/model/gguf/gguf_file.h"
 #include "workers/engine/tokenizer/gguf_tokenizer.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 namespace fs = std::filesystem;
@@ -166,4 +166,4 @@ uint64_t DirectoryBytes(const std::string& dir) {
   return total;
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -25,7 +25,7 @@
 #include "workers/engine/pipeline/targets.h"
 #include "workers/engine/runtime/run_context.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 struct ExportRequest {
   engine::LlamaModel* model = nullptr;  // not modified (the writers take it mutable)
@@ -43,4 +43,4 @@ absl::StatusOr<nlohmann::json> ExportModel(const ExportRequest& request, const R
 // Total bytes of the regular files under `dir`.
 uint64_t DirectoryBytes(const std::string& dir);
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -9,7 +9,7 @@
 #include "workers/engine/model/llama_names.h"
 #include "workers/engine/model/model_loader.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -72,4 +72,4 @@ absl::Status LoadModelInputs(const JobPlan& plan, const RecipeSpec& spec,
   return absl::OkStatus();
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -17,7 +17,7 @@
 #include "workers/engine/pipeline/targets.h"
 #include "workers/engine/runtime/run_context.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 struct ModelInputs {
   engine::LlamaModel model;
@@ -46,4 +46,4 @@ int EvaluationThreads(const v1::Recipe& recipe, const RunOptions& options);
 // Threads for calibration: calibration.threads, else EvaluationThreads.
 int CalibrationThreads(const v1::Recipe& recipe, const RunOptions& options);
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -20,7 +20,7 @@
 #include "workers/engine/pipeline/model_inputs.h"
 #include "workers/engine/pipeline/summary.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 namespace fs = std::filesystem;
@@ -263,4 +263,4 @@ absl::StatusOr<std::string> RunModelJob(const JobPlan& plan, const RecipeSpec& r
   return ModelJob(plan, recipe, out_dir, options, events, cancel).Run();
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -32,10 +32,10 @@
 #include "workers/engine/pipeline/job_plan.h"
 #include "workers/engine/runtime/run_context.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 absl::StatusOr<std::string> RunModelJob(const JobPlan& plan, const RecipeSpec& recipe,
                                         const std::string& out_dir, const RunOptions& options,
                                         EventSink& events, CancelToken& cancel);
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -10,7 +10,7 @@
 #include "workers/engine/pipeline/job_plan.h"
 #include "workers/engine/pipeline/model_inputs.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 using nlohmann::json;
@@ -106,4 +106,4 @@ absl::StatusOr<std::unique_ptr<PartRunner>> CreatePartRunner(const std::string& 
   return std::unique_ptr<PartRunner>(std::move(runner));
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -2,7 +2,7 @@
 
 #include <sys/resource.h>
 
-namespace compressd {
+namespace compressd::engine {
 
 using nlohmann::json;
 
@@ -49,4 +49,4 @@ std::string JobSummary::Dump() const {
   return out.dump();
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -21,7 +21,7 @@
 
 #include "nlohmann/json.hpp"
 
-namespace compressd {
+namespace compressd::engine {
 
 struct CompressionTotals {
   uint64_t targeted_tensors = 0;
@@ -50,4 +50,4 @@ struct JobSummary {
 // The process's peak resident set size in bytes (getrusage).
 uint64_t PeakRssBytes();
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -5,7 +5,7 @@
 #include "workers/engine/algorithms/magnitude.h"
 #include "workers/engine/model/llama_names.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 absl::Status CheckPatternsFit(const RecipeSpec& spec, const std::string& name, int64_t cols) {
   for (size_t i = 0; i < spec.patterns.size(); ++i) {
@@ -37,4 +37,4 @@ absl::StatusOr<std::vector<ModelTarget>> SelectModelTargets(engine::LlamaModel& 
   return targets;
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

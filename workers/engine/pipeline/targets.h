@@ -13,7 +13,7 @@
 #include "common/recipe_spec.h"
 #include "workers/engine/model/llama_model.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 struct ModelTarget {
   std::string tensor;  // HF name, "<module>.weight"
@@ -30,4 +30,4 @@ absl::StatusOr<std::vector<ModelTarget>> SelectModelTargets(engine::LlamaModel& 
 // divide the tensor's input dimension `cols`.
 absl::Status CheckPatternsFit(const RecipeSpec& recipe, const std::string& name, int64_t cols);
 
-}  // namespace compressd
+}  // namespace compressd::engine

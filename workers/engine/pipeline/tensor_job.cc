@@ -16,7 +16,7 @@
 #include "workers/engine/pipeline/summary.h"
 #include "workers/engine/pipeline/targets.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 namespace fs = std::filesystem;
@@ -187,4 +187,4 @@ bool NaturalLess(const std::string& a, const std::string& b) {
   return a.size() - i < b.size() - j || (a.size() - i == b.size() - j && a < b);
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

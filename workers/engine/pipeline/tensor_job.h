@@ -16,7 +16,7 @@
 #include "common/recipe_spec.h"
 #include "workers/engine/runtime/run_context.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 absl::StatusOr<std::string> RunTensorJob(const std::string& model_dir, const RecipeSpec& recipe,
                                          const std::string& out_dir, EventSink& events,
@@ -25,4 +25,4 @@ absl::StatusOr<std::string> RunTensorJob(const std::string& model_dir, const Rec
 // Natural order: digit runs compare as numbers, so "layers.2" < "layers.10".
 bool NaturalLess(const std::string& a, const std::string& b);
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -11,7 +11,7 @@
 #include "common/status_macros.h"
 #include "common/util.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace fs = std::filesystem;
 
 absl::Status DirCheckpointStore::Put(const std::string& name, const std::string& bytes) {
@@ -40,4 +40,4 @@ absl::StatusOr<std::string> DirCheckpointStore::Get(const std::string& name) {
   return std::move(out).str();
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -12,7 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 class CheckpointStore {
  public:
@@ -55,4 +55,4 @@ class PrefixedCheckpointStore : public CheckpointStore {
   const std::string prefix_;
 };
 
-}  // namespace compressd
+}  // namespace compressd::engine

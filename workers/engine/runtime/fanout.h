@@ -20,7 +20,7 @@
 #include "absl/status/statusor.h"
 #include "workers/engine/runtime/run_context.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 struct WorkPart {
   std::string name;     // unique within the job and attempt; [A-Za-z0-9._/-]
@@ -59,4 +59,4 @@ class LocalFanout : public Fanout {
   int workers() override { return 1; }
 };
 
-}  // namespace compressd
+}  // namespace compressd::engine

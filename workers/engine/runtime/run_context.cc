@@ -2,7 +2,7 @@
 
 #include "common/util.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 void EmitProgress(EventSink& sink, const std::string& stage, int current, int total,
                   const std::string& message) {
@@ -46,4 +46,4 @@ void EmitLog(EventSink& sink, const std::string& level, const std::string& messa
   sink.Emit(e);
 }
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -11,7 +11,7 @@
 #include "compressd/v1/compressd.pb.h"
 #include "workers/engine/runtime/checkpoint.h"
 
-namespace compressd {
+namespace compressd::engine {
 
 class Fanout;
 
@@ -74,4 +74,4 @@ void EmitLabeledMetric(EventSink& sink, const std::string& name, double value,
                        const std::map<std::string, std::string>& labels);
 void EmitLog(EventSink& sink, const std::string& level, const std::string& message);
 
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -7,7 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 using ::testing::HasSubstr;
@@ -184,4 +184,4 @@ TEST(TargetMatcherTest, InvalidRegexNamesField) {
 }
 
 }  // namespace
-}  // namespace compressd
+}  // namespace compressd::engine

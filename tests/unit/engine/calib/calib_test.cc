@@ -19,7 +19,7 @@
 #include "workers/engine/nn/cpu_backend.h"
 #include "workers/engine/nn/forward.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 namespace fs = std::filesystem;
@@ -336,4 +336,4 @@ targets: {include: '.*'}
 }
 
 }  // namespace
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -17,7 +17,7 @@
 #include "workers/engine/evopress/search_space.h"
 #include "workers/engine/runtime/run_context.h"
 
-namespace compressd::evopress {
+namespace compressd::engine::evopress {
 
 // MakeSearchSpace with the stage's mode name read here (in the service the
 // recipe's validation types it: common/recipe_spec.h).
@@ -30,9 +30,9 @@ inline absl::StatusOr<SearchSpace> MakeSearchSpace(const engine::LlamaModel& mod
   return MakeSearchSpace(model, modules, stage, mode);
 }
 
-}  // namespace compressd::evopress
+}  // namespace compressd::engine::evopress
 
-namespace compressd::evopress::testing {
+namespace compressd::engine::evopress::testing {
 
 // SmallConfig with 4 layers: every projection group has 4 units.
 inline engine::LlamaConfig TestConfig() {
@@ -115,4 +115,4 @@ class RecordingSink : public EventSink {
   std::mutex mu_;
 };
 
-}  // namespace compressd::evopress::testing
+}  // namespace compressd::engine::evopress::testing

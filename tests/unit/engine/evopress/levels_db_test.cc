@@ -17,7 +17,7 @@
 #include "workers/engine/nn/block_runner.h"
 #include "workers/engine/nn/cpu_backend.h"
 
-namespace compressd::evopress {
+namespace compressd::engine::evopress {
 namespace {
 
 using testing::AllModules;
@@ -359,4 +359,4 @@ TEST_F(LevelsDbTest, FingerprintKeysTheBuildAndTheSequentialUnits) {
 }
 
 }  // namespace
-}  // namespace compressd::evopress
+}  // namespace compressd::engine::evopress

@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "tests/unit/engine/evopress/evopress_fixture.h"
 
-namespace compressd::evopress {
+namespace compressd::engine::evopress {
 namespace {
 
 using testing::AllModules;
@@ -175,4 +175,4 @@ TEST(EvoPressRecipeTest, RejectsBadLevels) {
 }
 
 }  // namespace
-}  // namespace compressd::evopress
+}  // namespace compressd::engine::evopress

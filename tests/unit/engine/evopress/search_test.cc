@@ -20,7 +20,7 @@
 #include "workers/engine/pipeline/targets.h"
 #include "workers/engine/nn/cpu_backend.h"
 
-namespace compressd::evopress {
+namespace compressd::engine::evopress {
 namespace {
 
 using testing::AllModules;
@@ -337,4 +337,4 @@ TEST(DropScoreTest, BlockInfluenceIsOneMinusCosineOfEachHalf) {
 }
 
 }  // namespace
-}  // namespace compressd::evopress
+}  // namespace compressd::engine::evopress

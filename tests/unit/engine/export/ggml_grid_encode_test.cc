@@ -12,7 +12,7 @@
 #include "tests/unit/engine/export/export_testing.h"
 #include "workers/engine/algorithms/rtn.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 using engine::GgmlType;
@@ -140,4 +140,4 @@ TEST(ValidateQuantizedTensorTest, RejectsInconsistentArrays) {
 }
 
 }  // namespace
-}  // namespace compressd
+}  // namespace compressd::engine

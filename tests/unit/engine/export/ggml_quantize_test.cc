@@ -16,7 +16,7 @@
 #include "tests/unit/engine/export/export_testing.h"
 #include "workers/engine/model/gguf/dequant.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 using engine::GgmlType;
@@ -225,4 +225,4 @@ TEST(QuantizeGoldenTest, KQuantErrorOnParWithGgml) {
 }
 
 }  // namespace
-}  // namespace compressd
+}  // namespace compressd::engine

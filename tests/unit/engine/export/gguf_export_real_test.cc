@@ -18,7 +18,7 @@
 #include "workers/engine/model/gguf/gguf_model.h"
 #include "workers/engine/model/llama_names.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 using engine::GgmlType;
@@ -185,4 +185,4 @@ TEST_F(RealModelExportTest, KQuantTargetsFallBackOnNarrowRows) {
 }
 
 }  // namespace
-}  // namespace compressd
+}  // namespace compressd::engine

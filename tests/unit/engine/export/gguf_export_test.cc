@@ -17,7 +17,7 @@
 #include "workers/engine/model/gguf/gguf_model.h"
 #include "workers/engine/model/llama_names.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 using engine::GgmlType;
@@ -407,4 +407,4 @@ TEST(GgufExportTest, AFailureMidFileLeavesNoFile) {
 }
 
 }  // namespace
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -22,7 +22,7 @@
 #include "workers/engine/model/llama_names.h"
 #include "workers/engine/model/safetensors.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 namespace fs = std::filesystem;
@@ -439,4 +439,4 @@ TEST(GptqExportTest, RejectsBadTargets) {
 }
 
 }  // namespace
-}  // namespace compressd
+}  // namespace compressd::engine

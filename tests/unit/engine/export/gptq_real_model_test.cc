@@ -28,7 +28,7 @@
 #include "workers/engine/model/llama_names.h"
 #include "workers/engine/model/model_loader.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 namespace fs = std::filesystem;
@@ -124,4 +124,4 @@ TEST(GptqRealModelTest, RtnCheckpointMatchesFloatExportInPython) {
 }
 
 }  // namespace
-}  // namespace compressd
+}  // namespace compressd::engine

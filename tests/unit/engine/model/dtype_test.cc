@@ -8,7 +8,7 @@
 
 #include "gtest/gtest.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 uint32_t Bits(float f) {
@@ -114,4 +114,4 @@ TEST(DTypeTest, BytesConversionsAreUnalignedSafeAndExact) {
 }
 
 }  // namespace
-}  // namespace compressd
+}  // namespace compressd::engine

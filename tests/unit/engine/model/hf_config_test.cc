@@ -4,7 +4,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 using ::testing::HasSubstr;
@@ -82,4 +82,4 @@ TEST(HfConfigTest, InvalidJson) {
 }
 
 }  // namespace
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -10,7 +10,7 @@
 #include "gtest/gtest.h"
 #include "workers/engine/export/safetensors_writer.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 namespace fs = std::filesystem;
@@ -221,4 +221,4 @@ TEST_F(SafetensorsTest, WriterRejectsWrongByteCount) {
 }
 
 }  // namespace
-}  // namespace compressd
+}  // namespace compressd::engine

@@ -40,12 +40,12 @@ struct Tensor {
 };
 
 absl::StatusOr<Tensor> MakeTensor(Rng& rng, std::vector<int64_t> shape, double mean,
-                                  double stddev, DType dtype) {
+                                  double stddev, engine::DType dtype) {
   size_t n = 1;
   for (int64_t d : shape) n *= static_cast<size_t>(d);
   std::vector<float> v(n);
   for (float& x : v) x = static_cast<float>(mean + stddev * rng.Normal());
-  ASSIGN_OR_RETURN(std::string bytes, FloatsToBytes(dtype, v.data(), v.size()));
+  ASSIGN_OR_RETURN(std::string bytes, engine::FloatsToBytes(dtype, v.data(), v.size()));
   return Tensor{std::move(shape), std::move(bytes)};
 }
 
@@ -81,10 +81,10 @@ absl::Status WriteText(const fs::path& path, const std::string& text) {
 
 }  // namespace
 
-std::string TorchDTypeName(DType dtype) {
+std::string TorchDTypeName(engine::DType dtype) {
   switch (dtype) {
-    case DType::kF16: return "float16";
-    case DType::kBF16: return "bfloat16";
+    case engine::DType::kF16: return "float16";
+    case engine::DType::kBF16: return "bfloat16";
     default: return "float32";
   }
 }
@@ -135,7 +135,7 @@ absl::Status WriteTinyLlama(const std::string& dir, const TinyLlamaOptions& o) {
   RETURN_IF_ERROR(add("lm_head.weight", {o.vocab, o.hidden}, 0, o.weight_std, 1));
 
   const int num_shards = o.sharded ? 2 : 1;
-  std::vector<std::vector<TensorToWrite>> shards(num_shards);
+  std::vector<std::vector<engine::TensorToWrite>> shards(num_shards);
   nlohmann::json weight_map = nlohmann::json::object();
   uint64_t total = 0;
   auto shard_name = [&](int s) {
@@ -152,7 +152,7 @@ absl::Status WriteTinyLlama(const std::string& dir, const TinyLlamaOptions& o) {
   const std::map<std::string, std::string> metadata = {{"format", "pt"}};
   for (int s = 0; s < num_shards; ++s) {
     RETURN_IF_ERROR(
-        WriteSafetensors((fs::path(dir) / shard_name(s)).string(), shards[s], metadata));
+        engine::WriteSafetensors((fs::path(dir) / shard_name(s)).string(), shards[s], metadata));
   }
   if (o.sharded) {
     nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};

@@ -16,7 +16,7 @@ namespace compressd::testing {
 
 struct TinyLlamaOptions {
   bool sharded = false;  // two shards + model.safetensors.index.json
-  DType dtype = DType::kF32;  // F32, F16 or BF16
+  engine::DType dtype = engine::DType::kF32;  // F32, F16 or BF16
   uint64_t seed = 20240601;
   int layers = 2;
   int hidden = 64;
@@ -39,6 +39,6 @@ std::vector<std::string> TinyLlamaProjWeights(const TinyLlamaOptions& options = 
 std::string ByteLevelTokenizerJson();
 
 // "float32", "float16" or "bfloat16".
-std::string TorchDTypeName(DType dtype);
+std::string TorchDTypeName(engine::DType dtype);
 
 }  // namespace compressd::testing

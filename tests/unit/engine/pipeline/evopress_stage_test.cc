@@ -19,7 +19,7 @@
 #include "workers/engine/pipeline/evopress_session.h"
 #include "workers/engine/pipeline/targets.h"
 
-namespace compressd::evopress {
+namespace compressd::engine::evopress {
 namespace {
 
 using testing::AllModules;
@@ -269,4 +269,4 @@ TEST(EvoPressRunTest, ScoreStartWithoutGenerationsIsTheScoreBaseline) {
 }
 
 }  // namespace
-}  // namespace compressd::evopress
+}  // namespace compressd::engine::evopress

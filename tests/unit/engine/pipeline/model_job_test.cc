@@ -23,7 +23,7 @@
 #include "workers/engine/nn/cpu_backend.h"
 #include "workers/engine/tokenizer/tokenizer.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 namespace fs = std::filesystem;
@@ -93,10 +93,10 @@ class ModelJobTest : public ::testing::Test {
     fs::remove_all(root_);
     in_ = (root_ / "in").string();
     out_ = (root_ / "out").string();
-    testing::TinyLlamaOptions options;
+    compressd::testing::TinyLlamaOptions options;
     options.weight_std = 0.15;  // large enough for the blocks to shape the predictions
-    ASSERT_TRUE(testing::WriteTinyLlama(in_, options).ok());
-    std::ofstream(fs::path(in_) / "tokenizer.json") << testing::ByteLevelTokenizerJson();
+    ASSERT_TRUE(compressd::testing::WriteTinyLlama(in_, options).ok());
+    std::ofstream(fs::path(in_) / "tokenizer.json") << compressd::testing::ByteLevelTokenizerJson();
     auto model = engine::LoadModel(in_);
     ASSERT_TRUE(model.ok()) << model.status();
     tokens_ = GreedyText(*model);
@@ -145,7 +145,7 @@ class ModelJobTest : public ::testing::Test {
 
 TEST_F(ModelJobTest, TokenizerMapsEachByteToItsId) {
   // The premise of the other tests: the text file tokenizes back to tokens_.
-  auto tokenizer = engine::Tokenizer::FromHfJson(testing::ByteLevelTokenizerJson());
+  auto tokenizer = engine::Tokenizer::FromHfJson(compressd::testing::ByteLevelTokenizerJson());
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
   std::string all_bytes;
   for (int b = 0; b < 256; ++b) all_bytes.push_back(static_cast<char>(b));
@@ -236,7 +236,7 @@ TEST_F(ModelJobTest, EvaluationNeedsTokenizerJsonAndEnoughText) {
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(st.message(), HasSubstr("tokenizer.json"));
 
-  std::ofstream(fs::path(in_) / "tokenizer.json") << testing::ByteLevelTokenizerJson();
+  std::ofstream(fs::path(in_) / "tokenizer.json") << compressd::testing::ByteLevelTokenizerJson();
   v1::Recipe r = EvalRecipe(false);
   r.mutable_evaluation()->mutable_perplexity(0)->set_windows(kWindows + 1);
   st = Run(r).status();
@@ -310,4 +310,4 @@ TEST_F(ModelJobTest, GgufInputIsPrunedAndExportedAsHf) {
 }
 
 }  // namespace
-}  // namespace compressd
+}  // namespace compressd::engine

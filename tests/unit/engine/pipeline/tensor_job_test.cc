@@ -15,7 +15,7 @@
 #include "workers/engine/model/hf_model.h"
 #include "workers/engine/pipeline/tensor_job.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 namespace fs = std::filesystem;
@@ -288,4 +288,4 @@ TEST(NaturalLessTest, NumbersCompareNumerically) {
 }
 
 }  // namespace
-}  // namespace compressd
+}  // namespace compressd::engine

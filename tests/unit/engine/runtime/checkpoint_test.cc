@@ -12,7 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace compressd {
+namespace compressd::engine {
 namespace {
 
 namespace fs = std::filesystem;
@@ -111,4 +111,4 @@ TEST_F(DirCheckpointStoreTest, ConcurrentPutsOfOneNameLeaveOneWholeValue) {
 }
 
 }  // namespace
-}  // namespace compressd
+}  // namespace compressd::engine
