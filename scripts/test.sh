@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # The whole test suite: installs dependencies, builds warning-free (-Werror),
-# runs every test, then repeats the C++ tests under ASan+UBSan.
-# Usage: scripts/test.sh [--no-sanitizers]
+# runs every test, then repeats the C++ tests under ASan+UBSan, then runs
+# every libFuzzer target for a bounded time on its committed corpus.
+# Usage: scripts/test.sh [--no-sanitizers] [--no-fuzz]
+#   COMPRESSD_FUZZ_SECONDS: seconds per fuzz target (default 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SAN=1
-[ "${1:-}" = "--no-sanitizers" ] && SAN=0
+FUZZ=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-sanitizers) SAN=0 ;;
+    --no-fuzz) FUZZ=0 ;;
+    *) echo "usage: $0 [--no-sanitizers] [--no-fuzz]" >&2; exit 2 ;;
+  esac
+done
 JOBS=$(nproc)
 
 scripts/install-deps.sh
@@ -36,4 +45,29 @@ if [ "$SAN" = 1 ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j"$JOBS" --timeout 900 -LE python \
       -E '_NOT_BUILT$'
+fi
+
+if [ "$FUZZ" = 1 ]; then
+  # The parsers of untrusted input, rebuilt with clang's libFuzzer and
+  # ASan+UBSan; each target runs on a scratch copy of its committed corpus
+  # (new inputs it finds are not written back). A crash fails the run.
+  FUZZ_SECONDS=${COMPRESSD_FUZZ_SECONDS:-20}
+  FUZZERS=(fuzz_gguf_file:gguf fuzz_gguf_model:gguf fuzz_dequant:dequant fuzz_hf_config:hf_config
+    fuzz_safetensors:safetensors fuzz_tokenizer:tokenizer fuzz_recipe:recipe)
+  echo "== build (libFuzzer, clang)"
+  cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+    -DCOMPRESSD_FUZZ=ON -DCOMPRESSD_BUILD_TESTS=OFF -DCOMPRESSD_BENCH=OFF >/dev/null
+  ninja -C build-fuzz -j"$JOBS" "${FUZZERS[@]%%:*}"
+  echo "== fuzzing, ${FUZZ_SECONDS} s per target"
+  for entry in "${FUZZERS[@]}"; do
+    target=${entry%%:*}
+    scratch=$(mktemp -d)
+    cp -r "tests/fuzz/corpus/${entry##*:}/." "$scratch/"
+    ASAN_OPTIONS=detect_leaks=1 "build-fuzz/tests/fuzz/$target" -max_total_time="$FUZZ_SECONDS" \
+      -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$scratch" 2>"$scratch.log" ||
+      { tail -40 "$scratch.log"; echo "fuzz: $target found a failure"; exit 1; }
+    echo "fuzz: $target: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$scratch.log" | grep -o '[0-9]*$') runs, no failure"
+    rm -rf "$scratch" "$scratch.log"
+  done
+  echo "fuzz: ${#FUZZERS[@]} passed, 0 failed"
 fi

@@ -44,6 +44,9 @@ ABSL_FLAG(std::string, listen_host, "127.0.0.1", "Address both servers listen on
 ABSL_FLAG(int, local_workers, 0, "Number of compress-worker processes to run and supervise.");
 ABSL_FLAG(std::string, worker_binary, "",
           "compress-worker executable; default: the one next to compressd.");
+ABSL_FLAG(int64_t, upload_idle_timeout_s, 60,
+          "An upload stream that sends nothing for this long is cancelled (frees its temporary "
+          "file).");
 ABSL_FLAG(int64_t, lease_ttl_ms, 15000, "Task lease lifetime without a heartbeat.");
 ABSL_FLAG(int64_t, heartbeat_interval_ms, 2000, "Heartbeat period asked of workers.");
 ABSL_FLAG(int64_t, blob_gc_interval_s, 3600,
@@ -87,6 +90,9 @@ absl::Status ValidateFlags() {
   RETURN_IF_ERROR(check_port("--http-port", absl::GetFlag(FLAGS_http_port)));
   if (absl::GetFlag(FLAGS_probe_port) != -1) {
     RETURN_IF_ERROR(check_port("--probe-port", absl::GetFlag(FLAGS_probe_port)));
+  }
+  if (absl::GetFlag(FLAGS_upload_idle_timeout_s) < 1) {
+    return absl::InvalidArgumentError("--upload-idle-timeout-s: must be >= 1");
   }
   if (absl::GetFlag(FLAGS_local_workers) < 0) {
     return absl::InvalidArgumentError("--local-workers: must be >= 0");
@@ -172,6 +178,7 @@ absl::Status Run(const sigset_t& signals) {
   GrpcServerOptions grpc_options;
   grpc_options.host = host;
   grpc_options.port = absl::GetFlag(FLAGS_grpc_port);
+  grpc_options.upload_idle_timeout_ms = absl::GetFlag(FLAGS_upload_idle_timeout_s) * 1000;
   ASSIGN_OR_RETURN(
       std::unique_ptr<GrpcServer> grpc,
       GrpcServer::Start(grpc_options, {*store, *blobs, bus, models, jobs, scheduler, metrics}));

@@ -29,11 +29,13 @@ const std::map<std::pair<std::string, std::string>, CommandFn>& Handlers() {
       {{"datasets", "upload"}, DatasetsUpload},
       {{"datasets", "list"}, DatasetsList},
       {{"datasets", "get"}, DatasetsGet},
+      {{"datasets", "delete"}, DatasetsDelete},
       {{"jobs", "submit"}, JobsSubmit},
       {{"jobs", "watch"}, JobsWatch},
       {{"jobs", "get"}, JobsGet},
       {{"jobs", "list"}, JobsList},
       {{"jobs", "cancel"}, JobsCancel},
+      {{"jobs", "delete"}, JobsDelete},
       {{"artifacts", "list"}, ArtifactsList},
       {{"artifacts", "download"}, ArtifactsDownload},
   };

@@ -61,4 +61,14 @@ absl::Status DatasetsGet(CommandContext& context) {
   return absl::OkStatus();
 }
 
+absl::Status DatasetsDelete(CommandContext& context) {
+  ASSIGN_OR_RETURN(Connection * connection, context.connection());
+  v1::DeleteDatasetRequest request;
+  request.set_dataset_id(context.invocation().args[0]);
+  ASSIGN_OR_RETURN(v1::DeleteDatasetResponse response,
+                   Call<v1::DeleteDatasetResponse>(*connection, &Stub::DeleteDataset, request));
+  context.out() << (context.json() ? ToJson(response) : "deleted " + request.dataset_id()) << "\n";
+  return absl::OkStatus();
+}
+
 }  // namespace compressd::client

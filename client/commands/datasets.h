@@ -9,5 +9,6 @@ namespace compressd::client {
 absl::Status DatasetsUpload(CommandContext& context);
 absl::Status DatasetsList(CommandContext& context);
 absl::Status DatasetsGet(CommandContext& context);
+absl::Status DatasetsDelete(CommandContext& context);
 
 }  // namespace compressd::client

@@ -118,4 +118,14 @@ absl::Status JobsCancel(CommandContext& context) {
   return absl::OkStatus();
 }
 
+absl::Status JobsDelete(CommandContext& context) {
+  ASSIGN_OR_RETURN(Connection * connection, context.connection());
+  v1::DeleteJobRequest request;
+  request.set_job_id(context.invocation().args[0]);
+  ASSIGN_OR_RETURN(v1::DeleteJobResponse response,
+                   Call<v1::DeleteJobResponse>(*connection, &Stub::DeleteJob, request));
+  context.out() << (context.json() ? ToJson(response) : "deleted " + request.job_id()) << "\n";
+  return absl::OkStatus();
+}
+
 }  // namespace compressd::client

@@ -33,5 +33,6 @@ absl::Status JobsSubmit(CommandContext& context);
 absl::Status JobsGet(CommandContext& context);
 absl::Status JobsList(CommandContext& context);
 absl::Status JobsCancel(CommandContext& context);
+absl::Status JobsDelete(CommandContext& context);
 
 }  // namespace compressd::client

@@ -190,6 +190,22 @@ absl::StatusOr<v1::Job> JobService::Cancel(const std::string& job_id) {
   return store_.GetJob(job_id);
 }
 
+absl::Status JobService::Delete(const std::string& job_id) {
+  if (job_id.empty()) return absl::InvalidArgumentError("job_id: required");
+  ASSIGN_OR_RETURN(v1::Job job, store_.GetJob(job_id));
+  if (!IsTerminal(job.state())) {
+    absl::StatusOr<v1::Job> cancelled = Cancel(job_id);
+    // It may have finished in between: then it is deleted as it is.
+    if (!cancelled.ok() && !absl::IsFailedPrecondition(cancelled.status())) {
+      return cancelled.status();
+    }
+  }
+  RETURN_IF_ERROR(store_.DeleteJob(job_id));
+  bus_.Publish(job_id, 0);  // open WatchJob streams find the job gone
+  RefreshMetrics();
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<v1::JobEvent>> JobService::ReadEvents(const std::string& job_id,
                                                                  int64_t after_sequence,
                                                                  int limit) {

@@ -31,6 +31,11 @@ class JobService {
   absl::StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& req);
   // QUEUED or RUNNING -> CANCELLED; FAILED_PRECONDITION for a terminal job.
   absl::StatusOr<v1::Job> Cancel(const std::string& job_id);
+  // Cancels the job if it is QUEUED or RUNNING (its worker hears it on the
+  // next heartbeat and stops), then deletes it with its events, artifacts,
+  // checkpoints and parts (Store::DeleteJob). Watch streams end (after the
+  // CANCELLED event, or NOT_FOUND).
+  absl::Status Delete(const std::string& job_id);
   absl::StatusOr<std::vector<v1::JobEvent>> ReadEvents(const std::string& job_id,
                                                        int64_t after_sequence, int limit);
   // Updates the jobs-by-state and queue-depth gauges from the Store.

@@ -34,6 +34,11 @@ absl::Status ModelRegistry::DeleteModel(const std::string& id) {
   return store_.DeleteModel(id);
 }
 
+absl::Status ModelRegistry::DeleteDataset(const std::string& id) {
+  if (id.empty()) return absl::InvalidArgumentError("dataset_id: required");
+  return store_.DeleteDataset(id);
+}
+
 absl::StatusOr<v1::Dataset> ModelRegistry::GetDataset(const std::string& id) {
   if (id.empty()) return absl::InvalidArgumentError("dataset_id: required");
   return store_.GetDataset(id);

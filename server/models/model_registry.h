@@ -52,6 +52,8 @@ class ModelRegistry {
   absl::StatusOr<v1::ListModelsResponse> ListModels(const v1::ListModelsRequest& req);
   absl::Status DeleteModel(const std::string& id);
   absl::StatusOr<v1::Dataset> GetDataset(const std::string& id);
+  // FAILED_PRECONDITION while a QUEUED or RUNNING job uses it; NOT_FOUND.
+  absl::Status DeleteDataset(const std::string& id);
   absl::StatusOr<v1::ListDatasetsResponse> ListDatasets(const v1::ListDatasetsRequest& req);
 
  private:

@@ -5,9 +5,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "common/util.h"
+#include "workers/engine/model/gguf/gguf_file.h"
+#include "workers/engine/model/safetensors.h"
 
 namespace compressd {
 namespace {
@@ -201,8 +204,28 @@ absl::Status VerifiedUpload::CheckComplete(Kind want) {
   return absl::OkStatus();
 }
 
+absl::Status VerifiedUpload::CheckWeightFiles() const {
+  for (const v1::FileEntry& f : files_) {
+    const std::string blob = blobs_.PathFor(f.sha256());
+    absl::Status parsed;
+    if (absl::EndsWith(f.path(), ".safetensors")) {
+      parsed = engine::SafetensorsFile::Open(blob).status();
+    } else if (absl::EndsWith(f.path(), ".gguf")) {
+      parsed = engine::GgufFile::Open(blob).status();
+    }
+    if (!parsed.ok()) {
+      // The parsers name the file they read: name the uploaded path instead.
+      return absl::InvalidArgumentError(absl::StrCat(
+          "files: ", f.path(), " is not a valid model file: ",
+          absl::StrReplaceAll(parsed.message(), {{blob, f.path()}})));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::Model> VerifiedUpload::FinishModel() {
   RETURN_IF_ERROR(CheckComplete(Kind::kModel));
+  RETURN_IF_ERROR(Fail(CheckWeightFiles()));
   v1::Model model;
   model.set_id(NewId("mdl-"));
   model.set_name(name_);

@@ -38,6 +38,11 @@ class VerifiedUpload : public UploadSession {
   absl::Status CommitCurrentFile();
   // Checks the stream is complete and of the `want` kind before persisting.
   absl::Status CheckComplete(Kind want);
+  // The container of every weight file (*.safetensors header and tensor
+  // table, *.gguf header, metadata and tensor infos, each against the file's
+  // size) parses: a malformed model is INVALID_ARGUMENT at upload, naming the
+  // file and offset, instead of a failure in a worker.
+  absl::Status CheckWeightFiles() const;
   std::string FileLabel(size_t index) const;
 
   Store& store_;

@@ -37,9 +37,9 @@ class BlobUploadReactor : public UploadStreamReactor<typename Kind::Request> {
   using Response = typename Kind::Response;
 
   // `ctx` and `response` belong to the call and outlive the reactor.
-  BlobUploadReactor(grpc::CallbackServerContext* ctx, Kind kind, BlobStore& blobs,
-                    Response* response)
-      : UploadStreamReactor<Request>(ctx),
+  BlobUploadReactor(grpc::CallbackServerContext* ctx, UploadIdleMonitor* monitor, Kind kind,
+                    BlobStore& blobs, Response* response)
+      : UploadStreamReactor<Request>(ctx, monitor),
         kind_(std::move(kind)),
         blobs_(blobs),
         response_(response) {

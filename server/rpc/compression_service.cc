@@ -12,12 +12,18 @@ namespace compressd {
 
 CompressionServiceImpl::CompressionServiceImpl(Store& store, BlobStore& blobs, EventBus& bus,
                                                ModelRegistry& models, JobService& jobs,
-                                               ServerMetrics& metrics)
-    : store_(store), blobs_(blobs), bus_(bus), models_(models), jobs_(jobs), metrics_(metrics) {}
+                                               ServerMetrics& metrics, UploadIdleMonitor& idle)
+    : store_(store),
+      blobs_(blobs),
+      bus_(bus),
+      models_(models),
+      jobs_(jobs),
+      metrics_(metrics),
+      idle_(idle) {}
 
 grpc::ServerReadReactor<v1::UploadModelRequest>* CompressionServiceImpl::UploadModel(
     grpc::CallbackServerContext* ctx, v1::Model* response) {
-  return new UploadReactor<ModelUploadKind>(ctx, models_.StartUpload(), response);
+  return new UploadReactor<ModelUploadKind>(ctx, &idle_, models_.StartUpload(), response);
 }
 
 grpc::ServerUnaryReactor* CompressionServiceImpl::GetModel(grpc::CallbackServerContext* ctx,
@@ -40,7 +46,19 @@ grpc::ServerUnaryReactor* CompressionServiceImpl::DeleteModel(
 
 grpc::ServerReadReactor<v1::UploadDatasetRequest>* CompressionServiceImpl::UploadDataset(
     grpc::CallbackServerContext* ctx, v1::Dataset* response) {
-  return new UploadReactor<DatasetUploadKind>(ctx, models_.StartUpload(), response);
+  return new UploadReactor<DatasetUploadKind>(ctx, &idle_, models_.StartUpload(), response);
+}
+
+grpc::ServerUnaryReactor* CompressionServiceImpl::DeleteDataset(
+    grpc::CallbackServerContext* ctx, const v1::DeleteDatasetRequest* request,
+    v1::DeleteDatasetResponse* /*response*/) {
+  return FinishUnary(ctx, models_.DeleteDataset(request->dataset_id()));
+}
+
+grpc::ServerUnaryReactor* CompressionServiceImpl::DeleteJob(grpc::CallbackServerContext* ctx,
+                                                            const v1::DeleteJobRequest* request,
+                                                            v1::DeleteJobResponse* /*response*/) {
+  return FinishUnary(ctx, jobs_.Delete(request->job_id()));
 }
 
 grpc::ServerUnaryReactor* CompressionServiceImpl::GetDataset(grpc::CallbackServerContext* ctx,

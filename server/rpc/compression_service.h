@@ -11,6 +11,7 @@
 #include "server/jobs/job_service.h"
 #include "server/metrics/server_metrics.h"
 #include "server/models/model_registry.h"
+#include "server/rpc/upload_idle_monitor.h"
 #include "server/store/blob_store.h"
 #include "server/store/store.h"
 
@@ -19,7 +20,7 @@ namespace compressd {
 class CompressionServiceImpl final : public v1::CompressionService::CallbackService {
  public:
   CompressionServiceImpl(Store& store, BlobStore& blobs, EventBus& bus, ModelRegistry& models,
-                         JobService& jobs, ServerMetrics& metrics);
+                         JobService& jobs, ServerMetrics& metrics, UploadIdleMonitor& idle);
 
   grpc::ServerReadReactor<v1::UploadModelRequest>* UploadModel(grpc::CallbackServerContext* ctx,
                                                                v1::Model* response) override;
@@ -32,6 +33,12 @@ class CompressionServiceImpl final : public v1::CompressionService::CallbackServ
   grpc::ServerUnaryReactor* DeleteModel(grpc::CallbackServerContext* ctx,
                                         const v1::DeleteModelRequest* request,
                                         v1::DeleteModelResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteDataset(grpc::CallbackServerContext* ctx,
+                                          const v1::DeleteDatasetRequest* request,
+                                          v1::DeleteDatasetResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteJob(grpc::CallbackServerContext* ctx,
+                                      const v1::DeleteJobRequest* request,
+                                      v1::DeleteJobResponse* response) override;
 
   grpc::ServerReadReactor<v1::UploadDatasetRequest>* UploadDataset(grpc::CallbackServerContext* ctx,
                                                                    v1::Dataset* response) override;
@@ -66,6 +73,7 @@ class CompressionServiceImpl final : public v1::CompressionService::CallbackServ
   ModelRegistry& models_;
   JobService& jobs_;
   ServerMetrics& metrics_;
+  UploadIdleMonitor& idle_;
 };
 
 }  // namespace compressd

@@ -24,10 +24,11 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOp
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   std::unique_ptr<GrpcServer> server(new GrpcServer());
+  server->idle_ = std::make_unique<UploadIdleMonitor>(options.upload_idle_timeout_ms);
   server->compression_ = std::make_unique<CompressionServiceImpl>(
-      core.store, core.blobs, core.bus, core.models, core.jobs, core.metrics);
-  server->worker_ =
-      std::make_unique<WorkerServiceImpl>(core.scheduler, core.store, core.blobs, core.metrics);
+      core.store, core.blobs, core.bus, core.models, core.jobs, core.metrics, *server->idle_);
+  server->worker_ = std::make_unique<WorkerServiceImpl>(core.scheduler, core.store, core.blobs,
+                                                        core.metrics, *server->idle_);
 
   grpc::ServerBuilder builder;
   const std::string listen = JoinHostPort(options.host, options.port);

@@ -17,6 +17,7 @@
 #include "server/metrics/server_metrics.h"
 #include "server/models/model_registry.h"
 #include "server/rpc/compression_service.h"
+#include "server/rpc/upload_idle_monitor.h"
 #include "server/rpc/worker_service.h"
 #include "server/scheduler/scheduler.h"
 #include "server/store/blob_store.h"
@@ -39,6 +40,9 @@ struct GrpcServerOptions {
   std::string host = "127.0.0.1";
   int port = 0;  // 0 picks a free port
   int max_receive_message_bytes = 16 << 20;
+  // An upload stream with no message for this long is cancelled
+  // (upload_idle_monitor.h).
+  int64_t upload_idle_timeout_ms = 60000;
 };
 
 class GrpcServer {
@@ -61,6 +65,7 @@ class GrpcServer {
  private:
   GrpcServer() = default;
 
+  std::unique_ptr<UploadIdleMonitor> idle_;  // outlives the services and their streams
   std::unique_ptr<CompressionServiceImpl> compression_;
   std::unique_ptr<WorkerServiceImpl> worker_;
   std::unique_ptr<grpc::Server> server_;

@@ -43,9 +43,9 @@ class UploadReactor : public UploadStreamReactor<typename Kind::Request> {
   using Result = typename Kind::Result;
 
   // `ctx` and `result` belong to the call and outlive the reactor.
-  UploadReactor(grpc::CallbackServerContext* ctx, std::unique_ptr<UploadSession> session,
-                Result* result)
-      : UploadStreamReactor<Request>(ctx), session_(std::move(session)), result_(result) {
+  UploadReactor(grpc::CallbackServerContext* ctx, UploadIdleMonitor* monitor,
+                std::unique_ptr<UploadSession> session, Result* result)
+      : UploadStreamReactor<Request>(ctx, monitor), session_(std::move(session)), result_(result) {
     this->StartReading();
   }
 

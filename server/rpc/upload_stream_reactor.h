@@ -7,7 +7,9 @@
 //     header, or a message with neither);
 //   - at the end of the stream: CANCELLED if the client cancelled (nothing is
 //     committed), INVALID_ARGUMENT for a stream without a header, else the
-//     status of OnEndOfStream.
+//     status of OnEndOfStream;
+//   - a stream with no message for the monitor's idle timeout is cancelled
+//     (upload_idle_monitor.h) and ends like a client cancel.
 // The reactor deletes itself when the RPC is done.
 //
 // Thread-safety: gRPC serialises the reactions of one stream (at most one
@@ -18,6 +20,7 @@
 
 #include "absl/status/status.h"
 #include "common/grpc_status.h"
+#include "server/rpc/upload_idle_monitor.h"
 
 namespace compressd {
 
@@ -25,8 +28,12 @@ template <typename Request>
 class UploadStreamReactor : public grpc::ServerReadReactor<Request> {
  public:
   void OnReadDone(bool ok) final {
+    if (monitor_ != nullptr) monitor_->Touch(monitor_id_);
     if (!ok) {
-      if (ctx_->IsCancelled()) {
+      if (monitor_ != nullptr && monitor_->TimedOut(monitor_id_)) {
+        this->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                  "upload stream idle for too long; cancelled"));
+      } else if (ctx_->IsCancelled()) {
         this->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "upload cancelled by the client"));
       } else if (!seen_header_) {
         this->Finish(ToGrpcStatus(absl::InvalidArgumentError("header: upload stream was empty")));
@@ -43,11 +50,16 @@ class UploadStreamReactor : public grpc::ServerReadReactor<Request> {
     this->StartRead(&request_);
   }
 
-  void OnDone() final { delete this; }
+  void OnDone() final {
+    if (monitor_ != nullptr) monitor_->Unregister(monitor_id_);
+    delete this;
+  }
 
  protected:
-  // `ctx` belongs to the call and outlives the reactor.
-  explicit UploadStreamReactor(grpc::CallbackServerContext* ctx) : ctx_(ctx) {}
+  // `ctx` belongs to the call and outlives the reactor; `monitor` (may be
+  // null) outlives every stream.
+  UploadStreamReactor(grpc::CallbackServerContext* ctx, UploadIdleMonitor* monitor)
+      : ctx_(ctx), monitor_(monitor), monitor_id_(monitor ? monitor->Register(ctx) : 0) {}
   // The last statement of the derived constructor: the first read may
   // complete on another thread at once.
   void StartReading() { this->StartRead(&request_); }
@@ -75,6 +87,8 @@ class UploadStreamReactor : public grpc::ServerReadReactor<Request> {
   }
 
   grpc::CallbackServerContext* const ctx_;
+  UploadIdleMonitor* const monitor_;
+  const int64_t monitor_id_;
   Request request_;
   bool seen_header_ = false;
 };

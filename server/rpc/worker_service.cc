@@ -116,8 +116,12 @@ struct CheckpointUpload {
 }  // namespace
 
 WorkerServiceImpl::WorkerServiceImpl(Scheduler& scheduler, Store& store, BlobStore& blobs,
-                                     ServerMetrics& metrics)
-    : scheduler_(scheduler), blobs_(blobs), metrics_(metrics), checkpoints_(store, blobs) {}
+                                     ServerMetrics& metrics, UploadIdleMonitor& idle)
+    : scheduler_(scheduler),
+      blobs_(blobs),
+      metrics_(metrics),
+      idle_(idle),
+      checkpoints_(store, blobs) {}
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::RegisterWorker(
     grpc::CallbackServerContext* ctx, const v1::RegisterWorkerRequest* request,
@@ -168,7 +172,8 @@ grpc::ServerWriteReactor<v1::BlobChunk>* WorkerServiceImpl::FetchBlob(
 
 grpc::ServerReadReactor<v1::UploadArtifactRequest>* WorkerServiceImpl::UploadArtifact(
     grpc::CallbackServerContext* ctx, v1::Artifact* response) {
-  return new BlobUploadReactor<ArtifactUpload>(ctx, ArtifactUpload{scheduler_}, blobs_, response);
+  return new BlobUploadReactor<ArtifactUpload>(ctx, &idle_, ArtifactUpload{scheduler_}, blobs_,
+                                               response);
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::CompleteTask(grpc::CallbackServerContext* ctx,
@@ -185,7 +190,7 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::FailTask(grpc::CallbackServerContex
 
 grpc::ServerReadReactor<v1::PutCheckpointRequest>* WorkerServiceImpl::PutCheckpoint(
     grpc::CallbackServerContext* ctx, v1::PutCheckpointResponse* response) {
-  return new BlobUploadReactor<CheckpointUpload>(ctx, CheckpointUpload{checkpoints_}, blobs_,
+  return new BlobUploadReactor<CheckpointUpload>(ctx, &idle_, CheckpointUpload{checkpoints_}, blobs_,
                                                  response);
 }
 

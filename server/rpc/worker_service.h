@@ -9,6 +9,7 @@
 #include "compressd/v1/worker.grpc.pb.h"
 #include "server/jobs/checkpoint_service.h"
 #include "server/metrics/server_metrics.h"
+#include "server/rpc/upload_idle_monitor.h"
 #include "server/scheduler/scheduler.h"
 #include "server/store/blob_store.h"
 #include "server/store/store.h"
@@ -17,7 +18,8 @@ namespace compressd {
 
 class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
  public:
-  WorkerServiceImpl(Scheduler& scheduler, Store& store, BlobStore& blobs, ServerMetrics& metrics);
+  WorkerServiceImpl(Scheduler& scheduler, Store& store, BlobStore& blobs, ServerMetrics& metrics,
+                    UploadIdleMonitor& idle);
 
   grpc::ServerUnaryReactor* RegisterWorker(grpc::CallbackServerContext* ctx,
                                            const v1::RegisterWorkerRequest* request,
@@ -60,6 +62,7 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   Scheduler& scheduler_;
   BlobStore& blobs_;
   ServerMetrics& metrics_;
+  UploadIdleMonitor& idle_;
   CheckpointService checkpoints_;
 };
 

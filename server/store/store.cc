@@ -209,6 +209,33 @@ absl::Status Store::DeleteModel(const std::string& id) {
   return txn.Commit();
 }
 
+absl::Status Store::DeleteDataset(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  sqlite::Transaction txn(db_);
+  RETURN_IF_ERROR(txn.status());
+  RETURN_IF_ERROR(GetRecord<v1::Dataset>(db_, "datasets", "dataset", id).status());
+  // Jobs name their datasets inside the record: read the live ones (few).
+  ASSIGN_OR_RETURN(Stmt live, Stmt::Prepare(db_,
+                                            "SELECT id, proto FROM jobs WHERE state IN (?, ?)"
+                                            " ORDER BY create_time_ms, id"));
+  live.Bind(1, int64_t{v1::QUEUED}).Bind(2, int64_t{v1::RUNNING});
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, live.Step());
+    if (!row) break;
+    v1::Job job;
+    RETURN_IF_ERROR(live.Proto(1, &job, absl::StrCat("job ", live.Text(0))));
+    for (const std::string& used : job.dataset_ids()) {
+      if (used == id) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "dataset ", id, " is used by job ", job.id(), ", which is QUEUED or RUNNING"));
+      }
+    }
+  }
+  ASSIGN_OR_RETURN(Stmt del, Stmt::Prepare(db_, "DELETE FROM datasets WHERE id = ?"));
+  RETURN_IF_ERROR(del.Bind(1, id).Run());
+  return txn.Commit();
+}
+
 absl::Status Store::InsertDataset(const v1::Dataset& dataset) {
   absl::MutexLock lock(&mu_);
   return InsertRecord(db_, "datasets", dataset);

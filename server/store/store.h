@@ -103,6 +103,9 @@ class Store {
   absl::Status InsertDataset(const v1::Dataset& dataset);
   absl::StatusOr<v1::Dataset> GetDataset(const std::string& id);
   absl::StatusOr<Page<v1::Dataset>> ListDatasets(int page_size, const std::string& page_token);
+  // FAILED_PRECONDITION naming the job if a QUEUED or RUNNING job uses the
+  // dataset; NOT_FOUND.
+  absl::Status DeleteDataset(const std::string& id);
 
   // ---- jobs ----
   // Inserts `job` (state QUEUED) with its task and first event unless a job
@@ -116,6 +119,10 @@ class Store {
   absl::StatusOr<v1::Job> GetJob(const std::string& id);  // with artifacts
   absl::StatusOr<Page<v1::Job>> ListJobs(v1::JobState state, int page_size,
                                          const std::string& page_token);
+  // Deletes a job in a terminal state with everything that is its own: its
+  // task, events, artifact records, checkpoints and parts (blobs are left to
+  // the blob GC). FAILED_PRECONDITION unless terminal; NOT_FOUND.
+  absl::Status DeleteJob(const std::string& id);
   // Counts of jobs by state (for metrics and the dashboard).
   absl::StatusOr<std::vector<std::pair<v1::JobState, int64_t>>> CountJobsByState();
 

@@ -227,6 +227,26 @@ absl::StatusOr<int64_t> Store::UpdateJob(const std::string& job_id, const JobMut
   return seq;
 }
 
+absl::Status Store::DeleteJob(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  sqlite::Transaction txn(db_);
+  RETURN_IF_ERROR(txn.status());
+  ASSIGN_OR_RETURN(v1::Job job, LoadJobLocked(id));
+  if (!IsTerminal(job.state())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", id, " is not finished; cancel it before deleting it"));
+  }
+  for (const char* sql : {"DELETE FROM jobs WHERE id = ?", "DELETE FROM tasks WHERE job_id = ?",
+                          "DELETE FROM events WHERE job_id = ?",
+                          "DELETE FROM artifacts WHERE job_id = ?"}) {
+    ASSIGN_OR_RETURN(Stmt del, Stmt::Prepare(db_, sql));
+    RETURN_IF_ERROR(del.Bind(1, id).Run());
+  }
+  RETURN_IF_ERROR(store_internal::DeleteCheckpoints(db_, id));
+  RETURN_IF_ERROR(store_internal::DeleteParts(db_, id));
+  return txn.Commit();
+}
+
 absl::StatusOr<std::optional<std::string>> Store::OldestQueuedJob() {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_,

@@ -7,6 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/harness.h"
+#include "tests/testing/safetensors_bytes.h"
 
 namespace compressd::testing {
 namespace {
@@ -59,7 +60,7 @@ class UploadErrorsTest : public ::testing::Test {
     u.header.set_name("m");
     u.header.set_format(v1::HF_SAFETENSORS);
     const std::string config = "{\"model_type\": \"llama\"}";
-    const std::string weights = std::string(64, 'w');
+    const std::string weights = SafetensorsBytes(128);
     auto* f0 = u.header.add_files();
     f0->set_path("config.json");
     f0->set_size(config.size());

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "server/models/model_registry.h"
+#include "tests/testing/safetensors_bytes.h"
 #include "tests/unit/server/test_util.h"
 
 namespace compressd {
@@ -15,7 +16,7 @@ using ::compressd::testing::Entry;
 using ::testing::HasSubstr;
 
 const std::string kConfig = R"({"model_type": "llama"})";
-const std::string kWeights(1000, 'w');
+const std::string kWeights = testing::SafetensorsBytes(1000);
 
 v1::UploadModelHeader HfHeader() {
   v1::UploadModelHeader h;

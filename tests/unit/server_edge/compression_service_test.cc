@@ -3,11 +3,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <filesystem>
 #include <functional>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "common/sha256.h"
+#include "tests/testing/safetensors_bytes.h"
 #include "tests/unit/server_edge/edge_fixture.h"
 
 namespace compressd::testing {
@@ -238,6 +242,70 @@ TEST_F(CompressionServiceTest, OversizedPathsAndRecipesAreRejectedWithShortMessa
   status = api_->SubmitJob(Context().get(), req, &job);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(status.error_message(), HasSubstr("at most 262144"));
+}
+
+// Found by an adversarial probe: 200 stalled uploads were held forever, each
+// with a temporary file and a file descriptor. Idle streams are cancelled.
+class IdleUploadTest : public CompressionServiceTest {
+ protected:
+  GrpcServerOptions MakeGrpcOptions() const override {
+    GrpcServerOptions options;
+    options.upload_idle_timeout_ms = 300;
+    return options;
+  }
+};
+
+TEST_F(IdleUploadTest, StalledUploadsAreCancelledAndLeaveNothing) {
+  const std::vector<v1::UploadModelRequest> messages =
+      ModelUploadMessages("stalled", v1::HF_SAFETENSORS, FakeHfModelFiles());
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientWriter<v1::UploadModelRequest>>> writers;
+  std::vector<v1::Model> models(20);
+  for (int i = 0; i < 20; ++i) {
+    contexts.push_back(Context(10000));
+    writers.push_back(api_->UploadModel(contexts.back().get(), &models[i]));
+    ASSERT_TRUE(writers.back()->Write(messages[0]));  // the header, then silence
+  }
+  const auto start = std::chrono::steady_clock::now();
+  for (auto& writer : writers) {
+    const grpc::Status status = writer->Finish();  // returns once the server ends the stream
+    EXPECT_FALSE(status.ok());
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  // Nothing was committed, and no temporary file is left behind.
+  v1::ListModelsResponse list;
+  ASSERT_TRUE(api_->ListModels(Context().get(), v1::ListModelsRequest(), &list).ok());
+  EXPECT_EQ(list.models_size(), 0);
+  const std::string blob = blobs_->PathFor(std::string(64, '0'));
+  const std::filesystem::path tmp_dir = blob.substr(0, blob.find("/sha256/")) + "/tmp";
+  // The reactors release their files as they finish, just after the client
+  // has its status: wait a moment for the last ones.
+  auto temporary = [&] {
+    size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(tmp_dir)) n += e.is_regular_file();
+    return n;
+  };
+  for (int i = 0; i < 200 && temporary() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(temporary(), 0u);
+}
+
+// Found by an adversarial probe: uploads were not checked for format, so a
+// malformed model was accepted and failed only in a worker.
+TEST_F(CompressionServiceTest, MalformedModelFilesAreRejectedAtUpload) {
+  std::vector<TestFile> files = FakeHfModelFiles();
+  files[1].content = RandomBytes(300, 9);  // not a safetensors file
+  ExpectRejected(ModelUploadMessages("bad", v1::HF_SAFETENSORS, files),
+                 "model.safetensors is not a valid model file");
+  // A tensor table pointing past the end of the file.
+  std::string st = SafetensorsBytes(200);
+  st.resize(180);
+  files[1].content = st;
+  ExpectRejected(ModelUploadMessages("bad", v1::HF_SAFETENSORS, files), "model.safetensors");
+  // A GGUF cut inside its header.
+  const std::vector<TestFile> gguf = {{"model.gguf", std::string("GGUF\x03\0\0\0\x01", 9)}};
+  ExpectRejected(ModelUploadMessages("bad", v1::GGUF, gguf), "model.gguf is not a valid model file");
 }
 
 TEST_F(CompressionServiceTest, WatchUnknownJobIsNotFound) {

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "common/sha256.h"
+#include "tests/testing/safetensors_bytes.h"
 
 namespace compressd::testing {
 
@@ -31,7 +32,7 @@ std::vector<v1::UploadModelRequest> ModelUploadMessages(const std::string& name,
 
 std::vector<TestFile> FakeHfModelFiles() {
   return {{"config.json", R"({"model_type": "llama", "num_hidden_layers": 1})"},
-          {"model.safetensors", RandomBytes(300, 7)}};
+          {"model.safetensors", SafetensorsBytes(300, 7)}};
 }
 
 v1::Recipe MagnitudeRecipe() {
@@ -73,7 +74,8 @@ void EdgeTest::SetUp() {
   models_ = std::make_unique<ModelRegistry>(*store_, *blobs_, *metrics_);
   scheduler_->Start();
   auto server =
-      GrpcServer::Start({}, {*store_, *blobs_, *bus_, *models_, *jobs_, *scheduler_, *metrics_});
+      GrpcServer::Start(MakeGrpcOptions(),
+                        {*store_, *blobs_, *bus_, *models_, *jobs_, *scheduler_, *metrics_});
   ASSERT_TRUE(server.ok()) << server.status();
   server_ = *std::move(server);
   ASSERT_GT(server_->port(), 0);

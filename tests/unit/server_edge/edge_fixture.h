@@ -50,6 +50,8 @@ class EdgeTest : public ::testing::Test {
 
   // Options the fixture starts the Scheduler with (override before SetUp).
   virtual SchedulerOptions MakeSchedulerOptions() const;
+  // Options the fixture starts the gRPC server with.
+  virtual GrpcServerOptions MakeGrpcOptions() const { return {}; }
 
   std::unique_ptr<grpc::ClientContext> Context(int timeout_ms = 10000) const;
   // Writes `messages` (ignoring write failures: the server may finish early)

@@ -257,6 +257,75 @@ TEST_F(JobFlowTest, CorruptedBlobsAreDataLossAndQuarantined) {
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::DATA_LOSS);
 }
 
+// There was no DeleteJob: nothing a user submitted could be cleaned up.
+TEST_F(JobFlowTest, DeleteJobCancelsARunningJobAndRemovesEverythingOfIt) {
+  v1::Job job;
+  const v1::Task task = StartRunningJob(&job);
+  v1::Artifact artifact;
+  ASSERT_TRUE(UploadArtifact(task, "out.bin", "partial output", &artifact).ok());
+  ASSERT_TRUE(ReportLog(task, "working").ok());
+  Watch watch = StartWatch(job.id(), 0);
+  v1::DeleteJobRequest del;
+  del.set_job_id(job.id());
+  v1::DeleteJobResponse deleted;
+  grpc::Status status = api_->DeleteJob(Context().get(), del, &deleted);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  // The watcher's stream ends: after the CANCELLED event, or NOT_FOUND once
+  // the job is gone, whichever it reaches first.
+  v1::JobEvent event;
+  while (watch.reader->Read(&event)) {
+  }
+  const grpc::StatusCode watched = watch.reader->Finish().error_code();
+  EXPECT_TRUE(watched == grpc::StatusCode::OK || watched == grpc::StatusCode::NOT_FOUND) << watched;
+  v1::GetJobRequest get;
+  get.set_job_id(job.id());
+  v1::Job gone;
+  EXPECT_EQ(api_->GetJob(Context().get(), get, &gone).error_code(), grpc::StatusCode::NOT_FOUND);
+  v1::Artifact info;
+  std::string data;
+  EXPECT_EQ(Download(artifact.id(), 0, &info, &data).error_code(), grpc::StatusCode::NOT_FOUND);
+  // The worker's lease is gone with it: it stops at its next call.
+  v1::HeartbeatRequest beat;
+  beat.set_worker_id(worker_id_);
+  beat.set_task_id(task.task_id());
+  beat.set_lease_token(task.lease_token());
+  v1::HeartbeatResponse resp;
+  EXPECT_FALSE(worker_api_->Heartbeat(Context().get(), beat, &resp).ok() && !resp.cancel());
+  EXPECT_EQ(api_->DeleteJob(Context().get(), del, &deleted).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(JobFlowTest, DeleteDatasetIsRefusedWhileALiveJobUsesIt) {
+  const v1::Model model = UploadFakeModel("tiny");
+  v1::Dataset dataset;
+  dataset.set_id("ds-1");
+  dataset.set_name("text");
+  dataset.set_create_time_ms(1);
+  ASSERT_TRUE(store_->InsertDataset(dataset).ok());
+  v1::SubmitJobRequest req;
+  req.set_model_id(model.id());
+  *req.mutable_recipe() = MagnitudeRecipe();
+  req.add_dataset_ids("ds-1");
+  v1::Job job;
+  ASSERT_TRUE(api_->SubmitJob(Context().get(), req, &job).ok());
+  v1::DeleteDatasetRequest del;
+  del.set_dataset_id("ds-1");
+  v1::DeleteDatasetResponse resp;
+  grpc::Status status = api_->DeleteDataset(Context().get(), del, &resp);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), ::testing::HasSubstr(job.id()));
+  v1::DeleteJobRequest del_job;
+  del_job.set_job_id(job.id());
+  v1::DeleteJobResponse deleted;
+  ASSERT_TRUE(api_->DeleteJob(Context().get(), del_job, &deleted).ok());
+  EXPECT_TRUE(api_->DeleteDataset(Context().get(), del, &resp).ok());
+  v1::GetDatasetRequest get;
+  get.set_dataset_id("ds-1");
+  v1::Dataset gone;
+  EXPECT_EQ(api_->GetDataset(Context().get(), get, &gone).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
 TEST_F(JobFlowTest, CancelWhileRunningIsAnsweredOnTheNextHeartbeat) {
   v1::Job job;
   const v1::Task task = StartRunningJob(&job);
