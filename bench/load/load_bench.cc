@@ -1,7 +1,8 @@
 // gRPC load on a running compressd: `--watchers` WatchJob streams held open
 // on queued jobs while `--clients` threads submit `--submits` jobs in all
 // (each SubmitJob a unique request_id, waiting for its answer before the
-// next), against a model this tool uploads first. Prints submits per second,
+// next; with --rate, submit i is due at start + i / rate, so latency is
+// measured at that offered load), against a model this tool uploads first. Prints submits per second,
 // p50 / p99 / max latency of SubmitJob, and how many watch streams were still
 // open at the end. The server needs no worker: jobs stay QUEUED.
 //   load_bench --server 127.0.0.1:50051 [--submits 2000] [--clients 64] [--watchers 1000]
@@ -27,6 +28,9 @@ ABSL_FLAG(std::string, server, "127.0.0.1:50051", "compressd's gRPC address");
 ABSL_FLAG(int, submits, 2000, "SubmitJob calls in all");
 ABSL_FLAG(int, clients, 64, "concurrent submitting clients");
 ABSL_FLAG(int, watchers, 1000, "WatchJob streams held open meanwhile");
+ABSL_FLAG(double, rate, 0,
+          "submits per second offered in all (open loop, spread over the clients); 0: each "
+          "client submits again as soon as it has its answer (closed loop)");
 
 namespace compressd::bench {
 namespace {
@@ -115,7 +119,9 @@ int Run() {
   std::vector<std::thread> submitters;
   for (int c = 0; c < clients; ++c) {
     submitters.emplace_back([&, c] {
+      const double rate = absl::GetFlag(FLAGS_rate);
       for (int i = next++; i < total; i = next++) {
+        if (rate > 0) std::this_thread::sleep_until(start + std::chrono::duration<double>(i / rate));
         grpc::ClientContext ctx;
         v1::Job job;
         const Clock::time_point t = Clock::now();
@@ -133,8 +139,10 @@ int Run() {
   const int still_open = open.load();
   for (auto& ctx : watch_ctx) ctx->TryCancel();
   for (std::thread& t : watch_threads) t.join();
-  std::printf("submits: %d (%d failed) by %d clients in %.2f s: %.1f/s\n", total, failed.load(),
-              clients, seconds, total / seconds);
+  std::printf("submits: %d (%d failed) by %d clients in %.2f s: %.1f/s (offered: %s)\n", total,
+              failed.load(), clients, seconds, total / seconds,
+              absl::GetFlag(FLAGS_rate) > 0 ? absl::StrCat(absl::GetFlag(FLAGS_rate), "/s").c_str()
+                                            : "as fast as answered");
   std::printf("submit latency ms: p50 %.1f  p99 %.1f  max %.1f\n", Percentile(all, 0.5),
               Percentile(all, 0.99), Percentile(all, 1.0));
   std::printf("watch streams open throughout: %d of %d\n", still_open, n_watch);
