@@ -9,10 +9,11 @@ namespace compressd {
 
 absl::StatusOr<ModulePattern> ModulePattern::Compile(std::string_view pattern,
                                                      const std::string& field) {
-  if (pattern.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": must not be empty"));
+  if (pattern.empty())
+    return absl::InvalidArgumentError(absl::StrCat(field, ": must not be empty"));
   if (pattern.size() > kMaxLength) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": regex of ", pattern.size(),
-                                                   " characters; at most ", kMaxLength));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": regex of ", pattern.size(), " characters; at most ", kMaxLength));
   }
   RE2::Options options;
   options.set_log_errors(false);

@@ -25,8 +25,8 @@ namespace compressd {
 class ModulePattern {
  public:
   // Limits on what a recipe may hold (each an INVALID_ARGUMENT naming the field).
-  static constexpr size_t kMaxLength = 1024;     // characters per pattern
-  static constexpr int kMaxPatternsPerList = 256;  // targets.ignore, overrides
+  static constexpr size_t kMaxLength = 1024;            // characters per pattern
+  static constexpr int kMaxPatternsPerList = 256;       // targets.ignore, overrides
   static constexpr int64_t kMaxProgramBytes = 1 << 20;  // RE2 memory per pattern
 
   // INVALID_ARGUMENT naming `field` for an empty pattern, one longer than

@@ -18,8 +18,8 @@ struct GgufTypeName {
   int id;  // ggml type id (GGUF spec)
 };
 // The GGUF types the exporter writes; the one list of their names.
-constexpr GgufTypeName kGgufTypes[] = {{"F32", 0},  {"F16", 1},  {"Q8_0", 8},  {"Q4_0", 2},
-                                       {"Q4_1", 3}, {"Q5_0", 6}, {"Q5_1", 7},  {"Q4_K", 12},
+constexpr GgufTypeName kGgufTypes[] = {{"F32", 0},   {"F16", 1},  {"Q8_0", 8}, {"Q4_0", 2},
+                                       {"Q4_1", 3},  {"Q5_0", 6}, {"Q5_1", 7}, {"Q4_K", 12},
                                        {"Q5_K", 13}, {"Q6_K", 14}};
 
 absl::Status FieldError(const std::string& field, const std::string& message) {
@@ -66,7 +66,8 @@ absl::StatusOr<EvoPressSpec> CompileEvoPress(const v1::EvoPressStage& e, const s
     spec.database = EvoDatabase::kDenseInputs;
   } else {
     return FieldError(path + ".database", absl::StrCat("must be sequential or dense_inputs, "
-                                                       "got \"", e.database(), "\""));
+                                                       "got \"",
+                                                       e.database(), "\""));
   }
   if (e.start().empty() || e.start() == "random") {
     spec.start = EvoStart::kRandom;
@@ -83,10 +84,14 @@ absl::StatusOr<EvoPressSpec> CompileEvoPress(const v1::EvoPressStage& e, const s
 const std::string& StagePattern(const v1::Stage& stage) {
   static const std::string kNone;
   switch (stage.kind_case()) {
-    case v1::Stage::kMagnitude: return stage.magnitude().pattern();
-    case v1::Stage::kWanda: return stage.wanda().pattern();
-    case v1::Stage::kSparsegpt: return stage.sparsegpt().pattern();
-    default: return kNone;
+    case v1::Stage::kMagnitude:
+      return stage.magnitude().pattern();
+    case v1::Stage::kWanda:
+      return stage.wanda().pattern();
+    case v1::Stage::kSparsegpt:
+      return stage.sparsegpt().pattern();
+    default:
+      return kNone;
   }
 }
 
@@ -105,7 +110,8 @@ absl::StatusOr<NMPattern> ParseNMPattern(std::string_view pattern, const std::st
   if (pattern.empty()) return p;
   const size_t colon = pattern.find(':');
   if (colon == std::string_view::npos || !SmallNumber(pattern.substr(0, colon), &p.n) ||
-      !SmallNumber(pattern.substr(colon + 1), &p.m) || !(p.n > 0 && p.n < p.m && p.m <= kMaxPatternM)) {
+      !SmallNumber(pattern.substr(colon + 1), &p.m) ||
+      !(p.n > 0 && p.n < p.m && p.m <= kMaxPatternM)) {
     return FieldError(field, absl::StrCat("must be \"N:M\" with 0 < N < M <= ", kMaxPatternM,
                                           ", got \"", std::string(pattern), "\""));
   }
@@ -114,9 +120,12 @@ absl::StatusOr<NMPattern> ParseNMPattern(std::string_view pattern, const std::st
 
 const char* OutputFormatName(OutputFormat format) {
   switch (format) {
-    case OutputFormat::kHfSafetensors: return "hf_safetensors";
-    case OutputFormat::kGguf: return "gguf";
-    case OutputFormat::kGptq: return "gptq";
+    case OutputFormat::kHfSafetensors:
+      return "hf_safetensors";
+    case OutputFormat::kGguf:
+      return "gguf";
+    case OutputFormat::kGptq:
+      return "gptq";
   }
   return "unknown";
 }
@@ -162,9 +171,9 @@ absl::StatusOr<RecipeSpec> CompileRecipe(const v1::Recipe& recipe) {
   if (!g.target_type().empty() && g.target_type() != "auto") {
     spec.gguf.target = GgufTypeId(g.target_type());
     if (!spec.gguf.target) {
-      return FieldError("output.gguf.target_type",
-                        absl::StrCat("unknown type \"", g.target_type(), "\" (auto, ",
-                                     GgufTypeNames(), ")"));
+      return FieldError(
+          "output.gguf.target_type",
+          absl::StrCat("unknown type \"", g.target_type(), "\" (auto, ", GgufTypeNames(), ")"));
     }
   }
   if (!g.other_type().empty()) {

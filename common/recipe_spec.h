@@ -32,7 +32,7 @@ const char* OutputFormatName(OutputFormat format);
 enum class EvoMode { kSparsity, kBits, kDrop };
 enum class EvoFitness { kKl, kPpl };
 enum class EvoDatabase { kNone, kSequential, kDenseInputs };  // kNone: drop mode
-enum class EvoStart { kRandom, kScore };  // "": random
+enum class EvoStart { kRandom, kScore };                      // "": random
 
 struct EvoPressSpec {
   EvoMode mode = EvoMode::kSparsity;
@@ -62,13 +62,13 @@ absl::StatusOr<LayerStage> EffectiveLayerStage(const v1::Recipe& recipe, int ind
                                                const std::string& module, bool* skip);
 
 struct RecipeSpec {
-  v1::Recipe recipe;                 // defaults applied, validated
+  v1::Recipe recipe;  // defaults applied, validated
   OutputFormat format = OutputFormat::kHfSafetensors;
-  std::vector<NMPattern> patterns;   // per stage (unset for stages without one)
+  std::vector<NMPattern> patterns;  // per stage (unset for stages without one)
   GgufTypes gguf;
   std::optional<EvoPressSpec> evopress;  // the recipe's evopress stage, when it has one
-  bool evaluate_only = false;        // no stages, at least one evaluation set
-  bool calibrated = false;           // NeedsCalibration
+  bool evaluate_only = false;            // no stages, at least one evaluation set
+  bool calibrated = false;               // NeedsCalibration
 };
 
 // The typed form of a recipe that already has its defaults and passed

@@ -2,9 +2,9 @@
 // on queued jobs while `--clients` threads submit `--submits` jobs in all
 // (each SubmitJob a unique request_id, waiting for its answer before the
 // next; with --rate, submit i is due at start + i / rate, so latency is
-// measured at that offered load), against a model this tool uploads first. Prints submits per second,
-// p50 / p99 / max latency of SubmitJob, and how many watch streams were still
-// open at the end. The server needs no worker: jobs stay QUEUED.
+// measured at that offered load), against a model this tool uploads first. Prints submits per
+// second, p50 / p99 / max latency of SubmitJob, and how many watch streams were still open at the
+// end. The server needs no worker: jobs stay QUEUED.
 //   load_bench --server 127.0.0.1:50051 [--submits 2000] [--clients 64] [--watchers 1000]
 #include <grpcpp/grpcpp.h>
 
@@ -47,8 +47,8 @@ std::string UploadModel(Stub& stub) {
   v1::UploadModelRequest header;
   header.mutable_header()->set_name("load-bench");
   header.mutable_header()->set_format(v1::HF_SAFETENSORS);
-  for (const auto& [path, content] : {std::pair{"config.json", config},
-                                      std::pair{"model.safetensors", weights}}) {
+  for (const auto& [path, content] :
+       {std::pair{"config.json", config}, std::pair{"model.safetensors", weights}}) {
     v1::FileEntry* f = header.mutable_header()->add_files();
     f->set_path(path);
     f->set_size(content.size());
@@ -85,7 +85,8 @@ double Percentile(std::vector<double> v, double p) {
 }
 
 int Run() {
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials());
   auto stub = v1::CompressionService::NewStub(channel);
   const std::string model = UploadModel(*stub);
   // The watched jobs, and their streams (each on its own thread: blocking reads).
@@ -96,7 +97,8 @@ int Run() {
   for (int i = 0; i < n_watch; ++i) {
     grpc::ClientContext ctx;
     v1::Job job;
-    if (!stub->SubmitJob(&ctx, SubmitRequest(model, absl::StrCat("watched-", i)), &job).ok()) return 1;
+    if (!stub->SubmitJob(&ctx, SubmitRequest(model, absl::StrCat("watched-", i)), &job).ok())
+      return 1;
     watch_ctx[i] = std::make_unique<grpc::ClientContext>();
     watch_threads.emplace_back([&, i, id = job.id()] {
       v1::WatchJobRequest req;
@@ -121,7 +123,8 @@ int Run() {
     submitters.emplace_back([&, c] {
       const double rate = absl::GetFlag(FLAGS_rate);
       for (int i = next++; i < total; i = next++) {
-        if (rate > 0) std::this_thread::sleep_until(start + std::chrono::duration<double>(i / rate));
+        if (rate > 0)
+          std::this_thread::sleep_until(start + std::chrono::duration<double>(i / rate));
         grpc::ClientContext ctx;
         v1::Job job;
         const Clock::time_point t = Clock::now();
@@ -146,9 +149,10 @@ int Run() {
   std::printf("submit latency ms: p50 %.1f  p99 %.1f  max %.1f\n", Percentile(all, 0.5),
               Percentile(all, 0.99), Percentile(all, 1.0));
   std::printf("watch streams open throughout: %d of %d\n", still_open, n_watch);
-  std::printf("RESULT {\"submits_per_second\": %.1f, \"p50_ms\": %.2f, \"p99_ms\": %.2f, "
-              "\"watchers\": %d}\n",
-              total / seconds, Percentile(all, 0.5), Percentile(all, 0.99), still_open);
+  std::printf(
+      "RESULT {\"submits_per_second\": %.1f, \"p50_ms\": %.2f, \"p99_ms\": %.2f, "
+      "\"watchers\": %d}\n",
+      total / seconds, Percentile(all, 0.5), Percentile(all, 0.99), still_open);
   return failed.load() == 0 ? 0 : 1;
 }
 

@@ -23,9 +23,9 @@ absl::Status CheckTransition(v1::JobState from, v1::JobState to) {
   if (IsLegalTransition(from, to)) return absl::OkStatus();
   std::string_view f = JobStateName(from);
   std::string_view t = JobStateName(to);
-  return absl::FailedPreconditionError(
-      absl::StrCat("illegal job state transition ", absl::string_view(f.data(), f.size()), " -> ",
-                   absl::string_view(t.data(), t.size())));
+  return absl::FailedPreconditionError(absl::StrCat("illegal job state transition ",
+                                                    absl::string_view(f.data(), f.size()), " -> ",
+                                                    absl::string_view(t.data(), t.size())));
 }
 
 std::string_view JobStateName(v1::JobState state) {
@@ -44,7 +44,6 @@ std::string_view JobStateName(v1::JobState state) {
       return "JOB_STATE_UNSPECIFIED";
   }
 }
-
 
 absl::Status ApplyTransition(v1::Job* job, v1::JobState to, const std::string& reason,
                              int64_t now_ms, std::vector<v1::JobEvent>* events) {

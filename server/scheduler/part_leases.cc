@@ -19,9 +19,9 @@ constexpr size_t kMaxPartPayloadBytes = 16 << 20;
 constexpr int kMaxPartsPerSubmit = 4096;
 
 absl::Status StalePart(const PartRecord& part) {
-  return absl::FailedPreconditionError(absl::StrCat(
-      "lease_token: the lease on part ", part.name, " (", part.part_id,
-      ") is no longer current (it expired, was re-leased or the part finished)"));
+  return absl::FailedPreconditionError(
+      absl::StrCat("lease_token: the lease on part ", part.name, " (", part.part_id,
+                   ") is no longer current (it expired, was re-leased or the part finished)"));
 }
 
 void ClearPartLease(PartRecord& part) {
@@ -59,9 +59,8 @@ absl::StatusOr<std::string> PartLeases::CoordinatorJob(const std::string& task_i
 
 absl::StatusOr<v1::SubmitPartsResponse> PartLeases::Submit(const v1::SubmitPartsRequest& req) {
   if (req.parts_size() > kMaxPartsPerSubmit) {
-    return absl::InvalidArgumentError(absl::StrCat("parts: ", req.parts_size(),
-                                                   " parts; at most ", kMaxPartsPerSubmit,
-                                                   " per call"));
+    return absl::InvalidArgumentError(absl::StrCat("parts: ", req.parts_size(), " parts; at most ",
+                                                   kMaxPartsPerSubmit, " per call"));
   }
   std::vector<PartRecord> parts;
   for (int i = 0; i < req.parts_size(); ++i) {
@@ -69,9 +68,8 @@ absl::StatusOr<v1::SubmitPartsResponse> PartLeases::Submit(const v1::SubmitParts
     const std::string field = absl::StrCat("parts[", i, "]");
     RETURN_IF_ERROR(ValidatePortableRelativePath(p.name(), field + ".name"));
     if (p.payload().size() > kMaxPartPayloadBytes) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".payload: ", p.payload().size(),
-                                                     " bytes; the limit is ",
-                                                     kMaxPartPayloadBytes));
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ".payload: ", p.payload().size(), " bytes; the limit is ", kMaxPartPayloadBytes));
     }
     PartRecord& rec = parts.emplace_back();
     rec.part_id = NewId("part-");
@@ -85,11 +83,11 @@ absl::StatusOr<v1::SubmitPartsResponse> PartLeases::Submit(const v1::SubmitParts
         absl::StrCat("task_id: ", req.task_id(), " is a part; only its job's task submits parts"));
   }
   ASSIGN_OR_RETURN(TaskRecord task, store_.GetTask(req.task_id()));
-  ASSIGN_OR_RETURN(int added, store_.SubmitParts(task.job_id, parts,
-                                                 [&](const v1::Job& job, const TaskRecord& rec) {
-                                                   return CheckLeaseHeld(job, rec,
-                                                                         req.lease_token());
-                                                 }));
+  ASSIGN_OR_RETURN(
+      int added,
+      store_.SubmitParts(task.job_id, parts, [&](const v1::Job& job, const TaskRecord& rec) {
+        return CheckLeaseHeld(job, rec, req.lease_token());
+      }));
   v1::SubmitPartsResponse resp;
   resp.set_workers(static_cast<int32_t>(std::max<size_t>(workers_.Count(), 1)));
   if (added > 0) notifier_.NotifyWorkAvailable();
@@ -129,9 +127,9 @@ absl::StatusOr<v1::GetPartsResponse> PartLeases::Get(const v1::GetPartsRequest& 
 
 absl::StatusOr<std::optional<v1::Task>> PartLeases::TryLease(const std::string& worker_id) {
   const int64_t now = options_.Now();
-  ASSIGN_OR_RETURN(std::optional<PartRecord> part,
-                   store_.LeaseQueuedPart("", worker_id, NewId("lease-"),
-                                          now + options_.lease_ttl_ms, nullptr));
+  ASSIGN_OR_RETURN(
+      std::optional<PartRecord> part,
+      store_.LeaseQueuedPart("", worker_id, NewId("lease-"), now + options_.lease_ttl_ms, nullptr));
   if (!part) return std::optional<v1::Task>();
   absl::StatusOr<v1::Job> job = store_.GetJob(part->job_id);
   v1::Task task;

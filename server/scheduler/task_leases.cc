@@ -55,13 +55,13 @@ void TaskLeases::RefreshJobMetrics() {
 
 void TaskLeases::FailUnleasable(const std::string& job_id, const std::string& reason) {
   const int64_t now = options_.Now();
-  absl::StatusOr<int64_t> seq = store_.UpdateJob(
-      job_id, [&](v1::Job& job, TaskRecord&, std::vector<v1::JobEvent>& events) {
-        if (job.state() != v1::QUEUED) return absl::OkStatus();
-        job.set_attempts(job.attempts() + 1);
-        RETURN_IF_ERROR(ApplyTransition(&job, v1::RUNNING, "leased by the scheduler", now, &events));
-        return ApplyTransition(&job, v1::FAILED, absl::StrCat("cannot run: ", reason), now, &events);
-      });
+  absl::StatusOr<int64_t> seq = store_.UpdateJob(job_id, [&](v1::Job& job, TaskRecord&,
+                                                             std::vector<v1::JobEvent>& events) {
+    if (job.state() != v1::QUEUED) return absl::OkStatus();
+    job.set_attempts(job.attempts() + 1);
+    RETURN_IF_ERROR(ApplyTransition(&job, v1::RUNNING, "leased by the scheduler", now, &events));
+    return ApplyTransition(&job, v1::FAILED, absl::StrCat("cannot run: ", reason), now, &events);
+  });
   if (seq.ok() && *seq > 0) bus_.Publish(job_id, *seq);
   RefreshJobMetrics();
 }
@@ -137,30 +137,29 @@ absl::StatusOr<v1::HeartbeatResponse> TaskLeases::Heartbeat(const v1::HeartbeatR
   ASSIGN_OR_RETURN(TaskRecord found, store_.GetTask(req.task_id()));
   const int64_t now = options_.Now();
   v1::HeartbeatResponse resp;
-  ASSIGN_OR_RETURN(
-      int64_t seq,
-      store_.UpdateJob(found.job_id, [&](v1::Job& job, TaskRecord& rec,
-                                         std::vector<v1::JobEvent>& events) {
-        if (rec.worker_id != req.worker_id() || rec.lease_token != req.lease_token()) {
-          return StaleLease(rec);
-        }
-        if (job.state() == v1::CANCELLED) {  // not extended; the worker stops
-          resp.set_cancel(true);
-          resp.set_lease_expire_ms(rec.lease_expire_ms);
-          return absl::OkStatus();
-        }
-        RETURN_IF_ERROR(CheckLeaseHeld(job, rec, req.lease_token()));
-        rec.lease_expire_ms = now + options_.lease_ttl_ms;
-        resp.set_lease_expire_ms(rec.lease_expire_ms);
-        if (req.has_progress() &&
-            req.progress().SerializeAsString() != job.progress().SerializeAsString()) {
-          *job.mutable_progress() = req.progress();
-          v1::JobEvent& event = events.emplace_back();
-          event.set_time_ms(now);
-          *event.mutable_progress() = req.progress();
-        }
-        return absl::OkStatus();
-      }));
+  ASSIGN_OR_RETURN(int64_t seq,
+                   store_.UpdateJob(found.job_id, [&](v1::Job& job, TaskRecord& rec,
+                                                      std::vector<v1::JobEvent>& events) {
+                     if (rec.worker_id != req.worker_id() || rec.lease_token != req.lease_token()) {
+                       return StaleLease(rec);
+                     }
+                     if (job.state() == v1::CANCELLED) {  // not extended; the worker stops
+                       resp.set_cancel(true);
+                       resp.set_lease_expire_ms(rec.lease_expire_ms);
+                       return absl::OkStatus();
+                     }
+                     RETURN_IF_ERROR(CheckLeaseHeld(job, rec, req.lease_token()));
+                     rec.lease_expire_ms = now + options_.lease_ttl_ms;
+                     resp.set_lease_expire_ms(rec.lease_expire_ms);
+                     if (req.has_progress() &&
+                         req.progress().SerializeAsString() != job.progress().SerializeAsString()) {
+                       *job.mutable_progress() = req.progress();
+                       v1::JobEvent& event = events.emplace_back();
+                       event.set_time_ms(now);
+                       *event.mutable_progress() = req.progress();
+                     }
+                     return absl::OkStatus();
+                   }));
   // The lease proves who the worker is, so one unknown here (a restarted
   // server) is admitted again.
   workers_.SetTask(req.worker_id(), resp.cancel() ? "" : req.task_id(), /*admit=*/!known_worker);
@@ -178,19 +177,18 @@ absl::Status TaskLeases::ReportEvents(const v1::ReportEventsRequest& req) {
   }
   ASSIGN_OR_RETURN(TaskRecord found, store_.GetTask(req.task_id()));
   const int64_t now = options_.Now();
-  ASSIGN_OR_RETURN(
-      int64_t seq,
-      store_.UpdateJob(found.job_id, [&](v1::Job& job, TaskRecord& rec,
-                                         std::vector<v1::JobEvent>& events) {
-        RETURN_IF_ERROR(CheckLeaseHeld(job, rec, req.lease_token()));
-        for (const v1::JobEvent& reported : req.events()) {
-          v1::JobEvent& event = events.emplace_back(reported);
-          event.set_sequence(0);
-          if (event.time_ms() == 0) event.set_time_ms(now);
-          if (event.has_progress()) *job.mutable_progress() = event.progress();
-        }
-        return absl::OkStatus();
-      }));
+  ASSIGN_OR_RETURN(int64_t seq,
+                   store_.UpdateJob(found.job_id, [&](v1::Job& job, TaskRecord& rec,
+                                                      std::vector<v1::JobEvent>& events) {
+                     RETURN_IF_ERROR(CheckLeaseHeld(job, rec, req.lease_token()));
+                     for (const v1::JobEvent& reported : req.events()) {
+                       v1::JobEvent& event = events.emplace_back(reported);
+                       event.set_sequence(0);
+                       if (event.time_ms() == 0) event.set_time_ms(now);
+                       if (event.has_progress()) *job.mutable_progress() = event.progress();
+                     }
+                     return absl::OkStatus();
+                   }));
   if (seq > 0) bus_.Publish(found.job_id, seq);
   return absl::OkStatus();
 }
@@ -208,8 +206,8 @@ absl::Status TaskLeases::CheckLease(const std::string& task_id, const std::strin
 absl::StatusOr<v1::Artifact> TaskLeases::AddArtifact(const v1::UploadArtifactHeader& header) {
   RETURN_IF_ERROR(ValidateRelativePath(header.path(), "header.path"));
   if (!IsSha256Hex(header.sha256())) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "header.sha256: \"", header.sha256(), "\" is not 64 lowercase hex characters"));
+    return absl::InvalidArgumentError(absl::StrCat("header.sha256: \"", header.sha256(),
+                                                   "\" is not 64 lowercase hex characters"));
   }
   ASSIGN_OR_RETURN(TaskRecord found, store_.GetTask(header.task_id()));
   v1::Artifact artifact;
@@ -238,17 +236,16 @@ absl::StatusOr<v1::Artifact> TaskLeases::AddArtifact(const v1::UploadArtifactHea
 absl::Status TaskLeases::Complete(const v1::CompleteTaskRequest& req) {
   ASSIGN_OR_RETURN(TaskRecord found, store_.GetTask(req.task_id()));
   const int64_t now = options_.Now();
-  ASSIGN_OR_RETURN(
-      int64_t seq,
-      store_.UpdateJob(found.job_id, [&](v1::Job& job, TaskRecord& rec,
-                                         std::vector<v1::JobEvent>& events) {
-        RETURN_IF_ERROR(CheckLeaseHeld(job, rec, req.lease_token()));
-        std::string reason = absl::StrCat("completed by worker ", rec.worker_id);
-        RETURN_IF_ERROR(ApplyTransition(&job, v1::SUCCEEDED, reason, now, &events));
-        job.set_summary_json(req.summary_json());
-        ClearLease(rec);
-        return absl::OkStatus();
-      }));
+  ASSIGN_OR_RETURN(int64_t seq,
+                   store_.UpdateJob(found.job_id, [&](v1::Job& job, TaskRecord& rec,
+                                                      std::vector<v1::JobEvent>& events) {
+                     RETURN_IF_ERROR(CheckLeaseHeld(job, rec, req.lease_token()));
+                     std::string reason = absl::StrCat("completed by worker ", rec.worker_id);
+                     RETURN_IF_ERROR(ApplyTransition(&job, v1::SUCCEEDED, reason, now, &events));
+                     job.set_summary_json(req.summary_json());
+                     ClearLease(rec);
+                     return absl::OkStatus();
+                   }));
   workers_.Release(found.worker_id, found.task_id);
   bus_.Publish(found.job_id, seq);
   RefreshJobMetrics();
@@ -258,14 +255,13 @@ absl::Status TaskLeases::Complete(const v1::CompleteTaskRequest& req) {
 absl::Status TaskLeases::Fail(const v1::FailTaskRequest& req) {
   ASSIGN_OR_RETURN(TaskRecord found, store_.GetTask(req.task_id()));
   const int64_t now = options_.Now();
-  const std::string error =
-      req.error().empty() ? std::string("the worker reported a failure without a message")
-                          : ToValidUtf8(req.error(), kMaxErrorTextBytes);
+  const std::string error = req.error().empty()
+                                ? std::string("the worker reported a failure without a message")
+                                : ToValidUtf8(req.error(), kMaxErrorTextBytes);
   bool requeued = false;
   ASSIGN_OR_RETURN(
-      int64_t seq,
-      store_.UpdateJob(found.job_id, [&](v1::Job& job, TaskRecord& rec,
-                                         std::vector<v1::JobEvent>& events) {
+      int64_t seq, store_.UpdateJob(found.job_id, [&](v1::Job& job, TaskRecord& rec,
+                                                      std::vector<v1::JobEvent>& events) {
         RETURN_IF_ERROR(CheckLeaseHeld(job, rec, req.lease_token()));
         requeued = req.retryable() && job.attempts() < job.max_attempts();
         RETURN_IF_ERROR(
@@ -300,9 +296,8 @@ void TaskLeases::ExpireLeases(int64_t now) {
               requeued ? absl::StrCat("lease expired: worker ", lease.worker_id,
                                       " stopped heartbeating (attempt ", job.attempts(), " of ",
                                       job.max_attempts(), "); requeued")
-                       : absl::StrCat("lease expired after ", job.attempts(),
-                                      " attempts: worker ", lease.worker_id,
-                                      " stopped heartbeating");
+                       : absl::StrCat("lease expired after ", job.attempts(), " attempts: worker ",
+                                      lease.worker_id, " stopped heartbeating");
           return ApplyTransition(&job, requeued ? v1::QUEUED : v1::FAILED, reason, now, &events);
         });
     if (!seq.ok() || !ended) continue;

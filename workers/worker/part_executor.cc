@@ -82,15 +82,17 @@ absl::StatusOr<std::string> PartExecutor::Execute(const v1::Task& task, LeaseSco
 }
 
 absl::Status PartExecutor::PrepareRunner(const v1::Task& task, const std::string& task_dir,
-                                         engine::EventSink& events, const engine::CancelToken& cancel) {
+                                         engine::EventSink& events,
+                                         const engine::CancelToken& cancel) {
   const std::string key = absl::StrCat(task.job_id(), "#", task.attempt());
   if (runner_ != nullptr && runner_key_ == key) return absl::OkStatus();
   Release();
   // The server validated the recipe and applied its defaults (SubmitJob).
   ASSIGN_OR_RETURN(const RecipeSpec recipe, CompileRecipe(task.recipe()));
   ASSIGN_OR_RETURN(const TaskInputs inputs, inputs_.Fetch(task, task_dir, events, cancel));
-  const engine::RunOptions run = LeasedRunOptions(options_.threads, inputs.datasets);
-  ASSIGN_OR_RETURN(runner_, engine::CreatePartRunner(inputs.model_dir, recipe, run, events, cancel));
+  const engine::RunOptions run = LeasedRunOptions(options_, inputs.datasets);
+  ASSIGN_OR_RETURN(runner_,
+                   engine::CreatePartRunner(inputs.model_dir, recipe, run, events, cancel));
   runner_key_ = key;
   return absl::OkStatus();
 }

@@ -38,11 +38,12 @@ class PartExecutor {
 
  private:
   // The part's result, stored as the job's checkpoint.
-  absl::StatusOr<std::string> Execute(const v1::Task& task, LeaseScope& scope, engine::EventSink& events);
+  absl::StatusOr<std::string> Execute(const v1::Task& task, LeaseScope& scope,
+                                      engine::EventSink& events);
   // Keeps runner_ for the task's job attempt: builds it (fetching the model
   // and datasets into `task_dir`) unless it is that attempt's already.
-  absl::Status PrepareRunner(const v1::Task& task, const std::string& task_dir, engine::EventSink& events,
-                             const engine::CancelToken& cancel);
+  absl::Status PrepareRunner(const v1::Task& task, const std::string& task_dir,
+                             engine::EventSink& events, const engine::CancelToken& cancel);
 
   const WorkerOptions& options_;
   WorkerClient& client_;

@@ -44,7 +44,8 @@ InputFetcher::InputFetcher(WorkerClient& client, std::string blob_dir, BlobCache
       }) {}
 
 absl::StatusOr<TaskInputs> InputFetcher::Fetch(const v1::Task& task, const std::string& task_dir,
-                                               engine::EventSink& events, const engine::CancelToken& cancel) {
+                                               engine::EventSink& events,
+                                               const engine::CancelToken& cancel) {
   TaskInputs inputs;
   inputs.model_dir = (fs::path(task_dir) / "model").string();
   RETURN_IF_ERROR(FetchModel(task, inputs.model_dir, events, cancel));
@@ -54,7 +55,8 @@ absl::StatusOr<TaskInputs> InputFetcher::Fetch(const v1::Task& task, const std::
 }
 
 absl::Status InputFetcher::FetchModel(const v1::Task& task, const std::string& model_dir,
-                                      engine::EventSink& events, const engine::CancelToken& cancel) {
+                                      engine::EventSink& events,
+                                      const engine::CancelToken& cancel) {
   const auto& files = task.model().files();
   std::vector<std::pair<std::string, std::string>> links;
   for (int i = 0; i < files.size(); ++i) {
@@ -99,7 +101,8 @@ absl::StatusOr<std::string> InputFetcher::FetchDatasetFiles(
   const int total = static_cast<int>(files.size());
   std::vector<std::pair<std::string, std::string>> links;
   for (int k = 0; k < total; ++k) {
-    engine::EmitProgress(events, "fetch", k, total, absl::StrCat(dataset.id(), "/", files[k]->path()));
+    engine::EmitProgress(events, "fetch", k, total,
+                         absl::StrCat(dataset.id(), "/", files[k]->path()));
     ASSIGN_OR_RETURN(std::string blob, blobs_.Get(*files[k], fetch_, cancel));
     links.emplace_back(files[k]->path(), blob);
   }
@@ -108,9 +111,10 @@ absl::StatusOr<std::string> InputFetcher::FetchDatasetFiles(
   return (fs::path(dir) / name).string();
 }
 
-engine::RunOptions LeasedRunOptions(int threads, const DatasetFiles& datasets) {
+engine::RunOptions LeasedRunOptions(const WorkerOptions& options, const DatasetFiles& datasets) {
   engine::RunOptions run;
-  run.threads = threads;
+  run.threads = options.threads;
+  run.device = options.device;
   run.allow_local_paths = false;
   run.dataset_file = [&datasets](const std::string& id,
                                  const std::string& file) -> absl::StatusOr<std::string> {

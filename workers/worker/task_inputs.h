@@ -17,6 +17,7 @@
 #include "workers/engine/runtime/run_context.h"
 #include "workers/worker/blob_cache.h"
 #include "workers/worker/server_client.h"
+#include "workers/worker/worker_options.h"
 
 namespace compressd {
 
@@ -42,15 +43,17 @@ class InputFetcher {
                                    engine::EventSink& events, const engine::CancelToken& cancel);
 
  private:
-  absl::Status FetchModel(const v1::Task& task, const std::string& model_dir, engine::EventSink& events,
-                          const engine::CancelToken& cancel);
+  absl::Status FetchModel(const v1::Task& task, const std::string& model_dir,
+                          engine::EventSink& events, const engine::CancelToken& cancel);
   absl::StatusOr<DatasetFiles> FetchDatasets(const v1::Task& task, const std::string& datasets_dir,
-                                             engine::EventSink& events, const engine::CancelToken& cancel);
+                                             engine::EventSink& events,
+                                             const engine::CancelToken& cancel);
   // Fetches what `name` selects of `dataset` into <datasets_dir>/<dataset id>/;
   // returns the local path of `name`. `field` is the recipe field naming it.
   absl::StatusOr<std::string> FetchDatasetFiles(const v1::Dataset& dataset, const std::string& name,
                                                 const std::string& field,
-                                                const std::string& datasets_dir, engine::EventSink& events,
+                                                const std::string& datasets_dir,
+                                                engine::EventSink& events,
                                                 const engine::CancelToken& cancel);
 
   WorkerClient& client_;
@@ -58,8 +61,9 @@ class InputFetcher {
   const BlobCache::FetchFn fetch_;
 };
 
-// The RunOptions of a leased task or part: `threads`, no worker-local paths,
-// dataset files from `datasets` (which must outlive the options).
-engine::RunOptions LeasedRunOptions(int threads, const DatasetFiles& datasets);
+// The RunOptions of a leased task or part: the worker's threads and device,
+// no worker-local paths, dataset files from `datasets` (which must outlive
+// the options).
+engine::RunOptions LeasedRunOptions(const WorkerOptions& options, const DatasetFiles& datasets);
 
 }  // namespace compressd

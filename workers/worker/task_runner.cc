@@ -86,7 +86,7 @@ absl::StatusOr<std::string> TaskRunner::Execute(const v1::Task& task, LeaseScope
   // The server validated the recipe and applied its defaults (SubmitJob).
   ASSIGN_OR_RETURN(const RecipeSpec recipe, CompileRecipe(task.recipe()));
   ASSIGN_OR_RETURN(const TaskInputs inputs, inputs_.Fetch(task, task_dir, events, cancel));
-  engine::RunOptions run = LeasedRunOptions(options_.threads, inputs.datasets);
+  engine::RunOptions run = LeasedRunOptions(options_, inputs.datasets);
   // Checkpoints outlive this attempt on the server; losing the lease while
   // writing one stops the task like a lost lease anywhere else.
   run.checkpoints = &scope.checkpoints();
@@ -95,7 +95,8 @@ absl::StatusOr<std::string> TaskRunner::Execute(const v1::Task& task, LeaseScope
                       reporter_.retry(), scope.on_lease_lost());
   run.fanout = &fanout;
   SlowSink slow(events, options_.slow_ms_per_layer, cancel);
-  engine::EventSink& sink = options_.slow_ms_per_layer > 0 ? static_cast<engine::EventSink&>(slow) : events;
+  engine::EventSink& sink =
+      options_.slow_ms_per_layer > 0 ? static_cast<engine::EventSink&>(slow) : events;
   const std::string out_dir = (fs::path(task_dir) / "out").string();
   ASSIGN_OR_RETURN(std::string summary,
                    engine::RunJob(inputs.model_dir, recipe, out_dir, sink, cancel, run));
@@ -106,7 +107,8 @@ absl::StatusOr<std::string> TaskRunner::Execute(const v1::Task& task, LeaseScope
 }
 
 absl::Status TaskRunner::UploadOutputs(const v1::Task& task, const std::string& out_dir,
-                                       engine::EventSink& events, const engine::CancelToken& cancel) {
+                                       engine::EventSink& events,
+                                       const engine::CancelToken& cancel) {
   ASSIGN_OR_RETURN(std::vector<std::string> files, ListFilesRecursive(out_dir));
   const int total = static_cast<int>(files.size());
   for (int i = 0; i < total; ++i) {

@@ -38,8 +38,8 @@ class TaskRunner {
   absl::StatusOr<std::string> Execute(const v1::Task& task, LeaseScope& scope,
                                       EventReporter& events);
   // FAILED_PRECONDITION when the server no longer holds the task's lease.
-  absl::Status UploadOutputs(const v1::Task& task, const std::string& out_dir, engine::EventSink& events,
-                             const engine::CancelToken& cancel);
+  absl::Status UploadOutputs(const v1::Task& task, const std::string& out_dir,
+                             engine::EventSink& events, const engine::CancelToken& cancel);
   // Completes or fails the task on the server and logs the outcome.
   TaskOutcome Finish(const v1::Task& task, const absl::StatusOr<std::string>& result);
 

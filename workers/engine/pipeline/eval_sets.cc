@@ -15,7 +15,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int64_t kBatchTokens = 4096;       // tokens per forward pass
+constexpr int64_t kBatchTokens = 4096;  // tokens per forward pass
 constexpr uintmax_t kMaxTextBytes = 1ull << 30;
 
 // The local file behind a set's source.
@@ -23,9 +23,10 @@ absl::StatusOr<std::string> SourcePath(const v1::EvalDataset& set, const std::st
                                        const RunOptions& options) {
   if (!set.path().empty()) {
     if (!options.allow_local_paths) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ".path: local paths are only for compress-worker run; upload the text "
-          "(compressctl datasets upload) and name it with dataset_id + file"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field,
+                       ".path: local paths are only for compress-worker run; upload the text "
+                       "(compressctl datasets upload) and name it with dataset_id + file"));
     }
     return set.path();
   }
@@ -68,7 +69,8 @@ absl::StatusOr<std::string> ReadTextFile(const std::string& path, const std::str
   std::ifstream in(path, std::ios::binary);
   std::ostringstream text;
   text << in.rdbuf();
-  if (!in && !in.eof()) return absl::InternalError(absl::StrCat(field, ": ", path, ": read failed"));
+  if (!in && !in.eof())
+    return absl::InternalError(absl::StrCat(field, ": ", path, ": read failed"));
   return text.str();
 }
 
@@ -78,7 +80,8 @@ absl::StatusOr<engine::Tokenizer> LoadModelTokenizer(const std::string& model_pa
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ": missing; evaluation tokenizes its text with the model's tokenizer, which an HF "
+        path,
+        ": missing; evaluation tokenizes its text with the model's tokenizer, which an HF "
         "model directory must provide as tokenizer.json"));
   }
   return engine::Tokenizer::FromHfJsonFile(path);
@@ -102,9 +105,10 @@ absl::StatusOr<std::vector<EvalSet>> LoadEvalSets(const v1::Evaluation& evaluati
     set.text_tokens = static_cast<int64_t>(set.tokens.size());
     const int64_t needed = set.windows.window * set.windows.n_windows;
     if (set.text_tokens < needed) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, " (", set.name, "): ", set.source, " has ", set.text_tokens, " tokens, fewer than ",
-          spec.windows(), " windows of ", spec.window(), " (", needed, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " (", set.name, "): ", set.source, " has ", set.text_tokens,
+                       " tokens, fewer than ", spec.windows(), " windows of ", spec.window(), " (",
+                       needed, ")"));
     }
     set.tokens.resize(needed);
     set.windows.batch_windows = BatchWindows(set);
@@ -127,13 +131,14 @@ absl::StatusOr<engine::PerplexityResult> EvaluateSet(const engine::LlamaForward&
   for (int64_t first = 0; first < set.windows.n_windows; first += batch) {
     if (cancel.cancelled()) return absl::CancelledError("job cancelled");
     const int64_t n = std::min(batch, set.windows.n_windows - first);
-    ASSIGN_OR_RETURN(engine::PerplexityResult r,
-                     engine::Perplexity(forward, WindowSlice(set, first, n),
-                                        {set.windows.window, n, n}));
+    ASSIGN_OR_RETURN(
+        engine::PerplexityResult r,
+        engine::Perplexity(forward, WindowSlice(set, first, n), {set.windows.window, n, n}));
     nll_sum += r.mean_nll * static_cast<double>(r.n_predicted);
     total.n_windows += r.n_windows;
     total.n_predicted += r.n_predicted;
-    Step(progress, events, absl::StrCat(set.name, ": windows ", first + n, "/", set.windows.n_windows));
+    Step(progress, events,
+         absl::StrCat(set.name, ": windows ", first + n, "/", set.windows.n_windows));
   }
   total.mean_nll = total.n_predicted ? nll_sum / static_cast<double>(total.n_predicted) : 0;
   total.perplexity = std::exp(total.mean_nll);
@@ -156,8 +161,8 @@ absl::StatusOr<engine::CompareResult> CompareOnSet(const engine::LlamaForward& d
     kl_sum += r.mean_kl * static_cast<double>(r.n_positions);
     agree_sum += r.top1_agreement * static_cast<double>(r.n_positions);
     total.n_positions += r.n_positions;
-    Step(progress, events, absl::StrCat(set.name, ": KL windows ", first + n, "/",
-                                        set.windows.n_windows));
+    Step(progress, events,
+         absl::StrCat(set.name, ": KL windows ", first + n, "/", set.windows.n_windows));
   }
   if (total.n_positions > 0) {
     total.mean_kl = kl_sum / static_cast<double>(total.n_positions);

@@ -59,9 +59,12 @@ ep::SearchOptions SearchOpts(const v1::EvoPressStage& stage, int64_t window) {
 
 ep::Mode SearchMode(EvoMode mode) {
   switch (mode) {
-    case EvoMode::kBits: return ep::Mode::kBits;
-    case EvoMode::kDrop: return ep::Mode::kDrop;
-    case EvoMode::kSparsity: break;
+    case EvoMode::kBits:
+      return ep::Mode::kBits;
+    case EvoMode::kDrop:
+      return ep::Mode::kDrop;
+    case EvoMode::kSparsity:
+      break;
   }
   return ep::Mode::kSparsity;
 }
@@ -186,8 +189,7 @@ absl::StatusOr<std::unique_ptr<EvoPressSession>> EvoPressSession::Create(
                    ep::MakeSearchSpace(model, Modules(targets), s->stage_, SearchMode(evo.mode)));
   s->windows_ = calibration.sequences;
   if (s->space_.mode == ep::Mode::kDrop && evo.start == EvoStart::kScore && !for_parts) {
-    ASSIGN_OR_RETURN(s->drop_scores_,
-                     ep::BlockInfluence(model, &backend, s->space_, s->windows_));
+    ASSIGN_OR_RETURN(s->drop_scores_, ep::BlockInfluence(model, &backend, s->space_, s->windows_));
     ASSIGN_OR_RETURN(s->initial_,
                      ep::ScoreDropConfig(s->space_, s->stage_.target(), s->drop_scores_));
   } else {
@@ -224,11 +226,10 @@ absl::StatusOr<ep::DbBuildStats> EvoPressSession::BuildDb(const std::set<int>& l
                                                           const CancelToken& cancel) {
   if (!db_) return ep::DbBuildStats{};
   if (db_spec_.build == ep::DbBuild::kSequential) {
-    return ep::BuildSequentialLevelsDb(
-        model_, {},
-        SequentialCompressor(model_, backend_, space_, db_spec_, windows_, threads_, events,
-                             cancel),
-        *db_, events, cancel, levels);
+    return ep::BuildSequentialLevelsDb(model_, {},
+                                       SequentialCompressor(model_, backend_, space_, db_spec_,
+                                                            windows_, threads_, events, cancel),
+                                       *db_, events, cancel, levels);
   }
   return ep::BuildLevelsDb(model_, backend_, windows_, {}, threads_, *db_, events, cancel);
 }
@@ -248,8 +249,7 @@ absl::StatusOr<std::vector<int>> EvoPressSession::MissingLevels() {
   return out;
 }
 
-absl::StatusOr<std::string> EvoPressSession::RunPart(const std::string& payload,
-                                                     EventSink& events,
+absl::StatusOr<std::string> EvoPressSession::RunPart(const std::string& payload, EventSink& events,
                                                      const CancelToken& cancel) {
   const json p = json::parse(payload, nullptr, /*allow_exceptions=*/false);
   if (!p.is_object() || !p.contains("kind")) return BadPayload("not a JSON object with a kind");
@@ -282,9 +282,9 @@ absl::StatusOr<std::string> EvoPressSession::RunPart(const std::string& payload,
       }
       if (base.size() != space_.units.size()) return BadPayload("a base of the wrong size");
       if (windows_step_ != std::make_pair(g, step)) {
-        RETURN_IF_ERROR(evaluator_->SetWindows(
-            ep::DrawWindows(stream_, search_options_.window, search_options_.step_tokens[step],
-                            search_options_.seed, g, step)));
+        RETURN_IF_ERROR(evaluator_->SetWindows(ep::DrawWindows(stream_, search_options_.window,
+                                                               search_options_.step_tokens[step],
+                                                               search_options_.seed, g, step)));
         windows_step_ = {g, step};
       }
       const ep::EvaluatorStats before = evaluator_->stats();
@@ -309,25 +309,24 @@ ep::StepFitness EvoPressSession::FannedStepFitness(Fanout& fanout, const CancelT
   return [this, &fanout, &cancel](int g, int s, const std::vector<ep::Config>& pool,
                                   const ep::Config& base,
                                   int64_t* tokens) -> absl::StatusOr<std::vector<double>> {
-    const size_t chunks =
-        std::min(pool.size(), static_cast<size_t>(std::max(1, fanout.workers())));
+    const size_t chunks = std::min(pool.size(), static_cast<size_t>(std::max(1, fanout.workers())));
     std::vector<WorkPart> parts;
     for (size_t c = 0; c < chunks; ++c) {
       const size_t lo = pool.size() * c / chunks, hi = pool.size() * (c + 1) / chunks;
       json configs = json::array();
       for (size_t i = lo; i < hi; ++i) configs.push_back(pool[i]);
       WorkPart& part = parts.emplace_back();
-      part.payload = json{{"kind", "eval"}, {"generation", g}, {"step", s},
-                          {"configs", configs}, {"base", base}, {"threads", threads_}}
+      part.payload = json{{"kind", "eval"},     {"generation", g}, {"step", s},
+                          {"configs", configs}, {"base", base},    {"threads", threads_}}
                          .dump();
       part.name = absl::StrFormat("evopress/eval/g%04d/s%d/c%03d-%s", g, s, c,
                                   Sha256Hex(part.payload).substr(0, 12));
     }
     DropSink quiet;
-    ASSIGN_OR_RETURN(std::vector<std::string> results,
-                     fanout.Run(parts,
-                                [&](const WorkPart& p) { return RunPart(p.payload, quiet, cancel); },
-                                cancel));
+    ASSIGN_OR_RETURN(
+        std::vector<std::string> results,
+        fanout.Run(
+            parts, [&](const WorkPart& p) { return RunPart(p.payload, quiet, cancel); }, cancel));
     std::vector<double> fitness;
     for (size_t c = 0; c < results.size(); ++c) {
       const json r = json::parse(results[c], nullptr, /*allow_exceptions=*/false);
@@ -335,7 +334,8 @@ ep::StepFitness EvoPressSession::FannedStepFitness(Fanout& fanout, const CancelT
         return absl::DataLossError(absl::StrCat(parts[c].name, ": not an evaluation result"));
       }
       for (const json& f : r["fitness"]) {
-        fitness.push_back(f.is_number() ? f.get<double>() : std::numeric_limits<double>::infinity());
+        fitness.push_back(f.is_number() ? f.get<double>()
+                                        : std::numeric_limits<double>::infinity());
       }
       *tokens = r.value("tokens", int64_t{0});
       AddStats(r, &fanned_stats_);
@@ -343,6 +343,5 @@ ep::StepFitness EvoPressSession::FannedStepFitness(Fanout& fanout, const CancelT
     return fitness;
   };
 }
-
 
 }  // namespace compressd::engine

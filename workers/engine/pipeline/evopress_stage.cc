@@ -84,11 +84,12 @@ json ConfigJson(const ep::SearchSpace& space, const ep::Config& config,
                      {"group", space.group_names[space.units[u].group]},
                      {"level", space.levels[config[u]]}});
   }
-  return {{"mode", stage.mode()},          {"target", stage.target()},
-          {"levels", space.levels},        {"mean_level", ep::MeanLevel(space, config)},
+  return {{"mode", stage.mode()},
+          {"target", stage.target()},
+          {"levels", space.levels},
+          {"mean_level", ep::MeanLevel(space, config)},
           {"units", std::move(units)}};
 }
-
 
 // The levels database's store: RunOptions::levels_db, else its
 // checkpoints, else (not drop mode) a temporary directory owned by `temp`.
@@ -119,8 +120,7 @@ void AddBuildStats(const ep::DbBuildStats& from, ep::DbBuildStats* to) {
 
 // The levels the database still misses, one part each, on every worker.
 absl::Status BuildLevelsAsParts(EvoPressSession& session, Fanout& fanout, int threads,
-                                EventSink& events, const CancelToken& cancel,
-                                DatabaseResult* out) {
+                                EventSink& events, const CancelToken& cancel, DatabaseResult* out) {
   const ep::SearchSpace& space = session.space();
   ASSIGN_OR_RETURN(std::vector<int> missing, session.MissingLevels());
   std::vector<WorkPart> parts;
@@ -131,14 +131,14 @@ absl::Status BuildLevelsAsParts(EvoPressSession& session, Fanout& fanout, int th
   }
   out->level_parts = static_cast<int>(parts.size());
   if (parts.empty()) return absl::OkStatus();
-  EmitLog(events, "info", absl::StrFormat("levels database: %d passes as parts for %d workers",
-                                          parts.size(), fanout.workers()));
-  ASSIGN_OR_RETURN(std::vector<std::string> results,
-                   fanout.Run(parts,
-                              [&](const WorkPart& p) {
-                                return session.RunPart(p.payload, events, cancel);
-                              },
-                              cancel));
+  EmitLog(events, "info",
+          absl::StrFormat("levels database: %d passes as parts for %d workers", parts.size(),
+                          fanout.workers()));
+  ASSIGN_OR_RETURN(
+      std::vector<std::string> results,
+      fanout.Run(
+          parts, [&](const WorkPart& p) { return session.RunPart(p.payload, events, cancel); },
+          cancel));
   for (const std::string& r : results) {
     const json j = json::parse(r, nullptr, /*allow_exceptions=*/false);
     if (!j.is_object()) return absl::DataLossError("a levels part returned no statistics");
@@ -195,31 +195,30 @@ absl::Status Stitch(EvoPressSession& session, const ep::Config& best, engine::Ll
 }
 
 json SummaryJson(EvoPressSession& session, const v1::EvoPressStage& stage, EvoStart start,
-                 const json& config,
-                 const ep::SearchResult& search, const DatabaseResult& db,
+                 const json& config, const ep::SearchResult& search, const DatabaseResult& db,
                  const RunOptions& options, double search_s) {
-  const ep::EvaluatorStats es = options.fanout != nullptr ? session.fanned_stats()
-                                                          : session.evaluator().stats();
-  json summary = {
-      {"config", config},
-      {"fitness", stage.fitness()},
-      {"initial_fitness", search.state.initial_fitness},
-      {"final_fitness", search.state.fitness},
-      {"fitness_curve", search.state.history},
-      {"generations", search.state.generation},
-      {"resumed_generations", search.resumed_generations},
-      {"tokens", search.state.tokens},
-      {"evaluations", es.candidates},
-      {"block_tokens", es.block_tokens},
-      {"block_tokens_saved_by_prefix_reuse", es.block_tokens_saved},
-      {"levels_db", {{"fingerprint", session.db_fingerprint()},
-                     {"build", ep::DbBuildName(session.db_spec().build)},
-                     {"entries_built", db.stats.solved},
-                     {"entries_reused", db.stats.reused},
-                     {"parts", db.level_parts}}},
-      {"fanout_workers", options.fanout != nullptr ? options.fanout->workers() : 1},
-      {"start", start == EvoStart::kScore ? "score" : "random"},
-      {"timing_seconds", {{"levels_db", db.seconds}, {"search", search_s}}}};
+  const ep::EvaluatorStats es =
+      options.fanout != nullptr ? session.fanned_stats() : session.evaluator().stats();
+  json summary = {{"config", config},
+                  {"fitness", stage.fitness()},
+                  {"initial_fitness", search.state.initial_fitness},
+                  {"final_fitness", search.state.fitness},
+                  {"fitness_curve", search.state.history},
+                  {"generations", search.state.generation},
+                  {"resumed_generations", search.resumed_generations},
+                  {"tokens", search.state.tokens},
+                  {"evaluations", es.candidates},
+                  {"block_tokens", es.block_tokens},
+                  {"block_tokens_saved_by_prefix_reuse", es.block_tokens_saved},
+                  {"levels_db",
+                   {{"fingerprint", session.db_fingerprint()},
+                    {"build", ep::DbBuildName(session.db_spec().build)},
+                    {"entries_built", db.stats.solved},
+                    {"entries_reused", db.stats.reused},
+                    {"parts", db.level_parts}}},
+                  {"fanout_workers", options.fanout != nullptr ? options.fanout->workers() : 1},
+                  {"start", start == EvoStart::kScore ? "score" : "random"},
+                  {"timing_seconds", {{"levels_db", db.seconds}, {"search", search_s}}}};
   if (!session.drop_scores().empty()) {
     json scores = json::object();
     const ep::SearchSpace& space = session.space();

@@ -46,7 +46,7 @@ namespace compressd::engine {
 struct EvoPressJob {
   engine::LlamaModel* model = nullptr;  // replaced by the stitched model
   engine::Backend* backend = nullptr;
-  const RecipeSpec* recipe = nullptr;   // with an evopress stage
+  const RecipeSpec* recipe = nullptr;  // with an evopress stage
   const std::vector<ModelTarget>* targets = nullptr;
   const CalibrationSet* calibration = nullptr;
   int threads = 1;

@@ -29,7 +29,8 @@ absl::StatusOr<std::string> RunJob(const std::string& model_path, const RecipeSp
                                    CancelToken& cancel, const RunOptions& options) {
   ASSIGN_OR_RETURN(ModelInput input, ResolveModelInput(model_path));
   std::error_code ec;
-  if (std::filesystem::exists(out_dir, ec) && std::filesystem::equivalent(model_path, out_dir, ec)) {
+  if (std::filesystem::exists(out_dir, ec) &&
+      std::filesystem::equivalent(model_path, out_dir, ec)) {
     return absl::InvalidArgumentError(
         absl::StrCat(out_dir, ": the output directory must differ from the model directory"));
   }

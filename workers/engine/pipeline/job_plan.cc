@@ -71,8 +71,8 @@ JobPlan PlanJob(const RecipeSpec& spec, const ModelInput& input) {
   bool magnitude_only = spec.format == OutputFormat::kHfSafetensors && !recipe.has_calibration() &&
                         recipe.overrides().empty();
   for (const v1::Stage& stage : recipe.stages()) magnitude_only &= stage.has_magnitude();
-  plan.path = !input.gguf && !plan.evaluate && magnitude_only ? JobPath::kTensorByTensor
-                                                              : JobPath::kModel;
+  plan.path =
+      !input.gguf && !plan.evaluate && magnitude_only ? JobPath::kTensorByTensor : JobPath::kModel;
   return plan;
 }
 

@@ -20,9 +20,12 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 // Small files of an HF model directory that belong with the exported model.
-constexpr const char* kSideFiles[] = {"tokenizer.json",    "tokenizer_config.json",
-                                      "special_tokens_map.json", "generation_config.json",
-                                      "vocab.json",        "merges.txt"};
+constexpr const char* kSideFiles[] = {"tokenizer.json",
+                                      "tokenizer_config.json",
+                                      "special_tokens_map.json",
+                                      "generation_config.json",
+                                      "vocab.json",
+                                      "merges.txt"};
 
 absl::Status CopySideFiles(const std::string& model_dir, const std::string& out_dir) {
   for (const char* name : kSideFiles) {
@@ -56,7 +59,8 @@ absl::Status WriteTokenizerFromGguf(const std::string& gguf_path, const std::str
                                       converted->tokenizer_json));
   RETURN_IF_ERROR(WriteFileAtomically((fs::path(out_dir) / "tokenizer_config.json").string(),
                                       converted->tokenizer_config_json));
-  EmitLog(events, "info", "wrote tokenizer.json and tokenizer_config.json from the GGUF's tokenizer");
+  EmitLog(events, "info",
+          "wrote tokenizer.json and tokenizer_config.json from the GGUF's tokenizer");
   return absl::OkStatus();
 }
 
@@ -67,8 +71,7 @@ std::map<std::string, const engine::QuantizedTensor*> QuantizedMap(
   return map;
 }
 
-absl::StatusOr<json> ExportGptq(const ExportRequest& r, const RecipeSpec& spec,
-                                EventSink& events) {
+absl::StatusOr<json> ExportGptq(const ExportRequest& r, const RecipeSpec& spec, EventSink& events) {
   GptqExportOptions options;
   for (const v1::Stage& s : spec.recipe.stages()) {
     if (s.has_gptq()) options.damp_percent = s.gptq().percdamp();
@@ -80,8 +83,9 @@ absl::StatusOr<json> ExportGptq(const ExportRequest& r, const RecipeSpec& spec,
   }
   ASSIGN_OR_RETURN(GptqExportStats stats,
                    WriteGptqLlama(*r.model, QuantizedMap(*r.quantized), r.out_dir, options));
-  EmitLog(events, "info", absl::StrCat("wrote a GPTQ model (", stats.quantized_tensors,
-                                       " packed tensors) to ", r.out_dir));
+  EmitLog(events, "info",
+          absl::StrCat("wrote a GPTQ model (", stats.quantized_tensors, " packed tensors) to ",
+                       r.out_dir));
   return json{{"quantized_tensors", stats.quantized_tensors},
               {"dense_tensors", stats.dense_tensors},
               {"desc_act", stats.desc_act},
@@ -98,7 +102,9 @@ json GgufReportJson(const GgufExportReport& report) {
     const std::string type = engine::GgmlTypeName(t.type);
     ++by_type[type];
     exact += t.exact_from_grid;
-    json entry = {{"name", t.gguf_name}, {"type", type}, {"exact_from_grid", t.exact_from_grid},
+    json entry = {{"name", t.gguf_name},
+                  {"type", type},
+                  {"exact_from_grid", t.exact_from_grid},
                   {"bytes", t.bytes}};
     if (!t.note.empty()) entry["note"] = t.note;
     tensors.push_back(std::move(entry));
@@ -111,8 +117,7 @@ json GgufReportJson(const GgufExportReport& report) {
           {"tensors", tensors}};
 }
 
-absl::StatusOr<json> ExportGguf(const ExportRequest& r, const RecipeSpec& spec,
-                                EventSink& events) {
+absl::StatusOr<json> ExportGguf(const ExportRequest& r, const RecipeSpec& spec, EventSink& events) {
   std::unique_ptr<engine::GgufFile> source;
   if (r.input.gguf) {
     ASSIGN_OR_RETURN(source, engine::GgufFile::Open(r.input.path));
@@ -125,9 +130,9 @@ absl::StatusOr<json> ExportGguf(const ExportRequest& r, const RecipeSpec& spec,
   fs::create_directories(r.out_dir, ec);
   if (ec) return absl::InternalError(absl::StrCat(r.out_dir, ": mkdir: ", ec.message()));
   const std::string file = (fs::path(r.out_dir) / "model.gguf").string();
-  ASSIGN_OR_RETURN(GgufExportReport report, WriteGgufLlama(*r.model, source.get(),
-                                                           QuantizedMap(*r.quantized), options,
-                                                           file));
+  ASSIGN_OR_RETURN(
+      GgufExportReport report,
+      WriteGgufLlama(*r.model, source.get(), QuantizedMap(*r.quantized), options, file));
   EmitLog(events, "info", absl::StrCat("wrote a GGUF model to ", file));
   return GgufReportJson(report);
 }

@@ -42,9 +42,8 @@ json ModelSummaryJson(engine::LlamaModel& model, const ModelInput& input) {
           {"parameters", params}};
 }
 
-absl::Status LoadModelInputs(const JobPlan& plan, const RecipeSpec& spec,
-                             const RunOptions& options, const LoadWhat& what, EventSink& events,
-                             ModelInputs* inputs) {
+absl::Status LoadModelInputs(const JobPlan& plan, const RecipeSpec& spec, const RunOptions& options,
+                             const LoadWhat& what, EventSink& events, ModelInputs* inputs) {
   const v1::Recipe& recipe = spec.recipe;
   ASSIGN_OR_RETURN(inputs->model, engine::LoadModel(plan.input.path));
   const bool sets = what.eval_sets && plan.evaluate;
@@ -62,8 +61,8 @@ absl::Status LoadModelInputs(const JobPlan& plan, const RecipeSpec& spec,
       EmitLog(events, "info",
               absl::StrFormat("calibration set %s: %d windows of %d tokens from %s (%d files, "
                               "%d tokens, seed %d)",
-                              c.name, c.sequences.size(), recipe.calibration().seq_len(),
-                              c.source, c.files, c.text_tokens, recipe.calibration().seed()));
+                              c.name, c.sequences.size(), recipe.calibration().seq_len(), c.source,
+                              c.files, c.text_tokens, recipe.calibration().seed()));
     }
   }
   if (what.targets && !recipe.stages().empty()) {

@@ -35,10 +35,11 @@ absl::StatusOr<std::vector<engine::PerplexityResult>> EvaluateAll(
   for (const EvalSet& set : sets) {
     ASSIGN_OR_RETURN(engine::PerplexityResult r,
                      EvaluateSet(forward, set, progress, events, cancel));
-    EmitLabeledMetric(events, "perplexity", r.perplexity, {{"dataset", set.name}, {"model", label}});
-    EmitLog(events, "info", absl::StrFormat("%s perplexity on %s: %.4f (%d windows of %d)", label,
-                                            set.name, r.perplexity, set.windows.n_windows,
-                                            set.windows.window));
+    EmitLabeledMetric(events, "perplexity", r.perplexity,
+                      {{"dataset", set.name}, {"model", label}});
+    EmitLog(events, "info",
+            absl::StrFormat("%s perplexity on %s: %.4f (%d windows of %d)", label, set.name,
+                            r.perplexity, set.windows.n_windows, set.windows.window));
     results.push_back(r);
   }
   return results;
@@ -101,8 +102,14 @@ class ModelJob {
  public:
   ModelJob(const JobPlan& plan, const RecipeSpec& spec, const std::string& out_dir,
            const RunOptions& options, EventSink& events, CancelToken& cancel)
-      : plan_(plan), spec_(spec), recipe_(spec.recipe), out_dir_(out_dir), options_(options),
-        events_(events), cancel_(cancel), threads_(EvaluationThreads(recipe_, options)) {}
+      : plan_(plan),
+        spec_(spec),
+        recipe_(spec.recipe),
+        out_dir_(out_dir),
+        options_(options),
+        events_(events),
+        cancel_(cancel),
+        threads_(EvaluationThreads(recipe_, options)) {}
 
   absl::StatusOr<std::string> Run() {
     RETURN_IF_ERROR(Load());
@@ -119,8 +126,8 @@ class ModelJob {
     }
     const std::string summary = Summary();
     if (spec_.evaluate_only) {
-      RETURN_IF_ERROR(WriteFileAtomically((fs::path(out_dir_) / "summary.json").string(),
-                                          summary + "\n"));
+      RETURN_IF_ERROR(
+          WriteFileAtomically((fs::path(out_dir_) / "summary.json").string(), summary + "\n"));
     }
     return summary;
   }
@@ -134,10 +141,11 @@ class ModelJob {
     model_json_ = ModelSummaryJson(in_.model, plan_.input);
     load_s_ = SecondsSince(t);
     EmitProgress(events_, "load", 1, 1, name);
-    EmitLog(events_, "info", absl::StrCat("loaded ", in_.model.config.model_type, " model: ",
-                                          in_.model.config.n_layers, " layers, ",
-                                          model_json_["parameters"].get<uint64_t>(),
-                                          " parameters, ", in_.targets.size(), " targeted"));
+    EmitLog(
+        events_, "info",
+        absl::StrCat("loaded ", in_.model.config.model_type, " model: ", in_.model.config.n_layers,
+                     " layers, ", model_json_["parameters"].get<uint64_t>(), " parameters, ",
+                     in_.targets.size(), " targeted"));
     return cancel_.cancelled() ? absl::CancelledError("job cancelled") : absl::OkStatus();
   }
 
@@ -210,15 +218,12 @@ class ModelJob {
     if (plan_.evaluate) s.evaluation = EvaluationJson(in_.sets, dense_, compressed_, kl_, threads_);
     if (compressed) {
       s.layers = result_.layers;
-      s.totals = CompressionTotals{in_.targets.size(),
-                                   result_.targeted_parameters,
-                                   result_.zeros,
-                                   model_json_["parameters"].get<uint64_t>(),
-                                   result_.bits_sum,
-                                   output_bytes_};
+      s.totals = CompressionTotals{in_.targets.size(), result_.targeted_parameters,
+                                   result_.zeros,      model_json_["parameters"].get<uint64_t>(),
+                                   result_.bits_sum,   output_bytes_};
       if (in_.calibration) {
-        s.calibration = CalibrationJson(*in_.calibration, recipe_.calibration(),
-                                        result_.resumed_blocks);
+        s.calibration =
+            CalibrationJson(*in_.calibration, recipe_.calibration(), result_.resumed_blocks);
       }
       if (!export_report_.is_null()) s.export_report = export_report_;
       if (!evopress_.is_null()) s.evopress = evopress_;

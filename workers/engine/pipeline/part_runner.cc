@@ -20,11 +20,13 @@ class ForwardingStore : public CheckpointStore {
  public:
   void set(CheckpointStore* target) { target_ = target; }
   absl::Status Put(const std::string& name, const std::string& bytes) override {
-    if (target_ == nullptr) return absl::FailedPreconditionError("no checkpoint store for the part");
+    if (target_ == nullptr)
+      return absl::FailedPreconditionError("no checkpoint store for the part");
     return target_->Put(name, bytes);
   }
   absl::StatusOr<std::string> Get(const std::string& name) override {
-    if (target_ == nullptr) return absl::FailedPreconditionError("no checkpoint store for the part");
+    if (target_ == nullptr)
+      return absl::FailedPreconditionError("no checkpoint store for the part");
     return target_->Get(name);
   }
 

@@ -11,10 +11,9 @@ absl::Status CheckPatternsFit(const RecipeSpec& spec, const std::string& name, i
   for (size_t i = 0; i < spec.patterns.size(); ++i) {
     const NMPattern& p = spec.patterns[i];
     if (!p.set() || cols % p.m == 0) continue;
-    return absl::InvalidArgumentError(absl::StrCat("stages[", i, "]: tensor \"", name,
-                                                   "\" has input dimension ", cols,
-                                                   ", not a multiple of M=", p.m,
-                                                   " for N:M pattern \"", p.n, ":", p.m, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("stages[", i, "]: tensor \"", name, "\" has input dimension ", cols,
+                     ", not a multiple of M=", p.m, " for N:M pattern \"", p.n, ":", p.m, "\""));
   }
   return absl::OkStatus();
 }
@@ -30,9 +29,9 @@ absl::StatusOr<std::vector<ModelTarget>> SelectModelTargets(engine::LlamaModel& 
     targets.push_back({t.name, *TargetMatcher::ModuleName(t.name)});
   }
   if (targets.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("targets.include: \"",
-                                                   spec.recipe.targets().include(),
-                                                   "\" (minus ignore) matches no 2-D weight of the model"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("targets.include: \"", spec.recipe.targets().include(),
+                     "\" (minus ignore) matches no 2-D weight of the model"));
   }
   return targets;
 }

@@ -41,17 +41,18 @@ absl::StatusOr<std::vector<Target>> SelectTargets(const HfModel& model, const Re
     ASSIGN_OR_RETURN(bool is_target, matcher.IsTarget(name, ref.info->shape));
     if (!is_target) continue;
     if (!IsConvertibleFloat(ref.info->dtype)) {
-      EmitLog(events, "warning", absl::StrCat("skipping ", name, ": dtype ",
-                                              DTypeName(ref.info->dtype), " is not a float type"));
+      EmitLog(events, "warning",
+              absl::StrCat("skipping ", name, ": dtype ", DTypeName(ref.info->dtype),
+                           " is not a float type"));
       continue;
     }
     RETURN_IF_ERROR(CheckPatternsFit(spec, name, ref.info->shape[1]));
     targets.push_back({name, *TargetMatcher::ModuleName(name), ref.shard, ref.info});
   }
   if (targets.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "targets.include: \"", recipe.targets().include(),
-        "\" (minus ignore) matches no 2-D F32/F16/BF16 weight of the model"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("targets.include: \"", recipe.targets().include(),
+                     "\" (minus ignore) matches no 2-D F32/F16/BF16 weight of the model"));
   }
   std::stable_sort(targets.begin(), targets.end(), [](const Target& a, const Target& b) {
     if (a.shard != b.shard) return a.shard->rel_path < b.shard->rel_path;
@@ -61,8 +62,7 @@ absl::StatusOr<std::vector<Target>> SelectTargets(const HfModel& model, const Re
 }
 
 // Prunes one tensor through every stage; returns its bytes in the original dtype.
-absl::StatusOr<std::string> PruneTensor(const Target& t, const RecipeSpec& spec,
-                                        json* layer) {
+absl::StatusOr<std::string> PruneTensor(const Target& t, const RecipeSpec& spec, json* layer) {
   const Clock::time_point start = Clock::now();
   ASSIGN_OR_RETURN(std::vector<float> w, t.shard->file->ReadAsFloat(*t.info));
   const int64_t rows = t.info->shape[0], cols = t.info->shape[1];
@@ -89,9 +89,12 @@ absl::StatusOr<std::string> PruneTensor(const Target& t, const RecipeSpec& spec,
 
 const char* LayoutName(HfModel::Layout layout) {
   switch (layout) {
-    case HfModel::Layout::kSingle: return "single";
-    case HfModel::Layout::kIndexed: return "indexed";
-    case HfModel::Layout::kGlob: return "glob";
+    case HfModel::Layout::kSingle:
+      return "single";
+    case HfModel::Layout::kIndexed:
+      return "indexed";
+    case HfModel::Layout::kGlob:
+      return "glob";
   }
   return "unknown";
 }
@@ -107,10 +110,10 @@ absl::StatusOr<std::string> RunTensorJob(const std::string& model_dir, const Rec
   ASSIGN_OR_RETURN(std::vector<Target> targets, SelectTargets(*model, recipe, events));
   const double load_s = SecondsSince(start);
   EmitProgress(events, "load", 1, 1, model_dir);
-  EmitLog(events, "info", absl::StrCat("loaded ", model->config().model_type, " model: ",
-                                       model->tensors().size(), " tensors in ",
-                                       model->shards().size(), " shard(s), ", targets.size(),
-                                       " targeted"));
+  EmitLog(events, "info",
+          absl::StrCat("loaded ", model->config().model_type, " model: ", model->tensors().size(),
+                       " tensors in ", model->shards().size(), " shard(s), ", targets.size(),
+                       " targeted"));
 
   json layers = json::array();
   double prune_s = 0, export_s = 0;
@@ -155,11 +158,10 @@ absl::StatusOr<std::string> RunTensorJob(const std::string& model_dir, const Rec
                    {"parameters", model_params}};
   summary.layers = std::move(layers);
   summary.totals = CompressionTotals{targets.size(), targeted_params, zeros, model_params, {}, {}};
-  summary.timing = {{"load", load_s}, {"prune", prune_s}, {"export", export_s},
-                    {"total", SecondsSince(start)}};
+  summary.timing = {
+      {"load", load_s}, {"prune", prune_s}, {"export", export_s}, {"total", SecondsSince(start)}};
   return summary.Dump();
 }
-
 
 bool NaturalLess(const std::string& a, const std::string& b) {
   size_t i = 0, j = 0;

@@ -23,7 +23,7 @@
 namespace compressd::engine {
 
 struct WorkPart {
-  std::string name;     // unique within the job and attempt; [A-Za-z0-9._/-]
+  std::string name;  // unique within the job and attempt; [A-Za-z0-9._/-]
   std::string payload;
 };
 

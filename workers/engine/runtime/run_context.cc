@@ -16,8 +16,7 @@ void EmitProgress(EventSink& sink, const std::string& stage, int current, int to
   sink.Emit(e);
 }
 
-void EmitMetric(EventSink& sink, const std::string& name, double value,
-                const std::string& layer) {
+void EmitMetric(EventSink& sink, const std::string& name, double value, const std::string& layer) {
   v1::JobEvent e;
   e.set_time_ms(NowMs());
   v1::MetricPoint* m = e.mutable_metric();

@@ -45,8 +45,7 @@ struct RunOptions {
   bool allow_local_paths = true;
   // The local path of file `file` of dataset `dataset_id` (fetched by the
   // worker); unset: dataset sources are INVALID_ARGUMENT.
-  std::function<absl::StatusOr<std::string>(const std::string& dataset_id,
-                                            const std::string& file)>
+  std::function<absl::StatusOr<std::string>(const std::string& dataset_id, const std::string& file)>
       dataset_file;
   // Where a long job keeps its progress so a retry resumes (not owned; must
   // outlive the run): the server's blob store for leased tasks, a directory
@@ -67,8 +66,7 @@ struct RunOptions {
 // Helpers that build and emit one event.
 void EmitProgress(EventSink& sink, const std::string& stage, int current, int total,
                   const std::string& message);
-void EmitMetric(EventSink& sink, const std::string& name, double value,
-                const std::string& layer);
+void EmitMetric(EventSink& sink, const std::string& name, double value, const std::string& layer);
 // A metric with any labels, e.g. perplexity {dataset: "ppl-persuasion", model: "dense"}.
 void EmitLabeledMetric(EventSink& sink, const std::string& name, double value,
                        const std::map<std::string, std::string>& labels);

@@ -152,9 +152,9 @@ TEST(TargetMatcherTest, IncludeIgnoreFullMatch) {
   };
   EXPECT_TRUE(is("model.layers.0.self_attn.q_proj.weight"));
   EXPECT_TRUE(is("model.layers.0.mlp.up_proj.weight"));
-  EXPECT_FALSE(is("model.layers.0.mlp.down_proj.weight"));   // ignored
-  EXPECT_FALSE(is("model.layers.1.self_attn.q_proj.weight"));  // ignored
-  EXPECT_FALSE(is("model.layers.0.self_attn.q_proj.bias"));    // not a weight
+  EXPECT_FALSE(is("model.layers.0.mlp.down_proj.weight"));           // ignored
+  EXPECT_FALSE(is("model.layers.1.self_attn.q_proj.weight"));        // ignored
+  EXPECT_FALSE(is("model.layers.0.self_attn.q_proj.bias"));          // not a weight
   EXPECT_FALSE(is("model.layers.0.self_attn.q_proj.weight", {16}));  // not 2-D
   EXPECT_FALSE(is("lm_head.weight"));
   EXPECT_FALSE(is("model.embed_tokens.weight"));

@@ -14,10 +14,10 @@
 #include "workers/engine/calib/block_checkpoint.h"
 #include "workers/engine/calib/calib_data.h"
 #include "workers/engine/calib/calibrated_compress.h"
-#include "workers/engine/runtime/checkpoint.h"
-#include "workers/engine/pipeline/targets.h"
 #include "workers/engine/nn/cpu_backend.h"
 #include "workers/engine/nn/forward.h"
+#include "workers/engine/pipeline/targets.h"
+#include "workers/engine/runtime/checkpoint.h"
 
 namespace compressd::engine {
 namespace {
@@ -79,7 +79,8 @@ struct RunResult {
 };
 
 RunResult Compress(const LlamaModel& dense, const v1::Recipe& recipe, const CalibrationSet& calib,
-             CheckpointStore* store, EventSink* sink = nullptr, CancelToken* cancel = nullptr) {
+                   CheckpointStore* store, EventSink* sink = nullptr,
+                   CancelToken* cancel = nullptr) {
   RunResult run;
   run.model = dense;
   NullSink null_sink;
@@ -88,9 +89,9 @@ RunResult Compress(const LlamaModel& dense, const v1::Recipe& recipe, const Cali
   absl::StatusOr<std::vector<ModelTarget>> targets =
       SelectModelTargets(run.model, *CompileRecipe(recipe));
   EXPECT_TRUE(targets.ok()) << targets.status();
-  run.status = CompressCalibrated(run.model, backend, recipe, *targets, calib, 1, store,
-                                  sink ? *sink : null_sink, cancel ? *cancel : no_cancel,
-                                  &run.result);
+  run.status =
+      CompressCalibrated(run.model, backend, recipe, *targets, calib, 1, store,
+                         sink ? *sink : null_sink, cancel ? *cancel : no_cancel, &run.result);
   return run;
 }
 
@@ -105,7 +106,8 @@ void ExpectSameWeights(const LlamaModel& a, const LlamaModel& b) {
     for (size_t k = 0; k < la.size(); ++k) {
       ASSERT_EQ(la[k]->numel(), lb[k]->numel());
       for (int64_t j = 0; j < la[k]->numel(); ++j) {
-        ASSERT_EQ(la[k]->data[j], lb[k]->data[j]) << "block " << i << " linear " << k << " at " << j;
+        ASSERT_EQ(la[k]->data[j], lb[k]->data[j])
+            << "block " << i << " linear " << k << " at " << j;
       }
     }
   }
@@ -185,9 +187,10 @@ TEST(CalibratedCompressTest, SequentialInputsDifferFromDenseInputs) {
   const LlamaModel dense = engine::testing::RandomModel(engine::testing::SmallConfig(), 8);
   const CalibrationSet calib = MakeCalibration(4, 24, dense.config.vocab);
   RunResult both = Compress(dense, MakeRecipe(kGptqRecipe), calib, nullptr);
-  RunResult only1 = Compress(dense, MakeRecipe(std::string(kGptqRecipe) +
-                                         "targets: {include: 'model\\.layers\\.1\\..*_proj'}\n"),
-                       calib, nullptr);
+  RunResult only1 = Compress(
+      dense,
+      MakeRecipe(std::string(kGptqRecipe) + "targets: {include: 'model\\.layers\\.1\\..*_proj'}\n"),
+      calib, nullptr);
   ASSERT_TRUE(both.status.ok() && only1.status.ok());
   int differing = 0;
   for (int64_t j = 0; j < both.model.blocks[1].q_proj.numel(); ++j) {
@@ -330,7 +333,7 @@ stages: [{wanda: {sparsity: 0.5}}]
 calibration: {path: x}
 targets: {include: '.*'}
 )"),
-                     calib, nullptr);
+                           calib, nullptr);
   EXPECT_EQ(run.status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(run.status.message()), ::testing::HasSubstr("model.embed_tokens"));
 }

@@ -12,9 +12,9 @@
 
 #include "gtest/gtest.h"
 #include "tests/unit/engine/nn/tiny_fixture.h"
-#include "workers/engine/runtime/checkpoint.h"
-#include "workers/engine/model/llama_model.h"
 #include "workers/engine/evopress/search_space.h"
+#include "workers/engine/model/llama_model.h"
+#include "workers/engine/runtime/checkpoint.h"
 #include "workers/engine/runtime/run_context.h"
 
 namespace compressd::engine::evopress {

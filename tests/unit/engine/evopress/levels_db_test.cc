@@ -12,10 +12,10 @@
 #include "workers/engine/algorithms/sparsegpt.h"
 #include "workers/engine/calib/calibrated_compress.h"
 #include "workers/engine/evopress/evaluator.h"
-#include "workers/engine/pipeline/evopress_session.h"
 #include "workers/engine/evopress/level_codec.h"
 #include "workers/engine/nn/block_runner.h"
 #include "workers/engine/nn/cpu_backend.h"
+#include "workers/engine/pipeline/evopress_session.h"
 
 namespace compressd::engine::evopress {
 namespace {
@@ -114,8 +114,8 @@ class LevelsDbTest : public ::testing::Test {
   // mapping of one stage) on every block linear.
   std::pair<engine::LlamaModel, CompressionResult> Calibrated(const std::string& stage,
                                                               bool true_sequential = false) {
-    absl::StatusOr<v1::Recipe> recipe = ParseRecipeText("stages:\n  - " + stage +
-                                                        "\ncalibration: {path: /unused}\n");
+    absl::StatusOr<v1::Recipe> recipe =
+        ParseRecipeText("stages:\n  - " + stage + "\ncalibration: {path: /unused}\n");
     EXPECT_TRUE(recipe.ok()) << recipe.status();
     ApplyRecipeDefaults(&*recipe);
     recipe->mutable_calibration()->set_true_sequential(true_sequential);

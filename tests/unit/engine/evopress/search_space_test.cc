@@ -42,8 +42,8 @@ TEST(SearchSpaceTest, GroupsLayersByProjection) {
 }
 
 TEST(SearchSpaceTest, RejectsNonBlockTargets) {
-  absl::StatusOr<SearchSpace> s = MakeSearchSpace(TestModel(), {"model.embed_tokens"},
-                                                  Stage("sparsity", 0.5, {0.5}));
+  absl::StatusOr<SearchSpace> s =
+      MakeSearchSpace(TestModel(), {"model.embed_tokens"}, Stage("sparsity", 0.5, {0.5}));
   EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.status().message().find("model.embed_tokens"), std::string::npos);
 }
@@ -164,12 +164,12 @@ TEST(EvoPressRecipeTest, DefaultLevelsAreEquallySpacedAroundTheTarget) {
 }
 
 TEST(EvoPressRecipeTest, RejectsBadLevels) {
-  for (const char* bad : {"{mode: sparsity, target: 0.5, levels: [0.3, 0.5, 0.6]}",
-                          "{mode: sparsity, target: 0.9, levels: [0.3, 0.5]}",
-                          "{mode: bits, target: 3, levels: [2, 3.5]}",
-                          "{mode: bits, target: 3, levels: [4, 3]}",
-                          "{mode: sparsity, target: 0.5, survivors: [2, 0], step_tokens: [8, 8]}",
-                          "{mode: sparsity, target: 0.5, database: layerwise}"}) {
+  for (const char* bad :
+       {"{mode: sparsity, target: 0.5, levels: [0.3, 0.5, 0.6]}",
+        "{mode: sparsity, target: 0.9, levels: [0.3, 0.5]}",
+        "{mode: bits, target: 3, levels: [2, 3.5]}", "{mode: bits, target: 3, levels: [4, 3]}",
+        "{mode: sparsity, target: 0.5, survivors: [2, 0], step_tokens: [8, 8]}",
+        "{mode: sparsity, target: 0.5, database: layerwise}"}) {
     EXPECT_EQ(Recipe(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
 }

@@ -15,10 +15,10 @@
 #include "tests/unit/engine/evopress/evopress_fixture.h"
 #include "workers/engine/evopress/drop_score.h"
 #include "workers/engine/evopress/evaluator.h"
+#include "workers/engine/nn/cpu_backend.h"
 #include "workers/engine/pipeline/evopress_session.h"
 #include "workers/engine/pipeline/evopress_stage.h"
 #include "workers/engine/pipeline/targets.h"
-#include "workers/engine/nn/cpu_backend.h"
 
 namespace compressd::engine::evopress {
 namespace {
@@ -182,8 +182,7 @@ TEST_F(SearchTest, ResumeFromAGenerationCheckpointEqualsAnUninterruptedRun) {
   DirCheckpointStore checkpoints(dir_.path() + "/ckpt");
   CancelToken cancel;
   CancelAtGeneration stopper(&cancel, 3);
-  EXPECT_EQ(Search(&checkpoints, &stopper, &cancel).status().code(),
-            absl::StatusCode::kCancelled);
+  EXPECT_EQ(Search(&checkpoints, &stopper, &cancel).status().code(), absl::StatusCode::kCancelled);
   absl::StatusOr<SearchResult> resumed = Search(&checkpoints);
   ASSERT_TRUE(resumed.ok()) << resumed.status();
   EXPECT_EQ(resumed->resumed_generations, 3);
@@ -235,8 +234,8 @@ TEST(DrawWindowsTest, FreshWindowsPerGenerationAndStep) {
   EXPECT_NE(DrawWindows(stream, 64, 150, 7, 4, 1), a);
   EXPECT_NE(DrawWindows(stream, 64, 150, 7, 3, 0), a);
   EXPECT_NE(DrawWindows(stream, 64, 150, 8, 3, 1), a);
-  const auto whole = DrawWindows(std::vector<int32_t>(stream.begin(), stream.begin() + 10), 64,
-                                 25, 7, 0, 0);
+  const auto whole =
+      DrawWindows(std::vector<int32_t>(stream.begin(), stream.begin() + 10), 64, 25, 7, 0, 0);
   ASSERT_EQ(whole.size(), 3u);
   EXPECT_EQ(whole[0], std::vector<int32_t>(stream.begin(), stream.begin() + 10));
 }

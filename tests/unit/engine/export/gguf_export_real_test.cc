@@ -11,8 +11,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/engine/model/fixture_util.h"
 #include "tests/unit/engine/export/export_testing.h"
+#include "tests/unit/engine/model/fixture_util.h"
 #include "workers/engine/export/ggml_quantize.h"
 #include "workers/engine/export/gguf_export.h"
 #include "workers/engine/model/gguf/gguf_model.h"

@@ -11,8 +11,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/engine/model/tiny_llama_gguf.h"
 #include "tests/unit/engine/export/export_testing.h"
+#include "tests/unit/engine/model/tiny_llama_gguf.h"
 #include "workers/engine/algorithms/rtn.h"
 #include "workers/engine/model/gguf/gguf_model.h"
 #include "workers/engine/model/llama_names.h"

@@ -43,8 +43,8 @@ TEST(DTypeTest, HalfReferenceKnownValues) {
   // Ties to even: 1 + 2^-11 is halfway between 1 and 1 + 2^-10.
   EXPECT_EQ(FloatToHalfRef(1.0f + std::ldexp(1.0f, -11)), 0x3c00);
   EXPECT_EQ(FloatToHalfRef(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);
-  EXPECT_EQ(FloatToHalfRef(std::ldexp(1.0f, -25)), 0x0000);         // tie to even zero
-  EXPECT_EQ(FloatToHalfRef(std::ldexp(1.5f, -25)), 0x0001);         // above the tie
+  EXPECT_EQ(FloatToHalfRef(std::ldexp(1.0f, -25)), 0x0000);  // tie to even zero
+  EXPECT_EQ(FloatToHalfRef(std::ldexp(1.5f, -25)), 0x0001);  // above the tie
   EXPECT_EQ(FloatToHalfRef(-0.0f), 0x8000);
   EXPECT_EQ(FloatToHalfRef(std::numeric_limits<float>::quiet_NaN()) & 0x7e00, 0x7e00);
 }

@@ -10,10 +10,10 @@ namespace {
 using ::testing::HasSubstr;
 
 nlohmann::json Base() {
-  return {{"model_type", "llama"},      {"architectures", {"LlamaForCausalLM"}},
-          {"num_hidden_layers", 2},     {"hidden_size", 64},
-          {"intermediate_size", 128},   {"num_attention_heads", 4},
-          {"num_key_value_heads", 2},   {"vocab_size", 256},
+  return {{"model_type", "llama"},        {"architectures", {"LlamaForCausalLM"}},
+          {"num_hidden_layers", 2},       {"hidden_size", 64},
+          {"intermediate_size", 128},     {"num_attention_heads", 4},
+          {"num_key_value_heads", 2},     {"vocab_size", 256},
           {"tie_word_embeddings", false}, {"torch_dtype", "bfloat16"}};
 }
 

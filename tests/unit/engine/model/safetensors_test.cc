@@ -38,9 +38,7 @@ class SafetensorsTest : public ::testing::Test {
     return path;
   }
 
-  absl::Status OpenStatus(const std::string& path) {
-    return SafetensorsFile::Open(path).status();
-  }
+  absl::Status OpenStatus(const std::string& path) { return SafetensorsFile::Open(path).status(); }
 
   fs::path dir_;
 };
@@ -114,8 +112,9 @@ TEST_F(SafetensorsTest, TruncatedHeaderJson) {
 }
 
 TEST_F(SafetensorsTest, OffsetsBeyondFile) {
-  absl::Status st = OpenStatus(WriteRaw(
-      R"({"w": {"dtype": "F32", "shape": [100], "data_offsets": [0, 400]}})", std::string(16, 'x')));
+  absl::Status st =
+      OpenStatus(WriteRaw(R"({"w": {"dtype": "F32", "shape": [100], "data_offsets": [0, 400]}})",
+                          std::string(16, 'x')));
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(st.message(), HasSubstr("tensor \"w\""));
   EXPECT_THAT(st.message(), HasSubstr("data_offsets [0, 400)"));
@@ -124,10 +123,10 @@ TEST_F(SafetensorsTest, OffsetsBeyondFile) {
 }
 
 TEST_F(SafetensorsTest, OverlappingTensors) {
-  absl::Status st = OpenStatus(WriteRaw(
-      R"({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},)"
-      R"( "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}})",
-      std::string(24, 'x')));
+  absl::Status st =
+      OpenStatus(WriteRaw(R"({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},)"
+                          R"( "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}})",
+                          std::string(24, 'x')));
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(st.message(), HasSubstr("tensor \"b\""));
   EXPECT_THAT(st.message(), HasSubstr("overlaps tensor \"a\""));
@@ -174,8 +173,9 @@ TEST_F(SafetensorsTest, CorruptedFilesNeverCrash) {
   const std::string f32 = *FloatsToBytes(DType::kF32, v.data(), v.size());
   const std::string bf16 = *FloatsToBytes(DType::kBF16, v.data(), v.size());
   const std::string path = (dir_ / "good.safetensors").string();
-  ASSERT_TRUE(WriteSafetensors(path, {{"a", DType::kF32, {4, 4}, f32},
-                                      {"b", DType::kBF16, {16}, bf16}}, {{"k", "v"}})
+  ASSERT_TRUE(WriteSafetensors(path,
+                               {{"a", DType::kF32, {4, 4}, f32}, {"b", DType::kBF16, {16}, bf16}},
+                               {{"k", "v"}})
                   .ok());
   std::ifstream in(path, std::ios::binary);
   const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -214,8 +214,8 @@ TEST_F(SafetensorsTest, MissingFileIsNotFound) {
 
 TEST_F(SafetensorsTest, WriterRejectsWrongByteCount) {
   const std::string four(4, '\0');
-  absl::Status st = WriteSafetensors((dir_ / "x.safetensors").string(),
-                                     {{"w", DType::kF32, {2}, four}}, {});
+  absl::Status st =
+      WriteSafetensors((dir_ / "x.safetensors").string(), {{"w", DType::kF32, {2}, four}}, {});
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(fs::exists(dir_ / "x.safetensors"));
 }

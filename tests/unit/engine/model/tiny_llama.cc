@@ -39,8 +39,8 @@ struct Tensor {
   std::string bytes;
 };
 
-absl::StatusOr<Tensor> MakeTensor(Rng& rng, std::vector<int64_t> shape, double mean,
-                                  double stddev, engine::DType dtype) {
+absl::StatusOr<Tensor> MakeTensor(Rng& rng, std::vector<int64_t> shape, double mean, double stddev,
+                                  engine::DType dtype) {
   size_t n = 1;
   for (int64_t d : shape) n *= static_cast<size_t>(d);
   std::vector<float> v(n);
@@ -83,9 +83,12 @@ absl::Status WriteText(const fs::path& path, const std::string& text) {
 
 std::string TorchDTypeName(engine::DType dtype) {
   switch (dtype) {
-    case engine::DType::kF16: return "float16";
-    case engine::DType::kBF16: return "bfloat16";
-    default: return "float32";
+    case engine::DType::kF16:
+      return "float16";
+    case engine::DType::kBF16:
+      return "bfloat16";
+    default:
+      return "float32";
   }
 }
 
@@ -122,14 +125,19 @@ absl::Status WriteTinyLlama(const std::string& dir, const TinyLlamaOptions& o) {
     const int shard = l < (o.layers + 1) / 2 ? 0 : 1;
     const std::string p = absl::StrCat("model.layers.", l, ".");
     RETURN_IF_ERROR(add(p + "input_layernorm.weight", {o.hidden}, 1.0, 0.05, shard));
-    RETURN_IF_ERROR(add(p + "self_attn.q_proj.weight", {o.hidden, o.hidden}, 0, o.weight_std, shard));
+    RETURN_IF_ERROR(
+        add(p + "self_attn.q_proj.weight", {o.hidden, o.hidden}, 0, o.weight_std, shard));
     RETURN_IF_ERROR(add(p + "self_attn.k_proj.weight", {kv, o.hidden}, 0, o.weight_std, shard));
     RETURN_IF_ERROR(add(p + "self_attn.v_proj.weight", {kv, o.hidden}, 0, o.weight_std, shard));
-    RETURN_IF_ERROR(add(p + "self_attn.o_proj.weight", {o.hidden, o.hidden}, 0, o.weight_std, shard));
+    RETURN_IF_ERROR(
+        add(p + "self_attn.o_proj.weight", {o.hidden, o.hidden}, 0, o.weight_std, shard));
     RETURN_IF_ERROR(add(p + "post_attention_layernorm.weight", {o.hidden}, 1.0, 0.05, shard));
-    RETURN_IF_ERROR(add(p + "mlp.gate_proj.weight", {o.intermediate, o.hidden}, 0, o.weight_std, shard));
-    RETURN_IF_ERROR(add(p + "mlp.up_proj.weight", {o.intermediate, o.hidden}, 0, o.weight_std, shard));
-    RETURN_IF_ERROR(add(p + "mlp.down_proj.weight", {o.hidden, o.intermediate}, 0, o.weight_std, shard));
+    RETURN_IF_ERROR(
+        add(p + "mlp.gate_proj.weight", {o.intermediate, o.hidden}, 0, o.weight_std, shard));
+    RETURN_IF_ERROR(
+        add(p + "mlp.up_proj.weight", {o.intermediate, o.hidden}, 0, o.weight_std, shard));
+    RETURN_IF_ERROR(
+        add(p + "mlp.down_proj.weight", {o.hidden, o.intermediate}, 0, o.weight_std, shard));
   }
   RETURN_IF_ERROR(add("model.norm.weight", {o.hidden}, 1.0, 0.05, 1));
   RETURN_IF_ERROR(add("lm_head.weight", {o.vocab, o.hidden}, 0, o.weight_std, 1));
@@ -182,7 +190,9 @@ std::string ByteLevelTokenizerJson() {
       {"added_tokens", nlohmann::json::array()},
       {"normalizer", nullptr},
       {"pre_tokenizer",
-       {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
+       {{"type", "ByteLevel"},
+        {"add_prefix_space", false},
+        {"trim_offsets", true},
         {"use_regex", false}}},
       {"post_processor", nullptr},
       {"decoder", {{"type", "ByteLevel"}}},

@@ -15,7 +15,7 @@
 namespace compressd::testing {
 
 struct TinyLlamaOptions {
-  bool sharded = false;  // two shards + model.safetensors.index.json
+  bool sharded = false;                       // two shards + model.safetensors.index.json
   engine::DType dtype = engine::DType::kF32;  // F32, F16 or BF16
   uint64_t seed = 20240601;
   int layers = 2;

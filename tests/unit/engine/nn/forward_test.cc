@@ -72,8 +72,7 @@ TEST(Forward, RejectsBadShapesAndTokenIds) {
     broken.blocks[1].k_proj.shape = {16, 64};
     auto fwd = LlamaForward::Create(&broken, &backend);
     EXPECT_EQ(fwd.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_NE(fwd.status().message().find("blocks.1.k_proj"), std::string::npos)
-        << fwd.status();
+    EXPECT_NE(fwd.status().message().find("blocks.1.k_proj"), std::string::npos) << fwd.status();
   }
   {
     LlamaModel broken = model;
@@ -103,11 +102,13 @@ TEST(Forward, LmHeadChunksCoverTheVocabularyOnceAndPropagateErrors) {
   ASSERT_TRUE(fwd.ok());
   std::vector<float> normed(3 * 64, 0.5f);
   std::vector<int64_t> seen;
-  ASSERT_TRUE(fwd->LmHeadChunks(normed.data(), 3, [&](int64_t v0, int64_t n, const float*) {
-                   seen.push_back(v0);
-                   seen.push_back(n);
-                   return absl::OkStatus();
-                 }).ok());
+  ASSERT_TRUE(fwd->LmHeadChunks(normed.data(), 3,
+                                [&](int64_t v0, int64_t n, const float*) {
+                                  seen.push_back(v0);
+                                  seen.push_back(n);
+                                  return absl::OkStatus();
+                                })
+                  .ok());
   EXPECT_EQ(seen, (std::vector<int64_t>{0, 40, 40, 40, 80, 16}));
   auto st = fwd->LmHeadChunks(normed.data(), 3, [](int64_t, int64_t, const float*) {
     return absl::CancelledError("stop");

@@ -142,10 +142,10 @@ struct AttnCase {
 
 TEST_P(CpuOpsTest, BlockwiseAttentionMatchesFullSoftmax) {
   const std::vector<AttnCase> cases = {
-      {{37, 64, 9}, 4, 2, 16, 16},   // partial and exact tiles, GQA 2
-      {{1, 5}, 6, 2, 8, 4},          // single-token sequence, group 3
-      {{130}, 3, 1, 32, 128},        // MQA, just over one tile
-      {{77, 33}, 4, 4, 16, 7},       // MHA, odd tile
+      {{37, 64, 9}, 4, 2, 16, 16},  // partial and exact tiles, GQA 2
+      {{1, 5}, 6, 2, 8, 4},         // single-token sequence, group 3
+      {{130}, 3, 1, 32, 128},       // MQA, just over one tile
+      {{77, 33}, 4, 4, 16, 7},      // MHA, odd tile
   };
   for (const AttnCase& c : cases) {
     CpuBackend backend(CpuBackendOptions{GetParam(), c.tile});
@@ -171,7 +171,8 @@ TEST(Rope, TableMatchesDefinitionAndLlama3Scaling) {
   auto plain = BuildInvFreq(c);
   ASSERT_TRUE(plain.ok());
   for (int i = 0; i < 4; ++i) {
-    EXPECT_NEAR((*plain)[i], std::pow(500000.0, -2.0 * i / 8), 1e-6 * std::pow(500000.0, -2.0 * i / 8));
+    EXPECT_NEAR((*plain)[i], std::pow(500000.0, -2.0 * i / 8),
+                1e-6 * std::pow(500000.0, -2.0 * i / 8));
   }
   c.rope_scaling = {"llama3", 8.0f, 1.0f, 4.0f, 32};
   auto scaled = BuildInvFreq(c);

@@ -42,8 +42,9 @@ class RealModelTest : public ::testing::Test {
   static void SetUpTestSuite() {
     const char* path = std::getenv("COMPRESSD_REAL_MODEL");
     if (path == nullptr || *path == '\0' || !std::ifstream(path).good()) {
-      load_error_ = "COMPRESSD_REAL_MODEL is unset or missing: run scripts/fetch-model.sh and "
-                    "configure with -DCOMPRESSD_REAL_MODEL=<the path it prints>";
+      load_error_ =
+          "COMPRESSD_REAL_MODEL is unset or missing: run scripts/fetch-model.sh and "
+          "configure with -DCOMPRESSD_REAL_MODEL=<the path it prints>";
       return;
     }
     auto model = LoadGgufModel(std::string(path));

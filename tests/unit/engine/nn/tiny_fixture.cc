@@ -23,11 +23,19 @@ Tensor* FindSlot(LlamaModel* m, const std::string& name) {
   if (i >= m->blocks.size()) return nullptr;
   BlockWeights& b = m->blocks[i];
   const std::string& f = parts[2];
-  for (auto [key, slot] : std::initializer_list<std::pair<const char*, Tensor*>>{
-           {"attn_norm", &b.attn_norm}, {"q_proj", &b.q_proj}, {"k_proj", &b.k_proj},
-           {"v_proj", &b.v_proj}, {"o_proj", &b.o_proj}, {"q_bias", &b.q_bias},
-           {"k_bias", &b.k_bias}, {"v_bias", &b.v_bias}, {"mlp_norm", &b.mlp_norm},
-           {"gate_proj", &b.gate_proj}, {"up_proj", &b.up_proj}, {"down_proj", &b.down_proj}}) {
+  for (auto [key, slot] :
+       std::initializer_list<std::pair<const char*, Tensor*>>{{"attn_norm", &b.attn_norm},
+                                                              {"q_proj", &b.q_proj},
+                                                              {"k_proj", &b.k_proj},
+                                                              {"v_proj", &b.v_proj},
+                                                              {"o_proj", &b.o_proj},
+                                                              {"q_bias", &b.q_bias},
+                                                              {"k_bias", &b.k_bias},
+                                                              {"v_bias", &b.v_bias},
+                                                              {"mlp_norm", &b.mlp_norm},
+                                                              {"gate_proj", &b.gate_proj},
+                                                              {"up_proj", &b.up_proj},
+                                                              {"down_proj", &b.down_proj}}) {
     if (f == key) return slot;
   }
   return nullptr;
@@ -85,7 +93,8 @@ absl::StatusOr<TinyFixture> LoadTinyFixture(const std::string& variant) {
   f.model.blocks.resize(f.model.config.n_layers);
   for (const auto& t : j["tensors"]) {
     Tensor* slot = FindSlot(&f.model, t["name"]);
-    if (slot == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown tensor ", std::string(t["name"])));
+    if (slot == nullptr)
+      return absl::InvalidArgumentError(absl::StrCat("unknown tensor ", std::string(t["name"])));
     slot->shape = t["shape"].get<std::vector<int64_t>>();
     slot->data = data->data() + t["offset"].get<int64_t>();
     slot->owner = data;

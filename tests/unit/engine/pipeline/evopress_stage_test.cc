@@ -43,9 +43,9 @@ struct StageInputs {
 
 StageInputs Inputs(const std::string& stage) {
   StageInputs in;
-  absl::StatusOr<v1::Recipe> recipe = ParseRecipeText(
-      "stages:\n  - evopress: " + stage +
-      "\ncalibration: {path: /unused, samples: 4, seq_len: 20}\n");
+  absl::StatusOr<v1::Recipe> recipe =
+      ParseRecipeText("stages:\n  - evopress: " + stage +
+                      "\ncalibration: {path: /unused, samples: 4, seq_len: 20}\n");
   EXPECT_TRUE(recipe.ok()) << recipe.status();
   absl::StatusOr<RecipeSpec> spec = PrepareRecipe(*recipe);
   EXPECT_TRUE(spec.ok()) << spec.status();
@@ -248,7 +248,8 @@ TEST(EvoPressRunTest, ScoreStartWithoutGenerationsIsTheScoreBaseline) {
     std::string lowest;
     for (const auto& [name, score] : r.summary["block_influence"].items()) {
       if (name.find(half) == std::string::npos) continue;
-      if (lowest.empty() || score.get<double>() < r.summary["block_influence"][lowest].get<double>()) {
+      if (lowest.empty() ||
+          score.get<double>() < r.summary["block_influence"][lowest].get<double>()) {
         lowest = name;
       }
     }

@@ -13,14 +13,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/unit/engine/model/tiny_llama_gguf.h"
 #include "tests/unit/engine/model/tiny_llama.h"
+#include "tests/unit/engine/model/tiny_llama_gguf.h"
 #include "workers/engine/algorithms/magnitude.h"
 #include "workers/engine/eval/perplexity.h"
-#include "workers/engine/pipeline/job.h"
 #include "workers/engine/model/llama_names.h"
 #include "workers/engine/model/model_loader.h"
 #include "workers/engine/nn/cpu_backend.h"
+#include "workers/engine/pipeline/job.h"
 #include "workers/engine/tokenizer/tokenizer.h"
 
 namespace compressd::engine {
@@ -184,7 +184,8 @@ TEST_F(ModelJobTest, NoWeightPrunedKeepsPerplexityAndKlZero) {
   absl::StatusOr<json> s = Run(r);
   ASSERT_TRUE(s.ok()) << s.status();
   const json& set = (*s)["evaluation"]["datasets"][0];
-  EXPECT_EQ(set["perplexity"]["compressed"].get<double>(), set["perplexity"]["dense"].get<double>());
+  EXPECT_EQ(set["perplexity"]["compressed"].get<double>(),
+            set["perplexity"]["dense"].get<double>());
   EXPECT_EQ((*s)["totals"]["zeros"], 0);
   EXPECT_NEAR((*s)["evaluation"]["kl"]["mean_kl"].get<double>(), 0.0, 1e-9);
   EXPECT_EQ((*s)["evaluation"]["kl"]["top1_agreement"].get<double>(), 1.0);

@@ -1,4 +1,4 @@
-#include "workers/engine/pipeline/job.h"
+#include "workers/engine/pipeline/tensor_job.h"
 
 #include <unistd.h>
 
@@ -13,7 +13,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/unit/engine/model/tiny_llama.h"
 #include "workers/engine/model/hf_model.h"
-#include "workers/engine/pipeline/tensor_job.h"
+#include "workers/engine/pipeline/job.h"
 
 namespace compressd::engine {
 namespace {
@@ -27,7 +27,8 @@ class RecordingSink : public EventSink {
   void Emit(const v1::JobEvent& event) override {
     std::lock_guard<std::mutex> lock(mu_);
     events_.push_back(event);
-    if (cancel_on_prune_ != nullptr && event.has_progress() && event.progress().stage() == "prune") {
+    if (cancel_on_prune_ != nullptr && event.has_progress() &&
+        event.progress().stage() == "prune") {
       cancel_on_prune_->Cancel();
     }
   }
