@@ -1,8 +1,15 @@
 #include "workers/worker/lease_scope.h"
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <filesystem>
+#include <fstream>
+#include <string>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "common/util.h"
@@ -25,13 +32,47 @@ absl::StatusOr<std::string> TaskDir(const std::string& cache_dir, const v1::Task
   if (task.task_id().find('/') != std::string::npos) {
     return absl::InvalidArgumentError("task.task_id: must not contain '/'");
   }
-  // One directory per attempt: a worker still running an older attempt
-  // (after a server restart) never shares its scratch files with this one.
-  return (fs::path(cache_dir) / "tasks" / absl::StrCat(task.task_id(), ".a", task.attempt()))
+  // One directory per attempt and process: a worker still running an older
+  // attempt (after a server restart) never shares its scratch files with
+  // this one, and SweepDeadTaskDirs knows whose a leftover is.
+  return (fs::path(cache_dir) / "tasks" /
+          absl::StrCat(task.task_id(), ".a", task.attempt(), ".p", ::getpid()))
       .string();
 }
 
 }  // namespace
+
+namespace {
+
+// A process that exists and is not a zombie (a killed worker whose parent
+// died too may stay a zombie until init reaps it).
+bool ProcessAlive(int pid) {
+  if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
+  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  if (!std::getline(stat, line)) return true;  // no procfs: trust kill()
+  const size_t paren = line.rfind(')');
+  return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'Z';
+}
+
+}  // namespace
+
+int SweepDeadTaskDirs(const std::string& cache_dir) {
+  int removed = 0;
+  std::error_code ec;
+  for (const fs::directory_entry& e : fs::directory_iterator(fs::path(cache_dir) / "tasks", ec)) {
+    const std::string name = e.path().filename().string();
+    const size_t at = name.rfind(".p");
+    int pid = 0;
+    if (at == std::string::npos || !absl::SimpleAtoi(name.substr(at + 2), &pid) || pid <= 0) {
+      continue;  // not ours to judge
+    }
+    if (ProcessAlive(pid)) continue;
+    RemoveTree(e.path().string());
+    ++removed;
+  }
+  return removed;
+}
 
 LeaseScope::LeaseScope(WorkerClient& client, const TaskReporter& reporter, const v1::Task& task,
                        const Registration& registration, const std::string& cache_dir)

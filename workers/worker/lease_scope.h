@@ -10,8 +10,9 @@
 //     cancelled or the lease lost;
 //   - the task's checkpoints on the server, carrying the lease, and the
 //     levels database among the model's shared checkpoints;
-//   - the task directory <cache_dir>/tasks/<task_id>.a<attempt> (one per
-//     attempt, so a worker still on an older attempt never shares it),
+//   - the task directory <cache_dir>/tasks/<task_id>.a<attempt>.p<pid> (one
+//     per attempt and process, so a worker still on an older attempt never
+//     shares it),
 //     cleared of a crashed run's leftovers by Start() and removed by Close().
 //
 // After the run, stopped() says whether the task ends without a result (job
@@ -69,7 +70,7 @@ class LeaseScope {
     return [this] { LoseLease(); };
   }
 
-  // <cache_dir>/tasks/<task_id>.a<attempt>; INVALID_ARGUMENT for an unsafe task id.
+  // <cache_dir>/tasks/<task_id>.a<attempt>.p<pid>; INVALID_ARGUMENT for an unsafe task id.
   const absl::StatusOr<std::string>& dir() const { return dir_; }
   // The checkpoints of the task's job on the server (a lost lease there calls
   // LoseLease), and where an evopress stage keeps its levels database.
@@ -97,5 +98,11 @@ class LeaseScope {
   engine::PrefixedCheckpointStore levels_db_;
   std::unique_ptr<Heartbeater> heartbeats_;
 };
+
+// Removes the task directories under <cache_dir>/tasks whose process is gone
+// (a worker killed mid-task leaves its attempt's scratch files; several
+// workers may share a cache, so only dead owners' directories go). Returns
+// how many it removed.
+int SweepDeadTaskDirs(const std::string& cache_dir);
 
 }  // namespace compressd

@@ -1,6 +1,6 @@
 // File-system helpers for one task's working directory:
-//   <cache>/tasks/<task_id>.a<attempt>/model/<relative paths>  links to cached blobs
-//   <cache>/tasks/<task_id>.a<attempt>/out/                     the job's output
+//   <cache>/tasks/<task_id>.a<attempt>.p<pid>/model/<relative paths>  links to cached blobs
+//   <cache>/tasks/<task_id>.a<attempt>.p<pid>/out/                     the job's output
 // Stateless; thread-safe for distinct directories.
 #pragma once
 

@@ -107,6 +107,10 @@ absl::Status Worker::Register() {
 absl::Status Worker::Run() {
   int64_t backoff = options_.initial_backoff_ms;
   while (!shutting_down()) {
+    // Scratch space of workers killed mid-task (a readdir when there is none).
+    if (const int swept = SweepDeadTaskDirs(options_.cache_dir); swept > 0) {
+      std::fprintf(stderr, "compress-worker: removed %d task directories of dead workers\n", swept);
+    }
     if (registration_.worker_id.empty()) {
       absl::Status st = Register();
       if (!st.ok()) {

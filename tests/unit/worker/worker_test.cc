@@ -16,16 +16,16 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/unit/worker/fake_worker_service.h"
 #include "tests/unit/engine/model/tiny_llama.h"
+#include "tests/unit/worker/fake_worker_service.h"
 #include "workers/engine/model/hf_model.h"
 
 namespace compressd {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
 using testing::FakeWorkerService;
+using ::testing::HasSubstr;
 
 std::string ReadFile(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -109,6 +109,15 @@ class WorkerTest : public ::testing::Test {
     service_.cv.notify_all();
   }
 
+  // Task directories left in the worker's cache.
+  int TaskDirs() const {
+    int n = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(root_ / "cache" / "tasks", ec))
+      n += e.is_directory();
+    return n;
+  }
+
   fs::path root_;
   FakeWorkerService service_;
   std::unique_ptr<grpc::Server> server_;
@@ -154,7 +163,7 @@ TEST_F(WorkerTest, RunsALeasedTaskEndToEnd) {
   for (const auto& [sha, content] : service_.blobs) {
     EXPECT_EQ(ReadFile(root_ / "cache" / "blobs" / sha), content);
   }
-  EXPECT_FALSE(fs::exists(root_ / "cache" / "tasks" / "task-1.a1"));
+  EXPECT_EQ(TaskDirs(), 0);
 }
 
 // An evaluate-only task: the worker fetches the dataset file the recipe names
@@ -190,9 +199,11 @@ TEST_F(WorkerTest, EvaluatesOnAFetchedDatasetFile) {
   service_.queue.push_back(local);
   StartServer();
   StartWorker();
-  ASSERT_TRUE(service_.WaitFor([&] { return service_.completed.size() + service_.failed.size() >= 2; }));
+  ASSERT_TRUE(
+      service_.WaitFor([&] { return service_.completed.size() + service_.failed.size() >= 2; }));
   StopWorker();
-  ASSERT_EQ(service_.completed.size(), 1u) << (service_.failed.empty() ? "" : service_.failed[0].error);
+  ASSERT_EQ(service_.completed.size(), 1u)
+      << (service_.failed.empty() ? "" : service_.failed[0].error);
   nlohmann::json summary = nlohmann::json::parse(service_.completed[0]);
   EXPECT_EQ(summary["evaluation"]["datasets"][0]["source"], "ds-1/dir/text.txt");
   EXPECT_GT(summary["evaluation"]["datasets"][0]["perplexity"]["dense"].get<double>(), 1.0);
@@ -228,12 +239,14 @@ TEST_F(WorkerTest, NonUtf8ErrorTextStillFailsTheTaskWithItsMessage) {
   auto put = [&gguf](uint64_t v, int bytes) {
     for (int i = 0; i < bytes; ++i) gguf.push_back(static_cast<char>(v >> (8 * i)));
   };
-  put(3, 4);               // version
-  put(0, 8);               // tensors
-  put(1, 8);               // metadata entries
-  put(4, 8);               // key length
-  gguf += "\xFF\xFE" "ab";  // a key that is not UTF-8
-  put(99, 4);              // an unknown value type
+  put(3, 4);  // version
+  put(0, 8);  // tensors
+  put(1, 8);  // metadata entries
+  put(4, 8);  // key length
+  gguf +=
+      "\xFF\xFE"
+      "ab";    // a key that is not UTF-8
+  put(99, 4);  // an unknown value type
   std::ofstream(model / "model.gguf", std::ios::binary) << gguf;
   QueueTask(model);
   StartServer();
@@ -242,9 +255,30 @@ TEST_F(WorkerTest, NonUtf8ErrorTextStillFailsTheTaskWithItsMessage) {
   StopWorker();
   EXPECT_FALSE(service_.failed[0].retryable);
   EXPECT_TRUE(IsValidUtf8(service_.failed[0].error));
-  EXPECT_THAT(service_.failed[0].error,
-              HasSubstr("key \"\xEF\xBF\xBD\xEF\xBF\xBD" "ab\" at offset 24: unknown value type 99"));
+  EXPECT_THAT(service_.failed[0].error, HasSubstr("key \"\xEF\xBF\xBD\xEF\xBF\xBD"
+                                                  "ab\" at offset 24: unknown value type 99"));
   EXPECT_EQ(worker_->stats().failed, 1);
+}
+
+// Found by a chaos run: a worker killed mid-task left its attempt's scratch
+// files behind for good. A starting worker removes those of dead processes
+// (and only those: several workers may share a cache).
+TEST_F(WorkerTest, StartingWorkerRemovesTaskDirsOfDeadProcesses) {
+  const fs::path tasks = root_ / "cache" / "tasks";
+  const pid_t dead = fork();
+  ASSERT_GE(dead, 0);
+  if (dead == 0) _exit(0);
+  ASSERT_EQ(waitpid(dead, nullptr, 0), dead);  // a pid that no process has now
+  fs::create_directories(tasks / ("task-9.a1.p" + std::to_string(dead)) / "out");
+  std::ofstream(tasks / ("task-9.a1.p" + std::to_string(dead)) / "out" / "big.bin") << "x";
+  const fs::path live = tasks / ("task-8.a1.p" + std::to_string(getpid()));
+  fs::create_directories(live);
+  StartServer();
+  StartWorker();
+  ASSERT_TRUE(service_.WaitFor([&] { return service_.lease_calls >= 1; }));
+  StopWorker();
+  EXPECT_FALSE(fs::exists(tasks / ("task-9.a1.p" + std::to_string(dead))));
+  EXPECT_TRUE(fs::exists(live));
 }
 
 TEST_F(WorkerTest, CancelledJobStopsWithoutResultAndLeasesAgain) {
@@ -255,20 +289,22 @@ TEST_F(WorkerTest, CancelledJobStopsWithoutResultAndLeasesAgain) {
   service_.hold_fetch_until_cancel = true;  // the cancel lands during the download
   StartServer();
   StartWorker();
-  ASSERT_TRUE(service_.WaitFor([&] { return service_.cancels_sent > 0 && service_.lease_calls >= 2; }));
+  ASSERT_TRUE(
+      service_.WaitFor([&] { return service_.cancels_sent > 0 && service_.lease_calls >= 2; }));
   StopWorker();
   EXPECT_EQ(worker_->stats().cancelled, 1);
   EXPECT_TRUE(service_.completed.empty());
   EXPECT_TRUE(service_.failed.empty());
   EXPECT_TRUE(service_.artifacts.empty());
-  EXPECT_FALSE(fs::exists(root_ / "cache" / "tasks" / "task-1.a1"));
+  EXPECT_EQ(TaskDirs(), 0);
 }
 
 TEST_F(WorkerTest, ReRegistersWhenTheServerForgetsIt) {
   service_.not_found_leases = 1;
   StartServer();
   StartWorker();
-  ASSERT_TRUE(service_.WaitFor([&] { return service_.registers >= 2 && service_.lease_calls >= 2; }));
+  ASSERT_TRUE(
+      service_.WaitFor([&] { return service_.registers >= 2 && service_.lease_calls >= 2; }));
   StopWorker();
 }
 
@@ -278,11 +314,12 @@ TEST_F(WorkerTest, KeepsRetryingUntilTheServerComesUp) {
   server_->Shutdown();
   server_.reset();
   StartWorker();  // nothing listens yet: registration fails and is retried
-  ASSERT_TRUE(worker_->WaitForStats([](const WorkerStats& s) { return s.rpc_failures >= 3; },
-                                    20000));
+  ASSERT_TRUE(
+      worker_->WaitForStats([](const WorkerStats& s) { return s.rpc_failures >= 3; }, 20000));
   EXPECT_EQ(service_.registers, 0);
   StartServer(port);
-  ASSERT_TRUE(service_.WaitFor([&] { return service_.registers >= 1 && service_.lease_calls >= 1; }));
+  ASSERT_TRUE(
+      service_.WaitFor([&] { return service_.registers >= 1 && service_.lease_calls >= 1; }));
   StopWorker();
 }
 
