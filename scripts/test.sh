@@ -55,7 +55,7 @@ if [ "$FUZZ" = 1 ]; then
   # (new inputs it finds are not written back). A crash fails the run.
   FUZZ_SECONDS=${COMPRESSD_FUZZ_SECONDS:-20}
   FUZZERS=(fuzz_gguf_file:gguf fuzz_gguf_model:gguf fuzz_dequant:dequant fuzz_hf_config:hf_config
-    fuzz_safetensors:safetensors fuzz_tokenizer:tokenizer fuzz_recipe:recipe)
+    fuzz_safetensors:safetensors fuzz_tokenizer:tokenizer fuzz_recipe:recipe fuzz_upload:upload)
   echo "== build (libFuzzer, clang)"
   cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
     -DCOMPRESSD_FUZZ=ON -DCOMPRESSD_BUILD_TESTS=OFF -DCOMPRESSD_BENCH=OFF >/dev/null

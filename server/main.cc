@@ -30,6 +30,7 @@
 #include "server/rpc/grpc_server.h"
 #include "server/scheduler/scheduler.h"
 #include "server/store/blob_gc.h"
+#include "server/store/blob_scrub.h"
 #include "server/store/blob_store.h"
 #include "server/store/store.h"
 #include "server/supervisor/worker_supervisor.h"
@@ -56,6 +57,15 @@ ABSL_FLAG(int64_t, blob_gc_grace_s, 86400,
           "Unreferenced blobs stored less than this many seconds ago are kept (an upload stores "
           "its blobs before the row that refers to them, so this must exceed the longest "
           "upload); at least 3600.");
+ABSL_FLAG(int64_t, blob_scrub_interval_s, 86400,
+          "Seconds between blob scrub passes (every blob re-hashed against its sha256, corrupt "
+          "ones quarantined, missing ones reported); 0 disables it. `compressd fsck` runs one "
+          "pass on demand.");
+ABSL_FLAG(int64_t, blob_scrub_bytes_per_s, 64 << 20,
+          "Read rate of a scrub pass, so it does not starve uploads and downloads; 0 unlimited.");
+ABSL_FLAG(std::vector<std::string>, http_allowed_hosts, {},
+          "Host header names the HTTP port answers (comma-separated, '*' any); default: "
+          "localhost, 127.0.0.1 and [::1] when --listen-host is loopback, else any.");
 ABSL_FLAG(int64_t, shutdown_grace_ms, 5000,
           "On SIGINT/SIGTERM, how long in-flight RPCs and workers get to finish.");
 
@@ -108,7 +118,9 @@ absl::Status ValidateFlags() {
   for (const auto& [name, value, min] :
        {std::tuple<const char*, int64_t, int64_t>{"--blob-gc-interval-s",
                                                   absl::GetFlag(FLAGS_blob_gc_interval_s), 0},
-        {"--blob-gc-grace-s", absl::GetFlag(FLAGS_blob_gc_grace_s), kMinGraceSeconds}}) {
+        {"--blob-gc-grace-s", absl::GetFlag(FLAGS_blob_gc_grace_s), kMinGraceSeconds},
+        {"--blob-scrub-interval-s", absl::GetFlag(FLAGS_blob_scrub_interval_s), 0},
+        {"--blob-scrub-bytes-per-s", absl::GetFlag(FLAGS_blob_scrub_bytes_per_s), 0}}) {
     if (value < min || value > kMaxSeconds) {
       return absl::InvalidArgumentError(
           absl::StrCat(name, ": must be in [", min, ", ", kMaxSeconds, "], got ", value));
@@ -146,6 +158,20 @@ absl::Status WaitForShutdownSignal(const sigset_t& signals) {
   return absl::OkStatus();
 }
 
+BlobCollectorOptions GcOptionsFromFlags() {
+  BlobCollectorOptions options;
+  options.interval_ms = absl::GetFlag(FLAGS_blob_gc_interval_s) * 1000;
+  options.grace_ms = absl::GetFlag(FLAGS_blob_gc_grace_s) * 1000;
+  return options;
+}
+
+BlobScrubOptions ScrubOptionsFromFlags() {
+  BlobScrubOptions options;
+  options.interval_ms = absl::GetFlag(FLAGS_blob_scrub_interval_s) * 1000;
+  options.bytes_per_second = absl::GetFlag(FLAGS_blob_scrub_bytes_per_s);
+  return options;
+}
+
 absl::Status Run(const sigset_t& signals) {
   RETURN_IF_ERROR(ValidateFlags());
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
@@ -169,11 +195,10 @@ absl::Status Run(const sigset_t& signals) {
   JobService jobs(*store, bus, scheduler, metrics);
   ModelRegistry models(*store, *blobs, metrics);
   scheduler.Start();
-  BlobCollectorOptions gc_options;
-  gc_options.interval_ms = absl::GetFlag(FLAGS_blob_gc_interval_s) * 1000;
-  gc_options.grace_ms = absl::GetFlag(FLAGS_blob_gc_grace_s) * 1000;
-  BlobCollector collector(*store, *blobs, metrics, gc_options);
+  BlobCollector collector(*store, *blobs, metrics, GcOptionsFromFlags());
   collector.Start();
+  BlobScrubber scrubber(*store, *blobs, metrics, ScrubOptionsFromFlags());
+  scrubber.Start();
 
   GrpcServerOptions grpc_options;
   grpc_options.host = host;
@@ -186,6 +211,7 @@ absl::Status Run(const sigset_t& signals) {
   http_options.host = host;
   http_options.port = absl::GetFlag(FLAGS_http_port);
   http_options.probe_port = absl::GetFlag(FLAGS_probe_port);
+  http_options.allowed_hosts = absl::GetFlag(FLAGS_http_allowed_hosts);
   HttpServer http(http_options, registry, jobs, metrics, [&]() -> absl::Status {
     if (!grpc->serving()) {
       return absl::UnavailableError("grpc server is not serving");
@@ -206,11 +232,10 @@ absl::Status Run(const sigset_t& signals) {
   if (worker_options.count > 0) {
     RETURN_IF_ERROR(supervisor.Start());
   }
-  std::printf("compressd listening grpc=%s http=%s%s\n", grpc->address().c_str(),
-              JoinHostPort(host, http.port()).c_str(),
-              http.probe_port() > 0
-                  ? (" probes=" + JoinHostPort(host, http.probe_port())).c_str()
-                  : "");
+  std::printf(
+      "compressd listening grpc=%s http=%s%s\n", grpc->address().c_str(),
+      JoinHostPort(host, http.port()).c_str(),
+      http.probe_port() > 0 ? (" probes=" + JoinHostPort(host, http.probe_port())).c_str() : "");
   std::fflush(stdout);
 
   absl::Status waited = WaitForShutdownSignal(signals);
@@ -220,10 +245,35 @@ absl::Status Run(const sigset_t& signals) {
   // the drain.
   supervisor.Stop();
   collector.Stop();
+  scrubber.Stop();
   scheduler.Stop();
   grpc->Shutdown(std::chrono::milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms)));
   http.Stop();
   return waited;
+}
+
+// `compressd fsck`: one scrub pass over --data-dir (blob_scrub.h); exit 0
+// when every blob matches its digest and every referenced blob is stored.
+int RunFsck() {
+  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (!std::filesystem::exists(data_dir + "/compressd.db")) {
+    std::fprintf(stderr, "compressd fsck: --data-dir %s: no compressd.db there\n",
+                 data_dir.c_str());
+    return 2;
+  }
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(data_dir + "/compressd.db");
+  absl::StatusOr<std::unique_ptr<BlobStore>> blobs =
+      store.ok() ? BlobStore::Open(data_dir + "/blobs")
+                 : absl::StatusOr<std::unique_ptr<BlobStore>>(store.status());
+  absl::StatusOr<BlobScrubStats> stats =
+      blobs.ok() ? ScrubBlobs(**store, **blobs, absl::GetFlag(FLAGS_blob_scrub_bytes_per_s))
+                 : absl::StatusOr<BlobScrubStats>(blobs.status());
+  if (!stats.ok()) {
+    std::fprintf(stderr, "compressd fsck: %s\n", stats.status().ToString().c_str());
+    return 2;
+  }
+  std::fputs(DescribeScrub(*stats).c_str(), stdout);
+  return stats->corrupt.empty() && stats->missing.empty() ? 0 : 1;
 }
 
 }  // namespace
@@ -233,14 +283,20 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "compressd: LLM compression server.\n"
       "  compressd [--data-dir DIR] [--grpc-port N] [--http-port N] [--listen-host H]\n"
-      "            [--local-workers N] [--worker-binary PATH]");
+      "            [--local-workers N] [--worker-binary PATH]\n"
+      "  compressd fsck --data-dir DIR [--blob-scrub-bytes-per-s N]\n"
+      "      re-hashes every blob (corrupt ones are quarantined) and looks for every\n"
+      "      referenced one; exit 0 clean, 1 problems found, 2 could not run");
   std::vector<std::string> args = compressd::NormalizeFlagNames(argc, argv);
+  const bool fsck = args.size() >= 2 && args[1] == "fsck";
+  if (fsck) args.erase(args.begin() + 1);
   std::vector<char*> arg_ptrs;
   arg_ptrs.reserve(args.size());
   for (std::string& arg : args) {
     arg_ptrs.push_back(arg.data());
   }
   absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
+  if (fsck) return compressd::RunFsck();
 
   // Block the shutdown signals before any thread starts, so every thread
   // inherits the mask and only sigwait() in Run() receives them.

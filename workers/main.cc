@@ -2,7 +2,9 @@
 //
 //   compress-worker --server HOST:PORT --cache-dir DIR [--threads N] [--name NAME]
 //       Registers with the server and serves leased tasks until SIGTERM/SIGINT,
-//       which finishes the current task and exits 0.
+//       which stops the current task at its next cancellation check, hands its
+//       lease back to the server (queued again, the attempt not counted) and
+//       exits 0.
 //   compress-worker run --model DIR|FILE.gguf --recipe FILE --out DIR [--checkpoint-dir DIR]
 //       Runs a recipe locally, no server: progress on stderr, summary JSON on stdout.
 //       With --checkpoint-dir, a long job keeps its progress there and the same
@@ -72,8 +74,8 @@ int RunLocalMode(int argc, char** argv) {
 
 int RunWorkerMode(int argc, char** argv) {
   std::map<std::string, std::string> f;
-  if (!ParseFlags(argc, argv, 1, &f, {"--server", "--cache-dir", "--threads", "--name",
-                                       "--slow-ms-per-layer"}) ||
+  if (!ParseFlags(argc, argv, 1, &f,
+                  {"--server", "--cache-dir", "--threads", "--name", "--slow-ms-per-layer"}) ||
       !f.count("--server") || !f.count("--cache-dir")) {
     std::fputs(kUsage, stderr);
     return 2;
@@ -82,8 +84,8 @@ int RunWorkerMode(int argc, char** argv) {
   options.cache_dir = f["--cache-dir"];
   options.name = f["--name"];
   options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (f.count("--threads") && (!absl::SimpleAtoi(f["--threads"], &options.threads) ||
-                               options.threads < 1)) {
+  if (f.count("--threads") &&
+      (!absl::SimpleAtoi(f["--threads"], &options.threads) || options.threads < 1)) {
     std::fprintf(stderr, "compress-worker: --threads: must be a positive integer\n");
     return 2;
   }
@@ -111,8 +113,8 @@ int RunWorkerMode(int argc, char** argv) {
   // Reconnect within seconds of the server coming back (gRPC's default caps at 120 s).
   grpc::ChannelArguments channel_args;
   channel_args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
-  compressd::WorkerClient client(grpc::CreateCustomChannel(
-      f["--server"], grpc::InsecureChannelCredentials(), channel_args));
+  compressd::WorkerClient client(
+      grpc::CreateCustomChannel(f["--server"], grpc::InsecureChannelCredentials(), channel_args));
   compressd::Worker worker(options, client);
   std::thread signal_thread([&worker] {
     char sig = 0;
@@ -121,7 +123,9 @@ int RunWorkerMode(int argc, char** argv) {
       n = ::read(g_signal_pipe[0], &sig, 1);
     } while (n < 0 && errno == EINTR);
     if (n == 1) {
-      std::fprintf(stderr, "compress-worker: signal %d: finishing the current task\n", sig);
+      std::fprintf(stderr,
+                   "compress-worker: signal %d: stopping (a running task hands its lease back)\n",
+                   sig);
       worker.Shutdown();
     }
   });

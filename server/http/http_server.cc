@@ -5,13 +5,16 @@
 #include <prometheus/text_serializer.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/utf8.h"
 #include "server/http/dashboard.h"
 
 namespace compressd {
@@ -121,6 +124,31 @@ void ApplyLimits(httplib::Server& server, int threads, int io_timeout_ms, int ke
 
 }  // namespace
 
+std::vector<std::string> DefaultAllowedHosts(const std::string& listen_host) {
+  const bool loopback = listen_host == "localhost" || listen_host == "::1" ||
+                        listen_host == "[::1]" || absl::StartsWith(listen_host, "127.");
+  if (loopback) return {"localhost", "127.0.0.1", "[::1]"};
+  return {"*"};
+}
+
+bool HostAllowed(std::string_view host_header, const std::vector<std::string>& allowed) {
+  if (std::find(allowed.begin(), allowed.end(), "*") != allowed.end()) return true;
+  // The name without its port: "[::1]:80" -> "[::1]", "a.b:80" -> "a.b".
+  absl::string_view name(host_header.data(), host_header.size());
+  if (absl::StartsWith(name, "[")) {
+    const size_t close = name.find(']');
+    if (close == absl::string_view::npos) return false;
+    name = name.substr(0, close + 1);
+  } else if (const size_t colon = name.rfind(':'); colon != absl::string_view::npos) {
+    name = name.substr(0, colon);
+  }
+  if (name.empty()) return false;
+  for (const std::string& a : allowed) {
+    if (absl::EqualsIgnoreCase(a, name)) return true;
+  }
+  return false;
+}
+
 HttpServer::HttpServer(HttpServerOptions options, prometheus::Registry& registry, JobService& jobs,
                        ServerMetrics& metrics, ReadinessCheck ready)
     : options_(std::move(options)),
@@ -147,6 +175,18 @@ void HttpServer::RegisterProbes(httplib::Server& server) {
 
 void HttpServer::RegisterHandlers() {
   ApplyLimits(*server_, options_.threads, options_.io_timeout_ms, options_.keep_alive_timeout_s);
+  server_->set_pre_routing_handler([allowed = options_.allowed_hosts.empty()
+                                                  ? DefaultAllowedHosts(options_.host)
+                                                  : options_.allowed_hosts](
+                                       const httplib::Request& req, httplib::Response& res) {
+    const std::string host = req.get_header_value("Host");
+    if (HostAllowed(host, allowed)) return httplib::Server::HandlerResponse::Unhandled;
+    res.status = 421;
+    res.set_content(absl::StrCat("host '", ToValidUtf8(host, 256),
+                                 "' is not served here (compressd --http-allowed-hosts)\n"),
+                    kText);
+    return httplib::Server::HandlerResponse::Handled;
+  });
   RegisterProbes(*server_);
   if (options_.probe_port >= 0) {
     probes_ = std::make_unique<httplib::Server>();
@@ -193,7 +233,8 @@ absl::StatusOr<int> HttpServer::Serve(httplib::Server& server, int port, std::th
   const int bound = port == 0 ? server.bind_to_any_port(options_.host)
                               : (server.bind_to_port(options_.host, port) ? port : -1);
   if (bound <= 0) {
-    return absl::UnavailableError(absl::StrCat("http: cannot listen on ", options_.host, ":", port));
+    return absl::UnavailableError(
+        absl::StrCat("http: cannot listen on ", options_.host, ":", port));
   }
   *thread = std::thread([&server, returned] {
     server.listen_after_bind();

@@ -14,6 +14,12 @@
 // cannot starve the probes, which are also served on their own small pool
 // and port (`probe_port`: /healthz and /readyz only) for Kubernetes.
 //
+// Host header (DNS rebinding: a web page on another origin resolving its
+// name to this address): a request whose Host is not one of `allowed_hosts`
+// gets 421 Misdirected Request. By default a server bound to loopback serves
+// only localhost, 127.0.0.1 and [::1]; one bound elsewhere serves any Host
+// unless --http-allowed-hosts names them. The probe port never checks.
+//
 // Thread-safe.
 #pragma once
 
@@ -23,7 +29,9 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -46,7 +54,16 @@ struct HttpServerOptions {
   int threads = 16;              // the main pool
   int io_timeout_ms = 5000;      // per read / write on a connection
   int keep_alive_timeout_s = 5;  // idle keep-alive connections are closed after this
+  // Host names (no port) the main port answers; "*" any; empty: the default
+  // for `host` (DefaultAllowedHosts).
+  std::vector<std::string> allowed_hosts;
 };
+
+// localhost, 127.0.0.1 and [::1] for a loopback `listen_host`; else {"*"}.
+std::vector<std::string> DefaultAllowedHosts(const std::string& listen_host);
+// Whether the Host header `host_header` ("name", "name:port", "[v6]:port")
+// names one of `allowed` (case-insensitive; "*" allows any, even none).
+bool HostAllowed(std::string_view host_header, const std::vector<std::string>& allowed);
 
 class HttpServer {
  public:

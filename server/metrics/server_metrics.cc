@@ -55,10 +55,15 @@ ServerMetrics::ServerMetrics(prometheus::Registry& registry)
       blobs_collected_(NewCounter(registry, "compressd_blobs_collected_total",
                                   "Unreferenced blobs deleted by the garbage collector.")),
       blob_bytes_collected_(NewCounter(registry, "compressd_blob_bytes_collected_total",
-                                       "Bytes of the blobs the garbage collector deleted.")) {}
+                                       "Bytes of the blobs the garbage collector deleted.")),
+      blobs_scrubbed_(NewCounter(registry, "compressd_blobs_scrubbed_total",
+                                 "Blobs re-hashed against their sha256 by the scrub.")),
+      blob_scrub_corrupt_(NewCounter(registry, "compressd_blob_scrub_corrupt_total",
+                                     "Blobs the scrub found corrupted (and quarantined).")),
+      blob_scrub_missing_(NewGauge(registry, "compressd_blob_scrub_missing",
+                                   "Referenced blobs absent from the store at the last scrub.")) {}
 
-void ServerMetrics::RecordRpc(const std::string& method, const std::string& code,
-                              double seconds) {
+void ServerMetrics::RecordRpc(const std::string& method, const std::string& code, double seconds) {
   rpc_total_.Add({{"method", method}, {"code", code}}).Increment();
   rpc_latency_.Add({{"method", method}}, LatencyBuckets()).Observe(seconds);
 }

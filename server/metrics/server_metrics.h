@@ -31,8 +31,8 @@ class ServerMetrics {
   // Store::CountJobsByState.
   void SetJobCounts(const std::vector<std::pair<v1::JobState, int64_t>>& counts);
 
-  prometheus::Gauge& jobs_in_state(const std::string& state);  // compressd_jobs{state}
-  prometheus::Gauge& queue_depth() { return *queue_depth_; }   // compressd_queue_depth
+  prometheus::Gauge& jobs_in_state(const std::string& state);       // compressd_jobs{state}
+  prometheus::Gauge& queue_depth() { return *queue_depth_; }        // compressd_queue_depth
   prometheus::Counter& task_attempts() { return *task_attempts_; }  // compressd_task_attempts_total
   prometheus::Gauge& workers_connected() { return *workers_connected_; }
   prometheus::Gauge& workers_busy() { return *workers_busy_; }
@@ -42,6 +42,11 @@ class ServerMetrics {
   // compressd_blob_bytes_collected_total.
   prometheus::Counter& blobs_collected() { return *blobs_collected_; }
   prometheus::Counter& blob_bytes_collected() { return *blob_bytes_collected_; }
+  // The blob scrub (blob_scrub.h): compressd_blobs_scrubbed_total,
+  // compressd_blob_scrub_corrupt_total, compressd_blob_scrub_missing.
+  prometheus::Counter& blobs_scrubbed() { return *blobs_scrubbed_; }
+  prometheus::Counter& blob_scrub_corrupt() { return *blob_scrub_corrupt_; }
+  prometheus::Gauge& blob_scrub_missing() { return *blob_scrub_missing_; }
 
  private:
   prometheus::Family<prometheus::Counter>& rpc_total_;
@@ -55,6 +60,9 @@ class ServerMetrics {
   prometheus::Counter* bytes_downloaded_;
   prometheus::Counter* blobs_collected_;
   prometheus::Counter* blob_bytes_collected_;
+  prometheus::Counter* blobs_scrubbed_;
+  prometheus::Counter* blob_scrub_corrupt_;
+  prometheus::Gauge* blob_scrub_missing_;
 };
 
 }  // namespace compressd

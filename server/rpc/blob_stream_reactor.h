@@ -22,8 +22,8 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
 #include "common/sha256.h"
 #include "compressd/v1/compressd.pb.h"
@@ -100,12 +100,7 @@ class BlobStreamReactor : public grpc::ServerWriteReactor<Response> {
 
   // DATA_LOSS (and the blob quarantined) unless the hashed content is the blob's.
   absl::Status CheckDigestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const std::string digest = hash_.HexDigest();
-    if (digest == sha256_) return absl::OkStatus();
-    const absl::Status quarantined = blobs_.Quarantine(sha256_);
-    return absl::DataLossError(absl::StrCat(
-        "blob ", sha256_, " is corrupted: its content has sha256 ", digest,
-        quarantined.ok() ? "; quarantined" : "; quarantine failed: " + quarantined.ToString()));
+    return blobs_.CheckContent(sha256_, hash_.HexDigest());
   }
 
   void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

@@ -209,11 +209,12 @@ absl::Status PartLeases::Fail(const v1::FailTaskRequest& req) {
   return FailLease(req.task_id(), req.lease_token(),
                    req.error().empty() ? "the worker reported a failure without a message"
                                        : ToValidUtf8(req.error(), kMaxErrorTextBytes),
-                   req.retryable(), 0);
+                   req.retryable(), 0, req.release());
 }
 
 absl::Status PartLeases::FailLease(const std::string& part_id, const std::string& lease_token,
-                                   const std::string& error, bool retryable, int64_t expired_at) {
+                                   const std::string& error, bool retryable, int64_t expired_at,
+                                   bool release) {
   std::string worker;
   bool requeued = false;
   absl::Status st = store_.UpdatePart(part_id, [&](const v1::Job&, PartRecord& part) {
@@ -224,9 +225,9 @@ absl::Status PartLeases::FailLease(const std::string& part_id, const std::string
     if (expired_at > 0 && (part.lease_expire_ms == 0 || part.lease_expire_ms > expired_at)) {
       return absl::AbortedError("renewed");
     }
-    ++part.failures;
+    if (!release) ++part.failures;  // a stopping worker's hand-back is no failure
     part.error = error;
-    requeued = retryable && part.failures < kMaxPartFailures;
+    requeued = release || (retryable && part.failures < kMaxPartFailures);
     part.state = requeued ? v1::PartStatus::QUEUED : v1::PartStatus::FAILED;
     worker = part.worker_id;
     if (requeued) part.worker_id.clear();

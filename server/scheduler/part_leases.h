@@ -63,9 +63,11 @@ class PartLeases {
  private:
   // A failed or expired part lease: back to the queue or, after
   // kMaxPartFailures (or a non-retryable error), FAILED. `expired_at` > 0:
-  // only if the lease expired at or before it.
+  // only if the lease expired at or before it. `release`: the worker handed
+  // the part back while stopping: queued again, not counted as a failure.
   absl::Status FailLease(const std::string& part_id, const std::string& lease_token,
-                         const std::string& error, bool retryable, int64_t expired_at);
+                         const std::string& error, bool retryable, int64_t expired_at,
+                         bool release = false);
   // The job whose task lease (not a part's) `task_id`/`lease_token` hold.
   absl::StatusOr<std::string> CoordinatorJob(const std::string& task_id,
                                              const std::string& lease_token);

@@ -263,6 +263,16 @@ absl::Status TaskLeases::Fail(const v1::FailTaskRequest& req) {
       int64_t seq, store_.UpdateJob(found.job_id, [&](v1::Job& job, TaskRecord& rec,
                                                       std::vector<v1::JobEvent>& events) {
         RETURN_IF_ERROR(CheckLeaseHeld(job, rec, req.lease_token()));
+        if (req.release()) {
+          // The worker is stopping and handed the task back: not an attempt.
+          job.set_attempts(job.attempts() - 1);
+          ClearLease(rec);
+          requeued = true;
+          return ApplyTransition(
+              &job, v1::QUEUED,
+              absl::StrCat("lease handed back by worker ", rec.worker_id, ": ", error), now,
+              &events);
+        }
         requeued = req.retryable() && job.attempts() < job.max_attempts();
         RETURN_IF_ERROR(
             ApplyTransition(&job, requeued ? v1::QUEUED : v1::FAILED, error, now, &events));

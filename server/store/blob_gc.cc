@@ -37,22 +37,12 @@ absl::StatusOr<BlobGcStats> CollectBlobs(Store& store, BlobStore& blobs, int64_t
 
 BlobCollector::BlobCollector(Store& store, BlobStore& blobs, ServerMetrics& metrics,
                              BlobCollectorOptions options)
-    : store_(store), blobs_(blobs), metrics_(metrics), options_(options) {}
-
-BlobCollector::~BlobCollector() { Stop(); }
-
-void BlobCollector::Start() {
-  if (options_.interval_ms <= 0 || thread_.joinable()) return;
-  thread_ = std::thread([this] { Loop(); });
-}
-
-void BlobCollector::Stop() {
-  {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
-  }
-  if (thread_.joinable()) thread_.join();
-}
+    : store_(store),
+      blobs_(blobs),
+      metrics_(metrics),
+      options_(options),
+      periodic_(options.interval_ms, std::min<int64_t>(options.interval_ms, 60 * 1000),
+                [this] { (void)RunOnce(); }) {}
 
 absl::StatusOr<BlobGcStats> BlobCollector::RunOnce() {
   absl::StatusOr<BlobGcStats> stats = CollectBlobs(store_, blobs_, NowMs(), options_.grace_ms);
@@ -72,20 +62,6 @@ absl::StatusOr<BlobGcStats> BlobCollector::RunOnce() {
                  static_cast<long long>(stats->referenced), static_cast<long long>(stats->young));
   }
   return stats;
-}
-
-void BlobCollector::Loop() {
-  int64_t wait_ms = std::min<int64_t>(options_.interval_ms, 60 * 1000);
-  while (true) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Milliseconds(wait_ms))) {
-        return;
-      }
-    }
-    wait_ms = options_.interval_ms;
-    (void)RunOnce();
-  }
 }
 
 }  // namespace compressd

@@ -16,13 +16,11 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
-#include <thread>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "server/metrics/server_metrics.h"
 #include "server/store/blob_store.h"
+#include "server/store/periodic_pass.h"
 #include "server/store/store.h"
 
 namespace compressd {
@@ -40,7 +38,7 @@ absl::StatusOr<BlobGcStats> CollectBlobs(Store& store, BlobStore& blobs, int64_t
                                          int64_t grace_ms);
 
 struct BlobCollectorOptions {
-  int64_t interval_ms = 3600 * 1000;     // 0: never
+  int64_t interval_ms = 3600 * 1000;  // 0: never
   int64_t grace_ms = 24 * 3600 * 1000;
 };
 
@@ -48,24 +46,19 @@ class BlobCollector {
  public:
   BlobCollector(Store& store, BlobStore& blobs, ServerMetrics& metrics,
                 BlobCollectorOptions options);
-  ~BlobCollector();  // Stop()
   // The first pass runs a minute after Start (or one interval, if shorter),
   // then one every interval. No-op for interval 0.
-  void Start();
-  void Stop();
+  void Start() { periodic_.Start(); }
+  void Stop() { periodic_.Stop(); }
   // One pass now, counted in the metrics and logged to stderr.
   absl::StatusOr<BlobGcStats> RunOnce();
 
  private:
-  void Loop();
-
   Store& store_;
   BlobStore& blobs_;
   ServerMetrics& metrics_;
   const BlobCollectorOptions options_;
-  absl::Mutex mu_;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  PeriodicPass periodic_;
 };
 
 }  // namespace compressd

@@ -178,6 +178,30 @@ absl::Status BlobStore::Quarantine(const std::string& sha256) const {
   return absl::OkStatus();
 }
 
+absl::Status BlobStore::CheckContent(const std::string& sha256,
+                                     const std::string& actual_sha256) const {
+  if (actual_sha256 == sha256) return absl::OkStatus();
+  const absl::Status quarantined = Quarantine(sha256);
+  return absl::DataLossError(absl::StrCat(
+      "blob ", sha256, " is corrupted: its content has sha256 ", actual_sha256,
+      quarantined.ok() ? "; quarantined" : "; quarantine failed: " + quarantined.ToString()));
+}
+
+absl::Status BlobStore::Verify(const std::string& sha256,
+                               const std::function<void(size_t)>& on_read) const {
+  constexpr size_t kChunk = 1 << 20;
+  ASSIGN_OR_RETURN(const uint64_t size, Size(sha256));
+  Sha256 hash;
+  std::string data;
+  for (uint64_t at = 0; at < size; at += data.size()) {
+    RETURN_IF_ERROR(ReadAt(sha256, at, kChunk, &data));
+    if (data.empty()) break;  // shrank meanwhile: the digest tells
+    hash.Update(data);
+    if (on_read) on_read(data.size());
+  }
+  return CheckContent(sha256, hash.HexDigest());
+}
+
 std::string BlobStore::PathFor(const std::string& sha256) const {
   if (!IsSha256Hex(sha256)) return "";
   return absl::StrCat(root_, "/sha256/", sha256.substr(0, 2), "/", sha256);
@@ -188,8 +212,8 @@ absl::Status BlobStore::ReadAt(const std::string& sha256, uint64_t offset, size_
   out->clear();
   ASSIGN_OR_RETURN(uint64_t size, Size(sha256));
   if (offset > size) {
-    return absl::OutOfRangeError(
-        absl::StrCat("offset ", offset, " is past the end of blob ", sha256, " (", size, " bytes)"));
+    return absl::OutOfRangeError(absl::StrCat("offset ", offset, " is past the end of blob ",
+                                              sha256, " (", size, " bytes)"));
   }
   std::string path = PathFor(sha256);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -63,6 +64,14 @@ class BlobStore {
   // <root>/quarantine/<sha256>: kept for inspection, and every later lookup
   // (Size, ReadAt) answers DATA_LOSS instead of serving it.
   absl::Status Quarantine(const std::string& sha256) const;
+  // OK when `actual_sha256` (the digest of what was read of blob `sha256`)
+  // is its name; else the blob is quarantined and the answer is DATA_LOSS.
+  absl::Status CheckContent(const std::string& sha256, const std::string& actual_sha256) const;
+  // Re-hashes blob `sha256` from disk and CheckContent()s it; NOT_FOUND if
+  // absent. `on_read(n)` runs after each chunk of n bytes (the scrub's
+  // throttle; may be null).
+  absl::Status Verify(const std::string& sha256,
+                      const std::function<void(size_t)>& on_read = nullptr) const;
 
   struct BlobInfo {
     std::string sha256;

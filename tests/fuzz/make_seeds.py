@@ -5,7 +5,9 @@ gguf/: tiny llama-architecture GGUFs written by gguf-py's GGUFWriter (an
 independent writer): Q8_0 + F32 tied, F32 untied with GQA, and one with a
 llama3 rope_freqs tensor. safetensors/: a tiny checkpoint (F32/BF16/F16).
 hf_config/: config.json variants. dequant/: a few blocks of each type.
-Usage: make_seeds.py   (needs gguf, numpy, safetensors)
+upload/: upload streams (fuzz_upload.cc's framing) of an HF model, a GGUF
+model and a dataset, built from the seeds above.
+Usage: make_seeds.py [upload]   (needs gguf, numpy, safetensors; "upload": only upload/)
 """
 import json
 import math
@@ -107,5 +109,60 @@ def main():
     print(f"wrote seeds under {OUT}")
 
 
+def _varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(number, value):
+    """One protobuf field: an int (varint) or bytes/str (length-delimited)."""
+    if isinstance(value, int):
+        return _varint(number << 3) + _varint(value)
+    if isinstance(value, str):
+        value = value.encode()
+    return _varint(number << 3 | 2) + _varint(len(value)) + value
+
+
+def upload_stream(dataset, files, name):
+    """fuzz_upload's input: flags (bit 0 dataset, bit 1 fix up digests), then
+    length-prefixed UploadModelRequest messages: the header, a chunk per file."""
+    header = _field(1, name)
+    if not dataset:  # format: GGUF = 2, HF_SAFETENSORS = 1
+        header += _field(2, 2 if files[0][0].endswith(".gguf") else 1)
+    header += b"".join(_field(2 if dataset else 3, _field(1, path)) for path, _ in files)
+    messages = [_field(1, header)]
+    for index, (_, data) in enumerate(files):
+        messages.append(_field(2, (_field(1, index) if index else b"") + _field(2, data)))
+    out = bytes([2 | (1 if dataset else 0)])
+    for m in messages:
+        out += len(m).to_bytes(2, "little") + m
+    return out
+
+
+def upload_seeds():
+    (OUT / "upload").mkdir(parents=True, exist_ok=True)
+    config = (OUT / "hf_config/llama3.json").read_bytes()
+    weights = (OUT / "safetensors/tiny.safetensors").read_bytes()
+    gguf = (OUT / "gguf/llama_q8_tied.gguf").read_bytes()
+    seeds = {
+        "hf_model.bin": upload_stream(False, [("config.json", config), ("model.safetensors", weights)], "m"),
+        "gguf_model.bin": upload_stream(False, [("model.gguf", gguf)], "g"),
+        "dataset.bin": upload_stream(True, [("sotu/a.txt", b"We the people."), ("b.txt", b"")], "d"),
+    }
+    for name, data in seeds.items():
+        assert len(data) < 1 << 16, name
+        (OUT / "upload" / name).write_bytes(data)
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+    if sys.argv[1:] == ["upload"]:
+        upload_seeds()
+    else:
+        main()
+        upload_seeds()

@@ -74,14 +74,40 @@ int SweepDeadTaskDirs(const std::string& cache_dir) {
   return removed;
 }
 
+void ShutdownSignal::Stop() {
+  absl::MutexLock lock(&mu_);
+  stopped_ = true;
+  if (token_ != nullptr) token_->Cancel();
+}
+
+bool ShutdownSignal::stopped() const {
+  absl::MutexLock lock(&mu_);
+  return stopped_;
+}
+
+void ShutdownSignal::Attach(engine::CancelToken* token) {
+  absl::MutexLock lock(&mu_);
+  token_ = token;
+  if (stopped_) token_->Cancel();
+}
+
+void ShutdownSignal::Detach() {
+  absl::MutexLock lock(&mu_);
+  token_ = nullptr;
+}
+
 LeaseScope::LeaseScope(WorkerClient& client, const TaskReporter& reporter, const v1::Task& task,
-                       const Registration& registration, const std::string& cache_dir)
+                       const Registration& registration, const std::string& cache_dir,
+                       ShutdownSignal& shutdown)
     : client_(client),
       task_(task),
       registration_(registration),
+      shutdown_(shutdown),
       dir_(TaskDir(cache_dir, task)),
       checkpoints_(client, task.task_id(), task.lease_token(), reporter.retry(), on_lease_lost()),
-      levels_db_(checkpoints_, kSharedLevelsPrefix) {}
+      levels_db_(checkpoints_, kSharedLevelsPrefix) {
+  shutdown_.Attach(&cancel_);
+}
 
 LeaseScope::~LeaseScope() { Close(); }
 
@@ -107,7 +133,24 @@ bool LeaseScope::stopped() const {
 
 bool LeaseScope::job_cancelled() const { return heartbeats_ && heartbeats_->job_cancelled(); }
 
+std::string LeaseScope::EndStopped() {
+  if (job_cancelled()) return "job cancelled";
+  if (lease_lost_ || (heartbeats_ && heartbeats_->lease_lost())) return "lease lost";
+  if (!shutdown_.stopped()) return "cancelled";
+  v1::FailTaskRequest req;
+  req.set_task_id(task_.task_id());
+  req.set_lease_token(task_.lease_token());
+  req.set_error("the worker is shutting down");
+  req.set_release(true);
+  const absl::Status handed = client_.FailTask(req);
+  return handed.ok()
+             ? "worker shutting down: lease handed back"
+             : absl::StrCat(
+                   "worker shutting down (handing the lease back failed: ", handed.ToString(), ")");
+}
+
 void LeaseScope::Close() {
+  shutdown_.Detach();
   if (heartbeats_) heartbeats_->Stop();
   if (dir_.ok()) RemoveTree(*dir_);
 }

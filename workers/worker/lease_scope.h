@@ -16,7 +16,8 @@
 //     cleared of a crashed run's leftovers by Start() and removed by Close().
 //
 // After the run, stopped() says whether the task ends without a result (job
-// cancelled or lease lost, by any route) or is reported finished. Close()
+// cancelled, lease lost, by any route, or the worker shutting down: then
+// EndStopped() hands the lease back) or is reported finished. Close()
 // (or the destructor) stops the heartbeats after that report, so the lease
 // is kept alive while it is retried.
 //
@@ -30,7 +31,9 @@
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "compressd/v1/worker.pb.h"
 #include "workers/engine/runtime/checkpoint.h"
 #include "workers/engine/runtime/run_context.h"
@@ -47,11 +50,30 @@ struct Registration {
   int64_t heartbeat_interval_ms = 2000;
 };
 
+// The worker's stop (SIGTERM, Worker::Shutdown): Stop() cancels the run of
+// the lease that is open, if any (a LeaseScope attaches its CancelToken for
+// its lifetime), and every later one at once. Thread-safe.
+class ShutdownSignal {
+ public:
+  void Stop();
+  bool stopped() const;
+  // `token` is cancelled by Stop(), or now if Stop() came already. One at a time.
+  void Attach(engine::CancelToken* token);
+  void Detach();
+
+ private:
+  mutable absl::Mutex mu_;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  engine::CancelToken* token_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
 class LeaseScope {
  public:
-  // `task` and `reporter` must outlive the scope. Nothing runs before Start().
+  // `task`, `reporter` and `shutdown` must outlive the scope. Nothing runs
+  // before Start().
   LeaseScope(WorkerClient& client, const TaskReporter& reporter, const v1::Task& task,
-             const Registration& registration, const std::string& cache_dir);
+             const Registration& registration, const std::string& cache_dir,
+             ShutdownSignal& shutdown);
   ~LeaseScope();  // calls Close()
   LeaseScope(const LeaseScope&) = delete;
   LeaseScope& operator=(const LeaseScope&) = delete;
@@ -77,9 +99,15 @@ class LeaseScope {
   ServerCheckpointStore& checkpoints() { return checkpoints_; }
   engine::CheckpointStore& levels_db() { return levels_db_; }
 
-  // True when the task must end without a result: the run was cancelled or
-  // the lease lost, seen by any route.
+  // True when the task must end without a result: the run was cancelled
+  // (job cancelled, worker shutting down) or the lease lost, seen by any route.
   bool stopped() const;
+  // For a stopped run: hands the lease back to the server when the worker is
+  // shutting down and the lease is still ours (FailTask with release: the
+  // task is queued again, the attempt not counted; one try, so a stopping
+  // worker never waits on an absent server: the lease then expires as after
+  // a crash). Returns why the run stopped, for the log.
+  std::string EndStopped();
   // Whether the heartbeats learned that the job was cancelled (else a stop
   // is a lost lease).
   bool job_cancelled() const;
@@ -91,6 +119,7 @@ class LeaseScope {
   WorkerClient& client_;
   const v1::Task& task_;
   const Registration registration_;
+  ShutdownSignal& shutdown_;
   engine::CancelToken cancel_;
   std::atomic<bool> lease_lost_{false};
   const absl::StatusOr<std::string> dir_;

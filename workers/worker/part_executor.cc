@@ -31,8 +31,12 @@ class PartLogSink : public engine::EventSink {
 }  // namespace
 
 PartExecutor::PartExecutor(const WorkerOptions& options, WorkerClient& client, InputFetcher& inputs,
-                           const TaskReporter& reporter)
-    : options_(options), client_(client), inputs_(inputs), reporter_(reporter) {}
+                           const TaskReporter& reporter, ShutdownSignal& shutdown)
+    : options_(options),
+      client_(client),
+      inputs_(inputs),
+      reporter_(reporter),
+      shutdown_(shutdown) {}
 
 void PartExecutor::Release() {
   runner_.reset();
@@ -43,13 +47,13 @@ TaskOutcome PartExecutor::Run(const v1::Task& task, const Registration& registra
   const std::string& name = task.part().name();
   std::fprintf(stderr, "compress-worker: part %s of job %s (%s)\n", name.c_str(),
                task.job_id().c_str(), task.task_id().c_str());
-  LeaseScope scope(client_, reporter_, task, registration, options_.cache_dir);
+  LeaseScope scope(client_, reporter_, task, registration, options_.cache_dir, shutdown_);
   scope.Start([] { return v1::Progress(); });
   PartLogSink events(name);
   const absl::StatusOr<std::string> result = Execute(task, scope, events);
   if (scope.stopped()) {
     std::fprintf(stderr, "compress-worker: part %s stopped: %s\n", name.c_str(),
-                 scope.job_cancelled() ? "job no longer running" : "lease lost");
+                 scope.EndStopped().c_str());
     return TaskOutcome::kStopped;
   }
   if (result.ok()) {

@@ -29,7 +29,7 @@ class PartExecutor {
  public:
   // All must outlive the executor.
   PartExecutor(const WorkerOptions& options, WorkerClient& client, InputFetcher& inputs,
-               const TaskReporter& reporter);
+               const TaskReporter& reporter, ShutdownSignal& shutdown);
 
   // Runs the part `task.part()` to its end.
   TaskOutcome Run(const v1::Task& task, const Registration& registration);
@@ -49,6 +49,7 @@ class PartExecutor {
   WorkerClient& client_;
   InputFetcher& inputs_;
   const TaskReporter& reporter_;
+  ShutdownSignal& shutdown_;
   std::string runner_key_;  // "<job_id>#<attempt>" of runner_
   std::unique_ptr<engine::PartRunner> runner_;
 };

@@ -45,13 +45,17 @@ class SlowSink : public engine::EventSink {
 }  // namespace
 
 TaskRunner::TaskRunner(const WorkerOptions& options, WorkerClient& client, InputFetcher& inputs,
-                       const TaskReporter& reporter)
-    : options_(options), client_(client), inputs_(inputs), reporter_(reporter) {}
+                       const TaskReporter& reporter, ShutdownSignal& shutdown)
+    : options_(options),
+      client_(client),
+      inputs_(inputs),
+      reporter_(reporter),
+      shutdown_(shutdown) {}
 
 TaskOutcome TaskRunner::Run(const v1::Task& task, const Registration& registration) {
   std::fprintf(stderr, "compress-worker: task %s (job %s, attempt %d)\n", task.task_id().c_str(),
                task.job_id().c_str(), task.attempt());
-  LeaseScope scope(client_, reporter_, task, registration, options_.cache_dir);
+  LeaseScope scope(client_, reporter_, task, registration, options_.cache_dir, shutdown_);
   EventReporter events(
       [this, &task](const std::vector<v1::JobEvent>& batch) {
         v1::ReportEventsRequest req;
@@ -71,7 +75,7 @@ TaskOutcome TaskRunner::Run(const v1::Task& task, const Registration& registrati
   TaskOutcome outcome = TaskOutcome::kStopped;
   if (scope.stopped()) {
     std::fprintf(stderr, "compress-worker: task %s stopped: %s\n", task.task_id().c_str(),
-                 scope.job_cancelled() ? "job cancelled" : "lease lost");
+                 scope.EndStopped().c_str());
   } else {
     outcome = Finish(task, result);
   }

@@ -28,7 +28,7 @@ class TaskRunner {
  public:
   // All must outlive the runner.
   TaskRunner(const WorkerOptions& options, WorkerClient& client, InputFetcher& inputs,
-             const TaskReporter& reporter);
+             const TaskReporter& reporter, ShutdownSignal& shutdown);
 
   // Runs `task` (a job's own task, not a part) to its end.
   TaskOutcome Run(const v1::Task& task, const Registration& registration);
@@ -47,6 +47,7 @@ class TaskRunner {
   WorkerClient& client_;
   InputFetcher& inputs_;
   const TaskReporter& reporter_;
+  ShutdownSignal& shutdown_;
 };
 
 }  // namespace compressd

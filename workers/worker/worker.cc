@@ -34,14 +34,15 @@ Worker::Worker(WorkerOptions options, WorkerClient& client)
       reporter_(client_, options_),
       inputs_(client_, (std::filesystem::path(options_.cache_dir) / "blobs").string(),
               options_.blobs),
-      tasks_(options_, client_, inputs_, reporter_),
-      parts_(options_, client_, inputs_, reporter_) {}
+      tasks_(options_, client_, inputs_, reporter_, stop_),
+      parts_(options_, client_, inputs_, reporter_, stop_) {}
 
 void Worker::Shutdown() {
   {
     absl::MutexLock lock(&mu_);
     shutdown_ = true;
   }
+  stop_.Stop();  // the running task stops and hands its lease back
   client_.CancelLeaseTask();
 }
 
@@ -126,7 +127,7 @@ absl::Status Worker::Run() {
     req.set_wait_ms(options_.lease_wait_ms);
     const auto start = std::chrono::steady_clock::now();
     absl::StatusOr<v1::LeaseTaskResponse> resp = client_.LeaseTask(req);
-    // A task leased just as Shutdown() came is still run: it is ours now.
+    // A task leased just as Shutdown() came is handed back at once (LeaseScope).
     if (shutting_down() && !(resp.ok() && resp->has_task())) break;
     if (!resp.ok()) {
       if (resp.status().code() == absl::StatusCode::kNotFound) {

@@ -11,7 +11,8 @@
 // DATA_LOSS for a corrupted input (task_reporter.h).
 //
 // Run() is called from one thread; Shutdown() may be called from any other
-// thread and makes Run() return after the current task.
+// thread: the current task stops at its next cancellation check and hands its
+// lease back (queued again, the attempt not counted), and Run() returns.
 #pragma once
 
 #include <cstdint>
@@ -64,6 +65,7 @@ class Worker {
   WorkerClient& client_;
   const TaskReporter reporter_;
   InputFetcher inputs_;
+  ShutdownSignal stop_;  // before the runners, which hold it
   TaskRunner tasks_;
   PartExecutor parts_;
   Registration registration_;  // only touched by the Run() thread

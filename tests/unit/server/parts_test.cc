@@ -1,12 +1,12 @@
 // Fan-out parts (worker.proto Part) in the scheduler: submission, leasing to
 // idle workers before queued jobs, claiming by the job's task, completion,
 // failure and expiry, their checkpoints, and their end with the job.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <map>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "common/sha256.h"
 #include "server/jobs/checkpoint_service.h"
@@ -65,12 +65,13 @@ class PartsTest : public ::testing::Test {
     req.set_lease_token(token);
     return env_.scheduler.CompleteTask(req);
   }
-  absl::Status Fail(const v1::Task& task, bool retryable) {
+  absl::Status Fail(const v1::Task& task, bool retryable, bool release = false) {
     v1::FailTaskRequest req;
     req.set_task_id(task.task_id());
     req.set_lease_token(task.lease_token());
     req.set_error("boom");
     req.set_retryable(retryable);
+    req.set_release(release);
     return env_.scheduler.FailTask(req);
   }
   v1::HeartbeatRequest Beat(const std::string& worker, const v1::Task& task) {
@@ -196,6 +197,16 @@ TEST_F(PartsTest, FailedAndExpiredPartsReturnToTheQueueUntilTheLimit) {
   ASSERT_TRUE(y.ok() && y->has_part());
   ASSERT_TRUE(Fail(*y, /*retryable=*/false).ok());
   EXPECT_EQ(States()["y"].state(), v1::PartStatus::FAILED);
+
+  // A stopping worker's hand-back requeues the part and is no failure.
+  ASSERT_TRUE(Submit({"z"}).ok());
+  for (int i = 0; i < Scheduler::kMaxPartFailures + 1; ++i) {
+    absl::StatusOr<v1::Task> z = env_.Lease(helper);
+    ASSERT_TRUE(z.ok() && z->has_part());
+    ASSERT_TRUE(Fail(*z, /*retryable=*/false, /*release=*/true).ok());
+    EXPECT_EQ(States()["z"].state(), v1::PartStatus::QUEUED);
+    EXPECT_EQ(States()["z"].failures(), 0);
+  }
 }
 
 TEST_F(PartsTest, PartsEndWithTheirJobAttempt) {

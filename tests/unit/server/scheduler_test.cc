@@ -1,12 +1,12 @@
 #include "server/scheduler/scheduler.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "tests/unit/server/test_util.h"
 
@@ -41,12 +41,14 @@ class SchedulerTest : public ::testing::Test {
     req.set_summary_json(summary);
     return env_.scheduler.CompleteTask(req);
   }
-  absl::Status Fail(const v1::Task& task, const std::string& error, bool retryable) {
+  absl::Status Fail(const v1::Task& task, const std::string& error, bool retryable,
+                    bool release = false) {
     v1::FailTaskRequest req;
     req.set_task_id(task.task_id());
     req.set_lease_token(task.lease_token());
     req.set_error(error);
     req.set_retryable(retryable);
+    req.set_release(release);
     return env_.scheduler.FailTask(req);
   }
   v1::Job Job(const std::string& id) { return *env_.store->GetJob(id); }
@@ -154,8 +156,8 @@ TEST_F(SchedulerTest, ExpiredLeaseRequeuesThenFailsAfterMaxAttempts) {
   v1::Job failed = Job(job.id());
   EXPECT_EQ(failed.state(), v1::FAILED);
   EXPECT_EQ(failed.attempts(), 2);
-  EXPECT_EQ(failed.error(), "lease expired after 2 attempts: worker " + w +
-                                " stopped heartbeating");
+  EXPECT_EQ(failed.error(),
+            "lease expired after 2 attempts: worker " + w + " stopped heartbeating");
   EXPECT_EQ(env_.metrics.task_attempts().Value(), 2);
 }
 
@@ -239,6 +241,26 @@ TEST_F(SchedulerTest, FailTaskRetriesOnlyRetryableErrors) {
   v1::Job failed = Job(job.id());
   EXPECT_EQ(failed.state(), v1::FAILED);
   EXPECT_EQ(failed.error(), "tensor model.embed_tokens: bad shape");
+}
+
+// A stopping worker hands its lease back: the job is queued again at once and
+// the attempt does not count, however often it happens (rolling restarts).
+TEST_F(SchedulerTest, HandedBackLeaseRequeuesWithoutCountingTheAttempt) {
+  std::string w = env_.Worker();
+  v1::Job job = env_.Submit();
+  for (int i = 0; i < 5; ++i) {
+    auto task = env_.Lease(w);
+    ASSERT_TRUE(task.ok());
+    EXPECT_EQ(task->attempt(), 1);
+    ASSERT_TRUE(Fail(*task, "the worker is shutting down", /*retryable=*/false,
+                     /*release=*/true)
+                    .ok());
+    EXPECT_EQ(env_.State(job.id()), v1::QUEUED);
+    EXPECT_THAT(Events(job.id()).back().state().reason(), HasSubstr("lease handed back by worker"));
+    // The lease is gone: a second hand-back of the same lease is stale.
+    EXPECT_EQ(Fail(*task, "again", false, true).code(), absl::StatusCode::kFailedPrecondition);
+  }
+  EXPECT_EQ(Job(job.id()).attempts(), 0);
 }
 
 TEST_F(SchedulerTest, ReportEventsAssignsSequencesAndPublishes) {

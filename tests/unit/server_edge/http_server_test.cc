@@ -2,12 +2,11 @@
 // the per-RPC metrics recorded by the gRPC interceptor.
 #include "server/http/http_server.h"
 
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
+#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
-
-#include <arpa/inet.h>
-#include <google/protobuf/util/json_util.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -55,6 +54,19 @@ class HttpServerTest : public EdgeTest {
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<httplib::Client> client_;
 };
+
+// DNS rebinding: a page elsewhere that resolves its own name to 127.0.0.1
+// reaches the port with its own Host header, and gets nothing.
+TEST_F(HttpServerTest, ForeignHostHeaderIsMisdirected) {
+  auto res = client_->Get("/api/jobs", {{"Host", "attacker.example:80"}});
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 421);
+  EXPECT_THAT(res->body, HasSubstr("attacker.example"));
+  EXPECT_THAT(res->body, Not(HasSubstr("jobs")));
+  res = client_->Get("/api/jobs", {{"Host", "localhost"}});
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+}
 
 TEST_F(HttpServerTest, HealthzIsOk) {
   auto res = client_->Get("/healthz");
@@ -197,6 +209,29 @@ TEST_F(HttpServerTest, ApiJobsIsPaginatedByDefault) {
   EXPECT_EQ(page.jobs_size(), 20);
   EXPECT_FALSE(page.next_page_token().empty());
   EXPECT_EQ(client_->Get("/api/jobs?page_size=1000")->status, 400);
+}
+
+}  // namespace
+}  // namespace compressd::testing
+
+namespace compressd::testing {
+namespace {
+
+TEST(HostCheckTest, LoopbackServesOnlyLoopbackNames) {
+  const std::vector<std::string> loopback = DefaultAllowedHosts("127.0.0.1");
+  EXPECT_TRUE(HostAllowed("127.0.0.1:8080", loopback));
+  EXPECT_TRUE(HostAllowed("LOCALHOST:8080", loopback));
+  EXPECT_TRUE(HostAllowed("localhost", loopback));
+  EXPECT_TRUE(HostAllowed("[::1]:8080", loopback));
+  EXPECT_FALSE(HostAllowed("attacker.example:8080", loopback));
+  EXPECT_FALSE(HostAllowed("localhost.attacker.example", loopback));
+  EXPECT_FALSE(HostAllowed("", loopback));
+  EXPECT_FALSE(HostAllowed("[::1", loopback));
+  EXPECT_FALSE(HostAllowed(":8080", loopback));
+  // Bound elsewhere: any, unless named.
+  EXPECT_TRUE(HostAllowed("10.0.0.7:8080", DefaultAllowedHosts("0.0.0.0")));
+  EXPECT_TRUE(HostAllowed("compressd.internal:80", {"compressd.internal"}));
+  EXPECT_FALSE(HostAllowed("10.0.0.7:8080", {"compressd.internal"}));
 }
 
 }  // namespace

@@ -23,13 +23,14 @@ class FakeWorkerService final : public v1::WorkerService::Service {
   struct Failure {
     std::string error;
     bool retryable;
+    bool release;  // handed back by a stopping worker
   };
 
   // Configuration (set before the worker starts, or under mu).
   std::map<std::string, std::string> blobs;  // sha256 -> content
   std::deque<v1::Task> queue;
-  int not_found_leases = 0;      // answer the first k LeaseTask calls with NOT_FOUND
-  bool cancel_job = false;       // heartbeats answer cancel=true
+  int not_found_leases = 0;  // answer the first k LeaseTask calls with NOT_FOUND
+  bool cancel_job = false;   // heartbeats answer cancel=true
   bool hold_fetch_until_cancel = false;
 
   // Observations.
@@ -158,7 +159,7 @@ class FakeWorkerService final : public v1::WorkerService::Service {
   grpc::Status FailTask(grpc::ServerContext*, const v1::FailTaskRequest* req,
                         v1::FailTaskResponse*) override {
     std::lock_guard<std::mutex> lock(mu);
-    failed.push_back({req->error(), req->retryable()});
+    failed.push_back({req->error(), req->retryable(), req->release()});
     cv.notify_all();
     return grpc::Status::OK;
   }
@@ -167,8 +168,8 @@ class FakeWorkerService final : public v1::WorkerService::Service {
 // Starts `service` on 127.0.0.1:`port` (0 picks a free port, stored back).
 inline std::unique_ptr<grpc::Server> StartFakeServer(FakeWorkerService& service, int* port) {
   grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:" + std::to_string(*port),
-                           grpc::InsecureServerCredentials(), port);
+  builder.AddListeningPort("127.0.0.1:" + std::to_string(*port), grpc::InsecureServerCredentials(),
+                           port);
   builder.RegisterService(&service);
   return builder.BuildAndStart();
 }

@@ -76,6 +76,7 @@ class WorkerTest : public ::testing::Test {
     o.initial_backoff_ms = 10;
     o.max_backoff_ms = 100;
     o.events.flush_interval_ms = 20;
+    o.slow_ms_per_layer = slow_ms_per_layer_;
     worker_ = std::make_unique<Worker>(o, *client_);
     thread_ = std::thread([this] { run_status_ = worker_->Run(); });
   }
@@ -126,6 +127,7 @@ class WorkerTest : public ::testing::Test {
   std::unique_ptr<Worker> worker_;
   std::thread thread_;
   absl::Status run_status_;
+  int64_t slow_ms_per_layer_ = 0;
 };
 
 TEST_F(WorkerTest, RunsALeasedTaskEndToEnd) {
@@ -296,6 +298,34 @@ TEST_F(WorkerTest, CancelledJobStopsWithoutResultAndLeasesAgain) {
   EXPECT_TRUE(service_.completed.empty());
   EXPECT_TRUE(service_.failed.empty());
   EXPECT_TRUE(service_.artifacts.empty());
+  EXPECT_EQ(TaskDirs(), 0);
+}
+
+// Shutdown (SIGTERM) mid-task: the run stops at its next cancellation check
+// and the lease goes back to the server as a release (not a failure), so
+// another worker can take the task at once; nothing is completed.
+TEST_F(WorkerTest, ShutdownMidTaskHandsTheLeaseBackPromptly) {
+  const fs::path model = root_ / "model";
+  ASSERT_TRUE(testing::WriteTinyLlama(model.string()).ok());
+  QueueTask(model);
+  slow_ms_per_layer_ = 60000;  // a minute per layer: the task would take 14 minutes
+  StartServer();
+  StartWorker();
+  ASSERT_TRUE(service_.WaitFor([&] {
+    for (const v1::JobEvent& e : service_.events) {
+      if (e.has_progress() && e.progress().stage() == "prune") return true;
+    }
+    return false;
+  }));
+  const auto start = std::chrono::steady_clock::now();
+  StopWorker();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  ASSERT_EQ(service_.failed.size(), 1u);
+  EXPECT_TRUE(service_.failed[0].release);
+  EXPECT_THAT(service_.failed[0].error, HasSubstr("shutting down"));
+  EXPECT_TRUE(service_.completed.empty());
+  EXPECT_TRUE(service_.artifacts.empty());
+  EXPECT_EQ(worker_->stats().cancelled, 1);
   EXPECT_EQ(TaskDirs(), 0);
 }
 
