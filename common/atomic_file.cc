@@ -52,6 +52,24 @@ AtomicFile::~AtomicFile() {
   if (!committed_) ::unlink(tmp_.c_str());
 }
 
+absl::Status AtomicFile::WriteAt(uint64_t offset, absl::string_view bytes) {
+  if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat(path_, ": already committed"));
+  const char* p = bytes.data();
+  size_t n = bytes.size();
+  while (n > 0) {
+    const ssize_t w =
+        ::pwrite(fd_, p, std::min<size_t>(n, size_t{1} << 30), static_cast<off_t>(offset));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return Errno(tmp_, "write failed");
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+    offset += static_cast<uint64_t>(w);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status AtomicFile::Write(absl::string_view bytes) {
   if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat(path_, ": already committed"));
   const char* p = bytes.data();
@@ -92,8 +110,7 @@ absl::Status AtomicFile::Commit(bool sync_dir) {
   return synced ? absl::OkStatus() : Errno(dir, "fsync failed");
 }
 
-absl::Status WriteFileAtomically(const std::string& path, absl::string_view bytes,
-                                 bool sync_dir) {
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view bytes, bool sync_dir) {
   ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> file, AtomicFile::Create(path));
   RETURN_IF_ERROR(file->Write(bytes));
   return file->Commit(sync_dir);

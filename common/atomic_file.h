@@ -29,6 +29,9 @@ class AtomicFile {
   absl::Status Write(absl::string_view bytes);
   // Zero bytes up to the next multiple of `alignment` of the bytes written.
   absl::Status PadTo(uint64_t alignment);
+  // `bytes` at `offset` (pwrite), for writers that fill a file out of order
+  // (a sharded output written block by block); does not move Write()'s end.
+  absl::Status WriteAt(uint64_t offset, absl::string_view bytes);
   uint64_t written() const { return written_; }
   // fsync, close and rename over the destination; with `sync_dir`, the
   // directory is fsync'ed too, so the rename itself survives a crash.

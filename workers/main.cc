@@ -40,7 +40,9 @@ constexpr char kUsage[] =
     "usage: compress-worker --server HOST:PORT --cache-dir DIR [--threads N] [--name NAME]\n"
     "                       [--slow-ms-per-layer N]   (fault injection: pause after each layer)\n"
     "       compress-worker run --model DIR|FILE.gguf --recipe FILE --out DIR\n"
-    "                           [--checkpoint-dir DIR]   (resume a long job from here)\n";
+    "                           [--checkpoint-dir DIR]   (resume a long job from here)\n"
+    "                           [--whole-model 1]   (load the model whole even where the\n"
+    "                                                job could stream it block by block)\n";
 
 // Parses "--flag value" pairs; false on an unknown flag or a missing value.
 bool ParseFlags(int argc, char** argv, int first, std::map<std::string, std::string>* flags,
@@ -57,14 +59,16 @@ bool ParseFlags(int argc, char** argv, int first, std::map<std::string, std::str
 
 int RunLocalMode(int argc, char** argv) {
   std::map<std::string, std::string> f;
-  if (!ParseFlags(argc, argv, 2, &f, {"--model", "--recipe", "--out", "--checkpoint-dir"}) ||
+  if (!ParseFlags(argc, argv, 2, &f,
+                  {"--model", "--recipe", "--out", "--checkpoint-dir", "--whole-model"}) ||
       !f.count("--model") || !f.count("--recipe") || !f.count("--out") ||
-      (f.count("--checkpoint-dir") && f["--checkpoint-dir"].empty())) {
+      (f.count("--checkpoint-dir") && f["--checkpoint-dir"].empty()) ||
+      (f.count("--whole-model") && f["--whole-model"] != "1")) {
     std::fputs(kUsage, stderr);
     return 2;
   }
-  const absl::Status st =
-      compressd::RunLocal(f["--model"], f["--recipe"], f["--out"], f["--checkpoint-dir"]);
+  const absl::Status st = compressd::RunLocal(f["--model"], f["--recipe"], f["--out"],
+                                              f["--checkpoint-dir"], f.count("--whole-model") > 0);
   if (!st.ok()) {
     std::fprintf(stderr, "compress-worker: %s\n", st.ToString().c_str());
     return 1;

@@ -33,7 +33,8 @@ void LineEventSink::Emit(const v1::JobEvent& event) {
 }
 
 absl::Status RunLocal(const std::string& model_dir, const std::string& recipe_path,
-                      const std::string& out_dir, const std::string& checkpoint_dir) {
+                      const std::string& out_dir, const std::string& checkpoint_dir,
+                      bool whole_model) {
   ASSIGN_OR_RETURN(v1::Recipe parsed, ParseRecipeFile(recipe_path));
   ASSIGN_OR_RETURN(const RecipeSpec recipe, PrepareRecipe(std::move(parsed)));
   LineEventSink sink(stderr);
@@ -41,7 +42,9 @@ absl::Status RunLocal(const std::string& model_dir, const std::string& recipe_pa
   engine::DirCheckpointStore checkpoints(checkpoint_dir);
   engine::RunOptions options;
   if (!checkpoint_dir.empty()) options.checkpoints = options.levels_db = &checkpoints;
-  ASSIGN_OR_RETURN(std::string summary, engine::RunJob(model_dir, recipe, out_dir, sink, cancel, options));
+  options.whole_model = whole_model;
+  ASSIGN_OR_RETURN(std::string summary,
+                   engine::RunJob(model_dir, recipe, out_dir, sink, cancel, options));
   std::printf("%s\n", summary.c_str());
   return absl::OkStatus();
 }

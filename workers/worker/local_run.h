@@ -27,7 +27,10 @@ class LineEventSink : public engine::EventSink {
 // A non-empty `checkpoint_dir` keeps the job's checkpoints there
 // (DirCheckpointStore), so running the same command again resumes; an
 // evopress stage also keeps its levels database there (RunOptions::levels_db).
+// `whole_model` loads the model whole where the plan would stream its blocks
+// (RunOptions::whole_model).
 absl::Status RunLocal(const std::string& model_dir, const std::string& recipe_path,
-                      const std::string& out_dir, const std::string& checkpoint_dir = "");
+                      const std::string& out_dir, const std::string& checkpoint_dir = "",
+                      bool whole_model = false);
 
 }  // namespace compressd

@@ -51,9 +51,15 @@ json RecordLayer(const std::string& module, const Tensor& t, const LayerOutcome&
   const double sparsity = numel ? static_cast<double>(o.zeros) / numel : 0.0;
   const double bits = BitsPerParameter(o.quantized);
   const double seconds = o.solve_seconds + o.error_seconds;
-  json entry = {{"name", module},        {"tensor", module + ".weight"}, {"shape", t.shape},
-                {"numel", numel},        {"zeros", o.zeros},             {"sparsity", sparsity},
-                {"bits", bits},          {"seconds", seconds},           {"stages", o.stages_applied}};
+  json entry = {{"name", module},
+                {"tensor", module + ".weight"},
+                {"shape", t.shape},
+                {"numel", numel},
+                {"zeros", o.zeros},
+                {"sparsity", sparsity},
+                {"bits", bits},
+                {"seconds", seconds},
+                {"stages", o.stages_applied}};
   if (o.quantized) {
     entry["quant"] = {{"bits", o.quantized->grid.bits},
                       {"group_size", o.quantized->grid.group_size},
@@ -84,8 +90,8 @@ absl::Status CompressTensor(const v1::Recipe& recipe, const std::string& module,
                             CompressionResult* result, BlockCheckpoint* checkpoint) {
   std::vector<float> w(t->data, t->data + t->numel());
   const std::string name = module + ".weight";
-  ASSIGN_OR_RETURN(LayerOutcome o, CompressLayer(recipe, module, name, w.data(), t->rows(),
-                                                 t->cols(), h, threads));
+  ASSIGN_OR_RETURN(LayerOutcome o,
+                   CompressLayer(recipe, module, name, w.data(), t->rows(), t->cols(), h, threads));
   *t = Tensor::Owned(t->shape, std::move(w));
   result->solve_s += o.solve_seconds;
   result->error_s += o.error_seconds;
@@ -109,9 +115,11 @@ absl::Status CheckBlockTargets(const engine::LlamaModel& model,
   }
   for (const ModelTarget& t : targets) {
     if (!linears.count(t.module)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "targets: \"", t.module, "\" is not a linear layer of a decoder block; calibrated "
-          "stages (wanda, sparsegpt, gptq) apply to block linears only (add it to targets.ignore)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("targets: \"", t.module,
+                       "\" is not a linear layer of a decoder block; calibrated "
+                       "stages (wanda, sparsegpt, gptq) apply to block linears only (add it to "
+                       "targets.ignore)"));
     }
   }
   return absl::OkStatus();
@@ -122,8 +130,13 @@ class BlockCompressor {
  public:
   BlockCompressor(const v1::Recipe& recipe, const std::set<std::string>& targets, int threads,
                   EventSink& events, const CancelToken& cancel, CompressionResult* result)
-      : recipe_(recipe), targets_(targets), threads_(threads), events_(events), cancel_(cancel),
-        result_(result), true_sequential_(recipe.calibration().true_sequential()) {}
+      : recipe_(recipe),
+        targets_(targets),
+        threads_(threads),
+        events_(events),
+        cancel_(cancel),
+        result_(result),
+        true_sequential_(recipe.calibration().true_sequential()) {}
 
   absl::Status Run(int block, const engine::LinearInputs& in, BlockWeights* w,
                    BlockCheckpoint* checkpoint) {
@@ -165,38 +178,36 @@ class BlockCompressor {
   const bool true_sequential_;
 };
 
-// Loads the stored blocks 0, 1, ... with a matching fingerprint into the
-// model; returns how many.
-absl::StatusOr<int> LoadCheckpoints(engine::LlamaModel& model, CheckpointStore* store,
-                                    const std::string& fingerprint, EventSink& events,
-                                    CompressionResult* result) {
-  if (store == nullptr) return 0;
-  int block = 0;
-  for (; block < model.config.n_layers; ++block) {
-    absl::StatusOr<std::string> bytes = store->Get(CheckpointName(block));
-    if (absl::IsNotFound(bytes.status())) break;
-    RETURN_IF_ERROR(bytes.status());
-    ASSIGN_OR_RETURN(BlockCheckpoint c, DecodeBlockCheckpoint(*bytes, CheckpointName(block)));
-    if (c.fingerprint != fingerprint || c.block != block) {
-      EmitLog(events, "warning", absl::StrCat(CheckpointName(block),
-                                              ": from a different model, recipe or calibration "
-                                              "set; recomputing from block ", block));
-      break;
-    }
-    std::map<std::string, Tensor*> by_name;
-    for (const engine::NamedTensor& t : engine::NamedTensors(&model)) by_name[t.name] = t.tensor;
-    for (auto& [name, tensor] : c.weights) {
-      auto it = by_name.find(name);
-      if (it == by_name.end() || it->second->shape != tensor.shape) {
-        return absl::DataLossError(absl::StrCat(CheckpointName(block), ": tensor ", name,
-                                                " does not fit the model"));
-      }
-      *it->second = tensor;
-    }
-    for (const json& entry : c.layers) AddTotals(entry, result);
-    for (auto& [name, q] : c.quantized) result->quantized[name] = std::move(q);
+// Restores block `block` from its checkpoint into model.blocks[block] (which
+// must hold the block) when one with `fingerprint` is stored; whether it did.
+absl::StatusOr<bool> RestoreBlock(engine::LlamaModel& model, int block, CheckpointStore& store,
+                                  const std::string& fingerprint, EventSink& events,
+                                  CompressionResult* result) {
+  absl::StatusOr<std::string> bytes = store.Get(CheckpointName(block));
+  if (absl::IsNotFound(bytes.status())) return false;
+  RETURN_IF_ERROR(bytes.status());
+  ASSIGN_OR_RETURN(BlockCheckpoint c, DecodeBlockCheckpoint(*bytes, CheckpointName(block)));
+  if (c.fingerprint != fingerprint || c.block != block) {
+    EmitLog(events, "warning",
+            absl::StrCat(CheckpointName(block),
+                         ": from a different model, recipe or calibration "
+                         "set; recomputing from block ",
+                         block));
+    return false;
   }
-  return block;
+  std::map<std::string, Tensor*> by_name;
+  for (const engine::NamedTensor& t : engine::NamedTensors(&model)) by_name[t.name] = t.tensor;
+  for (auto& [name, tensor] : c.weights) {
+    auto it = by_name.find(name);
+    if (it == by_name.end() || it->second->shape != tensor.shape) {
+      return absl::DataLossError(
+          absl::StrCat(CheckpointName(block), ": tensor ", name, " does not fit the model"));
+    }
+    *it->second = tensor;
+  }
+  for (const json& entry : c.layers) AddTotals(entry, result);
+  for (auto& [name, q] : c.quantized) result->quantized[name] = std::move(q);
+  return true;
 }
 
 }  // namespace
@@ -225,26 +236,49 @@ absl::Status CompressCalibrated(engine::LlamaModel& model, engine::Backend& back
                                 const v1::Recipe& recipe, const std::vector<ModelTarget>& targets,
                                 const CalibrationSet& calibration, int threads,
                                 CheckpointStore* checkpoints, EventSink& events,
-                                const CancelToken& cancel, CompressionResult* result) {
+                                const CancelToken& cancel, CompressionResult* result,
+                                BlockStream* stream) {
   RETURN_IF_ERROR(CheckBlockTargets(model, targets));
   std::set<std::string> target_modules;
   for (const ModelTarget& t : targets) target_modules.insert(t.module);
-  const std::string fingerprint = CalibrationFingerprint(model, recipe, calibration, threads);
-  ASSIGN_OR_RETURN(result->resumed_blocks,
-                   LoadCheckpoints(model, checkpoints, fingerprint, events, result));
   const int n = model.config.n_layers;
-  if (result->resumed_blocks > 0) {
-    EmitLog(events, "info", absl::StrCat("resuming from checkpoints: blocks 0-",
-                                         result->resumed_blocks - 1, " of ", n, " already done"));
-  }
+  if (stream != nullptr) RETURN_IF_ERROR(stream->Load(0, &model.blocks[0]));  // the fingerprint's
+  const std::string fingerprint = CalibrationFingerprint(model, recipe, calibration, threads);
   Clock::time_point t = Clock::now();
-  ASSIGN_OR_RETURN(std::unique_ptr<engine::BlockRunner> runner,
-                   engine::BlockRunner::Create(&model, &backend, calibration.sequences));
-  while (runner->next_block() < result->resumed_blocks) RETURN_IF_ERROR(runner->RunNextBlock(nullptr));
+  engine::BlockRunnerOptions runner_options;
+  if (stream != nullptr) {
+    runner_options.embed = [stream](const engine::SequenceBatch& batch, float* hidden) {
+      return stream->Embed(batch, hidden);
+    };
+  }
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<engine::BlockRunner> runner,
+      engine::BlockRunner::Create(&model, &backend, calibration.sequences, runner_options));
   result->forward_s += SecondsSince(t);
   BlockCompressor compressor(recipe, target_modules, threads, events, cancel, result);
+  // Blocks with a stored checkpoint run with its weights (no solves) until
+  // the first one without.
+  bool resuming = checkpoints != nullptr;
   while (!runner->done()) {
     const int block = runner->next_block();
+    if (stream != nullptr && block > 0) RETURN_IF_ERROR(stream->Load(block, &model.blocks[block]));
+    if (resuming) {
+      ASSIGN_OR_RETURN(resuming,
+                       RestoreBlock(model, block, *checkpoints, fingerprint, events, result));
+      if (resuming) {
+        t = Clock::now();
+        RETURN_IF_ERROR(runner->RunNextBlock(nullptr));
+        result->forward_s += SecondsSince(t);
+        ++result->resumed_blocks;
+        if (stream != nullptr) RETURN_IF_ERROR(stream->Done(block, &model.blocks[block]));
+        continue;
+      }
+      if (result->resumed_blocks > 0) {
+        EmitLog(events, "info",
+                absl::StrCat("resumed from checkpoints: blocks 0-", result->resumed_blocks - 1,
+                             " of ", n, " already done"));
+      }
+    }
     EmitProgress(events, "calibrate", block, n, absl::StrCat("block ", block));
     BlockCheckpoint checkpoint;
     double in_hook = 0;
@@ -266,8 +300,10 @@ absl::Status CompressCalibrated(engine::LlamaModel& model, engine::Backend& back
       RETURN_IF_ERROR(checkpoints->Put(CheckpointName(block), EncodeBlockCheckpoint(checkpoint)));
       result->checkpoint_s += SecondsSince(c);
     }
-    EmitLog(events, "info", absl::StrFormat("block %d of %d compressed (%d layers so far)",
-                                            block + 1, n, result->layers.size()));
+    if (stream != nullptr) RETURN_IF_ERROR(stream->Done(block, &model.blocks[block]));
+    EmitLog(events, "info",
+            absl::StrFormat("block %d of %d compressed (%d layers so far)", block + 1, n,
+                            result->layers.size()));
     if (cancel.cancelled()) return absl::CancelledError("job cancelled");
   }
   EmitProgress(events, "calibrate", n, n, "done");
@@ -287,8 +323,8 @@ absl::Status CompressUncalibrated(engine::LlamaModel& model, const v1::Recipe& r
     if (it == by_name.end()) {
       return absl::InternalError(absl::StrCat(targets[i].tensor, ": not a tensor of the model"));
     }
-    RETURN_IF_ERROR(CompressTensor(recipe, targets[i].module, it->second, nullptr, 1, events,
-                                   result, nullptr));
+    RETURN_IF_ERROR(
+        CompressTensor(recipe, targets[i].module, it->second, nullptr, 1, events, result, nullptr));
     if (tied && it->second == &model.embed_tokens) model.lm_head = model.embed_tokens;
     EmitProgress(events, "prune", i + 1, total, targets[i].module);
   }

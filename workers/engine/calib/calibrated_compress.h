@@ -17,11 +17,10 @@
 // the stored blocks, recomputes their outputs (no solves) and continues, with
 // a result bit-identical to an uninterrupted run (same thread count).
 //
-// Memory: the model, the residual stream [T, hidden] and the four input
-// buffers of one block (block_runner.h), the Hessians of one block and one
-// layer's weight copies. Events: Progress "calibrate" (block i of N),
-// MetricPoint per layer: "reconstruction_error", "sparsity", "bits",
-// "seconds"; a log line per block.
+// Memory: the model (with a BlockStream: one block), the residual stream [T, hidden] and the four
+// input buffers of one block (block_runner.h), the Hessians of one block and one layer's weight
+// copies. Events: Progress "calibrate" (block i of N), MetricPoint per layer:
+// "reconstruction_error", "sparsity", "bits", "seconds"; a log line per block.
 #pragma once
 
 #include <cstdint>
@@ -34,16 +33,17 @@
 #include "nlohmann/json.hpp"
 #include "workers/engine/algorithms/quant_grid.h"
 #include "workers/engine/calib/calib_data.h"
-#include "workers/engine/runtime/checkpoint.h"
 #include "workers/engine/model/llama_model.h"
-#include "workers/engine/pipeline/targets.h"
 #include "workers/engine/nn/backend.h"
+#include "workers/engine/nn/forward.h"
+#include "workers/engine/pipeline/targets.h"
+#include "workers/engine/runtime/checkpoint.h"
 #include "workers/engine/runtime/run_context.h"
 
 namespace compressd::engine {
 
 struct CompressionResult {
-  nlohmann::json layers = nlohmann::json::array();  // one summary entry per target
+  nlohmann::json layers = nlohmann::json::array();           // one summary entry per target
   std::map<std::string, engine::QuantizedTensor> quantized;  // HF tensor name -> codes
   uint64_t targeted_parameters = 0;
   uint64_t zeros = 0;
@@ -58,7 +58,23 @@ struct CompressionResult {
 std::string CalibrationFingerprint(const engine::LlamaModel& model, const v1::Recipe& recipe,
                                    const CalibrationSet& calibration, int threads);
 
-// Compresses every target of `model` in place with the calibration set.
+// Where a block-at-a-time run over a model larger than memory gets each
+// block and puts it when done (pipeline/streaming_job.h). Without one, every
+// block is in the model already and stays there.
+class BlockStream {
+ public:
+  virtual ~BlockStream() = default;
+  // hidden [T, hidden] = the embedding rows of `batch`.
+  virtual absl::Status Embed(const SequenceBatch& batch, float* hidden) = 0;
+  // Fills *w (model.blocks[block]) before the block runs.
+  virtual absl::Status Load(int block, BlockWeights* w) = 0;
+  // Block `block` has run with its final weights *w (compressed, or restored
+  // from its checkpoint): write it out and free it.
+  virtual absl::Status Done(int block, BlockWeights* w) = 0;
+};
+
+// Compresses every target of `model` in place with the calibration set; with
+// a `stream`, the model holds only its config and the block at hand.
 // INVALID_ARGUMENT naming the tensor for a target outside the decoder blocks
 // (calibrated stages apply to block linears only), and whatever the solvers
 // return; CANCELLED when `cancel` is set (checked between layers).
@@ -66,7 +82,8 @@ absl::Status CompressCalibrated(engine::LlamaModel& model, engine::Backend& back
                                 const v1::Recipe& recipe, const std::vector<ModelTarget>& targets,
                                 const CalibrationSet& calibration, int threads,
                                 CheckpointStore* checkpoints, EventSink& events,
-                                const CancelToken& cancel, CompressionResult* result);
+                                const CancelToken& cancel, CompressionResult* result,
+                                BlockStream* stream = nullptr);
 
 // Without calibration (magnitude / rtn only): each target in turn, no H.
 absl::Status CompressUncalibrated(engine::LlamaModel& model, const v1::Recipe& recipe,

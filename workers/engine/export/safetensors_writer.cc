@@ -34,9 +34,9 @@ absl::Status CopyFile(const std::string& from, const std::string& to) {
 }
 
 bool IsWeightFile(const std::string& name) {
-  static const char* const kSuffixes[] = {".safetensors", ".bin",  ".pt",   ".pth", ".ckpt",
-                                          ".h5",          ".msgpack", ".gguf", ".onnx",
-                                          ".index.json"};
+  static const char* const kSuffixes[] = {".safetensors", ".bin",       ".pt",      ".pth",
+                                          ".ckpt",        ".h5",        ".msgpack", ".gguf",
+                                          ".onnx",        ".index.json"};
   for (const char* s : kSuffixes) {
     if (absl::EndsWith(name, s)) return true;
   }
@@ -46,53 +46,79 @@ bool IsWeightFile(const std::string& name) {
 absl::Status WriteIndex(const HfModel& model, const std::string& out_dir) {
   nlohmann::json j = nlohmann::json::parse(model.index_json(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(model.dir(), "/", kWeightsIndexFile,
-                                                   ": invalid JSON"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(model.dir(), "/", kWeightsIndexFile, ": invalid JSON"));
   }
-  if (!j.contains("metadata") || !j["metadata"].is_object()) j["metadata"] = nlohmann::json::object();
+  if (!j.contains("metadata") || !j["metadata"].is_object())
+    j["metadata"] = nlohmann::json::object();
   j["metadata"]["total_size"] = model.total_tensor_bytes();
   return WriteTextFile((fs::path(out_dir) / kWeightsIndexFile).string(), j.dump(2) + "\n");
 }
 
 }  // namespace
 
+absl::StatusOr<std::string> SafetensorsHeader(const std::string& path,
+                                              std::vector<TensorSpec>* tensors,
+                                              const std::map<std::string, std::string>& metadata,
+                                              std::vector<uint64_t>* offsets) {
+  std::sort(tensors->begin(), tensors->end(),
+            [](const TensorSpec& a, const TensorSpec& b) { return a.name < b.name; });
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  offsets->clear();
+  uint64_t offset = 0;
+  for (size_t i = 0; i < tensors->size(); ++i) {
+    const TensorSpec& t = (*tensors)[i];
+    if (t.name == "__metadata__" || (i > 0 && (*tensors)[i - 1].name == t.name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": tensor name \"", t.name, "\" is reserved or duplicated"));
+    }
+    ASSIGN_OR_RETURN(const uint64_t nbytes, TensorBytes(path, t));
+    header[t.name] = {{"dtype", DTypeName(t.dtype)},
+                      {"shape", t.shape},
+                      {"data_offsets", {offset, offset + nbytes}}};
+    offsets->push_back(offset);
+    offset += nbytes;
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
+  return out + text;
+}
+
+absl::StatusOr<uint64_t> TensorBytes(const std::string& path, const TensorSpec& t) {
+  uint64_t numel = 1;
+  for (int64_t d : t.shape) {
+    if (d < 0 || __builtin_mul_overflow(numel, static_cast<uint64_t>(d), &numel)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": tensor \"", t.name, "\": bad shape"));
+    }
+  }
+  uint64_t nbytes = 0;
+  if (__builtin_mul_overflow(numel, DTypeSize(t.dtype), &nbytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": tensor \"", t.name, "\": too large"));
+  }
+  return nbytes;
+}
+
 absl::Status WriteSafetensors(const std::string& path, std::vector<TensorToWrite> tensors,
                               const std::map<std::string, std::string>& metadata) {
   std::sort(tensors.begin(), tensors.end(),
             [](const TensorToWrite& a, const TensorToWrite& b) { return a.name < b.name; });
-  nlohmann::json header = nlohmann::json::object();
-  if (!metadata.empty()) header["__metadata__"] = metadata;
-  uint64_t offset = 0;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    const TensorToWrite& t = tensors[i];
-    if (t.name == "__metadata__" || (i > 0 && tensors[i - 1].name == t.name)) {
+  std::vector<TensorSpec> specs;
+  for (const TensorToWrite& t : tensors) {
+    specs.push_back({t.name, t.dtype, t.shape});
+    ASSIGN_OR_RETURN(const uint64_t nbytes, TensorBytes(path, specs.back()));
+    if (nbytes != t.bytes.size()) {
       return absl::InvalidArgumentError(
-          absl::StrCat(path, ": tensor name \"", t.name, "\" is reserved or duplicated"));
+          absl::StrCat(path, ": tensor \"", t.name, "\": ", t.bytes.size(), " bytes for ",
+                       nbytes / DTypeSize(t.dtype), " elements of ", DTypeName(t.dtype)));
     }
-    uint64_t numel = 1;
-    for (int64_t d : t.shape) {
-      if (d < 0 || __builtin_mul_overflow(numel, static_cast<uint64_t>(d), &numel)) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ": tensor \"", t.name, "\": bad shape"));
-      }
-    }
-    uint64_t nbytes = 0;
-    if (__builtin_mul_overflow(numel, DTypeSize(t.dtype), &nbytes) || nbytes != t.bytes.size()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": tensor \"", t.name, "\": ", t.bytes.size(), " bytes for ", numel,
-                       " elements of ", DTypeName(t.dtype)));
-    }
-    header[t.name] = {{"dtype", DTypeName(t.dtype)},
-                      {"shape", t.shape},
-                      {"data_offsets", {offset, offset + t.bytes.size()}}};
-    offset += t.bytes.size();
   }
-  std::string text = header.dump();
-  text.append((8 - text.size() % 8) % 8, ' ');
-  char len[8];
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
+  std::vector<uint64_t> offsets;
+  ASSIGN_OR_RETURN(const std::string header, SafetensorsHeader(path, &specs, metadata, &offsets));
   ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> out, AtomicFile::Create(path));
-  RETURN_IF_ERROR(out->Write(absl::string_view(len, sizeof(len))));
-  RETURN_IF_ERROR(out->Write(text));
+  RETURN_IF_ERROR(out->Write(header));
   for (const TensorToWrite& t : tensors) {
     RETURN_IF_ERROR(out->Write(t.bytes));
   }

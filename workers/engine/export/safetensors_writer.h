@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "workers/engine/model/dtype.h"
 #include "workers/engine/model/hf_model.h"
@@ -25,6 +26,25 @@ struct TensorToWrite {
   std::vector<int64_t> shape;
   absl::string_view bytes;  // must outlive the write; size must be numel * dtype size
 };
+
+// A tensor's name, dtype and shape, without its bytes.
+struct TensorSpec {
+  std::string name;
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+};
+
+// numel * dtype size; INVALID_ARGUMENT (naming `path` and the tensor) for a
+// negative dimension or an overflow.
+absl::StatusOr<uint64_t> TensorBytes(const std::string& path, const TensorSpec& t);
+
+// The bytes before a file's data section (length, JSON header, padding) for
+// `tensors`, which it sorts by name (the data order); offsets[i] is where
+// tensor i's bytes start in the data section. Errors as WriteSafetensors'.
+absl::StatusOr<std::string> SafetensorsHeader(const std::string& path,
+                                              std::vector<TensorSpec>* tensors,
+                                              const std::map<std::string, std::string>& metadata,
+                                              std::vector<uint64_t>* offsets);
 
 // INVALID_ARGUMENT for duplicate names, a byte size that does not match the
 // shape, or the name "__metadata__"; INTERNAL for I/O errors (naming the path).

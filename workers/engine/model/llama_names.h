@@ -6,6 +6,7 @@
 // thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -25,5 +26,21 @@ bool LmHeadIsTied(const LlamaModel& model);
 // Every non-empty tensor of `model` with its HF name; lm_head is left out
 // when LmHeadIsTied. Pointers are into `model`.
 std::vector<NamedTensor> NamedTensors(LlamaModel* model);
+
+// A tensor's HF name and shape, without its data.
+struct NamedShape {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+
+// The names and shapes of NamedTensors(model).
+std::vector<NamedShape> NamedShapes(LlamaModel* model);
+// The same for the complete model `config` describes (lm_head left out when
+// config.tie_word_embeddings): what NamedShapes gives once it is loaded,
+// known before any weight is (block-at-a-time jobs).
+std::vector<NamedShape> ConfigShapes(const LlamaConfig& config);
+// The names of block `index`'s tensors in `block` (non-empty ones), as
+// NamedTensors lists them.
+std::vector<NamedTensor> BlockTensors(int index, BlockWeights* block);
 
 }  // namespace compressd::engine

@@ -80,8 +80,8 @@ absl::Status ParseMetadata(const std::string& path, const json& v,
   if (!v.is_object()) return Malformed(path, "\"__metadata__\" is not a JSON object");
   for (auto it = v.begin(); it != v.end(); ++it) {
     if (!it->is_string()) {
-      return Malformed(path, absl::StrCat("\"__metadata__\" value for \"", it.key(),
-                                          "\" is not a string"));
+      return Malformed(
+          path, absl::StrCat("\"__metadata__\" value for \"", it.key(), "\" is not a string"));
     }
     (*out)[it.key()] = it->get<std::string>();
   }
@@ -162,10 +162,14 @@ absl::string_view SafetensorsFile::Bytes(const TensorInfo& tensor) const {
   return absl::string_view(base_ + data_start_ + tensor.begin, tensor.nbytes());
 }
 
+void SafetensorsFile::ReleaseBytes(const TensorInfo& tensor) const {
+  file_->DropPages(data_start_ + tensor.begin, tensor.nbytes());
+}
+
 absl::StatusOr<std::vector<float>> SafetensorsFile::ReadAsFloat(const TensorInfo& tensor) const {
   if (!IsConvertibleFloat(tensor.dtype)) {
-    return absl::InvalidArgumentError(absl::StrCat(path_, ": tensor \"", tensor.name,
-                                                   "\": dtype ", DTypeName(tensor.dtype),
+    return absl::InvalidArgumentError(absl::StrCat(path_, ": tensor \"", tensor.name, "\": dtype ",
+                                                   DTypeName(tensor.dtype),
                                                    " is not F32, F16 or BF16"));
   }
   std::vector<float> out(tensor.numel);

@@ -59,6 +59,10 @@ class SafetensorsFile {
   absl::string_view Bytes(const TensorInfo& tensor) const;
   // Copies an F32/F16/BF16 tensor into floats; INVALID_ARGUMENT for other dtypes.
   absl::StatusOr<std::vector<float>> ReadAsFloat(const TensorInfo& tensor) const;
+  // Returns the tensor's pages to the kernel (not merely to the page cache):
+  // a later read maps them in again from the file. For block-at-a-time jobs
+  // (resident memory stays flat as blocks are done).
+  void ReleaseBytes(const TensorInfo& tensor) const;
 
  private:
   SafetensorsFile(std::string path, std::unique_ptr<engine::MappedFile> file)
@@ -70,7 +74,7 @@ class SafetensorsFile {
 
   std::string path_;
   std::unique_ptr<engine::MappedFile> file_;  // the whole file, mapped read-only
-  const char* base_ = nullptr;                 // file_'s bytes
+  const char* base_ = nullptr;                // file_'s bytes
   uint64_t size_ = 0;
   uint64_t data_start_ = 0;
   std::vector<TensorInfo> tensors_;

@@ -14,7 +14,9 @@ absl::StatusOr<std::unique_ptr<BlockRunner>> BlockRunner::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("micro_batch_tokens must be > 0, got ", options.micro_batch_tokens));
   }
-  ASSIGN_OR_RETURN(LlamaForward forward, LlamaForward::Create(model, backend));
+  ForwardOptions forward_options;
+  forward_options.blocks_on_demand = options.embed != nullptr;
+  ASSIGN_OR_RETURN(LlamaForward forward, LlamaForward::Create(model, backend, forward_options));
   ASSIGN_OR_RETURN(SequenceBatch batch, SequenceBatch::Pack(sequences));
   std::vector<SequenceBatch> micro;
   std::vector<int64_t> micro_row;
@@ -22,9 +24,8 @@ absl::StatusOr<std::unique_ptr<BlockRunner>> BlockRunner::Create(
   for (size_t s = 0; s < sequences.size();) {
     std::vector<std::vector<int32_t>> part;
     int64_t n = 0;
-    while (s < sequences.size() &&
-           (part.empty() || n + static_cast<int64_t>(sequences[s].size()) <=
-                                options.micro_batch_tokens)) {
+    while (s < sequences.size() && (part.empty() || n + static_cast<int64_t>(sequences[s].size()) <=
+                                                        options.micro_batch_tokens)) {
       n += static_cast<int64_t>(sequences[s].size());
       part.push_back(sequences[s++]);
     }
@@ -36,7 +37,11 @@ absl::StatusOr<std::unique_ptr<BlockRunner>> BlockRunner::Create(
   auto runner = std::unique_ptr<BlockRunner>(new BlockRunner(
       model, std::move(forward), std::move(batch), std::move(micro), std::move(micro_row)));
   runner->hidden_.resize(runner->batch_.tokens() * model->config.hidden);
-  RETURN_IF_ERROR(runner->forward_.Embed(runner->batch_, runner->hidden_.data()));
+  if (options.embed) {
+    RETURN_IF_ERROR(options.embed(runner->batch_, runner->hidden_.data()));
+  } else {
+    RETURN_IF_ERROR(runner->forward_.Embed(runner->batch_, runner->hidden_.data()));
+  }
   return runner;
 }
 
@@ -61,14 +66,14 @@ absl::Status BlockRunner::RunNextBlock(const BlockHook& hook) {
       return absl::OkStatus();
     };
     RETURN_IF_ERROR(compute());
-    const LinearInputs inputs{t,           attn_in.data(), o_in.data(), mlp_in.data(),
-                              down_in.data(), compute};
+    const LinearInputs inputs{t,      attn_in.data(), o_in.data(), mlp_in.data(), down_in.data(),
+                              compute};
     RETURN_IF_ERROR(hook(i, inputs, &model_->blocks[i]));
-    RETURN_IF_ERROR(CheckBlockShapes(c, model_->blocks[i], i));
   }
+  RETURN_IF_ERROR(CheckBlockShapes(c, model_->blocks[i], i));
   for (size_t m = 0; m < micro_.size(); ++m) {
-    RETURN_IF_ERROR(forward_.RunBlock(model_->blocks[i], micro_[m],
-                                      &hidden_[micro_row_[m] * hidden], &ws_));
+    RETURN_IF_ERROR(
+        forward_.RunBlock(model_->blocks[i], micro_[m], &hidden_[micro_row_[m] * hidden], &ws_));
   }
   ++next_block_;
   return absl::OkStatus();

@@ -13,7 +13,8 @@
 // only block i's activations are ever held.
 //
 // Holds a pointer to the model, which it mutates through the hook; the model
-// and the backend must outlive it. Not thread-safe.
+// and the backend must outlive it. With BlockRunnerOptions::embed, only the
+// block about to run must be in the model. Not thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -45,10 +46,14 @@ struct LinearInputs {
   // The buffer by input index: 0 attn_in, 1 o_in, 2 mlp_in, 3 down_in.
   const float* input(int which) const {
     switch (which) {
-      case 0: return attn_in;
-      case 1: return o_in;
-      case 2: return mlp_in;
-      default: return down_in;
+      case 0:
+        return attn_in;
+      case 1:
+        return o_in;
+      case 2:
+        return mlp_in;
+      default:
+        return down_in;
     }
   }
 };
@@ -60,6 +65,11 @@ using BlockHook =
 
 struct BlockRunnerOptions {
   int64_t micro_batch_tokens = 4096;  // tokens per pass through the backend (whole sequences)
+  // Block-at-a-time over a model larger than memory: the model holds only its
+  // config and the block at hand (the caller fills model->blocks[i] before
+  // block i runs and may free it after), and `embed` fills hidden [T, hidden]
+  // with the batch's embedding rows (read from the mapped file).
+  std::function<absl::Status(const SequenceBatch& batch, float* hidden)> embed;
 };
 
 class BlockRunner {
@@ -86,8 +96,11 @@ class BlockRunner {
  private:
   BlockRunner(LlamaModel* model, LlamaForward forward, SequenceBatch batch,
               std::vector<SequenceBatch> micro, std::vector<int64_t> micro_row)
-      : model_(model), forward_(std::move(forward)), batch_(std::move(batch)),
-        micro_(std::move(micro)), micro_row_(std::move(micro_row)) {}
+      : model_(model),
+        forward_(std::move(forward)),
+        batch_(std::move(batch)),
+        micro_(std::move(micro)),
+        micro_row_(std::move(micro_row)) {}
 
   LlamaModel* model_;
   LlamaForward forward_;

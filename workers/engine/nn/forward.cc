@@ -25,14 +25,16 @@ absl::Status CheckConfig(const LlamaConfig& c) {
   if (c.n_layers <= 0 || c.hidden <= 0 || c.intermediate <= 0 || c.n_heads <= 0 ||
       c.n_kv_heads <= 0 || c.head_dim <= 0 || c.vocab <= 0) {
     return absl::InvalidArgumentError(
-        "config: n_layers, hidden, intermediate, n_heads, n_kv_heads, head_dim and vocab must be > 0");
+        "config: n_layers, hidden, intermediate, n_heads, n_kv_heads, head_dim and vocab must be > "
+        "0");
   }
   if (c.n_heads % c.n_kv_heads != 0) {
     return absl::InvalidArgumentError(absl::StrCat("config: n_kv_heads (", c.n_kv_heads,
                                                    ") must divide n_heads (", c.n_heads, ")"));
   }
   if (c.head_dim % 2 != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("config: head_dim must be even, got ", c.head_dim));
+    return absl::InvalidArgumentError(
+        absl::StrCat("config: head_dim must be even, got ", c.head_dim));
   }
   return absl::OkStatus();
 }
@@ -44,7 +46,8 @@ absl::StatusOr<SequenceBatch> SequenceBatch::Pack(const std::vector<std::vector<
   SequenceBatch b;
   b.seq_start.push_back(0);
   for (size_t s = 0; s < seqs.size(); ++s) {
-    if (seqs[s].empty()) return absl::InvalidArgumentError(absl::StrCat("sequence ", s, " is empty"));
+    if (seqs[s].empty())
+      return absl::InvalidArgumentError(absl::StrCat("sequence ", s, " is empty"));
     b.ids.insert(b.ids.end(), seqs[s].begin(), seqs[s].end());
     for (size_t p = 0; p < seqs[s].size(); ++p) b.positions.push_back(static_cast<int32_t>(p));
     b.seq_start.push_back(static_cast<int64_t>(b.ids.size()));
@@ -103,11 +106,12 @@ absl::StatusOr<LlamaForward> LlamaForward::Create(const LlamaModel* model, Backe
   const LlamaConfig& c = model->config;
   RETURN_IF_ERROR(CheckConfig(c));
   RETURN_IF_ERROR(BuildInvFreq(c).status());
-  RETURN_IF_ERROR(CheckShape(model->embed_tokens, {c.vocab, c.hidden}, "embed_tokens"));
   if (static_cast<int>(model->blocks.size()) != c.n_layers) {
     return absl::InvalidArgumentError(absl::StrCat("model has ", model->blocks.size(),
                                                    " blocks, config n_layers is ", c.n_layers));
   }
+  if (options.blocks_on_demand) return LlamaForward(model, backend, options);
+  RETURN_IF_ERROR(CheckShape(model->embed_tokens, {c.vocab, c.hidden}, "embed_tokens"));
   for (int i = 0; i < c.n_layers; ++i) RETURN_IF_ERROR(CheckBlockShapes(c, model->blocks[i], i));
   RETURN_IF_ERROR(CheckShape(model->final_norm, {c.hidden}, "final_norm"));
   RETURN_IF_ERROR(CheckShape(model->lm_head, {c.vocab, c.hidden}, "lm_head"));
@@ -121,11 +125,14 @@ absl::Status LlamaForward::EnsureRope(int64_t n_positions) const {
 }
 
 absl::Status LlamaForward::Embed(const SequenceBatch& batch, float* hidden) const {
+  if (options_.blocks_on_demand) {
+    return absl::FailedPreconditionError("LlamaForward: no embedding with blocks on demand");
+  }
   const int vocab = config().vocab;
   for (int64_t r = 0; r < batch.tokens(); ++r) {
     if (batch.ids[r] < 0 || batch.ids[r] >= vocab) {
-      return absl::InvalidArgumentError(absl::StrCat("token id ", batch.ids[r], " at row ", r,
-                                                     " is outside the vocabulary [0, ", vocab, ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "token id ", batch.ids[r], " at row ", r, " is outside the vocabulary [0, ", vocab, ")"));
     }
   }
   backend_->Embed(model_->embed_tokens.data, config().hidden, batch.ids.data(), batch.tokens(),
@@ -134,8 +141,7 @@ absl::Status LlamaForward::Embed(const SequenceBatch& batch, float* hidden) cons
 }
 
 void LlamaForward::AttentionHalf(const BlockWeights& w, const SequenceBatch& batch, const float* x,
-                                 float* norm, float* attn, float* x_out,
-                                 BlockWorkspace* ws) const {
+                                 float* norm, float* attn, float* x_out, BlockWorkspace* ws) const {
   const LlamaConfig& c = config();
   const int64_t t = batch.tokens();
   const int64_t qd = int64_t{c.n_heads} * c.head_dim, kvd = int64_t{c.n_kv_heads} * c.head_dim;

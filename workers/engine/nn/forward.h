@@ -70,6 +70,11 @@ struct BlockParts {
 
 struct ForwardOptions {
   int64_t vocab_chunk = 4096;  // LM head rows per chunk
+  // Block-at-a-time jobs on models larger than memory: the model holds only
+  // its config and the blocks at hand, so Create checks the config alone and
+  // each RunBlock's caller checks its block (CheckBlockShapes); Embed and the
+  // LM head are not available.
+  bool blocks_on_demand = false;
 };
 
 class LlamaForward {
@@ -118,8 +123,8 @@ class LlamaForward {
   absl::Status EnsureRope(int64_t n_positions) const;
   // x_out = x + o_proj(attention(RMSNorm(x))); writes the norm and attention
   // output to `norm` and `attn`. x and x_out may alias.
-  void AttentionHalf(const BlockWeights& w, const SequenceBatch& batch, const float* x,
-                     float* norm, float* attn, float* x_out, BlockWorkspace* ws) const;
+  void AttentionHalf(const BlockWeights& w, const SequenceBatch& batch, const float* x, float* norm,
+                     float* attn, float* x_out, BlockWorkspace* ws) const;
   // norm = RMSNorm(x); act = silu(gate_proj(norm)) * up_proj(norm); if x_out,
   // x_out = x + down_proj(act) (x_out may alias x).
   void MlpHalf(const BlockWeights& w, int64_t t, const float* x, float* norm, float* act,

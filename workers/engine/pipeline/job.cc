@@ -34,7 +34,8 @@ absl::StatusOr<std::string> RunJob(const std::string& model_path, const RecipeSp
     return absl::InvalidArgumentError(
         absl::StrCat(out_dir, ": the output directory must differ from the model directory"));
   }
-  const JobPlan plan = PlanJob(recipe, input);
+  JobPlan plan = PlanJob(recipe, input);
+  if (options.whole_model && plan.path == JobPath::kBlockStream) plan.path = JobPath::kModel;
   std::string summary;
   RETURN_IF_ERROR(GuardEngineCall(model_path, [&]() -> absl::Status {
     absl::StatusOr<std::string> r =

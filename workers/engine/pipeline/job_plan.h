@@ -4,6 +4,10 @@
 //   tensor-by-tensor (tensor_job.h): HF safetensors in and out, magnitude
 //     stages only, no calibration, overrides or evaluation: each target is
 //     pruned in its own dtype and shard, everything else stays byte-identical;
+//   block stream (model_job.h): HF safetensors in and out, a calibrated
+//     recipe (SparseGPT / GPTQ / Wanda, no EvoPress) without evaluation: the
+//     model is never in memory, only the block at hand (hf_block_stream.h),
+//     so memory is bounded by one block plus the calibration activations;
 //   model (model_job.h): the whole model in memory as a LlamaModel, for GGUF
 //     input and every other recipe: load, [evaluate dense], compress
 //     (uncalibrated, calibrated or an EvoPress search), [evaluate], export.
@@ -26,7 +30,7 @@ struct ModelInput {
 // NOT_FOUND for a missing path, INVALID_ARGUMENT for anything else.
 absl::StatusOr<ModelInput> ResolveModelInput(const std::string& model_path);
 
-enum class JobPath { kTensorByTensor, kModel };
+enum class JobPath { kTensorByTensor, kBlockStream, kModel };
 enum class Compression { kNone, kUncalibrated, kCalibrated, kEvoPress };
 
 struct JobPlan {

@@ -154,12 +154,14 @@ absl::StatusOr<json> ExportModel(const ExportRequest& r, const RecipeSpec& spec,
       EmitLog(events, "info", absl::StrCat("wrote an HF safetensors model (F32) to ", r.out_dir));
       break;
   }
-  if (r.input.gguf) {
-    RETURN_IF_ERROR(WriteTokenizerFromGguf(r.input.path, r.out_dir, events));
-  } else {
-    RETURN_IF_ERROR(CopySideFiles(r.input.path, r.out_dir));
-  }
+  RETURN_IF_ERROR(ExportSideFiles(r.input, r.out_dir, events));
   return report;
+}
+
+absl::Status ExportSideFiles(const ModelInput& input, const std::string& out_dir,
+                             EventSink& events) {
+  if (input.gguf) return WriteTokenizerFromGguf(input.path, out_dir, events);
+  return CopySideFiles(input.path, out_dir);
 }
 
 uint64_t DirectoryBytes(const std::string& dir) {

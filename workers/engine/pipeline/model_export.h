@@ -39,6 +39,11 @@ struct ExportRequest {
 // hf_safetensors). Errors from the writers as they come.
 absl::StatusOr<nlohmann::json> ExportModel(const ExportRequest& request, const RecipeSpec& recipe,
                                            EventSink& events);
+// The files an HF output carries beside its weights (ExportModel writes them
+// too): the tokenizer converted from a GGUF input, or an HF input's tokenizer
+// and generation files copied.
+absl::Status ExportSideFiles(const ModelInput& input, const std::string& out_dir,
+                             EventSink& events);
 
 // Total bytes of the regular files under `dir`.
 uint64_t DirectoryBytes(const std::string& dir);

@@ -26,9 +26,18 @@ int CalibrationThreads(const v1::Recipe& recipe, const RunOptions& options) {
 }
 
 json ModelSummaryJson(engine::LlamaModel& model, const ModelInput& input) {
+  return ModelSummaryJson(model.config, engine::NamedShapes(&model), engine::LmHeadIsTied(model),
+                          input);
+}
+
+json ModelSummaryJson(const engine::LlamaConfig& c, const std::vector<NamedShape>& tensors,
+                      bool tied, const ModelInput& input) {
   uint64_t params = 0;
-  for (const engine::NamedTensor& t : engine::NamedTensors(&model)) params += t.tensor->numel();
-  const engine::LlamaConfig& c = model.config;
+  for (const engine::NamedShape& t : tensors) {
+    uint64_t n = 1;
+    for (int64_t d : t.shape) n *= static_cast<uint64_t>(d);
+    params += n;
+  }
   return {{"input_format", input.gguf ? "gguf" : "hf_safetensors"},
           {"file", fs::path(input.path).filename().string()},
           {"model_type", c.model_type},
@@ -38,14 +47,23 @@ json ModelSummaryJson(engine::LlamaModel& model, const ModelInput& input) {
           {"heads", c.n_heads},
           {"kv_heads", c.n_kv_heads},
           {"vocab", c.vocab},
-          {"tied_embeddings", engine::LmHeadIsTied(model)},
+          {"tied_embeddings", tied},
           {"parameters", params}};
 }
 
 absl::Status LoadModelInputs(const JobPlan& plan, const RecipeSpec& spec, const RunOptions& options,
                              const LoadWhat& what, EventSink& events, ModelInputs* inputs) {
-  const v1::Recipe& recipe = spec.recipe;
   ASSIGN_OR_RETURN(inputs->model, engine::LoadModel(plan.input.path));
+  RETURN_IF_ERROR(LoadTextInputs(plan, spec, options, what, events, inputs));
+  if (what.targets && !spec.recipe.stages().empty()) {
+    ASSIGN_OR_RETURN(inputs->targets, SelectModelTargets(inputs->model, spec));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoadTextInputs(const JobPlan& plan, const RecipeSpec& spec, const RunOptions& options,
+                            const LoadWhat& what, EventSink& events, ModelInputs* inputs) {
+  const v1::Recipe& recipe = spec.recipe;
   const bool sets = what.eval_sets && plan.evaluate;
   const bool calibration = what.calibration && spec.calibrated;
   if (sets || calibration) {
@@ -64,9 +82,6 @@ absl::Status LoadModelInputs(const JobPlan& plan, const RecipeSpec& spec, const 
                               c.name, c.sequences.size(), recipe.calibration().seq_len(), c.source,
                               c.files, c.text_tokens, recipe.calibration().seed()));
     }
-  }
-  if (what.targets && !recipe.stages().empty()) {
-    ASSIGN_OR_RETURN(inputs->targets, SelectModelTargets(inputs->model, spec));
   }
   return absl::OkStatus();
 }

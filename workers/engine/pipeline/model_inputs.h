@@ -37,8 +37,19 @@ absl::Status LoadModelInputs(const JobPlan& plan, const RecipeSpec& recipe,
                              const RunOptions& options, const LoadWhat& what, EventSink& events,
                              ModelInputs* inputs);
 
+// Like LoadModelInputs without the model: the evaluation sets and the
+// calibration set (through the model's tokenizer), for a job that loads the
+// model block by block.
+absl::Status LoadTextInputs(const JobPlan& plan, const RecipeSpec& recipe,
+                            const RunOptions& options, const LoadWhat& what, EventSink& events,
+                            ModelInputs* inputs);
+
 // The "model" section of the summary: input format, shape, parameters.
 nlohmann::json ModelSummaryJson(engine::LlamaModel& model, const ModelInput& input);
+// The same from the config and the tensors' shapes (tied: no lm_head of its own).
+nlohmann::json ModelSummaryJson(const engine::LlamaConfig& config,
+                                const std::vector<NamedShape>& tensors, bool tied,
+                                const ModelInput& input);
 
 // Threads for evaluation: evaluation.threads, else RunOptions::threads, else
 // the hardware concurrency.

@@ -13,9 +13,12 @@
 #include "common/util.h"
 #include "nlohmann/json.hpp"
 #include "workers/engine/calib/calibrated_compress.h"
+#include "workers/engine/model/gguf/hf_llama.h"
+#include "workers/engine/model/llama_names.h"
 #include "workers/engine/nn/backend_factory.h"
 #include "workers/engine/pipeline/eval_sets.h"
 #include "workers/engine/pipeline/evopress_stage.h"
+#include "workers/engine/pipeline/hf_block_stream.h"
 #include "workers/engine/pipeline/model_export.h"
 #include "workers/engine/pipeline/model_inputs.h"
 #include "workers/engine/pipeline/summary.h"
@@ -112,6 +115,7 @@ class ModelJob {
         threads_(EvaluationThreads(recipe_, options)) {}
 
   absl::StatusOr<std::string> Run() {
+    if (plan_.path == JobPath::kBlockStream) return RunBlockStream();
     RETURN_IF_ERROR(Load());
     ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend,
                      engine::CreateBackend(options_.device, threads_));
@@ -147,6 +151,47 @@ class ModelJob {
                      " layers, ", model_json_["parameters"].get<uint64_t>(), " parameters, ",
                      in_.targets.size(), " targeted"));
     return cancel_.cancelled() ? absl::CancelledError("job cancelled") : absl::OkStatus();
+  }
+
+  // The calibrated job block by block (job_plan.h): the model's config and
+  // tensor shapes up front, each block read, compressed, written and freed
+  // in turn (hf_block_stream.h); the same summary as Run().
+  absl::StatusOr<std::string> RunBlockStream() {
+    Clock::time_point t = Clock::now();
+    const std::string name = fs::path(plan_.input.path).filename().string();
+    EmitProgress(events_, "load", 0, 1, name);
+    ASSIGN_OR_RETURN(std::unique_ptr<HfLlamaStream> source, HfLlamaStream::Open(plan_.input.path));
+    const LlamaConfig& c = source->config();
+    in_.model.config = c;
+    in_.model.blocks.resize(c.n_layers);
+    const std::vector<NamedShape> shapes = ConfigShapes(c);
+    model_json_ = ModelSummaryJson(c, shapes, c.tie_word_embeddings, plan_.input);
+    RETURN_IF_ERROR(LoadTextInputs(plan_, spec_, options_, LoadWhat{}, events_, &in_));
+    ASSIGN_OR_RETURN(in_.targets, SelectTargets(shapes, spec_));
+    load_s_ = SecondsSince(t);
+    EmitProgress(events_, "load", 1, 1, name);
+    EmitLog(events_, "info",
+            absl::StrCat("opened ", c.model_type, " model block by block: ", c.n_layers,
+                         " layers, ", model_json_["parameters"].get<uint64_t>(), " parameters, ",
+                         in_.targets.size(), " targeted"));
+    if (cancel_.cancelled()) return absl::CancelledError("job cancelled");
+    ASSIGN_OR_RETURN(std::unique_ptr<HfBlockStream> stream,
+                     HfBlockStream::Create(*source, out_dir_, &result_));
+    const int threads = CalibrationThreads(recipe_, options_);
+    ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend,
+                     engine::CreateBackend(options_.device, threads));
+    RETURN_IF_ERROR(CompressCalibrated(in_.model, *backend, recipe_, in_.targets, *in_.calibration,
+                                       threads, options_.checkpoints, events_, cancel_, &result_,
+                                       stream.get()));
+    t = Clock::now();
+    EmitProgress(events_, "export", 0, 1, out_dir_);
+    RETURN_IF_ERROR(stream->Finish());
+    RETURN_IF_ERROR(ExportSideFiles(plan_.input, out_dir_, events_));
+    EmitLog(events_, "info", absl::StrCat("wrote an HF safetensors model (F32) to ", out_dir_));
+    export_s_ = SecondsSince(t);
+    output_bytes_ = DirectoryBytes(out_dir_);
+    EmitProgress(events_, "export", 1, 1, out_dir_);
+    return Summary();
   }
 
   absl::Status EvaluateDense(engine::Backend& backend) {

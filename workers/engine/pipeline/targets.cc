@@ -20,12 +20,17 @@ absl::Status CheckPatternsFit(const RecipeSpec& spec, const std::string& name, i
 
 absl::StatusOr<std::vector<ModelTarget>> SelectModelTargets(engine::LlamaModel& model,
                                                             const RecipeSpec& spec) {
+  return SelectTargets(engine::NamedShapes(&model), spec);
+}
+
+absl::StatusOr<std::vector<ModelTarget>> SelectTargets(const std::vector<NamedShape>& tensors,
+                                                       const RecipeSpec& spec) {
   ASSIGN_OR_RETURN(TargetMatcher matcher, TargetMatcher::Create(spec.recipe.targets()));
   std::vector<ModelTarget> targets;
-  for (const engine::NamedTensor& t : engine::NamedTensors(&model)) {
-    ASSIGN_OR_RETURN(bool is_target, matcher.IsTarget(t.name, t.tensor->shape));
+  for (const engine::NamedShape& t : tensors) {
+    ASSIGN_OR_RETURN(bool is_target, matcher.IsTarget(t.name, t.shape));
     if (!is_target) continue;
-    RETURN_IF_ERROR(CheckPatternsFit(spec, t.name, t.tensor->cols()));
+    RETURN_IF_ERROR(CheckPatternsFit(spec, t.name, t.shape.size() < 2 ? 1 : t.shape[1]));
     targets.push_back({t.name, *TargetMatcher::ModuleName(t.name)});
   }
   if (targets.empty()) {

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "common/recipe_spec.h"
 #include "workers/engine/model/llama_model.h"
+#include "workers/engine/model/llama_names.h"
 
 namespace compressd::engine {
 
@@ -25,6 +26,10 @@ struct ModelTarget {
 // naming targets.include when nothing matches.
 absl::StatusOr<std::vector<ModelTarget>> SelectModelTargets(engine::LlamaModel& model,
                                                             const RecipeSpec& recipe);
+// The same from the tensors' names and shapes alone (ConfigShapes: before
+// any weight is loaded).
+absl::StatusOr<std::vector<ModelTarget>> SelectTargets(const std::vector<NamedShape>& tensors,
+                                                       const RecipeSpec& recipe);
 
 // INVALID_ARGUMENT naming the stage and tensor when an N:M stage's M does not
 // divide the tensor's input dimension `cols`.

@@ -61,6 +61,9 @@ struct RunOptions {
   // Where the job's independent pieces of work go (fanout.h): other workers
   // through the server for leased tasks; null: all computed here.
   Fanout* fanout = nullptr;
+  // Load the whole model even where the plan would stream it block by block
+  // (job_plan.h): `compress-worker run --whole-model`, to compare the two.
+  bool whole_model = false;
 };
 
 // Helpers that build and emit one event.

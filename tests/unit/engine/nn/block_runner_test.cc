@@ -67,7 +67,9 @@ void ExpectNear(const float* got, const std::vector<float>& want, float tol, con
 TEST(BlockRunner, ShowsEachBlocksLinearInputsAndMatchesReferenceBlocks) {
   LlamaModel model = RandomModel(SmallConfig(), 7);
   CpuBackend backend(CpuBackendOptions{2, 16});
-  auto runner = BlockRunner::Create(&model, &backend, Seqs(), BlockRunnerOptions{50});
+  BlockRunnerOptions options;
+  options.micro_batch_tokens = 50;
+  auto runner = BlockRunner::Create(&model, &backend, Seqs(), options);
   ASSERT_TRUE(runner.ok()) << runner.status();
   const SequenceBatch batch = *SequenceBatch::Pack(Seqs());
   const int64_t n = batch.tokens() * model.config.hidden;

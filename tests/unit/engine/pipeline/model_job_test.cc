@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 
 #include "absl/strings/match.h"
@@ -21,6 +22,7 @@
 #include "workers/engine/model/model_loader.h"
 #include "workers/engine/nn/cpu_backend.h"
 #include "workers/engine/pipeline/job.h"
+#include "workers/engine/runtime/checkpoint.h"
 #include "workers/engine/tokenizer/tokenizer.h"
 
 namespace compressd::engine {
@@ -50,6 +52,13 @@ class RecordingSink : public EventSink {
       if (it != e.metric().labels().end() && it->second == value) out.push_back(e.metric().value());
     }
     return out;
+  }
+  bool HasLog(const std::string& part) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const v1::JobEvent& e : events_) {
+      if (e.has_log() && absl::StrContains(e.log().message(), part)) return true;
+    }
+    return false;
   }
   int ProgressCount(const std::string& stage) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -308,6 +317,101 @@ TEST_F(ModelJobTest, GgufInputIsPrunedAndExportedAsHf) {
   absl::Status st = Run(EvalRecipe(false)).status();
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(st.message(), HasSubstr("tokenizer"));
+}
+
+}  // namespace
+}  // namespace compressd::engine
+
+namespace compressd::engine {
+namespace {
+
+// Every file under `dir` by relative path, with its bytes.
+std::map<std::string, std::string> DirFiles(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  for (const fs::directory_entry& e : fs::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    out[fs::relative(e.path(), dir).string()] =
+        std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return out;
+}
+
+// The summary without what differs between any two runs.
+json Comparable(json summary) {
+  summary.erase("timing_seconds");
+  summary.erase("peak_rss_bytes");
+  for (json& layer : summary["layers"]) layer.erase("seconds");
+  return summary;
+}
+
+// The block-at-a-time path (job_plan.h: HF in and out, calibrated, no
+// evaluation) against the whole-model path on the same input and recipe:
+// the same bytes out and the same summary, for F32 and sharded BF16 inputs;
+// and a block-stream run resumes from the whole-model run's checkpoints.
+TEST_F(ModelJobTest, BlockStreamMatchesTheWholeModelPathByteForByte) {
+  for (const DType dtype : {DType::kF32, DType::kBF16}) {
+    SCOPED_TRACE(DTypeName(dtype));
+    fs::remove_all(in_);
+    compressd::testing::TinyLlamaOptions options;
+    options.weight_std = 0.15;
+    options.dtype = dtype;
+    options.sharded = dtype == DType::kBF16;
+    ASSERT_TRUE(compressd::testing::WriteTinyLlama(in_, options).ok());
+    std::ofstream(fs::path(in_) / "tokenizer.json") << compressd::testing::ByteLevelTokenizerJson();
+    v1::Recipe recipe;
+    recipe.add_stages()->mutable_sparsegpt()->set_sparsity(0.5);
+    v1::QuantGridSpec* grid = recipe.add_stages()->mutable_gptq()->mutable_grid();
+    grid->set_bits(4);
+    grid->set_group_size(32);
+    recipe.mutable_calibration()->set_path(text_);
+    recipe.mutable_calibration()->set_samples(4);
+    recipe.mutable_calibration()->set_seq_len(16);
+    recipe.mutable_calibration()->set_threads(1);
+    recipe.mutable_calibration()->set_true_sequential(true);
+
+    const fs::path whole_dir = root_ / "whole", stream_dir = root_ / "stream",
+                   resumed_dir = root_ / "resumed", checkpoint_dir = root_ / "checkpoints";
+    fs::remove_all(whole_dir);
+    fs::remove_all(stream_dir);
+    fs::remove_all(resumed_dir);
+    fs::remove_all(checkpoint_dir);
+    DirCheckpointStore checkpoints(checkpoint_dir.string());
+    RunOptions whole;
+    whole.whole_model = true;
+    whole.checkpoints = &checkpoints;
+    out_ = whole_dir.string();
+    absl::StatusOr<json> a = Run(recipe, whole);
+    ASSERT_TRUE(a.ok()) << a.status();
+    out_ = stream_dir.string();
+    absl::StatusOr<json> b = Run(recipe);
+    ASSERT_TRUE(b.ok()) << b.status();
+    EXPECT_TRUE(sink_.HasLog("block by block"));
+
+    const std::map<std::string, std::string> fa = DirFiles(whole_dir), fb = DirFiles(stream_dir);
+    ASSERT_GE(fa.size(), 3u);  // weights, config.json, tokenizer.json
+    ASSERT_EQ(fa.size(), fb.size());
+    for (const auto& [path, bytes] : fa) {
+      ASSERT_TRUE(fb.count(path)) << path;
+      EXPECT_TRUE(fb.at(path) == bytes) << path << " differs";
+    }
+    EXPECT_EQ(Comparable(*a), Comparable(*b));
+    EXPECT_EQ((*b)["calibration"]["resumed_blocks"], 0);
+
+    // Resumed on the stream path from the whole-model run's checkpoints.
+    RunOptions resume;
+    resume.checkpoints = &checkpoints;
+    out_ = resumed_dir.string();
+    absl::StatusOr<json> c = Run(recipe, resume);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ((*c)["calibration"]["resumed_blocks"], 2);
+    const std::map<std::string, std::string> fc = DirFiles(resumed_dir);
+    for (const auto& [path, bytes] : fa) EXPECT_TRUE(fc.at(path) == bytes) << path << " differs";
+    json ca = Comparable(*a), cc = Comparable(*c);
+    ca["calibration"].erase("resumed_blocks");
+    cc["calibration"].erase("resumed_blocks");
+    EXPECT_EQ(ca, cc);
+  }
 }
 
 }  // namespace

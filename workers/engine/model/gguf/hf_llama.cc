@@ -22,6 +22,10 @@ class HfTensorLoader {
  public:
   explicit HfTensorLoader(std::shared_ptr<const HfModel> model) : model_(std::move(model)) {}
 
+  // The tensor, checked against `shape` and for a float dtype; marks it used.
+  absl::StatusOr<HfModel::TensorRef> Check(const std::string& name,
+                                           const std::vector<int64_t>& shape);
+  // Check, then the tensor in float32 (F32 zero-copy when aligned).
   absl::StatusOr<Tensor> Load(const std::string& name, const std::vector<int64_t>& shape);
   void MarkUsed(const std::string& name) { used_.insert(name); }
   absl::Status CheckAllUsed() const;
@@ -37,8 +41,8 @@ class HfTensorLoader {
   std::set<std::string> used_;
 };
 
-absl::StatusOr<Tensor> HfTensorLoader::Load(const std::string& name,
-                                            const std::vector<int64_t>& shape) {
+absl::StatusOr<HfModel::TensorRef> HfTensorLoader::Check(const std::string& name,
+                                                         const std::vector<int64_t>& shape) {
   const HfModel::TensorRef ref = model_->Find(name);
   if (ref.info == nullptr) {
     return absl::InvalidArgumentError(
@@ -55,6 +59,13 @@ absl::StatusOr<Tensor> HfTensorLoader::Load(const std::string& name,
     return absl::InvalidArgumentError(
         absl::StrCat(Where(ref), ": dtype ", DTypeName(info.dtype), " is not F32, F16 or BF16"));
   }
+  return ref;
+}
+
+absl::StatusOr<Tensor> HfTensorLoader::Load(const std::string& name,
+                                            const std::vector<int64_t>& shape) {
+  ASSIGN_OR_RETURN(const HfModel::TensorRef ref, Check(name, shape));
+  const TensorInfo& info = *ref.info;
   const absl::string_view bytes = ref.shard->file->Bytes(info);
   if (info.dtype == DType::kF32 &&
       reinterpret_cast<uintptr_t>(bytes.data()) % alignof(float) == 0) {
@@ -114,6 +125,91 @@ absl::StatusOr<LlamaModel> LoadHfModel(const std::string& dir) {
   }
   RETURN_IF_ERROR(loader.CheckAllUsed());
   return model;
+}
+
+namespace {
+
+std::string BlockTensorName(int block, const BlockTensorSpec& spec) {
+  return absl::StrCat("model.layers.", block, ".", spec.hf_suffix);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HfLlamaStream>> HfLlamaStream::Open(const std::string& dir) {
+  ASSIGN_OR_RETURN(std::unique_ptr<HfModel> opened, HfModel::Open(dir));
+  std::shared_ptr<const HfModel> hf(std::move(opened));
+  const std::string config_path = (std::filesystem::path(dir) / kHfConfigFile).string();
+  ASSIGN_OR_RETURN(std::string config_text, ReadFileToString(config_path));
+  ASSIGN_OR_RETURN(LlamaConfig c, ReadHfLlamaConfig(hf->config(), config_text, config_path));
+  // Every tensor checked up front, as LoadHfModel would find it.
+  HfTensorLoader loader(hf);
+  const std::vector<int64_t> embed_shape = {c.vocab, c.hidden};
+  RETURN_IF_ERROR(loader.Check("model.embed_tokens.weight", embed_shape).status());
+  for (int l = 0; l < c.n_layers; ++l) {
+    for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
+      if (spec.is_bias && !c.attention_bias) continue;
+      RETURN_IF_ERROR(loader.Check(BlockTensorName(l, spec), ExpectedShape(c, spec)).status());
+    }
+  }
+  RETURN_IF_ERROR(loader.Check("model.norm.weight", {c.hidden}).status());
+  if (c.tie_word_embeddings) {
+    loader.MarkUsed("lm_head.weight");
+  } else {
+    RETURN_IF_ERROR(loader.Check("lm_head.weight", embed_shape).status());
+  }
+  RETURN_IF_ERROR(loader.CheckAllUsed());
+  return std::unique_ptr<HfLlamaStream>(new HfLlamaStream(std::move(hf), std::move(c)));
+}
+
+const std::string& HfLlamaStream::dir() const { return hf_->dir(); }
+
+absl::StatusOr<BlockWeights> HfLlamaStream::LoadBlock(int i) const {
+  if (i < 0 || i >= config_.n_layers) {
+    return absl::OutOfRangeError(absl::StrCat("block ", i, " of ", config_.n_layers));
+  }
+  HfTensorLoader loader(hf_);
+  BlockWeights w;
+  for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
+    if (spec.is_bias && !config_.attention_bias) continue;
+    ASSIGN_OR_RETURN(w.*spec.slot,
+                     loader.Load(BlockTensorName(i, spec), ExpectedShape(config_, spec)));
+  }
+  return w;
+}
+
+void HfLlamaStream::ReleaseBlock(int i) const {
+  for (const BlockTensorSpec& spec : BlockTensorSpecs()) Release(BlockTensorName(i, spec));
+}
+
+absl::StatusOr<Tensor> HfLlamaStream::LoadTensor(const std::string& name) const {
+  const HfModel::TensorRef ref = hf_->Find(name);
+  if (ref.info == nullptr) {
+    return absl::NotFoundError(absl::StrCat(hf_->dir(), ": tensor \"", name, "\" is missing"));
+  }
+  return HfTensorLoader(hf_).Load(name, ref.info->shape);
+}
+
+absl::Status HfLlamaStream::ReadRows(const std::string& name, int64_t row, int64_t n,
+                                     float* out) const {
+  const HfModel::TensorRef ref = hf_->Find(name);
+  if (ref.info == nullptr || ref.info->shape.size() != 2) {
+    return absl::NotFoundError(absl::StrCat(hf_->dir(), ": no 2-D tensor \"", name, "\""));
+  }
+  const TensorInfo& info = *ref.info;
+  const int64_t rows = info.shape[0], cols = info.shape[1];
+  if (row < 0 || n < 0 || row + n > rows) {
+    return absl::OutOfRangeError(
+        absl::StrCat(name, ": rows [", row, ", ", row + n, ") outside [0, ", rows, ")"));
+  }
+  const size_t esize = DTypeSize(info.dtype);
+  const absl::string_view bytes = ref.shard->file->Bytes(info);
+  return BytesToFloats(info.dtype, bytes.data() + static_cast<size_t>(row * cols) * esize,
+                       static_cast<size_t>(n * cols), out);
+}
+
+void HfLlamaStream::Release(const std::string& name) const {
+  const HfModel::TensorRef ref = hf_->Find(name);
+  if (ref.info != nullptr) ref.shard->file->ReleaseBytes(*ref.info);
 }
 
 }  // namespace compressd::engine

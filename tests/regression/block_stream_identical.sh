@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The block-at-a-time path against the whole-model path on the real model:
+# SmolLM2-135M converted by transformers from its GGUF to a BF16 safetensors
+# directory (as a user would upload it), then one calibrated recipe (SparseGPT
+# 50% + GPTQ 4-bit g128, HF output) run by `compress-worker run` twice: block
+# by block (the default for this plan) and with --whole-model 1. Every output
+# file must be byte-identical and every summary number equal (timings and
+# peak RSS excepted); both peak RSS figures are printed.
+#
+# usage: tests/regression/block_stream_identical.sh WORKER MODEL.gguf
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+worker=$1; model=$2
+data=${COMPRESSD_SHARED_DATA:-$here/../../../shared/data}
+[ -d "$data/text/sotu" ] || { echo "no shared data at $data" >&2; exit 2; }
+py=${COMPRESSD_PYTHON:-python3}
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+
+"$py" - "$model" "$work/hf" <<'PY'
+import os, sys, torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+gguf, out = sys.argv[1:3]
+d, f = os.path.split(gguf)
+m = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, torch_dtype=torch.bfloat16)
+# A GGUF-loaded model refuses save_pretrained: copy it into a plain one.
+plain = AutoModelForCausalLM.from_config(m.config, torch_dtype=torch.bfloat16)
+plain.load_state_dict(m.state_dict())
+plain.save_pretrained(out, safe_serialization=True)
+AutoTokenizer.from_pretrained(d, gguf_file=f).save_pretrained(out)
+PY
+
+cat > "$work/recipe.yaml" <<YAML
+stages: [{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 128}}}]
+calibration: {path: $data/text/sotu, samples: 4, seq_len: 128, threads: 2}
+YAML
+for mode in stream whole; do
+  extra=(); [ "$mode" = whole ] && extra=(--whole-model 1)
+  "$worker" run --model "$work/hf" --recipe "$work/recipe.yaml" --out "$work/out-$mode" \
+    "${extra[@]}" > "$work/$mode.json" 2> "$work/$mode.log" || { tail -20 "$work/$mode.log" >&2; exit 1; }
+done
+grep -q "block by block" "$work/stream.log" || { echo "the stream run did not stream" >&2; exit 1; }
+grep -q "block by block" "$work/whole.log" && { echo "the --whole-model run streamed" >&2; exit 1; }
+
+"$py" - "$work" <<'PY'
+import hashlib, json, os, sys
+work = sys.argv[1]
+def files(root):
+    return {n: hashlib.sha256(open(os.path.join(root, n), "rb").read()).hexdigest()
+            for n in sorted(os.listdir(root))}
+a, b = files(f"{work}/out-stream"), files(f"{work}/out-whole")
+bad = [n for n in sorted(set(a) | set(b)) if a.get(n) != b.get(n)]
+def strip(s):
+    s = json.load(open(s))
+    rss = s.pop("peak_rss_bytes")
+    s.pop("timing_seconds")
+    for layer in s.get("layers", []): layer.pop("seconds", None)
+    return s, rss
+sa, ra = strip(f"{work}/stream.json")
+sb, rb = strip(f"{work}/whole.json")
+print(f"files: {len(a)} ({', '.join(a)}); peak RSS stream {ra / 2**20:.0f} MiB, whole model {rb / 2**20:.0f} MiB")
+if bad or sa != sb:
+    print("DIFFERENT:", bad or "summaries", file=sys.stderr)
+    sys.exit(1)
+print("block stream: outputs and summary identical to the whole-model path")
+PY

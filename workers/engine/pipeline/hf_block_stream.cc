@@ -1,0 +1,107 @@
+#include "workers/engine/pipeline/hf_block_stream.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/atomic_file.h"
+#include "common/status_macros.h"
+#include "workers/engine/export/llama_export.h"
+#include "workers/engine/model/llama_names.h"
+
+namespace compressd::engine {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kEmbedding[] = "model.embed_tokens.weight";
+constexpr int64_t kCopyChunkFloats = int64_t{1} << 22;  // 16 MiB of float32 per write
+
+absl::string_view FloatBytes(const float* data, int64_t n) {
+  return absl::string_view(reinterpret_cast<const char*>(data),
+                           static_cast<size_t>(n) * sizeof(float));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HfBlockStream>> HfBlockStream::Create(const HfLlamaStream& source,
+                                                                     const std::string& out_dir,
+                                                                     CompressionResult* result,
+                                                                     uint64_t max_shard_bytes) {
+  const LlamaConfig& c = source.config();
+  if (c.attention_bias && c.model_type != "qwen2") {
+    return absl::UnimplementedError(absl::StrCat(
+        "export: model_type \"", c.model_type,
+        "\" with q/k/v biases has no Hugging Face class to export to (only qwen2 has them)"));
+  }
+  std::vector<TensorSpec> specs;
+  for (const NamedShape& t : ConfigShapes(c)) specs.push_back({t.name, DType::kF32, t.shape});
+  ASSIGN_OR_RETURN(std::unique_ptr<ShardedSafetensorsWriter> writer,
+                   ShardedSafetensorsWriter::Create(out_dir, std::move(specs), {{"format", "pt"}},
+                                                    max_shard_bytes));
+  return std::unique_ptr<HfBlockStream>(
+      new HfBlockStream(source, out_dir, result, std::move(writer)));
+}
+
+absl::Status HfBlockStream::Embed(const SequenceBatch& batch, float* hidden) {
+  const LlamaConfig& c = source_.config();
+  for (int64_t r = 0; r < batch.tokens(); ++r) {
+    const int32_t id = batch.ids[r];
+    if (id < 0 || id >= c.vocab) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "token id ", id, " at row ", r, " is outside the vocabulary [0, ", c.vocab, ")"));
+    }
+    RETURN_IF_ERROR(source_.ReadRows(kEmbedding, id, 1, hidden + r * c.hidden));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status HfBlockStream::Load(int block, BlockWeights* w) {
+  ASSIGN_OR_RETURN(*w, source_.LoadBlock(block));
+  return absl::OkStatus();
+}
+
+absl::Status HfBlockStream::Done(int block, BlockWeights* w) {
+  for (const NamedTensor& t : BlockTensors(block, w)) {
+    RETURN_IF_ERROR(writer_->Write(t.name, FloatBytes(t.tensor->data, t.tensor->numel())));
+    result_->quantized.erase(t.name);
+  }
+  *w = BlockWeights();
+  source_.ReleaseBlock(block);
+  return absl::OkStatus();
+}
+
+absl::Status HfBlockStream::CopyTensor(const std::string& name, const std::vector<int64_t>& shape) {
+  if (shape.size() == 1) {
+    ASSIGN_OR_RETURN(const Tensor t, source_.LoadTensor(name));
+    RETURN_IF_ERROR(writer_->Write(name, FloatBytes(t.data, t.numel())));
+    source_.Release(name);
+    return absl::OkStatus();
+  }
+  const int64_t rows = shape[0], cols = shape[1];
+  const int64_t step = std::max<int64_t>(1, kCopyChunkFloats / std::max<int64_t>(cols, 1));
+  std::vector<float> buf(static_cast<size_t>(std::min(rows, step) * cols));
+  for (int64_t r = 0; r < rows; r += step) {
+    const int64_t n = std::min(step, rows - r);
+    RETURN_IF_ERROR(source_.ReadRows(name, r, n, buf.data()));
+    RETURN_IF_ERROR(writer_->WritePart(name, static_cast<uint64_t>(r * cols) * sizeof(float),
+                                       FloatBytes(buf.data(), n * cols)));
+  }
+  source_.Release(name);
+  return absl::OkStatus();
+}
+
+absl::Status HfBlockStream::Finish() {
+  const LlamaConfig& c = source_.config();
+  for (const NamedShape& t : ConfigShapes(c)) {
+    if (!absl::StartsWith(t.name, "model.layers.")) RETURN_IF_ERROR(CopyTensor(t.name, t.shape));
+  }
+  RETURN_IF_ERROR(writer_->Commit());
+  return WriteFileAtomically((fs::path(out_dir_) / "config.json").string(),
+                             HfLlamaConfigJson(c, c.tie_word_embeddings));
+}
+
+}  // namespace compressd::engine

@@ -1,0 +1,59 @@
+// The BlockStream (calib/calibrated_compress.h) of a block-at-a-time job: an
+// HF safetensors model in, an HF safetensors model (float32, sharded past
+// 5 GB) out, never more than one block of it in memory.
+//
+//   Embed: the calibration batch's embedding rows, read from the mapped file
+//     (an exact conversion of the stored BF16/F16/F32 values);
+//   Load(i): block i in float32 (HfLlamaStream::LoadBlock);
+//   Done(i): block i's final weights written at their place in the output
+//     shards (ShardedSafetensorsWriter), then freed, and the input pages of
+//     block i returned to the kernel; the block's quantization codes are
+//     dropped from the result (an HF output does not use them);
+//   Finish(): the tensors outside the blocks (embedding, final norm, an
+//     untied LM head) copied over in row chunks, the shards committed, and
+//     config.json written as WriteHfLlama writes it.
+// The output is byte-identical to WriteHfLlama's for the same weights while
+// it fits one shard. Not thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "workers/engine/calib/calibrated_compress.h"
+#include "workers/engine/export/sharded_writer.h"
+#include "workers/engine/model/gguf/hf_llama.h"
+
+namespace compressd::engine {
+
+class HfBlockStream : public BlockStream {
+ public:
+  // `source` and `result` must outlive the stream. UNIMPLEMENTED for q/k/v
+  // biases outside qwen2 (as WriteHfLlama).
+  static absl::StatusOr<std::unique_ptr<HfBlockStream>> Create(
+      const HfLlamaStream& source, const std::string& out_dir, CompressionResult* result,
+      uint64_t max_shard_bytes = kDefaultMaxShardBytes);
+
+  absl::Status Embed(const SequenceBatch& batch, float* hidden) override;
+  absl::Status Load(int block, BlockWeights* w) override;
+  absl::Status Done(int block, BlockWeights* w) override;
+  absl::Status Finish();
+
+ private:
+  HfBlockStream(const HfLlamaStream& source, std::string out_dir, CompressionResult* result,
+                std::unique_ptr<ShardedSafetensorsWriter> writer)
+      : source_(source),
+        out_dir_(std::move(out_dir)),
+        result_(result),
+        writer_(std::move(writer)) {}
+  // Tensor `name` ([rows, cols] or [n]) copied to the output in row chunks.
+  absl::Status CopyTensor(const std::string& name, const std::vector<int64_t>& shape);
+
+  const HfLlamaStream& source_;
+  const std::string out_dir_;
+  CompressionResult* result_;
+  std::unique_ptr<ShardedSafetensorsWriter> writer_;
+};
+
+}  // namespace compressd::engine
