@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "absl/strings/numbers.h"
+#include "workers/engine/runtime/run_context.h"
 #include "workers/worker/local_run.h"
 #include "workers/worker/server_client.h"
 #include "workers/worker/worker.h"
@@ -38,6 +39,8 @@ extern "C" void OnStopSignal(int sig) {
 
 constexpr char kUsage[] =
     "usage: compress-worker --server HOST:PORT --cache-dir DIR [--threads N] [--name NAME]\n"
+    "                       [--memory-budget SIZE]   (e.g. 20G; default 90% of RAM: a job\n"
+    "                                                estimated to need more is refused)\n"
     "                       [--slow-ms-per-layer N]   (fault injection: pause after each layer)\n"
     "       compress-worker run --model DIR|FILE.gguf --recipe FILE --out DIR\n"
     "                           [--checkpoint-dir DIR]   (resume a long job from here)\n"
@@ -79,7 +82,8 @@ int RunLocalMode(int argc, char** argv) {
 int RunWorkerMode(int argc, char** argv) {
   std::map<std::string, std::string> f;
   if (!ParseFlags(argc, argv, 1, &f,
-                  {"--server", "--cache-dir", "--threads", "--name", "--slow-ms-per-layer"}) ||
+                  {"--server", "--cache-dir", "--threads", "--name", "--memory-budget",
+                   "--slow-ms-per-layer"}) ||
       !f.count("--server") || !f.count("--cache-dir")) {
     std::fputs(kUsage, stderr);
     return 2;
@@ -92,6 +96,15 @@ int RunWorkerMode(int argc, char** argv) {
       (!absl::SimpleAtoi(f["--threads"], &options.threads) || options.threads < 1)) {
     std::fprintf(stderr, "compress-worker: --threads: must be a positive integer\n");
     return 2;
+  }
+  if (f.count("--memory-budget")) {
+    absl::StatusOr<uint64_t> budget = compressd::engine::ParseByteSize(f["--memory-budget"]);
+    if (!budget.ok()) {
+      std::fprintf(stderr, "compress-worker: --memory-budget: %s\n",
+                   std::string(budget.status().message()).c_str());
+      return 2;
+    }
+    options.memory_bytes = *budget;
   }
   if (f.count("--slow-ms-per-layer") &&
       (!absl::SimpleAtoi(f["--slow-ms-per-layer"], &options.slow_ms_per_layer) ||

@@ -5,7 +5,8 @@
 # 50% + GPTQ 4-bit g128, HF output) run by `compress-worker run` twice: block
 # by block (the default for this plan) and with --whole-model 1. Every output
 # file must be byte-identical and every summary number equal (timings and
-# peak RSS excepted); both peak RSS figures are printed.
+# peak RSS excepted); each run's memory estimate must be within 20% of its
+# measured peak RSS.
 #
 # usage: tests/regression/block_stream_identical.sh WORKER MODEL.gguf
 set -euo pipefail
@@ -42,7 +43,7 @@ grep -q "block by block" "$work/stream.log" || { echo "the stream run did not st
 grep -q "block by block" "$work/whole.log" && { echo "the --whole-model run streamed" >&2; exit 1; }
 
 "$py" - "$work" <<'PY'
-import hashlib, json, os, sys
+import hashlib, json, os, re, sys
 work = sys.argv[1]
 def files(root):
     return {n: hashlib.sha256(open(os.path.join(root, n), "rb").read()).hexdigest()
@@ -58,6 +59,15 @@ def strip(s):
 sa, ra = strip(f"{work}/stream.json")
 sb, rb = strip(f"{work}/whole.json")
 print(f"files: {len(a)} ({', '.join(a)}); peak RSS stream {ra / 2**20:.0f} MiB, whole model {rb / 2**20:.0f} MiB")
+def estimate(mode):
+    m = re.search(r"memory estimate: peak ([0-9.]+) (GiB|MiB)", open(f"{work}/{mode}.log").read())
+    return float(m.group(1)) * (2**30 if m.group(2) == "GiB" else 2**20)
+for mode, rss in (("stream", ra), ("whole", rb)):
+    e = estimate(mode)
+    print(f"{mode}: memory estimate {e / 2**20:.0f} MiB, measured {rss / 2**20:.0f} MiB ({e / rss - 1:+.0%})")
+    if abs(e / rss - 1) > 0.20:
+        print(f"{mode}: the memory estimate is more than 20% off", file=sys.stderr)
+        sys.exit(1)
 if bad or sa != sb:
     print("DIFFERENT:", bad or "summaries", file=sys.stderr)
     sys.exit(1)

@@ -43,6 +43,7 @@ absl::Status RunLocal(const std::string& model_dir, const std::string& recipe_pa
   engine::RunOptions options;
   if (!checkpoint_dir.empty()) options.checkpoints = options.levels_db = &checkpoints;
   options.whole_model = whole_model;
+  options.memory_budget_bytes = engine::DefaultMemoryBudgetBytes();
   ASSIGN_OR_RETURN(std::string summary,
                    engine::RunJob(model_dir, recipe, out_dir, sink, cancel, options));
   std::printf("%s\n", summary.c_str());

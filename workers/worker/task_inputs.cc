@@ -116,6 +116,8 @@ engine::RunOptions LeasedRunOptions(const WorkerOptions& options, const DatasetF
   run.threads = options.threads;
   run.device = options.device;
   run.allow_local_paths = false;
+  run.memory_budget_bytes =
+      options.memory_bytes > 0 ? options.memory_bytes : engine::DefaultMemoryBudgetBytes();
   run.dataset_file = [&datasets](const std::string& id,
                                  const std::string& file) -> absl::StatusOr<std::string> {
     auto it = datasets.find({id, file});

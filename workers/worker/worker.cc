@@ -21,11 +21,6 @@ std::string DefaultName() {
   return absl::StrCat(host, ":", ::getpid());
 }
 
-uint64_t PhysicalMemory() {
-  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
-}
-
 }  // namespace
 
 Worker::Worker(WorkerOptions options, WorkerClient& client)
@@ -94,7 +89,8 @@ absl::Status Worker::Register() {
   req.set_name(options_.name.empty() ? DefaultName() : options_.name);
   req.set_device(options_.device);
   req.set_threads(options_.threads);
-  req.set_memory_bytes(options_.memory_bytes ? options_.memory_bytes : PhysicalMemory());
+  req.set_memory_bytes(options_.memory_bytes ? options_.memory_bytes
+                                             : engine::DefaultMemoryBudgetBytes());
   ASSIGN_OR_RETURN(v1::RegisterWorkerResponse resp, client_.RegisterWorker(req));
   registration_.worker_id = resp.worker_id();
   if (resp.heartbeat_interval_ms() > 0) {

@@ -15,7 +15,9 @@ struct WorkerOptions {
   std::string name;       // default hostname:pid
   std::string device = "cpu";
   int threads = 1;
-  uint64_t memory_bytes = 0;  // default: physical memory (sysconf)
+  // The memory budget of a job (--memory-budget; RunOptions::memory_budget_bytes),
+  // also registered with the server; 0: 90% of physical memory.
+  uint64_t memory_bytes = 0;
   int64_t lease_wait_ms = 10000;
   int64_t initial_backoff_ms = 250;
   int64_t max_backoff_ms = 10000;

@@ -22,27 +22,30 @@ void dtrtri_(const char* uplo, const char* diag, const int* n, double* a, const 
 namespace compressd::engine {
 
 HessianAccumulator::HessianAccumulator(int64_t dim)
-    : dim_(std::max<int64_t>(dim, 0)), sum_(dim_ * dim_, 0.0), scratch_(dim_ * dim_, 0.0f) {}
+    : dim_(std::max<int64_t>(dim, 0)), sum_(dim_ * dim_, 0.0) {}
 
 absl::Status HessianAccumulator::Add(const float* x, int64_t tokens) {
   if (tokens < 0) {
     return absl::InvalidArgumentError(absl::StrCat("Hessian: negative token count ", tokens));
   }
   const int n = static_cast<int>(dim_);
+  // One chunk's float32 ssyrk result; freed on return (a block's memory
+  // peak is the solve's, which this must not add to).
+  std::vector<float> scratch(tokens > 0 ? dim_ * dim_ : 0);
   for (int64_t t0 = 0; t0 < tokens; t0 += kChunkTokens) {
     const int k = static_cast<int>(std::min(kChunkTokens, tokens - t0));
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, k, 1.0f, x + t0 * dim_, n, 0.0f,
-                scratch_.data(), n);
+                scratch.data(), n);
     for (int64_t i = 0; i < dim_; ++i) {
       // A non-finite input makes its own diagonal entry non-finite.
-      if (!std::isfinite(scratch_[i * dim_ + i])) {
+      if (!std::isfinite(scratch[i * dim_ + i])) {
         return absl::InvalidArgumentError(absl::StrCat("Hessian: calibration input column ", i,
                                                        " is not finite (or overflows) in tokens [",
                                                        tokens_ + t0, ", ", tokens_ + t0 + k, ")"));
       }
     }
     for (int64_t i = 0; i < dim_; ++i) {
-      const float* s = scratch_.data() + i * dim_;
+      const float* s = scratch.data() + i * dim_;
       double* d = sum_.data() + i * dim_;
       for (int64_t j = i; j < dim_; ++j) d[j] += s[j];
     }

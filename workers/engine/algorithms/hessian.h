@@ -27,7 +27,7 @@ namespace compressd::engine {
 // Precision: each batch (cut into chunks of at most kChunkTokens tokens) is a
 // float32 ssyrk, and the chunks are summed in float64, so the result does not
 // drift with the number of batches and the 2 / n scaling is applied once, at
-// the end. Not thread-safe.
+// the end. Memory: 8 dim^2 bytes, plus 4 dim^2 during Add. Not thread-safe.
 class HessianAccumulator {
  public:
   static constexpr int64_t kChunkTokens = 2048;
@@ -48,8 +48,7 @@ class HessianAccumulator {
  private:
   int64_t dim_;
   int64_t tokens_ = 0;
-  std::vector<double> sum_;     // upper triangle (row-major) of sum_t x_t x_t^T
-  std::vector<float> scratch_;  // one chunk's float32 ssyrk result
+  std::vector<double> sum_;  // upper triangle (row-major) of sum_t x_t x_t^T
 };
 
 // Reference for HessianAccumulator: plain float64 loops over all tokens.

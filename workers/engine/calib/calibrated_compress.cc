@@ -125,6 +125,14 @@ absl::Status CheckBlockTargets(const engine::LlamaModel& model,
   return absl::OkStatus();
 }
 
+// H of one input group; the accumulator (twice H's size) is gone before the
+// solves start, so a block's peak is the solver's, not the two added.
+absl::StatusOr<std::vector<float>> GroupHessian(const float* x, int64_t tokens, int64_t dim) {
+  engine::HessianAccumulator acc(dim);
+  RETURN_IF_ERROR(acc.Add(x, tokens));
+  return acc.Hessian();
+}
+
 // One block's hook: Hessians and solves, group by group.
 class BlockCompressor {
  public:
@@ -154,9 +162,7 @@ class BlockCompressor {
       }
       const int64_t dim = (w->*(group.front()->member)).cols();
       const Clock::time_point t = Clock::now();
-      engine::HessianAccumulator acc(dim);
-      RETURN_IF_ERROR(acc.Add(in.input(input), in.tokens));
-      ASSIGN_OR_RETURN(std::vector<float> h, acc.Hessian());
+      ASSIGN_OR_RETURN(std::vector<float> h, GroupHessian(in.input(input), in.tokens, dim));
       result_->hessian_s += SecondsSince(t);
       for (const BlockLinear* l : group) {
         if (cancel_.cancelled()) return absl::CancelledError("job cancelled");

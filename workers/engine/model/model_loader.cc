@@ -1,24 +1,55 @@
 #include "workers/engine/model/model_loader.h"
 
 #include <filesystem>
+#include <memory>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "workers/engine/model/gguf/gguf_file.h"
 #include "workers/engine/model/gguf/gguf_model.h"
 #include "workers/engine/model/gguf/hf_llama.h"
 
 namespace compressd::engine {
 
-absl::StatusOr<LlamaModel> LoadModel(const std::string& path) {
-  namespace fs = std::filesystem;
+namespace {
+
+namespace fs = std::filesystem;
+
+enum class Kind { kHf, kGguf };
+
+absl::StatusOr<Kind> KindOf(const std::string& path) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
   if (!fs::exists(st))
     return absl::NotFoundError(absl::StrCat(path, ": no such file or directory"));
-  if (fs::is_directory(st)) return LoadHfModel(path);
-  if (fs::is_regular_file(st) && absl::EndsWith(path, ".gguf")) return LoadGgufModel(path);
+  if (fs::is_directory(st)) return Kind::kHf;
+  if (fs::is_regular_file(st) && absl::EndsWith(path, ".gguf")) return Kind::kGguf;
   return absl::InvalidArgumentError(absl::StrCat(
       path, ": not a model: expected a Hugging Face model directory or a *.gguf file"));
+}
+
+}  // namespace
+
+absl::StatusOr<LlamaModel> LoadModel(const std::string& path) {
+  ASSIGN_OR_RETURN(const Kind kind, KindOf(path));
+  return kind == Kind::kHf ? LoadHfModel(path) : LoadGgufModel(path);
+}
+
+absl::StatusOr<StoredModel> InspectModel(const std::string& path) {
+  ASSIGN_OR_RETURN(const Kind kind, KindOf(path));
+  StoredModel out;
+  if (kind == Kind::kHf) {
+    ASSIGN_OR_RETURN(std::unique_ptr<HfLlamaStream> hf, HfLlamaStream::Open(path));
+    out.config = hf->config();
+    out.weight_bytes = hf->weight_bytes();
+  } else {
+    ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(path));
+    ASSIGN_OR_RETURN(out.config, ReadGgufLlamaConfig(*file));
+    std::error_code ec;
+    out.weight_bytes = fs::file_size(path, ec);
+  }
+  return out;
 }
 
 }  // namespace compressd::engine

@@ -9,6 +9,7 @@
 // tensor and offset). Thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -17,5 +18,13 @@
 namespace compressd::engine {
 
 absl::StatusOr<LlamaModel> LoadModel(const std::string& path);
+
+// What a model is without reading its weights (headers and config only):
+// for estimating a job's memory before committing to it.
+struct StoredModel {
+  LlamaConfig config;
+  uint64_t weight_bytes = 0;  // the weights as stored (the files' tensor data)
+};
+absl::StatusOr<StoredModel> InspectModel(const std::string& path);
 
 }  // namespace compressd::engine

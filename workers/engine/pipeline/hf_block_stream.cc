@@ -61,6 +61,9 @@ absl::Status HfBlockStream::Embed(const SequenceBatch& batch, float* hidden) {
 
 absl::Status HfBlockStream::Load(int block, BlockWeights* w) {
   ASSIGN_OR_RETURN(*w, source_.LoadBlock(block));
+  // BF16/F16 were converted into owned buffers: their pages are not needed
+  // again (F32 tensors point into the mapping and fault their pages back in).
+  source_.ReleaseBlock(block);
   return absl::OkStatus();
 }
 

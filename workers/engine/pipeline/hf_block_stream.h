@@ -4,7 +4,8 @@
 //
 //   Embed: the calibration batch's embedding rows, read from the mapped file
 //     (an exact conversion of the stored BF16/F16/F32 values);
-//   Load(i): block i in float32 (HfLlamaStream::LoadBlock);
+//   Load(i): block i in float32 (HfLlamaStream::LoadBlock), its stored pages
+//     returned to the kernel at once;
 //   Done(i): block i's final weights written at their place in the output
 //     shards (ShardedSafetensorsWriter), then freed, and the input pages of
 //     block i returned to the kernel; the block's quantization codes are

@@ -15,10 +15,12 @@
 #include "workers/engine/calib/calibrated_compress.h"
 #include "workers/engine/model/gguf/hf_llama.h"
 #include "workers/engine/model/llama_names.h"
+#include "workers/engine/model/model_loader.h"
 #include "workers/engine/nn/backend_factory.h"
 #include "workers/engine/pipeline/eval_sets.h"
 #include "workers/engine/pipeline/evopress_stage.h"
 #include "workers/engine/pipeline/hf_block_stream.h"
+#include "workers/engine/pipeline/memory_estimate.h"
 #include "workers/engine/pipeline/model_export.h"
 #include "workers/engine/pipeline/model_inputs.h"
 #include "workers/engine/pipeline/summary.h"
@@ -115,6 +117,7 @@ class ModelJob {
         threads_(EvaluationThreads(recipe_, options)) {}
 
   absl::StatusOr<std::string> Run() {
+    RETURN_IF_ERROR(CheckMemory());
     if (plan_.path == JobPath::kBlockStream) return RunBlockStream();
     RETURN_IF_ERROR(Load());
     ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend,
@@ -151,6 +154,26 @@ class ModelJob {
                      " layers, ", model_json_["parameters"].get<uint64_t>(), " parameters, ",
                      in_.targets.size(), " targeted"));
     return cancel_.cancelled() ? absl::CancelledError("job cancelled") : absl::OkStatus();
+  }
+
+  // The job's peak memory, estimated from the model's headers before any
+  // weight is read, as an event; RESOURCE_EXHAUSTED over the budget.
+  absl::Status CheckMemory() {
+    ASSIGN_OR_RETURN(const StoredModel stored, InspectModel(plan_.input.path));
+    const MemoryEstimate e = EstimateJobMemory(plan_, spec_, stored.config, stored.weight_bytes);
+    EmitMetric(events_, "memory_estimate_bytes", static_cast<double>(e.peak_bytes), "");
+    EmitLog(events_, "info",
+            absl::StrCat("memory estimate: peak ", FormatBytes(e.peak_bytes), " (", e.breakdown,
+                         "); output ", FormatBytes(e.output_bytes)));
+    const uint64_t budget = options_.memory_budget_bytes;
+    if (budget > 0 && e.peak_bytes > budget) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "this job needs an estimated ", FormatBytes(e.peak_bytes), " of memory at its peak (",
+          e.breakdown, "), more than this worker's budget of ", FormatBytes(budget),
+          " (compress-worker --memory-budget); use a worker with more memory, or fewer "
+          "calibration tokens"));
+    }
+    return absl::OkStatus();
   }
 
   // The calibrated job block by block (job_plan.h): the model's config and

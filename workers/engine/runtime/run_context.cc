@@ -1,8 +1,40 @@
 #include "workers/engine/runtime/run_context.h"
 
+#include <unistd.h>
+
+#include <cctype>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "common/util.h"
 
 namespace compressd::engine {
+
+uint64_t DefaultMemoryBudgetBytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return 0;
+  return static_cast<uint64_t>(pages) / 10 * 9 * static_cast<uint64_t>(page);
+}
+
+absl::StatusOr<uint64_t> ParseByteSize(const std::string& text) {
+  double value = 0;
+  std::string number = text;
+  uint64_t unit = 1;
+  if (!text.empty()) {
+    const char last = static_cast<char>(std::toupper(static_cast<unsigned char>(text.back())));
+    const uint64_t units[] = {1ull << 10, 1ull << 20, 1ull << 30, 1ull << 40};
+    const size_t at = std::string("KMGT").find(last);
+    if (at != std::string::npos) {
+      unit = units[at];
+      number.pop_back();
+    }
+  }
+  if (!absl::SimpleAtod(number, &value) || !(value > 0) || value * unit > 1e18) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", text, "\" is not a size (e.g. 24G, 512M or a number of bytes)"));
+  }
+  return static_cast<uint64_t>(value * static_cast<double>(unit));
+}
 
 void EmitProgress(EventSink& sink, const std::string& stage, int current, int total,
                   const std::string& message) {

@@ -64,7 +64,16 @@ struct RunOptions {
   // Load the whole model even where the plan would stream it block by block
   // (job_plan.h): `compress-worker run --whole-model`, to compare the two.
   bool whole_model = false;
+  // Memory this job may use (compress-worker --memory-budget); a job whose
+  // estimated peak is larger is refused up front with RESOURCE_EXHAUSTED
+  // (pipeline/memory_estimate.h). 0: no limit.
+  uint64_t memory_budget_bytes = 0;
 };
+
+// A worker's default memory budget: 90% of this machine's physical memory.
+uint64_t DefaultMemoryBudgetBytes();
+// "24G", "512M", "1.5G", "4096" (bytes): INVALID_ARGUMENT otherwise.
+absl::StatusOr<uint64_t> ParseByteSize(const std::string& text);
 
 // Helpers that build and emit one event.
 void EmitProgress(EventSink& sink, const std::string& stage, int current, int total,

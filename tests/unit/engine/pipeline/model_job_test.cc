@@ -416,3 +416,41 @@ TEST_F(ModelJobTest, BlockStreamMatchesTheWholeModelPathByteForByte) {
 
 }  // namespace
 }  // namespace compressd::engine
+
+namespace compressd::engine {
+namespace {
+
+TEST(ParseByteSizeTest, UnitsAndErrors) {
+  EXPECT_EQ(*ParseByteSize("4096"), 4096u);
+  EXPECT_EQ(*ParseByteSize("512M"), 512ull << 20);
+  EXPECT_EQ(*ParseByteSize("24g"), 24ull << 30);
+  EXPECT_EQ(*ParseByteSize("1.5G"), 3ull << 29);
+  for (const char* bad : {"", "G", "-1G", "0", "twenty", "1e30"}) {
+    EXPECT_EQ(ParseByteSize(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+// A job over the worker's memory budget is refused before any weight is
+// read, saying what it needs and why; within the budget it runs, and the
+// estimate is an event either way.
+TEST_F(ModelJobTest, AJobOverTheMemoryBudgetIsRefusedUpFront) {
+  v1::Recipe recipe;
+  recipe.add_stages()->mutable_sparsegpt()->set_sparsity(0.5);
+  recipe.mutable_calibration()->set_path(text_);
+  recipe.mutable_calibration()->set_samples(4);
+  recipe.mutable_calibration()->set_seq_len(16);
+  RunOptions options;
+  options.memory_budget_bytes = 64ull << 20;  // under the process alone
+  absl::StatusOr<json> refused = Run(recipe, options);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  EXPECT_THAT(refused.status().message(), HasSubstr("--memory-budget"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("solve"));
+  EXPECT_FALSE(fs::exists(fs::path(out_) / "model.safetensors"));
+  EXPECT_TRUE(sink_.HasLog("memory estimate: peak"));
+
+  options.memory_budget_bytes = 4ull << 30;
+  ASSERT_TRUE(Run(recipe, options).ok());
+}
+
+}  // namespace
+}  // namespace compressd::engine

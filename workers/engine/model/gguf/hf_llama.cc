@@ -163,6 +163,8 @@ absl::StatusOr<std::unique_ptr<HfLlamaStream>> HfLlamaStream::Open(const std::st
 
 const std::string& HfLlamaStream::dir() const { return hf_->dir(); }
 
+uint64_t HfLlamaStream::weight_bytes() const { return hf_->total_tensor_bytes(); }
+
 absl::StatusOr<BlockWeights> HfLlamaStream::LoadBlock(int i) const {
   if (i < 0 || i >= config_.n_layers) {
     return absl::OutOfRangeError(absl::StrCat("block ", i, " of ", config_.n_layers));

@@ -67,6 +67,8 @@ class HfLlamaStream {
   absl::Status ReadRows(const std::string& name, int64_t row, int64_t n, float* out) const;
   void Release(const std::string& name) const;
   const std::string& dir() const;
+  // The bytes of every stored tensor (the model's size on disk).
+  uint64_t weight_bytes() const;
 
  private:
   HfLlamaStream(std::shared_ptr<const HfModel> hf, LlamaConfig config)

@@ -1,0 +1,90 @@
+#include "workers/engine/pipeline/memory_estimate.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "workers/engine/model/llama_names.h"
+
+namespace compressd::engine {
+namespace {
+
+// The process before any model data: binary, libraries, OpenBLAS and backend
+// thread pools, tokenizer (measured on an evaluate-only job of a tiny model).
+constexpr uint64_t kProcessBytes = 96ull << 20;
+
+uint64_t Numel(const std::vector<int64_t>& shape) {
+  uint64_t n = 1;
+  for (int64_t d : shape) n *= static_cast<uint64_t>(d);
+  return n;
+}
+
+class Terms {
+ public:
+  void Add(const char* name, uint64_t bytes) {
+    if (bytes == 0) return;
+    total_ += bytes;
+    absl::StrAppend(&text_, text_.empty() ? "" : " + ", name, " ", FormatBytes(bytes));
+  }
+  uint64_t total() const { return total_; }
+  const std::string& text() const { return text_; }
+
+ private:
+  uint64_t total_ = 0;
+  std::string text_;
+};
+
+// The largest group's Hessian-and-solve bytes for one block.
+uint64_t SolveBytes(const LlamaConfig& c) {
+  const uint64_t h = c.hidden, qd = uint64_t(c.n_heads) * c.head_dim, ff = c.intermediate;
+  // (input dim, largest output dim) of the four groups: q/k/v, o, gate/up, down.
+  const uint64_t groups[4][2] = {{h, qd}, {qd, h}, {h, ff}, {ff, h}};
+  uint64_t worst = 0;
+  for (const auto& g : groups) worst = std::max(worst, 16 * g[0] * g[0] + 16 * g[1] * g[0]);
+  return worst;
+}
+
+}  // namespace
+
+std::string FormatBytes(uint64_t bytes) {
+  if (bytes >= (1ull << 30)) return absl::StrFormat("%.2f GiB", bytes / double(1ull << 30));
+  return absl::StrFormat("%d MiB", (bytes + (1 << 19)) >> 20);
+}
+
+MemoryEstimate EstimateJobMemory(const JobPlan& plan, const RecipeSpec& spec, const LlamaConfig& c,
+                                 uint64_t stored_weight_bytes) {
+  uint64_t params = 0, block_params = 0;
+  for (const NamedShape& t : ConfigShapes(c)) {
+    params += Numel(t.shape);
+    if (t.name.rfind("model.layers.0.", 0) == 0) block_params += Numel(t.shape);
+  }
+  Terms terms;
+  terms.Add("process", kProcessBytes);
+  const bool calibrated =
+      plan.compression == Compression::kCalibrated || plan.compression == Compression::kEvoPress;
+  if (plan.path == JobPath::kBlockStream) {
+    terms.Add("block", block_params * 4);
+  } else if (plan.path == JobPath::kModel) {
+    terms.Add("model", params * 4);
+    if (plan.kl) terms.Add("dense copy for KL", block_params * uint64_t(c.n_layers) * 4);
+  }
+  if (calibrated) {
+    const v1::Calibration& cal = spec.recipe.calibration();
+    const uint64_t tokens = uint64_t(std::max(cal.samples(), 1)) * std::max(cal.seq_len(), 1);
+    const uint64_t qd = uint64_t(c.n_heads) * c.head_dim;
+    terms.Add("activations", tokens * (3 * uint64_t(c.hidden) + qd + c.intermediate) * 4);
+    terms.Add("solve", SolveBytes(c));
+    if (plan.path == JobPath::kModel && spec.format != OutputFormat::kHfSafetensors) {
+      terms.Add("codes", block_params * uint64_t(c.n_layers));
+    }
+  }
+  MemoryEstimate out;
+  out.peak_bytes = terms.total();
+  out.breakdown = terms.text();
+  out.output_bytes = plan.compression == Compression::kNone        ? 0
+                     : spec.format == OutputFormat::kHfSafetensors ? params * 4
+                                                                   : stored_weight_bytes;
+  return out;
+}
+
+}  // namespace compressd::engine

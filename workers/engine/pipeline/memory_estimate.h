@@ -1,0 +1,48 @@
+// A job's peak resident memory and scratch disk, estimated before it starts
+// from the model's config and stored size, the plan and the recipe, so that
+// a worker refuses a job it cannot hold (RESOURCE_EXHAUSTED, up front)
+// instead of being killed by the OOM killer halfway. Terms (bytes; P the
+// model's parameters, T = calibration samples x seq_len tokens, d the input
+// dimension of a layer group, r its largest output dimension):
+//
+//   process         the binary, its libraries and thread pools (measured)
+//   model           whole-model path: P x 4 (float32), plus the stored
+//                   weights' pages while they are converted
+//   block           block stream: one block in float32 and its stored pages
+//   activations     calibrated: the residual stream T x hidden and the four
+//                   linear-input buffers T x (2 hidden + q dim + FFN) of a
+//                   block, float32 (nn/block_runner.h)
+//   solve           calibrated, the largest group: H (d^2 float32) with the
+//                   solver's float64 Cholesky factor and its float32
+//                   inverse (16 d^2 in all), and copies of the layer's
+//                   weights (4 x r x d x 4)
+//   codes           whole-model path with a quantizing stage: one byte per
+//                   targeted weight, kept for the GGUF / GPTQ exporters
+//
+// Scratch disk: the output (float32 for HF, or the quantized file) plus, for
+// leased tasks, the model as fetched. Checked against measured peaks in
+// docs/benchmarks.md ("Big models"). Stateless; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/recipe_spec.h"
+#include "workers/engine/model/llama_model.h"
+#include "workers/engine/pipeline/job_plan.h"
+
+namespace compressd::engine {
+
+struct MemoryEstimate {
+  uint64_t peak_bytes = 0;
+  uint64_t output_bytes = 0;  // written to the output directory
+  std::string breakdown;      // "process 110 MiB + block 243 MiB + ..."
+};
+
+MemoryEstimate EstimateJobMemory(const JobPlan& plan, const RecipeSpec& recipe,
+                                 const LlamaConfig& config, uint64_t stored_weight_bytes);
+
+// "1.23 GiB", "456 MiB".
+std::string FormatBytes(uint64_t bytes);
+
+}  // namespace compressd::engine
