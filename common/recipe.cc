@@ -210,7 +210,8 @@ absl::Status ValidateEvalSource(const v1::EvalDataset& set, const std::string& p
   }
   if (!has_path && !has_dataset) {
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ": set path (a local text file) or dataset_id + file (a file of an uploaded dataset)"));
+        path,
+        ": set path (a local text file) or dataset_id + file (a file of an uploaded dataset)"));
   }
   if (has_dataset && set.dataset_id().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ".dataset_id: required with file"));
@@ -230,12 +231,12 @@ absl::Status ValidateEvaluation(const v1::Evaluation& eval) {
     const std::string path = absl::StrCat("evaluation.perplexity[", i, "]");
     RETURN_IF_ERROR(ValidateEvalSource(set, path));
     if (set.window() != 0 && (set.window() < 2 || set.window() > kMaxWindow)) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ".window: must be in [2, ", kMaxWindow,
-                                                     "], got ", set.window()));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ".window: must be in [2, ", kMaxWindow, "], got ", set.window()));
     }
     if (set.windows() != 0 && (set.windows() < 1 || set.windows() > kMaxWindows)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ".windows: must be in [1, ", kMaxWindows, "], got ", set.windows()));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ".windows: must be in [1, ", kMaxWindows, "], got ", set.windows()));
     }
     if (set.name().size() > kMaxNameLength) {
       return absl::InvalidArgumentError(
@@ -343,9 +344,9 @@ absl::Status ValidateRecipe(const v1::Recipe& recipe) {
   }
   RETURN_IF_ERROR(ValidateRegex(recipe.targets().include(), "targets.include"));
   if (recipe.targets().ignore_size() > ModulePattern::kMaxPatternsPerList) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "targets.ignore: ", recipe.targets().ignore_size(), " patterns; at most ",
-        ModulePattern::kMaxPatternsPerList));
+    return absl::InvalidArgumentError(
+        absl::StrCat("targets.ignore: ", recipe.targets().ignore_size(), " patterns; at most ",
+                     ModulePattern::kMaxPatternsPerList));
   }
   for (int i = 0; i < recipe.targets().ignore_size(); ++i) {
     const std::string field = absl::StrCat("targets.ignore[", i, "]");
@@ -358,6 +359,15 @@ absl::Status ValidateRecipe(const v1::Recipe& recipe) {
   if (!format.empty() && format != kDefaultFormat && format != "gptq" && format != "gguf") {
     return absl::InvalidArgumentError(absl::StrCat("output.format: unknown format ", format,
                                                    " (supported: hf_safetensors, gptq, gguf)"));
+  }
+  const std::string& dtype = recipe.output().dtype();
+  if (!dtype.empty() && dtype != "f32" && dtype != "bf16" && dtype != "f16") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("output.dtype: unknown dtype \"", dtype, "\" (f32, bf16, f16)"));
+  }
+  if (!dtype.empty() && !format.empty() && format != kDefaultFormat) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "output.dtype: applies to hf_safetensors outputs only (", format, " has its own types)"));
   }
   RETURN_IF_ERROR(ValidateStages(recipe));
   return ValidateEvaluation(recipe.evaluation());

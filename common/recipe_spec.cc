@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/recipe.h"
@@ -157,6 +158,8 @@ absl::StatusOr<RecipeSpec> CompileRecipe(const v1::Recipe& recipe) {
   RecipeSpec spec;
   spec.recipe = recipe;
   ASSIGN_OR_RETURN(spec.format, CompileFormat(recipe.output().format()));
+  if (!recipe.output().dtype().empty())
+    spec.hf_dtype = absl::AsciiStrToUpper(recipe.output().dtype());
   for (int i = 0; i < recipe.stages_size(); ++i) {
     const v1::Stage& stage = recipe.stages(i);
     const std::string path = absl::StrCat("stages[", i, "].", StageKindName(stage), ".pattern");

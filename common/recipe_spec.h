@@ -64,6 +64,9 @@ absl::StatusOr<LayerStage> EffectiveLayerStage(const v1::Recipe& recipe, int ind
 struct RecipeSpec {
   v1::Recipe recipe;  // defaults applied, validated
   OutputFormat format = OutputFormat::kHfSafetensors;
+  // The dtype of an hf_safetensors output's weights, as safetensors names
+  // it: "F32" (default), "BF16" or "F16" (output.dtype).
+  std::string hf_dtype = "F32";
   std::vector<NMPattern> patterns;  // per stage (unset for stages without one)
   GgufTypes gguf;
   std::optional<EvoPressSpec> evopress;  // the recipe's evopress stage, when it has one

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <string>
 
+#include "common/recipe_spec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -262,6 +263,23 @@ TEST(ValidateRecipeTest, OutputFormat) {
       ParseAndValidate("stages: [{magnitude: {sparsity: 0.5}}]\noutput: {format: gguf}").ok());
 }
 
+TEST(ValidateRecipeTest, OutputDtype) {
+  const std::string stages = "stages: [{magnitude: {sparsity: 0.5}}]\n";
+  EXPECT_TRUE(ParseAndValidate(stages + "output: {dtype: bf16}").ok());
+  EXPECT_TRUE(ParseAndValidate(stages + "output: {format: hf_safetensors, dtype: f16}").ok());
+  absl::Status s = ParseAndValidate(stages + "output: {dtype: int8}");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "output.dtype: unknown dtype \"int8\" (f32, bf16, f16)");
+  s = ParseAndValidate(stages + "output: {format: gguf, dtype: bf16}");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("hf_safetensors outputs only"));
+  absl::StatusOr<RecipeSpec> spec =
+      PrepareRecipe(*ParseRecipeText(stages + "output: {dtype: bf16}"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->hf_dtype, "BF16");
+  EXPECT_EQ(PrepareRecipe(*ParseRecipeText(stages))->hf_dtype, "F32");
+}
+
 TEST(EvaluationRecipeTest, ParsesDefaultsAndEvaluateOnly) {
   v1::Recipe r = ParseOk(R"(
 evaluation:
@@ -300,7 +318,8 @@ TEST(EvaluationRecipeTest, NoStagesNeedsAnEvaluationSet) {
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << text;
     EXPECT_THAT(s.message(), HasSubstr("stages: at least one stage is required")) << text;
   }
-  absl::Status kl = ParseAndValidate("stages: [{magnitude: {sparsity: 0.5}}]\nevaluation: {kl: true}");
+  absl::Status kl =
+      ParseAndValidate("stages: [{magnitude: {sparsity: 0.5}}]\nevaluation: {kl: true}");
   EXPECT_EQ(kl.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(kl.message(), HasSubstr("evaluation.kl"));
 }
@@ -321,12 +340,14 @@ TEST(EvaluationRecipeTest, SourcesAndRangesNameTheField) {
       {"{path: /y/a.txt}", "evaluation.perplexity[1].name: \"a.txt\" is used"},
   };
   for (const Case& c : cases) {
-    const std::string text = std::string("evaluation:\n  perplexity: [{path: /a.txt}, ") + c.set + "]";
+    const std::string text =
+        std::string("evaluation:\n  perplexity: [{path: /a.txt}, ") + c.set + "]";
     absl::Status s = ParseAndValidate(text);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.set;
     EXPECT_THAT(s.message(), HasSubstr(c.field)) << c.set;
   }
-  absl::Status threads = ParseAndValidate("evaluation: {perplexity: [{path: /a.txt}], threads: -1}");
+  absl::Status threads =
+      ParseAndValidate("evaluation: {perplexity: [{path: /a.txt}], threads: -1}");
   EXPECT_EQ(threads.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(threads.message(), HasSubstr("evaluation.threads"));
 

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <vector>
@@ -60,19 +61,19 @@ std::string HfLlamaConfigJson(const engine::LlamaConfig& c, bool tied) {
   }
   j["rope_scaling"] = nullptr;
   if (c.rope_scaling.type == "llama3") {
-    j["rope_scaling"] = {{"rope_type", "llama3"},
-                         {"factor", ShortestDouble(c.rope_scaling.factor)},
-                         {"low_freq_factor", ShortestDouble(c.rope_scaling.low_freq_factor)},
-                         {"high_freq_factor", ShortestDouble(c.rope_scaling.high_freq_factor)},
-                         {"original_max_position_embeddings",
-                          c.rope_scaling.original_max_position_embeddings}};
+    j["rope_scaling"] = {
+        {"rope_type", "llama3"},
+        {"factor", ShortestDouble(c.rope_scaling.factor)},
+        {"low_freq_factor", ShortestDouble(c.rope_scaling.low_freq_factor)},
+        {"high_freq_factor", ShortestDouble(c.rope_scaling.high_freq_factor)},
+        {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
   }
   if (c.bos_token_id >= 0) j["bos_token_id"] = c.bos_token_id;
   if (c.eos_token_id >= 0) j["eos_token_id"] = c.eos_token_id;
   return j.dump(2) + "\n";
 }
 
-absl::Status WriteHfLlama(engine::LlamaModel& model, const std::string& out_dir) {
+absl::Status WriteHfLlama(engine::LlamaModel& model, const std::string& out_dir, DType dtype) {
   const engine::LlamaConfig& c = model.config;
   if (c.attention_bias && c.model_type != "qwen2") {
     return absl::UnimplementedError(absl::StrCat(
@@ -84,13 +85,20 @@ absl::Status WriteHfLlama(engine::LlamaModel& model, const std::string& out_dir)
   if (ec) return absl::InternalError(absl::StrCat(out_dir, ": mkdir: ", ec.message()));
   const bool tied = engine::LmHeadIsTied(model);
   std::vector<TensorToWrite> tensors;
+  std::deque<std::string> converted;  // a non-F32 output's bytes (stable under push_back)
   for (const engine::NamedTensor& t : engine::NamedTensors(&model)) {
     TensorToWrite w;
     w.name = t.name;
-    w.dtype = DType::kF32;
+    w.dtype = dtype;
     w.shape = t.tensor->shape;
     w.bytes = absl::string_view(reinterpret_cast<const char*>(t.tensor->data),
                                 static_cast<size_t>(t.tensor->numel()) * sizeof(float));
+    if (dtype != DType::kF32) {
+      ASSIGN_OR_RETURN(std::string bytes, FloatsToBytes(dtype, t.tensor->data,
+                                                        static_cast<size_t>(t.tensor->numel())));
+      converted.push_back(std::move(bytes));
+      w.bytes = converted.back();
+    }
     tensors.push_back(std::move(w));
   }
   RETURN_IF_ERROR(WriteSafetensors((fs::path(out_dir) / "model.safetensors").string(),

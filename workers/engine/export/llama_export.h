@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "workers/engine/model/dtype.h"
 #include "workers/engine/model/llama_model.h"
 
 namespace compressd::engine {
@@ -18,9 +19,11 @@ namespace compressd::engine {
 // config.json's text for `config` (tied as given).
 std::string HfLlamaConfigJson(const engine::LlamaConfig& config, bool tied);
 
-// Creates `out_dir` and writes config.json and model.safetensors.
+// Creates `out_dir` and writes config.json and model.safetensors, the
+// weights in `dtype` (F32, BF16 or F16; rounded to nearest even).
 // UNIMPLEMENTED for a llama-type config with attention biases (HF's
 // LlamaForCausalLM would also expect an o_proj bias); INTERNAL for I/O errors.
-absl::Status WriteHfLlama(engine::LlamaModel& model, const std::string& out_dir);
+absl::Status WriteHfLlama(engine::LlamaModel& model, const std::string& out_dir,
+                          DType dtype = DType::kF32);
 
 }  // namespace compressd::engine

@@ -29,6 +29,7 @@ absl::string_view FloatBytes(const float* data, int64_t n) {
 
 absl::StatusOr<std::unique_ptr<HfBlockStream>> HfBlockStream::Create(const HfLlamaStream& source,
                                                                      const std::string& out_dir,
+                                                                     DType dtype,
                                                                      CompressionResult* result,
                                                                      uint64_t max_shard_bytes) {
   const LlamaConfig& c = source.config();
@@ -38,12 +39,19 @@ absl::StatusOr<std::unique_ptr<HfBlockStream>> HfBlockStream::Create(const HfLla
         "\" with q/k/v biases has no Hugging Face class to export to (only qwen2 has them)"));
   }
   std::vector<TensorSpec> specs;
-  for (const NamedShape& t : ConfigShapes(c)) specs.push_back({t.name, DType::kF32, t.shape});
+  for (const NamedShape& t : ConfigShapes(c)) specs.push_back({t.name, dtype, t.shape});
   ASSIGN_OR_RETURN(std::unique_ptr<ShardedSafetensorsWriter> writer,
                    ShardedSafetensorsWriter::Create(out_dir, std::move(specs), {{"format", "pt"}},
                                                     max_shard_bytes));
   return std::unique_ptr<HfBlockStream>(
-      new HfBlockStream(source, out_dir, result, std::move(writer)));
+      new HfBlockStream(source, out_dir, dtype, result, std::move(writer)));
+}
+
+absl::StatusOr<absl::string_view> HfBlockStream::OutputBytes(const float* data, int64_t n,
+                                                             std::string* buf) {
+  if (dtype_ == DType::kF32) return FloatBytes(data, n);
+  ASSIGN_OR_RETURN(*buf, FloatsToBytes(dtype_, data, static_cast<size_t>(n)));
+  return absl::string_view(*buf);
 }
 
 absl::Status HfBlockStream::Embed(const SequenceBatch& batch, float* hidden) {
@@ -68,8 +76,11 @@ absl::Status HfBlockStream::Load(int block, BlockWeights* w) {
 }
 
 absl::Status HfBlockStream::Done(int block, BlockWeights* w) {
+  std::string buf;
   for (const NamedTensor& t : BlockTensors(block, w)) {
-    RETURN_IF_ERROR(writer_->Write(t.name, FloatBytes(t.tensor->data, t.tensor->numel())));
+    ASSIGN_OR_RETURN(const absl::string_view bytes,
+                     OutputBytes(t.tensor->data, t.tensor->numel(), &buf));
+    RETURN_IF_ERROR(writer_->Write(t.name, bytes));
     result_->quantized.erase(t.name);
   }
   *w = BlockWeights();
@@ -80,18 +91,22 @@ absl::Status HfBlockStream::Done(int block, BlockWeights* w) {
 absl::Status HfBlockStream::CopyTensor(const std::string& name, const std::vector<int64_t>& shape) {
   if (shape.size() == 1) {
     ASSIGN_OR_RETURN(const Tensor t, source_.LoadTensor(name));
-    RETURN_IF_ERROR(writer_->Write(name, FloatBytes(t.data, t.numel())));
+    std::string buf;
+    ASSIGN_OR_RETURN(const absl::string_view bytes, OutputBytes(t.data, t.numel(), &buf));
+    RETURN_IF_ERROR(writer_->Write(name, bytes));
     source_.Release(name);
     return absl::OkStatus();
   }
   const int64_t rows = shape[0], cols = shape[1];
   const int64_t step = std::max<int64_t>(1, kCopyChunkFloats / std::max<int64_t>(cols, 1));
-  std::vector<float> buf(static_cast<size_t>(std::min(rows, step) * cols));
+  const size_t esize = DTypeSize(dtype_);
+  std::vector<float> rows_f32(static_cast<size_t>(std::min(rows, step) * cols));
+  std::string buf;
   for (int64_t r = 0; r < rows; r += step) {
     const int64_t n = std::min(step, rows - r);
-    RETURN_IF_ERROR(source_.ReadRows(name, r, n, buf.data()));
-    RETURN_IF_ERROR(writer_->WritePart(name, static_cast<uint64_t>(r * cols) * sizeof(float),
-                                       FloatBytes(buf.data(), n * cols)));
+    RETURN_IF_ERROR(source_.ReadRows(name, r, n, rows_f32.data()));
+    ASSIGN_OR_RETURN(const absl::string_view bytes, OutputBytes(rows_f32.data(), n * cols, &buf));
+    RETURN_IF_ERROR(writer_->WritePart(name, static_cast<uint64_t>(r * cols) * esize, bytes));
   }
   source_.Release(name);
   return absl::OkStatus();

@@ -1,6 +1,7 @@
 // The BlockStream (calib/calibrated_compress.h) of a block-at-a-time job: an
-// HF safetensors model in, an HF safetensors model (float32, sharded past
-// 5 GB) out, never more than one block of it in memory.
+// HF safetensors model in, an HF safetensors model (F32, BF16 or F16 as
+// output.dtype says, sharded past 5 GB) out, never more than one block of it
+// in memory.
 //
 //   Embed: the calibration batch's embedding rows, read from the mapped file
 //     (an exact conversion of the stored BF16/F16/F32 values);
@@ -30,11 +31,12 @@ namespace compressd::engine {
 
 class HfBlockStream : public BlockStream {
  public:
-  // `source` and `result` must outlive the stream. UNIMPLEMENTED for q/k/v
-  // biases outside qwen2 (as WriteHfLlama).
+  // `source` and `result` must outlive the stream; the output's weights are
+  // in `dtype` (F32, BF16 or F16). UNIMPLEMENTED for q/k/v biases outside
+  // qwen2 (as WriteHfLlama).
   static absl::StatusOr<std::unique_ptr<HfBlockStream>> Create(
-      const HfLlamaStream& source, const std::string& out_dir, CompressionResult* result,
-      uint64_t max_shard_bytes = kDefaultMaxShardBytes);
+      const HfLlamaStream& source, const std::string& out_dir, DType dtype,
+      CompressionResult* result, uint64_t max_shard_bytes = kDefaultMaxShardBytes);
 
   absl::Status Embed(const SequenceBatch& batch, float* hidden) override;
   absl::Status Load(int block, BlockWeights* w) override;
@@ -42,17 +44,22 @@ class HfBlockStream : public BlockStream {
   absl::Status Finish();
 
  private:
-  HfBlockStream(const HfLlamaStream& source, std::string out_dir, CompressionResult* result,
-                std::unique_ptr<ShardedSafetensorsWriter> writer)
+  HfBlockStream(const HfLlamaStream& source, std::string out_dir, DType dtype,
+                CompressionResult* result, std::unique_ptr<ShardedSafetensorsWriter> writer)
       : source_(source),
         out_dir_(std::move(out_dir)),
+        dtype_(dtype),
         result_(result),
         writer_(std::move(writer)) {}
+  // `n` floats as the output's bytes: a view of `data` for F32, else
+  // converted into *buf.
+  absl::StatusOr<absl::string_view> OutputBytes(const float* data, int64_t n, std::string* buf);
   // Tensor `name` ([rows, cols] or [n]) copied to the output in row chunks.
   absl::Status CopyTensor(const std::string& name, const std::vector<int64_t>& shape);
 
   const HfLlamaStream& source_;
   const std::string out_dir_;
+  const DType dtype_;
   CompressionResult* result_;
   std::unique_ptr<ShardedSafetensorsWriter> writer_;
 };

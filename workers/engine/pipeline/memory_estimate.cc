@@ -81,9 +81,10 @@ MemoryEstimate EstimateJobMemory(const JobPlan& plan, const RecipeSpec& spec, co
   MemoryEstimate out;
   out.peak_bytes = terms.total();
   out.breakdown = terms.text();
-  out.output_bytes = plan.compression == Compression::kNone        ? 0
-                     : spec.format == OutputFormat::kHfSafetensors ? params * 4
-                                                                   : stored_weight_bytes;
+  out.output_bytes = plan.compression == Compression::kNone ? 0
+                     : spec.format == OutputFormat::kHfSafetensors
+                         ? params * (spec.hf_dtype == "F32" ? 4 : 2)
+                         : stored_weight_bytes;
   return out;
 }
 

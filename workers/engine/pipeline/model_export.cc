@@ -149,10 +149,13 @@ absl::StatusOr<json> ExportModel(const ExportRequest& r, const RecipeSpec& spec,
       ASSIGN_OR_RETURN(report, ExportGptq(r, spec, events));
       break;
     }
-    case OutputFormat::kHfSafetensors:
-      RETURN_IF_ERROR(WriteHfLlama(*r.model, r.out_dir));
-      EmitLog(events, "info", absl::StrCat("wrote an HF safetensors model (F32) to ", r.out_dir));
+    case OutputFormat::kHfSafetensors: {
+      ASSIGN_OR_RETURN(const DType dtype, ParseDType(spec.hf_dtype));
+      RETURN_IF_ERROR(WriteHfLlama(*r.model, r.out_dir, dtype));
+      EmitLog(events, "info",
+              absl::StrCat("wrote an HF safetensors model (", spec.hf_dtype, ") to ", r.out_dir));
       break;
+    }
   }
   RETURN_IF_ERROR(ExportSideFiles(r.input, r.out_dir, events));
   return report;

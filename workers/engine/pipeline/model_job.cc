@@ -198,8 +198,9 @@ class ModelJob {
                          " layers, ", model_json_["parameters"].get<uint64_t>(), " parameters, ",
                          in_.targets.size(), " targeted"));
     if (cancel_.cancelled()) return absl::CancelledError("job cancelled");
+    ASSIGN_OR_RETURN(const DType dtype, ParseDType(spec_.hf_dtype));
     ASSIGN_OR_RETURN(std::unique_ptr<HfBlockStream> stream,
-                     HfBlockStream::Create(*source, out_dir_, &result_));
+                     HfBlockStream::Create(*source, out_dir_, dtype, &result_));
     const int threads = CalibrationThreads(recipe_, options_);
     ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend,
                      engine::CreateBackend(options_.device, threads));
@@ -210,7 +211,8 @@ class ModelJob {
     EmitProgress(events_, "export", 0, 1, out_dir_);
     RETURN_IF_ERROR(stream->Finish());
     RETURN_IF_ERROR(ExportSideFiles(plan_.input, out_dir_, events_));
-    EmitLog(events_, "info", absl::StrCat("wrote an HF safetensors model (F32) to ", out_dir_));
+    EmitLog(events_, "info",
+            absl::StrCat("wrote an HF safetensors model (", spec_.hf_dtype, ") to ", out_dir_));
     export_s_ = SecondsSince(t);
     output_bytes_ = DirectoryBytes(out_dir_);
     EmitProgress(events_, "export", 1, 1, out_dir_);

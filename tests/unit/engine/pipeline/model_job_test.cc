@@ -18,6 +18,7 @@
 #include "tests/unit/engine/model/tiny_llama_gguf.h"
 #include "workers/engine/algorithms/magnitude.h"
 #include "workers/engine/eval/perplexity.h"
+#include "workers/engine/model/hf_model.h"
 #include "workers/engine/model/llama_names.h"
 #include "workers/engine/model/model_loader.h"
 #include "workers/engine/nn/cpu_backend.h"
@@ -350,8 +351,10 @@ json Comparable(json summary) {
 // the same bytes out and the same summary, for F32 and sharded BF16 inputs;
 // and a block-stream run resumes from the whole-model run's checkpoints.
 TEST_F(ModelJobTest, BlockStreamMatchesTheWholeModelPathByteForByte) {
-  for (const DType dtype : {DType::kF32, DType::kBF16}) {
-    SCOPED_TRACE(DTypeName(dtype));
+  // (input dtype, output dtype): F32 -> F32, sharded BF16 -> F32, BF16 -> BF16.
+  for (const auto& [dtype, out_dtype] : std::vector<std::pair<DType, std::string>>{
+           {DType::kF32, ""}, {DType::kBF16, ""}, {DType::kBF16, "bf16"}}) {
+    SCOPED_TRACE(absl::StrCat(DTypeName(dtype), " -> ", out_dtype));
     fs::remove_all(in_);
     compressd::testing::TinyLlamaOptions options;
     options.weight_std = 0.15;
@@ -369,6 +372,7 @@ TEST_F(ModelJobTest, BlockStreamMatchesTheWholeModelPathByteForByte) {
     recipe.mutable_calibration()->set_seq_len(16);
     recipe.mutable_calibration()->set_threads(1);
     recipe.mutable_calibration()->set_true_sequential(true);
+    recipe.mutable_output()->set_dtype(out_dtype);
 
     const fs::path whole_dir = root_ / "whole", stream_dir = root_ / "stream",
                    resumed_dir = root_ / "resumed", checkpoint_dir = root_ / "checkpoints";
@@ -397,6 +401,11 @@ TEST_F(ModelJobTest, BlockStreamMatchesTheWholeModelPathByteForByte) {
     }
     EXPECT_EQ(Comparable(*a), Comparable(*b));
     EXPECT_EQ((*b)["calibration"]["resumed_blocks"], 0);
+    auto out_model = HfModel::Open(stream_dir.string());
+    ASSERT_TRUE(out_model.ok()) << out_model.status();
+    for (const auto& [name, ref] : (*out_model)->tensors()) {
+      EXPECT_EQ(ref.info->dtype, out_dtype.empty() ? DType::kF32 : DType::kBF16) << name;
+    }
 
     // Resumed on the stream path from the whole-model run's checkpoints.
     RunOptions resume;
