@@ -71,19 +71,8 @@ absl::Status AtomicFile::WriteAt(uint64_t offset, absl::string_view bytes) {
 }
 
 absl::Status AtomicFile::Write(absl::string_view bytes) {
-  if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat(path_, ": already committed"));
-  const char* p = bytes.data();
-  size_t n = bytes.size();
-  while (n > 0) {
-    const ssize_t w = ::write(fd_, p, std::min<size_t>(n, size_t{1} << 30));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return Errno(tmp_, "write failed");
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-    written_ += static_cast<uint64_t>(w);
-  }
+  RETURN_IF_ERROR(WriteAt(written_, bytes));
+  written_ += bytes.size();
   return absl::OkStatus();
 }
 

@@ -91,7 +91,8 @@ absl::Status CompressTensor(const v1::Recipe& recipe, const std::string& module,
   std::vector<float> w(t->data, t->data + t->numel());
   const std::string name = module + ".weight";
   ASSIGN_OR_RETURN(LayerOutcome o,
-                   CompressLayer(recipe, module, name, w.data(), t->rows(), t->cols(), h, threads));
+                   CompressLayer(recipe, module, name, w.data(), t->rows(), t->cols(), h, threads,
+                                 /*original=*/t->data));
   *t = Tensor::Owned(t->shape, std::move(w));
   result->solve_s += o.solve_seconds;
   result->error_s += o.error_seconds;

@@ -102,10 +102,14 @@ double BitsPerParameter(const std::optional<engine::QuantizedTensor>& q) {
 
 absl::StatusOr<LayerOutcome> CompressLayer(const v1::Recipe& recipe, const std::string& module,
                                            const std::string& tensor, float* w, int64_t rows,
-                                           int64_t cols, const float* h, int threads) {
+                                           int64_t cols, const float* h, int threads,
+                                           const float* original) {
   LayerOutcome out;
-  std::vector<float> original;
-  if (h != nullptr) original.assign(w, w + rows * cols);
+  std::vector<float> copy;
+  if (h != nullptr && original == nullptr) {
+    copy.assign(w, w + rows * cols);
+    original = copy.data();
+  }
   const Clock::time_point start = Clock::now();
   for (int i = 0; i < recipe.stages_size(); ++i) {
     bool skip = false;
@@ -118,7 +122,7 @@ absl::StatusOr<LayerOutcome> CompressLayer(const v1::Recipe& recipe, const std::
   out.zeros = CountZeros(w, static_cast<size_t>(rows * cols));
   if (h != nullptr) {
     const Clock::time_point t = Clock::now();
-    out.relative_error = engine::RelativeReconstructionError(original.data(), w, h, rows, cols);
+    out.relative_error = engine::RelativeReconstructionError(original, w, h, rows, cols);
     out.error_seconds = SecondsSince(t);
   }
   return out;

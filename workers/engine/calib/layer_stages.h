@@ -38,9 +38,12 @@ double BitsPerParameter(const std::optional<engine::QuantizedTensor>& quantized)
 // Replaces w [rows, cols] in place. `h` may be null only when no stage needs
 // it (FAILED_PRECONDITION naming the stage otherwise). INVALID_ARGUMENT
 // naming `tensor` from the solvers (bad shapes for N:M, a Hessian not
-// positive definite after damping, non-finite values).
+// positive definite after damping, non-finite values). `original`, when
+// given, holds w's values before the call (the reconstruction error's
+// reference; else w is copied for it: one layer's size more at the peak).
 absl::StatusOr<LayerOutcome> CompressLayer(const v1::Recipe& recipe, const std::string& module,
                                            const std::string& tensor, float* w, int64_t rows,
-                                           int64_t cols, const float* h, int threads);
+                                           int64_t cols, const float* h, int threads,
+                                           const float* original = nullptr);
 
 }  // namespace compressd::engine
