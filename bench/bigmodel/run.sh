@@ -28,10 +28,12 @@ trap 'kill $worker_pid 2>/dev/null; cleanup' EXIT
 
 echo "== model ($SHAPE)"
 "$PY" bench/bigmodel/make_synthetic.py "$SHAPE" "$work/model" --tokenizer-from "$GGUF"
-( peak=0; while sleep 2; do
-    b=$(du -sb "$work/data" 2>/dev/null | cut -f1); [ "${b:-0}" -gt "$peak" ] && peak=$b
-    echo "$peak" > "$work/disk.peak"
-  done ) & sampler=$!
+disk_sample() {  # the data directory's size if larger than the peak so far
+  local b peak; b=$(du -sb "$work/data" 2>/dev/null | cut -f1); peak=$(cat "$work/disk.peak")
+  [ "${b:-0}" -gt "$peak" ] && echo "$b" > "$work/disk.peak"; return 0
+}
+echo 0 > "$work/disk.peak"
+( while sleep 2; do disk_sample; done ) & sampler=$!
 start=$(date +%s)
 model=$(ctl models upload "$work/model" --name "$SHAPE")
 data=$(ctl datasets upload "$TEXT" --name text)
@@ -42,7 +44,7 @@ calibration: {dataset_id: $data, file: sotu, samples: $SAMPLES, seq_len: $SEQ_LE
 YAML
 job=$(ctl jobs submit --model "$model" --recipe "$work/recipe.yaml" --dataset "$data")
 ctl jobs watch "$job" > "$work/watch.log" || true
-kill "$sampler"
+kill "$sampler"; disk_sample
 summary "$job"
 grep -h "memory estimate" "$work/watch.log" | head -1
 "$PY" - "$work/$job.json" "$(cat "$work/disk.peak")" "$SAMPLES" "$SEQ_LEN" <<'PY'
