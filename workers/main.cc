@@ -45,7 +45,9 @@ constexpr char kUsage[] =
     "       compress-worker run --model DIR|FILE.gguf --recipe FILE --out DIR\n"
     "                           [--checkpoint-dir DIR]   (resume a long job from here)\n"
     "                           [--whole-model 1]   (load the model whole even where the\n"
-    "                                                job could stream it block by block)\n";
+    "                                                job could stream it block by block)\n"
+    "                           [--memory-budget SIZE]   (as above; over it, calibration\n"
+    "                                                activations go to scratch files)\n";
 
 // Parses "--flag value" pairs; false on an unknown flag or a missing value.
 bool ParseFlags(int argc, char** argv, int first, std::map<std::string, std::string>* flags,
@@ -63,15 +65,27 @@ bool ParseFlags(int argc, char** argv, int first, std::map<std::string, std::str
 int RunLocalMode(int argc, char** argv) {
   std::map<std::string, std::string> f;
   if (!ParseFlags(argc, argv, 2, &f,
-                  {"--model", "--recipe", "--out", "--checkpoint-dir", "--whole-model"}) ||
+                  {"--model", "--recipe", "--out", "--checkpoint-dir", "--whole-model",
+                   "--memory-budget"}) ||
       !f.count("--model") || !f.count("--recipe") || !f.count("--out") ||
       (f.count("--checkpoint-dir") && f["--checkpoint-dir"].empty()) ||
       (f.count("--whole-model") && f["--whole-model"] != "1")) {
     std::fputs(kUsage, stderr);
     return 2;
   }
-  const absl::Status st = compressd::RunLocal(f["--model"], f["--recipe"], f["--out"],
-                                              f["--checkpoint-dir"], f.count("--whole-model") > 0);
+  uint64_t budget = 0;
+  if (f.count("--memory-budget")) {
+    absl::StatusOr<uint64_t> parsed = compressd::engine::ParseByteSize(f["--memory-budget"]);
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "compress-worker: --memory-budget: %s\n",
+                   std::string(parsed.status().message()).c_str());
+      return 2;
+    }
+    budget = *parsed;
+  }
+  const absl::Status st =
+      compressd::RunLocal(f["--model"], f["--recipe"], f["--out"], f["--checkpoint-dir"],
+                          f.count("--whole-model") > 0, budget);
   if (!st.ok()) {
     std::fprintf(stderr, "compress-worker: %s\n", st.ToString().c_str());
     return 1;

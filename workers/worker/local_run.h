@@ -28,9 +28,10 @@ class LineEventSink : public engine::EventSink {
 // (DirCheckpointStore), so running the same command again resumes; an
 // evopress stage also keeps its levels database there (RunOptions::levels_db).
 // `whole_model` loads the model whole where the plan would stream its blocks
-// (RunOptions::whole_model).
+// (RunOptions::whole_model). `memory_budget_bytes` 0: the machine's default
+// (DefaultMemoryBudgetBytes).
 absl::Status RunLocal(const std::string& model_dir, const std::string& recipe_path,
                       const std::string& out_dir, const std::string& checkpoint_dir = "",
-                      bool whole_model = false);
+                      bool whole_model = false, uint64_t memory_budget_bytes = 0);
 
 }  // namespace compressd

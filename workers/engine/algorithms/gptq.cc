@@ -122,7 +122,7 @@ absl::StatusOr<LayerSolveResult> Gptq(float* w, int64_t rows, int64_t cols, cons
   std::vector<int64_t> perm;
   if (options.act_order) perm = ActOrder(h, cols);
   ASSIGN_OR_RETURN(
-      std::vector<float> u,
+      FactorMatrix u,
       InverseHessianUpper(h, cols, perm.empty() ? nullptr : perm.data(), options.percdamp, tensor));
   SweepState state;
   state.w = w;  // in place unless act-order permutes a copy

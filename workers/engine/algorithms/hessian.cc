@@ -6,6 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
 
 #include "Eigen/Dense"
 #include "absl/strings/str_cat.h"
@@ -113,20 +116,58 @@ double Damping(const std::vector<float>& diag, double percdamp) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<float>> InverseHessianUpper(const float* h, int64_t dim,
-                                                       const int64_t* perm, double percdamp,
-                                                       absl::string_view tensor) {
+void FactorMatrix::Free::operator()(float* p) const { std::free(p); }
+
+namespace {
+
+// Rounds the float64 matrix a [n*n] to float32 in place, into the first half
+// of the same buffer, zeroing below the diagonal, then gives the second half
+// back. Float k lands in bytes [4k, 4k + 4), which only overlap doubles
+// before index k/2 + 1, all read already; each chunk is converted into a
+// local buffer before its bytes are stored (memcpy: no aliasing assumptions).
+FactorMatrix RoundToFloatInPlace(double* a, int64_t n) {
+  const int64_t total = n * n;
+  constexpr int64_t kChunk = 4096;
+  float local[kChunk];
+  char* bytes = reinterpret_cast<char*>(a);
+  for (int64_t k0 = 0; k0 < total; k0 += kChunk) {
+    const int64_t len = std::min(kChunk, total - k0);
+    for (int64_t t = 0; t < len; ++t) {
+      const int64_t k = k0 + t;
+      local[t] = k % n < k / n ? 0.0f : static_cast<float>(a[k]);
+    }
+    std::memcpy(bytes + k0 * sizeof(float), local, len * sizeof(float));
+  }
+  void* shrunk = std::realloc(a, std::max<int64_t>(total, 1) * sizeof(float));
+  return FactorMatrix(static_cast<float*>(shrunk != nullptr ? shrunk : static_cast<void*>(a)),
+                      static_cast<size_t>(total));
+}
+
+struct FreeDoubles {
+  void operator()(double* p) const { std::free(p); }
+};
+
+}  // namespace
+
+absl::StatusOr<FactorMatrix> InverseHessianUpper(const float* h, int64_t dim, const int64_t* perm,
+                                                 double percdamp, absl::string_view tensor) {
   if (dim <= 0) return absl::InvalidArgumentError(absl::StrCat(tensor, ": empty Hessian"));
   auto diag_or = FixedDiagonal(h, dim, tensor);
   if (!diag_or.ok()) return diag_or.status();
   const std::vector<float>& diag = *diag_or;
   const double damp = Damping(diag, percdamp);
   auto src = [perm](int64_t i) { return perm != nullptr ? perm[i] : i; };
+  std::unique_ptr<double, FreeDoubles> buffer(
+      static_cast<double*>(std::malloc(dim * dim * sizeof(double))));
+  if (buffer == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(tensor, ": cannot allocate the ", dim, " x ", dim, " float64 factorization"));
+  }
+  double* a = buffer.get();
   // a = J Hp J (Hp = H[perm][:, perm], J reverses the order): a(i, j) = Hp(n-1-i, n-1-j).
-  std::vector<double> a(dim * dim);
   for (int64_t i = 0; i < dim; ++i) {
     const float* hrow = h + src(dim - 1 - i) * dim;
-    double* arow = a.data() + i * dim;
+    double* arow = a + i * dim;
     for (int64_t j = 0; j < dim; ++j) arow[j] = hrow[src(dim - 1 - j)];
     arow[i] = double{diag[src(dim - 1 - i)]} + damp;
   }
@@ -135,24 +176,21 @@ absl::StatusOr<std::vector<float>> InverseHessianUpper(const float* h, int64_t d
   // into R^-1, whose row-major view is L^-1 (lower).
   const int n = static_cast<int>(dim);
   int info = 0;
-  dpotrf_("U", &n, a.data(), &n, &info, 1);
+  dpotrf_("U", &n, a, &n, &info, 1);
   if (info != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         tensor, ": Hessian is not positive definite after damping (percdamp=", percdamp,
         ", LAPACK dpotrf info ", info, "); use more calibration data or a larger percdamp"));
   }
-  dtrtri_("U", "N", &n, a.data(), &n, &info, 1, 1);
+  dtrtri_("U", "N", &n, a, &n, &info, 1, 1);
   if (info != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(tensor, ": singular Cholesky factor (LAPACK dtrtri info ", info, ")"));
   }
-  // U(i, j) = L^-1(n-1-i, n-1-j): the flat array reversed; zero below the diagonal.
-  std::vector<float> u(dim * dim, 0.0f);
-  for (int64_t i = 0; i < dim; ++i) {
-    const double* src_row = a.data() + (dim - 1 - i) * dim;  // row n-1-i of L^-1
-    for (int64_t j = i; j < dim; ++j) u[i * dim + j] = static_cast<float>(src_row[dim - 1 - j]);
-  }
-  return u;
+  // U(i, j) = L^-1(n-1-i, n-1-j) = a[n^2 - 1 - (i n + j)]: the flat array
+  // reversed; then rounded to float32 with zeros below the diagonal.
+  std::reverse(a, a + dim * dim);
+  return RoundToFloatInPlace(buffer.release(), dim);
 }
 
 std::vector<float> InverseHessianUpperRef(const float* h, int64_t dim, double percdamp) {

@@ -14,7 +14,9 @@
 // RelativeReconstructionError is two [out, in] x [in, in] products.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -65,12 +67,34 @@ std::vector<float> InputNormsFromHessian(const float* h, int64_t dim);
 // Computed without forming H^-1: with J the reversal permutation, factor
 // J H J = L L^T (dpotrf) and invert L (dtrtri); then U = J L^-1 J, since
 // U^T U = J L^-T L^-1 J = (J L L^T J)^-1 = H^-1. In float64, rounded to
-// float32 at the end: after 1% damping real layers still have condition
-// numbers ~2e4 (SmolLM2 q_proj, gate_proj), where a float32 factorization
-// puts ~1e-5 relative error into U (enough to flip rounding decisions).
+// float32 at the end, in place: the float64 workspace (8 dim^2 bytes) becomes
+// the float32 result (4 dim^2), so a solve's peak is the caller's H plus the
+// workspace, never H + workspace + result. After 1% damping real layers
+// still have condition numbers ~2e4 (SmolLM2 q_proj, gate_proj), where a
+// float32 factorization puts ~1e-5 relative error into U (enough to flip
+// rounding decisions).
 // INVALID_ARGUMENT naming `tensor` when H has a negative or non-finite
 // diagonal entry or is not positive definite after damping.
-absl::StatusOr<std::vector<float>> InverseHessianUpper(const float* h, int64_t dim,
+// A float32 matrix held in the buffer that was its own float64 workspace
+// (malloc'd, shrunk to the float32 size when the factor is final).
+class FactorMatrix {
+ public:
+  FactorMatrix() = default;
+  FactorMatrix(float* p, size_t n) : p_(p), n_(n) {}
+  float* data() { return p_.get(); }
+  const float* data() const { return p_.get(); }
+  size_t size() const { return n_; }
+  float operator[](size_t i) const { return p_.get()[i]; }
+
+ private:
+  struct Free {
+    void operator()(float* p) const;
+  };
+  std::unique_ptr<float, Free> p_;
+  size_t n_ = 0;
+};
+
+absl::StatusOr<FactorMatrix> InverseHessianUpper(const float* h, int64_t dim,
                                                        const int64_t* perm, double percdamp,
                                                        absl::string_view tensor);
 // Reference: the same damping, then H^-1 and its Cholesky factor in float64 (Eigen).

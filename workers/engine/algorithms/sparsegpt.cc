@@ -37,7 +37,7 @@ absl::StatusOr<LayerSolveResult> SparseGpt(float* w, int64_t rows, int64_t cols,
   if (options.report_error) original.assign(w, w + rows * cols);
   LayerSolveResult result;
   ZeroDeadInputs(w, rows, cols, h, &result.dead_inputs);
-  ASSIGN_OR_RETURN(std::vector<float> u,
+  ASSIGN_OR_RETURN(FactorMatrix u,
                    InverseHessianUpper(h, cols, nullptr, options.percdamp, tensor));
   SweepState state;
   state.w = w;

@@ -1,5 +1,6 @@
 #include "workers/engine/calib/calibrated_compress.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <set>
@@ -126,11 +127,19 @@ absl::Status CheckBlockTargets(const engine::LlamaModel& model,
   return absl::OkStatus();
 }
 
-// H of one input group; the accumulator (twice H's size) is gone before the
-// solves start, so a block's peak is the solver's, not the two added.
-absl::StatusOr<std::vector<float>> GroupHessian(const float* x, int64_t tokens, int64_t dim) {
+// H of input `input`; the accumulator (twice H's size) is gone before the
+// solves start, so a block's peak is the solver's, not the two added. Read
+// in the accumulator's own chunks (the same sums as one call), each
+// released after use (a spilled input is never resident all at once).
+absl::StatusOr<std::vector<float>> GroupHessian(const engine::LinearInputs& in, int input,
+                                                int64_t dim) {
   engine::HessianAccumulator acc(dim);
-  RETURN_IF_ERROR(acc.Add(x, tokens));
+  constexpr int64_t kChunk = engine::HessianAccumulator::kChunkTokens;
+  for (int64_t t0 = 0; t0 < in.tokens; t0 += kChunk) {
+    const int64_t k = std::min(kChunk, in.tokens - t0);
+    RETURN_IF_ERROR(acc.Add(in.input(input) + t0 * dim, k));
+    if (in.release) in.release(input, t0, t0 + k);
+  }
   return acc.Hessian();
 }
 
@@ -163,7 +172,7 @@ class BlockCompressor {
       }
       const int64_t dim = (w->*(group.front()->member)).cols();
       const Clock::time_point t = Clock::now();
-      ASSIGN_OR_RETURN(std::vector<float> h, GroupHessian(in.input(input), in.tokens, dim));
+      ASSIGN_OR_RETURN(std::vector<float> h, GroupHessian(in, input, dim));
       result_->hessian_s += SecondsSince(t);
       for (const BlockLinear* l : group) {
         if (cancel_.cancelled()) return absl::CancelledError("job cancelled");
@@ -244,7 +253,7 @@ absl::Status CompressCalibrated(engine::LlamaModel& model, engine::Backend& back
                                 const CalibrationSet& calibration, int threads,
                                 CheckpointStore* checkpoints, EventSink& events,
                                 const CancelToken& cancel, CompressionResult* result,
-                                BlockStream* stream) {
+                                BlockStream* stream, const std::string& spill_dir) {
   RETURN_IF_ERROR(CheckBlockTargets(model, targets));
   std::set<std::string> target_modules;
   for (const ModelTarget& t : targets) target_modules.insert(t.module);
@@ -253,6 +262,12 @@ absl::Status CompressCalibrated(engine::LlamaModel& model, engine::Backend& back
   const std::string fingerprint = CalibrationFingerprint(model, recipe, calibration, threads);
   Clock::time_point t = Clock::now();
   engine::BlockRunnerOptions runner_options;
+  runner_options.spill_dir = spill_dir;
+  if (!spill_dir.empty()) {
+    EmitLog(events, "info",
+            absl::StrCat("calibration activations in scratch files under ", spill_dir,
+                         " (they do not fit the memory budget)"));
+  }
   if (stream != nullptr) {
     runner_options.embed = [stream](const engine::SequenceBatch& batch, float* hidden) {
       return stream->Embed(batch, hidden);

@@ -74,7 +74,9 @@ class BlockStream {
 };
 
 // Compresses every target of `model` in place with the calibration set; with
-// a `stream`, the model holds only its config and the block at hand.
+// a `stream`, the model holds only its config and the block at hand; with a
+// `spill_dir`, the calibration activations are scratch files there
+// (nn/activation_buffer.h) instead of memory, with identical results.
 // INVALID_ARGUMENT naming the tensor for a target outside the decoder blocks
 // (calibrated stages apply to block linears only), and whatever the solvers
 // return; CANCELLED when `cancel` is set (checked between layers).
@@ -83,7 +85,8 @@ absl::Status CompressCalibrated(engine::LlamaModel& model, engine::Backend& back
                                 const CalibrationSet& calibration, int threads,
                                 CheckpointStore* checkpoints, EventSink& events,
                                 const CancelToken& cancel, CompressionResult* result,
-                                BlockStream* stream = nullptr);
+                                BlockStream* stream = nullptr,
+                                const std::string& spill_dir = "");
 
 // Without calibration (magnitude / rtn only): each target in turn, no H.
 absl::Status CompressUncalibrated(engine::LlamaModel& model, const v1::Recipe& recipe,

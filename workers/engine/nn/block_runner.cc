@@ -36,13 +36,29 @@ absl::StatusOr<std::unique_ptr<BlockRunner>> BlockRunner::Create(
   }
   auto runner = std::unique_ptr<BlockRunner>(new BlockRunner(
       model, std::move(forward), std::move(batch), std::move(micro), std::move(micro_row)));
-  runner->hidden_.resize(runner->batch_.tokens() * model->config.hidden);
-  if (options.embed) {
-    RETURN_IF_ERROR(options.embed(runner->batch_, runner->hidden_.data()));
-  } else {
-    RETURN_IF_ERROR(runner->forward_.Embed(runner->batch_, runner->hidden_.data()));
+  runner->spill_dir_ = options.spill_dir;
+  const int64_t hidden = model->config.hidden;
+  ASSIGN_OR_RETURN(runner->hidden_,
+                   runner->NewBuffer(runner->batch_.tokens() * hidden, "residual stream"));
+  // Micro-batch by micro-batch (row copies: the same as the whole batch at
+  // once), so a spilled stream is never resident all at once.
+  for (size_t m = 0; m < runner->micro_.size(); ++m) {
+    const int64_t r = runner->micro_row_[m];
+    float* rows = runner->hidden_.data() + r * hidden;
+    if (options.embed) {
+      RETURN_IF_ERROR(options.embed(runner->micro_[m], rows));
+    } else {
+      RETURN_IF_ERROR(runner->forward_.Embed(runner->micro_[m], rows));
+    }
+    runner->hidden_.Release(r * hidden, (r + runner->micro_[m].tokens()) * hidden);
   }
   return runner;
+}
+
+absl::StatusOr<ActivationBuffer> BlockRunner::NewBuffer(int64_t floats, const char* what) const {
+  if (spill_dir_.empty()) return ActivationBuffer::InMemory(static_cast<size_t>(floats));
+  return ActivationBuffer::InFile(spill_dir_, static_cast<size_t>(floats),
+                                  absl::StrCat("calibration ", what));
 }
 
 absl::Status BlockRunner::RunNextBlock(const BlockHook& hook) {
@@ -50,30 +66,55 @@ absl::Status BlockRunner::RunNextBlock(const BlockHook& hook) {
   const int i = next_block_;
   const LlamaConfig& c = forward_.config();
   const int64_t hidden = c.hidden, qd = int64_t{c.n_heads} * c.head_dim;
+  const int64_t t = batch_.tokens();
+  // Floats per token of each linear input: attn_in, o_in, mlp_in, down_in.
+  const int64_t width[4] = {hidden, qd, hidden, c.intermediate};
+  auto release = [this, &width](int which, int64_t t0, int64_t t1) {
+    inputs_[which].Release(t0 * width[which], t1 * width[which]);
+  };
   if (hook) {
-    const int64_t t = batch_.tokens();
-    std::vector<float> attn_in(t * hidden), o_in(t * qd), mlp_in(t * hidden);
-    std::vector<float> down_in(t * c.intermediate);
+    static constexpr const char* kWhat[4] = {"attention inputs", "o_proj inputs", "MLP inputs",
+                                             "down_proj inputs"};
+    for (int k = 0; k < 4; ++k) {
+      if (inputs_[k].data() == nullptr) {
+        ASSIGN_OR_RETURN(inputs_[k], NewBuffer(t * width[k], kWhat[k]));
+      }
+    }
     auto compute = [&]() -> absl::Status {
       RETURN_IF_ERROR(CheckBlockShapes(c, model_->blocks[i], i));
       for (size_t m = 0; m < micro_.size(); ++m) {
-        const int64_t r = micro_row_[m];
-        const BlockTaps taps{&attn_in[r * hidden], &o_in[r * qd], &mlp_in[r * hidden],
-                             &down_in[r * c.intermediate]};
+        const int64_t r = micro_row_[m], end = r + micro_[m].tokens();
+        const BlockTaps taps{inputs_[0].data() + r * hidden, inputs_[1].data() + r * qd,
+                             inputs_[2].data() + r * hidden,
+                             inputs_[3].data() + r * c.intermediate};
         RETURN_IF_ERROR(forward_.BlockLinearInputs(model_->blocks[i], micro_[m],
-                                                   &hidden_[r * hidden], taps, &ws_));
+                                                   hidden_.data() + r * hidden, taps, &ws_));
+        hidden_.Release(r * hidden, end * hidden);
+        for (int k = 0; k < 4; ++k) release(k, r, end);
       }
       return absl::OkStatus();
     };
     RETURN_IF_ERROR(compute());
-    const LinearInputs inputs{t,      attn_in.data(), o_in.data(), mlp_in.data(), down_in.data(),
-                              compute};
+    const LinearInputs inputs{t,
+                              inputs_[0].data(),
+                              inputs_[1].data(),
+                              inputs_[2].data(),
+                              inputs_[3].data(),
+                              compute,
+                              release};
     RETURN_IF_ERROR(hook(i, inputs, &model_->blocks[i]));
+    // In memory the buffers are freed between blocks (the next block's
+    // weights are read then); scratch files are reused.
+    if (spill_dir_.empty()) {
+      for (ActivationBuffer& b : inputs_) b = ActivationBuffer();
+    }
   }
   RETURN_IF_ERROR(CheckBlockShapes(c, model_->blocks[i], i));
   for (size_t m = 0; m < micro_.size(); ++m) {
+    const int64_t r = micro_row_[m];
     RETURN_IF_ERROR(
-        forward_.RunBlock(model_->blocks[i], micro_[m], &hidden_[micro_row_[m] * hidden], &ws_));
+        forward_.RunBlock(model_->blocks[i], micro_[m], hidden_.data() + r * hidden, &ws_));
+    hidden_.Release(r * hidden, (r + micro_[m].tokens()) * hidden);
   }
   ++next_block_;
   return absl::OkStatus();

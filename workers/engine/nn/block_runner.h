@@ -10,7 +10,10 @@
 //     (possibly replaced) weights, in place over the residual stream.
 // Memory: the residual stream [T, hidden], the four input buffers
 // [T, 2*hidden + n_heads*hd + intermediate], and one micro-batch workspace;
-// only block i's activations are ever held.
+// only block i's activations are ever held. With BlockRunnerOptions::
+// spill_dir the stream and the input buffers are scratch files instead
+// (activation_buffer.h), each micro-batch's rows released after every pass
+// over them: resident memory is then the workspace and the part being read.
 //
 // Holds a pointer to the model, which it mutates through the hook; the model
 // and the backend must outlive it. With BlockRunnerOptions::embed, only the
@@ -20,11 +23,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "workers/engine/model/llama_model.h"
+#include "workers/engine/nn/activation_buffer.h"
 #include "workers/engine/nn/backend.h"
 #include "workers/engine/nn/forward.h"
 
@@ -42,6 +47,9 @@ struct LinearInputs {
   // (those the hook has replaced so far): "true sequential" compression, where
   // o_proj sees the compressed q/k/v, and so on. One more pass over the batch.
   std::function<absl::Status()> refresh;
+  // Tokens [t0, t1) of input `which` will not be read again until the next
+  // refresh: their pages may leave memory (spilled buffers; see Release).
+  std::function<void(int which, int64_t t0, int64_t t1)> release;
 
   // The buffer by input index: 0 attn_in, 1 o_in, 2 mlp_in, 3 down_in.
   const float* input(int which) const {
@@ -70,6 +78,9 @@ struct BlockRunnerOptions {
   // block i runs and may free it after), and `embed` fills hidden [T, hidden]
   // with the batch's embedding rows (read from the mapped file).
   std::function<absl::Status(const SequenceBatch& batch, float* hidden)> embed;
+  // Non-empty: the residual stream and the linear inputs live in scratch
+  // files in this directory (calibration sets larger than the memory budget).
+  std::string spill_dir;
 };
 
 class BlockRunner {
@@ -107,7 +118,12 @@ class BlockRunner {
   SequenceBatch batch_;
   std::vector<SequenceBatch> micro_;  // the batch cut into micro-batches
   std::vector<int64_t> micro_row_;    // first row of each micro-batch in batch_
-  std::vector<float> hidden_;
+  // Buffers for the residual stream and the four linear inputs.
+  absl::StatusOr<ActivationBuffer> NewBuffer(int64_t floats, const char* what) const;
+
+  std::string spill_dir_;
+  ActivationBuffer hidden_;
+  ActivationBuffer inputs_[4];  // attn_in, o_in, mlp_in, down_in (kept across blocks when spilled)
   BlockWorkspace ws_;
   int next_block_ = 0;
 };

@@ -12,6 +12,8 @@ namespace {
 // The process before any model data: binary, libraries, OpenBLAS and backend
 // thread pools, tokenizer (measured on an evaluate-only job of a tiny model).
 constexpr uint64_t kProcessBytes = 96ull << 20;
+// BlockRunnerOptions::micro_batch_tokens' default.
+constexpr uint64_t kMicroBatchTokens = 4096;
 
 uint64_t Numel(const std::vector<int64_t>& shape) {
   uint64_t n = 1;
@@ -40,7 +42,7 @@ uint64_t SolveBytes(const LlamaConfig& c) {
   // (input dim, largest output dim) of the four groups: q/k/v, o, gate/up, down.
   const uint64_t groups[4][2] = {{h, qd}, {qd, h}, {h, ff}, {ff, h}};
   uint64_t worst = 0;
-  for (const auto& g : groups) worst = std::max(worst, 16 * g[0] * g[0] + 16 * g[1] * g[0]);
+  for (const auto& g : groups) worst = std::max(worst, 12 * g[0] * g[0] + 16 * g[1] * g[0]);
   return worst;
 }
 
@@ -52,7 +54,8 @@ std::string FormatBytes(uint64_t bytes) {
 }
 
 MemoryEstimate EstimateJobMemory(const JobPlan& plan, const RecipeSpec& spec, const LlamaConfig& c,
-                                 uint64_t stored_weight_bytes) {
+                                 uint64_t stored_weight_bytes, bool spill_activations) {
+  MemoryEstimate out;
   uint64_t params = 0, block_params = 0;
   for (const NamedShape& t : ConfigShapes(c)) {
     params += Numel(t.shape);
@@ -72,13 +75,20 @@ MemoryEstimate EstimateJobMemory(const JobPlan& plan, const RecipeSpec& spec, co
     const v1::Calibration& cal = spec.recipe.calibration();
     const uint64_t tokens = uint64_t(std::max(cal.samples(), 1)) * std::max(cal.seq_len(), 1);
     const uint64_t qd = uint64_t(c.n_heads) * c.head_dim;
-    terms.Add("activations", tokens * (3 * uint64_t(c.hidden) + qd + c.intermediate) * 4);
+    const uint64_t per_token = (3 * uint64_t(c.hidden) + qd + c.intermediate) * 4;
+    if (spill_activations) {
+      // One micro-batch of rows resident (nn/block_runner.h), the rest in files.
+      terms.Add("activations (one micro-batch; the rest on disk)",
+                std::min<uint64_t>(tokens, kMicroBatchTokens) * per_token);
+      out.scratch_bytes = tokens * per_token;
+    } else {
+      terms.Add("activations", tokens * per_token);
+    }
     terms.Add("solve", SolveBytes(c));
     if (plan.path == JobPath::kModel && spec.format != OutputFormat::kHfSafetensors) {
       terms.Add("codes", block_params * uint64_t(c.n_layers));
     }
   }
-  MemoryEstimate out;
   out.peak_bytes = terms.total();
   out.breakdown = terms.text();
   out.output_bytes = plan.compression == Compression::kNone ? 0

@@ -11,11 +11,14 @@
 //   block           block stream: one block in float32 and its stored pages
 //   activations     calibrated: the residual stream T x hidden and the four
 //                   linear-input buffers T x (2 hidden + q dim + FFN) of a
-//                   block, float32 (nn/block_runner.h)
+//                   block, float32 (nn/block_runner.h); spilled (when they
+//                   do not fit the budget): one micro-batch of them, the
+//                   rest in scratch files (scratch_bytes)
 //   solve           calibrated, the largest group: H (d^2 float32) with the
-//                   solver's float64 Cholesky factor and its float32
-//                   inverse (16 d^2 in all), and copies of the layer's
-//                   weights (4 x r x d x 4)
+//                   solver's float64 workspace, which becomes its float32
+//                   factor in place (12 d^2 in all; the accumulation before
+//                   it peaks the same: float64 sum + float32 H), and copies
+//                   of the layer's weights (4 x r x d x 4)
 //   codes           whole-model path with a quantizing stage: one byte per
 //                   targeted weight, kept for the GGUF / GPTQ exporters
 //
@@ -35,12 +38,14 @@ namespace compressd::engine {
 
 struct MemoryEstimate {
   uint64_t peak_bytes = 0;
-  uint64_t output_bytes = 0;  // written to the output directory
+  uint64_t output_bytes = 0;   // written to the output directory
+  uint64_t scratch_bytes = 0;  // spilled activations (scratch files beside the output)
   std::string breakdown;      // "process 110 MiB + block 243 MiB + ..."
 };
 
 MemoryEstimate EstimateJobMemory(const JobPlan& plan, const RecipeSpec& recipe,
-                                 const LlamaConfig& config, uint64_t stored_weight_bytes);
+                                 const LlamaConfig& config, uint64_t stored_weight_bytes,
+                                 bool spill_activations = false);
 
 // "1.23 GiB", "456 MiB".
 std::string FormatBytes(uint64_t bytes);

@@ -157,15 +157,29 @@ class ModelJob {
   }
 
   // The job's peak memory, estimated from the model's headers before any
-  // weight is read, as an event; RESOURCE_EXHAUSTED over the budget.
+  // weight is read, as an event. Over the budget, a calibrated job's
+  // activations go to scratch files when that makes it fit (spill_dir_);
+  // otherwise RESOURCE_EXHAUSTED.
   absl::Status CheckMemory() {
     ASSIGN_OR_RETURN(const StoredModel stored, InspectModel(plan_.input.path));
-    const MemoryEstimate e = EstimateJobMemory(plan_, spec_, stored.config, stored.weight_bytes);
+    MemoryEstimate e = EstimateJobMemory(plan_, spec_, stored.config, stored.weight_bytes);
+    const uint64_t budget = options_.memory_budget_bytes;
+    const bool calibrated = plan_.compression == Compression::kCalibrated;
+    if (budget > 0 && e.peak_bytes > budget && calibrated) {
+      MemoryEstimate spilled = EstimateJobMemory(plan_, spec_, stored.config, stored.weight_bytes,
+                                                 /*spill_activations=*/true);
+      if (spilled.peak_bytes <= budget) {
+        e = std::move(spilled);
+        spill_dir_ = out_dir_;
+      }
+    }
     EmitMetric(events_, "memory_estimate_bytes", static_cast<double>(e.peak_bytes), "");
     EmitLog(events_, "info",
             absl::StrCat("memory estimate: peak ", FormatBytes(e.peak_bytes), " (", e.breakdown,
-                         "); output ", FormatBytes(e.output_bytes)));
-    const uint64_t budget = options_.memory_budget_bytes;
+                         "); output ", FormatBytes(e.output_bytes),
+                         e.scratch_bytes > 0
+                             ? absl::StrCat("; scratch files ", FormatBytes(e.scratch_bytes))
+                             : ""));
     if (budget > 0 && e.peak_bytes > budget) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "this job needs an estimated ", FormatBytes(e.peak_bytes), " of memory at its peak (",
@@ -206,7 +220,7 @@ class ModelJob {
                      engine::CreateBackend(options_.device, threads));
     RETURN_IF_ERROR(CompressCalibrated(in_.model, *backend, recipe_, in_.targets, *in_.calibration,
                                        threads, options_.checkpoints, events_, cancel_, &result_,
-                                       stream.get()));
+                                       stream.get(), spill_dir_));
     t = Clock::now();
     EmitProgress(events_, "export", 0, 1, out_dir_);
     RETURN_IF_ERROR(stream->Finish());
@@ -243,7 +257,8 @@ class ModelJob {
       return absl::OkStatus();
     }
     return CompressCalibrated(in_.model, *backend, recipe_, in_.targets, *in_.calibration, threads,
-                              options_.checkpoints, events_, cancel_, &result_);
+                              options_.checkpoints, events_, cancel_, &result_, nullptr,
+                              spill_dir_);
   }
 
   // Perplexity of the compressed model, and its KL from `dense` when kept.
@@ -316,6 +331,7 @@ class ModelJob {
   const RecipeSpec& spec_;
   const v1::Recipe& recipe_;
   const std::string out_dir_;
+  std::string spill_dir_;  // non-empty: calibration activations in scratch files here
   const RunOptions& options_;
   EventSink& events_;
   CancelToken& cancel_;

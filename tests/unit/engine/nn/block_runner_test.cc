@@ -3,7 +3,12 @@
 #include "workers/engine/nn/block_runner.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
 
+#include "common/status_macros.h"
 #include "gtest/gtest.h"
 #include "tests/unit/engine/nn/tiny_fixture.h"
 #include "workers/engine/nn/cpu_backend.h"
@@ -135,6 +140,80 @@ TEST(BlockRunner, RejectsHookErrorsAndShapeChanges) {
   EXPECT_NE(st.message().find("blocks.0.up_proj"), std::string::npos) << st;
   EXPECT_EQ(BlockRunner::Create(&model, &backend, {{1, 200}}).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+
+// Everything the hook sees and the stream after every block, for one run.
+std::vector<std::vector<float>> RecordRun(const std::string& spill_dir) {
+  LlamaModel model = RandomModel(SmallConfig(), 11);
+  CpuBackend backend(CpuBackendOptions{2, 16});
+  BlockRunnerOptions options;
+  options.micro_batch_tokens = 40;  // three micro-batches
+  options.spill_dir = spill_dir;
+  auto runner = BlockRunner::Create(&model, &backend, Seqs(), options);
+  EXPECT_TRUE(runner.ok()) << runner.status();
+  std::vector<std::vector<float>> seen;
+  const int64_t t = (*runner)->tokens();
+  while (!(*runner)->done()) {
+    auto st = (*runner)->RunNextBlock([&](int, const LinearInputs& in, BlockWeights* w) {
+      const int64_t width[4] = {w->q_proj.cols(), w->o_proj.cols(), w->gate_proj.cols(),
+                                w->down_proj.cols()};
+      for (int k = 0; k < 4; ++k) {
+        seen.emplace_back(in.input(k), in.input(k) + t * width[k]);
+        in.release(k, 0, t);
+      }
+      w->down_proj = Tensor::Owned(w->down_proj.shape,
+                                   std::vector<float>(w->down_proj.numel(), 0.001f));
+      RETURN_IF_ERROR(in.refresh());  // reads the released rows back
+      seen.emplace_back(in.input(3), in.input(3) + t * width[3]);
+      return absl::OkStatus();
+    });
+    EXPECT_TRUE(st.ok()) << st;
+    seen.emplace_back((*runner)->hidden(), (*runner)->hidden() + t * model.config.hidden);
+  }
+  return seen;
+}
+
+TEST(BlockRunner, SpilledActivationsGiveIdenticalResultsAndLeaveNoFiles) {
+  const std::string dir = ::testing::TempDir() + "/spill";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto in_memory = RecordRun("");
+  const auto spilled = RecordRun(dir);
+  ASSERT_EQ(in_memory.size(), spilled.size());
+  for (size_t i = 0; i < in_memory.size(); ++i) EXPECT_EQ(in_memory[i], spilled[i]) << i;
+  EXPECT_TRUE(std::filesystem::is_empty(dir));  // unlinked at creation
+  auto bad = ActivationBuffer::InFile(dir + "/missing", 16, "calibration residual stream");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInternal);
+  EXPECT_NE(bad.status().message().find(dir + "/missing"), std::string::npos) << bad.status();
+}
+
+int64_t ResidentKiB() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  int64_t value = 0;
+  while (status >> key) {
+    if (key == "VmRSS:") return status >> value ? value : -1;
+    status.ignore(1 << 10, '\n');
+  }
+  return -1;
+}
+
+TEST(ActivationBuffer, ReleasedPagesLeaveMemoryAndKeepTheirData) {
+  constexpr size_t kFloats = size_t{64} << 18;  // 64 MiB
+  auto buffer = ActivationBuffer::InFile(::testing::TempDir(), kFloats, "test buffer");
+  ASSERT_TRUE(buffer.ok()) << buffer.status();
+  ASSERT_TRUE(buffer->in_file());
+  const int64_t before = ResidentKiB();
+  for (size_t i = 0; i < kFloats; ++i) buffer->data()[i] = static_cast<float>(i % 1000);
+  const int64_t written = ResidentKiB();
+  EXPECT_GT(written - before, 60 << 10);  // the pages written are resident...
+  buffer->Release(0, kFloats);
+  EXPECT_LT(ResidentKiB() - before, 4 << 10);  // ...until released
+  for (size_t i = 0; i < kFloats; i += 4099) ASSERT_EQ(buffer->data()[i], float(i % 1000)) << i;
+  ActivationBuffer memory = ActivationBuffer::InMemory(8);
+  EXPECT_FALSE(memory.in_file());
+  EXPECT_EQ(memory.data()[7], 0.0f);
 }
 
 }  // namespace

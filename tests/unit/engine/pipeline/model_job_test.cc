@@ -42,7 +42,8 @@ class RecordingSink : public EventSink {
     std::lock_guard<std::mutex> lock(mu_);
     events_.push_back(event);
   }
-  // Values of metric `name` whose labels include `key`=`value`.
+  // Values of metric `name` whose labels include `key`=`value` (any labels
+  // for an empty key).
   std::vector<double> Metric(const std::string& name, const std::string& key,
                              const std::string& value) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -50,7 +51,9 @@ class RecordingSink : public EventSink {
     for (const v1::JobEvent& e : events_) {
       if (!e.has_metric() || e.metric().name() != name) continue;
       auto it = e.metric().labels().find(key);
-      if (it != e.metric().labels().end() && it->second == value) out.push_back(e.metric().value());
+      if (key.empty() || (it != e.metric().labels().end() && it->second == value)) {
+        out.push_back(e.metric().value());
+      }
     }
     return out;
   }
@@ -421,6 +424,41 @@ TEST_F(ModelJobTest, BlockStreamMatchesTheWholeModelPathByteForByte) {
     cc["calibration"].erase("resumed_blocks");
     EXPECT_EQ(ca, cc);
   }
+}
+
+// Calibration activations that do not fit the budget go to scratch files
+// beside the output: the job runs under a budget the in-memory estimate is
+// over, with the same bytes and summary, and leaves no scratch file.
+TEST_F(ModelJobTest, ActivationsOverTheBudgetGoToScratchFilesWithIdenticalOutputs) {
+  const std::string calib = (root_ / "calib.txt").string();
+  std::string text(20000, 'a');
+  for (size_t i = 0; i < text.size(); ++i) text[i] = static_cast<char>('a' + (i * 7919 % 26));
+  std::ofstream(calib, std::ios::binary) << text;
+  v1::Recipe recipe;
+  recipe.add_stages()->mutable_sparsegpt()->set_sparsity(0.5);
+  recipe.mutable_calibration()->set_path(calib);
+  recipe.mutable_calibration()->set_samples(12);
+  recipe.mutable_calibration()->set_seq_len(512);  // 6144 tokens: more than one micro-batch
+  const fs::path dir_a = root_ / "in_memory", dir_b = root_ / "spilled";
+  out_ = dir_a.string();
+  absl::StatusOr<json> a = Run(recipe);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_FALSE(sink_.HasLog("scratch files"));
+  const std::vector<double> estimates = sink_.Metric("memory_estimate_bytes", "", "");
+  ASSERT_FALSE(estimates.empty());
+  // Spilling saves (T - micro-batch) tokens of activations.
+  const LlamaConfig c = engine::LoadModel(in_)->config;
+  const double per_token = (3.0 * c.hidden + c.n_heads * c.head_dim + c.intermediate) * 4;
+  RunOptions options;
+  options.memory_budget_bytes = static_cast<uint64_t>(estimates.back() - per_token * 1000);
+  out_ = dir_b.string();
+  absl::StatusOr<json> b = Run(recipe, options);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_TRUE(sink_.HasLog("calibration activations in scratch files under " + out_));
+  const std::map<std::string, std::string> fa = DirFiles(dir_a), fb = DirFiles(dir_b);
+  ASSERT_EQ(fa.size(), fb.size());
+  for (const auto& [path, bytes] : fa) EXPECT_TRUE(fb.at(path) == bytes) << path << " differs";
+  EXPECT_EQ(Comparable(*a), Comparable(*b));
 }
 
 }  // namespace
