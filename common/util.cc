@@ -7,6 +7,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "common/status_macros.h"
@@ -81,6 +82,11 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::string FormatBytes(uint64_t bytes) {
+  if (bytes >= (1ull << 30)) return absl::StrFormat("%.2f GiB", bytes / double(1ull << 30));
+  return absl::StrFormat("%d MiB", (bytes + (1 << 19)) >> 20);
 }
 
 }  // namespace compressd

@@ -26,6 +26,9 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path);
 // A random id: `prefix` + 16 lowercase hex characters, e.g. "job-3f2a...".
 std::string NewId(std::string_view prefix);
 
+// "1.23 GiB" from 1 GiB up, else "456 MiB" (rounded).
+std::string FormatBytes(uint64_t bytes);
+
 // Bounds on a user-supplied relative path (upload file paths, dataset files,
 // artifact and checkpoint names).
 inline constexpr size_t kMaxRelativePathBytes = 1024;

@@ -72,6 +72,9 @@ std::string DescribeJob(const v1::Job& job) {
     absl::StrAppend(&text, Field("progress", progress));
   }
   if (!job.error().empty()) absl::StrAppend(&text, Field("error", job.error()));
+  if (job.state() == v1::QUEUED && !job.waiting_reason().empty()) {
+    absl::StrAppend(&text, Field("waiting", job.waiting_reason()));
+  }
   absl::StrAppend(&text, Field("request_id", job.request_id()),
                   Field("created", FormatTimeMs(job.create_time_ms())),
                   Field("started", FormatTimeMs(job.start_time_ms())),

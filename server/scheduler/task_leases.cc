@@ -69,8 +69,9 @@ void TaskLeases::FailUnleasable(const std::string& job_id, const std::string& re
 absl::StatusOr<std::optional<v1::Task>> TaskLeases::TryLease(const std::string& worker_id) {
   // Retries when another caller (a second worker, CancelJob) changed the
   // oldest queued job between reading and claiming it.
+  const uint64_t memory = workers_.MemoryOf(worker_id);
   for (int tries = 0; tries < 16; ++tries) {
-    ASSIGN_OR_RETURN(std::optional<std::string> job_id, store_.OldestQueuedJob());
+    ASSIGN_OR_RETURN(std::optional<std::string> job_id, store_.OldestQueuedJob(memory));
     if (!job_id) return std::optional<v1::Task>();
     ASSIGN_OR_RETURN(v1::Job queued, store_.GetJob(*job_id));
     v1::Task task;
@@ -90,6 +91,7 @@ absl::StatusOr<std::optional<v1::Task>> TaskLeases::TryLease(const std::string& 
                                                        job.attempts(), " of ", job.max_attempts()),
                                           now, &events));
           job.clear_progress();
+          job.clear_waiting_reason();
           job.clear_artifacts();  // a new attempt produces its own outputs
           rec.worker_id = worker_id;
           rec.lease_token = NewId("lease-");
@@ -259,10 +261,26 @@ absl::Status TaskLeases::Fail(const v1::FailTaskRequest& req) {
                                 ? std::string("the worker reported a failure without a message")
                                 : ToValidUtf8(req.error(), kMaxErrorTextBytes);
   bool requeued = false;
+  // A worker that refused the job as too large for its memory: the job waits
+  // for a larger one, unless this worker registered with enough (it would
+  // lease the job again: an ordinary failure then).
+  const uint64_t needed = req.memory_needed_bytes();
+  const bool too_large = needed > 0 && workers_.MemoryOf(found.worker_id) < needed;
   ASSIGN_OR_RETURN(
       int64_t seq, store_.UpdateJob(found.job_id, [&](v1::Job& job, TaskRecord& rec,
                                                       std::vector<v1::JobEvent>& events) {
         RETURN_IF_ERROR(CheckLeaseHeld(job, rec, req.lease_token()));
+        if (too_large && !req.release()) {
+          job.set_attempts(job.attempts() - 1);
+          job.set_memory_needed_bytes(needed);
+          job.set_waiting_reason(absl::StrCat(
+              "needs an estimated ", FormatBytes(needed),
+              " of memory; waiting for a worker registered with at least that much (worker ",
+              rec.worker_id, " refused it: ", error, ")"));
+          ClearLease(rec);
+          requeued = true;
+          return ApplyTransition(&job, v1::QUEUED, job.waiting_reason(), now, &events);
+        }
         if (req.release()) {
           // The worker is stopping and handed the task back: not an attempt.
           job.set_attempts(job.attempts() - 1);

@@ -74,6 +74,12 @@ size_t WorkerRegistry::Count() {
   return workers_.size();
 }
 
+uint64_t WorkerRegistry::MemoryOf(const std::string& worker_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  return it == workers_.end() ? 0 : it->second.info.memory_bytes();
+}
+
 void WorkerRegistry::UpdateGaugesLocked() {
   int64_t busy = std::count_if(workers_.begin(), workers_.end(),
                                [](const auto& w) { return !w.second.task_id.empty(); });

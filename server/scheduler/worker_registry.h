@@ -42,6 +42,9 @@ class WorkerRegistry {
                     const std::set<std::string>& waiting);
   // How many workers are registered.
   size_t Count();
+  // The memory budget `worker_id` registered with; 0 when unknown (not
+  // registered, re-admitted after a server restart, or an older worker).
+  uint64_t MemoryOf(const std::string& worker_id);
 
  private:
   struct Worker {

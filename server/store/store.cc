@@ -19,8 +19,10 @@ using store_internal::StartPosition;
 
 // 1: models, datasets, jobs, tasks, events, artifacts. 2: checkpoints. 3:
 // parts (the statements are idempotent, so applying them upgrades an older
-// database).
-constexpr int kSchemaVersion = 3;
+// database). 4: jobs.memory_needed (kUpgradeTo4 adds it to an older table).
+constexpr int kSchemaVersion = 4;
+constexpr char kUpgradeTo4[] =
+    "ALTER TABLE jobs ADD COLUMN memory_needed INTEGER NOT NULL DEFAULT 0";
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS models (
@@ -39,7 +41,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   state INTEGER NOT NULL,
   request_id TEXT NOT NULL DEFAULT '',
   create_time_ms INTEGER NOT NULL,
-  proto BLOB NOT NULL);
+  proto BLOB NOT NULL,
+  memory_needed INTEGER NOT NULL DEFAULT 0);
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_request_id ON jobs(request_id) WHERE request_id <> '';
 CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs(create_time_ms, id);
 CREATE INDEX IF NOT EXISTS jobs_by_state_time ON jobs(state, create_time_ms, id);
@@ -107,6 +110,7 @@ absl::Status ApplySchema(sqlite3* db) {
   sqlite::Transaction txn(db);
   RETURN_IF_ERROR(txn.status());
   RETURN_IF_ERROR(sqlite::Exec(db, kSchema));
+  if (found >= 1 && found < 4) RETURN_IF_ERROR(sqlite::Exec(db, kUpgradeTo4));
   RETURN_IF_ERROR(sqlite::Exec(db, absl::StrCat("PRAGMA user_version=", kSchemaVersion)));
   return txn.Commit();
 }

@@ -138,8 +138,10 @@ class Store {
                                                  std::vector<v1::JobEvent>& new_events)>;
   absl::StatusOr<int64_t> UpdateJob(const std::string& job_id, const JobMutation& fn);
 
-  // The oldest QUEUED job's id (FIFO by creation), if any.
-  absl::StatusOr<std::optional<std::string>> OldestQueuedJob();
+  // The oldest QUEUED job's id (FIFO by creation) that a worker with
+  // `worker_memory` bytes can hold (Job.memory_needed_bytes), if any.
+  absl::StatusOr<std::optional<std::string>> OldestQueuedJob(
+      uint64_t worker_memory = UINT64_MAX);
   // Task records whose lease expired at or before `now_ms`.
   absl::StatusOr<std::vector<TaskRecord>> ExpiredLeases(int64_t now_ms);
   // The lease record of `task_id`: a job's task, or a part as a TaskRecord

@@ -15,6 +15,11 @@
 namespace compressd {
 namespace {
 
+// SQLite integers are signed.
+int64_t ClampToInt64(uint64_t v) {
+  return v > uint64_t{INT64_MAX} ? INT64_MAX : static_cast<int64_t>(v);
+}
+
 using sqlite::Stmt;
 using store_internal::PartLease;
 
@@ -89,10 +94,14 @@ absl::StatusOr<TaskRecord> Store::LoadTaskLocked(const std::string& job_id) {
 
 absl::Status Store::SaveJobLocked(const v1::Job& job, const TaskRecord& task,
                                   bool artifacts_changed) {
-  ASSIGN_OR_RETURN(Stmt update, Stmt::Prepare(db_, "UPDATE jobs SET state = ?, proto = ?"
-                                                   " WHERE id = ?"));
-  RETURN_IF_ERROR(
-      update.Bind(1, int64_t{job.state()}).BindBlob(2, SerializeJobRow(job)).Bind(3, job.id()).Run());
+  ASSIGN_OR_RETURN(Stmt update,
+                   Stmt::Prepare(db_, "UPDATE jobs SET state = ?, proto = ?, memory_needed = ?"
+                                      " WHERE id = ?"));
+  RETURN_IF_ERROR(update.Bind(1, int64_t{job.state()})
+                      .BindBlob(2, SerializeJobRow(job))
+                      .Bind(3, ClampToInt64(job.memory_needed_bytes()))
+                      .Bind(4, job.id())
+                      .Run());
   ASSIGN_OR_RETURN(Stmt task_update,
                    Stmt::Prepare(db_,
                                  "UPDATE tasks SET worker_id = ?, lease_token = ?,"
@@ -247,12 +256,13 @@ absl::Status Store::DeleteJob(const std::string& id) {
   return txn.Commit();
 }
 
-absl::StatusOr<std::optional<std::string>> Store::OldestQueuedJob() {
+absl::StatusOr<std::optional<std::string>> Store::OldestQueuedJob(uint64_t worker_memory) {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_,
                                             "SELECT id FROM jobs WHERE state = ?"
+                                            " AND memory_needed <= ?"
                                             " ORDER BY create_time_ms, rowid LIMIT 1"));
-  stmt.Bind(1, int64_t{v1::QUEUED});
+  stmt.Bind(1, int64_t{v1::QUEUED}).Bind(2, ClampToInt64(worker_memory));
   ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return std::optional<std::string>();
   return std::optional<std::string>(stmt.Text(0));

@@ -274,6 +274,39 @@ TEST_F(ServiceTest, KilledWorkerLosesLeaseAndTheJobIsRetried) {
   ExpectPrunedModel(out_dir);
 }
 
+// A worker whose --memory-budget is under a job's estimate refuses it
+// without spending an attempt; the job waits, its reason in `jobs get`,
+// until a worker with enough memory connects and runs it.
+TEST_F(ServiceTest, AJobTooLargeForTheWorkerWaitsForOneWithEnoughMemory) {
+  StartServer({"--heartbeat-interval-ms", "300"});
+  std::ofstream(recipe_) << "stages:\n  - rtn: {grid: {bits: 8}}\n"
+                            "targets: {include: \".*_proj$\"}\n";  // the model path: estimated
+  const std::string job_id = Submit(UploadModel());
+  auto start = [&](Process& worker, const std::string& name, const std::string& budget) {
+    fs::create_directories(root_ + "/" + name);
+    ASSERT_TRUE(worker.Start({BinDir() + "/compress-worker", "--server", server_.grpc_address(),
+                              "--cache-dir", root_ + "/" + name + "/cache", "--memory-budget",
+                              budget},
+                             root_ + "/" + name + "/worker.stderr.log"));
+  };
+  Process small;
+  start(small, "small", "64M");  // under the process alone
+  ASSERT_TRUE(WaitFor([&] { return !GetJob(job_id).waiting_reason().empty(); },
+                      milliseconds(60000)));
+  v1::Job waiting = GetJob(job_id);
+  EXPECT_EQ(waiting.state(), v1::QUEUED);
+  EXPECT_EQ(waiting.attempts(), 0);
+  EXPECT_GT(waiting.memory_needed_bytes(), uint64_t{64} << 20);
+  EXPECT_THAT(waiting.waiting_reason(), ::testing::HasSubstr("needs an estimated"));
+  CliResult get = Cli({"jobs", "get", job_id});
+  EXPECT_THAT(get.out, ::testing::HasSubstr("waiting:"));
+  EXPECT_THAT(get.out, ::testing::HasSubstr("--memory-budget"));
+  Process large;
+  start(large, "large", "8G");
+  ASSERT_TRUE(WaitForState(job_id, v1::SUCCEEDED, milliseconds(60000)));
+  EXPECT_EQ(GetJob(job_id).attempts(), 1);
+}
+
 TEST_F(ServiceTest, JobFailsWhenEveryAttemptLosesItsWorker) {
   StartServer({"--lease-ttl-ms", "1000", "--heartbeat-interval-ms", "200"});
   std::string job_id = Submit(UploadModel(), {"--max-attempts", "1"});

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/utf8.h"
+#include "workers/engine/runtime/run_context.h"
 
 namespace compressd {
 namespace {
@@ -57,8 +58,10 @@ absl::Status TaskReporter::Fail(const v1::Task& task, const absl::Status& error)
   v1::FailTaskRequest req;
   req.set_task_id(task.task_id());
   req.set_lease_token(task.lease_token());
-  req.set_error(ToValidUtf8(error.ToString(), kMaxErrorTextBytes));
+  req.set_error(ToValidUtf8(error.ToString(absl::StatusToStringMode::kWithNoExtraData),
+                            kMaxErrorTextBytes));
   req.set_retryable(RetryableFailure(error));
+  req.set_memory_needed_bytes(engine::MemoryNeeded(error));
   return WithRetry([&] { return client_.FailTask(req); });
 }
 

@@ -263,6 +263,52 @@ TEST_F(SchedulerTest, HandedBackLeaseRequeuesWithoutCountingTheAttempt) {
   EXPECT_EQ(Job(job.id()).attempts(), 0);
 }
 
+// A worker that refuses a job as larger than its memory hands it to the
+// queue with the estimate: the attempt does not count, the job waits with
+// the reason in Job.waiting_reason, smaller workers skip it (and lease the
+// jobs behind it), and a worker registered with enough memory leases it.
+TEST_F(SchedulerTest, AJobTooLargeForAWorkerWaitsForOneWithEnoughMemory) {
+  const uint64_t gib = uint64_t{1} << 30;
+  const std::string small = env_.Worker("small", 8 * gib);
+  v1::Job big = env_.Submit();
+  v1::Job next = env_.Submit();
+  auto task = env_.Lease(small);
+  ASSERT_TRUE(task.ok());
+  ASSERT_EQ(task->job_id(), big.id());
+  v1::FailTaskRequest refuse;
+  refuse.set_task_id(task->task_id());
+  refuse.set_lease_token(task->lease_token());
+  refuse.set_error("RESOURCE_EXHAUSTED: this job needs an estimated 30.00 GiB of memory");
+  refuse.set_retryable(true);
+  refuse.set_memory_needed_bytes(30 * gib);
+  ASSERT_TRUE(env_.scheduler.FailTask(refuse).ok());
+  v1::Job waiting = Job(big.id());
+  EXPECT_EQ(waiting.state(), v1::QUEUED);
+  EXPECT_EQ(waiting.attempts(), 0);
+  EXPECT_EQ(waiting.memory_needed_bytes(), 30 * gib);
+  EXPECT_THAT(waiting.waiting_reason(), HasSubstr("needs an estimated 30.00 GiB of memory"));
+  EXPECT_THAT(waiting.waiting_reason(), HasSubstr(small));
+  // The small worker gets the job behind it, then nothing.
+  auto second = env_.Lease(small);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->job_id(), next.id());
+  auto none = env_.Lease(small);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->task_id().empty());
+  EXPECT_TRUE(env_.Lease(env_.Worker("unknown-memory"))->task_id().empty());
+  // A large worker leases it; the reason is cleared.
+  auto large = env_.Lease(env_.Worker("large", 64 * gib));
+  ASSERT_TRUE(large.ok());
+  EXPECT_EQ(large->job_id(), big.id());
+  EXPECT_EQ(large->attempt(), 1);
+  EXPECT_TRUE(Job(big.id()).waiting_reason().empty());
+  // A worker that registered with enough and still refuses: an ordinary failure.
+  refuse.set_task_id(large->task_id());
+  refuse.set_lease_token(large->lease_token());
+  ASSERT_TRUE(env_.scheduler.FailTask(refuse).ok());
+  EXPECT_EQ(Job(big.id()).attempts(), 1);
+}
+
 TEST_F(SchedulerTest, ReportEventsAssignsSequencesAndPublishes) {
   std::string w = env_.Worker();
   v1::Job job = env_.Submit();

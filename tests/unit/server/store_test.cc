@@ -1,5 +1,7 @@
 #include "server/store/store.h"
 
+#include <sqlite3.h>
+
 #include <set>
 #include <string>
 
@@ -94,6 +96,31 @@ TEST_F(StoreTest, RecordsSurviveCloseAndReopen) {
   ASSERT_EQ(events->size(), 1u);
   EXPECT_EQ((*events)[0].sequence(), 1);
   EXPECT_EQ((*events)[0].state().to(), v1::QUEUED);
+}
+
+// A version-3 database (no jobs.memory_needed) is upgraded in place on open,
+// its queued job kept; the column then filters OldestQueuedJob.
+TEST_F(StoreTest, SchemaThreeDatabaseIsUpgradedAndFiltersByMemory) {
+  AddModel("mdl-1");
+  AddJob("job-1", "mdl-1", 2000);
+  store_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(db_path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE jobs DROP COLUMN memory_needed; PRAGMA user_version=3",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  store_ = OpenStore(db_path_);
+  ASSERT_NE(store_, nullptr);
+  EXPECT_EQ(store_->OldestQueuedJob(1).value(), "job-1");
+  auto seq = store_->UpdateJob("job-1", [](v1::Job& job, TaskRecord&, std::vector<v1::JobEvent>&) {
+    job.set_memory_needed_bytes(uint64_t{1} << 40);
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  EXPECT_FALSE(store_->OldestQueuedJob(uint64_t{1} << 39).value().has_value());
+  EXPECT_EQ(store_->OldestQueuedJob(uint64_t{1} << 40).value(), "job-1");
+  EXPECT_EQ(store_->OldestQueuedJob().value(), "job-1");  // no limit
 }
 
 TEST_F(StoreTest, UnknownIdsAreNotFound) {

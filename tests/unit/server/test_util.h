@@ -126,9 +126,10 @@ struct JobsEnv : CoreEnv {
     return o;
   }
 
-  std::string Worker(const std::string& name = "w") {
+  std::string Worker(const std::string& name = "w", uint64_t memory_bytes = 0) {
     v1::RegisterWorkerRequest req;
     req.set_name(name);
+    req.set_memory_bytes(memory_bytes);
     auto resp = scheduler.RegisterWorker(req);
     EXPECT_TRUE(resp.ok()) << resp.status();
     return resp.ok() ? resp->worker_id() : "";

@@ -48,11 +48,6 @@ uint64_t SolveBytes(const LlamaConfig& c) {
 
 }  // namespace
 
-std::string FormatBytes(uint64_t bytes) {
-  if (bytes >= (1ull << 30)) return absl::StrFormat("%.2f GiB", bytes / double(1ull << 30));
-  return absl::StrFormat("%d MiB", (bytes + (1 << 19)) >> 20);
-}
-
 MemoryEstimate EstimateJobMemory(const JobPlan& plan, const RecipeSpec& spec, const LlamaConfig& c,
                                  uint64_t stored_weight_bytes, bool spill_activations) {
   MemoryEstimate out;

@@ -31,6 +31,7 @@
 #include <string>
 
 #include "common/recipe_spec.h"
+#include "common/util.h"  // FormatBytes
 #include "workers/engine/model/llama_model.h"
 #include "workers/engine/pipeline/job_plan.h"
 
@@ -46,8 +47,5 @@ struct MemoryEstimate {
 MemoryEstimate EstimateJobMemory(const JobPlan& plan, const RecipeSpec& recipe,
                                  const LlamaConfig& config, uint64_t stored_weight_bytes,
                                  bool spill_activations = false);
-
-// "1.23 GiB", "456 MiB".
-std::string FormatBytes(uint64_t bytes);
 
 }  // namespace compressd::engine

@@ -181,7 +181,7 @@ class ModelJob {
                              ? absl::StrCat("; scratch files ", FormatBytes(e.scratch_bytes))
                              : ""));
     if (budget > 0 && e.peak_bytes > budget) {
-      return absl::ResourceExhaustedError(absl::StrCat(
+      return MemoryRefusal(e.peak_bytes, absl::StrCat(
           "this job needs an estimated ", FormatBytes(e.peak_bytes), " of memory at its peak (",
           e.breakdown, "), more than this worker's budget of ", FormatBytes(budget),
           " (compress-worker --memory-budget); use a worker with more memory, or fewer "

@@ -4,6 +4,7 @@
 
 #include <cctype>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/util.h"
@@ -75,6 +76,24 @@ void EmitLog(EventSink& sink, const std::string& level, const std::string& messa
   e.mutable_log()->set_level(level);
   e.mutable_log()->set_message(message);
   sink.Emit(e);
+}
+
+namespace {
+constexpr char kMemoryNeededUrl[] = "type.compressd.dev/memory-needed-bytes";
+}  // namespace
+
+absl::Status MemoryRefusal(uint64_t needed, const std::string& message) {
+  absl::Status st = absl::ResourceExhaustedError(message);
+  st.SetPayload(kMemoryNeededUrl, absl::Cord(absl::StrCat(needed)));
+  return st;
+}
+
+uint64_t MemoryNeeded(const absl::Status& status) {
+  if (status.code() != absl::StatusCode::kResourceExhausted) return 0;
+  const auto payload = status.GetPayload(kMemoryNeededUrl);
+  uint64_t needed = 0;
+  if (!payload || !absl::SimpleAtoi(std::string(*payload), &needed)) return 0;
+  return needed;
 }
 
 }  // namespace compressd::engine

@@ -74,6 +74,12 @@ struct RunOptions {
 uint64_t DefaultMemoryBudgetBytes();
 // "24G", "512M", "1.5G", "4096" (bytes): INVALID_ARGUMENT otherwise.
 absl::StatusOr<uint64_t> ParseByteSize(const std::string& text);
+// RESOURCE_EXHAUSTED for a job over the memory budget, carrying its estimated
+// peak (`needed` bytes) as a payload that MemoryNeeded reads back: a leased
+// task's FailTask then tells the scheduler (FailTaskRequest.memory_needed_bytes).
+absl::Status MemoryRefusal(uint64_t needed, const std::string& message);
+// The estimate a MemoryRefusal carries; 0 for any other status.
+uint64_t MemoryNeeded(const absl::Status& status);
 
 // Helpers that build and emit one event.
 void EmitProgress(EventSink& sink, const std::string& stage, int current, int total,
