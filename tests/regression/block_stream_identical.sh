@@ -2,11 +2,12 @@
 # The block-at-a-time path against the whole-model path on the real model:
 # SmolLM2-135M converted by transformers from its GGUF to a BF16 safetensors
 # directory (as a user would upload it), then one calibrated recipe (SparseGPT
-# 50% + GPTQ 4-bit g128, HF output) run by `compress-worker run` twice: block
-# by block (the default for this plan) and with --whole-model 1. Every output
-# file must be byte-identical and every summary number equal (timings and
-# peak RSS excepted); each run's memory estimate must be within 20% of its
-# measured peak RSS.
+# 50% + GPTQ 4-bit g128, HF output, perplexity of the dense and compressed
+# model with KL and top-1) run by `compress-worker run` twice: block by block
+# (the default for this plan: the evaluation windows advance with the blocks)
+# and with --whole-model 1. Every output file must be byte-identical and every
+# summary number equal (timings and peak RSS excepted); each run's memory
+# estimate must be within 20% of its measured peak RSS.
 #
 # usage: tests/regression/block_stream_identical.sh WORKER MODEL.gguf
 set -euo pipefail
@@ -33,6 +34,7 @@ PY
 cat > "$work/recipe.yaml" <<YAML
 stages: [{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 128}}}]
 calibration: {path: $data/text/sotu, samples: 4, seq_len: 128, threads: 2}
+evaluation: {threads: 2, kl: true, perplexity: [{name: ppl-persuasion, path: $data/text/austen/persuasion.txt, windows: 2, window: 256}]}
 YAML
 for mode in stream whole; do
   extra=(); [ "$mode" = whole ] && extra=(--whole-model 1)
@@ -68,6 +70,12 @@ for mode, rss in (("stream", ra), ("whole", rb)):
     if abs(e / rss - 1) > 0.20:
         print(f"{mode}: the memory estimate is more than 20% off", file=sys.stderr)
         sys.exit(1)
+ev = sa.get("evaluation", {})
+if "kl" not in ev or "dense" not in ev["datasets"][0]["perplexity"]:
+    print("the stream run's summary has no dense perplexity or KL", file=sys.stderr)
+    sys.exit(1)
+print(f"perplexity dense {ev['datasets'][0]['perplexity']['dense']:.4f} compressed "
+      f"{ev['datasets'][0]['perplexity']['compressed']:.4f}, KL {ev['kl']['mean_kl']:.4f}")
 if bad or sa != sb:
     print("DIFFERENT:", bad or "summaries", file=sys.stderr)
     sys.exit(1)

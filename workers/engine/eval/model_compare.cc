@@ -16,10 +16,9 @@ struct BatchSums {
   int64_t count = 0;
 };
 
-absl::StatusOr<BatchSums> CompareBatch(const LlamaForward& dense, const LlamaForward& other,
-                                       const SequenceBatch& batch) {
-  ASSIGN_OR_RETURN(std::vector<float> hp, dense.FinalHidden(batch));
-  ASSIGN_OR_RETURN(std::vector<float> hq, other.FinalHidden(batch));
+absl::StatusOr<BatchSums> NormedSums(const LlamaForward& dense, const LlamaForward& other,
+                                     const SequenceBatch& batch, const float* hp,
+                                     const float* hq) {
   const int64_t t = batch.tokens(), vocab = dense.config().vocab;
   const int64_t chunk = std::min(dense.vocab_chunk(), vocab);
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
@@ -30,8 +29,8 @@ absl::StatusOr<BatchSums> CompareBatch(const LlamaForward& dense, const LlamaFor
   Backend& be = dense.backend();
   for (int64_t v0 = 0; v0 < vocab; v0 += chunk) {
     const int64_t n = std::min(chunk, vocab - v0);
-    dense.LmHeadChunk(hp.data(), t, v0, n, lp.data());
-    other.LmHeadChunk(hq.data(), t, v0, n, lq.data());
+    RETURN_IF_ERROR(dense.LmHeadChunk(hp, t, v0, n, lp.data()));
+    RETURN_IF_ERROR(other.LmHeadChunk(hq, t, v0, n, lq.data()));
     be.KlStatsUpdate(lp.data(), lq.data(), t, n, v0, pmax.data(), psum.data(), parg.data(),
                      cross.data());
     be.SoftmaxStatsUpdate(lq.data(), t, n, v0, qmax.data(), qsum.data(), qarg.data());
@@ -50,7 +49,29 @@ absl::StatusOr<BatchSums> CompareBatch(const LlamaForward& dense, const LlamaFor
   return sums;
 }
 
+absl::StatusOr<BatchSums> CompareBatch(const LlamaForward& dense, const LlamaForward& other,
+                                       const SequenceBatch& batch) {
+  ASSIGN_OR_RETURN(std::vector<float> hp, dense.FinalHidden(batch));
+  ASSIGN_OR_RETURN(std::vector<float> hq, other.FinalHidden(batch));
+  return NormedSums(dense, other, batch, hp.data(), hq.data());
+}
+
+CompareResult ResultOf(const BatchSums& total) {
+  CompareResult result;
+  result.n_positions = total.count;
+  result.mean_kl = total.kl / static_cast<double>(total.count);
+  result.top1_agreement = static_cast<double>(total.agree) / static_cast<double>(total.count);
+  return result;
+}
+
 }  // namespace
+
+absl::StatusOr<CompareResult> CompareNormed(const LlamaForward& dense, const LlamaForward& other,
+                                            const SequenceBatch& batch, const float* hp,
+                                            const float* hq) {
+  ASSIGN_OR_RETURN(BatchSums sums, NormedSums(dense, other, batch, hp, hq));
+  return ResultOf(sums);
+}
 
 absl::StatusOr<CompareResult> CompareModels(const LlamaForward& dense, const LlamaForward& other,
                                             const std::vector<int32_t>& tokens,
@@ -72,11 +93,7 @@ absl::StatusOr<CompareResult> CompareModels(const LlamaForward& dense, const Lla
     total.agree += sums.agree;
     total.count += sums.count;
   }
-  CompareResult result;
-  result.n_positions = total.count;
-  result.mean_kl = total.kl / static_cast<double>(total.count);
-  result.top1_agreement = static_cast<double>(total.agree) / static_cast<double>(total.count);
-  return result;
+  return ResultOf(total);
 }
 
 }  // namespace compressd::engine

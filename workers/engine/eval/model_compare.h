@@ -30,5 +30,11 @@ struct CompareResult {
 absl::StatusOr<CompareResult> CompareModels(const LlamaForward& dense, const LlamaForward& other,
                                             const std::vector<int32_t>& tokens,
                                             const WindowOptions& options);
+// One batch from both models' final-normed hidden states [T, hidden] (for
+// evaluation that advances the windows block by block): the same as
+// CompareModels on that batch alone.
+absl::StatusOr<CompareResult> CompareNormed(const LlamaForward& dense, const LlamaForward& other,
+                                            const SequenceBatch& batch, const float* hp,
+                                            const float* hq);
 
 }  // namespace compressd::engine

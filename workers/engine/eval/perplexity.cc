@@ -10,6 +10,12 @@ namespace compressd::engine {
 absl::StatusOr<std::vector<double>> NextTokenNll(const LlamaForward& forward,
                                                  const SequenceBatch& batch) {
   ASSIGN_OR_RETURN(std::vector<float> normed, forward.FinalHidden(batch));
+  return NextTokenNllFromNormed(forward, batch, normed.data());
+}
+
+absl::StatusOr<std::vector<double>> NextTokenNllFromNormed(const LlamaForward& forward,
+                                                           const SequenceBatch& batch,
+                                                           const float* normed) {
   const int64_t t = batch.tokens();
   // target[r] = the token row r predicts, -1 for a sequence's last row.
   std::vector<int32_t> target(t, -1);
@@ -22,7 +28,7 @@ absl::StatusOr<std::vector<double>> NextTokenNll(const LlamaForward& forward,
   std::vector<float> target_logit(t, 0.0f);
   std::vector<int32_t> argmax(t, -1);
   RETURN_IF_ERROR(forward.LmHeadChunks(
-      normed.data(), t, [&](int64_t v0, int64_t n, const float* logits) {
+      normed, t, [&](int64_t v0, int64_t n, const float* logits) {
         forward.backend().SoftmaxStatsUpdate(logits, t, n, v0, max.data(), sum.data(),
                                              argmax.data());
         for (int64_t r = 0; r < t; ++r) {
@@ -37,6 +43,17 @@ absl::StatusOr<std::vector<double>> NextTokenNll(const LlamaForward& forward,
     nll.push_back(double{max[r]} + std::log(double{sum[r]}) - target_logit[r]);
   }
   return nll;
+}
+
+PerplexityResult BatchPerplexity(const std::vector<double>& nll, int64_t n_windows) {
+  double total = 0;
+  for (double v : nll) total += v;
+  PerplexityResult result;
+  result.n_windows = n_windows;
+  result.n_predicted = static_cast<int64_t>(nll.size());
+  result.mean_nll = total / static_cast<double>(nll.size());
+  result.perplexity = std::exp(result.mean_nll);
+  return result;
 }
 
 absl::StatusOr<PerplexityResult> Perplexity(const LlamaForward& forward,

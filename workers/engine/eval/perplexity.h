@@ -33,5 +33,13 @@ absl::StatusOr<PerplexityResult> Perplexity(const LlamaForward& forward,
 // last, in row order). Shared by Perplexity and the tests.
 absl::StatusOr<std::vector<double>> NextTokenNll(const LlamaForward& forward,
                                                  const SequenceBatch& batch);
+// The same from the batch's final-normed hidden states [T, hidden] (the LM
+// head of `forward` applied chunk by chunk): for evaluation that advances
+// the windows block by block (pipeline/eval_stream.h).
+absl::StatusOr<std::vector<double>> NextTokenNllFromNormed(const LlamaForward& forward,
+                                                           const SequenceBatch& batch,
+                                                           const float* normed);
+// Perplexity of one batch of `n_windows` windows from its NLLs.
+PerplexityResult BatchPerplexity(const std::vector<double>& nll, int64_t n_windows);
 
 }  // namespace compressd::engine

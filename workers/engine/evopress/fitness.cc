@@ -128,8 +128,8 @@ absl::StatusOr<FitnessSums> ScoreFullKl(const LlamaForward& dense, const LlamaFo
   engine::Backend& be = cand.backend();
   for (int64_t v0 = 0; v0 < vocab; v0 += chunk) {
     const int64_t n = std::min(chunk, vocab - v0);
-    dense.LmHeadChunk(targets.normed.data(), t, v0, n, lp.data());
-    cand.LmHeadChunk(normed, t, v0, n, lq.data());
+    RETURN_IF_ERROR(dense.LmHeadChunk(targets.normed.data(), t, v0, n, lp.data()));
+    RETURN_IF_ERROR(cand.LmHeadChunk(normed, t, v0, n, lq.data()));
     be.KlStatsUpdate(lp.data(), lq.data(), t, n, v0, pmax.data(), psum.data(), parg.data(),
                      cross.data());
     be.SoftmaxStatsUpdate(lq.data(), t, n, v0, qmax.data(), qsum.data(), qarg.data());

@@ -212,10 +212,17 @@ void LlamaForward::FinalNorm(const float* hidden, int64_t t, float* out) const {
                     out);
 }
 
-void LlamaForward::LmHeadChunk(const float* normed, int64_t t, int64_t v0, int64_t n,
-                               float* logits) const {
+absl::Status LlamaForward::LmHeadChunk(const float* normed, int64_t t, int64_t v0, int64_t n,
+                                       float* logits) const {
   const int64_t hidden = config().hidden;
-  backend_->Linear(normed, t, hidden, model_->lm_head.data + v0 * hidden, nullptr, n, logits);
+  const float* rows = model_->lm_head.data + v0 * hidden;
+  if (options_.lm_head_rows) {
+    lm_rows_.resize(n * hidden);
+    RETURN_IF_ERROR(options_.lm_head_rows(v0, n, lm_rows_.data()));
+    rows = lm_rows_.data();
+  }
+  backend_->Linear(normed, t, hidden, rows, nullptr, n, logits);
+  return absl::OkStatus();
 }
 
 absl::Status LlamaForward::LmHeadChunks(
@@ -226,7 +233,7 @@ absl::Status LlamaForward::LmHeadChunks(
   std::vector<float> logits(t * chunk);
   for (int64_t v0 = 0; v0 < vocab; v0 += chunk) {
     const int64_t n = std::min(chunk, vocab - v0);
-    LmHeadChunk(normed, t, v0, n, logits.data());
+    RETURN_IF_ERROR(LmHeadChunk(normed, t, v0, n, logits.data()));
     RETURN_IF_ERROR(fn(v0, n, logits.data()));
   }
   return absl::OkStatus();

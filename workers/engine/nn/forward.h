@@ -75,6 +75,11 @@ struct ForwardOptions {
   // each RunBlock's caller checks its block (CheckBlockShapes); Embed and the
   // LM head are not available.
   bool blocks_on_demand = false;
+  // With blocks_on_demand: where the LM head's rows come from (read and
+  // converted from the mapped file chunk by chunk, so the head is never
+  // whole in memory): fills rows [v0, v0 + n) of [vocab, hidden] in float32.
+  // The model's final_norm must be set; Embed is still not available.
+  std::function<absl::Status(int64_t v0, int64_t n, float* rows)> lm_head_rows = nullptr;
 };
 
 class LlamaForward {
@@ -104,8 +109,10 @@ class LlamaForward {
                                  BlockWorkspace* ws) const;
   // out [T, hidden] = final RMSNorm of hidden.
   void FinalNorm(const float* hidden, int64_t t, float* out) const;
-  // logits[T, n] for vocabulary ids [v0, v0 + n).
-  void LmHeadChunk(const float* normed, int64_t t, int64_t v0, int64_t n, float* logits) const;
+  // logits[T, n] for vocabulary ids [v0, v0 + n); fails only when
+  // ForwardOptions::lm_head_rows does.
+  absl::Status LmHeadChunk(const float* normed, int64_t t, int64_t v0, int64_t n,
+                           float* logits) const;
   // For each vocabulary chunk [v0, v0 + n) calls fn(v0, n, logits[T, n]).
   // Stops at and returns the first error fn returns.
   absl::Status LmHeadChunks(
@@ -134,6 +141,7 @@ class LlamaForward {
   Backend* backend_;
   ForwardOptions options_;
   mutable RopeTable rope_;  // grown on demand
+  mutable std::vector<float> lm_rows_;  // the LM head chunk read through lm_head_rows
 };
 
 }  // namespace compressd::engine

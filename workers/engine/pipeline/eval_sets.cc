@@ -122,53 +122,77 @@ int EvalBatches(const EvalSet& set) {
   return static_cast<int>((set.windows.n_windows + b - 1) / b);
 }
 
+absl::StatusOr<EvalBatch> SetBatch(const EvalSet& set, int index) {
+  const int64_t per = BatchWindows(set);
+  EvalBatch b;
+  b.first = index * per;
+  b.n = std::min(per, set.windows.n_windows - b.first);
+  ASSIGN_OR_RETURN(std::vector<std::vector<int32_t>> windows,
+                   engine::CutWindows(WindowSlice(set, b.first, b.n), {set.windows.window, b.n, b.n}));
+  ASSIGN_OR_RETURN(b.batch, engine::SequenceBatch::Pack(windows));
+  return b;
+}
+
+void PerplexitySum::Add(const engine::PerplexityResult& r) {
+  nll_sum_ += r.mean_nll * static_cast<double>(r.n_predicted);
+  total_.n_windows += r.n_windows;
+  total_.n_predicted += r.n_predicted;
+}
+
+engine::PerplexityResult PerplexitySum::Result() const {
+  engine::PerplexityResult out = total_;
+  out.mean_nll = out.n_predicted ? nll_sum_ / static_cast<double>(out.n_predicted) : 0;
+  out.perplexity = std::exp(out.mean_nll);
+  return out;
+}
+
+void CompareSum::Add(const engine::CompareResult& r) {
+  kl_sum_ += r.mean_kl * static_cast<double>(r.n_positions);
+  agree_sum_ += r.top1_agreement * static_cast<double>(r.n_positions);
+  total_.n_positions += r.n_positions;
+}
+
+engine::CompareResult CompareSum::Result() const {
+  engine::CompareResult out = total_;
+  if (out.n_positions > 0) {
+    out.mean_kl = kl_sum_ / static_cast<double>(out.n_positions);
+    out.top1_agreement = agree_sum_ / static_cast<double>(out.n_positions);
+  }
+  return out;
+}
+
+std::string BatchMessage(const EvalSet& set, const EvalBatch& b, bool kl) {
+  return absl::StrCat(set.name, kl ? ": KL windows " : ": windows ", b.first + b.n, "/",
+                      set.windows.n_windows);
+}
+
 absl::StatusOr<engine::PerplexityResult> EvaluateSet(const engine::LlamaForward& forward,
                                                      const EvalSet& set, EvalProgress* progress,
                                                      EventSink& events, const CancelToken& cancel) {
-  const int64_t batch = BatchWindows(set);
-  double nll_sum = 0;
-  engine::PerplexityResult total;
-  for (int64_t first = 0; first < set.windows.n_windows; first += batch) {
+  PerplexitySum sum;
+  for (int i = 0; i < EvalBatches(set); ++i) {
     if (cancel.cancelled()) return absl::CancelledError("job cancelled");
-    const int64_t n = std::min(batch, set.windows.n_windows - first);
-    ASSIGN_OR_RETURN(
-        engine::PerplexityResult r,
-        engine::Perplexity(forward, WindowSlice(set, first, n), {set.windows.window, n, n}));
-    nll_sum += r.mean_nll * static_cast<double>(r.n_predicted);
-    total.n_windows += r.n_windows;
-    total.n_predicted += r.n_predicted;
-    Step(progress, events,
-         absl::StrCat(set.name, ": windows ", first + n, "/", set.windows.n_windows));
+    ASSIGN_OR_RETURN(EvalBatch b, SetBatch(set, i));
+    ASSIGN_OR_RETURN(std::vector<double> nll, engine::NextTokenNll(forward, b.batch));
+    sum.Add(engine::BatchPerplexity(nll, b.n));
+    Step(progress, events, BatchMessage(set, b, false));
   }
-  total.mean_nll = total.n_predicted ? nll_sum / static_cast<double>(total.n_predicted) : 0;
-  total.perplexity = std::exp(total.mean_nll);
-  return total;
+  return sum.Result();
 }
 
 absl::StatusOr<engine::CompareResult> CompareOnSet(const engine::LlamaForward& dense,
                                                    const engine::LlamaForward& other,
                                                    const EvalSet& set, EvalProgress* progress,
                                                    EventSink& events, const CancelToken& cancel) {
-  const int64_t batch = BatchWindows(set);
-  double kl_sum = 0, agree_sum = 0;
-  engine::CompareResult total;
-  for (int64_t first = 0; first < set.windows.n_windows; first += batch) {
+  CompareSum sum;
+  for (int i = 0; i < EvalBatches(set); ++i) {
     if (cancel.cancelled()) return absl::CancelledError("job cancelled");
-    const int64_t n = std::min(batch, set.windows.n_windows - first);
-    ASSIGN_OR_RETURN(engine::CompareResult r,
-                     engine::CompareModels(dense, other, WindowSlice(set, first, n),
-                                           {set.windows.window, n, n}));
-    kl_sum += r.mean_kl * static_cast<double>(r.n_positions);
-    agree_sum += r.top1_agreement * static_cast<double>(r.n_positions);
-    total.n_positions += r.n_positions;
-    Step(progress, events,
-         absl::StrCat(set.name, ": KL windows ", first + n, "/", set.windows.n_windows));
+    ASSIGN_OR_RETURN(EvalBatch b, SetBatch(set, i));
+    ASSIGN_OR_RETURN(engine::CompareResult r, engine::CompareModels(dense, other, WindowSlice(set, b.first, b.n), {set.windows.window, b.n, b.n}));
+    sum.Add(r);
+    Step(progress, events, BatchMessage(set, b, true));
   }
-  if (total.n_positions > 0) {
-    total.mean_kl = kl_sum / static_cast<double>(total.n_positions);
-    total.top1_agreement = agree_sum / static_cast<double>(total.n_positions);
-  }
-  return total;
+  return sum.Result();
 }
 
 }  // namespace compressd::engine

@@ -58,6 +58,36 @@ struct EvalProgress {
 // Forward passes (batches) that EvaluateSet / CompareOnSet take for `set`.
 int EvalBatches(const EvalSet& set);
 
+// Batch `index` of a set as EvaluateSet runs it: windows [first, first + n),
+// packed; INVALID_ARGUMENT as CutWindows.
+struct EvalBatch {
+  int64_t first = 0, n = 0;
+  engine::SequenceBatch batch;
+};
+absl::StatusOr<EvalBatch> SetBatch(const EvalSet& set, int index);
+
+// The per-batch results of a set combined as EvaluateSet / CompareOnSet do.
+class PerplexitySum {
+ public:
+  void Add(const engine::PerplexityResult& r);
+  engine::PerplexityResult Result() const;
+
+ private:
+  double nll_sum_ = 0;
+  engine::PerplexityResult total_;
+};
+class CompareSum {
+ public:
+  void Add(const engine::CompareResult& r);
+  engine::CompareResult Result() const;
+
+ private:
+  double kl_sum_ = 0, agree_sum_ = 0;
+  engine::CompareResult total_;
+};
+// "<set>: windows 3/8" (and "KL windows"): the progress message after a batch.
+std::string BatchMessage(const EvalSet& set, const EvalBatch& b, bool kl);
+
 // Perplexity of `forward` on the set's windows; one progress step per batch.
 // CANCELLED once `cancel` is set.
 absl::StatusOr<engine::PerplexityResult> EvaluateSet(const engine::LlamaForward& forward,

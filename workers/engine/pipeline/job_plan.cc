@@ -73,9 +73,10 @@ JobPlan PlanJob(const RecipeSpec& spec, const ModelInput& input) {
   for (const v1::Stage& stage : recipe.stages()) magnitude_only &= stage.has_magnitude();
   plan.path =
       !input.gguf && !plan.evaluate && magnitude_only ? JobPath::kTensorByTensor : JobPath::kModel;
-  // Block at a time: the calibrated pipeline already works block by block,
-  // so an HF model that needs no evaluation is never loaded whole.
-  if (!input.gguf && !plan.evaluate && plan.compression == Compression::kCalibrated &&
+  // Block at a time: the calibrated pipeline already works block by block
+  // (evaluation windows advance with it: eval_stream.h), so an HF model is
+  // never loaded whole.
+  if (!input.gguf && plan.compression == Compression::kCalibrated &&
       spec.format == OutputFormat::kHfSafetensors) {
     plan.path = JobPath::kBlockStream;
   }

@@ -5,9 +5,10 @@
 //     stages only, no calibration, overrides or evaluation: each target is
 //     pruned in its own dtype and shard, everything else stays byte-identical;
 //   block stream (model_job.h): HF safetensors in and out, a calibrated
-//     recipe (SparseGPT / GPTQ / Wanda, no EvoPress) without evaluation: the
-//     model is never in memory, only the block at hand (hf_block_stream.h),
-//     so memory is bounded by one block plus the calibration activations;
+//     recipe (SparseGPT / GPTQ / Wanda, no EvoPress): the model is never in
+//     memory, only the block at hand (hf_block_stream.h), and evaluation
+//     windows advance block by block with it (eval_stream.h), so memory is
+//     bounded by one block plus the calibration and evaluation activations;
 //   model (model_job.h): the whole model in memory as a LlamaModel, for GGUF
 //     input and every other recipe: load, [evaluate dense], compress
 //     (uncalibrated, calibrated or an EvoPress search), [evaluate], export.

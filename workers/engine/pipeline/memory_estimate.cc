@@ -12,8 +12,10 @@ namespace {
 // The process before any model data: binary, libraries, OpenBLAS and backend
 // thread pools, tokenizer (measured on an evaluate-only job of a tiny model).
 constexpr uint64_t kProcessBytes = 96ull << 20;
-// BlockRunnerOptions::micro_batch_tokens' default.
+// BlockRunnerOptions::micro_batch_tokens' default (and evaluation's batch).
 constexpr uint64_t kMicroBatchTokens = 4096;
+// ForwardOptions::vocab_chunk's default.
+constexpr uint64_t kVocabChunk = 4096;
 
 uint64_t Numel(const std::vector<int64_t>& shape) {
   uint64_t n = 1;
@@ -62,6 +64,19 @@ MemoryEstimate EstimateJobMemory(const JobPlan& plan, const RecipeSpec& spec, co
       plan.compression == Compression::kCalibrated || plan.compression == Compression::kEvoPress;
   if (plan.path == JobPath::kBlockStream) {
     terms.Add("block", block_params * 4);
+    if (plan.evaluate) {
+      // The windows' residual streams (dense and compressed), one batch's
+      // final-normed copy and the LM head chunk with its logits
+      // (pipeline/eval_stream.h).
+      uint64_t tokens = 0;
+      for (const v1::EvalDataset& set : spec.recipe.evaluation().perplexity()) {
+        tokens += uint64_t(std::max(set.windows(), 0)) * std::max(set.window(), 0);
+      }
+      const uint64_t streams = (plan.evaluate_dense || plan.kl) ? 2 : 1;
+      const uint64_t batch = std::min<uint64_t>(tokens, kMicroBatchTokens);
+      terms.Add("evaluation", (streams * tokens + batch) * c.hidden * 4 +
+                                  kVocabChunk * (c.hidden + 2 * batch) * 4);
+    }
   } else if (plan.path == JobPath::kModel) {
     terms.Add("model", params * 4);
     if (plan.kl) terms.Add("dense copy for KL", block_params * uint64_t(c.n_layers) * 4);

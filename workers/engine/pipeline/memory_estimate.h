@@ -9,6 +9,9 @@
 //   model           whole-model path: P x 4 (float32), plus the stored
 //                   weights' pages while they are converted
 //   block           block stream: one block in float32 and its stored pages
+//   evaluation      block stream with evaluation: the windows' residual
+//                   streams (dense and compressed), one batch's normed copy,
+//                   one LM-head chunk of rows and two of logits
 //   activations     calibrated: the residual stream T x hidden and the four
 //                   linear-input buffers T x (2 hidden + q dim + FFN) of a
 //                   block, float32 (nn/block_runner.h); spilled (when they

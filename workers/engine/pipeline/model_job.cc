@@ -18,6 +18,7 @@
 #include "workers/engine/model/model_loader.h"
 #include "workers/engine/nn/backend_factory.h"
 #include "workers/engine/pipeline/eval_sets.h"
+#include "workers/engine/pipeline/eval_stream.h"
 #include "workers/engine/pipeline/evopress_stage.h"
 #include "workers/engine/pipeline/hf_block_stream.h"
 #include "workers/engine/pipeline/memory_estimate.h"
@@ -32,6 +33,26 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
+// A metric and a log line per set; returns `results`.
+std::vector<PerplexityResult> ReportPerplexities(const std::vector<EvalSet>& sets,
+                                                 const std::vector<PerplexityResult>& results,
+                                                 const char* label, EventSink& events) {
+  for (size_t i = 0; i < sets.size(); ++i) {
+    const EvalSet& set = sets[i];
+    EmitLabeledMetric(events, "perplexity", results[i].perplexity,
+                      {{"dataset", set.name}, {"model", label}});
+    EmitLog(events, "info",
+            absl::StrFormat("%s perplexity on %s: %.4f (%d windows of %d)", label, set.name,
+                            results[i].perplexity, set.windows.n_windows, set.windows.window));
+  }
+  return results;
+}
+
+void ReportKl(const EvalSet& set, const CompareResult& kl, EventSink& events) {
+  EmitLabeledMetric(events, "kl", kl.mean_kl, {{"dataset", set.name}});
+  EmitLabeledMetric(events, "top1", kl.top1_agreement, {{"dataset", set.name}});
+}
+
 // Perplexity of `forward` on every set, with a metric per set.
 absl::StatusOr<std::vector<engine::PerplexityResult>> EvaluateAll(
     const engine::LlamaForward& forward, const std::vector<EvalSet>& sets, const char* label,
@@ -40,14 +61,9 @@ absl::StatusOr<std::vector<engine::PerplexityResult>> EvaluateAll(
   for (const EvalSet& set : sets) {
     ASSIGN_OR_RETURN(engine::PerplexityResult r,
                      EvaluateSet(forward, set, progress, events, cancel));
-    EmitLabeledMetric(events, "perplexity", r.perplexity,
-                      {{"dataset", set.name}, {"model", label}});
-    EmitLog(events, "info",
-            absl::StrFormat("%s perplexity on %s: %.4f (%d windows of %d)", label, set.name,
-                            r.perplexity, set.windows.n_windows, set.windows.window));
     results.push_back(r);
   }
-  return results;
+  return ReportPerplexities(sets, results, label, events);
 }
 
 json EvaluationJson(const std::vector<EvalSet>& sets,
@@ -218,9 +234,43 @@ class ModelJob {
     const int threads = CalibrationThreads(recipe_, options_);
     ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend,
                      engine::CreateBackend(options_.device, threads));
+    // Evaluation rides along (eval_stream.h): the windows advance with the blocks.
+    std::unique_ptr<engine::Backend> eval_backend;
+    std::optional<LlamaForward> eval_forward;
+    std::optional<EvalStream> dense, compressed;
+    if (plan_.evaluate) {
+      t = Clock::now();
+      ASSIGN_OR_RETURN(in_.model.final_norm, source->LoadTensor("model.norm.weight"));
+      const std::string head =
+          c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+      ForwardOptions forward_options;
+      forward_options.blocks_on_demand = true;
+      forward_options.lm_head_rows = [src = source.get(), head](int64_t v0, int64_t n,
+                                                                float* rows) {
+        RETURN_IF_ERROR(src->ReadRows(head, v0, n, rows));
+        src->Release(head);  // the head's mapped pages do not stay resident
+        return absl::OkStatus();
+      };
+      ASSIGN_OR_RETURN(eval_backend, engine::CreateBackend(options_.device, threads_));
+      ASSIGN_OR_RETURN(eval_forward,
+                       LlamaForward::Create(&in_.model, eval_backend.get(), forward_options));
+      auto embed = [&stream](const SequenceBatch& b, float* h) { return stream->Embed(b, h); };
+      if (plan_.evaluate_dense || plan_.kl) {
+        ASSIGN_OR_RETURN(dense, EvalStream::Create(in_.sets, c.hidden, embed));
+      }
+      ASSIGN_OR_RETURN(compressed, EvalStream::Create(in_.sets, c.hidden, embed));
+      eval_s_ += SecondsSince(t);
+    }
+    std::optional<EvaluatingBlockStream> evaluating;
+    BlockStream* blocks = stream.get();
+    if (plan_.evaluate) {
+      blocks = &evaluating.emplace(*stream, *eval_forward, dense ? &*dense : nullptr,
+                                   &*compressed);
+    }
     RETURN_IF_ERROR(CompressCalibrated(in_.model, *backend, recipe_, in_.targets, *in_.calibration,
                                        threads, options_.checkpoints, events_, cancel_, &result_,
-                                       stream.get(), spill_dir_));
+                                       blocks, spill_dir_));
+    if (evaluating) eval_s_ += evaluating->seconds();
     t = Clock::now();
     EmitProgress(events_, "export", 0, 1, out_dir_);
     RETURN_IF_ERROR(stream->Finish());
@@ -230,7 +280,33 @@ class ModelJob {
     export_s_ = SecondsSince(t);
     output_bytes_ = DirectoryBytes(out_dir_);
     EmitProgress(events_, "export", 1, 1, out_dir_);
+    if (plan_.evaluate) RETURN_IF_ERROR(EvaluateStreams(*eval_forward, dense, *compressed));
     return Summary();
+  }
+
+  // The evaluation of a block-stream job once every block has run: the same
+  // results, metrics and progress stages as EvaluateDense / EvaluateCompressed.
+  absl::Status EvaluateStreams(const LlamaForward& forward, std::optional<EvalStream>& dense,
+                               EvalStream& compressed) {
+    const Clock::time_point t = Clock::now();
+    if (plan_.evaluate_dense) {
+      EvalProgress progress{"evaluate dense", TotalBatches(in_.sets)};
+      ASSIGN_OR_RETURN(std::vector<PerplexityResult> r,
+                       dense->Perplexities(forward, in_.sets, &progress, events_, cancel_));
+      dense_ = ReportPerplexities(in_.sets, r, "dense", events_);
+    }
+    EvalProgress progress{"evaluate",
+                          TotalBatches(in_.sets) + (plan_.kl ? EvalBatches(in_.sets[0]) : 0)};
+    ASSIGN_OR_RETURN(std::vector<PerplexityResult> r,
+                     compressed.Perplexities(forward, in_.sets, &progress, events_, cancel_));
+    compressed_ = ReportPerplexities(in_.sets, r, "compressed", events_);
+    if (plan_.kl) {
+      ASSIGN_OR_RETURN(kl_, EvalStream::Compare(forward, *dense, compressed, in_.sets, 0,
+                                                &progress, events_, cancel_));
+      ReportKl(in_.sets[0], *kl_, events_);
+    }
+    eval_s_ += SecondsSince(t);
+    return absl::OkStatus();
   }
 
   absl::Status EvaluateDense(engine::Backend& backend) {
@@ -276,8 +352,7 @@ class ModelJob {
                        engine::LlamaForward::Create(&*dense, &backend));
       ASSIGN_OR_RETURN(kl_,
                        CompareOnSet(dense_fwd, forward, in_.sets[0], &progress, events_, cancel_));
-      EmitLabeledMetric(events_, "kl", kl_->mean_kl, {{"dataset", in_.sets[0].name}});
-      EmitLabeledMetric(events_, "top1", kl_->top1_agreement, {{"dataset", in_.sets[0].name}});
+      ReportKl(in_.sets[0], *kl_, events_);
     }
     eval_s_ += SecondsSince(t);
     return absl::OkStatus();

@@ -1,0 +1,185 @@
+// The model path for models larger than memory: the block-at-a-time path
+// against the whole-model path, spilled calibration activations, the memory
+// estimate and budget (model_job_fixture.h's tiny model).
+#include "tests/unit/engine/pipeline/model_job_fixture.h"
+
+namespace compressd::engine {
+namespace {
+
+using namespace model_job_testing;  // NOLINT: the fixture
+namespace fs = std::filesystem;
+using nlohmann::json;
+using ::testing::HasSubstr;
+
+
+// Every file under `dir` by relative path, with its bytes.
+std::map<std::string, std::string> DirFiles(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  for (const fs::directory_entry& e : fs::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    out[fs::relative(e.path(), dir).string()] =
+        std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return out;
+}
+
+// The summary without what differs between any two runs.
+json Comparable(json summary) {
+  summary.erase("timing_seconds");
+  summary.erase("peak_rss_bytes");
+  for (json& layer : summary["layers"]) layer.erase("seconds");
+  return summary;
+}
+
+// The block-at-a-time path (job_plan.h: HF in and out, calibrated) against
+// the whole-model path on the same input and recipe: the same bytes out and
+// the same summary (perplexities, KL and top-1 included: the evaluation
+// windows advance block by block), for F32 and sharded BF16 inputs; and a
+// block-stream run resumes from the whole-model run's checkpoints.
+// long: one scenario (whole, stream, resumed) over three dtype/evaluation variants.
+TEST_F(ModelJobTest, BlockStreamMatchesTheWholeModelPathByteForByte) {
+  // (input dtype, output dtype): F32 -> F32, sharded BF16 -> F32, BF16 -> BF16.
+  for (const auto& [dtype, out_dtype] : std::vector<std::pair<DType, std::string>>{
+           {DType::kF32, ""}, {DType::kBF16, ""}, {DType::kBF16, "bf16"}}) {
+    SCOPED_TRACE(absl::StrCat(DTypeName(dtype), " -> ", out_dtype));
+    fs::remove_all(in_);
+    compressd::testing::TinyLlamaOptions options;
+    options.weight_std = 0.15;
+    options.dtype = dtype;
+    options.sharded = dtype == DType::kBF16;
+    ASSERT_TRUE(compressd::testing::WriteTinyLlama(in_, options).ok());
+    std::ofstream(fs::path(in_) / "tokenizer.json") << compressd::testing::ByteLevelTokenizerJson();
+    v1::Recipe recipe;
+    recipe.add_stages()->mutable_sparsegpt()->set_sparsity(0.5);
+    v1::QuantGridSpec* grid = recipe.add_stages()->mutable_gptq()->mutable_grid();
+    grid->set_bits(4);
+    grid->set_group_size(32);
+    recipe.mutable_calibration()->set_path(text_);
+    recipe.mutable_calibration()->set_samples(4);
+    recipe.mutable_calibration()->set_seq_len(16);
+    recipe.mutable_calibration()->set_threads(1);
+    recipe.mutable_calibration()->set_true_sequential(true);
+    recipe.mutable_output()->set_dtype(out_dtype);
+    // Evaluation: none; dense + compressed + KL; compressed only.
+    if (dtype == DType::kBF16) {
+      *recipe.mutable_evaluation() = EvalRecipe(/*kl=*/out_dtype.empty()).evaluation();
+      recipe.mutable_evaluation()->set_skip_dense(!out_dtype.empty());
+    }
+
+    const fs::path whole_dir = root_ / "whole", stream_dir = root_ / "stream",
+                   resumed_dir = root_ / "resumed", checkpoint_dir = root_ / "checkpoints";
+    fs::remove_all(whole_dir);
+    fs::remove_all(stream_dir);
+    fs::remove_all(resumed_dir);
+    fs::remove_all(checkpoint_dir);
+    DirCheckpointStore checkpoints(checkpoint_dir.string());
+    RunOptions whole;
+    whole.whole_model = true;
+    whole.checkpoints = &checkpoints;
+    out_ = whole_dir.string();
+    absl::StatusOr<json> a = Run(recipe, whole);
+    ASSERT_TRUE(a.ok()) << a.status();
+    out_ = stream_dir.string();
+    absl::StatusOr<json> b = Run(recipe);
+    ASSERT_TRUE(b.ok()) << b.status();
+    EXPECT_TRUE(sink_.HasLog("block by block"));
+
+    const std::map<std::string, std::string> fa = DirFiles(whole_dir), fb = DirFiles(stream_dir);
+    ASSERT_GE(fa.size(), 3u);  // weights, config.json, tokenizer.json
+    ASSERT_EQ(fa.size(), fb.size());
+    for (const auto& [path, bytes] : fa) {
+      ASSERT_TRUE(fb.count(path)) << path;
+      EXPECT_TRUE(fb.at(path) == bytes) << path << " differs";
+    }
+    EXPECT_EQ(Comparable(*a), Comparable(*b));
+    EXPECT_EQ((*b)["calibration"]["resumed_blocks"], 0);
+    if (recipe.has_evaluation()) {
+      const json& set = (*b)["evaluation"]["datasets"][0];
+      EXPECT_GT(set["perplexity"]["compressed"].get<double>(), 1.0);
+      EXPECT_EQ(set["perplexity"].contains("dense"), out_dtype.empty());
+      EXPECT_EQ((*b)["evaluation"].contains("kl"), out_dtype.empty());
+    }
+    auto out_model = HfModel::Open(stream_dir.string());
+    ASSERT_TRUE(out_model.ok()) << out_model.status();
+    for (const auto& [name, ref] : (*out_model)->tensors()) {
+      EXPECT_EQ(ref.info->dtype, out_dtype.empty() ? DType::kF32 : DType::kBF16) << name;
+    }
+
+    // Resumed on the stream path from the whole-model run's checkpoints.
+    RunOptions resume;
+    resume.checkpoints = &checkpoints;
+    out_ = resumed_dir.string();
+    absl::StatusOr<json> c = Run(recipe, resume);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ((*c)["calibration"]["resumed_blocks"], 2);
+    const std::map<std::string, std::string> fc = DirFiles(resumed_dir);
+    for (const auto& [path, bytes] : fa) EXPECT_TRUE(fc.at(path) == bytes) << path << " differs";
+    json ca = Comparable(*a), cc = Comparable(*c);
+    ca["calibration"].erase("resumed_blocks");
+    cc["calibration"].erase("resumed_blocks");
+    EXPECT_EQ(ca, cc);
+  }
+}
+
+// Calibration activations that do not fit the budget go to scratch files
+// beside the output: the job runs under a budget the in-memory estimate is
+// over, with the same bytes and summary, and leaves no scratch file.
+TEST_F(ModelJobTest, ActivationsOverTheBudgetGoToScratchFilesWithIdenticalOutputs) {
+  const std::string calib = (root_ / "calib.txt").string();
+  std::string text(20000, 'a');
+  for (size_t i = 0; i < text.size(); ++i) text[i] = static_cast<char>('a' + (i * 7919 % 26));
+  std::ofstream(calib, std::ios::binary) << text;
+  v1::Recipe recipe;
+  recipe.add_stages()->mutable_sparsegpt()->set_sparsity(0.5);
+  recipe.mutable_calibration()->set_path(calib);
+  recipe.mutable_calibration()->set_samples(12);
+  recipe.mutable_calibration()->set_seq_len(512);  // 6144 tokens: more than one micro-batch
+  const fs::path dir_a = root_ / "in_memory", dir_b = root_ / "spilled";
+  out_ = dir_a.string();
+  absl::StatusOr<json> a = Run(recipe);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_FALSE(sink_.HasLog("scratch files"));
+  const std::vector<double> estimates = sink_.Metric("memory_estimate_bytes", "", "");
+  ASSERT_FALSE(estimates.empty());
+  // Spilling saves (T - micro-batch) tokens of activations.
+  const LlamaConfig c = engine::LoadModel(in_)->config;
+  const double per_token = (3.0 * c.hidden + c.n_heads * c.head_dim + c.intermediate) * 4;
+  RunOptions options;
+  options.memory_budget_bytes = static_cast<uint64_t>(estimates.back() - per_token * 1000);
+  out_ = dir_b.string();
+  absl::StatusOr<json> b = Run(recipe, options);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_TRUE(sink_.HasLog("calibration activations in scratch files under " + out_));
+  const std::map<std::string, std::string> fa = DirFiles(dir_a), fb = DirFiles(dir_b);
+  ASSERT_EQ(fa.size(), fb.size());
+  for (const auto& [path, bytes] : fa) EXPECT_TRUE(fb.at(path) == bytes) << path << " differs";
+  EXPECT_EQ(Comparable(*a), Comparable(*b));
+}
+
+
+// A job over the worker's memory budget is refused before any weight is
+// read, saying what it needs and why; within the budget it runs, and the
+// estimate is an event either way.
+TEST_F(ModelJobTest, AJobOverTheMemoryBudgetIsRefusedUpFront) {
+  v1::Recipe recipe;
+  recipe.add_stages()->mutable_sparsegpt()->set_sparsity(0.5);
+  recipe.mutable_calibration()->set_path(text_);
+  recipe.mutable_calibration()->set_samples(4);
+  recipe.mutable_calibration()->set_seq_len(16);
+  RunOptions options;
+  options.memory_budget_bytes = 64ull << 20;  // under the process alone
+  absl::StatusOr<json> refused = Run(recipe, options);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  EXPECT_THAT(refused.status().message(), HasSubstr("--memory-budget"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("solve"));
+  EXPECT_GT(MemoryNeeded(refused.status()), options.memory_budget_bytes);
+  EXPECT_FALSE(fs::exists(fs::path(out_) / "model.safetensors"));
+  EXPECT_TRUE(sink_.HasLog("memory estimate: peak"));
+
+  options.memory_budget_bytes = 4ull << 30;
+  ASSERT_TRUE(Run(recipe, options).ok());
+}
+
+}  // namespace
+}  // namespace compressd::engine
