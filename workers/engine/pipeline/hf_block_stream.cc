@@ -55,14 +55,19 @@ absl::StatusOr<absl::string_view> HfBlockStream::OutputBytes(const float* data, 
 }
 
 absl::Status HfBlockStream::Embed(const SequenceBatch& batch, float* hidden) {
-  const LlamaConfig& c = source_.config();
+  return EmbedFromStream(source_, batch, hidden);
+}
+
+absl::Status EmbedFromStream(const HfLlamaStream& source, const SequenceBatch& batch,
+                             float* hidden) {
+  const LlamaConfig& c = source.config();
   for (int64_t r = 0; r < batch.tokens(); ++r) {
     const int32_t id = batch.ids[r];
     if (id < 0 || id >= c.vocab) {
       return absl::InvalidArgumentError(absl::StrCat(
           "token id ", id, " at row ", r, " is outside the vocabulary [0, ", c.vocab, ")"));
     }
-    RETURN_IF_ERROR(source_.ReadRows(kEmbedding, id, 1, hidden + r * c.hidden));
+    RETURN_IF_ERROR(source.ReadRows(kEmbedding, id, 1, hidden + r * c.hidden));
   }
   return absl::OkStatus();
 }

@@ -29,6 +29,11 @@
 
 namespace compressd::engine {
 
+// hidden [T, hidden] = the embedding rows of `batch`, read from the mapped
+// file; INVALID_ARGUMENT for a token id outside the vocabulary.
+absl::Status EmbedFromStream(const HfLlamaStream& source, const SequenceBatch& batch,
+                             float* hidden);
+
 class HfBlockStream : public BlockStream {
  public:
   // `source` and `result` must outlive the stream; the output's weights are

@@ -80,6 +80,10 @@ JobPlan PlanJob(const RecipeSpec& spec, const ModelInput& input) {
       spec.format == OutputFormat::kHfSafetensors) {
     plan.path = JobPath::kBlockStream;
   }
+  // So is an HF model that is only evaluated.
+  if (!input.gguf && plan.compression == Compression::kNone && plan.evaluate) {
+    plan.path = JobPath::kBlockStream;
+  }
   return plan;
 }
 

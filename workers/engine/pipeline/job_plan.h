@@ -9,6 +9,7 @@
 //     memory, only the block at hand (hf_block_stream.h), and evaluation
 //     windows advance block by block with it (eval_stream.h), so memory is
 //     bounded by one block plus the calibration and evaluation activations;
+//     and an HF model that is only evaluated, the same way;
 //   model (model_job.h): the whole model in memory as a LlamaModel, for GGUF
 //     input and every other recipe: load, [evaluate dense], compress
 //     (uncalibrated, calibrated or an EvoPress search), [evaluate], export.

@@ -206,9 +206,11 @@ class ModelJob {
     return absl::OkStatus();
   }
 
-  // The calibrated job block by block (job_plan.h): the model's config and
-  // tensor shapes up front, each block read, compressed, written and freed
-  // in turn (hf_block_stream.h); the same summary as Run().
+  // The job block by block (job_plan.h): the model's config and tensor
+  // shapes up front, each block read, [evaluated dense,] compressed,
+  // [evaluated,] written and freed in turn (hf_block_stream.h,
+  // eval_stream.h); an evaluate-only job just advances its windows. The same
+  // summary as Run().
   absl::StatusOr<std::string> RunBlockStream() {
     Clock::time_point t = Clock::now();
     const std::string name = fs::path(plan_.input.path).filename().string();
@@ -228,44 +230,36 @@ class ModelJob {
                          " layers, ", model_json_["parameters"].get<uint64_t>(), " parameters, ",
                          in_.targets.size(), " targeted"));
     if (cancel_.cancelled()) return absl::CancelledError("job cancelled");
+    if (plan_.evaluate) RETURN_IF_ERROR(StartEvaluation(*source));
+    if (plan_.compression == Compression::kNone) {
+      t = Clock::now();
+      for (int i = 0; i < c.n_layers; ++i) {
+        if (cancel_.cancelled()) return absl::CancelledError("job cancelled");
+        EmitProgress(events_, "evaluate dense", 0, TotalBatches(in_.sets),
+                     absl::StrCat("block ", i + 1, " of ", c.n_layers));
+        ASSIGN_OR_RETURN(BlockWeights w, source->LoadBlock(i));
+        source->ReleaseBlock(i);
+        RETURN_IF_ERROR(dense_stream_->Advance(*eval_forward_, w));
+      }
+      eval_s_ += SecondsSince(t);
+      RETURN_IF_ERROR(EvaluateStreams());
+      const std::string summary = Summary();
+      RETURN_IF_ERROR(
+          WriteFileAtomically((fs::path(out_dir_) / "summary.json").string(), summary + "\n"));
+      return summary;
+    }
     ASSIGN_OR_RETURN(const DType dtype, ParseDType(spec_.hf_dtype));
     ASSIGN_OR_RETURN(std::unique_ptr<HfBlockStream> stream,
                      HfBlockStream::Create(*source, out_dir_, dtype, &result_));
     const int threads = CalibrationThreads(recipe_, options_);
     ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend,
                      engine::CreateBackend(options_.device, threads));
-    // Evaluation rides along (eval_stream.h): the windows advance with the blocks.
-    std::unique_ptr<engine::Backend> eval_backend;
-    std::optional<LlamaForward> eval_forward;
-    std::optional<EvalStream> dense, compressed;
-    if (plan_.evaluate) {
-      t = Clock::now();
-      ASSIGN_OR_RETURN(in_.model.final_norm, source->LoadTensor("model.norm.weight"));
-      const std::string head =
-          c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-      ForwardOptions forward_options;
-      forward_options.blocks_on_demand = true;
-      forward_options.lm_head_rows = [src = source.get(), head](int64_t v0, int64_t n,
-                                                                float* rows) {
-        RETURN_IF_ERROR(src->ReadRows(head, v0, n, rows));
-        src->Release(head);  // the head's mapped pages do not stay resident
-        return absl::OkStatus();
-      };
-      ASSIGN_OR_RETURN(eval_backend, engine::CreateBackend(options_.device, threads_));
-      ASSIGN_OR_RETURN(eval_forward,
-                       LlamaForward::Create(&in_.model, eval_backend.get(), forward_options));
-      auto embed = [&stream](const SequenceBatch& b, float* h) { return stream->Embed(b, h); };
-      if (plan_.evaluate_dense || plan_.kl) {
-        ASSIGN_OR_RETURN(dense, EvalStream::Create(in_.sets, c.hidden, embed));
-      }
-      ASSIGN_OR_RETURN(compressed, EvalStream::Create(in_.sets, c.hidden, embed));
-      eval_s_ += SecondsSince(t);
-    }
     std::optional<EvaluatingBlockStream> evaluating;
     BlockStream* blocks = stream.get();
     if (plan_.evaluate) {
-      blocks = &evaluating.emplace(*stream, *eval_forward, dense ? &*dense : nullptr,
-                                   &*compressed);
+      blocks = &evaluating.emplace(*stream, *eval_forward_,
+                                   dense_stream_ ? &*dense_stream_ : nullptr,
+                                   &*compressed_stream_);
     }
     RETURN_IF_ERROR(CompressCalibrated(in_.model, *backend, recipe_, in_.targets, *in_.calibration,
                                        threads, options_.checkpoints, events_, cancel_, &result_,
@@ -280,29 +274,67 @@ class ModelJob {
     export_s_ = SecondsSince(t);
     output_bytes_ = DirectoryBytes(out_dir_);
     EmitProgress(events_, "export", 1, 1, out_dir_);
-    if (plan_.evaluate) RETURN_IF_ERROR(EvaluateStreams(*eval_forward, dense, *compressed));
+    if (plan_.evaluate) RETURN_IF_ERROR(EvaluateStreams());
     return Summary();
+  }
+
+  // Evaluation that rides along with the blocks (eval_stream.h): the final
+  // norm, an LM head read in vocabulary chunks from the mapped file, and the
+  // windows embedded into a dense stream (when the dense model is evaluated
+  // or compared) and a compressed one (when there is compression).
+  absl::Status StartEvaluation(const HfLlamaStream& source) {
+    const Clock::time_point t = Clock::now();
+    ASSIGN_OR_RETURN(in_.model.final_norm, source.LoadTensor("model.norm.weight"));
+    const std::string head =
+        source.config().tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+    ForwardOptions forward_options;
+    forward_options.blocks_on_demand = true;
+    forward_options.lm_head_rows = [src = &source, head](int64_t v0, int64_t n, float* rows) {
+      RETURN_IF_ERROR(src->ReadRows(head, v0, n, rows));
+      src->Release(head);  // the head's mapped pages do not stay resident
+      return absl::OkStatus();
+    };
+    ASSIGN_OR_RETURN(eval_backend_, engine::CreateBackend(options_.device, threads_));
+    ASSIGN_OR_RETURN(eval_forward_,
+                     LlamaForward::Create(&in_.model, eval_backend_.get(), forward_options));
+    auto embed = [src = &source](const SequenceBatch& b, float* h) {
+      return EmbedFromStream(*src, b, h);
+    };
+    const int64_t hidden = source.config().hidden;
+    if (plan_.evaluate_dense || plan_.kl) {
+      ASSIGN_OR_RETURN(dense_stream_, EvalStream::Create(in_.sets, hidden, embed));
+    }
+    if (plan_.compression != Compression::kNone) {
+      ASSIGN_OR_RETURN(compressed_stream_, EvalStream::Create(in_.sets, hidden, embed));
+    }
+    eval_s_ += SecondsSince(t);
+    return absl::OkStatus();
   }
 
   // The evaluation of a block-stream job once every block has run: the same
   // results, metrics and progress stages as EvaluateDense / EvaluateCompressed.
-  absl::Status EvaluateStreams(const LlamaForward& forward, std::optional<EvalStream>& dense,
-                               EvalStream& compressed) {
+  absl::Status EvaluateStreams() {
     const Clock::time_point t = Clock::now();
+    const LlamaForward& forward = *eval_forward_;
     if (plan_.evaluate_dense) {
       EvalProgress progress{"evaluate dense", TotalBatches(in_.sets)};
       ASSIGN_OR_RETURN(std::vector<PerplexityResult> r,
-                       dense->Perplexities(forward, in_.sets, &progress, events_, cancel_));
+                       dense_stream_->Perplexities(forward, in_.sets, &progress, events_, cancel_));
       dense_ = ReportPerplexities(in_.sets, r, "dense", events_);
+    }
+    if (!compressed_stream_) {
+      eval_s_ += SecondsSince(t);
+      return absl::OkStatus();
     }
     EvalProgress progress{"evaluate",
                           TotalBatches(in_.sets) + (plan_.kl ? EvalBatches(in_.sets[0]) : 0)};
-    ASSIGN_OR_RETURN(std::vector<PerplexityResult> r,
-                     compressed.Perplexities(forward, in_.sets, &progress, events_, cancel_));
+    ASSIGN_OR_RETURN(std::vector<PerplexityResult> r, compressed_stream_->Perplexities(
+                                                           forward, in_.sets, &progress, events_,
+                                                           cancel_));
     compressed_ = ReportPerplexities(in_.sets, r, "compressed", events_);
     if (plan_.kl) {
-      ASSIGN_OR_RETURN(kl_, EvalStream::Compare(forward, *dense, compressed, in_.sets, 0,
-                                                &progress, events_, cancel_));
+      ASSIGN_OR_RETURN(kl_, EvalStream::Compare(forward, *dense_stream_, *compressed_stream_,
+                                                in_.sets, 0, &progress, events_, cancel_));
       ReportKl(in_.sets[0], *kl_, events_);
     }
     eval_s_ += SecondsSince(t);
@@ -418,6 +450,10 @@ class ModelJob {
   uint64_t output_bytes_ = 0;
   std::vector<engine::PerplexityResult> dense_, compressed_;
   std::optional<engine::CompareResult> kl_;
+  // Block-stream evaluation (StartEvaluation).
+  std::unique_ptr<engine::Backend> eval_backend_;
+  std::optional<LlamaForward> eval_forward_;
+  std::optional<EvalStream> dense_stream_, compressed_stream_;
   double load_s_ = 0, eval_s_ = 0, export_s_ = 0;
 };
 

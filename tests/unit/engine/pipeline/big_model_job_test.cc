@@ -122,6 +122,24 @@ TEST_F(ModelJobTest, BlockStreamMatchesTheWholeModelPathByteForByte) {
   }
 }
 
+// An evaluate-only job on an HF model advances its windows block by block
+// too: the same summary as with the whole model loaded.
+TEST_F(ModelJobTest, EvaluateOnlyStreamsBlockByBlockWithTheSameSummary) {
+  RunOptions whole;
+  whole.whole_model = true;
+  out_ = (root_ / "whole").string();
+  absl::StatusOr<json> a = Run(EvalRecipe(/*kl=*/false), whole);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_FALSE(sink_.HasLog("block by block"));
+  out_ = (root_ / "stream").string();
+  absl::StatusOr<json> b = Run(EvalRecipe(/*kl=*/false));
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_TRUE(sink_.HasLog("block by block"));
+  EXPECT_EQ(Comparable(*a), Comparable(*b));
+  EXPECT_GT((*b)["evaluation"]["datasets"][0]["perplexity"]["dense"].get<double>(), 1.0);
+  EXPECT_TRUE(fs::exists(root_ / "stream" / "summary.json"));
+}
+
 // Calibration activations that do not fit the budget go to scratch files
 // beside the output: the job runs under a budget the in-memory estimate is
 // over, with the same bytes and summary, and leaves no scratch file.
