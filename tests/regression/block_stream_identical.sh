@@ -3,7 +3,8 @@
 # SmolLM2-135M converted by transformers from its GGUF to a BF16 safetensors
 # directory (as a user would upload it), then one calibrated recipe (SparseGPT
 # 50% + GPTQ 4-bit g128, HF output, perplexity of the dense and compressed
-# model with KL and top-1) run by `compress-worker run` twice: block by block
+# model with KL and top-1), and a GPTQ 4-bit act-order recipe with a
+# GPTQ-packed output, each run by `compress-worker run` twice: block by block
 # (the default for this plan: the evaluation windows advance with the blocks)
 # and with --whole-model 1. Every output file must be byte-identical and every
 # summary number equal (timings and peak RSS excepted); each run's memory
@@ -36,13 +37,23 @@ stages: [{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 128}}
 calibration: {path: $data/text/sotu, samples: 4, seq_len: 128, threads: 2}
 evaluation: {threads: 2, kl: true, perplexity: [{name: ppl-persuasion, path: $data/text/austen/persuasion.txt, windows: 2, window: 256}]}
 YAML
-for mode in stream whole; do
-  extra=(); [ "$mode" = whole ] && extra=(--whole-model 1)
-  "$worker" run --model "$work/hf" --recipe "$work/recipe.yaml" --out "$work/out-$mode" \
-    "${extra[@]}" > "$work/$mode.json" 2> "$work/$mode.log" || { tail -20 "$work/$mode.log" >&2; exit 1; }
-done
-grep -q "block by block" "$work/stream.log" || { echo "the stream run did not stream" >&2; exit 1; }
-grep -q "block by block" "$work/whole.log" && { echo "the --whole-model run streamed" >&2; exit 1; }
+cat > "$work/gptq.yaml" <<YAML
+stages: [{gptq: {grid: {bits: 4, group_size: 64}, act_order: true, static_groups: true}}]
+calibration: {path: $data/text/sotu, samples: 4, seq_len: 128, threads: 2}
+output: {format: gptq}
+YAML
+run_both() {  # recipe suffix: out-stream$2, out-whole$2
+  for mode in stream whole; do
+    extra=(); [ "$mode" = whole ] && extra=(--whole-model 1)
+    "$worker" run --model "$work/hf" --recipe "$1" --out "$work/out-$mode$2" "${extra[@]}" \
+      > "$work/$mode$2.json" 2> "$work/$mode$2.log" || { tail -20 "$work/$mode$2.log" >&2; exit 1; }
+  done
+  grep -q "block by block" "$work/stream$2.log" || { echo "the stream run did not stream" >&2; exit 1; }
+  grep -q "block by block" "$work/whole$2.log" && { echo "the --whole-model run streamed" >&2; exit 1; }
+  return 0
+}
+run_both "$work/recipe.yaml" ""
+run_both "$work/gptq.yaml" "-gptq"
 
 "$py" - "$work" <<'PY'
 import hashlib, json, os, re, sys
@@ -76,7 +87,12 @@ if "kl" not in ev or "dense" not in ev["datasets"][0]["perplexity"]:
     sys.exit(1)
 print(f"perplexity dense {ev['datasets'][0]['perplexity']['dense']:.4f} compressed "
       f"{ev['datasets'][0]['perplexity']['compressed']:.4f}, KL {ev['kl']['mean_kl']:.4f}")
-if bad or sa != sb:
+ga, gb = files(f"{work}/out-stream-gptq"), files(f"{work}/out-whole-gptq")
+bad += [f"gptq {n}" for n in sorted(set(ga) | set(gb)) if ga.get(n) != gb.get(n)]
+qa, _ = strip(f"{work}/stream-gptq.json")
+qb, _ = strip(f"{work}/whole-gptq.json")
+print(f"gptq output streamed: {qa['export']['quantized_tensors']} packed tensors, files {', '.join(ga)}")
+if bad or sa != sb or qa != qb:
     print("DIFFERENT:", bad or "summaries", file=sys.stderr)
     sys.exit(1)
 print("block stream: outputs and summary identical to the whole-model path")

@@ -1,5 +1,6 @@
 // GPTQ checkpoint writer; see gptq_export.h for the layout.
 #include "workers/engine/export/gptq_export.h"
+#include "workers/engine/export/gptq_export_internal.h"
 
 #include <algorithm>
 #include <cmath>
@@ -140,6 +141,10 @@ absl::Status PackScales(const QuantizedTensor& q, absl::string_view name, GptqPa
   return absl::OkStatus();
 }
 
+}  // namespace
+
+namespace gptq_export_internal {
+
 // Splits "model.layers.N.<projection>.weight" into N and the projection.
 bool ParseBlockProjection(const std::string& name, int64_t* layer, std::string* projection) {
   constexpr absl::string_view kPrefix = "model.layers.";
@@ -207,9 +212,9 @@ absl::StatusOr<json> BlockModules(const std::vector<std::set<std::string>>& per_
   return modules;
 }
 
-std::string GptqConfigJson(const engine::LlamaModel& model, bool tied, const QuantGrid& grid,
+std::string GptqConfigJson(const LlamaConfig& model_config, bool tied, const QuantGrid& grid,
                            bool desc_act, const json& modules, const GptqExportOptions& options) {
-  json config = json::parse(HfLlamaConfigJson(model.config, tied));
+  json config = json::parse(HfLlamaConfigJson(model_config, tied));
   config["torch_dtype"] = "float16";
   const char* format = options.format == GptqCheckpointFormat::kGptq ? "gptq" : "gptq_v2";
   config["quantization_config"] = {
@@ -244,6 +249,35 @@ double MaxAbsDiff(const QuantizedTensor& q, const GptqPackedTensor& p, const flo
   }
   return worst;
 }
+
+absl::StatusOr<std::vector<uint16_t>> DenseF16(const float* data, size_t n,
+                                               absl::string_view name) {
+  std::vector<uint16_t> h(n);
+  FloatToHalf(data, h.data(), n);
+  for (size_t i = 0; i < n; ++i) {
+    if ((h[i] & 0x7C00u) == 0x7C00u && std::isfinite(data[i])) {
+      return Invalid(name, absl::StrCat("value ", data[i], " at element ", i, " overflows float16"));
+    }
+  }
+  return h;
+}
+
+std::vector<TensorToWrite> PackedTensors(const std::string& module, const GptqPackedTensor& k) {
+  auto bytes = [](const auto& v) {
+    return absl::string_view(reinterpret_cast<const char*>(v.data()),
+                             v.size() * sizeof(v.front()));
+  };
+  return {{module + ".qweight", DType::kI32, {k.in * k.bits / 32, k.out}, bytes(k.qweight)},
+          {module + ".qzeros", DType::kI32, {k.groups, k.out * k.bits / 32}, bytes(k.qzeros)},
+          {module + ".scales", DType::kF16, {k.groups, k.out}, bytes(k.scales)},
+          {module + ".g_idx", DType::kI32, {k.in}, bytes(k.g_idx)}};
+}
+
+}  // namespace gptq_export_internal
+
+namespace {
+
+using namespace gptq_export_internal;  // NOLINT: this file's own helpers
 
 template <typename T>
 absl::string_view BytesOf(const std::vector<T>& v) {
@@ -369,15 +403,9 @@ absl::StatusOr<std::vector<TensorToWrite>> PackTensors(
   for (const engine::NamedTensor& t : named) {
     auto it = quantized.find(t.name);
     if (it == quantized.end()) {
-      const size_t n = static_cast<size_t>(t.tensor->numel());
-      std::vector<uint16_t>& h = dense_f16->emplace_back(n);
-      FloatToHalf(t.tensor->data, h.data(), n);
-      for (size_t i = 0; i < n; ++i) {
-        if ((h[i] & 0x7C00u) == 0x7C00u && std::isfinite(t.tensor->data[i])) {
-          return Invalid(t.name, absl::StrCat("value ", t.tensor->data[i], " at element ", i,
-                                              " overflows float16"));
-        }
-      }
+      ASSIGN_OR_RETURN(std::vector<uint16_t> f16,
+                       DenseF16(t.tensor->data, static_cast<size_t>(t.tensor->numel()), t.name));
+      const std::vector<uint16_t>& h = dense_f16->emplace_back(std::move(f16));
       tensors.push_back({t.name, DType::kF16, t.tensor->shape, BytesOf(h)});
       ++stats->dense_tensors;
       continue;
@@ -389,12 +417,7 @@ absl::StatusOr<std::vector<TensorToWrite>> PackTensors(
     ++stats->quantized_tensors;
     const GptqPackedTensor& k = packed->emplace_back(std::move(p));
     const std::string m = t.name.substr(0, t.name.size() - std::string(".weight").size());
-    tensors.push_back(
-        {m + ".qweight", DType::kI32, {k.in * k.bits / 32, k.out}, BytesOf(k.qweight)});
-    tensors.push_back(
-        {m + ".qzeros", DType::kI32, {k.groups, k.out * k.bits / 32}, BytesOf(k.qzeros)});
-    tensors.push_back({m + ".scales", DType::kF16, {k.groups, k.out}, BytesOf(k.scales)});
-    tensors.push_back({m + ".g_idx", DType::kI32, {k.in}, BytesOf(k.g_idx)});
+    for (TensorToWrite& part : PackedTensors(m, k)) tensors.push_back(std::move(part));
   }
   return tensors;
 }
@@ -421,7 +444,7 @@ absl::StatusOr<GptqExportStats> WriteGptqLlama(
   std::deque<std::vector<uint16_t>> dense_f16;
   ASSIGN_OR_RETURN(std::vector<TensorToWrite> tensors,
                    PackTensors(named, quantized, options, &packed, &dense_f16, &stats));
-  const std::string config = GptqConfigJson(model, engine::LmHeadIsTied(model), layout.first->grid,
+  const std::string config = GptqConfigJson(model.config, engine::LmHeadIsTied(model), layout.first->grid,
                                             stats.desc_act, modules, options);
   std::error_code ec;
   fs::create_directories(out_dir, ec);

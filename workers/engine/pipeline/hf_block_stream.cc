@@ -93,28 +93,36 @@ absl::Status HfBlockStream::Done(int block, BlockWeights* w) {
   return absl::OkStatus();
 }
 
-absl::Status HfBlockStream::CopyTensor(const std::string& name, const std::vector<int64_t>& shape) {
+absl::Status ForEachRowChunk(
+    const HfLlamaStream& source, const std::string& name, const std::vector<int64_t>& shape,
+    const std::function<absl::Status(uint64_t first, const float* data, int64_t n)>& fn) {
   if (shape.size() == 1) {
-    ASSIGN_OR_RETURN(const Tensor t, source_.LoadTensor(name));
-    std::string buf;
-    ASSIGN_OR_RETURN(const absl::string_view bytes, OutputBytes(t.data, t.numel(), &buf));
-    RETURN_IF_ERROR(writer_->Write(name, bytes));
-    source_.Release(name);
+    ASSIGN_OR_RETURN(const Tensor t, source.LoadTensor(name));
+    RETURN_IF_ERROR(fn(0, t.data, t.numel()));
+    source.Release(name);
     return absl::OkStatus();
   }
   const int64_t rows = shape[0], cols = shape[1];
   const int64_t step = std::max<int64_t>(1, kCopyChunkFloats / std::max<int64_t>(cols, 1));
-  const size_t esize = DTypeSize(dtype_);
   std::vector<float> rows_f32(static_cast<size_t>(std::min(rows, step) * cols));
-  std::string buf;
   for (int64_t r = 0; r < rows; r += step) {
     const int64_t n = std::min(step, rows - r);
-    RETURN_IF_ERROR(source_.ReadRows(name, r, n, rows_f32.data()));
-    ASSIGN_OR_RETURN(const absl::string_view bytes, OutputBytes(rows_f32.data(), n * cols, &buf));
-    RETURN_IF_ERROR(writer_->WritePart(name, static_cast<uint64_t>(r * cols) * esize, bytes));
+    RETURN_IF_ERROR(source.ReadRows(name, r, n, rows_f32.data()));
+    RETURN_IF_ERROR(fn(static_cast<uint64_t>(r * cols), rows_f32.data(), n * cols));
   }
-  source_.Release(name);
+  source.Release(name);
   return absl::OkStatus();
+}
+
+absl::Status HfBlockStream::CopyTensor(const std::string& name, const std::vector<int64_t>& shape) {
+  const size_t esize = DTypeSize(dtype_);
+  std::string buf;
+  return ForEachRowChunk(source_, name, shape,
+                         [&](uint64_t first, const float* data, int64_t n) -> absl::Status {
+                           ASSIGN_OR_RETURN(const absl::string_view bytes,
+                                            OutputBytes(data, n, &buf));
+                           return writer_->WritePart(name, first * esize, bytes);
+                         });
 }
 
 absl::Status HfBlockStream::Finish() {
@@ -125,6 +133,42 @@ absl::Status HfBlockStream::Finish() {
   RETURN_IF_ERROR(writer_->Commit());
   return WriteFileAtomically((fs::path(out_dir_) / "config.json").string(),
                              HfLlamaConfigJson(c, c.tie_word_embeddings));
+}
+
+absl::Status GptqBlockStream::Embed(const SequenceBatch& batch, float* hidden) {
+  return EmbedFromStream(source_, batch, hidden);
+}
+
+absl::Status GptqBlockStream::Load(int block, BlockWeights* w) {
+  ASSIGN_OR_RETURN(*w, source_.LoadBlock(block));
+  source_.ReleaseBlock(block);
+  return absl::OkStatus();
+}
+
+absl::Status GptqBlockStream::Done(int block, BlockWeights* w) {
+  const std::vector<NamedTensor> tensors = BlockTensors(block, w);
+  std::map<std::string, const QuantizedTensor*> quantized;
+  for (const NamedTensor& t : tensors) {
+    auto it = result_->quantized.find(t.name);
+    if (it != result_->quantized.end()) quantized[t.name] = &it->second;
+  }
+  RETURN_IF_ERROR(writer_.WriteBlock(block, tensors, quantized));
+  for (const NamedTensor& t : tensors) result_->quantized.erase(t.name);
+  *w = BlockWeights();
+  source_.ReleaseBlock(block);
+  return absl::OkStatus();
+}
+
+absl::Status GptqBlockStream::Finish() {
+  for (const NamedShape& t : ConfigShapes(source_.config())) {
+    if (absl::StartsWith(t.name, "model.layers.")) continue;
+    RETURN_IF_ERROR(ForEachRowChunk(source_, t.name, t.shape,
+                                    [&](uint64_t first, const float* data, int64_t n) {
+                                      return writer_.WriteDense(t.name, first, data,
+                                                                static_cast<size_t>(n));
+                                    }));
+  }
+  return writer_.Finish();
 }
 
 }  // namespace compressd::engine

@@ -18,12 +18,15 @@
 // it fits one shard. Not thread-safe.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "workers/engine/calib/calibrated_compress.h"
+#include "workers/engine/export/gptq_stream_writer.h"
 #include "workers/engine/export/sharded_writer.h"
 #include "workers/engine/model/gguf/hf_llama.h"
 
@@ -33,6 +36,11 @@ namespace compressd::engine {
 // file; INVALID_ARGUMENT for a token id outside the vocabulary.
 absl::Status EmbedFromStream(const HfLlamaStream& source, const SequenceBatch& batch,
                              float* hidden);
+// Tensor `name` ([rows, cols] or [n]) read in float32 row chunks of about 16
+// MiB: fn(first float, data, n floats) per chunk; its mapped pages released.
+absl::Status ForEachRowChunk(
+    const HfLlamaStream& source, const std::string& name, const std::vector<int64_t>& shape,
+    const std::function<absl::Status(uint64_t first, const float* data, int64_t n)>& fn);
 
 class HfBlockStream : public BlockStream {
  public:
@@ -67,6 +75,30 @@ class HfBlockStream : public BlockStream {
   const DType dtype_;
   CompressionResult* result_;
   std::unique_ptr<ShardedSafetensorsWriter> writer_;
+};
+
+// The same for a GPTQ output (output.format: gptq): Done(i) packs block i's
+// quantized projections and writes them with its other tensors in float16
+// (GptqStreamWriter), dropping the block's codes from the result; Finish()
+// writes the tensors outside the blocks, commits and writes config.json.
+class GptqBlockStream : public BlockStream {
+ public:
+  GptqBlockStream(const HfLlamaStream& source, const std::string& out_dir,
+                  const GptqExportOptions& options, CompressionResult* result,
+                  uint64_t max_shard_bytes = kDefaultMaxShardBytes)
+      : source_(source), result_(result), writer_(source.config(), out_dir, options,
+                                                   max_shard_bytes) {}
+
+  absl::Status Embed(const SequenceBatch& batch, float* hidden) override;
+  absl::Status Load(int block, BlockWeights* w) override;
+  absl::Status Done(int block, BlockWeights* w) override;
+  absl::Status Finish();
+  const GptqExportStats& stats() const { return writer_.stats(); }
+
+ private:
+  const HfLlamaStream& source_;
+  CompressionResult* result_;
+  GptqStreamWriter writer_;
 };
 
 }  // namespace compressd::engine

@@ -77,7 +77,7 @@ JobPlan PlanJob(const RecipeSpec& spec, const ModelInput& input) {
   // (evaluation windows advance with it: eval_stream.h), so an HF model is
   // never loaded whole.
   if (!input.gguf && plan.compression == Compression::kCalibrated &&
-      spec.format == OutputFormat::kHfSafetensors) {
+      spec.format != OutputFormat::kGguf) {
     plan.path = JobPath::kBlockStream;
   }
   // So is an HF model that is only evaluated.

@@ -72,11 +72,7 @@ std::map<std::string, const engine::QuantizedTensor*> QuantizedMap(
 }
 
 absl::StatusOr<json> ExportGptq(const ExportRequest& r, const RecipeSpec& spec, EventSink& events) {
-  GptqExportOptions options;
-  for (const v1::Stage& s : spec.recipe.stages()) {
-    if (s.has_gptq()) options.damp_percent = s.gptq().percdamp();
-  }
-  options.true_sequential = spec.recipe.calibration().true_sequential();
+  GptqExportOptions options = GptqOptionsFor(spec);
   // v1 ("gptq") stores zero - 1 and cannot hold an asymmetric zero of 0.
   for (const auto& [name, q] : *r.quantized) {
     if (!q.grid.symmetric) options.format = GptqCheckpointFormat::kGptqV2;
@@ -86,10 +82,7 @@ absl::StatusOr<json> ExportGptq(const ExportRequest& r, const RecipeSpec& spec, 
   EmitLog(events, "info",
           absl::StrCat("wrote a GPTQ model (", stats.quantized_tensors, " packed tensors) to ",
                        r.out_dir));
-  return json{{"quantized_tensors", stats.quantized_tensors},
-              {"dense_tensors", stats.dense_tensors},
-              {"desc_act", stats.desc_act},
-              {"max_abs_diff_fp16_scales", stats.max_abs_diff}};
+  return GptqReportJson(stats);
 }
 
 // The export report in the summary: tensors per type, how many were encoded
@@ -138,6 +131,22 @@ absl::StatusOr<json> ExportGguf(const ExportRequest& r, const RecipeSpec& spec, 
 }
 
 }  // namespace
+
+GptqExportOptions GptqOptionsFor(const RecipeSpec& spec) {
+  GptqExportOptions options;
+  for (const v1::Stage& s : spec.recipe.stages()) {
+    if (s.has_gptq()) options.damp_percent = s.gptq().percdamp();
+  }
+  options.true_sequential = spec.recipe.calibration().true_sequential();
+  return options;
+}
+
+json GptqReportJson(const GptqExportStats& stats) {
+  return json{{"quantized_tensors", stats.quantized_tensors},
+              {"dense_tensors", stats.dense_tensors},
+              {"desc_act", stats.desc_act},
+              {"max_abs_diff_fp16_scales", stats.max_abs_diff}};
+}
 
 absl::StatusOr<json> ExportModel(const ExportRequest& r, const RecipeSpec& spec,
                                  EventSink& events) {

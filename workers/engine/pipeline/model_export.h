@@ -20,6 +20,7 @@
 #include "common/recipe_spec.h"
 #include "nlohmann/json.hpp"
 #include "workers/engine/algorithms/quant_grid.h"
+#include "workers/engine/export/gptq_export.h"
 #include "workers/engine/model/llama_model.h"
 #include "workers/engine/pipeline/job_plan.h"
 #include "workers/engine/pipeline/targets.h"
@@ -44,6 +45,12 @@ absl::StatusOr<nlohmann::json> ExportModel(const ExportRequest& request, const R
 // and generation files copied.
 absl::Status ExportSideFiles(const ModelInput& input, const std::string& out_dir,
                              EventSink& events);
+
+// The GPTQ writer's options from the recipe (damp_percent, true_sequential);
+// the format is chosen from the grids (gptq_v2 for an asymmetric one).
+GptqExportOptions GptqOptionsFor(const RecipeSpec& recipe);
+// The summary's export report of a GPTQ output.
+nlohmann::json GptqReportJson(const GptqExportStats& stats);
 
 // Total bytes of the regular files under `dir`.
 uint64_t DirectoryBytes(const std::string& dir);

@@ -231,31 +231,24 @@ class ModelJob {
                          in_.targets.size(), " targeted"));
     if (cancel_.cancelled()) return absl::CancelledError("job cancelled");
     if (plan_.evaluate) RETURN_IF_ERROR(StartEvaluation(*source));
-    if (plan_.compression == Compression::kNone) {
-      t = Clock::now();
-      for (int i = 0; i < c.n_layers; ++i) {
-        if (cancel_.cancelled()) return absl::CancelledError("job cancelled");
-        EmitProgress(events_, "evaluate dense", 0, TotalBatches(in_.sets),
-                     absl::StrCat("block ", i + 1, " of ", c.n_layers));
-        ASSIGN_OR_RETURN(BlockWeights w, source->LoadBlock(i));
-        source->ReleaseBlock(i);
-        RETURN_IF_ERROR(dense_stream_->Advance(*eval_forward_, w));
-      }
-      eval_s_ += SecondsSince(t);
-      RETURN_IF_ERROR(EvaluateStreams());
-      const std::string summary = Summary();
-      RETURN_IF_ERROR(
-          WriteFileAtomically((fs::path(out_dir_) / "summary.json").string(), summary + "\n"));
-      return summary;
+    if (plan_.compression == Compression::kNone) return RunEvaluateOnlyStream(*source);
+    // The output, written block by block: HF safetensors or GPTQ-packed.
+    std::unique_ptr<HfBlockStream> hf;
+    std::unique_ptr<GptqBlockStream> gptq;
+    BlockStream* stream = nullptr;
+    if (spec_.format == OutputFormat::kGptq) {
+      gptq = std::make_unique<GptqBlockStream>(*source, out_dir_, GptqOptionsFor(spec_), &result_);
+      stream = gptq.get();
+    } else {
+      ASSIGN_OR_RETURN(const DType dtype, ParseDType(spec_.hf_dtype));
+      ASSIGN_OR_RETURN(hf, HfBlockStream::Create(*source, out_dir_, dtype, &result_));
+      stream = hf.get();
     }
-    ASSIGN_OR_RETURN(const DType dtype, ParseDType(spec_.hf_dtype));
-    ASSIGN_OR_RETURN(std::unique_ptr<HfBlockStream> stream,
-                     HfBlockStream::Create(*source, out_dir_, dtype, &result_));
     const int threads = CalibrationThreads(recipe_, options_);
     ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend,
                      engine::CreateBackend(options_.device, threads));
     std::optional<EvaluatingBlockStream> evaluating;
-    BlockStream* blocks = stream.get();
+    BlockStream* blocks = stream;
     if (plan_.evaluate) {
       blocks = &evaluating.emplace(*stream, *eval_forward_,
                                    dense_stream_ ? &*dense_stream_ : nullptr,
@@ -267,15 +260,44 @@ class ModelJob {
     if (evaluating) eval_s_ += evaluating->seconds();
     t = Clock::now();
     EmitProgress(events_, "export", 0, 1, out_dir_);
-    RETURN_IF_ERROR(stream->Finish());
+    if (gptq) {
+      RETURN_IF_ERROR(gptq->Finish());
+      export_report_ = GptqReportJson(gptq->stats());
+      EmitLog(events_, "info",
+              absl::StrCat("wrote a GPTQ model (", gptq->stats().quantized_tensors,
+                           " packed tensors) to ", out_dir_));
+    } else {
+      RETURN_IF_ERROR(hf->Finish());
+      EmitLog(events_, "info",
+              absl::StrCat("wrote an HF safetensors model (", spec_.hf_dtype, ") to ", out_dir_));
+    }
     RETURN_IF_ERROR(ExportSideFiles(plan_.input, out_dir_, events_));
-    EmitLog(events_, "info",
-            absl::StrCat("wrote an HF safetensors model (", spec_.hf_dtype, ") to ", out_dir_));
     export_s_ = SecondsSince(t);
     output_bytes_ = DirectoryBytes(out_dir_);
     EmitProgress(events_, "export", 1, 1, out_dir_);
     if (plan_.evaluate) RETURN_IF_ERROR(EvaluateStreams());
     return Summary();
+  }
+
+  // An evaluate-only job on the block stream: the windows advance through
+  // each block as it is read.
+  absl::StatusOr<std::string> RunEvaluateOnlyStream(const HfLlamaStream& source) {
+    const Clock::time_point t = Clock::now();
+    const int n = source.config().n_layers;
+    for (int i = 0; i < n; ++i) {
+      if (cancel_.cancelled()) return absl::CancelledError("job cancelled");
+      EmitProgress(events_, "evaluate dense", 0, TotalBatches(in_.sets),
+                   absl::StrCat("block ", i + 1, " of ", n));
+      ASSIGN_OR_RETURN(BlockWeights w, source.LoadBlock(i));
+      source.ReleaseBlock(i);
+      RETURN_IF_ERROR(dense_stream_->Advance(*eval_forward_, w));
+    }
+    eval_s_ += SecondsSince(t);
+    RETURN_IF_ERROR(EvaluateStreams());
+    const std::string summary = Summary();
+    RETURN_IF_ERROR(
+        WriteFileAtomically((fs::path(out_dir_) / "summary.json").string(), summary + "\n"));
+    return summary;
   }
 
   // Evaluation that rides along with the blocks (eval_stream.h): the final

@@ -39,9 +39,10 @@ json Comparable(json summary) {
 // block-stream run resumes from the whole-model run's checkpoints.
 // long: one scenario (whole, stream, resumed) over three dtype/evaluation variants.
 TEST_F(ModelJobTest, BlockStreamMatchesTheWholeModelPathByteForByte) {
-  // (input dtype, output dtype): F32 -> F32, sharded BF16 -> F32, BF16 -> BF16.
+  // (input dtype, output dtype): F32 -> F32, sharded BF16 -> F32, BF16 -> BF16,
+  // F32 -> GPTQ-packed.
   for (const auto& [dtype, out_dtype] : std::vector<std::pair<DType, std::string>>{
-           {DType::kF32, ""}, {DType::kBF16, ""}, {DType::kBF16, "bf16"}}) {
+           {DType::kF32, ""}, {DType::kBF16, ""}, {DType::kBF16, "bf16"}, {DType::kF32, "gptq"}}) {
     SCOPED_TRACE(absl::StrCat(DTypeName(dtype), " -> ", out_dtype));
     fs::remove_all(in_);
     compressd::testing::TinyLlamaOptions options;
@@ -60,7 +61,8 @@ TEST_F(ModelJobTest, BlockStreamMatchesTheWholeModelPathByteForByte) {
     recipe.mutable_calibration()->set_seq_len(16);
     recipe.mutable_calibration()->set_threads(1);
     recipe.mutable_calibration()->set_true_sequential(true);
-    recipe.mutable_output()->set_dtype(out_dtype);
+    const bool gptq = out_dtype == "gptq";
+    gptq ? recipe.mutable_output()->set_format("gptq") : recipe.mutable_output()->set_dtype(out_dtype);
     // Evaluation: none; dense + compressed + KL; compressed only.
     if (dtype == DType::kBF16) {
       *recipe.mutable_evaluation() = EvalRecipe(/*kl=*/out_dtype.empty()).evaluation();
@@ -103,7 +105,13 @@ TEST_F(ModelJobTest, BlockStreamMatchesTheWholeModelPathByteForByte) {
     auto out_model = HfModel::Open(stream_dir.string());
     ASSERT_TRUE(out_model.ok()) << out_model.status();
     for (const auto& [name, ref] : (*out_model)->tensors()) {
+      if (gptq) continue;
       EXPECT_EQ(ref.info->dtype, out_dtype.empty() ? DType::kF32 : DType::kBF16) << name;
+    }
+    if (gptq) {
+      EXPECT_EQ((*b)["export"]["quantized_tensors"], 14);  // 2 blocks x 7 projections
+      EXPECT_TRUE(fb.count("config.json") && fb.at("config.json").find("\"quant_method\": \"gptq\"") !=
+                                                   std::string::npos);
     }
 
     // Resumed on the stream path from the whole-model run's checkpoints.

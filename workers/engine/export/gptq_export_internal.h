@@ -1,0 +1,40 @@
+// The pieces of WriteGptqLlama (gptq_export.cc) that the block-at-a-time
+// writer (gptq_stream_writer.h) shares. Internal; stateless, thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "nlohmann/json.hpp"
+#include "workers/engine/export/gptq_export.h"
+#include "workers/engine/export/safetensors_writer.h"
+
+namespace compressd::engine::gptq_export_internal {
+
+// Splits "model.layers.N.<projection>.weight" into N and the projection;
+// false for anything that is not a decoder-block projection.
+bool ParseBlockProjection(const std::string& name, int64_t* layer, std::string* projection);
+bool SameGrid(const QuantGrid& a, const QuantGrid& b);
+std::string GridText(const QuantGrid& g);
+// INVALID_ARGUMENT unless every block quantizes the same projections as
+// block 0; returns that set in modules_in_block_to_quantize's shape.
+absl::StatusOr<nlohmann::json> BlockModules(const std::vector<std::set<std::string>>& per_block);
+// config.json with its quantization_config.
+std::string GptqConfigJson(const LlamaConfig& model_config, bool tied, const QuantGrid& grid,
+                           bool desc_act, const nlohmann::json& modules,
+                           const GptqExportOptions& options);
+// max |float16(scale) * (code - zero) - w| over one layer.
+double MaxAbsDiff(const QuantizedTensor& q, const GptqPackedTensor& p, const float* w);
+// n floats as float16; INVALID_ARGUMENT naming `name` and the element for a
+// finite value that overflows.
+absl::StatusOr<std::vector<uint16_t>> DenseF16(const float* data, size_t n,
+                                               absl::string_view name);
+// The four tensors of packed layer `module` ("model.layers.0.self_attn.q_proj"):
+// qweight, qzeros, scales, g_idx, viewing p's bytes.
+std::vector<TensorToWrite> PackedTensors(const std::string& module, const GptqPackedTensor& p);
+
+}  // namespace compressd::engine::gptq_export_internal

@@ -1,0 +1,149 @@
+#include "workers/engine/export/gptq_stream_writer.h"
+
+#include <filesystem>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/atomic_file.h"
+#include "common/status_macros.h"
+#include "workers/engine/export/gptq_export_internal.h"
+
+namespace compressd::engine {
+
+using namespace gptq_export_internal;  // NOLINT: the shared pieces of the GPTQ writer
+
+namespace {
+
+absl::string_view HalfBytes(const std::vector<uint16_t>& h) {
+  return absl::string_view(reinterpret_cast<const char*>(h.data()), h.size() * sizeof(uint16_t));
+}
+
+}  // namespace
+
+absl::Status GptqStreamWriter::Start(const std::vector<NamedTensor>& tensors,
+                                     const std::map<std::string, const QuantizedTensor*>& quantized) {
+  if (config_.attention_bias && config_.model_type != "qwen2") {
+    return absl::UnimplementedError(absl::StrCat(
+        "gptq output: model_type \"", config_.model_type,
+        "\" with q/k/v biases has no Hugging Face class to export to (only qwen2 has them)"));
+  }
+  // The projections block 0 quantizes, and one packed example of each (its
+  // shapes are every block's).
+  std::map<std::string, GptqPackedTensor> example;
+  for (const NamedTensor& t : tensors) {
+    auto it = quantized.find(t.name);
+    int64_t layer = 0;
+    std::string projection;
+    if (it == quantized.end() || !ParseBlockProjection(t.name, &layer, &projection)) continue;
+    if (grid_from_.empty()) {
+      grid_ = it->second->grid;
+      grid_from_ = t.name;
+      if (!grid_.symmetric) options_.format = GptqCheckpointFormat::kGptqV2;
+    }
+    ASSIGN_OR_RETURN(example[projection], PackGptqTensor(*it->second, options_.format, t.name));
+    projections_.insert(projection);
+  }
+  if (projections_.empty()) {
+    return absl::InvalidArgumentError(
+        "gptq output: block 0 has no quantized projection; GPTQ's modules_in_block_to_quantize "
+        "applies to every block, so block 0 must quantize what the others do");
+  }
+  std::vector<TensorSpec> specs;
+  for (const NamedShape& s : ConfigShapes(config_)) {
+    int64_t layer = 0;
+    std::string projection;
+    if (ParseBlockProjection(s.name, &layer, &projection) && projections_.count(projection)) {
+      const std::string module = s.name.substr(0, s.name.size() - std::string(".weight").size());
+      for (const TensorToWrite& part : PackedTensors(module, example.at(projection))) {
+        specs.push_back({part.name, part.dtype, part.shape});
+      }
+    } else {
+      specs.push_back({s.name, DType::kF16, s.shape});
+    }
+  }
+  ASSIGN_OR_RETURN(writer_, ShardedSafetensorsWriter::Create(out_dir_, std::move(specs),
+                                                             {{"format", "pt"}}, max_shard_bytes_));
+  return absl::OkStatus();
+}
+
+absl::Status GptqStreamWriter::WritePacked(const NamedTensor& t, const QuantizedTensor& q,
+                                           int64_t block, const std::string& projection) {
+  if (!projections_.count(projection)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model.layers.", block, ".", projection, " is quantized but model.layers.0.", projection,
+        " is not: GPTQ's modules_in_block_to_quantize applies to every block, so all blocks "
+        "must quantize the same projections"));
+  }
+  if (!SameGrid(q.grid, grid_)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        t.name, ": grid (", GridText(q.grid), ") differs from ", grid_from_, " (",
+        GridText(grid_), "): a GPTQ checkpoint has one quantization_config"));
+  }
+  ASSIGN_OR_RETURN(const GptqPackedTensor p, PackGptqTensor(q, options_.format, t.name));
+  stats_.desc_act = stats_.desc_act || p.act_order;
+  stats_.max_abs_diff = std::max(stats_.max_abs_diff, MaxAbsDiff(q, p, t.tensor->data));
+  ++stats_.quantized_tensors;
+  const std::string module = t.name.substr(0, t.name.size() - std::string(".weight").size());
+  for (const TensorToWrite& part : PackedTensors(module, p)) {
+    RETURN_IF_ERROR(writer_->Write(part.name, part.bytes));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GptqStreamWriter::WriteBlock(
+    int block, const std::vector<NamedTensor>& tensors,
+    const std::map<std::string, const QuantizedTensor*>& quantized) {
+  if (writer_ == nullptr) RETURN_IF_ERROR(Start(tensors, quantized));
+  for (const NamedTensor& t : tensors) {
+    int64_t layer = 0;
+    std::string projection;
+    const bool is_projection = ParseBlockProjection(t.name, &layer, &projection);
+    auto it = quantized.find(t.name);
+    if (it != quantized.end()) {
+      if (!is_projection) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(t.name,
+                         ": gptq output quantizes only decoder-block projections "
+                         "(model.layers.N.self_attn.{q,k,v,o}_proj, mlp.{gate,up,down}_proj)"));
+      }
+      RETURN_IF_ERROR(WritePacked(t, *it->second, block, projection));
+      continue;
+    }
+    if (is_projection && projections_.count(projection)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model.layers.", block, ".", projection, " is not quantized but model.layers.0.",
+          projection, " is: GPTQ's modules_in_block_to_quantize applies to every block, so all "
+          "blocks must quantize the same projections"));
+    }
+    ASSIGN_OR_RETURN(const std::vector<uint16_t> h,
+                     DenseF16(t.tensor->data, static_cast<size_t>(t.tensor->numel()), t.name));
+    RETURN_IF_ERROR(writer_->Write(t.name, HalfBytes(h)));
+    ++stats_.dense_tensors;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GptqStreamWriter::WriteDense(const std::string& name, uint64_t first,
+                                          const float* data, size_t n) {
+  if (writer_ == nullptr) {
+    return absl::FailedPreconditionError("gptq output: block 0 must be written first");
+  }
+  ASSIGN_OR_RETURN(const std::vector<uint16_t> h, DenseF16(data, n, name));
+  RETURN_IF_ERROR(writer_->WritePart(name, first * sizeof(uint16_t), HalfBytes(h)));
+  if (dense_outside_.insert(name).second) ++stats_.dense_tensors;
+  return absl::OkStatus();
+}
+
+absl::Status GptqStreamWriter::Finish() {
+  if (writer_ == nullptr) {
+    return absl::InvalidArgumentError("gptq output: no quantized tensors to write");
+  }
+  RETURN_IF_ERROR(writer_->Commit());
+  ASSIGN_OR_RETURN(const nlohmann::json modules, BlockModules({projections_}));
+  return WriteFileAtomically(
+      (std::filesystem::path(out_dir_) / "config.json").string(),
+      GptqConfigJson(config_, config_.tie_word_embeddings, grid_, stats_.desc_act, modules,
+                     options_));
+}
+
+}  // namespace compressd::engine
