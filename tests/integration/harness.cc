@@ -28,9 +28,31 @@ std::string BinDir() {
   return std::string(build ? build : ".") + "/bin";
 }
 
+namespace {
+
+// This process's directory of test directories: removed at exit when every
+// test passed (kept for a look at the logs otherwise).
+struct TempRoot {
+  std::string path =
+      ::testing::TempDir() + "compressd-it-" + std::to_string(getpid());
+  ~TempRoot() {
+    if (!::testing::UnitTest::GetInstance()->Failed()) {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  }
+};
+
+const std::string& TempRootPath() {
+  static TempRoot root;
+  return root.path;
+}
+
+}  // namespace
+
 std::string MakeTempDir(const std::string& name) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string base = ::testing::TempDir() + "compressd-it-" + std::to_string(getpid()) + "/" +
+  std::string base = TempRootPath() + "/" +
                      (info ? std::string(info->test_suite_name()) + "." + info->name() : "x") +
                      "/" + name;
   fs::remove_all(base);
