@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
+#include <fstream>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
@@ -11,10 +13,28 @@
 
 namespace compressd::engine {
 
+uint64_t CgroupMemoryLimit(const std::string& v2_file, const std::string& v1_file) {
+  for (const std::string& path : {v2_file, v1_file}) {
+    std::ifstream in(path);
+    std::string text;
+    uint64_t limit = 0;
+    // v2 says "max" without a limit; v1 a huge number (PAGE_COUNTER_MAX).
+    if (in >> text && absl::SimpleAtoi(text, &limit) && limit > 0 && limit < (1ull << 60)) {
+      return limit;
+    }
+  }
+  return 0;
+}
+
 uint64_t DefaultMemoryBudgetBytes() {
   const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
   if (pages <= 0 || page <= 0) return 0;
-  return static_cast<uint64_t>(pages) / 10 * 9 * static_cast<uint64_t>(page);
+  uint64_t memory = static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
+  // In a container the cgroup's limit is what the OOM killer enforces.
+  const uint64_t cgroup = CgroupMemoryLimit("/sys/fs/cgroup/memory.max",
+                                            "/sys/fs/cgroup/memory/memory.limit_in_bytes");
+  if (cgroup > 0) memory = std::min(memory, cgroup);
+  return memory / 10 * 9;
 }
 
 absl::StatusOr<uint64_t> ParseByteSize(const std::string& text) {

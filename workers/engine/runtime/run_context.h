@@ -70,8 +70,12 @@ struct RunOptions {
   uint64_t memory_budget_bytes = 0;
 };
 
-// A worker's default memory budget: 90% of this machine's physical memory.
+// A worker's default memory budget: 90% of this machine's physical memory,
+// or of its cgroup's memory limit when that is lower (a container).
 uint64_t DefaultMemoryBudgetBytes();
+// The memory limit in the first of these cgroup files that holds one (v2
+// memory.max, v1 memory.limit_in_bytes); 0 when none does ("max", absent).
+uint64_t CgroupMemoryLimit(const std::string& v2_file, const std::string& v1_file);
 // "24G", "512M", "1.5G", "4096" (bytes): INVALID_ARGUMENT otherwise.
 absl::StatusOr<uint64_t> ParseByteSize(const std::string& text);
 // RESOURCE_EXHAUSTED for a job over the memory budget, carrying its estimated

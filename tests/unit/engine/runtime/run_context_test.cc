@@ -2,6 +2,9 @@
 // refusal a leased task reports to the scheduler.
 #include "workers/engine/runtime/run_context.h"
 
+#include <fstream>
+#include <string>
+
 #include "gtest/gtest.h"
 
 namespace compressd::engine {
@@ -15,6 +18,20 @@ TEST(ParseByteSizeTest, UnitsAndErrors) {
   for (const char* bad : {"", "G", "-1G", "0", "twenty", "1e30"}) {
     EXPECT_EQ(ParseByteSize(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
+}
+
+TEST(CgroupMemoryLimitTest, ReadsV2ThenV1AndIgnoresNoLimit) {
+  const std::string dir = ::testing::TempDir();
+  const std::string v2 = dir + "/memory.max", v1 = dir + "/memory.limit_in_bytes";
+  std::ofstream(v2) << "8589934592\n";
+  std::ofstream(v1) << "4294967296\n";
+  EXPECT_EQ(CgroupMemoryLimit(v2, v1), uint64_t{8} << 30);
+  std::ofstream(v2) << "max\n";
+  EXPECT_EQ(CgroupMemoryLimit(v2, v1), uint64_t{4} << 30);
+  std::ofstream(v1) << "9223372036854771712\n";  // v1 without a limit
+  EXPECT_EQ(CgroupMemoryLimit(v2, v1), 0u);
+  EXPECT_EQ(CgroupMemoryLimit(dir + "/absent", dir + "/absent2"), 0u);
+  EXPECT_GT(DefaultMemoryBudgetBytes(), 0u);
 }
 
 TEST(MemoryRefusalTest, CarriesTheEstimate) {
