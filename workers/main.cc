@@ -62,6 +62,19 @@ bool ParseFlags(int argc, char** argv, int first, std::map<std::string, std::str
   return true;
 }
 
+// --memory-budget into *bytes when given; false (after saying why) when bad.
+bool ParseBudget(std::map<std::string, std::string>& f, uint64_t* bytes) {
+  if (!f.count("--memory-budget")) return true;
+  absl::StatusOr<uint64_t> parsed = compressd::engine::ParseByteSize(f["--memory-budget"]);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "compress-worker: --memory-budget: %s\n",
+                 std::string(parsed.status().message()).c_str());
+    return false;
+  }
+  *bytes = *parsed;
+  return true;
+}
+
 int RunLocalMode(int argc, char** argv) {
   std::map<std::string, std::string> f;
   if (!ParseFlags(argc, argv, 2, &f,
@@ -74,15 +87,7 @@ int RunLocalMode(int argc, char** argv) {
     return 2;
   }
   uint64_t budget = 0;
-  if (f.count("--memory-budget")) {
-    absl::StatusOr<uint64_t> parsed = compressd::engine::ParseByteSize(f["--memory-budget"]);
-    if (!parsed.ok()) {
-      std::fprintf(stderr, "compress-worker: --memory-budget: %s\n",
-                   std::string(parsed.status().message()).c_str());
-      return 2;
-    }
-    budget = *parsed;
-  }
+  if (!ParseBudget(f, &budget)) return 2;
   const absl::Status st =
       compressd::RunLocal(f["--model"], f["--recipe"], f["--out"], f["--checkpoint-dir"],
                           f.count("--whole-model") > 0, budget);
@@ -111,15 +116,7 @@ int RunWorkerMode(int argc, char** argv) {
     std::fprintf(stderr, "compress-worker: --threads: must be a positive integer\n");
     return 2;
   }
-  if (f.count("--memory-budget")) {
-    absl::StatusOr<uint64_t> budget = compressd::engine::ParseByteSize(f["--memory-budget"]);
-    if (!budget.ok()) {
-      std::fprintf(stderr, "compress-worker: --memory-budget: %s\n",
-                   std::string(budget.status().message()).c_str());
-      return 2;
-    }
-    options.memory_bytes = *budget;
-  }
+  if (!ParseBudget(f, &options.memory_bytes)) return 2;
   if (f.count("--slow-ms-per-layer") &&
       (!absl::SimpleAtoi(f["--slow-ms-per-layer"], &options.slow_ms_per_layer) ||
        options.slow_ms_per_layer < 0)) {

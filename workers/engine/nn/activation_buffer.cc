@@ -47,6 +47,8 @@ ActivationBuffer ActivationBuffer::InMemory(size_t n) {
 absl::StatusOr<ActivationBuffer> ActivationBuffer::InFile(const std::string& dir, size_t n,
                                                           const std::string& what) {
   const size_t bytes = (n > 0 ? n : 1) * sizeof(float);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);  // the job's output directory, maybe not made yet
   std::string path = (std::filesystem::path(dir) / "activations-XXXXXX").string();
   std::vector<char> name(path.begin(), path.end());
   name.push_back('\0');

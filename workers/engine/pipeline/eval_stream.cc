@@ -30,9 +30,10 @@ uint64_t EvalStream::Bytes(const std::vector<EvalSet>& sets, int64_t hidden) {
   return tokens * static_cast<uint64_t>(hidden) * sizeof(float);
 }
 
-absl::Status EvalStream::Advance(const LlamaForward& forward, const BlockWeights& w) {
+absl::Status EvalStream::Advance(const LlamaForward& forward, const BlockWeights& w,
+                                 BlockWorkspace* ws) {
   for (Batch& b : batches_) {
-    RETURN_IF_ERROR(forward.RunBlock(w, b.windows.batch, b.hidden.data(), &ws_));
+    RETURN_IF_ERROR(forward.RunBlock(w, b.windows.batch, b.hidden.data(), ws));
   }
   return absl::OkStatus();
 }
@@ -93,14 +94,14 @@ absl::Status EvaluatingBlockStream::Embed(const SequenceBatch& batch, float* hid
 absl::Status EvaluatingBlockStream::Load(int block, BlockWeights* w) {
   RETURN_IF_ERROR(inner_.Load(block, w));
   const auto t = std::chrono::steady_clock::now();
-  if (dense_ != nullptr) RETURN_IF_ERROR(dense_->Advance(forward_, *w));
+  if (dense_ != nullptr) RETURN_IF_ERROR(dense_->Advance(forward_, *w, &ws_));
   seconds_ += SecondsSince(t);
   return absl::OkStatus();
 }
 
 absl::Status EvaluatingBlockStream::Done(int block, BlockWeights* w) {
   const auto t = std::chrono::steady_clock::now();
-  if (compressed_ != nullptr) RETURN_IF_ERROR(compressed_->Advance(forward_, *w));
+  if (compressed_ != nullptr) RETURN_IF_ERROR(compressed_->Advance(forward_, *w, &ws_));
   seconds_ += SecondsSince(t);
   return inner_.Done(block, w);
 }

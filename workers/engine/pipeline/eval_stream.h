@@ -33,8 +33,9 @@ class EvalStream {
   static absl::StatusOr<EvalStream> Create(const std::vector<EvalSet>& sets, int64_t hidden,
                                            const EmbedFn& embed);
 
-  // Applies block `w` to every batch (forward: blocks_on_demand).
-  absl::Status Advance(const LlamaForward& forward, const BlockWeights& w);
+  // Applies block `w` to every batch (forward: blocks_on_demand); `ws` is
+  // the forward workspace, shared by the streams of a job.
+  absl::Status Advance(const LlamaForward& forward, const BlockWeights& w, BlockWorkspace* ws);
 
   // After the last block: the perplexity of each set, one progress step per
   // batch. The stream is final-normed on the first call.
@@ -61,7 +62,6 @@ class EvalStream {
   void FinalNorm(const LlamaForward& forward);
 
   std::vector<Batch> batches_;
-  BlockWorkspace ws_;
   bool normed_ = false;
 };
 
@@ -86,6 +86,7 @@ class EvaluatingBlockStream : public BlockStream {
   const LlamaForward& forward_;
   EvalStream* dense_;
   EvalStream* compressed_;
+  BlockWorkspace ws_;  // one for both streams
   double seconds_ = 0;
 };
 

@@ -48,6 +48,25 @@ uint64_t SolveBytes(const LlamaConfig& c) {
   return worst;
 }
 
+// Floats per token of a forward pass's workspace (nn/forward.h BlockWorkspace):
+// norm, o_proj output, residual; q and attention output; k, v; gate, up.
+uint64_t WorkspacePerToken(const LlamaConfig& c) {
+  const uint64_t qd = uint64_t(c.n_heads) * c.head_dim, kvd = uint64_t(c.n_kv_heads) * c.head_dim;
+  return 3 * uint64_t(c.hidden) + 2 * qd + 2 * kvd + 2 * uint64_t(c.intermediate);
+}
+
+// Tokens of the largest evaluation batch (pipeline/eval_sets.cc: whole
+// windows, up to 4096 tokens).
+uint64_t EvalBatchTokens(const RecipeSpec& spec) {
+  uint64_t most = 0;
+  for (const v1::EvalDataset& set : spec.recipe.evaluation().perplexity()) {
+    const uint64_t window = uint64_t(std::max(set.window(), 1));
+    const uint64_t per = std::max<uint64_t>(1, std::min<uint64_t>(set.windows(), kMicroBatchTokens / window));
+    most = std::max(most, per * window);
+  }
+  return most;
+}
+
 }  // namespace
 
 MemoryEstimate EstimateJobMemory(const JobPlan& plan, const RecipeSpec& spec, const LlamaConfig& c,
@@ -99,6 +118,18 @@ MemoryEstimate EstimateJobMemory(const JobPlan& plan, const RecipeSpec& spec, co
       terms.Add("codes", block_params * uint64_t(c.n_layers));
     }
   }
+  // Forward workspaces: calibration's micro-batch (nn/block_runner.h) and
+  // evaluation's batch; both alive at once on the block stream, one at a
+  // time on the whole-model path.
+  const uint64_t calib_ws =
+      calibrated ? std::min<uint64_t>(uint64_t(std::max(spec.recipe.calibration().samples(), 1)) *
+                                          std::max(spec.recipe.calibration().seq_len(), 1),
+                                      kMicroBatchTokens)
+                 : 0;
+  const uint64_t eval_ws = plan.evaluate ? EvalBatchTokens(spec) : 0;
+  const uint64_t ws_tokens = plan.path == JobPath::kBlockStream ? calib_ws + eval_ws
+                                                                 : std::max(calib_ws, eval_ws);
+  terms.Add("forward workspace", ws_tokens * WorkspacePerToken(c) * 4);
   out.peak_bytes = terms.total();
   out.breakdown = terms.text();
   out.output_bytes = plan.compression == Compression::kNone ? 0

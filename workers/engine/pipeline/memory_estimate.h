@@ -24,6 +24,9 @@
 //                   of the layer's weights (4 x r x d x 4)
 //   codes           whole-model path with a quantizing stage: one byte per
 //                   targeted weight, kept for the GGUF / GPTQ exporters
+//   forward         the forward passes' workspace (nn/forward.h
+//   workspace       BlockWorkspace) for calibration's 4096-token micro-batch
+//                   and evaluation's batch
 //
 // Scratch disk: the output (float32 for HF, or the quantized file) plus, for
 // leased tasks, the model as fetched. Checked against measured peaks in

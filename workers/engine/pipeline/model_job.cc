@@ -284,13 +284,14 @@ class ModelJob {
   absl::StatusOr<std::string> RunEvaluateOnlyStream(const HfLlamaStream& source) {
     const Clock::time_point t = Clock::now();
     const int n = source.config().n_layers;
+    BlockWorkspace ws;
     for (int i = 0; i < n; ++i) {
       if (cancel_.cancelled()) return absl::CancelledError("job cancelled");
       EmitProgress(events_, "evaluate dense", 0, TotalBatches(in_.sets),
                    absl::StrCat("block ", i + 1, " of ", n));
       ASSIGN_OR_RETURN(BlockWeights w, source.LoadBlock(i));
       source.ReleaseBlock(i);
-      RETURN_IF_ERROR(dense_stream_->Advance(*eval_forward_, w));
+      RETURN_IF_ERROR(dense_stream_->Advance(*eval_forward_, w, &ws));
     }
     eval_s_ += SecondsSince(t);
     RETURN_IF_ERROR(EvaluateStreams());

@@ -183,9 +183,13 @@ TEST(BlockRunner, SpilledActivationsGiveIdenticalResultsAndLeaveNoFiles) {
   ASSERT_EQ(in_memory.size(), spilled.size());
   for (size_t i = 0; i < in_memory.size(); ++i) EXPECT_EQ(in_memory[i], spilled[i]) << i;
   EXPECT_TRUE(std::filesystem::is_empty(dir));  // unlinked at creation
-  auto bad = ActivationBuffer::InFile(dir + "/missing", 16, "calibration residual stream");
+  // A directory not made yet (the job's output) is made.
+  EXPECT_TRUE(ActivationBuffer::InFile(dir + "/new/out", 16, "x").ok());
+  std::ofstream(dir + "/a-file") << "x";  // a directory cannot be made below a file
+  auto bad = ActivationBuffer::InFile(dir + "/a-file/sub", 16, "calibration residual stream");
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInternal);
-  EXPECT_NE(bad.status().message().find(dir + "/missing"), std::string::npos) << bad.status();
+  EXPECT_NE(bad.status().message().find(dir + "/a-file/sub"), std::string::npos) << bad.status();
+  EXPECT_NE(bad.status().message().find("calibration residual stream"), std::string::npos);
 }
 
 int64_t ResidentKiB() {
