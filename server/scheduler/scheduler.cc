@@ -67,6 +67,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> Scheduler::RegisterWorker(
 }
 
 int64_t Scheduler::LeaseTask(const v1::LeaseTaskRequest& req, LeaseCallback done) {
+  if (req.memory_bytes() > 0) workers_.SetMemory(req.worker_id(), req.memory_bytes());
   return waiters_.LeaseTask(req, std::move(done));
 }
 

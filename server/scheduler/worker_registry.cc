@@ -74,6 +74,12 @@ size_t WorkerRegistry::Count() {
   return workers_.size();
 }
 
+void WorkerRegistry::SetMemory(const std::string& worker_id, uint64_t memory_bytes) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it != workers_.end()) it->second.info.set_memory_bytes(memory_bytes);
+}
+
 uint64_t WorkerRegistry::MemoryOf(const std::string& worker_id) {
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(worker_id);

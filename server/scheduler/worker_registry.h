@@ -45,6 +45,9 @@ class WorkerRegistry {
   // The memory budget `worker_id` registered with; 0 when unknown (not
   // registered, re-admitted after a server restart, or an older worker).
   uint64_t MemoryOf(const std::string& worker_id);
+  // Records a known worker's memory budget (LeaseTaskRequest.memory_bytes),
+  // e.g. one re-admitted after a server restart without its registration.
+  void SetMemory(const std::string& worker_id, uint64_t memory_bytes);
 
  private:
   struct Worker {

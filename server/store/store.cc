@@ -110,7 +110,13 @@ absl::Status ApplySchema(sqlite3* db) {
   sqlite::Transaction txn(db);
   RETURN_IF_ERROR(txn.status());
   RETURN_IF_ERROR(sqlite::Exec(db, kSchema));
-  if (found >= 1 && found < 4) RETURN_IF_ERROR(sqlite::Exec(db, kUpgradeTo4));
+  if (found >= 1 && found < 4) {
+    // Checked inside the transaction: another process may have upgraded it.
+    ASSIGN_OR_RETURN(Stmt column, Stmt::Prepare(db, "SELECT COUNT(*) FROM pragma_table_info('jobs')"
+                                                    " WHERE name = 'memory_needed'"));
+    ASSIGN_OR_RETURN(bool has_row, column.Step());
+    if (!has_row || column.Int(0) == 0) RETURN_IF_ERROR(sqlite::Exec(db, kUpgradeTo4));
+  }
   RETURN_IF_ERROR(sqlite::Exec(db, absl::StrCat("PRAGMA user_version=", kSchemaVersion)));
   return txn.Commit();
 }

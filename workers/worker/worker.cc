@@ -84,13 +84,16 @@ bool Worker::SleepUnlessShutdown(int64_t ms) {
   return !shutdown_;
 }
 
+uint64_t Worker::MemoryBudget() const {
+  return options_.memory_bytes ? options_.memory_bytes : engine::DefaultMemoryBudgetBytes();
+}
+
 absl::Status Worker::Register() {
   v1::RegisterWorkerRequest req;
   req.set_name(options_.name.empty() ? DefaultName() : options_.name);
   req.set_device(options_.device);
   req.set_threads(options_.threads);
-  req.set_memory_bytes(options_.memory_bytes ? options_.memory_bytes
-                                             : engine::DefaultMemoryBudgetBytes());
+  req.set_memory_bytes(MemoryBudget());
   ASSIGN_OR_RETURN(v1::RegisterWorkerResponse resp, client_.RegisterWorker(req));
   registration_.worker_id = resp.worker_id();
   if (resp.heartbeat_interval_ms() > 0) {
@@ -121,6 +124,7 @@ absl::Status Worker::Run() {
     v1::LeaseTaskRequest req;
     req.set_worker_id(registration_.worker_id);
     req.set_wait_ms(options_.lease_wait_ms);
+    req.set_memory_bytes(MemoryBudget());
     const auto start = std::chrono::steady_clock::now();
     absl::StatusOr<v1::LeaseTaskResponse> resp = client_.LeaseTask(req);
     // A task leased just as Shutdown() came is handed back at once (LeaseScope).

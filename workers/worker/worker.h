@@ -53,6 +53,8 @@ class Worker {
 
  private:
   absl::Status Register();
+  // --memory-budget, or the machine's default: registered and sent with each LeaseTask.
+  uint64_t MemoryBudget() const;
   // Runs a leased task or part and counts how it ended.
   void Dispatch(const v1::Task& task);
   void Count(TaskOutcome outcome, bool part);

@@ -295,9 +295,17 @@ TEST_F(SchedulerTest, AJobTooLargeForAWorkerWaitsForOneWithEnoughMemory) {
   auto none = env_.Lease(small);
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->task_id().empty());
-  EXPECT_TRUE(env_.Lease(env_.Worker("unknown-memory"))->task_id().empty());
-  // A large worker leases it; the reason is cleared.
-  auto large = env_.Lease(env_.Worker("large", 64 * gib));
+  const std::string unknown = env_.Worker("unknown-memory");  // e.g. re-admitted after a restart
+  EXPECT_TRUE(env_.Lease(unknown)->task_id().empty());
+  // It says its memory with its next LeaseTask, and leases the job; the
+  // reason is cleared.
+  v1::LeaseTaskRequest lease;
+  lease.set_worker_id(unknown);
+  lease.set_memory_bytes(64 * gib);
+  absl::StatusOr<v1::LeaseTaskResponse> leased = absl::InternalError("no answer");
+  env_.scheduler.LeaseTask(lease, [&](auto r) { leased = std::move(r); });
+  ASSERT_TRUE(leased.ok()) << leased.status();
+  absl::StatusOr<v1::Task> large = leased->task();
   ASSERT_TRUE(large.ok());
   EXPECT_EQ(large->job_id(), big.id());
   EXPECT_EQ(large->attempt(), 1);

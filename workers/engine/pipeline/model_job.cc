@@ -182,12 +182,11 @@ class ModelJob {
     const uint64_t budget = options_.memory_budget_bytes;
     const bool calibrated = plan_.compression == Compression::kCalibrated;
     if (budget > 0 && e.peak_bytes > budget && calibrated) {
-      MemoryEstimate spilled = EstimateJobMemory(plan_, spec_, stored.config, stored.weight_bytes,
-                                                 /*spill_activations=*/true);
-      if (spilled.peak_bytes <= budget) {
-        e = std::move(spilled);
-        spill_dir_ = out_dir_;
-      }
+      // Spilled is never larger: it is what this job needs at the least
+      // (also what a refusal reports, so a worker that could spill gets it).
+      e = EstimateJobMemory(plan_, spec_, stored.config, stored.weight_bytes,
+                            /*spill_activations=*/true);
+      if (e.peak_bytes <= budget) spill_dir_ = out_dir_;
     }
     EmitMetric(events_, "memory_estimate_bytes", static_cast<double>(e.peak_bytes), "");
     EmitLog(events_, "info",
@@ -215,7 +214,8 @@ class ModelJob {
     Clock::time_point t = Clock::now();
     const std::string name = fs::path(plan_.input.path).filename().string();
     EmitProgress(events_, "load", 0, 1, name);
-    ASSIGN_OR_RETURN(std::unique_ptr<HfLlamaStream> source, HfLlamaStream::Open(plan_.input.path));
+    ASSIGN_OR_RETURN(source_, HfLlamaStream::Open(plan_.input.path));
+    const HfLlamaStream* source = source_.get();
     const LlamaConfig& c = source->config();
     in_.model.config = c;
     in_.model.blocks.resize(c.n_layers);
@@ -473,6 +473,9 @@ class ModelJob {
   uint64_t output_bytes_ = 0;
   std::vector<engine::PerplexityResult> dense_, compressed_;
   std::optional<engine::CompareResult> kl_;
+  // The block-stream path's model (RunBlockStream); the evaluation's LM head
+  // reads from it.
+  std::unique_ptr<HfLlamaStream> source_;
   // Block-stream evaluation (StartEvaluation).
   std::unique_ptr<engine::Backend> eval_backend_;
   std::optional<LlamaForward> eval_forward_;
