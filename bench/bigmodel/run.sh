@@ -11,6 +11,10 @@
 # every 2 s, and the time extrapolated to the standard 128 x 2048 calibration
 # (the phases that scale with tokens: forward and Hessian, linearly; the
 # solves do not depend on the token count).
+# Environment: FORMAT=gguf writes the model as one Q8_0 GGUF instead
+# (make_synthetic.py --gguf-q8_0) and asks for a GGUF output, streamed tensor
+# by tensor; TARGETS='regex' limits the targeted linears (targets.include),
+# e.g. 'model\.layers\.[01]\..*_proj$' for the first two blocks.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=$(cd "${1:?usage: run.sh BUILD_DIR SHAPE SAMPLES SEQ_LEN [BUDGET]}" && pwd)/bin
@@ -27,7 +31,9 @@ worker_pid=$!
 trap 'kill $worker_pid 2>/dev/null; cleanup' EXIT
 
 echo "== model ($SHAPE)"
-"$PY" bench/bigmodel/make_synthetic.py "$SHAPE" "$work/model" --tokenizer-from "$GGUF"
+FORMAT=${FORMAT:-hf}
+gguf_flag=(); [ "$FORMAT" = gguf ] && gguf_flag=(--gguf-q8_0)
+"$PY" bench/bigmodel/make_synthetic.py "$SHAPE" "$work/model" --tokenizer-from "$GGUF" "${gguf_flag[@]}"
 disk_sample() {  # the data directory's size if larger than the peak so far
   local b peak; b=$(du -sb "$work/data" 2>/dev/null | cut -f1); peak=$(cat "$work/disk.peak")
   [ "${b:-0}" -gt "$peak" ] && echo "$b" > "$work/disk.peak"; return 0
@@ -35,13 +41,16 @@ disk_sample() {  # the data directory's size if larger than the peak so far
 echo 0 > "$work/disk.peak"
 ( while sleep 2; do disk_sample; done ) & sampler=$!
 start=$(date +%s)
-model=$(ctl models upload "$work/model" --name "$SHAPE")
+upload=$work/model; [ "$FORMAT" = gguf ] && upload=$work/model/model.gguf
+model=$(ctl models upload "$upload" --name "$SHAPE")
 data=$(ctl datasets upload "$TEXT" --name text)
 echo "upload: $(( $(date +%s) - start )) s"
 cat > "$work/recipe.yaml" <<YAML
 stages: [{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 128}}}]
 calibration: {dataset_id: $data, file: sotu, samples: $SAMPLES, seq_len: $SEQ_LEN}
 YAML
+[ "$FORMAT" = gguf ] && echo "output: {format: gguf}" >> "$work/recipe.yaml"
+[ -n "${TARGETS:-}" ] && echo "targets: {include: '$TARGETS'}" >> "$work/recipe.yaml"
 job=$(ctl jobs submit --model "$model" --recipe "$work/recipe.yaml" --dataset "$data")
 ctl jobs watch "$job" > "$work/watch.log" || true
 kill "$sampler"; disk_sample

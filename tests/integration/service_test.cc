@@ -290,13 +290,13 @@ TEST_F(ServiceTest, AJobTooLargeForTheWorkerWaitsForOneWithEnoughMemory) {
                              root_ + "/" + name + "/worker.stderr.log"));
   };
   Process small;
-  start(small, "small", "64M");  // under the process alone
+  start(small, "small", "32M");  // under the process alone
   ASSERT_TRUE(WaitFor([&] { return !GetJob(job_id).waiting_reason().empty(); },
                       milliseconds(60000)));
   v1::Job waiting = GetJob(job_id);
   EXPECT_EQ(waiting.state(), v1::QUEUED);
   EXPECT_EQ(waiting.attempts(), 0);
-  EXPECT_GT(waiting.memory_needed_bytes(), uint64_t{64} << 20);
+  EXPECT_GT(waiting.memory_needed_bytes(), uint64_t{32} << 20);
   EXPECT_THAT(waiting.waiting_reason(), ::testing::HasSubstr("needs an estimated"));
   CliResult get = Cli({"jobs", "get", job_id});
   EXPECT_THAT(get.out, ::testing::HasSubstr("waiting:"));

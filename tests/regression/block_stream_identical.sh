@@ -4,7 +4,8 @@
 # directory (as a user would upload it), then one calibrated recipe (SparseGPT
 # 50% + GPTQ 4-bit g128, HF output, perplexity of the dense and compressed
 # model with KL and top-1), and a GPTQ 4-bit act-order recipe with a
-# GPTQ-packed output, each run by `compress-worker run` twice: block by block
+# GPTQ-packed output; and the same calibrated recipe on the GGUF itself (Q4_1)
+# with a GGUF output. Each is run by `compress-worker run` twice: block by block
 # (the default for this plan: the evaluation windows advance with the blocks)
 # and with --whole-model 1. Every output file must be byte-identical and every
 # summary number equal (timings and peak RSS excepted); each run's memory
@@ -42,10 +43,14 @@ stages: [{gptq: {grid: {bits: 4, group_size: 64}, act_order: true, static_groups
 calibration: {path: $data/text/sotu, samples: 4, seq_len: 128, threads: 2}
 output: {format: gptq}
 YAML
-run_both() {  # recipe suffix: out-stream$2, out-whole$2
+cat > "$work/gguf.yaml" <<YAML
+$(cat "$work/recipe.yaml")
+output: {format: gguf}
+YAML
+run_both() {  # recipe suffix [model]: out-stream$2, out-whole$2
   for mode in stream whole; do
     extra=(); [ "$mode" = whole ] && extra=(--whole-model 1)
-    "$worker" run --model "$work/hf" --recipe "$1" --out "$work/out-$mode$2" "${extra[@]}" \
+    "$worker" run --model "${3:-$work/hf}" --recipe "$1" --out "$work/out-$mode$2" "${extra[@]}" \
       > "$work/$mode$2.json" 2> "$work/$mode$2.log" || { tail -20 "$work/$mode$2.log" >&2; exit 1; }
   done
   grep -q "block by block" "$work/stream$2.log" || { echo "the stream run did not stream" >&2; exit 1; }
@@ -54,6 +59,7 @@ run_both() {  # recipe suffix: out-stream$2, out-whole$2
 }
 run_both "$work/recipe.yaml" ""
 run_both "$work/gptq.yaml" "-gptq"
+run_both "$work/gguf.yaml" "-gguf" "$model"
 
 "$py" - "$work" <<'PY'
 import hashlib, json, os, re, sys
@@ -75,12 +81,14 @@ print(f"files: {len(a)} ({', '.join(a)}); peak RSS stream {ra / 2**20:.0f} MiB, 
 def estimate(mode):
     m = re.search(r"memory estimate: peak ([0-9.]+) (GiB|MiB)", open(f"{work}/{mode}.log").read())
     return float(m.group(1)) * (2**30 if m.group(2) == "GiB" else 2**20)
-for mode, rss in (("stream", ra), ("whole", rb)):
+def check_estimate(mode, rss):
     e = estimate(mode)
     print(f"{mode}: memory estimate {e / 2**20:.0f} MiB, measured {rss / 2**20:.0f} MiB ({e / rss - 1:+.0%})")
     if abs(e / rss - 1) > 0.20:
         print(f"{mode}: the memory estimate is more than 20% off", file=sys.stderr)
         sys.exit(1)
+for mode, rss in (("stream", ra), ("whole", rb)):
+    check_estimate(mode, rss)
 ev = sa.get("evaluation", {})
 if "kl" not in ev or "dense" not in ev["datasets"][0]["perplexity"]:
     print("the stream run's summary has no dense perplexity or KL", file=sys.stderr)
@@ -92,7 +100,15 @@ bad += [f"gptq {n}" for n in sorted(set(ga) | set(gb)) if ga.get(n) != gb.get(n)
 qa, _ = strip(f"{work}/stream-gptq.json")
 qb, _ = strip(f"{work}/whole-gptq.json")
 print(f"gptq output streamed: {qa['export']['quantized_tensors']} packed tensors, files {', '.join(ga)}")
-if bad or sa != sb or qa != qb:
+fa, fb = files(f"{work}/out-stream-gguf"), files(f"{work}/out-whole-gguf")
+bad += [f"gguf {n}" for n in sorted(set(fa) | set(fb)) if fa.get(n) != fb.get(n)]
+ua, rua = strip(f"{work}/stream-gguf.json")
+ub, rub = strip(f"{work}/whole-gguf.json")
+print(f"gguf input and output streamed: {ua['export']['exact_from_grid']} tensors exact from their grids, "
+      f"{ua['export']['file_size']} bytes; peak RSS stream {rua / 2**20:.0f} MiB, whole model {rub / 2**20:.0f} MiB")
+for mode, rss in (("stream-gguf", rua), ("whole-gguf", rub)):
+    check_estimate(mode, rss)
+if bad or sa != sb or qa != qb or ua != ub:
     print("DIFFERENT:", bad or "summaries", file=sys.stderr)
     sys.exit(1)
 print("block stream: outputs and summary identical to the whole-model path")

@@ -56,7 +56,10 @@ absl::Status CheckTokenizerSize(const GgufFile& source, int vocab) {
                                                  " tokens but the model's vocabulary is ", vocab));
 }
 
-// Writes every key; returns the source keys that were not copied.
+}  // namespace
+
+namespace gguf_export_internal {
+
 absl::StatusOr<std::vector<std::string>> AddMetadata(const engine::LlamaConfig& c,
                                                      const GgufFile& source,
                                                      const GgufExportOptions& options,
@@ -82,6 +85,12 @@ absl::StatusOr<std::vector<std::string>> AddMetadata(const engine::LlamaConfig& 
   }
   return dropped;
 }
+
+}  // namespace gguf_export_internal
+
+namespace {
+
+using gguf_export_internal::AddMetadata;
 
 // Reorders whole rows of `bytes` into llama.cpp's rotary order.
 std::string PermuteRows(const std::string& bytes, int64_t rows, int64_t head_dim) {
@@ -113,8 +122,17 @@ absl::Status WriteMatrix(const TensorPlan& p, int64_t head_dim, AtomicFile* sink
   std::vector<float> buf;
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t n = std::min(chunk, rows - r0);
-    const float* src = p.tensor->data + r0 * len;
-    if (p.perm != RowPermutation::kNone) {
+    const float* src = nullptr;
+    if (p.tensor == nullptr) {
+      if (!p.read_rows || p.perm != RowPermutation::kNone) {
+        return absl::InternalError(absl::StrCat(name, ": no rows to write"));
+      }
+      buf.resize(static_cast<size_t>(n * len));
+      RETURN_IF_ERROR(p.read_rows(r0, n, buf.data()));
+      src = buf.data();
+    } else if (p.perm == RowPermutation::kNone) {
+      src = p.tensor->data + r0 * len;
+    } else {
       buf.resize(static_cast<size_t>(n * len));
       for (int64_t g = r0; g < r0 + n; ++g) {
         const float* row = p.tensor->data + engine::UnpermutedRow(g, head_dim) * len;
@@ -128,7 +146,10 @@ absl::Status WriteMatrix(const TensorPlan& p, int64_t head_dim, AtomicFile* sink
   return absl::OkStatus();
 }
 
-absl::Status WriteTensor(const TensorPlan& p, int64_t head_dim, AtomicFile* sink) {
+}  // namespace
+
+absl::Status gguf_export_internal::WriteTensor(const TensorPlan& p, int64_t head_dim,
+                                               AtomicFile* sink) {
   const uint64_t start = sink->written();
   const std::string& name = p.report.gguf_name;
   if (p.report.exact_from_grid) {
@@ -150,13 +171,15 @@ absl::Status WriteTensor(const TensorPlan& p, int64_t head_dim, AtomicFile* sink
   return sink->PadTo(engine::kGgufDefaultAlignment);
 }
 
+namespace {
+
 absl::Status WriteFile(const GgufBuilder& b, const std::vector<TensorPlan>& plans, int64_t head_dim,
                        const std::string& out_path) {
   ASSIGN_OR_RETURN(std::string header, b.Header());
   ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> sink, AtomicFile::Create(out_path));
   RETURN_IF_ERROR(sink->Write(header));
   for (const TensorPlan& p : plans) {
-    absl::Status s = WriteTensor(p, head_dim, sink.get());
+    absl::Status s = gguf_export_internal::WriteTensor(p, head_dim, sink.get());
     if (!s.ok()) {
       return absl::Status(
           s.code(), absl::StrCat(out_path, ": tensor ", p.report.gguf_name, ": ", s.message()));

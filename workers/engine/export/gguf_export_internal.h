@@ -3,13 +3,16 @@
 // stateless and thread-safe.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "workers/engine/algorithms/quant_grid.h"
+#include "common/atomic_file.h"
 #include "workers/engine/export/gguf_export.h"
+#include "workers/engine/export/gguf_writer.h"
 #include "workers/engine/model/gguf/tensor_map.h"
 #include "workers/engine/model/llama_model.h"
 
@@ -17,11 +20,13 @@ namespace compressd::engine::gguf_export_internal {
 
 struct TensorPlan {
   GgufTensorReport report;                 // names, types, bytes
-  const engine::Tensor* tensor = nullptr;  // the model's tensor (null: `generated`)
+  const engine::Tensor* tensor = nullptr;  // the model's tensor (null: `generated` or `read_rows`)
   std::vector<float> generated;            // rope_freqs.weight's values
   std::vector<int64_t> shape;              // HF shape ([out, in] or [n])
   engine::RowPermutation perm = engine::RowPermutation::kNone;
   const engine::QuantizedTensor* grid = nullptr;  // set when report.exact_from_grid
+  // A 2-D tensor without `tensor`: rows [row, row + n) in float32 (HF order).
+  std::function<absl::Status(int64_t row, int64_t n, float* out)> read_rows;
 
   bool is_matrix() const { return shape.size() == 2; }
   int64_t rows() const { return shape.size() == 2 ? shape[0] : 1; }
@@ -30,10 +35,23 @@ struct TensorPlan {
   std::vector<int64_t> ne() const { return std::vector<int64_t>(shape.rbegin(), shape.rend()); }
 };
 
-// Every tensor of `model` in GGUF order, shapes checked against its config
-// (INVALID_ARGUMENT naming the tensor), types not yet chosen.
-// UNIMPLEMENTED for rope scaling other than none or llama3.
+// Every tensor of a model of `config` in GGUF order (the LM head left out
+// when `tied`), types not yet chosen; with `model`, pointing at its tensors,
+// their shapes checked against the config (INVALID_ARGUMENT naming the
+// tensor). UNIMPLEMENTED for rope scaling other than none or llama3.
+absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaConfig& config, bool tied,
+                                                    const engine::LlamaModel* model);
 absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaModel& model);
+
+// The checks of ChooseTypes on names: every target and quantized tensor is a
+// 2-D weight among `plans`, each quantized tensor valid and of its shape.
+absl::Status CheckNames(const GgufExportOptions& options,
+                        const std::map<std::string, const engine::QuantizedTensor*>& quantized,
+                        std::vector<TensorPlan>* plans);
+// One plan's type and byte size; `q` its grid or null. A grid encoded
+// exactly is checked against the plan's tensor (which must be set).
+absl::Status ChooseType(const GgufExportOptions& options, const engine::QuantizedTensor* q,
+                        TensorPlan* plan);
 
 // Chooses each plan's type (see gguf_export.h) and byte size. INVALID_ARGUMENT
 // for bad type names, targets or quantized names that are not 2-D weights of
@@ -41,6 +59,19 @@ absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaModel& mo
 absl::Status ChooseTypes(const GgufExportOptions& options,
                          const std::map<std::string, const engine::QuantizedTensor*>& quantized,
                          std::vector<TensorPlan>* plans);
+
+// The metadata of the output (gguf_export.h) into `b`, general.file_type =
+// `file_type`; returns the source keys that were not copied. INVALID_ARGUMENT
+// for a source tokenizer whose size differs from the config's vocabulary.
+absl::StatusOr<std::vector<std::string>> AddMetadata(const engine::LlamaConfig& config,
+                                                     const engine::GgufFile& source,
+                                                     const GgufExportOptions& options,
+                                                     uint32_t file_type, GgufBuilder* b);
+
+// One tensor's bytes (its chosen type; q/k rows in llama.cpp's rotary order),
+// then zero padding to the alignment. INTERNAL if the bytes written differ
+// from report.bytes.
+absl::Status WriteTensor(const TensorPlan& p, int64_t head_dim, AtomicFile* sink);
 
 // The llama_ftype (general.file_type) of the type holding the most 2-D weights.
 uint32_t LlamaFileType(const std::vector<TensorPlan>& plans);

@@ -46,18 +46,19 @@ std::vector<float> Llama3RopeFactors(const engine::LlamaConfig& c) {
   return out;
 }
 
+// `t` null: the plan of a writer that gets the tensor later (gguf_stream_writer.h).
 absl::Status AddPlan(std::vector<TensorPlan>* plans, std::string gguf, std::string hf,
-                     const engine::Tensor& t, std::vector<int64_t> shape, RowPermutation perm) {
-  if (t.empty() || t.shape != shape) {
+                     const engine::Tensor* t, std::vector<int64_t> shape, RowPermutation perm) {
+  if (t != nullptr && (t->empty() || t->shape != shape)) {
     return absl::InvalidArgumentError(
         absl::StrCat("model tensor ", hf, " has shape ",
-                     t.empty() ? std::string("(missing)") : engine::ShapeString(t.shape),
+                     t->empty() ? std::string("(missing)") : engine::ShapeString(t->shape),
                      ", its config expects ", engine::ShapeString(shape)));
   }
   TensorPlan p;
   p.report.gguf_name = std::move(gguf);
   p.report.hf_name = std::move(hf);
-  p.tensor = &t;
+  p.tensor = t;
   p.shape = std::move(shape);
   p.perm = perm;
   plans->push_back(std::move(p));
@@ -171,8 +172,8 @@ absl::Status Finish(TensorPlan* p) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaModel& model) {
-  const engine::LlamaConfig& c = model.config;
+absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaConfig& c, bool tied,
+                                                    const engine::LlamaModel* model) {
   std::vector<TensorPlan> plans;
   if (c.rope_scaling.type == "llama3") {
     TensorPlan p;
@@ -184,31 +185,37 @@ absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaModel& mo
     return absl::UnimplementedError(
         absl::StrCat("GGUF export of rope scaling \"", c.rope_scaling.type, "\""));
   }
+  auto of = [model](const engine::Tensor& t) { return model == nullptr ? nullptr : &t; };
+  const engine::LlamaModel empty;
+  const engine::LlamaModel& m = model == nullptr ? empty : *model;
   const std::vector<int64_t> embed = {c.vocab, c.hidden};
   RETURN_IF_ERROR(AddPlan(&plans, "token_embd.weight", "model.embed_tokens.weight",
-                          model.embed_tokens, embed, RowPermutation::kNone));
+                          of(m.embed_tokens), embed, RowPermutation::kNone));
+  const engine::BlockWeights no_block;
   for (int i = 0; i < c.n_layers; ++i) {
-    const engine::BlockWeights& b = model.blocks.at(i);
+    const engine::BlockWeights& b = model == nullptr ? no_block : model->blocks.at(i);
     for (const engine::BlockTensorSpec& spec : engine::BlockTensorSpecs()) {
       if (spec.is_bias && !c.attention_bias) continue;
       RETURN_IF_ERROR(AddPlan(&plans, absl::StrCat("blk.", i, ".", spec.gguf_suffix),
-                              absl::StrCat("model.layers.", i, ".", spec.hf_suffix), b.*spec.slot,
-                              engine::ExpectedShape(c, spec), spec.permutation));
+                              absl::StrCat("model.layers.", i, ".", spec.hf_suffix),
+                              of(b.*spec.slot), engine::ExpectedShape(c, spec), spec.permutation));
     }
   }
-  RETURN_IF_ERROR(AddPlan(&plans, "output_norm.weight", "model.norm.weight", model.final_norm,
+  RETURN_IF_ERROR(AddPlan(&plans, "output_norm.weight", "model.norm.weight", of(m.final_norm),
                           {c.hidden}, RowPermutation::kNone));
-  if (!engine::LmHeadIsTied(model)) {
-    RETURN_IF_ERROR(AddPlan(&plans, "output.weight", "lm_head.weight", model.lm_head, embed,
+  if (!tied) {
+    RETURN_IF_ERROR(AddPlan(&plans, "output.weight", "lm_head.weight", of(m.lm_head), embed,
                             RowPermutation::kNone));
   }
   return plans;
 }
 
-absl::Status ChooseTypes(const GgufExportOptions& options, const QuantizedMap& quantized,
-                         std::vector<TensorPlan>* plans) {
-  const std::optional<GgmlType> target = options.target_type;
-  const std::optional<GgmlType> other = options.other_type;
+absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaModel& model) {
+  return ListTensors(model.config, engine::LmHeadIsTied(model), &model);
+}
+
+absl::Status CheckNames(const GgufExportOptions& options, const QuantizedMap& quantized,
+                        std::vector<TensorPlan>* plans) {
   std::map<std::string, TensorPlan*> by_hf;
   for (TensorPlan& p : *plans) by_hf[p.report.hf_name] = &p;
   for (const std::string& name : options.targets) {
@@ -218,18 +225,28 @@ absl::Status ChooseTypes(const GgufExportOptions& options, const QuantizedMap& q
           absl::StrCat("target ", name, " is not a 2-D weight of the model"));
     }
   }
-  RETURN_IF_ERROR(CheckQuantized(quantized, by_hf));
+  return CheckQuantized(quantized, by_hf);
+}
+
+absl::Status ChooseType(const GgufExportOptions& options, const QuantizedTensor* q,
+                        TensorPlan* p) {
+  const std::string& name = p->report.hf_name;
+  if (!p->is_matrix()) {
+    p->report.requested = GgmlType::kF32;
+  } else if (options.targets.count(name) > 0 || q != nullptr) {
+    RETURN_IF_ERROR(ChooseTarget(q, options.target_type, p));
+  } else {
+    p->report.requested = options.other_type;
+  }
+  return Finish(p);
+}
+
+absl::Status ChooseTypes(const GgufExportOptions& options, const QuantizedMap& quantized,
+                         std::vector<TensorPlan>* plans) {
+  RETURN_IF_ERROR(CheckNames(options, quantized, plans));
   for (TensorPlan& p : *plans) {
-    const std::string& name = p.report.hf_name;
-    auto q = quantized.find(name);
-    if (!p.is_matrix()) {
-      p.report.requested = GgmlType::kF32;
-    } else if (options.targets.count(name) > 0 || q != quantized.end()) {
-      RETURN_IF_ERROR(ChooseTarget(q == quantized.end() ? nullptr : q->second, target, &p));
-    } else {
-      p.report.requested = *other;
-    }
-    RETURN_IF_ERROR(Finish(&p));
+    auto q = quantized.find(p.report.hf_name);
+    RETURN_IF_ERROR(ChooseType(options, q == quantized.end() ? nullptr : q->second, &p));
   }
   return absl::OkStatus();
 }

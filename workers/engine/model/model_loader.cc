@@ -36,6 +36,15 @@ absl::StatusOr<LlamaModel> LoadModel(const std::string& path) {
   return kind == Kind::kHf ? LoadHfModel(path) : LoadGgufModel(path);
 }
 
+absl::StatusOr<std::unique_ptr<ModelStream>> OpenModelStream(const std::string& path, bool gguf) {
+  if (gguf) {
+    ASSIGN_OR_RETURN(std::unique_ptr<GgufLlamaStream> s, GgufLlamaStream::Open(path));
+    return std::unique_ptr<ModelStream>(std::move(s));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<HfLlamaStream> s, HfLlamaStream::Open(path));
+  return std::unique_ptr<ModelStream>(std::move(s));
+}
+
 absl::StatusOr<StoredModel> InspectModel(const std::string& path) {
   ASSIGN_OR_RETURN(const Kind kind, KindOf(path));
   StoredModel out;

@@ -10,10 +10,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "workers/engine/model/llama_model.h"
+#include "workers/engine/model/model_stream.h"
 
 namespace compressd::engine {
 
@@ -26,5 +28,9 @@ struct StoredModel {
   uint64_t weight_bytes = 0;  // the weights as stored (the files' tensor data)
 };
 absl::StatusOr<StoredModel> InspectModel(const std::string& path);
+
+// The model block by block (model_stream.h); `gguf` as ResolveModelInput
+// decided (pipeline/job_plan.h).
+absl::StatusOr<std::unique_ptr<ModelStream>> OpenModelStream(const std::string& path, bool gguf);
 
 }  // namespace compressd::engine

@@ -27,7 +27,7 @@ absl::string_view FloatBytes(const float* data, int64_t n) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<HfBlockStream>> HfBlockStream::Create(const HfLlamaStream& source,
+absl::StatusOr<std::unique_ptr<HfBlockStream>> HfBlockStream::Create(const ModelStream& source,
                                                                      const std::string& out_dir,
                                                                      DType dtype,
                                                                      CompressionResult* result,
@@ -54,11 +54,11 @@ absl::StatusOr<absl::string_view> HfBlockStream::OutputBytes(const float* data, 
   return absl::string_view(*buf);
 }
 
-absl::Status HfBlockStream::Embed(const SequenceBatch& batch, float* hidden) {
+absl::Status SourceBlockStream::Embed(const SequenceBatch& batch, float* hidden) {
   return EmbedFromStream(source_, batch, hidden);
 }
 
-absl::Status EmbedFromStream(const HfLlamaStream& source, const SequenceBatch& batch,
+absl::Status EmbedFromStream(const ModelStream& source, const SequenceBatch& batch,
                              float* hidden) {
   const LlamaConfig& c = source.config();
   for (int64_t r = 0; r < batch.tokens(); ++r) {
@@ -72,29 +72,40 @@ absl::Status EmbedFromStream(const HfLlamaStream& source, const SequenceBatch& b
   return absl::OkStatus();
 }
 
-absl::Status HfBlockStream::Load(int block, BlockWeights* w) {
+absl::Status SourceBlockStream::Load(int block, BlockWeights* w) {
   ASSIGN_OR_RETURN(*w, source_.LoadBlock(block));
-  // BF16/F16 were converted into owned buffers: their pages are not needed
-  // again (F32 tensors point into the mapping and fault their pages back in).
   source_.ReleaseBlock(block);
   return absl::OkStatus();
 }
 
-absl::Status HfBlockStream::Done(int block, BlockWeights* w) {
-  std::string buf;
-  for (const NamedTensor& t : BlockTensors(block, w)) {
-    ASSIGN_OR_RETURN(const absl::string_view bytes,
-                     OutputBytes(t.tensor->data, t.tensor->numel(), &buf));
-    RETURN_IF_ERROR(writer_->Write(t.name, bytes));
-    result_->quantized.erase(t.name);
+absl::Status SourceBlockStream::Finished(int block, BlockWeights* w, const BlockWriter& write) {
+  const std::vector<NamedTensor> tensors = BlockTensors(block, w);
+  std::map<std::string, const QuantizedTensor*> quantized;
+  for (const NamedTensor& t : tensors) {
+    auto it = result_->quantized.find(t.name);
+    if (it != result_->quantized.end()) quantized[t.name] = &it->second;
   }
+  RETURN_IF_ERROR(write(tensors, quantized));
+  for (const NamedTensor& t : tensors) result_->quantized.erase(t.name);
   *w = BlockWeights();
   source_.ReleaseBlock(block);
   return absl::OkStatus();
 }
 
+absl::Status HfBlockStream::Done(int block, BlockWeights* w) {
+  return Finished(block, w, [&](const std::vector<NamedTensor>& tensors, const auto&) {
+    std::string buf;
+    for (const NamedTensor& t : tensors) {
+      ASSIGN_OR_RETURN(const absl::string_view bytes,
+                       OutputBytes(t.tensor->data, t.tensor->numel(), &buf));
+      RETURN_IF_ERROR(writer_->Write(t.name, bytes));
+    }
+    return absl::OkStatus();
+  });
+}
+
 absl::Status ForEachRowChunk(
-    const HfLlamaStream& source, const std::string& name, const std::vector<int64_t>& shape,
+    const ModelStream& source, const std::string& name, const std::vector<int64_t>& shape,
     const std::function<absl::Status(uint64_t first, const float* data, int64_t n)>& fn) {
   if (shape.size() == 1) {
     ASSIGN_OR_RETURN(const Tensor t, source.LoadTensor(name));
@@ -108,9 +119,9 @@ absl::Status ForEachRowChunk(
   for (int64_t r = 0; r < rows; r += step) {
     const int64_t n = std::min(step, rows - r);
     RETURN_IF_ERROR(source.ReadRows(name, r, n, rows_f32.data()));
+    source.Release(name);  // the stored pages read so far leave the resident set
     RETURN_IF_ERROR(fn(static_cast<uint64_t>(r * cols), rows_f32.data(), n * cols));
   }
-  source.Release(name);
   return absl::OkStatus();
 }
 
@@ -135,28 +146,10 @@ absl::Status HfBlockStream::Finish() {
                              HfLlamaConfigJson(c, c.tie_word_embeddings));
 }
 
-absl::Status GptqBlockStream::Embed(const SequenceBatch& batch, float* hidden) {
-  return EmbedFromStream(source_, batch, hidden);
-}
-
-absl::Status GptqBlockStream::Load(int block, BlockWeights* w) {
-  ASSIGN_OR_RETURN(*w, source_.LoadBlock(block));
-  source_.ReleaseBlock(block);
-  return absl::OkStatus();
-}
-
 absl::Status GptqBlockStream::Done(int block, BlockWeights* w) {
-  const std::vector<NamedTensor> tensors = BlockTensors(block, w);
-  std::map<std::string, const QuantizedTensor*> quantized;
-  for (const NamedTensor& t : tensors) {
-    auto it = result_->quantized.find(t.name);
-    if (it != result_->quantized.end()) quantized[t.name] = &it->second;
-  }
-  RETURN_IF_ERROR(writer_.WriteBlock(block, tensors, quantized));
-  for (const NamedTensor& t : tensors) result_->quantized.erase(t.name);
-  *w = BlockWeights();
-  source_.ReleaseBlock(block);
-  return absl::OkStatus();
+  return Finished(block, w, [&](const std::vector<NamedTensor>& tensors, const auto& quantized) {
+    return writer_.WriteBlock(block, tensors, quantized);
+  });
 }
 
 absl::Status GptqBlockStream::Finish() {
@@ -169,6 +162,56 @@ absl::Status GptqBlockStream::Finish() {
                                     }));
   }
   return writer_.Finish();
+}
+
+absl::StatusOr<std::unique_ptr<GgufBlockStream>> GgufBlockStream::Create(
+    const ModelStream& source, const std::string& out_path, GgufExportOptions options,
+    CompressionResult* result) {
+  if (source.gguf() == nullptr) {
+    return absl::UnimplementedError(absl::StrCat(
+        out_path, ": GGUF export needs the tokenizer of a source GGUF file (the model was not "
+                  "read from one; converting a Hugging Face tokenizer is not implemented)"));
+  }
+  const LlamaConfig& c = source.config();
+  ASSIGN_OR_RETURN(std::unique_ptr<GgufStreamWriter> writer,
+                   GgufStreamWriter::Create(c, c.tie_word_embeddings, *source.gguf(),
+                                            std::move(options), out_path));
+  std::unique_ptr<GgufBlockStream> stream(
+      new GgufBlockStream(source, result, std::move(writer)));
+  RETURN_IF_ERROR(stream->WriteOutside(kEmbedding, /*vector=*/false));
+  return stream;
+}
+
+absl::Status GgufBlockStream::WriteOutside(const std::string& name, bool vector) {
+  absl::Status s;
+  if (vector) {
+    ASSIGN_OR_RETURN(const Tensor t, source_.LoadTensor(name));
+    s = writer_->WriteRows(name, [&t](int64_t, int64_t, float* out) {
+      std::copy(t.data, t.data + t.numel(), out);
+      return absl::OkStatus();
+    });
+  } else {
+    s = writer_->WriteRows(name, [&](int64_t row, int64_t n, float* out) {
+      RETURN_IF_ERROR(source_.ReadRows(name, row, n, out));
+      source_.Release(name);  // the stored pages read so far leave the resident set
+      return absl::OkStatus();
+    });
+  }
+  source_.Release(name);
+  return s;
+}
+
+absl::Status GgufBlockStream::Done(int block, BlockWeights* w) {
+  const BlockWeights& weights = *w;
+  return Finished(block, w, [&](const std::vector<NamedTensor>&, const auto& quantized) {
+    return writer_->WriteBlock(block, weights, quantized);
+  });
+}
+
+absl::StatusOr<GgufExportReport> GgufBlockStream::Finish() {
+  RETURN_IF_ERROR(WriteOutside("model.norm.weight", /*vector=*/true));
+  if (!source_.config().tie_word_embeddings) RETURN_IF_ERROR(WriteOutside("lm_head.weight", /*vector=*/false));
+  return writer_->Finish();
 }
 
 }  // namespace compressd::engine

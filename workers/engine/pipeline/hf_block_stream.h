@@ -5,7 +5,7 @@
 //
 //   Embed: the calibration batch's embedding rows, read from the mapped file
 //     (an exact conversion of the stored BF16/F16/F32 values);
-//   Load(i): block i in float32 (HfLlamaStream::LoadBlock), its stored pages
+//   Load(i): block i in float32 (ModelStream::LoadBlock), its stored pages
 //     returned to the kernel at once;
 //   Done(i): block i's final weights written at their place in the output
 //     shards (ShardedSafetensorsWriter), then freed, and the input pages of
@@ -19,6 +19,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,43 +27,65 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "workers/engine/calib/calibrated_compress.h"
+#include "workers/engine/export/gguf_stream_writer.h"
 #include "workers/engine/export/gptq_stream_writer.h"
 #include "workers/engine/export/sharded_writer.h"
-#include "workers/engine/model/gguf/hf_llama.h"
+#include "workers/engine/model/model_stream.h"
 
 namespace compressd::engine {
 
 // hidden [T, hidden] = the embedding rows of `batch`, read from the mapped
 // file; INVALID_ARGUMENT for a token id outside the vocabulary.
-absl::Status EmbedFromStream(const HfLlamaStream& source, const SequenceBatch& batch,
+absl::Status EmbedFromStream(const ModelStream& source, const SequenceBatch& batch,
                              float* hidden);
 // Tensor `name` ([rows, cols] or [n]) read in float32 row chunks of about 16
 // MiB: fn(first float, data, n floats) per chunk; its mapped pages released.
 absl::Status ForEachRowChunk(
-    const HfLlamaStream& source, const std::string& name, const std::vector<int64_t>& shape,
+    const ModelStream& source, const std::string& name, const std::vector<int64_t>& shape,
     const std::function<absl::Status(uint64_t first, const float* data, int64_t n)>& fn);
 
-class HfBlockStream : public BlockStream {
+// The input side the output streams share: Embed reads the embedding rows
+// from `source`, Load(i) block i (its stored pages released at once:
+// BF16/F16/GGUF blocks were converted into owned buffers, F32 tensors point
+// into the mapping and fault their pages back in); Finished(i) hands a
+// finished block's tensors, with the codes of those quantized, to the
+// output, then drops the codes from the result, frees the block and releases
+// its input pages.
+class SourceBlockStream : public BlockStream {
+ public:
+  absl::Status Embed(const SequenceBatch& batch, float* hidden) override;
+  absl::Status Load(int block, BlockWeights* w) override;
+
+ protected:
+  using BlockWriter = std::function<absl::Status(
+      const std::vector<NamedTensor>& tensors,
+      const std::map<std::string, const QuantizedTensor*>& quantized)>;
+  SourceBlockStream(const ModelStream& source, CompressionResult* result)
+      : source_(source), result_(result) {}
+  absl::Status Finished(int block, BlockWeights* w, const BlockWriter& write);
+
+  const ModelStream& source_;
+  CompressionResult* result_;
+};
+
+class HfBlockStream : public SourceBlockStream {
  public:
   // `source` and `result` must outlive the stream; the output's weights are
   // in `dtype` (F32, BF16 or F16). UNIMPLEMENTED for q/k/v biases outside
   // qwen2 (as WriteHfLlama).
   static absl::StatusOr<std::unique_ptr<HfBlockStream>> Create(
-      const HfLlamaStream& source, const std::string& out_dir, DType dtype,
+      const ModelStream& source, const std::string& out_dir, DType dtype,
       CompressionResult* result, uint64_t max_shard_bytes = kDefaultMaxShardBytes);
 
-  absl::Status Embed(const SequenceBatch& batch, float* hidden) override;
-  absl::Status Load(int block, BlockWeights* w) override;
   absl::Status Done(int block, BlockWeights* w) override;
   absl::Status Finish();
 
  private:
-  HfBlockStream(const HfLlamaStream& source, std::string out_dir, DType dtype,
+  HfBlockStream(const ModelStream& source, std::string out_dir, DType dtype,
                 CompressionResult* result, std::unique_ptr<ShardedSafetensorsWriter> writer)
-      : source_(source),
+      : SourceBlockStream(source, result),
         out_dir_(std::move(out_dir)),
         dtype_(dtype),
-        result_(result),
         writer_(std::move(writer)) {}
   // `n` floats as the output's bytes: a view of `data` for F32, else
   // converted into *buf.
@@ -70,10 +93,8 @@ class HfBlockStream : public BlockStream {
   // Tensor `name` ([rows, cols] or [n]) copied to the output in row chunks.
   absl::Status CopyTensor(const std::string& name, const std::vector<int64_t>& shape);
 
-  const HfLlamaStream& source_;
   const std::string out_dir_;
   const DType dtype_;
-  CompressionResult* result_;
   std::unique_ptr<ShardedSafetensorsWriter> writer_;
 };
 
@@ -81,24 +102,47 @@ class HfBlockStream : public BlockStream {
 // quantized projections and writes them with its other tensors in float16
 // (GptqStreamWriter), dropping the block's codes from the result; Finish()
 // writes the tensors outside the blocks, commits and writes config.json.
-class GptqBlockStream : public BlockStream {
+class GptqBlockStream : public SourceBlockStream {
  public:
-  GptqBlockStream(const HfLlamaStream& source, const std::string& out_dir,
+  GptqBlockStream(const ModelStream& source, const std::string& out_dir,
                   const GptqExportOptions& options, CompressionResult* result,
                   uint64_t max_shard_bytes = kDefaultMaxShardBytes)
-      : source_(source), result_(result), writer_(source.config(), out_dir, options,
-                                                   max_shard_bytes) {}
+      : SourceBlockStream(source, result),
+        writer_(source.config(), out_dir, options, max_shard_bytes) {}
 
-  absl::Status Embed(const SequenceBatch& batch, float* hidden) override;
-  absl::Status Load(int block, BlockWeights* w) override;
   absl::Status Done(int block, BlockWeights* w) override;
   absl::Status Finish();
   const GptqExportStats& stats() const { return writer_.stats(); }
 
  private:
-  const HfLlamaStream& source_;
-  CompressionResult* result_;
   GptqStreamWriter writer_;
+};
+
+// The same for a GGUF output (output.format: gguf) of a GGUF input, whose
+// tokenizer and general.* keys it copies (GgufStreamWriter): Create() writes
+// the embedding (row chunks from the mapped file), Done(i) types and encodes
+// block i's tensors (exactly from their grids where a ggml type fits, as
+// WriteGgufLlama), dropping its codes from the result; Finish() writes the
+// final norm and an untied LM head, then the header. UNIMPLEMENTED for a
+// source that is not a GGUF file (as WriteGgufLlama).
+class GgufBlockStream : public SourceBlockStream {
+ public:
+  static absl::StatusOr<std::unique_ptr<GgufBlockStream>> Create(
+      const ModelStream& source, const std::string& out_path, GgufExportOptions options,
+      CompressionResult* result);
+
+  absl::Status Done(int block, BlockWeights* w) override;
+  absl::StatusOr<GgufExportReport> Finish();
+
+ private:
+  GgufBlockStream(const ModelStream& source, CompressionResult* result,
+                  std::unique_ptr<GgufStreamWriter> writer)
+      : SourceBlockStream(source, result), writer_(std::move(writer)) {}
+  // Tensor `name` outside the blocks, from the source: whole when a
+  // `vector`, else in row chunks.
+  absl::Status WriteOutside(const std::string& name, bool vector);
+
+  std::unique_ptr<GgufStreamWriter> writer_;
 };
 
 }  // namespace compressd::engine

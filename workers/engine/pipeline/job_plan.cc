@@ -74,14 +74,13 @@ JobPlan PlanJob(const RecipeSpec& spec, const ModelInput& input) {
   plan.path =
       !input.gguf && !plan.evaluate && magnitude_only ? JobPath::kTensorByTensor : JobPath::kModel;
   // Block at a time: the calibrated pipeline already works block by block
-  // (evaluation windows advance with it: eval_stream.h), so an HF model is
-  // never loaded whole.
-  if (!input.gguf && plan.compression == Compression::kCalibrated &&
-      spec.format != OutputFormat::kGguf) {
+  // (evaluation windows advance with it: eval_stream.h), so the model (HF
+  // safetensors or GGUF) is never loaded whole.
+  if (plan.compression == Compression::kCalibrated) {
     plan.path = JobPath::kBlockStream;
   }
-  // So is an HF model that is only evaluated.
-  if (!input.gguf && plan.compression == Compression::kNone && plan.evaluate) {
+  // So is a model that is only evaluated.
+  if (plan.compression == Compression::kNone && plan.evaluate) {
     plan.path = JobPath::kBlockStream;
   }
   return plan;

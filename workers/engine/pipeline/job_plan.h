@@ -4,15 +4,17 @@
 //   tensor-by-tensor (tensor_job.h): HF safetensors in and out, magnitude
 //     stages only, no calibration, overrides or evaluation: each target is
 //     pruned in its own dtype and shard, everything else stays byte-identical;
-//   block stream (model_job.h): HF safetensors in and out, a calibrated
-//     recipe (SparseGPT / GPTQ / Wanda, no EvoPress): the model is never in
-//     memory, only the block at hand (hf_block_stream.h), and evaluation
-//     windows advance block by block with it (eval_stream.h), so memory is
-//     bounded by one block plus the calibration and evaluation activations;
-//     and an HF model that is only evaluated, the same way;
-//   model (model_job.h): the whole model in memory as a LlamaModel, for GGUF
-//     input and every other recipe: load, [evaluate dense], compress
-//     (uncalibrated, calibrated or an EvoPress search), [evaluate], export.
+//   block stream (model_job.h): HF safetensors or GGUF in, a calibrated
+//     recipe (SparseGPT / GPTQ / Wanda, no EvoPress), HF, GPTQ or (for a
+//     GGUF input) GGUF out: the model is never in memory, only the block at
+//     hand (model/model_stream.h, hf_block_stream.h), and evaluation windows
+//     advance block by block with it (eval_stream.h), so memory is bounded by
+//     one block plus the calibration and evaluation activations; and a model
+//     that is only evaluated, the same way;
+//   model (model_job.h): the whole model in memory as a LlamaModel, for
+//     every other recipe (uncalibrated stages, EvoPress) and for
+//     RunOptions::whole_model: load, [evaluate dense], compress, [evaluate],
+//     export.
 #pragma once
 
 #include <string>

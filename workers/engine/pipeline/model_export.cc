@@ -85,8 +85,33 @@ absl::StatusOr<json> ExportGptq(const ExportRequest& r, const RecipeSpec& spec, 
   return GptqReportJson(stats);
 }
 
-// The export report in the summary: tensors per type, how many were encoded
-// exactly from their quantization grid, and each tensor's type.
+absl::StatusOr<json> ExportGguf(const ExportRequest& r, const RecipeSpec& spec, EventSink& events) {
+  std::unique_ptr<engine::GgufFile> source;
+  if (r.input.gguf) {
+    ASSIGN_OR_RETURN(source, engine::GgufFile::Open(r.input.path));
+  }
+  const GgufExportOptions options = GgufOptionsFor(spec, *r.targets);
+  std::error_code ec;
+  fs::create_directories(r.out_dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat(r.out_dir, ": mkdir: ", ec.message()));
+  const std::string file = (fs::path(r.out_dir) / "model.gguf").string();
+  ASSIGN_OR_RETURN(
+      GgufExportReport report,
+      WriteGgufLlama(*r.model, source.get(), QuantizedMap(*r.quantized), options, file));
+  EmitLog(events, "info", absl::StrCat("wrote a GGUF model to ", file));
+  return GgufReportJson(report);
+}
+
+}  // namespace
+
+GgufExportOptions GgufOptionsFor(const RecipeSpec& spec, const std::vector<ModelTarget>& targets) {
+  GgufExportOptions options;
+  if (spec.gguf.target) options.target_type = static_cast<engine::GgmlType>(*spec.gguf.target);
+  options.other_type = static_cast<engine::GgmlType>(spec.gguf.other);
+  for (const ModelTarget& t : targets) options.targets.insert(t.tensor);
+  return options;
+}
+
 json GgufReportJson(const GgufExportReport& report) {
   std::map<std::string, int> by_type;
   int exact = 0;
@@ -109,28 +134,6 @@ json GgufReportJson(const GgufExportReport& report) {
           {"exact_from_grid", exact},
           {"tensors", tensors}};
 }
-
-absl::StatusOr<json> ExportGguf(const ExportRequest& r, const RecipeSpec& spec, EventSink& events) {
-  std::unique_ptr<engine::GgufFile> source;
-  if (r.input.gguf) {
-    ASSIGN_OR_RETURN(source, engine::GgufFile::Open(r.input.path));
-  }
-  GgufExportOptions options;
-  if (spec.gguf.target) options.target_type = static_cast<engine::GgmlType>(*spec.gguf.target);
-  options.other_type = static_cast<engine::GgmlType>(spec.gguf.other);
-  for (const ModelTarget& t : *r.targets) options.targets.insert(t.tensor);
-  std::error_code ec;
-  fs::create_directories(r.out_dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat(r.out_dir, ": mkdir: ", ec.message()));
-  const std::string file = (fs::path(r.out_dir) / "model.gguf").string();
-  ASSIGN_OR_RETURN(
-      GgufExportReport report,
-      WriteGgufLlama(*r.model, source.get(), QuantizedMap(*r.quantized), options, file));
-  EmitLog(events, "info", absl::StrCat("wrote a GGUF model to ", file));
-  return GgufReportJson(report);
-}
-
-}  // namespace
 
 GptqExportOptions GptqOptionsFor(const RecipeSpec& spec) {
   GptqExportOptions options;
@@ -174,6 +177,54 @@ absl::Status ExportSideFiles(const ModelInput& input, const std::string& out_dir
                              EventSink& events) {
   if (input.gguf) return WriteTokenizerFromGguf(input.path, out_dir, events);
   return CopySideFiles(input.path, out_dir);
+}
+
+absl::StatusOr<std::unique_ptr<StreamedExport>> StreamedExport::Create(
+    const ModelStream& source, const RecipeSpec& spec, const std::vector<ModelTarget>& targets,
+    const ModelInput& input, const std::string& out_dir, CompressionResult* result) {
+  std::unique_ptr<StreamedExport> e(new StreamedExport(spec, input, out_dir));
+  switch (spec.format) {
+    case OutputFormat::kGguf: {
+      ASSIGN_OR_RETURN(e->gguf_, GgufBlockStream::Create(
+                                     source, (fs::path(out_dir) / "model.gguf").string(),
+                                     GgufOptionsFor(spec, targets), result));
+      e->blocks_ = e->gguf_.get();
+      break;
+    }
+    case OutputFormat::kGptq:
+      e->gptq_ = std::make_unique<GptqBlockStream>(source, out_dir, GptqOptionsFor(spec), result);
+      e->blocks_ = e->gptq_.get();
+      break;
+    case OutputFormat::kHfSafetensors: {
+      ASSIGN_OR_RETURN(const DType dtype, ParseDType(spec.hf_dtype));
+      ASSIGN_OR_RETURN(e->hf_, HfBlockStream::Create(source, out_dir, dtype, result));
+      e->blocks_ = e->hf_.get();
+      break;
+    }
+  }
+  return e;
+}
+
+absl::StatusOr<json> StreamedExport::Finish(EventSink& events) {
+  if (gguf_) {
+    ASSIGN_OR_RETURN(const GgufExportReport report, gguf_->Finish());
+    EmitLog(events, "info", absl::StrCat("wrote a GGUF model to ", report.path));
+    return GgufReportJson(report);  // the GGUF carries its own tokenizer
+  }
+  json report;
+  if (gptq_) {
+    RETURN_IF_ERROR(gptq_->Finish());
+    report = GptqReportJson(gptq_->stats());
+    EmitLog(events, "info",
+            absl::StrCat("wrote a GPTQ model (", gptq_->stats().quantized_tensors,
+                         " packed tensors) to ", out_dir_));
+  } else {
+    RETURN_IF_ERROR(hf_->Finish());
+    EmitLog(events, "info",
+            absl::StrCat("wrote an HF safetensors model (", spec_.hf_dtype, ") to ", out_dir_));
+  }
+  RETURN_IF_ERROR(ExportSideFiles(input_, out_dir_, events));
+  return report;
 }
 
 uint64_t DirectoryBytes(const std::string& dir) {

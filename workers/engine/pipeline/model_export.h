@@ -13,6 +13,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,8 +21,10 @@
 #include "common/recipe_spec.h"
 #include "nlohmann/json.hpp"
 #include "workers/engine/algorithms/quant_grid.h"
+#include "workers/engine/export/gguf_export.h"
 #include "workers/engine/export/gptq_export.h"
 #include "workers/engine/model/llama_model.h"
+#include "workers/engine/pipeline/hf_block_stream.h"
 #include "workers/engine/pipeline/job_plan.h"
 #include "workers/engine/pipeline/targets.h"
 #include "workers/engine/runtime/run_context.h"
@@ -46,11 +49,46 @@ absl::StatusOr<nlohmann::json> ExportModel(const ExportRequest& request, const R
 absl::Status ExportSideFiles(const ModelInput& input, const std::string& out_dir,
                              EventSink& events);
 
+// The GGUF writer's options from the recipe's output.gguf and the targets.
+GgufExportOptions GgufOptionsFor(const RecipeSpec& recipe, const std::vector<ModelTarget>& targets);
+// The summary's export report of a GGUF output: tensors per type, how many
+// were encoded exactly from their quantization grid, and each tensor's type.
+nlohmann::json GgufReportJson(const GgufExportReport& report);
+
 // The GPTQ writer's options from the recipe (damp_percent, true_sequential);
 // the format is chosen from the grids (gptq_v2 for an asymmetric one).
 GptqExportOptions GptqOptionsFor(const RecipeSpec& recipe);
 // The summary's export report of a GPTQ output.
 nlohmann::json GptqReportJson(const GptqExportStats& stats);
+
+// The output of a block-at-a-time job (job_plan.h kBlockStream), written as
+// its blocks finish (hf_block_stream.h): the same files and export report as
+// ExportModel for the same weights. Not thread-safe.
+class StreamedExport {
+ public:
+  // `source` and `result` must outlive the export.
+  static absl::StatusOr<std::unique_ptr<StreamedExport>> Create(
+      const ModelStream& source, const RecipeSpec& spec, const std::vector<ModelTarget>& targets,
+      const ModelInput& input, const std::string& out_dir, CompressionResult* result);
+
+  // The stream the calibrated pipeline reads blocks from and hands them back to.
+  BlockStream& blocks() { return *blocks_; }
+  // Every block done: the rest of the output and its side files; the export
+  // report as ExportModel's (null for hf_safetensors).
+  absl::StatusOr<nlohmann::json> Finish(EventSink& events);
+
+ private:
+  StreamedExport(const RecipeSpec& spec, ModelInput input, std::string out_dir)
+      : spec_(spec), input_(std::move(input)), out_dir_(std::move(out_dir)) {}
+
+  const RecipeSpec& spec_;
+  const ModelInput input_;
+  const std::string out_dir_;
+  std::unique_ptr<HfBlockStream> hf_;
+  std::unique_ptr<GptqBlockStream> gptq_;
+  std::unique_ptr<GgufBlockStream> gguf_;
+  BlockStream* blocks_ = nullptr;
+};
 
 // Total bytes of the regular files under `dir`.
 uint64_t DirectoryBytes(const std::string& dir);

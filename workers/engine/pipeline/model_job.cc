@@ -13,7 +13,6 @@
 #include "common/util.h"
 #include "nlohmann/json.hpp"
 #include "workers/engine/calib/calibrated_compress.h"
-#include "workers/engine/model/gguf/hf_llama.h"
 #include "workers/engine/model/llama_names.h"
 #include "workers/engine/model/model_loader.h"
 #include "workers/engine/nn/backend_factory.h"
@@ -133,6 +132,13 @@ class ModelJob {
         threads_(EvaluationThreads(recipe_, options)) {}
 
   absl::StatusOr<std::string> Run() {
+    if (spec_.format == OutputFormat::kGguf && !plan_.input.gguf &&
+        plan_.compression != Compression::kNone) {
+      return absl::UnimplementedError(absl::StrCat(
+          plan_.input.path, ": a GGUF output needs the tokenizer of a GGUF input (converting a "
+                            "Hugging Face tokenizer to GGUF is not implemented); use output.format "
+                            "hf_safetensors or gptq"));
+    }
     RETURN_IF_ERROR(CheckMemory());
     if (plan_.path == JobPath::kBlockStream) return RunBlockStream();
     RETURN_IF_ERROR(Load());
@@ -214,8 +220,8 @@ class ModelJob {
     Clock::time_point t = Clock::now();
     const std::string name = fs::path(plan_.input.path).filename().string();
     EmitProgress(events_, "load", 0, 1, name);
-    ASSIGN_OR_RETURN(source_, HfLlamaStream::Open(plan_.input.path));
-    const HfLlamaStream* source = source_.get();
+    ASSIGN_OR_RETURN(source_, OpenModelStream(plan_.input.path, plan_.input.gguf));
+    const ModelStream* source = source_.get();
     const LlamaConfig& c = source->config();
     in_.model.config = c;
     in_.model.blocks.resize(c.n_layers);
@@ -232,25 +238,17 @@ class ModelJob {
     if (cancel_.cancelled()) return absl::CancelledError("job cancelled");
     if (plan_.evaluate) RETURN_IF_ERROR(StartEvaluation(*source));
     if (plan_.compression == Compression::kNone) return RunEvaluateOnlyStream(*source);
-    // The output, written block by block: HF safetensors or GPTQ-packed.
-    std::unique_ptr<HfBlockStream> hf;
-    std::unique_ptr<GptqBlockStream> gptq;
-    BlockStream* stream = nullptr;
-    if (spec_.format == OutputFormat::kGptq) {
-      gptq = std::make_unique<GptqBlockStream>(*source, out_dir_, GptqOptionsFor(spec_), &result_);
-      stream = gptq.get();
-    } else {
-      ASSIGN_OR_RETURN(const DType dtype, ParseDType(spec_.hf_dtype));
-      ASSIGN_OR_RETURN(hf, HfBlockStream::Create(*source, out_dir_, dtype, &result_));
-      stream = hf.get();
-    }
+    // The output, written block by block.
+    ASSIGN_OR_RETURN(std::unique_ptr<StreamedExport> output,
+                     StreamedExport::Create(*source, spec_, in_.targets, plan_.input, out_dir_,
+                                            &result_));
     const int threads = CalibrationThreads(recipe_, options_);
     ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend,
                      engine::CreateBackend(options_.device, threads));
     std::optional<EvaluatingBlockStream> evaluating;
-    BlockStream* blocks = stream;
+    BlockStream* blocks = &output->blocks();
     if (plan_.evaluate) {
-      blocks = &evaluating.emplace(*stream, *eval_forward_,
+      blocks = &evaluating.emplace(output->blocks(), *eval_forward_,
                                    dense_stream_ ? &*dense_stream_ : nullptr,
                                    &*compressed_stream_);
     }
@@ -260,18 +258,7 @@ class ModelJob {
     if (evaluating) eval_s_ += evaluating->seconds();
     t = Clock::now();
     EmitProgress(events_, "export", 0, 1, out_dir_);
-    if (gptq) {
-      RETURN_IF_ERROR(gptq->Finish());
-      export_report_ = GptqReportJson(gptq->stats());
-      EmitLog(events_, "info",
-              absl::StrCat("wrote a GPTQ model (", gptq->stats().quantized_tensors,
-                           " packed tensors) to ", out_dir_));
-    } else {
-      RETURN_IF_ERROR(hf->Finish());
-      EmitLog(events_, "info",
-              absl::StrCat("wrote an HF safetensors model (", spec_.hf_dtype, ") to ", out_dir_));
-    }
-    RETURN_IF_ERROR(ExportSideFiles(plan_.input, out_dir_, events_));
+    ASSIGN_OR_RETURN(export_report_, output->Finish(events_));
     export_s_ = SecondsSince(t);
     output_bytes_ = DirectoryBytes(out_dir_);
     EmitProgress(events_, "export", 1, 1, out_dir_);
@@ -281,7 +268,7 @@ class ModelJob {
 
   // An evaluate-only job on the block stream: the windows advance through
   // each block as it is read.
-  absl::StatusOr<std::string> RunEvaluateOnlyStream(const HfLlamaStream& source) {
+  absl::StatusOr<std::string> RunEvaluateOnlyStream(const ModelStream& source) {
     const Clock::time_point t = Clock::now();
     const int n = source.config().n_layers;
     BlockWorkspace ws;
@@ -305,7 +292,7 @@ class ModelJob {
   // norm, an LM head read in vocabulary chunks from the mapped file, and the
   // windows embedded into a dense stream (when the dense model is evaluated
   // or compared) and a compressed one (when there is compression).
-  absl::Status StartEvaluation(const HfLlamaStream& source) {
+  absl::Status StartEvaluation(const ModelStream& source) {
     const Clock::time_point t = Clock::now();
     ASSIGN_OR_RETURN(in_.model.final_norm, source.LoadTensor("model.norm.weight"));
     const std::string head =
@@ -475,7 +462,7 @@ class ModelJob {
   std::optional<engine::CompareResult> kl_;
   // The block-stream path's model (RunBlockStream); the evaluation's LM head
   // reads from it.
-  std::unique_ptr<HfLlamaStream> source_;
+  std::unique_ptr<ModelStream> source_;
   // Block-stream evaluation (StartEvaluation).
   std::unique_ptr<engine::Backend> eval_backend_;
   std::optional<LlamaForward> eval_forward_;

@@ -8,7 +8,10 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/unit/engine/model/fixture_util.h"
+#include "workers/engine/algorithms/rtn.h"
 #include "workers/engine/model/gguf/dequant.h"
+#include "workers/engine/model/gguf/gguf_model.h"
+#include "workers/engine/model/llama_names.h"
 
 namespace compressd::testing_export {
 
@@ -110,6 +113,51 @@ QuantizeFixture ReadQuantizeFixture() {
   }
   if (!r.ok()) ADD_FAILURE() << "ggml_quantize.bin is truncated";
   return f;
+}
+
+Source FromSpec(const engine::testing::TinyLlamaSpec& spec) {
+  absl::StatusOr<std::unique_ptr<engine::GgufFile>> f =
+      engine::GgufFile::FromBytes("tiny.gguf", engine::testing::BuildTinyLlama(spec).bytes);
+  EXPECT_TRUE(f.ok()) << f.status();
+  Source s{std::shared_ptr<const engine::GgufFile>(std::move(*f)), engine::LlamaModel()};
+  absl::StatusOr<engine::LlamaModel> m = engine::LoadGgufModel(s.file);
+  EXPECT_TRUE(m.ok()) << m.status();
+  s.model = std::move(*m);
+  return s;
+}
+
+engine::testing::TinyLlamaSpec Llama3RopeSpec() {
+  engine::testing::TinyLlamaSpec spec;
+  spec.quantize = false;
+  spec.rope_theta = 500000.0f;
+  spec.n_heads = spec.n_kv_heads = 1;
+  for (int i = 0; i < 64; i += 2) {  // as gguf_model_test
+    const double wavelen = 2 * M_PI * std::pow(500000.0, i / 64.0);
+    double f = wavelen > 8192 ? 8.0 : 1.0;
+    if (wavelen >= 2048 && wavelen <= 8192) {
+      const double smooth = (8192 / wavelen - 1) / 3;
+      f = 1.0 / ((1 - smooth) / 8 + smooth);
+    }
+    spec.rope_freqs.push_back(static_cast<float>(f));
+  }
+  return spec;
+}
+
+std::map<std::string, engine::Tensor*> ByName(engine::LlamaModel* m) {
+  std::map<std::string, engine::Tensor*> out;
+  for (const engine::NamedTensor& t : engine::NamedTensors(m)) out[t.name] = t.tensor;
+  return out;
+}
+
+engine::QuantizedTensor QuantizeInModel(engine::LlamaModel* m, const std::string& name, int bits,
+                                        bool sym, int64_t group) {
+  engine::Tensor* t = ByName(m).at(name);
+  std::vector<float> w(t->data, t->data + t->numel());
+  absl::StatusOr<engine::QuantizedTensor> q =
+      engine::QuantizeRtn(w.data(), t->rows(), t->cols(), {bits, group, sym}, name);
+  EXPECT_TRUE(q.ok()) << q.status();
+  *t = engine::Tensor::Owned(t->shape, std::move(w));
+  return *std::move(q);
 }
 
 }  // namespace compressd::testing_export

@@ -4,10 +4,16 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "tests/unit/engine/model/tiny_llama_gguf.h"
+#include "workers/engine/algorithms/quant_grid.h"
 #include "workers/engine/model/gguf/ggml_types.h"
+#include "workers/engine/model/gguf/gguf_file.h"
+#include "workers/engine/model/llama_model.h"
 
 namespace compressd::testing_export {
 
@@ -37,5 +43,20 @@ struct QuantizeFixture {
 };
 // tests/golden/fixtures/ggml_quantize.bin; test failures on a malformed file.
 QuantizeFixture ReadQuantizeFixture();
+
+// A tiny GGUF (tiny_llama_gguf.h) and the model loaded from it.
+struct Source {
+  std::shared_ptr<const engine::GgufFile> file;
+  engine::LlamaModel model;
+};
+Source FromSpec(const engine::testing::TinyLlamaSpec& spec);
+// An F32 tiny spec (one head) with llama3 rope scaling (factor 8, low 1,
+// high 4, 8192 positions) written as rope_freqs.weight.
+engine::testing::TinyLlamaSpec Llama3RopeSpec();
+// Every tensor of `m` by HF name.
+std::map<std::string, engine::Tensor*> ByName(engine::LlamaModel* m);
+// RTN-quantizes `name` of `m` in place (its tensor replaced by the grid values).
+engine::QuantizedTensor QuantizeInModel(engine::LlamaModel* m, const std::string& name, int bits,
+                                        bool sym, int64_t group);
 
 }  // namespace compressd::testing_export

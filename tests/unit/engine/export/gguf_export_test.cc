@@ -29,28 +29,10 @@ using engine::testing::BuildTinyLlama;
 using engine::testing::TinyLlamaSpec;
 using ::testing::HasSubstr;
 using QuantizedMap = std::map<std::string, const QuantizedTensor*>;
-
-struct Source {
-  std::shared_ptr<const GgufFile> file;
-  LlamaModel model;
-};
-
-Source FromSpec(const TinyLlamaSpec& spec) {
-  absl::StatusOr<std::unique_ptr<GgufFile>> f =
-      GgufFile::FromBytes("tiny.gguf", BuildTinyLlama(spec).bytes);
-  EXPECT_TRUE(f.ok()) << f.status();
-  Source s{std::shared_ptr<const GgufFile>(std::move(*f)), LlamaModel()};
-  absl::StatusOr<LlamaModel> m = engine::LoadGgufModel(s.file);
-  EXPECT_TRUE(m.ok()) << m.status();
-  s.model = std::move(*m);
-  return s;
-}
-
-std::map<std::string, Tensor*> ByName(LlamaModel* m) {
-  std::map<std::string, Tensor*> out;
-  for (const engine::NamedTensor& t : engine::NamedTensors(m)) out[t.name] = t.tensor;
-  return out;
-}
+using testing_export::ByName;
+using testing_export::FromSpec;
+using testing_export::QuantizeInModel;
+using testing_export::Source;
 
 std::set<std::string> Matrices(LlamaModel* m) {
   std::set<std::string> out;
@@ -228,20 +210,7 @@ TEST(GgufExportTest, CopiesTokenizerKeysWithTheirTypes) {
 }
 
 TEST(GgufExportTest, WritesLlama3RopeFactors) {
-  TinyLlamaSpec spec;
-  spec.quantize = false;
-  spec.rope_theta = 500000.0f;
-  spec.n_heads = spec.n_kv_heads = 1;
-  for (int i = 0; i < 64; i += 2) {  // as gguf_model_test: factor 8, low 1, high 4, 8192
-    const double wavelen = 2 * M_PI * std::pow(500000.0, i / 64.0);
-    double f = wavelen > 8192 ? 8.0 : 1.0;
-    if (wavelen >= 2048 && wavelen <= 8192) {
-      const double smooth = (8192 / wavelen - 1) / 3;
-      f = 1.0 / ((1 - smooth) / 8 + smooth);
-    }
-    spec.rope_freqs.push_back(static_cast<float>(f));
-  }
-  Source src = FromSpec(spec);
+  Source src = FromSpec(testing_export::Llama3RopeSpec());
   ASSERT_EQ(src.model.config.rope_scaling.type, "llama3");
   const std::string out = testing_export::UniqueTempPath(".gguf");
   ASSERT_TRUE(WriteGgufLlama(src.model, src.file.get(), {}, AllF32(&src.model), out).ok());
@@ -271,18 +240,6 @@ TEST(GgufExportTest, Q8_0RoundTripIsClose) {
   // Values are q / 64 with |q| <= 127: at most half a step of max / 127 off.
   EXPECT_LE(MaxDiff(&src.model, &*back), 0.5f * (127.0f / 64.0f) / 127.0f * 1.01f);
   std::filesystem::remove(out);
-}
-
-// RTN-quantizes `name` of `m` in place (its tensor replaced by the grid values).
-QuantizedTensor QuantizeInModel(LlamaModel* m, const std::string& name, int bits, bool sym,
-                                int64_t group) {
-  Tensor* t = ByName(m).at(name);
-  std::vector<float> w(t->data, t->data + t->numel());
-  absl::StatusOr<QuantizedTensor> q =
-      engine::QuantizeRtn(w.data(), t->rows(), t->cols(), {bits, group, sym}, name);
-  EXPECT_TRUE(q.ok()) << q.status();
-  *t = Tensor::Owned(t->shape, std::move(w));
-  return *std::move(q);
 }
 
 TEST(GgufExportTest, EncodesGridsExactlyAndPicksTypesByBits) {

@@ -194,7 +194,7 @@ TEST_F(ModelJobTest, AJobOverTheMemoryBudgetIsRefusedUpFront) {
   recipe.mutable_calibration()->set_samples(4);
   recipe.mutable_calibration()->set_seq_len(16);
   RunOptions options;
-  options.memory_budget_bytes = 64ull << 20;  // under the process alone
+  options.memory_budget_bytes = 32ull << 20;  // under the process alone
   absl::StatusOr<json> refused = Run(recipe, options);
   ASSERT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
   EXPECT_THAT(refused.status().message(), HasSubstr("--memory-budget"));
@@ -205,6 +205,22 @@ TEST_F(ModelJobTest, AJobOverTheMemoryBudgetIsRefusedUpFront) {
 
   options.memory_budget_bytes = 4ull << 30;
   ASSERT_TRUE(Run(recipe, options).ok());
+}
+
+// A GGUF output of an HF input (it would need a GGUF tokenizer) is refused
+// before anything is read, not after the compression.
+TEST_F(ModelJobTest, AGgufOutputOfAnHfInputIsRefusedUpFront) {
+  v1::Recipe recipe;
+  recipe.add_stages()->mutable_sparsegpt()->set_sparsity(0.5);
+  recipe.mutable_calibration()->set_path(text_);
+  recipe.mutable_calibration()->set_samples(4);
+  recipe.mutable_calibration()->set_seq_len(16);
+  recipe.mutable_output()->set_format("gguf");
+  absl::StatusOr<json> refused = Run(recipe);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kUnimplemented) << refused.status();
+  EXPECT_THAT(refused.status().message(), HasSubstr("a GGUF output needs the tokenizer of a GGUF input"));
+  EXPECT_FALSE(sink_.HasLog("memory estimate"));
+  EXPECT_FALSE(fs::exists(fs::path(out_) / "model.gguf"));
 }
 
 }  // namespace

@@ -19,8 +19,16 @@ class TensorLoader {
   TensorLoader(std::shared_ptr<const GgufFile> file, const LlamaConfig& config)
       : file_(std::move(file)), config_(config) {}
 
+  // The tensor's info, its shape checked against `hf_shape` and its type
+  // against the dequantizers; marks it used.
+  absl::StatusOr<const GgufTensorInfo*> Check(const std::string& name,
+                                              const std::vector<int64_t>& hf_shape);
   absl::StatusOr<Tensor> Load(const std::string& name, const std::vector<int64_t>& hf_shape,
                               RowPermutation perm);
+  // GGUF rows [row, row + n) of `t` into out[n, row length], HF order within
+  // the range when permuted (whole tensors only: row 0, all rows).
+  absl::Status DequantizeRows(const GgufTensorInfo& t, RowPermutation perm, int64_t row,
+                              int64_t n, float* out) const;
   // INVALID_ARGUMENT naming the first tensor of the file not used by Load().
   absl::Status CheckAllUsed() const;
 
@@ -30,16 +38,14 @@ class TensorLoader {
         absl::StrCat(file_->path(), ": tensor \"", t.name, "\" (info at offset ", t.info_offset,
                      ", data at offset ", file_->data_start() + t.offset, "): ", why));
   }
-  absl::Status DequantizeRows(const GgufTensorInfo& t, RowPermutation perm, float* out) const;
 
   std::shared_ptr<const GgufFile> file_;
   const LlamaConfig& config_;
   std::set<std::string> used_;
 };
 
-absl::StatusOr<Tensor> TensorLoader::Load(const std::string& name,
-                                          const std::vector<int64_t>& hf_shape,
-                                          RowPermutation perm) {
+absl::StatusOr<const GgufTensorInfo*> TensorLoader::Check(const std::string& name,
+                                                         const std::vector<int64_t>& hf_shape) {
   const GgufTensorInfo* t = file_->FindTensor(name);
   if (t == nullptr) {
     return absl::InvalidArgumentError(
@@ -54,23 +60,30 @@ absl::StatusOr<Tensor> TensorLoader::Load(const std::string& name,
   if (!CanDequantize(t->type)) {
     return Error(*t, absl::StrCat("tensor type ", GgmlTypeName(t->type), " is not supported"));
   }
+  return t;
+}
+
+absl::StatusOr<Tensor> TensorLoader::Load(const std::string& name,
+                                          const std::vector<int64_t>& hf_shape,
+                                          RowPermutation perm) {
+  ASSIGN_OR_RETURN(const GgufTensorInfo* t, Check(name, hf_shape));
   const uint8_t* src = file_->TensorData(*t);
   if (t->type == GgmlType::kF32 && perm == RowPermutation::kNone &&
       reinterpret_cast<uintptr_t>(src) % alignof(float) == 0) {
     Tensor out;  // zero copy: points into the mapping, which it keeps alive
-    out.shape = std::move(shape);
+    out.shape = hf_shape;
     out.data = reinterpret_cast<const float*>(src);
     out.owner = file_;
     return out;
   }
   std::vector<float> values(static_cast<size_t>(t->numel));
-  RETURN_IF_ERROR(DequantizeRows(*t, perm, values.data()));
+  RETURN_IF_ERROR(DequantizeRows(*t, perm, 0, t->n_rows(), values.data()));
   file_->ReleaseTensorData(*t);
-  return Tensor::Owned(std::move(shape), std::move(values));
+  return Tensor::Owned(hf_shape, std::move(values));
 }
 
 absl::Status TensorLoader::DequantizeRows(const GgufTensorInfo& t, RowPermutation perm,
-                                          float* out) const {
+                                          int64_t row, int64_t n, float* out) const {
   const uint8_t* src = file_->TensorData(t);
   const int64_t head_dim = config_.head_dim;
   auto fail = [&](const absl::Status& s) { return Error(t, s.message()); };
@@ -81,11 +94,15 @@ absl::Status TensorLoader::DequantizeRows(const GgufTensorInfo& t, RowPermutatio
     for (int64_t i = 0; i < t.numel; ++i) out[UnpermutedRow(i, head_dim)] = tmp[i];
     return absl::OkStatus();
   }
-  const int64_t row_len = t.row_length(), n_rows = t.n_rows();
+  const int64_t row_len = t.row_length();
+  if (row < 0 || n < 0 || row + n > t.n_rows()) {
+    return absl::OutOfRangeError(absl::StrCat(t.name, ": rows [", row, ", ", row + n,
+                                              ") outside [0, ", t.n_rows(), ")"));
+  }
   absl::StatusOr<uint64_t> row_bytes = GgmlRowBytes(t.type, row_len);
   if (!row_bytes.ok()) return fail(row_bytes.status());
-  for (int64_t r = 0; r < n_rows; ++r) {
-    const int64_t dst = perm == RowPermutation::kNone ? r : UnpermutedRow(r, head_dim);
+  for (int64_t r = row; r < row + n; ++r) {
+    const int64_t dst = perm == RowPermutation::kNone ? r - row : UnpermutedRow(r, head_dim);
     absl::Status s = Dequantize(t.type, src + static_cast<uint64_t>(r) * *row_bytes, row_len,
                                 out + dst * row_len);
     if (!s.ok()) return fail(s);
@@ -147,6 +164,103 @@ absl::StatusOr<LlamaModel> LoadGgufModel(std::shared_ptr<const GgufFile> file) {
 absl::StatusOr<LlamaModel> LoadGgufModel(const std::string& path) {
   ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(path));
   return LoadGgufModel(std::shared_ptr<const GgufFile>(std::move(file)));
+}
+
+namespace {
+
+// The GGUF name of a tensor outside the blocks, by its HF name; "" if none.
+std::string OutsideGgufName(const std::string& hf_name) {
+  if (hf_name == "model.embed_tokens.weight") return "token_embd.weight";
+  if (hf_name == "model.norm.weight") return "output_norm.weight";
+  if (hf_name == "lm_head.weight") return "output.weight";
+  return "";
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<GgufLlamaStream>> GgufLlamaStream::Open(const std::string& path) {
+  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> opened, GgufFile::Open(path));
+  return Open(std::shared_ptr<const GgufFile>(std::move(opened)));
+}
+
+absl::StatusOr<std::unique_ptr<GgufLlamaStream>> GgufLlamaStream::Open(
+    std::shared_ptr<const GgufFile> file) {
+  ASSIGN_OR_RETURN(LlamaConfig c, ReadGgufLlamaConfig(*file));
+  // Every tensor checked up front, as LoadGgufModel would find it.
+  TensorLoader loader(file, c);
+  const std::vector<int64_t> embed_shape = {c.vocab, c.hidden};
+  RETURN_IF_ERROR(loader.Check("token_embd.weight", embed_shape).status());
+  for (int l = 0; l < c.n_layers; ++l) {
+    for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
+      if (spec.is_bias && !c.attention_bias) continue;
+      RETURN_IF_ERROR(loader.Check(absl::StrCat("blk.", l, ".", spec.gguf_suffix),
+                                   ExpectedShape(c, spec)).status());
+    }
+  }
+  RETURN_IF_ERROR(loader.Check("output_norm.weight", {c.hidden}).status());
+  if (!c.tie_word_embeddings) RETURN_IF_ERROR(loader.Check("output.weight", embed_shape).status());
+  if (file->FindTensor("rope_freqs.weight") != nullptr) {
+    RETURN_IF_ERROR(loader.Check("rope_freqs.weight", {c.head_dim / 2}).status());
+  }
+  RETURN_IF_ERROR(loader.CheckAllUsed());
+  return std::unique_ptr<GgufLlamaStream>(new GgufLlamaStream(std::move(file), std::move(c)));
+}
+
+const std::string& GgufLlamaStream::path() const { return file_->path(); }
+
+uint64_t GgufLlamaStream::weight_bytes() const {
+  uint64_t total = 0;
+  for (const GgufTensorInfo& t : file_->tensors()) total += t.nbytes;
+  return total;
+}
+
+absl::StatusOr<BlockWeights> GgufLlamaStream::LoadBlock(int i) const {
+  if (i < 0 || i >= config_.n_layers) {
+    return absl::OutOfRangeError(absl::StrCat("block ", i, " of ", config_.n_layers));
+  }
+  TensorLoader loader(file_, config_);
+  BlockWeights w;
+  RETURN_IF_ERROR(engine::LoadBlock(loader, config_, i, &w));
+  return w;
+}
+
+void GgufLlamaStream::ReleaseBlock(int i) const {
+  for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
+    const GgufTensorInfo* t = file_->FindTensor(absl::StrCat("blk.", i, ".", spec.gguf_suffix));
+    if (t != nullptr) file_->ReleaseTensorData(*t);
+  }
+}
+
+absl::StatusOr<const GgufTensorInfo*> GgufLlamaStream::Find(const std::string& name) const {
+  const std::string gguf = OutsideGgufName(name);
+  const GgufTensorInfo* t = gguf.empty() ? nullptr : file_->FindTensor(gguf);
+  if (t == nullptr) {
+    return absl::NotFoundError(absl::StrCat(file_->path(), ": tensor \"", name, "\" (",
+                                            gguf.empty() ? "not a tensor outside the blocks" : gguf,
+                                            ") is missing"));
+  }
+  return t;
+}
+
+absl::StatusOr<Tensor> GgufLlamaStream::LoadTensor(const std::string& name) const {
+  ASSIGN_OR_RETURN(const GgufTensorInfo* t, Find(name));
+  TensorLoader loader(file_, config_);
+  return loader.Load(t->name, std::vector<int64_t>(t->ne.rbegin(), t->ne.rend()),
+                     RowPermutation::kNone);
+}
+
+absl::Status GgufLlamaStream::ReadRows(const std::string& name, int64_t row, int64_t n,
+                                       float* out) const {
+  ASSIGN_OR_RETURN(const GgufTensorInfo* t, Find(name));
+  if (t->ne.size() != 2) {
+    return absl::NotFoundError(absl::StrCat(file_->path(), ": no 2-D tensor \"", name, "\""));
+  }
+  return TensorLoader(file_, config_).DequantizeRows(*t, RowPermutation::kNone, row, n, out);
+}
+
+void GgufLlamaStream::Release(const std::string& name) const {
+  absl::StatusOr<const GgufTensorInfo*> t = Find(name);
+  if (t.ok()) file_->ReleaseTensorData(**t);
 }
 
 }  // namespace compressd::engine

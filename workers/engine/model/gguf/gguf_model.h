@@ -42,12 +42,45 @@
 #include "absl/status/statusor.h"
 #include "workers/engine/model/gguf/gguf_file.h"
 #include "workers/engine/model/llama_model.h"
+#include "workers/engine/model/model_stream.h"
 
 namespace compressd::engine {
 
 absl::StatusOr<LlamaConfig> ReadGgufLlamaConfig(const GgufFile& file);
 absl::StatusOr<LlamaModel> LoadGgufModel(std::shared_ptr<const GgufFile> file);
 absl::StatusOr<LlamaModel> LoadGgufModel(const std::string& path);
+
+// The same file block by block (model_stream.h): Open() parses the header and
+// checks the config and every tensor's name, shape and type as LoadGgufModel
+// does, but dequantizes nothing; a block is dequantized (q/k rows put back in
+// HF order) when asked for, bit-identical to LoadGgufModel's, and its
+// quantized pages released.
+class GgufLlamaStream : public ModelStream {
+ public:
+  static absl::StatusOr<std::unique_ptr<GgufLlamaStream>> Open(const std::string& path);
+  static absl::StatusOr<std::unique_ptr<GgufLlamaStream>> Open(std::shared_ptr<const GgufFile> file);
+
+  const LlamaConfig& config() const override { return config_; }
+  absl::StatusOr<BlockWeights> LoadBlock(int i) const override;
+  void ReleaseBlock(int i) const override;
+  absl::StatusOr<Tensor> LoadTensor(const std::string& name) const override;
+  absl::Status ReadRows(const std::string& name, int64_t row, int64_t n,
+                        float* out) const override;
+  void Release(const std::string& name) const override;
+  const std::string& path() const override;
+  uint64_t weight_bytes() const override;
+  const GgufFile* gguf() const override { return file_.get(); }
+
+ private:
+  GgufLlamaStream(std::shared_ptr<const GgufFile> file, LlamaConfig config)
+      : file_(std::move(file)), config_(std::move(config)) {}
+  // The GGUF tensor of an HF name outside the blocks; NOT_FOUND if none.
+  absl::StatusOr<const GgufTensorInfo*> Find(const std::string& name) const;
+
+  std::shared_ptr<const GgufFile> file_;
+  LlamaConfig config_;
+};
+
 
 // The HF row index of GGUF row `row` of a permuted q/k tensor (head_dim even).
 inline int64_t UnpermutedRow(int64_t row, int64_t head_dim) {

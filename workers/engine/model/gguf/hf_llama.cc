@@ -161,7 +161,7 @@ absl::StatusOr<std::unique_ptr<HfLlamaStream>> HfLlamaStream::Open(const std::st
   return std::unique_ptr<HfLlamaStream>(new HfLlamaStream(std::move(hf), std::move(c)));
 }
 
-const std::string& HfLlamaStream::dir() const { return hf_->dir(); }
+const std::string& HfLlamaStream::path() const { return hf_->dir(); }
 
 uint64_t HfLlamaStream::weight_bytes() const { return hf_->total_tensor_bytes(); }
 

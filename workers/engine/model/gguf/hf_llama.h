@@ -33,6 +33,7 @@
 #include "absl/strings/string_view.h"
 #include "workers/engine/model/hf_config.h"
 #include "workers/engine/model/llama_model.h"
+#include "workers/engine/model/model_stream.h"
 
 namespace compressd::engine {
 
@@ -44,31 +45,23 @@ absl::StatusOr<LlamaModel> LoadHfModel(const std::string& dir);
 
 class HfModel;
 
-// The same checkpoint for block-at-a-time jobs on models larger than memory:
-// Open() maps the shards, reads the config and checks every tensor's name,
-// shape and dtype as LoadHfModel does (so a bad file fails before any long
-// step), but reads no weights. Each tensor is then materialised in float32
-// only when asked for (F32 zero-copy, F16/BF16 converted), and Release*()
-// returns its pages to the kernel, so resident memory holds the block at
-// hand, not the model. Not thread-safe.
-class HfLlamaStream {
+// The same checkpoint block by block (model_stream.h): Open() maps the
+// shards, reads the config and checks every tensor's name, shape and dtype
+// as LoadHfModel does, but reads no weights; a tensor is materialised in
+// float32 when asked for (F32 zero-copy, F16/BF16 converted).
+class HfLlamaStream : public ModelStream {
  public:
   static absl::StatusOr<std::unique_ptr<HfLlamaStream>> Open(const std::string& dir);
 
-  const LlamaConfig& config() const { return config_; }
-  // Block i's tensors (biases only with attention_bias).
-  absl::StatusOr<BlockWeights> LoadBlock(int i) const;
-  void ReleaseBlock(int i) const;
-  // A tensor outside the blocks by its HF name ("model.norm.weight",
-  // "model.embed_tokens.weight", "lm_head.weight"), whole.
-  absl::StatusOr<Tensor> LoadTensor(const std::string& name) const;
-  // Rows [row, row + n) of a 2-D tensor in float32 into out[n, cols]; for the
-  // embedding lookup and for copying the large tensors out in chunks.
-  absl::Status ReadRows(const std::string& name, int64_t row, int64_t n, float* out) const;
-  void Release(const std::string& name) const;
-  const std::string& dir() const;
-  // The bytes of every stored tensor (the model's size on disk).
-  uint64_t weight_bytes() const;
+  const LlamaConfig& config() const override { return config_; }
+  absl::StatusOr<BlockWeights> LoadBlock(int i) const override;
+  void ReleaseBlock(int i) const override;
+  absl::StatusOr<Tensor> LoadTensor(const std::string& name) const override;
+  absl::Status ReadRows(const std::string& name, int64_t row, int64_t n,
+                        float* out) const override;
+  void Release(const std::string& name) const override;
+  const std::string& path() const override;
+  uint64_t weight_bytes() const override;
 
  private:
   HfLlamaStream(std::shared_ptr<const HfModel> hf, LlamaConfig config)
