@@ -41,7 +41,11 @@
 
 namespace compressd {
 
-inline constexpr uint64_t kMaxCheckpointBytes = uint64_t{1} << 30;  // 1 GiB
+// The largest checkpoint: a calibrated job's per-block checkpoint holds the
+// block's compressed weights in float32 plus their codes (about 5 bytes a
+// weight): ~1.1 GB for a Llama-3.1-8B block, ~4.3 GB for a 70B one, ~16 GB
+// for a 405B one. The content is streamed into the blob store, never held.
+inline constexpr uint64_t kMaxCheckpointBytes = uint64_t{32} << 30;  // 32 GiB
 inline constexpr char kSharedCheckpointPrefix[] = "shared/";
 
 // Whether checkpoint `name` is one of the model's shared ones.
