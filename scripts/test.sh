@@ -37,7 +37,7 @@ if [ "$SAN" = 1 ]; then
     integration_test
     upload_errors_test gguf_test gguf_hf_test tokenizer_test tokenizer_gguf_test)
   echo "== build (ASan+UBSan): ${SAN_TARGETS[*]}"
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCOMPRESSD_SANITIZE=ON \
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCOMPRESSD_SANITIZE=ON -DCOMPRESSD_CUDA=OFF \
     -DCOMPRESSD_WERROR=ON -DCOMPRESSD_BENCH=OFF -DCOMPRESSD_PYTHON="$PWD/.venv/bin/python" \
     -DCOMPRESSD_REAL_MODEL="$REAL_MODEL" >/dev/null
   ninja -C build-asan -j"$JOBS" "${SAN_TARGETS[@]}"
@@ -58,7 +58,7 @@ if [ "$FUZZ" = 1 ]; then
     fuzz_safetensors:safetensors fuzz_tokenizer:tokenizer fuzz_recipe:recipe fuzz_upload:upload)
   echo "== build (libFuzzer, clang)"
   cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
-    -DCOMPRESSD_FUZZ=ON -DCOMPRESSD_BUILD_TESTS=OFF -DCOMPRESSD_BENCH=OFF >/dev/null
+    -DCOMPRESSD_FUZZ=ON -DCOMPRESSD_BUILD_TESTS=OFF -DCOMPRESSD_BENCH=OFF -DCOMPRESSD_CUDA=OFF >/dev/null
   ninja -C build-fuzz -j"$JOBS" "${FUZZERS[@]%%:*}"
   echo "== fuzzing, ${FUZZ_SECONDS} s per target"
   for entry in "${FUZZERS[@]}"; do

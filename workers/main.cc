@@ -18,10 +18,14 @@
 #include <cerrno>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "workers/cuda/devices.h"
 #include "workers/engine/runtime/run_context.h"
 #include "workers/worker/local_run.h"
 #include "workers/worker/server_client.h"
@@ -41,13 +45,16 @@ constexpr char kUsage[] =
     "usage: compress-worker --server HOST:PORT --cache-dir DIR [--threads N] [--name NAME]\n"
     "                       [--memory-budget SIZE]   (e.g. 20G; default 90% of RAM: a job\n"
     "                                                estimated to need more is refused)\n"
+    "                       [--device cpu|cuda|cuda:N|auto]   (where layer solves run;\n"
+    "                                                default cpu, auto: the first GPU if any)\n"
     "                       [--slow-ms-per-layer N]   (fault injection: pause after each layer)\n"
     "       compress-worker run --model DIR|FILE.gguf --recipe FILE --out DIR\n"
     "                           [--checkpoint-dir DIR]   (resume a long job from here)\n"
     "                           [--whole-model 1]   (load the model whole even where the\n"
     "                                                job could stream it block by block)\n"
     "                           [--memory-budget SIZE]   (as above; over it, calibration\n"
-    "                                                activations go to scratch files)\n";
+    "                                                activations go to scratch files)\n"
+    "                           [--device cpu|cuda|cuda:N|auto]   (as above)\n";
 
 // Parses "--flag value" pairs; false on an unknown flag or a missing value.
 bool ParseFlags(int argc, char** argv, int first, std::map<std::string, std::string>* flags,
@@ -58,6 +65,36 @@ bool ParseFlags(int argc, char** argv, int first, std::map<std::string, std::str
     for (const char* k : known) ok |= flag == k;
     if (!ok || i + 1 >= argc) return false;
     (*flags)[flag] = argv[i + 1];
+  }
+  return true;
+}
+
+// --device (default cpu) resolved against this machine's GPUs, its solver
+// created once for the process; false (after saying why) when unusable.
+bool SetUpDevice(std::map<std::string, std::string>& f, std::string* name,
+                 std::unique_ptr<compressd::engine::SolverBackend>* solver) {
+  namespace engine = compressd::engine;
+  absl::StatusOr<engine::DeviceSpec> spec =
+      engine::ParseDeviceSpec(f.count("--device") ? f["--device"] : "cpu");
+  std::string why_none;
+  const std::vector<engine::GpuInfo> gpus = compressd::cuda::ListGpus(&why_none);
+  if (spec.ok()) spec = engine::ResolveDevice(*spec, gpus, why_none);
+  absl::StatusOr<std::unique_ptr<engine::SolverBackend>> created =
+      spec.ok() ? compressd::cuda::CreateSolver(*spec)
+                : absl::StatusOr<std::unique_ptr<engine::SolverBackend>>(spec.status());
+  if (!created.ok()) {
+    std::fprintf(stderr, "compress-worker: --device: %s\n",
+                 std::string(created.status().message()).c_str());
+    return false;
+  }
+  *name = spec->ToString();
+  *solver = std::move(*created);
+  for (const engine::GpuInfo& g : gpus) {
+    if (spec->kind == engine::DeviceSpec::Kind::kCuda && g.index == spec->index) {
+      std::fprintf(stderr, "compress-worker: device %s: %s, compute capability %d.%d, %s\n",
+                   name->c_str(), g.name.c_str(), g.cc_major, g.cc_minor,
+                   absl::StrFormat("%.1f GiB", g.total_bytes / 1073741824.0).c_str());
+    }
   }
   return true;
 }
@@ -79,7 +116,7 @@ int RunLocalMode(int argc, char** argv) {
   std::map<std::string, std::string> f;
   if (!ParseFlags(argc, argv, 2, &f,
                   {"--model", "--recipe", "--out", "--checkpoint-dir", "--whole-model",
-                   "--memory-budget"}) ||
+                   "--memory-budget", "--device"}) ||
       !f.count("--model") || !f.count("--recipe") || !f.count("--out") ||
       (f.count("--checkpoint-dir") && f["--checkpoint-dir"].empty()) ||
       (f.count("--whole-model") && f["--whole-model"] != "1")) {
@@ -88,9 +125,12 @@ int RunLocalMode(int argc, char** argv) {
   }
   uint64_t budget = 0;
   if (!ParseBudget(f, &budget)) return 2;
+  std::string device;
+  std::unique_ptr<compressd::engine::SolverBackend> solver;
+  if (!SetUpDevice(f, &device, &solver)) return 2;
   const absl::Status st =
       compressd::RunLocal(f["--model"], f["--recipe"], f["--out"], f["--checkpoint-dir"],
-                          f.count("--whole-model") > 0, budget);
+                          f.count("--whole-model") > 0, budget, solver.get());
   if (!st.ok()) {
     std::fprintf(stderr, "compress-worker: %s\n", st.ToString().c_str());
     return 1;
@@ -102,7 +142,7 @@ int RunWorkerMode(int argc, char** argv) {
   std::map<std::string, std::string> f;
   if (!ParseFlags(argc, argv, 1, &f,
                   {"--server", "--cache-dir", "--threads", "--name", "--memory-budget",
-                   "--slow-ms-per-layer"}) ||
+                   "--slow-ms-per-layer", "--device"}) ||
       !f.count("--server") || !f.count("--cache-dir")) {
     std::fputs(kUsage, stderr);
     return 2;
@@ -117,6 +157,9 @@ int RunWorkerMode(int argc, char** argv) {
     return 2;
   }
   if (!ParseBudget(f, &options.memory_bytes)) return 2;
+  std::unique_ptr<compressd::engine::SolverBackend> solver;
+  if (!SetUpDevice(f, &options.device, &solver)) return 2;
+  options.solver = solver.get();
   if (f.count("--slow-ms-per-layer") &&
       (!absl::SimpleAtoi(f["--slow-ms-per-layer"], &options.slow_ms_per_layer) ||
        options.slow_ms_per_layer < 0)) {

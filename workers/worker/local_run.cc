@@ -34,7 +34,8 @@ void LineEventSink::Emit(const v1::JobEvent& event) {
 
 absl::Status RunLocal(const std::string& model_dir, const std::string& recipe_path,
                       const std::string& out_dir, const std::string& checkpoint_dir,
-                      bool whole_model, uint64_t memory_budget_bytes) {
+                      bool whole_model, uint64_t memory_budget_bytes,
+                      engine::SolverBackend* solver) {
   ASSIGN_OR_RETURN(v1::Recipe parsed, ParseRecipeFile(recipe_path));
   ASSIGN_OR_RETURN(const RecipeSpec recipe, PrepareRecipe(std::move(parsed)));
   LineEventSink sink(stderr);
@@ -43,6 +44,7 @@ absl::Status RunLocal(const std::string& model_dir, const std::string& recipe_pa
   engine::RunOptions options;
   if (!checkpoint_dir.empty()) options.checkpoints = options.levels_db = &checkpoints;
   options.whole_model = whole_model;
+  options.solver = solver;
   options.memory_budget_bytes =
       memory_budget_bytes > 0 ? memory_budget_bytes : engine::DefaultMemoryBudgetBytes();
   ASSIGN_OR_RETURN(std::string summary,

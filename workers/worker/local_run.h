@@ -29,9 +29,11 @@ class LineEventSink : public engine::EventSink {
 // evopress stage also keeps its levels database there (RunOptions::levels_db).
 // `whole_model` loads the model whole where the plan would stream its blocks
 // (RunOptions::whole_model). `memory_budget_bytes` 0: the machine's default
-// (DefaultMemoryBudgetBytes).
+// (DefaultMemoryBudgetBytes). `solver`: where the layer solves run (--device;
+// null: the CPU).
 absl::Status RunLocal(const std::string& model_dir, const std::string& recipe_path,
                       const std::string& out_dir, const std::string& checkpoint_dir = "",
-                      bool whole_model = false, uint64_t memory_budget_bytes = 0);
+                      bool whole_model = false, uint64_t memory_budget_bytes = 0,
+                      engine::SolverBackend* solver = nullptr);
 
 }  // namespace compressd

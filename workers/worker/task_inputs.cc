@@ -114,7 +114,11 @@ absl::StatusOr<std::string> InputFetcher::FetchDatasetFiles(
 engine::RunOptions LeasedRunOptions(const WorkerOptions& options, const DatasetFiles& datasets) {
   engine::RunOptions run;
   run.threads = options.threads;
-  run.device = options.device;
+  // The forward pass runs on the CPU backend on every worker; the device of
+  // a GPU worker runs the layer solves (the CUDA forward backend,
+  // workers/cuda/cuda_backend.h, is not in the block runner yet).
+  run.device = "cpu";
+  run.solver = options.solver;
   run.allow_local_paths = false;
   run.memory_budget_bytes =
       options.memory_bytes > 0 ? options.memory_bytes : engine::DefaultMemoryBudgetBytes();

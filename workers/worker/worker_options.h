@@ -9,11 +9,17 @@
 #include "workers/worker/event_reporter.h"
 
 namespace compressd {
+namespace engine {
+class SolverBackend;  // engine/algorithms/solver_backend.h
+}  // namespace engine
+
 
 struct WorkerOptions {
   std::string cache_dir;  // blobs/ and tasks/ live here
   std::string name;       // default hostname:pid
-  std::string device = "cpu";
+  std::string device = "cpu";  // --device, resolved (engine/runtime/device_spec.h)
+  // The layer solver of `device` (not owned; null: the CPU).
+  engine::SolverBackend* solver = nullptr;
   int threads = 1;
   // The memory budget of a job (--memory-budget; RunOptions::memory_budget_bytes),
   // also registered with the server; 0: 90% of physical memory.

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "workers/engine/algorithms/hessian.h"
+#include "workers/engine/algorithms/solver_backend.h"
 
 namespace compressd::engine {
 namespace {
@@ -121,18 +122,17 @@ absl::StatusOr<LayerSolveResult> Gptq(float* w, int64_t rows, int64_t cols, cons
   ZeroDeadInputs(w, rows, cols, h, &result.dead_inputs);
   std::vector<int64_t> perm;
   if (options.act_order) perm = ActOrder(h, cols);
-  ASSIGN_OR_RETURN(
-      FactorMatrix u,
-      InverseHessianUpper(h, cols, perm.empty() ? nullptr : perm.data(), options.percdamp, tensor));
+  SolverBackend& solver = options.solver != nullptr ? *options.solver : DefaultCpuSolver();
   SweepState state;
   state.w = w;  // in place unless act-order permutes a copy
-  state.u = u.data();
   std::vector<float> permuted;
   PrepareState(w, rows, cols, perm, options, sweep.static_grids, &permuted, &state);
-  ObsSweep(sweep, &state);
+  RETURN_IF_ERROR(solver.FactorAndSweep(h, perm.empty() ? nullptr : perm.data(), options.percdamp,
+                                        tensor, sweep, &state));
   result.quantized = Collect(perm, options.grid, &state, w);
   if (options.report_error) {
-    result.relative_error = RelativeReconstructionError(original.data(), w, h, rows, cols);
+    ASSIGN_OR_RETURN(result.relative_error,
+                     solver.RelativeError(original.data(), w, h, rows, cols));
   }
   return result;
 }

@@ -31,6 +31,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "workers/engine/algorithms/obs_sweep.h"
+#include "workers/engine/algorithms/solver_backend.h"
 #include "workers/engine/algorithms/quant_grid.h"
 
 namespace compressd::engine {
@@ -44,6 +45,7 @@ struct GptqOptions {
   bool preserve_zeros = true;
   bool report_error = true;  // compute LayerSolveResult::relative_error
   int threads = 1;           // for the in-block row loop (BLAS has its own)
+  SolverBackend* solver = nullptr;  // where the factor and sweep run (null: the CPU)
 };
 
 // Quantizes w in place (dequantized values) and returns the codes and grids

@@ -91,11 +91,8 @@ std::vector<float> InputNormsFromHessian(const float* h, int64_t dim) {
   return norms;
 }
 
-namespace {
-
-// Diagonal after the dead-input fix, or an error for a bad entry.
-absl::StatusOr<std::vector<float>> FixedDiagonal(const float* h, int64_t dim,
-                                                 absl::string_view tensor) {
+absl::StatusOr<std::vector<float>> FixedHessianDiagonal(const float* h, int64_t dim,
+                                                       absl::string_view tensor) {
   std::vector<float> diag(dim);
   for (int64_t j = 0; j < dim; ++j) {
     const float d = h[j * dim + j];
@@ -108,13 +105,11 @@ absl::StatusOr<std::vector<float>> FixedDiagonal(const float* h, int64_t dim,
   return diag;
 }
 
-double Damping(const std::vector<float>& diag, double percdamp) {
+double HessianDamping(const std::vector<float>& diag, double percdamp) {
   double sum = 0.0;
   for (float d : diag) sum += d;
   return percdamp * sum / static_cast<double>(diag.size());
 }
-
-}  // namespace
 
 void FactorMatrix::Free::operator()(float* p) const { std::free(p); }
 
@@ -152,10 +147,10 @@ struct FreeDoubles {
 absl::StatusOr<FactorMatrix> InverseHessianUpper(const float* h, int64_t dim, const int64_t* perm,
                                                  double percdamp, absl::string_view tensor) {
   if (dim <= 0) return absl::InvalidArgumentError(absl::StrCat(tensor, ": empty Hessian"));
-  auto diag_or = FixedDiagonal(h, dim, tensor);
+  auto diag_or = FixedHessianDiagonal(h, dim, tensor);
   if (!diag_or.ok()) return diag_or.status();
   const std::vector<float>& diag = *diag_or;
-  const double damp = Damping(diag, percdamp);
+  const double damp = HessianDamping(diag, percdamp);
   auto src = [perm](int64_t i) { return perm != nullptr ? perm[i] : i; };
   std::unique_ptr<double, FreeDoubles> buffer(
       static_cast<double*>(std::malloc(dim * dim * sizeof(double))));
@@ -196,7 +191,7 @@ absl::StatusOr<FactorMatrix> InverseHessianUpper(const float* h, int64_t dim, co
 std::vector<float> InverseHessianUpperRef(const float* h, int64_t dim, double percdamp) {
   std::vector<float> diag(dim);
   for (int64_t j = 0; j < dim; ++j) diag[j] = h[j * dim + j] == 0.0f ? 1.0f : h[j * dim + j];
-  const double damp = Damping(diag, percdamp);
+  const double damp = HessianDamping(diag, percdamp);
   Eigen::MatrixXd m(dim, dim);
   for (int64_t i = 0; i < dim; ++i) {
     for (int64_t j = 0; j < dim; ++j) m(i, j) = i == j ? diag[i] + damp : h[i * dim + j];

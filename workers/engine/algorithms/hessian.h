@@ -60,6 +60,13 @@ std::vector<float> HessianRef(const float* x, int64_t tokens, int64_t dim);
 // (||X_j||^2 = n H_jj / 2).
 std::vector<float> InputNormsFromHessian(const float* h, int64_t dim);
 
+// H's diagonal with dead inputs (H_jj == 0) set to 1; INVALID_ARGUMENT
+// naming `tensor` for a negative or non-finite entry.
+absl::StatusOr<std::vector<float>> FixedHessianDiagonal(const float* h, int64_t dim,
+                                                       absl::string_view tensor);
+// percdamp * mean(diag): what InverseHessianUpper adds to the diagonal.
+double HessianDamping(const std::vector<float>& diag, double percdamp);
+
 // The upper Cholesky factor U of the damped inverse Hessian, H^-1 = U^T U,
 // row-major [dim, dim] (zero below the diagonal). Before factoring: dead
 // inputs (H_jj == 0) get H_jj = 1, then percdamp * mean(diag H) is added to

@@ -132,7 +132,7 @@ std::vector<std::pair<int64_t, int64_t>> SweepBlocks(int64_t cols, int64_t block
   return out;
 }
 
-void ObsSweep(const SweepOptions& o, SweepState* s) {
+SweepPlan PrepareSweep(const SweepOptions& o, SweepState* s) {
   const int64_t rows = s->rows;
   const int64_t cols = s->cols;
   int64_t block = o.block_size;
@@ -151,8 +151,15 @@ void ObsSweep(const SweepOptions& o, SweepState* s) {
       dyn_group = std::max<int64_t>(g, 0);
     }
   }
-  std::vector<float> err(rows * block);
-  for (const auto& [i1, i2] : SweepBlocks(cols, block, dyn_group)) {
+  return SweepPlan{block, SweepBlocks(cols, block, dyn_group)};
+}
+
+void ObsSweep(const SweepOptions& o, SweepState* s) {
+  const int64_t rows = s->rows;
+  const int64_t cols = s->cols;
+  const SweepPlan plan = PrepareSweep(o, s);
+  std::vector<float> err(rows * plan.block);
+  for (const auto& [i1, i2] : plan.blocks) {
     const int64_t count = i2 - i1;
     if (o.pruning.kind == SweepPruning::Kind::kBlock ||
         o.pruning.kind == SweepPruning::Kind::kRow) {

@@ -82,6 +82,15 @@ struct SweepState {
 // updated weights.
 std::vector<std::pair<int64_t, int64_t>> SweepBlocks(int64_t cols, int64_t block, int64_t group);
 
+// The sweep's setup, shared by every SolverBackend: sizes state's outputs
+// (pruned, codes and, unless static, scales/zeros/group_of) and returns the
+// lazy-update block size and the blocks.
+struct SweepPlan {
+  int64_t block = 0;
+  std::vector<std::pair<int64_t, int64_t>> blocks;
+};
+SweepPlan PrepareSweep(const SweepOptions& options, SweepState* state);
+
 // Runs the sweep. Options must be valid (ValidateSweep).
 void ObsSweep(const SweepOptions& options, SweepState* state);
 

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "workers/engine/algorithms/hessian.h"
+#include "workers/engine/algorithms/solver_backend.h"
 
 namespace compressd::engine {
 
@@ -37,14 +38,12 @@ absl::StatusOr<LayerSolveResult> SparseGpt(float* w, int64_t rows, int64_t cols,
   if (options.report_error) original.assign(w, w + rows * cols);
   LayerSolveResult result;
   ZeroDeadInputs(w, rows, cols, h, &result.dead_inputs);
-  ASSIGN_OR_RETURN(FactorMatrix u,
-                   InverseHessianUpper(h, cols, nullptr, options.percdamp, tensor));
+  SolverBackend& solver = options.solver != nullptr ? *options.solver : DefaultCpuSolver();
   SweepState state;
   state.w = w;
   state.rows = rows;
   state.cols = cols;
-  state.u = u.data();
-  ObsSweep(sweep, &state);
+  RETURN_IF_ERROR(solver.FactorAndSweep(h, nullptr, options.percdamp, tensor, sweep, &state));
 
   if (options.grid) {
     QuantizedTensor q;
@@ -60,7 +59,8 @@ absl::StatusOr<LayerSolveResult> SparseGpt(float* w, int64_t rows, int64_t cols,
   }
   result.pruned = std::move(state.pruned);
   if (options.report_error) {
-    result.relative_error = RelativeReconstructionError(original.data(), w, h, rows, cols);
+    ASSIGN_OR_RETURN(result.relative_error,
+                     solver.RelativeError(original.data(), w, h, rows, cols));
   }
   return result;
 }

@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "workers/engine/algorithms/obs_sweep.h"
+#include "workers/engine/algorithms/solver_backend.h"
 #include "workers/engine/algorithms/quant_grid.h"
 
 namespace compressd::engine {
@@ -44,6 +45,7 @@ struct SparseGptOptions {
   std::optional<QuantGrid> grid;  // joint quantization of the kept weights
   bool report_error = true;
   int threads = 1;
+  SolverBackend* solver = nullptr;  // where the factor and sweep run (null: the CPU)
 };
 
 // Prunes (and with a grid quantizes) w in place. Returns the mask

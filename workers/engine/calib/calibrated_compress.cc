@@ -12,6 +12,7 @@
 #include "common/status_macros.h"
 #include "common/util.h"
 #include "workers/engine/algorithms/hessian.h"
+#include "workers/engine/algorithms/solver_backend.h"
 #include "workers/engine/calib/block_checkpoint.h"
 #include "workers/engine/calib/layer_stages.h"
 #include "workers/engine/model/llama_names.h"
@@ -87,13 +88,13 @@ void AddTotals(const json& entry, CompressionResult* result) {
 
 // Compresses one tensor in place (a new owned tensor), recording the outcome.
 absl::Status CompressTensor(const v1::Recipe& recipe, const std::string& module, Tensor* t,
-                            const float* h, int threads, EventSink& events,
+                            const float* h, int threads, SolverBackend* solver, EventSink& events,
                             CompressionResult* result, BlockCheckpoint* checkpoint) {
   std::vector<float> w(t->data, t->data + t->numel());
   const std::string name = module + ".weight";
   ASSIGN_OR_RETURN(LayerOutcome o,
                    CompressLayer(recipe, module, name, w.data(), t->rows(), t->cols(), h, threads,
-                                 /*original=*/t->data));
+                                 /*original=*/t->data, solver));
   *t = Tensor::Owned(t->shape, std::move(w));
   result->solve_s += o.solve_seconds;
   result->error_s += o.error_seconds;
@@ -132,8 +133,9 @@ absl::Status CheckBlockTargets(const engine::LlamaModel& model,
 // in the accumulator's own chunks (the same sums as one call), each
 // released after use (a spilled input is never resident all at once).
 absl::StatusOr<std::vector<float>> GroupHessian(const engine::LinearInputs& in, int input,
-                                                int64_t dim) {
-  engine::HessianAccumulator acc(dim);
+                                                int64_t dim, SolverBackend& solver) {
+  std::unique_ptr<engine::HessianSum> sum = solver.NewHessian(dim);
+  engine::HessianSum& acc = *sum;
   constexpr int64_t kChunk = engine::HessianAccumulator::kChunkTokens;
   for (int64_t t0 = 0; t0 < in.tokens; t0 += kChunk) {
     const int64_t k = std::min(kChunk, in.tokens - t0);
@@ -147,10 +149,12 @@ absl::StatusOr<std::vector<float>> GroupHessian(const engine::LinearInputs& in, 
 class BlockCompressor {
  public:
   BlockCompressor(const v1::Recipe& recipe, const std::set<std::string>& targets, int threads,
-                  EventSink& events, const CancelToken& cancel, CompressionResult* result)
+                  SolverBackend& solver, EventSink& events, const CancelToken& cancel,
+                  CompressionResult* result)
       : recipe_(recipe),
         targets_(targets),
         threads_(threads),
+        solver_(solver),
         events_(events),
         cancel_(cancel),
         result_(result),
@@ -172,12 +176,12 @@ class BlockCompressor {
       }
       const int64_t dim = (w->*(group.front()->member)).cols();
       const Clock::time_point t = Clock::now();
-      ASSIGN_OR_RETURN(std::vector<float> h, GroupHessian(in, input, dim));
+      ASSIGN_OR_RETURN(std::vector<float> h, GroupHessian(in, input, dim, solver_));
       result_->hessian_s += SecondsSince(t);
       for (const BlockLinear* l : group) {
         if (cancel_.cancelled()) return absl::CancelledError("job cancelled");
         RETURN_IF_ERROR(CompressTensor(recipe_, ModuleOf(block, *l), &(w->*(l->member)), h.data(),
-                                       threads_, events_, result_, checkpoint));
+                                       threads_, &solver_, events_, result_, checkpoint));
       }
       changed = true;
     }
@@ -188,6 +192,7 @@ class BlockCompressor {
   const v1::Recipe& recipe_;
   const std::set<std::string>& targets_;
   const int threads_;
+  SolverBackend& solver_;
   EventSink& events_;
   const CancelToken& cancel_;
   CompressionResult* result_;
@@ -253,7 +258,8 @@ absl::Status CompressCalibrated(engine::LlamaModel& model, engine::Backend& back
                                 const CalibrationSet& calibration, int threads,
                                 CheckpointStore* checkpoints, EventSink& events,
                                 const CancelToken& cancel, CompressionResult* result,
-                                BlockStream* stream, const std::string& spill_dir) {
+                                BlockStream* stream, const std::string& spill_dir,
+                                SolverBackend* solver) {
   RETURN_IF_ERROR(CheckBlockTargets(model, targets));
   std::set<std::string> target_modules;
   for (const ModelTarget& t : targets) target_modules.insert(t.module);
@@ -277,7 +283,8 @@ absl::Status CompressCalibrated(engine::LlamaModel& model, engine::Backend& back
       std::unique_ptr<engine::BlockRunner> runner,
       engine::BlockRunner::Create(&model, &backend, calibration.sequences, runner_options));
   result->forward_s += SecondsSince(t);
-  BlockCompressor compressor(recipe, target_modules, threads, events, cancel, result);
+  SolverBackend& layer_solver = solver != nullptr ? *solver : engine::DefaultCpuSolver();
+  BlockCompressor compressor(recipe, target_modules, threads, layer_solver, events, cancel, result);
   // Blocks with a stored checkpoint run with its weights (no solves) until
   // the first one without.
   bool resuming = checkpoints != nullptr;
@@ -346,7 +353,8 @@ absl::Status CompressUncalibrated(engine::LlamaModel& model, const v1::Recipe& r
       return absl::InternalError(absl::StrCat(targets[i].tensor, ": not a tensor of the model"));
     }
     RETURN_IF_ERROR(
-        CompressTensor(recipe, targets[i].module, it->second, nullptr, 1, events, result, nullptr));
+        CompressTensor(recipe, targets[i].module, it->second, nullptr, 1, nullptr, events, result,
+                       nullptr));
     if (tied && it->second == &model.embed_tokens) model.lm_head = model.embed_tokens;
     EmitProgress(events, "prune", i + 1, total, targets[i].module);
   }

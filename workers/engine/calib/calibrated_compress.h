@@ -32,6 +32,7 @@
 #include "compressd/v1/recipe.pb.h"
 #include "nlohmann/json.hpp"
 #include "workers/engine/algorithms/quant_grid.h"
+#include "workers/engine/algorithms/solver_backend.h"
 #include "workers/engine/calib/calib_data.h"
 #include "workers/engine/model/llama_model.h"
 #include "workers/engine/nn/backend.h"
@@ -86,7 +87,8 @@ absl::Status CompressCalibrated(engine::LlamaModel& model, engine::Backend& back
                                 CheckpointStore* checkpoints, EventSink& events,
                                 const CancelToken& cancel, CompressionResult* result,
                                 BlockStream* stream = nullptr,
-                                const std::string& spill_dir = "");
+                                const std::string& spill_dir = "",
+                                SolverBackend* solver = nullptr);
 
 // Without calibration (magnitude / rtn only): each target in turn, no H.
 absl::Status CompressUncalibrated(engine::LlamaModel& model, const v1::Recipe& recipe,

@@ -28,7 +28,7 @@ engine::QuantGrid Grid(const v1::QuantGridSpec& spec) {
 // One stage on w; sets out->quantized when it quantizes.
 absl::Status ApplyStage(const LayerStage& layer_stage, const std::string& tensor, float* w,
                         int64_t rows, int64_t cols, const float* h, int threads,
-                        LayerOutcome* out) {
+                        SolverBackend* solver, LayerOutcome* out) {
   const v1::Stage& stage = layer_stage.stage;
   const NMPattern& pattern = layer_stage.pattern;
   if (StageNeedsCalibration(stage) && h == nullptr) {
@@ -55,6 +55,7 @@ absl::Status ApplyStage(const LayerStage& layer_stage, const std::string& tensor
       if (s.has_quantize()) o.grid = Grid(s.quantize());
       o.report_error = false;
       o.threads = threads;
+      o.solver = solver;
       ASSIGN_OR_RETURN(LayerSolveResult r, engine::SparseGpt(w, rows, cols, h, o, tensor));
       out->dead_inputs = r.dead_inputs;
       if (r.quantized) out->quantized = std::move(r.quantized);
@@ -70,6 +71,7 @@ absl::Status ApplyStage(const LayerStage& layer_stage, const std::string& tensor
       o.percdamp = s.percdamp();
       o.report_error = false;
       o.threads = threads;
+      o.solver = solver;
       ASSIGN_OR_RETURN(LayerSolveResult r, engine::Gptq(w, rows, cols, h, o, tensor));
       out->dead_inputs = r.dead_inputs;
       out->quantized = std::move(r.quantized);
@@ -103,7 +105,7 @@ double BitsPerParameter(const std::optional<engine::QuantizedTensor>& q) {
 absl::StatusOr<LayerOutcome> CompressLayer(const v1::Recipe& recipe, const std::string& module,
                                            const std::string& tensor, float* w, int64_t rows,
                                            int64_t cols, const float* h, int threads,
-                                           const float* original) {
+                                           const float* original, SolverBackend* solver) {
   LayerOutcome out;
   std::vector<float> copy;
   if (h != nullptr && original == nullptr) {
@@ -115,14 +117,15 @@ absl::StatusOr<LayerOutcome> CompressLayer(const v1::Recipe& recipe, const std::
     bool skip = false;
     ASSIGN_OR_RETURN(LayerStage stage, EffectiveLayerStage(recipe, i, module, &skip));
     if (skip) continue;
-    RETURN_IF_ERROR(ApplyStage(stage, tensor, w, rows, cols, h, threads, &out));
+    RETURN_IF_ERROR(ApplyStage(stage, tensor, w, rows, cols, h, threads, solver, &out));
     ++out.stages_applied;
   }
   out.solve_seconds = SecondsSince(start);
   out.zeros = CountZeros(w, static_cast<size_t>(rows * cols));
   if (h != nullptr) {
     const Clock::time_point t = Clock::now();
-    out.relative_error = engine::RelativeReconstructionError(original, w, h, rows, cols);
+    SolverBackend& s = solver != nullptr ? *solver : DefaultCpuSolver();
+    ASSIGN_OR_RETURN(out.relative_error, s.RelativeError(original, w, h, rows, cols));
     out.error_seconds = SecondsSince(t);
   }
   return out;

@@ -7,8 +7,8 @@
 // layer's calibration inputs (hessian.h); magnitude and RTN do not. With H,
 // the result carries the relative reconstruction error of the final weight
 // against the original, ||W X - W' X||^2 / ||W X||^2 (computed once, after
-// the last stage, from H). Stateless; calls on distinct weights may run
-// concurrently.
+// the last stage, from H). The solves, the factor and the error run on
+// `solver` (null: the CPU; a device solver serializes them). Stateless.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "compressd/v1/recipe.pb.h"
 #include "workers/engine/algorithms/quant_grid.h"
+#include "workers/engine/algorithms/solver_backend.h"
 
 namespace compressd::engine {
 
@@ -44,6 +45,7 @@ double BitsPerParameter(const std::optional<engine::QuantizedTensor>& quantized)
 absl::StatusOr<LayerOutcome> CompressLayer(const v1::Recipe& recipe, const std::string& module,
                                            const std::string& tensor, float* w, int64_t rows,
                                            int64_t cols, const float* h, int threads,
-                                           const float* original = nullptr);
+                                           const float* original = nullptr,
+                                           SolverBackend* solver = nullptr);
 
 }  // namespace compressd::engine

@@ -254,7 +254,7 @@ class ModelJob {
     }
     RETURN_IF_ERROR(CompressCalibrated(in_.model, *backend, recipe_, in_.targets, *in_.calibration,
                                        threads, options_.checkpoints, events_, cancel_, &result_,
-                                       blocks, spill_dir_));
+                                       blocks, spill_dir_, options_.solver));
     if (evaluating) eval_s_ += evaluating->seconds();
     t = Clock::now();
     EmitProgress(events_, "export", 0, 1, out_dir_);
@@ -376,7 +376,7 @@ class ModelJob {
     }
     return CompressCalibrated(in_.model, *backend, recipe_, in_.targets, *in_.calibration, threads,
                               options_.checkpoints, events_, cancel_, &result_, nullptr,
-                              spill_dir_);
+                              spill_dir_, options_.solver);
   }
 
   // Perplexity of the compressed model, and its KL from `dense` when kept.

@@ -13,6 +13,8 @@
 
 namespace compressd::engine {
 
+class SolverBackend;  // algorithms/solver_backend.h
+
 class Fanout;
 
 // Receives job events (time_ms set, sequence left 0: the server assigns it).
@@ -38,8 +40,11 @@ struct RunOptions {
   // Compute threads for model evaluation; <= 0: the hardware concurrency.
   // A recipe's evaluation.threads, when set, wins.
   int threads = 0;
-  // The device the job computes on (nn/backend_factory.h): the worker's.
+  // The device the forward pass computes on (nn/backend_factory.h).
   std::string device = "cpu";
+  // Where the layer solves (Hessians, factors, sweeps, errors) run: the
+  // worker's --device (workers/cuda/devices.h; not owned). Null: the CPU.
+  SolverBackend* solver = nullptr;
   // Whether evaluation sets may name local files (evaluation.perplexity[].path):
   // true for `compress-worker run`, false for leased tasks.
   bool allow_local_paths = true;
