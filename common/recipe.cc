@@ -355,6 +355,11 @@ absl::Status ValidateRecipe(const v1::Recipe& recipe) {
     }
     RETURN_IF_ERROR(ValidateRegex(recipe.targets().ignore(i), field));
   }
+  const std::string& device = recipe.resources().device();
+  if (!device.empty() && device != "any" && device != "cpu" && device != "cuda") {
+    return absl::InvalidArgumentError(absl::StrCat("resources.device: unknown device \"", device,
+                                                   "\" (any, cpu, cuda)"));
+  }
   const std::string& format = recipe.output().format();
   if (!format.empty() && format != kDefaultFormat && format != "gptq" && format != "gguf") {
     return absl::InvalidArgumentError(absl::StrCat("output.format: unknown format ", format,

@@ -43,6 +43,9 @@ ABSL_FLAG(int, probe_port, -1,
           "the HTTP port cannot starve the probes (Kubernetes); -1 none, 0 a free one.");
 ABSL_FLAG(std::string, listen_host, "127.0.0.1", "Address both servers listen on.");
 ABSL_FLAG(int, local_workers, 0, "Number of compress-worker processes to run and supervise.");
+ABSL_FLAG(std::string, gpus, "",
+          "Comma-separated CUDA device indices: one local worker per GPU (--device cuda:N), "
+          "besides --local-workers CPU workers beyond them.");
 ABSL_FLAG(std::string, worker_binary, "",
           "compress-worker executable; default: the one next to compressd.");
 ABSL_FLAG(int64_t, upload_idle_timeout_s, 60,
@@ -149,6 +152,21 @@ std::string WorkerDialHost(const std::string& listen_host) {
   return listen_host;
 }
 
+// The local workers (--local-workers, --gpus: one per GPU, CPU ones for the
+// rest of the count) dialing `server_address`.
+absl::StatusOr<WorkerSupervisorOptions> LocalWorkerOptions(const std::string& server_address,
+                                                           const std::string& data_dir) {
+  WorkerSupervisorOptions options;
+  options.binary = absl::GetFlag(FLAGS_worker_binary).empty() ? DefaultWorkerBinary()
+                                                              : absl::GetFlag(FLAGS_worker_binary);
+  options.server_address = server_address;
+  options.cache_root = data_dir + "/worker-cache";
+  ASSIGN_OR_RETURN(options.gpus, ParseGpuList(absl::GetFlag(FLAGS_gpus)));
+  options.count = std::max<int>(absl::GetFlag(FLAGS_local_workers), options.gpus.size());
+  options.grace_ms = absl::GetFlag(FLAGS_shutdown_grace_ms);
+  return options;
+}
+
 absl::Status WaitForShutdownSignal(const sigset_t& signals) {
   int signal_number = 0;
   if (sigwait(&signals, &signal_number) != 0) {
@@ -220,14 +238,8 @@ absl::Status Run(const sigset_t& signals) {
   });
   RETURN_IF_ERROR(http.Start());
 
-  WorkerSupervisorOptions worker_options;
-  worker_options.binary = absl::GetFlag(FLAGS_worker_binary).empty()
-                              ? DefaultWorkerBinary()
-                              : absl::GetFlag(FLAGS_worker_binary);
-  worker_options.server_address = JoinHostPort(WorkerDialHost(host), grpc->port());
-  worker_options.cache_root = data_dir + "/worker-cache";
-  worker_options.count = absl::GetFlag(FLAGS_local_workers);
-  worker_options.grace_ms = absl::GetFlag(FLAGS_shutdown_grace_ms);
+  ASSIGN_OR_RETURN(WorkerSupervisorOptions worker_options,
+                   LocalWorkerOptions(JoinHostPort(WorkerDialHost(host), grpc->port()), data_dir));
   WorkerSupervisor supervisor(worker_options);
   if (worker_options.count > 0) {
     RETURN_IF_ERROR(supervisor.Start());
@@ -283,7 +295,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "compressd: LLM compression server.\n"
       "  compressd [--data-dir DIR] [--grpc-port N] [--http-port N] [--listen-host H]\n"
-      "            [--local-workers N] [--worker-binary PATH]\n"
+      "            [--local-workers N] [--gpus 0,1,...] [--worker-binary PATH]\n"
       "  compressd fsck --data-dir DIR [--blob-scrub-bytes-per-s N]\n"
       "      re-hashes every blob (corrupt ones are quarantined) and looks for every\n"
       "      referenced one; exit 0 clean, 1 problems found, 2 could not run");

@@ -72,12 +72,16 @@ bool ParseFlags(int argc, char** argv, int first, std::map<std::string, std::str
 // --device (default cpu) resolved against this machine's GPUs, its solver
 // created once for the process; false (after saying why) when unusable.
 bool SetUpDevice(std::map<std::string, std::string>& f, std::string* name,
-                 std::unique_ptr<compressd::engine::SolverBackend>* solver) {
+                 std::unique_ptr<compressd::engine::SolverBackend>* solver,
+                 compressd::engine::GpuInfo* gpu = nullptr) {
   namespace engine = compressd::engine;
   absl::StatusOr<engine::DeviceSpec> spec =
       engine::ParseDeviceSpec(f.count("--device") ? f["--device"] : "cpu");
   std::string why_none;
-  const std::vector<engine::GpuInfo> gpus = compressd::cuda::ListGpus(&why_none);
+  std::vector<engine::GpuInfo> gpus;  // a CPU worker never loads the CUDA plugin
+  if (spec.ok() && spec->kind != engine::DeviceSpec::Kind::kCpu) {
+    gpus = compressd::cuda::ListGpus(&why_none);
+  }
   if (spec.ok()) spec = engine::ResolveDevice(*spec, gpus, why_none);
   absl::StatusOr<std::unique_ptr<engine::SolverBackend>> created =
       spec.ok() ? compressd::cuda::CreateSolver(*spec)
@@ -91,6 +95,7 @@ bool SetUpDevice(std::map<std::string, std::string>& f, std::string* name,
   *solver = std::move(*created);
   for (const engine::GpuInfo& g : gpus) {
     if (spec->kind == engine::DeviceSpec::Kind::kCuda && g.index == spec->index) {
+      if (gpu != nullptr) *gpu = g;
       std::fprintf(stderr, "compress-worker: device %s: %s, compute capability %d.%d, %s\n",
                    name->c_str(), g.name.c_str(), g.cc_major, g.cc_minor,
                    absl::StrFormat("%.1f GiB", g.total_bytes / 1073741824.0).c_str());
@@ -158,8 +163,12 @@ int RunWorkerMode(int argc, char** argv) {
   }
   if (!ParseBudget(f, &options.memory_bytes)) return 2;
   std::unique_ptr<compressd::engine::SolverBackend> solver;
-  if (!SetUpDevice(f, &options.device, &solver)) return 2;
+  compressd::engine::GpuInfo gpu;
+  if (!SetUpDevice(f, &options.device, &solver, &gpu)) return 2;
   options.solver = solver.get();
+  options.device_name = gpu.name;
+  if (gpu.cc_major > 0) options.compute_capability = absl::StrFormat("%d.%d", gpu.cc_major, gpu.cc_minor);
+  options.device_memory_bytes = gpu.total_bytes;
   if (f.count("--slow-ms-per-layer") &&
       (!absl::SimpleAtoi(f["--slow-ms-per-layer"], &options.slow_ms_per_layer) ||
        options.slow_ms_per_layer < 0)) {

@@ -48,6 +48,12 @@ ServerMetrics::ServerMetrics(prometheus::Registry& registry)
       workers_connected_(
           NewGauge(registry, "compressd_workers_connected", "Workers heard from recently.")),
       workers_busy_(NewGauge(registry, "compressd_workers_busy", "Workers holding a lease.")),
+      gpu_workers_connected_(NewGauge(registry, "compressd_gpu_workers_connected",
+                                      "Workers with a CUDA device (--device cuda:N).")),
+      gpu_workers_busy_(
+          NewGauge(registry, "compressd_gpu_workers_busy", "GPU workers holding a lease.")),
+      gpu_memory_bytes_(NewGauge(registry, "compressd_gpu_memory_bytes",
+                                 "Device memory of the connected GPU workers, summed.")),
       bytes_uploaded_(NewCounter(registry, "compressd_bytes_uploaded_total",
                                  "Bytes received in model and dataset uploads.")),
       bytes_downloaded_(NewCounter(registry, "compressd_bytes_downloaded_total",

@@ -36,6 +36,9 @@ class ServerMetrics {
   prometheus::Counter& task_attempts() { return *task_attempts_; }  // compressd_task_attempts_total
   prometheus::Gauge& workers_connected() { return *workers_connected_; }
   prometheus::Gauge& workers_busy() { return *workers_busy_; }
+  prometheus::Gauge& gpu_workers_connected() { return *gpu_workers_connected_; }
+  prometheus::Gauge& gpu_workers_busy() { return *gpu_workers_busy_; }
+  prometheus::Gauge& gpu_memory_bytes() { return *gpu_memory_bytes_; }
   prometheus::Counter& bytes_uploaded() { return *bytes_uploaded_; }
   prometheus::Counter& bytes_downloaded() { return *bytes_downloaded_; }
   // Blob garbage collection (blob_gc.h): compressd_blobs_collected_total,
@@ -56,6 +59,9 @@ class ServerMetrics {
   prometheus::Counter* task_attempts_;
   prometheus::Gauge* workers_connected_;
   prometheus::Gauge* workers_busy_;
+  prometheus::Gauge* gpu_workers_connected_;
+  prometheus::Gauge* gpu_workers_busy_;
+  prometheus::Gauge* gpu_memory_bytes_;
   prometheus::Counter* bytes_uploaded_;
   prometheus::Counter* bytes_downloaded_;
   prometheus::Counter* blobs_collected_;

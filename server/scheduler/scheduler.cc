@@ -52,6 +52,7 @@ void Scheduler::Tick() {
   int64_t now = options_.Now();
   parts_.ExpireLeases(now);
   tasks_.ExpireLeases(now);
+  tasks_.MarkDeviceWaits();
   waiters_.Expire(now);
   // A safety net: hand out work whose notification raced with a waiter.
   waiters_.Serve();

@@ -66,12 +66,43 @@ void TaskLeases::FailUnleasable(const std::string& job_id, const std::string& re
   RefreshJobMetrics();
 }
 
+int TaskLeases::DeviceMaskFor(const std::string& worker_id) {
+  if (workers_.KindOf(worker_id) == DeviceNeed::kCuda) {
+    return DeviceBit(DeviceNeed::kAny) | DeviceBit(DeviceNeed::kCuda);
+  }
+  if (workers_.IdleOf(DeviceNeed::kCuda) > 0) return DeviceBit(DeviceNeed::kCpu);
+  return DeviceBit(DeviceNeed::kAny) | DeviceBit(DeviceNeed::kCpu);
+}
+
+void TaskLeases::MarkDeviceWaits() {
+  for (DeviceNeed need : {DeviceNeed::kCuda, DeviceNeed::kCpu}) {
+    if (workers_.CountOf(need) > 0) continue;
+    absl::StatusOr<std::vector<std::string>> ids = store_.QueuedJobsNeeding(need, 100);
+    if (!ids.ok()) continue;
+    const std::string reason =
+        need == DeviceNeed::kCuda
+            ? "waiting: needs a CUDA GPU worker (resources.device: cuda); none is connected"
+            : "waiting: needs a CPU worker (resources.device: cpu); none is connected";
+    for (const std::string& id : *ids) {
+      absl::StatusOr<v1::Job> job = store_.GetJob(id);
+      if (!job.ok() || job->waiting_reason() == reason) continue;
+      absl::StatusOr<int64_t> seq = store_.UpdateJob(
+          id, [&](v1::Job& j, TaskRecord&, std::vector<v1::JobEvent>&) {
+            if (j.state() == v1::QUEUED) j.set_waiting_reason(reason);
+            return absl::OkStatus();
+          });
+      if (seq.ok() && *seq > 0) bus_.Publish(id, *seq);
+    }
+  }
+}
+
 absl::StatusOr<std::optional<v1::Task>> TaskLeases::TryLease(const std::string& worker_id) {
   // Retries when another caller (a second worker, CancelJob) changed the
   // oldest queued job between reading and claiming it.
   const uint64_t memory = workers_.MemoryOf(worker_id);
+  const int devices = DeviceMaskFor(worker_id);
   for (int tries = 0; tries < 16; ++tries) {
-    ASSIGN_OR_RETURN(std::optional<std::string> job_id, store_.OldestQueuedJob(memory));
+    ASSIGN_OR_RETURN(std::optional<std::string> job_id, store_.OldestQueuedJob(memory, devices));
     if (!job_id) return std::optional<v1::Task>();
     ASSIGN_OR_RETURN(v1::Job queued, store_.GetJob(*job_id));
     v1::Task task;

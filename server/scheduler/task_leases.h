@@ -56,11 +56,18 @@ class TaskLeases {
 
   // Requeues or fails RUNNING jobs whose lease expired at or before `now`.
   void ExpireLeases(int64_t now);
+  // Gives queued jobs that need a kind of worker none of which is registered
+  // (Recipe.resources.device) a waiting_reason saying so; a lease clears it.
+  void MarkDeviceWaits();
 
  private:
   // Fails a queued job whose model or dataset vanished (only possible by
   // editing the database), so it cannot block the queue.
   void FailUnleasable(const std::string& job_id, const std::string& reason);
+  // Which jobs `worker_id` may take (common/device_need.h): a GPU worker
+  // any or cuda jobs; a CPU worker cpu jobs, and any jobs unless a GPU
+  // worker is idle (GPU workers are preferred for jobs that allow both).
+  int DeviceMaskFor(const std::string& worker_id);
   // Sets the jobs-by-state and queue-depth gauges from the Store.
   void RefreshJobMetrics();
 

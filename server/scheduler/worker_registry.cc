@@ -86,11 +86,41 @@ uint64_t WorkerRegistry::MemoryOf(const std::string& worker_id) {
   return it == workers_.end() ? 0 : it->second.info.memory_bytes();
 }
 
+DeviceNeed WorkerRegistry::KindOf(const std::string& worker_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  return it == workers_.end() ? DeviceNeed::kCpu : WorkerDeviceKind(it->second.info.device());
+}
+
+size_t WorkerRegistry::CountOf(DeviceNeed kind) {
+  absl::MutexLock lock(&mu_);
+  return std::count_if(workers_.begin(), workers_.end(), [kind](const auto& w) {
+    return WorkerDeviceKind(w.second.info.device()) == kind;
+  });
+}
+
+size_t WorkerRegistry::IdleOf(DeviceNeed kind) {
+  absl::MutexLock lock(&mu_);
+  return std::count_if(workers_.begin(), workers_.end(), [kind](const auto& w) {
+    return w.second.task_id.empty() && WorkerDeviceKind(w.second.info.device()) == kind;
+  });
+}
+
 void WorkerRegistry::UpdateGaugesLocked() {
   int64_t busy = std::count_if(workers_.begin(), workers_.end(),
                                [](const auto& w) { return !w.second.task_id.empty(); });
   metrics_.workers_connected().Set(static_cast<double>(workers_.size()));
   metrics_.workers_busy().Set(static_cast<double>(busy));
+  double gpus = 0, gpus_busy = 0, gpu_memory = 0;
+  for (const auto& [id, w] : workers_) {
+    if (WorkerDeviceKind(w.info.device()) != DeviceNeed::kCuda) continue;
+    ++gpus;
+    gpus_busy += w.task_id.empty() ? 0 : 1;
+    gpu_memory += static_cast<double>(w.info.device_memory_bytes());
+  }
+  metrics_.gpu_workers_connected().Set(gpus);
+  metrics_.gpu_workers_busy().Set(gpus_busy);
+  metrics_.gpu_memory_bytes().Set(gpu_memory);
 }
 
 }  // namespace compressd

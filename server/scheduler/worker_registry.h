@@ -17,6 +17,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "common/device_need.h"
 #include "compressd/v1/worker.pb.h"
 #include "server/metrics/server_metrics.h"
 #include "server/scheduler/scheduler_options.h"
@@ -48,6 +49,11 @@ class WorkerRegistry {
   // Records a known worker's memory budget (LeaseTaskRequest.memory_bytes),
   // e.g. one re-admitted after a server restart without its registration.
   void SetMemory(const std::string& worker_id, uint64_t memory_bytes);
+  // The kind of `worker_id` (its registered device; kCpu when unknown).
+  DeviceNeed KindOf(const std::string& worker_id);
+  // How many registered workers of `kind` there are, and how many of them hold nothing.
+  size_t CountOf(DeviceNeed kind);
+  size_t IdleOf(DeviceNeed kind);
 
  private:
   struct Worker {

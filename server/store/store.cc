@@ -20,9 +20,12 @@ using store_internal::StartPosition;
 // 1: models, datasets, jobs, tasks, events, artifacts. 2: checkpoints. 3:
 // parts (the statements are idempotent, so applying them upgrades an older
 // database). 4: jobs.memory_needed (kUpgradeTo4 adds it to an older table).
-constexpr int kSchemaVersion = 4;
+// 5: jobs.device_needed (common/device_need.h; kUpgradeTo5).
+constexpr int kSchemaVersion = 5;
 constexpr char kUpgradeTo4[] =
     "ALTER TABLE jobs ADD COLUMN memory_needed INTEGER NOT NULL DEFAULT 0";
+constexpr char kUpgradeTo5[] =
+    "ALTER TABLE jobs ADD COLUMN device_needed INTEGER NOT NULL DEFAULT 0";
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS models (
@@ -42,7 +45,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   request_id TEXT NOT NULL DEFAULT '',
   create_time_ms INTEGER NOT NULL,
   proto BLOB NOT NULL,
-  memory_needed INTEGER NOT NULL DEFAULT 0);
+  memory_needed INTEGER NOT NULL DEFAULT 0,
+  device_needed INTEGER NOT NULL DEFAULT 0);
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_request_id ON jobs(request_id) WHERE request_id <> '';
 CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs(create_time_ms, id);
 CREATE INDEX IF NOT EXISTS jobs_by_state_time ON jobs(state, create_time_ms, id);
@@ -116,6 +120,12 @@ absl::Status ApplySchema(sqlite3* db) {
                                                     " WHERE name = 'memory_needed'"));
     ASSIGN_OR_RETURN(bool has_row, column.Step());
     if (!has_row || column.Int(0) == 0) RETURN_IF_ERROR(sqlite::Exec(db, kUpgradeTo4));
+  }
+  if (found >= 1 && found < 5) {
+    ASSIGN_OR_RETURN(Stmt column, Stmt::Prepare(db, "SELECT COUNT(*) FROM pragma_table_info('jobs')"
+                                                    " WHERE name = 'device_needed'"));
+    ASSIGN_OR_RETURN(bool has_row, column.Step());
+    if (!has_row || column.Int(0) == 0) RETURN_IF_ERROR(sqlite::Exec(db, kUpgradeTo5));
   }
   RETURN_IF_ERROR(sqlite::Exec(db, absl::StrCat("PRAGMA user_version=", kSchemaVersion)));
   return txn.Commit();

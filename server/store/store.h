@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/device_need.h"
 #include "compressd/v1/compressd.pb.h"
 
 struct sqlite3;
@@ -139,9 +140,12 @@ class Store {
   absl::StatusOr<int64_t> UpdateJob(const std::string& job_id, const JobMutation& fn);
 
   // The oldest QUEUED job's id (FIFO by creation) that a worker with
-  // `worker_memory` bytes can hold (Job.memory_needed_bytes), if any.
+  // `worker_memory` bytes can hold (Job.memory_needed_bytes) and whose
+  // device need (common/device_need.h) has its bit in `device_mask`, if any.
   absl::StatusOr<std::optional<std::string>> OldestQueuedJob(
-      uint64_t worker_memory = UINT64_MAX);
+      uint64_t worker_memory = UINT64_MAX, int device_mask = kAnyDeviceMask);
+  // The QUEUED jobs needing `need` (oldest first, at most `limit`).
+  absl::StatusOr<std::vector<std::string>> QueuedJobsNeeding(DeviceNeed need, int limit);
   // Task records whose lease expired at or before `now_ms`.
   absl::StatusOr<std::vector<TaskRecord>> ExpiredLeases(int64_t now_ms);
   // The lease record of `task_id`: a job's task, or a part as a TaskRecord

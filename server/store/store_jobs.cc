@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/device_need.h"
 #include "common/status_macros.h"
 #include "common/util.h"
 #include "server/core/job_state.h"
@@ -148,13 +149,15 @@ absl::StatusOr<v1::Job> Store::CreateJob(const v1::Job& job, const v1::JobEvent&
   }
   ASSIGN_OR_RETURN(Stmt insert, Stmt::Prepare(db_,
                                               "INSERT INTO jobs (id, model_id, state, request_id,"
-                                              " create_time_ms, proto) VALUES (?, ?, ?, ?, ?, ?)"));
+                                              " create_time_ms, proto, device_needed)"
+                                              " VALUES (?, ?, ?, ?, ?, ?, ?)"));
   RETURN_IF_ERROR(insert.Bind(1, job.id())
                       .Bind(2, job.model_id())
                       .Bind(3, int64_t{job.state()})
                       .Bind(4, job.request_id())
                       .Bind(5, job.create_time_ms())
                       .BindBlob(6, SerializeJobRow(job))
+                      .Bind(7, int64_t{static_cast<int>(DeviceNeedOf(job.recipe()))})
                       .Run());
   ASSIGN_OR_RETURN(Stmt task, Stmt::Prepare(db_, "INSERT INTO tasks (task_id, job_id, kind)"
                                                  " VALUES (?, ?, ?)"));
@@ -256,16 +259,36 @@ absl::Status Store::DeleteJob(const std::string& id) {
   return txn.Commit();
 }
 
-absl::StatusOr<std::optional<std::string>> Store::OldestQueuedJob(uint64_t worker_memory) {
+absl::StatusOr<std::optional<std::string>> Store::OldestQueuedJob(uint64_t worker_memory,
+                                                                  int device_mask) {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_,
                                             "SELECT id FROM jobs WHERE state = ?"
                                             " AND memory_needed <= ?"
+                                            " AND ((1 << device_needed) & ?) != 0"
                                             " ORDER BY create_time_ms, rowid LIMIT 1"));
-  stmt.Bind(1, int64_t{v1::QUEUED}).Bind(2, ClampToInt64(worker_memory));
+  stmt.Bind(1, int64_t{v1::QUEUED}).Bind(2, ClampToInt64(worker_memory)).Bind(3, int64_t{device_mask});
   ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return std::optional<std::string>();
   return std::optional<std::string>(stmt.Text(0));
+}
+
+absl::StatusOr<std::vector<std::string>> Store::QueuedJobsNeeding(DeviceNeed need, int limit) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_,
+                                            "SELECT id FROM jobs WHERE state = ?"
+                                            " AND device_needed = ?"
+                                            " ORDER BY create_time_ms, rowid LIMIT ?"));
+  stmt.Bind(1, int64_t{v1::QUEUED})
+      .Bind(2, int64_t{static_cast<int>(need)})
+      .Bind(3, int64_t{limit});
+  std::vector<std::string> ids;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    ids.push_back(stmt.Text(0));
+  }
+  return ids;
 }
 
 absl::StatusOr<std::vector<TaskRecord>> Store::ExpiredLeases(int64_t now_ms) {

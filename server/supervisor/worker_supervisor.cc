@@ -13,11 +13,30 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/util.h"
 
 namespace compressd {
+
+absl::StatusOr<std::vector<int>> ParseGpuList(const std::string& text) {
+  std::vector<int> out;
+  if (text.empty()) return out;
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    int index = -1;
+    if (!absl::SimpleAtoi(part, &index) || index < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--gpus: \"", part, "\" is not a device index (e.g. --gpus 0,1)"));
+    }
+    if (std::find(out.begin(), out.end(), index) != out.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("--gpus: device ", index, " is listed twice"));
+    }
+    out.push_back(index);
+  }
+  return out;
+}
 namespace {
 
 constexpr int64_t kReapPollMs = 20;
@@ -189,6 +208,10 @@ void WorkerSupervisor::CheckSlotsLocked() {
 absl::Status WorkerSupervisor::SpawnLocked(int index) {
   std::vector<std::string> args = {options_.binary, "--server", options_.server_address,
                                    "--cache-dir", absl::StrCat(options_.cache_root, "/", index)};
+  if (index < static_cast<int>(options_.gpus.size())) {
+    args.push_back("--device");
+    args.push_back(absl::StrCat("cuda:", options_.gpus[index]));
+  }
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);
   argv.reserve(args.size());

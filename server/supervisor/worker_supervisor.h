@@ -1,5 +1,7 @@
 // Runs N local compress-worker processes for compressd (--local-workers):
-// fork/exec of `<binary> --server <address> --cache-dir <cache_root>/<i>`,
+// fork/exec of `<binary> --server <address> --cache-dir <cache_root>/<i>`
+// (and `--device cuda:<gpus[i]>` for the first gpus.size() workers: one
+// worker per GPU of `compressd --gpus`),
 // restarts any that exits (exponential backoff, reset after a healthy run),
 // and on Stop() sends SIGTERM, then SIGKILL after a grace period, reaping
 // every child with waitpid. Workers' stdout goes to compressd's stderr so
@@ -17,6 +19,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 
 namespace compressd {
@@ -26,12 +29,17 @@ struct WorkerSupervisorOptions {
   std::string server_address;  // host:port the workers dial
   std::string cache_root;      // worker i uses <cache_root>/<i>
   int count = 0;
+  std::vector<int> gpus;  // worker i < gpus.size() runs on cuda:gpus[i]
   int64_t min_backoff_ms = 500;
   int64_t max_backoff_ms = 10000;
   int64_t healthy_run_ms = 10000;  // a run this long resets the backoff
   int64_t grace_ms = 5000;         // SIGTERM -> SIGKILL
   int64_t poll_ms = 100;           // how often exits are checked
 };
+
+// "0,1,3" -> {0, 1, 3} ("" -> none). INVALID_ARGUMENT naming --gpus for an
+// entry that is not a non-negative integer, or a repeated one.
+absl::StatusOr<std::vector<int>> ParseGpuList(const std::string& text);
 
 class WorkerSupervisor {
  public:

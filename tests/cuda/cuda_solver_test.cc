@@ -142,7 +142,9 @@ TEST(CudaSolverTest, EverySweepKindAgreesWithTheCpu) {
   COMPRESSD_REQUIRE_CUDA_DEVICE();
   auto solver = Solver();
   ASSERT_NE(solver, nullptr);
-  const engine::testing::Layer layer = engine::testing::RandomLayer(96, 320, 2048, 11);
+  // Tall enough that one rounding tie (which may cascade along its row) stays
+  // far inside the 0.1% the parity bound allows.
+  const engine::testing::Layer layer = engine::testing::RandomLayer(512, 320, 2048, 11);
   for (SolveCase c : Cases()) {
     SCOPED_TRACE(c.name);
     std::vector<float> wc = layer.w, wg = layer.w;

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -202,6 +203,7 @@ struct CudaBackend::Impl {
   RopeKey rope_key;
   const float* rope_cos = nullptr;  // null: nothing cached
   const float* rope_sin = nullptr;
+  std::vector<float> rope_host_cos, rope_host_sin;  // what the cached table holds
   absl::Status status;
 };
 
@@ -250,7 +252,12 @@ absl::Status CudaBackend::Impl::Ensure(DeviceArena& arena, size_t bytes) {
 
 absl::Status CudaBackend::Impl::UploadRope(const engine::RopeTable& table) {
   const RopeKey key{&table, table.cos.data(), table.sin.data(), table.n_positions, table.half};
-  if (rope_cos != nullptr && key == rope_key) return absl::OkStatus();
+  // The values are compared too: a table rebuilt for another model may reuse
+  // the same addresses and shape.
+  if (rope_cos != nullptr && key == rope_key && table.cos == rope_host_cos &&
+      table.sin == rope_host_sin) {
+    return absl::OkStatus();
+  }
   const size_t n = static_cast<size_t>(std::max<int64_t>(table.n_positions, 0)) *
                    static_cast<size_t>(std::max(table.half, 0));
   if (table.cos.size() != n || table.sin.size() != n) {
@@ -270,6 +277,8 @@ absl::Status CudaBackend::Impl::UploadRope(const engine::RopeTable& table) {
         cudaMemcpyAsync(s, table.sin.data(), n * sizeof(float), cudaMemcpyHostToDevice, stream));
   }
   rope_key = key;
+  rope_host_cos = table.cos;
+  rope_host_sin = table.sin;
   rope_cos = c;
   rope_sin = s;
   return absl::OkStatus();

@@ -273,7 +273,10 @@ class CudaHessianSum final : public engine::HessianSum {
  public:
   CudaHessianSum(CudaSolver::Impl& impl, int64_t dim) : impl_(impl), dim_(dim) {}
 
+  // After an error the sum is not usable (a chunk may be half added): the
+  // job fails anyway. Must not outlive the solver that made it.
   absl::Status Add(const float* x, int64_t tokens) override {
+    CUDA_RETURN_IF_ERROR(cudaSetDevice(impl_.device));
     if (tokens < 0) {
       return absl::InvalidArgumentError(absl::StrCat("Hessian: negative token count ", tokens));
     }
@@ -309,6 +312,7 @@ class CudaHessianSum final : public engine::HessianSum {
     if (tokens_ == 0) {
       return absl::FailedPreconditionError("Hessian: no calibration tokens were added");
     }
+    CUDA_RETURN_IF_ERROR(cudaSetDevice(impl_.device));
     LaunchHessianOut(sum_.get(), dim_, 2.0 / static_cast<double>(tokens_), tmp_.get(),
                      impl_.stream);
     CUDA_RETURN_IF_LAUNCH_FAILED();
@@ -369,6 +373,10 @@ absl::Status CudaSolver::FactorAndSweep(const float* h, const int64_t* perm, dou
   CUDA_RETURN_IF_ERROR(cudaSetDevice(impl_->device));
   const engine::SweepPlan plan = engine::PrepareSweep(options, state);
   const int64_t cols = state->cols;
+  if (state->rows * plan.block >= (int64_t{1} << 31)) {  // CUB's item counts are int
+    return absl::InvalidArgumentError(absl::StrCat(tensor, ": ", state->rows, " rows x block ",
+                                                   plan.block, " is too large for the device sweep"));
+  }
   RETURN_IF_ERROR(impl_->Need(SolverBytes(state->rows, cols, plan.block)));
   ASSIGN_OR_RETURN(float* d_u, impl_->arena.Take<float>(cols * cols, "factor"));
   const size_t mark = impl_->arena.used();

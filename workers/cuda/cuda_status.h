@@ -17,6 +17,9 @@ namespace compressd::cuda {
 // sized for the device should be refused before it starts; see device_pool.h).
 inline absl::Status CudaError(cudaError_t e, const char* what) {
   if (e == cudaSuccess) return absl::OkStatus();
+  // Clear the runtime's last error (a failed cudaMalloc sets it), so a later
+  // launch check does not report this failure again as its own.
+  (void)cudaGetLastError();
   const std::string msg = absl::StrCat(what, ": ", cudaGetErrorName(e), " (", cudaGetErrorString(e), ")");
   if (e == cudaErrorMemoryAllocation) return absl::ResourceExhaustedError(msg);
   return absl::InternalError(msg);

@@ -212,22 +212,28 @@ __global__ void DotKernel(const float* x, const float* y, int64_t n, double* out
 }  // namespace
 
 void LaunchSweepBlock(const SweepBlockArgs& a, cudaStream_t stream) {
-  constexpr int kRowThreads = 64;
+  if (a.rows <= 0 || a.i2 <= a.i1) return;
+  // Small blocks: one thread per row, so a 4096-row layer still spreads over
+  // every multiprocessor (128 blocks).
+  constexpr int kRowThreads = 32;
   SweepBlockKernel<<<Blocks(a.rows, kRowThreads), kRowThreads, 0, stream>>>(a);
 }
 
 void LaunchTransposeIn(const float* src, int64_t ld, int64_t rows, int64_t count, float* dst,
                        cudaStream_t stream) {
+  if (rows * count <= 0) return;
   TransposeInKernel<<<Blocks(rows * count), kThreads, 0, stream>>>(src, ld, rows, count, dst);
 }
 
 void LaunchTransposeOut(const float* src, int64_t rows, int64_t count, float* dst, int64_t ld,
                         cudaStream_t stream) {
+  if (rows * count <= 0) return;
   TransposeOutKernel<<<Blocks(rows * count), kThreads, 0, stream>>>(src, rows, count, dst, ld);
 }
 
 void LaunchMaskKeys(const float* wt, const float* u, int64_t rows, int64_t cols, int64_t i1,
                     int64_t count, uint64_t* keys, cudaStream_t stream) {
+  if (rows * count <= 0) return;
   MaskKeysKernel<<<Blocks(rows * count), kThreads, 0, stream>>>(wt, u, rows, cols, i1, count,
                                                                 keys);
 }
@@ -247,26 +253,32 @@ void LaunchSegmentOffsets(int64_t segments, int64_t seg_len, int64_t* offsets,
 
 void LaunchBuildReversed(const float* h, const int64_t* perm, const float* diag, double damp,
                          int64_t n, double* a, cudaStream_t stream) {
+  if (n <= 0) return;
   BuildReversedKernel<<<Blocks(n * n), kThreads, 0, stream>>>(h, perm, diag, damp, n, a);
 }
 
 void LaunchFinishFactor(const double* a, int64_t n, float* u, cudaStream_t stream) {
+  if (n <= 0) return;
   FinishFactorKernel<<<Blocks(n * n), kThreads, 0, stream>>>(a, n, u);
 }
 
 void LaunchFoldHessian(const float* tmp, int64_t n, double* sum, int* bad, cudaStream_t stream) {
+  if (n <= 0) return;
   FoldHessianKernel<<<Blocks(n * n), kThreads, 0, stream>>>(tmp, n, sum, bad);
 }
 
 void LaunchHessianOut(const double* sum, int64_t n, double scale, float* h, cudaStream_t stream) {
+  if (n <= 0) return;
   HessianOutKernel<<<Blocks(n * n), kThreads, 0, stream>>>(sum, n, scale, h);
 }
 
 void LaunchSub(const float* a, const float* b, int64_t n, float* d, cudaStream_t stream) {
+  if (n <= 0) return;
   SubKernel<<<Blocks(n), kThreads, 0, stream>>>(a, b, n, d);
 }
 
 void LaunchDot(const float* x, const float* y, int64_t n, double* out, cudaStream_t stream) {
+  if (n <= 0) return;
   const unsigned blocks = Blocks(n) < 1024 ? Blocks(n) : 1024;
   DotKernel<<<blocks > 0 ? blocks : 1, kThreads, 0, stream>>>(x, y, n, out);
 }

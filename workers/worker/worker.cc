@@ -92,6 +92,9 @@ absl::Status Worker::Register() {
   v1::RegisterWorkerRequest req;
   req.set_name(options_.name.empty() ? DefaultName() : options_.name);
   req.set_device(options_.device);
+  req.set_device_name(options_.device_name);
+  req.set_compute_capability(options_.compute_capability);
+  req.set_device_memory_bytes(options_.device_memory_bytes);
   req.set_threads(options_.threads);
   req.set_memory_bytes(MemoryBudget());
   ASSIGN_OR_RETURN(v1::RegisterWorkerResponse resp, client_.RegisterWorker(req));

@@ -20,6 +20,10 @@ struct WorkerOptions {
   std::string device = "cpu";  // --device, resolved (engine/runtime/device_spec.h)
   // The layer solver of `device` (not owned; null: the CPU).
   engine::SolverBackend* solver = nullptr;
+  // With a CUDA device: what registration reports of it.
+  std::string device_name;
+  std::string compute_capability;  // "9.0"
+  uint64_t device_memory_bytes = 0;
   int threads = 1;
   // The memory budget of a job (--memory-budget; RunOptions::memory_budget_bytes),
   // also registered with the server; 0: 90% of physical memory.

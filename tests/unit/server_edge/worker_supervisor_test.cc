@@ -91,6 +91,31 @@ TEST_F(WorkerSupervisorTest, StartsWorkersWithServerAndCacheDir) {
   supervisor.Stop();
 }
 
+TEST_F(WorkerSupervisorTest, OneWorkerPerGpuGetsItsDevice) {
+  WorkerSupervisorOptions options = Options(Script("echo \"$@\" > \"$4/args\"\nexec sleep 30"), 3);
+  options.gpus = *ParseGpuList("0,2");
+  WorkerSupervisor supervisor(options);
+  ASSERT_TRUE(supervisor.Start().ok());
+  const std::string expect[] = {" --device cuda:0\n", " --device cuda:2\n", "/worker-cache/2\n"};
+  for (int i = 0; i < 3; ++i) {
+    const std::string args_file = dir_ + "/worker-cache/" + std::to_string(i) + "/args";
+    ASSERT_TRUE(Eventually([&] { return !ReadFile(args_file).empty(); }));
+    const std::string args = ReadFile(args_file);
+    EXPECT_EQ(args.substr(args.size() - expect[i].size()), expect[i]) << args;
+  }
+  supervisor.Stop();
+}
+
+TEST(ParseGpuListTest, AcceptsIndicesAndRejectsTheRest) {
+  EXPECT_TRUE(ParseGpuList("")->empty());
+  EXPECT_EQ(*ParseGpuList("1,0,3"), (std::vector<int>{1, 0, 3}));
+  for (const char* bad : {"a", "0,,1", "-1", "0,0", "1.5"}) {
+    auto r = ParseGpuList(bad);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(r.status().message().find("--gpus"), std::string::npos) << r.status();
+  }
+}
+
 TEST_F(WorkerSupervisorTest, RestartsAWorkerThatExits) {
   WorkerSupervisor supervisor(Options(Script("exec sleep 30"), 1));
   ASSERT_TRUE(supervisor.Start().ok());
