@@ -42,7 +42,7 @@ if [ "$have_gpu" = 0 ] && [ -z "${GPU_CHECK_FORCE_JOB:-}" ]; then
   exit 77
 fi
 
-echo "== real model: SparseGPT 50% + GPTQ 4-bit g128, cpu and cuda:0"
+echo "== real model: SparseGPT 50% + GPTQ 4-bit g128, cpu and ${DEVICE:-cuda:0}"
 model=${MODEL:-$(scripts/fetch-model.sh)}
 work=$(mktemp -d)
 cat > "$work/recipe.yaml" <<YAML
@@ -50,25 +50,32 @@ stages: [{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 128}}
 calibration: {path: $data/text/sotu, samples: 32, seq_len: 512}
 evaluation: {kl: true, perplexity: [{name: ppl-persuasion, path: $data/text/austen/persuasion.txt, windows: 8, window: 512}]}
 YAML
-for device in cpu "${DEVICE:-cuda:0}"; do
+second=${DEVICE:-cuda:0}
+run=0
+for device in cpu "$second"; do
+  run=$((run + 1))
   "$build/bin/compress-worker" run --model "$model" --recipe "$work/recipe.yaml" \
-    --out "$work/out-$device" --device "$device" > "$work/$device.json" 2> "$work/$device.log" ||
-    { tail -20 "$work/$device.log"; exit 1; }
+    --out "$work/out-$run" --device "$device" > "$work/run$run.json" 2> "$work/run$run.log" ||
+    { tail -20 "$work/run$run.log"; exit 1; }
 done
-"$py" - "$work/cpu.json" "$work/${DEVICE:-cuda:0}.json" <<'PY'
+"$py" - "$work/run1.json" "$work/run2.json" "$second" <<'PY'
 import json, sys
 cpu, gpu = (json.load(open(p)) for p in sys.argv[1:3])
+second = sys.argv[3]
 def evals(s):
     out = {}
     def walk(x, path):
         if isinstance(x, dict):
             for k, v in x.items(): walk(v, path + [k])
+        elif isinstance(x, list):
+            for i, v in enumerate(x):
+                walk(v, path + [v.get("name", str(i)) if isinstance(v, dict) else str(i)])
         elif isinstance(x, (int, float)) and any(k in ("perplexity", "kl", "top1") for k in path):
             out["/".join(path)] = float(x)
     walk(s.get("evaluation", {}), [])
     return out
 ok = True
-print(f"{'metric':52s} {'cpu':>12s} {'cuda:0':>12s} {'diff':>9s}")
+print(f"{'metric':52s} {'cpu':>12s} {second:>12s} {'diff':>9s}")
 ec, eg = evals(cpu), evals(gpu)
 for k in sorted(ec):
     d = (eg[k] - ec[k]) / ec[k] if ec[k] else 0.0
@@ -88,4 +95,4 @@ for k in sorted(tc):
         print(f"{'time ' + k + ' (s)':52s} {tc[k]:12.2f} {tg[k]:12.2f}")
 sys.exit(0 if ok else 1)
 PY
-echo "gpu-check: passed"
+echo "gpu-check: passed (outputs and logs in $work)"
