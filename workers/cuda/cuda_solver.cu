@@ -29,6 +29,7 @@ uint64_t SolverBytes(int64_t rows, int64_t cols, int64_t block) {
 
 struct CudaSolver::Impl {
   int device = 0;
+  uint64_t free_bytes = 0;  // when created
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
   cusolverDnHandle_t lapack = nullptr;
@@ -42,6 +43,9 @@ struct CudaSolver::Impl {
   absl::Status Init(int index) {
     device = index;
     CUDA_RETURN_IF_ERROR(cudaSetDevice(index));
+    size_t free_now = 0, total = 0;
+    CUDA_RETURN_IF_ERROR(cudaMemGetInfo(&free_now, &total));
+    free_bytes = free_now;
     CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     CUBLAS_RETURN_IF_ERROR(cublasCreate(&blas));
     CUBLAS_RETURN_IF_ERROR(cublasSetStream(blas, stream));
@@ -366,6 +370,14 @@ absl::StatusOr<std::unique_ptr<CudaSolver>> CudaSolver::Create(const CudaSolverO
 }
 
 std::string CudaSolver::name() const { return absl::StrCat("cuda:", impl_->device); }
+
+uint64_t CudaSolver::DeviceBytes(int64_t rows, int64_t cols, int64_t block) const {
+  const uint64_t c = cols;
+  return SolverBytes(rows, cols, block) + 16 * c * c +
+         8 * static_cast<uint64_t>(engine::HessianAccumulator::kChunkTokens) * c;
+}
+
+uint64_t CudaSolver::DeviceMemoryBytes() const { return impl_->free_bytes; }
 
 absl::Status CudaSolver::FactorAndSweep(const float* h, const int64_t* perm, double percdamp,
                                         absl::string_view tensor, const SweepOptions& options,

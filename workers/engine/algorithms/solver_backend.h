@@ -48,6 +48,15 @@ class SolverBackend {
   // RelativeReconstructionError(w, w_new, h, rows, cols).
   virtual absl::StatusOr<double> RelativeError(const float* w, const float* w_new, const float* h,
                                                int64_t rows, int64_t cols) = 0;
+  // The device memory one [rows, cols] layer's Hessian and solve (lazy
+  // blocks of `block` columns) take, and what the device had free when the
+  // solver was made: both 0 for the host (its memory is in the job's host
+  // estimate, pipeline/memory_estimate.h).
+  virtual uint64_t DeviceBytes(int64_t rows, int64_t cols, int64_t block) const {
+    (void)rows, (void)cols, (void)block;
+    return 0;
+  }
+  virtual uint64_t DeviceMemoryBytes() const { return 0; }
 };
 
 // The host implementation: HessianAccumulator, InverseHessianUpper +

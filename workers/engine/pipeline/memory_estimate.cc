@@ -154,4 +154,14 @@ MemoryEstimate EstimateJobMemory(const JobPlan& plan, const RecipeSpec& spec, co
   return out;
 }
 
+uint64_t EstimateDeviceBytes(const LlamaConfig& config, const SolverBackend& solver) {
+  uint64_t need = 0;
+  for (const NamedShape& t : ConfigShapes(config)) {
+    const bool linear = t.shape.size() == 2 && t.name.rfind("model.layers.", 0) == 0 &&
+                        t.name.size() > 12 && t.name.compare(t.name.size() - 12, 12, "_proj.weight") == 0;
+    if (linear) need = std::max(need, solver.DeviceBytes(t.shape[0], t.shape[1], 128));
+  }
+  return need;
+}
+
 }  // namespace compressd::engine

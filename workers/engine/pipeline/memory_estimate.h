@@ -38,6 +38,7 @@
 
 #include "common/recipe_spec.h"
 #include "common/util.h"  // FormatBytes
+#include "workers/engine/algorithms/solver_backend.h"
 #include "workers/engine/model/llama_model.h"
 #include "workers/engine/pipeline/job_plan.h"
 
@@ -53,5 +54,10 @@ struct MemoryEstimate {
 MemoryEstimate EstimateJobMemory(const JobPlan& plan, const RecipeSpec& recipe,
                                  const LlamaConfig& config, uint64_t stored_weight_bytes,
                                  bool spill_activations = false);
+
+// The device memory of a calibrated job's largest layer solve on `solver`
+// (SolverBackend::DeviceBytes over the decoder blocks' linears, lazy blocks
+// of 128 columns); 0 on the host.
+uint64_t EstimateDeviceBytes(const LlamaConfig& config, const SolverBackend& solver);
 
 }  // namespace compressd::engine

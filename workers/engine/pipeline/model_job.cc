@@ -201,6 +201,19 @@ class ModelJob {
                          e.scratch_bytes > 0
                              ? absl::StrCat("; scratch files ", FormatBytes(e.scratch_bytes))
                              : ""));
+    if (calibrated && options_.solver != nullptr && options_.solver->DeviceMemoryBytes() > 0) {
+      const uint64_t device = EstimateDeviceBytes(stored.config, *options_.solver);
+      const uint64_t free_bytes = options_.solver->DeviceMemoryBytes();
+      EmitLog(events_, "info", absl::StrCat("device memory estimate: ", FormatBytes(device), " on ",
+                                            options_.solver->name(), " (", FormatBytes(free_bytes),
+                                            " free)"));
+      if (device > free_bytes) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "this job's largest layer solve needs an estimated ", FormatBytes(device),
+            " of device memory, more than the ", FormatBytes(free_bytes), " free on ",
+            options_.solver->name(), "; use a GPU with more memory or a CPU worker"));
+      }
+    }
     if (budget > 0 && e.peak_bytes > budget) {
       return MemoryRefusal(e.peak_bytes, absl::StrCat(
           "this job needs an estimated ", FormatBytes(e.peak_bytes), " of memory at its peak (",

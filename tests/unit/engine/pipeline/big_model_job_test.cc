@@ -2,6 +2,7 @@
 // against the whole-model path, spilled calibration activations, the memory
 // estimate and budget (model_job_fixture.h's tiny model).
 #include "tests/unit/engine/pipeline/model_job_fixture.h"
+#include "workers/engine/algorithms/solver_backend.h"
 
 namespace compressd::engine {
 namespace {
@@ -205,6 +206,62 @@ TEST_F(ModelJobTest, AJobOverTheMemoryBudgetIsRefusedUpFront) {
 
   options.memory_budget_bytes = 4ull << 30;
   ASSERT_TRUE(Run(recipe, options).ok());
+}
+
+// A solver on a device (here a stand-in: the CPU's solves, a device of
+// `free_bytes`) whose memory cannot hold the largest layer's solve is refused
+// up front, naming the device; with enough it runs, on that solver.
+class SmallDeviceSolver final : public SolverBackend {
+ public:
+  explicit SmallDeviceSolver(uint64_t free_bytes) : free_(free_bytes) {}
+  std::string name() const override { return "cuda:7"; }
+  std::unique_ptr<HessianSum> NewHessian(int64_t dim) override {
+    ++hessians_;
+    return cpu_.NewHessian(dim);
+  }
+  absl::Status FactorAndSweep(const float* h, const int64_t* perm, double percdamp,
+                              absl::string_view tensor, const SweepOptions& o,
+                              SweepState* s) override {
+    ++solves_;
+    return cpu_.FactorAndSweep(h, perm, percdamp, tensor, o, s);
+  }
+  absl::StatusOr<double> RelativeError(const float* w, const float* w_new, const float* h,
+                                       int64_t rows, int64_t cols) override {
+    return cpu_.RelativeError(w, w_new, h, rows, cols);
+  }
+  uint64_t DeviceBytes(int64_t rows, int64_t cols, int64_t) const override {
+    return 16 * static_cast<uint64_t>(cols * cols) + 6 * static_cast<uint64_t>(rows * cols);
+  }
+  uint64_t DeviceMemoryBytes() const override { return free_; }
+  int hessians_ = 0, solves_ = 0;
+
+ private:
+  CpuSolver cpu_;
+  uint64_t free_;
+};
+
+TEST_F(ModelJobTest, AJobOverTheDeviceMemoryIsRefusedUpFront) {
+  v1::Recipe recipe;
+  recipe.add_stages()->mutable_sparsegpt()->set_sparsity(0.5);
+  recipe.mutable_calibration()->set_path(text_);
+  recipe.mutable_calibration()->set_samples(4);
+  recipe.mutable_calibration()->set_seq_len(16);
+  SmallDeviceSolver small(1024);
+  RunOptions options;
+  options.solver = &small;
+  absl::StatusOr<json> refused = Run(recipe, options);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  EXPECT_THAT(refused.status().message(), HasSubstr("of device memory"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("cuda:7"));
+  EXPECT_EQ(small.solves_, 0);
+  EXPECT_FALSE(fs::exists(fs::path(out_) / "model.safetensors"));
+
+  SmallDeviceSolver big(1ull << 40);
+  options.solver = &big;
+  ASSERT_TRUE(Run(recipe, options).ok());
+  EXPECT_TRUE(sink_.HasLog("device memory estimate"));
+  EXPECT_GT(big.hessians_, 0);  // every group's H and every solve went through it
+  EXPECT_GT(big.solves_, big.hessians_);
 }
 
 // A GGUF output of an HF input (it would need a GGUF tokenizer) is refused
