@@ -31,8 +31,8 @@ if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
   arch=(-DCMAKE_CUDA_ARCHITECTURES=native)
 fi
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOMPRESSD_CUDA=ON \
-  -DCOMPRESSD_WERROR=ON -DCOMPRESSD_BENCH=OFF "${arch[@]}" >/dev/null
-ninja -C "$build" compress-worker cuda_solver_test cuda_backend_test
+  -DCOMPRESSD_WERROR=ON -DCOMPRESSD_BENCH=ON "${arch[@]}" >/dev/null
+ninja -C "$build" compress-worker cuda_solver_test cuda_backend_test solver_bench
 
 echo "== cuda parity suite"
 log=$(mktemp); trap 'rm -f "$log"' EXIT
@@ -94,5 +94,28 @@ for k in sorted(tc):
     if isinstance(tc[k], (int, float)) and k in tg:
         print(f"{'time ' + k + ' (s)':52s} {tc[k]:12.2f} {tg[k]:12.2f}")
 sys.exit(0 if ok else 1)
+PY
+echo "== layer solves (factor + sweep), seconds: GPU vs CPU ($(nproc) threads) on Llama-3.2-1B and -3.1-8B shapes"
+bench="$build/bench/solvers/solver_bench"
+small=2048x2048,8192x2048,2048x8192
+COMPRESSD_CUDA_PLUGIN="$PWD/$build/bin/libcompressd_cuda.so" "$bench" --device "$second" \
+  --shapes "$small,4096x4096,14336x4096,4096x14336" --repeats 3 > "$work/bench-gpu.txt"
+"$bench" --device cpu --shapes "$small" --repeats 1 --threads "$(nproc)" > "$work/bench-cpu.txt"
+"$py" - "$work/bench-cpu.txt" "$work/bench-gpu.txt" <<'PY'
+import sys
+def results(path):
+    out = {}
+    for line in open(path):
+        f = line.split()
+        if f and f[0] == "RESULT": out[(f[1], f[2])] = (float(f[3]), float(f[4]))
+    return out
+cpu, gpu = results(sys.argv[1]), results(sys.argv[2])
+print(f"{'layer':12s} {'config':18s} {'cpu s':>9s} {'gpu s':>9s} {'speedup':>8s} {'err cpu':>9s} {'err gpu':>9s}")
+for key in sorted(gpu, key=lambda k: (int(k[0].split('x')[1]), int(k[0].split('x')[0]), k[1])):
+    g = gpu[key]; c = cpu.get(key)
+    cs = f"{c[0]:9.3f}" if c else f"{'-':>9s}"
+    sp = f"{c[0] / g[0]:7.1f}x" if c else f"{'-':>8s}"
+    ce = f"{c[1]:9.5f}" if c else f"{'-':>9s}"
+    print(f"{key[0]:12s} {key[1]:18s} {cs} {g[0]:9.3f} {sp} {ce} {g[1]:9.5f}")
 PY
 echo "gpu-check: passed (outputs and logs in $work)"
