@@ -8,7 +8,8 @@
 // the result carries the relative reconstruction error of the final weight
 // against the original, ||W X - W' X||^2 / ||W X||^2 (computed once, after
 // the last stage, from H). The solves, the factor and the error run on
-// `solver` (null: the CPU; a device solver serializes them). Stateless.
+// `solver` (null: the CPU's, with which calls on distinct weights may run
+// concurrently; a device solver takes one call at a time).
 #pragma once
 
 #include <cstdint>
