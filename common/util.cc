@@ -1,8 +1,11 @@
 #include "common/util.h"
 
+#include <sys/random.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
-#include <random>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
@@ -21,16 +24,29 @@ int64_t NowMs() {
       .count();
 }
 
-std::string NewId(std::string_view prefix) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char kHex[] = "0123456789abcdef";
-  std::string id(prefix);
-  uint64_t v = rng();
-  for (int i = 0; i < 16; ++i) {
-    id.push_back(kHex[v & 15]);
-    v >>= 4;
+std::string RandomHex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  size_t filled = 0;
+  while (filled < bytes) {
+    const ssize_t got = getrandom(raw.data() + filled, bytes - filled, 0);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      std::abort();  // the kernel's CSPRNG is unavailable: nothing safe can be issued
+    }
+    filled += static_cast<size_t>(got);
   }
-  return id;
+  static const char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(2 * bytes);
+  for (unsigned char c : raw) {
+    hex.push_back(kHex[c >> 4]);
+    hex.push_back(kHex[c & 15]);
+  }
+  return hex;
+}
+
+std::string NewId(std::string_view prefix) {
+  return absl::StrCat(absl::string_view(prefix.data(), prefix.size()), RandomHex(8));
 }
 
 absl::Status ValidateRelativePath(std::string_view path, std::string_view field) {

@@ -23,7 +23,10 @@ inline double SecondsSince(std::chrono::steady_clock::time_point start) {
 // when it cannot be opened.
 absl::StatusOr<std::string> ReadFileToString(const std::string& path);
 
-// A random id: `prefix` + 16 lowercase hex characters, e.g. "job-3f2a...".
+// `bytes` bytes from the kernel's CSPRNG (getrandom) as lowercase hex.
+std::string RandomHex(size_t bytes);
+// A random id: `prefix` + 16 lowercase hex characters from the CSPRNG, e.g.
+// "job-3f2a...". Unpredictable: ids of other tenants cannot be guessed.
 std::string NewId(std::string_view prefix);
 
 // "1.23 GiB" from 1 GiB up, else "456 MiB" (rounded).

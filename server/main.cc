@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "server/auth/bootstrap.h"
 #include "server/core/event_bus.h"
 #include "server/http/http_server.h"
 #include "server/jobs/job_service.h"
@@ -69,6 +70,19 @@ ABSL_FLAG(int64_t, blob_scrub_bytes_per_s, 64 << 20,
 ABSL_FLAG(std::vector<std::string>, http_allowed_hosts, {},
           "Host header names the HTTP port answers (comma-separated, '*' any); default: "
           "localhost, 127.0.0.1 and [::1] when --listen-host is loopback, else any.");
+ABSL_FLAG(std::string, auth, "keys",
+          "keys: every call needs an API key (DATA/admin.key is created on first start); none: "
+          "local development only, refused unless --listen-host is loopback.");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve gRPC and HTTP over TLS.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert.");
+ABSL_FLAG(std::string, worker_ca, "",
+          "PEM CA bundle: workers must present a client certificate it verifies (mTLS).");
+ABSL_FLAG(std::string, local_worker_ca_cert, "",
+          "With TLS: the CA bundle local workers verify the server's certificate with.");
+ABSL_FLAG(std::string, local_worker_cert, "", "With --worker-ca: local workers' client cert.");
+ABSL_FLAG(std::string, local_worker_key, "", "With --worker-ca: local workers' client key.");
+ABSL_FLAG(int, max_watch_streams_per_key, 256,
+          "WatchJob streams one API key may hold open at once; 0 unlimited.");
 ABSL_FLAG(int64_t, shutdown_grace_ms, 5000,
           "On SIGINT/SIGTERM, how long in-flight RPCs and workers get to finish.");
 
@@ -155,7 +169,8 @@ std::string WorkerDialHost(const std::string& listen_host) {
 // The local workers (--local-workers, --gpus: one per GPU, CPU ones for the
 // rest of the count) dialing `server_address`.
 absl::StatusOr<WorkerSupervisorOptions> LocalWorkerOptions(const std::string& server_address,
-                                                           const std::string& data_dir) {
+                                                           const std::string& data_dir,
+                                                           const std::string& worker_key_path) {
   WorkerSupervisorOptions options;
   options.binary = absl::GetFlag(FLAGS_worker_binary).empty() ? DefaultWorkerBinary()
                                                               : absl::GetFlag(FLAGS_worker_binary);
@@ -164,7 +179,25 @@ absl::StatusOr<WorkerSupervisorOptions> LocalWorkerOptions(const std::string& se
   ASSIGN_OR_RETURN(options.gpus, ParseGpuList(absl::GetFlag(FLAGS_gpus)));
   options.count = std::max<int>(absl::GetFlag(FLAGS_local_workers), options.gpus.size());
   options.grace_ms = absl::GetFlag(FLAGS_shutdown_grace_ms);
+  options.extra_flags = {{"key-file", worker_key_path},
+                         {"ca-cert", absl::GetFlag(FLAGS_local_worker_ca_cert)},
+                         {"cert", absl::GetFlag(FLAGS_local_worker_cert)},
+                         {"key", absl::GetFlag(FLAGS_local_worker_key)}};
+  if (options.count > 0 && !absl::GetFlag(FLAGS_tls_cert).empty() &&
+      absl::GetFlag(FLAGS_local_worker_ca_cert).empty()) {
+    return absl::InvalidArgumentError(
+        "--local-workers with --tls-cert: give --local-worker-ca-cert (the CA that signed "
+        "--tls-cert) so the workers can verify the server");
+  }
   return options;
+}
+
+absl::StatusOr<AuthMode> AuthModeFromFlag() {
+  const std::string mode = absl::GetFlag(FLAGS_auth);
+  if (mode == "keys") return AuthMode::kKeys;
+  if (mode == "none") return AuthMode::kNone;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--auth: expected keys or none, got \"", mode, "\""));
 }
 
 absl::Status WaitForShutdownSignal(const sigset_t& signals) {
@@ -190,6 +223,18 @@ BlobScrubOptions ScrubOptionsFromFlags() {
   return options;
 }
 
+GrpcServerOptions GrpcOptionsFromFlags(const std::string& host) {
+  GrpcServerOptions options;
+  options.host = host;
+  options.port = absl::GetFlag(FLAGS_grpc_port);
+  options.upload_idle_timeout_ms = absl::GetFlag(FLAGS_upload_idle_timeout_s) * 1000;
+  options.tls.cert_path = absl::GetFlag(FLAGS_tls_cert);
+  options.tls.key_path = absl::GetFlag(FLAGS_tls_key);
+  options.tls.worker_ca_path = absl::GetFlag(FLAGS_worker_ca);
+  options.max_watch_streams_per_key = absl::GetFlag(FLAGS_max_watch_streams_per_key);
+  return options;
+}
+
 absl::Status Run(const sigset_t& signals) {
   RETURN_IF_ERROR(ValidateFlags());
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
@@ -203,6 +248,8 @@ absl::Status Run(const sigset_t& signals) {
 
   ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(data_dir + "/compressd.db"));
   ASSIGN_OR_RETURN(std::unique_ptr<BlobStore> blobs, BlobStore::Open(data_dir + "/blobs"));
+  ASSIGN_OR_RETURN(AuthMode auth_mode, AuthModeFromFlag());
+  ASSIGN_OR_RETURN(AuthSetup auth, SetUpAuth(*store, data_dir, auth_mode, host));
   prometheus::Registry registry;
   ServerMetrics metrics(registry);
   EventBus bus;
@@ -218,18 +265,19 @@ absl::Status Run(const sigset_t& signals) {
   BlobScrubber scrubber(*store, *blobs, metrics, ScrubOptionsFromFlags());
   scrubber.Start();
 
-  GrpcServerOptions grpc_options;
-  grpc_options.host = host;
-  grpc_options.port = absl::GetFlag(FLAGS_grpc_port);
-  grpc_options.upload_idle_timeout_ms = absl::GetFlag(FLAGS_upload_idle_timeout_s) * 1000;
-  ASSIGN_OR_RETURN(
-      std::unique_ptr<GrpcServer> grpc,
-      GrpcServer::Start(grpc_options, {*store, *blobs, bus, models, jobs, scheduler, metrics}));
+  const GrpcServerOptions grpc_options = GrpcOptionsFromFlags(host);
+  ASSIGN_OR_RETURN(std::unique_ptr<GrpcServer> grpc,
+                   GrpcServer::Start(grpc_options, {*store, *blobs, bus, models, jobs, scheduler,
+                                                    metrics, *auth.auth}));
   HttpServerOptions http_options;
   http_options.host = host;
   http_options.port = absl::GetFlag(FLAGS_http_port);
   http_options.probe_port = absl::GetFlag(FLAGS_probe_port);
   http_options.allowed_hosts = absl::GetFlag(FLAGS_http_allowed_hosts);
+  http_options.auth = auth_mode == AuthMode::kKeys ? auth.auth.get() : nullptr;
+  http_options.tls_cert = grpc_options.tls.cert_path;
+  http_options.tls_key = grpc_options.tls.key_path;
+  http_options.secure_cookie = !http_options.tls_cert.empty();
   HttpServer http(http_options, registry, jobs, metrics, [&]() -> absl::Status {
     if (!grpc->serving()) {
       return absl::UnavailableError("grpc server is not serving");
@@ -239,7 +287,8 @@ absl::Status Run(const sigset_t& signals) {
   RETURN_IF_ERROR(http.Start());
 
   ASSIGN_OR_RETURN(WorkerSupervisorOptions worker_options,
-                   LocalWorkerOptions(JoinHostPort(WorkerDialHost(host), grpc->port()), data_dir));
+                   LocalWorkerOptions(JoinHostPort(WorkerDialHost(host), grpc->port()), data_dir,
+                                      auth.worker_key_path));
   WorkerSupervisor supervisor(worker_options);
   if (worker_options.count > 0) {
     RETURN_IF_ERROR(supervisor.Start());
@@ -296,6 +345,7 @@ int main(int argc, char** argv) {
       "compressd: LLM compression server.\n"
       "  compressd [--data-dir DIR] [--grpc-port N] [--http-port N] [--listen-host H]\n"
       "            [--local-workers N] [--gpus 0,1,...] [--worker-binary PATH]\n"
+      "            [--auth keys|none] [--tls-cert PEM --tls-key PEM [--worker-ca PEM]]\n"
       "  compressd fsck --data-dir DIR [--blob-scrub-bytes-per-s N]\n"
       "      re-hashes every blob (corrupt ones are quarantined) and looks for every\n"
       "      referenced one; exit 0 clean, 1 problems found, 2 could not run");

@@ -25,6 +25,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "common/channel.h"
+#include "common/status_macros.h"
 #include "workers/cuda/devices.h"
 #include "workers/engine/runtime/run_context.h"
 #include "workers/worker/local_run.h"
@@ -48,6 +50,10 @@ constexpr char kUsage[] =
     "                       [--device cpu|cuda|cuda:N|auto]   (where layer solves run;\n"
     "                                                default cpu, auto: the first GPU if any)\n"
     "                       [--slow-ms-per-layer N]   (fault injection: pause after each layer)\n"
+    "                       [--key-file FILE]   (a worker API key; default $COMPRESSD_KEY,\n"
+    "                                            $COMPRESSD_KEY_FILE)\n"
+    "                       [--ca-cert PEM [--cert PEM --key PEM]]   (TLS; mTLS with a\n"
+    "                                            client certificate)\n"
     "       compress-worker run --model DIR|FILE.gguf --recipe FILE --out DIR\n"
     "                           [--checkpoint-dir DIR]   (resume a long job from here)\n"
     "                           [--whole-model 1]   (load the model whole even where the\n"
@@ -143,11 +149,24 @@ int RunLocalMode(int argc, char** argv) {
   return 0;
 }
 
+// The channel to --server: TLS with --ca-cert (and a client certificate with
+// --cert/--key), the API key of --key-file, $COMPRESSD_KEY or $COMPRESSD_KEY_FILE.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenWorkerChannel(
+    std::map<std::string, std::string>& f, const grpc::ChannelArguments& args) {
+  compressd::ChannelSecurity security;
+  ASSIGN_OR_RETURN(security.api_key, compressd::LoadApiKey(f["--key-file"]));
+  security.ca_cert_path = f["--ca-cert"];
+  security.cert_path = f["--cert"];
+  security.key_path = f["--key"];
+  return compressd::OpenChannel(f["--server"], security, args);
+}
+
 int RunWorkerMode(int argc, char** argv) {
   std::map<std::string, std::string> f;
   if (!ParseFlags(argc, argv, 1, &f,
                   {"--server", "--cache-dir", "--threads", "--name", "--memory-budget",
-                   "--slow-ms-per-layer", "--device"}) ||
+                   "--slow-ms-per-layer", "--device", "--key-file", "--ca-cert", "--cert",
+                   "--key"}) ||
       !f.count("--server") || !f.count("--cache-dir")) {
     std::fputs(kUsage, stderr);
     return 2;
@@ -193,8 +212,12 @@ int RunWorkerMode(int argc, char** argv) {
   // Reconnect within seconds of the server coming back (gRPC's default caps at 120 s).
   grpc::ChannelArguments channel_args;
   channel_args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
-  compressd::WorkerClient client(
-      grpc::CreateCustomChannel(f["--server"], grpc::InsecureChannelCredentials(), channel_args));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = OpenWorkerChannel(f, channel_args);
+  if (!channel.ok()) {
+    std::fprintf(stderr, "compress-worker: %s\n", channel.status().ToString().c_str());
+    return 2;
+  }
+  compressd::WorkerClient client(*channel);
   compressd::Worker worker(options, client);
   std::thread signal_thread([&worker] {
     char sig = 0;

@@ -25,7 +25,8 @@ TEXT=$(cd ../shared/data/text && pwd)
 LOCAL_WORKERS=0
 source tests/integration/start_server.sh
 # One worker of our own, so that it gets the budget.
-"$BIN/compress-worker" --server "$addr" --cache-dir "$work/data/worker-cache" --threads 2 \
+"$BIN/compress-worker" --server "$addr" --key-file "$work/data/worker.key" \
+  --cache-dir "$work/data/worker-cache" --threads 2 \
   ${BUDGET:+--memory-budget "$BUDGET"} 2> "$work/worker.err" &
 worker_pid=$!
 trap 'kill $worker_pid 2>/dev/null; cleanup' EXIT

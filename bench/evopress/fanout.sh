@@ -52,7 +52,8 @@ for n in $WORKERS; do
   model=$(ctl models upload "$MODEL" --name "smollm2-$n")
   pids=()
   for i in $(seq "$n"); do
-    "$BIN/compress-worker" --server "$addr" --cache-dir "$work/cache-$n-$i" --threads 1 \
+    "$BIN/compress-worker" --server "$addr" --key-file "$work/data/worker.key" \
+      --cache-dir "$work/cache-$n-$i" --threads 1 \
       --name "w$n-$i" > /dev/null 2> "$work/w$n-$i.err" &
     pids+=($!)
   done

@@ -9,6 +9,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <iostream>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +22,8 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "common/sha256.h"
+#include "common/channel.h"
+#include "common/status_macros.h"
 #include "compressd/v1/compressd.grpc.pb.h"
 #include "tests/testing/safetensors_bytes.h"
 
@@ -84,9 +87,20 @@ double Percentile(std::vector<double> v, double p) {
   return v.empty() ? 0 : v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
 }
 
+// A channel to --server with the API key from $COMPRESSD_KEY / $COMPRESSD_KEY_FILE.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenServerChannel() {
+  ChannelSecurity security;
+  ASSIGN_OR_RETURN(security.api_key, LoadApiKey(""));
+  return OpenChannel(absl::GetFlag(FLAGS_server), security, grpc::ChannelArguments());
+}
+
 int Run() {
-  auto channel =
-      grpc::CreateChannel(absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials());
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> opened = OpenServerChannel();
+  if (!opened.ok()) {
+    std::cerr << opened.status() << "\n";
+    return 2;
+  }
+  std::shared_ptr<grpc::Channel> channel = *opened;
   auto stub = v1::CompressionService::NewStub(channel);
   const std::string model = UploadModel(*stub);
   // The watched jobs, and their streams (each on its own thread: blocking reads).

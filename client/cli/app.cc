@@ -1,5 +1,6 @@
 #include "client/cli/app.h"
 
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <utility>
@@ -7,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/cli/args.h"
 #include "client/cli/context.h"
+#include "client/commands/admin.h"
 #include "client/commands/artifacts.h"
 #include "client/commands/datasets.h"
 #include "client/commands/jobs.h"
@@ -36,6 +38,14 @@ const std::map<std::pair<std::string, std::string>, CommandFn>& Handlers() {
       {{"jobs", "list"}, JobsList},
       {{"jobs", "cancel"}, JobsCancel},
       {{"jobs", "delete"}, JobsDelete},
+      {{"admin tenants", "create"}, AdminTenantsCreate},
+      {{"admin tenants", "list"}, AdminTenantsList},
+      {{"admin tenants", "quota"}, AdminTenantsQuota},
+      {{"admin keys", "create"}, AdminKeysCreate},
+      {{"admin keys", "list"}, AdminKeysList},
+      {{"admin keys", "revoke"}, AdminKeysRevoke},
+      {{"admin audit", "list"}, AdminAuditList},
+      {{"admin", "whoami"}, AdminWhoAmI},
       {{"artifacts", "list"}, ArtifactsList},
       {{"artifacts", "download"}, ArtifactsDownload},
   };
@@ -69,6 +79,22 @@ int RunCompressctl(const std::vector<std::string>& args, Io io, const char* env_
     io.err << FormatError(parsed) << "\n\n" << UsageFor(invocation);
     return kExitUsage;
   }
+  // Settings without a flag or environment variable come from the config file.
+  absl::StatusOr<ClientConfig> config = LoadClientConfig();
+  if (!config.ok()) {
+    io.err << FormatError(config.status()) << "\n";
+    return kExitUsage;
+  }
+  const bool env_server_set = env_server != nullptr && *env_server != '\0';
+  if (!env_server_set && invocation.server == kDefaultServer && !config->server.empty()) {
+    invocation.server = config->server;
+  }
+  const char* env_key = std::getenv("COMPRESSD_KEY");
+  const char* env_key_file = std::getenv("COMPRESSD_KEY_FILE");
+  const bool env_key_set = (env_key != nullptr && *env_key != '\0') ||
+                           (env_key_file != nullptr && *env_key_file != '\0');
+  if (invocation.key_file.empty() && !env_key_set) invocation.key_file = config->key_file;
+  if (invocation.ca_cert.empty()) invocation.ca_cert = config->ca_cert;
   auto handler = Handlers().find({invocation.command->group, invocation.command->verb});
   if (handler == Handlers().end()) {
     io.err << "error: UNIMPLEMENTED: " << invocation.command->group << " "

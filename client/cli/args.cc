@@ -1,5 +1,6 @@
 #include "client/cli/args.h"
 
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -46,8 +47,10 @@ std::vector<CommandSpec> BuildCommands() {
        {},
        {Flag("model", K::kString, "ID", true), Flag("recipe", K::kString, "FILE", true),
         Flag("dataset", K::kString, "ID", false, true), Flag("request-id", K::kString, "R"),
-        Flag("max-attempts", K::kPositiveInt, "N"), Flag("wait", K::kBool, "")},
-       "submit a compression job; prints the job id (--wait: then watch it)"},
+        Flag("max-attempts", K::kPositiveInt, "N"), Flag("priority", K::kString, "P"),
+        Flag("wait", K::kBool, "")},
+       "submit a compression job; prints the job id (--wait: then watch it; "
+       "P: low|normal|high within your tenant)"},
       {"jobs", "watch", {"ID"}, {}, "follow a job until it ends; exit 0 only if it succeeded"},
       {"jobs", "get", {"ID"}, {}, "show a job"},
       {"jobs",
@@ -57,6 +60,33 @@ std::vector<CommandSpec> BuildCommands() {
        "list jobs (STATE: queued|running|succeeded|failed|cancelled)"},
       {"jobs", "cancel", {"ID"}, {}, "cancel a job"},
       {"jobs", "delete", {"ID"}, {}, "delete a job (cancelled first if running) and its outputs"},
+      {"admin tenants",
+       "create",
+       {"NAME"},
+       {Flag("max-stored-bytes", K::kString, "N"), Flag("max-queued-jobs", K::kString, "N"),
+        Flag("max-running-jobs", K::kString, "N")},
+       "create a tenant (quotas: unlimited unless given)"},
+      {"admin tenants", "list", {}, {}, "list tenants with their quotas and use"},
+      {"admin tenants",
+       "quota",
+       {"NAME"},
+       {Flag("max-stored-bytes", K::kString, "N"), Flag("max-queued-jobs", K::kString, "N"),
+        Flag("max-running-jobs", K::kString, "N")},
+       "set a tenant's quotas (0: unlimited; those not given are kept)"},
+      {"admin keys",
+       "create",
+       {},
+       {Flag("tenant", K::kString, "T"), Flag("role", K::kString, "ROLE", true),
+        Flag("expires-in", K::kString, "DURATION"), Flag("description", K::kString, "TEXT")},
+       "create an API key (ROLE: admin|member|viewer|worker); prints it once"},
+      {"admin keys", "list", {}, {Flag("tenant", K::kString, "T")}, "list API keys"},
+      {"admin keys", "revoke", {"KEY_ID"}, {}, "revoke an API key at once"},
+      {"admin audit",
+       "list",
+       {},
+       {Flag("tenant", K::kString, "T"), Flag("after", K::kString, "SEQ")},
+       "list the audit trail (who created, cancelled, deleted what)"},
+      {"admin", "whoami", {}, {}, "show the key in use: id, tenant and role"},
       {"artifacts", "list", {"JOB_ID"}, {}, "list a job's output files"},
       {"artifacts",
        "download",
@@ -121,16 +151,20 @@ absl::StatusOr<bool> TakeGlobalFlag(const std::vector<std::string>& args, size_t
     out->json = true;
     return true;
   }
-  if (arg == "--server" || absl::StartsWith(arg, "--server=")) {
+  for (const auto& [flag, what, target] :
+       {std::tuple<std::string, const char*, std::string*>{"--server", "HOST:PORT", &out->server},
+        {"--key-file", "FILE", &out->key_file},
+        {"--ca-cert", "FILE", &out->ca_cert}}) {
+    if (arg != flag && !absl::StartsWith(arg, flag + "=")) continue;
     std::string value;
-    if (arg == "--server") {
-      if (*i + 1 >= args.size()) return UsageError("--server needs a value HOST:PORT");
+    if (arg == flag) {
+      if (*i + 1 >= args.size()) return UsageError(absl::StrCat(flag, " needs a value ", what));
       value = args[++*i];
     } else {
-      value = arg.substr(9);
+      value = arg.substr(flag.size() + 1);
     }
-    if (value.empty()) return UsageError("--server must not be empty");
-    out->server = value;
+    if (value.empty()) return UsageError(absl::StrCat(flag, " must not be empty"));
+    *target = value;
     return true;
   }
   return false;
@@ -169,12 +203,21 @@ absl::Status ParseCommandWords(const std::vector<std::string>& args, size_t* i, 
       if (!global) return UsageError(absl::StrCat("unknown flag ", arg));
       continue;
     }
-    if (out->group.empty()) {
+    if (out->group.empty() || out->group == "admin") {
+      // Groups may be two words ("admin keys"); "admin whoami" is a verb.
+      const std::string group = out->group.empty() ? arg : absl::StrCat(out->group, " ", arg);
       bool known = false;
-      for (const CommandSpec& command : Commands()) known = known || command.group == arg;
-      if (!known) return UsageError(absl::StrCat("unknown command \"", arg, "\""));
-      out->group = arg;
-      continue;
+      for (const CommandSpec& command : Commands()) {
+        known = known || command.group == group || absl::StartsWith(command.group, group + " ");
+      }
+      const bool verb_of_admin = out->group == "admin" && arg == "whoami";
+      if (!known && !verb_of_admin) {
+        return UsageError(absl::StrCat("unknown command \"", group, "\""));
+      }
+      if (!verb_of_admin) {
+        out->group = group;
+        continue;
+      }
     }
     for (const CommandSpec& command : Commands()) {
       if (command.group == out->group && command.verb == arg) out->command = &command;
@@ -297,6 +340,8 @@ std::string CommandSynopsis(const CommandSpec& command) {
 constexpr char kGlobalFlags[] =
     "global flags:\n"
     "  --server HOST:PORT  compressd address (default: $COMPRESSD_SERVER or localhost:50051)\n"
+    "  --key-file FILE     API key (default: $COMPRESSD_KEY, $COMPRESSD_KEY_FILE, config)\n"
+    "  --ca-cert FILE      use TLS, verifying the server with this CA bundle\n"
     "  --json              print responses in protobuf's JSON mapping\n"
     "  --help              show usage\n";
 

@@ -48,6 +48,8 @@ const std::vector<CommandSpec>& Commands();
 
 struct Invocation {
   std::string server;
+  std::string key_file;  // --key-file (else $COMPRESSD_KEY, $COMPRESSD_KEY_FILE, the config file)
+  std::string ca_cert;   // --ca-cert: TLS, verifying the server with this CA bundle
   bool json = false;
   bool help = false;                     // --help / -h: print usage and exit 0
   bool version = false;                  // --version
@@ -70,6 +72,17 @@ absl::Status ParseCommandLine(const std::vector<std::string>& args,
 
 // $COMPRESSD_SERVER when set and non-empty, else kDefaultServer.
 std::string DefaultServer(const char* env_value);
+
+// compressctl's config file (YAML: server, key_file, ca_cert), read when a
+// setting has no flag or environment variable: $COMPRESSCTL_CONFIG, else
+// $XDG_CONFIG_HOME/compressctl/config.yaml, else
+// ~/.config/compressctl/config.yaml. A missing file is no settings.
+struct ClientConfig {
+  std::string server;
+  std::string key_file;
+  std::string ca_cert;
+};
+absl::StatusOr<ClientConfig> LoadClientConfig();
 
 // "succeeded" / "SUCCEEDED" -> v1::SUCCEEDED; INVALID_ARGUMENT otherwise.
 absl::StatusOr<v1::JobState> ParseJobState(std::string_view text);

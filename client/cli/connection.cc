@@ -5,6 +5,7 @@
 #include <grpcpp/support/channel_arguments.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace compressd::client {
 
@@ -15,17 +16,15 @@ constexpr int kMaxReceiveMessageBytes = 64 << 20;
 Connection::Connection(std::string target, std::shared_ptr<grpc::Channel> channel)
     : target_(std::move(target)),
       channel_(std::move(channel)),
-      stub_(v1::CompressionService::NewStub(channel_)) {}
+      stub_(v1::CompressionService::NewStub(channel_)),
+      admin_(v1::AdminService::NewStub(channel_)) {}
 
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
-    const std::string& target, std::chrono::milliseconds connect_timeout) {
+    const std::string& target, const ChannelSecurity& security,
+    std::chrono::milliseconds connect_timeout) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
-  if (channel == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid server address \"", target, "\""));
-  }
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, OpenChannel(target, security, args));
   std::unique_ptr<Connection> connection(new Connection(target, std::move(channel)));
   if (!connection->WaitForConnected(connect_timeout)) {
     return absl::UnavailableError(absl::StrCat("cannot reach compressd at ", target));

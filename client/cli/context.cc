@@ -6,7 +6,10 @@ namespace compressd::client {
 
 absl::StatusOr<Connection*> CommandContext::connection() {
   if (connection_ == nullptr) {
-    ASSIGN_OR_RETURN(connection_, Connection::Open(invocation_.server));
+    ChannelSecurity security;
+    ASSIGN_OR_RETURN(security.api_key, LoadApiKey(invocation_.key_file));
+    security.ca_cert_path = invocation_.ca_cert;
+    ASSIGN_OR_RETURN(connection_, Connection::Open(invocation_.server, security));
   }
   return connection_.get();
 }

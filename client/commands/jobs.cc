@@ -35,6 +35,19 @@ absl::StatusOr<v1::SubmitJobRequest> BuildSubmitRequest(const Invocation& invoca
     }
     request.set_max_attempts(max_attempts);
   }
+  if (invocation.Has("priority")) {
+    const std::string p = invocation.Get("priority");
+    if (p == "low") {
+      request.set_priority(v1::PRIORITY_LOW);
+    } else if (p == "normal") {
+      request.set_priority(v1::PRIORITY_NORMAL);
+    } else if (p == "high") {
+      request.set_priority(v1::PRIORITY_HIGH);
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--priority: \"", p, "\" is not low, normal or high"));
+    }
+  }
   return request;
 }
 

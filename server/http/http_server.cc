@@ -16,6 +16,7 @@
 #include "common/status_macros.h"
 #include "common/utf8.h"
 #include "server/http/dashboard.h"
+#include "server/http/http_auth.h"
 
 namespace compressd {
 namespace {
@@ -38,6 +39,10 @@ int HttpStatusFor(const absl::Status& status) {
       return 400;
     case absl::StatusCode::kNotFound:
       return 404;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
     case absl::StatusCode::kFailedPrecondition:
       return 409;
     case absl::StatusCode::kResourceExhausted:
@@ -77,12 +82,12 @@ absl::StatusOr<v1::ListJobsRequest> ParseListJobs(const httplib::Request& req) {
 }
 
 // The `count` most recent jobs, newest first.
-absl::StatusOr<v1::ListJobsResponse> RecentJobs(JobService& jobs, int count) {
+absl::StatusOr<v1::ListJobsResponse> RecentJobs(JobService& jobs, int count, const Scope& scope) {
   std::deque<v1::Job> recent;
   v1::ListJobsRequest req;
   req.set_page_size(kDashboardPageSize);
   for (int page = 0; page < kDashboardMaxPages; ++page) {
-    ASSIGN_OR_RETURN(v1::ListJobsResponse resp, jobs.List(req));
+    ASSIGN_OR_RETURN(v1::ListJobsResponse resp, jobs.List(req, scope));
     for (v1::Job& job : *resp.mutable_jobs()) {
       recent.push_back(std::move(job));
       if (static_cast<int>(recent.size()) > count) {
@@ -156,7 +161,10 @@ HttpServer::HttpServer(HttpServerOptions options, prometheus::Registry& registry
       jobs_(jobs),
       metrics_(metrics),
       ready_(std::move(ready)),
-      server_(std::make_unique<httplib::Server>()) {
+      server_(options_.tls_cert.empty()
+                  ? std::make_unique<httplib::Server>()
+                  : std::make_unique<httplib::SSLServer>(options_.tls_cert.c_str(),
+                                                         options_.tls_key.c_str())) {
   RegisterHandlers();
 }
 
@@ -197,10 +205,14 @@ void HttpServer::RegisterHandlers() {
     jobs_.RefreshMetrics();
     res.set_content(prometheus::TextSerializer().Serialize(registry_.Collect()), kPrometheusText);
   });
+  RegisterLogin(*server_, options_.auth, options_.secure_cookie);
   server_->Get("/api/jobs", [this](const httplib::Request& req, httplib::Response& res) {
+    absl::StatusOr<Principal> who = HttpPrincipal(options_.auth, req);
+    if (!who.ok()) return SendError(who.status(), res);
     absl::StatusOr<v1::ListJobsRequest> list = ParseListJobs(req);
     absl::StatusOr<v1::ListJobsResponse> jobs =
-        list.ok() ? jobs_.List(*list) : absl::StatusOr<v1::ListJobsResponse>(list.status());
+        list.ok() ? jobs_.List(*list, who->scope())
+                  : absl::StatusOr<v1::ListJobsResponse>(list.status());
     if (!jobs.ok()) {
       return SendError(jobs.status(), res);
     }
@@ -212,10 +224,18 @@ void HttpServer::RegisterHandlers() {
     }
     res.set_content(json, kJson);
   });
-  server_->Get("/", [this](const httplib::Request&, httplib::Response& res) {
+  server_->Get("/", [this](const httplib::Request& req, httplib::Response& res) {
+    absl::StatusOr<Principal> who = HttpPrincipal(options_.auth, req);
+    if (!who.ok()) {
+      res.status = 401;
+      res.set_content(RenderLogin(std::string(who.status().message())),
+                      "text/html; charset=utf-8");
+      return;
+    }
     jobs_.RefreshMetrics();
     DashboardData data;
-    absl::StatusOr<v1::ListJobsResponse> recent = RecentJobs(jobs_, options_.dashboard_jobs);
+    absl::StatusOr<v1::ListJobsResponse> recent =
+        RecentJobs(jobs_, options_.dashboard_jobs, who->scope());
     if (!recent.ok()) {
       return SendError(recent.status(), res);
     }
@@ -251,6 +271,10 @@ absl::StatusOr<int> HttpServer::Serve(httplib::Server& server, int port, std::th
 absl::Status HttpServer::Start() {
   if (thread_.joinable()) {
     return absl::FailedPreconditionError("http: already started");
+  }
+  if (!server_->is_valid()) {
+    return absl::InvalidArgumentError(absl::StrCat("http: cannot use --tls-cert ", options_.tls_cert,
+                                                   " / --tls-key ", options_.tls_key));
   }
   ASSIGN_OR_RETURN(port_, Serve(*server_, options_.port, &thread_, &listen_returned_));
   if (probes_ != nullptr) {

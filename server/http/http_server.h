@@ -35,6 +35,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "server/auth/authenticator.h"
 #include "server/jobs/job_service.h"
 #include "server/metrics/server_metrics.h"
 
@@ -57,6 +58,13 @@ struct HttpServerOptions {
   // Host names (no port) the main port answers; "*" any; empty: the default
   // for `host` (DefaultAllowedHosts).
   std::vector<std::string> allowed_hosts;
+  // Checks the key of every dashboard and /api request (http_auth.h); null:
+  // no check (tests of the HTTP layer alone).
+  Authenticator* auth = nullptr;
+  bool secure_cookie = false;  // the login cookie gets Secure (served behind TLS)
+  // PEM files: serve HTTPS (the same certificate as the gRPC port).
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 // localhost, 127.0.0.1 and [::1] for a loopback `listen_host`; else {"*"}.

@@ -86,14 +86,35 @@ absl::Status AddEvaluationDatasets(v1::Job* job) {
 JobService::JobService(Store& store, EventBus& bus, WorkNotifier& work, ServerMetrics& metrics)
     : store_(store), bus_(bus), work_(work), metrics_(metrics) {}
 
-absl::StatusOr<v1::Job> JobService::Submit(const v1::SubmitJobRequest& req) {
+absl::StatusOr<v1::Job> JobService::Submit(const v1::SubmitJobRequest& req, const Scope& scope,
+                                           const std::string& submitted_by) {
   // A retry returns the first job as it is now, whatever else it carries.
-  ASSIGN_OR_RETURN(std::optional<v1::Job> existing, store_.FindJobByRequestId(req.request_id()));
+  std::string tenant = scope.tenant;
+  absl::StatusOr<v1::Model> model = store_.GetModel(req.model_id());
+  if (tenant.empty()) tenant = model.ok() ? model->tenant() : kDefaultTenant;
+  ASSIGN_OR_RETURN(std::optional<v1::Job> existing,
+                   store_.FindJobByRequestId(req.request_id(), tenant));
   if (existing) return *std::move(existing);
 
   v1::Job job;
   RETURN_IF_ERROR(ValidateSubmit(req, job.mutable_recipe()));
+  if (model.ok() && !scope.Allows(model->tenant())) {
+    model = absl::NotFoundError(absl::StrCat("model ", req.model_id(), " not found"));
+  }
+  if (!model.ok()) {
+    return absl::Status(model.status().code(),
+                        absl::StrCat("model_id: ", model.status().message()));
+  }
+  RETURN_IF_ERROR(CheckQueuedQuota(model->tenant()));
+
   const int64_t now = NowMs();
+  job.set_tenant(model->tenant());
+  job.set_submitted_by(submitted_by);
+  if (!v1::Priority_IsValid(req.priority())) {
+    return absl::InvalidArgumentError(absl::StrCat("priority: unknown value ", req.priority()));
+  }
+  job.set_priority(req.priority() == v1::PRIORITY_UNSPECIFIED ? v1::PRIORITY_NORMAL
+                                                              : req.priority());
   job.set_id(NewId("job-"));
   job.set_model_id(req.model_id());
   job.set_request_id(req.request_id());
@@ -101,7 +122,7 @@ absl::StatusOr<v1::Job> JobService::Submit(const v1::SubmitJobRequest& req) {
   job.set_create_time_ms(now);
   *job.mutable_dataset_ids() = req.dataset_ids();
   RETURN_IF_ERROR(AddEvaluationDatasets(&job));
-  RETURN_IF_ERROR(CheckEvaluationFiles(job.recipe()));
+  RETURN_IF_ERROR(CheckEvaluationFiles(job.recipe(), job.tenant()));
   std::vector<v1::JobEvent> events;
   RETURN_IF_ERROR(ApplyTransition(&job, v1::QUEUED, "submitted", now, &events));
 
@@ -115,10 +136,33 @@ absl::StatusOr<v1::Job> JobService::Submit(const v1::SubmitJobRequest& req) {
   return stored;
 }
 
-absl::Status JobService::CheckEvaluationFiles(const v1::Recipe& recipe) {
+absl::Status JobService::CheckQueuedQuota(const std::string& tenant) {
+  absl::StatusOr<v1::Tenant> found = store_.GetTenant(tenant);
+  if (absl::IsNotFound(found.status())) return absl::OkStatus();  // no row: no quota
+  RETURN_IF_ERROR(found.status());
+  const int32_t limit = found->quota().max_queued_jobs();
+  if (limit > 0 && found->queued_jobs() >= limit) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "quota max_queued_jobs of tenant \"", tenant, "\": limit ", limit, " jobs, ",
+        found->queued_jobs(), " QUEUED now; wait for some to start or cancel them"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Dataset> JobService::DatasetOf(const std::string& id,
+                                                  const std::string& tenant) {
+  absl::StatusOr<v1::Dataset> dataset = store_.GetDataset(id);
+  if (dataset.ok() && dataset->tenant() != tenant) {
+    return absl::NotFoundError(absl::StrCat("dataset ", id, " not found"));
+  }
+  return dataset;
+}
+
+absl::Status JobService::CheckEvaluationFiles(const v1::Recipe& recipe,
+                                              const std::string& tenant) {
   const auto& sets = recipe.evaluation().perplexity();
   for (int i = 0; i < sets.size(); ++i) {
-    absl::StatusOr<v1::Dataset> dataset = store_.GetDataset(sets[i].dataset_id());
+    absl::StatusOr<v1::Dataset> dataset = DatasetOf(sets[i].dataset_id(), tenant);
     if (!dataset.ok()) {
       return absl::Status(dataset.status().code(),
                           absl::StrCat("recipe: evaluation.perplexity[", i, "].dataset_id: ",
@@ -136,7 +180,7 @@ absl::Status JobService::CheckEvaluationFiles(const v1::Recipe& recipe) {
   }
   const v1::Calibration& calib = recipe.calibration();
   if (calib.dataset_id().empty()) return absl::OkStatus();
-  absl::StatusOr<v1::Dataset> dataset = store_.GetDataset(calib.dataset_id());
+  absl::StatusOr<v1::Dataset> dataset = DatasetOf(calib.dataset_id(), tenant);
   if (!dataset.ok()) {
     return absl::Status(dataset.status().code(), absl::StrCat("recipe: calibration.dataset_id: ",
                                                               dataset.status().message()));
@@ -149,25 +193,30 @@ absl::Status JobService::CheckEvaluationFiles(const v1::Recipe& recipe) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::Job> JobService::Get(const std::string& job_id) {
+absl::StatusOr<v1::Job> JobService::Get(const std::string& job_id, const Scope& scope) {
   if (job_id.empty()) return absl::InvalidArgumentError("job_id: required");
-  return store_.GetJob(job_id);
+  ASSIGN_OR_RETURN(v1::Job job, store_.GetJob(job_id));
+  if (!scope.Allows(job.tenant())) {
+    return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  }
+  return job;
 }
 
-absl::StatusOr<v1::ListJobsResponse> JobService::List(const v1::ListJobsRequest& req) {
+absl::StatusOr<v1::ListJobsResponse> JobService::List(const v1::ListJobsRequest& req,
+                                                      const Scope& scope) {
   if (!v1::JobState_IsValid(req.state())) {
     return absl::InvalidArgumentError(absl::StrCat("state: unknown job state ", req.state()));
   }
-  ASSIGN_OR_RETURN(Page<v1::Job> page,
-                   store_.ListJobs(req.state(), req.page_size(), req.page_token()));
+  ASSIGN_OR_RETURN(Page<v1::Job> page, store_.ListJobs(req.state(), req.page_size(),
+                                                       req.page_token(), scope.tenant));
   v1::ListJobsResponse resp;
   for (v1::Job& job : page.items) *resp.add_jobs() = std::move(job);
   resp.set_next_page_token(page.next_page_token);
   return resp;
 }
 
-absl::StatusOr<v1::Job> JobService::Cancel(const std::string& job_id) {
-  if (job_id.empty()) return absl::InvalidArgumentError("job_id: required");
+absl::StatusOr<v1::Job> JobService::Cancel(const std::string& job_id, const Scope& scope) {
+  RETURN_IF_ERROR(Get(job_id, scope).status());
   const int64_t now = NowMs();
   ASSIGN_OR_RETURN(int64_t seq,
                    store_.UpdateJob(job_id, [&](v1::Job& job, TaskRecord& task,
@@ -190,9 +239,8 @@ absl::StatusOr<v1::Job> JobService::Cancel(const std::string& job_id) {
   return store_.GetJob(job_id);
 }
 
-absl::Status JobService::Delete(const std::string& job_id) {
-  if (job_id.empty()) return absl::InvalidArgumentError("job_id: required");
-  ASSIGN_OR_RETURN(v1::Job job, store_.GetJob(job_id));
+absl::Status JobService::Delete(const std::string& job_id, const Scope& scope) {
+  ASSIGN_OR_RETURN(v1::Job job, Get(job_id, scope));
   if (!IsTerminal(job.state())) {
     absl::StatusOr<v1::Job> cancelled = Cancel(job_id);
     // It may have finished in between: then it is deleted as it is.

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "compressd/v1/compressd.pb.h"
+#include "server/core/scope.h"
 #include "server/metrics/server_metrics.h"
 #include "server/store/blob_store.h"
 #include "server/store/store.h"
@@ -46,15 +47,19 @@ class ModelRegistry {
  public:
   ModelRegistry(Store& store, BlobStore& blobs, ServerMetrics& metrics, UploadLimits limits = {});
 
-  std::unique_ptr<UploadSession> StartUpload();
+  // The upload will belong to `tenant` (empty: the default tenant).
+  std::unique_ptr<UploadSession> StartUpload(const std::string& tenant = "");
 
-  absl::StatusOr<v1::Model> GetModel(const std::string& id);
-  absl::StatusOr<v1::ListModelsResponse> ListModels(const v1::ListModelsRequest& req);
-  absl::Status DeleteModel(const std::string& id);
-  absl::StatusOr<v1::Dataset> GetDataset(const std::string& id);
+  // Every method: an object outside `scope` is NOT_FOUND like a missing one.
+  absl::StatusOr<v1::Model> GetModel(const std::string& id, const Scope& scope = Scope::All());
+  absl::StatusOr<v1::ListModelsResponse> ListModels(const v1::ListModelsRequest& req,
+                                                    const Scope& scope = Scope::All());
+  absl::Status DeleteModel(const std::string& id, const Scope& scope = Scope::All());
+  absl::StatusOr<v1::Dataset> GetDataset(const std::string& id, const Scope& scope = Scope::All());
   // FAILED_PRECONDITION while a QUEUED or RUNNING job uses it; NOT_FOUND.
-  absl::Status DeleteDataset(const std::string& id);
-  absl::StatusOr<v1::ListDatasetsResponse> ListDatasets(const v1::ListDatasetsRequest& req);
+  absl::Status DeleteDataset(const std::string& id, const Scope& scope = Scope::All());
+  absl::StatusOr<v1::ListDatasetsResponse> ListDatasets(const v1::ListDatasetsRequest& req,
+                                                        const Scope& scope = Scope::All());
 
  private:
   Store& store_;

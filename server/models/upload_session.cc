@@ -56,8 +56,26 @@ absl::Status CheckModelFormat(v1::ModelFormat format, const Files& files) {
 }  // namespace
 
 VerifiedUpload::VerifiedUpload(Store& store, BlobStore& blobs, ServerMetrics& metrics,
-                               UploadLimits limits)
-    : store_(store), blobs_(blobs), metrics_(metrics), limits_(limits) {}
+                               UploadLimits limits, std::string tenant)
+    : store_(store),
+      blobs_(blobs),
+      metrics_(metrics),
+      limits_(limits),
+      tenant_(tenant.empty() ? kDefaultTenant : std::move(tenant)) {}
+
+absl::Status VerifiedUpload::CheckStoredQuota() const {
+  absl::StatusOr<v1::Tenant> tenant = store_.GetTenant(tenant_);
+  if (absl::IsNotFound(tenant.status())) return absl::OkStatus();  // no row: no quota
+  RETURN_IF_ERROR(tenant.status());
+  const uint64_t limit = tenant->quota().max_stored_bytes();
+  if (limit > 0 && tenant->stored_bytes() + total_bytes_ > limit) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "quota max_stored_bytes of tenant \"", tenant_, "\": limit ", limit, " bytes, ",
+        tenant->stored_bytes(), " stored, this upload ", total_bytes_,
+        "; delete models or datasets first"));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status VerifiedUpload::Fail(absl::Status status) {
   if (!status.ok() && error_.ok()) {
@@ -127,6 +145,7 @@ absl::Status VerifiedUpload::StartFiles(Kind kind, const std::string& name, cons
   name_ = name;
   files_.assign(files.begin(), files.end());
   for (const v1::FileEntry& f : files_) total_bytes_ += f.size();
+  RETURN_IF_ERROR(CheckStoredQuota());
   return OpenNextFile();
 }
 
@@ -233,6 +252,8 @@ absl::StatusOr<v1::Model> VerifiedUpload::FinishModel() {
   for (const v1::FileEntry& f : files_) *model.add_files() = f;
   model.set_total_bytes(total_bytes_);
   model.set_create_time_ms(NowMs());
+  model.set_tenant(tenant_);
+  RETURN_IF_ERROR(Fail(CheckStoredQuota()));  // again: uploads run concurrently
   RETURN_IF_ERROR(Fail(store_.InsertModel(model)));
   finished_ = true;
   return model;
@@ -246,6 +267,8 @@ absl::StatusOr<v1::Dataset> VerifiedUpload::FinishDataset() {
   for (const v1::FileEntry& f : files_) *dataset.add_files() = f;
   dataset.set_total_bytes(total_bytes_);
   dataset.set_create_time_ms(NowMs());
+  dataset.set_tenant(tenant_);
+  RETURN_IF_ERROR(Fail(CheckStoredQuota()));
   RETURN_IF_ERROR(Fail(store_.InsertDataset(dataset)));
   finished_ = true;
   return dataset;

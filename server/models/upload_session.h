@@ -14,7 +14,10 @@ namespace compressd {
 
 class VerifiedUpload : public UploadSession {
  public:
-  VerifiedUpload(Store& store, BlobStore& blobs, ServerMetrics& metrics, UploadLimits limits);
+  // The model or dataset will belong to `tenant` (empty: the default one)
+  // and counts against its max_stored_bytes quota.
+  VerifiedUpload(Store& store, BlobStore& blobs, ServerMetrics& metrics, UploadLimits limits,
+                 std::string tenant = "");
 
   absl::Status OnModelHeader(const v1::UploadModelHeader& header) override;
   absl::Status OnDatasetHeader(const v1::UploadDatasetHeader& header) override;
@@ -44,11 +47,15 @@ class VerifiedUpload : public UploadSession {
   // file and offset, instead of a failure in a worker.
   absl::Status CheckWeightFiles() const;
   std::string FileLabel(size_t index) const;
+  // RESOURCE_EXHAUSTED naming the quota if this upload would take the
+  // tenant over its max_stored_bytes.
+  absl::Status CheckStoredQuota() const;
 
   Store& store_;
   BlobStore& blobs_;
   ServerMetrics& metrics_;
   const UploadLimits limits_;
+  const std::string tenant_;
 
   Kind kind_ = Kind::kNone;
   absl::Status error_;

@@ -1,16 +1,21 @@
 // The public gRPC API (v1::CompressionService), callback flavour. Thin: each
-// method forwards to ModelRegistry / JobService / the stores and converts
-// errors with ToGrpcStatus; the streaming methods use the reactors in this
-// folder. Thread-safe (holds references to thread-safe services only).
+// method authorizes the caller (rpc_auth.h), forwards to ModelRegistry /
+// JobService / the stores scoped to the caller's tenant, records changes in
+// the audit trail and converts errors with ToGrpcStatus; the streaming
+// methods use the reactors in this folder. Thread-safe (holds references to
+// thread-safe services only).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
 #include "compressd/v1/compressd.grpc.pb.h"
+#include "server/auth/audit_log.h"
+#include "server/auth/authenticator.h"
 #include "server/core/event_bus.h"
 #include "server/jobs/job_service.h"
 #include "server/metrics/server_metrics.h"
 #include "server/models/model_registry.h"
+#include "server/rpc/stream_limiter.h"
 #include "server/rpc/upload_idle_monitor.h"
 #include "server/store/blob_store.h"
 #include "server/store/store.h"
@@ -20,7 +25,8 @@ namespace compressd {
 class CompressionServiceImpl final : public v1::CompressionService::CallbackService {
  public:
   CompressionServiceImpl(Store& store, BlobStore& blobs, EventBus& bus, ModelRegistry& models,
-                         JobService& jobs, ServerMetrics& metrics, UploadIdleMonitor& idle);
+                         JobService& jobs, ServerMetrics& metrics, UploadIdleMonitor& idle,
+                         Authenticator& auth, AuditLog& audit, int max_watch_streams_per_key);
 
   grpc::ServerReadReactor<v1::UploadModelRequest>* UploadModel(grpc::CallbackServerContext* ctx,
                                                                v1::Model* response) override;
@@ -68,12 +74,15 @@ class CompressionServiceImpl final : public v1::CompressionService::CallbackServ
 
  private:
   Store& store_;
+  Authenticator& auth_;
+  AuditLog& audit_;
   BlobStore& blobs_;
   EventBus& bus_;
   ModelRegistry& models_;
   JobService& jobs_;
   ServerMetrics& metrics_;
   UploadIdleMonitor& idle_;
+  StreamLimiter watch_streams_;
 };
 
 }  // namespace compressd

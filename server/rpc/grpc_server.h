@@ -1,6 +1,8 @@
-// The gRPC front end of compressd: CompressionService and WorkerService on
-// one listening port, plus the standard health service, server reflection
-// and per-RPC metrics. Shared by the compressd process and the tests.
+// The gRPC front end of compressd: CompressionService, WorkerService and
+// AdminService on one listening port, plus the standard health service,
+// server reflection and per-RPC metrics; plaintext or TLS (certificates
+// re-read when their files change), optionally asking workers for client
+// certificates (mTLS). Shared by the compressd process and the tests.
 // Thread-safe.
 #pragma once
 
@@ -12,10 +14,13 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "server/auth/audit_log.h"
+#include "server/auth/authenticator.h"
 #include "server/core/event_bus.h"
 #include "server/jobs/job_service.h"
 #include "server/metrics/server_metrics.h"
 #include "server/models/model_registry.h"
+#include "server/rpc/admin_service.h"
 #include "server/rpc/compression_service.h"
 #include "server/rpc/upload_idle_monitor.h"
 #include "server/rpc/worker_service.h"
@@ -34,6 +39,18 @@ struct ServerCore {
   JobService& jobs;
   Scheduler& scheduler;
   ServerMetrics& metrics;
+  Authenticator& auth;
+};
+
+// TLS for the gRPC port: PEM files, watched for changes (a renewed
+// certificate is picked up without a restart; calls in flight keep theirs).
+struct GrpcTlsOptions {
+  std::string cert_path;  // empty: plaintext
+  std::string key_path;
+  // CA bundle for client certificates: when set, clients may present one and
+  // the WorkerService admits only callers whose certificate it verifies.
+  std::string worker_ca_path;
+  unsigned int refresh_interval_s = 5;
 };
 
 struct GrpcServerOptions {
@@ -43,6 +60,9 @@ struct GrpcServerOptions {
   // An upload stream with no message for this long is cancelled
   // (upload_idle_monitor.h).
   int64_t upload_idle_timeout_ms = 60000;
+  GrpcTlsOptions tls;
+  // WatchJob streams one API key may hold open at once (0: unlimited).
+  int max_watch_streams_per_key = 256;
 };
 
 class GrpcServer {
@@ -66,7 +86,9 @@ class GrpcServer {
   GrpcServer() = default;
 
   std::unique_ptr<UploadIdleMonitor> idle_;  // outlives the services and their streams
+  std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<CompressionServiceImpl> compression_;
+  std::unique_ptr<AdminServiceImpl> admin_;
   std::unique_ptr<WorkerServiceImpl> worker_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

@@ -6,6 +6,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -43,9 +44,14 @@ class UploadReactor : public UploadStreamReactor<typename Kind::Request> {
   using Result = typename Kind::Result;
 
   // `ctx` and `result` belong to the call and outlive the reactor.
+  // `on_success` (may be empty) hears of the stored result (the audit trail).
   UploadReactor(grpc::CallbackServerContext* ctx, UploadIdleMonitor* monitor,
-                std::unique_ptr<UploadSession> session, Result* result)
-      : UploadStreamReactor<Request>(ctx, monitor), session_(std::move(session)), result_(result) {
+                std::unique_ptr<UploadSession> session, Result* result,
+                std::function<void(const Result&)> on_success = {})
+      : UploadStreamReactor<Request>(ctx, monitor),
+        session_(std::move(session)),
+        result_(result),
+        on_success_(std::move(on_success)) {
     this->StartReading();
   }
 
@@ -60,11 +66,13 @@ class UploadReactor : public UploadStreamReactor<typename Kind::Request> {
     absl::StatusOr<Result> result = Kind::Finish(*session_);
     if (!result.ok()) return result.status();
     *result_ = *std::move(result);
+    if (on_success_) on_success_(*result_);
     return absl::OkStatus();
   }
 
   std::unique_ptr<UploadSession> session_;
   Result* const result_;
+  std::function<void(const Result&)> on_success_;
 };
 
 }  // namespace compressd

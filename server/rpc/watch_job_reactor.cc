@@ -9,8 +9,10 @@
 namespace compressd {
 
 WatchJobReactor* WatchJobReactor::Start(JobService& jobs, EventBus& bus,
-                                        const v1::WatchJobRequest& req) {
+                                        const v1::WatchJobRequest& req,
+                                        std::shared_ptr<void> hold) {
   auto* reactor = new WatchJobReactor(jobs, bus, req.job_id(), req.after_sequence());
+  reactor->hold_ = std::move(hold);
   reactor->Begin();
   return reactor;
 }

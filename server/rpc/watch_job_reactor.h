@@ -34,7 +34,9 @@ namespace compressd {
 class WatchJobReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
  public:
   // Starts streaming at once; the returned object manages its own lifetime.
-  static WatchJobReactor* Start(JobService& jobs, EventBus& bus, const v1::WatchJobRequest& req);
+  // `hold` (may be null) is kept until the reactor is gone (stream_limiter.h).
+  static WatchJobReactor* Start(JobService& jobs, EventBus& bus, const v1::WatchJobRequest& req,
+                                std::shared_ptr<void> hold = nullptr);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
@@ -58,6 +60,7 @@ class WatchJobReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
   EventBus& bus_;
   const std::string job_id_;
   int64_t subscription_ = 0;  // written in Begin, read in OnDone
+  std::shared_ptr<void> hold_;
 
   absl::Mutex mu_;
   int64_t last_sent_ ABSL_GUARDED_BY(mu_);

@@ -1,5 +1,8 @@
 // The internal gRPC API for compress-worker processes (v1::WorkerService),
-// callback flavour. Each method forwards to the Scheduler (lease rules live
+// callback flavour. Each method admits only worker keys (and, with
+// --worker-ca, only callers with a verified client certificate), checks that
+// a worker id or lease is the caller's own (a worker id carries the key id it
+// was registered with), then forwards to the Scheduler (lease rules live
 // there) or the CheckpointService, or streams from / into the BlobStore.
 // Thread-safe.
 #pragma once
@@ -7,6 +10,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "compressd/v1/worker.grpc.pb.h"
+#include "server/auth/authenticator.h"
 #include "server/jobs/checkpoint_service.h"
 #include "server/metrics/server_metrics.h"
 #include "server/rpc/upload_idle_monitor.h"
@@ -19,7 +23,7 @@ namespace compressd {
 class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
  public:
   WorkerServiceImpl(Scheduler& scheduler, Store& store, BlobStore& blobs, ServerMetrics& metrics,
-                    UploadIdleMonitor& idle);
+                    UploadIdleMonitor& idle, Authenticator& auth, bool require_client_cert);
 
   grpc::ServerUnaryReactor* RegisterWorker(grpc::CallbackServerContext* ctx,
                                            const v1::RegisterWorkerRequest* request,
@@ -59,7 +63,19 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
                                      v1::GetPartsResponse* response) override;
 
  private:
+  // The caller, if it may call `method` (role, client certificate) and
+  // `worker_id` / `task_id` (either may be empty) are its own.
+  absl::StatusOr<Principal> Admit(grpc::CallbackServerContext* ctx, absl::string_view method,
+                                  const std::string& worker_id, const std::string& task_id);
+  template <typename Fn>
+  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, absl::string_view method,
+                                  const std::string& worker_id, const std::string& task_id,
+                                  Fn&& fn);
+
   Scheduler& scheduler_;
+  Store& store_;
+  Authenticator& auth_;
+  const bool require_client_cert_;
   BlobStore& blobs_;
   ServerMetrics& metrics_;
   UploadIdleMonitor& idle_;

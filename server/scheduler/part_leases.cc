@@ -100,7 +100,7 @@ absl::StatusOr<v1::ClaimPartResponse> PartLeases::Claim(const v1::ClaimPartReque
         absl::StrCat("task_id: ", req.task_id(), " is a part; only its job's task claims parts"));
   }
   ASSIGN_OR_RETURN(TaskRecord task, store_.GetTask(req.task_id()));
-  const std::string token = NewId("lease-");
+  const std::string token = absl::StrCat("lease-", RandomHex(16));
   ASSIGN_OR_RETURN(std::optional<PartRecord> part,
                    store_.LeaseQueuedPart(task.job_id, task.worker_id, token, 0,
                                           [&](const v1::Job& job, const TaskRecord& rec) {
@@ -129,7 +129,7 @@ absl::StatusOr<std::optional<v1::Task>> PartLeases::TryLease(const std::string& 
   const int64_t now = options_.Now();
   ASSIGN_OR_RETURN(
       std::optional<PartRecord> part,
-      store_.LeaseQueuedPart("", worker_id, NewId("lease-"), now + options_.lease_ttl_ms, nullptr));
+      store_.LeaseQueuedPart("", worker_id, absl::StrCat("lease-", RandomHex(16)), now + options_.lease_ttl_ms, nullptr));
   if (!part) return std::optional<v1::Task>();
   absl::StatusOr<v1::Job> job = store_.GetJob(part->job_id);
   v1::Task task;

@@ -59,9 +59,9 @@ void Scheduler::Tick() {
 }
 
 absl::StatusOr<v1::RegisterWorkerResponse> Scheduler::RegisterWorker(
-    const v1::RegisterWorkerRequest& req) {
+    const v1::RegisterWorkerRequest& req, const std::string& key_id) {
   v1::RegisterWorkerResponse resp;
-  resp.set_worker_id(workers_.Register(req));
+  resp.set_worker_id(workers_.Register(req, key_id));
   resp.set_heartbeat_interval_ms(options_.heartbeat_interval_ms);
   resp.set_lease_ttl_ms(options_.lease_ttl_ms);
   return resp;

@@ -49,7 +49,9 @@ class Scheduler : public WorkNotifier, private TaskSource {
   // task; later LeaseTask calls get no task either (the server is draining).
   void Stop();
 
-  absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(const v1::RegisterWorkerRequest& req);
+  // `key_id`: the API key the worker authenticated with; its id carries it.
+  absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(const v1::RegisterWorkerRequest& req,
+                                                            const std::string& key_id = "");
 
   // Long-poll. `done` is called exactly once: right away if a task is
   // available (or on error), otherwise from another thread when a task

@@ -125,7 +125,7 @@ absl::StatusOr<std::optional<v1::Task>> TaskLeases::TryLease(const std::string& 
           job.clear_waiting_reason();
           job.clear_artifacts();  // a new attempt produces its own outputs
           rec.worker_id = worker_id;
-          rec.lease_token = NewId("lease-");
+          rec.lease_token = absl::StrCat("lease-", RandomHex(16));
           rec.lease_expire_ms = now + options_.lease_ttl_ms;
           rec.cancel_requested = false;
           task.set_task_id(rec.task_id);
@@ -253,6 +253,9 @@ absl::StatusOr<v1::Artifact> TaskLeases::AddArtifact(const v1::UploadArtifactHea
                       .UpdateJob(found.job_id,
                                  [&](v1::Job& job, TaskRecord& rec, std::vector<v1::JobEvent>&) {
                                    RETURN_IF_ERROR(CheckLeaseHeld(job, rec, header.lease_token()));
+                                   // The sha256 was verified against the bytes as they
+                                   // arrived (BlobUploadReactor), never taken on trust.
+                                   artifact.set_worker_id(rec.worker_id);
                                    auto* list = job.mutable_artifacts();
                                    for (int i = list->size() - 1; i >= 0; --i) {
                                      if (list->Get(i).path() == header.path()) {

@@ -11,8 +11,16 @@ namespace compressd {
 WorkerRegistry::WorkerRegistry(ServerMetrics& metrics, SchedulerOptions options)
     : metrics_(metrics), options_(std::move(options)) {}
 
-std::string WorkerRegistry::Register(const v1::RegisterWorkerRequest& info) {
-  std::string worker_id = NewId("wkr-");
+std::string WorkerKeyId(const std::string& worker_id) {
+  constexpr std::string_view kPrefix = "wkr-";
+  const size_t last = worker_id.rfind('-');
+  if (worker_id.rfind(kPrefix, 0) != 0 || last <= kPrefix.size()) return "";
+  return worker_id.substr(kPrefix.size(), last - kPrefix.size());
+}
+
+std::string WorkerRegistry::Register(const v1::RegisterWorkerRequest& info,
+                                     const std::string& key_id) {
+  std::string worker_id = NewId(key_id.empty() ? "wkr-" : absl::StrCat("wkr-", key_id, "-"));
   absl::MutexLock lock(&mu_);
   Worker& worker = workers_[worker_id];
   worker.info = info;

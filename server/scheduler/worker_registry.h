@@ -24,12 +24,16 @@
 
 namespace compressd {
 
+// The key id a worker id was issued to ("" for an id without one).
+std::string WorkerKeyId(const std::string& worker_id);
+
 class WorkerRegistry {
  public:
   WorkerRegistry(ServerMetrics& metrics, SchedulerOptions options);
 
-  // Adds a worker described by `info`; returns its new id ("wkr-...").
-  std::string Register(const v1::RegisterWorkerRequest& info);
+  // Adds a worker described by `info`, authenticated with API key `key_id`;
+  // returns its new id, "wkr-<key_id>-<16 hex>" (WorkerKeyId reads it back).
+  std::string Register(const v1::RegisterWorkerRequest& info, const std::string& key_id = "");
   // NOT_FOUND unless `worker_id` is registered; records that it was heard from.
   absl::Status Touch(const std::string& worker_id);
   // Records what a worker holds ("" when idle); re-admits an unknown worker if `admit`.

@@ -19,24 +19,49 @@ using store_internal::StartPosition;
 
 // 1: models, datasets, jobs, tasks, events, artifacts. 2: checkpoints. 3:
 // parts (the statements are idempotent, so applying them upgrades an older
-// database). 4: jobs.memory_needed (kUpgradeTo4 adds it to an older table).
-// 5: jobs.device_needed (common/device_need.h; kUpgradeTo5).
-constexpr int kSchemaVersion = 5;
-constexpr char kUpgradeTo4[] =
-    "ALTER TABLE jobs ADD COLUMN memory_needed INTEGER NOT NULL DEFAULT 0";
-constexpr char kUpgradeTo5[] =
-    "ALTER TABLE jobs ADD COLUMN device_needed INTEGER NOT NULL DEFAULT 0";
+// database). 4: jobs.memory_needed. 5: jobs.device_needed
+// (common/device_need.h). 6: tenants, api_keys, audit; a tenant column on
+// models, datasets and jobs (rows from before are tenant "default"),
+// jobs.priority, and request ids unique per tenant. Columns added after 3 are
+// added to an older table by kAddedColumns.
+constexpr int kSchemaVersion = 6;
+struct AddedColumn {
+  const char* table;
+  const char* column;
+  const char* definition;
+};
+constexpr AddedColumn kAddedColumns[] = {
+    {"jobs", "memory_needed", "INTEGER NOT NULL DEFAULT 0"},
+    {"jobs", "device_needed", "INTEGER NOT NULL DEFAULT 0"},
+    {"jobs", "tenant", "TEXT NOT NULL DEFAULT 'default'"},
+    {"jobs", "priority", "INTEGER NOT NULL DEFAULT 2"},
+    {"models", "tenant", "TEXT NOT NULL DEFAULT 'default'"},
+    {"datasets", "tenant", "TEXT NOT NULL DEFAULT 'default'"},
+};
+
+// Indexes on added columns: created once every column exists.
+constexpr char kIndexes[] = R"sql(
+DROP INDEX IF EXISTS jobs_by_request_id;
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_tenant_request_id ON jobs(tenant, request_id)
+  WHERE request_id <> '';
+CREATE INDEX IF NOT EXISTS jobs_by_tenant_state ON jobs(tenant, state);
+CREATE INDEX IF NOT EXISTS models_by_tenant_time ON models(tenant, create_time_ms, id);
+CREATE INDEX IF NOT EXISTS datasets_by_tenant_time ON datasets(tenant, create_time_ms, id);
+INSERT OR IGNORE INTO tenants (name, create_time_ms) VALUES ('default', 0);
+)sql";
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS models (
   id TEXT PRIMARY KEY,
   create_time_ms INTEGER NOT NULL,
-  proto BLOB NOT NULL);
+  proto BLOB NOT NULL,
+  tenant TEXT NOT NULL DEFAULT 'default');
 CREATE INDEX IF NOT EXISTS models_by_time ON models(create_time_ms, id);
 CREATE TABLE IF NOT EXISTS datasets (
   id TEXT PRIMARY KEY,
   create_time_ms INTEGER NOT NULL,
-  proto BLOB NOT NULL);
+  proto BLOB NOT NULL,
+  tenant TEXT NOT NULL DEFAULT 'default');
 CREATE INDEX IF NOT EXISTS datasets_by_time ON datasets(create_time_ms, id);
 CREATE TABLE IF NOT EXISTS jobs (
   id TEXT PRIMARY KEY,
@@ -46,8 +71,9 @@ CREATE TABLE IF NOT EXISTS jobs (
   create_time_ms INTEGER NOT NULL,
   proto BLOB NOT NULL,
   memory_needed INTEGER NOT NULL DEFAULT 0,
-  device_needed INTEGER NOT NULL DEFAULT 0);
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_request_id ON jobs(request_id) WHERE request_id <> '';
+  device_needed INTEGER NOT NULL DEFAULT 0,
+  tenant TEXT NOT NULL DEFAULT 'default',
+  priority INTEGER NOT NULL DEFAULT 2);
 CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs(create_time_ms, id);
 CREATE INDEX IF NOT EXISTS jobs_by_state_time ON jobs(state, create_time_ms, id);
 CREATE INDEX IF NOT EXISTS jobs_by_model ON jobs(model_id, state);
@@ -98,14 +124,34 @@ CREATE TABLE IF NOT EXISTS parts (
 CREATE INDEX IF NOT EXISTS parts_by_state ON parts(state, seq);
 CREATE INDEX IF NOT EXISTS parts_by_lease_expiry ON parts(lease_expire_ms)
   WHERE lease_expire_ms > 0;
+CREATE TABLE IF NOT EXISTS tenants (
+  name TEXT PRIMARY KEY,
+  create_time_ms INTEGER NOT NULL,
+  max_stored_bytes INTEGER NOT NULL DEFAULT 0,
+  max_queued_jobs INTEGER NOT NULL DEFAULT 0,
+  max_running_jobs INTEGER NOT NULL DEFAULT 0,
+  lease_turn INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS api_keys (
+  key_id TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  salt TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  proto BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+  sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+  tenant TEXT NOT NULL,
+  proto BLOB NOT NULL);
 )sql";
 
 absl::Status ApplySchema(sqlite3* db) {
   RETURN_IF_ERROR(sqlite::Exec(db, "PRAGMA journal_mode=WAL"));
   RETURN_IF_ERROR(sqlite::Exec(db, "PRAGMA synchronous=FULL"));
-  ASSIGN_OR_RETURN(Stmt version, Stmt::Prepare(db, "PRAGMA user_version"));
-  ASSIGN_OR_RETURN(bool row, version.Step());
-  int64_t found = row ? version.Int(0) : 0;
+  int64_t found = 0;
+  {  // finalized before the schema changes: DROP INDEX needs no statement pending
+    ASSIGN_OR_RETURN(Stmt version, Stmt::Prepare(db, "PRAGMA user_version"));
+    ASSIGN_OR_RETURN(bool row, version.Step());
+    found = row ? version.Int(0) : 0;
+  }
   if (found > kSchemaVersion) {
     return absl::FailedPreconditionError(absl::StrCat("database schema version ", found,
                                                       " is newer than this server's (",
@@ -114,19 +160,18 @@ absl::Status ApplySchema(sqlite3* db) {
   sqlite::Transaction txn(db);
   RETURN_IF_ERROR(txn.status());
   RETURN_IF_ERROR(sqlite::Exec(db, kSchema));
-  if (found >= 1 && found < 4) {
-    // Checked inside the transaction: another process may have upgraded it.
-    ASSIGN_OR_RETURN(Stmt column, Stmt::Prepare(db, "SELECT COUNT(*) FROM pragma_table_info('jobs')"
-                                                    " WHERE name = 'memory_needed'"));
+  // Checked inside the transaction: another process may have upgraded it.
+  for (const AddedColumn& added : kAddedColumns) {
+    ASSIGN_OR_RETURN(Stmt column,
+                     Stmt::Prepare(db, absl::StrCat("SELECT COUNT(*) FROM pragma_table_info('",
+                                                    added.table, "') WHERE name = ?")));
+    column.Bind(1, added.column);
     ASSIGN_OR_RETURN(bool has_row, column.Step());
-    if (!has_row || column.Int(0) == 0) RETURN_IF_ERROR(sqlite::Exec(db, kUpgradeTo4));
+    if (has_row && column.Int(0) > 0) continue;
+    RETURN_IF_ERROR(sqlite::Exec(db, absl::StrCat("ALTER TABLE ", added.table, " ADD COLUMN ",
+                                                  added.column, " ", added.definition)));
   }
-  if (found >= 1 && found < 5) {
-    ASSIGN_OR_RETURN(Stmt column, Stmt::Prepare(db, "SELECT COUNT(*) FROM pragma_table_info('jobs')"
-                                                    " WHERE name = 'device_needed'"));
-    ASSIGN_OR_RETURN(bool has_row, column.Step());
-    if (!has_row || column.Int(0) == 0) RETURN_IF_ERROR(sqlite::Exec(db, kUpgradeTo5));
-  }
+  RETURN_IF_ERROR(sqlite::Exec(db, kIndexes));
   RETURN_IF_ERROR(sqlite::Exec(db, absl::StrCat("PRAGMA user_version=", kSchemaVersion)));
   return txn.Commit();
 }
@@ -134,10 +179,15 @@ absl::Status ApplySchema(sqlite3* db) {
 template <typename T>
 absl::Status InsertRecord(sqlite3* db, const char* table, const T& record) {
   if (record.id().empty()) return absl::InvalidArgumentError(absl::StrCat(table, ": empty id"));
-  ASSIGN_OR_RETURN(Stmt stmt,
-                   Stmt::Prepare(db, absl::StrCat("INSERT INTO ", table,
-                                                  " (id, create_time_ms, proto) VALUES (?, ?, ?)")));
-  return stmt.Bind(1, record.id()).Bind(2, record.create_time_ms()).BindProto(3, record).Run();
+  const std::string tenant = record.tenant().empty() ? kDefaultTenant : record.tenant();
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db, absl::StrCat("INSERT INTO ", table,
+                                                             " (id, create_time_ms, proto, tenant)"
+                                                             " VALUES (?, ?, ?, ?)")));
+  return stmt.Bind(1, record.id())
+      .Bind(2, record.create_time_ms())
+      .BindProto(3, record)
+      .Bind(4, tenant)
+      .Run();
 }
 
 template <typename T>
@@ -153,16 +203,19 @@ absl::StatusOr<T> GetRecord(sqlite3* db, const char* table, const char* noun,
   return record;
 }
 
+// `tenant` empty: every tenant's records.
 template <typename T>
-absl::StatusOr<Page<T>> ListRecords(sqlite3* db, const char* table, int page_size,
-                                    const std::string& page_token) {
+absl::StatusOr<Page<T>> ListRecords(sqlite3* db, const char* table, const std::string& tenant,
+                                    int page_size, const std::string& page_token) {
   ASSIGN_OR_RETURN(PagePosition start, StartPosition(page_token));
   ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db, absl::StrCat("SELECT proto, create_time_ms, id FROM ",
                                                              table,
                                                              " WHERE (create_time_ms, id) > (?, ?)"
+                                                             " AND (?4 = '' OR tenant = ?4)"
                                                              " ORDER BY create_time_ms, id"
-                                                             " LIMIT ?")));
+                                                             " LIMIT ?3")));
   stmt.Bind(1, start.create_time_ms).Bind(2, start.id).Bind(3, int64_t{page_size} + 1);
+  stmt.Bind(4, tenant);
   return ReadPage<T>(stmt, page_size, table);
 }
 
@@ -200,13 +253,16 @@ absl::Status Store::InsertModel(const v1::Model& model) {
 
 absl::StatusOr<v1::Model> Store::GetModel(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  return GetRecord<v1::Model>(db_, "models", "model", id);
+  ASSIGN_OR_RETURN(v1::Model model, GetRecord<v1::Model>(db_, "models", "model", id));
+  store_internal::FillTenant(model);
+  return model;
 }
 
-absl::StatusOr<Page<v1::Model>> Store::ListModels(int page_size, const std::string& page_token) {
+absl::StatusOr<Page<v1::Model>> Store::ListModels(int page_size, const std::string& page_token,
+                                                  const std::string& tenant) {
   ASSIGN_OR_RETURN(int size, NormalizePageSize(page_size));
   absl::MutexLock lock(&mu_);
-  return ListRecords<v1::Model>(db_, "models", size, page_token);
+  return ListRecords<v1::Model>(db_, "models", tenant, size, page_token);
 }
 
 absl::Status Store::DeleteModel(const std::string& id) {
@@ -263,14 +319,17 @@ absl::Status Store::InsertDataset(const v1::Dataset& dataset) {
 
 absl::StatusOr<v1::Dataset> Store::GetDataset(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  return GetRecord<v1::Dataset>(db_, "datasets", "dataset", id);
+  ASSIGN_OR_RETURN(v1::Dataset dataset, GetRecord<v1::Dataset>(db_, "datasets", "dataset", id));
+  store_internal::FillTenant(dataset);
+  return dataset;
 }
 
 absl::StatusOr<Page<v1::Dataset>> Store::ListDatasets(int page_size,
-                                                      const std::string& page_token) {
+                                                      const std::string& page_token,
+                                                      const std::string& tenant) {
   ASSIGN_OR_RETURN(int size, NormalizePageSize(page_size));
   absl::MutexLock lock(&mu_);
-  return ListRecords<v1::Dataset>(db_, "datasets", size, page_token);
+  return ListRecords<v1::Dataset>(db_, "datasets", tenant, size, page_token);
 }
 
 // ---- events ----

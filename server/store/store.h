@@ -25,11 +25,31 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/device_need.h"
+#include "compressd/v1/admin.pb.h"
 #include "compressd/v1/compressd.pb.h"
 
 struct sqlite3;
 
 namespace compressd {
+
+// The tenant of records written without one (and of every row from before
+// schema 6).
+inline constexpr char kDefaultTenant[] = "default";
+
+// An API key as stored: its public record plus the salt and the salted HMAC
+// of its secret (server/auth/api_key.h); never the secret itself.
+struct ApiKeyRecord {
+  v1::ApiKey key;
+  std::string salt;  // hex
+  std::string hash;  // hex HMAC-SHA256
+};
+
+// What a tenant uses now, against its quota.
+struct TenantUsage {
+  uint64_t stored_bytes = 0;  // models + datasets
+  int64_t queued_jobs = 0;
+  int64_t running_jobs = 0;
+};
 
 // Persisted lease state of a job's task. A job has one task per attempt
 // sequence in this issue (kind "compress"); later issues add more kinds.
@@ -97,29 +117,35 @@ class Store {
   // ---- models and datasets ----
   absl::Status InsertModel(const v1::Model& model);
   absl::StatusOr<v1::Model> GetModel(const std::string& id);  // NOT_FOUND
-  absl::StatusOr<Page<v1::Model>> ListModels(int page_size, const std::string& page_token);
+  // `tenant` empty: every tenant's. The same for datasets and jobs.
+  absl::StatusOr<Page<v1::Model>> ListModels(int page_size, const std::string& page_token,
+                                             const std::string& tenant = "");
   // FAILED_PRECONDITION if a QUEUED or RUNNING job uses the model; NOT_FOUND.
   // The model's shared checkpoints go with it.
   absl::Status DeleteModel(const std::string& id);
   absl::Status InsertDataset(const v1::Dataset& dataset);
   absl::StatusOr<v1::Dataset> GetDataset(const std::string& id);
-  absl::StatusOr<Page<v1::Dataset>> ListDatasets(int page_size, const std::string& page_token);
+  absl::StatusOr<Page<v1::Dataset>> ListDatasets(int page_size, const std::string& page_token,
+                                                 const std::string& tenant = "");
   // FAILED_PRECONDITION naming the job if a QUEUED or RUNNING job uses the
   // dataset; NOT_FOUND.
   absl::Status DeleteDataset(const std::string& id);
 
   // ---- jobs ----
   // Inserts `job` (state QUEUED) with its task and first event unless a job
-  // with the same non-empty request_id exists, in which case that job is
-  // returned and *created is false. NOT_FOUND naming the field if the model
-  // or a dataset does not exist (checked in the same transaction).
+  // of its tenant with the same non-empty request_id exists, in which case
+  // that job is returned and *created is false. NOT_FOUND naming the field if
+  // the model or a dataset does not exist in the job's tenant (checked in the
+  // same transaction).
   absl::StatusOr<v1::Job> CreateJob(const v1::Job& job, const v1::JobEvent& first_event,
                                     bool* created);
   // The job submitted with this non-empty request_id, if any.
-  absl::StatusOr<std::optional<v1::Job>> FindJobByRequestId(const std::string& request_id);
+  absl::StatusOr<std::optional<v1::Job>> FindJobByRequestId(
+      const std::string& request_id, const std::string& tenant = kDefaultTenant);
   absl::StatusOr<v1::Job> GetJob(const std::string& id);  // with artifacts
   absl::StatusOr<Page<v1::Job>> ListJobs(v1::JobState state, int page_size,
-                                         const std::string& page_token);
+                                         const std::string& page_token,
+                                         const std::string& tenant = "");
   // Deletes a job in a terminal state with everything that is its own: its
   // task, events, artifact records, checkpoints and parts (blobs are left to
   // the blob GC). FAILED_PRECONDITION unless terminal; NOT_FOUND.
@@ -139,9 +165,13 @@ class Store {
                                                  std::vector<v1::JobEvent>& new_events)>;
   absl::StatusOr<int64_t> UpdateJob(const std::string& job_id, const JobMutation& fn);
 
-  // The oldest QUEUED job's id (FIFO by creation) that a worker with
-  // `worker_memory` bytes can hold (Job.memory_needed_bytes) and whose
-  // device need (common/device_need.h) has its bit in `device_mask`, if any.
+  // The next QUEUED job to lease, if any, among those a worker with
+  // `worker_memory` bytes can hold (Job.memory_needed_bytes), whose device
+  // need (common/device_need.h) has its bit in `device_mask`, and whose
+  // tenant is under its max_running_jobs: fair across tenants (the tenant
+  // whose last lease is oldest goes first: round-robin), then by priority
+  // (high first), then oldest first. A job that starts RUNNING takes its
+  // tenant's turn (UpdateJob).
   absl::StatusOr<std::optional<std::string>> OldestQueuedJob(
       uint64_t worker_memory = UINT64_MAX, int device_mask = kAnyDeviceMask);
   // The QUEUED jobs needing `need` (oldest first, at most `limit`).
@@ -210,6 +240,26 @@ class Store {
                                                  const std::string& name);
   // The job's checkpoints in name order.
   absl::StatusOr<std::vector<CheckpointRecord>> ListCheckpoints(const std::string& job_id);
+
+  // ---- tenants, API keys, audit (store_tenants.cc) ----
+  // ALREADY_EXISTS for a taken name.
+  absl::Status InsertTenant(const v1::Tenant& tenant);
+  // With its current use filled in. NOT_FOUND.
+  absl::StatusOr<v1::Tenant> GetTenant(const std::string& name);
+  absl::StatusOr<std::vector<v1::Tenant>> ListTenants();
+  absl::Status SetQuota(const std::string& tenant, const v1::Quota& quota);  // NOT_FOUND
+  absl::StatusOr<TenantUsage> Usage(const std::string& tenant);
+  absl::Status InsertKey(const ApiKeyRecord& record);
+  absl::StatusOr<ApiKeyRecord> GetKey(const std::string& key_id);  // NOT_FOUND
+  // The keys of `tenant` (empty: every key), oldest first.
+  absl::StatusOr<std::vector<v1::ApiKey>> ListKeys(const std::string& tenant);
+  // Saves the public record (revoked, last_used_ms). NOT_FOUND.
+  absl::Status UpdateKey(const v1::ApiKey& key);
+  // Appends (sequence and time assigned); returns the sequence.
+  absl::StatusOr<int64_t> AppendAudit(v1::AuditEvent event);
+  // After `after_sequence`, oldest first; `tenant` empty: every tenant.
+  absl::StatusOr<std::vector<v1::AuditEvent>> ListAudit(const std::string& tenant,
+                                                        int64_t after_sequence, int limit);
 
   // ---- blob references ----
   // The sha256 of every blob a row refers to: model and dataset files,

@@ -13,6 +13,18 @@
 
 namespace compressd::store_internal {
 
+// SQLite integers are signed.
+inline int64_t ClampToInt64(uint64_t v) {
+  return v > uint64_t{INT64_MAX} ? INT64_MAX : static_cast<int64_t>(v);
+}
+
+// Rows written before schema 6 carry no tenant in their proto: they are the
+// default tenant's (as their tenant column says).
+template <typename T>
+void FillTenant(T& record) {
+  if (record.tenant().empty()) record.set_tenant(kDefaultTenant);
+}
+
 // Reads one page from `stmt`, which selects (proto, create_time_ms, id) in
 // (create_time_ms, id) order with LIMIT page_size + 1; the extra row only
 // signals that another page exists.
@@ -29,6 +41,7 @@ absl::StatusOr<Page<T>> ReadPage(sqlite::Stmt& stmt, int page_size, std::string_
     }
     T item;
     RETURN_IF_ERROR(stmt.Proto(0, &item, what));
+    FillTenant(item);
     last.create_time_ms = stmt.Int(1);
     last.id = stmt.Text(2);
     page.items.push_back(std::move(item));
@@ -55,6 +68,9 @@ inline TaskRecord PartLease(const PartRecord& part) {
   task.lease_expire_ms = part.lease_expire_ms;
   return task;
 }
+
+// Gives `tenant` the newest lease turn (fair scheduling: Store::OldestQueuedJob).
+absl::Status TakeLeaseTurn(sqlite3* db, const std::string& tenant);
 
 // Deletes every part of the job (within the caller's transaction).
 absl::Status DeleteParts(sqlite3* db, const std::string& job_id);

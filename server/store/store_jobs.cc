@@ -16,12 +16,8 @@
 namespace compressd {
 namespace {
 
-// SQLite integers are signed.
-int64_t ClampToInt64(uint64_t v) {
-  return v > uint64_t{INT64_MAX} ? INT64_MAX : static_cast<int64_t>(v);
-}
-
 using sqlite::Stmt;
+using store_internal::ClampToInt64;
 using store_internal::PartLease;
 
 constexpr char kTaskKind[] = "compress";
@@ -54,11 +50,12 @@ absl::Status LoadArtifacts(sqlite3* db, v1::Job* job) {
   return absl::OkStatus();
 }
 
+// Another tenant's record is as missing as one that does not exist.
 absl::Status RequireExists(sqlite3* db, const char* table, const std::string& id,
-                           const std::string& field, const char* noun) {
-  ASSIGN_OR_RETURN(Stmt stmt,
-                   Stmt::Prepare(db, absl::StrCat("SELECT 1 FROM ", table, " WHERE id = ?")));
-  stmt.Bind(1, id);
+                           const std::string& tenant, const std::string& field, const char* noun) {
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db, absl::StrCat("SELECT 1 FROM ", table,
+                                                             " WHERE id = ? AND tenant = ?")));
+  stmt.Bind(1, id).Bind(2, tenant);
   ASSIGN_OR_RETURN(bool found, stmt.Step());
   if (!found) return absl::NotFoundError(absl::StrCat(field, ": ", noun, " ", id, " not found"));
   return absl::OkStatus();
@@ -79,6 +76,7 @@ absl::StatusOr<v1::Job> Store::LoadJobLocked(const std::string& id) {
   if (!row) return absl::NotFoundError(absl::StrCat("job ", id, " not found"));
   v1::Job job;
   RETURN_IF_ERROR(stmt.Proto(0, &job, absl::StrCat("job ", id)));
+  store_internal::FillTenant(job);
   RETURN_IF_ERROR(LoadArtifacts(db_, &job));
   return job;
 }
@@ -133,31 +131,37 @@ absl::StatusOr<v1::Job> Store::CreateJob(const v1::Job& job, const v1::JobEvent&
                                          bool* created) {
   *created = false;
   if (job.id().empty()) return absl::InvalidArgumentError("job: empty id");
+  v1::Job row = job;
+  if (row.tenant().empty()) row.set_tenant(kDefaultTenant);
+  if (row.priority() == v1::PRIORITY_UNSPECIFIED) row.set_priority(v1::PRIORITY_NORMAL);
   absl::MutexLock lock(&mu_);
   sqlite::Transaction txn(db_);
   RETURN_IF_ERROR(txn.status());
-  if (!job.request_id().empty()) {
-    ASSIGN_OR_RETURN(Stmt existing, Stmt::Prepare(db_, "SELECT id FROM jobs WHERE request_id = ?"));
-    existing.Bind(1, job.request_id());
+  if (!row.request_id().empty()) {
+    ASSIGN_OR_RETURN(Stmt existing, Stmt::Prepare(db_, "SELECT id FROM jobs WHERE request_id = ?"
+                                                       " AND tenant = ?"));
+    existing.Bind(1, row.request_id()).Bind(2, row.tenant());
     ASSIGN_OR_RETURN(bool found, existing.Step());
     if (found) return LoadJobLocked(existing.Text(0));
   }
-  RETURN_IF_ERROR(RequireExists(db_, "models", job.model_id(), "model_id", "model"));
-  for (int i = 0; i < job.dataset_ids_size(); ++i) {
-    RETURN_IF_ERROR(RequireExists(db_, "datasets", job.dataset_ids(i),
+  RETURN_IF_ERROR(RequireExists(db_, "models", row.model_id(), row.tenant(), "model_id", "model"));
+  for (int i = 0; i < row.dataset_ids_size(); ++i) {
+    RETURN_IF_ERROR(RequireExists(db_, "datasets", row.dataset_ids(i), row.tenant(),
                                   absl::StrCat("dataset_ids[", i, "]"), "dataset"));
   }
   ASSIGN_OR_RETURN(Stmt insert, Stmt::Prepare(db_,
                                               "INSERT INTO jobs (id, model_id, state, request_id,"
-                                              " create_time_ms, proto, device_needed)"
-                                              " VALUES (?, ?, ?, ?, ?, ?, ?)"));
-  RETURN_IF_ERROR(insert.Bind(1, job.id())
-                      .Bind(2, job.model_id())
-                      .Bind(3, int64_t{job.state()})
-                      .Bind(4, job.request_id())
-                      .Bind(5, job.create_time_ms())
-                      .BindBlob(6, SerializeJobRow(job))
-                      .Bind(7, int64_t{static_cast<int>(DeviceNeedOf(job.recipe()))})
+                                              " create_time_ms, proto, device_needed, tenant,"
+                                              " priority) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  RETURN_IF_ERROR(insert.Bind(1, row.id())
+                      .Bind(2, row.model_id())
+                      .Bind(3, int64_t{row.state()})
+                      .Bind(4, row.request_id())
+                      .Bind(5, row.create_time_ms())
+                      .BindBlob(6, SerializeJobRow(row))
+                      .Bind(7, int64_t{static_cast<int>(DeviceNeedOf(row.recipe()))})
+                      .Bind(8, row.tenant())
+                      .Bind(9, int64_t{row.priority()})
                       .Run());
   ASSIGN_OR_RETURN(Stmt task, Stmt::Prepare(db_, "INSERT INTO tasks (task_id, job_id, kind)"
                                                  " VALUES (?, ?, ?)"));
@@ -170,11 +174,13 @@ absl::StatusOr<v1::Job> Store::CreateJob(const v1::Job& job, const v1::JobEvent&
   return stored;
 }
 
-absl::StatusOr<std::optional<v1::Job>> Store::FindJobByRequestId(const std::string& request_id) {
+absl::StatusOr<std::optional<v1::Job>> Store::FindJobByRequestId(const std::string& request_id,
+                                                                 const std::string& tenant) {
   if (request_id.empty()) return std::optional<v1::Job>();
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, "SELECT id FROM jobs WHERE request_id = ?"));
-  stmt.Bind(1, request_id);
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, "SELECT id FROM jobs WHERE request_id = ?"
+                                                 " AND tenant = ?"));
+  stmt.Bind(1, request_id).Bind(2, tenant);
   ASSIGN_OR_RETURN(bool found, stmt.Step());
   if (!found) return std::optional<v1::Job>();
   ASSIGN_OR_RETURN(v1::Job job, LoadJobLocked(stmt.Text(0)));
@@ -187,7 +193,8 @@ absl::StatusOr<v1::Job> Store::GetJob(const std::string& id) {
 }
 
 absl::StatusOr<Page<v1::Job>> Store::ListJobs(v1::JobState state, int page_size,
-                                              const std::string& page_token) {
+                                              const std::string& page_token,
+                                              const std::string& tenant) {
   ASSIGN_OR_RETURN(int size, NormalizePageSize(page_size));
   ASSIGN_OR_RETURN(PagePosition start, store_internal::StartPosition(page_token));
   absl::MutexLock lock(&mu_);
@@ -195,8 +202,9 @@ absl::StatusOr<Page<v1::Job>> Store::ListJobs(v1::JobState state, int page_size,
                                             "SELECT proto, create_time_ms, id FROM jobs"
                                             " WHERE (?1 = 0 OR state = ?1)"
                                             " AND (create_time_ms, id) > (?2, ?3)"
+                                            " AND (?5 = '' OR tenant = ?5)"
                                             " ORDER BY create_time_ms, id LIMIT ?4"));
-  stmt.Bind(1, int64_t{state}).Bind(2, start.create_time_ms).Bind(3, start.id);
+  stmt.Bind(1, int64_t{state}).Bind(2, start.create_time_ms).Bind(3, start.id).Bind(5, tenant);
   stmt.Bind(4, int64_t{size} + 1);
   ASSIGN_OR_RETURN(Page<v1::Job> page, store_internal::ReadPage<v1::Job>(stmt, size, "jobs"));
   for (v1::Job& job : page.items) RETURN_IF_ERROR(LoadArtifacts(db_, &job));
@@ -222,6 +230,7 @@ absl::StatusOr<int64_t> Store::UpdateJob(const std::string& job_id, const JobMut
   RETURN_IF_ERROR(txn.status());
   ASSIGN_OR_RETURN(v1::Job job, LoadJobLocked(job_id));
   ASSIGN_OR_RETURN(TaskRecord task, LoadTaskLocked(job_id));
+  const bool was_running = job.state() == v1::RUNNING;
   std::string artifacts_before;
   for (const v1::Artifact& a : job.artifacts()) artifacts_before += a.SerializeAsString();
   std::vector<v1::JobEvent> events;
@@ -230,6 +239,9 @@ absl::StatusOr<int64_t> Store::UpdateJob(const std::string& job_id, const JobMut
   for (const v1::Artifact& a : job.artifacts()) artifacts_after += a.SerializeAsString();
   job.set_id(job_id);
   RETURN_IF_ERROR(SaveJobLocked(job, task, artifacts_before != artifacts_after));
+  if (!was_running && job.state() == v1::RUNNING) {
+    RETURN_IF_ERROR(store_internal::TakeLeaseTurn(db_, job.tenant()));
+  }
   // Checkpoints serve retries only; a job that can no longer run drops them.
   if (IsTerminal(job.state())) RETURN_IF_ERROR(store_internal::DeleteCheckpoints(db_, job_id));
   // Parts belong to one attempt of a running job.
@@ -257,20 +269,6 @@ absl::Status Store::DeleteJob(const std::string& id) {
   RETURN_IF_ERROR(store_internal::DeleteCheckpoints(db_, id));
   RETURN_IF_ERROR(store_internal::DeleteParts(db_, id));
   return txn.Commit();
-}
-
-absl::StatusOr<std::optional<std::string>> Store::OldestQueuedJob(uint64_t worker_memory,
-                                                                  int device_mask) {
-  absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_,
-                                            "SELECT id FROM jobs WHERE state = ?"
-                                            " AND memory_needed <= ?"
-                                            " AND ((1 << device_needed) & ?) != 0"
-                                            " ORDER BY create_time_ms, rowid LIMIT 1"));
-  stmt.Bind(1, int64_t{v1::QUEUED}).Bind(2, ClampToInt64(worker_memory)).Bind(3, int64_t{device_mask});
-  ASSIGN_OR_RETURN(bool row, stmt.Step());
-  if (!row) return std::optional<std::string>();
-  return std::optional<std::string>(stmt.Text(0));
 }
 
 absl::StatusOr<std::vector<std::string>> Store::QueuedJobsNeeding(DeviceNeed need, int limit) {

@@ -212,6 +212,11 @@ absl::Status WorkerSupervisor::SpawnLocked(int index) {
     args.push_back("--device");
     args.push_back(absl::StrCat("cuda:", options_.gpus[index]));
   }
+  for (const auto& [flag, value] : options_.extra_flags) {
+    if (value.empty()) continue;
+    args.push_back(absl::StrCat("--", flag));
+    args.push_back(value);
+  }
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);
   argv.reserve(args.size());

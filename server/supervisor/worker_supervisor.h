@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -30,6 +31,9 @@ struct WorkerSupervisorOptions {
   std::string cache_root;      // worker i uses <cache_root>/<i>
   int count = 0;
   std::vector<int> gpus;  // worker i < gpus.size() runs on cuda:gpus[i]
+  // Passed on to every worker as `--<flag> <value>` when not empty: the API
+  // key file, and the TLS files (--ca-cert, --cert, --key).
+  std::vector<std::pair<std::string, std::string>> extra_flags;
   int64_t min_backoff_ms = 500;
   int64_t max_backoff_ms = 10000;
   int64_t healthy_run_ms = 10000;  // a run this long resets the backoff

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
+#include "common/channel.h"
 #include "compressd/v1/compressd.grpc.pb.h"
 
 #include "gtest/gtest.h"
@@ -187,8 +188,12 @@ bool Server::Start(const std::string& data_dir, const std::vector<std::string>& 
     }
   }
   if (grpc_address_.empty()) return false;
-  auto stub = v1::CompressionService::NewStub(
-      grpc::CreateChannel(grpc_address_, grpc::InsecureChannelCredentials()));
+  const std::string key_file = data_dir + "/admin.key";
+  admin_key_ = ReadFile(key_file);
+  while (!admin_key_.empty() && admin_key_.back() == '\n') admin_key_.pop_back();
+  setenv("COMPRESSD_KEY_FILE", key_file.c_str(), 1);
+  worker_key_file_ = data_dir + "/worker.key";
+  auto stub = v1::CompressionService::NewStub(Channel());
   return WaitFor(
       [&] {
         grpc::ClientContext ctx;
@@ -198,6 +203,15 @@ bool Server::Start(const std::string& data_dir, const std::vector<std::string>& 
         return stub->ListModels(&ctx, req, &resp).ok();
       },
       milliseconds(30000));
+}
+
+std::shared_ptr<grpc::Channel> Server::Channel(const std::string& key) const {
+  ChannelSecurity security;
+  security.api_key = key.empty() ? admin_key_ : (key == "-" ? "" : key);
+  security.ca_cert_path = ca_cert_;
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      OpenChannel(grpc_address_, security, grpc::ChannelArguments());
+  return channel.ok() ? *channel : nullptr;
 }
 
 int Server::Stop() {

@@ -3,11 +3,13 @@
 // waits for readiness. Not thread-safe; one harness per test.
 #pragma once
 
+#include <grpcpp/channel.h>
 #include <sys/types.h>
 
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -57,8 +59,17 @@ CliResult RunBinary(const std::vector<std::string>& argv);
 class Server {
  public:
   // Starts compressd with --data-dir, ephemeral ports and the extra flags;
-  // returns once the gRPC health service answers SERVING.
+  // returns once it answers ListModels with its admin key. Sets
+  // $COMPRESSD_KEY_FILE to DATA/admin.key, so RunCli calls are the admin.
   bool Start(const std::string& data_dir, const std::vector<std::string>& extra_flags);
+  // A channel to the server sending `key` (default: the admin key; "-": no
+  // key at all), over TLS verified with the CA of set_ca_cert() if set.
+  std::shared_ptr<grpc::Channel> Channel(const std::string& key = "") const;
+  // Before Start: the server speaks TLS with a certificate `ca_cert` verifies.
+  void set_ca_cert(const std::string& ca_cert) { ca_cert_ = ca_cert; }
+  const std::string& admin_key() const { return admin_key_; }
+  // DATA/worker.key: a worker key for compress-worker --key-file.
+  const std::string& worker_key_file() const { return worker_key_file_; }
   // SIGTERM and wait; returns the exit code.
   int Stop();
   const std::string& grpc_address() const { return grpc_address_; }
@@ -69,6 +80,9 @@ class Server {
   Process process_;
   std::string grpc_address_;
   std::string http_address_;
+  std::string admin_key_;
+  std::string worker_key_file_;
+  std::string ca_cert_;
 };
 
 // Polls `pred` every 50 ms until it returns true or `timeout` passes.

@@ -29,7 +29,8 @@ LOCAL_WORKERS=0
 source "$(dirname "$0")/start_server.sh"
 declare -A worker_pid
 start_worker() {  # $1: name
-  "$BIN/compress-worker" --server "$addr" --cache-dir "$work/cache-$1" --threads 1 --name "$1" \
+  "$BIN/compress-worker" --server "$addr" --key-file "$work/data/worker.key" \
+    --cache-dir "$work/cache-$1" --threads 1 --name "$1" \
     > "$work/$1.out" 2> "$work/$1.err" &
   worker_pid[$1]=$!
 }

@@ -80,7 +80,7 @@ class ServiceTest : public ::testing::Test {
 
   std::unique_ptr<v1::CompressionService::Stub> Stub() {
     return v1::CompressionService::NewStub(
-        grpc::CreateChannel(server_.grpc_address(), grpc::InsecureChannelCredentials()));
+        server_.Channel());
   }
 
   // Checks the downloaded model: every targeted weight exactly 50% zeros and
@@ -216,11 +216,12 @@ TEST_F(ServiceTest, QueuedJobSurvivesServerRestart) {
 
 // Starts a compress-worker outside compressd (as on another machine), slowed
 // down so that the test can act while a job is mid-run.
-void StartSlowWorker(Process& worker, const std::string& server, const std::string& dir,
+void StartSlowWorker(Process& worker, const Server& server, const std::string& dir,
                      int slow_ms) {
   fs::create_directories(dir);
-  ASSERT_TRUE(worker.Start({BinDir() + "/compress-worker", "--server", server, "--cache-dir",
-                            dir + "/cache", "--slow-ms-per-layer", std::to_string(slow_ms)},
+  ASSERT_TRUE(worker.Start({BinDir() + "/compress-worker", "--server", server.grpc_address(),
+                            "--key-file", server.worker_key_file(), "--cache-dir", dir + "/cache",
+                            "--slow-ms-per-layer", std::to_string(slow_ms)},
                            dir + "/worker.stderr.log"));
 }
 
@@ -240,7 +241,7 @@ TEST_F(ServiceTest, KilledWorkerLosesLeaseAndTheJobIsRetried) {
   StartServer({"--lease-ttl-ms", "1500", "--heartbeat-interval-ms", "300"});
   std::string job_id = Submit(UploadModel());
   Process doomed;
-  StartSlowWorker(doomed, server_.grpc_address(), root_ + "/worker-a", 400);
+  StartSlowWorker(doomed, server_, root_ + "/worker-a", 400);
   ASSERT_TRUE(WaitFor(
       [&] {
         v1::Job job = GetJob(job_id);
@@ -252,7 +253,7 @@ TEST_F(ServiceTest, KilledWorkerLosesLeaseAndTheJobIsRetried) {
   EXPECT_EQ(doomed.Wait(milliseconds(5000)), 128 + SIGKILL);
 
   Process rescuer;
-  StartSlowWorker(rescuer, server_.grpc_address(), root_ + "/worker-b", 0);
+  StartSlowWorker(rescuer, server_, root_ + "/worker-b", 0);
   ASSERT_TRUE(WaitForState(job_id, v1::SUCCEEDED, milliseconds(60000)));
   v1::Job job = GetJob(job_id);
   EXPECT_EQ(job.attempts(), 2);
@@ -285,7 +286,8 @@ TEST_F(ServiceTest, AJobTooLargeForTheWorkerWaitsForOneWithEnoughMemory) {
   auto start = [&](Process& worker, const std::string& name, const std::string& budget) {
     fs::create_directories(root_ + "/" + name);
     ASSERT_TRUE(worker.Start({BinDir() + "/compress-worker", "--server", server_.grpc_address(),
-                              "--cache-dir", root_ + "/" + name + "/cache", "--memory-budget",
+                              "--key-file", server_.worker_key_file(), "--cache-dir",
+                              root_ + "/" + name + "/cache", "--memory-budget",
                               budget},
                              root_ + "/" + name + "/worker.stderr.log"));
   };
@@ -311,7 +313,7 @@ TEST_F(ServiceTest, JobFailsWhenEveryAttemptLosesItsWorker) {
   StartServer({"--lease-ttl-ms", "1000", "--heartbeat-interval-ms", "200"});
   std::string job_id = Submit(UploadModel(), {"--max-attempts", "1"});
   Process doomed;
-  StartSlowWorker(doomed, server_.grpc_address(), root_ + "/worker-a", 400);
+  StartSlowWorker(doomed, server_, root_ + "/worker-a", 400);
   ASSERT_TRUE(WaitForState(job_id, v1::RUNNING, milliseconds(60000)));
   doomed.Signal(SIGKILL);
   doomed.Wait(milliseconds(5000));
@@ -326,7 +328,7 @@ TEST_F(ServiceTest, CancelReachesRunningWorkerWhichTakesTheNextJob) {
   std::string model_id = UploadModel();
   std::string first = Submit(model_id);
   Process worker;
-  StartSlowWorker(worker, server_.grpc_address(), root_ + "/worker", 300);
+  StartSlowWorker(worker, server_, root_ + "/worker", 300);
   ASSERT_TRUE(WaitFor(
       [&] {
         v1::Job job = GetJob(first);
@@ -364,9 +366,11 @@ TEST_F(ServiceTest, HealthReadinessAndMetricsOverHttp) {
   StartServer({"--local-workers", "1"});
   std::string job_id = Submit(UploadModel());
   ASSERT_TRUE(WaitForState(job_id, v1::SUCCEEDED, milliseconds(60000)));
-  auto get = [&](const std::string& path) {
-    return RunBinary({"/usr/bin/curl", "-s", "-w", "\n%{http_code}",
-                      "http://" + server_.http_address() + path});
+  auto get = [&](const std::string& path, const std::string& key = "") {
+    std::vector<std::string> argv = {"/usr/bin/curl", "-s", "-w", "\n%{http_code}",
+                                     "http://" + server_.http_address() + path};
+    if (!key.empty()) argv.insert(argv.end(), {"-H", "Authorization: Bearer " + key});
+    return RunBinary(argv);
   };
   EXPECT_THAT(get("/healthz").out, ::testing::EndsWith("200"));
   EXPECT_THAT(get("/readyz").out, ::testing::EndsWith("200"));
@@ -376,7 +380,10 @@ TEST_F(ServiceTest, HealthReadinessAndMetricsOverHttp) {
   EXPECT_THAT(metrics, ::testing::HasSubstr("compressd_workers_connected 1"));
   EXPECT_THAT(metrics, ::testing::HasSubstr("compressd_rpc_total{"));
   EXPECT_THAT(metrics, ::testing::HasSubstr("compressd_bytes_uploaded_total"));
-  EXPECT_THAT(get("/").out, ::testing::HasSubstr(job_id));
+  // The dashboard needs a key: the login form (401) without one.
+  EXPECT_THAT(get("/").out, ::testing::EndsWith("401"));
+  EXPECT_THAT(get("/api/jobs").out, ::testing::EndsWith("401"));
+  EXPECT_THAT(get("/", server_.admin_key()).out, ::testing::HasSubstr(job_id));
 }
 
 }  // namespace

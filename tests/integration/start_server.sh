@@ -31,6 +31,8 @@ start_compressd() {  # $1: the gRPC port (0: a free one)
   done
   addr=$(sed -n 's/^compressd listening grpc=\([^ ]*\) .*/\1/p' "$work/server.out")
   [ -n "$addr" ] || { echo "compressd did not start"; cat "$work/server.err"; exit 1; }
+  # compressctl calls are the admin (the key compressd wrote on first start).
+  export COMPRESSD_KEY_FILE="$work/data/admin.key"
 }
 # kill -9 the server and start it again on the same data dir and gRPC port.
 restart_server() {

@@ -26,7 +26,7 @@ class UploadErrorsTest : public ::testing::Test {
 
   grpc::Status Send(const Upload& u, v1::Model* model) {
     auto stub = v1::CompressionService::NewStub(
-        grpc::CreateChannel(server_.grpc_address(), grpc::InsecureChannelCredentials()));
+        server_.Channel());
     grpc::ClientContext ctx;
     auto writer = stub->UploadModel(&ctx, model);
     v1::UploadModelRequest req;
@@ -47,7 +47,7 @@ class UploadErrorsTest : public ::testing::Test {
 
   int ModelCount() {
     auto stub = v1::CompressionService::NewStub(
-        grpc::CreateChannel(server_.grpc_address(), grpc::InsecureChannelCredentials()));
+        server_.Channel());
     grpc::ClientContext ctx;
     v1::ListModelsResponse resp;
     EXPECT_TRUE(stub->ListModels(&ctx, v1::ListModelsRequest(), &resp).ok());

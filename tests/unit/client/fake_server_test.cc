@@ -267,7 +267,7 @@ TEST_F(FakeServerTest, JsonOutputUsesProtoFieldNames) {
 
 TEST(ConnectionTest, UnreachableServerFailsFast) {
   absl::StatusOr<std::unique_ptr<Connection>> c =
-      Connection::Open("127.0.0.1:1", std::chrono::milliseconds(200));
+      Connection::Open("127.0.0.1:1", {}, std::chrono::milliseconds(200));
   EXPECT_EQ(c.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(c.status().message(), "cannot reach compressd at 127.0.0.1:1");
 }

@@ -52,6 +52,9 @@ class EdgeTest : public ::testing::Test {
   virtual SchedulerOptions MakeSchedulerOptions() const;
   // Options the fixture starts the gRPC server with.
   virtual GrpcServerOptions MakeGrpcOptions() const { return {}; }
+  // kNone (every call an admin, as `compressd --auth=none`) unless a test of
+  // authentication overrides it.
+  virtual AuthMode MakeAuthMode() const { return AuthMode::kNone; }
 
   std::unique_ptr<grpc::ClientContext> Context(int timeout_ms = 10000) const;
   // Writes `messages` (ignoring write failures: the server may finish early)
@@ -82,6 +85,7 @@ class EdgeTest : public ::testing::Test {
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<JobService> jobs_;
   std::unique_ptr<ModelRegistry> models_;
+  std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<GrpcServer> server_;
   std::unique_ptr<v1::CompressionService::Stub> api_;
   std::unique_ptr<v1::WorkerService::Stub> worker_api_;

@@ -90,7 +90,7 @@ TEST_F(GrpcServerTest, PortInUseIsAnError) {
   GrpcServerOptions options;
   options.port = server_->port();
   auto second = GrpcServer::Start(
-      options, {*store_, *blobs_, *bus_, *models_, *jobs_, *scheduler_, *metrics_});
+      options, {*store_, *blobs_, *bus_, *models_, *jobs_, *scheduler_, *metrics_, *auth_});
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
 }
 
