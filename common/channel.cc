@@ -46,7 +46,8 @@ class AuthInterceptorFactory : public grpc::experimental::ClientInterceptorFacto
 
 absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {
   absl::StatusOr<std::string> pem = ReadFileToString(path);
-  if (!pem.ok()) return absl::InvalidArgumentError(absl::StrCat(flag, ": ", pem.status().message()));
+  if (!pem.ok())
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": ", pem.status().message()));
   if (pem->find("-----BEGIN ") == std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat(flag, ": ", path, " is not a PEM file"));
   }
@@ -91,8 +92,7 @@ absl::StatusOr<std::string> ReadKeyFile(const std::string& what, const std::stri
 absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& target,
                                                            const ChannelSecurity& security,
                                                            const grpc::ChannelArguments& args) {
-  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
-                   CredentialsFor(security));
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials, CredentialsFor(security));
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> creators;
   if (!security.api_key.empty()) {
     creators.push_back(std::make_unique<AuthInterceptorFactory>(security.api_key));

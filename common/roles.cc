@@ -23,8 +23,8 @@ absl::StatusOr<v1::Role> ParseRole(absl::string_view name, absl::string_view fie
   for (v1::Role role : {v1::ROLE_ADMIN, v1::ROLE_MEMBER, v1::ROLE_VIEWER, v1::ROLE_WORKER}) {
     if (name == RoleName(role)) return role;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      field, ": unknown role \"", name, "\"; expected admin, member, viewer or worker"));
+  return absl::InvalidArgumentError(absl::StrCat(field, ": unknown role \"", name,
+                                                 "\"; expected admin, member, viewer or worker"));
 }
 
 }  // namespace compressd

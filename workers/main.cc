@@ -163,10 +163,10 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenWorkerChannel(
 
 int RunWorkerMode(int argc, char** argv) {
   std::map<std::string, std::string> f;
-  if (!ParseFlags(argc, argv, 1, &f,
-                  {"--server", "--cache-dir", "--threads", "--name", "--memory-budget",
-                   "--slow-ms-per-layer", "--device", "--key-file", "--ca-cert", "--cert",
-                   "--key"}) ||
+  if (!ParseFlags(
+          argc, argv, 1, &f,
+          {"--server", "--cache-dir", "--threads", "--name", "--memory-budget",
+           "--slow-ms-per-layer", "--device", "--key-file", "--ca-cert", "--cert", "--key"}) ||
       !f.count("--server") || !f.count("--cache-dir")) {
     std::fputs(kUsage, stderr);
     return 2;

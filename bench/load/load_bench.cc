@@ -9,10 +9,10 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
-#include <iostream>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -21,8 +21,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
-#include "common/sha256.h"
 #include "common/channel.h"
+#include "common/sha256.h"
 #include "common/status_macros.h"
 #include "compressd/v1/compressd.grpc.pb.h"
 #include "tests/testing/safetensors_bytes.h"

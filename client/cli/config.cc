@@ -46,8 +46,8 @@ absl::StatusOr<ClientConfig> LoadClientConfig() {
       } else if (key == "ca_cert") {
         config.ca_cert = value;
       } else {
-        return absl::InvalidArgumentError(absl::StrCat(
-            path, ": unknown setting \"", key, "\" (expected server, key_file, ca_cert)"));
+        return absl::InvalidArgumentError(absl::StrCat(path, ": unknown setting \"", key,
+                                                       "\" (expected server, key_file, ca_cert)"));
       }
     }
   } catch (const YAML::Exception& e) {

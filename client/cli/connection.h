@@ -11,8 +11,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "common/grpc_status.h"
 #include "common/channel.h"
+#include "common/grpc_status.h"
 #include "compressd/v1/admin.grpc.pb.h"
 #include "compressd/v1/compressd.grpc.pb.h"
 

@@ -46,10 +46,9 @@ std::string TenantTable(const std::vector<v1::Tenant>& tenants) {
   std::vector<std::vector<std::string>> rows = {
       {"TENANT", "STORED", "MAX STORED", "QUEUED", "MAX QUEUED", "RUNNING", "MAX RUNNING"}};
   for (const v1::Tenant& t : tenants) {
-    rows.push_back({t.name(), std::to_string(t.stored_bytes()),
-                    Limit(t.quota().max_stored_bytes()), std::to_string(t.queued_jobs()),
-                    Limit(t.quota().max_queued_jobs()), std::to_string(t.running_jobs()),
-                    Limit(t.quota().max_running_jobs())});
+    rows.push_back({t.name(), std::to_string(t.stored_bytes()), Limit(t.quota().max_stored_bytes()),
+                    std::to_string(t.queued_jobs()), Limit(t.quota().max_queued_jobs()),
+                    std::to_string(t.running_jobs()), Limit(t.quota().max_running_jobs())});
   }
   return RenderTable(rows);
 }
@@ -60,8 +59,8 @@ absl::StatusOr<Connection*> Open(CommandContext& context) { return context.conne
 
 absl::StatusOr<int64_t> ParseDurationSeconds(absl::string_view text, absl::string_view flag) {
   const auto bad = [&] {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--", flag, ": \"", text, "\" is not a duration (e.g. 90s, 15m, 12h, 30d)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": \"", text, "\" is not a duration (e.g. 90s, 15m, 12h, 30d)"));
   };
   if (text.size() < 2) return bad();
   int64_t count = 0;
@@ -97,9 +96,9 @@ absl::Status AdminTenantsList(CommandContext& context) {
   ASSIGN_OR_RETURN(v1::ListTenantsResponse response,
                    CallAdmin<v1::ListTenantsResponse>(*connection, &Admin::ListTenants,
                                                       v1::ListTenantsRequest()));
-  context.out() << (context.json() ? ToJson(response) + "\n"
-                                   : TenantTable({response.tenants().begin(),
-                                                  response.tenants().end()}));
+  context.out() << (context.json()
+                        ? ToJson(response) + "\n"
+                        : TenantTable({response.tenants().begin(), response.tenants().end()}));
   return absl::OkStatus();
 }
 
@@ -112,7 +111,8 @@ absl::Status AdminTenantsQuota(CommandContext& context) {
   v1::SetQuotaRequest request;
   request.set_tenant(inv.args[0]);
   ASSIGN_OR_RETURN(*request.mutable_quota(), QuotaFrom(inv, current.quota()));
-  ASSIGN_OR_RETURN(v1::Tenant tenant, CallAdmin<v1::Tenant>(*connection, &Admin::SetQuota, request));
+  ASSIGN_OR_RETURN(v1::Tenant tenant,
+                   CallAdmin<v1::Tenant>(*connection, &Admin::SetQuota, request));
   context.out() << (context.json() ? ToJson(tenant) + "\n" : TenantTable({tenant}));
   return absl::OkStatus();
 }
@@ -191,10 +191,11 @@ absl::Status AdminAuditList(CommandContext& context) {
     context.out() << ToJson(response) << "\n";
     return absl::OkStatus();
   }
-  std::vector<std::vector<std::string>> rows = {{"SEQ", "TIME", "KEY", "TENANT", "ACTION", "OBJECT"}};
+  std::vector<std::vector<std::string>> rows = {
+      {"SEQ", "TIME", "KEY", "TENANT", "ACTION", "OBJECT"}};
   for (const v1::AuditEvent& e : response.events()) {
-    rows.push_back({std::to_string(e.sequence()), FormatTimeMs(e.time_ms()), e.key_id(),
-                    e.tenant(), e.action(), e.object_id()});
+    rows.push_back({std::to_string(e.sequence()), FormatTimeMs(e.time_ms()), e.key_id(), e.tenant(),
+                    e.action(), e.object_id()});
   }
   context.out() << RenderTable(rows);
   return absl::OkStatus();
@@ -202,11 +203,11 @@ absl::Status AdminAuditList(CommandContext& context) {
 
 absl::Status AdminWhoAmI(CommandContext& context) {
   ASSIGN_OR_RETURN(Connection * connection, Open(context));
-  ASSIGN_OR_RETURN(v1::WhoAmIResponse me, CallAdmin<v1::WhoAmIResponse>(
-                                              *connection, &Admin::WhoAmI, v1::WhoAmIRequest()));
-  context.out() << (context.json() ? ToJson(me)
-                                   : absl::StrCat(me.key_id(), " ", RoleName(me.role()), " of ",
-                                                  me.tenant()))
+  ASSIGN_OR_RETURN(v1::WhoAmIResponse me,
+                   CallAdmin<v1::WhoAmIResponse>(*connection, &Admin::WhoAmI, v1::WhoAmIRequest()));
+  context.out() << (context.json()
+                        ? ToJson(me)
+                        : absl::StrCat(me.key_id(), " ", RoleName(me.role()), " of ", me.tenant()))
                 << "\n";
   return absl::OkStatus();
 }

@@ -9,9 +9,9 @@
 #pragma once
 
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/roles.h"
 #include "compressd/v1/admin.pb.h"
 #include "server/store/store.h"
@@ -50,6 +50,5 @@ absl::StatusOr<std::string> LoadOrCreateServerSecret(const std::string& path);
 
 // Writes `content` to `path` with mode 0600 (replacing it atomically).
 absl::Status WriteSecretFile(const std::string& path, const std::string& content);
-
 
 }  // namespace compressd

@@ -92,7 +92,8 @@ absl::StatusOr<v1::CreateKeyResponse> Authenticator::CreateKey(const v1::CreateK
     if (tenant.empty()) return absl::InvalidArgumentError("tenant: required");
     absl::StatusOr<v1::Tenant> found = store_.GetTenant(tenant);
     if (!found.ok()) {
-      return absl::Status(found.status().code(), absl::StrCat("tenant: ", found.status().message()));
+      return absl::Status(found.status().code(),
+                          absl::StrCat("tenant: ", found.status().message()));
     }
   }
   v1::ApiKey key;

@@ -10,8 +10,7 @@
 namespace compressd {
 
 bool IsLoopbackHost(const std::string& host) {
-  return host == "localhost" || host == "::1" || host == "[::1]" ||
-         absl::StartsWith(host, "127.");
+  return host == "localhost" || host == "::1" || host == "[::1]" || absl::StartsWith(host, "127.");
 }
 
 absl::StatusOr<AuthSetup> SetUpAuth(Store& store, const std::string& data_dir, AuthMode mode,

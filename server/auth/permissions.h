@@ -6,10 +6,10 @@
 //   worker  the WorkerService only
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "compressd/v1/admin.pb.h"
 
 namespace compressd {

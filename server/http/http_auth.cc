@@ -41,7 +41,9 @@ std::string RenderLogin(const std::string& message) {
       "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
       "<title>compressd: sign in</title></head><body><main>"
-      "<h1>compressd</h1><p role=\"status\">", HtmlEscape(message), "</p>"
+      "<h1>compressd</h1><p role=\"status\">",
+      HtmlEscape(message),
+      "</p>"
       "<form method=\"post\" action=\"/login\"><label for=\"key\">API key</label> "
       "<input id=\"key\" name=\"key\" type=\"password\" autocomplete=\"off\" required> "
       "<button type=\"submit\">Sign in</button></form></main></body></html>");
@@ -52,16 +54,14 @@ void RegisterLogin(httplib::Server& server, Authenticator* auth, bool secure_coo
     res.set_content(RenderLogin("Sign in with an API key (compressctl admin keys create)."),
                     "text/html; charset=utf-8");
   });
-  server.Post("/login", [auth, secure_cookie](const httplib::Request& req,
-                                              httplib::Response& res) {
+  server.Post("/login", [auth, secure_cookie](const httplib::Request& req, httplib::Response& res) {
     const std::string key = req.get_param_value("key");
-    absl::StatusOr<Principal> who =
-        auth == nullptr ? absl::StatusOr<Principal>(Principal{})
-                        : auth->Authenticate(absl::StrCat("Bearer ", key));
+    absl::StatusOr<Principal> who = auth == nullptr
+                                        ? absl::StatusOr<Principal>(Principal{})
+                                        : auth->Authenticate(absl::StrCat("Bearer ", key));
     if (!who.ok()) {
       res.status = 401;
-      res.set_content(RenderLogin(std::string(who.status().message())),
-                      "text/html; charset=utf-8");
+      res.set_content(RenderLogin(std::string(who.status().message())), "text/html; charset=utf-8");
       return;
     }
     res.set_header("Set-Cookie",

@@ -228,8 +228,7 @@ void HttpServer::RegisterHandlers() {
     absl::StatusOr<Principal> who = HttpPrincipal(options_.auth, req);
     if (!who.ok()) {
       res.status = 401;
-      res.set_content(RenderLogin(std::string(who.status().message())),
-                      "text/html; charset=utf-8");
+      res.set_content(RenderLogin(std::string(who.status().message())), "text/html; charset=utf-8");
       return;
     }
     jobs_.RefreshMetrics();
@@ -273,8 +272,12 @@ absl::Status HttpServer::Start() {
     return absl::FailedPreconditionError("http: already started");
   }
   if (!server_->is_valid()) {
-    return absl::InvalidArgumentError(absl::StrCat("http: cannot use --tls-cert ", options_.tls_cert,
-                                                   " / --tls-key ", options_.tls_key));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "http: cannot use --tls-cert ", options_.tls_cert, " / --tls-key ", options_.tls_key));
+  }
+  if (!options_.tls_cert.empty() && tls_reload_ == nullptr) {
+    tls_reload_ = std::make_unique<ReloadingCertificate>(options_.tls_cert, options_.tls_key);
+    RETURN_IF_ERROR(tls_reload_->Attach(static_cast<httplib::SSLServer&>(*server_).ssl_context()));
   }
   ASSIGN_OR_RETURN(port_, Serve(*server_, options_.port, &thread_, &listen_returned_));
   if (probes_ != nullptr) {

@@ -36,6 +36,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "server/auth/authenticator.h"
+#include "server/http/tls_reload.h"
 #include "server/jobs/job_service.h"
 #include "server/metrics/server_metrics.h"
 
@@ -102,6 +103,8 @@ class HttpServer {
   JobService& jobs_;
   ServerMetrics& metrics_;
   const ReadinessCheck ready_;
+  // Before server_: its SSL context calls into this until server_ is gone.
+  std::unique_ptr<ReloadingCertificate> tls_reload_;
   std::unique_ptr<httplib::Server> server_;
   std::unique_ptr<httplib::Server> probes_;  // null without a probe port
   std::thread thread_, probe_thread_;

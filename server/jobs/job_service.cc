@@ -142,9 +142,9 @@ absl::Status JobService::CheckQueuedQuota(const std::string& tenant) {
   RETURN_IF_ERROR(found.status());
   const int32_t limit = found->quota().max_queued_jobs();
   if (limit > 0 && found->queued_jobs() >= limit) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "quota max_queued_jobs of tenant \"", tenant, "\": limit ", limit, " jobs, ",
-        found->queued_jobs(), " QUEUED now; wait for some to start or cancel them"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("quota max_queued_jobs of tenant \"", tenant, "\": limit ", limit, " jobs, ",
+                     found->queued_jobs(), " QUEUED now; wait for some to start or cancel them"));
   }
   return absl::OkStatus();
 }
@@ -158,8 +158,7 @@ absl::StatusOr<v1::Dataset> JobService::DatasetOf(const std::string& id,
   return dataset;
 }
 
-absl::Status JobService::CheckEvaluationFiles(const v1::Recipe& recipe,
-                                              const std::string& tenant) {
+absl::Status JobService::CheckEvaluationFiles(const v1::Recipe& recipe, const std::string& tenant) {
   const auto& sets = recipe.evaluation().perplexity();
   for (int i = 0; i < sets.size(); ++i) {
     absl::StatusOr<v1::Dataset> dataset = DatasetOf(sets[i].dataset_id(), tenant);
@@ -207,8 +206,8 @@ absl::StatusOr<v1::ListJobsResponse> JobService::List(const v1::ListJobsRequest&
   if (!v1::JobState_IsValid(req.state())) {
     return absl::InvalidArgumentError(absl::StrCat("state: unknown job state ", req.state()));
   }
-  ASSIGN_OR_RETURN(Page<v1::Job> page, store_.ListJobs(req.state(), req.page_size(),
-                                                       req.page_token(), scope.tenant));
+  ASSIGN_OR_RETURN(Page<v1::Job> page,
+                   store_.ListJobs(req.state(), req.page_size(), req.page_token(), scope.tenant));
   v1::ListJobsResponse resp;
   for (v1::Job& job : page.items) *resp.add_jobs() = std::move(job);
   resp.set_next_page_token(page.next_page_token);

@@ -33,8 +33,7 @@ class JobService {
   // max_queued_jobs QUEUED.
   //
   // Every method: an object outside `scope` is NOT_FOUND like a missing one.
-  absl::StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& req,
-                                 const Scope& scope = Scope::All(),
+  absl::StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& req, const Scope& scope = Scope::All(),
                                  const std::string& submitted_by = "");
   absl::StatusOr<v1::Job> Get(const std::string& job_id, const Scope& scope = Scope::All());
   absl::StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& req,

@@ -69,10 +69,10 @@ absl::Status VerifiedUpload::CheckStoredQuota() const {
   RETURN_IF_ERROR(tenant.status());
   const uint64_t limit = tenant->quota().max_stored_bytes();
   if (limit > 0 && tenant->stored_bytes() + total_bytes_ > limit) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "quota max_stored_bytes of tenant \"", tenant_, "\": limit ", limit, " bytes, ",
-        tenant->stored_bytes(), " stored, this upload ", total_bytes_,
-        "; delete models or datasets first"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("quota max_stored_bytes of tenant \"", tenant_, "\": limit ", limit,
+                     " bytes, ", tenant->stored_bytes(), " stored, this upload ", total_bytes_,
+                     "; delete models or datasets first"));
   }
   return absl::OkStatus();
 }

@@ -22,9 +22,9 @@ absl::Status ValidateTenantName(const std::string& name, const std::string& fiel
     ok_chars = ok_chars && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-');
   }
   if (!ok_chars) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ": \"", ToValidUtf8(name, 80),
-        "\" is not a tenant name (1-63 of a-z, 0-9 and '-', not starting with '-')"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": \"", ToValidUtf8(name, 80),
+                     "\" is not a tenant name (1-63 of a-z, 0-9 and '-', not starting with '-')"));
   }
   return absl::OkStatus();
 }

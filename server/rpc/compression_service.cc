@@ -31,11 +31,11 @@ grpc::ServerReadReactor<v1::UploadModelRequest>* CompressionServiceImpl::UploadM
     grpc::CallbackServerContext* ctx, v1::Model* response) {
   absl::StatusOr<Principal> who = AuthorizeCall(auth_, *ctx, "CompressionService.UploadModel");
   if (!who.ok()) return new FailedReadReactor<v1::UploadModelRequest>(who.status());
-  return new UploadReactor<ModelUploadKind>(
-      ctx, &idle_, models_.StartUpload(who->tenant), response,
-      [this, who = *who](const v1::Model& m) {
-        audit_.Record(who, "UploadModel", m.tenant(), m.id(), m.name());
-      });
+  return new UploadReactor<ModelUploadKind>(ctx, &idle_, models_.StartUpload(who->tenant), response,
+                                            [this, who = *who](const v1::Model& m) {
+                                              audit_.Record(who, "UploadModel", m.tenant(), m.id(),
+                                                            m.name());
+                                            });
 }
 
 grpc::ServerUnaryReactor* CompressionServiceImpl::GetModel(grpc::CallbackServerContext* ctx,
@@ -70,11 +70,11 @@ grpc::ServerReadReactor<v1::UploadDatasetRequest>* CompressionServiceImpl::Uploa
     grpc::CallbackServerContext* ctx, v1::Dataset* response) {
   absl::StatusOr<Principal> who = AuthorizeCall(auth_, *ctx, "CompressionService.UploadDataset");
   if (!who.ok()) return new FailedReadReactor<v1::UploadDatasetRequest>(who.status());
-  return new UploadReactor<DatasetUploadKind>(
-      ctx, &idle_, models_.StartUpload(who->tenant), response,
-      [this, who = *who](const v1::Dataset& d) {
-        audit_.Record(who, "UploadDataset", d.tenant(), d.id(), d.name());
-      });
+  return new UploadReactor<DatasetUploadKind>(ctx, &idle_, models_.StartUpload(who->tenant),
+                                              response, [this, who = *who](const v1::Dataset& d) {
+                                                audit_.Record(who, "UploadDataset", d.tenant(),
+                                                              d.id(), d.name());
+                                              });
 }
 
 grpc::ServerUnaryReactor* CompressionServiceImpl::DeleteDataset(
@@ -171,8 +171,7 @@ grpc::ServerWriteReactor<v1::DownloadArtifactResponse>* CompressionServiceImpl::
     grpc::CallbackServerContext* ctx, const v1::DownloadArtifactRequest* request) {
   using Reactor = BlobStreamReactor<v1::DownloadArtifactResponse>;
   using Failed = FailedWriteReactor<v1::DownloadArtifactResponse>;
-  absl::StatusOr<Principal> who =
-      AuthorizeCall(auth_, *ctx, "CompressionService.DownloadArtifact");
+  absl::StatusOr<Principal> who = AuthorizeCall(auth_, *ctx, "CompressionService.DownloadArtifact");
   if (!who.ok()) return new Failed(who.status());
   absl::StatusOr<v1::Artifact> artifact = store_.GetArtifact(request->artifact_id());
   if (artifact.ok() && !jobs_.Get(artifact->job_id(), who->scope()).ok()) {

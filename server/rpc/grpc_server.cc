@@ -42,7 +42,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(
                                    {"--worker-ca", tls.worker_ca_path}}) {
     if (path.empty()) continue;
     absl::StatusOr<std::string> pem = ReadFileToString(path);
-    if (!pem.ok()) return absl::InvalidArgumentError(absl::StrCat(flag, ": ", pem.status().message()));
+    if (!pem.ok())
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": ", pem.status().message()));
     if (pem->find("-----BEGIN ") == std::string::npos) {
       return absl::InvalidArgumentError(absl::StrCat(flag, ": ", path, " is not a PEM file"));
     }

@@ -5,9 +5,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "server/auth/authenticator.h"
 #include "server/rpc/unary.h"
 

@@ -10,9 +10,9 @@ absl::StatusOr<std::shared_ptr<void>> StreamLimiter::Acquire(const std::string& 
     absl::MutexLock lock(&mu_);
     int& open = open_[key_id];
     if (max_per_key_ > 0 && open >= max_per_key_) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "limit max_watch_streams_per_key: key ", key_id, " already holds ", open, " open ", what,
-          " streams (limit ", max_per_key_, "); close some first"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("limit max_watch_streams_per_key: key ", key_id, " already holds ", open,
+                       " open ", what, " streams (limit ", max_per_key_, "); close some first"));
     }
     ++open;
   }

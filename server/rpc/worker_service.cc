@@ -201,10 +201,9 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::LeaseTask(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* WorkerServiceImpl::Heartbeat(grpc::CallbackServerContext* ctx,
                                                        const v1::HeartbeatRequest* request,
                                                        v1::HeartbeatResponse* response) {
-  return Unary(ctx, "WorkerService.Heartbeat", request->worker_id(), request->task_id(),
-               [&](const Principal&) {
-                 return AssignTo(scheduler_.Heartbeat(*request), response);
-               });
+  return Unary(
+      ctx, "WorkerService.Heartbeat", request->worker_id(), request->task_id(),
+      [&](const Principal&) { return AssignTo(scheduler_.Heartbeat(*request), response); });
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::ReportEvents(grpc::CallbackServerContext* ctx,
@@ -273,8 +272,7 @@ grpc::ServerReadReactor<v1::PutCheckpointRequest>* WorkerServiceImpl::PutCheckpo
 
 grpc::ServerWriteReactor<v1::BlobChunk>* WorkerServiceImpl::GetCheckpoint(
     grpc::CallbackServerContext* ctx, const v1::GetCheckpointRequest* request) {
-  absl::StatusOr<Principal> who =
-      Admit(ctx, "WorkerService.GetCheckpoint", "", request->task_id());
+  absl::StatusOr<Principal> who = Admit(ctx, "WorkerService.GetCheckpoint", "", request->task_id());
   if (!who.ok()) return new FailedWriteReactor<v1::BlobChunk>(who.status());
   absl::StatusOr<CheckpointRecord> found = checkpoints_.Find(*request);
   if (!found.ok()) return new FailedWriteReactor<v1::BlobChunk>(found.status());
@@ -301,9 +299,8 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::ClaimPart(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* WorkerServiceImpl::GetParts(grpc::CallbackServerContext* ctx,
                                                       const v1::GetPartsRequest* request,
                                                       v1::GetPartsResponse* response) {
-  return Unary(ctx, "WorkerService.GetParts", "", request->task_id(), [&](const Principal&) {
-    return AssignTo(scheduler_.GetParts(*request), response);
-  });
+  return Unary(ctx, "WorkerService.GetParts", "", request->task_id(),
+               [&](const Principal&) { return AssignTo(scheduler_.GetParts(*request), response); });
 }
 
 }  // namespace compressd

@@ -127,9 +127,9 @@ absl::StatusOr<v1::GetPartsResponse> PartLeases::Get(const v1::GetPartsRequest& 
 
 absl::StatusOr<std::optional<v1::Task>> PartLeases::TryLease(const std::string& worker_id) {
   const int64_t now = options_.Now();
-  ASSIGN_OR_RETURN(
-      std::optional<PartRecord> part,
-      store_.LeaseQueuedPart("", worker_id, absl::StrCat("lease-", RandomHex(16)), now + options_.lease_ttl_ms, nullptr));
+  ASSIGN_OR_RETURN(std::optional<PartRecord> part,
+                   store_.LeaseQueuedPart("", worker_id, absl::StrCat("lease-", RandomHex(16)),
+                                          now + options_.lease_ttl_ms, nullptr));
   if (!part) return std::optional<v1::Task>();
   absl::StatusOr<v1::Job> job = store_.GetJob(part->job_id);
   v1::Task task;

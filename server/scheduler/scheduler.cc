@@ -53,6 +53,7 @@ void Scheduler::Tick() {
   parts_.ExpireLeases(now);
   tasks_.ExpireLeases(now);
   tasks_.MarkDeviceWaits();
+  tasks_.MarkQuotaWaits();
   waiters_.Expire(now);
   // A safety net: hand out work whose notification raced with a waiter.
   waiters_.Serve();

@@ -74,25 +74,41 @@ int TaskLeases::DeviceMaskFor(const std::string& worker_id) {
   return DeviceBit(DeviceNeed::kAny) | DeviceBit(DeviceNeed::kCpu);
 }
 
+void TaskLeases::MarkWaiting(const std::vector<std::string>& ids, const std::string& reason) {
+  for (const std::string& id : ids) {
+    absl::StatusOr<v1::Job> job = store_.GetJob(id);
+    if (!job.ok() || job->waiting_reason() == reason) continue;
+    absl::StatusOr<int64_t> seq =
+        store_.UpdateJob(id, [&](v1::Job& j, TaskRecord&, std::vector<v1::JobEvent>&) {
+          if (j.state() == v1::QUEUED) j.set_waiting_reason(reason);
+          return absl::OkStatus();
+        });
+    if (seq.ok() && *seq > 0) bus_.Publish(id, *seq);
+  }
+}
+
 void TaskLeases::MarkDeviceWaits() {
   for (DeviceNeed need : {DeviceNeed::kCuda, DeviceNeed::kCpu}) {
     if (workers_.CountOf(need) > 0) continue;
     absl::StatusOr<std::vector<std::string>> ids = store_.QueuedJobsNeeding(need, 100);
     if (!ids.ok()) continue;
-    const std::string reason =
-        need == DeviceNeed::kCuda
-            ? "waiting: needs a CUDA GPU worker (resources.device: cuda); none is connected"
-            : "waiting: needs a CPU worker (resources.device: cpu); none is connected";
-    for (const std::string& id : *ids) {
-      absl::StatusOr<v1::Job> job = store_.GetJob(id);
-      if (!job.ok() || job->waiting_reason() == reason) continue;
-      absl::StatusOr<int64_t> seq = store_.UpdateJob(
-          id, [&](v1::Job& j, TaskRecord&, std::vector<v1::JobEvent>&) {
-            if (j.state() == v1::QUEUED) j.set_waiting_reason(reason);
-            return absl::OkStatus();
-          });
-      if (seq.ok() && *seq > 0) bus_.Publish(id, *seq);
-    }
+    MarkWaiting(*ids,
+                need == DeviceNeed::kCuda
+                    ? "waiting: needs a CUDA GPU worker (resources.device: cuda); none is "
+                      "connected"
+                    : "waiting: needs a CPU worker (resources.device: cpu); none is connected");
+  }
+}
+
+void TaskLeases::MarkQuotaWaits() {
+  absl::StatusOr<std::vector<std::pair<std::string, int>>> full = store_.TenantsAtRunningLimit();
+  if (!full.ok()) return;
+  for (const auto& [tenant, limit] : *full) {
+    absl::StatusOr<std::vector<std::string>> ids = store_.QueuedJobsOfTenant(tenant, 100);
+    if (!ids.ok()) continue;
+    MarkWaiting(*ids,
+                absl::StrCat("waiting: tenant \"", tenant, "\" is at its quota max_running_jobs (",
+                             limit, " RUNNING); the job starts when one of them ends"));
   }
 }
 

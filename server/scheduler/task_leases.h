@@ -59,8 +59,12 @@ class TaskLeases {
   // Gives queued jobs that need a kind of worker none of which is registered
   // (Recipe.resources.device) a waiting_reason saying so; a lease clears it.
   void MarkDeviceWaits();
+  // The same for the queued jobs of a tenant at its max_running_jobs quota.
+  void MarkQuotaWaits();
 
  private:
+  // Sets `reason` as the waiting_reason of those of `ids` still QUEUED.
+  void MarkWaiting(const std::vector<std::string>& ids, const std::string& reason);
   // Fails a queued job whose model or dataset vanished (only possible by
   // editing the database), so it cannot block the queue.
   void FailUnleasable(const std::string& job_id, const std::string& reason);

@@ -208,12 +208,12 @@ template <typename T>
 absl::StatusOr<Page<T>> ListRecords(sqlite3* db, const char* table, const std::string& tenant,
                                     int page_size, const std::string& page_token) {
   ASSIGN_OR_RETURN(PagePosition start, StartPosition(page_token));
-  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db, absl::StrCat("SELECT proto, create_time_ms, id FROM ",
-                                                             table,
-                                                             " WHERE (create_time_ms, id) > (?, ?)"
-                                                             " AND (?4 = '' OR tenant = ?4)"
-                                                             " ORDER BY create_time_ms, id"
-                                                             " LIMIT ?3")));
+  ASSIGN_OR_RETURN(Stmt stmt,
+                   Stmt::Prepare(db, absl::StrCat("SELECT proto, create_time_ms, id FROM ", table,
+                                                  " WHERE (create_time_ms, id) > (?, ?)"
+                                                  " AND (?4 = '' OR tenant = ?4)"
+                                                  " ORDER BY create_time_ms, id"
+                                                  " LIMIT ?3")));
   stmt.Bind(1, start.create_time_ms).Bind(2, start.id).Bind(3, int64_t{page_size} + 1);
   stmt.Bind(4, tenant);
   return ReadPage<T>(stmt, page_size, table);
@@ -324,8 +324,7 @@ absl::StatusOr<v1::Dataset> Store::GetDataset(const std::string& id) {
   return dataset;
 }
 
-absl::StatusOr<Page<v1::Dataset>> Store::ListDatasets(int page_size,
-                                                      const std::string& page_token,
+absl::StatusOr<Page<v1::Dataset>> Store::ListDatasets(int page_size, const std::string& page_token,
                                                       const std::string& tenant) {
   ASSIGN_OR_RETURN(int size, NormalizePageSize(page_size));
   absl::MutexLock lock(&mu_);

@@ -249,6 +249,11 @@ class Store {
   absl::StatusOr<std::vector<v1::Tenant>> ListTenants();
   absl::Status SetQuota(const std::string& tenant, const v1::Quota& quota);  // NOT_FOUND
   absl::StatusOr<TenantUsage> Usage(const std::string& tenant);
+  // Tenants with as many RUNNING jobs as their max_running_jobs allows, and
+  // that limit.
+  absl::StatusOr<std::vector<std::pair<std::string, int>>> TenantsAtRunningLimit();
+  // The tenant's QUEUED jobs, oldest first, at most `limit`.
+  absl::StatusOr<std::vector<std::string>> QueuedJobsOfTenant(const std::string& tenant, int limit);
   absl::Status InsertKey(const ApiKeyRecord& record);
   absl::StatusOr<ApiKeyRecord> GetKey(const std::string& key_id);  // NOT_FOUND
   // The keys of `tenant` (empty: every key), oldest first.

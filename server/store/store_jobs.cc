@@ -138,8 +138,9 @@ absl::StatusOr<v1::Job> Store::CreateJob(const v1::Job& job, const v1::JobEvent&
   sqlite::Transaction txn(db_);
   RETURN_IF_ERROR(txn.status());
   if (!row.request_id().empty()) {
-    ASSIGN_OR_RETURN(Stmt existing, Stmt::Prepare(db_, "SELECT id FROM jobs WHERE request_id = ?"
-                                                       " AND tenant = ?"));
+    ASSIGN_OR_RETURN(Stmt existing, Stmt::Prepare(db_,
+                                                  "SELECT id FROM jobs WHERE request_id = ?"
+                                                  " AND tenant = ?"));
     existing.Bind(1, row.request_id()).Bind(2, row.tenant());
     ASSIGN_OR_RETURN(bool found, existing.Step());
     if (found) return LoadJobLocked(existing.Text(0));
@@ -178,8 +179,9 @@ absl::StatusOr<std::optional<v1::Job>> Store::FindJobByRequestId(const std::stri
                                                                  const std::string& tenant) {
   if (request_id.empty()) return std::optional<v1::Job>();
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, "SELECT id FROM jobs WHERE request_id = ?"
-                                                 " AND tenant = ?"));
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_,
+                                            "SELECT id FROM jobs WHERE request_id = ?"
+                                            " AND tenant = ?"));
   stmt.Bind(1, request_id).Bind(2, tenant);
   ASSIGN_OR_RETURN(bool found, stmt.Step());
   if (!found) return std::optional<v1::Job>();

@@ -50,9 +50,10 @@ absl::StatusOr<TenantUsage> UsageLocked(sqlite3* db, const std::string& tenant) 
   ASSIGN_OR_RETURN(uint64_t models, SumStoredBytes<v1::Model>(db, "models", tenant));
   ASSIGN_OR_RETURN(uint64_t datasets, SumStoredBytes<v1::Dataset>(db, "datasets", tenant));
   usage.stored_bytes = models + datasets;
-  ASSIGN_OR_RETURN(Stmt jobs, Stmt::Prepare(db, "SELECT state, COUNT(*) FROM jobs"
-                                                " WHERE tenant = ? AND state IN (?, ?)"
-                                                " GROUP BY state"));
+  ASSIGN_OR_RETURN(Stmt jobs, Stmt::Prepare(db,
+                                            "SELECT state, COUNT(*) FROM jobs"
+                                            " WHERE tenant = ? AND state IN (?, ?)"
+                                            " GROUP BY state"));
   jobs.Bind(1, tenant).Bind(2, int64_t{v1::QUEUED}).Bind(3, int64_t{v1::RUNNING});
   while (true) {
     ASSIGN_OR_RETURN(bool row, jobs.Step());
@@ -72,9 +73,10 @@ void SetUsage(const TenantUsage& usage, v1::Tenant* tenant) {
 
 namespace store_internal {
 absl::Status TakeLeaseTurn(sqlite3* db, const std::string& tenant) {
-  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db, "UPDATE tenants SET lease_turn ="
-                                                " (SELECT COALESCE(MAX(lease_turn), 0) + 1"
-                                                "  FROM tenants) WHERE name = ?"));
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db,
+                                            "UPDATE tenants SET lease_turn ="
+                                            " (SELECT COALESCE(MAX(lease_turn), 0) + 1"
+                                            "  FROM tenants) WHERE name = ?"));
   return stmt.Bind(1, tenant).Run();
 }
 }  // namespace store_internal
@@ -104,9 +106,9 @@ absl::StatusOr<std::optional<std::string>> Store::OldestQueuedJob(uint64_t worke
 
 absl::Status Store::InsertTenant(const v1::Tenant& tenant) {
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, absl::StrCat("INSERT INTO tenants (",
-                                                              kTenantColumns,
-                                                              ") VALUES (?, ?, ?, ?, ?)")));
+  ASSIGN_OR_RETURN(Stmt stmt,
+                   Stmt::Prepare(db_, absl::StrCat("INSERT INTO tenants (", kTenantColumns,
+                                                   ") VALUES (?, ?, ?, ?, ?)")));
   absl::Status status = stmt.Bind(1, tenant.name())
                             .Bind(2, tenant.create_time_ms())
                             .Bind(3, ClampToInt64(tenant.quota().max_stored_bytes()))
@@ -151,9 +153,10 @@ absl::StatusOr<std::vector<v1::Tenant>> Store::ListTenants() {
 
 absl::Status Store::SetQuota(const std::string& tenant, const v1::Quota& quota) {
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, "UPDATE tenants SET max_stored_bytes = ?,"
-                                                 " max_queued_jobs = ?, max_running_jobs = ?"
-                                                 " WHERE name = ?"));
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_,
+                                            "UPDATE tenants SET max_stored_bytes = ?,"
+                                            " max_queued_jobs = ?, max_running_jobs = ?"
+                                            " WHERE name = ?"));
   RETURN_IF_ERROR(stmt.Bind(1, ClampToInt64(quota.max_stored_bytes()))
                       .Bind(2, int64_t{quota.max_queued_jobs()})
                       .Bind(3, int64_t{quota.max_running_jobs()})
@@ -170,10 +173,45 @@ absl::StatusOr<TenantUsage> Store::Usage(const std::string& tenant) {
   return UsageLocked(db_, tenant);
 }
 
+absl::StatusOr<std::vector<std::pair<std::string, int>>> Store::TenantsAtRunningLimit() {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_,
+                                            "SELECT t.name, t.max_running_jobs FROM tenants t"
+                                            " WHERE t.max_running_jobs > 0 AND"
+                                            " (SELECT COUNT(*) FROM jobs r WHERE"
+                                            "  r.tenant = t.name AND r.state = ?)"
+                                            " >= t.max_running_jobs ORDER BY t.name"));
+  stmt.Bind(1, int64_t{v1::RUNNING});
+  std::vector<std::pair<std::string, int>> full;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    full.emplace_back(stmt.Text(0), static_cast<int>(stmt.Int(1)));
+  }
+  return full;
+}
+
+absl::StatusOr<std::vector<std::string>> Store::QueuedJobsOfTenant(const std::string& tenant,
+                                                                   int limit) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_,
+                                            "SELECT id FROM jobs WHERE tenant = ? AND state = ?"
+                                            " ORDER BY create_time_ms, rowid LIMIT ?"));
+  stmt.Bind(1, tenant).Bind(2, int64_t{v1::QUEUED}).Bind(3, int64_t{limit});
+  std::vector<std::string> ids;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    ids.push_back(stmt.Text(0));
+  }
+  return ids;
+}
+
 absl::Status Store::InsertKey(const ApiKeyRecord& record) {
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, "INSERT INTO api_keys (key_id, tenant, salt, hash,"
-                                                 " proto) VALUES (?, ?, ?, ?, ?)"));
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_,
+                                            "INSERT INTO api_keys (key_id, tenant, salt, hash,"
+                                            " proto) VALUES (?, ?, ?, ?, ?)"));
   return stmt.Bind(1, record.key.key_id())
       .Bind(2, record.key.tenant())
       .Bind(3, record.salt)
@@ -198,8 +236,9 @@ absl::StatusOr<ApiKeyRecord> Store::GetKey(const std::string& key_id) {
 
 absl::StatusOr<std::vector<v1::ApiKey>> Store::ListKeys(const std::string& tenant) {
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, "SELECT key_id, proto FROM api_keys"
-                                                 " WHERE ?1 = '' OR tenant = ?1 ORDER BY rowid"));
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_,
+                                            "SELECT key_id, proto FROM api_keys"
+                                            " WHERE ?1 = '' OR tenant = ?1 ORDER BY rowid"));
   stmt.Bind(1, tenant);
   std::vector<v1::ApiKey> keys;
   while (true) {
@@ -225,12 +264,15 @@ absl::StatusOr<int64_t> Store::AppendAudit(v1::AuditEvent event) {
   absl::MutexLock lock(&mu_);
   sqlite::Transaction txn(db_);
   RETURN_IF_ERROR(txn.status());
-  ASSIGN_OR_RETURN(Stmt next, Stmt::Prepare(db_, "SELECT COALESCE(MAX(sequence), 0) + 1 FROM audit"));
+  ASSIGN_OR_RETURN(Stmt next,
+                   Stmt::Prepare(db_, "SELECT COALESCE(MAX(sequence), 0) + 1 FROM audit"));
   ASSIGN_OR_RETURN(bool row, next.Step());
   event.set_sequence(row ? next.Int(0) : 1);
-  ASSIGN_OR_RETURN(Stmt insert,
-                   Stmt::Prepare(db_, "INSERT INTO audit (sequence, tenant, proto) VALUES (?, ?, ?)"));
-  RETURN_IF_ERROR(insert.Bind(1, event.sequence()).Bind(2, event.tenant()).BindProto(3, event).Run());
+  ASSIGN_OR_RETURN(
+      Stmt insert,
+      Stmt::Prepare(db_, "INSERT INTO audit (sequence, tenant, proto) VALUES (?, ?, ?)"));
+  RETURN_IF_ERROR(
+      insert.Bind(1, event.sequence()).Bind(2, event.tenant()).BindProto(3, event).Run());
   RETURN_IF_ERROR(txn.Commit());
   return event.sequence();
 }
@@ -238,9 +280,10 @@ absl::StatusOr<int64_t> Store::AppendAudit(v1::AuditEvent event) {
 absl::StatusOr<std::vector<v1::AuditEvent>> Store::ListAudit(const std::string& tenant,
                                                              int64_t after_sequence, int limit) {
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, "SELECT sequence, proto FROM audit"
-                                                 " WHERE sequence > ?1 AND (?2 = '' OR tenant = ?2)"
-                                                 " ORDER BY sequence LIMIT ?3"));
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_,
+                                            "SELECT sequence, proto FROM audit"
+                                            " WHERE sequence > ?1 AND (?2 = '' OR tenant = ?2)"
+                                            " ORDER BY sequence LIMIT ?3"));
   stmt.Bind(1, after_sequence).Bind(2, tenant).Bind(3, int64_t{limit});
   std::vector<v1::AuditEvent> events;
   while (true) {

@@ -1,6 +1,7 @@
 #include "tests/integration/harness.h"
 
 #include <fcntl.h>
+#include <grpcpp/grpcpp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -12,10 +13,8 @@
 #include <sstream>
 #include <thread>
 
-#include <grpcpp/grpcpp.h>
 #include "common/channel.h"
 #include "compressd/v1/compressd.grpc.pb.h"
-
 #include "gtest/gtest.h"
 
 namespace compressd::testing {

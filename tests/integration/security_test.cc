@@ -34,8 +34,9 @@ class SecurityTest : public ::testing::Test {
     model_dir_ = root_ + "/tiny";
     ASSERT_EQ(RunBinary({BinDir() + "/make-tiny-llama", model_dir_}).exit_code, 0);
     recipe_ = root_ + "/recipe.yaml";
-    std::ofstream(recipe_) << "stages:\n  - magnitude: {sparsity: 0.5}\n"
-                              "targets: {include: \".*_proj$\"}\noutput: {format: hf_safetensors}\n";
+    std::ofstream(recipe_)
+        << "stages:\n  - magnitude: {sparsity: 0.5}\n"
+           "targets: {include: \".*_proj$\"}\noutput: {format: hf_safetensors}\n";
     ASSERT_TRUE(server_.Start(root_ + "/data", {"--local-workers", "0"}))
         << ReadFile(root_ + "/compressd.stderr.log");
   }
@@ -79,10 +80,10 @@ class SecurityTest : public ::testing::Test {
     return job;
   }
   void StartWorker(Process& worker, const std::string& name) {
-    ASSERT_TRUE(worker.Start({BinDir() + "/compress-worker", "--server", server_.grpc_address(),
-                              "--key-file", server_.worker_key_file(), "--cache-dir",
-                              root_ + "/" + name, "--threads", "1"},
-                             root_ + "/" + name + ".log"));
+    ASSERT_TRUE(worker.Start(
+        {BinDir() + "/compress-worker", "--server", server_.grpc_address(), "--key-file",
+         server_.worker_key_file(), "--cache-dir", root_ + "/" + name, "--threads", "1"},
+        root_ + "/" + name + ".log"));
   }
 
   Server server_;
@@ -90,11 +91,11 @@ class SecurityTest : public ::testing::Test {
 };
 
 grpc::StatusCode Code(const CliResult& r) {
-  for (const auto& [name, code] : std::map<std::string, grpc::StatusCode>{
-           {"UNAUTHENTICATED", grpc::UNAUTHENTICATED},
-           {"PERMISSION_DENIED", grpc::PERMISSION_DENIED},
-           {"NOT_FOUND", grpc::NOT_FOUND},
-           {"RESOURCE_EXHAUSTED", grpc::RESOURCE_EXHAUSTED}}) {
+  for (const auto& [name, code] :
+       std::map<std::string, grpc::StatusCode>{{"UNAUTHENTICATED", grpc::UNAUTHENTICATED},
+                                               {"PERMISSION_DENIED", grpc::PERMISSION_DENIED},
+                                               {"NOT_FOUND", grpc::NOT_FOUND},
+                                               {"RESOURCE_EXHAUSTED", grpc::RESOURCE_EXHAUSTED}}) {
     if (r.err.find(name) != std::string::npos) return code;
   }
   return r.exit_code == 0 ? grpc::OK : grpc::UNKNOWN;
@@ -154,17 +155,16 @@ TEST_F(SecurityTest, KeysRolesAndTenantIsolationEndToEnd) {
   // Tenant B can neither see nor touch any of it: NOT_FOUND, as if absent.
   EXPECT_THAT(MustCli(member_b, {"models", "list"}), ::testing::Not(HasSubstr(model)));
   EXPECT_THAT(MustCli(member_b, {"jobs", "list"}), ::testing::Not(HasSubstr(job)));
-  for (const std::vector<std::string>& args :
-       std::vector<std::vector<std::string>>{{"models", "get", model},
-                                             {"jobs", "get", job},
-                                             {"jobs", "watch", job},
-                                             {"artifacts", "list", job},
-                                             {"artifacts", "download", job, "--out", root_ + "/b"},
-                                             {"jobs", "cancel", job},
-                                             {"jobs", "delete", job},
-                                             {"models", "delete", model},
-                                             {"jobs", "submit", "--model", model, "--recipe",
-                                              recipe_}}) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"models", "get", model},
+           {"jobs", "get", job},
+           {"jobs", "watch", job},
+           {"artifacts", "list", job},
+           {"artifacts", "download", job, "--out", root_ + "/b"},
+           {"jobs", "cancel", job},
+           {"jobs", "delete", job},
+           {"models", "delete", model},
+           {"jobs", "submit", "--model", model, "--recipe", recipe_}}) {
     CliResult r = CliAs(member_b, args);
     EXPECT_EQ(Code(r), grpc::NOT_FOUND) << args[0] << " " << args[1] << ": " << r.err;
   }
@@ -217,7 +217,9 @@ TEST_F(SecurityTest, EveryQuotaIsEnforcedAndNamed) {
   StartWorker(w1, "w1");
   StartWorker(w2, "w2");
   ASSERT_TRUE(WaitFor(
-      [&] { return GetJob(first).state() == v1::SUCCEEDED && GetJob(second).state() == v1::SUCCEEDED; },
+      [&] {
+        return GetJob(first).state() == v1::SUCCEEDED && GetJob(second).state() == v1::SUCCEEDED;
+      },
       milliseconds(60000)));
   const v1::Job a = GetJob(first), b = GetJob(second);
   EXPECT_TRUE(a.end_time_ms() <= b.start_time_ms() || b.end_time_ms() <= a.start_time_ms())
@@ -237,8 +239,8 @@ TEST_F(SecurityTest, ATenantWithManyQueuedJobsDoesNotStarveAnother) {
   const std::string quiet_job = Submit(quiet, quiet_model);
   Process worker;  // one worker: jobs start one after another
   StartWorker(worker, "worker");
-  ASSERT_TRUE(WaitFor([&] { return GetJob(quiet_job).state() == v1::SUCCEEDED; },
-                      milliseconds(120000)));
+  ASSERT_TRUE(
+      WaitFor([&] { return GetJob(quiet_job).state() == v1::SUCCEEDED; }, milliseconds(120000)));
   const int64_t quiet_start = GetJob(quiet_job).start_time_ms();
   int started_before = 0;
   for (const std::string& id : busy_jobs) {

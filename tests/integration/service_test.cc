@@ -79,8 +79,7 @@ class ServiceTest : public ::testing::Test {
   }
 
   std::unique_ptr<v1::CompressionService::Stub> Stub() {
-    return v1::CompressionService::NewStub(
-        server_.Channel());
+    return v1::CompressionService::NewStub(server_.Channel());
   }
 
   // Checks the downloaded model: every targeted weight exactly 50% zeros and
@@ -216,8 +215,7 @@ TEST_F(ServiceTest, QueuedJobSurvivesServerRestart) {
 
 // Starts a compress-worker outside compressd (as on another machine), slowed
 // down so that the test can act while a job is mid-run.
-void StartSlowWorker(Process& worker, const Server& server, const std::string& dir,
-                     int slow_ms) {
+void StartSlowWorker(Process& worker, const Server& server, const std::string& dir, int slow_ms) {
   fs::create_directories(dir);
   ASSERT_TRUE(worker.Start({BinDir() + "/compress-worker", "--server", server.grpc_address(),
                             "--key-file", server.worker_key_file(), "--cache-dir", dir + "/cache",
@@ -287,8 +285,7 @@ TEST_F(ServiceTest, AJobTooLargeForTheWorkerWaitsForOneWithEnoughMemory) {
     fs::create_directories(root_ + "/" + name);
     ASSERT_TRUE(worker.Start({BinDir() + "/compress-worker", "--server", server_.grpc_address(),
                               "--key-file", server_.worker_key_file(), "--cache-dir",
-                              root_ + "/" + name + "/cache", "--memory-budget",
-                              budget},
+                              root_ + "/" + name + "/cache", "--memory-budget", budget},
                              root_ + "/" + name + "/worker.stderr.log"));
   };
   Process small;

@@ -25,8 +25,7 @@ class UploadErrorsTest : public ::testing::Test {
   void SetUp() override { ASSERT_TRUE(server_.Start(MakeTempDir("data"), {})); }
 
   grpc::Status Send(const Upload& u, v1::Model* model) {
-    auto stub = v1::CompressionService::NewStub(
-        server_.Channel());
+    auto stub = v1::CompressionService::NewStub(server_.Channel());
     grpc::ClientContext ctx;
     auto writer = stub->UploadModel(&ctx, model);
     v1::UploadModelRequest req;
@@ -46,8 +45,7 @@ class UploadErrorsTest : public ::testing::Test {
   }
 
   int ModelCount() {
-    auto stub = v1::CompressionService::NewStub(
-        server_.Channel());
+    auto stub = v1::CompressionService::NewStub(server_.Channel());
     grpc::ClientContext ctx;
     v1::ListModelsResponse resp;
     EXPECT_TRUE(stub->ListModels(&ctx, v1::ListModelsRequest(), &resp).ok());

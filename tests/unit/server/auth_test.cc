@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "server/auth/api_key.h"
 #include "server/auth/authenticator.h"
+#include "server/auth/bootstrap.h"
 #include "server/auth/permissions.h"
 #include "tests/unit/server/test_util.h"
 
@@ -48,11 +49,10 @@ TEST(ApiKeyTest, MintedKeyParsesAndMatchesOnlyItsOwnHash) {
 }
 
 TEST(ApiKeyTest, MalformedKeysAreUnauthenticated) {
-  for (const std::string& bad :
-       {std::string(""), std::string("cmpd_"), std::string("Bearer x"),
-        "cmpd_k0123456789abcdef_" + std::string(63, 'a'),
-        "cmpd_k0123456789abcdeX_" + std::string(64, 'a'),
-        "xxxx_k0123456789abcdef_" + std::string(64, 'a')}) {
+  for (const std::string& bad : {std::string(""), std::string("cmpd_"), std::string("Bearer x"),
+                                 "cmpd_k0123456789abcdef_" + std::string(63, 'a'),
+                                 "cmpd_k0123456789abcdeX_" + std::string(64, 'a'),
+                                 "xxxx_k0123456789abcdef_" + std::string(64, 'a')}) {
     EXPECT_EQ(ParseKey(bad).status().code(), absl::StatusCode::kUnauthenticated) << bad;
   }
 }
@@ -100,8 +100,7 @@ TEST_F(AuthenticatorTest, KeysAuthenticateUntilRevokedOrExpired) {
   EXPECT_GT(env_.store->GetKey(who->key_id)->key.last_used_ms(), 0);
 
   EXPECT_EQ(auth_.Authenticate("").status().code(), absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(auth_.Authenticate("Basic " + key).status().code(),
-            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(auth_.Authenticate("Basic " + key).status().code(), absl::StatusCode::kUnauthenticated);
   std::string forged = key;
   forged.back() = forged.back() == '0' ? '1' : '0';
   EXPECT_THAT(auth_.Authenticate("Bearer " + forged).status().message(), HasSubstr("not valid"));
@@ -241,10 +240,11 @@ TEST(TenantStoreTest, NextJobIsRoundRobinByTenantThenPriorityThenAge) {
     ASSERT_TRUE(next.ok() && next->has_value());
     order.push_back(**next);
     ASSERT_TRUE(env.store
-                    ->UpdateJob(**next, [](v1::Job& job, TaskRecord&, std::vector<v1::JobEvent>&) {
-                      job.set_state(v1::RUNNING);
-                      return absl::OkStatus();
-                    })
+                    ->UpdateJob(**next,
+                                [](v1::Job& job, TaskRecord&, std::vector<v1::JobEvent>&) {
+                                  job.set_state(v1::RUNNING);
+                                  return absl::OkStatus();
+                                })
                     .ok());
   }
   // busy's high-priority job first (tie on turns: priority), then quiet's
@@ -277,9 +277,9 @@ TEST(TenantStoreTest, ASchemaFiveDatabaseIsUpgradedToTheDefaultTenant) {
       "PRAGMA user_version=5;";
   ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_stmt* insert = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "INSERT INTO models VALUES ('mdl-old', 1, ?)", -1, &insert,
-                               nullptr),
-            SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_prepare_v2(db, "INSERT INTO models VALUES ('mdl-old', 1, ?)", -1, &insert, nullptr),
+      SQLITE_OK);
   sqlite3_bind_blob(insert, 1, blob.data(), static_cast<int>(blob.size()), SQLITE_TRANSIENT);
   ASSERT_EQ(sqlite3_step(insert), SQLITE_DONE);
   sqlite3_finalize(insert);
@@ -290,6 +290,54 @@ TEST(TenantStoreTest, ASchemaFiveDatabaseIsUpgradedToTheDefaultTenant) {
   EXPECT_EQ((*store)->GetModel("mdl-old")->tenant(), kDefaultTenant);
   EXPECT_EQ((*store)->ListModels(10, "", kDefaultTenant)->items.size(), 1u);
   EXPECT_TRUE((*store)->GetTenant(kDefaultTenant).ok());
+}
+
+}  // namespace
+}  // namespace compressd::testing
+
+namespace compressd::testing {
+namespace {
+
+TEST(TenantSchedulingTest, ATenantAtItsRunningQuotaWaitsSayingWhy) {
+  JobsEnv env;
+  v1::Quota quota;
+  quota.set_max_running_jobs(1);
+  ASSERT_TRUE(env.store->SetQuota(kDefaultTenant, quota).ok());
+  std::vector<std::string> workers;
+  for (const char* name : {"w1", "w2"}) {
+    v1::RegisterWorkerRequest req;
+    req.set_name(name);
+    workers.push_back(env.scheduler.RegisterWorker(req)->worker_id());
+  }
+  std::vector<std::string> jobs;
+  for (int i = 0; i < 2; ++i) {
+    v1::SubmitJobRequest req;
+    req.set_model_id("mdl-1");
+    *req.mutable_recipe() = ValidRecipe();
+    jobs.push_back(env.jobs.Submit(req)->id());
+  }
+  auto first = env.Lease(workers[0]);
+  ASSERT_TRUE(first.ok() && first->job_id() == jobs[0]);
+  auto second = env.Lease(workers[1]);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_TRUE(second->task_id().empty()) << "leased " << second->job_id() << " over the quota";
+  env.scheduler.Tick();
+  EXPECT_THAT(env.store->GetJob(jobs[1])->waiting_reason(),
+              HasSubstr("at its quota max_running_jobs (1 RUNNING)"));
+}
+
+TEST(AuthSetupTest, NoAuthIsRefusedOffLoopback) {
+  CoreEnv env;
+  absl::StatusOr<AuthSetup> open =
+      SetUpAuth(*env.store, env.dir.path(), AuthMode::kNone, "0.0.0.0");
+  EXPECT_EQ(open.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(open.status().message(), HasSubstr("loopback"));
+  EXPECT_TRUE(SetUpAuth(*env.store, env.dir.path(), AuthMode::kNone, "127.0.0.1").ok());
+  absl::StatusOr<AuthSetup> keys =
+      SetUpAuth(*env.store, env.dir.path(), AuthMode::kKeys, "0.0.0.0");
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  EXPECT_TRUE(keys->admin_key_created);
+  EXPECT_TRUE(ReadFileToString(keys->worker_key_path).ok());
 }
 
 }  // namespace

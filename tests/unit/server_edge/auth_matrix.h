@@ -23,20 +23,19 @@ namespace compressd::testing::auth_matrix {
 
 enum class Caller { kNone, kAdmin, kMemberA, kViewerA, kMemberB, kViewerB, kWorker };
 inline const std::map<Caller, const char*> kCallerNames = {
-    {Caller::kNone, "no key"},      {Caller::kAdmin, "admin"},
-    {Caller::kMemberA, "member A"}, {Caller::kViewerA, "viewer A"},
-    {Caller::kMemberB, "member B"}, {Caller::kViewerB, "viewer B"},
+    {Caller::kNone, "no key"},      {Caller::kAdmin, "admin"},      {Caller::kMemberA, "member A"},
+    {Caller::kViewerA, "viewer A"}, {Caller::kMemberB, "member B"}, {Caller::kViewerB, "viewer B"},
     {Caller::kWorker, "worker"}};
 
 // What a CompressionService method does to tenant A's objects.
 enum class Kind {
-  kCreate,    // makes a new object in the caller's tenant
-  kList,      // lists the caller's tenant (A's objects visible or not)
-  kRead,      // reads one of A's objects
-  kWrite,     // changes or deletes one of A's objects
-  kWorker,    // WorkerService
-  kAdmin,     // AdminService
-  kAnyKey,    // WhoAmI
+  kCreate,  // makes a new object in the caller's tenant
+  kList,    // lists the caller's tenant (A's objects visible or not)
+  kRead,    // reads one of A's objects
+  kWrite,   // changes or deletes one of A's objects
+  kWorker,  // WorkerService
+  kAdmin,   // AdminService
+  kAnyKey,  // WhoAmI
 };
 
 // The policy: the code `caller` gets from a method of `kind`. For kWorker

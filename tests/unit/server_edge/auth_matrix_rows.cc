@@ -71,8 +71,7 @@ std::vector<Row> AuthMatrixTest::AdminRows() {
   v1::GetTenantRequest get;
   get.set_name("team-a");
   add("GetTenant", Kind::kAdmin, Unary(&A::GetTenant, get));
-  add("ListTenants", Kind::kAdmin,
-      Unary(&A::ListTenants));
+  add("ListTenants", Kind::kAdmin, Unary(&A::ListTenants));
   v1::SetQuotaRequest quota;
   quota.set_tenant("team-b");
   add("SetQuota", Kind::kAdmin, Unary(&A::SetQuota, quota));
@@ -87,8 +86,7 @@ std::vector<Row> AuthMatrixTest::AdminRows() {
     v1::ApiKey revoked;
     return a.RevokeKey(ShortContext().get(), req, &revoked).error_code();
   });
-  add("ListAudit", Kind::kAdmin,
-      Unary(&A::ListAudit));
+  add("ListAudit", Kind::kAdmin, Unary(&A::ListAudit));
   add("WhoAmI", Kind::kAnyKey, Unary(&A::WhoAmI));
   return rows;
 }

@@ -132,9 +132,9 @@ TEST_F(AuthMatrixTest, EveryMethodForEveryRoleOnOwnAndForeignObjects) {
   // The table covers every method the three services have.
   std::set<std::string> covered;
   for (const Row& row : rows) covered.insert(row.method);
-  for (const auto* service : {v1::CompressionService::service_full_name(),
-                              v1::WorkerService::service_full_name(),
-                              v1::AdminService::service_full_name()}) {
+  for (const auto* service :
+       {v1::CompressionService::service_full_name(), v1::WorkerService::service_full_name(),
+        v1::AdminService::service_full_name()}) {
     const auto* descriptor =
         google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
     ASSERT_NE(descriptor, nullptr) << service;
