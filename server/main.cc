@@ -81,6 +81,8 @@ ABSL_FLAG(std::string, local_worker_ca_cert, "",
           "With TLS: the CA bundle local workers verify the server's certificate with.");
 ABSL_FLAG(std::string, local_worker_cert, "", "With --worker-ca: local workers' client cert.");
 ABSL_FLAG(std::string, local_worker_key, "", "With --worker-ca: local workers' client key.");
+ABSL_FLAG(double, max_events_per_task_per_s, 1000,
+          "Events a task may report a second on average (bursts of 20x that); 0 unlimited.");
 ABSL_FLAG(int, max_watch_streams_per_key, 256,
           "WatchJob streams one API key may hold open at once; 0 unlimited.");
 ABSL_FLAG(int64_t, shutdown_grace_ms, 5000,
@@ -256,6 +258,8 @@ absl::Status Run(const sigset_t& signals) {
   SchedulerOptions scheduler_options;
   scheduler_options.lease_ttl_ms = absl::GetFlag(FLAGS_lease_ttl_ms);
   scheduler_options.heartbeat_interval_ms = absl::GetFlag(FLAGS_heartbeat_interval_ms);
+  scheduler_options.max_events_per_s = absl::GetFlag(FLAGS_max_events_per_task_per_s);
+  scheduler_options.max_event_burst = 20 * scheduler_options.max_events_per_s;
   Scheduler scheduler(*store, bus, metrics, scheduler_options);
   JobService jobs(*store, bus, scheduler, metrics);
   ModelRegistry models(*store, *blobs, metrics);

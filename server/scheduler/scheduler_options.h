@@ -14,6 +14,10 @@ struct SchedulerOptions {
   int64_t worker_timeout_ms = 30000;  // a worker unheard of this long is disconnected
   int64_t max_wait_ms = 30000;        // cap on LeaseTask long-poll
   int64_t tick_ms = 200;              // background thread period
+  // Events a task may report a second on average, and in one burst
+  // (event_rate.h); 0: unlimited.
+  double max_events_per_s = 1000;
+  double max_event_burst = 20000;
   // Wall clock in milliseconds; tests substitute a fake. Empty means NowMs().
   std::function<int64_t()> clock;
 

@@ -46,7 +46,8 @@ TaskLeases::TaskLeases(Store& store, EventBus& bus, ServerMetrics& metrics, Work
       metrics_(metrics),
       workers_(workers),
       notifier_(notifier),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      event_rate_(options_.max_events_per_s, options_.max_event_burst) {}
 
 void TaskLeases::RefreshJobMetrics() {
   absl::StatusOr<std::vector<std::pair<v1::JobState, int64_t>>> counts = store_.CountJobsByState();
@@ -226,6 +227,7 @@ absl::Status TaskLeases::ReportEvents(const v1::ReportEventsRequest& req) {
   }
   ASSIGN_OR_RETURN(TaskRecord found, store_.GetTask(req.task_id()));
   const int64_t now = options_.Now();
+  RETURN_IF_ERROR(event_rate_.Take(req.task_id(), req.events_size(), now));
   ASSIGN_OR_RETURN(int64_t seq,
                    store_.UpdateJob(found.job_id, [&](v1::Job& job, TaskRecord& rec,
                                                       std::vector<v1::JobEvent>& events) {
@@ -286,6 +288,7 @@ absl::StatusOr<v1::Artifact> TaskLeases::AddArtifact(const v1::UploadArtifactHea
 }
 
 absl::Status TaskLeases::Complete(const v1::CompleteTaskRequest& req) {
+  event_rate_.Forget(req.task_id());
   ASSIGN_OR_RETURN(TaskRecord found, store_.GetTask(req.task_id()));
   const int64_t now = options_.Now();
   ASSIGN_OR_RETURN(int64_t seq,
@@ -305,6 +308,7 @@ absl::Status TaskLeases::Complete(const v1::CompleteTaskRequest& req) {
 }
 
 absl::Status TaskLeases::Fail(const v1::FailTaskRequest& req) {
+  event_rate_.Forget(req.task_id());
   ASSIGN_OR_RETURN(TaskRecord found, store_.GetTask(req.task_id()));
   const int64_t now = options_.Now();
   const std::string error = req.error().empty()

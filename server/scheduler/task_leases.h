@@ -26,6 +26,7 @@
 #include "server/core/event_bus.h"
 #include "server/core/work_notifier.h"
 #include "server/metrics/server_metrics.h"
+#include "server/scheduler/event_rate.h"
 #include "server/scheduler/scheduler_options.h"
 #include "server/scheduler/worker_registry.h"
 #include "server/store/store.h"
@@ -81,6 +82,7 @@ class TaskLeases {
   WorkerRegistry& workers_;
   WorkNotifier& notifier_;
   const SchedulerOptions options_;
+  EventRateLimiter event_rate_;
 };
 
 }  // namespace compressd

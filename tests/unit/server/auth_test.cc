@@ -11,6 +11,7 @@
 #include "server/auth/authenticator.h"
 #include "server/auth/bootstrap.h"
 #include "server/auth/permissions.h"
+#include "server/scheduler/event_rate.h"
 #include "tests/unit/server/test_util.h"
 
 namespace compressd::testing {
@@ -338,6 +339,26 @@ TEST(AuthSetupTest, NoAuthIsRefusedOffLoopback) {
   ASSERT_TRUE(keys.ok()) << keys.status();
   EXPECT_TRUE(keys->admin_key_created);
   EXPECT_TRUE(ReadFileToString(keys->worker_key_path).ok());
+}
+
+}  // namespace
+}  // namespace compressd::testing
+
+namespace compressd::testing {
+namespace {
+
+TEST(EventRateTest, ATaskOverItsEventBudgetIsRefusedThenRefilled) {
+  EventRateLimiter limiter(/*per_second=*/100, /*burst=*/500);
+  EXPECT_TRUE(limiter.Take("task-1", 500, 0).ok());  // the whole burst at once
+  absl::Status over = limiter.Take("task-1", 1, 0);
+  EXPECT_EQ(over.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(over.message(), HasSubstr("max_events_per_task_per_s"));
+  EXPECT_TRUE(limiter.Take("task-2", 10, 0).ok());     // other tasks have their own budget
+  EXPECT_FALSE(limiter.Take("task-1", 200, 1000).ok());  // 1 s refills 100, not 200
+  EXPECT_TRUE(limiter.Take("task-1", 100, 1000).ok());
+  limiter.Forget("task-1");
+  EXPECT_TRUE(limiter.Take("task-1", 500, 1000).ok());  // a new lease starts full
+  EXPECT_TRUE(EventRateLimiter(0, 0).Take("t", 1000000, 0).ok());  // 0: unlimited
 }
 
 }  // namespace
