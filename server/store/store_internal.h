@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/status_macros.h"
@@ -67,6 +68,17 @@ inline TaskRecord PartLease(const PartRecord& part) {
   task.lease_token = part.lease_token;
   task.lease_expire_ms = part.lease_expire_ms;
   return task;
+}
+
+// The first column (text) of every row `stmt` selects, in order.
+inline absl::StatusOr<std::vector<std::string>> ReadFirstColumn(sqlite::Stmt& stmt) {
+  std::vector<std::string> values;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    values.push_back(stmt.Text(0));
+  }
+  return values;
 }
 
 // Gives `tenant` the newest lease turn (fair scheduling: Store::OldestQueuedJob).

@@ -282,13 +282,7 @@ absl::StatusOr<std::vector<std::string>> Store::QueuedJobsNeeding(DeviceNeed nee
   stmt.Bind(1, int64_t{v1::QUEUED})
       .Bind(2, int64_t{static_cast<int>(need)})
       .Bind(3, int64_t{limit});
-  std::vector<std::string> ids;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) break;
-    ids.push_back(stmt.Text(0));
-  }
-  return ids;
+  return store_internal::ReadFirstColumn(stmt);
 }
 
 absl::StatusOr<std::vector<TaskRecord>> Store::ExpiredLeases(int64_t now_ms) {

@@ -198,13 +198,7 @@ absl::StatusOr<std::vector<std::string>> Store::QueuedJobsOfTenant(const std::st
                                             "SELECT id FROM jobs WHERE tenant = ? AND state = ?"
                                             " ORDER BY create_time_ms, rowid LIMIT ?"));
   stmt.Bind(1, tenant).Bind(2, int64_t{v1::QUEUED}).Bind(3, int64_t{limit});
-  std::vector<std::string> ids;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) break;
-    ids.push_back(stmt.Text(0));
-  }
-  return ids;
+  return store_internal::ReadFirstColumn(stmt);
 }
 
 absl::Status Store::InsertKey(const ApiKeyRecord& record) {
