@@ -263,6 +263,71 @@ absl::Status ValidateEvaluation(const v1::Evaluation& eval) {
 
 }  // namespace
 
+namespace {
+
+// protobuf's JSON writes 64-bit integers as strings ("128"): back to numbers
+// in the fields of `desc` that hold them, so the YAML reads `seed: 7`.
+void Int64AsNumbers(json& value, const google::protobuf::Descriptor& desc) {
+  using google::protobuf::FieldDescriptor;
+  if (!value.is_object()) return;
+  for (auto& [key, child] : value.items()) {
+    const FieldDescriptor* field = FindField(desc, key);
+    if (field == nullptr || field->is_map()) continue;
+    auto fix = [field](json& v) {
+      if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        Int64AsNumbers(v, *field->message_type());
+        return;
+      }
+      int64_t i = 0;
+      const bool wide = field->cpp_type() == FieldDescriptor::CPPTYPE_INT64 ||
+                        field->cpp_type() == FieldDescriptor::CPPTYPE_UINT64;
+      if (wide && v.is_string() && ParseInt64(v.get<std::string>(), &i)) v = i;
+    };
+    if (child.is_array()) {
+      for (json& item : child) fix(item);
+    } else {
+      fix(child);
+    }
+  }
+}
+
+void EmitJson(const json& value, YAML::Emitter& out) {
+  if (value.is_object()) {
+    out << YAML::BeginMap;
+    for (const auto& [key, item] : value.items()) {
+      out << YAML::Key << key << YAML::Value;
+      EmitJson(item, out);
+    }
+    out << YAML::EndMap;
+  } else if (value.is_array()) {
+    out << YAML::BeginSeq;
+    for (const json& item : value) EmitJson(item, out);
+    out << YAML::EndSeq;
+  } else if (value.is_string()) {
+    // Quoted when a plain scalar would read back as another type ("4", "true").
+    const std::string text = value.get<std::string>();
+    json reread = ScalarToJson(YAML::Node(text));
+    if (!reread.is_string()) out << YAML::DoubleQuoted;
+    out << text;
+  } else {
+    out << value.dump();
+  }
+}
+
+}  // namespace
+
+std::string RecipeToYaml(const v1::Recipe& recipe) {
+  std::string text;
+  google::protobuf::util::JsonPrintOptions print;
+  print.preserve_proto_field_names = true;
+  if (!google::protobuf::util::MessageToJsonString(recipe, &text, print).ok()) return "";
+  json doc = json::parse(text);
+  Int64AsNumbers(doc, *v1::Recipe::descriptor());
+  YAML::Emitter out;
+  EmitJson(doc, out);
+  return std::string(out.c_str()) + "\n";
+}
+
 absl::StatusOr<v1::Recipe> ParseRecipeText(std::string_view text) {
   if (text.size() > kMaxRecipeBytes) {
     return absl::ResourceExhaustedError(

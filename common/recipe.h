@@ -18,6 +18,10 @@ namespace compressd {
 absl::StatusOr<v1::Recipe> ParseRecipeText(std::string_view text);
 absl::StatusOr<v1::Recipe> ParseRecipeFile(const std::string& path);
 
+// The recipe as YAML that ParseRecipeText reads back to the same message
+// (snake_case field names, block style; fields at their defaults omitted).
+std::string RecipeToYaml(const v1::Recipe& recipe);
+
 // Fills defaults: targets.include ".*_proj$", output.format "hf_safetensors",
 // the stages' and calibration's (recipe_stages.h),
 // and per evaluation.perplexity set window 512, windows 64, name = the base

@@ -20,7 +20,8 @@ DEBS=(
   libabsl-dev libeigen3-dev prometheus-cpp-dev libsqlite3-dev libpq-dev
   libopenblas-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
   nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev libre2-dev
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev libjs-chart.js
+  chromium chromium-driver
 )
 
 missing=()

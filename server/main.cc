@@ -270,9 +270,8 @@ absl::Status Run(const sigset_t& signals) {
   scrubber.Start();
 
   const GrpcServerOptions grpc_options = GrpcOptionsFromFlags(host);
-  ASSIGN_OR_RETURN(std::unique_ptr<GrpcServer> grpc,
-                   GrpcServer::Start(grpc_options, {*store, *blobs, bus, models, jobs, scheduler,
-                                                    metrics, *auth.auth}));
+  const ServerCore core{*store, *blobs, bus, models, jobs, scheduler, metrics, *auth.auth};
+  ASSIGN_OR_RETURN(std::unique_ptr<GrpcServer> grpc, GrpcServer::Start(grpc_options, core));
   HttpServerOptions http_options;
   http_options.host = host;
   http_options.port = absl::GetFlag(FLAGS_http_port);
@@ -282,7 +281,7 @@ absl::Status Run(const sigset_t& signals) {
   http_options.tls_cert = grpc_options.tls.cert_path;
   http_options.tls_key = grpc_options.tls.key_path;
   http_options.secure_cookie = !http_options.tls_cert.empty();
-  HttpServer http(http_options, registry, jobs, metrics, [&]() -> absl::Status {
+  HttpServer http(http_options, registry, core, [&]() -> absl::Status {
     if (!grpc->serving()) {
       return absl::UnavailableError("grpc server is not serving");
     }

@@ -1,48 +1,73 @@
 #include "server/http/dashboard.h"
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/time.h"
-#include "server/core/job_state.h"
+#include "server/http/http_auth.h"
+#include "server/http/http_util.h"
+#include "server/jobs/job_service.h"
+#include "server/models/model_registry.h"
+
+extern "C" {
+// dashboard_assets.S: each file's bytes between the two symbols.
+extern const char compressd_asset_app_js[], compressd_asset_app_js_end[];
+extern const char compressd_asset_app_css[], compressd_asset_app_css_end[];
+extern const char compressd_asset_chart_js[], compressd_asset_chart_js_end[];
+}
 
 namespace compressd {
 namespace {
 
-std::string FormatTime(int64_t ms) {
-  if (ms <= 0) {
-    return "";
-  }
-  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMillis(ms), absl::UTCTimeZone());
-}
+struct Asset {
+  std::string_view name;
+  std::string_view type;
+  const char* begin;
+  const char* end;
+};
 
-std::string FormatProgress(const v1::Progress& p) {
-  if (p.stage().empty() && p.total() == 0) {
-    return "";
-  }
-  std::string out = p.stage();
-  if (p.total() > 0) {
-    absl::StrAppend(&out, " ", p.current(), "/", p.total());
-  }
-  if (!p.message().empty()) {
-    absl::StrAppend(&out, " ", p.message());
-  }
-  return out;
-}
+constexpr Asset kAssets[] = {
+    {"app.js", "text/javascript; charset=utf-8", compressd_asset_app_js, compressd_asset_app_js_end},
+    {"app.css", "text/css; charset=utf-8", compressd_asset_app_css, compressd_asset_app_css_end},
+    {"chart.js", "text/javascript; charset=utf-8", compressd_asset_chart_js,
+     compressd_asset_chart_js_end},
+};
 
-std::string JobRow(const v1::Job& job) {
-  const std::string state(JobStateName(job.state()));
-  return absl::StrCat("<tr><td>", HtmlEscape(job.id()), "</td><td>", HtmlEscape(job.model_id()),
-                      "</td><td class=\"", HtmlEscape(state), "\">", HtmlEscape(state), "</td><td>",
-                      HtmlEscape(FormatProgress(job.progress())), "</td><td>", job.attempts(), "/",
-                      job.max_attempts(), "</td><td>", FormatTime(job.create_time_ms()),
-                      "</td><td>", HtmlEscape(job.error()), "</td></tr>\n");
-}
+constexpr const char* kNav[][2] = {
+    {"jobs", "Jobs"}, {"models", "Models"}, {"datasets", "Datasets"}, {"workers", "Workers"}};
 
-constexpr char kStyle[] =
-    "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-    "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
-    ".SUCCEEDED{color:green}.FAILED{color:red}.RUNNING{color:#06c}.CANCELLED{color:gray}";
+// Serves page `page` (about the object in capture 1, if any) to a caller
+// with a valid key; `check` says whether that object is visible to it.
+using VisibleCheck = std::function<absl::Status(const std::string& id, const Principal& who)>;
+
+httplib::Server::Handler PageHandler(Authenticator* auth, std::string page, VisibleCheck check) {
+  return [auth, page = std::move(page), check = std::move(check)](const httplib::Request& req,
+                                                                  httplib::Response& res) {
+    res.set_header("Cache-Control", "no-store");
+    absl::StatusOr<Principal> who = HttpPrincipal(auth, req);
+    if (!who.ok()) {
+      res.status = 401;
+      res.set_content(RenderLogin(std::string(who.status().message()), req.path), kHtmlType);
+      return;
+    }
+    const std::string id = PathParam(req, 1);
+    if (check) {
+      absl::Status visible = check(id, *who);
+      if (!visible.ok()) {
+        res.status = HttpStatusFor(visible);
+        res.set_content(RenderPage(page, id, std::string(visible.message())), kHtmlType);
+        return;
+      }
+    }
+    res.set_content(RenderPage(page, id), kHtmlType);
+  };
+}
 
 }  // namespace
+
+std::string_view DashboardAsset(std::string_view name) {
+  for (const Asset& a : kAssets) {
+    if (a.name == name) return std::string_view(a.begin, static_cast<size_t>(a.end - a.begin));
+  }
+  return {};
+}
 
 std::string HtmlEscape(const std::string& text) {
   std::string out;
@@ -71,28 +96,55 @@ std::string HtmlEscape(const std::string& text) {
   return out;
 }
 
-std::string RenderDashboard(const DashboardData& data) {
-  std::string html = absl::StrCat(
-      "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-      "<meta http-equiv=\"refresh\" content=\"",
-      data.refresh_seconds,
-      "\">"
-      "<title>compressd</title><style>",
-      kStyle, "</style></head><body>\n<h1>compressd</h1>\n", "<p>Workers connected: <b>",
-      data.workers_connected, "</b> (busy: ", data.workers_busy, ") &middot; Queue depth: <b>",
-      data.queue_depth, "</b></p>\n",
-      "<h2>Recent jobs</h2>\n<table><tr><th>Job</th><th>Model</th><th>State</th>"
-      "<th>Progress</th><th>Attempts</th><th>Created (UTC)</th><th>Error</th></tr>\n");
-  for (const v1::Job& job : data.jobs.jobs()) {
-    absl::StrAppend(&html, JobRow(job));
+std::string RenderPage(const std::string& page, const std::string& id, const std::string& message) {
+  std::string nav;
+  for (const auto& [key, label] : kNav) {
+    const bool current = page.rfind(key, 0) == 0 || (page == "job" && key == std::string("jobs")) ||
+                         (page == "model" && key == std::string("models"));
+    absl::StrAppend(&nav, "<a href=\"/", key, "\"", current ? " aria-current=\"page\"" : "", ">",
+                    label, "</a>");
   }
-  if (data.jobs.jobs().empty()) {
-    absl::StrAppend(&html, "<tr><td colspan=\"7\">No jobs yet.</td></tr>\n");
-  }
-  absl::StrAppend(&html,
-                  "</table>\n<p><a href=\"/api/jobs\">/api/jobs</a> &middot; "
-                  "<a href=\"/metrics\">/metrics</a></p>\n</body></html>\n");
-  return html;
+  return absl::StrCat(
+      "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+      "<title>compressd</title><link rel=\"stylesheet\" href=\"/static/app.css\">"
+      "<script src=\"/static/chart.js\" defer></script>"
+      "<script src=\"/static/app.js\" defer></script></head>\n"
+      "<body data-page=\"",
+      HtmlEscape(page), "\" data-id=\"", HtmlEscape(id),
+      "\"><header><a class=\"brand\" href=\"/\">compressd</a><nav aria-label=\"Main\">", nav,
+      "</nav><span id=\"whoami\" class=\"whoami\"></span></header>\n<main id=\"main\">",
+      message.empty() ? "<p class=\"loading\">Loading&hellip;</p>"
+                      : absl::StrCat("<h1>Not available</h1><p role=\"alert\" id=\"error\">",
+                                     HtmlEscape(message), "</p>"),
+      "</main>\n</body></html>\n");
+}
+
+void RegisterDashboardPages(httplib::Server& server, const ServerCore& core, Authenticator* auth) {
+  const VisibleCheck none;
+  server.Get("/", PageHandler(auth, "jobs", none));
+  server.Get("/jobs", PageHandler(auth, "jobs", none));
+  server.Get("/models", PageHandler(auth, "models", none));
+  server.Get("/datasets", PageHandler(auth, "datasets", none));
+  server.Get("/workers", PageHandler(auth, "workers", none));
+  server.Get(absl::StrCat("/jobs/", kIdPattern),
+             PageHandler(auth, "job", [core](const std::string& id, const Principal& who) {
+               return core.jobs.Get(id, who.scope()).status();
+             }));
+  server.Get(absl::StrCat("/models/", kIdPattern),
+             PageHandler(auth, "model", [core](const std::string& id, const Principal& who) {
+               return core.models.GetModel(id, who.scope()).status();
+             }));
+  server.Get("/static/([a-z.]+)", [](const httplib::Request& req, httplib::Response& res) {
+    for (const Asset& a : kAssets) {
+      if (a.name != PathParam(req, 1)) continue;
+      res.set_header("Cache-Control", "max-age=300");
+      res.set_content(a.begin, static_cast<size_t>(a.end - a.begin), std::string(a.type).c_str());
+      return;
+    }
+    res.status = 404;
+    res.set_content("no such file\n", kTextType);
+  });
 }
 
 }  // namespace compressd

@@ -36,15 +36,28 @@ absl::StatusOr<Principal> HttpPrincipal(Authenticator* auth, const httplib::Requ
   return who;
 }
 
-std::string RenderLogin(const std::string& message) {
+std::string SafeNextPath(const std::string& next) {
+  // Not "//host" or "/\\host" (other sites to a browser), nothing but a path.
+  if (next.size() < 1 || next[0] != '/' || next.size() > 512) return "/";
+  if (next.size() > 1 && (next[1] == '/' || next[1] == '\\')) return "/";
+  for (char c : next) {
+    if (static_cast<unsigned char>(c) < 0x21 || c == '\\' || c == '"') return "/";
+  }
+  return next;
+}
+
+std::string RenderLogin(const std::string& message, const std::string& next) {
   return absl::StrCat(
       "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-      "<title>compressd: sign in</title></head><body><main>"
+      "<title>compressd: sign in</title><link rel=\"stylesheet\" href=\"/static/app.css\"></head>"
+      "<body><main class=\"login\">"
       "<h1>compressd</h1><p role=\"status\">",
       HtmlEscape(message),
       "</p>"
-      "<form method=\"post\" action=\"/login\"><label for=\"key\">API key</label> "
+      "<form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"next\" value=\"",
+      HtmlEscape(SafeNextPath(next)),
+      "\"><label for=\"key\">API key</label> "
       "<input id=\"key\" name=\"key\" type=\"password\" autocomplete=\"off\" required> "
       "<button type=\"submit\">Sign in</button></form></main></body></html>");
 }
@@ -67,7 +80,7 @@ void RegisterLogin(httplib::Server& server, Authenticator* auth, bool secure_coo
     res.set_header("Set-Cookie",
                    absl::StrCat(kKeyCookie, "=", key, "; Path=/; HttpOnly; SameSite=Strict",
                                 secure_cookie ? "; Secure" : ""));
-    res.set_redirect("/", 303);
+    res.set_redirect(SafeNextPath(req.get_param_value("next")), 303);
   });
 }
 

@@ -21,7 +21,10 @@ absl::StatusOr<Principal> HttpPrincipal(Authenticator* auth, const httplib::Requ
 // SameSite=Strict cookie, Secure when `secure_cookie`, and redirects to /).
 void RegisterLogin(httplib::Server& server, Authenticator* auth, bool secure_cookie);
 
-// The login page, with `message` above the form (HTML-escaped).
-std::string RenderLogin(const std::string& message);
+// The login page, with `message` above the form (HTML-escaped); after
+// signing in the browser goes to `next` (a path on this server; else "/").
+std::string RenderLogin(const std::string& message, const std::string& next = "/");
+// `next` if it is a path on this server ("/jobs/x"), else "/".
+std::string SafeNextPath(const std::string& next);
 
 }  // namespace compressd

@@ -5,9 +5,9 @@
 //   GET /metrics    Prometheus text format (job gauges refreshed per scrape)
 //   GET /healthz    200 "ok" while the process is alive
 //   GET /readyz     200 "ready" when the readiness check passes, else 503 and the reason
-//   GET /           HTML dashboard: recent jobs, connected workers (auto-refresh)
-//   GET /api/jobs   JSON v1.ListJobsResponse; query: state, page_size (default
-//                   20, at most 100), page_token
+//   GET /login, POST /login   the sign-in form (http_auth.h)
+//   the dashboard's pages and assets (dashboard.h) and its JSON API under
+//   /api/ (dashboard_api.h)
 //
 // Slow clients: every connection has read and write timeouts and a bounded
 // keep-alive, and the pool is `threads` wide; clients that hold it anyway
@@ -37,8 +37,7 @@
 #include "absl/status/statusor.h"
 #include "server/auth/authenticator.h"
 #include "server/http/tls_reload.h"
-#include "server/jobs/job_service.h"
-#include "server/metrics/server_metrics.h"
+#include "server/server_core.h"
 
 namespace httplib {
 class Server;
@@ -49,8 +48,6 @@ namespace compressd {
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
   int port = 0;  // 0 picks a free port
-  int dashboard_jobs = 50;
-  int refresh_seconds = 2;
   // The probes' own port: -1 none, 0 a free one.
   int probe_port = -1;
   int threads = 16;              // the main pool
@@ -79,8 +76,8 @@ class HttpServer {
   // OK when the server can take traffic; otherwise why not.
   using ReadinessCheck = std::function<absl::Status()>;
 
-  HttpServer(HttpServerOptions options, prometheus::Registry& registry, JobService& jobs,
-             ServerMetrics& metrics, ReadinessCheck ready);
+  HttpServer(HttpServerOptions options, prometheus::Registry& registry, const ServerCore& core,
+             ReadinessCheck ready);
   ~HttpServer();  // Stop()
 
   // Binds the port and starts serving. UNAVAILABLE if the port cannot be bound.
@@ -100,8 +97,7 @@ class HttpServer {
 
   const HttpServerOptions options_;
   prometheus::Registry& registry_;
-  JobService& jobs_;
-  ServerMetrics& metrics_;
+  const ServerCore core_;
   const ReadinessCheck ready_;
   // Before server_: its SSL context calls into this until server_ is gone.
   std::unique_ptr<ReloadingCertificate> tls_reload_;

@@ -206,8 +206,14 @@ absl::StatusOr<v1::ListJobsResponse> JobService::List(const v1::ListJobsRequest&
   if (!v1::JobState_IsValid(req.state())) {
     return absl::InvalidArgumentError(absl::StrCat("state: unknown job state ", req.state()));
   }
+  JobFilter filter;
+  filter.state = req.state();
+  filter.model_id = req.model_id();
+  filter.newest_first = req.newest_first();
+  // A tenant's key lists its own jobs whatever it asks; an admin may narrow.
+  filter.tenant = scope.tenant.empty() ? req.tenant() : scope.tenant;
   ASSIGN_OR_RETURN(Page<v1::Job> page,
-                   store_.ListJobs(req.state(), req.page_size(), req.page_token(), scope.tenant));
+                   store_.ListJobs(filter, req.page_size(), req.page_token()));
   v1::ListJobsResponse resp;
   for (v1::Job& job : page.items) *resp.add_jobs() = std::move(job);
   resp.set_next_page_token(page.next_page_token);

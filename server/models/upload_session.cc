@@ -9,6 +9,7 @@
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "common/util.h"
+#include "server/models/model_summary.h"
 #include "workers/engine/model/gguf/gguf_file.h"
 #include "workers/engine/model/safetensors.h"
 
@@ -253,6 +254,9 @@ absl::StatusOr<v1::Model> VerifiedUpload::FinishModel() {
   model.set_total_bytes(total_bytes_);
   model.set_create_time_ms(NowMs());
   model.set_tenant(tenant_);
+  for (auto& [key, value] : SummarizeModel(format_, model.files(), blobs_)) {
+    (*model.mutable_architecture())[key] = std::move(value);
+  }
   RETURN_IF_ERROR(Fail(CheckStoredQuota()));  // again: uploads run concurrently
   RETURN_IF_ERROR(Fail(store_.InsertModel(model)));
   finished_ = true;

@@ -25,22 +25,11 @@
 #include "server/rpc/upload_idle_monitor.h"
 #include "server/rpc/worker_service.h"
 #include "server/scheduler/scheduler.h"
+#include "server/server_core.h"
 #include "server/store/blob_store.h"
 #include "server/store/store.h"
 
 namespace compressd {
-
-// The server core the RPC services forward to; must outlive the GrpcServer.
-struct ServerCore {
-  Store& store;
-  BlobStore& blobs;
-  EventBus& bus;
-  ModelRegistry& models;
-  JobService& jobs;
-  Scheduler& scheduler;
-  ServerMetrics& metrics;
-  Authenticator& auth;
-};
 
 // TLS for the gRPC port: PEM files, watched for changes (a renewed
 // certificate is picked up without a restart; calls in flight keep theirs).

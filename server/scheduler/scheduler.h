@@ -88,6 +88,9 @@ class Scheduler : public WorkNotifier, private TaskSource {
   absl::StatusOr<v1::ClaimPartResponse> ClaimPart(const v1::ClaimPartRequest& req);
   absl::StatusOr<v1::GetPartsResponse> GetParts(const v1::GetPartsRequest& req);
 
+  // The registered workers and what each holds (the dashboard's workers page).
+  std::vector<WorkerView> Workers() { return workers_.Snapshot(); }
+
   // One pass of the background work (lease expiry, timeouts); for tests.
   void Tick();
 

@@ -25,6 +25,7 @@ std::string WorkerRegistry::Register(const v1::RegisterWorkerRequest& info,
   Worker& worker = workers_[worker_id];
   worker.info = info;
   worker.last_seen_ms = options_.Now();
+  worker.registered_ms = worker.last_seen_ms;
   UpdateGaugesLocked();
   return worker_id;
 }
@@ -46,8 +47,9 @@ void WorkerRegistry::SetTask(const std::string& worker_id, const std::string& ta
   if (it == workers_.end()) {
     if (!admit) return;
     it = workers_.emplace(worker_id, Worker()).first;
+    it->second.registered_ms = options_.Now();
   }
-  it->second.task_id = task_id;
+  SwitchTaskLocked(it->second, task_id);
   it->second.last_seen_ms = options_.Now();
   UpdateGaugesLocked();
 }
@@ -55,8 +57,28 @@ void WorkerRegistry::SetTask(const std::string& worker_id, const std::string& ta
 void WorkerRegistry::Release(const std::string& worker_id, const std::string& task_id) {
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(worker_id);
-  if (it != workers_.end() && it->second.task_id == task_id) it->second.task_id.clear();
+  if (it != workers_.end() && it->second.task_id == task_id) SwitchTaskLocked(it->second, "");
   UpdateGaugesLocked();
+}
+
+void WorkerRegistry::SwitchTaskLocked(Worker& w, const std::string& task_id) {
+  if (w.task_id == task_id) return;
+  const int64_t now = options_.Now();
+  if (!w.task_id.empty()) w.busy_ms += now - w.task_since_ms;
+  w.task_id = task_id;
+  w.task_since_ms = task_id.empty() ? 0 : now;
+}
+
+std::vector<WorkerView> WorkerRegistry::Snapshot() {
+  absl::MutexLock lock(&mu_);
+  const int64_t now = options_.Now();
+  std::vector<WorkerView> out;
+  out.reserve(workers_.size());
+  for (const auto& [id, w] : workers_) {
+    out.push_back({id, w.info, w.registered_ms, w.last_seen_ms, w.task_id, w.task_since_ms,
+                   w.busy_ms + (w.task_id.empty() ? 0 : now - w.task_since_ms)});
+  }
+  return out;
 }
 
 void WorkerRegistry::ExpireSilent(int64_t now, const std::vector<std::string>& heard,

@@ -27,6 +27,17 @@ namespace compressd {
 // The key id a worker id was issued to ("" for an id without one).
 std::string WorkerKeyId(const std::string& worker_id);
 
+// One worker as the dashboard shows it.
+struct WorkerView {
+  std::string worker_id;
+  v1::RegisterWorkerRequest info;
+  int64_t registered_ms = 0;  // when it registered (or was re-admitted)
+  int64_t last_seen_ms = 0;
+  std::string task_id;        // empty when idle
+  int64_t task_since_ms = 0;  // when it took task_id
+  int64_t busy_ms = 0;        // time spent holding tasks since it registered, up to now
+};
+
 class WorkerRegistry {
  public:
   WorkerRegistry(ServerMetrics& metrics, SchedulerOptions options);
@@ -58,13 +69,20 @@ class WorkerRegistry {
   // How many registered workers of `kind` there are, and how many of them hold nothing.
   size_t CountOf(DeviceNeed kind);
   size_t IdleOf(DeviceNeed kind);
+  // Every registered worker, by id.
+  std::vector<WorkerView> Snapshot();
 
  private:
   struct Worker {
     v1::RegisterWorkerRequest info;
     int64_t last_seen_ms = 0;
     std::string task_id;  // empty when idle
+    int64_t registered_ms = 0;
+    int64_t task_since_ms = 0;
+    int64_t busy_ms = 0;  // of tasks already released
   };
+  // Records that `w` now holds `task_id` ("" idle), accumulating busy time.
+  void SwitchTaskLocked(Worker& w, const std::string& task_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void UpdateGaugesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -23,8 +23,9 @@ using store_internal::StartPosition;
 // (common/device_need.h). 6: tenants, api_keys, audit; a tenant column on
 // models, datasets and jobs (rows from before are tenant "default"),
 // jobs.priority, and request ids unique per tenant. Columns added after 3 are
-// added to an older table by kAddedColumns.
-constexpr int kSchemaVersion = 6;
+// added to an older table by kAddedColumns. 7: indexes for listing a
+// tenant's or a model's jobs newest first.
+constexpr int kSchemaVersion = 7;
 struct AddedColumn {
   const char* table;
   const char* column;
@@ -47,6 +48,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_tenant_request_id ON jobs(tenant, requ
 CREATE INDEX IF NOT EXISTS jobs_by_tenant_state ON jobs(tenant, state);
 CREATE INDEX IF NOT EXISTS models_by_tenant_time ON models(tenant, create_time_ms, id);
 CREATE INDEX IF NOT EXISTS datasets_by_tenant_time ON datasets(tenant, create_time_ms, id);
+CREATE INDEX IF NOT EXISTS jobs_by_tenant_time ON jobs(tenant, create_time_ms, id);
+CREATE INDEX IF NOT EXISTS jobs_by_model_time ON jobs(model_id, create_time_ms, id);
 INSERT OR IGNORE INTO tenants (name, create_time_ms) VALUES ('default', 0);
 )sql";
 

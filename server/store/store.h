@@ -102,6 +102,14 @@ struct PartRecord {
 // Whether a task id names a part (PartRecord::part_id) rather than a job's task.
 bool IsPartId(const std::string& task_id);
 
+// Which jobs Store::ListJobs returns; empty fields match everything.
+struct JobFilter {
+  v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
+  std::string tenant;
+  std::string model_id;
+  bool newest_first = false;
+};
+
 template <typename T>
 struct Page {
   std::vector<T> items;
@@ -146,6 +154,10 @@ class Store {
   absl::StatusOr<Page<v1::Job>> ListJobs(v1::JobState state, int page_size,
                                          const std::string& page_token,
                                          const std::string& tenant = "");
+  // Jobs matching `filter`, a page at a time in creation order (newest first
+  // when filter.newest_first); each page is one indexed range scan.
+  absl::StatusOr<Page<v1::Job>> ListJobs(const JobFilter& filter, int page_size,
+                                         const std::string& page_token);
   // Deletes a job in a terminal state with everything that is its own: its
   // task, events, artifact records, checkpoints and parts (blobs are left to
   // the blob GC). FAILED_PRECONDITION unless terminal; NOT_FOUND.
@@ -206,6 +218,7 @@ class Store {
   // NOT_FOUND when the part is gone (its job left RUNNING).
   using PartMutation = std::function<absl::Status(const v1::Job& job, PartRecord& part)>;
   absl::Status UpdatePart(const std::string& part_id, const PartMutation& fn);
+  absl::StatusOr<PartRecord> GetPart(const std::string& part_id);  // NOT_FOUND
   // Parts whose (worker) lease expired at or before `now_ms`.
   absl::StatusOr<std::vector<PartRecord>> ExpiredParts(int64_t now_ms);
 

@@ -197,17 +197,35 @@ absl::StatusOr<v1::Job> Store::GetJob(const std::string& id) {
 absl::StatusOr<Page<v1::Job>> Store::ListJobs(v1::JobState state, int page_size,
                                               const std::string& page_token,
                                               const std::string& tenant) {
+  JobFilter filter;
+  filter.state = state;
+  filter.tenant = tenant;
+  return ListJobs(filter, page_size, page_token);
+}
+
+absl::StatusOr<Page<v1::Job>> Store::ListJobs(const JobFilter& filter, int page_size,
+                                              const std::string& page_token) {
   ASSIGN_OR_RETURN(int size, NormalizePageSize(page_size));
-  ASSIGN_OR_RETURN(PagePosition start, store_internal::StartPosition(page_token));
+  PagePosition start{filter.newest_first ? INT64_MAX : INT64_MIN, ""};
+  if (!page_token.empty()) {
+    ASSIGN_OR_RETURN(start, DecodePageToken(page_token));
+  }
+  // Both orders walk an index on (create_time_ms, id) (jobs_by_time, or the
+  // tenant's, model's or state's) from the token's position on.
+  static constexpr char kOldest[] =
+      "SELECT proto, create_time_ms, id FROM jobs WHERE (?1 = 0 OR state = ?1)"
+      " AND (create_time_ms, id) > (?2, ?3) AND (?5 = '' OR tenant = ?5)"
+      " AND (?6 = '' OR model_id = ?6) ORDER BY create_time_ms, id LIMIT ?4";
+  static constexpr char kNewest[] =
+      "SELECT proto, create_time_ms, id FROM jobs WHERE (?1 = 0 OR state = ?1)"
+      " AND (create_time_ms, id) < (?2, ?3) AND (?5 = '' OR tenant = ?5)"
+      " AND (?6 = '' OR model_id = ?6) ORDER BY create_time_ms DESC, id DESC LIMIT ?4";
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_,
-                                            "SELECT proto, create_time_ms, id FROM jobs"
-                                            " WHERE (?1 = 0 OR state = ?1)"
-                                            " AND (create_time_ms, id) > (?2, ?3)"
-                                            " AND (?5 = '' OR tenant = ?5)"
-                                            " ORDER BY create_time_ms, id LIMIT ?4"));
-  stmt.Bind(1, int64_t{state}).Bind(2, start.create_time_ms).Bind(3, start.id).Bind(5, tenant);
-  stmt.Bind(4, int64_t{size} + 1);
+  ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, filter.newest_first ? kNewest : kOldest));
+  // Newest first starts after every id: "~" sorts after the hex ids.
+  const std::string start_id = start.id.empty() && filter.newest_first ? "~" : start.id;
+  stmt.Bind(1, int64_t{filter.state}).Bind(2, start.create_time_ms).Bind(3, start_id);
+  stmt.Bind(4, int64_t{size} + 1).Bind(5, filter.tenant).Bind(6, filter.model_id);
   ASSIGN_OR_RETURN(Page<v1::Job> page, store_internal::ReadPage<v1::Job>(stmt, size, "jobs"));
   for (v1::Job& job : page.items) RETURN_IF_ERROR(LoadArtifacts(db_, &job));
   return page;

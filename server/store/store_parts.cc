@@ -167,6 +167,11 @@ absl::StatusOr<std::vector<PartRecord>> Store::GetParts(const std::string& job_i
   return out;
 }
 
+absl::StatusOr<PartRecord> Store::GetPart(const std::string& part_id) {
+  absl::MutexLock lock(&mu_);
+  return LoadPartLocked(part_id);
+}
+
 absl::Status Store::UpdatePart(const std::string& part_id, const PartMutation& fn) {
   absl::MutexLock lock(&mu_);
   sqlite::Transaction txn(db_);

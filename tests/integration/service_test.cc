@@ -380,7 +380,10 @@ TEST_F(ServiceTest, HealthReadinessAndMetricsOverHttp) {
   // The dashboard needs a key: the login form (401) without one.
   EXPECT_THAT(get("/").out, ::testing::EndsWith("401"));
   EXPECT_THAT(get("/api/jobs").out, ::testing::EndsWith("401"));
-  EXPECT_THAT(get("/", server_.admin_key()).out, ::testing::HasSubstr(job_id));
+  EXPECT_THAT(get("/", server_.admin_key()).out, ::testing::HasSubstr("data-page=\"jobs\""));
+  EXPECT_THAT(get("/api/jobs?order=newest", server_.admin_key()).out,
+              ::testing::HasSubstr(job_id));
+  EXPECT_THAT(get("/jobs/" + job_id, server_.admin_key()).out, ::testing::EndsWith("200"));
 }
 
 }  // namespace

@@ -358,3 +358,31 @@ TEST(EvaluationRecipeTest, SourcesAndRangesNameTheField) {
 
 }  // namespace
 }  // namespace compressd
+
+namespace compressd {
+namespace {
+
+// The dashboard's recipe viewer and its resubmit form: YAML that reads back
+// to the same message, numbers as numbers, number-like strings quoted.
+TEST(RecipeToYamlTest, RoundTripsAndReadsLikeARecipe) {
+  absl::StatusOr<v1::Recipe> recipe = ParseRecipeText(R"(
+stages:
+  - evopress: {mode: sparsity, target: 0.5, levels: [0.4, 0.5, 0.6], seed: 7, step_tokens: [128, 256]}
+  - gptq: {grid: {bits: 4, group_size: 128}}
+calibration: {name: "2021", file: sotu, samples: 16}
+evaluation: {perplexity: [{name: "true", path: /tmp/x.txt, windows: 4}], kl: true}
+output: {format: gguf}
+)");
+  ASSERT_TRUE(recipe.ok()) << recipe.status();
+  ApplyRecipeDefaults(&*recipe);
+  const std::string yaml = RecipeToYaml(*recipe);
+  EXPECT_NE(yaml.find("seed: 7\n"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("name: \"2021\""), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("name: \"true\""), std::string::npos) << yaml;
+  absl::StatusOr<v1::Recipe> back = ParseRecipeText(yaml);
+  ASSERT_TRUE(back.ok()) << back.status() << "\n" << yaml;
+  EXPECT_EQ(back->SerializeAsString(), recipe->SerializeAsString()) << yaml;
+}
+
+}  // namespace
+}  // namespace compressd

@@ -190,6 +190,7 @@ class AuthMatrixTest : public EdgeTest {
   }
 
   void Connect(Caller caller, const std::string& key) {
+    keys_[caller] = key;
     ChannelSecurity security;
     security.api_key = key;
     auto channel = OpenChannel(server_->address(), security, grpc::ChannelArguments());
@@ -233,6 +234,7 @@ class AuthMatrixTest : public EdgeTest {
   std::vector<Row> AdminRows();
 
   std::map<Caller, std::shared_ptr<grpc::Channel>> channels_;
+  std::map<Caller, std::string> keys_;  // "" for kNone
   std::string model_, dataset_, job_, artifact_, blob_;
   int fresh_ = 0;  // names of objects made for destructive rows
 };

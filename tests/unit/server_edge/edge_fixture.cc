@@ -74,8 +74,7 @@ void EdgeTest::SetUp() {
   models_ = std::make_unique<ModelRegistry>(*store_, *blobs_, *metrics_);
   auth_ = std::make_unique<Authenticator>(*store_, std::string(64, 'a'), MakeAuthMode());
   scheduler_->Start();
-  auto server = GrpcServer::Start(MakeGrpcOptions(), {*store_, *blobs_, *bus_, *models_, *jobs_,
-                                                      *scheduler_, *metrics_, *auth_});
+  auto server = GrpcServer::Start(MakeGrpcOptions(), Core());
   ASSERT_TRUE(server.ok()) << server.status();
   server_ = *std::move(server);
   ASSERT_GT(server_->port(), 0);

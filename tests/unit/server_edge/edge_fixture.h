@@ -57,6 +57,10 @@ class EdgeTest : public ::testing::Test {
   virtual AuthMode MakeAuthMode() const { return AuthMode::kNone; }
 
   std::unique_ptr<grpc::ClientContext> Context(int timeout_ms = 10000) const;
+  // The objects the servers forward to (valid after SetUp).
+  ServerCore Core() const {
+    return {*store_, *blobs_, *bus_, *models_, *jobs_, *scheduler_, *metrics_, *auth_};
+  }
   // Writes `messages` (ignoring write failures: the server may finish early)
   // then returns the call's status; the model in *model on success.
   grpc::Status Upload(const std::vector<v1::UploadModelRequest>& messages, v1::Model* model);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "server/http/dashboard.h"
+#include "server/http/http_auth.h"
 #include "tests/unit/server_edge/edge_fixture.h"
 
 namespace compressd::testing {
@@ -32,7 +33,7 @@ class HttpServerTest : public EdgeTest {
     if (HasFatalFailure()) {
       return;
     }
-    http_ = std::make_unique<HttpServer>(HttpServerOptions{}, *registry_, *jobs_, *metrics_,
+    http_ = std::make_unique<HttpServer>(HttpServerOptions{}, *registry_, Core(),
                                          [this]() -> absl::Status {
                                            if (ready_.load()) {
                                              return absl::OkStatus();
@@ -110,7 +111,7 @@ TEST_F(HttpServerTest, MetricsExposeRpcAndJobFamilies) {
   EXPECT_THAT(body, HasSubstr("NOT_FOUND"));
 }
 
-TEST_F(HttpServerTest, DashboardAndJsonListJobs) {
+TEST_F(HttpServerTest, DashboardShellAndJsonListJobs) {
   const v1::Model model = UploadFakeModel("tiny");
   const v1::Job job = Submit(model.id(), "r1");
 
@@ -118,9 +119,8 @@ TEST_F(HttpServerTest, DashboardAndJsonListJobs) {
   ASSERT_TRUE(page);
   EXPECT_EQ(page->status, 200);
   EXPECT_THAT(page->get_header_value("Content-Type"), HasSubstr("text/html"));
-  EXPECT_THAT(page->body, HasSubstr(job.id()));
-  EXPECT_THAT(page->body, HasSubstr("QUEUED"));
-  EXPECT_THAT(page->body, HasSubstr("http-equiv=\"refresh\""));
+  EXPECT_THAT(page->body, HasSubstr("data-page=\"jobs\""));
+  EXPECT_THAT(page->body, HasSubstr("/static/chart.js"));
 
   auto json = client_->Get("/api/jobs");
   ASSERT_TRUE(json);
@@ -135,24 +135,33 @@ TEST_F(HttpServerTest, DashboardAndJsonListJobs) {
   auto bad = client_->Get("/api/jobs?state=SLEEPING");
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400);
+  EXPECT_THAT(bad->body, HasSubstr("SLEEPING"));
 }
 
 TEST_F(HttpServerTest, PortInUseIsAnError) {
   HttpServerOptions options;
   options.port = http_->port();
-  HttpServer second(options, *registry_, *jobs_, *metrics_, nullptr);
+  HttpServer second(options, *registry_, Core(), nullptr);
   EXPECT_EQ(second.Start().code(), absl::StatusCode::kUnavailable);
 }
 
 TEST(DashboardTest, EscapesUserText) {
-  DashboardData data;
-  v1::Job* job = data.jobs.add_jobs();
-  job->set_id("job-1");
-  job->set_state(v1::FAILED);
-  job->set_error("<script>alert('x')</script>");
-  const std::string html = RenderDashboard(data);
+  const std::string html = RenderPage("job", "x\"><script>", "<script>alert('x')</script>");
   EXPECT_THAT(html, Not(HasSubstr("<script>")));
   EXPECT_THAT(html, HasSubstr("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+  EXPECT_THAT(html, HasSubstr("data-id=\"x&quot;&gt;&lt;script&gt;\""));
+}
+
+// The login form's `next` never leaves the server (an open redirect otherwise).
+TEST(LoginTest, NextIsAPathOnThisServerOnly) {
+  EXPECT_EQ(SafeNextPath("/jobs/job-1"), "/jobs/job-1");
+  EXPECT_EQ(SafeNextPath("/models/m?x=1"), "/models/m?x=1");
+  for (const char* bad : {"", "jobs", "//evil.example/", "/\\evil.example", "https://evil.example/",
+                          "/a b", "/\"onmouseover=x", "/a\\b"}) {
+    EXPECT_EQ(SafeNextPath(bad), "/") << bad;
+  }
+  const std::string form = RenderLogin("sign in", "/jobs/x\"><script>");
+  EXPECT_THAT(form, HasSubstr("name=\"next\" value=\"/\""));
 }
 
 // Found by an adversarial probe: eight slow HTTP connections blocked every
@@ -163,7 +172,7 @@ TEST_F(HttpServerTest, SlowClientsCannotStarveTheProbes) {
   options.probe_port = 0;
   options.threads = 2;
   options.io_timeout_ms = 1000;
-  HttpServer http(options, *registry_, *jobs_, *metrics_, [] { return absl::OkStatus(); });
+  HttpServer http(options, *registry_, Core(), [] { return absl::OkStatus(); });
   ASSERT_TRUE(http.Start().ok());
   ASSERT_GT(http.probe_port(), 0);
   // Eight connections that send half a request line and stall.

@@ -46,6 +46,20 @@ std::string ModuleOf(int block, const BlockLinear& l) {
 
 std::string CheckpointName(int block) { return absl::StrFormat("calib/block-%04d", block); }
 
+// A layer's metric events (reconstruction_error when measured, sparsity,
+// bits, seconds) from its summary entry: sent as it is solved, and again
+// for the layers of blocks restored from checkpoints on a resumed attempt,
+// whose first events may have been lost with the attempt (the latest wins).
+void EmitLayerMetrics(const json& entry, EventSink& events) {
+  const std::string module = entry["name"].get<std::string>();
+  if (entry.contains("relative_error")) {
+    EmitMetric(events, "reconstruction_error", entry["relative_error"].get<double>(), module);
+  }
+  EmitMetric(events, "sparsity", entry["sparsity"].get<double>(), module);
+  EmitMetric(events, "bits", entry["bits"].get<double>(), module);
+  EmitMetric(events, "seconds", entry["seconds"].get<double>(), module);
+}
+
 // The summary entry and events of one compressed layer.
 json RecordLayer(const std::string& module, const Tensor& t, const LayerOutcome& o,
                  EventSink& events) {
@@ -70,11 +84,8 @@ json RecordLayer(const std::string& module, const Tensor& t, const LayerOutcome&
   if (o.relative_error >= 0) {
     entry["relative_error"] = o.relative_error;
     entry["dead_inputs"] = o.dead_inputs;
-    EmitMetric(events, "reconstruction_error", o.relative_error, module);
   }
-  EmitMetric(events, "sparsity", sparsity, module);
-  EmitMetric(events, "bits", bits, module);
-  EmitMetric(events, "seconds", seconds, module);
+  EmitLayerMetrics(entry, events);
   return entry;
 }
 
@@ -226,7 +237,10 @@ absl::StatusOr<bool> RestoreBlock(engine::LlamaModel& model, int block, Checkpoi
     }
     *it->second = tensor;
   }
-  for (const json& entry : c.layers) AddTotals(entry, result);
+  for (const json& entry : c.layers) {
+    AddTotals(entry, result);
+    EmitLayerMetrics(entry, events);
+  }
   for (auto& [name, q] : c.quantized) result->quantized[name] = std::move(q);
   return true;
 }

@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
@@ -236,6 +237,12 @@ absl::StatusOr<SearchResult> RunSearch(const SearchSpace& space, const Config& i
   std::mt19937_64 rng;
   std::istringstream(st.rng) >> rng;
   std::unordered_set<uint64_t> seen(st.seen.begin(), st.seen.end());
+  // The units once, then the best configuration's levels per generation:
+  // the dashboard's allocation heat map (docs/api.md, "Job events").
+  for (size_t u = 0; u < space.units.size(); ++u) {
+    EmitLabeledMetric(events, "search_unit", static_cast<double>(u),
+                      {{"unit", space.units[u].name}, {"block", absl::StrCat(space.units[u].block)}});
+  }
   for (int g = st.generation; g < options.generations; ++g) {
     if (cancel.cancelled()) return absl::CancelledError("job cancelled");
     EmitProgress(events, "search", g, options.generations, absl::StrCat("generation ", g + 1));
@@ -250,6 +257,10 @@ absl::StatusOr<SearchResult> RunSearch(const SearchSpace& space, const Config& i
     EmitLabeledMetric(events, "fitness", st.fitness, {{"generation", absl::StrCat(g)}});
     EmitLabeledMetric(events, "tokens", static_cast<double>(st.tokens),
                       {{"generation", absl::StrCat(g)}});
+    std::vector<std::string> levels;
+    for (int level : st.parent) levels.push_back(absl::StrCat(space.levels[level]));
+    EmitLabeledMetric(events, "best_levels", MeanLevel(space, st.parent),
+                      {{"generation", absl::StrCat(g)}, {"levels", absl::StrJoin(levels, ",")}});
     EmitLog(events, "info",
             absl::StrFormat("evopress generation %d of %d: fitness %.6g (initial %.6g), mean "
                             "level %.4f\n%s",

@@ -55,6 +55,21 @@ class CancelAtBlock : public EventSink {
   int block_;
 };
 
+// The layers that reported a reconstruction_error.
+class LayerRecorder : public EventSink {
+ public:
+  void Emit(const v1::JobEvent& e) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (e.has_metric() && e.metric().name() == "reconstruction_error") {
+      layers.insert(e.metric().labels().at("layer"));
+    }
+  }
+  std::set<std::string> layers;
+
+ private:
+  std::mutex mu_;
+};
+
 v1::Recipe MakeRecipe(const std::string& text) {
   absl::StatusOr<v1::Recipe> r = ParseRecipeText(text);
   EXPECT_TRUE(r.ok()) << r.status();
@@ -254,9 +269,15 @@ calibration: {path: x}
   EXPECT_TRUE(store.Get("calib/block-0000").ok());
   EXPECT_TRUE(absl::IsNotFound(store.Get("calib/block-0001").status()));
 
-  RunResult resumed = Compress(dense, recipe, calib, &store);
+  LayerRecorder resumed_events;
+  RunResult resumed = Compress(dense, recipe, calib, &store, &resumed_events);
   ASSERT_TRUE(resumed.status.ok()) << resumed.status;
   EXPECT_EQ(resumed.result.resumed_blocks, 1);
+  // The restored block's layers report their metrics again (the killed
+  // attempt's events may never have reached the server): every layer has one.
+  const std::set<std::string>& reported = resumed_events.layers;
+  EXPECT_EQ(reported.size(), 14u);
+  EXPECT_TRUE(reported.count("model.layers.0.self_attn.q_proj"));
   ExpectSameWeights(resumed.model, uninterrupted.model);
   ASSERT_EQ(resumed.result.layers.size(), 14u);
   for (size_t i = 0; i < 14; ++i) {

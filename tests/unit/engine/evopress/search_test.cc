@@ -8,6 +8,8 @@
 #include <map>
 #include <set>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "common/recipe.h"
 #include "common/recipe_spec.h"
 #include "gtest/gtest.h"
@@ -209,17 +211,32 @@ TEST_F(SearchTest, PrefixReuseDoesNotChangeTheSearch) {
 TEST_F(SearchTest, EmitsPerGenerationEvents) {
   RecordingSink sink;
   ASSERT_TRUE(Search(nullptr, &sink).ok());
-  int fitness = 0, survivors = 0, tokens = 0, search_progress = 0;
+  int fitness = 0, survivors = 0, tokens = 0, search_progress = 0, units = 0, best = 0;
   for (const v1::JobEvent& e : sink.events) {
     if (e.has_metric()) {
       fitness += e.metric().name() == "fitness";
       survivors += e.metric().name() == "survivor_fitness";
       tokens += e.metric().name() == "tokens";
+      units += e.metric().name() == "search_unit";
+      if (e.metric().name() == "best_levels") {
+        ++best;
+        // One level per unit, each one of the space's levels.
+        const std::vector<std::string> levels =
+            absl::StrSplit(e.metric().labels().at("levels"), ',');
+        ASSERT_EQ(levels.size(), space_.units.size());
+        for (const std::string& l : levels) {
+          double v = 0;
+          ASSERT_TRUE(absl::SimpleAtod(l, &v));
+          EXPECT_NE(std::find(space_.levels.begin(), space_.levels.end(), v), space_.levels.end());
+        }
+      }
     }
     search_progress += e.has_progress() && e.progress().stage() == "search";
   }
   EXPECT_EQ(fitness, 6);
   EXPECT_EQ(tokens, 6);
+  EXPECT_EQ(best, 6);
+  EXPECT_EQ(units, static_cast<int>(space_.units.size()));
   EXPECT_EQ(survivors, 6 * (3 + 1));
   EXPECT_EQ(search_progress, 7);
 }
