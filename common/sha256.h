@@ -31,5 +31,10 @@ std::string Sha256Hex(std::string_view data);
 absl::StatusOr<std::string> Sha256File(const std::string& path);
 // True for 64 lowercase hex characters.
 bool IsSha256Hex(std::string_view s);
+// HMAC-SHA256 of `data` under `key`: the 32 raw bytes, and as lowercase hex.
+std::string HmacSha256(std::string_view key, std::string_view data);
+std::string HmacSha256Hex(std::string_view key, std::string_view data);
+// Bytes as lowercase hex.
+std::string HexEncode(std::string_view bytes);
 
 }  // namespace compressd

@@ -35,7 +35,7 @@ if [ "$SAN" = 1 ]; then
     common_test client_test server_core_test server_edge_rpc_test server_edge_http_test
     server_edge_supervisor_test model_io_test pipeline_test worker_process_test pipeline_model_job_test
     integration_test server_edge_auth_test security_integration_test
-    upload_errors_test gguf_test gguf_hf_test tokenizer_test tokenizer_gguf_test)
+    upload_errors_test gguf_test gguf_hf_test tokenizer_test tokenizer_gguf_test s3_integration_test)
   echo "== build (ASan+UBSan): ${SAN_TARGETS[*]}"
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCOMPRESSD_SANITIZE=ON -DCOMPRESSD_CUDA=OFF \
     -DCOMPRESSD_WERROR=ON -DCOMPRESSD_BENCH=OFF -DCOMPRESSD_PYTHON="$PWD/.venv/bin/python" \

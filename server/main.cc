@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -33,6 +34,7 @@
 #include "server/store/blob_gc.h"
 #include "server/store/blob_scrub.h"
 #include "server/store/blob_store.h"
+#include "server/store/s3/s3_blobs.h"
 #include "server/store/store.h"
 #include "server/supervisor/worker_supervisor.h"
 
@@ -85,6 +87,15 @@ ABSL_FLAG(double, max_events_per_task_per_s, 1000,
           "Events a task may report a second on average (bursts of 20x that); 0 unlimited.");
 ABSL_FLAG(int, max_watch_streams_per_key, 256,
           "WatchJob streams one API key may hold open at once; 0 unlimited.");
+ABSL_FLAG(std::string, blobs, "",
+          "Where blobs are kept: empty for DATA/blobs, or s3://BUCKET[/PREFIX] for S3-compatible "
+          "object storage shared by replicas (DATA/blobs is then a cache); credentials from "
+          "$AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY.");
+ABSL_FLAG(std::string, s3_endpoint, "",
+          "With --blobs s3://: the endpoint URL, e.g. http://seaweedfs:8333 (default "
+          "https://s3.REGION.amazonaws.com).");
+ABSL_FLAG(std::string, s3_region, "us-east-1", "With --blobs s3://: the region signed for.");
+ABSL_FLAG(std::string, s3_ca_file, "", "With --blobs s3://: a CA bundle for an https endpoint.");
 ABSL_FLAG(int64_t, shutdown_grace_ms, 5000,
           "On SIGINT/SIGTERM, how long in-flight RPCs and workers get to finish.");
 
@@ -237,6 +248,33 @@ GrpcServerOptions GrpcOptionsFromFlags(const std::string& host) {
   return options;
 }
 
+// The blob store --blobs asks for: DATA/blobs alone, or an S3 bucket with
+// DATA/blobs as its cache.
+absl::StatusOr<std::unique_ptr<BlobStore>> OpenBlobs(const std::string& data_dir) {
+  const std::string url = absl::GetFlag(FLAGS_blobs);
+  if (url.empty()) return BlobStore::Open(data_dir + "/blobs");
+  ASSIGN_OR_RETURN(auto bucket_prefix, s3::ParseS3Url(url));
+  s3::Config config;
+  config.bucket = bucket_prefix.first;
+  config.credentials.region = absl::GetFlag(FLAGS_s3_region);
+  config.endpoint = absl::GetFlag(FLAGS_s3_endpoint);
+  if (config.endpoint.empty()) {
+    config.endpoint = absl::StrCat("https://s3.", config.credentials.region, ".amazonaws.com");
+  }
+  config.ca_file = absl::GetFlag(FLAGS_s3_ca_file);
+  const char* key = std::getenv("AWS_ACCESS_KEY_ID");
+  const char* secret = std::getenv("AWS_SECRET_ACCESS_KEY");
+  if (key == nullptr || secret == nullptr || !*key || !*secret) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--blobs ", url, ": set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment"));
+  }
+  config.credentials.access_key = key;
+  config.credentials.secret_key = secret;
+  ASSIGN_OR_RETURN(std::unique_ptr<s3::S3Blobs> remote,
+                   s3::S3Blobs::Open(std::move(config), bucket_prefix.second));
+  return BlobStore::Open(data_dir + "/blobs", std::move(remote));
+}
+
 absl::Status Run(const sigset_t& signals) {
   RETURN_IF_ERROR(ValidateFlags());
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
@@ -249,7 +287,7 @@ absl::Status Run(const sigset_t& signals) {
   }
 
   ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(data_dir + "/compressd.db"));
-  ASSIGN_OR_RETURN(std::unique_ptr<BlobStore> blobs, BlobStore::Open(data_dir + "/blobs"));
+  ASSIGN_OR_RETURN(std::unique_ptr<BlobStore> blobs, OpenBlobs(data_dir));
   ASSIGN_OR_RETURN(AuthMode auth_mode, AuthModeFromFlag());
   ASSIGN_OR_RETURN(AuthSetup auth, SetUpAuth(*store, data_dir, auth_mode, host));
   prometheus::Registry registry;
@@ -327,7 +365,7 @@ int RunFsck() {
   }
   absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(data_dir + "/compressd.db");
   absl::StatusOr<std::unique_ptr<BlobStore>> blobs =
-      store.ok() ? BlobStore::Open(data_dir + "/blobs")
+      store.ok() ? OpenBlobs(data_dir)
                  : absl::StatusOr<std::unique_ptr<BlobStore>>(store.status());
   absl::StatusOr<BlobScrubStats> stats =
       blobs.ok() ? ScrubBlobs(**store, **blobs, absl::GetFlag(FLAGS_blob_scrub_bytes_per_s))

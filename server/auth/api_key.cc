@@ -1,12 +1,12 @@
 #include "server/auth/api_key.h"
 
 #include <openssl/crypto.h>
-#include <openssl/hmac.h>
 #include <sys/stat.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
+#include "common/sha256.h"
 #include "common/status_macros.h"
 #include "common/util.h"
 
@@ -46,18 +46,7 @@ absl::StatusOr<ParsedKey> ParseKey(absl::string_view key) {
 
 std::string KeyHash(const std::string& server_secret, const std::string& salt,
                     const std::string& secret) {
-  const std::string message = salt + secret;
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  HMAC(EVP_sha256(), server_secret.data(), static_cast<int>(server_secret.size()),
-       reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest, &length);
-  static const char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i) {
-    hex.push_back(kHex[digest[i] >> 4]);
-    hex.push_back(kHex[digest[i] & 15]);
-  }
-  return hex;
+  return HmacSha256Hex(server_secret, salt + secret);
 }
 
 bool KeyMatches(const std::string& server_secret, const ApiKeyRecord& record,

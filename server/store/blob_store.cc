@@ -104,7 +104,8 @@ class BlobFileWriter : public BlobStore::Writer {
   bool committed_ = false;
 };
 
-absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(const std::string& root) {
+absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(const std::string& root,
+                                                           std::unique_ptr<RemoteBlobs> remote) {
   std::error_code ec;
   for (const char* sub : {"sha256", "tmp"}) {
     fs::create_directories(fs::path(root) / sub, ec);
@@ -117,7 +118,7 @@ absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(const std::string& ro
   for (const auto& entry : fs::directory_iterator(fs::path(root) / "tmp", ec)) {
     fs::remove(entry.path(), ec);
   }
-  return std::unique_ptr<BlobStore>(new BlobStore(root));
+  return std::unique_ptr<BlobStore>(new BlobStore(root, std::move(remote)));
 }
 
 absl::StatusOr<std::unique_ptr<BlobStore::Writer>> BlobStore::NewWriter() {
@@ -132,7 +133,8 @@ absl::StatusOr<std::string> BlobStore::Put(std::string_view data) {
   {
     // Already stored: mark it stored now, like a publish would.
     absl::MutexLock lock(&publish_mu_);
-    if (Has(digest) && ::utimensat(AT_FDCWD, PathFor(digest).c_str(), nullptr, 0) == 0) {
+    if (remote_ == nullptr && Has(digest) &&
+        ::utimensat(AT_FDCWD, PathFor(digest).c_str(), nullptr, 0) == 0) {
       return digest;
     }
   }
@@ -141,16 +143,53 @@ absl::StatusOr<std::string> BlobStore::Put(std::string_view data) {
   return writer->Commit(data.size(), digest, "blob");
 }
 
-bool BlobStore::Has(const std::string& sha256) const {
+bool BlobStore::HasLocal(const std::string& sha256) const {
   if (!IsSha256Hex(sha256)) return false;
   struct stat st;
   return ::stat(PathFor(sha256).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool BlobStore::Has(const std::string& sha256) const {
+  // With a remote, it decides: another replica's GC may have removed a blob
+  // this cache still holds.
+  if (remote_ == nullptr) return HasLocal(sha256);
+  return IsSha256Hex(sha256) && remote_->Size(sha256).ok();
+}
+
+absl::Status BlobStore::EnsureLocal(const std::string& sha256) const {
+  RETURN_IF_ERROR(CheckDigest(sha256));
+  if (HasLocal(sha256)) return absl::OkStatus();
+  if (remote_ == nullptr) return absl::NotFoundError(absl::StrCat("blob ", sha256, " not found"));
+  const std::string path = PathFor(sha256);
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  const std::string tmp = absl::StrCat(root_, "/tmp/", NewId("fetch-"));
+  absl::Status fetched = remote_->Download(sha256, tmp);
+  if (fetched.ok()) {
+    absl::StatusOr<std::string> digest = Sha256File(tmp);
+    if (!digest.ok() || *digest != sha256) {
+      fetched = absl::DataLossError(absl::StrCat("blob ", sha256, " in ", remote_->Describe(),
+                                                 " does not match its sha256"));
+    } else if (::rename(tmp.c_str(), path.c_str()) != 0) {
+      fetched = ErrnoError("rename into", path);
+    }
+  }
+  ::unlink(tmp.c_str());
+  return fetched;
 }
 
 absl::StatusOr<uint64_t> BlobStore::Size(const std::string& sha256) const {
   RETURN_IF_ERROR(CheckDigest(sha256));
   struct stat st;
   if (::stat(PathFor(sha256).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (remote_ != nullptr) {
+      absl::StatusOr<uint64_t> size = remote_->Size(sha256);
+      if (!absl::IsNotFound(size.status())) return size;
+      if (remote_->Size(sha256, /*quarantined=*/true).ok()) {
+        return absl::DataLossError(absl::StrCat("blob ", sha256, " is corrupted and was ",
+                                                "quarantined in ", remote_->Describe()));
+      }
+    }
     if (::stat(QuarantinePath(sha256).c_str(), &st) == 0) {
       return absl::DataLossError(absl::StrCat("blob ", sha256, " is corrupted (its content does ",
                                               "not match its sha256) and was quarantined"));
@@ -175,7 +214,7 @@ absl::Status BlobStore::Quarantine(const std::string& sha256) const {
   if (::rename(PathFor(sha256).c_str(), to.c_str()) != 0 && errno != ENOENT) {
     return ErrnoError("rename into", to);
   }
-  return absl::OkStatus();
+  return remote_ != nullptr ? remote_->Quarantine(sha256) : absl::OkStatus();
 }
 
 absl::Status BlobStore::CheckContent(const std::string& sha256,
@@ -216,9 +255,13 @@ absl::Status BlobStore::ReadAt(const std::string& sha256, uint64_t offset, size_
                                               sha256, " (", size, " bytes)"));
   }
   std::string path = PathFor(sha256);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::NotFoundError(absl::StrCat("blob ", sha256, " not found"));
   size_t want = static_cast<size_t>(std::min<uint64_t>(max_bytes, size - offset));
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && remote_ != nullptr) {  // not cached here: a ranged read
+    ASSIGN_OR_RETURN(*out, remote_->Read(sha256, offset, want));
+    return absl::OkStatus();
+  }
+  if (fd < 0) return absl::NotFoundError(absl::StrCat("blob ", sha256, " not found"));
   out->resize(want);
   size_t got = 0;
   while (got < want) {
@@ -250,10 +293,33 @@ absl::Status BlobStore::Publish(const std::string& tmp_path, const std::string& 
     }
   }
   SyncDir(fs::path(final_path).parent_path().string());
+  if (remote_ == nullptr) return absl::OkStatus();
+  absl::Status uploaded = remote_->Upload(digest, final_path);
+  if (!uploaded.ok()) {
+    // Not durable: leave nothing, so the caller's retry uploads it again.
+    absl::MutexLock lock(&publish_mu_);
+    ::unlink(final_path.c_str());
+    return absl::Status(uploaded.code(), absl::StrCat("storing blob ", digest, " in ",
+                                                      remote_->Describe(), ": ",
+                                                      uploaded.message()));
+  }
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<BlobStore::BlobInfo>> BlobStore::ListRemote() const {
+  ASSIGN_OR_RETURN(std::vector<RemoteBlobInfo> remote, remote_->List());
+  std::vector<BlobInfo> blobs;
+  for (const RemoteBlobInfo& r : remote) blobs.push_back({r.sha256, r.size, r.mtime_ms});
+  return blobs;
+}
+
 std::vector<BlobStore::BlobInfo> BlobStore::List() const {
+  if (remote_ != nullptr) {
+    // An object store that cannot be listed now lists nothing: the GC and
+    // the scrub skip a pass rather than act on a partial view.
+    absl::StatusOr<std::vector<BlobInfo>> listed = ListRemote();
+    return listed.ok() ? *std::move(listed) : std::vector<BlobInfo>();
+  }
   std::vector<BlobInfo> blobs;
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(fs::path(root_) / "sha256", ec);
@@ -273,6 +339,15 @@ absl::StatusOr<bool> BlobStore::RemoveIfOlder(const std::string& sha256, int64_t
   RETURN_IF_ERROR(CheckDigest(sha256));
   const std::string path = PathFor(sha256);
   absl::MutexLock lock(&publish_mu_);
+  if (remote_ != nullptr) {
+    absl::StatusOr<RemoteBlobInfo> stat = remote_->Stat(sha256);
+    if (absl::IsNotFound(stat.status())) return false;
+    RETURN_IF_ERROR(stat.status());
+    if (stat->mtime_ms >= cutoff_ms) return false;
+    RETURN_IF_ERROR(remote_->Remove(sha256));
+    ::unlink(path.c_str());
+    return true;
+  }
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return false;
   const int64_t mtime_ms = int64_t{st.st_mtim.tv_sec} * 1000 + st.st_mtim.tv_nsec / 1000000;
@@ -283,6 +358,10 @@ absl::StatusOr<bool> BlobStore::RemoveIfOlder(const std::string& sha256, int64_t
 
 uint64_t BlobStore::TotalBytes() const {
   uint64_t total = 0;
+  if (remote_ != nullptr) {
+    for (const BlobInfo& b : List()) total += b.size;
+    return total;
+  }
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(fs::path(root_) / "sha256", ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {

@@ -1,10 +1,18 @@
-// Content-addressed blob store on the local file system.
+// Content-addressed blob store on the local file system, optionally backed
+// by an object store shared between replicas (RemoteBlobs, e.g. S3).
 //
 // Layout: <root>/sha256/<first two hex chars>/<64 hex chars>. A blob is written
 // to <root>/tmp/ first, its size and sha256 verified, then renamed into place,
 // so a visible blob is always complete; the same content stored twice occupies
 // one file. Storing a blob (again) sets its file's modification time to now,
 // which is what RemoveIfOlder (the garbage collector, blob_gc.h) looks at.
+//
+// With a remote: the object store is the source of truth and the local
+// directory a cache. A verified blob is published locally, then uploaded
+// (the commit fails, leaving nothing, if the upload does); lookups and reads
+// of a blob this process has not cached go to the remote (ranged reads);
+// List, TotalBytes, RemoveIfOlder and Quarantine act on the remote (and the
+// cache). So every replica sees every blob another one stored.
 // Thread-safe.
 #pragma once
 
@@ -19,13 +27,16 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/sha256.h"
+#include "server/store/remote_blobs.h"
 
 namespace compressd {
 
 class BlobStore {
  public:
-  // Creates the directories under `root` if needed.
-  static absl::StatusOr<std::unique_ptr<BlobStore>> Open(const std::string& root);
+  // Creates the directories under `root` if needed. `remote`: the durable
+  // store behind the local cache (null: the local directory is the store).
+  static absl::StatusOr<std::unique_ptr<BlobStore>> Open(
+      const std::string& root, std::unique_ptr<RemoteBlobs> remote = nullptr);
 
   // Streaming writer. Not thread-safe; one per upload. Destroying an
   // uncommitted writer deletes its temporary file.
@@ -53,7 +64,12 @@ class BlobStore {
   absl::StatusOr<uint64_t> Size(const std::string& sha256) const;
   // Path of the blob's file (whether or not it exists); empty if `sha256` is
   // not 64 lowercase hex characters, so a request can never name another file.
+  // With a remote, a blob stored by another replica is there only after
+  // EnsureLocal.
   std::string PathFor(const std::string& sha256) const;
+  // With a remote: downloads the blob into the local cache unless it is
+  // there (NOT_FOUND if absent everywhere). Without one: NOT_FOUND unless present.
+  absl::Status EnsureLocal(const std::string& sha256) const;
   // Reads up to `max_bytes` starting at `offset` into *out (empty at EOF).
   // NOT_FOUND if absent, OUT_OF_RANGE if offset > size.
   absl::Status ReadAt(const std::string& sha256, uint64_t offset, size_t max_bytes,
@@ -88,13 +104,17 @@ class BlobStore {
 
  private:
   friend class BlobFileWriter;
-  explicit BlobStore(std::string root) : root_(std::move(root)) {}
+  BlobStore(std::string root, std::unique_ptr<RemoteBlobs> remote)
+      : root_(std::move(root)), remote_(std::move(remote)) {}
+  bool HasLocal(const std::string& sha256) const;
+  absl::StatusOr<std::vector<BlobInfo>> ListRemote() const;
   // Renames the verified temporary file onto blob `digest`'s path.
   absl::Status Publish(const std::string& tmp_path, const std::string& digest);
 
   std::string QuarantinePath(const std::string& sha256) const;
 
   std::string root_;
+  const std::unique_ptr<RemoteBlobs> remote_;  // null: local only
   mutable absl::Mutex publish_mu_;  // publishing, removal and quarantine
 };
 

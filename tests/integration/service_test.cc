@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 
 #include <grpcpp/grpcpp.h>
 
@@ -13,6 +14,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/harness.h"
+#include "server/store/s3/s3_client.h"
+#include "tests/integration/seaweed.h"
 #include "tests/integration/safetensors_check.h"
 
 namespace compressd::testing {
@@ -28,8 +31,28 @@ std::string Trim(const std::string& s) {
   return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
-class ServiceTest : public ::testing::Test {
+// Every test runs twice: blobs in DATA/blobs ("local"), and in an S3 bucket
+// (SeaweedFS on loopback) with DATA/blobs as the cache ("s3").
+class ServiceTest : public ::testing::TestWithParam<std::string> {
  protected:
+  static void TearDownTestSuite() {
+    delete object_store_;
+    object_store_ = nullptr;
+  }
+  // The S3 flags of the "s3" variant (the object store started on first use).
+  std::vector<std::string> BlobFlags() const {
+    if (GetParam() != "s3") return {};
+    if (object_store_ == nullptr) {
+      object_store_ = new SeaweedS3();
+      std::string error;
+      EXPECT_TRUE(object_store_->Start(MakeTempDir("object-store"), &error)) << error;
+      ::setenv("AWS_ACCESS_KEY_ID", SeaweedS3::kAccessKey, 1);
+      ::setenv("AWS_SECRET_ACCESS_KEY", SeaweedS3::kSecretKey, 1);
+    }
+    return {"--blobs", "s3://compressd/service-test", "--s3-endpoint", object_store_->endpoint()};
+  }
+  static SeaweedS3* object_store_;
+
   void SetUp() override {
     root_ = MakeTempDir("root");
     model_dir_ = root_ + "/tiny-llama";
@@ -41,7 +64,8 @@ class ServiceTest : public ::testing::Test {
                               "output: {format: hf_safetensors}\n";
   }
 
-  void StartServer(const std::vector<std::string>& flags) {
+  void StartServer(std::vector<std::string> flags) {
+    for (const std::string& f : BlobFlags()) flags.push_back(f);
     ASSERT_TRUE(server_.Start(root_ + "/data", flags)) << ReadFile(root_ + "/compressd.stderr.log");
   }
 
@@ -110,8 +134,12 @@ class ServiceTest : public ::testing::Test {
   std::string root_, model_dir_, recipe_;
   Server server_;
 };
+SeaweedS3* ServiceTest::object_store_ = nullptr;
 
-TEST_F(ServiceTest, UploadSubmitWatchDownloadMagnitude) {
+INSTANTIATE_TEST_SUITE_P(Blobs, ServiceTest, ::testing::Values("local", "s3"),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
+
+TEST_P(ServiceTest, UploadSubmitWatchDownloadMagnitude) {
   StartServer({"--local-workers", "1"});
   std::string model_id = UploadModel();
   ASSERT_THAT(model_id, ::testing::StartsWith("mdl-"));
@@ -132,9 +160,43 @@ TEST_F(ServiceTest, UploadSubmitWatchDownloadMagnitude) {
   CliResult again = Cli({"artifacts", "download", job_id, "--out", out_dir});
   EXPECT_EQ(again.exit_code, 0) << again.err;
   ExpectPrunedModel(out_dir);
+  if (GetParam() == "s3") {
+    // The model's files and the job's outputs are objects in the bucket.
+    s3::Client bucket({object_store_->endpoint(), "compressd",
+                       {SeaweedS3::kAccessKey, SeaweedS3::kSecretKey}, 30, 1, ""});
+    absl::StatusOr<std::vector<s3::ObjectInfo>> objects = bucket.List("service-test/sha256/");
+    ASSERT_TRUE(objects.ok()) << objects.status();
+    std::set<std::string> stored;
+    for (const s3::ObjectInfo& o : *objects) stored.insert(o.key.substr(o.key.rfind('/') + 1));
+    const v1::Job job = GetJob(job_id);
+    for (const v1::Artifact& a : job.artifacts()) {
+      EXPECT_EQ(stored.count(a.sha256()), 1u) << a.path();
+    }
+    EXPECT_GE(stored.size(), 3u);  // config.json (the same in and out) and two safetensors
+  }
 }
 
-TEST_F(ServiceTest, WatchResumesAfterSequenceWithoutGapsOrDuplicates) {
+// A replica that starts with an empty cache (a new pod) serves every blob
+// from the bucket: downloads, and the model a new job's worker fetches.
+TEST_P(ServiceTest, BlobsOutliveTheLocalCache) {
+  if (GetParam() != "s3") GTEST_SKIP() << "only with an object store behind DATA/blobs";
+  StartServer({"--local-workers", "1"});
+  const std::string model_id = UploadModel();
+  const std::string first = Submit(model_id);
+  ASSERT_TRUE(WaitForState(first, v1::SUCCEEDED, milliseconds(60000)));
+  ASSERT_EQ(server_.Stop(), 0);
+  std::filesystem::remove_all(root_ + "/data/blobs");
+  StartServer({"--local-workers", "1"});
+  const std::string out_dir = root_ + "/download";
+  CliResult dl = Cli({"artifacts", "download", first, "--out", out_dir});
+  ASSERT_EQ(dl.exit_code, 0) << dl.err;
+  ExpectPrunedModel(out_dir);
+  const std::string second = Submit(model_id, {"--request-id", "after-cache-loss"});
+  ASSERT_TRUE(WaitForState(second, v1::SUCCEEDED, milliseconds(60000)))
+      << GetJob(second).DebugString();
+}
+
+TEST_P(ServiceTest, WatchResumesAfterSequenceWithoutGapsOrDuplicates) {
   StartServer({"--local-workers", "1"});
   std::string job_id = Submit(UploadModel());
   ASSERT_TRUE(WaitForState(job_id, v1::SUCCEEDED, milliseconds(60000)));
@@ -165,7 +227,7 @@ TEST_F(ServiceTest, WatchResumesAfterSequenceWithoutGapsOrDuplicates) {
   }
 }
 
-TEST_F(ServiceTest, SubmitIsIdempotentByRequestId) {
+TEST_P(ServiceTest, SubmitIsIdempotentByRequestId) {
   StartServer({});
   std::string model_id = UploadModel();
   std::string a = Submit(model_id, {"--request-id", "retry-me"});
@@ -179,7 +241,7 @@ TEST_F(ServiceTest, SubmitIsIdempotentByRequestId) {
   EXPECT_THAT(list.out, ::testing::HasSubstr(c));
 }
 
-TEST_F(ServiceTest, CancelQueuedJobAndDeleteModelRules) {
+TEST_P(ServiceTest, CancelQueuedJobAndDeleteModelRules) {
   StartServer({});  // no workers: the job stays queued
   std::string model_id = UploadModel();
   std::string job_id = Submit(model_id);
@@ -200,7 +262,7 @@ TEST_F(ServiceTest, CancelQueuedJobAndDeleteModelRules) {
   EXPECT_THAT(get.err, ::testing::HasSubstr("NOT_FOUND"));
 }
 
-TEST_F(ServiceTest, QueuedJobSurvivesServerRestart) {
+TEST_P(ServiceTest, QueuedJobSurvivesServerRestart) {
   StartServer({});
   std::string job_id = Submit(UploadModel());
   EXPECT_EQ(GetJob(job_id).state(), v1::QUEUED);
@@ -235,7 +297,7 @@ std::vector<v1::JobEvent> AllEvents(v1::CompressionService::Stub& stub, const st
   return events;
 }
 
-TEST_F(ServiceTest, KilledWorkerLosesLeaseAndTheJobIsRetried) {
+TEST_P(ServiceTest, KilledWorkerLosesLeaseAndTheJobIsRetried) {
   StartServer({"--lease-ttl-ms", "1500", "--heartbeat-interval-ms", "300"});
   std::string job_id = Submit(UploadModel());
   Process doomed;
@@ -276,7 +338,7 @@ TEST_F(ServiceTest, KilledWorkerLosesLeaseAndTheJobIsRetried) {
 // A worker whose --memory-budget is under a job's estimate refuses it
 // without spending an attempt; the job waits, its reason in `jobs get`,
 // until a worker with enough memory connects and runs it.
-TEST_F(ServiceTest, AJobTooLargeForTheWorkerWaitsForOneWithEnoughMemory) {
+TEST_P(ServiceTest, AJobTooLargeForTheWorkerWaitsForOneWithEnoughMemory) {
   StartServer({"--heartbeat-interval-ms", "300"});
   std::ofstream(recipe_) << "stages:\n  - rtn: {grid: {bits: 8}}\n"
                             "targets: {include: \".*_proj$\"}\n";  // the model path: estimated
@@ -306,7 +368,7 @@ TEST_F(ServiceTest, AJobTooLargeForTheWorkerWaitsForOneWithEnoughMemory) {
   EXPECT_EQ(GetJob(job_id).attempts(), 1);
 }
 
-TEST_F(ServiceTest, JobFailsWhenEveryAttemptLosesItsWorker) {
+TEST_P(ServiceTest, JobFailsWhenEveryAttemptLosesItsWorker) {
   StartServer({"--lease-ttl-ms", "1000", "--heartbeat-interval-ms", "200"});
   std::string job_id = Submit(UploadModel(), {"--max-attempts", "1"});
   Process doomed;
@@ -320,7 +382,7 @@ TEST_F(ServiceTest, JobFailsWhenEveryAttemptLosesItsWorker) {
   EXPECT_NE(watch.exit_code, 0);
 }
 
-TEST_F(ServiceTest, CancelReachesRunningWorkerWhichTakesTheNextJob) {
+TEST_P(ServiceTest, CancelReachesRunningWorkerWhichTakesTheNextJob) {
   StartServer({"--heartbeat-interval-ms", "300"});
   std::string model_id = UploadModel();
   std::string first = Submit(model_id);
@@ -347,7 +409,7 @@ TEST_F(ServiceTest, CancelReachesRunningWorkerWhichTakesTheNextJob) {
   EXPECT_EQ(GetJob(first).state(), v1::CANCELLED);
 }
 
-TEST_F(ServiceTest, LocalRunTakesACheckpointDir) {
+TEST_P(ServiceTest, LocalRunTakesACheckpointDir) {
   const std::string out = root_ + "/local-out";
   CliResult run = RunBinary({BinDir() + "/compress-worker", "run", "--model", model_dir_, "--recipe",
                              recipe_, "--out", out, "--checkpoint-dir", root_ + "/ckpt"});
@@ -359,7 +421,7 @@ TEST_F(ServiceTest, LocalRunTakesACheckpointDir) {
   EXPECT_THAT(empty.err, ::testing::HasSubstr("--checkpoint-dir"));
 }
 
-TEST_F(ServiceTest, HealthReadinessAndMetricsOverHttp) {
+TEST_P(ServiceTest, HealthReadinessAndMetricsOverHttp) {
   StartServer({"--local-workers", "1"});
   std::string job_id = Submit(UploadModel());
   ASSERT_TRUE(WaitForState(job_id, v1::SUCCEEDED, milliseconds(60000)));
