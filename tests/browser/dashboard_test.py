@@ -241,8 +241,9 @@ def run(server: Server, driver, args, work: str, shots: list) -> None:
     # Job C waits behind A and B: the admin sees a cancel button, a viewer none.
     login(driver, server, viewer, "/jobs/" + job_c)
     assert driver.execute_script("return document.body.dataset.state") == "QUEUED"
-    assert not driver.find_elements(By.ID, "cancel"), "a viewer key sees the cancel button"
-    assert not driver.find_elements(By.ID, "resubmit"), "a viewer key sees the resubmit form"
+    assert driver.execute_script("return !document.getElementById('cancel') && "
+                                 "!document.getElementById('resubmit')"), \
+        "a viewer key sees the cancel button or the resubmit form"
     assert server.status_of(f"/api/jobs/{job_c}/cancel", viewer, post=True) == 403
     # Another tenant's job is not reachable by URL.
     login(driver, server, other, "/jobs/" + job_a)
@@ -250,7 +251,8 @@ def run(server: Server, driver, args, work: str, shots: list) -> None:
     assert server.status_of("/jobs/" + job_a, other) == 404
     assert server.status_of(f"/api/jobs/{job_a}/events", other) == 404
     login(driver, server, server.admin_key, "/jobs/" + job_c)
-    driver.find_element(By.ID, "cancel").click()
+    WebDriverWait(driver, 20).until(lambda d: d.execute_script(
+        "const b = document.getElementById('cancel'); if (b) b.click(); return !!b;"))
     wait_state(driver, {"CANCELLED"}, 30)
     assert server.api(f"/api/jobs/{job_c}")["state"] == "CANCELLED"
 
@@ -263,8 +265,11 @@ def run(server: Server, driver, args, work: str, shots: list) -> None:
     for chart in ("reconstruction_error", "sparsity", "bits"):
         assert done[chart] == BLOCKS * PROJECTIONS, (chart, done[chart])
     assert done["quality"] == 2 and done["phases"] >= 3, done
-    links = driver.find_elements(By.CSS_SELECTOR, "#artifacts a[href^='/api/artifacts/']")
-    assert any(a.text.endswith("model.gguf") for a in links), [a.text for a in links]
+    # Read in one script: the page may re-render between two WebDriver calls.
+    links = driver.execute_script(
+        "return [...document.querySelectorAll(\"#artifacts a[href^='/api/artifacts/']\")]"
+        ".map(a => a.textContent)")
+    assert any(text.endswith("model.gguf") for text in links), links
     shoot(driver, server, "/jobs/" + job_a, "job", shots, height=2400)
 
     # EvoPress: a fitness point per generation, a heat-map cell per module.

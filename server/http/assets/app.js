@@ -383,8 +383,11 @@ async function jobPage(id) {
       continue;
     }
     for (const e of resp.events) view.apply(e);
+    // Nothing new (a long-poll that timed out): leave the page as it is, so
+    // a button or link under the pointer is not replaced.
+    const changed = resp.events.length > 0 || JSON.stringify(resp.job) !== JSON.stringify(view.job);
     view.job = resp.job;
-    renderJob(view);
+    if (changed) renderJob(view);
     if (TERMINAL.has(view.job.state) && resp.events.length === 0) break;
   }
 }
