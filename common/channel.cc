@@ -3,6 +3,8 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/client_interceptor.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -10,7 +12,11 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/status_macros.h"
 #include "common/util.h"
 
@@ -89,9 +95,40 @@ absl::StatusOr<std::string> ReadKeyFile(const std::string& what, const std::stri
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& target,
+absl::StatusOr<std::string> ListTarget(const std::string& target) {
+  if (target.find(',') == std::string::npos) return target;
+  std::string family;
+  std::vector<std::string> items = absl::StrSplit(target, ',', absl::SkipWhitespace());
+  for (std::string& item : items) {
+    item = std::string(absl::StripAsciiWhitespace(item));
+    if (absl::StartsWith(item, "localhost:")) item = "127.0.0.1" + item.substr(9);
+    const bool v6 = !item.empty() && item[0] == '[';
+    const size_t colon = item.rfind(':');
+    const std::string host = colon == std::string::npos ? item : item.substr(0, colon);
+    const std::string bare = v6 && host.size() > 2 ? host.substr(1, host.size() - 2) : host;
+    in6_addr addr6{};
+    in_addr addr4{};
+    const bool ok = colon != std::string::npos &&
+                    (v6 ? inet_pton(AF_INET6, bare.c_str(), &addr6) == 1
+                        : inet_pton(AF_INET, bare.c_str(), &addr4) == 1);
+    if (!ok) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--server: \"", item, "\" in a list of replicas must be IP:PORT ([IPv6]:PORT); for host "
+          "names use one DNS name with a record per replica (dns:///NAME:PORT) or a load balancer"));
+    }
+    const std::string this_family = v6 ? "ipv6" : "ipv4";
+    if (!family.empty() && family != this_family) {
+      return absl::InvalidArgumentError("--server: a list of replicas mixes IPv4 and IPv6");
+    }
+    family = this_family;
+  }
+  return absl::StrCat(family, ":", absl::StrJoin(items, ","));
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& server,
                                                            const ChannelSecurity& security,
                                                            const grpc::ChannelArguments& args) {
+  ASSIGN_OR_RETURN(const std::string target, ListTarget(server));
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials, CredentialsFor(security));
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> creators;
   if (!security.api_key.empty()) {

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -96,6 +97,14 @@ ABSL_FLAG(std::string, s3_endpoint, "",
           "https://s3.REGION.amazonaws.com).");
 ABSL_FLAG(std::string, s3_region, "us-east-1", "With --blobs s3://: the region signed for.");
 ABSL_FLAG(std::string, s3_ca_file, "", "With --blobs s3://: a CA bundle for an https endpoint.");
+ABSL_FLAG(std::string, store, "",
+          "The job store: empty for SQLite at DATA_DIR/compressd.db, or a PostgreSQL URL "
+          "(postgresql://USER@HOST:PORT/DB; the password from PGPASSWORD or ~/.pgpass) shared "
+          "by several compressd replicas. Also read from COMPRESSD_STORE.");
+ABSL_FLAG(std::string, server_secret_file, "",
+          "The secret API keys are hashed with (64 hex characters; created if missing). Default "
+          "DATA_DIR/server.secret; $COMPRESSD_SERVER_SECRET overrides both. Replicas sharing a "
+          "--store must share it.");
 ABSL_FLAG(int64_t, shutdown_grace_ms, 5000,
           "On SIGINT/SIGTERM, how long in-flight RPCs and workers get to finish.");
 
@@ -275,6 +284,36 @@ absl::StatusOr<std::unique_ptr<BlobStore>> OpenBlobs(const std::string& data_dir
   return BlobStore::Open(data_dir + "/blobs", std::move(remote));
 }
 
+SchedulerOptions SchedulerOptionsFromFlags() {
+  SchedulerOptions options;
+  options.lease_ttl_ms = absl::GetFlag(FLAGS_lease_ttl_ms);
+  options.heartbeat_interval_ms = absl::GetFlag(FLAGS_heartbeat_interval_ms);
+  options.max_events_per_s = absl::GetFlag(FLAGS_max_events_per_task_per_s);
+  options.max_event_burst = 20 * options.max_events_per_s;
+  return options;
+}
+
+// Other replicas' commits (PostgreSQL NOTIFY) wake this one's streams and
+// long-polls; a no-op with SQLite.
+absl::Status ListenToOtherReplicas(Store& store, EventBus& bus, Scheduler& scheduler) {
+  return store.ListenForChanges(
+      {[&bus](const std::string& job, int64_t seq) { bus.Publish(job, seq); },
+       [&scheduler] { scheduler.NotifyWorkAvailable(); },
+       [&bus, &scheduler] {
+         bus.PublishAll();
+         scheduler.NotifyWorkAvailable();
+       }});
+}
+
+// --store, else $COMPRESSD_STORE, else the SQLite file in the data directory.
+std::string StoreTarget(const std::string& data_dir) {
+  std::string target = absl::GetFlag(FLAGS_store);
+  if (const char* env = std::getenv("COMPRESSD_STORE"); target.empty() && env != nullptr) {
+    target = env;
+  }
+  return target.empty() ? data_dir + "/compressd.db" : target;
+}
+
 absl::Status Run(const sigset_t& signals) {
   RETURN_IF_ERROR(ValidateFlags());
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
@@ -286,22 +325,20 @@ absl::Status Run(const sigset_t& signals) {
         absl::StrCat("--data-dir: cannot create ", data_dir, ": ", ec.message()));
   }
 
-  ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(data_dir + "/compressd.db"));
+  ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(StoreTarget(data_dir)));
   ASSIGN_OR_RETURN(std::unique_ptr<BlobStore> blobs, OpenBlobs(data_dir));
   ASSIGN_OR_RETURN(AuthMode auth_mode, AuthModeFromFlag());
-  ASSIGN_OR_RETURN(AuthSetup auth, SetUpAuth(*store, data_dir, auth_mode, host));
+  ASSIGN_OR_RETURN(AuthSetup auth, SetUpAuth(*store, data_dir, auth_mode, host,
+                                                        absl::GetFlag(FLAGS_server_secret_file)));
   prometheus::Registry registry;
   ServerMetrics metrics(registry);
   EventBus bus;
-  SchedulerOptions scheduler_options;
-  scheduler_options.lease_ttl_ms = absl::GetFlag(FLAGS_lease_ttl_ms);
-  scheduler_options.heartbeat_interval_ms = absl::GetFlag(FLAGS_heartbeat_interval_ms);
-  scheduler_options.max_events_per_s = absl::GetFlag(FLAGS_max_events_per_task_per_s);
-  scheduler_options.max_event_burst = 20 * scheduler_options.max_events_per_s;
-  Scheduler scheduler(*store, bus, metrics, scheduler_options);
+  Scheduler scheduler(*store, bus, metrics, SchedulerOptionsFromFlags());
   JobService jobs(*store, bus, scheduler, metrics);
   ModelRegistry models(*store, *blobs, metrics);
   scheduler.Start();
+  RETURN_IF_ERROR(ListenToOtherReplicas(*store, bus, scheduler));
+  absl::Cleanup stop_listening = [&store] { store->StopListening(); };  // before bus, scheduler go
   BlobCollector collector(*store, *blobs, metrics, GcOptionsFromFlags());
   collector.Start();
   BlobScrubber scrubber(*store, *blobs, metrics, ScrubOptionsFromFlags());
@@ -349,6 +386,8 @@ absl::Status Run(const sigset_t& signals) {
   collector.Stop();
   scrubber.Stop();
   scheduler.Stop();
+  std::move(stop_listening).Invoke();
+  bus.Close();  // idle WatchJob streams end now (UNAVAILABLE): clients move to another replica
   grpc->Shutdown(std::chrono::milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms)));
   http.Stop();
   return waited;
@@ -358,12 +397,17 @@ absl::Status Run(const sigset_t& signals) {
 // when every blob matches its digest and every referenced blob is stored.
 int RunFsck() {
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
-  if (!std::filesystem::exists(data_dir + "/compressd.db")) {
+  const std::string target = StoreTarget(data_dir);
+  if (!sql::IsPostgresTarget(target) && !std::filesystem::exists(target)) {
     std::fprintf(stderr, "compressd fsck: --data-dir %s: no compressd.db there\n",
                  data_dir.c_str());
     return 2;
   }
-  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(data_dir + "/compressd.db");
+  if (absl::GetFlag(FLAGS_blobs).empty() && !std::filesystem::exists(data_dir + "/blobs")) {
+    std::fprintf(stderr, "compressd fsck: --data-dir %s: no blobs there\n", data_dir.c_str());
+    return 2;
+  }
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(target);
   absl::StatusOr<std::unique_ptr<BlobStore>> blobs =
       store.ok() ? OpenBlobs(data_dir)
                  : absl::StatusOr<std::unique_ptr<BlobStore>>(store.status());

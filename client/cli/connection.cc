@@ -24,6 +24,8 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
     std::chrono::milliseconds connect_timeout) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
+  // Calls spread over the replicas of a list (or of a DNS name's records).
+  args.SetLoadBalancingPolicyName("round_robin");
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, OpenChannel(target, security, args));
   std::unique_ptr<Connection> connection(new Connection(target, std::move(channel)));
   if (!connection->WaitForConnected(connect_timeout)) {

@@ -23,8 +23,12 @@ struct AuthSetup {
 // DATA/worker.key a worker key (minting them when missing, revoked or
 // expired). AuthMode::kNone is FAILED_PRECONDITION unless `listen_host` is a
 // loopback address.
+// `secret_file`, when not empty, replaces DATA/server.secret: replicas on one
+// database must share the secret their keys are hashed with (a Kubernetes
+// Secret mounted in each pod; docs/deploy.md).
 absl::StatusOr<AuthSetup> SetUpAuth(Store& store, const std::string& data_dir, AuthMode mode,
-                                    const std::string& listen_host);
+                                    const std::string& listen_host,
+                                    const std::string& secret_file = "");
 
 // "127.0.0.1", "::1", "localhost" and the rest of 127/8.
 bool IsLoopbackHost(const std::string& host);

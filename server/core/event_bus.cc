@@ -1,5 +1,6 @@
 #include "server/core/event_bus.h"
 
+#include <cstdint>
 #include <utility>
 
 namespace compressd {
@@ -21,6 +22,16 @@ void EventBus::Publish(const std::string& job_id, int64_t last_sequence) {
   for (auto& [token, sub] : subs_) {
     if (sub.job_id == job_id) sub.cb(last_sequence);
   }
+}
+
+void EventBus::PublishAll() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [token, sub] : subs_) sub.cb(INT64_MAX);
+}
+
+void EventBus::Close() {
+  closed_ = true;
+  PublishAll();
 }
 
 }  // namespace compressd

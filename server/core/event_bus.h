@@ -9,6 +9,7 @@
 // server/core/ (includes nothing else from server/).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -26,12 +27,21 @@ class EventBus {
   int64_t Subscribe(const std::string& job_id, Callback cb);
   void Unsubscribe(int64_t token);
   void Publish(const std::string& job_id, int64_t last_sequence);
+  // Every subscriber, with INT64_MAX: "read again" (after notifications from
+  // other replicas may have been missed: Store::ListenForChanges).
+  void PublishAll();
+  // The server is draining (SIGTERM): closed() turns true and every
+  // subscriber is called, so idle streams end now and their clients
+  // reconnect (to another replica), instead of at the shutdown deadline.
+  void Close();
+  bool closed() const { return closed_.load(); }
 
  private:
   struct Sub {
     std::string job_id;
     Callback cb;
   };
+  std::atomic<bool> closed_{false};
   absl::Mutex mu_;
   int64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<int64_t, Sub> subs_ ABSL_GUARDED_BY(mu_);

@@ -101,6 +101,11 @@ void WatchJobReactor::PumpLocked() {
     return;
   }
   if (pending_.empty()) {
+    if (bus_.closed()) {  // draining: the client reconnects, to another replica if there is one
+      FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                "compressd is shutting down; watch again with after_sequence " +
+                                    std::to_string(last_sent_)));
+    }
     return;  // caught up on a live job: wait for the bus
   }
   current_ = std::move(pending_.front());

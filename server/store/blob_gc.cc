@@ -42,7 +42,8 @@ BlobCollector::BlobCollector(Store& store, BlobStore& blobs, ServerMetrics& metr
       metrics_(metrics),
       options_(options),
       periodic_(options.interval_ms, std::min<int64_t>(options.interval_ms, 60 * 1000),
-                [this] { (void)RunOnce(); }) {}
+                // One replica at a time (several share one database and bucket).
+                [this] { (void)store_.RunExclusive(kBlobGcDuty, [this] { (void)RunOnce(); }); }) {}
 
 absl::StatusOr<BlobGcStats> BlobCollector::RunOnce() {
   absl::StatusOr<BlobGcStats> stats = CollectBlobs(store_, blobs_, NowMs(), options_.grace_ms);

@@ -88,7 +88,10 @@ BlobScrubber::BlobScrubber(Store& store, const BlobStore& blobs, ServerMetrics& 
       blobs_(blobs),
       metrics_(metrics),
       options_(options),
-      periodic_(options.interval_ms, options.interval_ms, [this] { (void)RunOnce(); }) {}
+      periodic_(options.interval_ms, options.interval_ms, [this] {
+        // One replica at a time (several share one database and bucket).
+        (void)store_.RunExclusive(kBlobScrubDuty, [this] { (void)RunOnce(); });
+      }) {}
 
 absl::StatusOr<BlobScrubStats> BlobScrubber::RunOnce() {
   absl::StatusOr<BlobScrubStats> stats = ScrubBlobs(store_, blobs_, options_.bytes_per_second,

@@ -1,186 +1,26 @@
 #include "server/store/store.h"
 
-#include <sqlite3.h>
 
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 #include "common/util.h"
-#include "server/store/sqlite_util.h"
+#include "server/store/schema.h"
+#include "server/store/sql/db.h"
 #include "server/store/store_internal.h"
 
 namespace compressd {
 namespace {
 
-using sqlite::Stmt;
+using sql::Stmt;
 using store_internal::ReadPage;
 using store_internal::StartPosition;
 
-// 1: models, datasets, jobs, tasks, events, artifacts. 2: checkpoints. 3:
-// parts (the statements are idempotent, so applying them upgrades an older
-// database). 4: jobs.memory_needed. 5: jobs.device_needed
-// (common/device_need.h). 6: tenants, api_keys, audit; a tenant column on
-// models, datasets and jobs (rows from before are tenant "default"),
-// jobs.priority, and request ids unique per tenant. Columns added after 3 are
-// added to an older table by kAddedColumns. 7: indexes for listing a
-// tenant's or a model's jobs newest first.
-constexpr int kSchemaVersion = 7;
-struct AddedColumn {
-  const char* table;
-  const char* column;
-  const char* definition;
-};
-constexpr AddedColumn kAddedColumns[] = {
-    {"jobs", "memory_needed", "INTEGER NOT NULL DEFAULT 0"},
-    {"jobs", "device_needed", "INTEGER NOT NULL DEFAULT 0"},
-    {"jobs", "tenant", "TEXT NOT NULL DEFAULT 'default'"},
-    {"jobs", "priority", "INTEGER NOT NULL DEFAULT 2"},
-    {"models", "tenant", "TEXT NOT NULL DEFAULT 'default'"},
-    {"datasets", "tenant", "TEXT NOT NULL DEFAULT 'default'"},
-};
-
-// Indexes on added columns: created once every column exists.
-constexpr char kIndexes[] = R"sql(
-DROP INDEX IF EXISTS jobs_by_request_id;
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_tenant_request_id ON jobs(tenant, request_id)
-  WHERE request_id <> '';
-CREATE INDEX IF NOT EXISTS jobs_by_tenant_state ON jobs(tenant, state);
-CREATE INDEX IF NOT EXISTS models_by_tenant_time ON models(tenant, create_time_ms, id);
-CREATE INDEX IF NOT EXISTS datasets_by_tenant_time ON datasets(tenant, create_time_ms, id);
-CREATE INDEX IF NOT EXISTS jobs_by_tenant_time ON jobs(tenant, create_time_ms, id);
-CREATE INDEX IF NOT EXISTS jobs_by_model_time ON jobs(model_id, create_time_ms, id);
-INSERT OR IGNORE INTO tenants (name, create_time_ms) VALUES ('default', 0);
-)sql";
-
-constexpr char kSchema[] = R"sql(
-CREATE TABLE IF NOT EXISTS models (
-  id TEXT PRIMARY KEY,
-  create_time_ms INTEGER NOT NULL,
-  proto BLOB NOT NULL,
-  tenant TEXT NOT NULL DEFAULT 'default');
-CREATE INDEX IF NOT EXISTS models_by_time ON models(create_time_ms, id);
-CREATE TABLE IF NOT EXISTS datasets (
-  id TEXT PRIMARY KEY,
-  create_time_ms INTEGER NOT NULL,
-  proto BLOB NOT NULL,
-  tenant TEXT NOT NULL DEFAULT 'default');
-CREATE INDEX IF NOT EXISTS datasets_by_time ON datasets(create_time_ms, id);
-CREATE TABLE IF NOT EXISTS jobs (
-  id TEXT PRIMARY KEY,
-  model_id TEXT NOT NULL,
-  state INTEGER NOT NULL,
-  request_id TEXT NOT NULL DEFAULT '',
-  create_time_ms INTEGER NOT NULL,
-  proto BLOB NOT NULL,
-  memory_needed INTEGER NOT NULL DEFAULT 0,
-  device_needed INTEGER NOT NULL DEFAULT 0,
-  tenant TEXT NOT NULL DEFAULT 'default',
-  priority INTEGER NOT NULL DEFAULT 2);
-CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs(create_time_ms, id);
-CREATE INDEX IF NOT EXISTS jobs_by_state_time ON jobs(state, create_time_ms, id);
-CREATE INDEX IF NOT EXISTS jobs_by_model ON jobs(model_id, state);
-CREATE TABLE IF NOT EXISTS tasks (
-  task_id TEXT PRIMARY KEY,
-  job_id TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  worker_id TEXT NOT NULL DEFAULT '',
-  lease_token TEXT NOT NULL DEFAULT '',
-  lease_expire_ms INTEGER NOT NULL DEFAULT 0,
-  cancel_requested INTEGER NOT NULL DEFAULT 0,
-  UNIQUE (job_id, kind));
-CREATE INDEX IF NOT EXISTS tasks_by_lease_expiry ON tasks(lease_expire_ms)
-  WHERE lease_expire_ms > 0;
-CREATE TABLE IF NOT EXISTS events (
-  job_id TEXT NOT NULL,
-  sequence INTEGER NOT NULL,
-  time_ms INTEGER NOT NULL,
-  proto BLOB NOT NULL,
-  PRIMARY KEY (job_id, sequence)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS artifacts (
-  id TEXT PRIMARY KEY,
-  job_id TEXT NOT NULL,
-  path TEXT NOT NULL,
-  proto BLOB NOT NULL,
-  UNIQUE (job_id, path));
-CREATE TABLE IF NOT EXISTS checkpoints (
-  job_id TEXT NOT NULL,
-  name TEXT NOT NULL,
-  sha256 TEXT NOT NULL,
-  size INTEGER NOT NULL,
-  created_ms INTEGER NOT NULL,
-  PRIMARY KEY (job_id, name)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS parts (
-  part_id TEXT PRIMARY KEY,
-  job_id TEXT NOT NULL,
-  name TEXT NOT NULL,
-  payload BLOB NOT NULL,
-  result TEXT NOT NULL,
-  state INTEGER NOT NULL,
-  worker_id TEXT NOT NULL DEFAULT '',
-  lease_token TEXT NOT NULL DEFAULT '',
-  lease_expire_ms INTEGER NOT NULL DEFAULT 0,
-  failures INTEGER NOT NULL DEFAULT 0,
-  error TEXT NOT NULL DEFAULT '',
-  seq INTEGER NOT NULL,
-  UNIQUE (job_id, name));
-CREATE INDEX IF NOT EXISTS parts_by_state ON parts(state, seq);
-CREATE INDEX IF NOT EXISTS parts_by_lease_expiry ON parts(lease_expire_ms)
-  WHERE lease_expire_ms > 0;
-CREATE TABLE IF NOT EXISTS tenants (
-  name TEXT PRIMARY KEY,
-  create_time_ms INTEGER NOT NULL,
-  max_stored_bytes INTEGER NOT NULL DEFAULT 0,
-  max_queued_jobs INTEGER NOT NULL DEFAULT 0,
-  max_running_jobs INTEGER NOT NULL DEFAULT 0,
-  lease_turn INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS api_keys (
-  key_id TEXT PRIMARY KEY,
-  tenant TEXT NOT NULL,
-  salt TEXT NOT NULL,
-  hash TEXT NOT NULL,
-  proto BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS audit (
-  sequence INTEGER PRIMARY KEY AUTOINCREMENT,
-  tenant TEXT NOT NULL,
-  proto BLOB NOT NULL);
-)sql";
-
-absl::Status ApplySchema(sqlite3* db) {
-  RETURN_IF_ERROR(sqlite::Exec(db, "PRAGMA journal_mode=WAL"));
-  RETURN_IF_ERROR(sqlite::Exec(db, "PRAGMA synchronous=FULL"));
-  int64_t found = 0;
-  {  // finalized before the schema changes: DROP INDEX needs no statement pending
-    ASSIGN_OR_RETURN(Stmt version, Stmt::Prepare(db, "PRAGMA user_version"));
-    ASSIGN_OR_RETURN(bool row, version.Step());
-    found = row ? version.Int(0) : 0;
-  }
-  if (found > kSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat("database schema version ", found,
-                                                      " is newer than this server's (",
-                                                      kSchemaVersion, ")"));
-  }
-  sqlite::Transaction txn(db);
-  RETURN_IF_ERROR(txn.status());
-  RETURN_IF_ERROR(sqlite::Exec(db, kSchema));
-  // Checked inside the transaction: another process may have upgraded it.
-  for (const AddedColumn& added : kAddedColumns) {
-    ASSIGN_OR_RETURN(Stmt column,
-                     Stmt::Prepare(db, absl::StrCat("SELECT COUNT(*) FROM pragma_table_info('",
-                                                    added.table, "') WHERE name = ?")));
-    column.Bind(1, added.column);
-    ASSIGN_OR_RETURN(bool has_row, column.Step());
-    if (has_row && column.Int(0) > 0) continue;
-    RETURN_IF_ERROR(sqlite::Exec(db, absl::StrCat("ALTER TABLE ", added.table, " ADD COLUMN ",
-                                                  added.column, " ", added.definition)));
-  }
-  RETURN_IF_ERROR(sqlite::Exec(db, kIndexes));
-  RETURN_IF_ERROR(sqlite::Exec(db, absl::StrCat("PRAGMA user_version=", kSchemaVersion)));
-  return txn.Commit();
-}
-
 template <typename T>
-absl::Status InsertRecord(sqlite3* db, const char* table, const T& record) {
+absl::Status InsertRecord(sql::Db* db, const char* table, const T& record) {
   if (record.id().empty()) return absl::InvalidArgumentError(absl::StrCat(table, ": empty id"));
   const std::string tenant = record.tenant().empty() ? kDefaultTenant : record.tenant();
   ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db, absl::StrCat("INSERT INTO ", table,
@@ -194,7 +34,7 @@ absl::Status InsertRecord(sqlite3* db, const char* table, const T& record) {
 }
 
 template <typename T>
-absl::StatusOr<T> GetRecord(sqlite3* db, const char* table, const char* noun,
+absl::StatusOr<T> GetRecord(sql::Db* db, const char* table, const char* noun,
                             const std::string& id) {
   ASSIGN_OR_RETURN(Stmt stmt,
                    Stmt::Prepare(db, absl::StrCat("SELECT proto FROM ", table, " WHERE id = ?")));
@@ -208,7 +48,7 @@ absl::StatusOr<T> GetRecord(sqlite3* db, const char* table, const char* noun,
 
 // `tenant` empty: every tenant's records.
 template <typename T>
-absl::StatusOr<Page<T>> ListRecords(sqlite3* db, const char* table, const std::string& tenant,
+absl::StatusOr<Page<T>> ListRecords(sql::Db* db, const char* table, const std::string& tenant,
                                     int page_size, const std::string& page_token) {
   ASSIGN_OR_RETURN(PagePosition start, StartPosition(page_token));
   ASSIGN_OR_RETURN(Stmt stmt,
@@ -224,29 +64,71 @@ absl::StatusOr<Page<T>> ListRecords(sqlite3* db, const char* table, const std::s
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
-  sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
-  if (rc != SQLITE_OK) {
-    absl::Status status = absl::InternalError(
-        absl::StrCat("cannot open database ", path, ": ", db ? sqlite3_errmsg(db) : "out of memory"));
-    sqlite3_close(db);
-    return status;
-  }
-  sqlite3_busy_timeout(db, 5000);
-  absl::Status schema = ApplySchema(db);
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& target) {
+  absl::StatusOr<std::unique_ptr<sql::Db>> db = sql::Open(target);
+  if (!db.ok()) return db.status();
+  absl::Status schema = ApplySchema(db->get());
   if (!schema.ok()) {
-    sqlite3_close(db);
-    return absl::Status(schema.code(), absl::StrCat(path, ": ", schema.message()));
+    return absl::Status(schema.code(),
+                        absl::StrCat(sql::IsPostgresTarget(target) ? "postgresql" : target, ": ",
+                                     schema.message()));
   }
-  return std::unique_ptr<Store>(new Store(db));
+  return std::unique_ptr<Store>(new Store(std::move(*db), target));
 }
 
-Store::~Store() {
+Store::Store(std::unique_ptr<sql::Db> db, std::string target)
+    : owned_db_(std::move(db)), db_(owned_db_.get()), target_(std::move(target)),
+      shared_(owned_db_->dialect() == sql::Dialect::kPostgres), origin_(NewId("store-")) {}
+
+Store::~Store() { StopListening(); }
+
+absl::Status Store::NotifyLocked(const char* channel, const std::string& what) {
+  if (!shared_) return absl::OkStatus();
+  return db_->Notify(channel, absl::StrCat(origin_, " ", what));
+}
+
+absl::Status Store::ListenForChanges(ChangeHandlers handlers) {
+  if (!shared_) return absl::OkStatus();
+  auto on_notify = [this, handlers](const std::string& channel, const std::string& payload) {
+    std::vector<std::string> words = absl::StrSplit(payload, ' ');
+    if (words.empty() || words[0] == origin_) return;  // our own, already handled here
+    if (channel == kWorkChannel) {
+      if (handlers.on_work) handlers.on_work();
+      return;
+    }
+    int64_t seq = 0;
+    if (words.size() == 3 && absl::SimpleAtoi(words[2], &seq) && handlers.on_events) {
+      handlers.on_events(words[1], seq);
+    }
+  };
+  auto listener = std::make_unique<sql::Listener>(
+      target_, std::vector<std::string>{kEventsChannel, kWorkChannel}, on_notify,
+      handlers.on_reconnect ? handlers.on_reconnect : [] {});
+  RETURN_IF_ERROR(listener->Start());
+  absl::MutexLock lock(&listener_mu_);
+  listener_ = std::move(listener);
+  return absl::OkStatus();
+}
+
+void Store::StopListening() {
+  std::unique_ptr<sql::Listener> listener;
+  {
+    absl::MutexLock lock(&listener_mu_);
+    listener = std::move(listener_);
+  }
+  if (listener) listener->Stop();
+}
+
+absl::StatusOr<bool> Store::RunExclusive(int64_t duty, const std::function<void()>& fn) {
+  {
+    absl::MutexLock lock(&mu_);
+    ASSIGN_OR_RETURN(bool taken, db_->TryLock(duty));
+    if (!taken) return false;
+  }
+  fn();
   absl::MutexLock lock(&mu_);
-  sqlite3_close(db_);
+  RETURN_IF_ERROR(db_->Unlock(duty));
+  return true;
 }
 
 absl::Status Store::InsertModel(const v1::Model& model) {
@@ -270,7 +152,7 @@ absl::StatusOr<Page<v1::Model>> Store::ListModels(int page_size, const std::stri
 
 absl::Status Store::DeleteModel(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  sqlite::Transaction txn(db_);
+  sql::Transaction txn(db_);
   RETURN_IF_ERROR(txn.status());
   RETURN_IF_ERROR(GetRecord<v1::Model>(db_, "models", "model", id).status());
   ASSIGN_OR_RETURN(Stmt busy, Stmt::Prepare(db_,
@@ -290,7 +172,7 @@ absl::Status Store::DeleteModel(const std::string& id) {
 
 absl::Status Store::DeleteDataset(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  sqlite::Transaction txn(db_);
+  sql::Transaction txn(db_);
   RETURN_IF_ERROR(txn.status());
   RETURN_IF_ERROR(GetRecord<v1::Dataset>(db_, "datasets", "dataset", id).status());
   // Jobs name their datasets inside the record: read the live ones (few).
@@ -355,13 +237,14 @@ absl::StatusOr<int64_t> Store::AppendEventsLocked(const std::string& job_id,
     RETURN_IF_ERROR(
         insert.Bind(1, job_id).Bind(2, seq).Bind(3, event.time_ms()).BindProto(4, event).Run());
   }
+  RETURN_IF_ERROR(NotifyLocked(kEventsChannel, absl::StrCat(job_id, " ", seq)));
   return seq;
 }
 
 absl::StatusOr<int64_t> Store::AppendEvents(const std::string& job_id,
                                             std::vector<v1::JobEvent> events) {
   absl::MutexLock lock(&mu_);
-  sqlite::Transaction txn(db_);
+  sql::Transaction txn(db_);
   RETURN_IF_ERROR(txn.status());
   ASSIGN_OR_RETURN(Stmt exists, Stmt::Prepare(db_, "SELECT 1 FROM jobs WHERE id = ?"));
   exists.Bind(1, job_id);
@@ -395,8 +278,10 @@ absl::Status Store::InsertArtifact(const v1::Artifact& artifact) {
   if (artifact.id().empty()) return absl::InvalidArgumentError("artifact: empty id");
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_,
-                                            "INSERT OR REPLACE INTO artifacts (id, job_id, path,"
-                                            " proto) VALUES (?, ?, ?, ?)"));
+                                            "INSERT INTO artifacts (id, job_id, path, proto)"
+                                            " VALUES (?, ?, ?, ?) ON CONFLICT (job_id, path)"
+                                            " DO UPDATE SET id = excluded.id,"
+                                            " proto = excluded.proto"));
   return stmt.Bind(1, artifact.id())
       .Bind(2, artifact.job_id())
       .Bind(3, artifact.path())

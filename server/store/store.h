@@ -27,8 +27,9 @@
 #include "common/device_need.h"
 #include "compressd/v1/admin.pb.h"
 #include "compressd/v1/compressd.pb.h"
+#include "server/store/sql/db.h"
+#include "server/store/sql/postgres_db.h"
 
-struct sqlite3;
 
 namespace compressd {
 
@@ -110,6 +111,14 @@ struct JobFilter {
   bool newest_first = false;
 };
 
+// Duties replicas take turns at (Store::RunExclusive).
+inline constexpr int64_t kBlobGcDuty = 1;
+inline constexpr int64_t kBlobScrubDuty = 2;
+
+// Store's notification channels (Store::ListenForChanges).
+inline constexpr char kEventsChannel[] = "compressd_events";
+inline constexpr char kWorkChannel[] = "compressd_work";
+
 template <typename T>
 struct Page {
   std::vector<T> items;
@@ -118,9 +127,32 @@ struct Page {
 
 class Store {
  public:
-  // Opens (creating if needed) the database at `path` and applies the schema.
-  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
-  ~Store();
+  // Opens (creating if needed) the SQLite database at path `target`, or the
+  // PostgreSQL database at URL `target` (postgresql://...), and applies the
+  // schema (server/store/schema.h).
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& target);
+  ~Store();  // StopListening()
+
+  // ---- several processes on one database (PostgreSQL) ----
+  // What other compressd processes changed, as they commit: a job's events
+  // appended up to `last_sequence` (0: the job was deleted), or work queued.
+  // Each is a hint to read the Store again; after on_reconnect (the listener
+  // lost its connection, so hints were missed) read everything again.
+  struct ChangeHandlers {
+    std::function<void(const std::string& job_id, int64_t last_sequence)> on_events;
+    std::function<void()> on_work;
+    std::function<void()> on_reconnect;
+  };
+  // Starts a listener thread on its own connection (PostgreSQL LISTEN). On
+  // SQLite, which one process owns, a no-op. UNAVAILABLE if it cannot connect.
+  absl::Status ListenForChanges(ChangeHandlers handlers);
+  // Stops the listener; no handler runs after it returns.
+  void StopListening();
+  // Runs `fn` unless another process is running duty `duty` (a PostgreSQL
+  // advisory lock held around it); returns whether it ran. Background
+  // duties (blob GC, scrub) run through this so replicas take turns.
+  absl::StatusOr<bool> RunExclusive(int64_t duty, const std::function<void()>& fn);
+  bool shared() const { return shared_; }  // PostgreSQL: other processes may write too
 
   // ---- models and datasets ----
   absl::Status InsertModel(const v1::Model& model);
@@ -286,7 +318,10 @@ class Store {
   absl::StatusOr<std::set<std::string>> ReferencedBlobs();
 
  private:
-  explicit Store(sqlite3* db) : db_(db) {}
+  Store(std::unique_ptr<sql::Db> db, std::string target);
+  // Sends `what` to the listeners of `channel` when the transaction commits.
+  absl::Status NotifyLocked(const char* channel, const std::string& what)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<v1::Job> LoadJobLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<TaskRecord> LoadTaskLocked(const std::string& job_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -300,7 +335,13 @@ class Store {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
-  sqlite3* db_ ABSL_GUARDED_BY(mu_);
+  const std::unique_ptr<sql::Db> owned_db_;
+  sql::Db* const db_ ABSL_GUARDED_BY(mu_);
+  const std::string target_;
+  const bool shared_;
+  const std::string origin_;  // tags this process's notifications, which it ignores
+  absl::Mutex listener_mu_;
+  std::unique_ptr<sql::Listener> listener_ ABSL_GUARDED_BY(listener_mu_);
 };
 
 }  // namespace compressd

@@ -1,20 +1,19 @@
 // Store: checkpoints of jobs, (job_id, name) -> blob, kept across attempts;
 // the blobs every row refers to (ReferencedBlobs).
-#include <sqlite3.h>
 
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "server/store/lease_check.h"
-#include "server/store/sqlite_util.h"
+#include "server/store/sql/db.h"
 #include "server/store/store.h"
 #include "server/store/store_internal.h"
 
 namespace compressd {
 namespace {
 
-using sqlite::Stmt;
+using sql::Stmt;
 
 constexpr char kColumns[] = "job_id, name, sha256, size, created_ms";
 
@@ -30,7 +29,7 @@ CheckpointRecord ReadCheckpoint(const Stmt& stmt) {
 
 // Calls `f` with the proto of every row of `table`.
 template <typename T, typename F>
-absl::Status ForEachProto(sqlite3* db, const char* table, F f) {
+absl::Status ForEachProto(sql::Db* db, const char* table, F f) {
   ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db, absl::StrCat("SELECT proto FROM ", table)));
   while (true) {
     ASSIGN_OR_RETURN(bool row, stmt.Step());
@@ -45,7 +44,7 @@ absl::Status ForEachProto(sqlite3* db, const char* table, F f) {
 
 namespace store_internal {
 
-absl::Status DeleteCheckpoints(sqlite3* db, const std::string& job_id) {
+absl::Status DeleteCheckpoints(sql::Db* db, const std::string& job_id) {
   ASSIGN_OR_RETURN(Stmt del, Stmt::Prepare(db, "DELETE FROM checkpoints WHERE job_id = ?"));
   return del.Bind(1, job_id).Run();
 }
@@ -58,7 +57,7 @@ absl::Status Store::PutCheckpoint(const CheckpointRecord& record, const JobCheck
   if (record.name.empty()) return absl::InvalidArgumentError("checkpoint: empty name");
   const std::string& job_id = lease_job_id.empty() ? record.job_id : lease_job_id;
   absl::MutexLock lock(&mu_);
-  sqlite::Transaction txn(db_);
+  sql::Transaction txn(db_);
   RETURN_IF_ERROR(txn.status());
   ASSIGN_OR_RETURN(v1::Job job, LoadJobLocked(job_id));
   TaskRecord task;
@@ -76,8 +75,12 @@ absl::Status Store::PutCheckpoint(const CheckpointRecord& record, const JobCheck
   }
   RETURN_IF_ERROR(check(job, task));
   ASSIGN_OR_RETURN(Stmt insert,
-                   Stmt::Prepare(db_, absl::StrCat("INSERT OR REPLACE INTO checkpoints (", kColumns,
-                                                   ") VALUES (?, ?, ?, ?, ?)")));
+                   Stmt::Prepare(db_, absl::StrCat("INSERT INTO checkpoints (", kColumns,
+                                                   ") VALUES (?, ?, ?, ?, ?)"
+                                                   " ON CONFLICT (job_id, name) DO UPDATE SET"
+                                                   " sha256 = excluded.sha256, size ="
+                                                   " excluded.size, created_ms ="
+                                                   " excluded.created_ms")));
   RETURN_IF_ERROR(insert.Bind(1, record.job_id)
                       .Bind(2, record.name)
                       .Bind(3, record.sha256)
@@ -118,7 +121,7 @@ absl::StatusOr<std::vector<CheckpointRecord>> Store::ListCheckpoints(const std::
 
 absl::StatusOr<std::set<std::string>> Store::ReferencedBlobs() {
   absl::MutexLock lock(&mu_);
-  sqlite::Transaction txn(db_);
+  sql::Transaction txn(db_);
   RETURN_IF_ERROR(txn.status());
   std::set<std::string> refs;
   {

@@ -9,7 +9,7 @@
 #include "absl/status/statusor.h"
 #include "common/status_macros.h"
 #include "server/store/page_token.h"
-#include "server/store/sqlite_util.h"
+#include "server/store/sql/db.h"
 #include "server/store/store.h"
 
 namespace compressd::store_internal {
@@ -30,7 +30,7 @@ void FillTenant(T& record) {
 // (create_time_ms, id) order with LIMIT page_size + 1; the extra row only
 // signals that another page exists.
 template <typename T>
-absl::StatusOr<Page<T>> ReadPage(sqlite::Stmt& stmt, int page_size, std::string_view what) {
+absl::StatusOr<Page<T>> ReadPage(sql::Stmt& stmt, int page_size, std::string_view what) {
   Page<T> page;
   PagePosition last;
   while (true) {
@@ -57,7 +57,7 @@ inline absl::StatusOr<PagePosition> StartPosition(const std::string& page_token)
 }
 
 // Deletes every checkpoint row of the job (within the caller's transaction).
-absl::Status DeleteCheckpoints(sqlite3* db, const std::string& job_id);
+absl::Status DeleteCheckpoints(sql::Db* db, const std::string& job_id);
 // A part's lease as a TaskRecord (kind "part").
 inline TaskRecord PartLease(const PartRecord& part) {
   TaskRecord task;
@@ -71,7 +71,7 @@ inline TaskRecord PartLease(const PartRecord& part) {
 }
 
 // The first column (text) of every row `stmt` selects, in order.
-inline absl::StatusOr<std::vector<std::string>> ReadFirstColumn(sqlite::Stmt& stmt) {
+inline absl::StatusOr<std::vector<std::string>> ReadFirstColumn(sql::Stmt& stmt) {
   std::vector<std::string> values;
   while (true) {
     ASSIGN_OR_RETURN(bool row, stmt.Step());
@@ -82,9 +82,9 @@ inline absl::StatusOr<std::vector<std::string>> ReadFirstColumn(sqlite::Stmt& st
 }
 
 // Gives `tenant` the newest lease turn (fair scheduling: Store::OldestQueuedJob).
-absl::Status TakeLeaseTurn(sqlite3* db, const std::string& tenant);
+absl::Status TakeLeaseTurn(sql::Db* db, const std::string& tenant);
 
 // Deletes every part of the job (within the caller's transaction).
-absl::Status DeleteParts(sqlite3* db, const std::string& job_id);
+absl::Status DeleteParts(sql::Db* db, const std::string& job_id);
 
 }  // namespace compressd::store_internal

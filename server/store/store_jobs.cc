@@ -1,5 +1,4 @@
 // Store: jobs, their tasks (leases) and the transactional UpdateJob.
-#include <sqlite3.h>
 
 #include <utility>
 
@@ -9,14 +8,14 @@
 #include "common/util.h"
 #include "server/core/job_state.h"
 #include "server/store/lease_check.h"
-#include "server/store/sqlite_util.h"
+#include "server/store/sql/db.h"
 #include "server/store/store.h"
 #include "server/store/store_internal.h"
 
 namespace compressd {
 namespace {
 
-using sqlite::Stmt;
+using sql::Stmt;
 using store_internal::ClampToInt64;
 using store_internal::PartLease;
 
@@ -36,7 +35,7 @@ TaskRecord ReadTask(const Stmt& stmt) {
   return task;
 }
 
-absl::Status LoadArtifacts(sqlite3* db, v1::Job* job) {
+absl::Status LoadArtifacts(sql::Db* db, v1::Job* job) {
   ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db,
                                             "SELECT proto FROM artifacts WHERE job_id = ?"
                                             " ORDER BY path"));
@@ -51,7 +50,7 @@ absl::Status LoadArtifacts(sqlite3* db, v1::Job* job) {
 }
 
 // Another tenant's record is as missing as one that does not exist.
-absl::Status RequireExists(sqlite3* db, const char* table, const std::string& id,
+absl::Status RequireExists(sql::Db* db, const char* table, const std::string& id,
                            const std::string& tenant, const std::string& field, const char* noun) {
   ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db, absl::StrCat("SELECT 1 FROM ", table,
                                                              " WHERE id = ? AND tenant = ?")));
@@ -101,6 +100,7 @@ absl::Status Store::SaveJobLocked(const v1::Job& job, const TaskRecord& task,
                       .Bind(3, ClampToInt64(job.memory_needed_bytes()))
                       .Bind(4, job.id())
                       .Run());
+  if (job.state() == v1::QUEUED) RETURN_IF_ERROR(NotifyLocked(kWorkChannel, ""));
   ASSIGN_OR_RETURN(Stmt task_update,
                    Stmt::Prepare(db_,
                                  "UPDATE tasks SET worker_id = ?, lease_token = ?,"
@@ -135,7 +135,7 @@ absl::StatusOr<v1::Job> Store::CreateJob(const v1::Job& job, const v1::JobEvent&
   if (row.tenant().empty()) row.set_tenant(kDefaultTenant);
   if (row.priority() == v1::PRIORITY_UNSPECIFIED) row.set_priority(v1::PRIORITY_NORMAL);
   absl::MutexLock lock(&mu_);
-  sqlite::Transaction txn(db_);
+  sql::Transaction txn(db_);
   RETURN_IF_ERROR(txn.status());
   if (!row.request_id().empty()) {
     ASSIGN_OR_RETURN(Stmt existing, Stmt::Prepare(db_,
@@ -169,6 +169,7 @@ absl::StatusOr<v1::Job> Store::CreateJob(const v1::Job& job, const v1::JobEvent&
   RETURN_IF_ERROR(task.Bind(1, NewId("task-")).Bind(2, job.id()).Bind(3, kTaskKind).Run());
   std::vector<v1::JobEvent> events = {first_event};
   RETURN_IF_ERROR(AppendEventsLocked(job.id(), events).status());
+  RETURN_IF_ERROR(NotifyLocked(kWorkChannel, ""));
   ASSIGN_OR_RETURN(v1::Job stored, LoadJobLocked(job.id()));
   RETURN_IF_ERROR(txn.Commit());
   *created = true;
@@ -246,7 +247,7 @@ absl::StatusOr<std::vector<std::pair<v1::JobState, int64_t>>> Store::CountJobsBy
 
 absl::StatusOr<int64_t> Store::UpdateJob(const std::string& job_id, const JobMutation& fn) {
   absl::MutexLock lock(&mu_);
-  sqlite::Transaction txn(db_);
+  sql::Transaction txn(db_);
   RETURN_IF_ERROR(txn.status());
   ASSIGN_OR_RETURN(v1::Job job, LoadJobLocked(job_id));
   ASSIGN_OR_RETURN(TaskRecord task, LoadTaskLocked(job_id));
@@ -273,7 +274,7 @@ absl::StatusOr<int64_t> Store::UpdateJob(const std::string& job_id, const JobMut
 
 absl::Status Store::DeleteJob(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  sqlite::Transaction txn(db_);
+  sql::Transaction txn(db_);
   RETURN_IF_ERROR(txn.status());
   ASSIGN_OR_RETURN(v1::Job job, LoadJobLocked(id));
   if (!IsTerminal(job.state())) {
@@ -288,6 +289,7 @@ absl::Status Store::DeleteJob(const std::string& id) {
   }
   RETURN_IF_ERROR(store_internal::DeleteCheckpoints(db_, id));
   RETURN_IF_ERROR(store_internal::DeleteParts(db_, id));
+  RETURN_IF_ERROR(NotifyLocked(kEventsChannel, absl::StrCat(id, " 0")));  // streams find it gone
   return txn.Commit();
 }
 

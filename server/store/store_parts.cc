@@ -1,5 +1,4 @@
 // Store: parts of running jobs (fan-out), leased to workers like tasks.
-#include <sqlite3.h>
 
 #include <algorithm>
 #include <optional>
@@ -10,14 +9,14 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "compressd/v1/worker.pb.h"
-#include "server/store/sqlite_util.h"
+#include "server/store/sql/db.h"
 #include "server/store/store.h"
 #include "server/store/store_internal.h"
 
 namespace compressd {
 namespace {
 
-using sqlite::Stmt;
+using sql::Stmt;
 
 constexpr char kColumns[] =
     "part_id, job_id, name, payload, result, state, worker_id, lease_token, lease_expire_ms,"
@@ -28,7 +27,7 @@ PartRecord ReadPart(const Stmt& stmt) {
   part.part_id = stmt.Text(0);
   part.job_id = stmt.Text(1);
   part.name = stmt.Text(2);
-  part.payload = stmt.Text(3);
+  part.payload = stmt.Blob(3);
   part.result = stmt.Text(4);
   part.state = static_cast<int>(stmt.Int(5));
   part.worker_id = stmt.Text(6);
@@ -45,7 +44,7 @@ bool IsPartId(const std::string& task_id) { return absl::StartsWith(task_id, "pa
 
 namespace store_internal {
 
-absl::Status DeleteParts(sqlite3* db, const std::string& job_id) {
+absl::Status DeleteParts(sql::Db* db, const std::string& job_id) {
   ASSIGN_OR_RETURN(Stmt del, Stmt::Prepare(db, "DELETE FROM parts WHERE job_id = ?"));
   return del.Bind(1, job_id).Run();
 }
@@ -65,6 +64,7 @@ absl::StatusOr<PartRecord> Store::LoadPartLocked(const std::string& part_id) {
 }
 
 absl::Status Store::SavePartLocked(const PartRecord& part) {
+  if (part.state == v1::PartStatus::QUEUED) RETURN_IF_ERROR(NotifyLocked(kWorkChannel, ""));
   ASSIGN_OR_RETURN(Stmt update,
                    Stmt::Prepare(db_, "UPDATE parts SET state = ?, worker_id = ?, lease_token = ?,"
                                       " lease_expire_ms = ?, failures = ?, error = ?"
@@ -83,7 +83,7 @@ absl::StatusOr<int> Store::SubmitParts(
     const std::string& job_id, const std::vector<PartRecord>& parts,
     const std::function<absl::Status(const v1::Job&, const TaskRecord&)>& check) {
   absl::MutexLock lock(&mu_);
-  sqlite::Transaction txn(db_);
+  sql::Transaction txn(db_);
   RETURN_IF_ERROR(txn.status());
   ASSIGN_OR_RETURN(v1::Job job, LoadJobLocked(job_id));
   ASSIGN_OR_RETURN(TaskRecord task, LoadTaskLocked(job_id));
@@ -94,8 +94,9 @@ absl::StatusOr<int> Store::SubmitParts(
   int added = 0;
   for (const PartRecord& p : parts) {
     ASSIGN_OR_RETURN(Stmt insert,
-                     Stmt::Prepare(db_, "INSERT OR IGNORE INTO parts (part_id, job_id, name,"
-                                        " payload, result, state, seq) VALUES (?, ?, ?, ?, ?, ?, ?)"));
+                     Stmt::Prepare(db_, "INSERT INTO parts (part_id, job_id, name, payload,"
+                                        " result, state, seq) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                                        " ON CONFLICT DO NOTHING"));
     insert.Bind(1, p.part_id)
         .Bind(2, job_id)
         .Bind(3, p.name)
@@ -104,8 +105,9 @@ absl::StatusOr<int> Store::SubmitParts(
         .Bind(6, int64_t{v1::PartStatus::QUEUED})
         .Bind(7, ++seq);
     RETURN_IF_ERROR(insert.Run());
-    added += sqlite3_changes(db_) > 0 ? 1 : 0;
+    added += db_->Changes() > 0 ? 1 : 0;
   }
+  if (added > 0) RETURN_IF_ERROR(NotifyLocked(kWorkChannel, ""));
   RETURN_IF_ERROR(txn.Commit());
   return added;
 }
@@ -115,7 +117,7 @@ absl::StatusOr<std::optional<PartRecord>> Store::LeaseQueuedPart(
     int64_t expire_ms,
     const std::function<absl::Status(const v1::Job&, const TaskRecord&)>& check) {
   absl::MutexLock lock(&mu_);
-  sqlite::Transaction txn(db_);
+  sql::Transaction txn(db_);
   RETURN_IF_ERROR(txn.status());
   if (!job_id.empty()) {
     ASSIGN_OR_RETURN(v1::Job job, LoadJobLocked(job_id));
@@ -174,7 +176,7 @@ absl::StatusOr<PartRecord> Store::GetPart(const std::string& part_id) {
 
 absl::Status Store::UpdatePart(const std::string& part_id, const PartMutation& fn) {
   absl::MutexLock lock(&mu_);
-  sqlite::Transaction txn(db_);
+  sql::Transaction txn(db_);
   RETURN_IF_ERROR(txn.status());
   ASSIGN_OR_RETURN(PartRecord part, LoadPartLocked(part_id));
   ASSIGN_OR_RETURN(v1::Job job, LoadJobLocked(part.job_id));

@@ -1,6 +1,5 @@
 // Store: tenants and their quotas and lease turns, API keys, the audit trail,
 // and the fair choice of the next job to lease.
-#include <sqlite3.h>
 
 #include <utility>
 
@@ -12,7 +11,7 @@
 namespace compressd {
 namespace {
 
-using sqlite::Stmt;
+using sql::Stmt;
 
 using store_internal::ClampToInt64;
 constexpr char kTenantColumns[] =
@@ -30,7 +29,7 @@ v1::Tenant ReadTenant(const Stmt& stmt) {
 
 // The sum of total_bytes over the tenant's models or datasets (T).
 template <typename T>
-absl::StatusOr<uint64_t> SumStoredBytes(sqlite3* db, const char* table, const std::string& tenant) {
+absl::StatusOr<uint64_t> SumStoredBytes(sql::Db* db, const char* table, const std::string& tenant) {
   ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db, absl::StrCat("SELECT id, proto FROM ", table,
                                                              " WHERE tenant = ?")));
   stmt.Bind(1, tenant);
@@ -45,7 +44,7 @@ absl::StatusOr<uint64_t> SumStoredBytes(sqlite3* db, const char* table, const st
   return total;
 }
 
-absl::StatusOr<TenantUsage> UsageLocked(sqlite3* db, const std::string& tenant) {
+absl::StatusOr<TenantUsage> UsageLocked(sql::Db* db, const std::string& tenant) {
   TenantUsage usage;
   ASSIGN_OR_RETURN(uint64_t models, SumStoredBytes<v1::Model>(db, "models", tenant));
   ASSIGN_OR_RETURN(uint64_t datasets, SumStoredBytes<v1::Dataset>(db, "datasets", tenant));
@@ -72,7 +71,7 @@ void SetUsage(const TenantUsage& usage, v1::Tenant* tenant) {
 }  // namespace
 
 namespace store_internal {
-absl::Status TakeLeaseTurn(sqlite3* db, const std::string& tenant) {
+absl::Status TakeLeaseTurn(sql::Db* db, const std::string& tenant) {
   ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db,
                                             "UPDATE tenants SET lease_turn ="
                                             " (SELECT COALESCE(MAX(lease_turn), 0) + 1"
@@ -162,7 +161,7 @@ absl::Status Store::SetQuota(const std::string& tenant, const v1::Quota& quota) 
                       .Bind(3, int64_t{quota.max_running_jobs()})
                       .Bind(4, tenant)
                       .Run());
-  if (sqlite3_changes(db_) == 0) {
+  if (db_->Changes() == 0) {
     return absl::NotFoundError(absl::StrCat("tenant \"", tenant, "\" not found"));
   }
   return absl::OkStatus();
@@ -247,7 +246,7 @@ absl::Status Store::UpdateKey(const v1::ApiKey& key) {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db_, "UPDATE api_keys SET proto = ? WHERE key_id = ?"));
   RETURN_IF_ERROR(stmt.BindProto(1, key).Bind(2, key.key_id()).Run());
-  if (sqlite3_changes(db_) == 0) {
+  if (db_->Changes() == 0) {
     return absl::NotFoundError(absl::StrCat("key ", key.key_id(), " not found"));
   }
   return absl::OkStatus();
@@ -256,7 +255,7 @@ absl::Status Store::UpdateKey(const v1::ApiKey& key) {
 absl::StatusOr<int64_t> Store::AppendAudit(v1::AuditEvent event) {
   if (event.time_ms() == 0) event.set_time_ms(NowMs());
   absl::MutexLock lock(&mu_);
-  sqlite::Transaction txn(db_);
+  sql::Transaction txn(db_);
   RETURN_IF_ERROR(txn.status());
   ASSIGN_OR_RETURN(Stmt next,
                    Stmt::Prepare(db_, "SELECT COALESCE(MAX(sequence), 0) + 1 FROM audit"));

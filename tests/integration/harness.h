@@ -17,6 +17,8 @@ namespace compressd::testing {
 
 // Directory holding compressd, compress-worker, compressctl, make-tiny-llama.
 std::string BinDir();
+// Whether `port` on 127.0.0.1 can be bound now.
+bool LoopbackPortFree(int port);
 // A fresh empty directory under the test's temp dir.
 std::string MakeTempDir(const std::string& name);
 

@@ -19,24 +19,13 @@
 namespace compressd::testing {
 namespace {
 
-bool PortFree(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  close(fd);
-  return ok;
-}
-
 // A base port p with p..p+3 and their gRPC twins (+10000, SeaweedFS's rule) free.
 int FreePortBlock() {
   std::mt19937 rng(std::random_device{}());
   for (int tries = 0; tries < 200; ++tries) {
     const int base = 20000 + static_cast<int>(rng() % 25000);
     bool free = true;
-    for (int i = 0; i < 4 && free; ++i) free = PortFree(base + i) && PortFree(base + i + 10000);
+    for (int i = 0; i < 4 && free; ++i) free = LoopbackPortFree(base + i) && LoopbackPortFree(base + i + 10000);
     if (free) return base;
   }
   return -1;

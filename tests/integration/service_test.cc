@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "tests/integration/harness.h"
 #include "server/store/s3/s3_client.h"
+#include "tests/integration/postgres.h"
 #include "tests/integration/seaweed.h"
 #include "tests/integration/safetensors_check.h"
 
@@ -31,17 +32,22 @@ std::string Trim(const std::string& s) {
   return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
-// Every test runs twice: blobs in DATA/blobs ("local"), and in an S3 bucket
-// (SeaweedFS on loopback) with DATA/blobs as the cache ("s3").
+// Every test runs three times: the SQLite store with blobs in DATA/blobs
+// ("local"); SQLite with blobs in an S3 bucket (SeaweedFS on loopback) and
+// DATA/blobs as the cache ("s3"); and the store a cluster runs, PostgreSQL
+// (a throwaway server, tests/integration/postgres.h) with S3 ("postgresql_s3").
 class ServiceTest : public ::testing::TestWithParam<std::string> {
  protected:
   static void TearDownTestSuite() {
     delete object_store_;
     object_store_ = nullptr;
+    delete database_;
+    database_ = nullptr;
   }
+  bool WithS3() const { return GetParam() != "local"; }
   // The S3 flags of the "s3" variant (the object store started on first use).
   std::vector<std::string> BlobFlags() const {
-    if (GetParam() != "s3") return {};
+    if (!WithS3()) return {};
     if (object_store_ == nullptr) {
       object_store_ = new SeaweedS3();
       std::string error;
@@ -52,6 +58,20 @@ class ServiceTest : public ::testing::TestWithParam<std::string> {
     return {"--blobs", "s3://compressd/service-test", "--s3-endpoint", object_store_->endpoint()};
   }
   static SeaweedS3* object_store_;
+  // The --store flag of the "postgresql_s3" variant: one database per test,
+  // kept across the test's server restarts.
+  std::vector<std::string> StoreFlags() {
+    if (GetParam() != "postgresql_s3") return {};
+    if (database_ == nullptr) {
+      database_ = new PostgresServer();
+      absl::Status started = database_->Start();
+      EXPECT_TRUE(started.ok()) << started;
+    }
+    if (store_url_.empty()) store_url_ = database_->NewDatabase().value_or("");
+    return {"--store", store_url_};
+  }
+  static PostgresServer* database_;
+  std::string store_url_;
 
   void SetUp() override {
     root_ = MakeTempDir("root");
@@ -66,6 +86,7 @@ class ServiceTest : public ::testing::TestWithParam<std::string> {
 
   void StartServer(std::vector<std::string> flags) {
     for (const std::string& f : BlobFlags()) flags.push_back(f);
+    for (const std::string& f : StoreFlags()) flags.push_back(f);
     ASSERT_TRUE(server_.Start(root_ + "/data", flags)) << ReadFile(root_ + "/compressd.stderr.log");
   }
 
@@ -135,8 +156,9 @@ class ServiceTest : public ::testing::TestWithParam<std::string> {
   Server server_;
 };
 SeaweedS3* ServiceTest::object_store_ = nullptr;
+PostgresServer* ServiceTest::database_ = nullptr;
 
-INSTANTIATE_TEST_SUITE_P(Blobs, ServiceTest, ::testing::Values("local", "s3"),
+INSTANTIATE_TEST_SUITE_P(Stores, ServiceTest, ::testing::Values("local", "s3", "postgresql_s3"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 TEST_P(ServiceTest, UploadSubmitWatchDownloadMagnitude) {
@@ -160,7 +182,7 @@ TEST_P(ServiceTest, UploadSubmitWatchDownloadMagnitude) {
   CliResult again = Cli({"artifacts", "download", job_id, "--out", out_dir});
   EXPECT_EQ(again.exit_code, 0) << again.err;
   ExpectPrunedModel(out_dir);
-  if (GetParam() == "s3") {
+  if (WithS3()) {
     // The model's files and the job's outputs are objects in the bucket.
     s3::Client bucket({object_store_->endpoint(), "compressd",
                        {SeaweedS3::kAccessKey, SeaweedS3::kSecretKey}, 30, 1, ""});
@@ -179,7 +201,7 @@ TEST_P(ServiceTest, UploadSubmitWatchDownloadMagnitude) {
 // A replica that starts with an empty cache (a new pod) serves every blob
 // from the bucket: downloads, and the model a new job's worker fetches.
 TEST_P(ServiceTest, BlobsOutliveTheLocalCache) {
-  if (GetParam() != "s3") GTEST_SKIP() << "only with an object store behind DATA/blobs";
+  if (!WithS3()) GTEST_SKIP() << "only with an object store behind DATA/blobs";
   StartServer({"--local-workers", "1"});
   const std::string model_id = UploadModel();
   const std::string first = Submit(model_id);
@@ -273,6 +295,30 @@ TEST_P(ServiceTest, QueuedJobSurvivesServerRestart) {
   std::string out_dir = root_ + "/download";
   ASSERT_EQ(Cli({"artifacts", "download", job_id, "--out", out_dir}).exit_code, 0);
   ExpectPrunedModel(out_dir);
+}
+
+// Drain: on SIGTERM an idle WatchJob stream ends at once with UNAVAILABLE
+// naming the sequence to resume after (its client moves to another replica),
+// not at the end of the 30 s shutdown grace.
+TEST_P(ServiceTest, SigtermEndsIdleWatchStreamsAtOnceForClientsToReconnect) {
+  StartServer({"--shutdown-grace-ms", "30000"});
+  const std::string job_id = Submit(UploadModel());  // no worker: stays QUEUED
+  auto stub = Stub();
+  grpc::ClientContext ctx;
+  v1::WatchJobRequest req;
+  req.set_job_id(job_id);
+  auto reader = stub->WatchJob(&ctx, req);
+  v1::JobEvent event;
+  ASSERT_TRUE(reader->Read(&event));
+  const auto start = std::chrono::steady_clock::now();
+  server_.process().Signal(SIGTERM);
+  while (reader->Read(&event)) {
+  }
+  const grpc::Status status = reader->Finish();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_THAT(status.error_message(), ::testing::HasSubstr("after_sequence 1"));
+  EXPECT_EQ(server_.process().Wait(milliseconds(30000)), 0);
 }
 
 // Starts a compress-worker outside compressd (as on another machine), slowed

@@ -106,8 +106,10 @@ TEST(BlobScrubTest, FsckCommandReportsAndExitsOne) {
   ASSERT_NE(build, nullptr) << "run under ctest";
   ::compressd::testing::TempDir dir;
   std::string weights;
+  const std::string target = testing::TestStoreTarget(dir.path() + "/compressd.db");
+  const std::string flags = " --data-dir " + dir.path() + " --store '" + target + "'";
   {
-    absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(dir.path() + "/compressd.db");
+    absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(target);
     ASSERT_TRUE(store.ok()) << store.status();
     absl::StatusOr<std::unique_ptr<BlobStore>> blobs = BlobStore::Open(dir.path() + "/blobs");
     ASSERT_TRUE(blobs.ok()) << blobs.status();
@@ -118,7 +120,7 @@ TEST(BlobScrubTest, FsckCommandReportsAndExitsOne) {
   }
   auto fsck = [&](std::string* out) {
     const std::string cmd =
-        std::string(build) + "/bin/compressd fsck --data-dir " + dir.path() + " 2>&1";
+        std::string(build) + "/bin/compressd fsck" + flags + " 2>&1";
     FILE* p = ::popen(cmd.c_str(), "r");
     char buf[4096];
     for (size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;) out->append(buf, n);
@@ -138,7 +140,7 @@ TEST(BlobScrubTest, FsckCommandReportsAndExitsOne) {
   EXPECT_EQ(fsck(&out), 1) << out;  // still referenced, still reported
   out.clear();
   EXPECT_EQ(::system((std::string(build) + "/bin/compressd fsck --data-dir " + dir.path() +
-                      "/nowhere >/dev/null 2>&1")
+                      "/nowhere --store '" + target + "' >/dev/null 2>&1")
                          .c_str()),
             2 << 8);
 }

@@ -88,7 +88,7 @@ TEST_F(CheckpointStoreTest, CheckpointsSurviveReopen) {
   const v1::Job job = env_.Submit();
   ASSERT_TRUE(env_.store->PutCheckpoint(Record(job.id(), "a", "x"), AcceptAll).ok());
   env_.store.reset();
-  auto reopened = Store::Open(env_.dir.path() + "/state.db");
+  auto reopened = Store::Open(env_.store_target);
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   auto got = (*reopened)->GetCheckpoint(job.id(), "a");
   ASSERT_TRUE(got.ok()) << got.status();

@@ -29,7 +29,7 @@ std::unique_ptr<Store> OpenStore(const std::string& path) {
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    db_path_ = dir_.path() + "/state.db";
+    db_path_ = testing::TestStoreTarget(dir_.path() + "/state.db");
     store_ = OpenStore(db_path_);
     ASSERT_NE(store_, nullptr);
   }
@@ -101,6 +101,7 @@ TEST_F(StoreTest, RecordsSurviveCloseAndReopen) {
 // A version-3 database (no jobs.memory_needed) is upgraded in place on open,
 // its queued job kept; the column then filters OldestQueuedJob.
 TEST_F(StoreTest, SchemaThreeDatabaseIsUpgradedAndFiltersByMemory) {
+  if (testing::TestStoreIsPostgres()) GTEST_SKIP() << "a SQLite file's migration";
   AddModel("mdl-1");
   AddJob("job-1", "mdl-1", 2000);
   store_.reset();

@@ -21,6 +21,7 @@
 #include "server/metrics/server_metrics.h"
 #include "server/store/blob_store.h"
 #include "server/store/store.h"
+#include "tests/integration/postgres.h"
 
 namespace compressd::testing {
 
@@ -91,7 +92,7 @@ inline v1::JobEvent QueuedEvent() {
 // Store, blob store and metrics in a temporary directory.
 struct CoreEnv {
   CoreEnv() : metrics(registry) {
-    auto s = Store::Open(dir.path() + "/state.db");
+    auto s = Store::Open(store_target);
     EXPECT_TRUE(s.ok()) << s.status();
     store = *std::move(s);
     auto b = BlobStore::Open(dir.path() + "/blobs");
@@ -99,6 +100,8 @@ struct CoreEnv {
     blobs = *std::move(b);
   }
   TempDir dir;
+  // SQLite in `dir`, or a PostgreSQL database (tests/integration/postgres.h).
+  const std::string store_target = TestStoreTarget(dir.path() + "/state.db");
   prometheus::Registry registry;
   ServerMetrics metrics;
   std::unique_ptr<Store> store;
