@@ -10,15 +10,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
 #include "common/channel.h"
 #include "compressd/v1/compressd.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "tests/integration/postgres.h"
 
 namespace compressd::testing {
 namespace fs = std::filesystem;
@@ -186,6 +189,15 @@ CliResult RunCli(const std::string& server, const std::vector<std::string>& args
 bool Server::Start(const std::string& data_dir, const std::vector<std::string>& extra_flags) {
   std::vector<std::string> argv = {BinDir() + "/compressd", "--data-dir", data_dir,
                                    "--grpc-port", "0", "--http-port", "0"};
+  // COMPRESSD_TEST_STORE=postgresql: the suite runs on PostgreSQL, one
+  // database per data directory (kept across the test's restarts).
+  static std::map<std::string, std::string>* databases = new std::map<std::string, std::string>();
+  if (TestStoreIsPostgres() &&
+      std::find(extra_flags.begin(), extra_flags.end(), "--store") == extra_flags.end()) {
+    std::string& url = (*databases)[data_dir];
+    if (url.empty()) url = TestStoreTarget(data_dir + "/compressd.db");
+    argv.insert(argv.end(), {"--store", url});
+  }
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   if (!process_.Start(argv, data_dir + "/../compressd.stderr.log")) return false;
   std::string line;
