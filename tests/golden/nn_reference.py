@@ -16,7 +16,8 @@ import os
 
 import numpy as np
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import (LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM,
+                          Qwen3Config, Qwen3ForCausalLM)
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 SEQ_LENS = [37, 64, 9]  # cover partial, exact and tiny attention tiles
@@ -39,6 +40,12 @@ VARIANTS = {
                        num_attention_heads=4, num_key_value_heads=1, vocab_size=160,
                        rope_parameters=dict(rope_type="default", rope_theta=1000000.0),
                        rms_norm_eps=1e-6, tie_word_embeddings=False),
+    # Qwen3: RMSNorm of each head's q and k before RoPE, head_dim (24) not
+    # hidden / heads (16), GQA 4/2, tied embeddings.
+    "qwen3_qk_norm": dict(cls="qwen3", hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2, head_dim=24,
+                          vocab_size=192, rms_norm_eps=1e-6, tie_word_embeddings=True,
+                          rope_parameters=dict(rope_type="default", rope_theta=1000000.0)),
 }
 
 
@@ -48,6 +55,9 @@ def build(name, spec, gen):
     common = dict(max_position_embeddings=128, attn_implementation="eager", **spec)
     if cls == "llama":
         model = LlamaForCausalLM(LlamaConfig(**common))
+    elif cls == "qwen3":
+        model = Qwen3ForCausalLM(Qwen3Config(use_sliding_window=False, attention_bias=False,
+                                             **common))
     else:
         model = Qwen2ForCausalLM(Qwen2Config(use_sliding_window=False, **common))
     model = model.float().eval()
@@ -71,6 +81,8 @@ def tensors_of(model, cfg, cls):
         if cls == "qwen2":
             names += [("q_bias", "self_attn.q_proj.bias"), ("k_bias", "self_attn.k_proj.bias"),
                       ("v_bias", "self_attn.v_proj.bias")]
+        if cls == "qwen3":
+            names += [("q_norm", "self_attn.q_norm.weight"), ("k_norm", "self_attn.k_norm.weight")]
         names += [("mlp_norm", "post_attention_layernorm.weight"),
                   ("gate_proj", "mlp.gate_proj.weight"), ("up_proj", "mlp.up_proj.weight"),
                   ("down_proj", "mlp.down_proj.weight")]
@@ -105,11 +117,12 @@ def main():
             config=dict(n_layers=cfg.num_hidden_layers, hidden=cfg.hidden_size,
                         intermediate=cfg.intermediate_size, n_heads=cfg.num_attention_heads,
                         n_kv_heads=cfg.num_key_value_heads,
-                        head_dim=cfg.hidden_size // cfg.num_attention_heads,
+                        head_dim=getattr(cfg, "head_dim", None)
+                        or cfg.hidden_size // cfg.num_attention_heads,
                         vocab=cfg.vocab_size, max_position=cfg.max_position_embeddings,
                         rms_norm_eps=cfg.rms_norm_eps, rope_theta=rs["rope_theta"],
                         tie_word_embeddings=bool(cfg.tie_word_embeddings),
-                        attention_bias=cls == "qwen2",
+                        attention_bias=cls == "qwen2", qk_norm=cls == "qwen3",
                         rope_scaling=dict(type=rs.get("rope_type", ""),
                                           factor=rs.get("factor", 1.0),
                                           low_freq_factor=rs.get("low_freq_factor", 1.0),

@@ -3,8 +3,11 @@
 
 Usage: check_logits.py MODEL_DIR TEXT_FILE WINDOW WINDOWS OUR_SUMMARY.json
 
-Loads MODEL_DIR with AutoModelForCausalLM (float32, CPU) and its tokenizer,
-tokenizes TEXT_FILE as the worker does (no special tokens), cuts WINDOWS
+Loads MODEL_DIR with AutoModelForCausalLM (float32, CPU), tokenizes TEXT_FILE
+with MODEL_DIR/tokenizer.json as the worker does (the `tokenizers` library on
+that file, no special tokens: AutoTokenizer would pick a class by model_type,
+e.g. Qwen2Tokenizer, whose own pre-tokenizer differs from a test model's
+borrowed tokenizer.json), cuts WINDOWS
 consecutive windows of WINDOW tokens from the start, and computes
 the perplexity of the next-token predictions inside each window. OUR_SUMMARY
 is `compress-worker run`'s summary of an evaluate-only recipe on the same
@@ -13,10 +16,12 @@ directory, text and windows; the two perplexities must agree to 1e-4
 """
 import json
 import math
+import os
 import sys
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from tokenizers import Tokenizer
+from transformers import AutoModelForCausalLM
 
 
 def main():
@@ -25,8 +30,8 @@ def main():
         sys.exit(2)
     model_dir, text_file, window, windows, summary = sys.argv[1:6]
     window, windows = int(window), int(windows)
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    ids = tok(open(text_file, encoding="utf-8").read(), add_special_tokens=False)["input_ids"]
+    tok = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
+    ids = tok.encode(open(text_file, encoding="utf-8").read(), add_special_tokens=False).ids
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     nll, n = 0.0, 0
     with torch.no_grad():

@@ -185,6 +185,11 @@ absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaConfig& c
     return absl::UnimplementedError(
         absl::StrCat("GGUF export of rope scaling \"", c.rope_scaling.type, "\""));
   }
+  if (c.qk_norm) {  // llama.cpp's qwen3 architecture: not written by this exporter yet
+    return absl::UnimplementedError(absl::StrCat(
+        "GGUF export of model_type \"", c.model_type,
+        "\" (per-head q/k norms); use output.format hf_safetensors or gptq"));
+  }
   auto of = [model](const engine::Tensor& t) { return model == nullptr ? nullptr : &t; };
   const engine::LlamaModel empty;
   const engine::LlamaModel& m = model == nullptr ? empty : *model;
@@ -195,7 +200,7 @@ absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaConfig& c
   for (int i = 0; i < c.n_layers; ++i) {
     const engine::BlockWeights& b = model == nullptr ? no_block : model->blocks.at(i);
     for (const engine::BlockTensorSpec& spec : engine::BlockTensorSpecs()) {
-      if (spec.is_bias && !c.attention_bias) continue;
+      if (!HasTensor(c, spec)) continue;
       RETURN_IF_ERROR(AddPlan(&plans, absl::StrCat("blk.", i, ".", spec.gguf_suffix),
                               absl::StrCat("model.layers.", i, ".", spec.hf_suffix),
                               of(b.*spec.slot), engine::ExpectedShape(c, spec), spec.permutation));

@@ -98,7 +98,7 @@ absl::Status GgufStreamWriter::WriteBlock(
     }
   }
   for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
-    if (spec.is_bias && !config_.attention_bias) continue;
+    if (!HasTensor(config_, spec)) continue;
     const std::string name = absl::StrCat("model.layers.", block, ".", spec.hf_suffix);
     RETURN_IF_ERROR(Expect(name));
     TensorPlan& p = plans_[next_];

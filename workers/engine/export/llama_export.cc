@@ -35,10 +35,16 @@ double ShortestDouble(float v) {
 }  // namespace
 
 std::string HfLlamaConfigJson(const engine::LlamaConfig& c, bool tied) {
+  // The transformers class whose tensors and config fields the model has:
+  // Qwen2 (q/k/v biases), Qwen3 (per-head q/k norms), else Llama.
   const bool qwen2 = c.model_type == "qwen2";
+  const bool qwen3 = c.qk_norm;
+  const char* architecture =
+      qwen2 ? "Qwen2ForCausalLM" : (qwen3 ? "Qwen3ForCausalLM" : "LlamaForCausalLM");
+  const char* model_type = qwen2 ? "qwen2" : (qwen3 ? "qwen3" : "llama");
   json j = {
-      {"architectures", {qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM"}},
-      {"model_type", qwen2 ? "qwen2" : "llama"},
+      {"architectures", {architecture}},
+      {"model_type", model_type},
       {"hidden_size", c.hidden},
       {"intermediate_size", c.intermediate},
       {"num_hidden_layers", c.n_layers},

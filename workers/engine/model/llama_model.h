@@ -43,6 +43,7 @@ struct LlamaConfig {
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v biases (Qwen2)
+  bool qk_norm = false;         // RMSNorm of each head's q and k before RoPE (Qwen3)
   int bos_token_id = -1;
   int eos_token_id = -1;
 };
@@ -75,6 +76,7 @@ struct BlockWeights {
   Tensor attn_norm;                       // [hidden]
   Tensor q_proj, k_proj, v_proj, o_proj;  // [n_heads*hd, hidden], [n_kv*hd, hidden] x2, [hidden, n_heads*hd]
   Tensor q_bias, k_bias, v_bias;
+  Tensor q_norm, k_norm;                  // [head_dim], only with config.qk_norm
   Tensor mlp_norm;                        // [hidden]
   Tensor gate_proj, up_proj;              // [intermediate, hidden]
   Tensor down_proj;                       // [hidden, intermediate]

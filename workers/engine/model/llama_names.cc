@@ -25,6 +25,8 @@ constexpr BlockSlot kBlockSlots[] = {{"input_layernorm.weight", &BlockWeights::a
                                      {"self_attn.k_proj.bias", &BlockWeights::k_bias},
                                      {"self_attn.v_proj.weight", &BlockWeights::v_proj},
                                      {"self_attn.v_proj.bias", &BlockWeights::v_bias},
+                                     {"self_attn.q_norm.weight", &BlockWeights::q_norm},
+                                     {"self_attn.k_norm.weight", &BlockWeights::k_norm},
                                      {"self_attn.o_proj.weight", &BlockWeights::o_proj},
                                      {"post_attention_layernorm.weight", &BlockWeights::mlp_norm},
                                      {"mlp.gate_proj.weight", &BlockWeights::gate_proj},
@@ -72,12 +74,15 @@ std::vector<NamedShape> ConfigShapes(const LlamaConfig& c) {
       {"self_attn.k_proj.bias", {kvd}},         {"self_attn.v_proj.weight", {kvd, h}},
       {"self_attn.v_proj.bias", {kvd}},         {"self_attn.o_proj.weight", {h, qd}},
       {"post_attention_layernorm.weight", {h}}, {"mlp.gate_proj.weight", {ff, h}},
-      {"mlp.up_proj.weight", {ff, h}},          {"mlp.down_proj.weight", {h, ff}}};
+      {"mlp.up_proj.weight", {ff, h}},          {"mlp.down_proj.weight", {h, ff}},
+      {"self_attn.q_norm.weight", {c.head_dim}}, {"self_attn.k_norm.weight", {c.head_dim}}};
   std::vector<NamedShape> out = {{"model.embed_tokens.weight", {c.vocab, h}}};
   for (int i = 0; i < c.n_layers; ++i) {
     for (const BlockSlot& s : kBlockSlots) {
       const bool bias = absl::EndsWith(s.suffix, ".bias");
-      if (bias && !c.attention_bias) continue;
+      const bool qk_norm = absl::StrContains(s.suffix, "_norm.weight") &&
+                           absl::StartsWith(s.suffix, "self_attn.");
+      if ((bias && !c.attention_bias) || (qk_norm && !c.qk_norm)) continue;
       out.push_back({absl::StrCat("model.layers.", i, ".", s.suffix), block.at(s.suffix)});
     }
   }

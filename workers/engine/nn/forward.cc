@@ -69,6 +69,10 @@ absl::Status CheckBlockShapes(const LlamaConfig& c, const BlockWeights& w, int i
     RETURN_IF_ERROR(CheckShape(w.k_bias, {kvd}, p + "k_bias"));
     RETURN_IF_ERROR(CheckShape(w.v_bias, {kvd}, p + "v_bias"));
   }
+  if (c.qk_norm) {
+    RETURN_IF_ERROR(CheckShape(w.q_norm, {c.head_dim}, p + "q_norm"));
+    RETURN_IF_ERROR(CheckShape(w.k_norm, {c.head_dim}, p + "k_norm"));
+  }
   RETURN_IF_ERROR(CheckShape(w.mlp_norm, {c.hidden}, p + "mlp_norm"));
   RETURN_IF_ERROR(CheckShape(w.gate_proj, {c.intermediate, c.hidden}, p + "gate_proj"));
   RETURN_IF_ERROR(CheckShape(w.up_proj, {c.intermediate, c.hidden}, p + "up_proj"));
@@ -150,6 +154,12 @@ void LlamaForward::AttentionHalf(const BlockWeights& w, const SequenceBatch& bat
   be.Linear(norm, t, c.hidden, w.q_proj.data, w.q_bias.data, qd, ws->q.data());
   be.Linear(norm, t, c.hidden, w.k_proj.data, w.k_bias.data, kvd, ws->k.data());
   be.Linear(norm, t, c.hidden, w.v_proj.data, w.v_bias.data, kvd, ws->v.data());
+  if (c.qk_norm) {  // Qwen3: each head's q and k RMS-normalised over head_dim
+    be.RmsNorm(ws->q.data(), w.q_norm.data, t * c.n_heads, c.head_dim, c.rms_norm_eps,
+               ws->q.data());
+    be.RmsNorm(ws->k.data(), w.k_norm.data, t * c.n_kv_heads, c.head_dim, c.rms_norm_eps,
+               ws->k.data());
+  }
   be.Rope(ws->q.data(), t, c.n_heads, c.head_dim, batch.positions.data(), rope_);
   be.Rope(ws->k.data(), t, c.n_kv_heads, c.head_dim, batch.positions.data(), rope_);
   be.Attention(ws->q.data(), ws->k.data(), ws->v.data(), batch.seq_start.data(), batch.n_seqs(),

@@ -33,7 +33,7 @@ TEST(HfConfigTest, ParsesLlamaConfig) {
 }
 
 TEST(HfConfigTest, KvHeadsDefaultToHeadsAndFamilyTypesAccepted) {
-  for (const char* type : {"mistral", "qwen2", "smollm"}) {
+  for (const char* type : {"mistral", "qwen2", "qwen3", "smollm"}) {
     nlohmann::json j = Base();
     j.erase("num_key_value_heads");
     j["model_type"] = type;

@@ -112,7 +112,7 @@ void ExpectModelMatches(const LlamaModel& m, const TinyLlama& tiny, const TinyLl
   for (int l = 0; l < spec.n_layers; ++l) {
     for (const BlockTensorSpec& s : BlockTensorSpecs()) {
       const std::string name = absl::StrCat("model.layers.", l, ".", s.hf_suffix);
-      if (s.is_bias && !spec.attention_bias) {
+      if ((s.is_bias && !spec.attention_bias) || (s.is_qk_norm && !spec.qk_norm)) {
         EXPECT_TRUE((m.blocks[l].*s.slot).empty()) << name;
         continue;
       }
@@ -192,6 +192,29 @@ TEST(HfLlamaTest, Qwen2HasBiasesAndMistralGqa) {
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->config.n_kv_heads, 2);
   ExpectModelMatches(*m, tiny_plain, plain);
+}
+
+TEST(HfLlamaTest, Qwen3HasPerHeadQkNormsWhichOtherFamiliesRefuse) {
+  TinyLlamaSpec spec;
+  spec.qk_norm = true;
+  const TinyLlama tiny = BuildTinyLlama(spec);
+  absl::StatusOr<LlamaModel> m =
+      LoadModel(WriteHfDir("hf_qwen3", tiny, HfDir(ConfigFor(spec, "qwen3"))));
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_TRUE(m->config.qk_norm);
+  EXPECT_FALSE(m->config.attention_bias);
+  ExpectModelMatches(*m, tiny, spec);
+  ASSERT_EQ(m->blocks[1].k_norm.shape, (std::vector<int64_t>{16}));
+  // The same weights as Llama: the norms are unmapped, not silently dropped.
+  absl::Status s = LoadError(WriteHfDir("hf_llama_qk", tiny, HfDir(ConfigFor(spec, "llama"))));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("_norm.weight\" (data at offset"));
+  // A Qwen3 checkpoint without them names the first missing one.
+  HfDir missing(ConfigFor(spec, "qwen3"));
+  missing.drop = "model.layers.0.self_attn.k_norm.weight";
+  s = LoadError(WriteHfDir("hf_qwen3_missing", tiny, missing));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("model.layers.0.self_attn.k_norm.weight"));
 }
 
 TEST(HfLlamaTest, ReadsLlama3RopeScalingBothSpellings) {
@@ -288,7 +311,7 @@ TEST(HfLlamaTest, GgufAndHfCheckpointAgree) {
   same(a->lm_head, b->lm_head, "lm_head");
   for (int l = 0; l < spec.n_layers; ++l) {
     for (const BlockTensorSpec& s : BlockTensorSpecs()) {
-      if (!s.is_bias) same(a->blocks[l].*s.slot, b->blocks[l].*s.slot, s.hf_suffix);
+      if (!s.is_bias && !s.is_qk_norm) same(a->blocks[l].*s.slot, b->blocks[l].*s.slot, s.hf_suffix);
     }
   }
 }

@@ -103,6 +103,10 @@ TinyLlama BuildTinyLlama(const TinyLlamaSpec& s, unsigned seed) {
       b.Tensor(g + "attn_k.bias", h + "self_attn.k_proj.bias", s.n_kv_heads * hd, 0, hd, false);
       b.Tensor(g + "attn_v.bias", h + "self_attn.v_proj.bias", s.n_kv_heads * hd, 0, 0, false);
     }
+    if (s.qk_norm) {
+      b.Tensor(g + "attn_q_norm.weight", h + "self_attn.q_norm.weight", hd, 0, 0, false);
+      b.Tensor(g + "attn_k_norm.weight", h + "self_attn.k_norm.weight", hd, 0, 0, false);
+    }
   }
   b.Tensor("output_norm.weight", "model.norm.weight", s.hidden, 0, 0, false);
   if (!s.tied) b.Tensor("output.weight", "lm_head.weight", s.vocab, s.hidden, 0, true);

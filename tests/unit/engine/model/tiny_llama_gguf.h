@@ -16,6 +16,7 @@ struct TinyLlamaSpec {
   bool tied = true;
   bool quantize = true;  // matrices as Q8_0 (scale 2^-6, exact), else F32
   bool attention_bias = false;
+  bool qk_norm = false;  // Qwen3's per-head q/k norms (HF checkpoints only: no GGUF arch here)
   std::vector<float> rope_freqs;  // written as rope_freqs.weight when non-empty
   float rope_theta = 10000.0f;
   // Corruptions.

@@ -43,7 +43,8 @@ TEST_P(GoldenTest, LogitsMatchTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, GoldenTest,
-                         ::testing::Values("llama_gqa", "llama3_tied", "qwen2_bias"));
+                         ::testing::Values("llama_gqa", "llama3_tied", "qwen2_bias",
+                                           "qwen3_qk_norm"));
 
 TEST(Forward, BatchingAndThreadCountDoNotChangeResults) {
   const LlamaModel model = RandomModel(SmallConfig(), 1);

@@ -32,6 +32,8 @@ Tensor* FindSlot(LlamaModel* m, const std::string& name) {
                                                               {"q_bias", &b.q_bias},
                                                               {"k_bias", &b.k_bias},
                                                               {"v_bias", &b.v_bias},
+                                                              {"q_norm", &b.q_norm},
+                                                              {"k_norm", &b.k_norm},
                                                               {"mlp_norm", &b.mlp_norm},
                                                               {"gate_proj", &b.gate_proj},
                                                               {"up_proj", &b.up_proj},
@@ -64,6 +66,7 @@ LlamaConfig ConfigFromJson(const nlohmann::json& j, const std::string& model_typ
   c.rope_theta = j["rope_theta"];
   c.tie_word_embeddings = j["tie_word_embeddings"];
   c.attention_bias = j["attention_bias"];
+  c.qk_norm = j.value("qk_norm", false);
   const auto& rs = j["rope_scaling"];
   c.rope_scaling.type = rs["type"];
   c.rope_scaling.factor = rs["factor"];

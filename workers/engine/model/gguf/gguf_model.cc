@@ -124,7 +124,7 @@ absl::Status TensorLoader::CheckAllUsed() const {
 
 absl::Status LoadBlock(TensorLoader& loader, const LlamaConfig& c, int layer, BlockWeights* block) {
   for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
-    if (spec.is_bias && !c.attention_bias) continue;
+    if (!HasTensor(c, spec)) continue;
     ASSIGN_OR_RETURN(block->*spec.slot,
                      loader.Load(absl::StrCat("blk.", layer, ".", spec.gguf_suffix),
                                  ExpectedShape(c, spec), spec.permutation));
@@ -192,7 +192,7 @@ absl::StatusOr<std::unique_ptr<GgufLlamaStream>> GgufLlamaStream::Open(
   RETURN_IF_ERROR(loader.Check("token_embd.weight", embed_shape).status());
   for (int l = 0; l < c.n_layers; ++l) {
     for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
-      if (spec.is_bias && !c.attention_bias) continue;
+      if (!HasTensor(c, spec)) continue;
       RETURN_IF_ERROR(loader.Check(absl::StrCat("blk.", l, ".", spec.gguf_suffix),
                                    ExpectedShape(c, spec)).status());
     }

@@ -110,7 +110,7 @@ absl::StatusOr<LlamaModel> LoadHfModel(const std::string& dir) {
   model.blocks.resize(c.n_layers);
   for (int l = 0; l < c.n_layers; ++l) {
     for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
-      if (spec.is_bias && !c.attention_bias) continue;
+      if (!HasTensor(c, spec)) continue;
       ASSIGN_OR_RETURN(model.blocks[l].*spec.slot,
                        loader.Load(absl::StrCat("model.layers.", l, ".", spec.hf_suffix),
                                    ExpectedShape(c, spec)));
@@ -147,7 +147,7 @@ absl::StatusOr<std::unique_ptr<HfLlamaStream>> HfLlamaStream::Open(const std::st
   RETURN_IF_ERROR(loader.Check("model.embed_tokens.weight", embed_shape).status());
   for (int l = 0; l < c.n_layers; ++l) {
     for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
-      if (spec.is_bias && !c.attention_bias) continue;
+      if (!HasTensor(c, spec)) continue;
       RETURN_IF_ERROR(loader.Check(BlockTensorName(l, spec), ExpectedShape(c, spec)).status());
     }
   }
@@ -172,7 +172,7 @@ absl::StatusOr<BlockWeights> HfLlamaStream::LoadBlock(int i) const {
   HfTensorLoader loader(hf_);
   BlockWeights w;
   for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
-    if (spec.is_bias && !config_.attention_bias) continue;
+    if (!HasTensor(config_, spec)) continue;
     ASSIGN_OR_RETURN(w.*spec.slot,
                      loader.Load(BlockTensorName(i, spec), ExpectedShape(config_, spec)));
   }

@@ -127,6 +127,7 @@ absl::StatusOr<LlamaConfig> ReadHfLlamaConfig(const HfConfig& base, absl::string
   ASSIGN_OR_RETURN(c.bos_token_id, Int(j, what, "bos_token_id", -1));
   ASSIGN_OR_RETURN(c.eos_token_id, Int(j, what, "eos_token_id", -1));
   c.attention_bias = c.model_type == "qwen2";
+  c.qk_norm = c.model_type == "qwen3";
   if (c.model_type != "qwen2") {
     for (const char* field : {"attention_bias", "mlp_bias"}) {
       ASSIGN_OR_RETURN(bool set, Bool(j, what, field));

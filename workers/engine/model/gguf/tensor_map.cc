@@ -27,6 +27,10 @@ const std::vector<BlockTensorSpec>& BlockTensorSpecs() {
       {"attn_q.bias", "self_attn.q_proj.bias", &BlockWeights::q_bias, RowPermutation::kQuery, true},
       {"attn_k.bias", "self_attn.k_proj.bias", &BlockWeights::k_bias, RowPermutation::kKey, true},
       {"attn_v.bias", "self_attn.v_proj.bias", &BlockWeights::v_bias, RowPermutation::kNone, true},
+      {"attn_q_norm.weight", "self_attn.q_norm.weight", &BlockWeights::q_norm,
+       RowPermutation::kNone, false, true},
+      {"attn_k_norm.weight", "self_attn.k_norm.weight", &BlockWeights::k_norm,
+       RowPermutation::kNone, false, true},
   };
   return *specs;
 }
@@ -43,6 +47,7 @@ std::vector<int64_t> ExpectedShape(const LlamaConfig& c, const BlockTensorSpec& 
   if (slot == &BlockWeights::gate_proj || slot == &BlockWeights::up_proj) return {inter, hidden};
   if (slot == &BlockWeights::down_proj) return {hidden, inter};
   if (slot == &BlockWeights::q_bias) return {q_out};
+  if (slot == &BlockWeights::q_norm || slot == &BlockWeights::k_norm) return {c.head_dim};
   return {kv_out};  // k_bias, v_bias
 }
 

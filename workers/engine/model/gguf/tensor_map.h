@@ -25,9 +25,15 @@ struct BlockTensorSpec {
   Tensor BlockWeights::*slot;
   RowPermutation permutation;  // how llama.cpp reorders its rows
   bool is_bias;                // present iff config.attention_bias
+  bool is_qk_norm = false;     // present iff config.qk_norm (Qwen3)
 };
 
-// The per-block tensors, weights first then the q/k/v biases.
+// Whether a model of `config` has the tensor (biases and q/k norms are per family).
+inline bool HasTensor(const LlamaConfig& config, const BlockTensorSpec& spec) {
+  return (!spec.is_bias || config.attention_bias) && (!spec.is_qk_norm || config.qk_norm);
+}
+
+// The per-block tensors, weights first, then the q/k/v biases, then the q/k norms.
 const std::vector<BlockTensorSpec>& BlockTensorSpecs();
 
 // The HF shape of a block tensor under `config`.

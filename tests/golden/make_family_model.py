@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Writes a tiny random-weight model of one decoder family, built offline from
+that family's transformers config class (no hub): float32 HF safetensors,
+config.json, and SmolLM2's real tokenizer (from its GGUF), so text from
+../shared/data tokenizes as it would for a real model.
+
+Weights are N(0, 0.15) and norm weights 1 + N(0, 0.2) (as
+tests/golden/nn_reference.py), large enough that attention is far from
+uniform and every family-specific op (q/k/v biases, per-head q/k norms)
+changes the logits.
+
+usage: make_family_model.py FAMILY OUT_DIR --tokenizer-from MODEL.gguf [--seed N]
+  FAMILY: llama | qwen2 | qwen3
+"""
+import argparse
+import os
+
+import torch
+import transformers
+
+COMMON = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=3,
+              num_attention_heads=4, num_key_value_heads=2, vocab_size=49152,
+              max_position_embeddings=2048, rms_norm_eps=1e-6, bos_token_id=1, eos_token_id=2)
+FAMILIES = {
+    # Llama 3 style: untied head.
+    "llama": ("LlamaConfig", "LlamaForCausalLM",
+              dict(tie_word_embeddings=False, rope_theta=500000.0)),
+    # Qwen2 / 2.5: q/k/v biases, tied embeddings.
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM",
+              dict(tie_word_embeddings=True, rope_theta=1000000.0, use_sliding_window=False)),
+    # Qwen3: per-head q/k RMSNorm, head_dim (48) other than hidden / heads (32).
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM",
+              dict(tie_word_embeddings=True, rope_theta=1000000.0, head_dim=48,
+                   attention_bias=False, use_sliding_window=False)),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("family", choices=sorted(FAMILIES))
+    ap.add_argument("out")
+    ap.add_argument("--tokenizer-from", required=True, help="a GGUF whose tokenizer to use")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    config_cls, model_cls, extra = FAMILIES[args.family]
+    config = getattr(transformers, config_cls)(**COMMON, **extra)
+    torch.manual_seed(args.seed)
+    model = getattr(transformers, model_cls)(config).float().eval()
+    gen = torch.Generator().manual_seed(args.seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
+            else:
+                p.copy_(0.15 * torch.randn(p.shape, generator=gen))
+    model.save_pretrained(args.out, safe_serialization=True)
+    d, f = os.path.split(os.path.abspath(args.tokenizer_from))
+    transformers.AutoTokenizer.from_pretrained(d, gguf_file=f).save_pretrained(args.out)
+    n = sum(p.numel() for p in model.parameters())
+    print(f"{args.family}: {n / 1e6:.1f}M parameters at {args.out}")
+
+
+if __name__ == "__main__":
+    main()
