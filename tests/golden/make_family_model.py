@@ -10,7 +10,7 @@ uniform and every family-specific op (q/k/v biases, per-head q/k norms)
 changes the logits.
 
 usage: make_family_model.py FAMILY OUT_DIR --tokenizer-from MODEL.gguf [--seed N]
-  FAMILY: llama | qwen2 | qwen3
+  FAMILY: llama | mistral | qwen2 | qwen3
 """
 import argparse
 import os
@@ -25,6 +25,10 @@ FAMILIES = {
     # Llama 3 style: untied head.
     "llama": ("LlamaConfig", "LlamaForCausalLM",
               dict(tie_word_embeddings=False, rope_theta=500000.0)),
+    # Mistral 7B v0.1 style: every layer attends to the last 32 positions
+    # (the evaluation windows are 128 long).
+    "mistral": ("MistralConfig", "MistralForCausalLM",
+                dict(tie_word_embeddings=False, rope_theta=10000.0, sliding_window=32)),
     # Qwen2 / 2.5: q/k/v biases, tied embeddings.
     "qwen2": ("Qwen2Config", "Qwen2ForCausalLM",
               dict(tie_word_embeddings=True, rope_theta=1000000.0, use_sliding_window=False)),

@@ -16,8 +16,8 @@ import os
 
 import numpy as np
 import torch
-from transformers import (LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM,
-                          Qwen3Config, Qwen3ForCausalLM)
+from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
+                          Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 SEQ_LENS = [37, 64, 9]  # cover partial, exact and tiny attention tiles
@@ -46,6 +46,13 @@ VARIANTS = {
                           num_attention_heads=4, num_key_value_heads=2, head_dim=24,
                           vocab_size=192, rms_norm_eps=1e-6, tie_word_embeddings=True,
                           rope_parameters=dict(rope_type="default", rope_theta=1000000.0)),
+    # Mistral: every layer attends to the last 16 positions (the sequences are
+    # 37 and 64 long, so the window cuts through tiles of 16 and 128).
+    "mistral_window": dict(cls="mistral", hidden_size=64, intermediate_size=96,
+                           num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                           vocab_size=128, rms_norm_eps=1e-5, tie_word_embeddings=False,
+                           sliding_window=16,
+                           rope_parameters=dict(rope_type="default", rope_theta=10000.0)),
 }
 
 
@@ -55,6 +62,8 @@ def build(name, spec, gen):
     common = dict(max_position_embeddings=128, attn_implementation="eager", **spec)
     if cls == "llama":
         model = LlamaForCausalLM(LlamaConfig(**common))
+    elif cls == "mistral":
+        model = MistralForCausalLM(MistralConfig(**common))
     elif cls == "qwen3":
         model = Qwen3ForCausalLM(Qwen3Config(use_sliding_window=False, attention_bias=False,
                                              **common))
@@ -123,6 +132,7 @@ def main():
                         rms_norm_eps=cfg.rms_norm_eps, rope_theta=rs["rope_theta"],
                         tie_word_embeddings=bool(cfg.tie_word_embeddings),
                         attention_bias=cls == "qwen2", qk_norm=cls == "qwen3",
+                        sliding_window=getattr(cfg, "sliding_window", None) or 0,
                         rope_scaling=dict(type=rs.get("rope_type", ""),
                                           factor=rs.get("factor", 1.0),
                                           low_freq_factor=rs.get("low_freq_factor", 1.0),

@@ -355,6 +355,11 @@ absl::Status CudaBackend::Impl::Attention(const float* q, const float* k, const 
     return absl::InvalidArgumentError(absl::StrCat("attention heads ", shape.n_heads, " / kv ",
                                                    shape.n_kv_heads, " are not supported"));
   }
+  if (shape.window > 0) {
+    return absl::UnimplementedError(absl::StrCat(
+        "sliding-window attention (window ", shape.window,
+        ") is not implemented on CUDA; run the job on a CPU worker"));
+  }
   if (shape.head_dim <= 0 || shape.head_dim > kMaxAttentionHeadDim ||
       AttentionSharedBytes(shape.head_dim) > static_cast<size_t>(max_shared_optin)) {
     return absl::InvalidArgumentError(absl::StrCat("attention head_dim ", shape.head_dim,

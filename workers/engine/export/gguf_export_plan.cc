@@ -185,10 +185,11 @@ absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaConfig& c
     return absl::UnimplementedError(
         absl::StrCat("GGUF export of rope scaling \"", c.rope_scaling.type, "\""));
   }
-  if (c.qk_norm) {  // llama.cpp's qwen3 architecture: not written by this exporter yet
+  if (c.qk_norm || c.sliding_window > 0) {  // llama.cpp's qwen3 / windowed archs: not written yet
     return absl::UnimplementedError(absl::StrCat(
-        "GGUF export of model_type \"", c.model_type,
-        "\" (per-head q/k norms); use output.format hf_safetensors or gptq"));
+        "GGUF export of model_type \"", c.model_type, "\" (",
+        c.qk_norm ? "per-head q/k norms" : "sliding-window attention",
+        "); use output.format hf_safetensors or gptq"));
   }
   auto of = [model](const engine::Tensor& t) { return model == nullptr ? nullptr : &t; };
   const engine::LlamaModel empty;

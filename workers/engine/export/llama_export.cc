@@ -37,11 +37,14 @@ double ShortestDouble(float v) {
 std::string HfLlamaConfigJson(const engine::LlamaConfig& c, bool tied) {
   // The transformers class whose tensors and config fields the model has:
   // Qwen2 (q/k/v biases), Qwen3 (per-head q/k norms), else Llama.
+  // Mistral when it has a sliding window (without one it is Llama).
   const bool qwen2 = c.model_type == "qwen2";
   const bool qwen3 = c.qk_norm;
+  const bool mistral = c.sliding_window > 0;
   const char* architecture =
-      qwen2 ? "Qwen2ForCausalLM" : (qwen3 ? "Qwen3ForCausalLM" : "LlamaForCausalLM");
-  const char* model_type = qwen2 ? "qwen2" : (qwen3 ? "qwen3" : "llama");
+      qwen2 ? "Qwen2ForCausalLM"
+            : (qwen3 ? "Qwen3ForCausalLM" : (mistral ? "MistralForCausalLM" : "LlamaForCausalLM"));
+  const char* model_type = qwen2 ? "qwen2" : (qwen3 ? "qwen3" : (mistral ? "mistral" : "llama"));
   json j = {
       {"architectures", {architecture}},
       {"model_type", model_type},
@@ -65,6 +68,7 @@ std::string HfLlamaConfigJson(const engine::LlamaConfig& c, bool tied) {
     j["attention_bias"] = false;
     j["mlp_bias"] = false;
   }
+  if (mistral) j["sliding_window"] = c.sliding_window;
   j["rope_scaling"] = nullptr;
   if (c.rope_scaling.type == "llama3") {
     j["rope_scaling"] = {

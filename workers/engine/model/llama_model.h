@@ -44,6 +44,7 @@ struct LlamaConfig {
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v biases (Qwen2)
   bool qk_norm = false;         // RMSNorm of each head's q and k before RoPE (Qwen3)
+  int sliding_window = 0;       // every layer attends to this many positions (Mistral); 0: all
   int bos_token_id = -1;
   int eos_token_id = -1;
 };

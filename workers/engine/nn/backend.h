@@ -23,6 +23,9 @@ struct AttentionShape {
   int n_heads = 0;
   int n_kv_heads = 0;  // divides n_heads (grouped-query attention)
   int head_dim = 0;
+  // Sliding-window attention (Mistral): a query at position p sees the keys
+  // at p - window + 1 .. p. 0: every earlier key (plain causal).
+  int64_t window = 0;
 };
 
 class Backend {

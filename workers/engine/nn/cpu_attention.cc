@@ -9,7 +9,9 @@
 //   O = O e^(m-m') + P V_tile [group*nq, hd]
 // and at the end out = O / l. K and V tiles are read in place (leading
 // dimension n_kv*hd). Memory per item: O(group * tile * (tile + hd)); cost
-// 2 * T^2 * hd flops per head (half of it masked away by causality).
+// 2 * T^2 * hd flops per head (half of it masked away by causality). With a
+// sliding window W the key tiles entirely before a query tile's window are
+// skipped and each row's scores before its own window are masked too.
 #include <cblas.h>
 
 #include <algorithm>
@@ -60,7 +62,10 @@ void RunItem(const Problem& p, const Item& item) {
   }
   const float* k_base = p.k + int64_t{item.kv_head} * hd;
   const float* v_base = p.v + int64_t{item.kv_head} * hd;
-  for (int64_t k0 = seq_begin; k0 < item.q1; k0 += p.tile) {
+  const int64_t window = p.shape.window;
+  int64_t first_key = seq_begin;  // the first key any row of this tile sees
+  if (window > 0) first_key = std::max(seq_begin, item.q0 - window + 1);
+  for (int64_t k0 = first_key; k0 < item.q1; k0 += p.tile) {
     const int64_t nk = std::min(p.tile, item.q1 - k0);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, hd, 1.0f, qs.data(), hd,
                 k_base + k0 * kv_stride, kv_stride, 0.0f, s.data(), nk);
@@ -68,13 +73,16 @@ void RunItem(const Problem& p, const Item& item) {
       float* srow = &s[row * nk];
       const int64_t pos = item.q0 + row % nq;
       const int64_t valid = std::min(nk, pos - k0 + 1);  // causal mask
-      if (valid <= 0) {
+      // Sliding window: keys before pos - window + 1 are masked too.
+      const int64_t begin = window > 0 ? std::max<int64_t>(0, pos - window + 1 - k0) : 0;
+      if (valid <= begin) {
         std::fill(srow, srow + nk, 0.0f);
         continue;
       }
-      const float m_new = std::max(m[row], cpu::RowMax(srow, valid));
+      const float m_new = std::max(m[row], cpu::RowMax(srow + begin, valid - begin));
       const float alpha = cpu::FastExp(m[row] - m_new);
-      const float sum = cpu::ExpShiftSum(srow, valid, m_new);
+      const float sum = cpu::ExpShiftSum(srow + begin, valid - begin, m_new);
+      std::fill(srow, srow + begin, 0.0f);
       std::fill(srow + valid, srow + nk, 0.0f);
       l[row] = l[row] * alpha + sum;
       m[row] = m_new;

@@ -163,7 +163,7 @@ void LlamaForward::AttentionHalf(const BlockWeights& w, const SequenceBatch& bat
   be.Rope(ws->q.data(), t, c.n_heads, c.head_dim, batch.positions.data(), rope_);
   be.Rope(ws->k.data(), t, c.n_kv_heads, c.head_dim, batch.positions.data(), rope_);
   be.Attention(ws->q.data(), ws->k.data(), ws->v.data(), batch.seq_start.data(), batch.n_seqs(),
-               AttentionShape{c.n_heads, c.n_kv_heads, c.head_dim}, attn);
+               AttentionShape{c.n_heads, c.n_kv_heads, c.head_dim, c.sliding_window}, attn);
   be.Linear(attn, t, qd, w.o_proj.data, nullptr, c.hidden, ws->proj.data());
   if (x_out != x) std::memcpy(x_out, x, sizeof(float) * t * c.hidden);
   be.Add(x_out, ws->proj.data(), t * c.hidden);

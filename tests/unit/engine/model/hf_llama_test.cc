@@ -217,6 +217,25 @@ TEST(HfLlamaTest, Qwen3HasPerHeadQkNormsWhichOtherFamiliesRefuse) {
   EXPECT_THAT(s.message(), HasSubstr("model.layers.0.self_attn.k_norm.weight"));
 }
 
+TEST(HfLlamaTest, MistralKeepsItsSlidingWindowAndPerLayerWindowsAreRefused) {
+  TinyLlamaSpec spec;
+  const TinyLlama tiny = BuildTinyLlama(spec);
+  json mistral = ConfigFor(spec, "mistral");
+  mistral["sliding_window"] = 4096;
+  absl::StatusOr<LlamaModel> m = LoadModel(WriteHfDir("hf_mistral_window", tiny, HfDir(mistral)));
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->config.sliding_window, 4096);
+  mistral["sliding_window"] = nullptr;  // Mistral v0.2+: full attention
+  m = LoadModel(WriteHfDir("hf_mistral_full", tiny, HfDir(mistral)));
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->config.sliding_window, 0);
+  json qwen = ConfigFor(spec, "qwen3");
+  qwen["use_sliding_window"] = true;
+  absl::Status s = LoadError(WriteHfDir("hf_qwen3_window", tiny, HfDir(qwen)));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("use_sliding_window"));
+}
+
 TEST(HfLlamaTest, ReadsLlama3RopeScalingBothSpellings) {
   TinyLlamaSpec spec;
   const TinyLlama tiny = BuildTinyLlama(spec);

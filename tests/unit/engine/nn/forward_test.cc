@@ -44,7 +44,7 @@ TEST_P(GoldenTest, LogitsMatchTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Variants, GoldenTest,
                          ::testing::Values("llama_gqa", "llama3_tied", "qwen2_bias",
-                                           "qwen3_qk_norm"));
+                                           "qwen3_qk_norm", "mistral_window"));
 
 TEST(Forward, BatchingAndThreadCountDoNotChangeResults) {
   const LlamaModel model = RandomModel(SmallConfig(), 1);

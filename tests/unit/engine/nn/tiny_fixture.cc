@@ -67,6 +67,7 @@ LlamaConfig ConfigFromJson(const nlohmann::json& j, const std::string& model_typ
   c.tie_word_embeddings = j["tie_word_embeddings"];
   c.attention_bias = j["attention_bias"];
   c.qk_norm = j.value("qk_norm", false);
+  c.sliding_window = j.value("sliding_window", 0);
   const auto& rs = j["rope_scaling"];
   c.rope_scaling.type = rs["type"];
   c.rope_scaling.factor = rs["factor"];

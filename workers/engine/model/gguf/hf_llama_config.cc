@@ -51,6 +51,24 @@ absl::StatusOr<bool> Bool(const json& j, const std::string& what, const char* fi
   return it->get<bool>();
 }
 
+// Mistral attends to the last sliding_window positions in every layer (null:
+// all). Qwen2/Qwen3 with use_sliding_window choose per layer (layer_types),
+// which the engine does not do: refused rather than run as full attention.
+absl::Status ReadSlidingWindow(const json& j, const std::string& what, LlamaConfig* c) {
+  if (c->model_type == "mistral") {
+    ASSIGN_OR_RETURN(c->sliding_window, Int(j, what, "sliding_window", 0));
+    if (c->sliding_window < 0) return FieldError(what, "sliding_window", "must be positive");
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(bool per_layer, Bool(j, what, "use_sliding_window"));
+  if (per_layer) {
+    return FieldError(what, "use_sliding_window",
+                      "true is not supported (per-layer sliding windows); full attention would "
+                      "give other logits than the model's");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int> SizeField(int64_t v, const std::string& what, const char* field) {
   if (v <= 0 || v > (1 << 24))
     return FieldError(what, field, absl::StrCat(v, " outside [1, 2^24]"));
@@ -128,6 +146,7 @@ absl::StatusOr<LlamaConfig> ReadHfLlamaConfig(const HfConfig& base, absl::string
   ASSIGN_OR_RETURN(c.eos_token_id, Int(j, what, "eos_token_id", -1));
   c.attention_bias = c.model_type == "qwen2";
   c.qk_norm = c.model_type == "qwen3";
+  RETURN_IF_ERROR(ReadSlidingWindow(j, what, &c));
   if (c.model_type != "qwen2") {
     for (const char* field : {"attention_bias", "mlp_bias"}) {
       ASSIGN_OR_RETURN(bool set, Bool(j, what, field));
