@@ -244,7 +244,9 @@ TEST(CudaBackendTest, RopeMatchesRefWithPlainAndLlama3Tables) {
   LlamaConfig llama;  // Llama 3.1 8B
   llama.head_dim = 128;
   llama.rope_theta = 500000.0f;
-  llama.rope_scaling = {"llama3", 8.0f, 1.0f, 4.0f, 8192};
+  llama.rope_scaling.type = "llama3";
+  llama.rope_scaling.factor = 8.0f;
+  llama.rope_scaling.original_max_position_embeddings = 8192;  // low/high: 1 and 4
   auto smol_table = engine::BuildRopeTable(smol, 2048);
   auto llama_table = engine::BuildRopeTable(llama, 9000);
   ASSERT_TRUE(smol_table.ok()) << smol_table.status();

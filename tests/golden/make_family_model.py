@@ -10,7 +10,7 @@ uniform and every family-specific op (q/k/v biases, per-head q/k norms)
 changes the logits.
 
 usage: make_family_model.py FAMILY OUT_DIR --tokenizer-from MODEL.gguf [--seed N]
-  FAMILY: llama | mistral | qwen2 | qwen3
+  FAMILY: llama | mistral | phi3 | qwen2 | qwen3
 """
 import argparse
 import os
@@ -36,6 +36,17 @@ FAMILIES = {
     "qwen3": ("Qwen3Config", "Qwen3ForCausalLM",
               dict(tie_word_embeddings=True, rope_theta=1000000.0, head_dim=48,
                    attention_bias=False, use_sliding_window=False)),
+    # Phi-3.5 / Phi-4-mini: fused qkv_proj and gate_up_proj, longrope (the
+    # 128-token windows pass original_max_position_embeddings = 96, so the
+    # long factors and the attention factor apply), partial rotary (24 of 32
+    # dims) and a sliding window.
+    "phi3": ("Phi3Config", "Phi3ForCausalLM",
+             dict(tie_word_embeddings=False, sliding_window=64,
+                  original_max_position_embeddings=96, partial_rotary_factor=0.75,
+                  rope_scaling=dict(rope_type="longrope", rope_theta=10000.0,
+                                    partial_rotary_factor=0.75,
+                                    short_factor=[1.0 + 0.1 * i for i in range(12)],
+                                    long_factor=[1.0 + 0.7 * i for i in range(12)]))),
 }
 
 

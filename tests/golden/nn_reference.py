@@ -17,7 +17,8 @@ import os
 import numpy as np
 import torch
 from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
-                          Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
+                          Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
+                          Qwen3ForCausalLM)
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 SEQ_LENS = [37, 64, 9]  # cover partial, exact and tiny attention tiles
@@ -53,6 +54,29 @@ VARIANTS = {
                            vocab_size=128, rms_norm_eps=1e-5, tie_word_embeddings=False,
                            sliding_window=16,
                            rope_parameters=dict(rope_type="default", rope_theta=10000.0)),
+    # Phi-3: fused qkv_proj / gate_up_proj (split into our tensors), partial
+    # rotary (12 of 16 dims), longrope. Every sequence is at most 64 long, so
+    # original_max_position_embeddings 128 uses the short factors and 8 the
+    # long ones (with an attention factor > 1) for all of them, in one batch
+    # as when each runs alone.
+    "phi3_longrope_short": dict(cls="phi3", hidden_size=64, intermediate_size=96,
+                                num_hidden_layers=2, num_attention_heads=4,
+                                num_key_value_heads=2, vocab_size=144, rms_norm_eps=1e-5,
+                                tie_word_embeddings=False, partial_rotary_factor=0.75,
+                                original_max_position_embeddings=128,
+                                rope_parameters=dict(rope_type="longrope", rope_theta=10000.0,
+                                                     partial_rotary_factor=0.75,
+                                                     short_factor=[1 + 0.3 * i for i in range(6)],
+                                                     long_factor=[1 + 2.0 * i for i in range(6)])),
+    "phi3_longrope_long": dict(cls="phi3", hidden_size=64, intermediate_size=96,
+                               num_hidden_layers=2, num_attention_heads=4,
+                               num_key_value_heads=2, vocab_size=144, rms_norm_eps=1e-5,
+                               tie_word_embeddings=True, partial_rotary_factor=0.75,
+                               original_max_position_embeddings=8,
+                               rope_parameters=dict(rope_type="longrope", rope_theta=10000.0,
+                                                    partial_rotary_factor=0.75,
+                                                    short_factor=[1 + 0.3 * i for i in range(6)],
+                                                    long_factor=[1 + 2.0 * i for i in range(6)])),
 }
 
 
@@ -64,6 +88,8 @@ def build(name, spec, gen):
         model = LlamaForCausalLM(LlamaConfig(**common))
     elif cls == "mistral":
         model = MistralForCausalLM(MistralConfig(**common))
+    elif cls == "phi3":
+        model = Phi3ForCausalLM(Phi3Config(pad_token_id=None, **common))
     elif cls == "qwen3":
         model = Qwen3ForCausalLM(Qwen3Config(use_sliding_window=False, attention_bias=False,
                                              **common))
@@ -84,6 +110,15 @@ def tensors_of(model, cfg, cls):
     out = [("embed_tokens", sd["model.embed_tokens.weight"])]
     for i in range(cfg.num_hidden_layers):
         p = f"model.layers.{i}."
+        if cls == "phi3":  # split the fused projections by rows, as our loader does
+            qd = cfg.num_attention_heads * (cfg.hidden_size // cfg.num_attention_heads)
+            kvd = cfg.num_key_value_heads * (cfg.hidden_size // cfg.num_attention_heads)
+            qkv, gate_up = sd[p + "self_attn.qkv_proj.weight"], sd[p + "mlp.gate_up_proj.weight"]
+            for name, rows in (("q_proj", qkv[:qd]), ("k_proj", qkv[qd:qd + kvd]),
+                               ("v_proj", qkv[qd + kvd:])):
+                sd[p + f"self_attn.{name}.weight"] = rows
+            sd[p + "mlp.gate_proj.weight"] = gate_up[:cfg.intermediate_size]
+            sd[p + "mlp.up_proj.weight"] = gate_up[cfg.intermediate_size:]
         names = [("attn_norm", "input_layernorm.weight"), ("q_proj", "self_attn.q_proj.weight"),
                  ("k_proj", "self_attn.k_proj.weight"), ("v_proj", "self_attn.v_proj.weight"),
                  ("o_proj", "self_attn.o_proj.weight")]
@@ -100,6 +135,18 @@ def tensors_of(model, cfg, cls):
     out.append(("lm_head", sd["lm_head.weight"] if "lm_head.weight" in sd
                 else sd["model.embed_tokens.weight"]))
     return out
+
+
+def meta_head_dim(cfg):
+    return getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+
+
+def longrope_attention(cfg, rs):
+    """transformers' longrope attention factor (1 for other rope types)."""
+    if rs.get("rope_type") != "longrope":
+        return 1.0
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+    return float(ROPE_INIT_FUNCTIONS["longrope"](cfg, None)[1])
 
 
 def main():
@@ -133,12 +180,16 @@ def main():
                         tie_word_embeddings=bool(cfg.tie_word_embeddings),
                         attention_bias=cls == "qwen2", qk_norm=cls == "qwen3",
                         sliding_window=getattr(cfg, "sliding_window", None) or 0,
+                        rotary_dims=int(meta_head_dim(cfg) * rs.get("partial_rotary_factor", 1.0)),
                         rope_scaling=dict(type=rs.get("rope_type", ""),
                                           factor=rs.get("factor", 1.0),
                                           low_freq_factor=rs.get("low_freq_factor", 1.0),
                                           high_freq_factor=rs.get("high_freq_factor", 4.0),
                                           original_max_position_embeddings=rs.get(
-                                              "original_max_position_embeddings", 8192))),
+                                              "original_max_position_embeddings", 8192),
+                                          short_factor=rs.get("short_factor", []),
+                                          long_factor=rs.get("long_factor", []),
+                                          attention_factor=longrope_attention(cfg, rs))),
             tensors=table, sequences=seqs, logits_offset=offset,
             logits_shape=list(logits_all.shape),
             generator="tests/golden/nn_reference.py (transformers float32, eager attention)")

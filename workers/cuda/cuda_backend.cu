@@ -333,6 +333,11 @@ absl::Status CudaBackend::Impl::Rope(float* x, int64_t t, int n_heads, int head_
                                      const int32_t* positions, const engine::RopeTable& table) {
   if (t < 0) return ShapeError("t", t);
   if (n_heads < 0) return ShapeError("n_heads", n_heads);
+  if (head_dim > 0 && table.half > 0 && table.half < head_dim / 2) {
+    return absl::UnimplementedError(absl::StrCat(
+        "partial rotary embeddings (", 2 * table.half, " of ", head_dim,
+        " dims) are not implemented on CUDA; run this model on the CPU backend"));
+  }
   if (head_dim <= 0 || head_dim % 2 != 0 || table.half != head_dim / 2) {
     return absl::InvalidArgumentError(
         absl::StrCat("head_dim ", head_dim, " does not match a RoPE table of half ", table.half));

@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "workers/engine/export/fused_export.h"
 #include "workers/engine/export/llama_export.h"
 #include "workers/engine/export/safetensors_writer.h"
 #include "workers/engine/model/dtype.h"
@@ -34,9 +35,9 @@ using nlohmann::json;
 // in the order GPTQ quantizes them sequentially (q/k/v, o, gate/up, down).
 const std::vector<std::vector<std::string>>& BlockProjections() {
   static const auto* kGroups = new std::vector<std::vector<std::string>>{
-      {"self_attn.k_proj", "self_attn.v_proj", "self_attn.q_proj"},
+      {"self_attn.k_proj", "self_attn.v_proj", "self_attn.q_proj", "self_attn.qkv_proj"},
       {"self_attn.o_proj"},
-      {"mlp.up_proj", "mlp.gate_proj"},
+      {"mlp.up_proj", "mlp.gate_proj", "mlp.gate_up_proj"},
       {"mlp.down_proj"}};
   return *kGroups;
 }
@@ -425,9 +426,9 @@ absl::StatusOr<std::vector<TensorToWrite>> PackTensors(
 }  // namespace
 
 absl::StatusOr<GptqExportStats> WriteGptqLlama(
-    engine::LlamaModel& model, const std::map<std::string, const QuantizedTensor*>& quantized,
+    engine::LlamaModel& model, const std::map<std::string, const QuantizedTensor*>& model_quantized,
     const std::string& out_dir, const GptqExportOptions& options) {
-  if (quantized.empty()) {
+  if (model_quantized.empty()) {
     return absl::InvalidArgumentError("gptq output: no quantized tensors to write");
   }
   if (model.config.attention_bias && model.config.model_type != "qwen2") {
@@ -435,7 +436,11 @@ absl::StatusOr<GptqExportStats> WriteGptqLlama(
         "gptq output: model_type \"", model.config.model_type,
         "\" with q/k/v biases has no Hugging Face class to export to (only qwen2 has them)"));
   }
-  const std::vector<engine::NamedTensor> named = engine::NamedTensors(&model);
+  // As the checkpoint stores them (Phi-3's fused projections).
+  ASSIGN_OR_RETURN(const StoredTensors stored,
+                   FuseForExport(model.config, engine::NamedTensors(&model), model_quantized));
+  const std::vector<engine::NamedTensor>& named = stored.tensors;
+  const std::map<std::string, const QuantizedTensor*>& quantized = stored.quantized;
   ASSIGN_OR_RETURN(const QuantizedLayout layout, CheckQuantized(model, named, quantized));
   ASSIGN_OR_RETURN(const json modules, BlockModules(layout.per_block));
 

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
 #include "common/status_macros.h"
+#include "workers/engine/export/fused_export.h"
 #include "workers/engine/export/gptq_export_internal.h"
 
 namespace compressd::engine {
@@ -49,7 +50,7 @@ absl::Status GptqStreamWriter::Start(const std::vector<NamedTensor>& tensors,
         "applies to every block, so block 0 must quantize what the others do");
   }
   std::vector<TensorSpec> specs;
-  for (const NamedShape& s : ConfigShapes(config_)) {
+  for (const NamedShape& s : StoredShapes(config_)) {
     int64_t layer = 0;
     std::string projection;
     if (ParseBlockProjection(s.name, &layer, &projection) && projections_.count(projection)) {
@@ -91,8 +92,13 @@ absl::Status GptqStreamWriter::WritePacked(const NamedTensor& t, const Quantized
 }
 
 absl::Status GptqStreamWriter::WriteBlock(
-    int block, const std::vector<NamedTensor>& tensors,
-    const std::map<std::string, const QuantizedTensor*>& quantized) {
+    int block, const std::vector<NamedTensor>& block_tensors,
+    const std::map<std::string, const QuantizedTensor*>& block_quantized) {
+  // As the checkpoint stores them (Phi-3's fused projections).
+  ASSIGN_OR_RETURN(const StoredTensors stored,
+                   FuseForExport(config_, block_tensors, block_quantized));
+  const std::vector<NamedTensor>& tensors = stored.tensors;
+  const std::map<std::string, const QuantizedTensor*>& quantized = stored.quantized;
   if (writer_ == nullptr) RETURN_IF_ERROR(Start(tensors, quantized));
   for (const NamedTensor& t : tensors) {
     int64_t layer = 0;

@@ -11,6 +11,7 @@
 #include "common/atomic_file.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "workers/engine/export/fused_export.h"
 #include "workers/engine/export/safetensors_writer.h"
 #include "workers/engine/model/llama_names.h"
 
@@ -32,19 +33,42 @@ double ShortestDouble(float v) {
   return v;
 }
 
+json Shortest(const std::vector<float>& v) {
+  json out = json::array();
+  for (float x : v) out.push_back(ShortestDouble(x));
+  return out;
+}
+
+// Phi3Config's own fields: partial rotary, the pretraining context (longrope
+// reads it from here too), no pad token (its default 32000 may not be in a
+// smaller vocabulary).
+void AddPhi3Fields(const LlamaConfig& c, json* j) {
+  (*j)["partial_rotary_factor"] =
+      ShortestDouble(static_cast<float>(RotaryDims(c)) / static_cast<float>(c.head_dim));
+  (*j)["original_max_position_embeddings"] = c.rope_scaling.type == "longrope"
+                                                 ? c.rope_scaling.original_max_position_embeddings
+                                                 : c.max_position;
+  (*j)["pad_token_id"] = nullptr;
+}
+
 }  // namespace
 
 std::string HfLlamaConfigJson(const engine::LlamaConfig& c, bool tied) {
   // The transformers class whose tensors and config fields the model has:
   // Qwen2 (q/k/v biases), Qwen3 (per-head q/k norms), else Llama.
   // Mistral when it has a sliding window (without one it is Llama).
+  // Phi-3 (fused projections, longrope, partial rotary) before them all.
+  const bool phi3 = c.fused_projections;
   const bool qwen2 = c.model_type == "qwen2";
   const bool qwen3 = c.qk_norm;
-  const bool mistral = c.sliding_window > 0;
+  const bool mistral = c.sliding_window > 0 && !phi3;
   const char* architecture =
-      qwen2 ? "Qwen2ForCausalLM"
-            : (qwen3 ? "Qwen3ForCausalLM" : (mistral ? "MistralForCausalLM" : "LlamaForCausalLM"));
-  const char* model_type = qwen2 ? "qwen2" : (qwen3 ? "qwen3" : (mistral ? "mistral" : "llama"));
+      phi3 ? "Phi3ForCausalLM"
+           : qwen2 ? "Qwen2ForCausalLM"
+                   : (qwen3 ? "Qwen3ForCausalLM"
+                            : (mistral ? "MistralForCausalLM" : "LlamaForCausalLM"));
+  const char* model_type =
+      phi3 ? "phi3" : qwen2 ? "qwen2" : (qwen3 ? "qwen3" : (mistral ? "mistral" : "llama"));
   json j = {
       {"architectures", {architecture}},
       {"model_type", model_type},
@@ -64,11 +88,12 @@ std::string HfLlamaConfigJson(const engine::LlamaConfig& c, bool tied) {
       {"initializer_range", 0.02},
       {"use_cache", true},
   };
-  if (!qwen2) {
+  if (!qwen2 && !phi3) {
     j["attention_bias"] = false;
     j["mlp_bias"] = false;
   }
-  if (mistral) j["sliding_window"] = c.sliding_window;
+  if (mistral || (phi3 && c.sliding_window > 0)) j["sliding_window"] = c.sliding_window;
+  if (phi3) AddPhi3Fields(c, &j);
   j["rope_scaling"] = nullptr;
   if (c.rope_scaling.type == "llama3") {
     j["rope_scaling"] = {
@@ -77,6 +102,15 @@ std::string HfLlamaConfigJson(const engine::LlamaConfig& c, bool tied) {
         {"low_freq_factor", ShortestDouble(c.rope_scaling.low_freq_factor)},
         {"high_freq_factor", ShortestDouble(c.rope_scaling.high_freq_factor)},
         {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
+  }
+  if (c.rope_scaling.type == "longrope") {
+    const RopeScaling& s = c.rope_scaling;
+    j["rope_scaling"] = {{"rope_type", "longrope"},
+                         {"short_factor", Shortest(s.short_factor)},
+                         {"long_factor", Shortest(s.long_factor)},
+                         {"factor", ShortestDouble(s.factor)},
+                         {"attention_factor", ShortestDouble(s.attention_factor)},
+                         {"original_max_position_embeddings", s.original_max_position_embeddings}};
   }
   if (c.bos_token_id >= 0) j["bos_token_id"] = c.bos_token_id;
   if (c.eos_token_id >= 0) j["eos_token_id"] = c.eos_token_id;
@@ -96,7 +130,8 @@ absl::Status WriteHfLlama(engine::LlamaModel& model, const std::string& out_dir,
   const bool tied = engine::LmHeadIsTied(model);
   std::vector<TensorToWrite> tensors;
   std::deque<std::string> converted;  // a non-F32 output's bytes (stable under push_back)
-  for (const engine::NamedTensor& t : engine::NamedTensors(&model)) {
+  ASSIGN_OR_RETURN(const StoredTensors stored, FuseForExport(c, NamedTensors(&model), {}));
+  for (const engine::NamedTensor& t : stored.tensors) {
     TensorToWrite w;
     w.name = t.name;
     w.dtype = dtype;

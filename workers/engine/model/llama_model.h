@@ -21,11 +21,16 @@
 namespace compressd::engine {
 
 struct RopeScaling {
-  std::string type;  // "" (none) or "llama3"
+  std::string type;  // "" (none), "llama3" or "longrope" (Phi-3)
   float factor = 1.0f;
-  float low_freq_factor = 1.0f;
-  float high_freq_factor = 4.0f;
+  float low_freq_factor = 1.0f;   // llama3
+  float high_freq_factor = 4.0f;  // llama3
   int original_max_position_embeddings = 8192;
+  // longrope: per-frequency divisors of inv_freq (rotary_dims / 2 each): the
+  // short ones while a sequence fits original_max_position_embeddings, the
+  // long ones past it; cos and sin are scaled by attention_factor.
+  std::vector<float> short_factor, long_factor;
+  float attention_factor = 1.0f;
 };
 
 struct LlamaConfig {
@@ -45,9 +50,16 @@ struct LlamaConfig {
   bool attention_bias = false;  // q/k/v biases (Qwen2)
   bool qk_norm = false;         // RMSNorm of each head's q and k before RoPE (Qwen3)
   int sliding_window = 0;       // every layer attends to this many positions (Mistral); 0: all
+  int rotary_dims = 0;          // leading dims of a head that RoPE rotates; 0: all (head_dim)
+  // Phi-3 stores q/k/v as one qkv_proj and gate/up as one gate_up_proj; the
+  // model keeps them apart (loaders split, exporters fuse them again).
+  bool fused_projections = false;
   int bos_token_id = -1;
   int eos_token_id = -1;
 };
+
+// The dims RoPE rotates in each head.
+inline int RotaryDims(const LlamaConfig& c) { return c.rotary_dims > 0 ? c.rotary_dims : c.head_dim; }
 
 struct Tensor {
   std::vector<int64_t> shape;

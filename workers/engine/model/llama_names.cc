@@ -91,4 +91,64 @@ std::vector<NamedShape> ConfigShapes(const LlamaConfig& c) {
   return out;
 }
 
+namespace {
+
+// A fused group's parts (in row order) and the stored tensor they make up.
+struct FusedGroup {
+  const char* stored;
+  std::vector<const char*> parts;
+};
+const FusedGroup kFusedGroups[] = {
+    {"self_attn.qkv_proj.weight",
+     {"self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight"}},
+    {"mlp.gate_up_proj.weight", {"mlp.gate_proj.weight", "mlp.up_proj.weight"}},
+};
+
+int64_t PartRows(const LlamaConfig& c, absl::string_view part) {
+  if (part == "self_attn.q_proj.weight") return int64_t{c.n_heads} * c.head_dim;
+  if (absl::StartsWith(part, "self_attn.")) return int64_t{c.n_kv_heads} * c.head_dim;
+  return c.intermediate;  // gate, up
+}
+
+}  // namespace
+
+StoredPlace StoredPlaceOf(const LlamaConfig& c, const std::string& name,
+                          const std::vector<int64_t>& shape) {
+  StoredPlace place{name, 0, shape};
+  if (!c.fused_projections || !absl::StartsWith(name, "model.layers.")) return place;
+  const size_t dot = name.find('.', sizeof("model.layers.") - 1);
+  if (dot == std::string::npos) return place;
+  const std::string prefix = name.substr(0, dot + 1), suffix = name.substr(dot + 1);
+  for (const FusedGroup& g : kFusedGroups) {
+    int64_t row = 0, total = 0;
+    bool found = false;
+    for (const char* part : g.parts) {
+      if (part == suffix) {
+        found = true;
+        place.first_row = row;
+      }
+      if (!found) row += PartRows(c, part);
+      total += PartRows(c, part);
+    }
+    if (!found) continue;
+    place.name = prefix + g.stored;
+    place.shape = {total, shape.size() == 2 ? shape[1] : int64_t{c.hidden}};
+    return place;
+  }
+  return place;
+}
+
+std::vector<NamedShape> StoredShapes(const LlamaConfig& c) {
+  std::vector<NamedShape> out;
+  for (const NamedShape& t : ConfigShapes(c)) {
+    const StoredPlace place = StoredPlaceOf(c, t.name, t.shape);
+    if (place.name == t.name) {
+      out.push_back(t);
+    } else if (place.first_row == 0) {
+      out.push_back({place.name, place.shape});
+    }
+  }
+  return out;
+}
+
 }  // namespace compressd::engine

@@ -43,4 +43,19 @@ std::vector<NamedShape> ConfigShapes(const LlamaConfig& config);
 // NamedTensors lists them.
 std::vector<NamedTensor> BlockTensors(int index, BlockWeights* block);
 
+// Where a tensor named as above lives in the family's checkpoint. Phi-3
+// (config.fused_projections) stores q/k/v as consecutive row ranges of one
+// "self_attn.qkv_proj.weight" and gate/up of one "mlp.gate_up_proj.weight";
+// every other tensor is stored under its own name (first_row 0, `shape`).
+struct StoredPlace {
+  std::string name;             // the stored tensor
+  int64_t first_row = 0;        // where this tensor's rows start in it
+  std::vector<int64_t> shape;   // the stored tensor's shape
+};
+StoredPlace StoredPlaceOf(const LlamaConfig& config, const std::string& name,
+                          const std::vector<int64_t>& shape);
+// The checkpoint's tensors: ConfigShapes with each fused group as one tensor,
+// at the place of its first part.
+std::vector<NamedShape> StoredShapes(const LlamaConfig& config);
+
 }  // namespace compressd::engine

@@ -63,7 +63,8 @@ void CpuBackend::Rope(float* x, int64_t t, int n_heads, int head_dim, const int3
   pool_.ParallelRanges(t, 16, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t off = int64_t{positions[r]} * table.half;
-      cpu::RopeRow(x + r * stride, n_heads, head_dim, &table.cos[off], &table.sin[off]);
+      cpu::RopeRow(x + r * stride, n_heads, head_dim, table.half, &table.cos[off],
+                   &table.sin[off]);
     }
   });
 }

@@ -150,8 +150,7 @@ float ExpShiftSumCross(const float* p, const float* q, int64_t n, float shift, f
 }
 
 COMPRESSD_CLONES
-void RopeRow(float* x, int n_heads, int head_dim, const float* cos, const float* sin) {
-  const int half = head_dim / 2;
+void RopeRow(float* x, int n_heads, int head_dim, int half, const float* cos, const float* sin) {
   for (int h = 0; h < n_heads; ++h) {
     float* lo = x + int64_t{h} * head_dim;
     float* hi = lo + half;

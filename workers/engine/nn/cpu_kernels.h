@@ -28,7 +28,9 @@ float ExpShiftSum(float* x, int64_t n, float shift);
 float ExpShiftSumConst(const float* x, int64_t n, float shift);
 // Sum of exp(p[i] - shift); *cross = sum of exp(p[i] - shift) * (p[i] - q[i]).
 float ExpShiftSumCross(const float* p, const float* q, int64_t n, float shift, float* cross);
-// HF rotate_half RoPE on one token row of n_heads heads; cos/sin have head_dim/2 entries.
-void RopeRow(float* x, int n_heads, int head_dim, const float* cos, const float* sin);
+// HF rotate_half RoPE on one token row of n_heads heads: the first 2 * half
+// dims of each head turn (half = head_dim / 2 unless the rotary is partial);
+// cos/sin have `half` entries.
+void RopeRow(float* x, int n_heads, int head_dim, int half, const float* cos, const float* sin);
 
 }  // namespace compressd::engine::cpu

@@ -123,8 +123,13 @@ absl::StatusOr<LlamaForward> LlamaForward::Create(const LlamaModel* model, Backe
 }
 
 absl::Status LlamaForward::EnsureRope(int64_t n_positions) const {
-  if (rope_.n_positions >= n_positions) return absl::OkStatus();
-  ASSIGN_OR_RETURN(rope_, BuildRopeTable(config(), std::max<int64_t>(n_positions, 512)));
+  // Longrope switches factor sets with the batch's length, as transformers does.
+  const bool long_factors = UsesLongFactors(config(), n_positions);
+  if (rope_.n_positions >= n_positions && rope_.long_factors == long_factors) {
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(rope_, BuildRopeTable(config(), std::max<int64_t>(n_positions, 512),
+                                         long_factors));
   return absl::OkStatus();
 }
 

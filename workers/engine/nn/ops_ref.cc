@@ -30,7 +30,7 @@ void RmsNormRef(const float* x, const float* weight, int64_t t, int64_t dim, flo
 
 void RopeRef(float* x, int64_t t, int n_heads, int head_dim, const int32_t* positions,
              const RopeTable& table) {
-  const int half = head_dim / 2;
+  const int half = table.half;  // partial rotary: the dims past 2 * half pass through
   for (int64_t r = 0; r < t; ++r) {
     const float* c = &table.cos[int64_t{positions[r]} * half];
     const float* s = &table.sin[int64_t{positions[r]} * half];

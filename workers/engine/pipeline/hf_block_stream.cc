@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
 #include "common/status_macros.h"
+#include "workers/engine/export/fused_export.h"
 #include "workers/engine/export/llama_export.h"
 #include "workers/engine/model/llama_names.h"
 
@@ -39,7 +40,7 @@ absl::StatusOr<std::unique_ptr<HfBlockStream>> HfBlockStream::Create(const Model
         "\" with q/k/v biases has no Hugging Face class to export to (only qwen2 has them)"));
   }
   std::vector<TensorSpec> specs;
-  for (const NamedShape& t : ConfigShapes(c)) specs.push_back({t.name, dtype, t.shape});
+  for (const NamedShape& t : StoredShapes(c)) specs.push_back({t.name, dtype, t.shape});
   ASSIGN_OR_RETURN(std::unique_ptr<ShardedSafetensorsWriter> writer,
                    ShardedSafetensorsWriter::Create(out_dir, std::move(specs), {{"format", "pt"}},
                                                     max_shard_bytes));
@@ -94,8 +95,9 @@ absl::Status SourceBlockStream::Finished(int block, BlockWeights* w, const Block
 
 absl::Status HfBlockStream::Done(int block, BlockWeights* w) {
   return Finished(block, w, [&](const std::vector<NamedTensor>& tensors, const auto&) {
+    ASSIGN_OR_RETURN(const StoredTensors stored, FuseForExport(source_.config(), tensors, {}));
     std::string buf;
-    for (const NamedTensor& t : tensors) {
+    for (const NamedTensor& t : stored.tensors) {
       ASSIGN_OR_RETURN(const absl::string_view bytes,
                        OutputBytes(t.tensor->data, t.tensor->numel(), &buf));
       RETURN_IF_ERROR(writer_->Write(t.name, bytes));

@@ -3,6 +3,7 @@
 // tied/untied, GQA), malformed checkpoints, and GGUF/HF agreement.
 #include "workers/engine/model/gguf/hf_llama.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -11,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/unit/engine/model/tiny_llama_gguf.h"
+#include "workers/engine/export/llama_export.h"
 #include "workers/engine/export/safetensors_writer.h"
 #include "workers/engine/model/gguf/gguf_model.h"
 #include "workers/engine/model/gguf/tensor_map.h"
@@ -234,6 +236,87 @@ TEST(HfLlamaTest, MistralKeepsItsSlidingWindowAndPerLayerWindowsAreRefused) {
   absl::Status s = LoadError(WriteHfDir("hf_qwen3_window", tiny, HfDir(qwen)));
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("use_sliding_window"));
+}
+
+// `tiny` as Phi-3 stores it: q/k/v rows in one qkv_proj, gate/up in gate_up_proj.
+TinyLlama FusedPhi3(const TinyLlama& tiny, const TinyLlamaSpec& spec) {
+  TinyLlama out = tiny;
+  const struct {
+    const char* fused;
+    std::vector<const char*> parts;
+  } groups[] = {{"self_attn.qkv_proj.weight",
+                 {"self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight"}},
+                {"mlp.gate_up_proj.weight", {"mlp.gate_proj.weight", "mlp.up_proj.weight"}}};
+  for (int l = 0; l < spec.n_layers; ++l) {
+    const std::string p = absl::StrCat("model.layers.", l, ".");
+    for (const auto& g : groups) {
+      std::vector<float> values;
+      int64_t rows = 0;
+      for (const char* part : g.parts) {
+        const std::vector<float>& v = out.hf.at(p + part);
+        values.insert(values.end(), v.begin(), v.end());
+        rows += out.hf_shape.at(p + part)[0];
+        out.hf.erase(p + part);
+        out.hf_shape.erase(p + part);
+      }
+      out.hf[p + g.fused] = std::move(values);
+      out.hf_shape[p + g.fused] = {rows, spec.hidden};
+    }
+  }
+  return out;
+}
+
+TEST(HfLlamaTest, Phi3SplitsFusedProjectionsAndReadsLongropeAndPartialRotary) {
+  TinyLlamaSpec spec;
+  const TinyLlama tiny = BuildTinyLlama(spec);
+  const TinyLlama fused = FusedPhi3(tiny, spec);
+  json c = ConfigFor(spec, "phi3");
+  c["max_position_embeddings"] = 131072;
+  c["original_max_position_embeddings"] = 4096;
+  c["partial_rotary_factor"] = 0.75;  // 12 of 16 dims: 6 factors
+  c["sliding_window"] = 2047;
+  c["hidden_act"] = "silu";
+  c["rope_scaling"] = {{"type", "su"},  // Phi-3's configs' old name for longrope
+                       {"short_factor", {1, 1.5, 2, 2.5, 3, 3.5}},
+                       {"long_factor", {4, 5, 6, 7, 8, 9}}};
+  absl::StatusOr<LlamaModel> m = LoadModel(WriteHfDir("hf_phi3", fused, HfDir(c, DType::kBF16)));
+  ASSERT_TRUE(m.ok()) << m.status();
+  ExpectModelMatches(*m, tiny, spec);  // the parts are the fused rows, in order
+  const LlamaConfig& pc = m->config;
+  EXPECT_TRUE(pc.fused_projections);
+  EXPECT_EQ(pc.rotary_dims, 12);
+  EXPECT_EQ(pc.sliding_window, 2047);
+  EXPECT_EQ(pc.rope_scaling.type, "longrope");
+  EXPECT_EQ(pc.rope_scaling.long_factor[5], 9.0f);
+  EXPECT_EQ(pc.rope_scaling.original_max_position_embeddings, 4096);
+  // factor 131072 / 4096 = 32: sqrt(1 + ln 32 / ln 4096) as transformers.
+  EXPECT_FLOAT_EQ(pc.rope_scaling.attention_factor, std::sqrt(1 + std::log(32.0) / std::log(4096.0)));
+  // Exported as Phi-3 again (fused tensors, Phi3Config fields) and read back the same.
+  const std::string out = (fs::path(::testing::TempDir()) / "hf_phi3_export").string();
+  ASSERT_TRUE(WriteHfLlama(*m, out).ok());
+  absl::StatusOr<LlamaModel> back = LoadModel(out);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ExpectModelMatches(*back, tiny, spec);
+  EXPECT_EQ(back->config.rotary_dims, 12);
+  EXPECT_EQ(back->config.sliding_window, 2047);
+  EXPECT_EQ(back->config.rope_scaling.short_factor, pc.rope_scaling.short_factor);
+  EXPECT_EQ(back->config.rope_scaling.attention_factor, pc.rope_scaling.attention_factor);
+
+  // The same weights under Llama's names are unmapped for Phi-3.
+  absl::Status s = LoadError(WriteHfDir("hf_phi3_split", tiny, HfDir(c)));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("qkv_proj.weight\" is missing"));
+  // One factor short, or another activation: refused, naming the field.
+  json bad = c;
+  bad["rope_scaling"]["long_factor"] = {4, 5, 6, 7, 8};
+  s = LoadError(WriteHfDir("hf_phi3_factors", fused, HfDir(bad)));
+  EXPECT_THAT(s.message(), AllOf(HasSubstr("rope_scaling"), HasSubstr("long_factor"),
+                                 HasSubstr("list of 6 numbers")));
+  bad = c;
+  bad["hidden_act"] = "gelu_pytorch_tanh";
+  s = LoadError(WriteHfDir("hf_phi3_gelu", fused, HfDir(bad)));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), AllOf(HasSubstr("hidden_act"), HasSubstr("gelu_pytorch_tanh")));
 }
 
 TEST(HfLlamaTest, ReadsLlama3RopeScalingBothSpellings) {

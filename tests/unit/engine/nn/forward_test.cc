@@ -44,7 +44,8 @@ TEST_P(GoldenTest, LogitsMatchTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Variants, GoldenTest,
                          ::testing::Values("llama_gqa", "llama3_tied", "qwen2_bias",
-                                           "qwen3_qk_norm", "mistral_window"));
+                                           "qwen3_qk_norm", "mistral_window",
+                                           "phi3_longrope_short", "phi3_longrope_long"));
 
 TEST(Forward, BatchingAndThreadCountDoNotChangeResults) {
   const LlamaModel model = RandomModel(SmallConfig(), 1);

@@ -174,7 +174,11 @@ TEST(Rope, TableMatchesDefinitionAndLlama3Scaling) {
     EXPECT_NEAR((*plain)[i], std::pow(500000.0, -2.0 * i / 8),
                 1e-6 * std::pow(500000.0, -2.0 * i / 8));
   }
-  c.rope_scaling = {"llama3", 8.0f, 1.0f, 4.0f, 32};
+  c.rope_scaling.type = "llama3";
+  c.rope_scaling.factor = 8.0f;
+  c.rope_scaling.low_freq_factor = 1.0f;
+  c.rope_scaling.high_freq_factor = 4.0f;
+  c.rope_scaling.original_max_position_embeddings = 32;
   auto scaled = BuildInvFreq(c);
   ASSERT_TRUE(scaled.ok());
   // Wavelength 2pi (< 32/4): kept. Wavelength 2pi*500000^(3/4) (> 32): divided by 8.
@@ -189,6 +193,49 @@ TEST(Rope, TableMatchesDefinitionAndLlama3Scaling) {
   EXPECT_EQ(BuildInvFreq(c).status().code(), absl::StatusCode::kInvalidArgument);
   c.rope_scaling.type = "";
   c.head_dim = 7;
+  EXPECT_EQ(BuildInvFreq(c).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Phi-3's longrope: each frequency divided by its short or long factor (by
+// the batch's length), cos/sin times the attention factor; a partial rotary
+// turns only the first dims.
+TEST(Rope, LongropeFactorsAndPartialRotary) {
+  LlamaConfig c;
+  c.head_dim = 16;
+  c.rotary_dims = 8;
+  c.rope_theta = 10000.0f;
+  c.rope_scaling.type = "longrope";
+  c.rope_scaling.original_max_position_embeddings = 32;
+  c.rope_scaling.short_factor = {1, 2, 3, 4};
+  c.rope_scaling.long_factor = {5, 6, 7, 8};
+  c.rope_scaling.attention_factor = 1.25f;
+  auto short_freq = BuildInvFreq(c);
+  auto long_freq = BuildInvFreq(c, /*long_factors=*/true);
+  ASSERT_TRUE(short_freq.ok() && long_freq.ok()) << short_freq.status();
+  ASSERT_EQ(short_freq->size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    const double plain = std::pow(10000.0, -2.0 * i / 8);
+    EXPECT_NEAR((*short_freq)[i], plain / (i + 1), 1e-6 * plain);
+    EXPECT_NEAR((*long_freq)[i], plain / (i + 5), 1e-6 * plain);
+  }
+  EXPECT_FALSE(UsesLongFactors(c, 32));
+  EXPECT_TRUE(UsesLongFactors(c, 33));
+  auto table = BuildRopeTable(c, 4, true);
+  ASSERT_TRUE(table.ok());
+  EXPECT_EQ(table->half, 4);
+  EXPECT_NEAR(table->cos[3 * 4 + 1], 1.25 * std::cos(3.0 * (*long_freq)[1]), 1e-6);
+
+  // The last 8 dims of each head pass through.
+  std::vector<float> x(16), before;
+  for (int i = 0; i < 16; ++i) x[i] = 0.1f * (i + 1);
+  before = x;
+  CpuBackend backend(CpuBackendOptions{1, 16});
+  const int32_t position = 3;
+  backend.Rope(x.data(), 1, 1, 16, &position, *table);
+  for (int i = 8; i < 16; ++i) EXPECT_EQ(x[i], before[i]) << i;
+  EXPECT_NE(x[0], before[0]);
+
+  c.rope_scaling.long_factor.pop_back();  // one factor per rotated pair
   EXPECT_EQ(BuildInvFreq(c).status().code(), absl::StatusCode::kInvalidArgument);
 }
 

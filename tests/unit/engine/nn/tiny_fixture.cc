@@ -74,6 +74,11 @@ LlamaConfig ConfigFromJson(const nlohmann::json& j, const std::string& model_typ
   c.rope_scaling.low_freq_factor = rs["low_freq_factor"];
   c.rope_scaling.high_freq_factor = rs["high_freq_factor"];
   c.rope_scaling.original_max_position_embeddings = rs["original_max_position_embeddings"];
+  c.rope_scaling.short_factor = rs.value("short_factor", std::vector<float>{});
+  c.rope_scaling.long_factor = rs.value("long_factor", std::vector<float>{});
+  c.rope_scaling.attention_factor = rs.value("attention_factor", 1.0f);
+  c.rotary_dims = j.value("rotary_dims", 0) == c.head_dim ? 0 : j.value("rotary_dims", 0);
+  c.fused_projections = model_type == "phi3";
   return c;
 }
 

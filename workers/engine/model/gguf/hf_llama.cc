@@ -2,7 +2,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
+#include <numeric>
 #include <set>
 #include <sstream>
 
@@ -12,6 +14,7 @@
 #include "common/util.h"
 #include "workers/engine/model/gguf/tensor_map.h"
 #include "workers/engine/model/hf_model.h"
+#include "workers/engine/model/llama_names.h"
 
 namespace compressd::engine {
 namespace {
@@ -20,12 +23,15 @@ namespace {
 // that unmapped ones can be reported. Not thread-safe.
 class HfTensorLoader {
  public:
-  explicit HfTensorLoader(std::shared_ptr<const HfModel> model) : model_(std::move(model)) {}
+  HfTensorLoader(std::shared_ptr<const HfModel> model, const LlamaConfig& config)
+      : model_(std::move(model)), config_(config) {}
 
-  // The tensor, checked against `shape` and for a float dtype; marks it used.
+  // The stored tensor holding `name` (StoredPlaceOf), checked against its
+  // shape and for a float dtype; marks it used.
   absl::StatusOr<HfModel::TensorRef> Check(const std::string& name,
                                            const std::vector<int64_t>& shape);
-  // Check, then the tensor in float32 (F32 zero-copy when aligned).
+  // Check, then the tensor (its rows of a fused one) in float32 (F32
+  // zero-copy when aligned).
   absl::StatusOr<Tensor> Load(const std::string& name, const std::vector<int64_t>& shape);
   void MarkUsed(const std::string& name) { used_.insert(name); }
   absl::Status CheckAllUsed() const;
@@ -38,11 +44,15 @@ class HfTensorLoader {
   }
 
   std::shared_ptr<const HfModel> model_;
+  const LlamaConfig& config_;
   std::set<std::string> used_;
 };
 
-absl::StatusOr<HfModel::TensorRef> HfTensorLoader::Check(const std::string& name,
-                                                         const std::vector<int64_t>& shape) {
+absl::StatusOr<HfModel::TensorRef> HfTensorLoader::Check(const std::string& tensor,
+                                                         const std::vector<int64_t>& tensor_shape) {
+  const StoredPlace place = StoredPlaceOf(config_, tensor, tensor_shape);
+  const std::string& name = place.name;
+  const std::vector<int64_t>& shape = place.shape;
   const HfModel::TensorRef ref = model_->Find(name);
   if (ref.info == nullptr) {
     return absl::InvalidArgumentError(
@@ -66,7 +76,12 @@ absl::StatusOr<Tensor> HfTensorLoader::Load(const std::string& name,
                                             const std::vector<int64_t>& shape) {
   ASSIGN_OR_RETURN(const HfModel::TensorRef ref, Check(name, shape));
   const TensorInfo& info = *ref.info;
-  const absl::string_view bytes = ref.shard->file->Bytes(info);
+  const size_t esize = DTypeSize(info.dtype);
+  const auto numel = static_cast<size_t>(
+      std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>()));
+  const int64_t cols = shape.size() == 2 ? shape[1] : 1;
+  const size_t first = static_cast<size_t>(StoredPlaceOf(config_, name, shape).first_row * cols);
+  const absl::string_view bytes = ref.shard->file->Bytes(info).substr(first * esize, numel * esize);
   if (info.dtype == DType::kF32 &&
       reinterpret_cast<uintptr_t>(bytes.data()) % alignof(float) == 0) {
     Tensor t;  // zero copy: points into the shard's mapping, which it keeps alive
@@ -75,10 +90,10 @@ absl::StatusOr<Tensor> HfTensorLoader::Load(const std::string& name,
     t.owner = model_;
     return t;
   }
-  absl::StatusOr<std::vector<float>> values = ref.shard->file->ReadAsFloat(info);
-  if (!values.ok())
-    return absl::InvalidArgumentError(absl::StrCat(Where(ref), ": ", values.status().message()));
-  return Tensor::Owned(shape, std::move(*values));
+  std::vector<float> values(numel);
+  if (absl::Status s = BytesToFloats(info.dtype, bytes.data(), numel, values.data()); !s.ok())
+    return absl::InvalidArgumentError(absl::StrCat(Where(ref), ": ", s.message()));
+  return Tensor::Owned(shape, std::move(values));
 }
 
 absl::Status HfTensorLoader::CheckAllUsed() const {
@@ -104,7 +119,7 @@ absl::StatusOr<LlamaModel> LoadHfModel(const std::string& dir) {
   LlamaModel model;
   ASSIGN_OR_RETURN(model.config, ReadHfLlamaConfig(hf->config(), config_text, config_path));
   const LlamaConfig& c = model.config;
-  HfTensorLoader loader(hf);
+  HfTensorLoader loader(hf, model.config);
   const std::vector<int64_t> embed_shape = {c.vocab, c.hidden};
   ASSIGN_OR_RETURN(model.embed_tokens, loader.Load("model.embed_tokens.weight", embed_shape));
   model.blocks.resize(c.n_layers);
@@ -142,7 +157,7 @@ absl::StatusOr<std::unique_ptr<HfLlamaStream>> HfLlamaStream::Open(const std::st
   ASSIGN_OR_RETURN(std::string config_text, ReadFileToString(config_path));
   ASSIGN_OR_RETURN(LlamaConfig c, ReadHfLlamaConfig(hf->config(), config_text, config_path));
   // Every tensor checked up front, as LoadHfModel would find it.
-  HfTensorLoader loader(hf);
+  HfTensorLoader loader(hf, c);
   const std::vector<int64_t> embed_shape = {c.vocab, c.hidden};
   RETURN_IF_ERROR(loader.Check("model.embed_tokens.weight", embed_shape).status());
   for (int l = 0; l < c.n_layers; ++l) {
@@ -169,7 +184,7 @@ absl::StatusOr<BlockWeights> HfLlamaStream::LoadBlock(int i) const {
   if (i < 0 || i >= config_.n_layers) {
     return absl::OutOfRangeError(absl::StrCat("block ", i, " of ", config_.n_layers));
   }
-  HfTensorLoader loader(hf_);
+  HfTensorLoader loader(hf_, config_);
   BlockWeights w;
   for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
     if (!HasTensor(config_, spec)) continue;
@@ -180,7 +195,10 @@ absl::StatusOr<BlockWeights> HfLlamaStream::LoadBlock(int i) const {
 }
 
 void HfLlamaStream::ReleaseBlock(int i) const {
-  for (const BlockTensorSpec& spec : BlockTensorSpecs()) Release(BlockTensorName(i, spec));
+  for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
+    if (!HasTensor(config_, spec)) continue;
+    Release(StoredPlaceOf(config_, BlockTensorName(i, spec), ExpectedShape(config_, spec)).name);
+  }
 }
 
 absl::StatusOr<Tensor> HfLlamaStream::LoadTensor(const std::string& name) const {
@@ -188,7 +206,7 @@ absl::StatusOr<Tensor> HfLlamaStream::LoadTensor(const std::string& name) const 
   if (ref.info == nullptr) {
     return absl::NotFoundError(absl::StrCat(hf_->dir(), ": tensor \"", name, "\" is missing"));
   }
-  return HfTensorLoader(hf_).Load(name, ref.info->shape);
+  return HfTensorLoader(hf_, config_).Load(name, ref.info->shape);
 }
 
 absl::Status HfLlamaStream::ReadRows(const std::string& name, int64_t row, int64_t n,

@@ -1,6 +1,7 @@
 // Hugging Face safetensors directory -> LlamaModel, for the Llama family:
-// model_type llama (Llama 2/3, SmolLM), mistral, qwen2 (q/k/v biases) and
-// smollm.
+// model_type llama (Llama 2/3, SmolLM), mistral, qwen2 (q/k/v biases),
+// qwen3 (q/k norms), phi3 (fused qkv_proj / gate_up_proj, split by rows as
+// StoredPlaceOf says; longrope; partial rotary) and smollm.
 //
 // Weights come through HfModel (workers/engine/model/hf_model.h): one
 // model.safetensors, shards named by model.safetensors.index.json, or every
@@ -14,8 +15,9 @@
 // Config (ReadHfLlamaConfig): the sizes HfConfig parses plus head_dim
 // (default hidden_size / num_attention_heads), max_position_embeddings,
 // rms_norm_eps (default 1e-6), rope_theta (or rope_parameters.rope_theta,
-// default 10000), rope_scaling / rope_parameters of type "llama3" (other
-// scaling types are INVALID_ARGUMENT), bos/eos_token_id (the first of a
+// default 10000), rope_scaling / rope_parameters of type "llama3" or
+// "longrope" (other scaling types are INVALID_ARGUMENT), partial_rotary_factor,
+// hidden_act (only silu), bos/eos_token_id (the first of a
 // list). attention_bias holds for qwen2; a llama config asking for
 // attention_bias or mlp_bias is rejected (LlamaModel has no o_proj or MLP
 // biases).

@@ -1,5 +1,7 @@
 // ReadHfLlamaConfig: LlamaConfig from a Hugging Face config.json. See hf_llama.h.
+#include <cmath>
 #include <limits>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -51,11 +53,11 @@ absl::StatusOr<bool> Bool(const json& j, const std::string& what, const char* fi
   return it->get<bool>();
 }
 
-// Mistral attends to the last sliding_window positions in every layer (null:
-// all). Qwen2/Qwen3 with use_sliding_window choose per layer (layer_types),
+// Mistral and Phi-3 attend to the last sliding_window positions in every layer
+// (null: all). Qwen2/Qwen3 with use_sliding_window choose per layer (layer_types),
 // which the engine does not do: refused rather than run as full attention.
 absl::Status ReadSlidingWindow(const json& j, const std::string& what, LlamaConfig* c) {
-  if (c->model_type == "mistral") {
+  if (c->model_type == "mistral" || c->model_type == "phi3") {
     ASSIGN_OR_RETURN(c->sliding_window, Int(j, what, "sliding_window", 0));
     if (c->sliding_window < 0) return FieldError(what, "sliding_window", "must be positive");
     return absl::OkStatus();
@@ -73,6 +75,86 @@ absl::StatusOr<int> SizeField(int64_t v, const std::string& what, const char* fi
   if (v <= 0 || v > (1 << 24))
     return FieldError(what, field, absl::StrCat(v, " outside [1, 2^24]"));
   return static_cast<int>(v);
+}
+
+// `field` of `rs`: a list of `n` positive numbers.
+absl::StatusOr<std::vector<float>> Factors(const json& rs, const std::string& where,
+                                           const char* field, int n) {
+  auto it = rs.find(field);
+  if (it == rs.end() || !it->is_array() || it->size() != static_cast<size_t>(n)) {
+    return FieldError(where, field, absl::StrCat("must be a list of ", n, " numbers (rotary dims / 2)"));
+  }
+  std::vector<float> out;
+  for (const json& v : *it) {
+    if (!v.is_number() || !(v.get<double>() > 0))
+      return FieldError(where, field, absl::StrCat("entries must be positive numbers, got ", v.dump()));
+    out.push_back(v.get<float>());
+  }
+  return out;
+}
+
+// Phi-3's longrope, as transformers' _compute_longrope_parameters reads it:
+// original_max_position_embeddings from the scaling dict or the config,
+// factor (default max_position / original) and attention_factor (default
+// sqrt(1 + ln factor / ln original), 1 when factor <= 1).
+absl::Status ReadLongRope(const json& j, const json& rs, const std::string& where,
+                          LlamaConfig* c) {
+  RopeScaling& s = c->rope_scaling;
+  s.type = "longrope";
+  const int half = RotaryDims(*c) / 2;
+  ASSIGN_OR_RETURN(s.short_factor, Factors(rs, where, "short_factor", half));
+  ASSIGN_OR_RETURN(s.long_factor, Factors(rs, where, "long_factor", half));
+  ASSIGN_OR_RETURN(int top, Int(j, where, "original_max_position_embeddings", c->max_position));
+  ASSIGN_OR_RETURN(s.original_max_position_embeddings,
+                   Int(rs, where, "original_max_position_embeddings", top));
+  if (s.original_max_position_embeddings <= 1)
+    return FieldError(where, "original_max_position_embeddings", "must be > 1");
+  ASSIGN_OR_RETURN(double factor, Number(rs, where, "factor",
+                                         static_cast<double>(c->max_position) /
+                                             s.original_max_position_embeddings));
+  const double fallback =
+      factor <= 1.0 ? 1.0
+                    : std::sqrt(1 + std::log(factor) / std::log(s.original_max_position_embeddings));
+  ASSIGN_OR_RETURN(double attention, Number(rs, where, "attention_factor", fallback));
+  if (!(factor > 0) || !(attention > 0))
+    return FieldError(where, "factor", "factor and attention_factor must be > 0");
+  s.factor = static_cast<float>(factor);
+  s.attention_factor = static_cast<float>(attention);
+  return absl::OkStatus();
+}
+
+// partial_rotary_factor (Phi-4-mini: 0.75), in the config or its rope dict.
+absl::Status ReadRotaryDims(const json& j, const std::string& what, LlamaConfig* c) {
+  ASSIGN_OR_RETURN(double f, Number(j, what, "partial_rotary_factor", 1.0));
+  for (const char* field : {"rope_scaling", "rope_parameters"}) {
+    auto rs = j.find(field);
+    if (rs == j.end() || !rs->is_object()) continue;
+    ASSIGN_OR_RETURN(f, Number(*rs, absl::StrCat(what, ": ", field), "partial_rotary_factor", f));
+  }
+  if (!(f > 0.0 && f <= 1.0))
+    return FieldError(what, "partial_rotary_factor", absl::StrCat("must be in (0, 1], got ", f));
+  const int dims = static_cast<int>(c->head_dim * f);  // int(), as transformers
+  if (dims <= 0 || dims % 2 != 0) {
+    return FieldError(what, "partial_rotary_factor",
+                      absl::StrCat("gives ", dims, " rotary dims of ", c->head_dim,
+                                   "; they must be positive and even"));
+  }
+  c->rotary_dims = dims == c->head_dim ? 0 : dims;
+  return absl::OkStatus();
+}
+
+// The MLP activation: every supported family gates with SiLU; another one
+// (Gemma's GELU) would silently change the model's output.
+absl::Status CheckActivation(const json& j, const std::string& what) {
+  for (const char* field : {"hidden_act", "hidden_activation"}) {
+    auto it = j.find(field);
+    if (it == j.end() || it->is_null()) continue;
+    if (!it->is_string() || it->get<std::string>() != "silu") {
+      return FieldError(what, field,
+                        absl::StrCat(it->dump(), " is not supported (the MLP gate is SiLU)"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 // rope_scaling (transformers 4) or rope_parameters (transformers 5).
@@ -93,9 +175,13 @@ absl::Status ReadRope(const json& j, const std::string& what, LlamaConfig* c) {
     if (auto t = rs->find(key); t != rs->end() && t->is_string()) type = t->get<std::string>();
   }
   if (type == "default") return absl::OkStatus();
+  // Phi-3's configs call longrope "su" (and once "yarn"); transformers maps both.
+  if (c->fused_projections && (type == "su" || type == "yarn")) type = "longrope";
+  if (type == "longrope") return ReadLongRope(j, *rs, absl::StrCat(what, ": ", field), c);
   if (type != "llama3") {
-    return FieldError(what, field,
-                      absl::StrCat("unsupported rope type \"", type, "\" (supported: llama3)"));
+    return FieldError(
+        what, field,
+        absl::StrCat("unsupported rope type \"", type, "\" (supported: llama3, longrope)"));
   }
   const std::string where = absl::StrCat(what, ": ", field);
   RopeScaling& s = c->rope_scaling;
@@ -140,7 +226,10 @@ absl::StatusOr<LlamaConfig> ReadHfLlamaConfig(const HfConfig& base, absl::string
   ASSIGN_OR_RETURN(c.max_position, Int(j, what, "max_position_embeddings", 2048));
   ASSIGN_OR_RETURN(double eps, Number(j, what, "rms_norm_eps", 1e-6));
   c.rms_norm_eps = static_cast<float>(eps);
+  c.fused_projections = c.model_type == "phi3";
+  RETURN_IF_ERROR(ReadRotaryDims(j, what, &c));
   RETURN_IF_ERROR(ReadRope(j, what, &c));
+  RETURN_IF_ERROR(CheckActivation(j, what));
   c.tie_word_embeddings = base.tie_word_embeddings;
   ASSIGN_OR_RETURN(c.bos_token_id, Int(j, what, "bos_token_id", -1));
   ASSIGN_OR_RETURN(c.eos_token_id, Int(j, what, "eos_token_id", -1));
