@@ -45,6 +45,12 @@ class TimingBackend : public Backend {
   void SiluMul(const float* gate, const float* up, int64_t n, float* out) override {
     Timed("SiluMul", [&] { inner_->SiluMul(gate, up, n, out); });
   }
+  void GeluTanhMul(const float* gate, const float* up, int64_t n, float* out) override {
+    Timed("GeluTanhMul", [&] { inner_->GeluTanhMul(gate, up, n, out); });
+  }
+  void Softcap(float* x, int64_t n, float cap) override {
+    Timed("Softcap", [&] { inner_->Softcap(x, n, cap); });
+  }
   void Add(float* x, const float* y, int64_t n) override {
     Timed("Add", [&] { inner_->Add(x, y, n); });
   }

@@ -10,7 +10,7 @@ uniform and every family-specific op (q/k/v biases, per-head q/k norms)
 changes the logits.
 
 usage: make_family_model.py FAMILY OUT_DIR --tokenizer-from MODEL.gguf [--seed N]
-  FAMILY: llama | mistral | phi3 | qwen2 | qwen3
+  FAMILY: llama | mistral | phi3 | qwen2 | qwen3 | gemma2 | gemma3
 """
 import argparse
 import os
@@ -47,6 +47,24 @@ FAMILIES = {
                                     partial_rotary_factor=0.75,
                                     short_factor=[1.0 + 0.1 * i for i in range(12)],
                                     long_factor=[1.0 + 0.7 * i for i in range(12)]))),
+    # Gemma 2: norms stored as w - 1, GeGLU, norms after attention and MLP,
+    # scaled embeddings, attention and logit soft-capping (small caps so they
+    # bite), query_pre_attn_scalar other than head_dim, every other layer
+    # windowed (32 of the 128-token windows).
+    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM",
+               dict(head_dim=32, query_pre_attn_scalar=24, sliding_window=32,
+                    attn_logit_softcapping=5.0, final_logit_softcapping=10.0,
+                    tie_word_embeddings=True, rope_theta=10000.0)),
+    # Gemma 3 (text): per-head q/k norms, no soft-capping, windowed layers with
+    # their own rope (theta 10000) and a linear-scaled global rope.
+    "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM",
+               dict(head_dim=32, query_pre_attn_scalar=32, sliding_window=32,
+                    layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+                    tie_word_embeddings=True,
+                    rope_parameters={"full_attention": {"rope_type": "linear", "factor": 4.0,
+                                                        "rope_theta": 1000000.0},
+                                     "sliding_attention": {"rope_type": "default",
+                                                           "rope_theta": 10000.0}})),
 }
 
 

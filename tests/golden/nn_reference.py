@@ -16,7 +16,8 @@ import os
 
 import numpy as np
 import torch
-from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
+from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig,
+                          LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
                           Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
                           Qwen3ForCausalLM)
 
@@ -77,6 +78,30 @@ VARIANTS = {
                                                     partial_rotary_factor=0.75,
                                                     short_factor=[1 + 0.3 * i for i in range(6)],
                                                     long_factor=[1 + 2.0 * i for i in range(6)])),
+    # Gemma 2: (1 + w) norms, GeGLU, sandwich norms, scaled embeddings, soft-capped
+    # scores and logits, query_pre_attn_scalar 12 (head_dim 16), layers 0 and 2
+    # windowed to 16 positions.
+    "gemma2_softcap": dict(cls="gemma2", hidden_size=64, intermediate_size=96,
+                           num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                           head_dim=16, vocab_size=112, rms_norm_eps=1e-6,
+                           tie_word_embeddings=True, query_pre_attn_scalar=12,
+                           sliding_window=16, attn_logit_softcapping=4.0,
+                           final_logit_softcapping=6.0,
+                           rope_parameters=dict(rope_type="default", rope_theta=10000.0)),
+    # Gemma 3: q/k norms with the offset, windowed layers 0 and 2 with a rope of
+    # their own, a linear-scaled global rope, no soft-capping.
+    "gemma3_local_rope": dict(cls="gemma3", hidden_size=64, intermediate_size=96,
+                              num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                              head_dim=24, vocab_size=112, rms_norm_eps=1e-6,
+                              tie_word_embeddings=True, query_pre_attn_scalar=20,
+                              sliding_window=16,
+                              layer_types=["sliding_attention", "full_attention",
+                                           "sliding_attention"],
+                              rope_parameters={
+                                  "full_attention": dict(rope_type="linear", factor=4.0,
+                                                         rope_theta=1000000.0),
+                                  "sliding_attention": dict(rope_type="default",
+                                                            rope_theta=10000.0)}),
 }
 
 
@@ -88,6 +113,10 @@ def build(name, spec, gen):
         model = LlamaForCausalLM(LlamaConfig(**common))
     elif cls == "mistral":
         model = MistralForCausalLM(MistralConfig(**common))
+    elif cls == "gemma2":
+        model = Gemma2ForCausalLM(Gemma2Config(**common))
+    elif cls == "gemma3":
+        model = Gemma3ForCausalLM(Gemma3TextConfig(**common))
     elif cls == "phi3":
         model = Phi3ForCausalLM(Phi3Config(pad_token_id=None, **common))
     elif cls == "qwen3":
@@ -127,8 +156,15 @@ def tensors_of(model, cfg, cls):
                       ("v_bias", "self_attn.v_proj.bias")]
         if cls == "qwen3":
             names += [("q_norm", "self_attn.q_norm.weight"), ("k_norm", "self_attn.k_norm.weight")]
-        names += [("mlp_norm", "post_attention_layernorm.weight"),
-                  ("gate_proj", "mlp.gate_proj.weight"), ("up_proj", "mlp.up_proj.weight"),
+        if cls == "gemma3":
+            names += [("q_norm", "self_attn.q_norm.weight"), ("k_norm", "self_attn.k_norm.weight")]
+        if cls.startswith("gemma"):  # the norm before the MLP, and the two after
+            names += [("mlp_norm", "pre_feedforward_layernorm.weight"),
+                      ("attn_post_norm", "post_attention_layernorm.weight"),
+                      ("mlp_post_norm", "post_feedforward_layernorm.weight")]
+        else:
+            names += [("mlp_norm", "post_attention_layernorm.weight")]
+        names += [("gate_proj", "mlp.gate_proj.weight"), ("up_proj", "mlp.up_proj.weight"),
                   ("down_proj", "mlp.down_proj.weight")]
         out += [(f"blocks.{i}.{ours}", sd[p + theirs]) for ours, theirs in names]
     out.append(("final_norm", sd["model.norm.weight"]))
@@ -166,6 +202,10 @@ def main():
             offset += arr.size
         logits_all = np.concatenate(logits, axis=0).astype("<f4")
         rs = dict(cfg.rope_parameters)  # transformers >= 5 keeps theta and scaling here
+        local_theta = 0.0
+        if "full_attention" in rs:  # Gemma 3: one rope per layer type
+            local_theta = rs["sliding_attention"]["rope_theta"]
+            rs = dict(rs["full_attention"])
         if rs.get("rope_type") == "default":
             rs["rope_type"] = ""
         meta = dict(
@@ -178,9 +218,17 @@ def main():
                         vocab=cfg.vocab_size, max_position=cfg.max_position_embeddings,
                         rms_norm_eps=cfg.rms_norm_eps, rope_theta=rs["rope_theta"],
                         tie_word_embeddings=bool(cfg.tie_word_embeddings),
-                        attention_bias=cls == "qwen2", qk_norm=cls == "qwen3",
+                        attention_bias=cls == "qwen2", qk_norm=cls in ("qwen3", "gemma3"),
                         sliding_window=getattr(cfg, "sliding_window", None) or 0,
                         rotary_dims=int(meta_head_dim(cfg) * rs.get("partial_rotary_factor", 1.0)),
+                        gemma=cls.startswith("gemma"),
+                        query_pre_attn_scalar=getattr(cfg, "query_pre_attn_scalar", 0) or 0,
+                        attn_softcap=getattr(cfg, "attn_logit_softcapping", None) or 0,
+                        final_softcap=getattr(cfg, "final_logit_softcapping", None) or 0,
+                        sliding_layers=[t == "sliding_attention"
+                                        for t in getattr(cfg, "layer_types", None) or []]
+                        if cls.startswith("gemma") else [],
+                        local_rope_theta=local_theta,
                         rope_scaling=dict(type=rs.get("rope_type", ""),
                                           factor=rs.get("factor", 1.0),
                                           low_freq_factor=rs.get("low_freq_factor", 1.0),

@@ -360,6 +360,11 @@ absl::Status CudaBackend::Impl::Attention(const float* q, const float* k, const 
     return absl::InvalidArgumentError(absl::StrCat("attention heads ", shape.n_heads, " / kv ",
                                                    shape.n_kv_heads, " are not supported"));
   }
+  if (shape.softcap > 0 || shape.scale > 0) {
+    return absl::UnimplementedError(
+        "attention soft-capping and a custom score scale (Gemma) are not implemented on CUDA; run "
+        "this model on the CPU backend");
+  }
   if (shape.window > 0) {
     return absl::UnimplementedError(absl::StrCat(
         "sliding-window attention (window ", shape.window,
@@ -467,6 +472,21 @@ void CudaBackend::SiluMul(const float* gate, const float* up, int64_t n, float* 
     if (n <= 0) return absl::OkStatus();
     SiluMulKernel<<<Blocks(n), kThreads, 0, impl_->stream>>>(gate, up, n, out);
     return CudaError(cudaGetLastError(), "SiluMulKernel launch");
+  });
+}
+
+void CudaBackend::GeluTanhMul(const float*, const float*, int64_t, float*) {
+  impl_->Run("GeluTanhMul", [] {
+    return absl::UnimplementedError(
+        "GELU-gated MLPs (Gemma) are not implemented on CUDA; run this model on the CPU backend");
+  });
+}
+
+void CudaBackend::Softcap(float*, int64_t, float) {
+  impl_->Run("Softcap", [] {
+    return absl::UnimplementedError(
+        "logit soft-capping (Gemma 2) is not implemented on CUDA; run this model on the CPU "
+        "backend");
   });
 }
 

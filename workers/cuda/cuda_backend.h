@@ -78,6 +78,9 @@ class CudaBackend final : public engine::Backend {
   void Attention(const float* q, const float* k, const float* v, const int64_t* seq_start,
                  int64_t n_seqs, const engine::AttentionShape& shape, float* out) override;
   void SiluMul(const float* gate, const float* up, int64_t n, float* out) override;
+  // Gemma's ops are CPU-only for now: UNIMPLEMENTED.
+  void GeluTanhMul(const float* gate, const float* up, int64_t n, float* out) override;
+  void Softcap(float* x, int64_t n, float cap) override;
   void Add(float* x, const float* y, int64_t n) override;
   void Embed(const float* table, int64_t dim, const int32_t* ids, int64_t t, float* out) override;
   void SoftmaxStatsUpdate(const float* logits, int64_t t, int64_t n, int64_t v0, float* max,

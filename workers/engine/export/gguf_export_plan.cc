@@ -186,12 +186,14 @@ absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaConfig& c
         absl::StrCat("GGUF export of rope scaling \"", c.rope_scaling.type, "\""));
   }
   // llama.cpp's qwen3 / phi3 / windowed archs: not written yet.
-  if (c.qk_norm || c.sliding_window > 0 || c.fused_projections || c.rotary_dims > 0) {
+  if (c.qk_norm || c.sliding_window > 0 || c.fused_projections || c.rotary_dims > 0 ||
+      c.sandwich_norms) {
     return absl::UnimplementedError(absl::StrCat(
         "GGUF export of model_type \"", c.model_type, "\" (",
         c.qk_norm ? "per-head q/k norms"
-                  : (c.sliding_window > 0 ? "sliding-window attention"
-                                          : "fused projections, partial rotary"),
+                  : (c.sliding_window > 0
+                         ? "sliding-window attention"
+                         : (c.sandwich_norms ? "Gemma's norms" : "fused projections, partial rotary")),
         "); use output.format hf_safetensors or gptq"));
   }
   auto of = [model](const engine::Tensor& t) { return model == nullptr ? nullptr : &t; };

@@ -1,5 +1,6 @@
 #include "workers/engine/export/llama_export.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
@@ -51,6 +52,35 @@ void AddPhi3Fields(const LlamaConfig& c, json* j) {
   (*j)["pad_token_id"] = nullptr;
 }
 
+json NullIfZero(float v) { return v > 0 ? json(ShortestDouble(v)) : json(nullptr); }
+
+// Gemma2Config / Gemma3TextConfig (transformers 4 spelling, which 5 reads too).
+json GemmaConfig(const LlamaConfig& c, bool tied) {
+  const bool gemma3 = c.qk_norm;
+  json layer_types = json::array();
+  for (int i = 0; i < c.n_layers; ++i)
+    layer_types.push_back(LayerIsWindowed(c, i) ? "sliding_attention" : "full_attention");
+  json j = {
+      {"architectures", {gemma3 ? "Gemma3ForCausalLM" : "Gemma2ForCausalLM"}},
+      {"model_type", gemma3 ? "gemma3_text" : "gemma2"},
+      {"hidden_activation", "gelu_pytorch_tanh"},
+      {"hidden_act", "gelu_pytorch_tanh"},
+      // transformers' field is an int (Gemma 2 27B: 144); a fraction stays one.
+      {"query_pre_attn_scalar",
+       c.query_pre_attn_scalar == std::floor(c.query_pre_attn_scalar)
+           ? json(static_cast<int64_t>(c.query_pre_attn_scalar))
+           : json(ShortestDouble(c.query_pre_attn_scalar))},
+      {"attn_logit_softcapping", NullIfZero(c.attn_softcap)},
+      {"final_logit_softcapping", NullIfZero(c.final_softcap)},
+      {"sliding_window", c.sliding_window > 0 ? json(c.sliding_window) : json(nullptr)},
+      {"layer_types", layer_types},
+      {"attention_bias", false},
+      {"tie_word_embeddings", tied},
+  };
+  if (gemma3) j["rope_local_base_freq"] = ShortestDouble(c.local_rope_theta);
+  return j;
+}
+
 }  // namespace
 
 std::string HfLlamaConfigJson(const engine::LlamaConfig& c, bool tied) {
@@ -60,8 +90,8 @@ std::string HfLlamaConfigJson(const engine::LlamaConfig& c, bool tied) {
   // Phi-3 (fused projections, longrope, partial rotary) before them all.
   const bool phi3 = c.fused_projections;
   const bool qwen2 = c.model_type == "qwen2";
-  const bool qwen3 = c.qk_norm;
-  const bool mistral = c.sliding_window > 0 && !phi3;
+  const bool qwen3 = c.qk_norm && !c.sandwich_norms;
+  const bool mistral = c.sliding_window > 0 && !phi3 && !c.sandwich_norms;
   const char* architecture =
       phi3 ? "Phi3ForCausalLM"
            : qwen2 ? "Qwen2ForCausalLM"
@@ -82,17 +112,18 @@ std::string HfLlamaConfigJson(const engine::LlamaConfig& c, bool tied) {
       {"max_position_embeddings", c.max_position},
       {"rms_norm_eps", ShortestDouble(c.rms_norm_eps)},
       {"rope_theta", ShortestDouble(c.rope_theta)},
-      {"hidden_act", "silu"},
+      {"hidden_act", "silu"},  // Gemma: replaced below
       {"tie_word_embeddings", tied},
       {"torch_dtype", "float32"},
       {"initializer_range", 0.02},
       {"use_cache", true},
   };
-  if (!qwen2 && !phi3) {
+  if (!qwen2 && !phi3 && !c.sandwich_norms) {
     j["attention_bias"] = false;
     j["mlp_bias"] = false;
   }
   if (mistral || (phi3 && c.sliding_window > 0)) j["sliding_window"] = c.sliding_window;
+  if (c.sandwich_norms) j.update(GemmaConfig(c, tied));
   if (phi3) AddPhi3Fields(c, &j);
   j["rope_scaling"] = nullptr;
   if (c.rope_scaling.type == "llama3") {
@@ -102,6 +133,9 @@ std::string HfLlamaConfigJson(const engine::LlamaConfig& c, bool tied) {
         {"low_freq_factor", ShortestDouble(c.rope_scaling.low_freq_factor)},
         {"high_freq_factor", ShortestDouble(c.rope_scaling.high_freq_factor)},
         {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
+  }
+  if (c.rope_scaling.type == "linear") {
+    j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", ShortestDouble(c.rope_scaling.factor)}};
   }
   if (c.rope_scaling.type == "longrope") {
     const RopeScaling& s = c.rope_scaling;

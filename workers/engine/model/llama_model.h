@@ -54,9 +54,29 @@ struct LlamaConfig {
   // Phi-3 stores q/k/v as one qkv_proj and gate/up as one gate_up_proj; the
   // model keeps them apart (loaders split, exporters fuse them again).
   bool fused_projections = false;
+  // Gemma 2 / 3 (docs/families.md).
+  bool norm_offset = false;       // RMSNorm weights are stored as w - 1: y = norm(x) * (1 + w)
+  bool gelu_gate = false;         // MLP gate is GELU (tanh approximation), not SiLU
+  bool sandwich_norms = false;    // also a norm on the attention and on the MLP output
+  bool scale_embeddings = false;  // hidden = embedding * sqrt(hidden)
+  float query_pre_attn_scalar = 0;  // attention scale is its -1/2 power; 0: head_dim
+  float attn_softcap = 0;           // scores = cap * tanh(scores / cap); 0: none
+  float final_softcap = 0;          // the same on the logits
+  // Per layer: whether it attends through sliding_window (Gemma's alternating
+  // layers). Empty: every layer does when sliding_window > 0 (Mistral).
+  std::vector<bool> sliding_layers;
+  float local_rope_theta = 0;  // Gemma 3: windowed layers' theta, unscaled; 0: as the others
   int bos_token_id = -1;
   int eos_token_id = -1;
 };
+
+// Whether layer `layer` attends through the sliding window.
+inline bool LayerIsWindowed(const LlamaConfig& c, int layer) {
+  if (c.sliding_window <= 0) return false;
+  if (c.sliding_layers.empty()) return true;
+  return layer >= 0 && layer < static_cast<int>(c.sliding_layers.size()) &&
+         c.sliding_layers[static_cast<size_t>(layer)];
+}
 
 // The dims RoPE rotates in each head.
 inline int RotaryDims(const LlamaConfig& c) { return c.rotary_dims > 0 ? c.rotary_dims : c.head_dim; }
@@ -93,6 +113,10 @@ struct BlockWeights {
   Tensor mlp_norm;                        // [hidden]
   Tensor gate_proj, up_proj;              // [intermediate, hidden]
   Tensor down_proj;                       // [hidden, intermediate]
+  Tensor attn_post_norm, mlp_post_norm;   // [hidden], only with config.sandwich_norms
+  // Which layer this is (loaders set it): the per-layer attention of Gemma
+  // depends on it; -1 where no config needs it.
+  int layer = -1;
 };
 
 struct LlamaModel {

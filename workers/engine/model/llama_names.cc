@@ -13,34 +13,47 @@ bool LmHeadIsTied(const LlamaModel& model) {
 
 namespace {
 
-// A block's tensors in NamedTensors' order, with their HF name suffixes.
+// A block's tensors in NamedTensors' order, with their HF name suffixes
+// (`sandwich`: the name under Gemma's sandwich norms, if other).
 struct BlockSlot {
   const char* suffix;
   Tensor BlockWeights::*slot;
+  const char* sandwich = nullptr;
 };
-constexpr BlockSlot kBlockSlots[] = {{"input_layernorm.weight", &BlockWeights::attn_norm},
-                                     {"self_attn.q_proj.weight", &BlockWeights::q_proj},
-                                     {"self_attn.q_proj.bias", &BlockWeights::q_bias},
-                                     {"self_attn.k_proj.weight", &BlockWeights::k_proj},
-                                     {"self_attn.k_proj.bias", &BlockWeights::k_bias},
-                                     {"self_attn.v_proj.weight", &BlockWeights::v_proj},
-                                     {"self_attn.v_proj.bias", &BlockWeights::v_bias},
-                                     {"self_attn.q_norm.weight", &BlockWeights::q_norm},
-                                     {"self_attn.k_norm.weight", &BlockWeights::k_norm},
-                                     {"self_attn.o_proj.weight", &BlockWeights::o_proj},
-                                     {"post_attention_layernorm.weight", &BlockWeights::mlp_norm},
-                                     {"mlp.gate_proj.weight", &BlockWeights::gate_proj},
-                                     {"mlp.up_proj.weight", &BlockWeights::up_proj},
-                                     {"mlp.down_proj.weight", &BlockWeights::down_proj}};
+constexpr BlockSlot kBlockSlots[] = {
+    {"input_layernorm.weight", &BlockWeights::attn_norm},
+    {"self_attn.q_proj.weight", &BlockWeights::q_proj},
+    {"self_attn.q_proj.bias", &BlockWeights::q_bias},
+    {"self_attn.k_proj.weight", &BlockWeights::k_proj},
+    {"self_attn.k_proj.bias", &BlockWeights::k_bias},
+    {"self_attn.v_proj.weight", &BlockWeights::v_proj},
+    {"self_attn.v_proj.bias", &BlockWeights::v_bias},
+    {"self_attn.q_norm.weight", &BlockWeights::q_norm},
+    {"self_attn.k_norm.weight", &BlockWeights::k_norm},
+    {"self_attn.o_proj.weight", &BlockWeights::o_proj},
+    {"post_attention_layernorm.weight", &BlockWeights::attn_post_norm},  // Gemma only
+    {"post_attention_layernorm.weight", &BlockWeights::mlp_norm, "pre_feedforward_layernorm.weight"},
+    {"mlp.gate_proj.weight", &BlockWeights::gate_proj},
+    {"mlp.up_proj.weight", &BlockWeights::up_proj},
+    {"mlp.down_proj.weight", &BlockWeights::down_proj},
+    {"post_feedforward_layernorm.weight", &BlockWeights::mlp_post_norm}};  // Gemma only
+
+const char* SuffixOf(const LlamaConfig& c, const BlockSlot& s) {
+  return c.sandwich_norms && s.sandwich != nullptr ? s.sandwich : s.suffix;
+}
+
+bool IsSandwichNorm(const BlockSlot& s) {
+  return s.slot == &BlockWeights::attn_post_norm || s.slot == &BlockWeights::mlp_post_norm;
+}
 
 }  // namespace
 
-std::vector<NamedTensor> BlockTensors(int index, BlockWeights* block) {
+std::vector<NamedTensor> BlockTensors(const LlamaConfig& config, int index, BlockWeights* block) {
   std::vector<NamedTensor> out;
   const std::string p = absl::StrCat("model.layers.", index, ".");
   for (const BlockSlot& s : kBlockSlots) {
     Tensor* t = &(block->*s.slot);
-    if (!t->empty()) out.push_back({p + s.suffix, t});
+    if (!t->empty()) out.push_back({p + SuffixOf(config, s), t});
   }
   return out;
 }
@@ -50,7 +63,7 @@ std::vector<NamedTensor> NamedTensors(LlamaModel* model) {
   if (!model->embed_tokens.empty())
     out.push_back({"model.embed_tokens.weight", &model->embed_tokens});
   for (size_t i = 0; i < model->blocks.size(); ++i) {
-    for (NamedTensor& t : BlockTensors(static_cast<int>(i), &model->blocks[i])) {
+    for (NamedTensor& t : BlockTensors(model->config, static_cast<int>(i), &model->blocks[i])) {
       out.push_back(std::move(t));
     }
   }
@@ -75,15 +88,20 @@ std::vector<NamedShape> ConfigShapes(const LlamaConfig& c) {
       {"self_attn.v_proj.bias", {kvd}},         {"self_attn.o_proj.weight", {h, qd}},
       {"post_attention_layernorm.weight", {h}}, {"mlp.gate_proj.weight", {ff, h}},
       {"mlp.up_proj.weight", {ff, h}},          {"mlp.down_proj.weight", {h, ff}},
-      {"self_attn.q_norm.weight", {c.head_dim}}, {"self_attn.k_norm.weight", {c.head_dim}}};
+      {"self_attn.q_norm.weight", {c.head_dim}}, {"self_attn.k_norm.weight", {c.head_dim}},
+      {"pre_feedforward_layernorm.weight", {h}}, {"post_feedforward_layernorm.weight", {h}}};
   std::vector<NamedShape> out = {{"model.embed_tokens.weight", {c.vocab, h}}};
   for (int i = 0; i < c.n_layers; ++i) {
     for (const BlockSlot& s : kBlockSlots) {
       const bool bias = absl::EndsWith(s.suffix, ".bias");
       const bool qk_norm = absl::StrContains(s.suffix, "_norm.weight") &&
                            absl::StartsWith(s.suffix, "self_attn.");
-      if ((bias && !c.attention_bias) || (qk_norm && !c.qk_norm)) continue;
-      out.push_back({absl::StrCat("model.layers.", i, ".", s.suffix), block.at(s.suffix)});
+      if ((bias && !c.attention_bias) || (qk_norm && !c.qk_norm) ||
+          (IsSandwichNorm(s) && !c.sandwich_norms)) {
+        continue;
+      }
+      const char* suffix = SuffixOf(c, s);
+      out.push_back({absl::StrCat("model.layers.", i, ".", suffix), block.at(suffix)});
     }
   }
   out.push_back({"model.norm.weight", {h}});

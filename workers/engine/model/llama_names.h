@@ -40,8 +40,9 @@ std::vector<NamedShape> NamedShapes(LlamaModel* model);
 // known before any weight is (block-at-a-time jobs).
 std::vector<NamedShape> ConfigShapes(const LlamaConfig& config);
 // The names of block `index`'s tensors in `block` (non-empty ones), as
-// NamedTensors lists them.
-std::vector<NamedTensor> BlockTensors(int index, BlockWeights* block);
+// NamedTensors lists them for a model of `config` (Gemma names its norms
+// differently).
+std::vector<NamedTensor> BlockTensors(const LlamaConfig& config, int index, BlockWeights* block);
 
 // Where a tensor named as above lives in the family's checkpoint. Phi-3
 // (config.fused_projections) stores q/k/v as consecutive row ranges of one

@@ -26,6 +26,8 @@ struct AttentionShape {
   // Sliding-window attention (Mistral): a query at position p sees the keys
   // at p - window + 1 .. p. 0: every earlier key (plain causal).
   int64_t window = 0;
+  float scale = 0;    // scores = q.k * scale; 0: 1/sqrt(head_dim)
+  float softcap = 0;  // Gemma 2: scores = softcap * tanh(scores / softcap); 0: none
 };
 
 class Backend {
@@ -50,6 +52,11 @@ class Backend {
                          int64_t n_seqs, const AttentionShape& shape, float* out) = 0;
   // out[i] = silu(gate[i]) * up[i]; out may alias gate.
   virtual void SiluMul(const float* gate, const float* up, int64_t n, float* out) = 0;
+  // out[i] = gelu(gate[i]) * up[i] with PyTorch's tanh approximation
+  // (gelu_pytorch_tanh, Gemma's GeGLU); out may alias gate.
+  virtual void GeluTanhMul(const float* gate, const float* up, int64_t n, float* out) = 0;
+  // x[i] = cap * tanh(x[i] / cap) (Gemma 2's logit soft-capping).
+  virtual void Softcap(float* x, int64_t n, float cap) = 0;
   // x[i] += y[i].
   virtual void Add(float* x, const float* y, int64_t n) = 0;
   // out[r] = table[ids[r]] (rows of size dim); ids are already validated.

@@ -12,6 +12,8 @@
 // 2 * T^2 * hd flops per head (half of it masked away by causality). With a
 // sliding window W the key tiles entirely before a query tile's window are
 // skipped and each row's scores before its own window are masked too.
+// Gemma: another score scale, and soft-capped scores (cap * tanh(s / cap),
+// before the mask and softmax).
 #include <cblas.h>
 
 #include <algorithm>
@@ -47,7 +49,9 @@ void RunItem(const Problem& p, const Item& item) {
   const int64_t kv_stride = int64_t{p.shape.n_kv_heads} * hd;
   const int64_t nq = item.q1 - item.q0;
   const int64_t rows = p.group * nq;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float scale =
+      p.shape.scale > 0 ? p.shape.scale : 1.0f / std::sqrt(static_cast<float>(hd));
+  const float softcap = p.shape.softcap;
   const int64_t seq_begin = p.seq_start[item.seq];
 
   std::vector<float> qs(rows * hd), o(rows * hd, 0.0f), s(rows * p.tile);
@@ -79,6 +83,7 @@ void RunItem(const Problem& p, const Item& item) {
         std::fill(srow, srow + nk, 0.0f);
         continue;
       }
+      if (softcap > 0) cpu::Softcap(srow + begin, valid - begin, softcap);
       const float m_new = std::max(m[row], cpu::RowMax(srow + begin, valid - begin));
       const float alpha = cpu::FastExp(m[row] - m_new);
       const float sum = cpu::ExpShiftSum(srow + begin, valid - begin, m_new);

@@ -75,6 +75,17 @@ void CpuBackend::SiluMul(const float* gate, const float* up, int64_t n, float* o
   });
 }
 
+void CpuBackend::GeluTanhMul(const float* gate, const float* up, int64_t n, float* out) {
+  pool_.ParallelRanges(n, kElementChunk, [&](int64_t i0, int64_t i1) {
+    cpu::GeluTanhMul(gate + i0, up + i0, i1 - i0, out + i0);
+  });
+}
+
+void CpuBackend::Softcap(float* x, int64_t n, float cap) {
+  pool_.ParallelRanges(n, kElementChunk,
+                       [&](int64_t i0, int64_t i1) { cpu::Softcap(x + i0, i1 - i0, cap); });
+}
+
 void CpuBackend::Add(float* x, const float* y, int64_t n) {
   pool_.ParallelRanges(n, kElementChunk,
                        [&](int64_t i0, int64_t i1) { cpu::AddInPlace(x + i0, y + i0, i1 - i0); });

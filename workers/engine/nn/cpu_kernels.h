@@ -16,6 +16,10 @@ float FastExp(float x);
 void RmsNormRow(const float* x, const float* w, int64_t dim, float eps, float* y);
 // out[i] = gate[i] / (1 + exp(-gate[i])) * up[i]; out may alias gate.
 void SiluMul(const float* gate, const float* up, int64_t n, float* out);
+// out[i] = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))) * up[i], g = gate[i].
+void GeluTanhMul(const float* gate, const float* up, int64_t n, float* out);
+// x[i] = cap * tanh(x[i] / cap).
+void Softcap(float* x, int64_t n, float cap);
 // x[i] += y[i].
 void AddInPlace(float* x, const float* y, int64_t n);
 // x[i] *= a.

@@ -56,6 +56,44 @@ absl::StatusOr<SequenceBatch> SequenceBatch::Pack(const std::vector<std::vector<
   return b;
 }
 
+namespace {
+
+// The RMSNorm weights to multiply by: Gemma stores them as w - 1, so (1 + w)
+// in float32 as transformers computes it; other families use w as stored.
+// Lives until the end of the full expression that uses get().
+class NormWeight {
+ public:
+  NormWeight(const LlamaConfig& c, const Tensor& t) : data_(t.data) {
+    if (!c.norm_offset || t.empty()) return;
+    buf_.resize(static_cast<size_t>(t.numel()));
+    for (size_t i = 0; i < buf_.size(); ++i) buf_[i] = 1.0f + t.data[i];
+    data_ = buf_.data();
+  }
+  const float* get() const { return data_; }
+
+ private:
+  std::vector<float> buf_;
+  const float* data_;
+};
+
+// Per-layer attention (Gemma's alternating windows) needs the block's layer.
+absl::Status CheckLayer(const LlamaConfig& c, const BlockWeights& w) {
+  if (c.sliding_layers.empty() || (w.layer >= 0 && w.layer < c.n_layers)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "block has layer index ", w.layer, " but this ", c.model_type,
+      " model's attention differs per layer (sliding_window on some layers): the loader must set "
+      "it"));
+}
+
+}  // namespace
+
+void ScaleEmbeddings(const LlamaConfig& c, int64_t t, float* hidden) {
+  if (!c.scale_embeddings) return;
+  // sqrt(hidden) rounded to float32 first, as transformers' embed_scale.
+  const float scale = static_cast<float>(std::sqrt(static_cast<double>(c.hidden)));
+  for (int64_t i = 0; i < t * c.hidden; ++i) hidden[i] *= scale;
+}
+
 absl::Status CheckBlockShapes(const LlamaConfig& c, const BlockWeights& w, int index) {
   const std::string p = absl::StrCat("blocks.", index, ".");
   const int64_t qd = int64_t{c.n_heads} * c.head_dim, kvd = int64_t{c.n_kv_heads} * c.head_dim;
@@ -72,6 +110,10 @@ absl::Status CheckBlockShapes(const LlamaConfig& c, const BlockWeights& w, int i
   if (c.qk_norm) {
     RETURN_IF_ERROR(CheckShape(w.q_norm, {c.head_dim}, p + "q_norm"));
     RETURN_IF_ERROR(CheckShape(w.k_norm, {c.head_dim}, p + "k_norm"));
+  }
+  if (c.sandwich_norms) {
+    RETURN_IF_ERROR(CheckShape(w.attn_post_norm, {c.hidden}, p + "attn_post_norm"));
+    RETURN_IF_ERROR(CheckShape(w.mlp_post_norm, {c.hidden}, p + "mlp_post_norm"));
   }
   RETURN_IF_ERROR(CheckShape(w.mlp_norm, {c.hidden}, p + "mlp_norm"));
   RETURN_IF_ERROR(CheckShape(w.gate_proj, {c.intermediate, c.hidden}, p + "gate_proj"));
@@ -130,6 +172,12 @@ absl::Status LlamaForward::EnsureRope(int64_t n_positions) const {
   }
   ASSIGN_OR_RETURN(rope_, BuildRopeTable(config(), std::max<int64_t>(n_positions, 512),
                                          long_factors));
+  if (config().local_rope_theta > 0) {  // Gemma 3's windowed layers: their theta, no scaling
+    LlamaConfig local = config();
+    local.rope_theta = local.local_rope_theta;
+    local.rope_scaling = RopeScaling();
+    ASSIGN_OR_RETURN(local_rope_, BuildRopeTable(local, rope_.n_positions));
+  }
   return absl::OkStatus();
 }
 
@@ -146,6 +194,7 @@ absl::Status LlamaForward::Embed(const SequenceBatch& batch, float* hidden) cons
   }
   backend_->Embed(model_->embed_tokens.data, config().hidden, batch.ids.data(), batch.tokens(),
                   hidden);
+  ScaleEmbeddings(config(), batch.tokens(), hidden);
   return absl::OkStatus();
 }
 
@@ -155,21 +204,31 @@ void LlamaForward::AttentionHalf(const BlockWeights& w, const SequenceBatch& bat
   const int64_t t = batch.tokens();
   const int64_t qd = int64_t{c.n_heads} * c.head_dim, kvd = int64_t{c.n_kv_heads} * c.head_dim;
   Backend& be = *backend_;
-  be.RmsNorm(x, w.attn_norm.data, t, c.hidden, c.rms_norm_eps, norm);
+  be.RmsNorm(x, NormWeight(c, w.attn_norm).get(), t, c.hidden, c.rms_norm_eps, norm);
   be.Linear(norm, t, c.hidden, w.q_proj.data, w.q_bias.data, qd, ws->q.data());
   be.Linear(norm, t, c.hidden, w.k_proj.data, w.k_bias.data, kvd, ws->k.data());
   be.Linear(norm, t, c.hidden, w.v_proj.data, w.v_bias.data, kvd, ws->v.data());
-  if (c.qk_norm) {  // Qwen3: each head's q and k RMS-normalised over head_dim
-    be.RmsNorm(ws->q.data(), w.q_norm.data, t * c.n_heads, c.head_dim, c.rms_norm_eps,
-               ws->q.data());
-    be.RmsNorm(ws->k.data(), w.k_norm.data, t * c.n_kv_heads, c.head_dim, c.rms_norm_eps,
-               ws->k.data());
+  if (c.qk_norm) {  // Qwen3, Gemma 3: each head's q and k RMS-normalised over head_dim
+    be.RmsNorm(ws->q.data(), NormWeight(c, w.q_norm).get(), t * c.n_heads, c.head_dim,
+               c.rms_norm_eps, ws->q.data());
+    be.RmsNorm(ws->k.data(), NormWeight(c, w.k_norm).get(), t * c.n_kv_heads, c.head_dim,
+               c.rms_norm_eps, ws->k.data());
   }
-  be.Rope(ws->q.data(), t, c.n_heads, c.head_dim, batch.positions.data(), rope_);
-  be.Rope(ws->k.data(), t, c.n_kv_heads, c.head_dim, batch.positions.data(), rope_);
+  // Gemma: windowed layers alternate with full ones, and Gemma 3's have a rope of their own.
+  const bool windowed = LayerIsWindowed(c, w.layer);
+  const RopeTable& rope = windowed && c.local_rope_theta > 0 ? local_rope_ : rope_;
+  be.Rope(ws->q.data(), t, c.n_heads, c.head_dim, batch.positions.data(), rope);
+  be.Rope(ws->k.data(), t, c.n_kv_heads, c.head_dim, batch.positions.data(), rope);
+  AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim, windowed ? c.sliding_window : 0};
+  if (c.query_pre_attn_scalar > 0) shape.scale = 1.0f / std::sqrt(c.query_pre_attn_scalar);
+  shape.softcap = c.attn_softcap;
   be.Attention(ws->q.data(), ws->k.data(), ws->v.data(), batch.seq_start.data(), batch.n_seqs(),
-               AttentionShape{c.n_heads, c.n_kv_heads, c.head_dim, c.sliding_window}, attn);
+               shape, attn);
   be.Linear(attn, t, qd, w.o_proj.data, nullptr, c.hidden, ws->proj.data());
+  if (c.sandwich_norms) {
+    be.RmsNorm(ws->proj.data(), NormWeight(c, w.attn_post_norm).get(), t, c.hidden,
+               c.rms_norm_eps, ws->proj.data());
+  }
   if (x_out != x) std::memcpy(x_out, x, sizeof(float) * t * c.hidden);
   be.Add(x_out, ws->proj.data(), t * c.hidden);
 }
@@ -178,18 +237,27 @@ void LlamaForward::MlpHalf(const BlockWeights& w, int64_t t, const float* x, flo
                            float* act, float* x_out, BlockWorkspace* ws) const {
   const LlamaConfig& c = config();
   Backend& be = *backend_;
-  be.RmsNorm(x, w.mlp_norm.data, t, c.hidden, c.rms_norm_eps, norm);
+  be.RmsNorm(x, NormWeight(c, w.mlp_norm).get(), t, c.hidden, c.rms_norm_eps, norm);
   be.Linear(norm, t, c.hidden, w.gate_proj.data, nullptr, c.intermediate, ws->gate.data());
   be.Linear(norm, t, c.hidden, w.up_proj.data, nullptr, c.intermediate, ws->up.data());
-  be.SiluMul(ws->gate.data(), ws->up.data(), t * c.intermediate, act);
+  if (c.gelu_gate) {
+    be.GeluTanhMul(ws->gate.data(), ws->up.data(), t * c.intermediate, act);
+  } else {
+    be.SiluMul(ws->gate.data(), ws->up.data(), t * c.intermediate, act);
+  }
   if (x_out == nullptr) return;
   be.Linear(act, t, c.intermediate, w.down_proj.data, nullptr, c.hidden, ws->proj.data());
+  if (c.sandwich_norms) {
+    be.RmsNorm(ws->proj.data(), NormWeight(c, w.mlp_post_norm).get(), t, c.hidden,
+               c.rms_norm_eps, ws->proj.data());
+  }
   if (x_out != x) std::memcpy(x_out, x, sizeof(float) * t * c.hidden);
   be.Add(x_out, ws->proj.data(), t * c.hidden);
 }
 
 absl::Status LlamaForward::RunBlock(const BlockWeights& w, const SequenceBatch& batch,
                                     float* hidden, BlockWorkspace* ws) const {
+  RETURN_IF_ERROR(CheckLayer(config(), w));
   RETURN_IF_ERROR(EnsureRope(batch.max_len));
   ws->Reserve(config(), batch.tokens(), /*with_resid=*/false);
   AttentionHalf(w, batch, hidden, ws->norm.data(), ws->attn.data(), hidden, ws);
@@ -200,6 +268,7 @@ absl::Status LlamaForward::RunBlock(const BlockWeights& w, const SequenceBatch& 
 absl::Status LlamaForward::RunBlockParts(const BlockWeights& w, const BlockParts& parts,
                                          const SequenceBatch& batch, float* hidden,
                                          BlockWorkspace* ws) const {
+  RETURN_IF_ERROR(CheckLayer(config(), w));
   RETURN_IF_ERROR(EnsureRope(batch.max_len));
   ws->Reserve(config(), batch.tokens(), /*with_resid=*/false);
   if (parts.attention) {
@@ -215,6 +284,7 @@ absl::Status LlamaForward::BlockLinearInputs(const BlockWeights& w, const Sequen
   if (!taps.attn_in || !taps.o_in || !taps.mlp_in || !taps.down_in) {
     return absl::InvalidArgumentError("BlockLinearInputs needs all four tap buffers");
   }
+  RETURN_IF_ERROR(CheckLayer(config(), w));
   RETURN_IF_ERROR(EnsureRope(batch.max_len));
   ws->Reserve(config(), batch.tokens(), /*with_resid=*/true);
   AttentionHalf(w, batch, hidden, taps.attn_in, taps.o_in, ws->resid.data(), ws);
@@ -223,8 +293,8 @@ absl::Status LlamaForward::BlockLinearInputs(const BlockWeights& w, const Sequen
 }
 
 void LlamaForward::FinalNorm(const float* hidden, int64_t t, float* out) const {
-  backend_->RmsNorm(hidden, model_->final_norm.data, t, config().hidden, config().rms_norm_eps,
-                    out);
+  backend_->RmsNorm(hidden, NormWeight(config(), model_->final_norm).get(), t, config().hidden,
+                    config().rms_norm_eps, out);
 }
 
 absl::Status LlamaForward::LmHeadChunk(const float* normed, int64_t t, int64_t v0, int64_t n,
@@ -237,6 +307,7 @@ absl::Status LlamaForward::LmHeadChunk(const float* normed, int64_t t, int64_t v
     rows = lm_rows_.data();
   }
   backend_->Linear(normed, t, hidden, rows, nullptr, n, logits);
+  if (config().final_softcap > 0) backend_->Softcap(logits, t * n, config().final_softcap);
   return absl::OkStatus();
 }
 

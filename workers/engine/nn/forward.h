@@ -56,6 +56,10 @@ struct BlockWorkspace {
   size_t bytes() const;
 };
 
+// Gemma: hidden [T, hidden] *= sqrt(hidden) after the embedding lookup
+// (config.scale_embeddings; otherwise nothing).
+void ScaleEmbeddings(const LlamaConfig& config, int64_t t, float* hidden);
+
 // INVALID_ARGUMENT naming the tensor ("blocks.<index>.q_proj", ...) when a
 // weight of block `index` is missing or not the shape the config implies.
 absl::Status CheckBlockShapes(const LlamaConfig& config, const BlockWeights& w, int index);
@@ -141,6 +145,7 @@ class LlamaForward {
   Backend* backend_;
   ForwardOptions options_;
   mutable RopeTable rope_;  // grown on demand
+  mutable RopeTable local_rope_;  // Gemma 3's windowed layers (config.local_rope_theta)
   mutable std::vector<float> lm_rows_;  // the LM head chunk read through lm_head_rows
 };
 

@@ -51,7 +51,8 @@ void AttentionRef(const float* q, const float* k, const float* v, const int64_t*
   const int64_t q_stride = int64_t{shape.n_heads} * hd;
   const int64_t kv_stride = int64_t{shape.n_kv_heads} * hd;
   const int group = shape.n_heads / shape.n_kv_heads;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  const double scale =
+      shape.scale > 0 ? shape.scale : 1.0 / std::sqrt(static_cast<double>(hd));
   std::vector<double> scores;
   for (int64_t s = 0; s < n_seqs; ++s) {
     const int64_t begin = seq_start[s], end = seq_start[s + 1];
@@ -66,6 +67,8 @@ void AttentionRef(const float* q, const float* k, const float* v, const int64_t*
           double dot = 0;
           for (int d = 0; d < hd; ++d) dot += double{qi[d]} * kj[d];
           scores[j - begin] = dot * scale;
+          if (shape.softcap > 0)
+            scores[j - begin] = shape.softcap * std::tanh(scores[j - begin] / shape.softcap);
           mx = std::max(mx, scores[j - begin]);
         }
         double sum = 0;

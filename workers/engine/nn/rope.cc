@@ -32,9 +32,13 @@ absl::Status CheckRopeConfig(const LlamaConfig& config, int d) {
     return absl::InvalidArgumentError(absl::StrCat("rope_theta must be > 0, got ", config.rope_theta));
   }
   const RopeScaling& s = config.rope_scaling;
-  if (!s.type.empty() && s.type != "llama3" && s.type != "longrope" && s.type != "default") {
+  if (!s.type.empty() && s.type != "llama3" && s.type != "longrope" && s.type != "linear" &&
+      s.type != "default") {
     return absl::InvalidArgumentError(absl::StrCat(
-        "rope_scaling.type '", s.type, "' is not supported (only llama3 and longrope)"));
+        "rope_scaling.type '", s.type, "' is not supported (only llama3, longrope and linear)"));
+  }
+  if (s.type == "linear" && !(s.factor > 0)) {
+    return absl::InvalidArgumentError("rope_scaling (linear): need factor > 0");
   }
   if (s.type == "llama3" && (!(s.factor > 0) || !(s.high_freq_factor > s.low_freq_factor) ||
                              s.original_max_position_embeddings <= 0)) {
@@ -70,6 +74,7 @@ absl::StatusOr<std::vector<float>> BuildInvFreq(const LlamaConfig& config, bool 
     const float base = std::pow(config.rope_theta, exponent);
     inv_freq[i] = 1.0f / base;
     if (s.type == "llama3") inv_freq[i] = Llama3Scale(inv_freq[i], s);
+    if (s.type == "linear") inv_freq[i] /= s.factor;
     if (s.type == "longrope") {
       inv_freq[i] = 1.0f / ((long_factors ? s.long_factor[i] : s.short_factor[i]) * base);
     }

@@ -70,6 +70,7 @@ absl::Status EmbedFromStream(const ModelStream& source, const SequenceBatch& bat
     }
     RETURN_IF_ERROR(source.ReadRows(kEmbedding, id, 1, hidden + r * c.hidden));
   }
+  ScaleEmbeddings(c, batch.tokens(), hidden);
   return absl::OkStatus();
 }
 
@@ -80,7 +81,7 @@ absl::Status SourceBlockStream::Load(int block, BlockWeights* w) {
 }
 
 absl::Status SourceBlockStream::Finished(int block, BlockWeights* w, const BlockWriter& write) {
-  const std::vector<NamedTensor> tensors = BlockTensors(block, w);
+  const std::vector<NamedTensor> tensors = BlockTensors(source_.config(), block, w);
   std::map<std::string, const QuantizedTensor*> quantized;
   for (const NamedTensor& t : tensors) {
     auto it = result_->quantized.find(t.name);

@@ -45,7 +45,28 @@ TEST_P(GoldenTest, LogitsMatchTransformers) {
 INSTANTIATE_TEST_SUITE_P(Variants, GoldenTest,
                          ::testing::Values("llama_gqa", "llama3_tied", "qwen2_bias",
                                            "qwen3_qk_norm", "mistral_window",
-                                           "phi3_longrope_short", "phi3_longrope_long"));
+                                           "phi3_longrope_short", "phi3_longrope_long",
+                                           "gemma2_softcap", "gemma3_local_rope"));
+
+// Gemma's attention differs per layer: a block that does not say which layer
+// it is would silently attend through the wrong window.
+TEST(Forward, PerLayerAttentionNeedsTheBlocksLayer) {
+  auto fixture = LoadTinyFixture("gemma2_softcap");
+  ASSERT_TRUE(fixture.ok()) << fixture.status();
+  CpuBackend backend(CpuBackendOptions{1, 16});
+  auto fwd = LlamaForward::Create(&fixture->model, &backend);
+  ASSERT_TRUE(fwd.ok()) << fwd.status();
+  auto batch = SequenceBatch::Pack({fixture->sequences[0]});
+  ASSERT_TRUE(batch.ok());
+  std::vector<float> hidden(batch->tokens() * fixture->model.config.hidden);
+  ASSERT_TRUE(fwd->Embed(*batch, hidden.data()).ok());
+  BlockWeights w = fixture->model.blocks[0];
+  w.layer = -1;
+  BlockWorkspace ws;
+  absl::Status s = fwd->RunBlock(w, *batch, hidden.data(), &ws);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("layer index -1"), std::string::npos) << s;
+}
 
 TEST(Forward, BatchingAndThreadCountDoNotChangeResults) {
   const LlamaModel model = RandomModel(SmallConfig(), 1);

@@ -37,7 +37,9 @@ Tensor* FindSlot(LlamaModel* m, const std::string& name) {
                                                               {"mlp_norm", &b.mlp_norm},
                                                               {"gate_proj", &b.gate_proj},
                                                               {"up_proj", &b.up_proj},
-                                                              {"down_proj", &b.down_proj}}) {
+                                                              {"down_proj", &b.down_proj},
+                                                              {"attn_post_norm", &b.attn_post_norm},
+                                                              {"mlp_post_norm", &b.mlp_post_norm}}) {
     if (f == key) return slot;
   }
   return nullptr;
@@ -79,6 +81,14 @@ LlamaConfig ConfigFromJson(const nlohmann::json& j, const std::string& model_typ
   c.rope_scaling.attention_factor = rs.value("attention_factor", 1.0f);
   c.rotary_dims = j.value("rotary_dims", 0) == c.head_dim ? 0 : j.value("rotary_dims", 0);
   c.fused_projections = model_type == "phi3";
+  if (j.value("gemma", false)) {
+    c.norm_offset = c.gelu_gate = c.sandwich_norms = c.scale_embeddings = true;
+    c.query_pre_attn_scalar = j["query_pre_attn_scalar"];
+    c.attn_softcap = j["attn_softcap"];
+    c.final_softcap = j["final_softcap"];
+    c.sliding_layers = j["sliding_layers"].get<std::vector<bool>>();
+    c.local_rope_theta = j["local_rope_theta"];
+  }
   return c;
 }
 
@@ -100,6 +110,7 @@ absl::StatusOr<TinyFixture> LoadTinyFixture(const std::string& variant) {
   TinyFixture f;
   f.model.config = ConfigFromJson(j["config"], j["model_type"]);
   f.model.blocks.resize(f.model.config.n_layers);
+  for (int l = 0; l < f.model.config.n_layers; ++l) f.model.blocks[l].layer = l;
   for (const auto& t : j["tensors"]) {
     Tensor* slot = FindSlot(&f.model, t["name"]);
     if (slot == nullptr)

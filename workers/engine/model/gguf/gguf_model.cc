@@ -123,6 +123,7 @@ absl::Status TensorLoader::CheckAllUsed() const {
 }
 
 absl::Status LoadBlock(TensorLoader& loader, const LlamaConfig& c, int layer, BlockWeights* block) {
+  block->layer = layer;
   for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
     if (!HasTensor(c, spec)) continue;
     ASSIGN_OR_RETURN(block->*spec.slot,

@@ -124,10 +124,11 @@ absl::StatusOr<LlamaModel> LoadHfModel(const std::string& dir) {
   ASSIGN_OR_RETURN(model.embed_tokens, loader.Load("model.embed_tokens.weight", embed_shape));
   model.blocks.resize(c.n_layers);
   for (int l = 0; l < c.n_layers; ++l) {
+    model.blocks[l].layer = l;
     for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
       if (!HasTensor(c, spec)) continue;
       ASSIGN_OR_RETURN(model.blocks[l].*spec.slot,
-                       loader.Load(absl::StrCat("model.layers.", l, ".", spec.hf_suffix),
+                       loader.Load(absl::StrCat("model.layers.", l, ".", HfSuffix(c, spec)),
                                    ExpectedShape(c, spec)));
     }
   }
@@ -144,8 +145,8 @@ absl::StatusOr<LlamaModel> LoadHfModel(const std::string& dir) {
 
 namespace {
 
-std::string BlockTensorName(int block, const BlockTensorSpec& spec) {
-  return absl::StrCat("model.layers.", block, ".", spec.hf_suffix);
+std::string BlockTensorName(const LlamaConfig& c, int block, const BlockTensorSpec& spec) {
+  return absl::StrCat("model.layers.", block, ".", HfSuffix(c, spec));
 }
 
 }  // namespace
@@ -163,7 +164,7 @@ absl::StatusOr<std::unique_ptr<HfLlamaStream>> HfLlamaStream::Open(const std::st
   for (int l = 0; l < c.n_layers; ++l) {
     for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
       if (!HasTensor(c, spec)) continue;
-      RETURN_IF_ERROR(loader.Check(BlockTensorName(l, spec), ExpectedShape(c, spec)).status());
+      RETURN_IF_ERROR(loader.Check(BlockTensorName(c, l, spec), ExpectedShape(c, spec)).status());
     }
   }
   RETURN_IF_ERROR(loader.Check("model.norm.weight", {c.hidden}).status());
@@ -186,10 +187,11 @@ absl::StatusOr<BlockWeights> HfLlamaStream::LoadBlock(int i) const {
   }
   HfTensorLoader loader(hf_, config_);
   BlockWeights w;
+  w.layer = i;
   for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
     if (!HasTensor(config_, spec)) continue;
     ASSIGN_OR_RETURN(w.*spec.slot,
-                     loader.Load(BlockTensorName(i, spec), ExpectedShape(config_, spec)));
+                     loader.Load(BlockTensorName(config_, i, spec), ExpectedShape(config_, spec)));
   }
   return w;
 }
@@ -197,7 +199,8 @@ absl::StatusOr<BlockWeights> HfLlamaStream::LoadBlock(int i) const {
 void HfLlamaStream::ReleaseBlock(int i) const {
   for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
     if (!HasTensor(config_, spec)) continue;
-    Release(StoredPlaceOf(config_, BlockTensorName(i, spec), ExpectedShape(config_, spec)).name);
+    Release(
+        StoredPlaceOf(config_, BlockTensorName(config_, i, spec), ExpectedShape(config_, spec)).name);
   }
 }
 

@@ -77,6 +77,8 @@ absl::StatusOr<int> SizeField(int64_t v, const std::string& what, const char* fi
   return static_cast<int>(v);
 }
 
+absl::Status ReadRope(const json& j, const std::string& what, LlamaConfig* c);
+
 // `field` of `rs`: a list of `n` positive numbers.
 absl::StatusOr<std::vector<float>> Factors(const json& rs, const std::string& where,
                                            const char* field, int n) {
@@ -143,18 +145,104 @@ absl::Status ReadRotaryDims(const json& j, const std::string& what, LlamaConfig*
   return absl::OkStatus();
 }
 
-// The MLP activation: every supported family gates with SiLU; another one
-// (Gemma's GELU) would silently change the model's output.
-absl::Status CheckActivation(const json& j, const std::string& what) {
+// The MLP activation: SiLU, or GELU (tanh approximation) for Gemma; another
+// one would silently change the model's output.
+absl::Status CheckActivation(const json& j, const std::string& what, const LlamaConfig& c) {
+  const std::string want = c.gelu_gate ? "gelu_pytorch_tanh" : "silu";
   for (const char* field : {"hidden_act", "hidden_activation"}) {
     auto it = j.find(field);
     if (it == j.end() || it->is_null()) continue;
-    if (!it->is_string() || it->get<std::string>() != "silu") {
+    if (!it->is_string() || it->get<std::string>() != want) {
       return FieldError(what, field,
-                        absl::StrCat(it->dump(), " is not supported (the MLP gate is SiLU)"));
+                        absl::StrCat(it->dump(), " is not supported (", c.model_type,
+                                     "'s MLP gate is ", want, ")"));
     }
   }
   return absl::OkStatus();
+}
+
+// `field` of `j`: `absent` when missing, 0 when null (Gemma's "no soft-capping").
+absl::StatusOr<float> OptionalPositive(const json& j, const std::string& what, const char* field,
+                                       double absent) {
+  auto it = j.find(field);
+  if (it == j.end()) return static_cast<float>(absent);
+  if (it->is_null()) return 0.0f;
+  if (!it->is_number() || !(it->get<double>() > 0))
+    return FieldError(what, field, absl::StrCat("must be a positive number or null, got ", it->dump()));
+  return it->get<float>();
+}
+
+// Which layers attend through the window: layer_types, else every
+// sliding_window_pattern-th layer is full (Gemma 2: 2, Gemma 3: 6).
+absl::Status ReadLayerTypes(const json& j, const std::string& what, LlamaConfig* c) {
+  c->sliding_layers.assign(static_cast<size_t>(c->n_layers), false);
+  auto it = j.find("layer_types");
+  if (it == j.end() || it->is_null()) {
+    ASSIGN_OR_RETURN(int pattern, Int(j, what, "sliding_window_pattern",
+                                      c->model_type == "gemma2" ? 2 : 6));
+    if (pattern <= 0) return FieldError(what, "sliding_window_pattern", "must be positive");
+    for (int i = 0; i < c->n_layers; ++i) c->sliding_layers[static_cast<size_t>(i)] = (i + 1) % pattern != 0;
+    return absl::OkStatus();
+  }
+  if (!it->is_array() || it->size() != static_cast<size_t>(c->n_layers))
+    return FieldError(what, "layer_types", absl::StrCat("must list ", c->n_layers, " layers"));
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& t = (*it)[i];
+    if (t != "sliding_attention" && t != "full_attention") {
+      return FieldError(what, absl::StrCat("layer_types[", i, "]"),
+                        absl::StrCat(t.dump(), " is not sliding_attention or full_attention"));
+    }
+    c->sliding_layers[i] = t == "sliding_attention";
+  }
+  return absl::OkStatus();
+}
+
+// Gemma 3's two ropes: transformers 5 nests them in rope_parameters by layer
+// type; transformers 4 configs say rope_theta, rope_scaling (global layers)
+// and rope_local_base_freq.
+absl::Status ReadGemma3Rope(const json& j, const std::string& what, LlamaConfig* c) {
+  auto rp = j.find("rope_parameters");
+  if (rp != j.end() && rp->is_object() && rp->contains("full_attention")) {
+    RETURN_IF_ERROR(ReadRope(json{{"rope_theta", 1e6}, {"rope_parameters", (*rp)["full_attention"]}},
+                             absl::StrCat(what, ": rope_parameters.full_attention"), c));
+    const json local = rp->value("sliding_attention", json::object());
+    const std::string where = absl::StrCat(what, ": rope_parameters.sliding_attention");
+    if (local.value("rope_type", std::string("default")) != "default")
+      return FieldError(where, "rope_type", "only default is supported for sliding layers");
+    ASSIGN_OR_RETURN(double theta, Number(local, where, "rope_theta", 10000.0));
+    c->local_rope_theta = static_cast<float>(theta);
+    return absl::OkStatus();
+  }
+  json global = j;
+  if (!global.contains("rope_theta")) global["rope_theta"] = 1e6;
+  RETURN_IF_ERROR(ReadRope(global, what, c));
+  ASSIGN_OR_RETURN(double local, Number(j, what, "rope_local_base_freq", 10000.0));
+  c->local_rope_theta = static_cast<float>(local);
+  return absl::OkStatus();
+}
+
+// Gemma 2 and Gemma 3 (text): transformers' class defaults where config.json
+// is silent.
+absl::Status ReadGemma(const json& j, const std::string& what, LlamaConfig* c) {
+  const bool gemma3 = c->model_type == "gemma3_text";
+  c->norm_offset = c->gelu_gate = c->sandwich_norms = c->scale_embeddings = true;
+  c->qk_norm = gemma3;
+  ASSIGN_OR_RETURN(c->query_pre_attn_scalar, OptionalPositive(j, what, "query_pre_attn_scalar", 256));
+  if (c->query_pre_attn_scalar == 0)
+    return FieldError(what, "query_pre_attn_scalar", "must be a positive number");
+  ASSIGN_OR_RETURN(c->attn_softcap, OptionalPositive(j, what, "attn_logit_softcapping", gemma3 ? 0 : 50));
+  ASSIGN_OR_RETURN(c->final_softcap,
+                   OptionalPositive(j, what, "final_logit_softcapping", gemma3 ? 0 : 30));
+  ASSIGN_OR_RETURN(float window, OptionalPositive(j, what, "sliding_window", 4096));
+  c->sliding_window = static_cast<int>(window);
+  RETURN_IF_ERROR(ReadLayerTypes(j, what, c));
+  ASSIGN_OR_RETURN(bool bidirectional, Bool(j, what, "use_bidirectional_attention"));
+  if (bidirectional) return FieldError(what, "use_bidirectional_attention", "true is not supported");
+  return gemma3 ? ReadGemma3Rope(j, what, c) : ReadRope(j, what, c);
+}
+
+bool IsGemma(const std::string& model_type) {
+  return model_type == "gemma2" || model_type == "gemma3_text";
 }
 
 // rope_scaling (transformers 4) or rope_parameters (transformers 5).
@@ -178,10 +266,17 @@ absl::Status ReadRope(const json& j, const std::string& what, LlamaConfig* c) {
   // Phi-3's configs call longrope "su" (and once "yarn"); transformers maps both.
   if (c->fused_projections && (type == "su" || type == "yarn")) type = "longrope";
   if (type == "longrope") return ReadLongRope(j, *rs, absl::StrCat(what, ": ", field), c);
+  if (type == "linear") {  // Gemma 3's global layers: every frequency divided by factor
+    ASSIGN_OR_RETURN(double factor, Number(*rs, absl::StrCat(what, ": ", field), "factor", 1.0));
+    if (!(factor >= 1.0)) return FieldError(what, field, "linear needs factor >= 1");
+    c->rope_scaling.type = "linear";
+    c->rope_scaling.factor = static_cast<float>(factor);
+    return absl::OkStatus();
+  }
   if (type != "llama3") {
-    return FieldError(
-        what, field,
-        absl::StrCat("unsupported rope type \"", type, "\" (supported: llama3, longrope)"));
+    return FieldError(what, field,
+                      absl::StrCat("unsupported rope type \"", type,
+                                   "\" (supported: llama3, longrope, linear)"));
   }
   const std::string where = absl::StrCat(what, ": ", field);
   RopeScaling& s = c->rope_scaling;
@@ -222,20 +317,28 @@ absl::StatusOr<LlamaConfig> ReadHfLlamaConfig(const HfConfig& base, absl::string
   ASSIGN_OR_RETURN(c.n_heads, SizeField(base.num_attention_heads, what, "num_attention_heads"));
   ASSIGN_OR_RETURN(c.n_kv_heads, SizeField(base.num_key_value_heads, what, "num_key_value_heads"));
   ASSIGN_OR_RETURN(c.vocab, SizeField(base.vocab_size, what, "vocab_size"));
-  ASSIGN_OR_RETURN(c.head_dim, Int(j, what, "head_dim", c.hidden / c.n_heads));
-  ASSIGN_OR_RETURN(c.max_position, Int(j, what, "max_position_embeddings", 2048));
+  const bool gemma = IsGemma(c.model_type);
+  ASSIGN_OR_RETURN(c.head_dim, Int(j, what, "head_dim", gemma ? 256 : c.hidden / c.n_heads));
+  ASSIGN_OR_RETURN(c.max_position, Int(j, what, "max_position_embeddings", gemma ? 8192 : 2048));
   ASSIGN_OR_RETURN(double eps, Number(j, what, "rms_norm_eps", 1e-6));
   c.rms_norm_eps = static_cast<float>(eps);
   c.fused_projections = c.model_type == "phi3";
   RETURN_IF_ERROR(ReadRotaryDims(j, what, &c));
-  RETURN_IF_ERROR(ReadRope(j, what, &c));
-  RETURN_IF_ERROR(CheckActivation(j, what));
+  if (gemma) {
+    RETURN_IF_ERROR(ReadGemma(j, what, &c));
+  } else {
+    RETURN_IF_ERROR(ReadRope(j, what, &c));
+  }
+  RETURN_IF_ERROR(CheckActivation(j, what, c));
   c.tie_word_embeddings = base.tie_word_embeddings;
+  if (gemma && !j.contains("tie_word_embeddings")) c.tie_word_embeddings = true;  // its default
   ASSIGN_OR_RETURN(c.bos_token_id, Int(j, what, "bos_token_id", -1));
   ASSIGN_OR_RETURN(c.eos_token_id, Int(j, what, "eos_token_id", -1));
   c.attention_bias = c.model_type == "qwen2";
-  c.qk_norm = c.model_type == "qwen3";
-  RETURN_IF_ERROR(ReadSlidingWindow(j, what, &c));
+  if (!gemma) {
+    c.qk_norm = c.model_type == "qwen3";
+    RETURN_IF_ERROR(ReadSlidingWindow(j, what, &c));
+  }
   if (c.model_type != "qwen2") {
     for (const char* field : {"attention_bias", "mlp_bias"}) {
       ASSIGN_OR_RETURN(bool set, Bool(j, what, field));

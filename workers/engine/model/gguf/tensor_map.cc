@@ -18,7 +18,7 @@ const std::vector<BlockTensorSpec>& BlockTensorSpecs() {
       {"attn_output.weight", "self_attn.o_proj.weight", &BlockWeights::o_proj,
        RowPermutation::kNone, false},
       {"ffn_norm.weight", "post_attention_layernorm.weight", &BlockWeights::mlp_norm,
-       RowPermutation::kNone, false},
+       RowPermutation::kNone, false, false, false, "pre_feedforward_layernorm.weight"},
       {"ffn_gate.weight", "mlp.gate_proj.weight", &BlockWeights::gate_proj, RowPermutation::kNone,
        false},
       {"ffn_up.weight", "mlp.up_proj.weight", &BlockWeights::up_proj, RowPermutation::kNone, false},
@@ -31,6 +31,10 @@ const std::vector<BlockTensorSpec>& BlockTensorSpecs() {
        RowPermutation::kNone, false, true},
       {"attn_k_norm.weight", "self_attn.k_norm.weight", &BlockWeights::k_norm,
        RowPermutation::kNone, false, true},
+      {"post_attention_norm.weight", "post_attention_layernorm.weight",
+       &BlockWeights::attn_post_norm, RowPermutation::kNone, false, false, true},
+      {"post_ffw_norm.weight", "post_feedforward_layernorm.weight", &BlockWeights::mlp_post_norm,
+       RowPermutation::kNone, false, false, true},
   };
   return *specs;
 }
@@ -40,7 +44,10 @@ std::vector<int64_t> ExpectedShape(const LlamaConfig& c, const BlockTensorSpec& 
   const int64_t q_out = int64_t{c.n_heads} * c.head_dim,
                 kv_out = int64_t{c.n_kv_heads} * c.head_dim;
   const Tensor BlockWeights::*slot = spec.slot;
-  if (slot == &BlockWeights::attn_norm || slot == &BlockWeights::mlp_norm) return {hidden};
+  if (slot == &BlockWeights::attn_norm || slot == &BlockWeights::mlp_norm ||
+      slot == &BlockWeights::attn_post_norm || slot == &BlockWeights::mlp_post_norm) {
+    return {hidden};
+  }
   if (slot == &BlockWeights::q_proj) return {q_out, hidden};
   if (slot == &BlockWeights::k_proj || slot == &BlockWeights::v_proj) return {kv_out, hidden};
   if (slot == &BlockWeights::o_proj) return {hidden, q_out};

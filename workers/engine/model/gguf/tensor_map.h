@@ -25,15 +25,27 @@ struct BlockTensorSpec {
   Tensor BlockWeights::*slot;
   RowPermutation permutation;  // how llama.cpp reorders its rows
   bool is_bias;                // present iff config.attention_bias
-  bool is_qk_norm = false;     // present iff config.qk_norm (Qwen3)
+  bool is_qk_norm = false;     // present iff config.qk_norm (Qwen3, Gemma 3)
+  bool is_sandwich_norm = false;         // present iff config.sandwich_norms (Gemma)
+  const char* sandwich_hf_suffix = nullptr;  // its HF name under sandwich norms, if other
 };
 
 // Whether a model of `config` has the tensor (biases and q/k norms are per family).
 inline bool HasTensor(const LlamaConfig& config, const BlockTensorSpec& spec) {
-  return (!spec.is_bias || config.attention_bias) && (!spec.is_qk_norm || config.qk_norm);
+  return (!spec.is_bias || config.attention_bias) && (!spec.is_qk_norm || config.qk_norm) &&
+         (!spec.is_sandwich_norm || config.sandwich_norms);
 }
 
-// The per-block tensors, weights first, then the q/k/v biases, then the q/k norms.
+// The tensor's HF name suffix under `config`: Gemma calls the norm before the
+// MLP pre_feedforward_layernorm, and post_attention_layernorm is the one on
+// the attention's output.
+inline const char* HfSuffix(const LlamaConfig& config, const BlockTensorSpec& spec) {
+  return config.sandwich_norms && spec.sandwich_hf_suffix != nullptr ? spec.sandwich_hf_suffix
+                                                                     : spec.hf_suffix;
+}
+
+// The per-block tensors, weights first, then the q/k/v biases, the q/k norms
+// and Gemma's norms after attention and the MLP.
 const std::vector<BlockTensorSpec>& BlockTensorSpecs();
 
 // The HF shape of a block tensor under `config`.
