@@ -20,6 +20,7 @@
 #include "workers/engine/pipeline/eval_stream.h"
 #include "workers/engine/pipeline/evopress_stage.h"
 #include "workers/engine/pipeline/hf_block_stream.h"
+#include "workers/engine/pipeline/reload_gate.h"
 #include "workers/engine/pipeline/memory_estimate.h"
 #include "workers/engine/pipeline/model_export.h"
 #include "workers/engine/pipeline/model_inputs.h"
@@ -97,18 +98,6 @@ json EvaluationJson(const std::vector<EvalSet>& sets,
                  {"positions", kl->n_positions}};
   }
   return out;
-}
-
-json CalibrationJson(const CalibrationSet& c, const v1::Calibration& recipe, int resumed_blocks) {
-  return {{"name", c.name},
-          {"source", c.source},
-          {"files", c.files},
-          {"text_tokens", c.text_tokens},
-          {"samples", c.sequences.size()},
-          {"seq_len", recipe.seq_len()},
-          {"seed", recipe.seed()},
-          {"true_sequential", recipe.true_sequential()},
-          {"resumed_blocks", resumed_blocks}};
 }
 
 int TotalBatches(const std::vector<EvalSet>& sets) {
@@ -255,13 +244,16 @@ class ModelJob {
     ASSIGN_OR_RETURN(std::unique_ptr<StreamedExport> output,
                      StreamedExport::Create(*source, spec_, in_.targets, plan_.input, out_dir_,
                                             &result_));
+    ASSIGN_OR_RETURN(std::unique_ptr<StreamedExportCheck> check,
+                     StreamedExportCheck::Create(*source, Gate(), options_.device, threads_,
+                                                 output->blocks()));
     const int threads = CalibrationThreads(recipe_, options_);
     ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend,
                      engine::CreateBackend(options_.device, threads));
     std::optional<EvaluatingBlockStream> evaluating;
-    BlockStream* blocks = &output->blocks();
+    BlockStream* blocks = &check->blocks();
     if (plan_.evaluate) {
-      blocks = &evaluating.emplace(output->blocks(), *eval_forward_,
+      blocks = &evaluating.emplace(check->blocks(), *eval_forward_,
                                    dense_stream_ ? &*dense_stream_ : nullptr,
                                    &*compressed_stream_);
     }
@@ -275,6 +267,7 @@ class ModelJob {
     export_s_ = SecondsSince(t);
     output_bytes_ = DirectoryBytes(out_dir_);
     EmitProgress(events_, "export", 1, 1, out_dir_);
+    ASSIGN_OR_RETURN(export_report_["reload_check"], check->Verify(events_, cancel_));
     if (plan_.evaluate) RETURN_IF_ERROR(EvaluateStreams());
     return Summary();
   }
@@ -422,7 +415,16 @@ class ModelJob {
     export_s_ = SecondsSince(t);
     output_bytes_ = DirectoryBytes(out_dir_);
     EmitProgress(events_, "export", 1, 1, out_dir_);
+    ASSIGN_OR_RETURN(export_report_["reload_check"],
+                     VerifyModelExport(in_.model, Gate(), options_.device, threads_, events_,
+                                       cancel_));
     return absl::OkStatus();
+  }
+
+  // The post-export reload check of this job's output (reload_gate.h).
+  ReloadGate Gate() const {
+    return PlanReloadGate(spec_, in_.calibration ? &*in_.calibration : nullptr, in_.sets,
+                          in_.model.config.vocab, out_dir_);
   }
 
   std::string Summary() const {

@@ -49,4 +49,17 @@ std::string JobSummary::Dump() const {
   return out.dump();
 }
 
+nlohmann::json CalibrationJson(const CalibrationSet& c, const v1::Calibration& recipe,
+                               int resumed_blocks) {
+  return nlohmann::json{{"name", c.name},
+                        {"source", c.source},
+                        {"files", c.files},
+                        {"text_tokens", c.text_tokens},
+                        {"samples", c.sequences.size()},
+                        {"seq_len", recipe.seq_len()},
+                        {"seed", recipe.seed()},
+                        {"true_sequential", recipe.true_sequential()},
+                        {"resumed_blocks", resumed_blocks}};
+}
+
 }  // namespace compressd::engine

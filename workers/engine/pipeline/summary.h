@@ -7,7 +7,8 @@
 //   evaluation      perplexity per set, dense and compressed; KL / top-1
 //   layers, totals  per-layer results and their sums (with stages)
 //   calibration     the calibration set (calibrated jobs)
-//   export          the exporter's report (GGUF / GPTQ)
+//   export          the exporter's report (GGUF / GPTQ) and the reload check
+//                   (reload_gate.h)
 //   evopress        the search (evopress jobs)
 //   timing_seconds  wall time per phase and in total
 //   peak_rss_bytes  the process's peak resident memory (model path)
@@ -19,7 +20,9 @@
 #include <utility>
 #include <vector>
 
+#include "compressd/v1/recipe.pb.h"
 #include "nlohmann/json.hpp"
+#include "workers/engine/calib/calib_data.h"
 
 namespace compressd::engine {
 
@@ -46,6 +49,10 @@ struct JobSummary {
 
   std::string Dump() const;
 };
+
+// The summary's calibration section.
+nlohmann::json CalibrationJson(const CalibrationSet& c, const v1::Calibration& recipe,
+                               int resumed_blocks);
 
 // The process's peak resident set size in bytes (getrusage).
 uint64_t PeakRssBytes();
