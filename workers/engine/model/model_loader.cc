@@ -6,9 +6,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/util.h"
 #include "workers/engine/model/gguf/gguf_file.h"
 #include "workers/engine/model/gguf/gguf_model.h"
+#include "workers/engine/model/gguf/gptq_stream.h"
 #include "workers/engine/model/gguf/hf_llama.h"
+#include "workers/engine/model/hf_model.h"
 
 namespace compressd::engine {
 
@@ -40,6 +43,12 @@ absl::StatusOr<std::unique_ptr<ModelStream>> OpenModelStream(const std::string& 
   if (gguf) {
     ASSIGN_OR_RETURN(std::unique_ptr<GgufLlamaStream> s, GgufLlamaStream::Open(path));
     return std::unique_ptr<ModelStream>(std::move(s));
+  }
+  // A GPTQ-packed checkpoint (our gptq output) reads through its own dequantizer.
+  absl::StatusOr<std::string> config = ReadFileToString((fs::path(path) / kHfConfigFile).string());
+  if (config.ok() && IsGptqConfig(*config)) {
+    ASSIGN_OR_RETURN(std::unique_ptr<GptqStream> g, GptqStream::Open(path));
+    return std::unique_ptr<ModelStream>(std::move(g));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<HfLlamaStream> s, HfLlamaStream::Open(path));
   return std::unique_ptr<ModelStream>(std::move(s));

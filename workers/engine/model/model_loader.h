@@ -30,7 +30,8 @@ struct StoredModel {
 absl::StatusOr<StoredModel> InspectModel(const std::string& path);
 
 // The model block by block (model_stream.h); `gguf` as ResolveModelInput
-// decided (pipeline/job_plan.h).
+// decided (pipeline/job_plan.h). An HF directory whose config.json has a
+// GPTQ quantization_config is read by GptqStream.
 absl::StatusOr<std::unique_ptr<ModelStream>> OpenModelStream(const std::string& path, bool gguf);
 
 }  // namespace compressd::engine

@@ -10,7 +10,8 @@
 // ("model.layers.3.self_attn.q_proj.weight", [out, in], HF row order):
 // HfLlamaStream (gguf/hf_llama.h) reads safetensors shards, GgufLlamaStream
 // (gguf/gguf_model.h) a llama.cpp GGUF file of any supported type, its q/k
-// rows put back in HF order as LoadGgufModel does. A block loaded from a
+// rows put back in HF order as LoadGgufModel does, GptqStream
+// (gguf/gptq_stream.h) a GPTQ-packed checkpoint, dequantized. A block loaded from a
 // stream is bit-identical to the same block of the whole model loaded by
 // LoadModel (model_loader.h). Implementations are not thread-safe.
 #pragma once

@@ -1,6 +1,6 @@
 // The post-export reload gate (docs/families.md, "Outputs"): after writing
 // its output, a job re-opens the files with the loader a user of the worker
-// would use (OpenModelStream: our safetensors and GGUF readers), runs a few
+// would use (OpenModelStream: our safetensors, GPTQ and GGUF readers), runs a few
 // windows through the reloaded model block by block, and compares their
 // perplexity with the in-memory compressed model's on the same windows. A
 // difference beyond the format's tolerance fails the job with INTERNAL
@@ -12,9 +12,10 @@
 // pseudo-random token windows (logits still disagree on a broken artifact).
 // Tolerances on perplexity, relative: 1e-4 for an F32 safetensors output
 // (the same bits), 1e-2 for BF16/F16 safetensors (rounded weights), 2e-2 for
-// GGUF (re-encoded to ggml types); measured on SmolLM2-135M: 0, 7e-5, 9e-5
-// to 2.3e-4 (docs/families.md). GPTQ-packed outputs have no reader in the
-// worker yet: the check reports them as not run. Not thread-safe.
+// GGUF (re-encoded to ggml types), 1e-2 for GPTQ (float16 scales and dense
+// tensors, read back by gguf/gptq_stream.h); measured on SmolLM2-135M in
+// docs/families.md. A format without a reader (ReloadGate::skipped) is
+// reported as not checked. Not thread-safe.
 #pragma once
 
 #include <memory>
@@ -40,7 +41,7 @@ struct ReloadGate {
   double tolerance = 0;    // on |ppl_reloaded / ppl_expected - 1|
   std::string path;        // the output as it is opened: the directory, or model.gguf
   bool gguf = false;
-  std::string skipped;     // non-empty: why the output cannot be re-opened (GPTQ)
+  std::string skipped;     // non-empty: why the output cannot be re-opened
 };
 
 // The gate of a job writing `spec`'s format to `out_dir`, for a model of

@@ -3,6 +3,7 @@
 // written safetensors and config.json read back, and the error cases.
 #include "workers/engine/export/gptq_export.h"
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -19,6 +20,7 @@
 #include "tests/unit/engine/export/quantize_testing.h"
 #include "workers/engine/algorithms/rtn.h"
 #include "workers/engine/model/dtype.h"
+#include "workers/engine/model/gguf/gptq_stream.h"
 #include "workers/engine/model/llama_names.h"
 #include "workers/engine/model/safetensors.h"
 
@@ -318,6 +320,39 @@ TEST(GptqExportTest, WritesTensorsAndConfigThatReadBack) {
                                       ["self_attn.o_proj"], ["mlp.up_proj", "mlp.gate_proj"],
                                       ["mlp.down_proj"]])"));
   fs::remove_all(dir);
+}
+
+// The worker's own GPTQ reader (GptqStream, the reload check's) dequantizes
+// what the writer packed: 3-bit act-order asymmetric (gptq_v2, codes across
+// word boundaries) and 4-bit symmetric (v1, zero points stored minus one).
+TEST(GptqExportTest, GptqStreamReadsBackWhatWasWritten) {
+  for (const QuantGrid grid : {QuantGrid{3, 32, false}, QuantGrid{4, 32, true}}) {
+    engine::LlamaModel model = TinyModel(/*tied=*/true);
+    const auto quantized = grid.bits == 3 ? testing::QuantizeProjectionsActOrder(&model, grid)
+                                          : testing::QuantizeProjections(&model, grid);
+    const std::string dir = TempDir("reader");
+    GptqExportOptions options;
+    if (!grid.symmetric) options.format = GptqCheckpointFormat::kGptqV2;
+    auto stats = WriteGptqLlama(model, Pointers(quantized), dir, options);
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    auto stream = GptqStream::Open(dir);
+    ASSERT_TRUE(stream.ok()) << stream.status();
+    for (int b = 0; b < 2; ++b) {
+      auto block = (*stream)->LoadBlock(b);
+      ASSERT_TRUE(block.ok()) << block.status();
+      for (const engine::NamedTensor& t : engine::BlockTensors((*stream)->config(), b, &*block)) {
+        auto q = quantized.find(t.name);
+        if (q == quantized.end()) continue;
+        std::vector<float> want(static_cast<size_t>(q->second.rows * q->second.cols));
+        q->second.DequantizeTo(want.data());
+        for (size_t i = 0; i < want.size(); ++i) {  // float16 scales: the writer's own bound
+          ASSERT_LE(std::fabs(t.tensor->data[i] - want[i]), stats->max_abs_diff + 1e-7)
+              << t.name << " bits " << grid.bits << " element " << i;
+        }
+      }
+    }
+    fs::remove_all(dir);
+  }
 }
 
 TEST(GptqExportTest, DenseProjectionsStayDenseAndAreNotListed) {

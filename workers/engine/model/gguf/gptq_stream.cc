@@ -1,0 +1,203 @@
+#include "workers/engine/model/gguf/gptq_stream.h"
+
+#include <cstring>
+#include <filesystem>
+#include <map>
+
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "common/util.h"
+#include "nlohmann/json.hpp"
+#include "workers/engine/model/gguf/hf_llama.h"
+#include "workers/engine/model/gguf/tensor_map.h"
+#include "workers/engine/model/hf_model.h"
+#include "workers/engine/model/llama_names.h"
+
+namespace compressd::engine {
+namespace {
+
+using nlohmann::json;
+
+// Field `index` of a little-endian stream of `bits`-bit fields held in words
+// words[0], words[stride], ... (a field may continue in the next word).
+uint32_t Field(const uint32_t* words, int64_t stride, int64_t index, int bits) {
+  const int64_t bit = index * bits;
+  const int64_t w = bit >> 5;
+  const int shift = static_cast<int>(bit & 31);
+  uint64_t v = words[w * stride] >> shift;
+  if (shift + bits > 32) v |= static_cast<uint64_t>(words[(w + 1) * stride]) << (32 - shift);
+  return static_cast<uint32_t>(v & ((1u << bits) - 1));
+}
+
+std::vector<uint32_t> Words(absl::string_view bytes) {
+  std::vector<uint32_t> out(bytes.size() / 4);
+  std::memcpy(out.data(), bytes.data(), out.size() * 4);
+  return out;
+}
+
+}  // namespace
+
+bool IsGptqConfig(const std::string& config_json) {
+  const json j = json::parse(config_json, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return false;
+  auto q = j.find("quantization_config");
+  return q != j.end() && q->is_object() && q->value("quant_method", std::string()) == "gptq";
+}
+
+absl::StatusOr<std::unique_ptr<GptqStream>> GptqStream::Open(const std::string& dir) {
+  ASSIGN_OR_RETURN(std::unique_ptr<HfModel> opened, HfModel::Open(dir));
+  std::shared_ptr<const HfModel> hf(std::move(opened));
+  const std::string path = (std::filesystem::path(dir) / kHfConfigFile).string();
+  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  ASSIGN_OR_RETURN(LlamaConfig config, ReadHfLlamaConfig(hf->config(), text, path));
+  const json q = json::parse(text, nullptr, false).value("quantization_config", json::object());
+  const int bits = q.value("bits", 0);
+  if (q.value("quant_method", std::string()) != "gptq" ||
+      (bits != 2 && bits != 3 && bits != 4 && bits != 8)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": quantization_config: expected quant_method gptq with bits 2, 3, 4 or 8"));
+  }
+  const std::string format = q.value("checkpoint_format", q.value("format", std::string("gptq")));
+  if (format != "gptq" && format != "gptq_v2") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": quantization_config.checkpoint_format \"", format,
+                     "\" is not gptq or gptq_v2"));
+  }
+  return std::unique_ptr<GptqStream>(
+      new GptqStream(std::move(hf), std::move(config), bits, format == "gptq_v2"));
+}
+
+absl::StatusOr<std::vector<float>> GptqStream::Dequantize(const std::string& m, int64_t out,
+                                                          int64_t in) const {
+  const HfModel::TensorRef qw = hf_->Find(m + ".qweight"), qz = hf_->Find(m + ".qzeros"),
+                           sc = hf_->Find(m + ".scales"), gi = hf_->Find(m + ".g_idx");
+  if (qz.info == nullptr || sc.info == nullptr || gi.info == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(hf_->dir(), ": ", m, ": qweight without qzeros, scales and g_idx"));
+  }
+  const int64_t groups = sc.info->shape.empty() ? 0 : sc.info->shape[0];
+  const std::vector<std::vector<int64_t>> want = {
+      {in * bits_ / 32, out}, {groups, out * bits_ / 32}, {groups, out}, {in}};
+  const std::vector<const HfModel::TensorRef*> refs = {&qw, &qz, &sc, &gi};
+  for (size_t k = 0; k < refs.size(); ++k) {
+    if (refs[k]->info->shape != want[k] || groups <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          hf_->dir(), ": tensor \"", refs[k]->info->name, "\": shape ",
+          ShapeString(refs[k]->info->shape), ", expected ", ShapeString(want[k]),
+          " for a ", bits_, "-bit [", out, ", ", in, "] module"));
+    }
+  }
+  const std::vector<uint32_t> qweight = Words(qw.shard->file->Bytes(*qw.info));
+  const std::vector<uint32_t> qzeros = Words(qz.shard->file->Bytes(*qz.info));
+  const std::vector<uint32_t> g_idx = Words(gi.shard->file->Bytes(*gi.info));
+  ASSIGN_OR_RETURN(std::vector<float> scales, sc.shard->file->ReadAsFloat(*sc.info));
+  std::vector<float> zeros(static_cast<size_t>(groups * out));
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t o = 0; o < out; ++o) {
+      zeros[g * out + o] = static_cast<float>(
+          Field(&qzeros[g * (out * bits_ / 32)], 1, o, bits_) + (v2_ ? 0 : 1));
+    }
+  }
+  std::vector<float> w(static_cast<size_t>(out * in));
+  for (int64_t i = 0; i < in; ++i) {
+    const int64_t g = g_idx[i];
+    if (g < 0 || g >= groups) {
+      return absl::InvalidArgumentError(absl::StrCat(hf_->dir(), ": ", m, ".g_idx[", i, "] = ",
+                                                     g, " outside [0, ", groups, ")"));
+    }
+    for (int64_t o = 0; o < out; ++o) {
+      const float code = static_cast<float>(Field(&qweight[o], out, i, bits_));
+      w[o * in + i] = scales[g * out + o] * (code - zeros[g * out + o]);
+    }
+  }
+  return w;
+}
+
+absl::StatusOr<std::vector<float>> GptqStream::Dense(const std::string& name,
+                                                     const std::vector<int64_t>& shape) const {
+  const HfModel::TensorRef ref = hf_->Find(name);
+  if (ref.info == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(hf_->dir(), ": tensor \"", name, "\" is missing"));
+  }
+  if (ref.info->shape != shape || !IsConvertibleFloat(ref.info->dtype)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        hf_->dir(), ": tensor \"", name, "\": ", DTypeName(ref.info->dtype), " ",
+        ShapeString(ref.info->shape), ", expected a float ", ShapeString(shape)));
+  }
+  return ref.shard->file->ReadAsFloat(*ref.info);
+}
+
+absl::StatusOr<BlockWeights> GptqStream::LoadBlock(int i) const {
+  if (i < 0 || i >= config_.n_layers) {
+    return absl::OutOfRangeError(absl::StrCat("block ", i, " of ", config_.n_layers));
+  }
+  BlockWeights w;
+  w.layer = i;
+  std::map<std::string, std::vector<float>> stored;  // a fused module once per block
+  for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
+    if (!HasTensor(config_, spec)) continue;
+    const std::vector<int64_t> shape = ExpectedShape(config_, spec);
+    const StoredPlace place = StoredPlaceOf(
+        config_, absl::StrCat("model.layers.", i, ".", HfSuffix(config_, spec)), shape);
+    auto it = stored.find(place.name);
+    if (it == stored.end()) {
+      const std::string module(absl::StripSuffix(place.name, ".weight"));
+      absl::StatusOr<std::vector<float>> values =
+          hf_->Find(module + ".qweight").info != nullptr
+              ? Dequantize(module, place.shape[0], place.shape.size() == 2 ? place.shape[1] : 1)
+              : Dense(place.name, place.shape);
+      RETURN_IF_ERROR(values.status());
+      it = stored.emplace(place.name, std::move(*values)).first;
+    }
+    const int64_t cols = shape.size() == 2 ? shape[1] : 1;
+    const auto first = it->second.begin() + place.first_row * cols;
+    w.*spec.slot = Tensor::Owned(shape, std::vector<float>(first, first + shape[0] * cols));
+  }
+  return w;
+}
+
+void GptqStream::ReleaseBlock(int i) const {
+  const std::string prefix = absl::StrCat("model.layers.", i, ".");
+  for (const auto& [name, ref] : hf_->tensors()) {
+    if (absl::StartsWith(name, prefix)) ref.shard->file->ReleaseBytes(*ref.info);
+  }
+}
+
+absl::StatusOr<Tensor> GptqStream::LoadTensor(const std::string& name) const {
+  const HfModel::TensorRef ref = hf_->Find(name);
+  if (ref.info == nullptr) {
+    return absl::NotFoundError(absl::StrCat(hf_->dir(), ": tensor \"", name, "\" is missing"));
+  }
+  ASSIGN_OR_RETURN(std::vector<float> values, Dense(name, ref.info->shape));
+  return Tensor::Owned(ref.info->shape, std::move(values));
+}
+
+absl::Status GptqStream::ReadRows(const std::string& name, int64_t row, int64_t n,
+                                  float* out) const {
+  const HfModel::TensorRef ref = hf_->Find(name);
+  if (ref.info == nullptr || ref.info->shape.size() != 2 || !IsConvertibleFloat(ref.info->dtype)) {
+    return absl::NotFoundError(absl::StrCat(hf_->dir(), ": no 2-D float tensor \"", name, "\""));
+  }
+  const int64_t rows = ref.info->shape[0], cols = ref.info->shape[1];
+  if (row < 0 || n < 0 || row + n > rows) {
+    return absl::OutOfRangeError(
+        absl::StrCat(name, ": rows [", row, ", ", row + n, ") outside [0, ", rows, ")"));
+  }
+  const size_t esize = DTypeSize(ref.info->dtype);
+  const absl::string_view bytes = ref.shard->file->Bytes(*ref.info);
+  return BytesToFloats(ref.info->dtype, bytes.data() + static_cast<size_t>(row * cols) * esize,
+                       static_cast<size_t>(n * cols), out);
+}
+
+void GptqStream::Release(const std::string& name) const {
+  const HfModel::TensorRef ref = hf_->Find(name);
+  if (ref.info != nullptr) ref.shard->file->ReleaseBytes(*ref.info);
+}
+
+const std::string& GptqStream::path() const { return hf_->dir(); }
+
+uint64_t GptqStream::weight_bytes() const { return hf_->total_tensor_bytes(); }
+
+}  // namespace compressd::engine

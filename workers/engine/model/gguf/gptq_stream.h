@@ -1,0 +1,61 @@
+// A GPTQ-packed Hugging Face checkpoint (export/gptq_export.h's layout, as
+// GPTQModel, transformers and vLLM read it) read block by block as float32:
+// the reader the post-export reload check (pipeline/reload_gate.h) re-opens a
+// gptq output with, independent of the writer's code.
+//
+// config.json is the family's (ReadHfLlamaConfig) plus quantization_config
+// {quant_method: gptq, bits 2/3/4/8, checkpoint_format or format: gptq (zero
+// points stored minus one) or gptq_v2}. A module with `<m>.qweight` is
+// dequantized from qweight (codes packed along the input, lowest bits first,
+// a code may straddle two words), qzeros (packed along the output), scales
+// (F16) and g_idx: w[o][i] = scale[g][o] * (code[o][i] - zero[g][o]),
+// g = g_idx[i]; any other tensor is read as a dense float. Fused modules
+// (Phi-3's qkv_proj) are dequantized once per block and split by rows as
+// StoredPlaceOf says. Every shape is checked against the config, naming the
+// tensor. Not thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "workers/engine/model/model_stream.h"
+
+namespace compressd::engine {
+
+class HfModel;
+
+// Whether config.json's text declares a GPTQ checkpoint.
+bool IsGptqConfig(const std::string& config_json);
+
+class GptqStream : public ModelStream {
+ public:
+  static absl::StatusOr<std::unique_ptr<GptqStream>> Open(const std::string& dir);
+
+  const LlamaConfig& config() const override { return config_; }
+  absl::StatusOr<BlockWeights> LoadBlock(int i) const override;
+  void ReleaseBlock(int i) const override;
+  absl::StatusOr<Tensor> LoadTensor(const std::string& name) const override;
+  absl::Status ReadRows(const std::string& name, int64_t row, int64_t n,
+                        float* out) const override;
+  void Release(const std::string& name) const override;
+  const std::string& path() const override;
+  uint64_t weight_bytes() const override;
+
+ private:
+  GptqStream(std::shared_ptr<const HfModel> hf, LlamaConfig config, int bits, bool v2)
+      : hf_(std::move(hf)), config_(std::move(config)), bits_(bits), v2_(v2) {}
+  // Module `m` ("model.layers.0.self_attn.qkv_proj") dequantized to [out, in].
+  absl::StatusOr<std::vector<float>> Dequantize(const std::string& m, int64_t out,
+                                                int64_t in) const;
+  // The stored tensor `name` ([rows, cols] or [rows]) as float32.
+  absl::StatusOr<std::vector<float>> Dense(const std::string& name,
+                                           const std::vector<int64_t>& shape) const;
+
+  std::shared_ptr<const HfModel> hf_;
+  LlamaConfig config_;
+  int bits_;
+  bool v2_;
+};
+
+}  // namespace compressd::engine
