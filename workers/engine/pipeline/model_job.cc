@@ -300,19 +300,8 @@ class ModelJob {
   // or compared) and a compressed one (when there is compression).
   absl::Status StartEvaluation(const ModelStream& source) {
     const Clock::time_point t = Clock::now();
-    ASSIGN_OR_RETURN(in_.model.final_norm, source.LoadTensor("model.norm.weight"));
-    const std::string head =
-        source.config().tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-    ForwardOptions forward_options;
-    forward_options.blocks_on_demand = true;
-    forward_options.lm_head_rows = [src = &source, head](int64_t v0, int64_t n, float* rows) {
-      RETURN_IF_ERROR(src->ReadRows(head, v0, n, rows));
-      src->Release(head);  // the head's mapped pages do not stay resident
-      return absl::OkStatus();
-    };
     ASSIGN_OR_RETURN(eval_backend_, engine::CreateBackend(options_.device, threads_));
-    ASSIGN_OR_RETURN(eval_forward_,
-                     LlamaForward::Create(&in_.model, eval_backend_.get(), forward_options));
+    ASSIGN_OR_RETURN(eval_forward_, StreamForward(source, &in_.model, eval_backend_.get()));
     auto embed = [src = &source](const SequenceBatch& b, float* h) {
       return EmbedFromStream(*src, b, h);
     };

@@ -61,7 +61,17 @@ EvalSet GateSet(const CalibrationSet* calibration, const std::vector<EvalSet>& s
   return set;
 }
 
-// A block-by-block forward over `source`: final norm and LM head read from it.
+absl::StatusOr<PerplexityResult> StreamPerplexity(EvalStream& stream, const LlamaForward& forward,
+                                                  const EvalSet& set, const std::string& stage,
+                                                  EventSink& events, const CancelToken& cancel) {
+  EvalProgress progress{stage, EvalBatches(set)};
+  ASSIGN_OR_RETURN(std::vector<PerplexityResult> r,
+                   stream.Perplexities(forward, {set}, &progress, events, cancel));
+  return r.at(0);
+}
+
+}  // namespace
+
 absl::StatusOr<LlamaForward> StreamForward(const ModelStream& source, LlamaModel* holder,
                                            Backend* backend) {
   holder->config = source.config();
@@ -73,22 +83,11 @@ absl::StatusOr<LlamaForward> StreamForward(const ModelStream& source, LlamaModel
   options.blocks_on_demand = true;
   options.lm_head_rows = [src = &source, head](int64_t v0, int64_t n, float* rows) {
     RETURN_IF_ERROR(src->ReadRows(head, v0, n, rows));
-    src->Release(head);
+    src->Release(head);  // the head's mapped pages do not stay resident
     return absl::OkStatus();
   };
   return LlamaForward::Create(holder, backend, options);
 }
-
-absl::StatusOr<PerplexityResult> StreamPerplexity(EvalStream& stream, const LlamaForward& forward,
-                                                  const EvalSet& set, const std::string& stage,
-                                                  EventSink& events, const CancelToken& cancel) {
-  EvalProgress progress{stage, EvalBatches(set)};
-  ASSIGN_OR_RETURN(std::vector<PerplexityResult> r,
-                   stream.Perplexities(forward, {set}, &progress, events, cancel));
-  return r.at(0);
-}
-
-}  // namespace
 
 ReloadGate PlanReloadGate(const RecipeSpec& spec, const CalibrationSet* calibration,
                           const std::vector<EvalSet>& sets, int vocab, const std::string& out_dir) {

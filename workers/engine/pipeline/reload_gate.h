@@ -44,6 +44,12 @@ struct ReloadGate {
   std::string skipped;     // non-empty: why the output cannot be re-opened
 };
 
+// A block-by-block forward over `source` (blocks_on_demand): `holder` gets
+// its config and final norm, the LM head rows are read from the stream in
+// vocabulary chunks and released. `holder` and `backend` must outlive it.
+absl::StatusOr<LlamaForward> StreamForward(const ModelStream& source, LlamaModel* holder,
+                                           Backend* backend);
+
 // The gate of a job writing `spec`'s format to `out_dir`, for a model of
 // `vocab` tokens.
 ReloadGate PlanReloadGate(const RecipeSpec& spec, const CalibrationSet* calibration,
