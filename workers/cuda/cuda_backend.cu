@@ -8,11 +8,10 @@
 //   RmsNorm     one block per row; sum of squares and the scaling in double.
 //   Rope        one thread per rotated pair (row, head, i < half), in double,
 //               cos/sin from the RopeTable uploaded once and cached.
-//   SoftmaxStatsUpdate / KlStatsUpdate
-//               one block per row of the [t, n] chunk: a block argmax (first
-//               index of the maximum), then sums of exp(p - max) (and of
-//               exp(p - max) (p - q)) in double, folded into the running values.
+//   SoftmaxStatsUpdate / KlStatsUpdate: softmax_stats.cu.
 //   SiluMul, Add, Embed: grid-stride elementwise loops (Embed: a block per row).
+//   GeluTanhMul, Softcap, soft-capped or rescaled attention, partial rotary
+//   (Gemma, Phi-4-mini): UNIMPLEMENTED, run on the CPU.
 // All rows are row-major float32. Every op is memory bound except Linear
 // (2 T in out flops) and Attention; each is one or two kernel launches
 // queued on the backend's stream.
@@ -50,20 +49,6 @@ __device__ __forceinline__ int64_t GridStart() {
   return int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
 }
 __device__ __forceinline__ int64_t GridStride() { return int64_t{gridDim.x} * blockDim.x; }
-
-// The first maximum: the larger value, of equal values the smaller index.
-struct ArgMax {
-  float value;
-  int64_t index;
-};
-struct ArgMaxOp {
-  __device__ ArgMax operator()(ArgMax a, ArgMax b) const {
-    return (b.value > a.value || (b.value == a.value && b.index < a.index)) ? b : a;
-  }
-};
-__device__ __forceinline__ ArgMax ShuffleXor(ArgMax v, int o) {
-  return {__shfl_xor_sync(kFullMask, v.value, o), __shfl_xor_sync(kFullMask, v.index, o)};
-}
 
 // ---- Kernels.
 
@@ -125,36 +110,6 @@ __global__ void EmbedKernel(const float* table, int64_t dim, const int32_t* ids,
 }
 
 // One block per row r of the chunk; q and cross are null for SoftmaxStats.
-__global__ void StatsKernel(const float* p, const float* q, int64_t n, int64_t v0, float* max,
-                            float* sum, int32_t* argmax, float* cross) {
-  __shared__ ArgMax arg_scratch[33];
-  __shared__ double sum_scratch[33];
-  const int64_t r = blockIdx.x;
-  const float* pr = p + r * n;
-  ArgMax best{-INFINITY, INT64_MAX};
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-    if (pr[i] > best.value) best = {pr[i], i};  // a thread's indices increase: first maximum
-  }
-  best = BlockReduce(best, ArgMaxOp(), ArgMax{-INFINITY, INT64_MAX}, arg_scratch);
-  const float old_max = max[r];
-  const bool new_max = best.value > old_max;  // a tie keeps the earlier chunk's argmax
-  const float m = new_max ? best.value : old_max;
-  double s = 0.0, c = 0.0;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-    const double e = exp(double{pr[i]} - m);
-    s += e;
-    if (cross != nullptr) c += e * (double{pr[i]} - q[r * n + i]);
-  }
-  s = BlockReduce(s, SumOp(), 0.0, sum_scratch);
-  if (cross != nullptr) c = BlockReduce(c, SumOp(), 0.0, sum_scratch);
-  if (threadIdx.x == 0) {
-    const double rescale = new_max ? exp(double{old_max} - m) : 1.0;
-    if (new_max) argmax[r] = static_cast<int32_t>(v0 + best.index);
-    max[r] = m;
-    sum[r] = static_cast<float>(sum[r] * rescale + s);
-    if (cross != nullptr) cross[r] = static_cast<float>(cross[r] * rescale + c);
-  }
-}
 
 size_t Aligned(size_t bytes) {
   return (bytes + DeviceArena::kAlign - 1) / DeviceArena::kAlign * DeviceArena::kAlign;
@@ -162,6 +117,12 @@ size_t Aligned(size_t bytes) {
 
 absl::Status ShapeError(const char* what, int64_t value) {
   return absl::InvalidArgumentError(absl::StrCat(what, " = ", value, " is out of range"));
+}
+
+// An op some families need that this backend does not have (docs/families.md).
+absl::Status CpuOnly(absl::string_view what) {
+  return absl::UnimplementedError(
+      absl::StrCat(what, ": not implemented on CUDA; run the job on a CPU worker"));
 }
 
 }  // namespace
@@ -333,11 +294,8 @@ absl::Status CudaBackend::Impl::Rope(float* x, int64_t t, int n_heads, int head_
                                      const int32_t* positions, const engine::RopeTable& table) {
   if (t < 0) return ShapeError("t", t);
   if (n_heads < 0) return ShapeError("n_heads", n_heads);
-  if (head_dim > 0 && table.half > 0 && table.half < head_dim / 2) {
-    return absl::UnimplementedError(absl::StrCat(
-        "partial rotary embeddings (", 2 * table.half, " of ", head_dim,
-        " dims) are not implemented on CUDA; run this model on the CPU backend"));
-  }
+  if (head_dim > 0 && table.half > 0 && table.half < head_dim / 2)
+    return CpuOnly(absl::StrCat("partial rotary (", 2 * table.half, " of ", head_dim, " dims)"));
   if (head_dim <= 0 || head_dim % 2 != 0 || table.half != head_dim / 2) {
     return absl::InvalidArgumentError(
         absl::StrCat("head_dim ", head_dim, " does not match a RoPE table of half ", table.half));
@@ -360,16 +318,9 @@ absl::Status CudaBackend::Impl::Attention(const float* q, const float* k, const 
     return absl::InvalidArgumentError(absl::StrCat("attention heads ", shape.n_heads, " / kv ",
                                                    shape.n_kv_heads, " are not supported"));
   }
-  if (shape.softcap > 0 || shape.scale > 0) {
-    return absl::UnimplementedError(
-        "attention soft-capping and a custom score scale (Gemma) are not implemented on CUDA; run "
-        "this model on the CPU backend");
-  }
-  if (shape.window > 0) {
-    return absl::UnimplementedError(absl::StrCat(
-        "sliding-window attention (window ", shape.window,
-        ") is not implemented on CUDA; run the job on a CPU worker"));
-  }
+  if (shape.softcap > 0 || shape.scale > 0) return CpuOnly("Gemma's attention soft-capping");
+  if (shape.window > 0)
+    return CpuOnly(absl::StrCat("sliding-window attention (window ", shape.window, ")"));
   if (shape.head_dim <= 0 || shape.head_dim > kMaxAttentionHeadDim ||
       AttentionSharedBytes(shape.head_dim) > static_cast<size_t>(max_shared_optin)) {
     return absl::InvalidArgumentError(absl::StrCat("attention head_dim ", shape.head_dim,
@@ -391,10 +342,7 @@ absl::Status CudaBackend::Impl::Stats(const float* p, const float* q, int64_t t,
         absl::StrCat("vocabulary chunk [", v0, ", ", v0 + n, ") does not fit int32 ids"));
   }
   if (t == 0 || n == 0) return absl::OkStatus();
-  StatsKernel<<<static_cast<unsigned>(t), kThreads, 0, stream>>>(p, q, n, v0, max, sum, argmax,
-                                                                 cross);
-  CUDA_RETURN_IF_LAUNCH_FAILED();
-  return absl::OkStatus();
+  return LaunchSoftmaxStats(p, q, t, n, v0, max, sum, argmax, cross, stream);
 }
 
 // ---- CudaBackend.
@@ -476,18 +424,11 @@ void CudaBackend::SiluMul(const float* gate, const float* up, int64_t n, float* 
 }
 
 void CudaBackend::GeluTanhMul(const float*, const float*, int64_t, float*) {
-  impl_->Run("GeluTanhMul", [] {
-    return absl::UnimplementedError(
-        "GELU-gated MLPs (Gemma) are not implemented on CUDA; run this model on the CPU backend");
-  });
+  impl_->Run("GeluTanhMul", [] { return CpuOnly("Gemma's GELU-gated MLP"); });
 }
 
 void CudaBackend::Softcap(float*, int64_t, float) {
-  impl_->Run("Softcap", [] {
-    return absl::UnimplementedError(
-        "logit soft-capping (Gemma 2) is not implemented on CUDA; run this model on the CPU "
-        "backend");
-  });
+  impl_->Run("Softcap", [] { return CpuOnly("Gemma 2's logit soft-capping"); });
 }
 
 void CudaBackend::Add(float* x, const float* y, int64_t n) {

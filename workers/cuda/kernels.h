@@ -1,4 +1,5 @@
-// Internal to the CUDA backend (cuda_backend.cu, attention.cu; nvcc only):
+// Internal to the CUDA backend (cuda_backend.cu, attention.cu,
+// softmax_stats.cu; nvcc only):
 // the warp and block reductions its kernels share, and the launch functions of
 // the kernels that live outside cuda_backend.cu. Arguments are validated by
 // the caller (CudaBackend), pointers are device pointers, and launches are
@@ -80,5 +81,12 @@ size_t AttentionSharedBytes(int head_dim);
 // device: the grid is blocks_per_head x n_heads blocks that stride over the
 // query tiles, so no host synchronization is needed.
 absl::Status LaunchAttention(const AttentionArgs& args, int blocks_per_head, cudaStream_t stream);
+
+// SoftmaxStatsUpdate (cross null) / KlStatsUpdate on a [t, n] chunk of
+// vocabulary ids [v0, v0 + n), as their references (ops_ref.h); t >= 1, n >= 1
+// (softmax_stats.cu).
+absl::Status LaunchSoftmaxStats(const float* p, const float* q, int64_t t, int64_t n, int64_t v0,
+                                float* max, float* sum, int32_t* argmax, float* cross,
+                                cudaStream_t stream);
 
 }  // namespace compressd::cuda
