@@ -1,6 +1,7 @@
 #include "workers/engine/pipeline/targets.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/module_pattern.h"
 #include "common/status_macros.h"
 #include "workers/engine/algorithms/magnitude.h"
 #include "workers/engine/model/llama_names.h"
@@ -38,7 +39,29 @@ absl::StatusOr<std::vector<ModelTarget>> SelectTargets(const std::vector<NamedSh
         absl::StrCat("targets.include: \"", spec.recipe.targets().include(),
                      "\" (minus ignore) matches no 2-D weight of the model"));
   }
+  RETURN_IF_ERROR(CheckOverridesMatch(spec.recipe, targets));
   return targets;
+}
+
+absl::Status CheckOverridesMatch(const v1::Recipe& recipe,
+                                 const std::vector<ModelTarget>& targets) {
+  for (int i = 0; i < recipe.overrides_size(); ++i) {
+    const std::string field = absl::StrCat("overrides[", i, "].modules");
+    ASSIGN_OR_RETURN(ModulePattern re, ModulePattern::Compile(recipe.overrides(i).modules(), field));
+    bool matched = false;
+    for (const ModelTarget& t : targets) matched = matched || re.FullMatch(t.module);
+    if (matched) continue;
+    // Phi-3 stores q/k/v and gate/up fused, but they are compressed as their parts.
+    const bool fused = re.FullMatch("model.layers.0.self_attn.qkv_proj") ||
+                       re.FullMatch("model.layers.0.mlp.gate_up_proj");
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": \"", re.pattern(), "\" matches none of the ", targets.size(),
+        " targeted modules (named like \"", targets.front().module, "\"), so it would change nothing",
+        fused ? "; a fused qkv_proj or gate_up_proj is compressed as its parts (q_proj, k_proj, "
+                "v_proj, gate_proj, up_proj): name those"
+              : ""));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace compressd::engine

@@ -22,14 +22,19 @@ struct ModelTarget {
 };
 
 // The targets in model order, checked up front: INVALID_ARGUMENT naming the
-// tensor when its input dimension is not a multiple of an N:M stage's M, or
-// naming targets.include when nothing matches.
+// tensor when its input dimension is not a multiple of an N:M stage's M,
+// naming targets.include when nothing matches, or naming an override that
+// matches no target.
 absl::StatusOr<std::vector<ModelTarget>> SelectModelTargets(engine::LlamaModel& model,
                                                             const RecipeSpec& recipe);
 // The same from the tensors' names and shapes alone (ConfigShapes: before
 // any weight is loaded).
 absl::StatusOr<std::vector<ModelTarget>> SelectTargets(const std::vector<NamedShape>& tensors,
                                                        const RecipeSpec& recipe);
+
+// INVALID_ARGUMENT naming the override when one matches none of `targets`'
+// modules (it would silently change nothing); SelectTargets applies it.
+absl::Status CheckOverridesMatch(const v1::Recipe& recipe, const std::vector<ModelTarget>& targets);
 
 // INVALID_ARGUMENT naming the stage and tensor when an N:M stage's M does not
 // divide the tensor's input dimension `cols`.

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/recipe.h"
 #include "common/recipe_spec.h"
 #include "gmock/gmock.h"
@@ -357,6 +358,29 @@ targets: {include: '.*'}
                            calib, nullptr);
   EXPECT_EQ(run.status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(run.status.message()), ::testing::HasSubstr("model.embed_tokens"));
+}
+
+// An override that names no targeted module would silently change nothing:
+// refused, naming it (with the parts to name for a fused Phi-3 module).
+TEST(CalibratedCompressTest, OverridesMustMatchATarget) {
+  LlamaModel dense = engine::testing::RandomModel(engine::testing::SmallConfig(), 12);
+  const char* base = R"(
+stages: [{sparsegpt: {sparsity: 0.5}}]
+calibration: {path: x}
+)";
+  absl::StatusOr<RecipeSpec> ok = CompileRecipe(MakeRecipe(absl::StrCat(
+      base, "overrides: [{modules: 'model\\.layers\\.0\\..*', stage: 0, skip: true}]\n")));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_TRUE(SelectModelTargets(dense, *ok).ok());
+  absl::StatusOr<RecipeSpec> fused = CompileRecipe(MakeRecipe(absl::StrCat(
+      base, "overrides: [{modules: '.*\\.qkv_proj', stage: 0, skip: true}]\n")));
+  ASSERT_TRUE(fused.ok()) << fused.status();
+  absl::Status s = SelectModelTargets(dense, *fused).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()),
+              ::testing::AllOf(::testing::HasSubstr("overrides[0].modules"),
+                               ::testing::HasSubstr("matches none of the"),
+                               ::testing::HasSubstr("compressed as its parts")));
 }
 
 }  // namespace
