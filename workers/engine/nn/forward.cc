@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
@@ -152,6 +153,16 @@ absl::StatusOr<LlamaForward> LlamaForward::Create(const LlamaModel* model, Backe
   const LlamaConfig& c = model->config;
   RETURN_IF_ERROR(CheckConfig(c));
   RETURN_IF_ERROR(BuildInvFreq(c).status());
+  // Gemma's ops and a partial rotary exist on the CPU only (the CUDA backend
+  // takes device pointers, so the (1 + w) norm weights could not be formed).
+  const bool cpu_only = c.norm_offset || c.gelu_gate || c.attn_softcap > 0 ||
+                        c.final_softcap > 0 || c.query_pre_attn_scalar > 0 || c.rotary_dims > 0;
+  if (cpu_only && absl::StartsWith(backend->name(), "cuda")) {
+    return absl::UnimplementedError(absl::StrCat(
+        "model_type \"", c.model_type, "\" needs ops the ", backend->name(),
+        " backend does not have (Gemma's norms, GeGLU, soft-capping; partial rotary); run it on "
+        "the CPU"));
+  }
   if (static_cast<int>(model->blocks.size()) != c.n_layers) {
     return absl::InvalidArgumentError(absl::StrCat("model has ", model->blocks.size(),
                                                    " blocks, config n_layers is ", c.n_layers));
