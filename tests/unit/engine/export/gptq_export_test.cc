@@ -353,6 +353,19 @@ TEST(GptqExportTest, GptqStreamReadsBackWhatWasWritten) {
     }
     fs::remove_all(dir);
   }
+  // A checkpoint missing a tensor is refused when opened, naming it.
+  engine::LlamaModel model = TinyModel(/*tied=*/false);
+  const auto quantized = testing::QuantizeProjections(&model, {4, 32, true});
+  const std::string dir = TempDir("reader_missing");
+  ASSERT_TRUE(WriteGptqLlama(model, Pointers(quantized), dir).ok());
+  auto broken = ReadJson(dir + "/config.json");
+  broken["tie_word_embeddings"] = false;
+  broken["num_hidden_layers"] = 3;  // a block the file does not have
+  std::ofstream(dir + "/config.json") << broken.dump();
+  auto s = GptqStream::Open(dir).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("model.layers.2."));
+  fs::remove_all(dir);
 }
 
 TEST(GptqExportTest, DenseProjectionsStayDenseAndAreNotListed) {

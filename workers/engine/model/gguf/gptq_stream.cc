@@ -65,8 +65,46 @@ absl::StatusOr<std::unique_ptr<GptqStream>> GptqStream::Open(const std::string& 
         absl::StrCat(path, ": quantization_config.checkpoint_format \"", format,
                      "\" is not gptq or gptq_v2"));
   }
-  return std::unique_ptr<GptqStream>(
+  std::unique_ptr<GptqStream> stream(
       new GptqStream(std::move(hf), std::move(config), bits, format == "gptq_v2"));
+  RETURN_IF_ERROR(stream->CheckTensors());
+  return stream;
+}
+
+absl::Status GptqStream::CheckTensors() const {
+  const LlamaConfig& c = config_;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> want = {
+      {"model.embed_tokens.weight", {c.vocab, c.hidden}}, {"model.norm.weight", {c.hidden}}};
+  if (!c.tie_word_embeddings) want.push_back({"lm_head.weight", {c.vocab, c.hidden}});
+  for (int i = 0; i < c.n_layers; ++i) {
+    for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
+      if (!HasTensor(c, spec)) continue;
+      const StoredPlace p = StoredPlaceOf(
+          c, absl::StrCat("model.layers.", i, ".", HfSuffix(c, spec)), ExpectedShape(c, spec));
+      const std::string module(absl::StripSuffix(p.name, ".weight"));
+      const HfModel::TensorRef q = hf_->Find(module + ".qweight");
+      if (q.info == nullptr) {
+        want.push_back({p.name, p.shape});
+      } else if (p.shape.size() != 2 ||
+                 q.info->shape != std::vector<int64_t>{p.shape[1] * bits_ / 32, p.shape[0]}) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            hf_->dir(), ": tensor \"", module, ".qweight\": shape ", ShapeString(q.info->shape),
+            " does not pack a ", bits_, "-bit ", ShapeString(p.shape), " module"));
+      }
+    }
+  }
+  for (const auto& [name, shape] : want) {
+    const HfModel::TensorRef ref = hf_->Find(name);
+    if (ref.info == nullptr || ref.info->shape != shape || !IsConvertibleFloat(ref.info->dtype)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          hf_->dir(), ": tensor \"", name, "\" ",
+          ref.info == nullptr ? std::string("is missing")
+                              : absl::StrCat("is ", DTypeName(ref.info->dtype), " ",
+                                             ShapeString(ref.info->shape)),
+          ", expected a float ", ShapeString(shape)));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<float>> GptqStream::Dequantize(const std::string& m, int64_t out,

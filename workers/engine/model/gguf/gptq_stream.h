@@ -11,8 +11,9 @@
 // (F16) and g_idx: w[o][i] = scale[g][o] * (code[o][i] - zero[g][o]),
 // g = g_idx[i]; any other tensor is read as a dense float. Fused modules
 // (Phi-3's qkv_proj) are dequantized once per block and split by rows as
-// StoredPlaceOf says. Every shape is checked against the config, naming the
-// tensor. Not thread-safe.
+// StoredPlaceOf says. Open checks every tensor's presence and shape against
+// the config (packed or dense), naming the tensor; a module's qzeros, scales
+// and g_idx when it is read. Not thread-safe.
 #pragma once
 
 #include <memory>
@@ -48,6 +49,8 @@ class GptqStream : public ModelStream {
   // Module `m` ("model.layers.0.self_attn.qkv_proj") dequantized to [out, in].
   absl::StatusOr<std::vector<float>> Dequantize(const std::string& m, int64_t out,
                                                 int64_t in) const;
+  // Every tensor present with its shape (packed or dense): Open's check.
+  absl::Status CheckTensors() const;
   // The stored tensor `name` ([rows, cols] or [rows]) as float32.
   absl::StatusOr<std::vector<float>> Dense(const std::string& name,
                                            const std::vector<int64_t>& shape) const;
