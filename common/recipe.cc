@@ -35,7 +35,8 @@ constexpr int kMaxDepth = 32;
 // exponentially; cap the number of nodes converted.
 constexpr int kMaxNodes = 100000;
 constexpr size_t kMaxRecipeBytes = 1 << 20;
-constexpr char kDefaultInclude[] = ".*_proj$";
+// Every projection, and Mixtral's experts (block_sparse_moe.experts.N.w1/w2/w3).
+constexpr char kDefaultInclude[] = ".*(_proj|\\.w[123])$";
 constexpr char kDefaultFormat[] = "hf_safetensors";
 constexpr int kDefaultWindow = 512;
 constexpr int kDefaultWindows = 64;

@@ -22,7 +22,7 @@ absl::StatusOr<v1::Recipe> ParseRecipeFile(const std::string& path);
 // (snake_case field names, block style; fields at their defaults omitted).
 std::string RecipeToYaml(const v1::Recipe& recipe);
 
-// Fills defaults: targets.include ".*_proj$", output.format "hf_safetensors",
+// Fills defaults: targets.include ".*(_proj|\.w[123])$", output.format "hf_safetensors",
 // the stages' and calibration's (recipe_stages.h),
 // and per evaluation.perplexity set window 512, windows 64, name = the base
 // name of its path or file.

@@ -201,6 +201,10 @@ absl::Status ValidateCalibration(const v1::Calibration& c) {
     return FieldError("calibration.threads",
                       absl::StrCat("must be in [0, ", kMaxThreads, "], got ", c.threads()));
   }
+  if (c.min_expert_tokens() < 0) {
+    return FieldError("calibration.min_expert_tokens",
+                      absl::StrCat("must be >= 0, got ", c.min_expert_tokens()));
+  }
   return absl::OkStatus();
 }
 
@@ -336,6 +340,8 @@ void ApplyStageDefaults(v1::Stage* stage) {
   }
 }
 
+constexpr int kDefaultMinExpertTokens = 32;
+
 void ApplyCalibrationDefaults(v1::Recipe* recipe) {
   for (v1::Stage& stage : *recipe->mutable_stages()) ApplyStageDefaults(&stage);
   if (!NeedsCalibration(*recipe)) return;
@@ -343,6 +349,7 @@ void ApplyCalibrationDefaults(v1::Recipe* recipe) {
   if (c->name().empty()) c->set_name(kDefaultCalibrationName);
   if (c->samples() == 0) c->set_samples(kDefaultCalibrationSamples);
   if (c->seq_len() == 0) c->set_seq_len(kDefaultCalibrationSeqLen);
+  if (c->min_expert_tokens() == 0) c->set_min_expert_tokens(kDefaultMinExpertTokens);
 }
 
 absl::Status ValidateStage(const v1::Stage& stage, const std::string& path) {

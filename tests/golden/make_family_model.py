@@ -10,7 +10,17 @@ uniform and every family-specific op (q/k/v biases, per-head q/k norms)
 changes the logits.
 
 usage: make_family_model.py FAMILY OUT_DIR --tokenizer-from MODEL.gguf [--seed N]
-  FAMILY: llama | mistral | phi3 | qwen2 | qwen3 | gemma2 | gemma3
+  FAMILY: llama | mistral | phi3 | qwen2 | qwen3 | gemma2 | gemma3 |
+          mixtral | qwen2_moe | qwen3_moe | olmoe
+
+--dead-experts N (mixture-of-experts families): the last N experts of every
+MoE layer can never be routed a token, whatever the text: residual dimension 0
+is held at 1 (its embedding column is 1, every output projection's row 0 is 0),
+its MLP-norm weight is 30, and those experts' router rows are -5 there and 0
+elsewhere (the others' are 0 there), so their logits are below -40 while the
+others' are O(1). The
+calibration then routes them nothing, which is what the service's fallback
+for starved experts is tested on.
 """
 import argparse
 import os
@@ -65,7 +75,47 @@ FAMILIES = {
                                                         "rope_theta": 1000000.0},
                                      "sliding_attention": {"rope_type": "default",
                                                            "rope_theta": 10000.0}})),
+    # Mixtral: 8 experts of width intermediate_size, top-2, renormalised.
+    "mixtral": ("MixtralConfig", "MixtralForCausalLM",
+                dict(tie_word_embeddings=False, rope_theta=1000000.0, num_local_experts=8,
+                     num_experts_per_tok=2, intermediate_size=64)),
+    # Qwen1.5/2-MoE: q/k/v biases, narrow experts, a shared expert with a
+    # sigmoid gate, top-2 probabilities not renormalised.
+    "qwen2_moe": ("Qwen2MoeConfig", "Qwen2MoeForCausalLM",
+                  dict(tie_word_embeddings=False, rope_theta=1000000.0, num_experts=8,
+                       num_experts_per_tok=2, moe_intermediate_size=64,
+                       shared_expert_intermediate_size=96, norm_topk_prob=False,
+                       use_sliding_window=False)),
+    # Qwen3-MoE: per-head q/k norms, top-2 renormalised, layer 1 a dense MLP
+    # (mlp_only_layers).
+    "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM",
+                  dict(tie_word_embeddings=False, rope_theta=1000000.0, head_dim=48,
+                       num_experts=8, num_experts_per_tok=2, moe_intermediate_size=64,
+                       norm_topk_prob=True, mlp_only_layers=[1], use_sliding_window=False)),
+    # OLMoE: q/k norms over the whole projection, top-2 not renormalised.
+    "olmoe": ("OlmoeConfig", "OlmoeForCausalLM",
+              dict(tie_word_embeddings=False, rope_theta=10000.0, num_experts=8,
+                   num_experts_per_tok=2, intermediate_size=64, norm_topk_prob=False)),
 }
+
+
+def starve_experts(model, n):
+    """Makes the last n experts of every MoE layer unreachable (see --dead-experts)."""
+    with torch.no_grad():
+        model.model.embed_tokens.weight[:, 0] = 1.0
+        for name, p in model.named_parameters():
+            if name.endswith(("o_proj.weight", "down_proj.weight")):
+                p[0, :] = 0.0
+            elif name.endswith("experts.down_proj"):  # [experts, hidden, width] in memory
+                p[:, 0, :] = 0.0
+        for layer in model.model.layers:
+            router = getattr(layer.mlp, "gate", None)
+            if not hasattr(layer.mlp, "experts"):
+                continue  # a dense layer
+            layer.post_attention_layernorm.weight[0] = 30.0
+            router.weight[:, 0] = 0.0  # the others route on the other dimensions only
+            router.weight[-n:, :] = 0.0
+            router.weight[-n:, 0] = -5.0
 
 
 def main():
@@ -74,9 +124,10 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--tokenizer-from", required=True, help="a GGUF whose tokenizer to use")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dead-experts", type=int, default=0)
     args = ap.parse_args()
     config_cls, model_cls, extra = FAMILIES[args.family]
-    config = getattr(transformers, config_cls)(**COMMON, **extra)
+    config = getattr(transformers, config_cls)(**{**COMMON, **extra})
     torch.manual_seed(args.seed)
     model = getattr(transformers, model_cls)(config).float().eval()
     gen = torch.Generator().manual_seed(args.seed)
@@ -86,6 +137,8 @@ def main():
                 p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
             else:
                 p.copy_(0.15 * torch.randn(p.shape, generator=gen))
+    if args.dead_experts:
+        starve_experts(model, args.dead_experts)
     model.save_pretrained(args.out, safe_serialization=True)
     d, f = os.path.split(os.path.abspath(args.tokenizer_from))
     transformers.AutoTokenizer.from_pretrained(d, gguf_file=f).save_pretrained(args.out)

@@ -9,17 +9,20 @@ concatenated row-wise [sum T, vocab]). Tensor names follow
 workers/engine/model/llama_model.h (embed_tokens, blocks.<i>.q_proj, ...,
 final_norm, lm_head); Q/K rows are in HF order.
 
-Usage: /tmp/venvtest/bin/python tests/golden/nn_reference.py  (deterministic, seed 0)
+Usage: .venv/bin/python tests/golden/nn_reference.py [VARIANT...]  (deterministic, seed 0)
 """
 import json
 import os
+import sys
 
 import numpy as np
 import torch
 from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig,
                           LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
-                          Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
-                          Qwen3ForCausalLM)
+                          MixtralConfig, MixtralForCausalLM, OlmoeConfig, OlmoeForCausalLM,
+                          Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen2MoeConfig,
+                          Qwen2MoeForCausalLM, Qwen3Config, Qwen3ForCausalLM, Qwen3MoeConfig,
+                          Qwen3MoeForCausalLM)
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 SEQ_LENS = [37, 64, 9]  # cover partial, exact and tiny attention tiles
@@ -105,11 +108,96 @@ VARIANTS = {
 }
 
 
+MOE = {"mixtral": (MixtralConfig, MixtralForCausalLM), "qwen2_moe": (Qwen2MoeConfig, Qwen2MoeForCausalLM),
+       "qwen3_moe": (Qwen3MoeConfig, Qwen3MoeForCausalLM), "olmoe": (OlmoeConfig, OlmoeForCausalLM)}
+MOE_COMMON = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                  vocab_size=160, rms_norm_eps=1e-6, tie_word_embeddings=False,
+                  rope_parameters=dict(rope_type="default", rope_theta=10000.0))
+VARIANTS.update({
+    # Mixtral: 8 experts of intermediate_size, top-2 renormalised.
+    "mixtral_moe": dict(cls="mixtral", intermediate_size=48, num_local_experts=8,
+                        num_experts_per_tok=2, **MOE_COMMON),
+    # Qwen2-MoE: q/k/v biases, narrow experts, top-3 not renormalised, a
+    # shared expert behind a sigmoid gate.
+    "qwen2_moe_shared": dict(cls="qwen2_moe", intermediate_size=96, num_experts=6,
+                             num_experts_per_tok=3, moe_intermediate_size=32,
+                             shared_expert_intermediate_size=80, norm_topk_prob=False,
+                             use_sliding_window=False, **MOE_COMMON),
+    # Qwen3-MoE: per-head q/k norms, top-2 renormalised, layer 0 dense.
+    "qwen3_moe_dense_layer": dict(cls="qwen3_moe", intermediate_size=96, head_dim=24,
+                                  num_experts=4, num_experts_per_tok=2, moe_intermediate_size=40,
+                                  norm_topk_prob=True, mlp_only_layers=[0],
+                                  use_sliding_window=False, **MOE_COMMON),
+    # OLMoE: q/k norms over the whole projection, top-2 not renormalised.
+    "olmoe_whole_norm": dict(cls="olmoe", intermediate_size=40, num_experts=6,
+                             num_experts_per_tok=2, norm_topk_prob=False, **MOE_COMMON),
+})
+
+
+def moe_tensors(model, cfg):
+    """Our tensor names for a mixture-of-experts model, read from the
+    checkpoint transformers writes (one tensor per expert)."""
+    import tempfile
+    from safetensors.numpy import load_file
+    with tempfile.TemporaryDirectory() as d:
+        model.save_pretrained(d, safe_serialization=True)
+        sd = {}
+        for f in sorted(os.listdir(d)):
+            if f.endswith(".safetensors"):
+                sd.update(load_file(os.path.join(d, f)))
+    mixtral = cfg.model_type == "mixtral"
+    out = [("embed_tokens", sd["model.embed_tokens.weight"])]
+    for i in range(cfg.num_hidden_layers):
+        p = f"model.layers.{i}."
+        names = [("attn_norm", "input_layernorm.weight"), ("q_proj", "self_attn.q_proj.weight"),
+                 ("k_proj", "self_attn.k_proj.weight"), ("v_proj", "self_attn.v_proj.weight"),
+                 ("o_proj", "self_attn.o_proj.weight"), ("mlp_norm", "post_attention_layernorm.weight")]
+        if cfg.model_type == "qwen2_moe":
+            names += [(b, f"self_attn.{b[0]}_proj.bias") for b in ("q_bias", "k_bias", "v_bias")]
+        if cfg.model_type in ("qwen3_moe", "olmoe"):
+            names += [("q_norm", "self_attn.q_norm.weight"), ("k_norm", "self_attn.k_norm.weight")]
+        moe = p + ("block_sparse_moe." if mixtral else "mlp.")
+        if moe + "gate.weight" not in sd:  # a dense layer
+            names += [(n, f"mlp.{n}.weight") for n in ("gate_proj", "up_proj", "down_proj")]
+        out += [(f"blocks.{i}.{ours}", sd[p + theirs]) for ours, theirs in names]
+        if moe + "gate.weight" not in sd:
+            continue
+        out.append((f"blocks.{i}.router", sd[moe + "gate.weight"]))
+        stored = ("w1", "w3", "w2") if mixtral else ("gate_proj", "up_proj", "down_proj")
+        n_experts = getattr(cfg, "num_local_experts", None) or cfg.num_experts
+        for e in range(n_experts):
+            for ours, theirs in zip(("gate_proj", "up_proj", "down_proj"), stored):
+                out.append((f"blocks.{i}.experts.{e}.{ours}", sd[f"{moe}experts.{e}.{theirs}.weight"]))
+        if p + "mlp.shared_expert_gate.weight" in sd:
+            for n in ("gate_proj", "up_proj", "down_proj"):
+                out.append((f"blocks.{i}.shared_expert.{n}", sd[f"{p}mlp.shared_expert.{n}.weight"]))
+            out.append((f"blocks.{i}.shared_expert_gate", sd[p + "mlp.shared_expert_gate.weight"]))
+    out.append(("final_norm", sd["model.norm.weight"]))
+    out.append(("lm_head", sd["lm_head.weight"]))
+    return out
+
+
+def moe_config(cfg):
+    """The mixture-of-experts fields of the fixture's config."""
+    n_experts = getattr(cfg, "num_local_experts", None) or cfg.num_experts
+    dense = getattr(cfg, "mlp_only_layers", None) or []
+    return dict(n_experts=n_experts, experts_per_token=cfg.num_experts_per_tok,
+                expert_intermediate=getattr(cfg, "moe_intermediate_size", None)
+                or cfg.intermediate_size,
+                norm_topk_prob=cfg.model_type == "mixtral" or bool(cfg.norm_topk_prob),
+                shared_expert_intermediate=getattr(cfg, "shared_expert_intermediate_size", 0) or 0,
+                moe_layers=[i not in dense for i in range(cfg.num_hidden_layers)] if dense else [],
+                qk_norm_whole=cfg.model_type == "olmoe", mixtral_names=cfg.model_type == "mixtral")
+
+
 def build(name, spec, gen):
     spec = dict(spec)
     cls = spec.pop("cls")
     common = dict(max_position_embeddings=128, attn_implementation="eager", **spec)
-    if cls == "llama":
+    if cls in MOE:
+        config_cls, model_cls = MOE[cls]
+        model = model_cls(config_cls(**common))
+    elif cls == "llama":
         model = LlamaForCausalLM(LlamaConfig(**common))
     elif cls == "mistral":
         model = MistralForCausalLM(MistralConfig(**common))
@@ -188,7 +276,10 @@ def longrope_attention(cfg, rs):
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
+    only = set(sys.argv[1:])  # variant names; none: all
     for name, spec in VARIANTS.items():
+        if only and name not in only:
+            continue
         gen = torch.Generator().manual_seed(0)
         cls, model = build(name, spec, gen)
         cfg = model.config
@@ -196,7 +287,7 @@ def main():
         with torch.no_grad():
             logits = [model(torch.tensor([s])).logits[0].numpy() for s in seqs]
         table, blobs, offset = [], [], 0
-        for tname, arr in tensors_of(model, cfg, cls):
+        for tname, arr in (moe_tensors(model, cfg) if cls in MOE else tensors_of(model, cfg, cls)):
             table.append(dict(name=tname, shape=list(arr.shape), offset=offset))
             blobs.append(arr.astype("<f4").ravel())
             offset += arr.size
@@ -218,7 +309,8 @@ def main():
                         vocab=cfg.vocab_size, max_position=cfg.max_position_embeddings,
                         rms_norm_eps=cfg.rms_norm_eps, rope_theta=rs["rope_theta"],
                         tie_word_embeddings=bool(cfg.tie_word_embeddings),
-                        attention_bias=cls == "qwen2", qk_norm=cls in ("qwen3", "gemma3"),
+                        attention_bias=cls in ("qwen2", "qwen2_moe"),
+                        qk_norm=cls in ("qwen3", "gemma3", "qwen3_moe", "olmoe"),
                         sliding_window=getattr(cfg, "sliding_window", None) or 0,
                         rotary_dims=int(meta_head_dim(cfg) * rs.get("partial_rotary_factor", 1.0)),
                         gemma=cls.startswith("gemma"),
@@ -238,6 +330,7 @@ def main():
                                           short_factor=rs.get("short_factor", []),
                                           long_factor=rs.get("long_factor", []),
                                           attention_factor=longrope_attention(cfg, rs))),
+            moe=moe_config(cfg) if cls in MOE else None,
             tensors=table, sequences=seqs, logits_offset=offset,
             logits_shape=list(logits_all.shape),
             generator="tests/golden/nn_reference.py (transformers float32, eager attention)")

@@ -12,6 +12,10 @@
 #   3. our evaluation of that output equals transformers' too;
 #   4. GPTQ 4-bit to the GPTQ-packed format, unpacked independently and run in
 #      transformers as the family's class: perplexity within 1% of ours.
+# Mixture-of-experts families are built with 2 of 8 experts per layer that no
+# token can reach (--dead-experts): the job must still succeed, its summary
+# list every expert with its calibration tokens (the starved ones 0, on the
+# layer's pooled Hessian), and every expert be compressed in the output.
 # Usage: family_e2e.sh BIN_DIR PYTHON SOURCE_DIR MODEL_GGUF FAMILY
 set -euo pipefail
 BIN=$1 PY=$2 SRC=$3 GGUF=$4 FAMILY=$5
@@ -21,8 +25,11 @@ TEXT=$SRC/../shared/data/text
 PERSUASION=$TEXT/austen/persuasion.txt
 source "$(dirname "$0")/start_server.sh"
 
+MOE=""
+case $FAMILY in mixtral|qwen2_moe|qwen3_moe|olmoe) MOE="--dead-experts 2" ;; esac
+# shellcheck disable=SC2086
 "$PY" "$SRC/tests/golden/make_family_model.py" "$FAMILY" "$work/model" --tokenizer-from "$GGUF" \
-  > "$work/make.log" 2>&1 || { cat "$work/make.log"; exit 1; }
+  $MOE > "$work/make.log" 2>&1 || { cat "$work/make.log"; exit 1; }
 evaluate() {  # DIR NAME: our perplexity of DIR, then transformers' on the same windows
   cat > "$work/$2.yaml" <<YAML
 evaluation: {threads: 2, perplexity: [{name: persuasion, path: $PERSUASION, windows: 2, window: 128}]}
@@ -40,11 +47,38 @@ stages: [{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 32}}}
 calibration: {dataset_id: $data, file: sotu, samples: 8, seq_len: 128}
 YAML
 ctl jobs submit --model "$model" --recipe "$work/compress.yaml" --dataset "$data" --wait \
-  > "$work/job.out" 2> "$work/job.err" || { tail -20 "$work/job.out" "$work/job.err"; exit 1; }
+  > "$work/job.out" 2> "$work/job.err" || { tail -n 20 "$work/job.out" "$work/job.err"; exit 1; }
 job=$(head -1 "$work/job.out")
 ctl artifacts download "$job" --out "$work/compressed"
+if [ -n "$MOE" ]; then
+  summary "$job"
+  "$PY" - "$work/model/config.json" "$work/$job.json" <<'PY'
+import json, sys
+config, s = json.load(open(sys.argv[1])), json.loads(open(sys.argv[2]).read())
+n = config.get("num_experts") or config.get("num_local_experts")
+moe_layers = [l for l in range(config["num_hidden_layers"]) if l not in config.get("mlp_only_layers", [])]
+experts = s["experts"]
+assert experts["count"] == n * len(moe_layers), experts["count"]
+per_layer = {}
+for e in experts["list"]:
+    layer, index = int(e["name"].split(".")[2]), int(e["name"].rsplit(".", 1)[1])
+    per_layer.setdefault(layer, {})[index] = e
+    assert len(e["linears"]) == 3, e
+    dead = index >= n - 2
+    assert (e["calibration"] == "pooled") == (e["tokens"] < 32), e
+    if dead:
+        assert e["tokens"] == 0 and e["calibration"] == "pooled", e
+        assert e["name"] in experts["pooled"], e
+# Every token went to top-k experts: 8 windows of 128, top-2.
+for layer in moe_layers:
+    assert sorted(per_layer[layer]) == list(range(n)), per_layer.get(layer)
+    assert sum(e["tokens"] for e in per_layer[layer].values()) == 8 * 128 * config["num_experts_per_tok"]
+print(f"experts: {experts['count']} listed; on the pooled Hessian (< 32 tokens): {experts['pooled']}")
+PY
+fi
 
 "$PY" - "$work/model" "$work/compressed" <<'PY'
+import re
 import sys
 import torch
 from transformers import AutoModelForCausalLM
@@ -53,11 +87,20 @@ comp, info = AutoModelForCausalLM.from_pretrained(sys.argv[2], dtype=torch.float
                                                   output_loading_info=True)
 assert not info["missing_keys"] and not info["unexpected_keys"], info
 assert type(comp) is type(orig), (type(comp), type(orig))
-o, c = orig.state_dict(), comp.state_dict()
+def stored(d):  # the checkpoint's tensors by their stored names (an MoE's per expert)
+    import glob
+    from safetensors.torch import load_file
+    out = {}
+    for f in sorted(glob.glob(d + "/*.safetensors")):
+        out.update(load_file(f))
+    return out
+o, c = stored(sys.argv[1]), stored(sys.argv[2])
 assert o.keys() == c.keys(), set(o) ^ set(c)
+# The projections, experts included (Mixtral's w1/w2/w3); routers stay dense.
+is_projection = re.compile(r"layers\.\d+\..*(_proj|\.w[123])\.weight$").search
 projections = 0
 for name, w in c.items():
-    if name.endswith("_proj.weight") and "layers." in name:
+    if is_projection(name):
         projections += 1
         zeros = (w == 0).float().mean().item()
         # Half pruned; GPTQ may round a few kept weights to the grid's zero too.
@@ -69,7 +112,7 @@ for name, w in c.items():
     else:
         assert torch.equal(w, o[name]), f"{name}: changed"
 # Every stored projection (Phi-3's fused qkv_proj and gate_up_proj count once).
-assert projections == sum(n.endswith("_proj.weight") and "layers." in n for n in o), projections
+assert projections == sum(bool(is_projection(n)) for n in o), projections
 x = torch.tensor([[1, 200, 3000, 45, 6]])
 assert torch.isfinite(comp(x).logits).all()
 print(f"{type(comp).__name__}: {projections} projections 50% sparse, 4-bit; every other tensor "
@@ -87,11 +130,47 @@ evaluation:
   perplexity: [{name: persuasion, dataset_id: $data, file: austen/persuasion.txt, windows: 2, window: 128}]
 YAML
 ctl jobs submit --model "$model" --recipe "$work/gptq.yaml" --dataset "$data" --wait \
-  > "$work/gptq.out" 2> "$work/gptq.err" || { tail -20 "$work/gptq.out" "$work/gptq.err"; exit 1; }
+  > "$work/gptq.out" 2> "$work/gptq.err" || { tail -n 20 "$work/gptq.out" "$work/gptq.err"; exit 1; }
 gptq_job=$(head -1 "$work/gptq.out")
 summary "$gptq_job"
 ppl=$(field "$work/$gptq_job.json" 's["evaluation"]["datasets"][0]["perplexity"]["compressed"]')
 ctl artifacts download "$gptq_job" --out "$work/gptq"
 "$PY" "$SRC/tests/python/check_gptq_load.py" "$work/gptq" --text "$PERSUASION" --tokenizer "$GGUF" \
   --windows 2 --window 128 --expect "$ppl" --tolerance 0.01
+
+# 5. Mixture of experts: EvoPress with every expert's projections as units of
+#    their own (levels per expert, one budget over all of them).
+if [ -n "$MOE" ]; then
+  cat > "$work/evopress.yaml" <<YAML
+stages:
+  - evopress: {mode: sparsity, target: 0.5, levels: [0.4, 0.5, 0.6], generations: 3,
+               offspring: 4, survivors: [2, 1], step_tokens: [128, 256], seed: 7}
+calibration: {dataset_id: $data, file: sotu, samples: 8, seq_len: 128}
+YAML
+  ctl jobs submit --model "$model" --recipe "$work/evopress.yaml" --dataset "$data" --wait \
+    > "$work/evo.out" 2> "$work/evo.err" || { tail -n 20 "$work/evo.out" "$work/evo.err"; exit 1; }
+  evo_job=$(head -1 "$work/evo.out")
+  ctl artifacts download "$evo_job" --out "$work/evopress"
+  "$PY" - "$work/model" "$work/evopress" <<'PY'
+import collections, json, sys
+from transformers import AutoModelForCausalLM
+config = json.load(open(sys.argv[1] + "/config.json"))
+n = config.get("num_experts") or config.get("num_local_experts")
+moe_layers = [l for l in range(config["num_hidden_layers"]) if l not in config.get("mlp_only_layers", [])]
+c = json.load(open(sys.argv[2] + "/evopress_config.json"))
+groups = collections.defaultdict(list)
+for u in c["units"]:
+    groups[u["group"]].append(u)
+experts = {g: us for g, us in groups.items() if ".experts.*." in g}
+assert len(experts) == 3, sorted(groups)
+for g, us in experts.items():
+    assert len(us) == n * len(moe_layers), (g, len(us))
+    assert abs(sum(u["level"] for u in us) / len(us) - 0.5) < 1e-9, g  # the budget, exactly
+assert abs(c["mean_level"] - 0.5) < 1e-9, c["mean_level"]
+model, info = AutoModelForCausalLM.from_pretrained(sys.argv[2], output_loading_info=True)
+assert not info["missing_keys"] and not info["unexpected_keys"], info
+levels = collections.Counter(u["level"] for us in experts.values() for u in us)
+print(f"evopress: {sum(len(us) for us in experts.values())} expert units, levels {dict(levels)}")
+PY
+fi
 echo "family_e2e $FAMILY: OK"

@@ -152,17 +152,25 @@ def build_state_dict(config, t, errors):
 
 
 def make_model(config, sd, errors, label):
-    from transformers import AutoConfig, AutoModelForCausalLM
+    """The family's transformers class with the state dict `sd` in checkpoint
+    names, loaded through from_pretrained (which maps checkpoint names onto
+    the class's own, e.g. per-expert MoE weights onto fused experts)."""
+    import tempfile
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM
     cfg = copy.deepcopy(config)
     cfg.pop("quantization_config", None)
     cfg["torch_dtype"] = "float32"
-    hf_config = AutoConfig.for_model(**cfg)
-    model = AutoModelForCausalLM.from_config(hf_config, dtype=torch.float32)
-    missing, unexpected = model.load_state_dict(sd, strict=False)
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(cfg, f)
+        save_file({k: v.contiguous() for k, v in sd.items()}, os.path.join(d, "model.safetensors"))
+        model, info = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32,
+                                                           output_loading_info=True)
     allowed = {"lm_head.weight"} if cfg.get("tie_word_embeddings") else set()
-    if set(missing) - allowed or unexpected:
-        errors.append(f"{label}: missing {sorted(set(missing) - allowed)}, unexpected {unexpected}")
-    model.tie_weights()
+    missing = set(info["missing_keys"]) - allowed
+    if missing or info["unexpected_keys"]:
+        errors.append(f"{label}: missing {sorted(missing)}, unexpected {info['unexpected_keys']}")
     return model.eval()
 
 

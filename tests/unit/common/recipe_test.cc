@@ -174,7 +174,7 @@ TEST(ParseRecipeTest, FileMissingAndPresent) {
 TEST(RecipeDefaultsTest, FillsIncludeAndFormatOnly) {
   v1::Recipe r = ParseOk("stages: [{magnitude: {sparsity: 0.5}}]");
   ApplyRecipeDefaults(&r);
-  EXPECT_EQ(r.targets().include(), ".*_proj$");
+  EXPECT_EQ(r.targets().include(), ".*(_proj|\\.w[123])$");
   EXPECT_EQ(r.targets().ignore_size(), 0);
   EXPECT_EQ(r.output().format(), "hf_safetensors");
 

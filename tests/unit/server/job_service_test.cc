@@ -36,7 +36,7 @@ TEST_F(JobServiceTest, SubmitQueuesJobWithDefaultsAndFirstEvent) {
   EXPECT_EQ(job.max_attempts(), 3);
   EXPECT_EQ(job.attempts(), 0);
   EXPECT_GT(job.create_time_ms(), 0);
-  EXPECT_EQ(job.recipe().targets().include(), ".*_proj$");  // defaults applied
+  EXPECT_EQ(job.recipe().targets().include(), ".*(_proj|\\.w[123])$");  // defaults applied
   EXPECT_EQ(job.recipe().output().format(), "hf_safetensors");
 
   auto events = env_.jobs.ReadEvents(job.id(), 0, 0);

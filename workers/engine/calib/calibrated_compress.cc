@@ -14,6 +14,7 @@
 #include "workers/engine/algorithms/hessian.h"
 #include "workers/engine/algorithms/solver_backend.h"
 #include "workers/engine/calib/block_checkpoint.h"
+#include "workers/engine/calib/block_linears.h"
 #include "workers/engine/calib/layer_stages.h"
 #include "workers/engine/model/llama_names.h"
 #include "workers/engine/nn/block_runner.h"
@@ -25,24 +26,6 @@ using Clock = std::chrono::steady_clock;
 using engine::BlockWeights;
 using engine::Tensor;
 using nlohmann::json;
-
-// A linear layer of a decoder block and which of LinearInputs feeds it:
-// 0 attn_in, 1 o_in, 2 mlp_in, 3 down_in.
-struct BlockLinear {
-  const char* module;  // relative to "model.layers.<i>."
-  Tensor BlockWeights::*member;
-  int input;
-};
-constexpr BlockLinear kLinears[] = {
-    {"self_attn.q_proj", &BlockWeights::q_proj, 0}, {"self_attn.k_proj", &BlockWeights::k_proj, 0},
-    {"self_attn.v_proj", &BlockWeights::v_proj, 0}, {"self_attn.o_proj", &BlockWeights::o_proj, 1},
-    {"mlp.gate_proj", &BlockWeights::gate_proj, 2}, {"mlp.up_proj", &BlockWeights::up_proj, 2},
-    {"mlp.down_proj", &BlockWeights::down_proj, 3}};
-constexpr int kInputs = 4;
-
-std::string ModuleOf(int block, const BlockLinear& l) {
-  return absl::StrCat("model.layers.", block, ".", l.module);
-}
 
 std::string CheckpointName(int block) { return absl::StrFormat("calib/block-%04d", block); }
 
@@ -58,11 +41,14 @@ void EmitLayerMetrics(const json& entry, EventSink& events) {
   EmitMetric(events, "sparsity", entry["sparsity"].get<double>(), module);
   EmitMetric(events, "bits", entry["bits"].get<double>(), module);
   EmitMetric(events, "seconds", entry["seconds"].get<double>(), module);
+  if (entry.contains("expert_tokens")) {
+    EmitMetric(events, "expert_tokens", entry["expert_tokens"].get<double>(), module);
+  }
 }
 
 // The summary entry and events of one compressed layer.
 json RecordLayer(const std::string& module, const Tensor& t, const LayerOutcome& o,
-                 EventSink& events) {
+                 const json& extra, EventSink& events) {
   const uint64_t numel = static_cast<uint64_t>(t.numel());
   const double sparsity = numel ? static_cast<double>(o.zeros) / numel : 0.0;
   const double bits = BitsPerParameter(o.quantized);
@@ -85,6 +71,7 @@ json RecordLayer(const std::string& module, const Tensor& t, const LayerOutcome&
     entry["relative_error"] = o.relative_error;
     entry["dead_inputs"] = o.dead_inputs;
   }
+  entry.update(extra);
   EmitLayerMetrics(entry, events);
   return entry;
 }
@@ -100,7 +87,8 @@ void AddTotals(const json& entry, CompressionResult* result) {
 // Compresses one tensor in place (a new owned tensor), recording the outcome.
 absl::Status CompressTensor(const v1::Recipe& recipe, const std::string& module, Tensor* t,
                             const float* h, int threads, SolverBackend* solver, EventSink& events,
-                            CompressionResult* result, BlockCheckpoint* checkpoint) {
+                            CompressionResult* result, BlockCheckpoint* checkpoint,
+                            const json& extra = json::object()) {
   std::vector<float> w(t->data, t->data + t->numel());
   const std::string name = module + ".weight";
   ASSIGN_OR_RETURN(LayerOutcome o,
@@ -109,7 +97,7 @@ absl::Status CompressTensor(const v1::Recipe& recipe, const std::string& module,
   *t = Tensor::Owned(t->shape, std::move(w));
   result->solve_s += o.solve_seconds;
   result->error_s += o.error_seconds;
-  json entry = RecordLayer(module, *t, o, events);
+  json entry = RecordLayer(module, *t, o, extra, events);
   AddTotals(entry, result);
   if (checkpoint != nullptr) {
     checkpoint->weights[name] = *t;
@@ -125,7 +113,7 @@ absl::Status CheckBlockTargets(const engine::LlamaModel& model,
                                const std::vector<ModelTarget>& targets) {
   std::set<std::string> linears;
   for (int b = 0; b < model.config.n_layers; ++b) {
-    for (const BlockLinear& l : kLinears) linears.insert(ModuleOf(b, l));
+    for (const BlockLinear& l : BlockLinearsOf(model.config, b, nullptr)) linears.insert(l.module);
   }
   for (const ModelTarget& t : targets) {
     if (!linears.count(t.module)) {
@@ -139,45 +127,36 @@ absl::Status CheckBlockTargets(const engine::LlamaModel& model,
   return absl::OkStatus();
 }
 
-// H of input `input`; the accumulator (twice H's size) is gone before the
-// solves start, so a block's peak is the solver's, not the two added. Read
-// in the accumulator's own chunks (the same sums as one call), each
-// released after use (a spilled input is never resident all at once).
-absl::StatusOr<std::vector<float>> GroupHessian(const engine::LinearInputs& in, int input,
-                                                int64_t dim, SolverBackend& solver) {
-  std::unique_ptr<engine::HessianSum> sum = solver.NewHessian(dim);
-  engine::HessianSum& acc = *sum;
-  constexpr int64_t kChunk = engine::HessianAccumulator::kChunkTokens;
-  for (int64_t t0 = 0; t0 < in.tokens; t0 += kChunk) {
-    const int64_t k = std::min(kChunk, in.tokens - t0);
-    RETURN_IF_ERROR(acc.Add(in.input(input) + t0 * dim, k));
-    if (in.release) in.release(input, t0, t0 + k);
-  }
-  return acc.Hessian();
-}
-
 // One block's hook: Hessians and solves, group by group.
 class BlockCompressor {
  public:
-  BlockCompressor(const v1::Recipe& recipe, const std::set<std::string>& targets, int threads,
-                  SolverBackend& solver, EventSink& events, const CancelToken& cancel,
-                  CompressionResult* result)
-      : recipe_(recipe),
+  BlockCompressor(const engine::LlamaConfig& config, const v1::Recipe& recipe,
+                  const std::set<std::string>& targets, int threads, SolverBackend& solver,
+                  EventSink& events, const CancelToken& cancel, CompressionResult* result)
+      : config_(config),
+        recipe_(recipe),
         targets_(targets),
         threads_(threads),
         solver_(solver),
         events_(events),
         cancel_(cancel),
         result_(result),
-        true_sequential_(recipe.calibration().true_sequential()) {}
+        true_sequential_(recipe.calibration().true_sequential()),
+        min_expert_tokens_(recipe.calibration().min_expert_tokens()) {}
 
   absl::Status Run(int block, const engine::LinearInputs& in, BlockWeights* w,
                    BlockCheckpoint* checkpoint) {
+    std::vector<BlockLinear> linears = BlockLinearsOf(config_, w->layer >= 0 ? w->layer : block, w);
+    std::vector<int64_t> tokens;  // per expert, in an MoE layer
+    if (in.routes != nullptr) {
+      tokens = ExpertTokenCounts(in, config_.n_experts);
+      ReportPooled(block, tokens);
+    }
     bool changed = false;
-    for (int input = 0; input < kInputs; ++input) {
+    for (int step = 0; step < 4; ++step) {
       std::vector<const BlockLinear*> group;
-      for (const BlockLinear& l : kLinears) {
-        if (l.input == input && targets_.count(ModuleOf(block, l))) group.push_back(&l);
+      for (const BlockLinear& l : linears) {
+        if (l.step == step && targets_.count(l.module)) group.push_back(&l);
       }
       if (group.empty()) continue;
       if (true_sequential_ && changed) {
@@ -185,14 +164,44 @@ class BlockCompressor {
         RETURN_IF_ERROR(in.refresh());
         result_->forward_s += SecondsSince(t);
       }
-      const int64_t dim = (w->*(group.front()->member)).cols();
-      const Clock::time_point t = Clock::now();
-      ASSIGN_OR_RETURN(std::vector<float> h, GroupHessian(in, input, dim, solver_));
-      result_->hessian_s += SecondsSince(t);
-      for (const BlockLinear* l : group) {
-        if (cancel_.cancelled()) return absl::CancelledError("job cancelled");
-        RETURN_IF_ERROR(CompressTensor(recipe_, ModuleOf(block, *l), &(w->*(l->member)), h.data(),
-                                       threads_, &solver_, events_, result_, checkpoint));
+      // Linears sharing an input and an expert share a Hessian, computed once.
+      std::stable_sort(group.begin(), group.end(), [](const BlockLinear* a, const BlockLinear* b) {
+        return std::make_pair(a->input, a->expert) < std::make_pair(b->input, b->expert);
+      });
+      std::map<int, std::vector<float>> pooled;  // by input, for experts with too few tokens
+      for (size_t i = 0; i < group.size();) {
+        const BlockLinear& first = *group[i];
+        const int64_t dim = first.tensor->cols();
+        json extra = json::object();
+        const Clock::time_point t = Clock::now();
+        std::vector<float> h;
+        if (first.expert < 0) {
+          ASSIGN_OR_RETURN(h, InputHessian(in, first.input, dim, nullptr, solver_));
+        } else {
+          const int64_t n = tokens[static_cast<size_t>(first.expert)];
+          const bool own = n >= std::max(min_expert_tokens_, 1);
+          extra = {{"expert", first.expert},
+                   {"expert_tokens", n},
+                   {"calibration", own ? "routed" : "pooled"}};
+          if (own) {
+            const std::vector<int64_t> rows = ExpertRows(in, first.input, first.expert);
+            ASSIGN_OR_RETURN(h, InputHessian(in, first.input, dim, &rows, solver_));
+          } else {
+            if (!pooled.count(first.input)) {
+              ASSIGN_OR_RETURN(pooled[first.input],
+                               InputHessian(in, first.input, dim, nullptr, solver_));
+            }
+            h = pooled[first.input];
+          }
+        }
+        result_->hessian_s += SecondsSince(t);
+        for (; i < group.size() && group[i]->input == first.input &&
+               group[i]->expert == first.expert;
+             ++i) {
+          if (cancel_.cancelled()) return absl::CancelledError("job cancelled");
+          RETURN_IF_ERROR(CompressTensor(recipe_, group[i]->module, group[i]->tensor, h.data(),
+                                         threads_, &solver_, events_, result_, checkpoint, extra));
+        }
       }
       changed = true;
     }
@@ -200,6 +209,23 @@ class BlockCompressor {
   }
 
  private:
+  // Says which experts of layer `block` fall back to the pooled Hessian.
+  void ReportPooled(int block, const std::vector<int64_t>& tokens) const {
+    std::string few;
+    for (size_t e = 0; e < tokens.size(); ++e) {
+      if (tokens[e] >= std::max(min_expert_tokens_, 1)) continue;
+      absl::StrAppend(&few, few.empty() ? "" : ", ", e, " (", tokens[e], ")");
+    }
+    if (few.empty()) return;
+    EmitLog(events_, "warning",
+            absl::StrCat("model.layers.", block, ": experts routed fewer than ",
+                         std::max(min_expert_tokens_, 1),
+                         " calibration tokens (calibration.min_expert_tokens) are calibrated "
+                         "with the layer's pooled Hessian: ",
+                         few));
+  }
+
+  const engine::LlamaConfig& config_;
   const v1::Recipe& recipe_;
   const std::set<std::string>& targets_;
   const int threads_;
@@ -208,6 +234,7 @@ class BlockCompressor {
   const CancelToken& cancel_;
   CompressionResult* result_;
   const bool true_sequential_;
+  const int min_expert_tokens_;
 };
 
 // Restores block `block` from its checkpoint into model.blocks[block] (which
@@ -298,7 +325,8 @@ absl::Status CompressCalibrated(engine::LlamaModel& model, engine::Backend& back
       engine::BlockRunner::Create(&model, &backend, calibration.sequences, runner_options));
   result->forward_s += SecondsSince(t);
   SolverBackend& layer_solver = solver != nullptr ? *solver : engine::DefaultCpuSolver();
-  BlockCompressor compressor(recipe, target_modules, threads, layer_solver, events, cancel, result);
+  BlockCompressor compressor(model.config, recipe, target_modules, threads, layer_solver, events,
+                             cancel, result);
   // Blocks with a stored checkpoint run with its weights (no solves) until
   // the first one without.
   bool resuming = checkpoints != nullptr;

@@ -85,7 +85,7 @@ absl::Status CandidateEvaluator::Apply(const Config& config) {
       continue;
     }
     ASSIGN_OR_RETURN(std::shared_ptr<const LevelWeight> w, db_->Load(u, config[u]));
-    work_.blocks[unit.block].*(unit.member) = w->weight;
+    UnitWeight(work_.blocks[unit.block], unit) = w->weight;
   }
   work_config_ = config;
   return absl::OkStatus();
@@ -191,13 +191,21 @@ absl::StatusOr<engine::LlamaModel> StitchModel(
     engine::BlockWeights& b = model.blocks[unit.block];
     if (space.mode == Mode::kDrop) {
       if (config[u] == 0) continue;
-      engine::Tensor& out = unit.attention ? b.o_proj : b.down_proj;
-      out = Zeros(out);
+      if (unit.attention) {
+        b.o_proj = Zeros(b.o_proj);
+      } else if (b.experts.empty()) {
+        b.down_proj = Zeros(b.down_proj);
+      } else {  // an MoE layer's MLP adds nothing once every expert's output is zero
+        for (engine::ExpertWeights& e : b.experts) e.down_proj = Zeros(e.down_proj);
+        if (!b.shared_expert.down_proj.empty()) {
+          b.shared_expert.down_proj = Zeros(b.shared_expert.down_proj);
+        }
+      }
       continue;
     }
     if (db == nullptr) return absl::InvalidArgumentError("evopress: no levels database");
     ASSIGN_OR_RETURN(std::shared_ptr<const LevelWeight> w, db->Load(u, config[u]));
-    b.*(unit.member) = w->weight;
+    UnitWeight(b, unit) = w->weight;
     if (quantized != nullptr && w->quantized) (*quantized)[unit.name + ".weight"] = *w->quantized;
   }
   return model;

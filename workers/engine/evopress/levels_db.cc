@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <optional>
 #include <utility>
 
@@ -13,7 +14,9 @@
 #include "nlohmann/json.hpp"
 #include "workers/engine/algorithms/gptq.h"
 #include "workers/engine/algorithms/hessian.h"
+#include "workers/engine/algorithms/solver_backend.h"
 #include "workers/engine/algorithms/sparsegpt.h"
+#include "workers/engine/calib/block_linears.h"
 #include "workers/engine/model/llama_names.h"
 #include "workers/engine/nn/block_runner.h"
 
@@ -22,14 +25,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using engine::BlockWeights;
-
-// Which LinearInputs buffer feeds a unit: 0 attn_in, 1 o_in, 2 mlp_in, 3 down_in.
-int InputOf(const Unit& u) {
-  if (u.member == &BlockWeights::o_proj) return 1;
-  if (u.member == &BlockWeights::gate_proj || u.member == &BlockWeights::up_proj) return 2;
-  if (u.member == &BlockWeights::down_proj) return 3;
-  return 0;
-}
 
 // The unit's dense weight solved at `level`, encoded.
 absl::StatusOr<std::string> SolveLevel(const LevelsDbSpec& spec, const Unit& unit,
@@ -76,30 +71,41 @@ absl::StatusOr<std::vector<std::pair<int, int>>> MissingEntries(LevelsDb& db, in
   return missing;
 }
 
-// The hook of one block: per distinct input, H, then every missing level of
-// every unit fed by it.
+// The hook of one block: per distinct input (and expert), H, then every
+// missing level of every unit fed by it. An expert's H is from the tokens
+// routed to it, or the layer's pooled one below spec.min_expert_tokens (as
+// the calibrated pipeline: calib/block_linears.h).
 absl::Status BuildBlock(LevelsDb& db, const std::vector<std::pair<int, int>>& missing,
                         const engine::LinearInputs& in, const BlockWeights& w, int threads,
                         const CancelToken& cancel, std::set<std::string>* stored,
                         DbBuildStats* stats) {
   const SearchSpace& space = db.space();
-  for (int input = 0; input < 4; ++input) {
-    std::vector<std::pair<int, int>> todo;
-    for (const auto& e : missing) {
-      if (InputOf(space.units[e.first]) == input) todo.push_back(e);
-    }
-    if (todo.empty()) continue;
+  std::map<std::pair<int, int>, std::vector<std::pair<int, int>>> todo;  // (input, expert)
+  for (const auto& e : missing) {
+    const Unit& u = space.units[e.first];
+    todo[{u.input, u.expert >= 0 ? u.expert : -1}].push_back(e);
+  }
+  std::vector<int64_t> tokens;
+  if (in.routes != nullptr) tokens = engine::ExpertTokenCounts(in, static_cast<int>(w.experts.size()));
+  engine::SolverBackend& solver = engine::DefaultCpuSolver();
+  for (const auto& [key, entries] : todo) {
+    const auto [input, expert] = key;
     Clock::time_point t = Clock::now();
-    const engine::Tensor& first = w.*(space.units[todo.front().first].member);
-    engine::HessianAccumulator acc(first.cols());
-    RETURN_IF_ERROR(acc.Add(in.input(input), in.tokens));
-    ASSIGN_OR_RETURN(std::vector<float> h, acc.Hessian());
+    const engine::Tensor& first = UnitWeight(w, space.units[entries.front().first]);
+    std::vector<float> h;
+    if (expert >= 0 && tokens[static_cast<size_t>(expert)] >=
+                           std::max(db.spec().min_expert_tokens, 1)) {
+      const std::vector<int64_t> rows = engine::ExpertRows(in, input, expert);
+      ASSIGN_OR_RETURN(h, engine::InputHessian(in, input, first.cols(), &rows, solver));
+    } else {
+      ASSIGN_OR_RETURN(h, engine::InputHessian(in, input, first.cols(), nullptr, solver));
+    }
     stats->hessian_s += SecondsSince(t);
-    for (const auto& [u, l] : todo) {
+    for (const auto& [u, l] : entries) {
       if (cancel.cancelled()) return absl::CancelledError("job cancelled");
       t = Clock::now();
       ASSIGN_OR_RETURN(std::string bytes, SolveLevel(db.spec(), space.units[u],
-                                                     w.*(space.units[u].member),
+                                                     UnitWeight(w, space.units[u]),
                                                      space.levels[l], h.data(), threads));
       stats->solve_s += SecondsSince(t);
       t = Clock::now();
@@ -133,6 +139,9 @@ std::string LevelsDbFingerprint(const engine::LlamaModel& model,
                           spec.grid.group_size, "|", spec.grid.symmetric, "|", spec.block_size,
                           "|", absl::StrFormat("%.17g", spec.percdamp), "|",
                           DbBuildName(spec.build), "|"));
+  if (model.config.n_experts > 0) {  // which experts get their own Hessian
+    sha.Update(absl::StrCat("min_expert_tokens ", spec.min_expert_tokens, "|"));
+  }
   if (spec.build == DbBuild::kSequential) {
     // A sequential pass compresses exactly the searched units: its entries
     // depend on which ones they are.
@@ -334,7 +343,7 @@ absl::StatusOr<DbBuildStats> BuildSequentialLevelsDb(const engine::LlamaModel& d
     for (int u : missing[l]) {
       const Unit& unit = space.units[u];
       const engine::Tensor& w =
-          (pass ? pass->model.blocks[unit.block] : dense.blocks[unit.block]).*(unit.member);
+          UnitWeight(pass ? pass->model.blocks[unit.block] : dense.blocks[unit.block], unit);
       const engine::QuantizedTensor* codes = nullptr;
       if (space.mode == Mode::kBits) {
         auto q = pass->quantized.find(unit.name + ".weight");

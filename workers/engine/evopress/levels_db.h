@@ -82,6 +82,9 @@ struct LevelsDbSpec {
   engine::QuantGrid grid;       // bits: group_size and symmetry (the bits come from the level)
   int64_t block_size = 128;     // solver block
   double percdamp = 0.01;
+  // dense_inputs: an expert routed fewer tokens gets its layer's pooled
+  // Hessian (the calibration's min_expert_tokens).
+  int min_expert_tokens = 32;
 };
 
 // "sparsity-0.6000" or "bits-4".

@@ -8,38 +8,76 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace compressd::engine::evopress {
 namespace {
 
 using engine::BlockWeights;
+using engine::ExpertWeights;
 using engine::Tensor;
 
 struct Projection {
   const char* suffix;  // module name after "model.layers.<i>."
   Tensor BlockWeights::*member;
+  int input;  // LinearInputs buffer
 };
 constexpr Projection kProjections[] = {
-    {"self_attn.q_proj", &BlockWeights::q_proj}, {"self_attn.k_proj", &BlockWeights::k_proj},
-    {"self_attn.v_proj", &BlockWeights::v_proj}, {"self_attn.o_proj", &BlockWeights::o_proj},
-    {"mlp.gate_proj", &BlockWeights::gate_proj}, {"mlp.up_proj", &BlockWeights::up_proj},
-    {"mlp.down_proj", &BlockWeights::down_proj}};
-constexpr int kProjectionCount = 7;
+    {"self_attn.q_proj", &BlockWeights::q_proj, 0}, {"self_attn.k_proj", &BlockWeights::k_proj, 0},
+    {"self_attn.v_proj", &BlockWeights::v_proj, 0}, {"self_attn.o_proj", &BlockWeights::o_proj, 1},
+    {"mlp.gate_proj", &BlockWeights::gate_proj, 2}, {"mlp.up_proj", &BlockWeights::up_proj, 2},
+    {"mlp.down_proj", &BlockWeights::down_proj, 3}, {"mlp.gate", &BlockWeights::router, 2},
+    {"block_sparse_moe.gate", &BlockWeights::router, 2},
+    {"mlp.shared_expert_gate", &BlockWeights::shared_expert_gate, 2}};
 
-// "model.layers.<i>.<suffix>" -> block i and the projection index.
-bool ParseModule(const std::string& module, int n_layers, int* block, int* projection) {
+// An expert's projection: gate and up read the MLP input (2), down its own
+// down_proj input (4; the shared expert's: 5).
+struct ExpertPart {
+  const char* name;
+  Tensor ExpertWeights::*part;
+  bool down;
+};
+constexpr ExpertPart kExpertParts[] = {
+    {"gate_proj", &ExpertWeights::gate_proj, false}, {"up_proj", &ExpertWeights::up_proj, false},
+    {"down_proj", &ExpertWeights::down_proj, true},  {"w1", &ExpertWeights::gate_proj, false},
+    {"w3", &ExpertWeights::up_proj, false},          {"w2", &ExpertWeights::down_proj, true}};
+
+// Fills `u` from "model.layers.<i>.<suffix>" for a model of `c`; its group's
+// name (the suffix, an expert's index as "*") into *group. False when it is
+// not a linear of a decoder block.
+bool ParseModule(const engine::LlamaConfig& c, const std::string& module, Unit* u,
+                 std::string* group) {
   constexpr absl::string_view kPrefix = "model.layers.";
   if (!absl::StartsWith(module, kPrefix)) return false;
   const size_t dot = module.find('.', kPrefix.size());
   if (dot == std::string::npos) return false;
-  if (!absl::SimpleAtoi(module.substr(kPrefix.size(), dot - kPrefix.size()), block)) return false;
-  if (*block < 0 || *block >= n_layers) return false;
+  if (!absl::SimpleAtoi(module.substr(kPrefix.size(), dot - kPrefix.size()), &u->block)) return false;
+  if (u->block < 0 || u->block >= c.n_layers) return false;
   const std::string suffix = module.substr(dot + 1);
-  for (int p = 0; p < kProjectionCount; ++p) {
-    if (suffix == kProjections[p].suffix) {
-      *projection = p;
+  *group = suffix;
+  for (const Projection& p : kProjections) {
+    if (suffix == p.suffix) {
+      u->member = p.member;
+      u->input = p.input;
       return true;
     }
+  }
+  std::vector<std::string> parts = absl::StrSplit(suffix, '.');
+  int expert = -2;
+  if (parts.size() == 4 && parts[1] == "experts" &&
+      parts[0] == (c.mixtral_names ? "block_sparse_moe" : "mlp") &&
+      absl::SimpleAtoi(parts[2], &expert) && expert >= 0 && expert < c.n_experts) {
+    *group = absl::StrCat(parts[0], ".experts.*.", parts[3]);
+  } else if (!(parts.size() == 3 && parts[0] == "mlp" && parts[1] == "shared_expert" &&
+               c.shared_expert_intermediate > 0)) {
+    return false;
+  }
+  for (const ExpertPart& e : kExpertParts) {
+    if (parts.back() != e.name) continue;
+    u->expert = expert;
+    u->part = e.part;
+    u->input = e.down ? (expert == -2 ? 5 : 4) : 2;
+    return true;
   }
   return false;
 }
@@ -60,32 +98,33 @@ void AddGroups(SearchSpace* space, const std::vector<std::string>& names) {
 absl::StatusOr<SearchSpace> LayerSpace(const engine::LlamaModel& model,
                                        const std::vector<std::string>& modules) {
   SearchSpace space;
-  std::vector<std::pair<std::pair<int, int>, std::string>> found;  // (projection, block)
+  // Groups in kProjections' order, then the experts' in the order first seen.
+  std::vector<std::string> names;
+  for (const Projection& p : kProjections) names.push_back(p.suffix);
+  std::vector<std::pair<std::pair<int, int>, Unit>> found;  // ((group, block), unit)
   for (const std::string& m : modules) {
-    int block = 0, projection = 0;
-    if (!ParseModule(m, model.config.n_layers, &block, &projection)) {
+    Unit u;
+    std::string group;
+    if (!ParseModule(model.config, m, &u, &group)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "targets: \"", m, "\" is not a linear layer of a decoder block; evopress searches over "
           "block linears only (add it to targets.ignore)"));
     }
-    found.push_back({{projection, block}, m});
+    auto it = std::find(names.begin(), names.end(), group);
+    if (it == names.end()) it = names.insert(names.end(), group);
+    u.name = m;
+    u.group = static_cast<int>(it - names.begin());
+    found.push_back({{u.group, u.block}, std::move(u)});
   }
-  std::sort(found.begin(), found.end());
-  for (const auto& [key, name] : found) {
-    const Projection& p = kProjections[key.first];
-    Unit u;
-    u.name = name;
-    u.block = key.second;
-    u.group = key.first;
-    u.member = p.member;
-    const Tensor& w = model.blocks[u.block].*(p.member);
+  std::stable_sort(found.begin(), found.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [key, u] : found) {
+    const Tensor& w = UnitWeight(model.blocks[u.block], u);
     u.numel = w.numel();
     u.rows = w.rows();
     u.cols = w.cols();
     space.units.push_back(std::move(u));
   }
-  std::vector<std::string> names;
-  for (const Projection& p : kProjections) names.push_back(p.suffix);
   AddGroups(&space, names);
   return space;
 }
@@ -105,6 +144,14 @@ SearchSpace DropSpace(const engine::LlamaModel& model, bool attention, bool mlp)
       u.numel = half == 0 ? w.q_proj.numel() + w.k_proj.numel() + w.v_proj.numel() +
                                 w.o_proj.numel()
                           : w.gate_proj.numel() + w.up_proj.numel() + w.down_proj.numel();
+      if (half == 1) {  // an MoE layer's MLP: the router and every expert
+        u.numel += w.router.numel() + w.shared_expert_gate.numel();
+        for (const ExpertWeights& e : w.experts) {
+          u.numel += e.gate_proj.numel() + e.up_proj.numel() + e.down_proj.numel();
+        }
+        const ExpertWeights& s = w.shared_expert;
+        u.numel += s.gate_proj.numel() + s.up_proj.numel() + s.down_proj.numel();
+      }
       space.units.push_back(std::move(u));
     }
   }
@@ -147,6 +194,17 @@ bool Switch(const SearchSpace& space, Config* c, std::mt19937_64& rng) {
 }
 
 }  // namespace
+
+engine::Tensor& UnitWeight(engine::BlockWeights& b, const Unit& u) {
+  if (u.member != nullptr) return b.*(u.member);
+  engine::ExpertWeights& e =
+      u.expert == -2 ? b.shared_expert : b.experts[static_cast<size_t>(u.expert)];
+  return e.*(u.part);
+}
+
+const engine::Tensor& UnitWeight(const engine::BlockWeights& b, const Unit& u) {
+  return UnitWeight(const_cast<engine::BlockWeights&>(b), u);
+}
 
 absl::StatusOr<SearchSpace> MakeSearchSpace(const engine::LlamaModel& model,
                                             const std::vector<std::string>& modules,

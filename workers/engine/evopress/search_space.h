@@ -4,10 +4,12 @@
 // configuration the search visits has exactly the budget of the initial one.
 //
 // Units: sparsity / bits mode: one targeted linear layer of a decoder block
-// ("model.layers.3.mlp.up_proj"); drop mode: one sub-block (the attention or
-// the MLP half of a block; level 0 kept, 1 dropped). Units are grouped by
-// projection type (q, k, v, o, gate, up, down; drop: attention, mlp), so the
-// units of a group have the same size.
+// ("model.layers.3.mlp.up_proj"), each expert's projections units of their
+// own ("model.layers.3.mlp.experts.5.up_proj"); drop mode: one sub-block (the
+// attention or the MLP half of a block; level 0 kept, 1 dropped). Units are
+// grouped by projection type (q, k, v, o, gate, up, down; an expert's by its
+// projection, "mlp.experts.*.up_proj", over every expert of every layer;
+// drop: attention, mlp), so the units of a group have the same size.
 //
 // Budget: levels are equally spaced, so the cost of a unit (its parameter
 // count times its sparsity or bits) is affine in its level index; a switch
@@ -47,10 +49,19 @@ struct Unit {
   int group = 0;
   int64_t numel = 0;
   int64_t rows = 0, cols = 0;  // the weight's shape (sparsity / bits)
-  // The weight this unit's level replaces (sparsity / bits); null for drop.
+  // The weight this unit's level replaces (sparsity / bits; UnitWeight): a
+  // member of the block, or the `part` of expert `expert` (-2: the shared
+  // expert); both null for drop.
   engine::Tensor engine::BlockWeights::*member = nullptr;
+  int expert = -1;
+  engine::Tensor engine::ExpertWeights::*part = nullptr;
+  int input = 0;  // the engine::LinearInputs buffer that feeds it
   bool attention = false;  // drop: the attention half (else the MLP half)
 };
+
+// The unit's weight in `b` (sparsity / bits units).
+engine::Tensor& UnitWeight(engine::BlockWeights& b, const Unit& u);
+const engine::Tensor& UnitWeight(const engine::BlockWeights& b, const Unit& u);
 
 // A level index per unit.
 using Config = std::vector<int>;

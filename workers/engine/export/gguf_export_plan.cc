@@ -186,6 +186,11 @@ absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaConfig& c
         absl::StrCat("GGUF export of rope scaling \"", c.rope_scaling.type, "\""));
   }
   // llama.cpp's qwen3 / phi3 / windowed archs: not written yet.
+  if (c.n_experts > 0) {
+    return absl::UnimplementedError(absl::StrCat(
+        "GGUF export of model_type \"", c.model_type,
+        "\" (mixture of experts); use output.format hf_safetensors or gptq"));
+  }
   if (c.qk_norm || c.sliding_window > 0 || c.fused_projections || c.rotary_dims > 0 ||
       c.sandwich_norms) {
     return absl::UnimplementedError(absl::StrCat(

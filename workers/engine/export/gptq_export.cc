@@ -7,6 +7,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <regex>
 #include <set>
 #include <utility>
 
@@ -40,6 +41,23 @@ const std::vector<std::vector<std::string>>& BlockProjections() {
       {"mlp.up_proj", "mlp.gate_proj", "mlp.gate_up_proj"},
       {"mlp.down_proj"}};
   return *kGroups;
+}
+
+// Which group of BlockProjections a projection belongs to, experts included
+// (an expert's gate/up with gate/up, its down with down, as GPTQModel orders
+// them); -1 when it is not a block projection.
+int ProjectionGroup(const std::string& projection) {
+  const auto& groups = BlockProjections();
+  for (size_t g = 0; g < groups.size(); ++g) {
+    if (std::find(groups[g].begin(), groups[g].end(), projection) != groups[g].end()) {
+      return static_cast<int>(g);
+    }
+  }
+  static const std::regex* kExpert = new std::regex(
+      R"(((mlp|block_sparse_moe)\.experts\.\d+|mlp\.shared_expert)\.(gate_proj|up_proj|down_proj|w1|w2|w3))");
+  std::smatch m;
+  if (!std::regex_match(projection, m, *kExpert)) return -1;
+  return m[3] == "down_proj" || m[3] == "w2" ? 3 : 2;
 }
 
 // Writes `value` (< 2^bits) as element `index` of a little-endian bit stream
@@ -160,12 +178,7 @@ bool ParseBlockProjection(const std::string& name, int64_t* layer, std::string* 
     return false;
   }
   *projection = rest.substr(dot + 1);
-  for (const auto& group : BlockProjections()) {
-    if (std::find(group.begin(), group.end(), *projection) != group.end()) {
-      return true;
-    }
-  }
-  return false;
+  return ProjectionGroup(*projection) >= 0;
 }
 
 bool SameGrid(const QuantGrid& a, const QuantGrid& b) {
@@ -179,32 +192,43 @@ std::string GridText(const QuantGrid& g) {
 
 // INVALID_ARGUMENT unless every block quantizes the same projections as
 // block 0; returns that set in modules_in_block_to_quantize's shape.
-absl::StatusOr<json> BlockModules(const std::vector<std::set<std::string>>& per_block) {
-  for (size_t b = 1; b < per_block.size(); ++b) {
-    if (per_block[b] == per_block[0]) {
-      continue;
-    }
-    for (const auto& group : BlockProjections()) {
-      for (const std::string& m : group) {
-        const bool here = per_block[b].count(m) > 0;
-        if (here == (per_block[0].count(m) > 0)) {
-          continue;
-        }
-        return absl::InvalidArgumentError(
-            absl::StrCat("model.layers.", b, ".", m, " is ", here ? "" : "not ",
-                         "quantized but model.layers.0.", m, " is", here ? " not" : "",
-                         ": GPTQ's modules_in_block_to_quantize applies to every "
-                         "block, so all blocks must quantize the same projections"));
+absl::StatusOr<json> BlockModules(const std::vector<std::set<std::string>>& per_block,
+                                  const std::vector<std::set<std::string>>& present) {
+  // A module named in modules_in_block_to_quantize is looked up in every
+  // block: where a block has it, it must be quantized there. A block without
+  // it (Qwen-MoE's dense layers have no experts, its MoE layers no
+  // mlp.gate_proj) is fine.
+  std::set<std::string> all;
+  for (const auto& b : per_block) all.insert(b.begin(), b.end());
+  for (size_t b = 0; b < present.size(); ++b) {
+    for (const std::string& m : present[b]) {
+      const bool quantized = b < per_block.size() && per_block[b].count(m) > 0;
+      if (quantized == (all.count(m) > 0)) {
+        continue;
       }
+      std::string other;
+      for (size_t o = 0; o < per_block.size() && other.empty(); ++o) {
+        if (per_block[o].count(m)) other = absl::StrCat("model.layers.", o, ".", m);
+      }
+      return absl::InvalidArgumentError(
+          absl::StrCat("model.layers.", b, ".", m, " is not quantized but ", other,
+                       " is: GPTQ's modules_in_block_to_quantize applies to every "
+                       "block, so all blocks must quantize the same projections"));
     }
   }
+  // Each group: its fixed names in BlockProjections' order, then experts.
   json modules = json::array();
-  for (const auto& group : BlockProjections()) {
+  const auto& groups = BlockProjections();
+  for (size_t g = 0; g < groups.size(); ++g) {
     json step = json::array();
-    for (const std::string& m : group) {
-      if (per_block[0].count(m) > 0) {
+    for (const std::string& m : groups[g]) {
+      if (all.count(m) > 0) {
         step.push_back(m);
       }
+    }
+    for (const std::string& m : all) {
+      const bool fixed = std::find(groups[g].begin(), groups[g].end(), m) != groups[g].end();
+      if (!fixed && ProjectionGroup(m) == static_cast<int>(g)) step.push_back(m);
     }
     if (!step.empty()) {
       modules.push_back(std::move(step));
@@ -348,6 +372,7 @@ namespace {
 // projections each block quantizes, and the grid they share.
 struct QuantizedLayout {
   std::vector<std::set<std::string>> per_block;
+  std::vector<std::set<std::string>> present;  // every projection of each block
   const QuantizedTensor* first = nullptr;
 };
 
@@ -356,16 +381,21 @@ absl::StatusOr<QuantizedLayout> CheckQuantized(
     const std::map<std::string, const QuantizedTensor*>& quantized) {
   QuantizedLayout layout;
   layout.per_block.resize(model.blocks.size());
+  layout.present.resize(model.blocks.size());
   std::string first_name;
   std::set<std::string> names;
   for (const engine::NamedTensor& t : named) {
     names.insert(t.name);
+    int64_t layer = 0;
+    std::string projection;
+    const bool is_projection = ParseBlockProjection(t.name, &layer, &projection);
+    if (is_projection && layer >= 0 && layer < static_cast<int64_t>(model.blocks.size())) {
+      layout.present[static_cast<size_t>(layer)].insert(projection);
+    }
     auto it = quantized.find(t.name);
     if (it == quantized.end()) continue;
     const QuantizedTensor& q = *it->second;
-    int64_t layer = 0;
-    std::string projection;
-    if (!ParseBlockProjection(t.name, &layer, &projection)) {
+    if (!is_projection) {
       return Invalid(t.name,
                      "gptq output quantizes only decoder-block projections "
                      "(model.layers.N.self_attn.{q,k,v,o}_proj, mlp.{gate,up,down}_proj)");
@@ -431,7 +461,8 @@ absl::StatusOr<GptqExportStats> WriteGptqLlama(
   if (model_quantized.empty()) {
     return absl::InvalidArgumentError("gptq output: no quantized tensors to write");
   }
-  if (model.config.attention_bias && model.config.model_type != "qwen2") {
+  if (model.config.attention_bias && model.config.model_type != "qwen2" &&
+      model.config.model_type != "qwen2_moe") {
     return absl::UnimplementedError(absl::StrCat(
         "gptq output: model_type \"", model.config.model_type,
         "\" with q/k/v biases has no Hugging Face class to export to (only qwen2 has them)"));
@@ -442,7 +473,7 @@ absl::StatusOr<GptqExportStats> WriteGptqLlama(
   const std::vector<engine::NamedTensor>& named = stored.tensors;
   const std::map<std::string, const QuantizedTensor*>& quantized = stored.quantized;
   ASSIGN_OR_RETURN(const QuantizedLayout layout, CheckQuantized(model, named, quantized));
-  ASSIGN_OR_RETURN(const json modules, BlockModules(layout.per_block));
+  ASSIGN_OR_RETURN(const json modules, BlockModules(layout.per_block, layout.present));
 
   GptqExportStats stats;
   std::deque<GptqPackedTensor> packed;

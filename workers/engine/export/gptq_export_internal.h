@@ -20,9 +20,11 @@ namespace compressd::engine::gptq_export_internal {
 bool ParseBlockProjection(const std::string& name, int64_t* layer, std::string* projection);
 bool SameGrid(const QuantGrid& a, const QuantGrid& b);
 std::string GridText(const QuantGrid& g);
-// INVALID_ARGUMENT unless every block quantizes the same projections as
-// block 0; returns that set in modules_in_block_to_quantize's shape.
-absl::StatusOr<nlohmann::json> BlockModules(const std::vector<std::set<std::string>>& per_block);
+// modules_in_block_to_quantize: the projections any block quantizes
+// (per_block[b]), in GPTQ's sequential groups. INVALID_ARGUMENT naming the
+// module when a block has one of them (present[b]) but does not quantize it.
+absl::StatusOr<nlohmann::json> BlockModules(const std::vector<std::set<std::string>>& per_block,
+                                            const std::vector<std::set<std::string>>& present);
 // config.json with its quantization_config.
 std::string GptqConfigJson(const LlamaConfig& model_config, bool tied, const QuantGrid& grid,
                            bool desc_act, const nlohmann::json& modules,

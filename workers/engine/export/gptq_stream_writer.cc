@@ -1,8 +1,10 @@
 #include "workers/engine/export/gptq_stream_writer.h"
 
 #include <filesystem>
+#include <tuple>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
 #include "common/status_macros.h"
@@ -19,11 +21,26 @@ absl::string_view HalfBytes(const std::vector<uint16_t>& h) {
   return absl::string_view(reinterpret_cast<const char*>(h.data()), h.size() * sizeof(uint16_t));
 }
 
+// What a projection does in its block, whichever MLP holds it: an expert's
+// (or the shared expert's) gate/up/down is the dense MLP's.
+std::string Role(const std::string& projection) {
+  if (absl::StartsWith(projection, "self_attn.")) return projection;
+  for (const auto& [a, b, role] : {std::tuple{"gate_proj", "w1", "mlp.gate_proj"},
+                                   std::tuple{"up_proj", "w3", "mlp.up_proj"},
+                                   std::tuple{"down_proj", "w2", "mlp.down_proj"}}) {
+    if (absl::EndsWith(projection, a) || absl::EndsWith(projection, absl::StrCat(".", b))) {
+      return role;
+    }
+  }
+  return projection;  // fused (gate_up_proj, qkv_proj)
+}
+
 }  // namespace
 
 absl::Status GptqStreamWriter::Start(const std::vector<NamedTensor>& tensors,
                                      const std::map<std::string, const QuantizedTensor*>& quantized) {
-  if (config_.attention_bias && config_.model_type != "qwen2") {
+  if (config_.attention_bias && config_.model_type != "qwen2" &&
+      config_.model_type != "qwen2_moe") {
     return absl::UnimplementedError(absl::StrCat(
         "gptq output: model_type \"", config_.model_type,
         "\" with q/k/v biases has no Hugging Face class to export to (only qwen2 has them)"));
@@ -43,6 +60,12 @@ absl::Status GptqStreamWriter::Start(const std::vector<NamedTensor>& tensors,
     }
     ASSIGN_OR_RETURN(example[projection], PackGptqTensor(*it->second, options_.format, t.name));
     projections_.insert(projection);
+    roles_.insert(Role(projection));
+  }
+  for (const NamedTensor& t : tensors) {
+    int64_t layer = 0;
+    std::string projection;
+    if (ParseBlockProjection(t.name, &layer, &projection)) block0_.insert(projection);
   }
   if (projections_.empty()) {
     return absl::InvalidArgumentError(
@@ -53,9 +76,16 @@ absl::Status GptqStreamWriter::Start(const std::vector<NamedTensor>& tensors,
   for (const NamedShape& s : StoredShapes(config_)) {
     int64_t layer = 0;
     std::string projection;
-    if (ParseBlockProjection(s.name, &layer, &projection) && projections_.count(projection)) {
+    if (ParseBlockProjection(s.name, &layer, &projection) && Packed(projection)) {
       const std::string module = s.name.substr(0, s.name.size() - std::string(".weight").size());
-      for (const TensorToWrite& part : PackedTensors(module, example.at(projection))) {
+      GptqPackedTensor shape;  // the shapes of a layer block 0 does not have (Qwen-MoE's dense MLPs)
+      shape.in = s.shape[1];
+      shape.out = s.shape[0];
+      shape.groups = GroupCount(grid_, shape.in);
+      shape.bits = grid_.bits;
+      auto it = example.find(projection);
+      for (const TensorToWrite& part :
+           PackedTensors(module, it != example.end() ? it->second : shape)) {
         specs.push_back({part.name, part.dtype, part.shape});
       }
     } else {
@@ -67,11 +97,17 @@ absl::Status GptqStreamWriter::Start(const std::vector<NamedTensor>& tensors,
   return absl::OkStatus();
 }
 
+bool GptqStreamWriter::Packed(const std::string& projection) const {
+  return block0_.count(projection) ? projections_.count(projection) > 0
+                                   : roles_.count(Role(projection)) > 0;
+}
+
 absl::Status GptqStreamWriter::WritePacked(const NamedTensor& t, const QuantizedTensor& q,
                                            int64_t block, const std::string& projection) {
-  if (!projections_.count(projection)) {
+  if (!Packed(projection)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "model.layers.", block, ".", projection, " is quantized but model.layers.0.", projection,
+        "model.layers.", block, ".", projection, " is quantized but model.layers.0.",
+        block0_.count(projection) ? projection : Role(projection),
         " is not: GPTQ's modules_in_block_to_quantize applies to every block, so all blocks "
         "must quantize the same projections"));
   }
@@ -113,12 +149,16 @@ absl::Status GptqStreamWriter::WriteBlock(
                          "(model.layers.N.self_attn.{q,k,v,o}_proj, mlp.{gate,up,down}_proj)"));
       }
       RETURN_IF_ERROR(WritePacked(t, *it->second, block, projection));
+      quantized_.insert(projection);
+      present_.insert(projection);
       continue;
     }
-    if (is_projection && projections_.count(projection)) {
+    if (is_projection) present_.insert(projection);
+    if (is_projection && Packed(projection)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "model.layers.", block, ".", projection, " is not quantized but model.layers.0.",
-          projection, " is: GPTQ's modules_in_block_to_quantize applies to every block, so all "
+          block0_.count(projection) ? projection : Role(projection),
+          " is: GPTQ's modules_in_block_to_quantize applies to every block, so all "
           "blocks must quantize the same projections"));
     }
     ASSIGN_OR_RETURN(const std::vector<uint16_t> h,
@@ -145,7 +185,7 @@ absl::Status GptqStreamWriter::Finish() {
     return absl::InvalidArgumentError("gptq output: no quantized tensors to write");
   }
   RETURN_IF_ERROR(writer_->Commit());
-  ASSIGN_OR_RETURN(const nlohmann::json modules, BlockModules({projections_}));
+  ASSIGN_OR_RETURN(const nlohmann::json modules, BlockModules({quantized_}, {present_}));
   return WriteFileAtomically(
       (std::filesystem::path(out_dir_) / "config.json").string(),
       GptqConfigJson(config_, config_.tie_word_embeddings, grid_, stats_.desc_act, modules,

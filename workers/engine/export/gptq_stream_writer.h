@@ -56,7 +56,15 @@ class GptqStreamWriter {
   GptqExportOptions options_;
   const uint64_t max_shard_bytes_;
   std::unique_ptr<ShardedSafetensorsWriter> writer_;
-  std::set<std::string> projections_;  // quantized in every block
+  // Whether every block having `projection` quantizes it: as block 0 does,
+  // or for a projection block 0 lacks, as block 0 does its role (Qwen-MoE's
+  // dense layers' gate/up/down_proj as its experts').
+  bool Packed(const std::string& projection) const;
+
+  std::set<std::string> projections_;  // quantized in block 0
+  std::set<std::string> roles_;        // their roles (Role in the .cc)
+  std::set<std::string> block0_;       // every projection of block 0
+  std::set<std::string> quantized_, present_;  // over all blocks: modules_in_block_to_quantize
   QuantGrid grid_;
   std::string grid_from_;  // the tensor whose grid is grid_
   std::set<std::string> dense_outside_;

@@ -81,6 +81,38 @@ json GemmaConfig(const LlamaConfig& c, bool tied) {
   return j;
 }
 
+// A mixture-of-experts family's class and fields (the model keeps its family).
+json MoeConfig(const engine::LlamaConfig& c) {
+  const std::string& t = c.model_type;
+  const char* architecture = t == "mixtral"     ? "MixtralForCausalLM"
+                             : t == "qwen2_moe" ? "Qwen2MoeForCausalLM"
+                             : t == "qwen3_moe" ? "Qwen3MoeForCausalLM"
+                                                : "OlmoeForCausalLM";
+  json j = {{"architectures", {architecture}},
+            {"model_type", t},
+            {"num_experts_per_tok", c.experts_per_token},
+            {"norm_topk_prob", c.norm_topk_prob},
+            {"output_router_logits", false}};
+  j[t == "mixtral" ? "num_local_experts" : "num_experts"] = c.n_experts;
+  if (t == "mixtral") j["sliding_window"] = c.sliding_window > 0 ? json(c.sliding_window) : json();
+  if (t == "qwen2_moe" || t == "qwen3_moe") {
+    j["moe_intermediate_size"] = c.expert_intermediate;
+    j["decoder_sparse_step"] = 1;
+    json dense = json::array();
+    for (int l = 0; l < c.n_layers; ++l) {
+      if (!engine::LayerIsMoe(c, l)) dense.push_back(l);
+    }
+    j["mlp_only_layers"] = dense;
+    j["use_sliding_window"] = false;
+  }
+  if (t == "qwen2_moe") {
+    j["shared_expert_intermediate_size"] = c.shared_expert_intermediate;
+    j["qkv_bias"] = c.attention_bias;
+  }
+  if (t == "olmoe") j["clip_qkv"] = nullptr;
+  return j;
+}
+
 }  // namespace
 
 std::string HfLlamaConfigJson(const engine::LlamaConfig& c, bool tied) {
@@ -90,7 +122,7 @@ std::string HfLlamaConfigJson(const engine::LlamaConfig& c, bool tied) {
   // Phi-3 (fused projections, longrope, partial rotary) before them all.
   const bool phi3 = c.fused_projections;
   const bool qwen2 = c.model_type == "qwen2";
-  const bool qwen3 = c.qk_norm && !c.sandwich_norms;
+  const bool qwen3 = c.qk_norm && !c.sandwich_norms && c.n_experts == 0;
   const bool mistral = c.sliding_window > 0 && !phi3 && !c.sandwich_norms;
   const char* architecture =
       phi3 ? "Phi3ForCausalLM"
@@ -122,6 +154,7 @@ std::string HfLlamaConfigJson(const engine::LlamaConfig& c, bool tied) {
     j["attention_bias"] = false;
     j["mlp_bias"] = false;
   }
+  if (c.n_experts > 0) j.update(MoeConfig(c));
   if (mistral || (phi3 && c.sliding_window > 0)) j["sliding_window"] = c.sliding_window;
   if (c.sandwich_norms) j.update(GemmaConfig(c, tied));
   if (phi3) AddPhi3Fields(c, &j);
@@ -153,7 +186,7 @@ std::string HfLlamaConfigJson(const engine::LlamaConfig& c, bool tied) {
 
 absl::Status WriteHfLlama(engine::LlamaModel& model, const std::string& out_dir, DType dtype) {
   const engine::LlamaConfig& c = model.config;
-  if (c.attention_bias && c.model_type != "qwen2") {
+  if (c.attention_bias && c.model_type != "qwen2" && c.model_type != "qwen2_moe") {
     return absl::UnimplementedError(absl::StrCat(
         "export: model_type \"", c.model_type,
         "\" with q/k/v biases has no Hugging Face class to export to (only qwen2 has them)"));

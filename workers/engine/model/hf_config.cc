@@ -13,7 +13,9 @@ namespace {
 
 using nlohmann::json;
 
-const char* const kSupportedModelTypes[] = {"gemma2", "gemma3_text", "llama", "mistral", "phi3", "qwen2", "qwen3", "smollm"};
+const char* const kSupportedModelTypes[] = {
+    "gemma2", "gemma3_text", "llama", "mistral", "mixtral", "olmoe",
+    "phi3",   "qwen2",       "qwen2_moe", "qwen3", "qwen3_moe", "smollm"};
 
 absl::Status FieldError(const std::string& what, absl::string_view field, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(what, ": ", field, ": ", why));

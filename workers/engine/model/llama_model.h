@@ -66,6 +66,28 @@ struct LlamaConfig {
   // layers). Empty: every layer does when sliding_window > 0 (Mistral).
   std::vector<bool> sliding_layers;
   float local_rope_theta = 0;  // Gemma 3: windowed layers' theta, unscaled; 0: as the others
+  // OLMoE: q_norm / k_norm normalise the whole q / k projection ([n_heads *
+  // head_dim], [n_kv_heads * head_dim]) rather than each head (with qk_norm).
+  bool qk_norm_whole = false;
+  // Mixture of experts (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE; docs/families.md).
+  // In an MoE layer the MLP is a router [n_experts, hidden] and n_experts
+  // SwiGLU experts of width expert_intermediate; each token goes to the
+  // experts_per_token experts with the highest softmax(router) probabilities,
+  // weighted by those probabilities (renormalised to sum 1 if norm_topk_prob).
+  int n_experts = 0;  // 0: a dense model
+  int experts_per_token = 0;
+  int expert_intermediate = 0;
+  bool norm_topk_prob = false;
+  // Qwen2-MoE: a shared expert of this width every token goes through, its
+  // output scaled by sigmoid(shared_expert_gate(x)); 0: none.
+  int shared_expert_intermediate = 0;
+  // Per layer: whether its MLP is the experts (Qwen-MoE's mlp_only_layers /
+  // decoder_sparse_step); empty: every layer when n_experts > 0.
+  std::vector<bool> moe_layers;
+  // Mixtral names its experts "block_sparse_moe.experts.N.w1/w3/w2" (gate, up,
+  // down) and its router "block_sparse_moe.gate"; the others
+  // "mlp.experts.N.gate_proj/up_proj/down_proj" and "mlp.gate".
+  bool mixtral_names = false;
   int bos_token_id = -1;
   int eos_token_id = -1;
 };
@@ -76,6 +98,14 @@ inline bool LayerIsWindowed(const LlamaConfig& c, int layer) {
   if (c.sliding_layers.empty()) return true;
   return layer >= 0 && layer < static_cast<int>(c.sliding_layers.size()) &&
          c.sliding_layers[static_cast<size_t>(layer)];
+}
+
+// Whether layer `layer`'s MLP is a mixture of experts.
+inline bool LayerIsMoe(const LlamaConfig& c, int layer) {
+  if (c.n_experts <= 0) return false;
+  if (c.moe_layers.empty()) return true;
+  return layer >= 0 && layer < static_cast<int>(c.moe_layers.size()) &&
+         c.moe_layers[static_cast<size_t>(layer)];
 }
 
 // The dims RoPE rotates in each head.
@@ -104,6 +134,12 @@ struct Tensor {
   }
 };
 
+// One SwiGLU (GeGLU for Gemma) MLP: an expert, or Qwen2-MoE's shared expert.
+struct ExpertWeights {
+  Tensor gate_proj, up_proj;  // [width, hidden]
+  Tensor down_proj;           // [hidden, width]
+};
+
 // One decoder block. Biases are empty unless config.attention_bias.
 struct BlockWeights {
   Tensor attn_norm;                       // [hidden]
@@ -114,8 +150,13 @@ struct BlockWeights {
   Tensor gate_proj, up_proj;              // [intermediate, hidden]
   Tensor down_proj;                       // [hidden, intermediate]
   Tensor attn_post_norm, mlp_post_norm;   // [hidden], only with config.sandwich_norms
+  // An MoE layer (LayerIsMoe) has these instead of gate/up/down_proj.
+  Tensor router;                          // [n_experts, hidden]
+  std::vector<ExpertWeights> experts;     // n_experts of width expert_intermediate
+  ExpertWeights shared_expert;            // width shared_expert_intermediate, if any
+  Tensor shared_expert_gate;              // [1, hidden], with the shared expert
   // Which layer this is (loaders set it): the per-layer attention of Gemma
-  // depends on it; -1 where no config needs it.
+  // and the per-layer MLPs of Qwen-MoE depend on it; -1 where no config needs it.
   int layer = -1;
 };
 

@@ -46,7 +46,49 @@ bool IsSandwichNorm(const BlockSlot& s) {
   return s.slot == &BlockWeights::attn_post_norm || s.slot == &BlockWeights::mlp_post_norm;
 }
 
+bool IsDenseMlp(const BlockSlot& s) {
+  return s.slot == &BlockWeights::gate_proj || s.slot == &BlockWeights::up_proj ||
+         s.slot == &BlockWeights::down_proj;
+}
+
 }  // namespace
+
+std::vector<BlockPart> MoeTensors(const LlamaConfig& c, int layer, BlockWeights* block) {
+  std::vector<BlockPart> out;
+  if (!LayerIsMoe(c, layer)) return out;
+  const int64_t h = c.hidden;
+  if (block != nullptr) block->experts.resize(static_cast<size_t>(c.n_experts));
+  auto slot = [&](Tensor BlockWeights::*member) {
+    return block != nullptr ? &(block->*member) : nullptr;
+  };
+  // An expert's three projections under `prefix` in the family's names.
+  auto mlp = [&](const std::string& prefix, int64_t width, ExpertWeights* e, bool mixtral) {
+    out.push_back({prefix + (mixtral ? "w1.weight" : "gate_proj.weight"), {width, h},
+                   e != nullptr ? &e->gate_proj : nullptr});
+    out.push_back({prefix + (mixtral ? "w3.weight" : "up_proj.weight"), {width, h},
+                   e != nullptr ? &e->up_proj : nullptr});
+    out.push_back({prefix + (mixtral ? "w2.weight" : "down_proj.weight"), {h, width},
+                   e != nullptr ? &e->down_proj : nullptr});
+  };
+  const std::string moe = c.mixtral_names ? "block_sparse_moe." : "mlp.";
+  out.push_back({moe + "gate.weight", {c.n_experts, h}, slot(&BlockWeights::router)});
+  for (int e = 0; e < c.n_experts; ++e) {
+    mlp(absl::StrCat(moe, "experts.", e, "."), c.expert_intermediate,
+        block != nullptr ? &block->experts[static_cast<size_t>(e)] : nullptr, c.mixtral_names);
+  }
+  if (c.shared_expert_intermediate > 0) {
+    mlp("mlp.shared_expert.", c.shared_expert_intermediate,
+        block != nullptr ? &block->shared_expert : nullptr, false);
+    out.push_back({"mlp.shared_expert_gate.weight", {1, h}, slot(&BlockWeights::shared_expert_gate)});
+  }
+  return out;
+}
+
+bool IsRouterSuffix(const std::string& suffix) {
+  return suffix == "mlp.gate.weight" || suffix == "block_sparse_moe.gate.weight" ||
+         suffix == "mlp.shared_expert_gate.weight" || suffix == "mlp.gate" ||
+         suffix == "block_sparse_moe.gate" || suffix == "mlp.shared_expert_gate";
+}
 
 std::vector<NamedTensor> BlockTensors(const LlamaConfig& config, int index, BlockWeights* block) {
   std::vector<NamedTensor> out;
@@ -54,6 +96,11 @@ std::vector<NamedTensor> BlockTensors(const LlamaConfig& config, int index, Bloc
   for (const BlockSlot& s : kBlockSlots) {
     Tensor* t = &(block->*s.slot);
     if (!t->empty()) out.push_back({p + SuffixOf(config, s), t});
+    if (s.slot == &BlockWeights::mlp_norm) {  // the experts where a dense MLP would be
+      for (const BlockPart& m : MoeTensors(config, index, block)) {
+        if (!m.tensor->empty()) out.push_back({p + m.suffix, m.tensor});
+      }
+    }
   }
   return out;
 }
@@ -97,11 +144,17 @@ std::vector<NamedShape> ConfigShapes(const LlamaConfig& c) {
       const bool qk_norm = absl::StrContains(s.suffix, "_norm.weight") &&
                            absl::StartsWith(s.suffix, "self_attn.");
       if ((bias && !c.attention_bias) || (qk_norm && !c.qk_norm) ||
-          (IsSandwichNorm(s) && !c.sandwich_norms)) {
+          (IsSandwichNorm(s) && !c.sandwich_norms) || (IsDenseMlp(s) && LayerIsMoe(c, i))) {
         continue;
       }
       const char* suffix = SuffixOf(c, s);
-      out.push_back({absl::StrCat("model.layers.", i, ".", suffix), block.at(suffix)});
+      std::vector<int64_t> shape = block.at(suffix);
+      if (qk_norm && c.qk_norm_whole) shape = {s.slot == &BlockWeights::q_norm ? qd : kvd};
+      out.push_back({absl::StrCat("model.layers.", i, ".", suffix), std::move(shape)});
+      if (s.slot != &BlockWeights::mlp_norm) continue;
+      for (const BlockPart& m : MoeTensors(c, i, nullptr)) {
+        out.push_back({absl::StrCat("model.layers.", i, ".", m.suffix), m.shape});
+      }
     }
   }
   out.push_back({"model.norm.weight", {h}});

@@ -44,6 +44,22 @@ std::vector<NamedShape> ConfigShapes(const LlamaConfig& config);
 // differently).
 std::vector<NamedTensor> BlockTensors(const LlamaConfig& config, int index, BlockWeights* block);
 
+// A tensor of a block with its HF name suffix ("mlp.experts.3.up_proj.weight")
+// and shape; `tensor` is its slot in a block, or null.
+struct BlockPart {
+  std::string suffix;
+  std::vector<int64_t> shape;
+  Tensor* tensor = nullptr;
+};
+// The mixture-of-experts tensors of layer `layer` (none for a dense layer):
+// the router, each expert's gate, up and down projections, then the shared
+// expert's and its gate. With a `block`, sizes its experts to n_experts and
+// points the entries at its slots.
+std::vector<BlockPart> MoeTensors(const LlamaConfig& config, int layer, BlockWeights* block);
+// Whether `suffix` (after "model.layers.N.") names a router or a shared
+// expert's gate: linears whose output decides the routing, dense by default.
+bool IsRouterSuffix(const std::string& suffix);
+
 // Where a tensor named as above lives in the family's checkpoint. Phi-3
 // (config.fused_projections) stores q/k/v as consecutive row ranges of one
 // "self_attn.qkv_proj.weight" and gate/up of one "mlp.gate_up_proj.weight";

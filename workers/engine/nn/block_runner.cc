@@ -67,41 +67,58 @@ absl::Status BlockRunner::RunNextBlock(const BlockHook& hook) {
   const LlamaConfig& c = forward_.config();
   const int64_t hidden = c.hidden, qd = int64_t{c.n_heads} * c.head_dim;
   const int64_t t = batch_.tokens();
-  // Floats per token of each linear input: attn_in, o_in, mlp_in, down_in.
-  const int64_t width[4] = {hidden, qd, hidden, c.intermediate};
+  const bool moe = LayerIsMoe(c, model_->blocks[i].layer >= 0 ? model_->blocks[i].layer : i);
+  const int k = moe ? c.experts_per_token : 0;
+  // Floats per token of each linear input (0: none in this layer): attn_in,
+  // o_in, mlp_in, down_in, the experts' down inputs, the shared expert's.
+  const int64_t width[6] = {hidden,
+                            qd,
+                            hidden,
+                            moe ? 0 : c.intermediate,
+                            moe ? int64_t{k} * c.expert_intermediate : 0,
+                            moe ? int64_t{c.shared_expert_intermediate} : 0};
   auto release = [this, &width](int which, int64_t t0, int64_t t1) {
     inputs_[which].Release(t0 * width[which], t1 * width[which]);
   };
   if (hook) {
-    static constexpr const char* kWhat[4] = {"attention inputs", "o_proj inputs", "MLP inputs",
-                                             "down_proj inputs"};
-    for (int k = 0; k < 4; ++k) {
-      if (inputs_[k].data() == nullptr) {
-        ASSIGN_OR_RETURN(inputs_[k], NewBuffer(t * width[k], kWhat[k]));
+    static constexpr const char* kWhat[6] = {"attention inputs", "o_proj inputs",
+                                             "MLP inputs",       "down_proj inputs",
+                                             "expert down_proj inputs",
+                                             "shared expert down_proj inputs"};
+    for (int b = 0; b < 6; ++b) {
+      if (width[b] > 0 && inputs_[b].size() != static_cast<size_t>(t * width[b])) {
+        ASSIGN_OR_RETURN(inputs_[b], NewBuffer(t * width[b], kWhat[b]));
       }
     }
+    routes_.assign(static_cast<size_t>(t * k), 0);
+    auto at = [&](int b, int64_t row) {
+      return width[b] > 0 ? inputs_[b].data() + row * width[b] : nullptr;
+    };
     auto compute = [&]() -> absl::Status {
       RETURN_IF_ERROR(CheckBlockShapes(c, model_->blocks[i], i));
       for (size_t m = 0; m < micro_.size(); ++m) {
         const int64_t r = micro_row_[m], end = r + micro_[m].tokens();
-        const BlockTaps taps{inputs_[0].data() + r * hidden, inputs_[1].data() + r * qd,
-                             inputs_[2].data() + r * hidden,
-                             inputs_[3].data() + r * c.intermediate};
+        BlockTaps taps{at(0, r), at(1, r), at(2, r), at(3, r)};
+        if (moe) {
+          taps.routes = routes_.data() + r * k;
+          taps.expert_down_in = at(4, r);
+          taps.shared_down_in = at(5, r);
+        }
         RETURN_IF_ERROR(forward_.BlockLinearInputs(model_->blocks[i], micro_[m],
                                                    hidden_.data() + r * hidden, taps, &ws_));
         hidden_.Release(r * hidden, end * hidden);
-        for (int k = 0; k < 4; ++k) release(k, r, end);
+        for (int b = 0; b < 6; ++b) release(b, r, end);
       }
       return absl::OkStatus();
     };
     RETURN_IF_ERROR(compute());
-    const LinearInputs inputs{t,
-                              inputs_[0].data(),
-                              inputs_[1].data(),
-                              inputs_[2].data(),
-                              inputs_[3].data(),
-                              compute,
-                              release};
+    LinearInputs inputs{t, at(0, 0), at(1, 0), at(2, 0), at(3, 0), compute, release};
+    if (moe) {
+      inputs.experts_per_token = k;
+      inputs.routes = routes_.data();
+      inputs.expert_down_in = at(4, 0);
+      inputs.shared_down_in = at(5, 0);
+    }
     RETURN_IF_ERROR(hook(i, inputs, &model_->blocks[i]));
     // In memory the buffers are freed between blocks (the next block's
     // weights are read then); scratch files are reused.

@@ -9,7 +9,9 @@
 //  2. after the hook returned, the block's output is computed with the
 //     (possibly replaced) weights, in place over the residual stream.
 // Memory: the residual stream [T, hidden], the four input buffers
-// [T, 2*hidden + n_heads*hd + intermediate], and one micro-batch workspace;
+// [T, 2*hidden + n_heads*hd + intermediate] (an MoE layer: the experts' down
+// inputs [T, k*expert_intermediate] in place of the dense one, and the shared
+// expert's), and one micro-batch workspace;
 // only block i's activations are ever held. With BlockRunnerOptions::
 // spill_dir the stream and the input buffers are scratch files instead
 // (activation_buffer.h), each micro-batch's rows released after every pass
@@ -42,7 +44,7 @@ struct LinearInputs {
   const float* attn_in = nullptr;  // [T, hidden]: shared input of q_proj, k_proj, v_proj
   const float* o_in = nullptr;     // [T, n_heads*hd]: input of o_proj
   const float* mlp_in = nullptr;   // [T, hidden]: shared input of gate_proj, up_proj
-  const float* down_in = nullptr;  // [T, intermediate]: input of down_proj
+  const float* down_in = nullptr;  // [T, intermediate]: input of down_proj (dense layers)
   // Recomputes all four buffers in place from the block's current weights
   // (those the hook has replaced so far): "true sequential" compression, where
   // o_proj sees the compressed q/k/v, and so on. One more pass over the batch.
@@ -50,8 +52,16 @@ struct LinearInputs {
   // Tokens [t0, t1) of input `which` will not be read again until the next
   // refresh: their pages may leave memory (spilled buffers; see Release).
   std::function<void(int which, int64_t t0, int64_t t1)> release;
+  // MoE layers (BlockTaps): the experts of each token [T, k], each (token,
+  // j)'s expert down_proj input [T*k, expert_intermediate] and the shared
+  // expert's [T, shared width]; input(4) and input(5).
+  int experts_per_token = 0;
+  const int32_t* routes = nullptr;
+  const float* expert_down_in = nullptr;
+  const float* shared_down_in = nullptr;
 
-  // The buffer by input index: 0 attn_in, 1 o_in, 2 mlp_in, 3 down_in.
+  // The buffer by input index: 0 attn_in, 1 o_in, 2 mlp_in, 3 down_in,
+  // 4 expert_down_in, 5 shared_down_in.
   const float* input(int which) const {
     switch (which) {
       case 0:
@@ -60,8 +70,12 @@ struct LinearInputs {
         return o_in;
       case 2:
         return mlp_in;
-      default:
+      case 3:
         return down_in;
+      case 4:
+        return expert_down_in;
+      default:
+        return shared_down_in;
     }
   }
 };
@@ -123,7 +137,10 @@ class BlockRunner {
 
   std::string spill_dir_;
   ActivationBuffer hidden_;
-  ActivationBuffer inputs_[4];  // attn_in, o_in, mlp_in, down_in (kept across blocks when spilled)
+  // attn_in, o_in, mlp_in, down_in, expert_down_in, shared_down_in (kept
+  // across blocks when spilled); an MoE layer's routes.
+  ActivationBuffer inputs_[6];
+  std::vector<int32_t> routes_;
   BlockWorkspace ws_;
   int next_block_ = 0;
 };

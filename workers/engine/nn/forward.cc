@@ -77,13 +77,38 @@ class NormWeight {
   const float* data_;
 };
 
-// Per-layer attention (Gemma's alternating windows) needs the block's layer.
+// Per-layer attention (Gemma's alternating windows) and per-layer MLPs
+// (Qwen-MoE's dense layers) need the block's layer.
 absl::Status CheckLayer(const LlamaConfig& c, const BlockWeights& w) {
-  if (c.sliding_layers.empty() || (w.layer >= 0 && w.layer < c.n_layers)) return absl::OkStatus();
+  if ((c.sliding_layers.empty() && c.moe_layers.empty()) || (w.layer >= 0 && w.layer < c.n_layers))
+    return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       "block has layer index ", w.layer, " but this ", c.model_type,
-      " model's attention differs per layer (sliding_window on some layers): the loader must set "
+      " model's layers differ (sliding_window or experts on some layers): the loader must set "
       "it"));
+}
+
+absl::Status CheckMlp(const LlamaConfig& c, const ExpertWeights& e, int64_t width,
+                      const std::string& p) {
+  RETURN_IF_ERROR(CheckShape(e.gate_proj, {width, c.hidden}, p + "gate_proj"));
+  RETURN_IF_ERROR(CheckShape(e.up_proj, {width, c.hidden}, p + "up_proj"));
+  return CheckShape(e.down_proj, {c.hidden, width}, p + "down_proj");
+}
+
+absl::Status CheckMoe(const LlamaConfig& c, const BlockWeights& w, const std::string& p) {
+  RETURN_IF_ERROR(CheckShape(w.router, {c.n_experts, c.hidden}, p + "router"));
+  if (static_cast<int>(w.experts.size()) != c.n_experts) {
+    return absl::InvalidArgumentError(absl::StrCat(p, "experts: ", w.experts.size(),
+                                                   " experts, config n_experts is ", c.n_experts));
+  }
+  for (int e = 0; e < c.n_experts; ++e) {
+    RETURN_IF_ERROR(CheckMlp(c, w.experts[static_cast<size_t>(e)], c.expert_intermediate,
+                             absl::StrCat(p, "experts.", e, ".")));
+  }
+  if (c.shared_expert_intermediate <= 0) return absl::OkStatus();
+  RETURN_IF_ERROR(
+      CheckMlp(c, w.shared_expert, c.shared_expert_intermediate, p + "shared_expert."));
+  return CheckShape(w.shared_expert_gate, {1, c.hidden}, p + "shared_expert_gate");
 }
 
 }  // namespace
@@ -109,17 +134,16 @@ absl::Status CheckBlockShapes(const LlamaConfig& c, const BlockWeights& w, int i
     RETURN_IF_ERROR(CheckShape(w.v_bias, {kvd}, p + "v_bias"));
   }
   if (c.qk_norm) {
-    RETURN_IF_ERROR(CheckShape(w.q_norm, {c.head_dim}, p + "q_norm"));
-    RETURN_IF_ERROR(CheckShape(w.k_norm, {c.head_dim}, p + "k_norm"));
+    RETURN_IF_ERROR(CheckShape(w.q_norm, {c.qk_norm_whole ? qd : c.head_dim}, p + "q_norm"));
+    RETURN_IF_ERROR(CheckShape(w.k_norm, {c.qk_norm_whole ? kvd : c.head_dim}, p + "k_norm"));
   }
   if (c.sandwich_norms) {
     RETURN_IF_ERROR(CheckShape(w.attn_post_norm, {c.hidden}, p + "attn_post_norm"));
     RETURN_IF_ERROR(CheckShape(w.mlp_post_norm, {c.hidden}, p + "mlp_post_norm"));
   }
   RETURN_IF_ERROR(CheckShape(w.mlp_norm, {c.hidden}, p + "mlp_norm"));
-  RETURN_IF_ERROR(CheckShape(w.gate_proj, {c.intermediate, c.hidden}, p + "gate_proj"));
-  RETURN_IF_ERROR(CheckShape(w.up_proj, {c.intermediate, c.hidden}, p + "up_proj"));
-  return CheckShape(w.down_proj, {c.hidden, c.intermediate}, p + "down_proj");
+  if (LayerIsMoe(c, w.layer >= 0 ? w.layer : index)) return CheckMoe(c, w, p);
+  return CheckMlp(c, ExpertWeights{w.gate_proj, w.up_proj, w.down_proj}, c.intermediate, p);
 }
 
 void BlockWorkspace::Reserve(const LlamaConfig& c, int64_t t, bool with_resid) {
@@ -137,8 +161,10 @@ void BlockWorkspace::Reserve(const LlamaConfig& c, int64_t t, bool with_resid) {
 
 size_t BlockWorkspace::bytes() const {
   size_t n = 0;
-  for (const auto* b : {&norm, &q, &k, &v, &attn, &proj, &gate, &up, &resid}) n += b->capacity();
-  return n * sizeof(float);
+  for (const auto* b : {&norm, &q, &k, &v, &attn, &proj, &gate, &up, &resid, &router,
+                        &route_weights, &expert_x, &expert_gate, &expert_up, &expert_act, &expert_y})
+    n += b->capacity();
+  return (n + route_ids.capacity()) * sizeof(float);
 }
 
 absl::StatusOr<LlamaForward> LlamaForward::Create(const LlamaModel* model, Backend* backend,
@@ -155,13 +181,15 @@ absl::StatusOr<LlamaForward> LlamaForward::Create(const LlamaModel* model, Backe
   RETURN_IF_ERROR(BuildInvFreq(c).status());
   // Gemma's ops and a partial rotary exist on the CPU only (the CUDA backend
   // takes device pointers, so the (1 + w) norm weights could not be formed).
+  // The experts' routing and gathers run on host memory.
   const bool cpu_only = c.norm_offset || c.gelu_gate || c.attn_softcap > 0 ||
-                        c.final_softcap > 0 || c.query_pre_attn_scalar > 0 || c.rotary_dims > 0;
+                        c.final_softcap > 0 || c.query_pre_attn_scalar > 0 || c.rotary_dims > 0 ||
+                        c.n_experts > 0 || c.qk_norm_whole;
   if (cpu_only && absl::StartsWith(backend->name(), "cuda")) {
     return absl::UnimplementedError(absl::StrCat(
         "model_type \"", c.model_type, "\" needs ops the ", backend->name(),
-        " backend does not have (Gemma's norms, GeGLU, soft-capping; partial rotary); run it on "
-        "the CPU"));
+        " backend does not have (Gemma's norms, GeGLU, soft-capping; partial rotary; experts); "
+        "run it on the CPU"));
   }
   if (static_cast<int>(model->blocks.size()) != c.n_layers) {
     return absl::InvalidArgumentError(absl::StrCat("model has ", model->blocks.size(),
@@ -219,7 +247,10 @@ void LlamaForward::AttentionHalf(const BlockWeights& w, const SequenceBatch& bat
   be.Linear(norm, t, c.hidden, w.q_proj.data, w.q_bias.data, qd, ws->q.data());
   be.Linear(norm, t, c.hidden, w.k_proj.data, w.k_bias.data, kvd, ws->k.data());
   be.Linear(norm, t, c.hidden, w.v_proj.data, w.v_bias.data, kvd, ws->v.data());
-  if (c.qk_norm) {  // Qwen3, Gemma 3: each head's q and k RMS-normalised over head_dim
+  if (c.qk_norm_whole) {  // OLMoE: q and k RMS-normalised over the whole projection
+    be.RmsNorm(ws->q.data(), NormWeight(c, w.q_norm).get(), t, qd, c.rms_norm_eps, ws->q.data());
+    be.RmsNorm(ws->k.data(), NormWeight(c, w.k_norm).get(), t, kvd, c.rms_norm_eps, ws->k.data());
+  } else if (c.qk_norm) {  // Qwen3, Gemma 3: each head's q and k RMS-normalised over head_dim
     be.RmsNorm(ws->q.data(), NormWeight(c, w.q_norm).get(), t * c.n_heads, c.head_dim,
                c.rms_norm_eps, ws->q.data());
     be.RmsNorm(ws->k.data(), NormWeight(c, w.k_norm).get(), t * c.n_kv_heads, c.head_dim,
@@ -245,10 +276,22 @@ void LlamaForward::AttentionHalf(const BlockWeights& w, const SequenceBatch& bat
 }
 
 void LlamaForward::MlpHalf(const BlockWeights& w, int64_t t, const float* x, float* norm,
-                           float* act, float* x_out, BlockWorkspace* ws) const {
+                           float* act, float* x_out, BlockWorkspace* ws,
+                           const BlockTaps* taps) const {
   const LlamaConfig& c = config();
   Backend& be = *backend_;
   be.RmsNorm(x, NormWeight(c, w.mlp_norm).get(), t, c.hidden, c.rms_norm_eps, norm);
+  if (LayerIsMoe(c, w.layer)) {
+    MoeMlp(w, t, norm, ws->proj.data(), taps, ws);
+    if (x_out == nullptr) return;
+    if (c.sandwich_norms) {
+      be.RmsNorm(ws->proj.data(), NormWeight(c, w.mlp_post_norm).get(), t, c.hidden,
+                 c.rms_norm_eps, ws->proj.data());
+    }
+    if (x_out != x) std::memcpy(x_out, x, sizeof(float) * t * c.hidden);
+    be.Add(x_out, ws->proj.data(), t * c.hidden);
+    return;
+  }
   be.Linear(norm, t, c.hidden, w.gate_proj.data, nullptr, c.intermediate, ws->gate.data());
   be.Linear(norm, t, c.hidden, w.up_proj.data, nullptr, c.intermediate, ws->up.data());
   if (c.gelu_gate) {
@@ -292,14 +335,20 @@ absl::Status LlamaForward::RunBlockParts(const BlockWeights& w, const BlockParts
 absl::Status LlamaForward::BlockLinearInputs(const BlockWeights& w, const SequenceBatch& batch,
                                              const float* hidden, const BlockTaps& taps,
                                              BlockWorkspace* ws) const {
-  if (!taps.attn_in || !taps.o_in || !taps.mlp_in || !taps.down_in) {
-    return absl::InvalidArgumentError("BlockLinearInputs needs all four tap buffers");
+  const LlamaConfig& c = config();
+  RETURN_IF_ERROR(CheckLayer(c, w));
+  const bool moe = LayerIsMoe(c, w.layer);
+  if (!taps.attn_in || !taps.o_in || !taps.mlp_in || (!moe && !taps.down_in) ||
+      (moe && (!taps.routes || !taps.expert_down_in ||
+               (c.shared_expert_intermediate > 0 && !taps.shared_down_in)))) {
+    return absl::InvalidArgumentError(
+        "BlockLinearInputs needs a tap buffer for every linear input of the block");
   }
-  RETURN_IF_ERROR(CheckLayer(config(), w));
   RETURN_IF_ERROR(EnsureRope(batch.max_len));
-  ws->Reserve(config(), batch.tokens(), /*with_resid=*/true);
+  ws->Reserve(c, batch.tokens(), /*with_resid=*/true);
   AttentionHalf(w, batch, hidden, taps.attn_in, taps.o_in, ws->resid.data(), ws);
-  MlpHalf(w, batch.tokens(), ws->resid.data(), taps.mlp_in, taps.down_in, nullptr, ws);
+  MlpHalf(w, batch.tokens(), ws->resid.data(), taps.mlp_in, moe ? ws->gate.data() : taps.down_in,
+          nullptr, ws, &taps);
   return absl::OkStatus();
 }
 

@@ -45,16 +45,32 @@ struct SequenceBatch {
 struct BlockTaps {
   float* attn_in = nullptr;  // RMSNorm(x): input of q/k/v_proj     [T, hidden]
   float* o_in = nullptr;     // attention output: input of o_proj   [T, n_heads*hd]
-  float* mlp_in = nullptr;   // RMSNorm(x'): input of gate/up_proj  [T, hidden]
-  float* down_in = nullptr;  // silu(gate) * up: input of down_proj [T, intermediate]
+  float* mlp_in = nullptr;   // RMSNorm(x'): input of gate/up_proj, the router and experts [T, hidden]
+  float* down_in = nullptr;  // silu(gate) * up: input of down_proj [T, intermediate] (dense layers)
+  // MoE layers: the experts each token went to [T, k] (k = experts_per_token),
+  // and for each (token, j) the input of that expert's down_proj, row t*k + j
+  // of [T*k, expert_intermediate]; the shared expert's [T, shared width].
+  int32_t* routes = nullptr;
+  float* expert_down_in = nullptr;
+  float* shared_down_in = nullptr;
 };
 
 // Scratch buffers for one block over T tokens, reused across blocks.
 struct BlockWorkspace {
   std::vector<float> norm, q, k, v, attn, proj, gate, up, resid;
+  // MoE layers: router logits, the routing and one expert's rows.
+  std::vector<float> router, route_weights, expert_x, expert_gate, expert_up, expert_act, expert_y;
+  std::vector<int32_t> route_ids;
   void Reserve(const LlamaConfig& config, int64_t tokens, bool with_resid);
   size_t bytes() const;
 };
+
+// Top-k routing as transformers does it: per token, softmax over the
+// n_experts logits [T, n_experts] in float32, the k most probable experts
+// (highest first) into ids [T, k] and their probabilities into weights
+// [T, k], divided by their sum if `renormalize`.
+void RouteTokens(const float* logits, int64_t t, int n_experts, int k, bool renormalize,
+                 int32_t* ids, float* weights);
 
 // Gemma: hidden [T, hidden] *= sqrt(hidden) after the embedding lookup
 // (config.scale_embeddings; otherwise nothing).
@@ -107,7 +123,8 @@ class LlamaForward {
   // RunBlock with only the halves `parts` selects; both: same as RunBlock.
   absl::Status RunBlockParts(const BlockWeights& w, const BlockParts& parts,
                              const SequenceBatch& batch, float* hidden, BlockWorkspace* ws) const;
-  // Computes the four linear-layer inputs of block `w` on hidden (unchanged).
+  // Computes the linear-layer inputs of block `w` on hidden (unchanged): the
+  // four dense ones, or for an MoE layer attn_in, o_in, mlp_in and the MoE taps.
   absl::Status BlockLinearInputs(const BlockWeights& w, const SequenceBatch& batch,
                                  const float* hidden, const BlockTaps& taps,
                                  BlockWorkspace* ws) const;
@@ -139,7 +156,15 @@ class LlamaForward {
   // norm = RMSNorm(x); act = silu(gate_proj(norm)) * up_proj(norm); if x_out,
   // x_out = x + down_proj(act) (x_out may alias x).
   void MlpHalf(const BlockWeights& w, int64_t t, const float* x, float* norm, float* act,
-               float* x_out, BlockWorkspace* ws) const;
+               float* x_out, BlockWorkspace* ws, const BlockTaps* taps = nullptr) const;
+  // An MoE layer's MLP on norm [T, hidden]: out [T, hidden] = the routed
+  // experts' outputs weighted by the router (plus the gated shared expert);
+  // fills the MoE taps when given (moe_forward.cc).
+  void MoeMlp(const BlockWeights& w, int64_t t, const float* norm, float* out,
+              const BlockTaps* taps, BlockWorkspace* ws) const;
+  // y [n, hidden] = down(act) with act [n, width] = silu(gate(x)) * up(x).
+  void ExpertMlp(const ExpertWeights& e, int64_t n, int64_t width, const float* x, float* act,
+                 float* y, BlockWorkspace* ws) const;
 
   const LlamaModel* model_;
   Backend* backend_;

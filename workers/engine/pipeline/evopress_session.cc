@@ -29,6 +29,9 @@ ep::LevelsDbSpec DbSpec(const ep::SearchSpace& space, const RecipeSpec& recipe_s
                    ? ep::DbBuild::kDenseInputs
                    : ep::DbBuild::kSequential;
   spec.true_sequential = recipe.calibration().true_sequential();
+  if (recipe.calibration().min_expert_tokens() > 0) {
+    spec.min_expert_tokens = recipe.calibration().min_expert_tokens();
+  }
   if (space.mode == ep::Mode::kBits) {
     spec.grid = engine::QuantGrid{4, stage.grid().group_size(), !stage.grid().asymmetric()};
   }

@@ -60,7 +60,7 @@ void RecordUnit(const ep::SearchSpace& space, const ep::Unit& unit, int level,
     entry["dropped"] = level == 1;
     zeros = level == 1 ? numel : 0;
   } else {
-    const engine::Tensor& t = model.blocks[unit.block].*(unit.member);
+    const engine::Tensor& t = ep::UnitWeight(model.blocks[unit.block], unit);
     zeros = CountZeros(t.data, static_cast<size_t>(t.numel()));
     auto q = quantized.find(unit.name + ".weight");
     if (q != quantized.end()) bits = BitsPerParameter(q->second);

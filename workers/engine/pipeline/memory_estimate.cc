@@ -64,7 +64,13 @@ uint64_t SolveBytes(const LlamaConfig& c) {
 // norm, o_proj output, residual; q and attention output; k, v; gate, up.
 uint64_t WorkspacePerToken(const LlamaConfig& c) {
   const uint64_t qd = uint64_t(c.n_heads) * c.head_dim, kvd = uint64_t(c.n_kv_heads) * c.head_dim;
-  return 3 * uint64_t(c.hidden) + 2 * qd + 2 * kvd + 2 * uint64_t(c.intermediate);
+  uint64_t moe = 0;  // router logits and weights, one expert's gathered rows (nn/moe_forward.cc)
+  if (c.n_experts > 0) {
+    const uint64_t width = std::max(c.expert_intermediate, c.shared_expert_intermediate);
+    moe = uint64_t(c.n_experts) + 2 * uint64_t(c.experts_per_token) + 2 * uint64_t(c.hidden) +
+          3 * width;
+  }
+  return 3 * uint64_t(c.hidden) + 2 * qd + 2 * kvd + 2 * uint64_t(c.intermediate) + moe;
 }
 
 // Tokens of the largest evaluation batch (pipeline/eval_sets.cc: whole
@@ -119,7 +125,15 @@ MemoryEstimate EstimateJobMemory(const JobPlan& plan, const RecipeSpec& spec, co
     const v1::Calibration& cal = spec.recipe.calibration();
     const uint64_t tokens = uint64_t(std::max(cal.samples(), 1)) * std::max(cal.seq_len(), 1);
     const uint64_t qd = uint64_t(c.n_heads) * c.head_dim;
-    const uint64_t per_token = (3 * uint64_t(c.hidden) + qd + c.intermediate) * 4;
+    // The MLP's down inputs: the dense one, or an MoE layer's k experts' and
+    // its shared expert's (nn/block_runner.h), whichever layers are larger.
+    const bool dense_layers = c.n_experts == 0 || !c.moe_layers.empty();
+    uint64_t down = dense_layers ? uint64_t(c.intermediate) : 0;
+    if (c.n_experts > 0) {
+      down = std::max<uint64_t>(down, uint64_t(c.experts_per_token) * c.expert_intermediate +
+                                          c.shared_expert_intermediate);
+    }
+    const uint64_t per_token = (3 * uint64_t(c.hidden) + qd + down) * 4;
     if (spill_activations) {
       // One micro-batch of rows resident (nn/block_runner.h), the rest in files.
       terms.Add("activations (one micro-batch; the rest on disk)",

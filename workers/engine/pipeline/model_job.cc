@@ -424,6 +424,7 @@ class ModelJob {
     if (plan_.evaluate) s.evaluation = EvaluationJson(in_.sets, dense_, compressed_, kl_, threads_);
     if (compressed) {
       s.layers = result_.layers;
+      s.experts = ExpertsJson(result_.layers);
       s.totals = CompressionTotals{in_.targets.size(), result_.targeted_parameters,
                                    result_.zeros,      model_json_["parameters"].get<uint64_t>(),
                                    result_.bits_sum,   output_bytes_};

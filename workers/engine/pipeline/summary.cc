@@ -1,5 +1,7 @@
 #include "workers/engine/pipeline/summary.h"
 
+#include <map>
+
 #include <sys/resource.h>
 
 namespace compressd::engine {
@@ -42,11 +44,39 @@ std::string JobSummary::Dump() const {
   if (calibration) out["calibration"] = *calibration;
   if (export_report) out["export"] = *export_report;
   if (evopress) out["evopress"] = *evopress;
+  if (experts) out["experts"] = *experts;
   json timing_json = json::object();
   for (const auto& [phase, seconds] : timing) timing_json[phase] = seconds;
   out["timing_seconds"] = std::move(timing_json);
   if (peak_rss) out["peak_rss_bytes"] = PeakRssBytes();
   return out.dump();
+}
+
+std::optional<nlohmann::json> ExpertsJson(const nlohmann::json& layers) {
+  std::map<std::string, json> by_expert;  // sorted by name
+  std::vector<std::string> order;
+  for (const json& l : layers) {
+    if (!l.contains("expert")) continue;
+    const std::string module = l["name"].get<std::string>();
+    const std::string expert = module.substr(0, module.rfind('.'));
+    auto [it, added] = by_expert.try_emplace(expert);
+    if (added) {
+      order.push_back(expert);
+      it->second = {{"name", expert},
+                    {"tokens", l["expert_tokens"]},
+                    {"calibration", l["calibration"]},
+                    {"linears", json::array()}};
+    }
+    it->second["linears"].push_back(module.substr(expert.size() + 1));
+  }
+  if (order.empty()) return std::nullopt;
+  json list = json::array(), pooled = json::array();
+  for (const std::string& name : order) {
+    const json& e = by_expert[name];
+    if (e["calibration"] == "pooled") pooled.push_back(name);
+    list.push_back(e);
+  }
+  return json{{"count", list.size()}, {"pooled", pooled}, {"list", list}};
 }
 
 nlohmann::json CalibrationJson(const CalibrationSet& c, const v1::Calibration& recipe,

@@ -44,6 +44,7 @@ struct JobSummary {
   std::optional<nlohmann::json> calibration;
   std::optional<nlohmann::json> export_report;
   std::optional<nlohmann::json> evopress;
+  std::optional<nlohmann::json> experts;  // ExpertsJson
   std::vector<std::pair<std::string, double>> timing;  // phase -> seconds, "total" last
   bool peak_rss = false;                               // report the process's peak RSS
 
@@ -53,6 +54,13 @@ struct JobSummary {
 // The summary's calibration section.
 nlohmann::json CalibrationJson(const CalibrationSet& c, const v1::Calibration& recipe,
                                int resumed_blocks);
+
+// The summary's experts section (mixture-of-experts models) from the layers
+// section: every compressed expert ("model.layers.3.mlp.experts.5") with its
+// calibration tokens, its Hessian ("routed": its own tokens; "pooled": the
+// layer's, below calibration.min_expert_tokens) and its compressed linears,
+// then the pooled ones' names. nullopt when no layer is an expert's.
+std::optional<nlohmann::json> ExpertsJson(const nlohmann::json& layers);
 
 // The process's peak resident set size in bytes (getrusage).
 uint64_t PeakRssBytes();

@@ -46,7 +46,9 @@ INSTANTIATE_TEST_SUITE_P(Variants, GoldenTest,
                          ::testing::Values("llama_gqa", "llama3_tied", "qwen2_bias",
                                            "qwen3_qk_norm", "mistral_window",
                                            "phi3_longrope_short", "phi3_longrope_long",
-                                           "gemma2_softcap", "gemma3_local_rope"));
+                                           "gemma2_softcap", "gemma3_local_rope", "mixtral_moe",
+                                           "qwen2_moe_shared", "qwen3_moe_dense_layer",
+                                           "olmoe_whole_norm"));
 
 // Gemma's attention differs per layer: a block that does not say which layer
 // it is would silently attend through the wrong window.

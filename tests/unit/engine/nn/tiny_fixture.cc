@@ -18,11 +18,33 @@ Tensor* FindSlot(LlamaModel* m, const std::string& name) {
   if (name == "final_norm") return &m->final_norm;
   if (name == "lm_head") return &m->lm_head;
   std::vector<std::string> parts = absl::StrSplit(name, '.');
-  if (parts.size() != 3 || parts[0] != "blocks") return nullptr;
+  if (parts.size() < 3 || parts[0] != "blocks") return nullptr;
   const size_t i = std::stoul(parts[1]);
   if (i >= m->blocks.size()) return nullptr;
   BlockWeights& b = m->blocks[i];
   const std::string& f = parts[2];
+  // Mixture of experts: router, experts.<e>.<proj>, shared_expert.<proj>, shared_expert_gate.
+  if (f == "router") return &b.router;
+  if (f == "shared_expert_gate") return &b.shared_expert_gate;
+  ExpertWeights* expert = nullptr;
+  std::string proj;
+  if (f == "experts" && parts.size() == 5) {
+    const size_t e = std::stoul(parts[3]);
+    if (b.experts.size() <= e) b.experts.resize(e + 1);
+    expert = &b.experts[e];
+    proj = parts[4];
+  } else if (f == "shared_expert" && parts.size() == 4) {
+    expert = &b.shared_expert;
+    proj = parts[3];
+  } else if (parts.size() != 3) {
+    return nullptr;
+  }
+  if (expert != nullptr) {
+    if (proj == "gate_proj") return &expert->gate_proj;
+    if (proj == "up_proj") return &expert->up_proj;
+    if (proj == "down_proj") return &expert->down_proj;
+    return nullptr;
+  }
   for (auto [key, slot] :
        std::initializer_list<std::pair<const char*, Tensor*>>{{"attn_norm", &b.attn_norm},
                                                               {"q_proj", &b.q_proj},
@@ -89,6 +111,17 @@ LlamaConfig ConfigFromJson(const nlohmann::json& j, const std::string& model_typ
     c.sliding_layers = j["sliding_layers"].get<std::vector<bool>>();
     c.local_rope_theta = j["local_rope_theta"];
   }
+  if (j.contains("moe") && !j["moe"].is_null()) {
+    const auto& m = j["moe"];
+    c.n_experts = m["n_experts"];
+    c.experts_per_token = m["experts_per_token"];
+    c.expert_intermediate = m["expert_intermediate"];
+    c.norm_topk_prob = m["norm_topk_prob"];
+    c.shared_expert_intermediate = m["shared_expert_intermediate"];
+    c.moe_layers = m["moe_layers"].get<std::vector<bool>>();
+    c.qk_norm_whole = m["qk_norm_whole"];
+    c.mixtral_names = m["mixtral_names"];
+  }
   return c;
 }
 
@@ -109,6 +142,11 @@ absl::StatusOr<TinyFixture> LoadTinyFixture(const std::string& variant) {
 
   TinyFixture f;
   f.model.config = ConfigFromJson(j["config"], j["model_type"]);
+  if (j.contains("moe") && !j["moe"].is_null()) {
+    nlohmann::json c = j["config"];
+    c["moe"] = j["moe"];
+    f.model.config = ConfigFromJson(c, j["model_type"]);
+  }
   f.model.blocks.resize(f.model.config.n_layers);
   for (int l = 0; l < f.model.config.n_layers; ++l) f.model.blocks[l].layer = l;
   for (const auto& t : j["tensors"]) {

@@ -152,6 +152,10 @@ absl::StatusOr<LlamaConfig> ReadGgufLlamaConfig(const GgufFile& f) {
     return Unsupported(
         f, absl::StrCat("general.architecture \"", arch, "\" (only \"llama\" is supported)"));
   }
+  if (f.FindTensor("blk.0.ffn_gate_inp.weight") != nullptr) {
+    return Unsupported(f, "a mixture of experts (blk.0.ffn_gate_inp.weight): load the Hugging "
+                          "Face checkpoint instead");
+  }
   LlamaConfig c;
   c.model_type = "llama";
   RETURN_IF_ERROR(ReadSizes(f, arch, &c));

@@ -77,10 +77,9 @@ absl::Status GptqStream::CheckTensors() const {
       {"model.embed_tokens.weight", {c.vocab, c.hidden}}, {"model.norm.weight", {c.hidden}}};
   if (!c.tie_word_embeddings) want.push_back({"lm_head.weight", {c.vocab, c.hidden}});
   for (int i = 0; i < c.n_layers; ++i) {
-    for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
-      if (!HasTensor(c, spec)) continue;
-      const StoredPlace p = StoredPlaceOf(
-          c, absl::StrCat("model.layers.", i, ".", HfSuffix(c, spec)), ExpectedShape(c, spec));
+    for (const BlockPart& t : LayerTensors(c, i, nullptr)) {
+      const StoredPlace p =
+          StoredPlaceOf(c, absl::StrCat("model.layers.", i, ".", t.suffix), t.shape);
       const std::string module(absl::StripSuffix(p.name, ".weight"));
       const HfModel::TensorRef q = hf_->Find(module + ".qweight");
       if (q.info == nullptr) {
@@ -174,11 +173,10 @@ absl::StatusOr<BlockWeights> GptqStream::LoadBlock(int i) const {
   BlockWeights w;
   w.layer = i;
   std::map<std::string, std::vector<float>> stored;  // a fused module once per block
-  for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
-    if (!HasTensor(config_, spec)) continue;
-    const std::vector<int64_t> shape = ExpectedShape(config_, spec);
-    const StoredPlace place = StoredPlaceOf(
-        config_, absl::StrCat("model.layers.", i, ".", HfSuffix(config_, spec)), shape);
+  for (const BlockPart& t : LayerTensors(config_, i, &w)) {
+    const std::vector<int64_t>& shape = t.shape;
+    const StoredPlace place =
+        StoredPlaceOf(config_, absl::StrCat("model.layers.", i, ".", t.suffix), shape);
     auto it = stored.find(place.name);
     if (it == stored.end()) {
       const std::string module(absl::StripSuffix(place.name, ".weight"));
@@ -191,7 +189,7 @@ absl::StatusOr<BlockWeights> GptqStream::LoadBlock(int i) const {
     }
     const int64_t cols = shape.size() == 2 ? shape[1] : 1;
     const auto first = it->second.begin() + place.first_row * cols;
-    w.*spec.slot = Tensor::Owned(shape, std::vector<float>(first, first + shape[0] * cols));
+    *t.tensor = Tensor::Owned(shape, std::vector<float>(first, first + shape[0] * cols));
   }
   return w;
 }

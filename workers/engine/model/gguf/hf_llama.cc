@@ -125,11 +125,9 @@ absl::StatusOr<LlamaModel> LoadHfModel(const std::string& dir) {
   model.blocks.resize(c.n_layers);
   for (int l = 0; l < c.n_layers; ++l) {
     model.blocks[l].layer = l;
-    for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
-      if (!HasTensor(c, spec)) continue;
-      ASSIGN_OR_RETURN(model.blocks[l].*spec.slot,
-                       loader.Load(absl::StrCat("model.layers.", l, ".", HfSuffix(c, spec)),
-                                   ExpectedShape(c, spec)));
+    for (const BlockPart& t : LayerTensors(c, l, &model.blocks[l])) {
+      ASSIGN_OR_RETURN(*t.tensor,
+                       loader.Load(absl::StrCat("model.layers.", l, ".", t.suffix), t.shape));
     }
   }
   ASSIGN_OR_RETURN(model.final_norm, loader.Load("model.norm.weight", {c.hidden}));
@@ -145,8 +143,8 @@ absl::StatusOr<LlamaModel> LoadHfModel(const std::string& dir) {
 
 namespace {
 
-std::string BlockTensorName(const LlamaConfig& c, int block, const BlockTensorSpec& spec) {
-  return absl::StrCat("model.layers.", block, ".", HfSuffix(c, spec));
+std::string BlockTensorName(int block, const BlockPart& t) {
+  return absl::StrCat("model.layers.", block, ".", t.suffix);
 }
 
 }  // namespace
@@ -162,9 +160,8 @@ absl::StatusOr<std::unique_ptr<HfLlamaStream>> HfLlamaStream::Open(const std::st
   const std::vector<int64_t> embed_shape = {c.vocab, c.hidden};
   RETURN_IF_ERROR(loader.Check("model.embed_tokens.weight", embed_shape).status());
   for (int l = 0; l < c.n_layers; ++l) {
-    for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
-      if (!HasTensor(c, spec)) continue;
-      RETURN_IF_ERROR(loader.Check(BlockTensorName(c, l, spec), ExpectedShape(c, spec)).status());
+    for (const BlockPart& t : LayerTensors(c, l, nullptr)) {
+      RETURN_IF_ERROR(loader.Check(BlockTensorName(l, t), t.shape).status());
     }
   }
   RETURN_IF_ERROR(loader.Check("model.norm.weight", {c.hidden}).status());
@@ -188,19 +185,15 @@ absl::StatusOr<BlockWeights> HfLlamaStream::LoadBlock(int i) const {
   HfTensorLoader loader(hf_, config_);
   BlockWeights w;
   w.layer = i;
-  for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
-    if (!HasTensor(config_, spec)) continue;
-    ASSIGN_OR_RETURN(w.*spec.slot,
-                     loader.Load(BlockTensorName(config_, i, spec), ExpectedShape(config_, spec)));
+  for (const BlockPart& t : LayerTensors(config_, i, &w)) {
+    ASSIGN_OR_RETURN(*t.tensor, loader.Load(BlockTensorName(i, t), t.shape));
   }
   return w;
 }
 
 void HfLlamaStream::ReleaseBlock(int i) const {
-  for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
-    if (!HasTensor(config_, spec)) continue;
-    Release(
-        StoredPlaceOf(config_, BlockTensorName(config_, i, spec), ExpectedShape(config_, spec)).name);
+  for (const BlockPart& t : LayerTensors(config_, i, nullptr)) {
+    Release(StoredPlaceOf(config_, BlockTensorName(i, t), t.shape).name);
   }
 }
 

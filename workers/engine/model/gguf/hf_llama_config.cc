@@ -57,7 +57,7 @@ absl::StatusOr<bool> Bool(const json& j, const std::string& what, const char* fi
 // (null: all). Qwen2/Qwen3 with use_sliding_window choose per layer (layer_types),
 // which the engine does not do: refused rather than run as full attention.
 absl::Status ReadSlidingWindow(const json& j, const std::string& what, LlamaConfig* c) {
-  if (c->model_type == "mistral" || c->model_type == "phi3") {
+  if (c->model_type == "mistral" || c->model_type == "phi3" || c->model_type == "mixtral") {
     ASSIGN_OR_RETURN(c->sliding_window, Int(j, what, "sliding_window", 0));
     if (c->sliding_window < 0) return FieldError(what, "sliding_window", "must be positive");
     return absl::OkStatus();
@@ -298,6 +298,72 @@ absl::Status ReadRope(const json& j, const std::string& what, LlamaConfig* c) {
   return absl::OkStatus();
 }
 
+// The mixture of experts of Mixtral, Qwen2-MoE, Qwen3-MoE and OLMoE: the
+// expert count and width, top-k and its normalisation, Qwen2-MoE's shared
+// expert and Qwen-MoE's dense layers (mlp_only_layers, decoder_sparse_step).
+absl::Status ReadMoe(const json& j, const std::string& what, LlamaConfig* c) {
+  const std::string& t = c->model_type;
+  if (t != "mixtral" && t != "qwen2_moe" && t != "qwen3_moe" && t != "olmoe") return absl::OkStatus();
+  c->mixtral_names = t == "mixtral";
+  const char* count_field = j.contains("num_experts") ? "num_experts" : "num_local_experts";
+  ASSIGN_OR_RETURN(c->n_experts, Int(j, what, count_field, t == "mixtral" ? 8 : 0));
+  ASSIGN_OR_RETURN(c->experts_per_token, Int(j, what, "num_experts_per_tok", 2));
+  if (c->n_experts <= 0 || c->n_experts > 4096)
+    return FieldError(what, count_field, absl::StrCat(c->n_experts, " outside [1, 4096]"));
+  if (c->experts_per_token <= 0 || c->experts_per_token > c->n_experts) {
+    return FieldError(what, "num_experts_per_tok",
+                      absl::StrCat(c->experts_per_token, " outside [1, ", c->n_experts, "]"));
+  }
+  c->expert_intermediate = c->intermediate;  // Mixtral, OLMoE
+  if (t == "qwen2_moe" || t == "qwen3_moe") {
+    ASSIGN_OR_RETURN(int width, Int(j, what, "moe_intermediate_size", 0));
+    ASSIGN_OR_RETURN(c->expert_intermediate, SizeField(width, what, "moe_intermediate_size"));
+  }
+  // Mixtral always renormalises the top-k probabilities; the others when told.
+  if (t == "mixtral") {
+    c->norm_topk_prob = true;
+  } else {
+    ASSIGN_OR_RETURN(c->norm_topk_prob, Bool(j, what, "norm_topk_prob"));
+  }
+  if (t == "qwen2_moe") {
+    ASSIGN_OR_RETURN(int width, Int(j, what, "shared_expert_intermediate_size", 0));
+    if (width != 0) {
+      ASSIGN_OR_RETURN(c->shared_expert_intermediate,
+                       SizeField(width, what, "shared_expert_intermediate_size"));
+    }
+  }
+  if (t == "qwen2_moe" || t == "qwen3_moe") {
+    ASSIGN_OR_RETURN(int step, Int(j, what, "decoder_sparse_step", 1));
+    if (step <= 0) return FieldError(what, "decoder_sparse_step", "must be positive");
+    std::vector<bool> moe(static_cast<size_t>(c->n_layers));
+    for (int l = 0; l < c->n_layers; ++l) moe[static_cast<size_t>(l)] = (l + 1) % step == 0;
+    if (auto it = j.find("mlp_only_layers"); it != j.end() && !it->is_null()) {
+      if (!it->is_array()) return FieldError(what, "mlp_only_layers", "must be a list of layers");
+      for (const json& l : *it) {
+        if (!l.is_number_integer() || l.get<int64_t>() < 0 || l.get<int64_t>() >= c->n_layers)
+          return FieldError(what, "mlp_only_layers", absl::StrCat(l.dump(), " is not a layer"));
+        moe[static_cast<size_t>(l.get<int64_t>())] = false;
+      }
+    }
+    bool all = true;
+    for (bool m : moe) all = all && m;
+    if (!all) c->moe_layers = std::move(moe);
+  }
+  if (t == "olmoe") {
+    c->qk_norm = c->qk_norm_whole = true;
+    auto clip = j.find("clip_qkv");
+    if (clip != j.end() && !clip->is_null()) {
+      return FieldError(what, "clip_qkv",
+                        "is not supported (q/k/v clamping); the model's output would differ");
+    }
+  }
+  if (t == "qwen3_moe") c->qk_norm = true;
+  if (t == "qwen2_moe" && j.contains("qkv_bias")) {  // q/k/v biases unless told otherwise
+    ASSIGN_OR_RETURN(c->attention_bias, Bool(j, what, "qkv_bias"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<LlamaConfig> ReadHfLlamaConfig(const HfConfig& base, absl::string_view config_json,
@@ -334,12 +400,13 @@ absl::StatusOr<LlamaConfig> ReadHfLlamaConfig(const HfConfig& base, absl::string
   if (gemma && !j.contains("tie_word_embeddings")) c.tie_word_embeddings = true;  // its default
   ASSIGN_OR_RETURN(c.bos_token_id, Int(j, what, "bos_token_id", -1));
   ASSIGN_OR_RETURN(c.eos_token_id, Int(j, what, "eos_token_id", -1));
-  c.attention_bias = c.model_type == "qwen2";
+  c.attention_bias = c.model_type == "qwen2" || c.model_type == "qwen2_moe";
   if (!gemma) {
     c.qk_norm = c.model_type == "qwen3";
     RETURN_IF_ERROR(ReadSlidingWindow(j, what, &c));
   }
-  if (c.model_type != "qwen2") {
+  RETURN_IF_ERROR(ReadMoe(j, what, &c));
+  if (!c.attention_bias) {
     for (const char* field : {"attention_bias", "mlp_bias"}) {
       ASSIGN_OR_RETURN(bool set, Bool(j, what, field));
       if (set)

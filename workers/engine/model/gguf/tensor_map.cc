@@ -39,6 +39,17 @@ const std::vector<BlockTensorSpec>& BlockTensorSpecs() {
   return *specs;
 }
 
+std::vector<BlockPart> LayerTensors(const LlamaConfig& c, int layer, BlockWeights* block) {
+  std::vector<BlockPart> out;
+  for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
+    if (!HasTensor(c, spec, layer)) continue;
+    out.push_back({HfSuffix(c, spec), ExpectedShape(c, spec),
+                   block != nullptr ? &(block->*spec.slot) : nullptr});
+  }
+  for (BlockPart& m : MoeTensors(c, layer, block)) out.push_back(std::move(m));
+  return out;
+}
+
 std::vector<int64_t> ExpectedShape(const LlamaConfig& c, const BlockTensorSpec& spec) {
   const int64_t hidden = c.hidden, inter = c.intermediate;
   const int64_t q_out = int64_t{c.n_heads} * c.head_dim,
@@ -54,7 +65,10 @@ std::vector<int64_t> ExpectedShape(const LlamaConfig& c, const BlockTensorSpec& 
   if (slot == &BlockWeights::gate_proj || slot == &BlockWeights::up_proj) return {inter, hidden};
   if (slot == &BlockWeights::down_proj) return {hidden, inter};
   if (slot == &BlockWeights::q_bias) return {q_out};
-  if (slot == &BlockWeights::q_norm || slot == &BlockWeights::k_norm) return {c.head_dim};
+  if (slot == &BlockWeights::q_norm || slot == &BlockWeights::k_norm) {
+    if (!c.qk_norm_whole) return {c.head_dim};
+    return {slot == &BlockWeights::q_norm ? q_out : kv_out};  // OLMoE: the whole projection
+  }
   return {kv_out};  // k_bias, v_bias
 }
 

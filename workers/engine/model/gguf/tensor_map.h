@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "workers/engine/model/llama_model.h"
+#include "workers/engine/model/llama_names.h"
 
 namespace compressd::engine {
 
@@ -36,6 +37,14 @@ inline bool HasTensor(const LlamaConfig& config, const BlockTensorSpec& spec) {
          (!spec.is_sandwich_norm || config.sandwich_norms);
 }
 
+// The same for block `layer`: an MoE layer (LayerIsMoe) has experts instead
+// of the dense gate/up/down_proj (MoeTensors lists them).
+inline bool HasTensor(const LlamaConfig& config, const BlockTensorSpec& spec, int layer) {
+  const bool dense_mlp = spec.slot == &BlockWeights::gate_proj ||
+                         spec.slot == &BlockWeights::up_proj || spec.slot == &BlockWeights::down_proj;
+  return HasTensor(config, spec) && !(dense_mlp && LayerIsMoe(config, layer));
+}
+
 // The tensor's HF name suffix under `config`: Gemma calls the norm before the
 // MLP pre_feedforward_layernorm, and post_attention_layernorm is the one on
 // the attention's output.
@@ -47,6 +56,11 @@ inline const char* HfSuffix(const LlamaConfig& config, const BlockTensorSpec& sp
 // The per-block tensors, weights first, then the q/k/v biases, the q/k norms
 // and Gemma's norms after attention and the MLP.
 const std::vector<BlockTensorSpec>& BlockTensorSpecs();
+
+// Every tensor a checkpoint of `config` stores for block `layer`: the specs
+// the layer has (HasTensor), then its experts (MoeTensors), each with its HF
+// suffix, shape and slot in `block` (null when `block` is).
+std::vector<BlockPart> LayerTensors(const LlamaConfig& config, int layer, BlockWeights* block);
 
 // The HF shape of a block tensor under `config`.
 std::vector<int64_t> ExpectedShape(const LlamaConfig& config, const BlockTensorSpec& spec);
