@@ -11,7 +11,9 @@
 #      q/k norms or biases) is the original's;
 #   3. our evaluation of that output equals transformers' too;
 #   4. GPTQ 4-bit to the GPTQ-packed format, unpacked independently and run in
-#      transformers as the family's class: perplexity within 1% of ours.
+#      transformers as the family's class: perplexity within 1% of ours;
+#   5. (llama, qwen2, qwen3) the same job to GGUF, run in llama.cpp: perplexity
+#      within 1% of ours, the converted tokenizer giving the model's ids.
 # Mixture-of-experts families are built with 2 of 8 experts per layer that no
 # token can reach (--dead-experts): the job must still succeed, its summary
 # list every expert with its calibration tokens (the starved ones 0, on the
@@ -138,7 +140,37 @@ ctl artifacts download "$gptq_job" --out "$work/gptq"
 "$PY" "$SRC/tests/python/check_gptq_load.py" "$work/gptq" --text "$PERSUASION" --tokenizer "$GGUF" \
   --windows 2 --window 128 --expect "$ppl" --tolerance 0.01
 
-# 5. Mixture of experts: EvoPress with every expert's projections as units of
+# 5. GGUF, for the families written as llama.cpp architectures (llama; qwen2,
+#    qwen3): the tokenizer converted from tokenizer.json; llama.cpp's
+#    perplexity of the file within 1% of ours, and (llama) its token ids those
+#    of the model's own tokenizer.json (text, edge cases, special tokens, chat
+#    prompt).
+if [ "$FAMILY" = llama ] || [ "$FAMILY" = qwen2 ] || [ "$FAMILY" = qwen3 ]; then
+  cat > "$work/gguf.yaml" <<YAML
+stages: [{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 32}}}]
+calibration: {dataset_id: $data, file: sotu, samples: 8, seq_len: 128}
+output: {format: gguf}
+YAML
+  ctl jobs submit --model "$model" --recipe "$work/gguf.yaml" --dataset "$data" --wait \
+    > "$work/gguf.out" 2> "$work/gguf.err" || { tail -n 20 "$work/gguf.out" "$work/gguf.err"; exit 1; }
+  ctl artifacts download "$(head -1 "$work/gguf.out")" --out "$work/gguf"
+  cat > "$work/gguf-eval.yaml" <<YAML
+evaluation: {threads: 2, perplexity: [{name: persuasion, path: $PERSUASION, windows: 2, window: 512}]}
+YAML
+  "$BIN/compress-worker" run --model "$work/gguf/model.gguf" --recipe "$work/gguf-eval.yaml" \
+    --out "$work/gguf-eval" > "$work/gguf-eval.json" 2> "$work/gguf-eval.log" \
+    || { tail -20 "$work/gguf-eval.log"; exit 1; }
+  gguf_ppl=$(field "$work/gguf-eval.json" 's["evaluation"]["datasets"][0]["perplexity"]["dense"]')
+  "$PY" "$SRC/tests/python/check_gguf_llamacpp.py" "$work/gguf/model.gguf" --text "$PERSUASION" \
+    --windows 2 --expect "$gguf_ppl" --tolerance 0.01
+  # (Only for llama: transformers loads a qwen2 directory's tokenizer as its
+  # Qwen2Tokenizer, whose pre-tokenizer replaces this tokenizer.json's.)
+  if [ "$FAMILY" = llama ]; then
+    "$PY" "$SRC/tests/python/check_hf_tokenizer.py" "$work/gguf/model.gguf" "$work/model" "$PERSUASION"
+  fi
+fi
+
+# 6. Mixture of experts: EvoPress with every expert's projections as units of
 #    their own (levels per expert, one budget over all of them).
 if [ -n "$MOE" ]; then
   cat > "$work/evopress.yaml" <<YAML

@@ -27,20 +27,22 @@ constexpr int64_t kChunkElements = int64_t{1} << 20;  // floats quantized per ca
 
 void AddHyperparameters(const engine::LlamaConfig& c, GgufBuilder* b) {
   auto u32 = [](int v) { return static_cast<uint32_t>(v); };
-  b->AddU32("llama.context_length", u32(c.max_position > 0 ? c.max_position : 2048));
-  b->AddU32("llama.embedding_length", u32(c.hidden));
-  b->AddU32("llama.block_count", u32(c.n_layers));
-  b->AddU32("llama.feed_forward_length", u32(c.intermediate));
-  b->AddU32("llama.attention.head_count", u32(c.n_heads));
-  b->AddU32("llama.attention.head_count_kv", u32(c.n_kv_heads));
-  b->AddF32("llama.rope.freq_base", c.rope_theta);
-  b->AddF32("llama.attention.layer_norm_rms_epsilon", c.rms_norm_eps);
-  b->AddU32("llama.rope.dimension_count", u32(c.head_dim));
+  const std::string arch = engine::GgufArchitecture(c);
+  auto key = [&arch](const char* name) { return absl::StrCat(arch, ".", name); };
+  b->AddU32(key("context_length"), u32(c.max_position > 0 ? c.max_position : 2048));
+  b->AddU32(key("embedding_length"), u32(c.hidden));
+  b->AddU32(key("block_count"), u32(c.n_layers));
+  b->AddU32(key("feed_forward_length"), u32(c.intermediate));
+  b->AddU32(key("attention.head_count"), u32(c.n_heads));
+  b->AddU32(key("attention.head_count_kv"), u32(c.n_kv_heads));
+  b->AddF32(key("rope.freq_base"), c.rope_theta);
+  b->AddF32(key("attention.layer_norm_rms_epsilon"), c.rms_norm_eps);
+  b->AddU32(key("rope.dimension_count"), u32(c.head_dim));
   if (int64_t{c.head_dim} * c.n_heads != c.hidden) {
-    b->AddU32("llama.attention.key_length", u32(c.head_dim));
-    b->AddU32("llama.attention.value_length", u32(c.head_dim));
+    b->AddU32(key("attention.key_length"), u32(c.head_dim));
+    b->AddU32(key("attention.value_length"), u32(c.head_dim));
   }
-  b->AddU32("llama.vocab_size", u32(c.vocab));
+  b->AddU32(key("vocab_size"), u32(c.vocab));
 }
 
 bool IsOwnGeneralKey(absl::string_view key) {
@@ -65,7 +67,7 @@ absl::StatusOr<std::vector<std::string>> AddMetadata(const engine::LlamaConfig& 
                                                      const GgufExportOptions& options,
                                                      uint32_t file_type, GgufBuilder* b) {
   RETURN_IF_ERROR(CheckTokenizerSize(source, c.vocab));
-  b->AddString("general.architecture", "llama");
+  b->AddString("general.architecture", engine::GgufArchitecture(c));
   std::string name = options.name;
   if (name.empty()) name = source.GetString("general.name").value_or("compressd");
   b->AddString("general.name", name);
@@ -193,6 +195,10 @@ absl::Status WriteFile(const GgufBuilder& b, const std::vector<TensorPlan>& plan
 }
 
 }  // namespace
+
+absl::Status CheckGgufExportable(const engine::LlamaConfig& config) {
+  return gguf_export_internal::ListTensors(config, config.tie_word_embeddings, nullptr).status();
+}
 
 absl::StatusOr<GgufExportReport> WriteGgufLlama(
     const engine::LlamaModel& model, const GgufFile* source,

@@ -41,9 +41,9 @@
 // general.* and tokenizer.* (its llama.* hyperparameters, imatrix notes,
 // split info) are not copied and are listed in the report.
 //
-// The tokenizer must come from a source GGUF (the model was read from one):
-// without a source, UNIMPLEMENTED (building tokenizer.ggml.* from an HF
-// tokenizer.json is not implemented).
+// The tokenizer must come from a source GGUF: the one the model was read
+// from, or for a Hugging Face model its tokenizer.json converted
+// (gguf_tokenizer_source.h); without a source, UNIMPLEMENTED.
 //
 // The file is streamed tensor by tensor (memory: one tensor's quantized
 // bytes) to a temporary file beside `out_path`, then renamed into place.
@@ -97,6 +97,11 @@ struct GgufExportReport {
 
 // See above. `source` may be null (then UNIMPLEMENTED); `quantized` maps HF
 // weight names to the grids their current floats came from.
+// Whether a model of `config` can be written as a GGUF (the architectures
+// and rope scalings WriteGgufLlama writes): UNIMPLEMENTED naming what is
+// not, before any work.
+absl::Status CheckGgufExportable(const engine::LlamaConfig& config);
+
 absl::StatusOr<GgufExportReport> WriteGgufLlama(
     const engine::LlamaModel& model, const engine::GgufFile* source,
     const std::map<std::string, const engine::QuantizedTensor*>& quantized,

@@ -191,8 +191,9 @@ absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaConfig& c
         "GGUF export of model_type \"", c.model_type,
         "\" (mixture of experts); use output.format hf_safetensors or gptq"));
   }
-  if (c.qk_norm || c.sliding_window > 0 || c.fused_projections || c.rotary_dims > 0 ||
-      c.sandwich_norms) {
+  // Qwen3's per-head q/k norms are llama.cpp's qwen3 architecture.
+  if ((c.qk_norm && std::string(engine::GgufArchitecture(c)) != "qwen3") || c.sliding_window > 0 ||
+      c.fused_projections || c.rotary_dims > 0 || c.sandwich_norms) {
     return absl::UnimplementedError(absl::StrCat(
         "GGUF export of model_type \"", c.model_type, "\" (",
         c.qk_norm ? "per-head q/k norms"
@@ -214,7 +215,8 @@ absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaConfig& c
       if (!HasTensor(c, spec)) continue;
       RETURN_IF_ERROR(AddPlan(&plans, absl::StrCat("blk.", i, ".", spec.gguf_suffix),
                               absl::StrCat("model.layers.", i, ".", spec.hf_suffix),
-                              of(b.*spec.slot), engine::ExpectedShape(c, spec), spec.permutation));
+                              of(b.*spec.slot), engine::ExpectedShape(c, spec),
+                              engine::GgufPermutation(c, spec)));
     }
   }
   RETURN_IF_ERROR(AddPlan(&plans, "output_norm.weight", "model.norm.weight", of(m.final_norm),

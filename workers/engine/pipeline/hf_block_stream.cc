@@ -170,18 +170,19 @@ absl::Status GptqBlockStream::Finish() {
 
 absl::StatusOr<std::unique_ptr<GgufBlockStream>> GgufBlockStream::Create(
     const ModelStream& source, const std::string& out_path, GgufExportOptions options,
-    CompressionResult* result) {
-  if (source.gguf() == nullptr) {
-    return absl::UnimplementedError(absl::StrCat(
-        out_path, ": GGUF export needs the tokenizer of a source GGUF file (the model was not "
-                  "read from one; converting a Hugging Face tokenizer is not implemented)"));
+    CompressionResult* result, std::unique_ptr<GgufFile> metadata) {
+  const GgufFile* keys = source.gguf() != nullptr ? source.gguf() : metadata.get();
+  if (keys == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(out_path, ": GGUF export needs a source GGUF or its tokenizer's keys"));
   }
   const LlamaConfig& c = source.config();
   ASSIGN_OR_RETURN(std::unique_ptr<GgufStreamWriter> writer,
-                   GgufStreamWriter::Create(c, c.tie_word_embeddings, *source.gguf(),
-                                            std::move(options), out_path));
+                   GgufStreamWriter::Create(c, c.tie_word_embeddings, *keys, std::move(options),
+                                            out_path));
   std::unique_ptr<GgufBlockStream> stream(
       new GgufBlockStream(source, result, std::move(writer)));
+  stream->metadata_ = std::move(metadata);
   RETURN_IF_ERROR(stream->WriteOutside(kEmbedding, /*vector=*/false));
   return stream;
 }

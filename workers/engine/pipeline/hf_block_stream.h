@@ -127,9 +127,11 @@ class GptqBlockStream : public SourceBlockStream {
 // source that is not a GGUF file (as WriteGgufLlama).
 class GgufBlockStream : public SourceBlockStream {
  public:
+  // The GGUF's general.* and tokenizer.* keys come from the source's GGUF,
+  // or from `metadata` (kept) when the source is not one.
   static absl::StatusOr<std::unique_ptr<GgufBlockStream>> Create(
       const ModelStream& source, const std::string& out_path, GgufExportOptions options,
-      CompressionResult* result);
+      CompressionResult* result, std::unique_ptr<GgufFile> metadata = nullptr);
 
   absl::Status Done(int block, BlockWeights* w) override;
   absl::StatusOr<GgufExportReport> Finish();
@@ -142,6 +144,7 @@ class GgufBlockStream : public SourceBlockStream {
   // `vector`, else in row chunks.
   absl::Status WriteOutside(const std::string& name, bool vector);
 
+  std::unique_ptr<GgufFile> metadata_;  // outlives writer_, which may read it
   std::unique_ptr<GgufStreamWriter> writer_;
 };
 

@@ -11,6 +11,7 @@
 #include "workers/engine/export/llama_export.h"
 #include "workers/engine/model/gguf/ggml_types.h"
 #include "workers/engine/model/gguf/gguf_file.h"
+#include "workers/engine/export/gguf_tokenizer_source.h"
 #include "workers/engine/tokenizer/gguf_tokenizer.h"
 
 namespace compressd::engine {
@@ -86,10 +87,8 @@ absl::StatusOr<json> ExportGptq(const ExportRequest& r, const RecipeSpec& spec, 
 }
 
 absl::StatusOr<json> ExportGguf(const ExportRequest& r, const RecipeSpec& spec, EventSink& events) {
-  std::unique_ptr<engine::GgufFile> source;
-  if (r.input.gguf) {
-    ASSIGN_OR_RETURN(source, engine::GgufFile::Open(r.input.path));
-  }
+  ASSIGN_OR_RETURN(std::unique_ptr<engine::GgufFile> source,
+                   GgufMetadataSource(r.input, r.model->config.vocab, &events));
   const GgufExportOptions options = GgufOptionsFor(spec, *r.targets);
   std::error_code ec;
   fs::create_directories(r.out_dir, ec);
@@ -103,6 +102,20 @@ absl::StatusOr<json> ExportGguf(const ExportRequest& r, const RecipeSpec& spec, 
 }
 
 }  // namespace
+
+absl::StatusOr<std::unique_ptr<engine::GgufFile>> GgufMetadataSource(const ModelInput& input,
+                                                                     int32_t vocab,
+                                                                     EventSink* events) {
+  if (input.gguf) return engine::GgufFile::Open(input.path);
+  ASSIGN_OR_RETURN(std::unique_ptr<engine::GgufFile> file,
+                   engine::TokenizerGgufFromHf(input.path, vocab));
+  if (events == nullptr) return file;
+  const absl::StatusOr<std::string> pre = file->GetString("tokenizer.ggml.pre");
+  EmitLog(*events, "info",
+          absl::StrCat("GGUF tokenizer converted from ", input.path,
+                       "/tokenizer.json (tokenizer.ggml.pre \"", pre.ok() ? *pre : "", "\")"));
+  return file;
+}
 
 GgufExportOptions GgufOptionsFor(const RecipeSpec& spec, const std::vector<ModelTarget>& targets) {
   GgufExportOptions options;
@@ -156,7 +169,7 @@ absl::StatusOr<json> ExportModel(const ExportRequest& r, const RecipeSpec& spec,
   json report;
   switch (spec.format) {
     case OutputFormat::kGguf:
-      return ExportGguf(r, spec, events);  // the GGUF carries its own tokenizer
+      return ExportGguf(r, spec, events);  // the GGUF carries its tokenizer
     case OutputFormat::kGptq: {
       ASSIGN_OR_RETURN(report, ExportGptq(r, spec, events));
       break;
@@ -185,9 +198,13 @@ absl::StatusOr<std::unique_ptr<StreamedExport>> StreamedExport::Create(
   std::unique_ptr<StreamedExport> e(new StreamedExport(spec, input, out_dir));
   switch (spec.format) {
     case OutputFormat::kGguf: {
+      std::unique_ptr<engine::GgufFile> metadata;
+      if (source.gguf() == nullptr) {
+        ASSIGN_OR_RETURN(metadata, GgufMetadataSource(input, source.config().vocab, nullptr));
+      }
       ASSIGN_OR_RETURN(e->gguf_, GgufBlockStream::Create(
                                      source, (fs::path(out_dir) / "model.gguf").string(),
-                                     GgufOptionsFor(spec, targets), result));
+                                     GgufOptionsFor(spec, targets), result, std::move(metadata)));
       e->blocks_ = e->gguf_.get();
       break;
     }

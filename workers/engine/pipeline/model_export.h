@@ -58,6 +58,15 @@ nlohmann::json GgufReportJson(const GgufExportReport& report);
 // The GPTQ writer's options from the recipe (damp_percent, true_sequential);
 // the format is chosen from the grids (gptq_v2 for an asymmetric one).
 GptqExportOptions GptqOptionsFor(const RecipeSpec& recipe);
+// The GGUF a GGUF output copies its general.* and tokenizer.* keys from: the
+// input GGUF, or for a Hugging Face input its tokenizer.json converted
+// (export/gguf_tokenizer_source.h; NOT_FOUND without one, UNIMPLEMENTED for a
+// pre-tokenizer llama.cpp has no name for).
+// `vocab` <= 0: the tokenizer's own size (a check before the model is read).
+// Says what it converted on `events` when given.
+absl::StatusOr<std::unique_ptr<engine::GgufFile>> GgufMetadataSource(const ModelInput& input,
+                                                                     int32_t vocab,
+                                                                     EventSink* events);
 // The summary's export report of a GPTQ output.
 nlohmann::json GptqReportJson(const GptqExportStats& stats);
 

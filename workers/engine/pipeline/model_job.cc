@@ -122,15 +122,13 @@ class ModelJob {
 
   absl::StatusOr<std::string> Run() {
     if (spec_.format == OutputFormat::kGguf && !plan_.input.gguf &&
-        plan_.compression != Compression::kNone) {
-      return absl::UnimplementedError(absl::StrCat(
-          plan_.input.path, ": a GGUF output needs the tokenizer of a GGUF input (converting a "
-                            "Hugging Face tokenizer to GGUF is not implemented); use output.format "
-                            "hf_safetensors or gptq"));
+        plan_.compression != Compression::kNone) {  // its tokenizer converts, before any work
+      RETURN_IF_ERROR(GgufMetadataSource(plan_.input, /*vocab=*/0, nullptr).status());
     }
     RETURN_IF_ERROR(CheckMemory());
     if (plan_.path == JobPath::kBlockStream) return RunBlockStream();
     RETURN_IF_ERROR(Load());
+    if (spec_.format == OutputFormat::kGguf) RETURN_IF_ERROR(CheckGgufExportable(in_.model.config));
     ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend,
                      engine::CreateBackend(options_.device, threads_));
     if (plan_.evaluate_dense) RETURN_IF_ERROR(EvaluateDense(*backend));

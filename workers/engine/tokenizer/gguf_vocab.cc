@@ -5,9 +5,11 @@
 //   \p{N} apart, then GPT-2  smollm, starcoder, refact, command-r, codeshell,
 //                            exaone, minerva-7b   (HF: Digits(individual)
 //                            then ByteLevel(use_regex))
-//   Llama 3 regex            llama3, llama-v3, llama-bpe, falcon3
+//   Llama 3 regex            llama-bpe, llama3, llama-v3, falcon3
 //                            (ignore_merges and BOS by default, as llama.cpp)
 //   Qwen2 regex              qwen2, deepseek-r1-qwen, stablelm2, megrez
+// The first name of each is the one GgufVocabFromSpec writes (as
+// convert_hf_to_gguf.py names those tokenizers).
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -42,7 +44,7 @@ const std::vector<PreFamily>& PreFamilies() {
        {Step::Digits(true), Step::ByteLevel(false, true)},
        false,
        false},
-      {{"llama3", "llama-v3", "llama-bpe", "falcon3"},
+      {{"llama-bpe", "llama3", "llama-v3", "falcon3"},
        {Step::Split(SplitPattern::kLlama3), Step::ByteLevel(false, false)},
        true,
        true},
@@ -63,7 +65,69 @@ const PreFamily* FindFamily(const std::string& pre_name) {
   return nullptr;
 }
 
+bool SameStep(const PreTokenizerStep& a, const PreTokenizerStep& b) {
+  using Kind = PreTokenizerStep::Kind;
+  if (a.kind != b.kind) return false;
+  switch (a.kind) {
+    case Kind::kDigits:
+      return a.individual_digits == b.individual_digits;
+    case Kind::kSplit:
+      return a.pattern == b.pattern;
+    case Kind::kByteLevel:
+      return a.add_prefix_space == b.add_prefix_space && a.use_regex == b.use_regex;
+  }
+  return false;
+}
+
+bool SameSteps(const std::vector<PreTokenizerStep>& a, const std::vector<PreTokenizerStep>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!SameStep(a[i], b[i])) return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+absl::StatusOr<GgufVocab> Tokenizer::GgufVocabFromSpec(const TokenizerSpec& spec,
+                                                       int32_t vocab_size) {
+  GgufVocab out;
+  for (const PreFamily& family : PreFamilies()) {
+    if (SameSteps(family.steps, spec.pre_tokenizer) && family.ignore_merges == spec.ignore_merges) {
+      out.pre = family.names.front();
+      break;
+    }
+  }
+  if (out.pre.empty()) {
+    return absl::UnimplementedError(
+        "tokenizer.json: its pre_tokenizer (and ignore_merges) matches none that llama.cpp "
+        "knows by a tokenizer.ggml.pre name (GPT-2, SmolLM/StarCoder digits, Llama 3, Qwen2)");
+  }
+  if (static_cast<int64_t>(spec.vocab.size()) > vocab_size) {
+    return absl::InvalidArgumentError(absl::StrCat("tokenizer.json has ", spec.vocab.size(),
+                                                   " ids but the model's vocabulary is ",
+                                                   vocab_size));
+  }
+  out.tokens.resize(static_cast<size_t>(vocab_size));
+  out.token_types.assign(static_cast<size_t>(vocab_size), kNormal);
+  for (int32_t id = 0; id < vocab_size; ++id) {
+    const bool used = id < static_cast<int32_t>(spec.vocab.size()) && !spec.vocab[id].empty();
+    out.tokens[id] = used ? spec.vocab[id] : absl::StrCat("[PAD", id, "]");
+    if (!used) out.token_types[id] = kUnused;
+  }
+  for (const AddedToken& t : spec.added_tokens) {
+    if (t.id < 0 || t.id >= vocab_size) continue;
+    out.tokens[t.id] = t.content;
+    out.token_types[t.id] = t.special ? kControl : kUserDefined;
+  }
+  out.merges.reserve(spec.merges.size());
+  for (const auto& [a, b] : spec.merges) out.merges.push_back(absl::StrCat(a, " ", b));
+  out.bos_id = spec.bos_id;
+  out.eos_id = spec.eos_id;
+  out.add_bos = spec.add_bos;
+  out.add_eos = spec.add_eos;
+  return out;
+}
 
 bool Tokenizer::GgufPreAddsBosByDefault(const std::string& pre_name) {
   const PreFamily* family = FindFamily(pre_name);

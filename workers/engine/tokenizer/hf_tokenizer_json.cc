@@ -231,18 +231,20 @@ absl::StatusOr<TokenizerSpec> SpecFromJson(const json& root) {
 
 }  // namespace
 
-absl::StatusOr<Tokenizer> Tokenizer::FromHfJson(absl::string_view json_text) {
+absl::StatusOr<TokenizerSpec> Tokenizer::SpecFromHfJson(absl::string_view json_text) {
   const json root = json::parse(json_text.begin(), json_text.end(), nullptr,
                                 /*allow_exceptions=*/false);
   if (root.is_discarded()) return Invalid("(file)", "not valid JSON");
-  absl::StatusOr<TokenizerSpec> spec;
   try {
-    spec = SpecFromJson(root);
+    return SpecFromJson(root);
   } catch (const json::exception& e) {
     return Invalid("(structure)", e.what());
   }
-  if (!spec.ok()) return spec.status();
-  return Create(*std::move(spec));
+}
+
+absl::StatusOr<Tokenizer> Tokenizer::FromHfJson(absl::string_view json_text) {
+  ASSIGN_OR_RETURN(TokenizerSpec spec, SpecFromHfJson(json_text));
+  return Create(std::move(spec));
 }
 
 absl::StatusOr<Tokenizer> Tokenizer::FromHfJsonFile(const std::string& path) {

@@ -39,6 +39,17 @@
 
 namespace compressd::engine {
 
+// The tokenizer.ggml.* form of a tokenizer (llama.cpp's "gpt2" BPE model).
+struct GgufVocab {
+  std::vector<std::string> tokens;   // id -> byte-level token
+  std::vector<int32_t> token_types;  // 1 normal, 3 control (special added), 4 user-defined, 5 unused
+  std::vector<std::string> merges;   // "a b", in rank order
+  std::string pre;                   // tokenizer.ggml.pre
+  int32_t bos_id = -1, eos_id = -1;  // -1: none
+  int32_t pad_id = -1, unk_id = -1;
+  bool add_bos = false, add_eos = false;
+};
+
 struct TokenizerSpec {
   // id -> token in GPT-2 byte-level form ("" for an unused id). Added tokens
   // may appear here too; their AddedToken entry decides matching/decoding.
@@ -68,6 +79,17 @@ class Tokenizer {
   // fallback, unknown split regexes, ...); NOT_FOUND for a missing file.
   static absl::StatusOr<Tokenizer> FromHfJson(absl::string_view json_text);
   static absl::StatusOr<Tokenizer> FromHfJsonFile(const std::string& path);
+  // The spec FromHfJson builds (the same errors).
+  static absl::StatusOr<TokenizerSpec> SpecFromHfJson(absl::string_view json_text);
+
+  // The GGUF form of a tokenizer.json spec, as convert_hf_to_gguf.py writes
+  // it: tokenizer.ggml.pre is the name llama.cpp maps to exactly the spec's
+  // pre-tokenizer (and ignore_merges); ids the spec leaves unused, and ids up
+  // to `vocab_size` (a padded embedding), become "[PAD<id>]" unused tokens.
+  // UNIMPLEMENTED when no pre name has that pre-tokenizer; INVALID_ARGUMENT
+  // when the spec has more ids than vocab_size.
+  static absl::StatusOr<GgufVocab> GgufVocabFromSpec(const TokenizerSpec& spec,
+                                                     int32_t vocab_size);
 
   // The GGUF-embedded tokenizer: tokenizer.ggml.tokens / merges ("a b") /
   // token_type (1 normal, 2 unknown, 3 control -> special added token,

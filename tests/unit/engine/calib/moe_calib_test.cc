@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
-#include <mutex>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -15,6 +14,7 @@
 #include "common/recipe_spec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/engine/evopress/evopress_fixture.h"
 #include "tests/unit/engine/nn/tiny_fixture.h"
 #include "workers/engine/algorithms/gptq.h"
 #include "workers/engine/algorithms/hessian.h"
@@ -30,17 +30,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class Sink : public EventSink {
- public:
-  void Emit(const v1::JobEvent& e) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    events.push_back(e);
-  }
-  std::vector<v1::JobEvent> events;
-
- private:
-  std::mutex mu_;
-};
+// The events of a run, in order.
+using Sink = evopress::testing::RecordingSink;
 
 v1::Recipe GptqRecipe(int min_expert_tokens) {
   absl::StatusOr<v1::Recipe> r = ParseRecipeText(absl::StrCat(

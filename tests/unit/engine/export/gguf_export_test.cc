@@ -106,6 +106,50 @@ INSTANTIATE_TEST_SUITE_P(TiedAndBiases, F32RoundTripTest,
                          ::testing::Values(std::pair{true, false}, std::pair{false, false},
                                            std::pair{true, true}));
 
+// Qwen2 and Qwen3 are llama.cpp's qwen2 / qwen3 architectures: their keys
+// under that prefix, Q/K rows (and biases) in HF order, Qwen3's per-head q/k
+// norms as attn_q_norm / attn_k_norm; read back as the same family, exactly.
+TEST(GgufExportTest, QwenFamiliesAreTheirOwnArchitecturesWithHfRowOrder) {
+  for (const std::string family : {"qwen2", "qwen3"}) {
+    TinyLlamaSpec spec;
+    spec.quantize = false;
+    spec.attention_bias = family == "qwen2";
+    Source src = FromSpec(spec);
+    src.model.config.model_type = family;
+    if (family == "qwen3") {
+      src.model.config.qk_norm = true;
+      const int64_t hd = src.model.config.head_dim;
+      for (engine::BlockWeights& b : src.model.blocks) {
+        std::vector<float> q(hd), k(hd);
+        for (int64_t i = 0; i < hd; ++i) q[i] = 0.5f + 0.25f * i, k[i] = 2.0f - 0.125f * i;
+        b.q_norm = Tensor::Owned({hd}, q);
+        b.k_norm = Tensor::Owned({hd}, k);
+      }
+    }
+    const std::string out = testing_export::UniqueTempPath(".gguf");
+    absl::StatusOr<GgufExportReport> report =
+        WriteGgufLlama(src.model, src.file.get(), {}, AllF32(&src.model), out);
+    ASSERT_TRUE(report.ok()) << family << ": " << report.status();
+    absl::StatusOr<std::unique_ptr<GgufFile>> f = GgufFile::Open(out);
+    ASSERT_TRUE(f.ok()) << f.status();
+    EXPECT_EQ(*(*f)->GetString("general.architecture"), family);
+    EXPECT_TRUE((*f)->GetU32(family + ".block_count").ok()) << family;
+    EXPECT_FALSE((*f)->GetU32("llama.block_count").ok()) << family;
+    const engine::GgufTensorInfo* q = (*f)->FindTensor("blk.0.attn_q.weight");
+    ASSERT_NE(q, nullptr);
+    const Tensor& hf_q = src.model.blocks[0].q_proj;  // HF order, unpermuted
+    EXPECT_EQ(std::memcmp((*f)->TensorData(*q), hf_q.data, hf_q.numel() * sizeof(float)), 0)
+        << family;
+    EXPECT_EQ((*f)->FindTensor("blk.1.attn_q_norm.weight") != nullptr, family == "qwen3");
+    absl::StatusOr<LlamaModel> back = Reload(out);
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(back->config.model_type, family);
+    EXPECT_EQ(back->config.qk_norm, family == "qwen3");
+    EXPECT_EQ(MaxDiff(&src.model, &*back), 0.0f) << family;
+    std::filesystem::remove(out);
+  }
+}
+
 TEST(GgufExportTest, WritesHyperparametersAndKeepsSourceKeys) {
   TinyLlamaSpec spec;
   spec.quantize = false;

@@ -3,6 +3,7 @@
 // estimate and budget (model_job_fixture.h's tiny model).
 #include "tests/unit/engine/pipeline/model_job_fixture.h"
 #include "workers/engine/algorithms/solver_backend.h"
+#include "workers/engine/model/gguf/gguf_file.h"
 
 namespace compressd::engine {
 namespace {
@@ -264,20 +265,49 @@ TEST_F(ModelJobTest, AJobOverTheDeviceMemoryIsRefusedUpFront) {
   EXPECT_GT(big.solves_, big.hessians_);
 }
 
-// A GGUF output of an HF input (it would need a GGUF tokenizer) is refused
-// before anything is read, not after the compression.
-TEST_F(ModelJobTest, AGgufOutputOfAnHfInputIsRefusedUpFront) {
+// A GGUF output of an HF input takes its tokenizer from tokenizer.json,
+// converted (export/gguf_tokenizer_source.h). One that llama.cpp has no
+// pre-tokenizer name for, or none at all, is refused before anything is
+// read, not after the compression; a GPT-2 one gives a GGUF with it.
+TEST_F(ModelJobTest, AGgufOutputOfAnHfInputConvertsItsTokenizerOrIsRefusedUpFront) {
   v1::Recipe recipe;
   recipe.add_stages()->mutable_sparsegpt()->set_sparsity(0.5);
   recipe.mutable_calibration()->set_path(text_);
   recipe.mutable_calibration()->set_samples(4);
   recipe.mutable_calibration()->set_seq_len(16);
   recipe.mutable_output()->set_format("gguf");
+  // The fixture's tokenizer: ByteLevel without its regex, which llama.cpp does not name.
   absl::StatusOr<json> refused = Run(recipe);
   ASSERT_EQ(refused.status().code(), absl::StatusCode::kUnimplemented) << refused.status();
-  EXPECT_THAT(refused.status().message(), HasSubstr("a GGUF output needs the tokenizer of a GGUF input"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("tokenizer.json"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("tokenizer.ggml.pre"));
   EXPECT_FALSE(sink_.HasLog("memory estimate"));
   EXPECT_FALSE(fs::exists(fs::path(out_) / "model.gguf"));
+
+  fs::remove(fs::path(in_) / "tokenizer.json");
+  refused = Run(recipe);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kNotFound) << refused.status();
+  EXPECT_THAT(refused.status().message(), HasSubstr("no tokenizer.json"));
+
+  // GPT-2's pre-tokenizer (ByteLevel with its regex): "gpt-2".
+  json tokenizer = json::parse(compressd::testing::ByteLevelTokenizerJson());
+  tokenizer["pre_tokenizer"]["use_regex"] = true;
+  std::ofstream(fs::path(in_) / "tokenizer.json") << tokenizer.dump();
+  absl::StatusOr<json> summary = Run(recipe);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  absl::StatusOr<std::unique_ptr<GgufFile>> gguf = GgufFile::Open((fs::path(out_) / "model.gguf").string());
+  ASSERT_TRUE(gguf.ok()) << gguf.status();
+  EXPECT_EQ(*(*gguf)->GetString("tokenizer.ggml.pre"), "gpt-2");
+  EXPECT_EQ(*(*gguf)->GetString("general.architecture"), "llama");
+  absl::StatusOr<std::vector<std::string>> tokens = (*gguf)->GetStringArray("tokenizer.ggml.tokens");
+  ASSERT_TRUE(tokens.ok());
+  // One token per embedding row: past the tokenizer's 256, unused "[PAD<id>]" ones.
+  ASSERT_EQ(tokens->size(), *(*gguf)->GetU32("llama.vocab_size"));
+  if (tokens->size() > 256u) {
+    EXPECT_EQ(tokens->back(), absl::StrCat("[PAD", tokens->size() - 1, "]"));
+  }
+  EXPECT_TRUE(summary->contains("export")) << summary->dump();
+  EXPECT_TRUE((*summary)["export"]["reload_check"]["passed"].get<bool>());
 }
 
 }  // namespace

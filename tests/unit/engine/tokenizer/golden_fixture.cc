@@ -151,6 +151,22 @@ const Tokenizer* WrittenHfTokenizer(const std::string& variant) {
   });
 }
 
+const Tokenizer* ConvertedGgufTokenizer(const std::string& variant) {
+  static auto* cache = new std::map<std::string, std::unique_ptr<Tokenizer>>;
+  return CachedTokenizer(cache, variant, [&]() -> absl::StatusOr<Tokenizer> {
+    absl::StatusOr<TokenizerSpec> spec = Tokenizer::SpecFromHfJson(VariantJson(variant));
+    if (!spec.ok()) return spec.status();
+    absl::StatusOr<GgufVocab> v =
+        Tokenizer::GgufVocabFromSpec(*spec, static_cast<int32_t>(spec->vocab.size()));
+    if (!v.ok()) return v.status();
+    if (v->pre != Golden()["variants"].at(variant)["gguf_pre"].get<std::string>()) {
+      return absl::InternalError(absl::StrCat(variant, ": converted to pre \"", v->pre, "\""));
+    }
+    return Tokenizer::FromGgufVocab(v->tokens, v->merges, v->token_types, v->pre, v->bos_id,
+                                    v->eos_id, v->add_bos);
+  });
+}
+
 std::vector<int32_t> Ids(const json& array) { return array.get<std::vector<int32_t>>(); }
 
 }  // namespace compressd::engine::testing

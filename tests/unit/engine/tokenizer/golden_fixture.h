@@ -49,6 +49,10 @@ const Tokenizer* GgufTokenizer(const std::string& variant);
 // back with FromHfJson (the GGUF -> HF export path).
 const Tokenizer* WrittenHfTokenizer(const std::string& variant);
 
+// The variant's tokenizer.json converted to GGUF arrays (GgufVocabFromSpec,
+// the HF -> GGUF export path) and read back as a GGUF vocabulary.
+const Tokenizer* ConvertedGgufTokenizer(const std::string& variant);
+
 std::vector<int32_t> Ids(const nlohmann::json& array);
 
 }  // namespace compressd::engine::testing

@@ -66,10 +66,18 @@ TEST_P(GoldenVariantTest, SharedTextSlicesFromWrittenHfJson) {
   CheckSlices(testing::WrittenHfTokenizer(GetParam()), GetParam());
 }
 
+// tokenizer.json -> GGUF arrays (GgufVocabFromSpec, with the tokenizer.ggml.pre
+// name llama.cpp maps to the same pre-tokenizer) -> FromGgufVocab: the
+// tokenizer a GGUF export of an HF model carries gives HF's ids.
+TEST_P(GoldenVariantTest, SharedTextSlicesFromConvertedGgufVocab) {
+  CheckSlices(testing::ConvertedGgufTokenizer(GetParam()), GetParam());
+}
+
 TEST_P(GoldenVariantTest, EdgeCasesFromEveryConstructor) {
   const std::string variant = GetParam();
   for (const Tokenizer* tok : {testing::HfTokenizer(variant), testing::GgufTokenizer(variant),
-                               testing::WrittenHfTokenizer(variant)}) {
+                               testing::WrittenHfTokenizer(variant),
+                               testing::ConvertedGgufTokenizer(variant)}) {
     ASSERT_NE(tok, nullptr);
     for (const json& c : Golden()["edge_cases"]) {
       const std::string text = c["text"];
@@ -99,6 +107,34 @@ TEST(TokenizerGoldenTest, PrefixSpaceAndTemplateVariants) {
               "")
         << "\"" << text << "\"";
   }
+}
+
+// The GGUF form of a tokenizer.json: padded to the model's vocabulary with
+// unused "[PAD<id>]" tokens, special added tokens as control tokens, BOS/EOS
+// as the post-processor adds them; a pre-tokenizer llama.cpp has no name for
+// (a prefix space) is refused rather than mapped to a near one.
+TEST(TokenizerGoldenTest, ConversionToGgufPadsTypesAndRefusesUnknownPreTokenizers) {
+  absl::StatusOr<TokenizerSpec> spec = Tokenizer::SpecFromHfJson(testing::VariantJson("smollm_template"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const auto n = static_cast<int32_t>(spec->vocab.size());
+  absl::StatusOr<GgufVocab> v = Tokenizer::GgufVocabFromSpec(*spec, n + 3);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->pre, "smollm");
+  ASSERT_EQ(v->tokens.size(), static_cast<size_t>(n + 3));
+  EXPECT_EQ(v->tokens[n + 2], absl::StrCat("[PAD", n + 2, "]"));
+  EXPECT_EQ(v->token_types[n + 2], 5);
+  EXPECT_TRUE(v->add_bos && v->add_eos);
+  ASSERT_FALSE(spec->added_tokens.empty());
+  for (const AddedToken& t : spec->added_tokens) {
+    EXPECT_EQ(v->token_types[t.id], t.special ? 3 : 4) << t.content;
+  }
+  EXPECT_EQ(v->merges.size(), spec->merges.size());
+  EXPECT_EQ(Tokenizer::GgufVocabFromSpec(*spec, n - 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<TokenizerSpec> prefix = Tokenizer::SpecFromHfJson(testing::VariantJson("gpt2_prefix"));
+  ASSERT_TRUE(prefix.ok());
+  EXPECT_EQ(Tokenizer::GgufVocabFromSpec(*prefix, n).status().code(),
+            absl::StatusCode::kUnimplemented);
 }
 
 // calib/eval protocols tokenize whole files: check one end to end.

@@ -148,16 +148,17 @@ absl::Status ReadVocab(const GgufFile& f, const std::string& arch, LlamaConfig* 
 
 absl::StatusOr<LlamaConfig> ReadGgufLlamaConfig(const GgufFile& f) {
   ASSIGN_OR_RETURN(std::string arch, Required(f.GetString("general.architecture")));
-  if (arch != "llama") {
-    return Unsupported(
-        f, absl::StrCat("general.architecture \"", arch, "\" (only \"llama\" is supported)"));
+  if (arch != "llama" && arch != "qwen2" && arch != "qwen3") {
+    return Unsupported(f, absl::StrCat("general.architecture \"", arch,
+                                       "\" (supported: llama, qwen2, qwen3)"));
   }
   if (f.FindTensor("blk.0.ffn_gate_inp.weight") != nullptr) {
     return Unsupported(f, "a mixture of experts (blk.0.ffn_gate_inp.weight): load the Hugging "
                           "Face checkpoint instead");
   }
   LlamaConfig c;
-  c.model_type = "llama";
+  c.model_type = arch;  // the family; GgufArchitecture(c) gives the arch back
+  c.qk_norm = arch == "qwen3";
   RETURN_IF_ERROR(ReadSizes(f, arch, &c));
   RETURN_IF_ERROR(ReadVocab(f, arch, &c));
   RETURN_IF_ERROR(ValidateLlamaConfig(c, f.path()));

@@ -128,7 +128,7 @@ absl::Status LoadBlock(TensorLoader& loader, const LlamaConfig& c, int layer, Bl
     if (!HasTensor(c, spec)) continue;
     ASSIGN_OR_RETURN(block->*spec.slot,
                      loader.Load(absl::StrCat("blk.", layer, ".", spec.gguf_suffix),
-                                 ExpectedShape(c, spec), spec.permutation));
+                                 ExpectedShape(c, spec), GgufPermutation(c, spec)));
   }
   return absl::OkStatus();
 }

@@ -39,6 +39,12 @@ const std::vector<BlockTensorSpec>& BlockTensorSpecs() {
   return *specs;
 }
 
+const char* GgufArchitecture(const LlamaConfig& c) {
+  if (c.model_type == "qwen2") return "qwen2";
+  if (c.model_type == "qwen3") return "qwen3";
+  return "llama";
+}
+
 std::vector<BlockPart> LayerTensors(const LlamaConfig& c, int layer, BlockWeights* block) {
   std::vector<BlockPart> out;
   for (const BlockTensorSpec& spec : BlockTensorSpecs()) {

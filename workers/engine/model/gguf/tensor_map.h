@@ -62,6 +62,16 @@ const std::vector<BlockTensorSpec>& BlockTensorSpecs();
 // suffix, shape and slot in `block` (null when `block` is).
 std::vector<BlockPart> LayerTensors(const LlamaConfig& config, int layer, BlockWeights* block);
 
+// llama.cpp's architecture for a model of `config` (general.architecture
+// and its keys' prefix): "qwen2" and "qwen3" for those families, whose GGUF
+// stores Q/K rows in HF order, else "llama", whose rows are permuted into
+// its rotary layout.
+const char* GgufArchitecture(const LlamaConfig& config);
+// How such a file orders `spec`'s rows: spec.permutation under "llama".
+inline RowPermutation GgufPermutation(const LlamaConfig& config, const BlockTensorSpec& spec) {
+  return std::string(GgufArchitecture(config)) == "llama" ? spec.permutation : RowPermutation::kNone;
+}
+
 // The HF shape of a block tensor under `config`.
 std::vector<int64_t> ExpectedShape(const LlamaConfig& config, const BlockTensorSpec& spec);
 
