@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "workers/engine/model/llama_names.h"
@@ -171,8 +172,11 @@ MemoryEstimate EstimateJobMemory(const JobPlan& plan, const RecipeSpec& spec, co
 uint64_t EstimateDeviceBytes(const LlamaConfig& config, const SolverBackend& solver) {
   uint64_t need = 0;
   for (const NamedShape& t : ConfigShapes(config)) {
-    const bool linear = t.shape.size() == 2 && t.name.rfind("model.layers.", 0) == 0 &&
-                        t.name.size() > 12 && t.name.compare(t.name.size() - 12, 12, "_proj.weight") == 0;
+    // A block's projections, experts included (Mixtral's w1/w2/w3).
+    const bool linear =
+        t.shape.size() == 2 && absl::StartsWith(t.name, "model.layers.") &&
+        (absl::EndsWith(t.name, "_proj.weight") || absl::EndsWith(t.name, ".w1.weight") ||
+         absl::EndsWith(t.name, ".w2.weight") || absl::EndsWith(t.name, ".w3.weight"));
     if (linear) need = std::max(need, solver.DeviceBytes(t.shape[0], t.shape[1], 128));
   }
   return need;

@@ -197,7 +197,8 @@ TEST_P(MoeCalibrationTest, MatchesTheProcedureWrittenOut) {
   const LlamaModel& dense = fixture->model;
   const LlamaConfig& c = dense.config;
   const CalibrationSet calib = Calibration(c.vocab);
-  constexpr int kMin = 60;  // some experts of these fixtures get fewer
+  // The mean tokens per expert: some experts get fewer, some more.
+  const int kMin = static_cast<int>(6 * 24 * c.experts_per_token / c.n_experts);
   std::unique_ptr<MoeRun> run = Compress(dense, GptqRecipe(kMin), calib);
   ASSERT_TRUE(run->status.ok()) << run->status;
   const Reference ref = ReferenceMoeGptq(dense, calib, kMin);
@@ -217,7 +218,7 @@ TEST_P(MoeCalibrationTest, MatchesTheProcedureWrittenOut) {
       ExpectSameTensor(ours.shared_expert.down_proj, theirs.shared_expert.down_proj, "shared");
     }
   }
-  EXPECT_GT(pooled, 0) << "the fixture should starve some expert below " << kMin;
+  EXPECT_GT(pooled, 0) << "some expert should get fewer than the mean, " << kMin;
   EXPECT_GT(routed, 0);
 
   // The summary lists every expert with its tokens and which Hessian it got.

@@ -88,7 +88,8 @@ TEST(MoeLevelsDbTest, ExpertEntriesAreSolvedOnTheirRoutedTokens) {
   ASSERT_TRUE(space.ok()) << space.status();
   LevelsDbSpec spec;
   spec.build = DbBuild::kDenseInputs;
-  spec.min_expert_tokens = 60;
+  // The mean tokens per expert: some experts get fewer, some more.
+  spec.min_expert_tokens = 6 * 24 * m.config.experts_per_token / m.config.n_experts;
   ScratchDir dir;
   DirCheckpointStore store(dir.path());
   LevelsDb db(&store, LevelsDbFingerprint(m, windows, spec, *space), *space, spec);
@@ -145,7 +146,7 @@ TEST(MoeLevelsDbTest, ExpertEntriesAreSolvedOnTheirRoutedTokens) {
         << unit.name;
   }
   EXPECT_GT(own, 0);
-  EXPECT_GT(pooled, 0) << "the fixture should starve some expert of block 0 below 60 tokens";
+  EXPECT_GT(pooled, 0) << "some expert of block 0 should get fewer than the mean tokens";
 }
 
 }  // namespace
