@@ -92,9 +92,11 @@ FAMILIES = {
                   dict(tie_word_embeddings=False, rope_theta=1000000.0, head_dim=48,
                        num_experts=8, num_experts_per_tok=2, moe_intermediate_size=64,
                        norm_topk_prob=True, mlp_only_layers=[1], use_sliding_window=False)),
-    # OLMoE: q/k norms over the whole projection, top-2 not renormalised.
+    # OLMoE: q/k norms over the whole projection, top-2 not renormalised; no
+    # grouped-query attention, as OLMoE-1B-7B (llama.cpp's olmoe needs it).
     "olmoe": ("OlmoeConfig", "OlmoeForCausalLM",
               dict(tie_word_embeddings=False, rope_theta=10000.0, num_experts=8,
+                   num_key_value_heads=4,
                    num_experts_per_tok=2, intermediate_size=64, norm_topk_prob=False)),
 }
 
@@ -125,8 +127,12 @@ def main():
     ap.add_argument("--tokenizer-from", required=True, help="a GGUF whose tokenizer to use")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dead-experts", type=int, default=0)
+    ap.add_argument("--all-moe", action="store_true",
+                    help="no dense MLP layers (mlp_only_layers empty), as llama.cpp's qwen3moe needs")
     args = ap.parse_args()
     config_cls, model_cls, extra = FAMILIES[args.family]
+    if args.all_moe:
+        extra = {**extra, "mlp_only_layers": []}
     config = getattr(transformers, config_cls)(**{**COMMON, **extra})
     torch.manual_seed(args.seed)
     model = getattr(transformers, model_cls)(config).float().eval()

@@ -12,8 +12,9 @@
 #   3. our evaluation of that output equals transformers' too;
 #   4. GPTQ 4-bit to the GPTQ-packed format, unpacked independently and run in
 #      transformers as the family's class: perplexity within 1% of ours;
-#   5. (llama, qwen2, qwen3) the same job to GGUF, run in llama.cpp: perplexity
-#      within 1% of ours, the converted tokenizer giving the model's ids.
+#   5. (the families llama.cpp has: llama, qwen2, qwen3 and the MoE ones) the
+#      same job to GGUF, run in llama.cpp: perplexity within 1% of ours, the
+#      converted tokenizer giving the model's ids.
 # Mixture-of-experts families are built with 2 of 8 experts per layer that no
 # token can reach (--dead-experts): the job must still succeed, its summary
 # list every expert with its calibration tokens (the starved ones 0, on the
@@ -141,18 +142,19 @@ ctl artifacts download "$gptq_job" --out "$work/gptq"
   --windows 2 --window 128 --expect "$ppl" --tolerance 0.01
 
 # 5. GGUF, for the families written as llama.cpp architectures (llama; qwen2,
-#    qwen3): the tokenizer converted from tokenizer.json; llama.cpp's
-#    perplexity of the file within 1% of ours, and (llama) its token ids those
-#    of the model's own tokenizer.json (text, edge cases, special tokens, chat
-#    prompt).
-if [ "$FAMILY" = llama ] || [ "$FAMILY" = qwen2 ] || [ "$FAMILY" = qwen3 ]; then
-  cat > "$work/gguf.yaml" <<YAML
+#    qwen3; Mixtral as llama with experts, qwen2moe, qwen3moe, olmoe): the
+#    tokenizer converted from tokenizer.json; llama.cpp's perplexity of the
+#    file within 1% of ours, and (llama) its token ids those of the model's own
+#    tokenizer.json (text, edge cases, special tokens, chat prompt).
+cat > "$work/gguf.yaml" <<YAML
 stages: [{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 32}}}]
 calibration: {dataset_id: $data, file: sotu, samples: 8, seq_len: 128}
 output: {format: gguf}
 YAML
-  ctl jobs submit --model "$model" --recipe "$work/gguf.yaml" --dataset "$data" --wait \
+gguf_step() {  # MODEL_ID: the job to GGUF, read by us and by llama.cpp
+  ctl jobs submit --model "$1" --recipe "$work/gguf.yaml" --dataset "$data" --wait \
     > "$work/gguf.out" 2> "$work/gguf.err" || { tail -n 20 "$work/gguf.out" "$work/gguf.err"; exit 1; }
+  rm -rf "$work/gguf"
   ctl artifacts download "$(head -1 "$work/gguf.out")" --out "$work/gguf"
   cat > "$work/gguf-eval.yaml" <<YAML
 evaluation: {threads: 2, perplexity: [{name: persuasion, path: $PERSUASION, windows: 2, window: 512}]}
@@ -163,12 +165,29 @@ YAML
   gguf_ppl=$(field "$work/gguf-eval.json" 's["evaluation"]["datasets"][0]["perplexity"]["dense"]')
   "$PY" "$SRC/tests/python/check_gguf_llamacpp.py" "$work/gguf/model.gguf" --text "$PERSUASION" \
     --windows 2 --expect "$gguf_ppl" --tolerance 0.01
-  # (Only for llama: transformers loads a qwen2 directory's tokenizer as its
-  # Qwen2Tokenizer, whose pre-tokenizer replaces this tokenizer.json's.)
-  if [ "$FAMILY" = llama ]; then
-    "$PY" "$SRC/tests/python/check_hf_tokenizer.py" "$work/gguf/model.gguf" "$work/model" "$PERSUASION"
-  fi
-fi
+}
+case $FAMILY in
+  llama|qwen2|qwen3|mixtral|qwen2_moe|olmoe)
+    gguf_step "$model"
+    # (Only for llama: transformers loads a qwen2 directory's tokenizer as its
+    # Qwen2Tokenizer, whose pre-tokenizer replaces this tokenizer.json's.)
+    if [ "$FAMILY" = llama ]; then
+      "$PY" "$SRC/tests/python/check_hf_tokenizer.py" "$work/gguf/model.gguf" "$work/model" "$PERSUASION"
+    fi ;;
+  qwen3_moe)
+    # llama.cpp's qwen3moe has experts in every layer: this model's dense
+    # layer 1 is refused up front, naming it; a variant without one is written.
+    if ctl jobs submit --model "$model" --recipe "$work/gguf.yaml" --dataset "$data" --wait \
+        > "$work/gguf-refused.out" 2> "$work/gguf-refused.err"; then
+      echo "FAIL: a GGUF output of a qwen3_moe model with a dense layer was not refused"; exit 1
+    fi
+    grep -q "mlp_only_layers" "$work/gguf-refused.out" "$work/gguf-refused.err" \
+      || { echo "FAIL: the refusal does not name mlp_only_layers"; cat "$work/gguf-refused.err"; exit 1; }
+    "$PY" "$SRC/tests/golden/make_family_model.py" qwen3_moe "$work/model-all-moe" \
+      --tokenizer-from "$GGUF" --all-moe > "$work/make-all-moe.log" 2>&1 \
+      || { cat "$work/make-all-moe.log"; exit 1; }
+    gguf_step "$(ctl models upload "$work/model-all-moe" --name tiny-qwen3_moe-all-moe)" ;;
+esac
 
 # 6. Mixture of experts: EvoPress with every expert's projections as units of
 #    their own (levels per expert, one budget over all of them).

@@ -43,6 +43,13 @@ void AddHyperparameters(const engine::LlamaConfig& c, GgufBuilder* b) {
     b->AddU32(key("attention.value_length"), u32(c.head_dim));
   }
   b->AddU32(key("vocab_size"), u32(c.vocab));
+  if (c.n_experts > 0) {
+    b->AddU32(key("expert_count"), u32(c.n_experts));
+    b->AddU32(key("expert_used_count"), u32(c.experts_per_token));
+    b->AddU32(key("expert_feed_forward_length"), u32(c.expert_intermediate));
+    if (c.shared_expert_intermediate > 0)
+      b->AddU32(key("expert_shared_feed_forward_length"), u32(c.shared_expert_intermediate));
+  }
 }
 
 bool IsOwnGeneralKey(absl::string_view key) {
@@ -151,7 +158,7 @@ absl::Status WriteMatrix(const TensorPlan& p, int64_t head_dim, AtomicFile* sink
 }  // namespace
 
 absl::Status gguf_export_internal::WriteTensor(const TensorPlan& p, int64_t head_dim,
-                                               AtomicFile* sink) {
+                                               AtomicFile* sink, bool pad) {
   const uint64_t start = sink->written();
   const std::string& name = p.report.gguf_name;
   if (p.report.exact_from_grid) {
@@ -170,7 +177,7 @@ absl::Status gguf_export_internal::WriteTensor(const TensorPlan& p, int64_t head
     return absl::InternalError(absl::StrCat(name, ": wrote ", sink->written() - start,
                                             " bytes, its tensor info says ", p.report.bytes));
   }
-  return sink->PadTo(engine::kGgufDefaultAlignment);
+  return pad ? sink->PadTo(engine::kGgufDefaultAlignment) : absl::OkStatus();
 }
 
 namespace {
@@ -180,8 +187,10 @@ absl::Status WriteFile(const GgufBuilder& b, const std::vector<TensorPlan>& plan
   ASSIGN_OR_RETURN(std::string header, b.Header());
   ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> sink, AtomicFile::Create(out_path));
   RETURN_IF_ERROR(sink->Write(header));
-  for (const TensorPlan& p : plans) {
-    absl::Status s = gguf_export_internal::WriteTensor(p, head_dim, sink.get());
+  for (size_t i = 0; i < plans.size(); ++i) {
+    const TensorPlan& p = plans[i];
+    const bool pad = i + 1 == plans.size() || !plans[i + 1].continues_stack;
+    absl::Status s = gguf_export_internal::WriteTensor(p, head_dim, sink.get(), pad);
     if (!s.ok()) {
       return absl::Status(
           s.code(), absl::StrCat(out_path, ": tensor ", p.report.gguf_name, ": ", s.message()));
@@ -223,10 +232,8 @@ absl::StatusOr<GgufExportReport> WriteGgufLlama(
   GgufBuilder builder;
   ASSIGN_OR_RETURN(report.dropped_keys,
                    AddMetadata(model.config, *source, options, report.file_type, &builder));
-  for (const TensorPlan& p : plans) {
-    builder.AddTensor(p.report.gguf_name, p.ne(), p.report.type, p.report.bytes);
-    report.tensors.push_back(p.report);
-  }
+  gguf_export_internal::AddTensorInfos(plans, &builder);
+  for (const TensorPlan& p : plans) report.tensors.push_back(p.report);
   RETURN_IF_ERROR(WriteFile(builder, plans, model.config.head_dim, out_path));
   report.file_size = builder.FileSize();
   return report;

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,15 @@ struct TensorPlan {
   const engine::QuantizedTensor* grid = nullptr;  // set when report.exact_from_grid
   // A 2-D tensor without `tensor`: rows [row, row + n) in float32 (HF order).
   std::function<absl::Status(int64_t row, int64_t n, float* out)> read_rows;
+  // Several HF tensors as one GGUF tensor (an MoE layer's experts stacked,
+  // engine::GgufMoeTensors): the first plan has the whole tensor's ggml dims
+  // in `stack_ne` and the number of plans in `stack_size`; the next
+  // stack_size - 1 plans have `continues_stack` and are written right after it
+  // in the same type. stack_ne alone reshapes one tensor ([1, n] -> [n]).
+  std::vector<int64_t> stack_ne;
+  int stack_size = 1;
+  bool continues_stack = false;
+  bool keep_f32 = false;  // a router: F32 unless targeted or quantized, as llama.cpp keeps it
 
   bool is_matrix() const { return shape.size() == 2; }
   int64_t rows() const { return shape.size() == 2 ? shape[0] : 1; }
@@ -49,9 +59,22 @@ absl::Status CheckNames(const GgufExportOptions& options,
                         const std::map<std::string, const engine::QuantizedTensor*>& quantized,
                         std::vector<TensorPlan>* plans);
 // One plan's type and byte size; `q` its grid or null. A grid encoded
-// exactly is checked against the plan's tensor (which must be set).
+// exactly is checked against the plan's tensor (which must be set). `same_as`:
+// the type of the stack the plan continues (re-quantized in it when its grid
+// has no exact encoding of that type).
 absl::Status ChooseType(const GgufExportOptions& options, const engine::QuantizedTensor* q,
-                        TensorPlan* plan);
+                        TensorPlan* plan,
+                        std::optional<engine::GgmlType> same_as = std::nullopt);
+
+// Block `layer`'s MoE tensors (engine::GgufMoeTensors) pointing at `block`'s
+// tensors (null: names and shapes only); INVALID_ARGUMENT if the block's
+// expert count is not the config's.
+absl::StatusOr<std::vector<engine::GgufMoeTensor>> MoeTensorsOf(const engine::LlamaConfig& config,
+                                                                int layer,
+                                                                const engine::BlockWeights* block);
+
+// Each plan's tensor info (a stack's once) into `b`.
+void AddTensorInfos(const std::vector<TensorPlan>& plans, GgufBuilder* b);
 
 // Chooses each plan's type (see gguf_export.h) and byte size. INVALID_ARGUMENT
 // for bad type names, targets or quantized names that are not 2-D weights of
@@ -69,9 +92,9 @@ absl::StatusOr<std::vector<std::string>> AddMetadata(const engine::LlamaConfig& 
                                                      uint32_t file_type, GgufBuilder* b);
 
 // One tensor's bytes (its chosen type; q/k rows in llama.cpp's rotary order),
-// then zero padding to the alignment. INTERNAL if the bytes written differ
-// from report.bytes.
-absl::Status WriteTensor(const TensorPlan& p, int64_t head_dim, AtomicFile* sink);
+// then, when `pad` (not when the next plan continues its stack), zero padding
+// to the alignment. INTERNAL if the bytes written differ from report.bytes.
+absl::Status WriteTensor(const TensorPlan& p, int64_t head_dim, AtomicFile* sink, bool pad);
 
 // The llama_ftype (general.file_type) of the type holding the most 2-D weights.
 uint32_t LlamaFileType(const std::vector<TensorPlan>& plans);

@@ -8,6 +8,7 @@
 #include "workers/engine/export/ggml_grid_encode.h"
 #include "workers/engine/export/ggml_quantize.h"
 #include "workers/engine/export/gguf_export_internal.h"
+#include "workers/engine/model/families.h"
 #include "workers/engine/model/gguf/dequant.h"
 #include "workers/engine/model/llama_names.h"
 
@@ -170,6 +171,43 @@ absl::Status Finish(TensorPlan* p) {
   return absl::OkStatus();
 }
 
+// UNIMPLEMENTED unless llama.cpp's architecture for `c` runs it as we do.
+absl::Status CheckArchitecture(const engine::LlamaConfig& c) {
+  // llama.cpp's architectures for Gemma and Phi-3: not written yet. (A llama
+  // file's q/k/v biases are kept: llama.cpp reads them.)
+  const engine::Family* family = engine::FindFamily(c.model_type);
+  const char* missing =
+      family == nullptr || family->gguf_arch == nullptr ? "no llama.cpp architecture written for it"
+      : c.sliding_window > 0                            ? "sliding-window attention"
+      : c.rotary_dims > 0                               ? "partial rotary"
+      : c.qk_norm != family->qk_norm || c.qk_norm_whole != family->qk_norm_whole ||
+              c.sandwich_norms || c.fused_projections ||
+              (c.n_experts > 0) != (family->moe != engine::MoeKind::kDense)
+          ? "ops its architecture lacks"
+          : nullptr;
+  // llama.cpp's MoE archs: experts in every layer, their own top-k weighting,
+  // Qwen2-MoE with its biases and shared expert.
+  if (missing == nullptr && c.n_experts > 0) {
+    missing = !c.moe_layers.empty() ? "dense MLP layers among the experts (mlp_only_layers)"
+              : c.norm_topk_prob != family->gguf_norm_topk
+                  ? (family->gguf_norm_topk ? "top-k routing weights not renormalised"
+                                            : "top-k routing weights renormalised")
+              : family->moe == engine::MoeKind::kQwenShared &&
+                      (!c.attention_bias || c.shared_expert_intermediate == 0)
+                  ? "Qwen2-MoE without q/k/v biases or a shared expert"
+              : family->moe == engine::MoeKind::kOlmoe && c.n_kv_heads != c.n_heads
+                  ? "grouped-query keys under OLMoE's whole-projection k norm"
+                  : nullptr;
+  }
+  if (missing != nullptr) {
+    return absl::UnimplementedError(absl::StrCat(
+        "GGUF export of model_type \"", c.model_type, "\" (", missing,
+        ", which llama.cpp's architecture does not have); use output.format hf_safetensors or "
+        "gptq"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaConfig& c, bool tied,
@@ -185,23 +223,7 @@ absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaConfig& c
     return absl::UnimplementedError(
         absl::StrCat("GGUF export of rope scaling \"", c.rope_scaling.type, "\""));
   }
-  // llama.cpp's qwen3 / phi3 / windowed archs: not written yet.
-  if (c.n_experts > 0) {
-    return absl::UnimplementedError(absl::StrCat(
-        "GGUF export of model_type \"", c.model_type,
-        "\" (mixture of experts); use output.format hf_safetensors or gptq"));
-  }
-  // Qwen3's per-head q/k norms are llama.cpp's qwen3 architecture.
-  if ((c.qk_norm && std::string(engine::GgufArchitecture(c)) != "qwen3") || c.sliding_window > 0 ||
-      c.fused_projections || c.rotary_dims > 0 || c.sandwich_norms) {
-    return absl::UnimplementedError(absl::StrCat(
-        "GGUF export of model_type \"", c.model_type, "\" (",
-        c.qk_norm ? "per-head q/k norms"
-                  : (c.sliding_window > 0
-                         ? "sliding-window attention"
-                         : (c.sandwich_norms ? "Gemma's norms" : "fused projections, partial rotary")),
-        "); use output.format hf_safetensors or gptq"));
-  }
+  RETURN_IF_ERROR(CheckArchitecture(c));
   auto of = [model](const engine::Tensor& t) { return model == nullptr ? nullptr : &t; };
   const engine::LlamaModel empty;
   const engine::LlamaModel& m = model == nullptr ? empty : *model;
@@ -212,11 +234,28 @@ absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaConfig& c
   for (int i = 0; i < c.n_layers; ++i) {
     const engine::BlockWeights& b = model == nullptr ? no_block : model->blocks.at(i);
     for (const engine::BlockTensorSpec& spec : engine::BlockTensorSpecs()) {
-      if (!HasTensor(c, spec)) continue;
+      if (!HasTensor(c, spec, i)) continue;
       RETURN_IF_ERROR(AddPlan(&plans, absl::StrCat("blk.", i, ".", spec.gguf_suffix),
                               absl::StrCat("model.layers.", i, ".", spec.hf_suffix),
                               of(b.*spec.slot), engine::ExpectedShape(c, spec),
                               engine::GgufPermutation(c, spec)));
+    }
+    ASSIGN_OR_RETURN(std::vector<engine::GgufMoeTensor> moe,
+                     MoeTensorsOf(c, i, model == nullptr ? nullptr : &b));
+    for (const engine::GgufMoeTensor& t : moe) {
+      const size_t first = plans.size();
+      for (const engine::BlockPart& part : t.parts) {
+        RETURN_IF_ERROR(AddPlan(&plans, absl::StrCat("blk.", i, ".", t.gguf_suffix),
+                                absl::StrCat("model.layers.", i, ".", part.suffix),
+                                model == nullptr ? nullptr : part.tensor, part.shape,
+                                RowPermutation::kNone));
+        plans.back().keep_f32 = engine::IsRouterSuffix(part.suffix);
+        plans.back().continues_stack = plans.size() - 1 > first;
+      }
+      if (t.parts.size() > 1 || t.shape != t.parts[0].shape) {
+        plans[first].stack_ne.assign(t.shape.rbegin(), t.shape.rend());
+        plans[first].stack_size = static_cast<int>(t.parts.size());
+      }
     }
   }
   RETURN_IF_ERROR(AddPlan(&plans, "output_norm.weight", "model.norm.weight", of(m.final_norm),
@@ -247,24 +286,57 @@ absl::Status CheckNames(const GgufExportOptions& options, const QuantizedMap& qu
 }
 
 absl::Status ChooseType(const GgufExportOptions& options, const QuantizedTensor* q,
-                        TensorPlan* p) {
+                        TensorPlan* p, std::optional<GgmlType> same_as) {
   const std::string& name = p->report.hf_name;
-  if (!p->is_matrix()) {
+  if (same_as.has_value()) {  // a stack's type is its first tensor's
+    if (q != nullptr) {
+      RETURN_IF_ERROR(ChooseTarget(q, same_as, p));
+    } else {
+      p->report.requested = *same_as;
+    }
+  } else if (!p->is_matrix()) {
     p->report.requested = GgmlType::kF32;
   } else if (options.targets.count(name) > 0 || q != nullptr) {
     RETURN_IF_ERROR(ChooseTarget(q, options.target_type, p));
   } else {
-    p->report.requested = options.other_type;
+    p->report.requested = p->keep_f32 ? GgmlType::kF32 : options.other_type;
   }
   return Finish(p);
+}
+
+absl::StatusOr<std::vector<engine::GgufMoeTensor>> MoeTensorsOf(const engine::LlamaConfig& c,
+                                                                int layer,
+                                                                const engine::BlockWeights* block) {
+  if (block != nullptr && engine::LayerIsMoe(c, layer) &&
+      block->experts.size() != static_cast<size_t>(c.n_experts)) {
+    return absl::InvalidArgumentError(absl::StrCat("model block ", layer, " has ",
+                                                   block->experts.size(), " experts, its config ",
+                                                   c.n_experts));
+  }
+  // At the config's count, GgufMoeTensors only reads the block (its resize is a no-op).
+  return engine::GgufMoeTensors(c, layer, const_cast<engine::BlockWeights*>(block));
+}
+
+void AddTensorInfos(const std::vector<TensorPlan>& plans, GgufBuilder* b) {
+  for (size_t i = 0; i < plans.size(); ++i) {
+    const TensorPlan& p = plans[i];
+    if (p.continues_stack) continue;
+    uint64_t bytes = 0;
+    for (size_t k = i; k < i + static_cast<size_t>(p.stack_size); ++k) bytes += plans[k].report.bytes;
+    b->AddTensor(p.report.gguf_name, p.stack_ne.empty() ? p.ne() : p.stack_ne, p.report.type,
+                 bytes);
+  }
 }
 
 absl::Status ChooseTypes(const GgufExportOptions& options, const QuantizedMap& quantized,
                          std::vector<TensorPlan>* plans) {
   RETURN_IF_ERROR(CheckNames(options, quantized, plans));
+  std::optional<GgmlType> previous;
   for (TensorPlan& p : *plans) {
     auto q = quantized.find(p.report.hf_name);
-    RETURN_IF_ERROR(ChooseType(options, q == quantized.end() ? nullptr : q->second, &p));
+    RETURN_IF_ERROR(ChooseType(options, q == quantized.end() ? nullptr : q->second, &p,
+                               p.continues_stack ? previous : std::nullopt));
+    previous = p.report.type;
   }
   return absl::OkStatus();
 }

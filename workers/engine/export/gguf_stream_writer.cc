@@ -33,9 +33,7 @@ absl::StatusOr<std::string> GgufStreamWriter::Header(uint32_t file_type, GgufBui
                                                      std::vector<std::string>* dropped) const {
   ASSIGN_OR_RETURN(*dropped, gguf_export_internal::AddMetadata(config_, source_, options_,
                                                                file_type, builder));
-  for (const TensorPlan& p : plans_) {
-    builder->AddTensor(p.report.gguf_name, p.ne(), p.report.type, p.report.bytes);
-  }
+  gguf_export_internal::AddTensorInfos(plans_, builder);
   return builder->Header();
 }
 
@@ -48,8 +46,11 @@ absl::Status GgufStreamWriter::Expect(const std::string& hf_name) const {
 
 absl::Status GgufStreamWriter::WriteNext(const QuantizedTensor* q) {
   TensorPlan& p = plans_[next_];
-  absl::Status s = gguf_export_internal::ChooseType(options_, q, &p);
-  if (s.ok()) s = gguf_export_internal::WriteTensor(p, config_.head_dim, sink_.get());
+  const bool pad = next_ + 1 == plans_.size() || !plans_[next_ + 1].continues_stack;
+  absl::Status s = gguf_export_internal::ChooseType(
+      options_, q, &p,
+      p.continues_stack ? std::optional<GgmlType>(plans_[next_ - 1].report.type) : std::nullopt);
+  if (s.ok()) s = gguf_export_internal::WriteTensor(p, config_.head_dim, sink_.get(), pad);
   if (!s.ok()) {
     return absl::Status(s.code(),
                         absl::StrCat(out_path_, ": tensor ", p.report.gguf_name, ": ", s.message()));
@@ -97,12 +98,19 @@ absl::Status GgufStreamWriter::WriteBlock(
           " of another block"));
     }
   }
+  std::vector<std::pair<std::string, const Tensor*>> tensors;  // the plans' order
   for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
-    if (!HasTensor(config_, spec)) continue;
-    const std::string name = absl::StrCat("model.layers.", block, ".", spec.hf_suffix);
+    if (HasTensor(config_, spec, block)) tensors.push_back({prefix + spec.hf_suffix, &(w.*spec.slot)});
+  }
+  ASSIGN_OR_RETURN(std::vector<GgufMoeTensor> moe,
+                   gguf_export_internal::MoeTensorsOf(config_, block, &w));
+  for (const GgufMoeTensor& m : moe) {
+    for (const BlockPart& part : m.parts) tensors.push_back({prefix + part.suffix, part.tensor});
+  }
+  for (const auto& [name, tensor] : tensors) {
     RETURN_IF_ERROR(Expect(name));
     TensorPlan& p = plans_[next_];
-    const Tensor& t = w.*spec.slot;
+    const Tensor& t = *tensor;
     if (t.empty() || t.shape != p.shape) {
       return absl::InvalidArgumentError(absl::StrCat(
           "model tensor ", name, " has shape ",

@@ -461,12 +461,7 @@ absl::StatusOr<GptqExportStats> WriteGptqLlama(
   if (model_quantized.empty()) {
     return absl::InvalidArgumentError("gptq output: no quantized tensors to write");
   }
-  if (model.config.attention_bias && model.config.model_type != "qwen2" &&
-      model.config.model_type != "qwen2_moe") {
-    return absl::UnimplementedError(absl::StrCat(
-        "gptq output: model_type \"", model.config.model_type,
-        "\" with q/k/v biases has no Hugging Face class to export to (only qwen2 has them)"));
-  }
+  RETURN_IF_ERROR(CheckHfExportable(model.config));
   // As the checkpoint stores them (Phi-3's fused projections).
   ASSIGN_OR_RETURN(const StoredTensors stored,
                    FuseForExport(model.config, engine::NamedTensors(&model), model_quantized));

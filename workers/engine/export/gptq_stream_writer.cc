@@ -1,3 +1,4 @@
+#include "workers/engine/export/llama_export.h"
 #include "workers/engine/export/gptq_stream_writer.h"
 
 #include <filesystem>
@@ -39,12 +40,7 @@ std::string Role(const std::string& projection) {
 
 absl::Status GptqStreamWriter::Start(const std::vector<NamedTensor>& tensors,
                                      const std::map<std::string, const QuantizedTensor*>& quantized) {
-  if (config_.attention_bias && config_.model_type != "qwen2" &&
-      config_.model_type != "qwen2_moe") {
-    return absl::UnimplementedError(absl::StrCat(
-        "gptq output: model_type \"", config_.model_type,
-        "\" with q/k/v biases has no Hugging Face class to export to (only qwen2 has them)"));
-  }
+  RETURN_IF_ERROR(CheckHfExportable(config_));
   // The projections block 0 quantizes, and one packed example of each (its
   // shapes are every block's).
   std::map<std::string, GptqPackedTensor> example;

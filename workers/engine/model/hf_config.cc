@@ -4,18 +4,14 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "workers/engine/model/families.h"
 
 namespace compressd::engine {
 namespace {
 
 using nlohmann::json;
-
-const char* const kSupportedModelTypes[] = {
-    "gemma2", "gemma3_text", "llama", "mistral", "mixtral", "olmoe",
-    "phi3",   "qwen2",       "qwen2_moe", "qwen3", "qwen3_moe", "smollm"};
 
 absl::Status FieldError(const std::string& what, absl::string_view field, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(what, ": ", field, ": ", why));
@@ -40,12 +36,10 @@ absl::Status ParseStrings(const json& j, const std::string& what, HfConfig* c) {
   auto mt = j.find("model_type");
   if (mt == j.end() || !mt->is_string()) return FieldError(what, "model_type", "missing");
   c->model_type = mt->get<std::string>();
-  bool supported = false;
-  for (const char* t : kSupportedModelTypes) supported |= c->model_type == t;
-  if (!supported) {
+  if (FindFamily(c->model_type) == nullptr) {
     return FieldError(what, "model_type",
-                      absl::StrCat("unsupported \"", c->model_type, "\" (supported: ",
-                                   absl::StrJoin(kSupportedModelTypes, ", "), ")"));
+                      absl::StrCat("unsupported \"", c->model_type,
+                                   "\" (supported: ", SupportedModelTypes(), ")"));
   }
   if (auto a = j.find("architectures"); a != j.end() && !a->is_null()) {
     if (!a->is_array()) return FieldError(what, "architectures", "must be a list of strings");

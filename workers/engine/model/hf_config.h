@@ -1,5 +1,6 @@
-// The parts of a Hugging Face config.json the engine needs, for the Llama
-// family (model_type llama, mistral, qwen2, smollm). Plain value type.
+// The parts of a Hugging Face config.json every family shares (families.h
+// lists the model_types; hf_llama.h reads each family's own fields). Plain
+// value type.
 #pragma once
 
 #include <cstdint>

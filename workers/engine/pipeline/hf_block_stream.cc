@@ -34,12 +34,7 @@ absl::StatusOr<std::unique_ptr<HfBlockStream>> HfBlockStream::Create(const Model
                                                                      CompressionResult* result,
                                                                      uint64_t max_shard_bytes) {
   const LlamaConfig& c = source.config();
-  if (c.attention_bias && c.model_type != "qwen2" &&
-      c.model_type != "qwen2_moe") {
-    return absl::UnimplementedError(absl::StrCat(
-        "export: model_type \"", c.model_type,
-        "\" with q/k/v biases has no Hugging Face class to export to (only qwen2 has them)"));
-  }
+  RETURN_IF_ERROR(CheckHfExportable(c));
   std::vector<TensorSpec> specs;
   for (const NamedShape& t : StoredShapes(c)) specs.push_back({t.name, dtype, t.shape});
   ASSIGN_OR_RETURN(std::unique_ptr<ShardedSafetensorsWriter> writer,

@@ -1,10 +1,14 @@
 // ReadGgufLlamaConfig: the LlamaConfig of a GGUF file from its metadata (and
 // the shapes of token_embd and rope_freqs). See gguf_model.h.
+#include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "workers/engine/model/families.h"
 #include "workers/engine/model/gguf/dequant.h"
 #include "workers/engine/model/gguf/gguf_model.h"
 #include "workers/engine/model/gguf/tensor_map.h"
@@ -123,6 +127,41 @@ absl::Status ReadSizes(const GgufFile& f, const std::string& arch, LlamaConfig* 
   return absl::OkStatus();
 }
 
+// The experts of an MoE arch: count, top-k, widths; the top-k weighting is
+// the arch's (llama.cpp's expert_weights_norm where the file says).
+absl::Status ReadExperts(const GgufFile& f, const std::string& arch, const Family& family,
+                         int experts, LlamaConfig* c) {
+  auto key = [&arch](const char* suffix) { return absl::StrCat(arch, ".", suffix); };
+  if (family.moe == MoeKind::kDense) {
+    if (experts > 0) return Unsupported(f, absl::StrCat(key("expert_count"), " ", experts));
+    return absl::OkStatus();
+  }
+  if (experts <= 0 || experts > 4096) {
+    return absl::InvalidArgumentError(absl::StrCat(f.path(), ": ", key("expert_count"), " ",
+                                                   experts, " outside [1, 4096]"));
+  }
+  c->n_experts = experts;
+  ASSIGN_OR_RETURN(c->experts_per_token, Required(f.GetI32(key("expert_used_count"))));
+  if (c->experts_per_token <= 0 || c->experts_per_token > experts) {
+    return absl::InvalidArgumentError(absl::StrCat(f.path(), ": ", key("expert_used_count"), " ",
+                                                   c->experts_per_token, " outside [1, ", experts,
+                                                   "]"));
+  }
+  ASSIGN_OR_RETURN(c->expert_intermediate,
+                   Optional(f.GetI32(key("expert_feed_forward_length")), c->intermediate));
+  if (family.moe == MoeKind::kQwenShared) {
+    ASSIGN_OR_RETURN(c->shared_expert_intermediate,
+                     Optional(f.GetI32(key("expert_shared_feed_forward_length")), 0));
+  }
+  ASSIGN_OR_RETURN(c->norm_topk_prob,
+                   Optional(f.GetBool(key("expert_weights_norm")), family.gguf_norm_topk));
+  if (c->expert_intermediate <= 0 || c->shared_expert_intermediate < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(f.path(), ": ", key("expert_feed_forward_length"), " must be positive"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ReadVocab(const GgufFile& f, const std::string& arch, LlamaConfig* c) {
   const GgufTensorInfo* embd = f.FindTensor("token_embd.weight");
   if (embd == nullptr)
@@ -148,18 +187,23 @@ absl::Status ReadVocab(const GgufFile& f, const std::string& arch, LlamaConfig* 
 
 absl::StatusOr<LlamaConfig> ReadGgufLlamaConfig(const GgufFile& f) {
   ASSIGN_OR_RETURN(std::string arch, Required(f.GetString("general.architecture")));
-  if (arch != "llama" && arch != "qwen2" && arch != "qwen3") {
-    return Unsupported(f, absl::StrCat("general.architecture \"", arch,
-                                       "\" (supported: llama, qwen2, qwen3)"));
+  const Family* family = FindGgufFamily(arch);
+  if (family == nullptr) {
+    std::vector<std::string> archs;
+    for (const Family& row : Families()) {
+      if (row.gguf_arch != nullptr && std::find(archs.begin(), archs.end(), row.gguf_arch) == archs.end())
+        archs.emplace_back(row.gguf_arch);
+    }
+    return Unsupported(f, absl::StrCat("general.architecture \"", arch, "\" (supported: ",
+                                       absl::StrJoin(archs, ", "), ")"));
   }
-  if (f.FindTensor("blk.0.ffn_gate_inp.weight") != nullptr) {
-    return Unsupported(f, "a mixture of experts (blk.0.ffn_gate_inp.weight): load the Hugging "
-                          "Face checkpoint instead");
-  }
+  ASSIGN_OR_RETURN(int experts, Optional(f.GetI32(arch + ".expert_count"), 0));
+  if (arch == "llama" && experts > 0) family = FindFamily("mixtral");  // llama with experts
   LlamaConfig c;
-  c.model_type = arch;  // the family; GgufArchitecture(c) gives the arch back
-  c.qk_norm = arch == "qwen3";
+  c.model_type = family->model_type;  // GgufArchitecture(c) gives the arch back
+  ApplyFamily(*family, &c);
   RETURN_IF_ERROR(ReadSizes(f, arch, &c));
+  RETURN_IF_ERROR(ReadExperts(f, arch, *family, experts, &c));
   RETURN_IF_ERROR(ReadVocab(f, arch, &c));
   RETURN_IF_ERROR(ValidateLlamaConfig(c, f.path()));
   RETURN_IF_ERROR(ReadRopeScaling(f, arch, &c));

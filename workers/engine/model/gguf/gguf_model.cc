@@ -31,6 +31,7 @@ class TensorLoader {
                               int64_t n, float* out) const;
   // INVALID_ARGUMENT naming the first tensor of the file not used by Load().
   absl::Status CheckAllUsed() const;
+  void Release(const GgufTensorInfo& t) const { file_->ReleaseTensorData(t); }
 
  private:
   absl::Status Error(const GgufTensorInfo& t, absl::string_view why) const {
@@ -125,12 +126,37 @@ absl::Status TensorLoader::CheckAllUsed() const {
 absl::Status LoadBlock(TensorLoader& loader, const LlamaConfig& c, int layer, BlockWeights* block) {
   block->layer = layer;
   for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
-    if (!HasTensor(c, spec)) continue;
+    if (!HasTensor(c, spec, layer)) continue;
     ASSIGN_OR_RETURN(block->*spec.slot,
                      loader.Load(absl::StrCat("blk.", layer, ".", spec.gguf_suffix),
                                  ExpectedShape(c, spec), GgufPermutation(c, spec)));
   }
+  // The experts: each stacked tensor split back into its experts' matrices.
+  for (const GgufMoeTensor& m : GgufMoeTensors(c, layer, block)) {
+    ASSIGN_OR_RETURN(const GgufTensorInfo* t,
+                     loader.Check(absl::StrCat("blk.", layer, ".", m.gguf_suffix), m.shape));
+    int64_t row = 0;
+    for (const BlockPart& part : m.parts) {
+      const int64_t rows = part.shape.size() == 2 ? part.shape[0] : 1;
+      std::vector<float> values(static_cast<size_t>(rows * part.shape.back()));
+      RETURN_IF_ERROR(loader.DequantizeRows(*t, RowPermutation::kNone, row, rows, values.data()));
+      *part.tensor = Tensor::Owned(part.shape, std::move(values));
+      row += rows;
+    }
+    loader.Release(*t);
+  }
   return absl::OkStatus();
+}
+
+// Block `layer`'s GGUF tensor names.
+std::vector<std::string> BlockGgufNames(const LlamaConfig& c, int layer) {
+  std::vector<std::string> out;
+  for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
+    if (HasTensor(c, spec, layer)) out.push_back(absl::StrCat("blk.", layer, ".", spec.gguf_suffix));
+  }
+  for (const GgufMoeTensor& m : GgufMoeTensors(c, layer, nullptr))
+    out.push_back(absl::StrCat("blk.", layer, ".", m.gguf_suffix));
+  return out;
 }
 
 }  // namespace
@@ -193,9 +219,12 @@ absl::StatusOr<std::unique_ptr<GgufLlamaStream>> GgufLlamaStream::Open(
   RETURN_IF_ERROR(loader.Check("token_embd.weight", embed_shape).status());
   for (int l = 0; l < c.n_layers; ++l) {
     for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
-      if (!HasTensor(c, spec)) continue;
+      if (!HasTensor(c, spec, l)) continue;
       RETURN_IF_ERROR(loader.Check(absl::StrCat("blk.", l, ".", spec.gguf_suffix),
                                    ExpectedShape(c, spec)).status());
+    }
+    for (const GgufMoeTensor& m : GgufMoeTensors(c, l, nullptr)) {
+      RETURN_IF_ERROR(loader.Check(absl::StrCat("blk.", l, ".", m.gguf_suffix), m.shape).status());
     }
   }
   RETURN_IF_ERROR(loader.Check("output_norm.weight", {c.hidden}).status());
@@ -226,8 +255,8 @@ absl::StatusOr<BlockWeights> GgufLlamaStream::LoadBlock(int i) const {
 }
 
 void GgufLlamaStream::ReleaseBlock(int i) const {
-  for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
-    const GgufTensorInfo* t = file_->FindTensor(absl::StrCat("blk.", i, ".", spec.gguf_suffix));
+  for (const std::string& name : BlockGgufNames(config_, i)) {
+    const GgufTensorInfo* t = file_->FindTensor(name);
     if (t != nullptr) file_->ReleaseTensorData(*t);
   }
 }

@@ -7,6 +7,7 @@
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "workers/engine/model/gguf/hf_llama.h"
+#include "workers/engine/model/families.h"
 #include "workers/engine/model/gguf/tensor_map.h"
 
 namespace compressd::engine {
@@ -53,11 +54,14 @@ absl::StatusOr<bool> Bool(const json& j, const std::string& what, const char* fi
   return it->get<bool>();
 }
 
-// Mistral and Phi-3 attend to the last sliding_window positions in every layer
-// (null: all). Qwen2/Qwen3 with use_sliding_window choose per layer (layer_types),
-// which the engine does not do: refused rather than run as full attention.
-absl::Status ReadSlidingWindow(const json& j, const std::string& what, LlamaConfig* c) {
-  if (c->model_type == "mistral" || c->model_type == "phi3" || c->model_type == "mixtral") {
+// Mistral, Phi-3 and Mixtral attend to the last sliding_window positions in
+// every layer (null: all). Qwen2/Qwen3 with use_sliding_window choose per layer
+// (layer_types), which the engine does not do: refused rather than run as full
+// attention. Gemma's pattern is ReadLayerTypes'.
+absl::Status ReadSlidingWindow(const json& j, const std::string& what, const Family& f,
+                               LlamaConfig* c) {
+  if (f.window == WindowKind::kPattern) return absl::OkStatus();
+  if (f.window == WindowKind::kAllLayers) {
     ASSIGN_OR_RETURN(c->sliding_window, Int(j, what, "sliding_window", 0));
     if (c->sliding_window < 0) return FieldError(what, "sliding_window", "must be positive");
     return absl::OkStatus();
@@ -174,12 +178,12 @@ absl::StatusOr<float> OptionalPositive(const json& j, const std::string& what, c
 
 // Which layers attend through the window: layer_types, else every
 // sliding_window_pattern-th layer is full (Gemma 2: 2, Gemma 3: 6).
-absl::Status ReadLayerTypes(const json& j, const std::string& what, LlamaConfig* c) {
+absl::Status ReadLayerTypes(const json& j, const std::string& what, const Family& f,
+                            LlamaConfig* c) {
   c->sliding_layers.assign(static_cast<size_t>(c->n_layers), false);
   auto it = j.find("layer_types");
   if (it == j.end() || it->is_null()) {
-    ASSIGN_OR_RETURN(int pattern, Int(j, what, "sliding_window_pattern",
-                                      c->model_type == "gemma2" ? 2 : 6));
+    ASSIGN_OR_RETURN(int pattern, Int(j, what, "sliding_window_pattern", f.default_window_pattern));
     if (pattern <= 0) return FieldError(what, "sliding_window_pattern", "must be positive");
     for (int i = 0; i < c->n_layers; ++i) c->sliding_layers[static_cast<size_t>(i)] = (i + 1) % pattern != 0;
     return absl::OkStatus();
@@ -223,26 +227,20 @@ absl::Status ReadGemma3Rope(const json& j, const std::string& what, LlamaConfig*
 
 // Gemma 2 and Gemma 3 (text): transformers' class defaults where config.json
 // is silent.
-absl::Status ReadGemma(const json& j, const std::string& what, LlamaConfig* c) {
-  const bool gemma3 = c->model_type == "gemma3_text";
-  c->norm_offset = c->gelu_gate = c->sandwich_norms = c->scale_embeddings = true;
-  c->qk_norm = gemma3;
+absl::Status ReadGemma(const json& j, const std::string& what, const Family& f, LlamaConfig* c) {
   ASSIGN_OR_RETURN(c->query_pre_attn_scalar, OptionalPositive(j, what, "query_pre_attn_scalar", 256));
   if (c->query_pre_attn_scalar == 0)
     return FieldError(what, "query_pre_attn_scalar", "must be a positive number");
-  ASSIGN_OR_RETURN(c->attn_softcap, OptionalPositive(j, what, "attn_logit_softcapping", gemma3 ? 0 : 50));
+  ASSIGN_OR_RETURN(c->attn_softcap,
+                   OptionalPositive(j, what, "attn_logit_softcapping", f.default_attn_softcap));
   ASSIGN_OR_RETURN(c->final_softcap,
-                   OptionalPositive(j, what, "final_logit_softcapping", gemma3 ? 0 : 30));
+                   OptionalPositive(j, what, "final_logit_softcapping", f.default_final_softcap));
   ASSIGN_OR_RETURN(float window, OptionalPositive(j, what, "sliding_window", 4096));
   c->sliding_window = static_cast<int>(window);
-  RETURN_IF_ERROR(ReadLayerTypes(j, what, c));
+  RETURN_IF_ERROR(ReadLayerTypes(j, what, f, c));
   ASSIGN_OR_RETURN(bool bidirectional, Bool(j, what, "use_bidirectional_attention"));
   if (bidirectional) return FieldError(what, "use_bidirectional_attention", "true is not supported");
-  return gemma3 ? ReadGemma3Rope(j, what, c) : ReadRope(j, what, c);
-}
-
-bool IsGemma(const std::string& model_type) {
-  return model_type == "gemma2" || model_type == "gemma3_text";
+  return f.gemma3 ? ReadGemma3Rope(j, what, c) : ReadRope(j, what, c);
 }
 
 // rope_scaling (transformers 4) or rope_parameters (transformers 5).
@@ -301,12 +299,11 @@ absl::Status ReadRope(const json& j, const std::string& what, LlamaConfig* c) {
 // The mixture of experts of Mixtral, Qwen2-MoE, Qwen3-MoE and OLMoE: the
 // expert count and width, top-k and its normalisation, Qwen2-MoE's shared
 // expert and Qwen-MoE's dense layers (mlp_only_layers, decoder_sparse_step).
-absl::Status ReadMoe(const json& j, const std::string& what, LlamaConfig* c) {
-  const std::string& t = c->model_type;
-  if (t != "mixtral" && t != "qwen2_moe" && t != "qwen3_moe" && t != "olmoe") return absl::OkStatus();
-  c->mixtral_names = t == "mixtral";
+absl::Status ReadMoe(const json& j, const std::string& what, const Family& f, LlamaConfig* c) {
+  if (f.moe == MoeKind::kDense) return absl::OkStatus();
+  const bool qwen = f.moe == MoeKind::kQwen || f.moe == MoeKind::kQwenShared;
   const char* count_field = j.contains("num_experts") ? "num_experts" : "num_local_experts";
-  ASSIGN_OR_RETURN(c->n_experts, Int(j, what, count_field, t == "mixtral" ? 8 : 0));
+  ASSIGN_OR_RETURN(c->n_experts, Int(j, what, count_field, f.moe == MoeKind::kMixtral ? 8 : 0));
   ASSIGN_OR_RETURN(c->experts_per_token, Int(j, what, "num_experts_per_tok", 2));
   if (c->n_experts <= 0 || c->n_experts > 4096)
     return FieldError(what, count_field, absl::StrCat(c->n_experts, " outside [1, 4096]"));
@@ -315,24 +312,24 @@ absl::Status ReadMoe(const json& j, const std::string& what, LlamaConfig* c) {
                       absl::StrCat(c->experts_per_token, " outside [1, ", c->n_experts, "]"));
   }
   c->expert_intermediate = c->intermediate;  // Mixtral, OLMoE
-  if (t == "qwen2_moe" || t == "qwen3_moe") {
+  if (qwen) {
     ASSIGN_OR_RETURN(int width, Int(j, what, "moe_intermediate_size", 0));
     ASSIGN_OR_RETURN(c->expert_intermediate, SizeField(width, what, "moe_intermediate_size"));
   }
   // Mixtral always renormalises the top-k probabilities; the others when told.
-  if (t == "mixtral") {
+  if (f.moe == MoeKind::kMixtral) {
     c->norm_topk_prob = true;
   } else {
     ASSIGN_OR_RETURN(c->norm_topk_prob, Bool(j, what, "norm_topk_prob"));
   }
-  if (t == "qwen2_moe") {
+  if (f.moe == MoeKind::kQwenShared) {
     ASSIGN_OR_RETURN(int width, Int(j, what, "shared_expert_intermediate_size", 0));
     if (width != 0) {
       ASSIGN_OR_RETURN(c->shared_expert_intermediate,
                        SizeField(width, what, "shared_expert_intermediate_size"));
     }
   }
-  if (t == "qwen2_moe" || t == "qwen3_moe") {
+  if (qwen) {
     ASSIGN_OR_RETURN(int step, Int(j, what, "decoder_sparse_step", 1));
     if (step <= 0) return FieldError(what, "decoder_sparse_step", "must be positive");
     std::vector<bool> moe(static_cast<size_t>(c->n_layers));
@@ -349,17 +346,12 @@ absl::Status ReadMoe(const json& j, const std::string& what, LlamaConfig* c) {
     for (bool m : moe) all = all && m;
     if (!all) c->moe_layers = std::move(moe);
   }
-  if (t == "olmoe") {
-    c->qk_norm = c->qk_norm_whole = true;
+  if (f.moe == MoeKind::kOlmoe) {
     auto clip = j.find("clip_qkv");
     if (clip != j.end() && !clip->is_null()) {
       return FieldError(what, "clip_qkv",
                         "is not supported (q/k/v clamping); the model's output would differ");
     }
-  }
-  if (t == "qwen3_moe") c->qk_norm = true;
-  if (t == "qwen2_moe" && j.contains("qkv_bias")) {  // q/k/v biases unless told otherwise
-    ASSIGN_OR_RETURN(c->attention_bias, Bool(j, what, "qkv_bias"));
   }
   return absl::OkStatus();
 }
@@ -375,37 +367,44 @@ absl::StatusOr<LlamaConfig> ReadHfLlamaConfig(const HfConfig& base, absl::string
     return absl::InvalidArgumentError(absl::StrCat(what, ": invalid JSON: ", e.what()));
   }
   if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(what, ": not a JSON object"));
+  const Family* f = FindFamily(base.model_type);
+  if (f == nullptr) {
+    return FieldError(what, "model_type",
+                      absl::StrCat("unsupported \"", base.model_type,
+                                   "\" (supported: ", SupportedModelTypes(), ")"));
+  }
   LlamaConfig c;
   c.model_type = base.model_type;
+  ApplyFamily(*f, &c);
   ASSIGN_OR_RETURN(c.n_layers, SizeField(base.num_hidden_layers, what, "num_hidden_layers"));
   ASSIGN_OR_RETURN(c.hidden, SizeField(base.hidden_size, what, "hidden_size"));
   ASSIGN_OR_RETURN(c.intermediate, SizeField(base.intermediate_size, what, "intermediate_size"));
   ASSIGN_OR_RETURN(c.n_heads, SizeField(base.num_attention_heads, what, "num_attention_heads"));
   ASSIGN_OR_RETURN(c.n_kv_heads, SizeField(base.num_key_value_heads, what, "num_key_value_heads"));
   ASSIGN_OR_RETURN(c.vocab, SizeField(base.vocab_size, what, "vocab_size"));
-  const bool gemma = IsGemma(c.model_type);
-  ASSIGN_OR_RETURN(c.head_dim, Int(j, what, "head_dim", gemma ? 256 : c.hidden / c.n_heads));
-  ASSIGN_OR_RETURN(c.max_position, Int(j, what, "max_position_embeddings", gemma ? 8192 : 2048));
+  ASSIGN_OR_RETURN(c.head_dim, Int(j, what, "head_dim",
+                                   f->default_head_dim > 0 ? f->default_head_dim
+                                                           : c.hidden / c.n_heads));
+  ASSIGN_OR_RETURN(c.max_position,
+                   Int(j, what, "max_position_embeddings", f->default_max_position));
   ASSIGN_OR_RETURN(double eps, Number(j, what, "rms_norm_eps", 1e-6));
   c.rms_norm_eps = static_cast<float>(eps);
-  c.fused_projections = c.model_type == "phi3";
   RETURN_IF_ERROR(ReadRotaryDims(j, what, &c));
-  if (gemma) {
-    RETURN_IF_ERROR(ReadGemma(j, what, &c));
+  if (f->gemma) {
+    RETURN_IF_ERROR(ReadGemma(j, what, *f, &c));
   } else {
     RETURN_IF_ERROR(ReadRope(j, what, &c));
   }
   RETURN_IF_ERROR(CheckActivation(j, what, c));
-  c.tie_word_embeddings = base.tie_word_embeddings;
-  if (gemma && !j.contains("tie_word_embeddings")) c.tie_word_embeddings = true;  // its default
+  c.tie_word_embeddings =
+      j.contains("tie_word_embeddings") ? base.tie_word_embeddings : f->default_tied;
   ASSIGN_OR_RETURN(c.bos_token_id, Int(j, what, "bos_token_id", -1));
   ASSIGN_OR_RETURN(c.eos_token_id, Int(j, what, "eos_token_id", -1));
-  c.attention_bias = c.model_type == "qwen2" || c.model_type == "qwen2_moe";
-  if (!gemma) {
-    c.qk_norm = c.model_type == "qwen3";
-    RETURN_IF_ERROR(ReadSlidingWindow(j, what, &c));
+  if (f->qkv_bias == QkvBias::kOptional && j.contains("qkv_bias")) {  // Qwen2-MoE: default on
+    ASSIGN_OR_RETURN(c.attention_bias, Bool(j, what, "qkv_bias"));
   }
-  RETURN_IF_ERROR(ReadMoe(j, what, &c));
+  RETURN_IF_ERROR(ReadSlidingWindow(j, what, *f, &c));
+  RETURN_IF_ERROR(ReadMoe(j, what, *f, &c));
   if (!c.attention_bias) {
     for (const char* field : {"attention_bias", "mlp_bias"}) {
       ASSIGN_OR_RETURN(bool set, Bool(j, what, field));

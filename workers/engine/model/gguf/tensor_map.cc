@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "workers/engine/model/families.h"
 
 namespace compressd::engine {
 
@@ -39,10 +40,41 @@ const std::vector<BlockTensorSpec>& BlockTensorSpecs() {
   return *specs;
 }
 
+std::vector<GgufMoeTensor> GgufMoeTensors(const LlamaConfig& c, int layer, BlockWeights* block) {
+  std::vector<BlockPart> parts = MoeTensors(c, layer, block);
+  std::vector<GgufMoeTensor> out;
+  if (parts.empty()) return out;
+  // MoeTensors' order: the router, each expert's gate, up, down, then the
+  // shared expert's gate, up, down and its gate.
+  out.push_back({"ffn_gate_inp.weight", {parts[0]}, parts[0].shape});
+  const char* const kinds[] = {"ffn_gate_exps.weight", "ffn_up_exps.weight", "ffn_down_exps.weight"};
+  for (int k = 0; k < 3; ++k) {
+    GgufMoeTensor t{kinds[k], {}, {}};
+    for (int e = 0; e < c.n_experts; ++e) t.parts.push_back(parts[static_cast<size_t>(1 + 3 * e + k)]);
+    t.shape = t.parts[0].shape;
+    t.shape.insert(t.shape.begin(), c.n_experts);
+    out.push_back(std::move(t));
+  }
+  const size_t shared = 1 + 3 * static_cast<size_t>(c.n_experts);
+  const char* const shexp[] = {"ffn_gate_shexp.weight", "ffn_up_shexp.weight",
+                               "ffn_down_shexp.weight", "ffn_gate_inp_shexp.weight"};
+  for (size_t k = 0; shared + k < parts.size(); ++k) {
+    const BlockPart& part = parts[shared + k];
+    // The shared expert's gate [1, hidden] is a vector to llama.cpp.
+    std::vector<int64_t> shape = k == 3 ? std::vector<int64_t>{c.hidden} : part.shape;
+    out.push_back({shexp[k], {part}, std::move(shape)});
+  }
+  return out;
+}
+
 const char* GgufArchitecture(const LlamaConfig& c) {
-  if (c.model_type == "qwen2") return "qwen2";
-  if (c.model_type == "qwen3") return "qwen3";
-  return "llama";
+  const Family* f = FindFamily(c.model_type);
+  return f != nullptr && f->gguf_arch != nullptr ? f->gguf_arch : "llama";
+}
+
+RowPermutation GgufPermutation(const LlamaConfig& c, const BlockTensorSpec& spec) {
+  const Family* f = FindFamily(c.model_type);
+  return f == nullptr || f->gguf_permutes_qk ? spec.permutation : RowPermutation::kNone;
 }
 
 std::vector<BlockPart> LayerTensors(const LlamaConfig& c, int layer, BlockWeights* block) {

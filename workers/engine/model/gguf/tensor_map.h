@@ -62,15 +62,27 @@ const std::vector<BlockTensorSpec>& BlockTensorSpecs();
 // suffix, shape and slot in `block` (null when `block` is).
 std::vector<BlockPart> LayerTensors(const LlamaConfig& config, int layer, BlockWeights* block);
 
+// One GGUF tensor of an MoE layer (llama.cpp's names): the router
+// (ffn_gate_inp), each projection of all experts stacked into one 3-D tensor
+// (ffn_gate_exps / ffn_up_exps / ffn_down_exps, HF shape [n_experts, out,
+// in]: the experts' matrices back to back), and Qwen2-MoE's shared expert
+// (ffn_*_shexp) and its gate (ffn_gate_inp_shexp).
+struct GgufMoeTensor {
+  std::string gguf_suffix;       // "ffn_gate_exps.weight" in "blk.N.ffn_gate_exps.weight"
+  std::vector<BlockPart> parts;  // the HF tensors it holds, in order (one unless stacked)
+  // The GGUF tensor's shape in HF order: parts[0]'s, with n_experts in front when stacked.
+  std::vector<int64_t> shape;
+};
+// Layer `layer`'s (none for a dense layer), with the slots of `block` when given.
+std::vector<GgufMoeTensor> GgufMoeTensors(const LlamaConfig& config, int layer, BlockWeights* block);
+
 // llama.cpp's architecture for a model of `config` (general.architecture
-// and its keys' prefix): "qwen2" and "qwen3" for those families, whose GGUF
-// stores Q/K rows in HF order, else "llama", whose rows are permuted into
-// its rotary layout.
+// and its keys' prefix): its family's gguf_arch (families.h), "llama" for a
+// family without one (whose GGUF export is refused).
 const char* GgufArchitecture(const LlamaConfig& config);
-// How such a file orders `spec`'s rows: spec.permutation under "llama".
-inline RowPermutation GgufPermutation(const LlamaConfig& config, const BlockTensorSpec& spec) {
-  return std::string(GgufArchitecture(config)) == "llama" ? spec.permutation : RowPermutation::kNone;
-}
+// How such a file orders `spec`'s rows: spec.permutation where the family's
+// GGUF permutes q/k into llama.cpp's rotary layout (llama), else HF order.
+RowPermutation GgufPermutation(const LlamaConfig& config, const BlockTensorSpec& spec);
 
 // The HF shape of a block tensor under `config`.
 std::vector<int64_t> ExpectedShape(const LlamaConfig& config, const BlockTensorSpec& spec);
