@@ -129,10 +129,18 @@ def main():
     ap.add_argument("--dead-experts", type=int, default=0)
     ap.add_argument("--all-moe", action="store_true",
                     help="no dense MLP layers (mlp_only_layers empty), as llama.cpp's qwen3moe needs")
+    ap.add_argument("--llamacpp", action="store_true",
+                    help="Gemma as llama.cpp fixes it: query_pre_attn_scalar = head_dim, and "
+                         "(Gemma 3) 6 layers with the default window pattern (5 windowed, 1 full)")
     args = ap.parse_args()
     config_cls, model_cls, extra = FAMILIES[args.family]
     if args.all_moe:
         extra = {**extra, "mlp_only_layers": []}
+    if args.llamacpp and args.family == "gemma2":
+        extra = {**extra, "query_pre_attn_scalar": extra["head_dim"]}
+    if args.llamacpp and args.family == "gemma3":
+        extra = {k: v for k, v in extra.items() if k != "layer_types"}
+        extra["num_hidden_layers"] = 6
     config = getattr(transformers, config_cls)(**{**COMMON, **extra})
     torch.manual_seed(args.seed)
     model = getattr(transformers, model_cls)(config).float().eval()

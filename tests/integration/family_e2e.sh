@@ -146,11 +146,27 @@ ctl artifacts download "$gptq_job" --out "$work/gptq"
 #    tokenizer converted from tokenizer.json; llama.cpp's perplexity of the
 #    file within 1% of ours, and (llama) its token ids those of the model's own
 #    tokenizer.json (text, edge cases, special tokens, chat prompt).
-cat > "$work/gguf.yaml" <<YAML
+gguf_recipe() {  # [GGUF_OPTIONS]
+  cat > "$work/gguf.yaml" <<YAML
 stages: [{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 32}}}]
 calibration: {dataset_id: $data, file: sotu, samples: 8, seq_len: 128}
-output: {format: gguf}
+output: {format: gguf${1:+, gguf: $1}}
 YAML
+}
+gguf_recipe
+refused() {  # MODEL_ID WORD: the GGUF job must fail up front, its error naming WORD
+  if ctl jobs submit --model "$1" --recipe "$work/gguf.yaml" --dataset "$data" --wait \
+      > "$work/gguf-refused.out" 2> "$work/gguf-refused.err"; then
+    echo "FAIL: a GGUF output llama.cpp cannot run ($FAMILY) was not refused"; exit 1
+  fi
+  grep -q "$2" "$work/gguf-refused.out" "$work/gguf-refused.err" \
+    || { echo "FAIL: the refusal does not name $2"; cat "$work/gguf-refused.err"; exit 1; }
+}
+variant() {  # FLAG NAME: the family's model made with FLAG, uploaded; prints its id
+  "$PY" "$SRC/tests/golden/make_family_model.py" "$FAMILY" "$work/model$1" \
+    --tokenizer-from "$GGUF" "$1" > "$work/make$1.log" 2>&1 || { cat "$work/make$1.log"; exit 1; }
+  ctl models upload "$work/model$1" --name "tiny-$FAMILY$1"
+}
 gguf_step() {  # MODEL_ID: the job to GGUF, read by us and by llama.cpp
   ctl jobs submit --model "$1" --recipe "$work/gguf.yaml" --dataset "$data" --wait \
     > "$work/gguf.out" 2> "$work/gguf.err" || { tail -n 20 "$work/gguf.out" "$work/gguf.err"; exit 1; }
@@ -177,16 +193,19 @@ case $FAMILY in
   qwen3_moe)
     # llama.cpp's qwen3moe has experts in every layer: this model's dense
     # layer 1 is refused up front, naming it; a variant without one is written.
-    if ctl jobs submit --model "$model" --recipe "$work/gguf.yaml" --dataset "$data" --wait \
-        > "$work/gguf-refused.out" 2> "$work/gguf-refused.err"; then
-      echo "FAIL: a GGUF output of a qwen3_moe model with a dense layer was not refused"; exit 1
-    fi
-    grep -q "mlp_only_layers" "$work/gguf-refused.out" "$work/gguf-refused.err" \
-      || { echo "FAIL: the refusal does not name mlp_only_layers"; cat "$work/gguf-refused.err"; exit 1; }
-    "$PY" "$SRC/tests/golden/make_family_model.py" qwen3_moe "$work/model-all-moe" \
-      --tokenizer-from "$GGUF" --all-moe > "$work/make-all-moe.log" 2>&1 \
-      || { cat "$work/make-all-moe.log"; exit 1; }
-    gguf_step "$(ctl models upload "$work/model-all-moe" --name tiny-qwen3_moe-all-moe)" ;;
+    refused "$model" mlp_only_layers
+    gguf_step "$(variant --all-moe)" ;;
+  gemma2|gemma3)
+    # llama.cpp's gemma2 / gemma3 fix the attention scale (head_dim) and the
+    # windowed layers (1 in 2, 5 in 6): these models differ (24; layer 1 full)
+    # and are refused, naming it; variants as llama.cpp fixes them are written.
+    if [ "$FAMILY" = gemma2 ]; then refused "$model" query_pre_attn_scalar; else refused "$model" layer_types; fi
+    # Gemma 3 has no logit soft-capping, and this random model's logits are in
+    # the hundreds: llama.cpp's 8-bit rounding of activations against 4-bit
+    # weights moves its perplexity 2-3%, so its file is written in F32 (measured
+    # agreement then: 0.02%); Gemma 2's capped logits keep the 4-bit file.
+    [ "$FAMILY" = gemma3 ] && gguf_recipe "{target_type: F32, other_type: F32}"
+    gguf_step "$(variant --llamacpp)" ;;
 esac
 
 # 6. Mixture of experts: EvoPress with every expert's projections as units of

@@ -43,6 +43,15 @@ void AddHyperparameters(const engine::LlamaConfig& c, GgufBuilder* b) {
     b->AddU32(key("attention.value_length"), u32(c.head_dim));
   }
   b->AddU32(key("vocab_size"), u32(c.vocab));
+  if (c.rope_scaling.type == "linear") {  // Gemma 3: its global layers only
+    b->AddString(key("rope.scaling.type"), "linear");
+    b->AddF32(key("rope.scaling.factor"), c.rope_scaling.factor);
+  }
+  if (c.sliding_window > 0) b->AddU32(key("attention.sliding_window"), u32(c.sliding_window));
+  if (c.sandwich_norms && c.attn_softcap > 0)
+    b->AddF32(key("attn_logit_softcapping"), c.attn_softcap);
+  if (c.sandwich_norms && c.final_softcap > 0)
+    b->AddF32(key("final_logit_softcapping"), c.final_softcap);
   if (c.n_experts > 0) {
     b->AddU32(key("expert_count"), u32(c.n_experts));
     b->AddU32(key("expert_used_count"), u32(c.experts_per_token));
@@ -114,12 +123,12 @@ std::string PermuteRows(const std::string& bytes, int64_t rows, int64_t head_dim
 
 // The floats of a 1-D tensor, biases in llama.cpp's rotary order.
 std::vector<float> VectorValues(const TensorPlan& p, int64_t head_dim) {
-  if (p.tensor == nullptr) return p.generated;
-  const int64_t n = p.row_len();
-  std::vector<float> v(p.tensor->data, p.tensor->data + n);
+  std::vector<float> v = p.generated;
+  if (p.tensor != nullptr) v.assign(p.tensor->data, p.tensor->data + p.row_len());
+  for (float& x : v) x += p.add;
   if (p.perm == RowPermutation::kNone) return v;
-  std::vector<float> out(n);
-  for (int64_t g = 0; g < n; ++g) out[g] = v[engine::UnpermutedRow(g, head_dim)];
+  std::vector<float> out(v.size());
+  for (size_t g = 0; g < v.size(); ++g) out[g] = v[engine::UnpermutedRow(g, head_dim)];
   return out;
 }
 

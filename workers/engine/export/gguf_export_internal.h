@@ -37,6 +37,7 @@ struct TensorPlan {
   int stack_size = 1;
   bool continues_stack = false;
   bool keep_f32 = false;  // a router: F32 unless targeted or quantized, as llama.cpp keeps it
+  float add = 0.0f;       // added to a vector's values (Gemma's norms: 1 + w)
 
   bool is_matrix() const { return shape.size() == 2; }
   int64_t rows() const { return shape.size() == 2 ? shape[0] : 1; }

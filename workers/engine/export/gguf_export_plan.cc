@@ -172,19 +172,36 @@ absl::Status Finish(TensorPlan* p) {
 }
 
 // UNIMPLEMENTED unless llama.cpp's architecture for `c` runs it as we do.
+// What llama.cpp's gemma2 / gemma3 fix instead of reading (GgufGemma*), or
+// nullptr when the model has it.
+const char* GemmaMismatch(const engine::LlamaConfig& c, const engine::Family& family) {
+  if (c.query_pre_attn_scalar != engine::GgufGemmaQueryScalar(c))
+    return "query_pre_attn_scalar other than head_dim";
+  if (c.sliding_window > 0 && c.sliding_layers != engine::GgufGemmaSlidingLayers(c))
+    return "windowed layers (layer_types) other than its fixed pattern";
+  if (family.gemma3 && (c.attn_softcap > 0 || c.final_softcap > 0)) return "soft-capping";
+  if (!family.gemma3 && (c.attn_softcap <= 0 || c.final_softcap <= 0))
+    return "no attention or logit soft-capping";  // gemma2 always caps (50 / 30 by default)
+  if (family.gemma3 && c.local_rope_theta != 10000.0f)
+    return "a windowed-layer rope theta other than 10000";
+  return nullptr;
+}
+
+// UNIMPLEMENTED unless llama.cpp's architecture for `c` runs it as we do.
 absl::Status CheckArchitecture(const engine::LlamaConfig& c) {
-  // llama.cpp's architectures for Gemma and Phi-3: not written yet. (A llama
-  // file's q/k/v biases are kept: llama.cpp reads them.)
+  // llama.cpp's architecture for Phi-3: not written yet. (A llama file's
+  // q/k/v biases are kept: llama.cpp reads them.)
   const engine::Family* family = engine::FindFamily(c.model_type);
   const char* missing =
       family == nullptr || family->gguf_arch == nullptr ? "no llama.cpp architecture written for it"
-      : c.sliding_window > 0                            ? "sliding-window attention"
+      : c.sliding_window > 0 && !family->gemma          ? "sliding-window attention"
       : c.rotary_dims > 0                               ? "partial rotary"
       : c.qk_norm != family->qk_norm || c.qk_norm_whole != family->qk_norm_whole ||
-              c.sandwich_norms || c.fused_projections ||
+              c.sandwich_norms != family->gemma || c.fused_projections ||
               (c.n_experts > 0) != (family->moe != engine::MoeKind::kDense)
           ? "ops its architecture lacks"
-          : nullptr;
+      : family->gemma ? GemmaMismatch(c, *family)
+                      : nullptr;
   // llama.cpp's MoE archs: experts in every layer, their own top-k weighting,
   // Qwen2-MoE with its biases and shared expert.
   if (missing == nullptr && c.n_experts > 0) {
@@ -219,7 +236,7 @@ absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaConfig& c
     p.generated = Llama3RopeFactors(c);
     p.shape = {static_cast<int64_t>(p.generated.size())};
     plans.push_back(std::move(p));
-  } else if (!c.rope_scaling.type.empty()) {
+  } else if (!c.rope_scaling.type.empty() && c.rope_scaling.type != "linear") {
     return absl::UnimplementedError(
         absl::StrCat("GGUF export of rope scaling \"", c.rope_scaling.type, "\""));
   }
@@ -236,9 +253,10 @@ absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaConfig& c
     for (const engine::BlockTensorSpec& spec : engine::BlockTensorSpecs()) {
       if (!HasTensor(c, spec, i)) continue;
       RETURN_IF_ERROR(AddPlan(&plans, absl::StrCat("blk.", i, ".", spec.gguf_suffix),
-                              absl::StrCat("model.layers.", i, ".", spec.hf_suffix),
+                              absl::StrCat("model.layers.", i, ".", engine::HfSuffix(c, spec)),
                               of(b.*spec.slot), engine::ExpectedShape(c, spec),
                               engine::GgufPermutation(c, spec)));
+      if (c.norm_offset && engine::IsNormSpec(spec)) plans.back().add = 1.0f;  // 1 + w
     }
     ASSIGN_OR_RETURN(std::vector<engine::GgufMoeTensor> moe,
                      MoeTensorsOf(c, i, model == nullptr ? nullptr : &b));
@@ -260,6 +278,7 @@ absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaConfig& c
   }
   RETURN_IF_ERROR(AddPlan(&plans, "output_norm.weight", "model.norm.weight", of(m.final_norm),
                           {c.hidden}, RowPermutation::kNone));
+  if (c.norm_offset) plans.back().add = 1.0f;
   if (!tied) {
     RETURN_IF_ERROR(AddPlan(&plans, "output.weight", "lm_head.weight", of(m.lm_head), embed,
                             RowPermutation::kNone));

@@ -100,7 +100,8 @@ absl::Status GgufStreamWriter::WriteBlock(
   }
   std::vector<std::pair<std::string, const Tensor*>> tensors;  // the plans' order
   for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
-    if (HasTensor(config_, spec, block)) tensors.push_back({prefix + spec.hf_suffix, &(w.*spec.slot)});
+    if (HasTensor(config_, spec, block))
+      tensors.push_back({prefix + HfSuffix(config_, spec), &(w.*spec.slot)});
   }
   ASSIGN_OR_RETURN(std::vector<GgufMoeTensor> moe,
                    gguf_export_internal::MoeTensorsOf(config_, block, &w));

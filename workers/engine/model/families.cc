@@ -48,7 +48,8 @@ std::vector<Family> MakeFamilies() {
   // Gemma 2: (1 + w) norms, GeGLU, sandwich norms, scaled embeddings,
   // attention and logit soft-capping, every other layer windowed.
   Family gemma2 = Llama("gemma2", "Gemma2ForCausalLM", "gemma2");
-  gemma2.gguf_arch = nullptr;
+  gemma2.gguf_arch = "gemma2";
+  gemma2.gguf_permutes_qk = false;
   gemma2.gemma = true;
   gemma2.window = WindowKind::kPattern;
   gemma2.default_head_dim = 256;
@@ -63,6 +64,7 @@ std::vector<Family> MakeFamilies() {
   Family gemma3 = gemma2;
   gemma3.model_type = gemma3.export_type = "gemma3_text";
   gemma3.hf_class = "Gemma3ForCausalLM";
+  gemma3.gguf_arch = "gemma3";
   gemma3.qk_norm = gemma3.gemma3 = true;
   gemma3.default_window_pattern = 6;
   gemma3.default_attn_softcap = gemma3.default_final_softcap = 0;

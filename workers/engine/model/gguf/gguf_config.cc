@@ -63,10 +63,20 @@ std::vector<double> Llama3RopeFactors(const LlamaConfig& c, const RopeScaling& s
 absl::Status ReadRopeScaling(const GgufFile& f, const std::string& arch, LlamaConfig* c) {
   ASSIGN_OR_RETURN(std::string type,
                    Optional(f.GetString(arch + ".rope.scaling.type"), std::string("none")));
-  if (type != "none")
-    return Unsupported(f, absl::StrCat(arch, ".rope.scaling.type \"", type, "\""));
   ASSIGN_OR_RETURN(float linear, Optional(f.GetF32(arch + ".rope.scale_linear"), 1.0f));
-  if (linear != 1.0f) return Unsupported(f, absl::StrCat(arch, ".rope.scale_linear ", linear));
+  if (type == "linear") {  // every frequency divided by factor (Gemma 3: its global layers)
+    ASSIGN_OR_RETURN(linear, Required(f.GetF32(arch + ".rope.scaling.factor")));
+  } else if (type != "none") {
+    return Unsupported(f, absl::StrCat(arch, ".rope.scaling.type \"", type, "\""));
+  }
+  if (!(linear >= 1.0f)) {
+    return Unsupported(f, absl::StrCat(arch, " linear rope scaling factor ", linear, " (< 1)"));
+  }
+  if (linear != 1.0f) {
+    c->rope_scaling.type = "linear";
+    c->rope_scaling.factor = linear;
+    return absl::OkStatus();
+  }
   const GgufTensorInfo* t = f.FindTensor("rope_freqs.weight");
   if (t == nullptr) return absl::OkStatus();
   const std::string where = absl::StrCat(
@@ -124,6 +134,32 @@ absl::Status ReadSizes(const GgufFile& f, const std::string& arch, LlamaConfig* 
     return Unsupported(f, absl::StrCat("partial rotary embeddings (rope.dimension_count ",
                                        rope_dims, " != head dim ", c->head_dim, ")"));
   }
+  return absl::OkStatus();
+}
+
+// Gemma 2 / 3: what llama.cpp's archs read (soft-capping, the window) and
+// what they fix (GgufGemma*: the attention scale, the windowed layers, Gemma
+// 3's local rope theta 10000).
+absl::Status ReadGemma(const GgufFile& f, const std::string& arch, const Family& family,
+                       LlamaConfig* c) {
+  if (!family.gemma) return absl::OkStatus();
+  auto key = [&arch](const char* suffix) { return absl::StrCat(arch, ".", suffix); };
+  c->query_pre_attn_scalar = GgufGemmaQueryScalar(*c);
+  if (family.gemma3) {
+    c->local_rope_theta = 10000.0f;
+  } else {
+    ASSIGN_OR_RETURN(c->attn_softcap,
+                     Optional(f.GetF32(key("attn_logit_softcapping")), family.default_attn_softcap));
+    ASSIGN_OR_RETURN(c->final_softcap, Optional(f.GetF32(key("final_logit_softcapping")),
+                                                family.default_final_softcap));
+  }
+  ASSIGN_OR_RETURN(c->sliding_window, Optional(f.GetI32(key("attention.sliding_window")), 4096));
+  if (c->sliding_window <= 0 || c->attn_softcap < 0 || c->final_softcap < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        f.path(), ": ", key("attention.sliding_window"), " ", c->sliding_window,
+        " must be positive, soft-capping not negative"));
+  }
+  c->sliding_layers = GgufGemmaSlidingLayers(*c);
   return absl::OkStatus();
 }
 
@@ -204,6 +240,7 @@ absl::StatusOr<LlamaConfig> ReadGgufLlamaConfig(const GgufFile& f) {
   ApplyFamily(*family, &c);
   RETURN_IF_ERROR(ReadSizes(f, arch, &c));
   RETURN_IF_ERROR(ReadExperts(f, arch, *family, experts, &c));
+  RETURN_IF_ERROR(ReadGemma(f, arch, *family, &c));
   RETURN_IF_ERROR(ReadVocab(f, arch, &c));
   RETURN_IF_ERROR(ValidateLlamaConfig(c, f.path()));
   RETURN_IF_ERROR(ReadRopeScaling(f, arch, &c));

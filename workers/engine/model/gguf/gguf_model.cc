@@ -123,6 +123,13 @@ absl::Status TensorLoader::CheckAllUsed() const {
   return absl::OkStatus();
 }
 
+// Gemma's norm weights: GGUF stores 1 + w, the model w (its (1 + w) norm).
+Tensor WithoutNormOffset(const Tensor& t) {
+  std::vector<float> v(t.data, t.data + t.numel());
+  for (float& x : v) x -= 1.0f;
+  return Tensor::Owned(t.shape, std::move(v));
+}
+
 absl::Status LoadBlock(TensorLoader& loader, const LlamaConfig& c, int layer, BlockWeights* block) {
   block->layer = layer;
   for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
@@ -130,6 +137,7 @@ absl::Status LoadBlock(TensorLoader& loader, const LlamaConfig& c, int layer, Bl
     ASSIGN_OR_RETURN(block->*spec.slot,
                      loader.Load(absl::StrCat("blk.", layer, ".", spec.gguf_suffix),
                                  ExpectedShape(c, spec), GgufPermutation(c, spec)));
+    if (c.norm_offset && IsNormSpec(spec)) block->*spec.slot = WithoutNormOffset(block->*spec.slot);
   }
   // The experts: each stacked tensor split back into its experts' matrices.
   for (const GgufMoeTensor& m : GgufMoeTensors(c, layer, block)) {
@@ -173,6 +181,7 @@ absl::StatusOr<LlamaModel> LoadGgufModel(std::shared_ptr<const GgufFile> file) {
   for (int i = 0; i < c.n_layers; ++i) RETURN_IF_ERROR(LoadBlock(loader, c, i, &model.blocks[i]));
   ASSIGN_OR_RETURN(model.final_norm,
                    loader.Load("output_norm.weight", {c.hidden}, RowPermutation::kNone));
+  if (c.norm_offset) model.final_norm = WithoutNormOffset(model.final_norm);
   if (c.tie_word_embeddings) {
     model.lm_head = model.embed_tokens;
   } else {
@@ -275,8 +284,10 @@ absl::StatusOr<const GgufTensorInfo*> GgufLlamaStream::Find(const std::string& n
 absl::StatusOr<Tensor> GgufLlamaStream::LoadTensor(const std::string& name) const {
   ASSIGN_OR_RETURN(const GgufTensorInfo* t, Find(name));
   TensorLoader loader(file_, config_);
-  return loader.Load(t->name, std::vector<int64_t>(t->ne.rbegin(), t->ne.rend()),
-                     RowPermutation::kNone);
+  ASSIGN_OR_RETURN(Tensor out, loader.Load(t->name, std::vector<int64_t>(t->ne.rbegin(), t->ne.rend()),
+                                           RowPermutation::kNone));
+  if (config_.norm_offset && t->name == "output_norm.weight") return WithoutNormOffset(out);
+  return out;
 }
 
 absl::Status GgufLlamaStream::ReadRows(const std::string& name, int64_t row, int64_t n,

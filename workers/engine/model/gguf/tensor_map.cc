@@ -67,6 +67,26 @@ std::vector<GgufMoeTensor> GgufMoeTensors(const LlamaConfig& c, int layer, Block
   return out;
 }
 
+float GgufGemmaQueryScalar(const LlamaConfig& c) {
+  const bool is_27b = (c.model_type == "gemma2" && c.n_layers == 46) ||
+                      (c.model_type == "gemma3_text" && c.n_layers == 62);
+  return static_cast<float>(is_27b ? c.hidden / c.n_heads : c.head_dim);
+}
+
+std::vector<bool> GgufGemmaSlidingLayers(const LlamaConfig& c) {
+  const Family* f = FindFamily(c.model_type);
+  const int pattern = f != nullptr && f->default_window_pattern > 0 ? f->default_window_pattern : 1;
+  std::vector<bool> out(static_cast<size_t>(c.n_layers));
+  for (int l = 0; l < c.n_layers; ++l) out[static_cast<size_t>(l)] = l % pattern < pattern - 1;
+  return out;
+}
+
+bool IsNormSpec(const BlockTensorSpec& spec) {
+  return spec.slot == &BlockWeights::attn_norm || spec.slot == &BlockWeights::mlp_norm ||
+         spec.slot == &BlockWeights::q_norm || spec.slot == &BlockWeights::k_norm ||
+         spec.slot == &BlockWeights::attn_post_norm || spec.slot == &BlockWeights::mlp_post_norm;
+}
+
 const char* GgufArchitecture(const LlamaConfig& c) {
   const Family* f = FindFamily(c.model_type);
   return f != nullptr && f->gguf_arch != nullptr ? f->gguf_arch : "llama";

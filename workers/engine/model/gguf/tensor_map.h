@@ -76,6 +76,17 @@ struct GgufMoeTensor {
 // Layer `layer`'s (none for a dense layer), with the slots of `block` when given.
 std::vector<GgufMoeTensor> GgufMoeTensors(const LlamaConfig& config, int layer, BlockWeights* block);
 
+// What llama.cpp's gemma2 / gemma3 fix rather than read: the attention
+// scale's query_pre_attn_scalar (head_dim, or hidden / heads for the 27B
+// models, which it tells apart by their layer count: 46 and 62) and which
+// layers attend through the window (all but every pattern-th: 2 for gemma2,
+// 6 for gemma3, the family's default_window_pattern).
+float GgufGemmaQueryScalar(const LlamaConfig& config);
+std::vector<bool> GgufGemmaSlidingLayers(const LlamaConfig& config);
+// Whether `spec` is an RMSNorm weight (Gemma's are stored as w - 1 in HF
+// checkpoints and as 1 + w in GGUF).
+bool IsNormSpec(const BlockTensorSpec& spec);
+
 // llama.cpp's architecture for a model of `config` (general.architecture
 // and its keys' prefix): its family's gguf_arch (families.h), "llama" for a
 // family without one (whose GGUF export is refused).

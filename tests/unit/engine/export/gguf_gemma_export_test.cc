@@ -1,0 +1,157 @@
+// Gemma 2 / 3 as llama.cpp's gemma2 / gemma3: norms stored as 1 + w, the
+// sandwich norms under llama.cpp's names, soft-capping, the window and Gemma
+// 3's linear rope scaling as keys; read back by our loader as the same model.
+// What llama.cpp fixes instead of reading (the attention scale, which layers
+// are windowed, Gemma 3's local theta) must be the model's, else refused.
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/unit/engine/export/export_testing.h"
+#include "tests/unit/engine/model/tiny_llama_gguf.h"
+#include "workers/engine/export/gguf_export.h"
+#include "workers/engine/model/gguf/gguf_model.h"
+#include "workers/engine/model/gguf/tensor_map.h"
+
+namespace compressd::engine {
+namespace {
+
+using engine::testing::TinyLlamaSpec;
+using ::testing::HasSubstr;
+using testing_export::ByName;
+using testing_export::FromSpec;
+using testing_export::Source;
+
+Tensor Random(int64_t n, float mean, std::mt19937* rng) {
+  std::normal_distribution<float> normal(mean, 0.1f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = normal(*rng);
+  return Tensor::Owned({n}, std::move(v));
+}
+
+// The tiny llama of `spec` (4 layers) as a llama.cpp-compatible Gemma of `family`.
+Source GemmaSource(const std::string& family) {
+  TinyLlamaSpec spec;
+  spec.quantize = false;
+  spec.n_layers = 4;
+  Source src = FromSpec(spec);
+  LlamaConfig& c = src.model.config;
+  c.model_type = family;
+  c.norm_offset = c.gelu_gate = c.sandwich_norms = c.scale_embeddings = true;
+  c.qk_norm = family == "gemma3_text";
+  c.query_pre_attn_scalar = static_cast<float>(c.head_dim);
+  c.attn_softcap = c.qk_norm ? 0.0f : 50.0f;
+  c.final_softcap = c.qk_norm ? 0.0f : 30.0f;
+  c.sliding_window = 8;
+  c.sliding_layers = GgufGemmaSlidingLayers(c);
+  if (c.qk_norm) {
+    c.local_rope_theta = 10000.0f;
+    c.rope_theta = 1e6f;
+    c.rope_scaling.type = "linear";
+    c.rope_scaling.factor = 4.0f;
+  }
+  std::mt19937 rng(3);
+  for (BlockWeights& b : src.model.blocks) {
+    b.attn_post_norm = Random(c.hidden, 0.0f, &rng);  // stored as w: the norm is (1 + w)
+    b.mlp_post_norm = Random(c.hidden, 0.0f, &rng);
+    b.attn_norm = Random(c.hidden, 0.0f, &rng);
+    if (c.qk_norm) {
+      b.q_norm = Random(c.head_dim, 0.0f, &rng);
+      b.k_norm = Random(c.head_dim, 0.0f, &rng);
+    }
+  }
+  src.model.final_norm = Random(c.hidden, 0.0f, &rng);
+  return src;
+}
+
+GgufExportOptions AllF32() {
+  GgufExportOptions o;
+  o.target_type = GgmlType::kF32;
+  o.other_type = GgmlType::kF32;
+  return o;
+}
+
+class GgufGemmaExportTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GgufGemmaExportTest, NormsOffsetKeysWrittenAndReadBack) {
+  const std::string family = GetParam();
+  const std::string arch = family == "gemma2" ? "gemma2" : "gemma3";
+  Source src = GemmaSource(family);
+  const LlamaConfig& c = src.model.config;
+  const std::string out = testing_export::UniqueTempPath(".gguf");
+  absl::StatusOr<GgufExportReport> report =
+      WriteGgufLlama(src.model, src.file.get(), {}, AllF32(), out);
+  ASSERT_TRUE(report.ok()) << report.status();
+  absl::StatusOr<std::unique_ptr<GgufFile>> f = GgufFile::Open(out);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(*(*f)->GetString("general.architecture"), arch);
+  EXPECT_EQ(*(*f)->GetU32(arch + ".attention.sliding_window"), 8u);
+  EXPECT_EQ((*f)->GetF32(arch + ".attn_logit_softcapping").ok(), family == "gemma2");
+  EXPECT_EQ((*f)->GetString(arch + ".rope.scaling.type").ok(), family != "gemma2");
+  // 1 + w on disk, under llama.cpp's names for the sandwich norms.
+  const GgufTensorInfo* post = (*f)->FindTensor("blk.1.post_attention_norm.weight");
+  ASSERT_NE(post, nullptr);
+  const float* stored = reinterpret_cast<const float*>((*f)->TensorData(*post));
+  EXPECT_FLOAT_EQ(stored[3], 1.0f + src.model.blocks[1].attn_post_norm.data[3]);
+  ASSERT_NE((*f)->FindTensor("blk.1.post_ffw_norm.weight"), nullptr);
+  const GgufTensorInfo* final_norm = (*f)->FindTensor("output_norm.weight");
+  EXPECT_FLOAT_EQ(reinterpret_cast<const float*>((*f)->TensorData(*final_norm))[0],
+                  1.0f + src.model.final_norm.data[0]);
+  absl::StatusOr<LlamaModel> back = LoadGgufModel(out);
+  ASSERT_TRUE(back.ok()) << back.status();
+  const LlamaConfig& r = back->config;
+  EXPECT_EQ(r.model_type, family);
+  EXPECT_TRUE(r.norm_offset && r.sandwich_norms && r.gelu_gate && r.scale_embeddings);
+  EXPECT_EQ(r.qk_norm, c.qk_norm);
+  EXPECT_EQ(r.query_pre_attn_scalar, c.query_pre_attn_scalar);
+  EXPECT_EQ(r.attn_softcap, c.attn_softcap);
+  EXPECT_EQ(r.final_softcap, c.final_softcap);
+  EXPECT_EQ(r.sliding_window, c.sliding_window);
+  EXPECT_EQ(r.sliding_layers, c.sliding_layers);
+  EXPECT_EQ(r.local_rope_theta, c.local_rope_theta);
+  EXPECT_EQ(r.rope_scaling.type, c.rope_scaling.type);
+  EXPECT_EQ(r.rope_scaling.factor, c.rope_scaling.factor);
+  std::map<std::string, Tensor*> a = ByName(&src.model), b = ByName(&*back);
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, t] : a) {
+    ASSERT_TRUE(b.count(name)) << name;
+    ASSERT_EQ(b[name]->shape, t->shape) << name;
+    for (int64_t i = 0; i < t->numel(); ++i)
+      ASSERT_NEAR(b[name]->data[i], t->data[i], 1e-6f) << name << "[" << i << "]";
+  }
+  std::filesystem::remove(out);
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, GgufGemmaExportTest, ::testing::Values("gemma2", "gemma3_text"));
+
+TEST(GgufGemmaExportTest, WhatLlamaCppFixesMustBeTheModels) {
+  const struct {
+    const char* family;
+    void (*edit)(LlamaConfig*);
+    const char* why;
+  } cases[] = {
+      {"gemma2", [](LlamaConfig* c) { c->query_pre_attn_scalar = 24; }, "query_pre_attn_scalar"},
+      {"gemma2", [](LlamaConfig* c) { c->attn_softcap = 0; }, "soft-capping"},
+      {"gemma3_text", [](LlamaConfig* c) { c->sliding_layers = {true, false, true, true}; },
+       "layer_types"},
+      {"gemma3_text", [](LlamaConfig* c) { c->local_rope_theta = 20000; }, "rope theta"},
+  };
+  for (const auto& k : cases) {
+    Source src = GemmaSource(k.family);
+    k.edit(&src.model.config);
+    absl::Status s = CheckGgufExportable(src.model.config);
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << k.family << " " << k.why;
+    EXPECT_THAT(s.message(), HasSubstr(k.why));
+  }
+  Source ok = GemmaSource("gemma3_text");
+  EXPECT_TRUE(CheckGgufExportable(ok.model.config).ok());
+  // 27B models (told apart by their layer count) scale by hidden / heads.
+  LlamaConfig c = ok.model.config;
+  c.n_layers = 62;
+  EXPECT_EQ(GgufGemmaQueryScalar(c), static_cast<float>(c.hidden / c.n_heads));
+}
+
+}  // namespace
+}  // namespace compressd::engine
