@@ -130,12 +130,15 @@ def main():
     ap.add_argument("--all-moe", action="store_true",
                     help="no dense MLP layers (mlp_only_layers empty), as llama.cpp's qwen3moe needs")
     ap.add_argument("--llamacpp", action="store_true",
-                    help="Gemma as llama.cpp fixes it: query_pre_attn_scalar = head_dim, and "
-                         "(Gemma 3) 6 layers with the default window pattern (5 windowed, 1 full)")
+                    help="as llama.cpp fixes the family: Gemma's query_pre_attn_scalar = head_dim, "
+                         "Gemma 3's 6 layers with the default window pattern (5 windowed, "
+                         "1 full), Phi-3 without a sliding window")
     args = ap.parse_args()
     config_cls, model_cls, extra = FAMILIES[args.family]
     if args.all_moe:
         extra = {**extra, "mlp_only_layers": []}
+    if args.llamacpp and args.family == "phi3":  # llama.cpp's phi3 runs without a window
+        extra = {**extra, "sliding_window": None}
     if args.llamacpp and args.family == "gemma2":
         extra = {**extra, "query_pre_attn_scalar": extra["head_dim"]}
     if args.llamacpp and args.family == "gemma3":

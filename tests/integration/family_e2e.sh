@@ -142,7 +142,8 @@ ctl artifacts download "$gptq_job" --out "$work/gptq"
   --windows 2 --window 128 --expect "$ppl" --tolerance 0.01
 
 # 5. GGUF, for the families written as llama.cpp architectures (llama; qwen2,
-#    qwen3; Mixtral as llama with experts, qwen2moe, qwen3moe, olmoe): the
+#    qwen3; phi3; gemma2, gemma3; Mixtral as llama with experts, qwen2moe,
+#    qwen3moe, olmoe): the
 #    tokenizer converted from tokenizer.json; llama.cpp's perplexity of the
 #    file within 1% of ours, and (llama) its token ids those of the model's own
 #    tokenizer.json (text, edge cases, special tokens, chat prompt).
@@ -195,6 +196,12 @@ case $FAMILY in
     # layer 1 is refused up front, naming it; a variant without one is written.
     refused "$model" mlp_only_layers
     gguf_step "$(variant --all-moe)" ;;
+  phi3)
+    # llama.cpp's phi3 runs without a sliding window: this model's (64, on
+    # 512-token windows) is refused, naming it; a variant without one is written
+    # (fused attn_qkv / ffn_up, longrope factors as tensors, partial rotary).
+    refused "$model" sliding-window
+    gguf_step "$(variant --llamacpp)" ;;
   gemma2|gemma3)
     # llama.cpp's gemma2 / gemma3 fix the attention scale (head_dim) and the
     # windowed layers (1 in 2, 5 in 6): these models differ (24; layer 1 full)

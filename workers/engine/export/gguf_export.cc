@@ -37,8 +37,13 @@ void AddHyperparameters(const engine::LlamaConfig& c, GgufBuilder* b) {
   b->AddU32(key("attention.head_count_kv"), u32(c.n_kv_heads));
   b->AddF32(key("rope.freq_base"), c.rope_theta);
   b->AddF32(key("attention.layer_norm_rms_epsilon"), c.rms_norm_eps);
-  b->AddU32(key("rope.dimension_count"), u32(c.head_dim));
-  if (int64_t{c.head_dim} * c.n_heads != c.hidden) {
+  b->AddU32(key("rope.dimension_count"), u32(engine::RotaryDims(c)));
+  if (c.rope_scaling.type == "longrope") {  // Phi-3 (its factors are tensors)
+    b->AddU32(key("rope.scaling.original_context_length"),
+              u32(c.rope_scaling.original_max_position_embeddings));
+    b->AddF32(key("rope.scaling.attn_factor"), c.rope_scaling.attention_factor);
+  }
+  if (int64_t{c.head_dim} * c.n_heads != c.hidden || engine::RotaryDims(c) != c.head_dim) {
     b->AddU32(key("attention.key_length"), u32(c.head_dim));
     b->AddU32(key("attention.value_length"), u32(c.head_dim));
   }

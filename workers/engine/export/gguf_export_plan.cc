@@ -194,10 +194,14 @@ absl::Status CheckArchitecture(const engine::LlamaConfig& c) {
   const engine::Family* family = engine::FindFamily(c.model_type);
   const char* missing =
       family == nullptr || family->gguf_arch == nullptr ? "no llama.cpp architecture written for it"
-      : c.sliding_window > 0 && !family->gemma          ? "sliding-window attention"
-      : c.rotary_dims > 0                               ? "partial rotary"
+      // llama.cpp's phi3 runs without its window: one that never bites is fine.
+      : c.sliding_window > 0 && !family->gemma &&
+              !(family->fused_projections && c.sliding_window >= c.max_position)
+          ? "sliding-window attention"
+      : c.rotary_dims > 0 && !family->fused_projections ? "partial rotary"
       : c.qk_norm != family->qk_norm || c.qk_norm_whole != family->qk_norm_whole ||
-              c.sandwich_norms != family->gemma || c.fused_projections ||
+              c.sandwich_norms != family->gemma ||
+              c.fused_projections != family->fused_projections ||
               (c.n_experts > 0) != (family->moe != engine::MoeKind::kDense)
           ? "ops its architecture lacks"
       : family->gemma ? GemmaMismatch(c, *family)
@@ -236,6 +240,17 @@ absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaConfig& c
     p.generated = Llama3RopeFactors(c);
     p.shape = {static_cast<int64_t>(p.generated.size())};
     plans.push_back(std::move(p));
+  } else if (c.rope_scaling.type == "longrope" && c.fused_projections) {
+    // Phi-3's per-frequency divisors, as llama.cpp's phi3 reads them.
+    for (const auto& [name, factors] :
+         {std::pair{"rope_factors_long.weight", &c.rope_scaling.long_factor},
+          std::pair{"rope_factors_short.weight", &c.rope_scaling.short_factor}}) {
+      TensorPlan p;
+      p.report.gguf_name = name;
+      p.generated = *factors;
+      p.shape = {static_cast<int64_t>(p.generated.size())};
+      plans.push_back(std::move(p));
+    }
   } else if (!c.rope_scaling.type.empty() && c.rope_scaling.type != "linear") {
     return absl::UnimplementedError(
         absl::StrCat("GGUF export of rope scaling \"", c.rope_scaling.type, "\""));
@@ -257,6 +272,17 @@ absl::StatusOr<std::vector<TensorPlan>> ListTensors(const engine::LlamaConfig& c
                               of(b.*spec.slot), engine::ExpectedShape(c, spec),
                               engine::GgufPermutation(c, spec)));
       if (c.norm_offset && engine::IsNormSpec(spec)) plans.back().add = 1.0f;  // 1 + w
+      size_t part = 0;
+      if (const engine::GgufFusedTensor* fused = engine::GgufFusedOf(c, spec.slot, &part)) {
+        TensorPlan& p = plans.back();  // Phi-3: q/k/v rows in attn_qkv, gate/up in ffn_up
+        p.report.gguf_name = absl::StrCat("blk.", i, ".", fused->gguf_suffix);
+        p.continues_stack = part > 0;
+        if (part == 0) {
+          const std::vector<int64_t> shape = engine::GgufFusedShape(c, *fused);
+          p.stack_ne.assign(shape.rbegin(), shape.rend());
+          p.stack_size = static_cast<int>(fused->parts.size());
+        }
+      }
     }
     ASSIGN_OR_RETURN(std::vector<engine::GgufMoeTensor> moe,
                      MoeTensorsOf(c, i, model == nullptr ? nullptr : &b));

@@ -41,7 +41,8 @@ std::vector<Family> MakeFamilies() {
   f.push_back(qwen3);
   // Phi-3 / 3.5 / 4: fused qkv_proj and gate_up_proj, longrope, partial rotary.
   Family phi3 = Llama("phi3", "Phi3ForCausalLM", "phi3");
-  phi3.gguf_arch = nullptr;
+  phi3.gguf_arch = "phi3";
+  phi3.gguf_permutes_qk = false;
   phi3.fused_projections = true;  // its rope type "su" / "yarn" is longrope
   phi3.window = WindowKind::kAllLayers;
   f.push_back(phi3);

@@ -59,8 +59,39 @@ std::vector<double> Llama3RopeFactors(const LlamaConfig& c, const RopeScaling& s
   return out;
 }
 
+// Phi-3's longrope: rope_factors_long / _short ([rotary dims / 2] each), the
+// pretraining context and the attention factor from the metadata.
+absl::Status ReadLongRope(const GgufFile& f, const std::string& arch, LlamaConfig* c) {
+  RopeScaling s;
+  s.type = "longrope";
+  const int64_t half = RotaryDims(*c) / 2;
+  for (const auto& [name, out] : {std::pair{"rope_factors_long.weight", &s.long_factor},
+                                  std::pair{"rope_factors_short.weight", &s.short_factor}}) {
+    const GgufTensorInfo* t = f.FindTensor(name);
+    if (t == nullptr || t->type != GgmlType::kF32 || t->ne.size() != 1 || t->ne[0] != half) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          f.path(), ": tensor \"", name, "\": expected F32 [", half, "] (longrope needs both)"));
+    }
+    out->resize(static_cast<size_t>(half));
+    RETURN_IF_ERROR(Dequantize(t->type, f.TensorData(*t), half, out->data()));
+  }
+  ASSIGN_OR_RETURN(s.original_max_position_embeddings,
+                   Required(f.GetI32(arch + ".rope.scaling.original_context_length")));
+  if (s.original_max_position_embeddings <= 1) return Unsupported(f, "original_context_length <= 1");
+  s.factor = static_cast<float>(c->max_position) / s.original_max_position_embeddings;
+  const double fallback =
+      s.factor <= 1.0f ? 1.0
+                       : std::sqrt(1 + std::log(s.factor) / std::log(s.original_max_position_embeddings));
+  ASSIGN_OR_RETURN(s.attention_factor, Optional(f.GetF32(arch + ".rope.scaling.attn_factor"),
+                                                static_cast<float>(fallback)));
+  c->rope_scaling = s;
+  return absl::OkStatus();
+}
+
 // Sets c->rope_scaling from the metadata and rope_freqs.weight.
 absl::Status ReadRopeScaling(const GgufFile& f, const std::string& arch, LlamaConfig* c) {
+  if (c->fused_projections && f.FindTensor("rope_factors_long.weight") != nullptr)
+    return ReadLongRope(f, arch, c);
   ASSIGN_OR_RETURN(std::string type,
                    Optional(f.GetString(arch + ".rope.scaling.type"), std::string("none")));
   ASSIGN_OR_RETURN(float linear, Optional(f.GetF32(arch + ".rope.scale_linear"), 1.0f));
@@ -130,9 +161,16 @@ absl::Status ReadSizes(const GgufFile& f, const std::string& arch, LlamaConfig* 
     return Unsupported(
         f, absl::StrCat("attention.value_length ", value_dim, " != key_length ", c->head_dim));
   }
-  if (rope_dims != c->head_dim) {
-    return Unsupported(f, absl::StrCat("partial rotary embeddings (rope.dimension_count ",
-                                       rope_dims, " != head dim ", c->head_dim, ")"));
+  if (rope_dims != c->head_dim) {  // Phi-3 (neox order, as HF's) rotates the leading dims only
+    if (!c->fused_projections || rope_dims <= 0 || rope_dims > c->head_dim || rope_dims % 2 != 0) {
+      return Unsupported(f, absl::StrCat("partial rotary embeddings (rope.dimension_count ",
+                                         rope_dims, " != head dim ", c->head_dim, ")"));
+    }
+    c->rotary_dims = rope_dims;
+  }
+  if (c->fused_projections) {  // Phi-3's window, if any
+    ASSIGN_OR_RETURN(c->sliding_window, Optional(f.GetI32(key("attention.sliding_window")), 0));
+    if (c->sliding_window < 0) return Unsupported(f, "a negative attention.sliding_window");
   }
   return absl::OkStatus();
 }

@@ -133,11 +133,28 @@ Tensor WithoutNormOffset(const Tensor& t) {
 absl::Status LoadBlock(TensorLoader& loader, const LlamaConfig& c, int layer, BlockWeights* block) {
   block->layer = layer;
   for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
-    if (!HasTensor(c, spec, layer)) continue;
+    if (!HasTensor(c, spec, layer) || GgufFusedOf(c, spec.slot, nullptr) != nullptr) continue;
     ASSIGN_OR_RETURN(block->*spec.slot,
                      loader.Load(absl::StrCat("blk.", layer, ".", spec.gguf_suffix),
                                  ExpectedShape(c, spec), GgufPermutation(c, spec)));
     if (c.norm_offset && IsNormSpec(spec)) block->*spec.slot = WithoutNormOffset(block->*spec.slot);
+  }
+  if (c.fused_projections) {  // Phi-3: each fused tensor split back by rows
+    for (const GgufFusedTensor& fused : GgufFusedTensors()) {
+      const std::vector<int64_t> shape = GgufFusedShape(c, fused);
+      ASSIGN_OR_RETURN(const GgufTensorInfo* t,
+                       loader.Check(absl::StrCat("blk.", layer, ".", fused.gguf_suffix), shape));
+      int64_t row = 0;
+      for (Tensor BlockWeights::*part : fused.parts) {
+        const std::vector<int64_t> part_shape = GgufFusedPartShape(c, part);
+        const int64_t rows = part_shape[0];
+        std::vector<float> values(static_cast<size_t>(rows * part_shape[1]));
+        RETURN_IF_ERROR(loader.DequantizeRows(*t, RowPermutation::kNone, row, rows, values.data()));
+        block->*part = Tensor::Owned(part_shape, std::move(values));
+        row += rows;
+      }
+      loader.Release(*t);
+    }
   }
   // The experts: each stacked tensor split back into its experts' matrices.
   for (const GgufMoeTensor& m : GgufMoeTensors(c, layer, block)) {
@@ -160,11 +177,27 @@ absl::Status LoadBlock(TensorLoader& loader, const LlamaConfig& c, int layer, Bl
 std::vector<std::string> BlockGgufNames(const LlamaConfig& c, int layer) {
   std::vector<std::string> out;
   for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
-    if (HasTensor(c, spec, layer)) out.push_back(absl::StrCat("blk.", layer, ".", spec.gguf_suffix));
+    if (HasTensor(c, spec, layer) && GgufFusedOf(c, spec.slot, nullptr) == nullptr)
+      out.push_back(absl::StrCat("blk.", layer, ".", spec.gguf_suffix));
+  }
+  if (c.fused_projections) {
+    for (const GgufFusedTensor& fused : GgufFusedTensors())
+      out.push_back(absl::StrCat("blk.", layer, ".", fused.gguf_suffix));
   }
   for (const GgufMoeTensor& m : GgufMoeTensors(c, layer, nullptr))
     out.push_back(absl::StrCat("blk.", layer, ".", m.gguf_suffix));
   return out;
+}
+
+// The rope tensors ReadGgufLlamaConfig consumed (as config.rope_scaling):
+// rope_freqs (llama3), rope_factors_long / _short (Phi-3's longrope).
+absl::Status CheckRopeTensors(TensorLoader& loader, const GgufFile& file, const LlamaConfig& c) {
+  for (const char* name : {"rope_freqs.weight", "rope_factors_long.weight",
+                           "rope_factors_short.weight"}) {
+    if (file.FindTensor(name) != nullptr)
+      RETURN_IF_ERROR(loader.Check(name, {RotaryDims(c) / 2}).status());
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -188,11 +221,7 @@ absl::StatusOr<LlamaModel> LoadGgufModel(std::shared_ptr<const GgufFile> file) {
     ASSIGN_OR_RETURN(model.lm_head,
                      loader.Load("output.weight", embed_shape, RowPermutation::kNone));
   }
-  if (file->FindTensor("rope_freqs.weight") != nullptr) {
-    // Consumed by ReadGgufLlamaConfig (as config.rope_scaling).
-    RETURN_IF_ERROR(
-        loader.Load("rope_freqs.weight", {c.head_dim / 2}, RowPermutation::kNone).status());
-  }
+  RETURN_IF_ERROR(CheckRopeTensors(loader, *file, c));
   RETURN_IF_ERROR(loader.CheckAllUsed());
   return model;
 }
@@ -228,9 +257,14 @@ absl::StatusOr<std::unique_ptr<GgufLlamaStream>> GgufLlamaStream::Open(
   RETURN_IF_ERROR(loader.Check("token_embd.weight", embed_shape).status());
   for (int l = 0; l < c.n_layers; ++l) {
     for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
-      if (!HasTensor(c, spec, l)) continue;
+      if (!HasTensor(c, spec, l) || GgufFusedOf(c, spec.slot, nullptr) != nullptr) continue;
       RETURN_IF_ERROR(loader.Check(absl::StrCat("blk.", l, ".", spec.gguf_suffix),
                                    ExpectedShape(c, spec)).status());
+    }
+    for (const GgufFusedTensor& fused : GgufFusedTensors()) {
+      if (!c.fused_projections) break;
+      RETURN_IF_ERROR(loader.Check(absl::StrCat("blk.", l, ".", fused.gguf_suffix),
+                                   GgufFusedShape(c, fused)).status());
     }
     for (const GgufMoeTensor& m : GgufMoeTensors(c, l, nullptr)) {
       RETURN_IF_ERROR(loader.Check(absl::StrCat("blk.", l, ".", m.gguf_suffix), m.shape).status());
@@ -238,9 +272,7 @@ absl::StatusOr<std::unique_ptr<GgufLlamaStream>> GgufLlamaStream::Open(
   }
   RETURN_IF_ERROR(loader.Check("output_norm.weight", {c.hidden}).status());
   if (!c.tie_word_embeddings) RETURN_IF_ERROR(loader.Check("output.weight", embed_shape).status());
-  if (file->FindTensor("rope_freqs.weight") != nullptr) {
-    RETURN_IF_ERROR(loader.Check("rope_freqs.weight", {c.head_dim / 2}).status());
-  }
+  RETURN_IF_ERROR(CheckRopeTensors(loader, *file, c));
   RETURN_IF_ERROR(loader.CheckAllUsed());
   return std::unique_ptr<GgufLlamaStream>(new GgufLlamaStream(std::move(file), std::move(c)));
 }

@@ -67,6 +67,40 @@ std::vector<GgufMoeTensor> GgufMoeTensors(const LlamaConfig& c, int layer, Block
   return out;
 }
 
+const std::vector<GgufFusedTensor>& GgufFusedTensors() {
+  static const std::vector<GgufFusedTensor>* fused = new std::vector<GgufFusedTensor>{
+      {"attn_qkv.weight", {&BlockWeights::q_proj, &BlockWeights::k_proj, &BlockWeights::v_proj}},
+      {"ffn_up.weight", {&BlockWeights::gate_proj, &BlockWeights::up_proj}},
+  };
+  return *fused;
+}
+
+const GgufFusedTensor* GgufFusedOf(const LlamaConfig& c, Tensor BlockWeights::*slot,
+                                   size_t* index) {
+  if (!c.fused_projections) return nullptr;
+  for (const GgufFusedTensor& f : GgufFusedTensors()) {
+    for (size_t i = 0; i < f.parts.size(); ++i) {
+      if (f.parts[i] != slot) continue;
+      if (index != nullptr) *index = i;
+      return &f;
+    }
+  }
+  return nullptr;
+}
+
+std::vector<int64_t> GgufFusedPartShape(const LlamaConfig& c, Tensor BlockWeights::*part) {
+  for (const BlockTensorSpec& spec : BlockTensorSpecs()) {
+    if (spec.slot == part) return ExpectedShape(c, spec);
+  }
+  return {};
+}
+
+std::vector<int64_t> GgufFusedShape(const LlamaConfig& c, const GgufFusedTensor& fused) {
+  std::vector<int64_t> shape = {0, c.hidden};
+  for (Tensor BlockWeights::*part : fused.parts) shape[0] += GgufFusedPartShape(c, part)[0];
+  return shape;
+}
+
 float GgufGemmaQueryScalar(const LlamaConfig& c) {
   const bool is_27b = (c.model_type == "gemma2" && c.n_layers == 46) ||
                       (c.model_type == "gemma3_text" && c.n_layers == 62);

@@ -76,6 +76,21 @@ struct GgufMoeTensor {
 // Layer `layer`'s (none for a dense layer), with the slots of `block` when given.
 std::vector<GgufMoeTensor> GgufMoeTensors(const LlamaConfig& config, int layer, BlockWeights* block);
 
+// Phi-3's fused projections as llama.cpp stores them (config.fused_projections):
+// attn_qkv holds q, k and v's rows, ffn_up gate's then up's.
+struct GgufFusedTensor {
+  const char* gguf_suffix;
+  std::vector<Tensor BlockWeights::*> parts;
+};
+const std::vector<GgufFusedTensor>& GgufFusedTensors();
+// The fused tensor holding `slot` under `config` (null when none) and the
+// slot's index in it.
+const GgufFusedTensor* GgufFusedOf(const LlamaConfig& config, Tensor BlockWeights::*slot,
+                                   size_t* index);
+// The HF shape of the fused tensor (its parts' rows stacked), and of one part.
+std::vector<int64_t> GgufFusedShape(const LlamaConfig& config, const GgufFusedTensor& fused);
+std::vector<int64_t> GgufFusedPartShape(const LlamaConfig& config, Tensor BlockWeights::*part);
+
 // What llama.cpp's gemma2 / gemma3 fix rather than read: the attention
 // scale's query_pre_attn_scalar (head_dim, or hidden / heads for the 27B
 // models, which it tells apart by their layer count: 46 and 62) and which

@@ -3,6 +3,8 @@
 // 3's linear rope scaling as keys; read back by our loader as the same model.
 // What llama.cpp fixes instead of reading (the attention scale, which layers
 // are windowed, Gemma 3's local theta) must be the model's, else refused.
+// Phi-3 as llama.cpp's phi3: q/k/v fused as attn_qkv and gate/up as ffn_up,
+// longrope's factors as tensors, partial rotary.
 #include <cmath>
 #include <filesystem>
 #include <random>
@@ -151,6 +153,89 @@ TEST(GgufGemmaExportTest, WhatLlamaCppFixesMustBeTheModels) {
   LlamaConfig c = ok.model.config;
   c.n_layers = 62;
   EXPECT_EQ(GgufGemmaQueryScalar(c), static_cast<float>(c.hidden / c.n_heads));
+}
+
+// The tiny llama as Phi-3: 12 of 16 dims rotated, longrope, no window.
+Source Phi3Source() {
+  TinyLlamaSpec spec;
+  spec.quantize = false;
+  spec.tied = false;
+  Source src = FromSpec(spec);
+  LlamaConfig& c = src.model.config;
+  c.model_type = "phi3";
+  c.fused_projections = true;
+  c.rotary_dims = 12;
+  c.max_position = 256;
+  RopeScaling& s = c.rope_scaling;
+  s.type = "longrope";
+  s.original_max_position_embeddings = 96;
+  s.factor = 256.0f / 96.0f;
+  s.attention_factor = 1.1875f;
+  for (int i = 0; i < 6; ++i) {
+    s.short_factor.push_back(1.0f + 0.125f * i);
+    s.long_factor.push_back(1.0f + 0.75f * i);
+  }
+  return src;
+}
+
+TEST(GgufPhi3ExportTest, FusedProjectionsLongropeAndPartialRotaryRoundTrip) {
+  Source src = Phi3Source();
+  const LlamaConfig& c = src.model.config;
+  const std::string out = testing_export::UniqueTempPath(".gguf");
+  absl::StatusOr<GgufExportReport> report =
+      WriteGgufLlama(src.model, src.file.get(), {}, AllF32(), out);
+  ASSERT_TRUE(report.ok()) << report.status();
+  absl::StatusOr<std::unique_ptr<GgufFile>> f = GgufFile::Open(out);
+  ASSERT_TRUE(f.ok()) << f.status();
+  const GgufFile& g = **f;
+  EXPECT_EQ(*g.GetString("general.architecture"), "phi3");
+  EXPECT_EQ(*g.GetU32("phi3.rope.dimension_count"), 12u);
+  EXPECT_EQ(*g.GetU32("phi3.attention.key_length"), 16u);
+  EXPECT_EQ(*g.GetU32("phi3.rope.scaling.original_context_length"), 96u);
+  EXPECT_FLOAT_EQ(*g.GetF32("phi3.rope.scaling.attn_factor"), 1.1875f);
+  EXPECT_EQ(g.FindTensor("blk.0.attn_q.weight"), nullptr);
+  EXPECT_EQ(g.FindTensor("blk.0.ffn_gate.weight"), nullptr);
+  const int64_t qkv_rows = (c.n_heads + 2 * c.n_kv_heads) * c.head_dim;
+  EXPECT_EQ(g.FindTensor("blk.1.attn_qkv.weight")->ne, (std::vector<int64_t>{c.hidden, qkv_rows}));
+  EXPECT_EQ(g.FindTensor("blk.1.ffn_up.weight")->ne,
+            (std::vector<int64_t>{c.hidden, 2 * c.intermediate}));
+  // q's rows first, then k's, then v's, byte for byte (F32, HF row order).
+  const GgufTensorInfo* qkv = g.FindTensor("blk.1.attn_qkv.weight");
+  const float* data = reinterpret_cast<const float*>(g.TensorData(*qkv));
+  const Tensor& k = src.model.blocks[1].k_proj;
+  EXPECT_EQ(std::memcmp(data + src.model.blocks[1].q_proj.numel(), k.data, k.numel() * sizeof(float)),
+            0);
+  const GgufTensorInfo* lf = g.FindTensor("rope_factors_long.weight");
+  ASSERT_NE(lf, nullptr);
+  EXPECT_EQ(lf->ne, (std::vector<int64_t>{6}));
+  absl::StatusOr<LlamaModel> back = LoadGgufModel(out);
+  ASSERT_TRUE(back.ok()) << back.status();
+  const LlamaConfig& r = back->config;
+  EXPECT_EQ(r.model_type, "phi3");
+  EXPECT_TRUE(r.fused_projections);
+  EXPECT_EQ(r.rotary_dims, 12);
+  EXPECT_EQ(r.head_dim, c.head_dim);
+  EXPECT_EQ(r.rope_scaling.type, "longrope");
+  EXPECT_EQ(r.rope_scaling.short_factor, c.rope_scaling.short_factor);
+  EXPECT_EQ(r.rope_scaling.long_factor, c.rope_scaling.long_factor);
+  EXPECT_EQ(r.rope_scaling.original_max_position_embeddings, 96);
+  EXPECT_FLOAT_EQ(r.rope_scaling.attention_factor, 1.1875f);
+  EXPECT_FLOAT_EQ(r.rope_scaling.factor, c.rope_scaling.factor);
+  std::map<std::string, Tensor*> a = ByName(&src.model), b = ByName(&*back);
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, t] : a) {
+    ASSERT_TRUE(b.count(name)) << name;
+    ASSERT_EQ(b[name]->shape, t->shape) << name;
+    EXPECT_EQ(std::memcmp(b[name]->data, t->data, t->numel() * sizeof(float)), 0) << name;
+  }
+  std::filesystem::remove(out);
+  // llama.cpp's phi3 runs without a window: one that bites is refused.
+  src.model.config.sliding_window = 64;
+  absl::Status s = CheckGgufExportable(src.model.config);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(s.message(), HasSubstr("sliding-window"));
+  src.model.config.sliding_window = 256;  // the whole context: never bites
+  EXPECT_TRUE(CheckGgufExportable(src.model.config).ok());
 }
 
 }  // namespace
