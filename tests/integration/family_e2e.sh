@@ -207,11 +207,6 @@ case $FAMILY in
     # windowed layers (1 in 2, 5 in 6): these models differ (24; layer 1 full)
     # and are refused, naming it; variants as llama.cpp fixes them are written.
     if [ "$FAMILY" = gemma2 ]; then refused "$model" query_pre_attn_scalar; else refused "$model" layer_types; fi
-    # Gemma 3 has no logit soft-capping, and this random model's logits are in
-    # the hundreds: llama.cpp's 8-bit rounding of activations against 4-bit
-    # weights moves its perplexity 2-3%, so its file is written in F32 (measured
-    # agreement then: 0.02%); Gemma 2's capped logits keep the 4-bit file.
-    [ "$FAMILY" = gemma3 ] && gguf_recipe "{target_type: F32, other_type: F32}"
     gguf_step "$(variant --llamacpp)" ;;
 esac
 
