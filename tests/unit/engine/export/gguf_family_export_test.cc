@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/engine/export/export_testing.h"
+#include "tests/unit/engine/export/gguf_family_testing.h"
 #include "tests/unit/engine/model/tiny_llama_gguf.h"
 #include "workers/engine/export/gguf_export.h"
 #include "workers/engine/model/gguf/gguf_model.h"
@@ -25,6 +26,7 @@ using ::testing::HasSubstr;
 using testing_export::ByName;
 using testing_export::FromSpec;
 using testing_export::Source;
+using namespace gguf_family_testing;  // NOLINT: AllF32, WriteF32, ExpectSameTensors
 
 Tensor Random(int64_t n, float mean, std::mt19937* rng) {
   std::normal_distribution<float> normal(mean, 0.1f);
@@ -68,13 +70,6 @@ Source GemmaSource(const std::string& family) {
   return src;
 }
 
-GgufExportOptions AllF32() {
-  GgufExportOptions o;
-  o.target_type = GgmlType::kF32;
-  o.other_type = GgmlType::kF32;
-  return o;
-}
-
 class GgufGemmaExportTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(GgufGemmaExportTest, NormsOffsetKeysWrittenAndReadBack) {
@@ -82,11 +77,8 @@ TEST_P(GgufGemmaExportTest, NormsOffsetKeysWrittenAndReadBack) {
   const std::string arch = family == "gemma2" ? "gemma2" : "gemma3";
   Source src = GemmaSource(family);
   const LlamaConfig& c = src.model.config;
-  const std::string out = testing_export::UniqueTempPath(".gguf");
-  absl::StatusOr<GgufExportReport> report =
-      WriteGgufLlama(src.model, src.file.get(), {}, AllF32(), out);
-  ASSERT_TRUE(report.ok()) << report.status();
-  absl::StatusOr<std::unique_ptr<GgufFile>> f = GgufFile::Open(out);
+  std::string out;
+  absl::StatusOr<std::unique_ptr<GgufFile>> f = WriteF32(src, &out);
   ASSERT_TRUE(f.ok()) << f.status();
   EXPECT_EQ(*(*f)->GetString("general.architecture"), arch);
   EXPECT_EQ(*(*f)->GetU32(arch + ".attention.sliding_window"), 8u);
@@ -115,14 +107,7 @@ TEST_P(GgufGemmaExportTest, NormsOffsetKeysWrittenAndReadBack) {
   EXPECT_EQ(r.local_rope_theta, c.local_rope_theta);
   EXPECT_EQ(r.rope_scaling.type, c.rope_scaling.type);
   EXPECT_EQ(r.rope_scaling.factor, c.rope_scaling.factor);
-  std::map<std::string, Tensor*> a = ByName(&src.model), b = ByName(&*back);
-  ASSERT_EQ(a.size(), b.size());
-  for (const auto& [name, t] : a) {
-    ASSERT_TRUE(b.count(name)) << name;
-    ASSERT_EQ(b[name]->shape, t->shape) << name;
-    for (int64_t i = 0; i < t->numel(); ++i)
-      ASSERT_NEAR(b[name]->data[i], t->data[i], 1e-6f) << name << "[" << i << "]";
-  }
+  ExpectSameTensors(&src.model, &*back, 1e-6f);
   std::filesystem::remove(out);
 }
 
@@ -181,11 +166,8 @@ Source Phi3Source() {
 TEST(GgufPhi3ExportTest, FusedProjectionsLongropeAndPartialRotaryRoundTrip) {
   Source src = Phi3Source();
   const LlamaConfig& c = src.model.config;
-  const std::string out = testing_export::UniqueTempPath(".gguf");
-  absl::StatusOr<GgufExportReport> report =
-      WriteGgufLlama(src.model, src.file.get(), {}, AllF32(), out);
-  ASSERT_TRUE(report.ok()) << report.status();
-  absl::StatusOr<std::unique_ptr<GgufFile>> f = GgufFile::Open(out);
+  std::string out;
+  absl::StatusOr<std::unique_ptr<GgufFile>> f = WriteF32(src, &out);
   ASSERT_TRUE(f.ok()) << f.status();
   const GgufFile& g = **f;
   EXPECT_EQ(*g.GetString("general.architecture"), "phi3");
@@ -221,13 +203,7 @@ TEST(GgufPhi3ExportTest, FusedProjectionsLongropeAndPartialRotaryRoundTrip) {
   EXPECT_EQ(r.rope_scaling.original_max_position_embeddings, 96);
   EXPECT_FLOAT_EQ(r.rope_scaling.attention_factor, 1.1875f);
   EXPECT_FLOAT_EQ(r.rope_scaling.factor, c.rope_scaling.factor);
-  std::map<std::string, Tensor*> a = ByName(&src.model), b = ByName(&*back);
-  ASSERT_EQ(a.size(), b.size());
-  for (const auto& [name, t] : a) {
-    ASSERT_TRUE(b.count(name)) << name;
-    ASSERT_EQ(b[name]->shape, t->shape) << name;
-    EXPECT_EQ(std::memcmp(b[name]->data, t->data, t->numel() * sizeof(float)), 0) << name;
-  }
+  ExpectSameTensors(&src.model, &*back, 0.0f);
   std::filesystem::remove(out);
   // llama.cpp's phi3 runs without a window: one that bites is refused.
   src.model.config.sliding_window = 64;

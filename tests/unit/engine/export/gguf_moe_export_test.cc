@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/engine/export/export_testing.h"
+#include "tests/unit/engine/export/gguf_family_testing.h"
 #include "tests/unit/engine/model/tiny_llama_gguf.h"
 #include "workers/engine/export/gguf_export.h"
 #include "workers/engine/model/gguf/gguf_model.h"
@@ -23,6 +24,7 @@ using ::testing::HasSubstr;
 using testing_export::ByName;
 using testing_export::FromSpec;
 using testing_export::Source;
+using namespace gguf_family_testing;  // NOLINT: AllF32, WriteF32, ExpectSameTensors
 
 constexpr int kExperts = 4, kWidth = 32, kShared = 48;
 
@@ -67,24 +69,14 @@ Source MoeSource(const std::string& family) {
   return src;
 }
 
-GgufExportOptions AllF32() {
-  GgufExportOptions o;
-  o.target_type = GgmlType::kF32;
-  o.other_type = GgmlType::kF32;
-  return o;
-}
-
 class GgufMoeExportTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(GgufMoeExportTest, ExpertsAreStackedAndReadBackExactly) {
   const std::string family = GetParam();
   Source src = MoeSource(family);
   const LlamaConfig& c = src.model.config;
-  const std::string out = testing_export::UniqueTempPath(".gguf");
-  absl::StatusOr<GgufExportReport> report = WriteGgufLlama(src.model, src.file.get(), {}, AllF32(), out);
-  ASSERT_TRUE(report.ok()) << report.status();
-  EXPECT_EQ(report->file_size, std::filesystem::file_size(out));
-  absl::StatusOr<std::unique_ptr<GgufFile>> f = GgufFile::Open(out);
+  std::string out;
+  absl::StatusOr<std::unique_ptr<GgufFile>> f = WriteF32(src, &out);
   ASSERT_TRUE(f.ok()) << f.status();
   const std::string arch = family == "mixtral" ? "llama"
                            : family == "qwen2_moe" ? "qwen2moe"
@@ -140,13 +132,7 @@ TEST_P(GgufMoeExportTest, ExpertsAreStackedAndReadBackExactly) {
   EXPECT_EQ(back->config.shared_expert_intermediate, c.shared_expert_intermediate);
   EXPECT_EQ(back->config.norm_topk_prob, c.norm_topk_prob);
   EXPECT_EQ(back->config.qk_norm_whole, c.qk_norm_whole);
-  std::map<std::string, Tensor*> a = ByName(&src.model), b = ByName(&*back);
-  ASSERT_EQ(a.size(), b.size());
-  for (const auto& [name, t] : a) {
-    ASSERT_TRUE(b.count(name)) << name;
-    ASSERT_EQ(b[name]->shape, t->shape) << name;
-    EXPECT_EQ(std::memcmp(b[name]->data, t->data, t->numel() * sizeof(float)), 0) << name;
-  }
+  ExpectSameTensors(&src.model, &*back, 0.0f);
   std::filesystem::remove(out);
 }
 
