@@ -13,6 +13,7 @@
 #include "common/util.h"
 #include "nlohmann/json.hpp"
 #include "workers/engine/calib/calibrated_compress.h"
+#include "workers/engine/export/llama_export.h"
 #include "workers/engine/model/llama_names.h"
 #include "workers/engine/model/model_loader.h"
 #include "workers/engine/nn/backend_factory.h"
@@ -128,7 +129,10 @@ class ModelJob {
     RETURN_IF_ERROR(CheckMemory());
     if (plan_.path == JobPath::kBlockStream) return RunBlockStream();
     RETURN_IF_ERROR(Load());
-    if (spec_.format == OutputFormat::kGguf) RETURN_IF_ERROR(CheckGgufExportable(in_.model.config));
+    if (plan_.compression != Compression::kNone) {  // the output's family checks, before any work
+      RETURN_IF_ERROR(spec_.format == OutputFormat::kGguf ? CheckGgufExportable(in_.model.config)
+                                                          : CheckHfExportable(in_.model.config));
+    }
     ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend,
                      engine::CreateBackend(options_.device, threads_));
     if (plan_.evaluate_dense) RETURN_IF_ERROR(EvaluateDense(*backend));
