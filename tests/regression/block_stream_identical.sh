@@ -5,7 +5,8 @@
 # 50% + GPTQ 4-bit g128, HF output, perplexity of the dense and compressed
 # model with KL and top-1), and a GPTQ 4-bit act-order recipe with a
 # GPTQ-packed output; and the same calibrated recipe on the GGUF itself (Q4_1)
-# with a GGUF output. Each is run by `compress-worker run` twice: block by block
+# with a GGUF output, and an uncalibrated one (RTN 4-bit, perplexity and KL)
+# on the GGUF with a GGUF output. Each is run by `compress-worker run` twice: block by block
 # (the default for this plan: the evaluation windows advance with the blocks)
 # and with --whole-model 1. Every output file must be byte-identical and every
 # summary number equal (timings and peak RSS excepted); each run's memory
@@ -47,6 +48,11 @@ cat > "$work/gguf.yaml" <<YAML
 $(cat "$work/recipe.yaml")
 output: {format: gguf}
 YAML
+cat > "$work/rtn.yaml" <<YAML
+stages: [{rtn: {grid: {bits: 4, group_size: 32}}}]
+evaluation: {threads: 2, kl: true, perplexity: [{name: ppl-persuasion, path: $data/text/austen/persuasion.txt, windows: 2, window: 256}]}
+output: {format: gguf}
+YAML
 run_both() {  # recipe suffix [model]: out-stream$2, out-whole$2
   for mode in stream whole; do
     extra=(); [ "$mode" = whole ] && extra=(--whole-model 1)
@@ -60,6 +66,7 @@ run_both() {  # recipe suffix [model]: out-stream$2, out-whole$2
 run_both "$work/recipe.yaml" ""
 run_both "$work/gptq.yaml" "-gptq"
 run_both "$work/gguf.yaml" "-gguf" "$model"
+run_both "$work/rtn.yaml" "-rtn" "$model"
 
 "$py" - "$work" <<'PY'
 import hashlib, json, os, re, sys
@@ -108,7 +115,15 @@ print(f"gguf input and output streamed: {ua['export']['exact_from_grid']} tensor
       f"{ua['export']['file_size']} bytes; peak RSS stream {rua / 2**20:.0f} MiB, whole model {rub / 2**20:.0f} MiB")
 for mode, rss in (("stream-gguf", rua), ("whole-gguf", rub)):
     check_estimate(mode, rss)
-if bad or sa != sb or qa != qb or ua != ub:
+ra_, rra = strip(f"{work}/stream-rtn.json")
+rb_, rrb = strip(f"{work}/whole-rtn.json")
+na, nb = files(f"{work}/out-stream-rtn"), files(f"{work}/out-whole-rtn")
+bad += [f"rtn {n}" for n in sorted(set(na) | set(nb)) if na.get(n) != nb.get(n)]
+print(f"uncalibrated (RTN 4-bit, GGUF in and out) streamed: peak RSS stream {rra / 2**20:.0f} MiB, "
+      f"whole model {rrb / 2**20:.0f} MiB")
+for mode, rss in (("stream-rtn", rra), ("whole-rtn", rrb)):
+    check_estimate(mode, rss)
+if bad or sa != sb or qa != qb or ua != ub or ra_ != rb_:
     print("DIFFERENT:", bad or "summaries", file=sys.stderr)
     sys.exit(1)
 print("block stream: outputs and summary identical to the whole-model path")

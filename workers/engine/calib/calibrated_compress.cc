@@ -403,4 +403,40 @@ absl::Status CompressUncalibrated(engine::LlamaModel& model, const v1::Recipe& r
   return absl::OkStatus();
 }
 
+absl::Status CompressUncalibrated(const engine::LlamaConfig& config, const v1::Recipe& recipe,
+                                  const std::vector<ModelTarget>& targets, EventSink& events,
+                                  const CancelToken& cancel, CompressionResult* result,
+                                  BlockStream& stream) {
+  std::map<int, std::vector<const ModelTarget*>> by_block;
+  for (const ModelTarget& t : targets) {
+    int block = -1;
+    if (std::sscanf(t.tensor.c_str(), "model.layers.%d.", &block) != 1 || block < 0 ||
+        block >= config.n_layers) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(t.tensor, ": not in a decoder block (compressed on the whole-model path)"));
+    }
+    by_block[block].push_back(&t);
+  }
+  const int total = static_cast<int>(targets.size());
+  int done = 0;
+  for (int b = 0; b < config.n_layers; ++b) {
+    if (cancel.cancelled()) return absl::CancelledError("job cancelled");
+    BlockWeights w;
+    RETURN_IF_ERROR(stream.Load(b, &w));
+    std::map<std::string, Tensor*> by_name;
+    for (const engine::NamedTensor& t : engine::BlockTensors(config, b, &w)) by_name[t.name] = t.tensor;
+    for (const ModelTarget* t : by_block[b]) {
+      auto it = by_name.find(t->tensor);
+      if (it == by_name.end()) {
+        return absl::InternalError(absl::StrCat(t->tensor, ": not a tensor of block ", b));
+      }
+      RETURN_IF_ERROR(
+          CompressTensor(recipe, t->module, it->second, nullptr, 1, nullptr, events, result, nullptr));
+      EmitProgress(events, "prune", ++done, total, t->module);
+    }
+    RETURN_IF_ERROR(stream.Done(b, &w));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace compressd::engine

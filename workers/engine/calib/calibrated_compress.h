@@ -94,5 +94,13 @@ absl::Status CompressCalibrated(engine::LlamaModel& model, engine::Backend& back
 absl::Status CompressUncalibrated(engine::LlamaModel& model, const v1::Recipe& recipe,
                                   const std::vector<ModelTarget>& targets, EventSink& events,
                                   const CancelToken& cancel, CompressionResult* result);
+// The same block by block: each block of `config` loaded from `stream`, its
+// targets compressed, handed back (Done). The same results as the whole
+// model's, in the same order; INVALID_ARGUMENT naming a target outside the
+// decoder blocks (the whole-model path takes those).
+absl::Status CompressUncalibrated(const engine::LlamaConfig& config, const v1::Recipe& recipe,
+                                  const std::vector<ModelTarget>& targets, EventSink& events,
+                                  const CancelToken& cancel, CompressionResult* result,
+                                  BlockStream& stream);
 
 }  // namespace compressd::engine

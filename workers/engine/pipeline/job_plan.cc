@@ -2,10 +2,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "workers/engine/model/llama_names.h"
+#include "workers/engine/model/model_loader.h"
+#include "workers/engine/pipeline/targets.h"
 
 namespace compressd::engine {
 namespace {
@@ -16,6 +20,21 @@ bool HasGgufMagic(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   char magic[4] = {};
   return in.read(magic, 4) && std::string(magic, 4) == "GGUF";
+}
+
+// Whether every target of `spec` in the model at `input` is a decoder-block
+// tensor (read from its config and tensor headers only); false when that
+// cannot be told, so the whole-model path reports the problem.
+bool TargetsInBlocks(const ModelInput& input, const RecipeSpec& spec) {
+  absl::StatusOr<std::unique_ptr<ModelStream>> source = OpenModelStream(input.path, input.gguf);
+  if (!source.ok()) return false;
+  absl::StatusOr<std::vector<ModelTarget>> targets =
+      SelectTargets(ConfigShapes((*source)->config()), spec);
+  if (!targets.ok()) return false;
+  for (const ModelTarget& t : *targets) {
+    if (!absl::StartsWith(t.tensor, "model.layers.")) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -77,6 +96,12 @@ JobPlan PlanJob(const RecipeSpec& spec, const ModelInput& input) {
   // (evaluation windows advance with it: eval_stream.h), so the model (HF
   // safetensors or GGUF) is never loaded whole.
   if (plan.compression == Compression::kCalibrated) {
+    plan.path = JobPath::kBlockStream;
+  }
+  // So is one compressed without calibration (magnitude, RTN, N:M) when all
+  // its targets are in the blocks (the LM head or embeddings: whole model).
+  if (plan.compression == Compression::kUncalibrated && plan.path == JobPath::kModel &&
+      TargetsInBlocks(input, spec)) {
     plan.path = JobPath::kBlockStream;
   }
   // So is a model that is only evaluated.

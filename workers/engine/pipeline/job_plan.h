@@ -5,16 +5,17 @@
 //     stages only, no calibration, overrides or evaluation: each target is
 //     pruned in its own dtype and shard, everything else stays byte-identical;
 //   block stream (model_job.h): HF safetensors or GGUF in, a calibrated
-//     recipe (SparseGPT / GPTQ / Wanda, no EvoPress), HF, GPTQ or (for a
-//     GGUF input) GGUF out: the model is never in memory, only the block at
-//     hand (model/model_stream.h, hf_block_stream.h), and evaluation windows
+//     recipe (SparseGPT / GPTQ / Wanda, no EvoPress) or an uncalibrated one
+//     (magnitude, RTN, N:M) whose targets are all in the decoder blocks, HF,
+//     GPTQ or GGUF out: the model is never in memory, only the block at hand
+//     (model/model_stream.h, hf_block_stream.h), and evaluation windows
 //     advance block by block with it (eval_stream.h), so memory is bounded by
 //     one block plus the calibration and evaluation activations; and a model
 //     that is only evaluated, the same way;
 //   model (model_job.h): the whole model in memory as a LlamaModel, for
-//     every other recipe (uncalibrated stages, EvoPress) and for
-//     RunOptions::whole_model: load, [evaluate dense], compress, [evaluate],
-//     export.
+//     every other recipe (EvoPress; uncalibrated stages on the LM head or
+//     embeddings) and for RunOptions::whole_model: load, [evaluate dense],
+//     compress, [evaluate], export.
 #pragma once
 
 #include <string>
@@ -48,6 +49,8 @@ struct JobPlan {
   OutputFormat format = OutputFormat::kHfSafetensors;
 };
 
+// For an uncalibrated recipe it reads the model's config and tensor headers
+// (which targets it has); otherwise nothing but the recipe.
 JobPlan PlanJob(const RecipeSpec& recipe, const ModelInput& input);
 
 }  // namespace compressd::engine

@@ -86,6 +86,19 @@ uint64_t EvalBatchTokens(const RecipeSpec& spec) {
   return most;
 }
 
+// The windows' residual streams (dense and compressed), one batch's
+// final-normed copy and the LM head chunk with its logits
+// (pipeline/eval_stream.h).
+uint64_t StreamedEvaluationBytes(const JobPlan& plan, const RecipeSpec& spec, const LlamaConfig& c) {
+  uint64_t tokens = 0;
+  for (const v1::EvalDataset& set : spec.recipe.evaluation().perplexity()) {
+    tokens += uint64_t(std::max(set.windows(), 0)) * std::max(set.window(), 0);
+  }
+  const uint64_t streams = (plan.evaluate_dense || plan.kl) ? 2 : 1;
+  const uint64_t batch = std::min<uint64_t>(tokens, kMicroBatchTokens);
+  return (streams * tokens + batch) * c.hidden * 4 + kVocabChunk * (c.hidden + 2 * batch) * 4;
+}
+
 }  // namespace
 
 MemoryEstimate EstimateJobMemory(const JobPlan& plan, const RecipeSpec& spec, const LlamaConfig& c,
@@ -105,19 +118,11 @@ MemoryEstimate EstimateJobMemory(const JobPlan& plan, const RecipeSpec& spec, co
       plan.compression == Compression::kCalibrated || plan.compression == Compression::kEvoPress;
   if (plan.path == JobPath::kBlockStream) {
     terms.Add("block", block_params * 4);
-    if (plan.evaluate) {
-      // The windows' residual streams (dense and compressed), one batch's
-      // final-normed copy and the LM head chunk with its logits
-      // (pipeline/eval_stream.h).
-      uint64_t tokens = 0;
-      for (const v1::EvalDataset& set : spec.recipe.evaluation().perplexity()) {
-        tokens += uint64_t(std::max(set.windows(), 0)) * std::max(set.window(), 0);
-      }
-      const uint64_t streams = (plan.evaluate_dense || plan.kl) ? 2 : 1;
-      const uint64_t batch = std::min<uint64_t>(tokens, kMicroBatchTokens);
-      terms.Add("evaluation", (streams * tokens + batch) * c.hidden * 4 +
-                                  kVocabChunk * (c.hidden + 2 * batch) * 4);
-    }
+    // An uncalibrated stage's new weights beside the loaded ones, and their
+    // codes (one byte a weight), until the block is written.
+    if (plan.compression == Compression::kUncalibrated)
+      terms.Add("compressed block (new weights and codes)", block_params * 5);
+    if (plan.evaluate) terms.Add("evaluation", StreamedEvaluationBytes(plan, spec, c));
   } else if (plan.path == JobPath::kModel) {
     terms.Add("model", params * 4);
     if (plan.kl) terms.Add("dense copy for KL", block_params * uint64_t(c.n_layers) * 4);

@@ -194,13 +194,14 @@ absl::Status ExportSideFiles(const ModelInput& input, const std::string& out_dir
 
 absl::StatusOr<std::unique_ptr<StreamedExport>> StreamedExport::Create(
     const ModelStream& source, const RecipeSpec& spec, const std::vector<ModelTarget>& targets,
-    const ModelInput& input, const std::string& out_dir, CompressionResult* result) {
+    const ModelInput& input, const std::string& out_dir, CompressionResult* result,
+    EventSink& events) {
   std::unique_ptr<StreamedExport> e(new StreamedExport(spec, input, out_dir));
   switch (spec.format) {
     case OutputFormat::kGguf: {
       std::unique_ptr<engine::GgufFile> metadata;
       if (source.gguf() == nullptr) {
-        ASSIGN_OR_RETURN(metadata, GgufMetadataSource(input, source.config().vocab, nullptr));
+        ASSIGN_OR_RETURN(metadata, GgufMetadataSource(input, source.config().vocab, &events));
       }
       ASSIGN_OR_RETURN(e->gguf_, GgufBlockStream::Create(
                                      source, (fs::path(out_dir) / "model.gguf").string(),

@@ -75,10 +75,12 @@ nlohmann::json GptqReportJson(const GptqExportStats& stats);
 // ExportModel for the same weights. Not thread-safe.
 class StreamedExport {
  public:
-  // `source` and `result` must outlive the export.
+  // `source` and `result` must outlive the export; `events` gets the log of
+  // a tokenizer converted for a GGUF output.
   static absl::StatusOr<std::unique_ptr<StreamedExport>> Create(
       const ModelStream& source, const RecipeSpec& spec, const std::vector<ModelTarget>& targets,
-      const ModelInput& input, const std::string& out_dir, CompressionResult* result);
+      const ModelInput& input, const std::string& out_dir, CompressionResult* result,
+      EventSink& events);
 
   // The stream the calibrated pipeline reads blocks from and hands them back to.
   BlockStream& blocks() { return *blocks_; }

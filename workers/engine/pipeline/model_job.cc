@@ -245,7 +245,7 @@ class ModelJob {
     // The output, written block by block.
     ASSIGN_OR_RETURN(std::unique_ptr<StreamedExport> output,
                      StreamedExport::Create(*source, spec_, in_.targets, plan_.input, out_dir_,
-                                            &result_));
+                                            &result_, events_));
     ASSIGN_OR_RETURN(std::unique_ptr<StreamedExportCheck> check,
                      StreamedExportCheck::Create(*source, Gate(), options_.device, threads_,
                                                  output->blocks()));
@@ -259,9 +259,12 @@ class ModelJob {
                                    dense_stream_ ? &*dense_stream_ : nullptr,
                                    &*compressed_stream_);
     }
-    RETURN_IF_ERROR(CompressCalibrated(in_.model, *backend, recipe_, in_.targets, *in_.calibration,
-                                       threads, options_.checkpoints, events_, cancel_, &result_,
-                                       blocks, spill_dir_, options_.solver));
+    RETURN_IF_ERROR(
+        plan_.compression == Compression::kUncalibrated
+            ? CompressUncalibrated(c, recipe_, in_.targets, events_, cancel_, &result_, *blocks)
+            : CompressCalibrated(in_.model, *backend, recipe_, in_.targets, *in_.calibration,
+                                 threads, options_.checkpoints, events_, cancel_, &result_, blocks,
+                                 spill_dir_, options_.solver));
     if (evaluating) eval_s_ += evaluating->seconds();
     t = Clock::now();
     EmitProgress(events_, "export", 0, 1, out_dir_);

@@ -150,6 +150,43 @@ TEST_F(ModelJobTest, EvaluateOnlyStreamsBlockByBlockWithTheSameSummary) {
   EXPECT_TRUE(fs::exists(root_ / "stream" / "summary.json"));
 }
 
+// Uncalibrated stages (magnitude, RTN) on the decoder blocks stream block by
+// block too, with the whole-model path's bytes and summary (evaluation and KL
+// included); one that targets the (tied) embedding takes the whole-model path.
+TEST_F(ModelJobTest, UncalibratedStagesStreamUnlessTheyTargetTheLmHead) {
+  v1::Recipe recipe = EvalRecipe(/*kl=*/true);
+  recipe.add_stages()->mutable_magnitude()->set_sparsity(0.25);
+  v1::QuantGridSpec* grid = recipe.add_stages()->mutable_rtn()->mutable_grid();
+  grid->set_bits(4);
+  grid->set_group_size(32);
+  v1::Recipe head = recipe;
+  head.mutable_targets()->set_include(".*(_proj|embed_tokens)$");  // tied: the LM head
+  out_ = (root_ / "head").string();
+  absl::StatusOr<json> h = Run(head);
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_FALSE(sink_.HasLog("block by block"));
+  EXPECT_EQ((*h)["layers"].size(), 15u);  // 2 blocks x 7 projections + the embedding
+
+  RunOptions whole;
+  whole.whole_model = true;
+  out_ = (root_ / "whole").string();
+  absl::StatusOr<json> a = Run(recipe, whole);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_FALSE(sink_.HasLog("block by block"));
+  out_ = (root_ / "stream").string();
+  absl::StatusOr<json> b = Run(recipe);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_TRUE(sink_.HasLog("block by block"));
+  const std::map<std::string, std::string> fa = DirFiles(root_ / "whole"),
+                                           fb = DirFiles(root_ / "stream");
+  ASSERT_GE(fa.size(), 3u);
+  ASSERT_EQ(fa.size(), fb.size());
+  for (const auto& [path, bytes] : fa) EXPECT_TRUE(fb.count(path) && fb.at(path) == bytes) << path;
+  EXPECT_EQ(Comparable(*a), Comparable(*b));
+  EXPECT_EQ((*b)["layers"].size(), 14u);
+  EXPECT_TRUE((*b)["evaluation"].contains("kl"));
+}
+
 // Calibration activations that do not fit the budget go to scratch files
 // beside the output: the job runs under a budget the in-memory estimate is
 // over, with the same bytes and summary, and leaves no scratch file.
