@@ -229,9 +229,13 @@ absl::Status ReadExperts(const GgufFile& f, const std::string& arch, const Famil
   }
   ASSIGN_OR_RETURN(c->norm_topk_prob,
                    Optional(f.GetBool(key("expert_weights_norm")), family.gguf_norm_topk));
-  if (c->expert_intermediate <= 0 || c->shared_expert_intermediate < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(f.path(), ": ", key("expert_feed_forward_length"), " must be positive"));
+  constexpr int kMaxWidth = 1 << 24;  // as every other size (ValidateLlamaConfig)
+  if (c->expert_intermediate <= 0 || c->expert_intermediate > kMaxWidth ||
+      c->shared_expert_intermediate < 0 || c->shared_expert_intermediate > kMaxWidth) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        f.path(), ": ", key("expert_feed_forward_length"), " ", c->expert_intermediate, " / ",
+        key("expert_shared_feed_forward_length"), " ", c->shared_expert_intermediate,
+        " outside [1, 2^24] / [0, 2^24]"));
   }
   return absl::OkStatus();
 }
