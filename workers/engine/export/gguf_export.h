@@ -1,6 +1,15 @@
 // Writes a LlamaModel as a GGUF v3 file that llama.cpp loads and runs
-// (general.architecture "llama"), and that workers/engine/model/gguf reads
-// back to the same model (up to the chosen quantization).
+// (general.architecture: the family's, engine::Family::gguf_arch), and that
+// workers/engine/model/gguf reads back to the same model (up to the chosen
+// quantization).
+//
+// Per family (docs/families.md, "GGUF of the dense families" and "Mixture of
+// experts"): qwen2 / qwen3 / qwen2moe / qwen3moe / olmoe / gemma2 / gemma3 /
+// phi3 keep HF's q/k row order; Gemma's norms are written as 1 + w; Phi-3's
+// q/k/v and gate/up are fused into attn_qkv / ffn_up and an MoE layer's
+// experts stacked into ffn_{gate,up,down}_exps (TensorPlan stacks: one GGUF
+// tensor from several HF ones, one type); a model llama.cpp's architecture
+// would run differently is refused with UNIMPLEMENTED naming why.
 //
 // Tensors, in llama.cpp's names (the inverse of gguf/tensor_map.h):
 // token_embd.weight, blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output,
