@@ -177,7 +177,8 @@ absl::Status Finish(TensorPlan* p) {
 const char* GemmaMismatch(const engine::LlamaConfig& c, const engine::Family& family) {
   if (c.query_pre_attn_scalar != engine::GgufGemmaQueryScalar(c))
     return "query_pre_attn_scalar other than head_dim";
-  if (c.sliding_window > 0 && c.sliding_layers != engine::GgufGemmaSlidingLayers(c))
+  if (c.sliding_window <= 0) return "no sliding window (llama.cpp's gemma always has one)";
+  if (c.sliding_layers != engine::GgufGemmaSlidingLayers(c))
     return "windowed layers (layer_types) other than its fixed pattern";
   if (family.gemma3 && (c.attn_softcap > 0 || c.final_softcap > 0)) return "soft-capping";
   if (!family.gemma3 && (c.attn_softcap <= 0 || c.final_softcap <= 0))

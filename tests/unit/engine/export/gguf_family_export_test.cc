@@ -124,6 +124,7 @@ TEST(GgufGemmaExportTest, WhatLlamaCppFixesMustBeTheModels) {
       {"gemma3_text", [](LlamaConfig* c) { c->sliding_layers = {true, false, true, true}; },
        "layer_types"},
       {"gemma3_text", [](LlamaConfig* c) { c->local_rope_theta = 20000; }, "rope theta"},
+      {"gemma2", [](LlamaConfig* c) { c->sliding_window = 0; }, "no sliding window"},
   };
   for (const auto& k : cases) {
     Source src = GemmaSource(k.family);
