@@ -164,6 +164,19 @@ absl::Status ValidateEvoPress(const v1::EvoPressStage& e, const std::string& pat
   return absl::OkStatus();
 }
 
+// `base` with an override's fields merged in. GPTQ's static_groups follows
+// act_order unless the override names it, as it does in a stage: an override
+// that only turns act_order off must not be refused for the defaulted
+// static_groups.
+v1::Stage MergeOverride(const v1::Stage& base, const v1::Stage& params) {
+  v1::Stage merged = base;
+  merged.MergeFrom(params);
+  if (params.has_gptq() && params.gptq().has_act_order() && !params.gptq().has_static_groups()) {
+    merged.mutable_gptq()->set_static_groups(params.gptq().act_order());
+  }
+  return merged;
+}
+
 void GridDefaults(v1::QuantGridSpec* grid) {
   if (grid->group_size() == 0) grid->set_group_size(kDefaultGroupSize);
 }
@@ -259,8 +272,7 @@ absl::Status ValidateOverrides(const v1::Recipe& recipe) {
                         absl::StrCat("must be a ", StageKindName(base), " stage like stages[",
                                      o.stage(), "], got ", StageKindName(o.params())));
     }
-    v1::Stage merged = base;
-    merged.MergeFrom(o.params());
+    const v1::Stage merged = MergeOverride(base, o.params());
     RETURN_IF_ERROR(ValidateStage(merged, path + ".params"));
     if (StageQuantizes(merged) != StageQuantizes(base)) {
       return FieldError(path + ".params", "must not add or remove the stage's quantization");
@@ -308,6 +320,8 @@ void ApplyStageDefaults(v1::Stage* stage) {
       v1::GptqStage* s = stage->mutable_gptq();
       if (s->block_size() == 0) s->set_block_size(kDefaultSolverBlock);
       if (s->percdamp() == 0.0) s->set_percdamp(kDefaultPercdamp);
+      if (!s->has_act_order()) s->set_act_order(true);
+      if (!s->has_static_groups()) s->set_static_groups(s->act_order());
       GridDefaults(s->mutable_grid());
       break;
     }
@@ -332,6 +346,7 @@ void ApplyStageDefaults(v1::Stage* stage) {
         // the grid validation (group size and symmetry are what the grid sets).
         e->mutable_grid()->set_bits(4);
         GridDefaults(e->mutable_grid());
+        if (!e->has_act_order()) e->set_act_order(true);
       }
       break;
     }
@@ -443,7 +458,7 @@ absl::StatusOr<v1::Stage> EffectiveStage(const v1::Recipe& recipe, int index,
                      ModulePattern::Compile(o.modules(), absl::StrCat("overrides[", i, "].modules")));
     if (!re.FullMatch(module)) continue;
     if (o.skip()) *skip = true;
-    if (o.has_params()) stage.MergeFrom(o.params());
+    if (o.has_params()) stage = MergeOverride(stage, o.params());
   }
   ApplyStageDefaults(&stage);
   RETURN_IF_ERROR(ValidateStage(stage, absl::StrCat("stages[", index, "] for ", module)));

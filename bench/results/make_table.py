@@ -71,6 +71,11 @@ def main():
         for method, name in (("rtn", "RTN"), ("gptq", "GPTQ")):
             print(row(f"{name} {bits}-bit {grid}", runs.get(f"{method}-{bits}-{grid}")))
     print(row("SparseGPT 50% + GPTQ 4-bit g128", runs.get("sparsegpt-50+gptq-4-g128")))
+    print("\n### GPTQ defaults: without act-order against act-order + static groups (the default)\n")
+    print(HEADER)
+    for bits, grid in (("4", "g128"), ("4", "pc"), ("3", "g128"), ("3", "pc")):
+        print(row(f"GPTQ {bits}-bit {grid}, no act-order", runs.get(f"gptq-{bits}-{grid}")))
+        print(row(f"GPTQ {bits}-bit {grid}, default", runs.get(f"gptq-{bits}-{grid}-act")))
 
 
 if __name__ == "__main__":

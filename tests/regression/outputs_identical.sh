@@ -27,7 +27,7 @@ recipe evaluate "evaluation: {threads: 2, perplexity: [{name: ppl-persuasion, pa
 recipe magnitude "stages: [{magnitude: {sparsity: 0.5}}]
 targets: {include: '.*_proj\$'}
 $evalp"
-recipe sparsegpt_gptq_gguf "stages: [{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 128}}}]
+recipe sparsegpt_gptq_gguf "stages: [{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 128}, act_order: false}}]
 $calib
 output: {format: gguf}
 $evalp"

@@ -46,6 +46,39 @@ calibration: {path: /tmp/sotu}
   EXPECT_TRUE(NeedsCalibration(*r));
 }
 
+// GPTQ's defaults are the best-known settings: act-order with static groups;
+// static_groups follows act_order unless named, in a stage and in an override.
+TEST(RecipeStagesTest, GptqDefaultsToActOrderWithStaticGroups) {
+  auto gptq = [](const std::string& fields) {
+    absl::StatusOr<v1::Recipe> r = Prepare("stages: [{gptq: {grid: {bits: 4}" + fields +
+                                           "}}]\ncalibration: {path: /tmp/sotu}\n"
+                                           "overrides: [{modules: '.*down_proj', stage: 0, "
+                                           "params: {gptq: {act_order: false}}}]");
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->stages(0).gptq() : v1::GptqStage();
+  };
+  EXPECT_TRUE(gptq("").act_order());
+  EXPECT_TRUE(gptq("").static_groups());
+  EXPECT_FALSE(gptq(", act_order: false").act_order());
+  EXPECT_FALSE(gptq(", act_order: false").static_groups());
+  EXPECT_TRUE(gptq(", static_groups: false").act_order());
+  EXPECT_FALSE(gptq(", static_groups: false").static_groups());
+
+  absl::StatusOr<v1::Recipe> r = Prepare(
+      "stages: [{gptq: {grid: {bits: 4}}}]\ncalibration: {path: /tmp/sotu}\n"
+      "overrides: [{modules: '.*down_proj', stage: 0, params: {gptq: {act_order: false}}}]");
+  ASSERT_TRUE(r.ok()) << r.status();
+  bool skip = false;
+  absl::StatusOr<v1::Stage> s = EffectiveStage(*r, 0, "model.layers.3.mlp.down_proj", &skip);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_FALSE(s->gptq().act_order());
+  EXPECT_FALSE(s->gptq().static_groups());
+  s = EffectiveStage(*r, 0, "model.layers.3.mlp.up_proj", &skip);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->gptq().act_order());
+  EXPECT_TRUE(s->gptq().static_groups());
+}
+
 TEST(RecipeStagesTest, MagnitudeAndRtnNeedNoCalibration) {
   absl::StatusOr<v1::Recipe> r = Prepare(R"(
 stages:
@@ -69,8 +102,10 @@ TEST(RecipeStagesTest, RejectsBadValuesNamingTheField) {
                 "stages[0].wanda.pattern");
   ExpectInvalid("stages: [{sparsegpt: {sparsity: 0.5, percdamp: -1}}]\ncalibration: {path: x}",
                 "stages[0].sparsegpt.percdamp");
-  ExpectInvalid("stages: [{gptq: {grid: {bits: 4}, static_groups: true}}]\ncalibration: {path: x}",
-                "static_groups: only meaningful with act_order");
+  ExpectInvalid(
+      "stages: [{gptq: {grid: {bits: 4}, act_order: false, static_groups: true}}]\n"
+      "calibration: {path: x}",
+      "static_groups: only meaningful with act_order");
   ExpectInvalid("stages: [{}]", "stages[0]: stage has no kind");
 }
 

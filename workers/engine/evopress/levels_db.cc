@@ -35,6 +35,8 @@ absl::StatusOr<std::string> SolveLevel(const LevelsDbSpec& spec, const Unit& uni
   if (spec.mode == Mode::kBits) {
     engine::GptqOptions o;
     o.grid = engine::QuantGrid{static_cast<int>(level), spec.grid.group_size, spec.grid.symmetric};
+    o.act_order = spec.act_order;
+    o.static_groups = spec.act_order;
     o.block_size = spec.block_size;
     o.percdamp = spec.percdamp;
     o.report_error = false;
@@ -139,6 +141,7 @@ std::string LevelsDbFingerprint(const engine::LlamaModel& model,
                           spec.grid.group_size, "|", spec.grid.symmetric, "|", spec.block_size,
                           "|", absl::StrFormat("%.17g", spec.percdamp), "|",
                           DbBuildName(spec.build), "|"));
+  if (spec.mode == Mode::kBits && spec.act_order) sha.Update("act_order static_groups|");
   if (model.config.n_experts > 0) {  // which experts get their own Hessian
     sha.Update(absl::StrCat("min_expert_tokens ", spec.min_expert_tokens, "|"));
   }

@@ -34,6 +34,7 @@ ep::LevelsDbSpec DbSpec(const ep::SearchSpace& space, const RecipeSpec& recipe_s
   }
   if (space.mode == ep::Mode::kBits) {
     spec.grid = engine::QuantGrid{4, stage.grid().group_size(), !stage.grid().asymmetric()};
+    spec.act_order = !stage.has_act_order() || stage.act_order();
   }
   return spec;
 }
@@ -114,6 +115,8 @@ v1::Recipe UniformLevelRecipe(const ep::LevelsDbSpec& spec, double level) {
     g->mutable_grid()->set_bits(static_cast<int>(level));
     g->mutable_grid()->set_group_size(spec.grid.group_size);
     g->mutable_grid()->set_asymmetric(!spec.grid.symmetric);
+    g->set_act_order(spec.act_order);
+    g->set_static_groups(spec.act_order);
     g->set_block_size(spec.block_size);
     g->set_percdamp(spec.percdamp);
   } else {

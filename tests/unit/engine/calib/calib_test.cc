@@ -185,6 +185,8 @@ TEST(CalibratedCompressTest, MatchesTheProcedureWrittenOut) {
   ASSERT_TRUE(run.status.ok()) << run.status;
   engine::GptqOptions options;
   options.grid = {3, 32, true};
+  options.act_order = true;  // the recipe's defaults
+  options.static_groups = true;
   options.report_error = false;
   ExpectSameWeights(run.model, ReferenceSequentialGptq(dense, calib, options));
   // Every targeted layer was quantized and reported.

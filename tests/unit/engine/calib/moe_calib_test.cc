@@ -105,6 +105,8 @@ Reference ReferenceMoeGptq(const LlamaModel& dense, const CalibrationSet& calib,
   BlockWorkspace ws;
   GptqOptions options;
   options.grid = {3, 16, true};
+  options.act_order = true;  // the recipe's defaults
+  options.static_groups = true;
   options.report_error = false;
   auto solve = [&](Tensor* w, const std::vector<float>& h) {
     std::vector<float> v(w->data, w->data + w->numel());

@@ -226,6 +226,8 @@ TEST_F(LevelsDbTest, BitsEntriesAreGptqWithCodes) {
   std::vector<float> want(dense.data, dense.data + dense.numel());
   engine::GptqOptions o;
   o.grid = engine::QuantGrid{2, 16, true};
+  o.act_order = true;  // the database's default, as the GPTQ stage's
+  o.static_groups = true;
   o.report_error = false;
   absl::StatusOr<engine::LayerSolveResult> r =
       engine::Gptq(want.data(), dense.rows(), dense.cols(), hs[0].data(), o, "q");
@@ -349,6 +351,14 @@ TEST_F(LevelsDbTest, FingerprintKeysTheBuildAndTheSequentialUnits) {
   ts.true_sequential = true;
   EXPECT_NE(LevelsDbFingerprint(model_, windows_, seq, all),
             LevelsDbFingerprint(model_, windows_, ts, all));
+  // Bits entries solved with and without act-order differ.
+  const SearchSpace bits = Space("bits", {2, 3});
+  LevelsDbSpec act = seq;
+  act.mode = Mode::kBits;
+  LevelsDbSpec plain = act;
+  plain.act_order = false;
+  EXPECT_NE(LevelsDbFingerprint(model_, windows_, act, bits),
+            LevelsDbFingerprint(model_, windows_, plain, bits));
   // Dense-inputs entries do not depend on the other units: shared.
   EXPECT_EQ(LevelsDbFingerprint(model_, windows_, DenseSpec(), all),
             LevelsDbFingerprint(model_, windows_, DenseSpec(), mlp_only));
