@@ -427,9 +427,11 @@ absl::Status ValidateRecipe(const v1::Recipe& recipe) {
                                                    "\" (any, cpu, cuda)"));
   }
   const std::string& format = recipe.output().format();
-  if (!format.empty() && format != kDefaultFormat && format != "gptq" && format != "gguf") {
-    return absl::InvalidArgumentError(absl::StrCat("output.format: unknown format ", format,
-                                                   " (supported: hf_safetensors, gptq, gguf)"));
+  if (!format.empty() && format != kDefaultFormat && format != "gptq" && format != "gguf" &&
+      format != "compressed_tensors") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("output.format: unknown format ", format,
+                     " (supported: hf_safetensors, gptq, compressed_tensors, gguf)"));
   }
   const std::string& dtype = recipe.output().dtype();
   if (!dtype.empty() && dtype != "f32" && dtype != "bf16" && dtype != "f16") {

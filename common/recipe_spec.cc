@@ -100,8 +100,10 @@ absl::StatusOr<OutputFormat> CompileFormat(const std::string& format) {
   if (format.empty() || format == "hf_safetensors") return OutputFormat::kHfSafetensors;
   if (format == "gguf") return OutputFormat::kGguf;
   if (format == "gptq") return OutputFormat::kGptq;
-  return absl::InvalidArgumentError(absl::StrCat("output.format: unknown format ", format,
-                                                 " (supported: hf_safetensors, gptq, gguf)"));
+  if (format == "compressed_tensors") return OutputFormat::kCompressedTensors;
+  return absl::InvalidArgumentError(
+      absl::StrCat("output.format: unknown format ", format,
+                   " (supported: hf_safetensors, gptq, compressed_tensors, gguf)"));
 }
 
 }  // namespace
@@ -127,6 +129,8 @@ const char* OutputFormatName(OutputFormat format) {
       return "gguf";
     case OutputFormat::kGptq:
       return "gptq";
+    case OutputFormat::kCompressedTensors:
+      return "compressed_tensors";
   }
   return "unknown";
 }

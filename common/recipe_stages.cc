@@ -283,12 +283,23 @@ absl::Status ValidateOverrides(const v1::Recipe& recipe) {
 
 absl::Status ValidateOutput(const v1::Recipe& recipe) {
   const v1::Output& out = recipe.output();
-  if (out.format() == "gptq") {
+  if (out.format() == "gptq" || out.format() == "compressed_tensors") {
     bool quantizes = false;
     for (const v1::Stage& s : recipe.stages()) quantizes |= StageQuantizes(s);
     if (!quantizes) {
-      return FieldError("output.format",
-                        "gptq needs a stage that quantizes (gptq, rtn or sparsegpt.quantize)");
+      return FieldError("output.format", absl::StrCat(out.format(),
+                                                      " needs a stage that quantizes (gptq, rtn "
+                                                      "or sparsegpt.quantize)"));
+    }
+  }
+  if (out.format() == "compressed_tensors") {
+    for (int i = 0; i < recipe.stages_size(); ++i) {
+      const v1::Stage& s = recipe.stages(i);
+      if (s.has_gptq() && s.gptq().act_order() && !s.gptq().static_groups()) {
+        return FieldError(absl::StrCat("stages[", i, "].gptq.static_groups"),
+                          "compressed_tensors output needs contiguous groups: act-order only "
+                          "with static_groups: true (the default)");
+      }
     }
   }
   if (!out.gguf().target_type().empty() && out.gguf().target_type() != "auto" &&

@@ -106,6 +106,12 @@ TEST(RecipeStagesTest, RejectsBadValuesNamingTheField) {
       "stages: [{gptq: {grid: {bits: 4}, act_order: false, static_groups: true}}]\n"
       "calibration: {path: x}",
       "static_groups: only meaningful with act_order");
+  ExpectInvalid(
+      "stages: [{gptq: {grid: {bits: 4}, static_groups: false}}]\n"
+      "calibration: {path: x}\noutput: {format: compressed_tensors}",
+      "stages[0].gptq.static_groups: compressed_tensors output needs contiguous groups");
+  ExpectInvalid("stages: [{magnitude: {sparsity: 0.5}}]\noutput: {format: compressed_tensors}",
+                "output.format: compressed_tensors needs a stage that quantizes");
   ExpectInvalid("stages: [{}]", "stages[0]: stage has no kind");
 }
 

@@ -20,13 +20,17 @@
 #include "nlohmann/json.hpp"
 #include "workers/engine/export/fused_export.h"
 #include "workers/engine/export/llama_export.h"
+#include "workers/engine/export/packed_layer.h"
 #include "workers/engine/export/safetensors_writer.h"
 #include "workers/engine/model/dtype.h"
 #include "workers/engine/model/llama_names.h"
 
 namespace compressd::engine {
+
 namespace {
 
+using gptq_export_internal::PutBits;
+using gptq_export_internal::ScaleToHalf;
 namespace fs = std::filesystem;
 using engine::QuantGrid;
 using engine::QuantizedTensor;
@@ -58,19 +62,6 @@ int ProjectionGroup(const std::string& projection) {
   std::smatch m;
   if (!std::regex_match(projection, m, *kExpert)) return -1;
   return m[3] == "down_proj" || m[3] == "w2" ? 3 : 2;
-}
-
-// Writes `value` (< 2^bits) as element `index` of a little-endian bit stream
-// of `bits`-bit fields held in 32-bit words words[0], words[stride], ...; a
-// field that crosses a word boundary continues in the next word's low bits.
-void PutBits(uint32_t* words, int64_t stride, int64_t index, int bits, uint32_t value) {
-  const int64_t bit = index * bits;
-  const int64_t word = bit / 32;
-  const int shift = static_cast<int>(bit % 32);
-  words[word * stride] |= value << shift;
-  if (shift + bits > 32) {
-    words[(word + 1) * stride] |= value >> (32 - shift);
-  }
 }
 
 absl::Status Invalid(absl::string_view name, absl::string_view what) {
@@ -146,15 +137,7 @@ absl::Status PackScales(const QuantizedTensor& q, absl::string_view name, GptqPa
   p->scales.assign(static_cast<size_t>(q.groups * q.rows), 0);
   for (int64_t r = 0; r < q.rows; ++r) {
     for (int64_t g = 0; g < q.groups; ++g) {
-      const float s = q.scales[r * q.groups + g];
-      const uint16_t h = FloatToHalfRef(s);
-      const bool overflow = (h & 0x7C00u) == 0x7C00u;
-      const bool underflow = s != 0.0f && (h & 0x7FFFu) == 0;
-      if (!std::isfinite(s) || overflow || underflow) {
-        return Invalid(name, absl::StrCat("scale at row ", r, ", group ", g, " = ", s,
-                                          " is not representable as a finite nonzero float16"));
-      }
-      p->scales[g * q.rows + r] = h;
+      ASSIGN_OR_RETURN(p->scales[g * q.rows + r], ScaleToHalf(q, r, g, name));
     }
   }
   return absl::OkStatus();
@@ -378,7 +361,7 @@ struct QuantizedLayout {
 
 absl::StatusOr<QuantizedLayout> CheckQuantized(
     const engine::LlamaModel& model, const std::vector<engine::NamedTensor>& named,
-    const std::map<std::string, const QuantizedTensor*>& quantized) {
+    const std::map<std::string, const QuantizedTensor*>& quantized, PackedLayout packed) {
   QuantizedLayout layout;
   layout.per_block.resize(model.blocks.size());
   layout.present.resize(model.blocks.size());
@@ -396,9 +379,10 @@ absl::StatusOr<QuantizedLayout> CheckQuantized(
     if (it == quantized.end()) continue;
     const QuantizedTensor& q = *it->second;
     if (!is_projection) {
-      return Invalid(t.name,
-                     "gptq output quantizes only decoder-block projections "
-                     "(model.layers.N.self_attn.{q,k,v,o}_proj, mlp.{gate,up,down}_proj)");
+      return Invalid(t.name, absl::StrCat(LayoutName(packed),
+                                          " output quantizes only decoder-block projections "
+                                          "(model.layers.N.self_attn.{q,k,v,o}_proj, "
+                                          "mlp.{gate,up,down}_proj)"));
     }
     if (q.rows != t.tensor->rows() || q.cols != t.tensor->cols() || t.tensor->shape.size() != 2) {
       return Invalid(t.name, absl::StrCat("quantized shape [", q.rows, ", ", q.cols,
@@ -411,7 +395,7 @@ absl::StatusOr<QuantizedLayout> CheckQuantized(
     } else if (!SameGrid(q.grid, layout.first->grid)) {
       return Invalid(t.name, absl::StrCat("grid (", GridText(q.grid), ") differs from ",
                                           first_name, " (", GridText(layout.first->grid),
-                                          "): a GPTQ checkpoint has one quantization_config"));
+                                          "): the checkpoint has one quantization_config"));
     }
     layout.per_block[static_cast<size_t>(layer)].insert(projection);
   }
@@ -428,7 +412,7 @@ absl::StatusOr<QuantizedLayout> CheckQuantized(
 absl::StatusOr<std::vector<TensorToWrite>> PackTensors(
     const std::vector<engine::NamedTensor>& named,
     const std::map<std::string, const QuantizedTensor*>& quantized,
-    const GptqExportOptions& options, std::deque<GptqPackedTensor>* packed,
+    const GptqExportOptions& options, std::deque<PackedLayer>* packed,
     std::deque<std::vector<uint16_t>>* dense_f16, GptqExportStats* stats) {
   std::vector<TensorToWrite> tensors;
   for (const engine::NamedTensor& t : named) {
@@ -442,13 +426,13 @@ absl::StatusOr<std::vector<TensorToWrite>> PackTensors(
       continue;
     }
     const QuantizedTensor& q = *it->second;
-    ASSIGN_OR_RETURN(GptqPackedTensor p, PackGptqTensor(q, options.format, t.name));
-    stats->desc_act = stats->desc_act || p.act_order;
-    stats->max_abs_diff = std::max(stats->max_abs_diff, MaxAbsDiff(q, p, t.tensor->data));
+    ASSIGN_OR_RETURN(PackedLayer p, PackLayer(q, options, t.name));
+    stats->desc_act = stats->desc_act || p.act_order();
+    stats->max_abs_diff = std::max(stats->max_abs_diff, LayerMaxAbsDiff(q, p, t.tensor->data));
     ++stats->quantized_tensors;
-    const GptqPackedTensor& k = packed->emplace_back(std::move(p));
+    const PackedLayer& k = packed->emplace_back(std::move(p));
     const std::string m = t.name.substr(0, t.name.size() - std::string(".weight").size());
-    for (TensorToWrite& part : PackedTensors(m, k)) tensors.push_back(std::move(part));
+    for (TensorToWrite& part : k.Tensors(m)) tensors.push_back(std::move(part));
   }
   return tensors;
 }
@@ -459,24 +443,26 @@ absl::StatusOr<GptqExportStats> WriteGptqLlama(
     engine::LlamaModel& model, const std::map<std::string, const QuantizedTensor*>& model_quantized,
     const std::string& out_dir, const GptqExportOptions& options) {
   if (model_quantized.empty()) {
-    return absl::InvalidArgumentError("gptq output: no quantized tensors to write");
+    return absl::InvalidArgumentError(
+        absl::StrCat(LayoutName(options.layout), " output: no quantized tensors to write"));
   }
+  RETURN_IF_ERROR(CheckPackable(model.config, options.layout));
   RETURN_IF_ERROR(CheckHfExportable(model.config));
   // As the checkpoint stores them (Phi-3's fused projections).
   ASSIGN_OR_RETURN(const StoredTensors stored,
                    FuseForExport(model.config, engine::NamedTensors(&model), model_quantized));
   const std::vector<engine::NamedTensor>& named = stored.tensors;
   const std::map<std::string, const QuantizedTensor*>& quantized = stored.quantized;
-  ASSIGN_OR_RETURN(const QuantizedLayout layout, CheckQuantized(model, named, quantized));
-  ASSIGN_OR_RETURN(const json modules, BlockModules(layout.per_block, layout.present));
-
+  ASSIGN_OR_RETURN(const QuantizedLayout layout,
+                   CheckQuantized(model, named, quantized, options.layout));
   GptqExportStats stats;
-  std::deque<GptqPackedTensor> packed;
+  std::deque<PackedLayer> packed;
   std::deque<std::vector<uint16_t>> dense_f16;
   ASSIGN_OR_RETURN(std::vector<TensorToWrite> tensors,
                    PackTensors(named, quantized, options, &packed, &dense_f16, &stats));
-  const std::string config = GptqConfigJson(model.config, engine::LmHeadIsTied(model), layout.first->grid,
-                                            stats.desc_act, modules, options);
+  ASSIGN_OR_RETURN(const std::string config,
+                   PackedConfigJson(model.config, engine::LmHeadIsTied(model), layout.first->grid,
+                                    stats.desc_act, layout.per_block, layout.present, options));
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (ec) {

@@ -69,8 +69,16 @@ enum class GptqCheckpointFormat {
   kGptqV2,  // "gptq_v2": qzeros hold zero
 };
 
+// Which packed checkpoint: GPTQ's (this file's layout) or compressed-tensors'
+// pack-quantized (compressed_tensors_export.h).
+enum class PackedLayout {
+  kGptq,
+  kCompressedTensors,
+};
+
 struct GptqExportOptions {
-  GptqCheckpointFormat format = GptqCheckpointFormat::kGptq;
+  PackedLayout layout = PackedLayout::kGptq;
+  GptqCheckpointFormat format = GptqCheckpointFormat::kGptq;  // kGptq layout only
   // Recorded in quantization_config only (they describe how the solver ran).
   double damp_percent = 0.01;
   bool true_sequential = true;

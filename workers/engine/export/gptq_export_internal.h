@@ -19,6 +19,14 @@ namespace compressd::engine::gptq_export_internal {
 // false for anything that is not a decoder-block projection.
 bool ParseBlockProjection(const std::string& name, int64_t* layer, std::string* projection);
 bool SameGrid(const QuantGrid& a, const QuantGrid& b);
+// Writes `value` (< 2^bits) as element `index` of a little-endian bit stream
+// of `bits`-bit fields held in 32-bit words words[0], words[stride], ...; a
+// field that crosses a word boundary continues in the next word's low bits.
+void PutBits(uint32_t* words, int64_t stride, int64_t index, int bits, uint32_t value);
+// Scale (r, g) of q as float16; INVALID_ARGUMENT naming `name`, the row and
+// the group when it is not finite or overflows/underflows float16.
+absl::StatusOr<uint16_t> ScaleToHalf(const QuantizedTensor& q, int64_t r, int64_t g,
+                                     absl::string_view name);
 std::string GridText(const QuantGrid& g);
 // modules_in_block_to_quantize: the projections any block quantizes
 // (per_block[b]), in GPTQ's sequential groups. INVALID_ARGUMENT naming the

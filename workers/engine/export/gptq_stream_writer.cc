@@ -11,6 +11,7 @@
 #include "common/status_macros.h"
 #include "workers/engine/export/fused_export.h"
 #include "workers/engine/export/gptq_export_internal.h"
+#include "workers/engine/export/packed_layer.h"
 
 namespace compressd::engine {
 
@@ -40,10 +41,11 @@ std::string Role(const std::string& projection) {
 
 absl::Status GptqStreamWriter::Start(const std::vector<NamedTensor>& tensors,
                                      const std::map<std::string, const QuantizedTensor*>& quantized) {
+  RETURN_IF_ERROR(CheckPackable(config_, options_.layout));
   RETURN_IF_ERROR(CheckHfExportable(config_));
   // The projections block 0 quantizes, and one packed example of each (its
   // shapes are every block's).
-  std::map<std::string, GptqPackedTensor> example;
+  std::map<std::string, PackedLayer> example;
   for (const NamedTensor& t : tensors) {
     auto it = quantized.find(t.name);
     int64_t layer = 0;
@@ -54,7 +56,7 @@ absl::Status GptqStreamWriter::Start(const std::vector<NamedTensor>& tensors,
       grid_from_ = t.name;
       if (!grid_.symmetric) options_.format = GptqCheckpointFormat::kGptqV2;
     }
-    ASSIGN_OR_RETURN(example[projection], PackGptqTensor(*it->second, options_.format, t.name));
+    ASSIGN_OR_RETURN(example[projection], PackLayer(*it->second, options_, t.name));
     projections_.insert(projection);
     roles_.insert(Role(projection));
   }
@@ -64,9 +66,10 @@ absl::Status GptqStreamWriter::Start(const std::vector<NamedTensor>& tensors,
     if (ParseBlockProjection(t.name, &layer, &projection)) block0_.insert(projection);
   }
   if (projections_.empty()) {
-    return absl::InvalidArgumentError(
-        "gptq output: block 0 has no quantized projection; GPTQ's modules_in_block_to_quantize "
-        "applies to every block, so block 0 must quantize what the others do");
+    return absl::InvalidArgumentError(absl::StrCat(
+        LayoutName(options_.layout),
+        " output: block 0 has no quantized projection; the checkpoint's quantization_config "
+        "applies to every block, so block 0 must quantize what the others do"));
   }
   std::vector<TensorSpec> specs;
   for (const NamedShape& s : StoredShapes(config_)) {
@@ -74,14 +77,10 @@ absl::Status GptqStreamWriter::Start(const std::vector<NamedTensor>& tensors,
     std::string projection;
     if (ParseBlockProjection(s.name, &layer, &projection) && Packed(projection)) {
       const std::string module = s.name.substr(0, s.name.size() - std::string(".weight").size());
-      GptqPackedTensor shape;  // the shapes of a layer block 0 does not have (Qwen-MoE's dense MLPs)
-      shape.in = s.shape[1];
-      shape.out = s.shape[0];
-      shape.groups = GroupCount(grid_, shape.in);
-      shape.bits = grid_.bits;
+      // The shapes of a layer block 0 does not have (Qwen-MoE's dense MLPs).
+      const PackedLayer shape = LayerShape(options_.layout, s.shape[0], s.shape[1], grid_);
       auto it = example.find(projection);
-      for (const TensorToWrite& part :
-           PackedTensors(module, it != example.end() ? it->second : shape)) {
+      for (const TensorToWrite& part : (it != example.end() ? it->second : shape).Tensors(module)) {
         specs.push_back({part.name, part.dtype, part.shape});
       }
     } else {
@@ -110,14 +109,14 @@ absl::Status GptqStreamWriter::WritePacked(const NamedTensor& t, const Quantized
   if (!SameGrid(q.grid, grid_)) {
     return absl::InvalidArgumentError(absl::StrCat(
         t.name, ": grid (", GridText(q.grid), ") differs from ", grid_from_, " (",
-        GridText(grid_), "): a GPTQ checkpoint has one quantization_config"));
+        GridText(grid_), "): the checkpoint has one quantization_config"));
   }
-  ASSIGN_OR_RETURN(const GptqPackedTensor p, PackGptqTensor(q, options_.format, t.name));
-  stats_.desc_act = stats_.desc_act || p.act_order;
-  stats_.max_abs_diff = std::max(stats_.max_abs_diff, MaxAbsDiff(q, p, t.tensor->data));
+  ASSIGN_OR_RETURN(const PackedLayer p, PackLayer(q, options_, t.name));
+  stats_.desc_act = stats_.desc_act || p.act_order();
+  stats_.max_abs_diff = std::max(stats_.max_abs_diff, LayerMaxAbsDiff(q, p, t.tensor->data));
   ++stats_.quantized_tensors;
   const std::string module = t.name.substr(0, t.name.size() - std::string(".weight").size());
-  for (const TensorToWrite& part : PackedTensors(module, p)) {
+  for (const TensorToWrite& part : p.Tensors(module)) {
     RETURN_IF_ERROR(writer_->Write(part.name, part.bytes));
   }
   return absl::OkStatus();
@@ -140,8 +139,8 @@ absl::Status GptqStreamWriter::WriteBlock(
     if (it != quantized.end()) {
       if (!is_projection) {
         return absl::InvalidArgumentError(
-            absl::StrCat(t.name,
-                         ": gptq output quantizes only decoder-block projections "
+            absl::StrCat(t.name, ": ", LayoutName(options_.layout),
+                         " output quantizes only decoder-block projections "
                          "(model.layers.N.self_attn.{q,k,v,o}_proj, mlp.{gate,up,down}_proj)"));
       }
       RETURN_IF_ERROR(WritePacked(t, *it->second, block, projection));
@@ -168,7 +167,8 @@ absl::Status GptqStreamWriter::WriteBlock(
 absl::Status GptqStreamWriter::WriteDense(const std::string& name, uint64_t first,
                                           const float* data, size_t n) {
   if (writer_ == nullptr) {
-    return absl::FailedPreconditionError("gptq output: block 0 must be written first");
+    return absl::FailedPreconditionError(
+        absl::StrCat(LayoutName(options_.layout), " output: block 0 must be written first"));
   }
   ASSIGN_OR_RETURN(const std::vector<uint16_t> h, DenseF16(data, n, name));
   RETURN_IF_ERROR(writer_->WritePart(name, first * sizeof(uint16_t), HalfBytes(h)));
@@ -178,14 +178,14 @@ absl::Status GptqStreamWriter::WriteDense(const std::string& name, uint64_t firs
 
 absl::Status GptqStreamWriter::Finish() {
   if (writer_ == nullptr) {
-    return absl::InvalidArgumentError("gptq output: no quantized tensors to write");
+    return absl::InvalidArgumentError(
+        absl::StrCat(LayoutName(options_.layout), " output: no quantized tensors to write"));
   }
   RETURN_IF_ERROR(writer_->Commit());
-  ASSIGN_OR_RETURN(const nlohmann::json modules, BlockModules({quantized_}, {present_}));
-  return WriteFileAtomically(
-      (std::filesystem::path(out_dir_) / "config.json").string(),
-      GptqConfigJson(config_, config_.tie_word_embeddings, grid_, stats_.desc_act, modules,
-                     options_));
+  ASSIGN_OR_RETURN(const std::string config,
+                   PackedConfigJson(config_, config_.tie_word_embeddings, grid_, stats_.desc_act,
+                                    {quantized_}, {present_}, options_));
+  return WriteFileAtomically((std::filesystem::path(out_dir_) / "config.json").string(), config);
 }
 
 }  // namespace compressd::engine

@@ -9,6 +9,7 @@
 #include "workers/engine/export/gguf_export.h"
 #include "workers/engine/export/gptq_export.h"
 #include "workers/engine/export/llama_export.h"
+#include "workers/engine/export/packed_layer.h"
 #include "workers/engine/model/gguf/ggml_types.h"
 #include "workers/engine/model/gguf/gguf_file.h"
 #include "workers/engine/export/gguf_tokenizer_source.h"
@@ -81,8 +82,8 @@ absl::StatusOr<json> ExportGptq(const ExportRequest& r, const RecipeSpec& spec, 
   ASSIGN_OR_RETURN(GptqExportStats stats,
                    WriteGptqLlama(*r.model, QuantizedMap(*r.quantized), r.out_dir, options));
   EmitLog(events, "info",
-          absl::StrCat("wrote a GPTQ model (", stats.quantized_tensors, " packed tensors) to ",
-                       r.out_dir));
+          absl::StrCat("wrote a ", OutputFormatName(spec.format), " model (",
+                       stats.quantized_tensors, " packed tensors) to ", r.out_dir));
   return GptqReportJson(stats);
 }
 
@@ -150,6 +151,9 @@ json GgufReportJson(const GgufExportReport& report) {
 
 GptqExportOptions GptqOptionsFor(const RecipeSpec& spec) {
   GptqExportOptions options;
+  if (spec.format == OutputFormat::kCompressedTensors) {
+    options.layout = PackedLayout::kCompressedTensors;
+  }
   for (const v1::Stage& s : spec.recipe.stages()) {
     if (s.has_gptq()) options.damp_percent = s.gptq().percdamp();
   }
@@ -170,7 +174,8 @@ absl::StatusOr<json> ExportModel(const ExportRequest& r, const RecipeSpec& spec,
   switch (spec.format) {
     case OutputFormat::kGguf:
       return ExportGguf(r, spec, events);  // the GGUF carries its tokenizer
-    case OutputFormat::kGptq: {
+    case OutputFormat::kGptq:
+    case OutputFormat::kCompressedTensors: {
       ASSIGN_OR_RETURN(report, ExportGptq(r, spec, events));
       break;
     }
@@ -184,6 +189,13 @@ absl::StatusOr<json> ExportModel(const ExportRequest& r, const RecipeSpec& spec,
   }
   RETURN_IF_ERROR(ExportSideFiles(r.input, r.out_dir, events));
   return report;
+}
+
+absl::Status CheckOutputExportable(const RecipeSpec& spec, const LlamaConfig& config) {
+  if (spec.format == OutputFormat::kGguf) return CheckGgufExportable(config);
+  RETURN_IF_ERROR(CheckHfExportable(config));
+  if (spec.format == OutputFormat::kHfSafetensors) return absl::OkStatus();
+  return gptq_export_internal::CheckPackable(config, GptqOptionsFor(spec).layout);
 }
 
 absl::Status ExportSideFiles(const ModelInput& input, const std::string& out_dir,
@@ -210,6 +222,8 @@ absl::StatusOr<std::unique_ptr<StreamedExport>> StreamedExport::Create(
       break;
     }
     case OutputFormat::kGptq:
+    case OutputFormat::kCompressedTensors:
+      RETURN_IF_ERROR(CheckOutputExportable(spec, source.config()));
       e->gptq_ = std::make_unique<GptqBlockStream>(source, out_dir, GptqOptionsFor(spec), result);
       e->blocks_ = e->gptq_.get();
       break;

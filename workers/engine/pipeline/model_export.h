@@ -46,6 +46,11 @@ absl::StatusOr<nlohmann::json> ExportModel(const ExportRequest& request, const R
 // The files an HF output carries beside its weights (ExportModel writes them
 // too): the tokenizer converted from a GGUF input, or an HF input's tokenizer
 // and generation files copied.
+// INVALID_ARGUMENT when a model of `config` cannot be written in the recipe's
+// output format (its family's checks; a packed format's own limits): run
+// before any work.
+absl::Status CheckOutputExportable(const RecipeSpec& spec, const LlamaConfig& config);
+
 absl::Status ExportSideFiles(const ModelInput& input, const std::string& out_dir,
                              EventSink& events);
 

@@ -130,8 +130,7 @@ class ModelJob {
     if (plan_.path == JobPath::kBlockStream) return RunBlockStream();
     RETURN_IF_ERROR(Load());
     if (plan_.compression != Compression::kNone) {  // the output's family checks, before any work
-      RETURN_IF_ERROR(spec_.format == OutputFormat::kGguf ? CheckGgufExportable(in_.model.config)
-                                                          : CheckHfExportable(in_.model.config));
+      RETURN_IF_ERROR(CheckOutputExportable(spec_, in_.model.config));
     }
     ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend,
                      engine::CreateBackend(options_.device, threads_));

@@ -101,6 +101,7 @@ ReloadGate PlanReloadGate(const RecipeSpec& spec, const CalibrationSet* calibrat
       gate.tolerance = 2e-2;
       break;
     case OutputFormat::kGptq:  // read back by GptqStream (float16 scales and dense tensors)
+    case OutputFormat::kCompressedTensors:
       gate.tolerance = 1e-2;
       break;
     case OutputFormat::kHfSafetensors:

@@ -31,6 +31,31 @@ uint32_t Field(const uint32_t* words, int64_t stride, int64_t index, int bits) {
   return static_cast<uint32_t>(v & ((1u << bits) - 1));
 }
 
+// quantization_config of a compressed-tensors pack-quantized checkpoint with
+// one config group of int weights.
+absl::StatusOr<GptqStream::Packing> CtPacking(const json& q, const std::string& path) {
+  const auto invalid = [&](const std::string& what) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": quantization_config", what));
+  };
+  if (q.value("format", std::string()) != "pack-quantized") {
+    return invalid(".format: only pack-quantized compressed-tensors checkpoints are read");
+  }
+  const json groups = q.value("config_groups", json::object());
+  if (!groups.is_object() || groups.size() != 1) {
+    return invalid(".config_groups: expected exactly one group");
+  }
+  const json w = groups.begin()->value("weights", json::object());
+  const int bits = w.is_object() ? w.value("num_bits", 0) : 0;
+  const std::string strategy = w.is_object() ? w.value("strategy", std::string()) : "";
+  if (!w.is_object() || w.value("type", std::string()) != "int" || bits < 2 || bits > 8 ||
+      (strategy != "group" && strategy != "channel")) {
+    return invalid(absl::StrCat(".config_groups.", groups.begin().key(),
+                                ".weights: expected int weights of 2-8 bits, strategy group or "
+                                "channel"));
+  }
+  return GptqStream::Packing{bits, false, true, w.value("symmetric", true)};
+}
+
 std::vector<uint32_t> Words(absl::string_view bytes) {
   std::vector<uint32_t> out(bytes.size() / 4);
   std::memcpy(out.data(), bytes.data(), out.size() * 4);
@@ -43,7 +68,9 @@ bool IsGptqConfig(const std::string& config_json) {
   const json j = json::parse(config_json, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return false;
   auto q = j.find("quantization_config");
-  return q != j.end() && q->is_object() && q->value("quant_method", std::string()) == "gptq";
+  if (q == j.end() || !q->is_object()) return false;
+  const std::string method = q->value("quant_method", std::string());
+  return method == "gptq" || method == "compressed-tensors";
 }
 
 absl::StatusOr<std::unique_ptr<GptqStream>> GptqStream::Open(const std::string& dir) {
@@ -53,6 +80,12 @@ absl::StatusOr<std::unique_ptr<GptqStream>> GptqStream::Open(const std::string& 
   ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
   ASSIGN_OR_RETURN(LlamaConfig config, ReadHfLlamaConfig(hf->config(), text, path));
   const json q = json::parse(text, nullptr, false).value("quantization_config", json::object());
+  if (q.value("quant_method", std::string()) == "compressed-tensors") {
+    ASSIGN_OR_RETURN(const Packing packing, CtPacking(q, path));
+    std::unique_ptr<GptqStream> stream(new GptqStream(std::move(hf), std::move(config), packing));
+    RETURN_IF_ERROR(stream->CheckTensors());
+    return stream;
+  }
   const int bits = q.value("bits", 0);
   if (q.value("quant_method", std::string()) != "gptq" ||
       (bits != 2 && bits != 3 && bits != 4 && bits != 8)) {
@@ -65,8 +98,8 @@ absl::StatusOr<std::unique_ptr<GptqStream>> GptqStream::Open(const std::string& 
         absl::StrCat(path, ": quantization_config.checkpoint_format \"", format,
                      "\" is not gptq or gptq_v2"));
   }
-  std::unique_ptr<GptqStream> stream(
-      new GptqStream(std::move(hf), std::move(config), bits, format == "gptq_v2"));
+  std::unique_ptr<GptqStream> stream(new GptqStream(
+      std::move(hf), std::move(config), Packing{bits, format == "gptq_v2", false, true}));
   RETURN_IF_ERROR(stream->CheckTensors());
   return stream;
 }
@@ -81,13 +114,19 @@ absl::Status GptqStream::CheckTensors() const {
       const StoredPlace p =
           StoredPlaceOf(c, absl::StrCat("model.layers.", i, ".", t.suffix), t.shape);
       const std::string module(absl::StripSuffix(p.name, ".weight"));
-      const HfModel::TensorRef q = hf_->Find(module + ".qweight");
+      const std::string packed = module + (packing_.ct ? ".weight_packed" : ".qweight");
+      const HfModel::TensorRef q = hf_->Find(packed);
       if (q.info == nullptr) {
         want.push_back({p.name, p.shape});
-      } else if (p.shape.size() != 2 ||
-                 q.info->shape != std::vector<int64_t>{p.shape[1] * bits_ / 32, p.shape[0]}) {
+        continue;
+      }
+      const std::vector<int64_t> shape =
+          p.shape.size() != 2 ? std::vector<int64_t>{}
+          : packing_.ct       ? std::vector<int64_t>{p.shape[0], (p.shape[1] * bits_ + 31) / 32}
+                              : std::vector<int64_t>{p.shape[1] * bits_ / 32, p.shape[0]};
+      if (q.info->shape != shape || shape.empty()) {
         return absl::InvalidArgumentError(absl::StrCat(
-            hf_->dir(), ": tensor \"", module, ".qweight\": shape ", ShapeString(q.info->shape),
+            hf_->dir(), ": tensor \"", packed, "\": shape ", ShapeString(q.info->shape),
             " does not pack a ", bits_, "-bit ", ShapeString(p.shape), " module"));
       }
     }
@@ -106,8 +145,52 @@ absl::Status GptqStream::CheckTensors() const {
   return absl::OkStatus();
 }
 
+bool GptqStream::IsPacked(const std::string& m) const {
+  return hf_->Find(m + (packing_.ct ? ".weight_packed" : ".qweight")).info != nullptr;
+}
+
+absl::StatusOr<std::vector<float>> GptqStream::DequantizeCt(const std::string& m, int64_t out,
+                                                            int64_t in) const {
+  const HfModel::TensorRef pk = hf_->Find(m + ".weight_packed"),
+                           sc = hf_->Find(m + ".weight_scale"),
+                           zp = hf_->Find(m + ".weight_zero_point");
+  const int64_t groups = sc.info != nullptr && sc.info->shape.size() == 2 ? sc.info->shape[1] : 0;
+  if (sc.info == nullptr || sc.info->shape != std::vector<int64_t>{out, groups} || groups <= 0 ||
+      in % groups != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        hf_->dir(), ": ", m, ".weight_scale: expected [", out, ", groups] with groups dividing ",
+        in, ", got ", sc.info == nullptr ? "none" : ShapeString(sc.info->shape)));
+  }
+  const int64_t zero_words = (out * bits_ + 31) / 32;
+  if (!packing_.symmetric &&
+      (zp.info == nullptr || zp.info->shape != std::vector<int64_t>{zero_words, groups})) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(hf_->dir(), ": ", m, ".weight_zero_point: expected [", zero_words, ", ",
+                     groups, "] for an asymmetric grid, got ",
+                     zp.info == nullptr ? "none" : ShapeString(zp.info->shape)));
+  }
+  const std::vector<uint32_t> packed = Words(pk.shard->file->Bytes(*pk.info));
+  const std::vector<uint32_t> zeros =
+      packing_.symmetric ? std::vector<uint32_t>{} : Words(zp.shard->file->Bytes(*zp.info));
+  ASSIGN_OR_RETURN(std::vector<float> scales, sc.shard->file->ReadAsFloat(*sc.info));
+  const int64_t row_words = (in * bits_ + 31) / 32, group_size = in / groups;
+  std::vector<float> w(static_cast<size_t>(out * in));
+  for (int64_t o = 0; o < out; ++o) {
+    for (int64_t i = 0; i < in; ++i) {
+      const int64_t g = i / group_size;
+      const float zero = packing_.symmetric
+                             ? static_cast<float>(1 << (bits_ - 1))
+                             : static_cast<float>(Field(zeros.data() + g, groups, o, bits_));
+      const float code = static_cast<float>(Field(&packed[o * row_words], 1, i, bits_));
+      w[o * in + i] = scales[o * groups + g] * (code - zero);
+    }
+  }
+  return w;
+}
+
 absl::StatusOr<std::vector<float>> GptqStream::Dequantize(const std::string& m, int64_t out,
                                                           int64_t in) const {
+  if (packing_.ct) return DequantizeCt(m, out, in);
   const HfModel::TensorRef qw = hf_->Find(m + ".qweight"), qz = hf_->Find(m + ".qzeros"),
                            sc = hf_->Find(m + ".scales"), gi = hf_->Find(m + ".g_idx");
   if (qz.info == nullptr || sc.info == nullptr || gi.info == nullptr) {
@@ -134,7 +217,7 @@ absl::StatusOr<std::vector<float>> GptqStream::Dequantize(const std::string& m, 
   for (int64_t g = 0; g < groups; ++g) {
     for (int64_t o = 0; o < out; ++o) {
       zeros[g * out + o] = static_cast<float>(
-          Field(&qzeros[g * (out * bits_ / 32)], 1, o, bits_) + (v2_ ? 0 : 1));
+          Field(&qzeros[g * (out * bits_ / 32)], 1, o, bits_) + (packing_.v2 ? 0 : 1));
     }
   }
   std::vector<float> w(static_cast<size_t>(out * in));
@@ -181,7 +264,7 @@ absl::StatusOr<BlockWeights> GptqStream::LoadBlock(int i) const {
     if (it == stored.end()) {
       const std::string module(absl::StripSuffix(place.name, ".weight"));
       absl::StatusOr<std::vector<float>> values =
-          hf_->Find(module + ".qweight").info != nullptr
+          IsPacked(module)
               ? Dequantize(module, place.shape[0], place.shape.size() == 2 ? place.shape[1] : 1)
               : Dense(place.name, place.shape);
       RETURN_IF_ERROR(values.status());

@@ -13,7 +13,16 @@
 // (Phi-3's qkv_proj) are dequantized once per block and split by rows as
 // StoredPlaceOf says. Open checks every tensor's presence and shape against
 // the config (packed or dense), naming the tensor; a module's qzeros, scales
-// and g_idx when it is read. Not thread-safe.
+// and g_idx when it is read.
+//
+// It reads compressed-tensors' pack-quantized checkpoints the same way
+// (export/compressed_tensors_export.h): quantization_config {quant_method:
+// compressed-tensors, format: pack-quantized, one config group of int
+// weights, 2-8 bits, strategy group or channel}; a module with
+// `<m>.weight_packed` [out, ceil(in * bits / 32)] (codes packed densely
+// along the input per row) is dequantized with weight_scale [out, groups] and,
+// for an asymmetric grid, weight_zero_point (packed along the output);
+// symmetric: zero 2^(bits-1). Not thread-safe.
 #pragma once
 
 #include <memory>
@@ -26,11 +35,19 @@ namespace compressd::engine {
 
 class HfModel;
 
-// Whether config.json's text declares a GPTQ checkpoint.
+// Whether config.json's text declares a GPTQ or a compressed-tensors checkpoint.
 bool IsGptqConfig(const std::string& config_json);
 
 class GptqStream : public ModelStream {
  public:
+  // The packing of a quantized module: GPTQ's (v1 or v2) or compressed-tensors'.
+  struct Packing {
+    int bits = 0;
+    bool v2 = false;         // GPTQ: zeros stored as they are
+    bool ct = false;         // compressed-tensors pack-quantized
+    bool symmetric = true;   // compressed-tensors: no weight_zero_point
+  };
+
   static absl::StatusOr<std::unique_ptr<GptqStream>> Open(const std::string& dir);
 
   const LlamaConfig& config() const override { return config_; }
@@ -44,11 +61,15 @@ class GptqStream : public ModelStream {
   uint64_t weight_bytes() const override;
 
  private:
-  GptqStream(std::shared_ptr<const HfModel> hf, LlamaConfig config, int bits, bool v2)
-      : hf_(std::move(hf)), config_(std::move(config)), bits_(bits), v2_(v2) {}
+  GptqStream(std::shared_ptr<const HfModel> hf, LlamaConfig config, Packing packing)
+      : hf_(std::move(hf)), config_(std::move(config)), packing_(packing), bits_(packing.bits) {}
+  // Whether module `m` is stored packed.
+  bool IsPacked(const std::string& m) const;
   // Module `m` ("model.layers.0.self_attn.qkv_proj") dequantized to [out, in].
   absl::StatusOr<std::vector<float>> Dequantize(const std::string& m, int64_t out,
                                                 int64_t in) const;
+  absl::StatusOr<std::vector<float>> DequantizeCt(const std::string& m, int64_t out,
+                                                  int64_t in) const;
   // Every tensor present with its shape (packed or dense): Open's check.
   absl::Status CheckTensors() const;
   // The stored tensor `name` ([rows, cols] or [rows]) as float32.
@@ -57,8 +78,8 @@ class GptqStream : public ModelStream {
 
   std::shared_ptr<const HfModel> hf_;
   LlamaConfig config_;
+  Packing packing_;
   int bits_;
-  bool v2_;
 };
 
 }  // namespace compressd::engine

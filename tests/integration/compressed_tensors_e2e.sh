@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# output.format: compressed_tensors on the real model (SmolLM2-135M GGUF), as a
+# user runs it with `compress-worker run`, checked by the real consumers
+# (tests/python/check_compressed_tensors.py): PyPI compressed-tensors
+# decompresses every packed module to the weights of the same job's float32
+# export (up to the float16 scales), and transformers loads the checkpoint
+# through its compressed-tensors integration with the float export's
+# perplexity within 1%.
+#
+#   1. RTN 4-bit g64 symmetric, every projection (strategy group);
+#   2. RTN 3-bit per channel asymmetric (codes straddling words, packed zero
+#      points), down_proj left dense (listed in `ignore`);
+#   3. GPTQ 4-bit g64 with the defaults (act-order with static groups) on a
+#      small calibration set, through the block-at-a-time path (an HF input).
+#   4. what it refuses: act-order without static groups, before any work.
+#
+# usage: compressed_tensors_e2e.sh WORKER MODEL.gguf   (COMPRESSD_PYTHON: the venv)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/../.." && pwd)
+worker=$1; model=$2
+py=${COMPRESSD_PYTHON:?COMPRESSD_PYTHON must name the Python with compressed-tensors}
+data=${COMPRESSD_SHARED_DATA:-$src/../shared/data}
+tokens=$src/tests/golden/fixtures/nn_ppl_persuasion_tokens.bin
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+"$py" -c "import compressed_tensors" 2>/dev/null ||
+  { echo "compressed-tensors is not installed in $py (tests/python/requirements.txt)" >&2; exit 1; }
+
+run() {  # name model stages targets format [calibration]
+  local name=$1 input=$2 stages=$3 targets=$4 format=$5 calib=${6:-}
+  printf 'stages: %s\ntargets: %s\noutput: {format: %s}\n%s\n' \
+    "$stages" "$targets" "$format" "$calib" > "$work/$name.yaml"
+  "$worker" run --model "$input" --recipe "$work/$name.yaml" --out "$work/$name" \
+    > "$work/$name.json" 2> "$work/$name.log" || { tail -20 "$work/$name.log" >&2; exit 1; }
+}
+check() {  # name bits strategy symmetric
+  echo "== $1" >&2
+  "$py" "$src/tests/python/check_compressed_tensors.py" "$work/$1.ct" --reference "$work/$1.f32" \
+    --tokens "$tokens" --windows 2 --window 256 --expect-bits "$2" --expect-strategy "$3" \
+    --expect-symmetric "$4" 2>&1 | grep -v "it/s\]" || { echo "FAIL: $1" >&2; exit 1; }
+}
+both() {  # name model stages targets [calibration]
+  run "$1.ct" "$2" "$3" "$4" compressed_tensors "${5:-}"
+  run "$1.f32" "$2" "$3" "$4" hf_safetensors "${5:-}"
+}
+
+both rtn4 "$model" '[{rtn: {grid: {bits: 4, group_size: 64}}}]' "{include: '.*_proj\$'}"
+check rtn4 4 group true
+both rtn3 "$model" '[{rtn: {grid: {bits: 3, group_size: -1, asymmetric: true}}}]' \
+  "{include: '.*_proj\$', ignore: ['.*down_proj']}"
+check rtn3 3 channel false
+grep -q '"re:.\*\\\\.mlp\\\\.down_proj\$"' "$work/rtn3.ct/config.json" ||
+  { echo "FAIL: rtn3: down_proj is not in ignore" >&2; cat "$work/rtn3.ct/config.json" >&2; exit 1; }
+
+# An HF input takes the block-at-a-time path: the float export of job 1 is it.
+calib="calibration: {path: $data/text/sotu, samples: 8, seq_len: 128, threads: 2}"
+both gptq "$work/rtn4.f32" '[{gptq: {grid: {bits: 4, group_size: 64}}}]' "{include: '.*_proj\$'}" "$calib"
+check gptq 4 group true
+grep -q "block by block" "$work/gptq.ct.log" || { echo "FAIL: the gptq job did not stream" >&2; exit 1; }
+
+# Refused before any work, naming the field.
+printf 'stages: [{gptq: {grid: {bits: 4}, static_groups: false}}]\n%s\noutput: {format: compressed_tensors}\n' \
+  "$calib" > "$work/bad.yaml"
+if "$worker" run --model "$model" --recipe "$work/bad.yaml" --out "$work/bad" > /dev/null 2> "$work/bad.log"; then
+  echo "FAIL: act-order without static groups was accepted" >&2; exit 1
+fi
+grep -q "stages\[0\].gptq.static_groups: compressed_tensors output needs contiguous groups" "$work/bad.log" ||
+  { echo "FAIL: unexpected error:" >&2; cat "$work/bad.log" >&2; exit 1; }
+[ ! -e "$work/bad/model.safetensors" ] || { echo "FAIL: the refused job wrote a model" >&2; exit 1; }
+echo "compressed_tensors e2e: all checks passed" >&2

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Checks a compressed-tensors checkpoint written by compressd with the real
+consumers: PyPI `compressed-tensors` and transformers' integration of it.
+
+Usage:
+  check_compressed_tensors.py CT_DIR [--reference FLOAT_DIR] [--expect PPL]
+                              (--tokens IDS.bin | --text FILE --tokenizer GGUF)
+                              [--windows N] [--window L] [--ppl-tolerance REL]
+                              [--expect-bits B] [--expect-strategy group|channel]
+                              [--expect-symmetric true|false]
+
+  * config.json's quantization_config is parsed by compressed-tensors' own
+    QuantizationConfig (pydantic: an unknown or malformed field fails), and
+    must say quant_method compressed-tensors, format pack-quantized,
+    quantization_status compressed;
+  * every module with weight_packed is decompressed by compressed-tensors'
+    PackedQuantizationCompressor with its config group's scheme, and must
+    equal FLOAT_DIR's weight (the same model exported in float32) up to the
+    float16 rounding of the scales (|diff| <= 2^-10 * max|w| per tensor),
+    with some weight changed by that rounding or none at all;
+  * every nn.Linear of the model is either quantized or matched by `ignore`
+    (compressed-tensors' matcher), and the other tensors equal the reference
+    in float16;
+  * transformers loads CT_DIR (AutoModelForCausalLM, compressed-tensors
+    integration; dequantized at load, and for a symmetric grid also as
+    compressed modules) and its perplexity on N windows of L tokens of
+    IDS.bin (int32 LE; or FILE tokenized by the GGUF's tokenizer, no BOS) is
+    within --ppl-tolerance (relative) of FLOAT_DIR's, and of PPL (the job's
+    own figure) with --expect. At least one of --reference and --expect.
+Exits 1 on any failure, 2 on bad usage.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+
+def load_dir(path):
+    tensors = {}
+    for name in sorted(os.listdir(path)):
+        if name.endswith(".safetensors"):
+            tensors.update(load_file(os.path.join(path, name)))
+    with open(os.path.join(path, "config.json")) as f:
+        return json.load(f), tensors
+
+
+def check_config(config, args, errors):
+    from compressed_tensors.quantization import QuantizationConfig
+    raw = config.get("quantization_config", {})
+    for key, want in (("quant_method", "compressed-tensors"), ("format", "pack-quantized"),
+                      ("quantization_status", "compressed")):
+        if raw.get(key) != want:
+            errors.append(f"quantization_config.{key} = {raw.get(key)!r}, expected {want!r}")
+    qc = QuantizationConfig.model_validate(raw)
+    if len(qc.config_groups) != 1:
+        errors.append(f"{len(qc.config_groups)} config groups, expected 1")
+    scheme = next(iter(qc.config_groups.values()))
+    w = scheme.weights
+    if args.expect_bits and w.num_bits != args.expect_bits:
+        errors.append(f"num_bits {w.num_bits}, expected {args.expect_bits}")
+    if args.expect_strategy and w.strategy != args.expect_strategy:
+        errors.append(f"strategy {w.strategy}, expected {args.expect_strategy}")
+    if args.expect_symmetric and str(w.symmetric).lower() != args.expect_symmetric:
+        errors.append(f"symmetric {w.symmetric}, expected {args.expect_symmetric}")
+    return qc, scheme
+
+
+def check_weights(tensors, ref, scheme, errors):
+    """Decompresses every packed module; compares with `ref` (None: none)."""
+    from compressed_tensors.compressors.pack_quantized.base import PackedQuantizationCompressor
+    modules = sorted(k[: -len(".weight_packed")] for k in tensors if k.endswith(".weight_packed"))
+    worst = 0.0
+    for m in modules:
+        local = {k[len(m) + 1:]: v for k, v in tensors.items() if k.startswith(m + ".")}
+        w = PackedQuantizationCompressor.decompress(local, scheme)["weight"].float()
+        if not torch.isfinite(w).all() or w.shape != tuple(local["weight_shape"].tolist()):
+            errors.append(f"{m}: decompressed to {tuple(w.shape)} or non-finite values")
+        if ref is None:
+            continue
+        r = ref[m + ".weight"].float()
+        if w.shape != r.shape:
+            errors.append(f"{m}: decompressed shape {tuple(w.shape)}, reference {tuple(r.shape)}")
+            continue
+        diff = float((w - r).abs().max())
+        bound = float(r.abs().max()) / 1024
+        worst = max(worst, diff / max(bound, 1e-30))
+        if diff > bound:
+            errors.append(f"{m}: max |decompressed - reference| {diff:.3g} > {bound:.3g}")
+    suffixes = (".weight_packed", ".weight_scale", ".weight_zero_point", ".weight_shape")
+    for k, v in tensors.items():
+        if k.endswith(suffixes):
+            continue
+        if v.dtype != torch.float16:
+            errors.append(f"{k}: dense tensor in {v.dtype}, expected float16")
+        elif ref is not None and not torch.equal(v, ref[k].half()):
+            errors.append(f"{k}: differs from the reference in float16")
+    versus = "" if ref is None else f"; worst |diff| / (max|w| / 1024) = {worst:.3f}"
+    print(f"{len(modules)} packed modules decompressed by compressed-tensors{versus}")
+    return modules
+
+
+def check_coverage(model, modules, qc, errors):
+    from compressed_tensors.utils.match import is_match
+    quantized = set(modules)
+    for name, module in model.named_modules():
+        if not isinstance(module, torch.nn.Linear) or name in quantized:
+            continue
+        if not any(is_match(name, module, t) for t in qc.ignore or []):
+            errors.append(f"{name}: a Linear neither quantized nor in ignore")
+
+
+def load_tokens(args):
+    if args.tokens:
+        return np.fromfile(args.tokens, dtype="<i4").astype(np.int64)
+    from transformers import AutoTokenizer
+    d, f = os.path.split(os.path.abspath(args.tokenizer))
+    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+    with open(args.text, encoding="utf-8") as fh:
+        return np.asarray(tok(fh.read(), add_special_tokens=False)["input_ids"], dtype=np.int64)
+
+
+def perplexity(model, windows, batch=2):
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for b in range(0, len(windows), batch):
+            ids = torch.from_numpy(windows[b:b + batch])
+            logp = torch.log_softmax(model(ids).logits.double()[:, :-1], dim=-1)
+            nll = -logp.gather(2, ids[:, 1:, None]).squeeze(2)
+            total += float(nll.sum())
+            count += nll.numel()
+    return math.exp(total / count)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("ct_dir")
+    ap.add_argument("--reference")
+    ap.add_argument("--expect", type=float)
+    ap.add_argument("--tokens")
+    ap.add_argument("--text")
+    ap.add_argument("--tokenizer")
+    ap.add_argument("--windows", type=int, default=2)
+    ap.add_argument("--window", type=int, default=256)
+    ap.add_argument("--ppl-tolerance", type=float, default=0.01)
+    ap.add_argument("--expect-bits", type=int)
+    ap.add_argument("--expect-strategy", choices=["group", "channel"])
+    ap.add_argument("--expect-symmetric", choices=["true", "false"])
+    args = ap.parse_args()
+    if not args.reference and args.expect is None:
+        ap.error("give --reference, --expect or both")
+    if not args.tokens and not (args.text and args.tokenizer):
+        ap.error("give --tokens, or --text with --tokenizer")
+    from transformers import AutoModelForCausalLM
+    errors = []
+    config, tensors = load_dir(args.ct_dir)
+    ref = load_dir(args.reference)[1] if args.reference else None
+    qc, scheme = check_config(config, args, errors)
+    modules = check_weights(tensors, ref, scheme, errors)
+    if not modules:
+        errors.append("no packed module")
+    from transformers import CompressedTensorsConfig
+    ids = load_tokens(args)
+    n = min(args.windows, len(ids) // args.window)
+    windows = ids[: n * args.window].reshape(n, args.window)
+    expected = []  # (label, perplexity)
+    if args.reference:
+        reference = AutoModelForCausalLM.from_pretrained(args.reference,
+                                                         dtype=torch.float32).eval()
+        check_coverage(reference, modules, qc, errors)
+        expected.append(("float reference", perplexity(reference, windows)))
+    if args.expect is not None:
+        expected.append(("the job's", args.expect))
+    # transformers' two routes: dequantize at load (compressed-tensors'
+    # decompress), and the compressed modules decompressed on first use. The
+    # second lays out an asymmetric checkpoint's zero points unpacked (its
+    # meta-device path skips the packing), so it cannot load what
+    # llm-compressor and this writer store; vLLM reads them packed.
+    routes = [("dequantize at load", CompressedTensorsConfig(dequantize=True))]
+    if scheme.weights.symmetric:
+        routes.append(("compressed modules", None))
+    for label, override in routes:
+        kwargs = {"quantization_config": override} if override is not None else {}
+        model = AutoModelForCausalLM.from_pretrained(args.ct_dir, dtype=torch.float32,
+                                                     **kwargs).eval()
+        if args.reference is None:
+            check_coverage(model, modules, qc, errors)
+        ppl = perplexity(model, windows)
+        for what, want in expected:
+            rel = abs(ppl - want) / want
+            print(f"perplexity: transformers + compressed-tensors ({label}) {ppl:.4f}, {what} "
+                  f"{want:.4f} (relative {rel:.2e}, {n} windows of {args.window})")
+            if not rel <= args.ppl_tolerance:
+                errors.append(f"{label}: perplexity differs from {what} by {rel:.3%} > "
+                              f"{args.ppl_tolerance:.1%}")
+    for e in errors:
+        print("FAIL:", e)
+    print("OK" if not errors else f"{len(errors)} failure(s)")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

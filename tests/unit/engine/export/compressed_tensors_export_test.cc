@@ -1,0 +1,183 @@
+// The compressed-tensors pack-quantized writer
+// (workers/engine/export/compressed_tensors_export.h, through WriteGptqLlama
+// and GptqStreamWriter with PackedLayout::kCompressedTensors): the packing
+// read bit by bit, the checkpoint read back by GptqStream, the config, and
+// what it refuses. tests/integration/compressed_tensors_e2e.sh checks the
+// files with compressed-tensors and transformers themselves.
+#include "workers/engine/export/compressed_tensors_export.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/unit/engine/export/packed_testing.h"
+#include "tests/unit/engine/export/quantize_testing.h"
+#include "workers/engine/export/gptq_export.h"
+#include "workers/engine/export/gptq_stream_writer.h"
+#include "workers/engine/model/dtype.h"
+#include "workers/engine/model/gguf/gptq_stream.h"
+#include "workers/engine/model/llama_names.h"
+
+namespace compressd::engine {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using testing::Pointers;
+using testing::RandomQuantized;
+using testing::ReadJson;
+using testing::StreamField;
+using testing::TempDir;
+using testing::TinyModel;
+
+GptqExportOptions CtOptions() {
+  GptqExportOptions o;
+  o.layout = PackedLayout::kCompressedTensors;
+  return o;
+}
+
+// Every bit width: row o of weight_packed is the stream of row o's codes
+// along the inputs (a field may straddle words, the last word zero-padded);
+// zero points are streams along the outputs, column by column; scales are
+// float16 in [out, groups].
+TEST(CompressedTensorsPackTest, RowStreamsAlongInputsZerosAlongOutputs) {
+  for (int bits = 2; bits <= 8; ++bits) {
+    for (const bool sym : {true, false}) {
+      const QuantizedTensor q = RandomQuantized(37, 96, {bits, 32, sym}, false, 7 + bits);
+      absl::StatusOr<CtPackedTensor> p = PackCompressedTensor(q, "w");
+      ASSERT_TRUE(p.ok()) << p.status();
+      const int64_t row_words = (96 * bits + 31) / 32;
+      ASSERT_EQ(p->weight_packed.size(), static_cast<size_t>(37 * row_words));
+      for (int64_t r = 0; r < 37; ++r) {
+        for (int64_t c = 0; c < 96; ++c) {
+          ASSERT_EQ(StreamField(&p->weight_packed[r * row_words], 1, c, bits),
+                    q.codes[r * 96 + c])
+              << "bits " << bits << " [" << r << ", " << c << "]";
+        }
+        // The padding after the last field stays zero.
+        for (int64_t c = 96; c < row_words * 32 / bits; ++c) {
+          ASSERT_EQ(StreamField(&p->weight_packed[r * row_words], 1, c, bits), 0u);
+        }
+      }
+      EXPECT_EQ(p->shape, (std::vector<int64_t>{37, 96}));
+      for (int64_t r = 0; r < 37; ++r) {
+        for (int64_t g = 0; g < 3; ++g) {
+          EXPECT_EQ(p->scale[r * 3 + g], FloatToHalfRef(q.scales[r * 3 + g]));
+          if (!sym) {
+            EXPECT_EQ(StreamField(p->zero_point.data() + g, 3, r, bits),
+                      static_cast<uint32_t>(q.zeros[r * 3 + g]));
+          }
+        }
+      }
+      EXPECT_EQ(p->zero_point.size(), sym ? 0u : static_cast<size_t>((37 * bits + 31) / 32 * 3));
+      const std::vector<TensorToWrite> parts = CompressedTensors("m", *p);
+      ASSERT_EQ(parts.size(), sym ? 3u : 4u);
+      EXPECT_EQ(parts[0].name, "m.weight_packed");
+      EXPECT_EQ(parts[0].shape, (std::vector<int64_t>{37, row_words}));
+      EXPECT_EQ(parts.back().name, "m.weight_shape");
+      EXPECT_EQ(parts.back().dtype, DType::kI64);
+    }
+  }
+}
+
+TEST(CompressedTensorsPackTest, RefusesWhatTheFormatCannotHold) {
+  const auto error = [](const QuantizedTensor& q, const std::string& needle) {
+    absl::Status s = PackCompressedTensor(q, "model.layers.0.mlp.up_proj.weight").status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << needle;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(needle));
+    EXPECT_THAT(std::string(s.message()), HasSubstr("model.layers.0.mlp.up_proj.weight"));
+  };
+  // Act-order groups in sweep order: the format would need g_idx.
+  error(RandomQuantized(8, 64, {4, 32, true}, true, 1), "static_groups: true");
+  QuantizedTensor partial = RandomQuantized(8, 64, {4, 32, true}, false, 2);
+  partial.grid.group_size = 48;
+  partial.groups = GroupCount(partial.grid, 64);
+  partial.scales.resize(8 * partial.groups, 0.01f);
+  partial.zeros.resize(8 * partial.groups, 8.0f);
+  error(partial, "not a multiple of group_size 48");
+  QuantizedTensor zero = RandomQuantized(8, 64, {4, 32, true}, false, 3);
+  zero.zeros[5] = 7.0f;
+  error(zero, "symmetric grid has zero 8");
+  QuantizedTensor scale = RandomQuantized(8, 64, {4, 32, false}, false, 4);
+  scale.scales[3] = 1e6f;
+  error(scale, "float16");
+}
+
+TEST(CompressedTensorsExportTest, WritesConfigAndReadsBack) {
+  for (const QuantGrid grid : {QuantGrid{4, 32, true}, QuantGrid{3, -1, false}}) {
+    LlamaModel model = TinyModel(/*tied=*/false);
+    // Everything but down_proj: it must be listed in `ignore`, with lm_head.
+    const auto quantized = testing::QuantizeProjections(&model, grid, {"mlp.down_proj"});
+    const std::string dir = TempDir("ct");
+    absl::StatusOr<GptqExportStats> stats =
+        WriteGptqLlama(model, Pointers(quantized), dir, CtOptions());
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    EXPECT_EQ(stats->quantized_tensors, 12);
+    const nlohmann::json q = ReadJson(dir + "/config.json")["quantization_config"];
+    EXPECT_EQ(q["quant_method"], "compressed-tensors");
+    EXPECT_EQ(q["format"], "pack-quantized");
+    const nlohmann::json& w = q["config_groups"]["group_0"]["weights"];
+    EXPECT_EQ(w["num_bits"], grid.bits);
+    EXPECT_EQ(w["symmetric"], grid.symmetric);
+    EXPECT_EQ(w["strategy"], grid.group_size > 0 ? "group" : "channel");
+    EXPECT_EQ(q["ignore"], (nlohmann::json{"lm_head", "re:.*\\.mlp\\.down_proj$"}));
+
+    absl::StatusOr<std::unique_ptr<GptqStream>> stream = GptqStream::Open(dir);
+    ASSERT_TRUE(stream.ok()) << stream.status();
+    absl::StatusOr<BlockWeights> block = (*stream)->LoadBlock(1);
+    ASSERT_TRUE(block.ok()) << block.status();
+    for (const NamedTensor& t : BlockTensors((*stream)->config(), 1, &*block)) {
+      auto it = quantized.find(t.name);
+      if (it == quantized.end()) continue;
+      std::vector<float> want(static_cast<size_t>(it->second.rows * it->second.cols));
+      it->second.DequantizeTo(want.data());
+      for (size_t i = 0; i < want.size(); ++i) {
+        ASSERT_LE(std::fabs(t.tensor->data[i] - want[i]), stats->max_abs_diff + 1e-7)
+            << t.name << " element " << i;
+      }
+    }
+    fs::remove_all(dir);
+  }
+}
+
+// The block-at-a-time writer gives the same files as the whole-model one.
+TEST(CompressedTensorsExportTest, StreamWriterWritesTheSameFiles) {
+  LlamaModel model = TinyModel(/*tied=*/true);
+  const auto quantized = testing::QuantizeProjections(&model, {4, 32, false});
+  const std::string whole = TempDir("ct_whole"), streamed = TempDir("ct_stream");
+  ASSERT_TRUE(WriteGptqLlama(model, Pointers(quantized), whole, CtOptions()).ok());
+  GptqStreamWriter writer(model.config, streamed, CtOptions());
+  for (int b = 0; b < 2; ++b) {
+    ASSERT_TRUE(writer.WriteBlock(b, BlockTensors(model.config, b, &model.blocks[b]),
+                                  Pointers(quantized)).ok());
+  }
+  for (const NamedTensor& t : NamedTensors(&model)) {
+    if (t.name.rfind("model.layers.", 0) == 0) continue;
+    ASSERT_TRUE(writer.WriteDense(t.name, 0, t.tensor->data, t.tensor->numel()).ok()) << t.name;
+  }
+  ASSERT_TRUE(writer.Finish().ok());
+  for (const std::string f : {"/config.json", "/model.safetensors"}) {
+    std::ifstream a(whole + f, std::ios::binary), b(streamed + f, std::ios::binary);
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(a), {}),
+              std::string(std::istreambuf_iterator<char>(b), {}))
+        << f;
+  }
+  fs::remove_all(whole);
+  fs::remove_all(streamed);
+}
+
+TEST(CompressedTensorsExportTest, RefusesAMixtureOfExperts) {
+  LlamaModel model = TinyModel(/*tied=*/true);
+  const auto quantized = testing::QuantizeProjections(&model, {4, 32, true});
+  model.config.n_experts = 4;
+  absl::Status s = WriteGptqLlama(model, Pointers(quantized), TempDir("ct_moe"), CtOptions())
+                       .status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("mixture of experts"));
+}
+
+}  // namespace
+}  // namespace compressd::engine

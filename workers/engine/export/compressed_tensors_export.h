@@ -1,0 +1,81 @@
+// compressed-tensors "pack-quantized": the checkpoint llm-compressor writes
+// and vLLM loads first ("quant_method": "compressed-tensors"), and that
+// transformers reads through its compressed-tensors integration.
+//
+// Layout of one quantized linear layer `<m>` (weight [out, in], codes c[o][i]
+// in [0, 2^bits), per-(o, group) scale s and integer zero z; value =
+// s * (c - z)). compressed-tensors holds signed values q = c - 2^(bits-1) and
+// zero points zp = z - 2^(bits-1) (0 for a symmetric grid) and dequantizes
+// (q - zp) * s, the same value; it stores each with 2^(bits-1) added back:
+//   <m>.weight_packed      I32 [out, ceil(in * bits / 32)]  row o is the bit
+//                          stream c[o][0], c[o][1], ... of `bits` bits each,
+//                          lowest bits first, cut into 32-bit words (dense:
+//                          a field may straddle two words), zero-padded.
+//   <m>.weight_scale       F16 [out, groups]  s rounded to float16 (per
+//                          channel: groups = 1).
+//   <m>.weight_zero_point  I32 [ceil(out * bits / 32), groups]  asymmetric
+//                          grids only: column g is the bit stream z[0][g],
+//                          z[1][g], ... packed the same way along the outputs.
+//   <m>.weight_shape       I64 [2]  {out, in}.
+// Groups must be contiguous runs of group_size inputs (act-order with static
+// groups, the default, or no act-order): the format's g_idx is not written.
+//
+// config.json's quantization_config has one config group targeting every
+// Linear, with weights {num_bits, type int, symmetric, strategy group (with
+// group_size) or channel}, and `ignore` naming the Linear modules left dense
+// (lm_head, and any block projection the job did not quantize).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "workers/engine/algorithms/quant_grid.h"
+#include "workers/engine/export/safetensors_writer.h"
+#include "workers/engine/model/llama_model.h"
+
+namespace compressd::engine {
+
+// One layer in the pack-quantized layout (see the file comment).
+struct CtPackedTensor {
+  int64_t in = 0;
+  int64_t out = 0;
+  int64_t groups = 0;
+  int bits = 0;
+  bool symmetric = true;
+  std::vector<int32_t> weight_packed;  // [out, ceil(in * bits / 32)]
+  std::vector<uint16_t> scale;         // float16 bits, [out, groups]
+  std::vector<int32_t> zero_point;     // [ceil(out * bits / 32), groups]; asymmetric only
+  std::vector<int64_t> shape;          // {out, in}
+};
+
+// Packs one quantized weight. INVALID_ARGUMENT naming `name` (and the row,
+// group or input where it applies) for an invalid grid, inconsistent sizes,
+// in not a multiple of group_size, groups that are not contiguous (act-order
+// without static groups), a code above 2^bits - 1, a zero that is not an
+// integer in [0, 2^bits - 1] (or not 2^(bits-1) for a symmetric grid), or a
+// scale that is not finite or overflows/underflows float16.
+absl::StatusOr<CtPackedTensor> PackCompressedTensor(const QuantizedTensor& q,
+                                                    absl::string_view name);
+
+// The tensors of packed layer `module`, viewing p's bytes. With empty
+// vectors in p (only in, out, groups, bits, symmetric set): the names, dtypes
+// and shapes, for a writer that lays out its shards first.
+std::vector<TensorToWrite> CompressedTensors(const std::string& module, const CtPackedTensor& p);
+
+// A shape-only CtPackedTensor of an [out, in] layer on `grid`.
+CtPackedTensor CtShape(int64_t out, int64_t in, const QuantGrid& grid);
+
+// max |float16(scale) * (code - zero) - w| over one layer.
+double CtMaxAbsDiff(const QuantizedTensor& q, const CtPackedTensor& p, const float* w);
+
+// config.json: HfLlamaConfigJson with "torch_dtype": "float16" and the
+// quantization_config of the file comment; `ignore` lists the module names
+// (or "re:" patterns) of the Linear layers left dense.
+std::string CompressedTensorsConfigJson(const LlamaConfig& model_config, bool tied,
+                                        const QuantGrid& grid,
+                                        const std::vector<std::string>& ignore);
+
+}  // namespace compressd::engine
