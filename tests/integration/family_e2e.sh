@@ -12,6 +12,8 @@
 #   3. our evaluation of that output equals transformers' too;
 #   4. GPTQ 4-bit to the GPTQ-packed format, unpacked independently and run in
 #      transformers as the family's class: perplexity within 1% of ours;
+#   4b. the same job to compressed_tensors, read by compressed-tensors and run in
+#      transformers (a mixture of experts: refused);
 #   5. (the families llama.cpp has: llama, qwen2, qwen3 and the MoE ones) the
 #      same job to GGUF, run in llama.cpp: perplexity within 1% of ours, the
 #      converted tokenizer giving the model's ids.
@@ -140,6 +142,28 @@ ppl=$(field "$work/$gptq_job.json" 's["evaluation"]["datasets"][0]["perplexity"]
 ctl artifacts download "$gptq_job" --out "$work/gptq"
 "$PY" "$SRC/tests/python/check_gptq_load.py" "$work/gptq" --text "$PERSUASION" --tokenizer "$GGUF" \
   --windows 2 --window 128 --expect "$ppl" --tolerance 0.01
+
+# 4b. The same GPTQ as a compressed-tensors checkpoint: compressed-tensors
+#     decompresses it and transformers runs it (perplexity within 1% of ours);
+#     a mixture of experts is refused (INVALID_ARGUMENT) before any work.
+sed 's/format: gptq}/format: compressed_tensors}/' "$work/gptq.yaml" > "$work/ct.yaml"
+if ctl jobs submit --model "$model" --recipe "$work/ct.yaml" --dataset "$data" --wait \
+    > "$work/ct.out" 2> "$work/ct.err"; then
+  [ -z "$MOE" ] || { echo "a mixture of experts was written as compressed_tensors"; exit 1; }
+  ct_job=$(head -1 "$work/ct.out")
+  summary "$ct_job"
+  ppl_ct=$(field "$work/$ct_job.json" 's["evaluation"]["datasets"][0]["perplexity"]["compressed"]')
+  [ "$ppl_ct" = "$ppl" ] || { echo "the same GPTQ gave $ppl_ct here and $ppl as gptq"; exit 1; }
+  ctl artifacts download "$ct_job" --out "$work/ct"
+  "$PY" "$SRC/tests/python/check_compressed_tensors.py" "$work/ct" --text "$PERSUASION" \
+    --tokenizer "$GGUF" --windows 2 --window 128 --expect "$ppl_ct" --expect-bits 4 \
+    --expect-strategy group --expect-symmetric true 2>&1 | grep -v "it/s\]"
+else
+  [ -n "$MOE" ] || { tail -n 20 "$work/ct.out" "$work/ct.err"; exit 1; }
+  grep -q "INVALID_ARGUMENT.*mixture of experts" "$work/ct.out" "$work/ct.err" ||
+    { echo "unexpected error for a mixture of experts:"; cat "$work/ct.out" "$work/ct.err"; exit 1; }
+  echo "compressed_tensors refused for a mixture of experts, as documented"
+fi
 
 # 5. GGUF, for the families written as llama.cpp architectures (llama; qwen2,
 #    qwen3; phi3; gemma2, gemma3; Mixtral as llama with experts, qwen2moe,
