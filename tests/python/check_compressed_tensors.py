@@ -31,13 +31,15 @@ Exits 1 on any failure, 2 on bad usage.
 """
 import argparse
 import json
-import math
 import os
 import sys
 
 import numpy as np
 import torch
 from safetensors.torch import load_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_gptq_load import load_tokens, perplexity  # noqa: E402  (the same protocol)
 
 
 def load_dir(path):
@@ -112,28 +114,6 @@ def check_coverage(model, modules, qc, errors):
             continue
         if not any(is_match(name, module, t) for t in qc.ignore or []):
             errors.append(f"{name}: a Linear neither quantized nor in ignore")
-
-
-def load_tokens(args):
-    if args.tokens:
-        return np.fromfile(args.tokens, dtype="<i4").astype(np.int64)
-    from transformers import AutoTokenizer
-    d, f = os.path.split(os.path.abspath(args.tokenizer))
-    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
-    with open(args.text, encoding="utf-8") as fh:
-        return np.asarray(tok(fh.read(), add_special_tokens=False)["input_ids"], dtype=np.int64)
-
-
-def perplexity(model, windows, batch=2):
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for b in range(0, len(windows), batch):
-            ids = torch.from_numpy(windows[b:b + batch])
-            logp = torch.log_softmax(model(ids).logits.double()[:, :-1], dim=-1)
-            nll = -logp.gather(2, ids[:, 1:, None]).squeeze(2)
-            total += float(nll.sum())
-            count += nll.numel()
-    return math.exp(total / count)
 
 
 def main():

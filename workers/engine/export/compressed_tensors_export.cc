@@ -136,20 +136,6 @@ std::vector<TensorToWrite> CompressedTensors(const std::string& module, const Ct
   return parts;
 }
 
-double CtMaxAbsDiff(const QuantizedTensor& q, const CtPackedTensor& p, const float* w) {
-  double worst = 0.0;
-  for (int64_t r = 0; r < q.rows; ++r) {
-    for (int64_t c = 0; c < q.cols; ++c) {
-      const int64_t g = q.group_index[c];
-      const double s = HalfToFloatRef(p.scale[r * q.groups + g]);
-      const double v =
-          s * (static_cast<double>(q.codes[r * q.cols + c]) - q.zeros[r * q.groups + g]);
-      worst = std::max(worst, std::fabs(v - static_cast<double>(w[r * q.cols + c])));
-    }
-  }
-  return worst;
-}
-
 std::string CompressedTensorsConfigJson(const LlamaConfig& model_config, bool tied,
                                         const QuantGrid& grid,
                                         const std::vector<std::string>& ignore) {

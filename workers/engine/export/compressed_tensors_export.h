@@ -68,9 +68,6 @@ std::vector<TensorToWrite> CompressedTensors(const std::string& module, const Ct
 // A shape-only CtPackedTensor of an [out, in] layer on `grid`.
 CtPackedTensor CtShape(int64_t out, int64_t in, const QuantGrid& grid);
 
-// max |float16(scale) * (code - zero) - w| over one layer.
-double CtMaxAbsDiff(const QuantizedTensor& q, const CtPackedTensor& p, const float* w);
-
 // config.json: HfLlamaConfigJson with "torch_dtype": "float16" and the
 // quantization_config of the file comment; `ignore` lists the module names
 // (or "re:" patterns) of the Linear layers left dense.

@@ -243,13 +243,14 @@ std::string GptqConfigJson(const LlamaConfig& model_config, bool tied, const Qua
   return config.dump(2) + "\n";
 }
 
-// max |float16(scale) * (code - zero) - w| over one layer.
-double MaxAbsDiff(const QuantizedTensor& q, const GptqPackedTensor& p, const float* w) {
+double MaxAbsDiff(const QuantizedTensor& q, const uint16_t* half_scales, bool transposed,
+                  const float* w) {
   double worst = 0.0;
   for (int64_t r = 0; r < q.rows; ++r) {
     for (int64_t c = 0; c < q.cols; ++c) {
       const int64_t g = q.group_index[c];
-      const double s = HalfToFloatRef(p.scales[g * q.rows + r]);
+      const double s =
+          HalfToFloatRef(half_scales[transposed ? g * q.rows + r : r * q.groups + g]);
       const double v =
           s * (static_cast<double>(q.codes[r * q.cols + c]) - q.zeros[r * q.groups + g]);
       worst = std::max(worst, std::fabs(v - static_cast<double>(w[r * q.cols + c])));

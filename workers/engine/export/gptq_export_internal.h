@@ -37,8 +37,10 @@ absl::StatusOr<nlohmann::json> BlockModules(const std::vector<std::set<std::stri
 std::string GptqConfigJson(const LlamaConfig& model_config, bool tied, const QuantGrid& grid,
                            bool desc_act, const nlohmann::json& modules,
                            const GptqExportOptions& options);
-// max |float16(scale) * (code - zero) - w| over one layer.
-double MaxAbsDiff(const QuantizedTensor& q, const GptqPackedTensor& p, const float* w);
+// max |float16(scale) * (code - zero) - w| over one layer, its float16
+// scales [rows, groups], or [groups, rows] when `transposed` (GPTQ's).
+double MaxAbsDiff(const QuantizedTensor& q, const uint16_t* half_scales, bool transposed,
+                  const float* w);
 // n floats as float16; INVALID_ARGUMENT naming `name` and the element for a
 // finite value that overflows.
 absl::StatusOr<std::vector<uint16_t>> DenseF16(const float* data, size_t n,

@@ -77,7 +77,8 @@ PackedLayer LayerShape(PackedLayout layout, int64_t out, int64_t in, const Quant
 }
 
 double LayerMaxAbsDiff(const QuantizedTensor& q, const PackedLayer& p, const float* w) {
-  return p.layout == PackedLayout::kGptq ? MaxAbsDiff(q, p.gptq, w) : CtMaxAbsDiff(q, p.ct, w);
+  return p.layout == PackedLayout::kGptq ? MaxAbsDiff(q, p.gptq.scales.data(), true, w)
+                                         : MaxAbsDiff(q, p.ct.scale.data(), false, w);
 }
 
 absl::StatusOr<std::string> PackedConfigJson(const LlamaConfig& config, bool tied,
