@@ -169,6 +169,13 @@ absl::StatusOr<std::vector<float>> GptqStream::DequantizeCt(const std::string& m
                      groups, "] for an asymmetric grid, got ",
                      zp.info == nullptr ? "none" : ShapeString(zp.info->shape)));
   }
+  for (const HfModel::TensorRef* ref : {&pk, &zp}) {
+    if (ref->info != nullptr && ref->info->dtype != DType::kI32) {
+      return absl::InvalidArgumentError(absl::StrCat(hf_->dir(), ": ", ref->info->name, ": ",
+                                                     DTypeName(ref->info->dtype),
+                                                     ", expected I32 (packed codes)"));
+    }
+  }
   const std::vector<uint32_t> packed = Words(pk.shard->file->Bytes(*pk.info));
   const std::vector<uint32_t> zeros =
       packing_.symmetric ? std::vector<uint32_t>{} : Words(zp.shard->file->Bytes(*zp.info));
