@@ -160,8 +160,11 @@ def main():
     # second lays out an asymmetric checkpoint's zero points unpacked (its
     # meta-device path skips the packing), so it cannot load what
     # llm-compressor and this writer store; vLLM reads them packed.
+    # A mixture of experts: transformers keeps its experts as fused 3-D
+    # parameters, not Linear modules, which only the first route fills.
+    moe = any(config.get(k) for k in ("num_local_experts", "num_experts", "n_routed_experts"))
     routes = [("dequantize at load", CompressedTensorsConfig(dequantize=True))]
-    if scheme.weights.symmetric:
+    if scheme.weights.symmetric and not moe:
         routes.append(("compressed modules", None))
     for label, override in routes:
         kwargs = {"quantization_config": override} if override is not None else {}

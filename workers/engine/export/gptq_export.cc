@@ -447,7 +447,6 @@ absl::StatusOr<GptqExportStats> WriteGptqLlama(
     return absl::InvalidArgumentError(
         absl::StrCat(LayoutName(options.layout), " output: no quantized tensors to write"));
   }
-  RETURN_IF_ERROR(CheckPackable(model.config, options.layout));
   RETURN_IF_ERROR(CheckHfExportable(model.config));
   // As the checkpoint stores them (Phi-3's fused projections).
   ASSIGN_OR_RETURN(const StoredTensors stored,
@@ -456,6 +455,7 @@ absl::StatusOr<GptqExportStats> WriteGptqLlama(
   const std::map<std::string, const QuantizedTensor*>& quantized = stored.quantized;
   ASSIGN_OR_RETURN(const QuantizedLayout layout,
                    CheckQuantized(model, named, quantized, options.layout));
+  RETURN_IF_ERROR(CheckPackable(model.config, options.layout, layout.first->grid.symmetric));
   GptqExportStats stats;
   std::deque<PackedLayer> packed;
   std::deque<std::vector<uint16_t>> dense_f16;

@@ -41,7 +41,6 @@ std::string Role(const std::string& projection) {
 
 absl::Status GptqStreamWriter::Start(const std::vector<NamedTensor>& tensors,
                                      const std::map<std::string, const QuantizedTensor*>& quantized) {
-  RETURN_IF_ERROR(CheckPackable(config_, options_.layout));
   RETURN_IF_ERROR(CheckHfExportable(config_));
   // The projections block 0 quantizes, and one packed example of each (its
   // shapes are every block's).
@@ -65,6 +64,7 @@ absl::Status GptqStreamWriter::Start(const std::vector<NamedTensor>& tensors,
     std::string projection;
     if (ParseBlockProjection(t.name, &layer, &projection)) block0_.insert(projection);
   }
+  RETURN_IF_ERROR(CheckPackable(config_, options_.layout, grid_.symmetric));
   if (projections_.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         LayoutName(options_.layout),

@@ -43,12 +43,12 @@ const char* LayoutName(PackedLayout layout) {
   return layout == PackedLayout::kGptq ? "gptq" : "compressed_tensors";
 }
 
-absl::Status CheckPackable(const LlamaConfig& config, PackedLayout layout) {
-  if (layout == PackedLayout::kCompressedTensors && config.n_experts > 0) {
+absl::Status CheckPackable(const LlamaConfig& config, PackedLayout layout, bool symmetric) {
+  if (layout == PackedLayout::kCompressedTensors && config.n_experts > 0 && !symmetric) {
     return absl::InvalidArgumentError(absl::StrCat(
         "compressed_tensors output: a mixture of experts (", config.n_experts,
-        " experts per layer) is not supported yet (transformers loads its experts as fused 3-D "
-        "parameters); write it as gptq, gguf or hf_safetensors"));
+        " experts per layer) needs a symmetric grid (transformers' loader of per-expert "
+        "pack-quantized weights reads no zero points); drop asymmetric, or write gptq or gguf"));
   }
   return absl::OkStatus();
 }
@@ -100,6 +100,10 @@ absl::StatusOr<std::string> PackedConfigJson(const LlamaConfig& config, bool tie
     }
   }
   std::vector<std::string> ignore = {"lm_head"};
+  if (config.n_experts > 0) {  // the routers, Linear modules the job never quantizes
+    ignore.push_back("re:.*\\.gate$");
+    ignore.push_back("re:.*\\.shared_expert_gate$");
+  }
   for (const std::string& m : dense) {
     ignore.push_back(absl::StrCat("re:.*\\.", absl::StrReplaceAll(m, {{".", "\\."}}), "$"));
   }

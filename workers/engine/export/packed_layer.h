@@ -32,10 +32,11 @@ struct PackedLayer {
 // "gptq" or "compressed_tensors": the recipe's output.format.
 const char* LayoutName(PackedLayout layout);
 
-// INVALID_ARGUMENT when `config` cannot be written in `layout`:
-// compressed-tensors' loaders (transformers' fused 3-D experts) do not take a
-// mixture of experts' per-expert layers yet.
-absl::Status CheckPackable(const LlamaConfig& config, PackedLayout layout);
+// INVALID_ARGUMENT when `config` quantized on a `symmetric` or asymmetric
+// grid cannot be written in `layout`: a mixture of experts' asymmetric
+// experts in compressed-tensors (transformers' loader for per-expert
+// pack-quantized weights reads no zero points).
+absl::Status CheckPackable(const LlamaConfig& config, PackedLayout layout, bool symmetric);
 
 // Packs q (PackGptqTensor or PackCompressedTensor).
 absl::StatusOr<PackedLayer> PackLayer(const QuantizedTensor& q, const GptqExportOptions& options,

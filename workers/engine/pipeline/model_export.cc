@@ -195,7 +195,13 @@ absl::Status CheckOutputExportable(const RecipeSpec& spec, const LlamaConfig& co
   if (spec.format == OutputFormat::kGguf) return CheckGgufExportable(config);
   RETURN_IF_ERROR(CheckHfExportable(config));
   if (spec.format == OutputFormat::kHfSafetensors) return absl::OkStatus();
-  return gptq_export_internal::CheckPackable(config, GptqOptionsFor(spec).layout);
+  bool symmetric = true;  // the grids the stages quantize on
+  for (const v1::Stage& s : spec.recipe.stages()) {
+    if (s.has_gptq()) symmetric &= !s.gptq().grid().asymmetric();
+    if (s.has_rtn()) symmetric &= !s.rtn().grid().asymmetric();
+    if (s.has_sparsegpt()) symmetric &= !s.sparsegpt().quantize().asymmetric();
+  }
+  return gptq_export_internal::CheckPackable(config, GptqOptionsFor(spec).layout, symmetric);
 }
 
 absl::Status ExportSideFiles(const ModelInput& input, const std::string& out_dir,
