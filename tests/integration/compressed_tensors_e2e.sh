@@ -10,9 +10,10 @@
 #   1. RTN 4-bit g64 symmetric, every projection (strategy group);
 #   2. RTN 3-bit per channel asymmetric (codes straddling words, packed zero
 #      points), down_proj left dense (listed in `ignore`);
-#   3. GPTQ 4-bit g64 with the defaults (act-order with static groups) on a
+#   3. RTN 8-bit per channel (W8A16);
+#   4. GPTQ 4-bit g64 with the defaults (act-order with static groups) on a
 #      small calibration set, through the block-at-a-time path (an HF input).
-#   4. what it refuses: act-order without static groups, before any work.
+#   5. what it refuses: act-order without static groups, before any work.
 #
 # usage: compressed_tensors_e2e.sh WORKER MODEL.gguf   (COMPRESSD_PYTHON: the venv)
 set -euo pipefail
@@ -51,6 +52,8 @@ both rtn3 "$model" '[{rtn: {grid: {bits: 3, group_size: -1, asymmetric: true}}}]
 check rtn3 3 channel false
 grep -q '"re:.\*\\\\.mlp\\\\.down_proj\$"' "$work/rtn3.ct/config.json" ||
   { echo "FAIL: rtn3: down_proj is not in ignore" >&2; cat "$work/rtn3.ct/config.json" >&2; exit 1; }
+both rtn8 "$model" '[{rtn: {grid: {bits: 8, group_size: -1}}}]' "{include: '.*_proj\$'}"
+check rtn8 8 channel true
 
 # An HF input takes the block-at-a-time path: the float export of job 1 is it.
 calib="calibration: {path: $data/text/sotu, samples: 8, seq_len: 128, threads: 2}"
