@@ -1,6 +1,7 @@
 #include "common/recipe_stages.h"
 
 #include "common/module_pattern.h"
+#include "common/recipe_owl.h"
 #include "common/recipe_spec.h"
 
 #include <cmath>
@@ -272,6 +273,11 @@ absl::Status ValidateOverrides(const v1::Recipe& recipe) {
                         absl::StrCat("must be a ", StageKindName(base), " stage like stages[",
                                      o.stage(), "], got ", StageKindName(o.params())));
     }
+    if (StageOwl(o.params()) != nullptr) {
+      return FieldError(path + ".params",
+                        "owl is set on the stage (it allocates sparsity across blocks), not in "
+                        "an override; an override's sparsity replaces OWL's for its modules");
+    }
     const v1::Stage merged = MergeOverride(base, o.params());
     RETURN_IF_ERROR(ValidateStage(merged, path + ".params"));
     if (StageQuantizes(merged) != StageQuantizes(base)) {
@@ -320,8 +326,12 @@ absl::Status ValidateOutput(const v1::Recipe& recipe) {
 
 void ApplyStageDefaults(v1::Stage* stage) {
   switch (stage->kind_case()) {
+    case v1::Stage::kWanda:
+      if (stage->wanda().has_owl()) OwlDefaults(stage->mutable_wanda()->mutable_owl());
+      break;
     case v1::Stage::kSparsegpt: {
       v1::SparseGptStage* s = stage->mutable_sparsegpt();
+      if (s->has_owl()) OwlDefaults(s->mutable_owl());
       if (s->block_size() == 0) s->set_block_size(kDefaultSolverBlock);
       if (s->percdamp() == 0.0) s->set_percdamp(kDefaultPercdamp);
       if (s->has_quantize()) GridDefaults(s->mutable_quantize());
@@ -383,12 +393,17 @@ absl::Status ValidateStage(const v1::Stage& stage, const std::string& path) {
     case v1::Stage::kMagnitude:
       return ValidateSparsity(stage.magnitude().sparsity(), stage.magnitude().pattern(),
                               path + ".magnitude");
-    case v1::Stage::kWanda:
-      return ValidateSparsity(stage.wanda().sparsity(), stage.wanda().pattern(), path + ".wanda");
+    case v1::Stage::kWanda: {
+      const v1::WandaStage& s = stage.wanda();
+      RETURN_IF_ERROR(ValidateSparsity(s.sparsity(), s.pattern(), path + ".wanda"));
+      if (s.has_owl()) return ValidateOwl(s.owl(), s.sparsity(), s.pattern(), path + ".wanda.owl");
+      return absl::OkStatus();
+    }
     case v1::Stage::kSparsegpt: {
       const v1::SparseGptStage& s = stage.sparsegpt();
       const std::string p = path + ".sparsegpt";
       RETURN_IF_ERROR(ValidateSparsity(s.sparsity(), s.pattern(), p));
+      if (s.has_owl()) RETURN_IF_ERROR(ValidateOwl(s.owl(), s.sparsity(), s.pattern(), p + ".owl"));
       RETURN_IF_ERROR(ValidateSolver(s.block_size(), s.percdamp(), p));
       if (s.has_quantize()) RETURN_IF_ERROR(ValidateGrid(s.quantize(), p + ".quantize"));
       return absl::OkStatus();

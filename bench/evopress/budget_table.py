@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The EvoPress-against-uniform table of docs/results.md from the job summaries of
-bench/evopress/budgets.sh (one <row>-evo.json and <row>-uniform.json per budget).
+bench/evopress/budgets.sh (one <row>-evo.json and <row>-uniform.json per budget, and <row>-owl.json for
+OWL's non-uniform baseline at the sparsity budgets).
 
   bench/evopress/budget_table.py OUT_DIR
 
@@ -35,6 +36,19 @@ def fmt(x):
     return f"{x:.3g}" if x >= 1e4 else f"{x:.2f}"
 
 
+def owl_row(label, s):
+    """OWL's allocation (SparseGPT at per-block sparsities): its OWL pass and
+    solves are the calibration time, in the search column."""
+    kl = s["evaluation"]["kl"]
+    owl = s["calibration"]["owl"][0]
+    t = s["timing_seconds"]
+    calib = t["forward"] + t["hessian"] + t["solve"] + t["error"]
+    return (f"| {label} | OWL (SparseGPT, lambda {owl['lambda']:g}, M {owl['m']:g}) | "
+            f"{s['totals']['sparsity']:.4g} | {fmt(ppl(s, 'ppl-persuasion'))} | "
+            f"{fmt(ppl(s, 'ppl-kjv'))} | {kl['mean_kl']:.3f} | {kl['top1_agreement']:.3f} | "
+            f" | {calib:.0f} | {t['evaluate']:.0f} |")
+
+
 def main():
     out = sys.argv[1]
     print("| budget | allocation | mean level | ppl-persuasion | ppl-kjv | KL | top-1 | "
@@ -59,6 +73,9 @@ def main():
                   f"{kl['mean_kl']:.3f} | {kl['top1_agreement']:.3f} | "
                   f"{t['levels_db']:.0f} | {t['search']:.0f} | "
                   f"{s['timing_seconds']['evaluate']:.0f} |")
+        path = os.path.join(out, f"{key}-owl.json")
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            print(owl_row(label, load(path)))
         for kind in [k for k in results if k.startswith("evo")]:
             e = results[kind]["evopress"]
             by_group = defaultdict(list)

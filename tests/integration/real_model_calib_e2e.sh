@@ -2,14 +2,17 @@
 # Calibrated compression of the real model through the whole service, with
 # independent consumers and a crash in the middle:
 #   1. upload the SmolLM2 GGUF and the shared text folder with compressctl;
-#   2. submit SparseGPT 50% + GPTQ 4-bit (group 128) calibrated on calib-sotu
-#      (reduced to 16 x 256 tokens to keep the suite short), GGUF output,
-#      with --wait: the per-layer reconstruction errors appear in the stream;
+#   2. submit SparseGPT 50% with OWL's per-block allocation + GPTQ 4-bit
+#      (group 128) calibrated on calib-sotu (reduced to 16 x 256 tokens to
+#      keep the suite short), GGUF output, with --wait: the per-layer
+#      reconstruction errors appear in the stream, the summary has OWL's
+#      30 block sparsities (mean 0.5, 2 lambda apart at the ends);
 #      download the GGUF and run it in llama.cpp (llama-cpp-python): its
 #      perplexity must match ours within 1%;
 #   3. the same job again, killing the worker (kill -9) once 4 blocks are
 #      done: the lease expires, the retried task resumes from the block
-#      checkpoints, and the GGUF is byte-identical to the uninterrupted one;
+#      checkpoints (OWL's allocation recomputed the same), and the GGUF is
+#      byte-identical to the uninterrupted one;
 #   4. GPTQ 4-bit group 64 with the gptq output, read back by an independent
 #      unpacker and run in transformers (tests/python/check_gptq_load.py):
 #      perplexity within 1% of ours;
@@ -39,8 +42,8 @@ YAML
 }
 PPL='s["evaluation"]["datasets"][0]["perplexity"]["compressed"]'
 
-# 2. Uninterrupted SparseGPT + GPTQ -> GGUF, checked by llama.cpp.
-recipe '[{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 128}}}]' \
+# 2. Uninterrupted SparseGPT (OWL) + GPTQ -> GGUF, checked by llama.cpp.
+recipe '[{sparsegpt: {sparsity: 0.5, owl: {}}}, {gptq: {grid: {bits: 4, group_size: 128}}}]' \
   '{format: gguf}' > "$work/sgpt.yaml"
 ctl jobs submit --model "$model" --recipe "$work/sgpt.yaml" --dataset "$data" --wait \
   > "$work/job1.out" 2> "$work/job1.err"
@@ -50,6 +53,14 @@ n_err=$(grep -c "reconstruction_error" "$work/job1.out" || true)
 summary "$job1"
 ppl1=$(field "$work/$job1.json" "$PPL")
 echo "job 1: ppl-persuasion (4 windows) $ppl1, $(field "$work/$job1.json" 's["export"]["tensors_by_type"]')"
+"$PY" - "$work/$job1.json" <<'PY'
+import json, sys
+blocks = json.load(open(sys.argv[1]))["calibration"]["owl"][0]["blocks"]
+s = [b["sparsity"] for b in blocks]
+assert len(s) == 30, len(s)
+assert abs(sum(s) / 30 - 0.5) < 1e-9 and abs(max(s) - min(s) - 0.16) < 1e-9, s
+print(f"job 1: OWL block sparsities {min(s):.3f} .. {max(s):.3f}, mean 0.5")
+PY
 ctl artifacts download "$job1" --out "$work/out1"
 "$PY" "$SRC/tests/python/check_gguf_llamacpp.py" "$work/out1/model.gguf" \
   --text "$TEXT/austen/persuasion.txt" --windows 4 --expect "$ppl1" --tolerance 0.01

@@ -216,3 +216,46 @@ TEST(RecipeStagesTest, BadOverrides) {
 
 }  // namespace
 }  // namespace compressd
+
+namespace compressd {
+namespace {
+
+// OWL: the paper's defaults, and every misuse refused naming the field.
+TEST(RecipeStagesTest, OwlDefaultsAndRefusals) {
+  absl::StatusOr<v1::Recipe> r = Prepare(R"(
+stages:
+  - wanda: {sparsity: 0.6, owl: {}}
+  - sparsegpt: {sparsity: 0.7, owl: {lambda: 0.1, m: 3}}
+calibration: {path: /tmp/sotu}
+)");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_DOUBLE_EQ(r->stages(0).wanda().owl().lambda(), 0.08);
+  EXPECT_DOUBLE_EQ(r->stages(0).wanda().owl().m(), 5.0);
+  EXPECT_DOUBLE_EQ(r->stages(1).sparsegpt().owl().lambda(), 0.1);
+  EXPECT_DOUBLE_EQ(r->stages(1).sparsegpt().owl().m(), 3.0);
+
+  ExpectInvalid("stages: [{wanda: {pattern: \"2:4\", owl: {}}}]\ncalibration: {path: x}",
+                "stages[0].wanda.owl: OWL allocates unstructured sparsity");
+  ExpectInvalid("stages: [{sparsegpt: {sparsity: 0.9, owl: {lambda: 0.1}}}]\ncalibration: {path: x}",
+                "stages[0].sparsegpt.owl.lambda: every block's sparsity (0.9 +- 2 x lambda 0.1)");
+  ExpectInvalid("stages: [{wanda: {sparsity: 0.5, owl: {lambda: -0.1}}}]\ncalibration: {path: x}",
+                "stages[0].wanda.owl.lambda");
+  ExpectInvalid("stages: [{wanda: {sparsity: 0.5, owl: {m: -2}}}]\ncalibration: {path: x}",
+                "stages[0].wanda.owl.m: must be a positive number, got -2");
+  ExpectInvalid(R"(
+stages: [{wanda: {sparsity: 0.5}}]
+calibration: {path: x}
+overrides: [{modules: ".*down_proj", stage: 0, params: {wanda: {sparsity: 0.4, owl: {}}}}]
+)",
+                "overrides[0].params: owl is set on the stage");
+  // An override's own sparsity still applies on top of an OWL stage.
+  EXPECT_TRUE(Prepare(R"(
+stages: [{wanda: {sparsity: 0.5, owl: {}}}]
+calibration: {path: x}
+overrides: [{modules: ".*down_proj", stage: 0, params: {wanda: {sparsity: 0.4}}}]
+)")
+                  .ok());
+}
+
+}  // namespace
+}  // namespace compressd

@@ -16,6 +16,7 @@
 #include "workers/engine/calib/block_checkpoint.h"
 #include "workers/engine/calib/block_linears.h"
 #include "workers/engine/calib/layer_stages.h"
+#include "workers/engine/calib/owl.h"
 #include "workers/engine/model/llama_names.h"
 #include "workers/engine/nn/block_runner.h"
 
@@ -132,9 +133,11 @@ class BlockCompressor {
  public:
   BlockCompressor(const engine::LlamaConfig& config, const v1::Recipe& recipe,
                   const std::set<std::string>& targets, int threads, SolverBackend& solver,
-                  EventSink& events, const CancelToken& cancel, CompressionResult* result)
+                  EventSink& events, const CancelToken& cancel, CompressionResult* result,
+                  std::vector<v1::Recipe> block_recipes)
       : config_(config),
         recipe_(recipe),
+        block_recipes_(std::move(block_recipes)),
         targets_(targets),
         threads_(threads),
         solver_(solver),
@@ -152,6 +155,8 @@ class BlockCompressor {
       tokens = ExpertTokenCounts(in, config_.n_experts);
       ReportPooled(block, tokens);
     }
+    const v1::Recipe& recipe =
+        static_cast<size_t>(block) < block_recipes_.size() ? block_recipes_[block] : recipe_;
     bool changed = false;
     for (int step = 0; step < 4; ++step) {
       std::vector<const BlockLinear*> group;
@@ -199,7 +204,7 @@ class BlockCompressor {
                group[i]->expert == first.expert;
              ++i) {
           if (cancel_.cancelled()) return absl::CancelledError("job cancelled");
-          RETURN_IF_ERROR(CompressTensor(recipe_, group[i]->module, group[i]->tensor, h.data(),
+          RETURN_IF_ERROR(CompressTensor(recipe, group[i]->module, group[i]->tensor, h.data(),
                                          threads_, &solver_, events_, result_, checkpoint, extra));
         }
       }
@@ -227,6 +232,7 @@ class BlockCompressor {
 
   const engine::LlamaConfig& config_;
   const v1::Recipe& recipe_;
+  const std::vector<v1::Recipe> block_recipes_;  // per block with OWL; else empty
   const std::set<std::string>& targets_;
   const int threads_;
   SolverBackend& solver_;
@@ -272,6 +278,24 @@ absl::StatusOr<bool> RestoreBlock(engine::LlamaModel& model, int block, Checkpoi
   return true;
 }
 
+// Block-at-a-time (embedding rows from the stream) and spilled activations.
+engine::BlockRunnerOptions RunnerOptions(BlockStream* stream, const std::string& spill_dir,
+                                         EventSink& events) {
+  engine::BlockRunnerOptions options;
+  options.spill_dir = spill_dir;
+  if (!spill_dir.empty()) {
+    EmitLog(events, "info",
+            absl::StrCat("calibration activations in scratch files under ", spill_dir,
+                         " (they do not fit the memory budget)"));
+  }
+  if (stream != nullptr) {
+    options.embed = [stream](const engine::SequenceBatch& batch, float* hidden) {
+      return stream->Embed(batch, hidden);
+    };
+  }
+  return options;
+}
+
 }  // namespace
 
 std::string CalibrationFingerprint(const engine::LlamaModel& model, const v1::Recipe& recipe,
@@ -308,25 +332,17 @@ absl::Status CompressCalibrated(engine::LlamaModel& model, engine::Backend& back
   if (stream != nullptr) RETURN_IF_ERROR(stream->Load(0, &model.blocks[0]));  // the fingerprint's
   const std::string fingerprint = CalibrationFingerprint(model, recipe, calibration, threads);
   Clock::time_point t = Clock::now();
-  engine::BlockRunnerOptions runner_options;
-  runner_options.spill_dir = spill_dir;
-  if (!spill_dir.empty()) {
-    EmitLog(events, "info",
-            absl::StrCat("calibration activations in scratch files under ", spill_dir,
-                         " (they do not fit the memory budget)"));
-  }
-  if (stream != nullptr) {
-    runner_options.embed = [stream](const engine::SequenceBatch& batch, float* hidden) {
-      return stream->Embed(batch, hidden);
-    };
-  }
+  const engine::BlockRunnerOptions runner_options = RunnerOptions(stream, spill_dir, events);
+  ASSIGN_OR_RETURN(std::vector<v1::Recipe> block_recipes,
+                   OwlBlockRecipes(model, backend, recipe, target_modules, calibration, stream,
+                                   runner_options, events, cancel, &result->owl));
   ASSIGN_OR_RETURN(
       std::unique_ptr<engine::BlockRunner> runner,
       engine::BlockRunner::Create(&model, &backend, calibration.sequences, runner_options));
   result->forward_s += SecondsSince(t);
   SolverBackend& layer_solver = solver != nullptr ? *solver : engine::DefaultCpuSolver();
   BlockCompressor compressor(model.config, recipe, target_modules, threads, layer_solver, events,
-                             cancel, result);
+                             cancel, result, std::move(block_recipes));
   // Blocks with a stored checkpoint run with its weights (no solves) until
   // the first one without.
   bool resuming = checkpoints != nullptr;

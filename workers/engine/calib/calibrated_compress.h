@@ -12,6 +12,8 @@
 //      compression;
 //   4. the block's output recomputed with the compressed weights: the input
 //      of block i + 1.
+// With an OWL stage (calib/owl.h), a dense pass over the calibration set
+// first sets each block's sparsity.
 // After each block its result is stored in the CheckpointStore (when one is
 // given) as "calib/block-NNNN"; a later run with the same fingerprint loads
 // the stored blocks, recomputes their outputs (no solves) and continues, with
@@ -53,6 +55,7 @@ struct CompressionResult {
   // (reconstruction errors), checkpoint (encode + store).
   double forward_s = 0, hessian_s = 0, solve_s = 0, error_s = 0, checkpoint_s = 0;
   int resumed_blocks = 0;
+  nlohmann::json owl;  // OWL's per-block allocation (calib/owl.h); null without OWL
 };
 
 // The fingerprint stored with each block checkpoint.
@@ -69,6 +72,10 @@ class BlockStream {
   virtual absl::Status Embed(const SequenceBatch& batch, float* hidden) = 0;
   // Fills *w (model.blocks[block]) before the block runs.
   virtual absl::Status Load(int block, BlockWeights* w) = 0;
+  // Fills *w with block `block` as stored and has no other effect: a
+  // read-only pass before the run (OWL's, calib/owl.h); Load follows later.
+  // Streams whose Load does more override it.
+  virtual absl::Status Peek(int block, BlockWeights* w) { return Load(block, w); }
   // Block `block` has run with its final weights *w (compressed, or restored
   // from its checkpoint): write it out and free it.
   virtual absl::Status Done(int block, BlockWeights* w) = 0;

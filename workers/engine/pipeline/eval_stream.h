@@ -77,6 +77,7 @@ class EvaluatingBlockStream : public BlockStream {
 
   absl::Status Embed(const SequenceBatch& batch, float* hidden) override;
   absl::Status Load(int block, BlockWeights* w) override;
+  absl::Status Peek(int block, BlockWeights* w) override { return inner_.Peek(block, w); }
   absl::Status Done(int block, BlockWeights* w) override;
   // Seconds spent advancing the evaluation streams.
   double seconds() const { return seconds_; }

@@ -435,6 +435,7 @@ class ModelJob {
       if (in_.calibration) {
         s.calibration =
             CalibrationJson(*in_.calibration, recipe_.calibration(), result_.resumed_blocks);
+        if (!result_.owl.is_null()) (*s.calibration)["owl"] = result_.owl;
       }
       if (!export_report_.is_null()) s.export_report = export_report_;
       if (!evopress_.is_null()) s.evopress = evopress_;

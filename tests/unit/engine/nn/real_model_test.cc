@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "gtest/gtest.h"
+#include "tests/testing/golden_files.h"
 #include "nlohmann/json.hpp"
 #include "workers/engine/eval/perplexity.h"
 #include "workers/engine/model/gguf/gguf_model.h"
@@ -25,17 +26,8 @@ constexpr float kRel = 1e-5f;
 // Windows of ppl-persuasion checked here (the full 64 run in bench/forward).
 constexpr int kPplWindows = 2;
 
-std::string Fixture(const std::string& name) {
-  const char* src = std::getenv("COMPRESSD_SOURCE_DIR");
-  return std::string(src != nullptr ? src : ".") + "/tests/golden/fixtures/" + name;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string Fixture(const std::string& name) { return compressd::testing::GoldenFixture(name); }
+std::string ReadAll(const std::string& path) { return compressd::testing::ReadFileBytes(path); }
 
 class RealModelTest : public ::testing::Test {
  protected:
