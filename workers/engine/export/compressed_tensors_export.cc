@@ -15,6 +15,7 @@
 namespace compressd::engine {
 namespace {
 
+using gptq_export_internal::PackCodes;
 using gptq_export_internal::PutBits;
 using gptq_export_internal::ScaleToHalf;
 using nlohmann::json;
@@ -93,19 +94,9 @@ absl::StatusOr<CtPackedTensor> PackCompressedTensor(const QuantizedTensor& q,
   RETURN_IF_ERROR(CheckLayer(q, name));
   CtPackedTensor p = CtShape(q.rows, q.cols, q.grid);
   const int bits = p.bits;
-  const int maxq = MaxQ(bits);
   const int64_t row_words = Words(q.cols, bits);
   std::vector<uint32_t> packed(static_cast<size_t>(q.rows * row_words), 0);
-  for (int64_t r = 0; r < q.rows; ++r) {
-    const uint8_t* codes = q.codes.data() + r * q.cols;
-    for (int64_t c = 0; c < q.cols; ++c) {
-      if (codes[c] > maxq) {
-        return Invalid(name, absl::StrCat("code ", int{codes[c]}, " at [", r, ", ", c, "] exceeds ",
-                                          maxq, " for ", bits, " bits"));
-      }
-      PutBits(packed.data() + r * row_words, 1, c, bits, codes[c]);
-    }
-  }
+  RETURN_IF_ERROR(PackCodes(q, bits, packed.data(), row_words, 1, name));
   std::vector<uint32_t> zeros(q.grid.symmetric ? 0 : Words(q.rows, bits) * q.groups, 0);
   p.scale.assign(static_cast<size_t>(q.rows * q.groups), 0);
   for (int64_t r = 0; r < q.rows; ++r) {

@@ -29,6 +29,7 @@ namespace compressd::engine {
 
 namespace {
 
+using gptq_export_internal::PackCodes;
 using gptq_export_internal::PutBits;
 using gptq_export_internal::ScaleToHalf;
 namespace fs = std::filesystem;
@@ -305,7 +306,6 @@ absl::StatusOr<GptqPackedTensor> PackGptqTensor(const QuantizedTensor& q,
   p.groups = q.groups;
   p.bits = q.grid.bits;
   const int bits = p.bits;
-  const int maxq = engine::MaxQ(bits);
   const int64_t group_size = q.grid.group_size > 0 ? q.grid.group_size : q.cols;
 
   p.g_idx.assign(q.group_index.begin(), q.group_index.end());
@@ -321,16 +321,7 @@ absl::StatusOr<GptqPackedTensor> PackGptqTensor(const QuantizedTensor& q,
   }
 
   std::vector<uint32_t> qweight(static_cast<size_t>(q.cols * bits / 32 * q.rows), 0);
-  for (int64_t r = 0; r < q.rows; ++r) {
-    const uint8_t* codes = q.codes.data() + r * q.cols;
-    for (int64_t c = 0; c < q.cols; ++c) {
-      if (codes[c] > maxq) {
-        return Invalid(name, absl::StrCat("code ", int{codes[c]}, " at [", r, ", ", c, "] exceeds ",
-                                          maxq, " for ", bits, " bits"));
-      }
-      PutBits(qweight.data() + r, q.rows, c, bits, codes[c]);
-    }
-  }
+  RETURN_IF_ERROR(PackCodes(q, bits, qweight.data(), 1, q.rows, name));
 
   const int64_t zero_words = q.rows * bits / 32;
   std::vector<uint32_t> qzeros(static_cast<size_t>(q.groups * zero_words), 0);

@@ -23,6 +23,11 @@ bool SameGrid(const QuantGrid& a, const QuantGrid& b);
 // of `bits`-bit fields held in 32-bit words words[0], words[stride], ...; a
 // field that crosses a word boundary continues in the next word's low bits.
 void PutBits(uint32_t* words, int64_t stride, int64_t index, int bits, uint32_t value);
+// Every row's codes of q as `bits`-bit fields: row r's stream starts at
+// words + r * row_step, its words `stride` apart (PutBits). INVALID_ARGUMENT
+// naming `name` and the position of a code above 2^bits - 1.
+absl::Status PackCodes(const QuantizedTensor& q, int bits, uint32_t* words, int64_t row_step,
+                       int64_t stride, absl::string_view name);
 // Scale (r, g) of q as float16; INVALID_ARGUMENT naming `name`, the row and
 // the group when it is not finite or overflows/underflows float16.
 absl::StatusOr<uint16_t> ScaleToHalf(const QuantizedTensor& q, int64_t r, int64_t g,

@@ -20,6 +20,23 @@ void PutBits(uint32_t* words, int64_t stride, int64_t index, int bits, uint32_t 
   }
 }
 
+absl::Status PackCodes(const QuantizedTensor& q, int bits, uint32_t* words, int64_t row_step,
+                       int64_t stride, absl::string_view name) {
+  const int maxq = MaxQ(bits);
+  for (int64_t r = 0; r < q.rows; ++r) {
+    const uint8_t* codes = q.codes.data() + r * q.cols;
+    for (int64_t c = 0; c < q.cols; ++c) {
+      if (codes[c] > maxq) {
+        return absl::InvalidArgumentError(absl::StrCat(name, ": code ", int{codes[c]}, " at [", r,
+                                                       ", ", c, "] exceeds ", maxq, " for ", bits,
+                                                       " bits"));
+      }
+      PutBits(words + r * row_step, stride, c, bits, codes[c]);
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<uint16_t> ScaleToHalf(const QuantizedTensor& q, int64_t r, int64_t g,
                                      absl::string_view name) {
   const float s = q.scales[r * q.groups + g];
