@@ -38,22 +38,33 @@ int64_t InputRows(const LinearInputs& in, int input) {
 }  // namespace
 
 std::vector<double> OwlSparsities(const std::vector<double>& outlier_percent, double sparsity,
-                                  double lambda) {
-  if (outlier_percent.empty()) return {};
-  const auto [lo, hi] = std::minmax_element(outlier_percent.begin(), outlier_percent.end());
-  const double min = *lo, range = *hi - *lo;
-  std::vector<double> d(outlier_percent.size(), 0.0);
-  if (range > 0) {
-    for (size_t l = 0; l < d.size(); ++l) d[l] = (outlier_percent[l] - min) / range * 2 * lambda;
+                                  double lambda, const std::vector<uint64_t>& weights) {
+  const size_t n = outlier_percent.size();
+  auto weight = [&](size_t l) { return weights.empty() ? 1.0 : static_cast<double>(weights[l]); };
+  double min = 0, max = 0, total = 0;
+  for (size_t l = 0; l < n; ++l) {
+    if (weight(l) <= 0) continue;
+    min = total > 0 ? std::min(min, outlier_percent[l]) : outlier_percent[l];
+    max = total > 0 ? std::max(max, outlier_percent[l]) : outlier_percent[l];
+    total += weight(l);
   }
-  const double mean = std::accumulate(d.begin(), d.end(), 0.0) / static_cast<double>(d.size());
-  std::vector<double> s(d.size());
-  for (size_t l = 0; l < d.size(); ++l) s[l] = sparsity - (d[l] - mean);
+  std::vector<double> d(n, 0.0);
+  double mean = 0;
+  for (size_t l = 0; l < n; ++l) {
+    if (weight(l) <= 0) continue;
+    if (max > min) d[l] = (outlier_percent[l] - min) / (max - min) * 2 * lambda;
+    mean += d[l] * weight(l) / total;
+  }
+  std::vector<double> s(n, sparsity);
+  for (size_t l = 0; l < n; ++l) {
+    if (weight(l) > 0) s[l] = sparsity - (d[l] - mean);
+  }
   return s;
 }
 
 std::vector<double> BlockOutlierPercent(const std::vector<const BlockLinear*>& linears,
-                                        const LinearInputs& in, const std::vector<double>& ms) {
+                                        const LinearInputs& in, const std::vector<double>& ms,
+                                        uint64_t* weights) {
   // Column norms per (input, expert), shared by the linears reading them.
   std::map<std::pair<int, int>, std::vector<double>> norms;
   for (const BlockLinear* l : linears) {
@@ -77,6 +88,7 @@ std::vector<double> BlockOutlierPercent(const std::vector<const BlockLinear*>& l
     count += static_cast<uint64_t>(rows * cols);
   }
   std::vector<double> percent(ms.size(), 0.0);
+  if (weights != nullptr) *weights = count;
   if (count == 0) return percent;
   const double mean = sum / static_cast<double>(count);
   std::vector<uint64_t> above(ms.size(), 0);
@@ -97,12 +109,14 @@ std::vector<double> BlockOutlierPercent(const std::vector<const BlockLinear*>& l
   return percent;
 }
 
-absl::StatusOr<std::vector<std::vector<double>>> OwlOutlierPercents(
+absl::StatusOr<OwlScores> OwlOutlierPercents(
     LlamaModel& model, Backend& backend, const std::set<std::string>& targets,
     const CalibrationSet& calibration, const std::vector<double>& ms, BlockStream* stream,
     const BlockRunnerOptions& options, EventSink& events, const CancelToken& cancel) {
   const int n = model.config.n_layers;
-  std::vector<std::vector<double>> percent(ms.size(), std::vector<double>(n, 0.0));
+  OwlScores scores;
+  scores.percent.assign(ms.size(), std::vector<double>(n, 0.0));
+  scores.weights.assign(static_cast<size_t>(n), 0);
   ASSIGN_OR_RETURN(std::unique_ptr<BlockRunner> runner,
                    BlockRunner::Create(&model, &backend, calibration.sequences, options));
   while (!runner->done()) {
@@ -117,15 +131,16 @@ absl::StatusOr<std::vector<std::vector<double>>> OwlOutlierPercents(
           for (const BlockLinear& l : linears) {
             if (targets.count(l.module) && l.tensor != nullptr) targeted.push_back(&l);
           }
-          const std::vector<double> p = BlockOutlierPercent(targeted, in, ms);
-          for (size_t k = 0; k < ms.size(); ++k) percent[k][static_cast<size_t>(i)] = p[k];
+          const std::vector<double> p =
+              BlockOutlierPercent(targeted, in, ms, &scores.weights[static_cast<size_t>(i)]);
+          for (size_t k = 0; k < ms.size(); ++k) scores.percent[k][static_cast<size_t>(i)] = p[k];
           return absl::OkStatus();
         }));
     if (stream != nullptr && block > 0) model.blocks[block] = BlockWeights();
     if (cancel.cancelled()) return absl::CancelledError("job cancelled");
   }
   EmitProgress(events, "owl", n, n, "done");
-  return percent;
+  return scores;
 }
 
 absl::StatusOr<std::vector<v1::Recipe>> OwlBlockRecipes(
@@ -141,7 +156,7 @@ absl::StatusOr<std::vector<v1::Recipe>> OwlBlockRecipes(
     }
   }
   if (ms.empty()) return std::vector<v1::Recipe>{};
-  ASSIGN_OR_RETURN(const std::vector<std::vector<double>> percent,
+  ASSIGN_OR_RETURN(const OwlScores scores,
                    OwlOutlierPercents(model, backend, targets, calibration, ms, stream, options,
                                       events, cancel));
   const int n = model.config.n_layers;
@@ -153,12 +168,16 @@ absl::StatusOr<std::vector<v1::Recipe>> OwlBlockRecipes(
     const size_t k = static_cast<size_t>(std::find(ms.begin(), ms.end(), owl->m()) - ms.begin());
     const double target = recipe.stages(i).has_wanda() ? recipe.stages(i).wanda().sparsity()
                                                         : recipe.stages(i).sparsegpt().sparsity();
-    const std::vector<double> s = OwlSparsities(percent[k], target, owl->lambda());
+    const std::vector<double> s =
+        OwlSparsities(scores.percent[k], target, owl->lambda(), scores.weights);
     json blocks = json::array();
     std::string line;
     for (int b = 0; b < n; ++b) {
       ResolveOwl(recipes[static_cast<size_t>(b)].mutable_stages(i), s[b]);
-      blocks.push_back({{"block", b}, {"outlier_percent", percent[k][b]}, {"sparsity", s[b]}});
+      blocks.push_back({{"block", b},
+                        {"outlier_percent", scores.percent[k][b]},
+                        {"targeted_weights", scores.weights[b]},
+                        {"sparsity", s[b]}});
       EmitMetric(events, "owl_sparsity", s[b], absl::StrCat("model.layers.", b));
       absl::StrAppendFormat(&line, "%s%.3f", b ? " " : "", s[b]);
     }

@@ -10,7 +10,9 @@
 // weights together. Then
 //   D_l = 2 * lambda * (R_l - min R) / (max R - min R)   (0 when all R are equal)
 //   s_l = S - (D_l - mean D)
-// so blocks with more outliers keep more weights, the mean over blocks is S
+// (min, max and mean over the blocks with targets, the mean weighted by
+// their targeted weights), so blocks with more outliers keep more weights,
+// the model's sparsity is S
 // and the s_l span a window of width 2 lambda that contains S (the recipe
 // keeps S +- 2 lambda inside (0, 1)). The run then prunes block l
 // at s_l (a module override's sparsity still wins for its modules).
@@ -35,20 +37,30 @@
 
 namespace compressd::engine {
 
-// s_l from R_l (the formula above). Empty for no blocks.
+// s_l from R_l (the formula above). With `weights` (each block's number of
+// targeted weights), min, max and mean run over the blocks with weights only,
+// the mean weighted, so the whole model's sparsity is S when blocks differ in
+// size; a block without any gets S. Empty weights: all blocks equal. Empty
+// for no blocks.
 std::vector<double> OwlSparsities(const std::vector<double>& outlier_percent, double sparsity,
-                                  double lambda);
+                                  double lambda, const std::vector<uint64_t>& weights = {});
 
 // R for each threshold of `ms` over `linears` (their tensors set), on their
-// inputs `in`.
+// inputs `in`; *count gets their number of weights when not null.
 std::vector<double> BlockOutlierPercent(const std::vector<const BlockLinear*>& linears,
-                                        const LinearInputs& in, const std::vector<double>& ms);
+                                        const LinearInputs& in, const std::vector<double>& ms,
+                                        uint64_t* count = nullptr);
 
-// The dense pass: R[k][block] for threshold ms[k] over the targeted linears
+struct OwlScores {
+  std::vector<std::vector<double>> percent;  // [k][block]: R for threshold ms[k]
+  std::vector<uint64_t> weights;             // [block]: targeted weights
+};
+
+// The dense pass: R for each threshold of `ms` over the targeted linears
 // (`targets`: module names) of every block. With a `stream` (block 0 already
 // in the model), blocks 1.. are read with BlockStream::Peek and freed after.
 // CANCELLED between blocks when `cancel` is set.
-absl::StatusOr<std::vector<std::vector<double>>> OwlOutlierPercents(
+absl::StatusOr<OwlScores> OwlOutlierPercents(
     LlamaModel& model, Backend& backend, const std::set<std::string>& targets,
     const CalibrationSet& calibration, const std::vector<double>& ms, BlockStream* stream,
     const BlockRunnerOptions& options, EventSink& events, const CancelToken& cancel);

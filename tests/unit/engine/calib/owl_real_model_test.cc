@@ -67,9 +67,10 @@ TEST(OwlRealModelTest, OutlierRatiosAndAllocationMatchPyTorch) {
   CpuBackend backend;
   NoEvents events;
   CancelToken cancel;
-  absl::StatusOr<std::vector<std::vector<double>>> percent = OwlOutlierPercents(
-      *model, backend, targets, calibration, ms, nullptr, {}, events, cancel);
-  ASSERT_TRUE(percent.ok()) << percent.status();
+  absl::StatusOr<OwlScores> scores = OwlOutlierPercents(*model, backend, targets, calibration, ms,
+                                                        nullptr, {}, events, cancel);
+  ASSERT_TRUE(scores.ok()) << scores.status();
+  const std::vector<std::vector<double>>* percent = &scores->percent;
   std::map<double, std::vector<double>> ours;
   for (size_t k = 0; k < ms.size(); ++k) {
     const std::vector<double> want = fix["outlier_percent"][keys[k]];
@@ -81,8 +82,8 @@ TEST(OwlRealModelTest, OutlierRatiosAndAllocationMatchPyTorch) {
   }
   for (const nlohmann::json& a : fix["allocations"]) {
     const std::vector<double> want = a["block_sparsity"];
-    const std::vector<double> got =
-        OwlSparsities(ours.at(a["m"].get<double>()), a["sparsity"], a["lambda"]);
+    const std::vector<double> got = OwlSparsities(ours.at(a["m"].get<double>()), a["sparsity"],
+                                                  a["lambda"], scores->weights);
     ASSERT_EQ(got.size(), want.size());
     for (size_t b = 0; b < want.size(); ++b) {
       EXPECT_NEAR(got[b], want[b], kSparsityTol) << "allocation " << a.dump() << " block " << b;

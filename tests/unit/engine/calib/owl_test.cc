@@ -50,6 +50,22 @@ TEST(OwlTest, AllocationKeepsTheMeanAndSpansTwoLambda) {
   EXPECT_LT(*lo, 0.7 - 0.08);
 }
 
+// Blocks of different sizes: the mean is weighted by their targeted weights
+// (the model's sparsity stays S), and a block with none takes no part.
+TEST(OwlTest, AllocationWeightsBlocksByTheirTargetedWeights) {
+  // R = 1, 3, 9 (ignored: no weights); D = 0, 0.2; weighted mean (1:3) 0.15.
+  const std::vector<double> s = OwlSparsities({1, 3, 9}, 0.5, 0.1, {100, 300, 0});
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_NEAR(s[0], 0.65, 1e-12);
+  EXPECT_NEAR(s[1], 0.45, 1e-12);
+  EXPECT_DOUBLE_EQ(s[2], 0.5);
+  EXPECT_NEAR((100 * s[0] + 300 * s[1]) / 400, 0.5, 1e-12);
+  // Equal weights are the unweighted formula.
+  const std::vector<double> e = OwlSparsities({1, 2, 3}, 0.5, 0.1, {7, 7, 7});
+  EXPECT_NEAR(e[0], 0.6, 1e-12);
+  EXPECT_NEAR(e[2], 0.4, 1e-12);
+}
+
 TEST(OwlTest, OutlierRatioCountsScoresAboveMTimesTheMean) {
   // One 2 x 4 linear; two tokens whose column norms are 1, 1, 2, 0: scores
   // |w| * norm = {1, 1, 2, 0, 1, 1, 20, 0}, mean 3.25.
