@@ -3,7 +3,7 @@
 # runs every test, then repeats the C++ tests under ASan+UBSan, then runs
 # every libFuzzer target for a bounded time on its committed corpus.
 # Usage: scripts/test.sh [--no-sanitizers] [--no-fuzz]
-#   COMPRESSD_FUZZ_SECONDS: seconds per fuzz target (default 20).
+#   COMPRESSD_FUZZ_SECONDS: seconds per fuzz target (default 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SAN=1
@@ -53,7 +53,7 @@ if [ "$FUZZ" = 1 ]; then
   # The parsers of untrusted input, rebuilt with clang's libFuzzer and
   # ASan+UBSan; each target runs on a scratch copy of its committed corpus
   # (new inputs it finds are not written back). A crash fails the run.
-  FUZZ_SECONDS=${COMPRESSD_FUZZ_SECONDS:-20}
+  FUZZ_SECONDS=${COMPRESSD_FUZZ_SECONDS:-10}
   FUZZERS=(fuzz_gguf_file:gguf fuzz_gguf_model:gguf fuzz_dequant:dequant fuzz_hf_config:hf_config
     fuzz_safetensors:safetensors fuzz_tokenizer:tokenizer fuzz_recipe:recipe fuzz_upload:upload)
   echo "== build (libFuzzer, clang)"
