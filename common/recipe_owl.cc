@@ -44,6 +44,10 @@ const v1::OwlSpec* StageOwl(const v1::Stage& stage) {
   return nullptr;
 }
 
+double OwlTargetSparsity(const v1::Stage& stage) {
+  return stage.has_wanda() ? stage.wanda().sparsity() : stage.sparsegpt().sparsity();
+}
+
 void ResolveOwl(v1::Stage* stage, double sparsity) {
   if (stage->has_wanda()) {
     stage->mutable_wanda()->set_sparsity(sparsity);

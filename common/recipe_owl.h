@@ -26,6 +26,9 @@ absl::Status ValidateOwl(const v1::OwlSpec& owl, double sparsity, const std::str
 // The OWL allocation of a wanda or sparsegpt stage; null when it has none.
 const v1::OwlSpec* StageOwl(const v1::Stage& stage);
 
+// The sparsity S that OWL allocates around: the wanda or sparsegpt stage's own.
+double OwlTargetSparsity(const v1::Stage& stage);
+
 // A wanda or sparsegpt stage as it runs on one block once OWL has allocated:
 // its sparsity replaced by the block's, and no owl left.
 void ResolveOwl(v1::Stage* stage, double sparsity);

@@ -19,9 +19,9 @@ struct GgufTypeName {
   int id;  // ggml type id (GGUF spec)
 };
 // The GGUF types the exporter writes; the one list of their names.
-constexpr GgufTypeName kGgufTypes[] = {{"F32", 0},   {"F16", 1},  {"Q8_0", 8}, {"Q4_0", 2},
-                                       {"Q4_1", 3},  {"Q5_0", 6}, {"Q5_1", 7}, {"Q4_K", 12},
-                                       {"Q5_K", 13}, {"Q6_K", 14}};
+constexpr GgufTypeName kGgufTypes[] = {
+    {"F32", 0},  {"F16", 1},  {"Q8_0", 8},  {"Q4_0", 2},  {"Q4_1", 3},  {"Q5_0", 6},
+    {"Q5_1", 7}, {"Q2_K", 10}, {"Q3_K", 11}, {"Q4_K", 12}, {"Q5_K", 13}, {"Q6_K", 14}};
 
 absl::Status FieldError(const std::string& field, const std::string& message) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", message));

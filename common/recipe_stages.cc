@@ -1,6 +1,7 @@
 #include "common/recipe_stages.h"
 
 #include "common/module_pattern.h"
+#include "common/recipe_grid.h"
 #include "common/recipe_owl.h"
 #include "common/recipe_spec.h"
 
@@ -16,7 +17,6 @@
 namespace compressd {
 namespace {
 
-constexpr int64_t kMaxGroupSize = int64_t{1} << 20;
 constexpr int64_t kMaxBlock = 4096;
 constexpr int kMaxSamples = 1 << 16;
 constexpr int kMaxSeqLen = 1 << 17;
@@ -43,18 +43,6 @@ absl::Status ValidateSparsity(double sparsity, const std::string& pattern,
     return FieldError(path + ".sparsity", absl::StrCat("must be in (0, 1), got ", sparsity));
   }
   return ParseNMPattern(pattern, path + ".pattern").status();
-}
-
-absl::Status ValidateGrid(const v1::QuantGridSpec& grid, const std::string& path) {
-  if (grid.bits() < 2 || grid.bits() > 8) {
-    return FieldError(path + ".bits", absl::StrCat("must be in [2, 8], got ", grid.bits()));
-  }
-  if (grid.group_size() != -1 && (grid.group_size() < 1 || grid.group_size() > kMaxGroupSize)) {
-    return FieldError(path + ".group_size",
-                      absl::StrCat("must be -1 (per channel) or in [1, ", kMaxGroupSize, "], got ",
-                                   grid.group_size()));
-  }
-  return absl::OkStatus();
 }
 
 absl::Status ValidateSolver(int64_t block_size, double percdamp, const std::string& path) {

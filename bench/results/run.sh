@@ -56,6 +56,9 @@ declare -A STAGES=(
   [gptq-3-pc]='[{gptq: {grid: {bits: 3, group_size: -1}, act_order: false}}]'
   [gptq-3-pc-act]='[{gptq: {grid: {bits: 3, group_size: -1}}}]'
   [gptq-2-pc]='[{gptq: {grid: {bits: 2, group_size: -1}, act_order: false}}]'
+  [gptq-3-g32-act]='[{gptq: {grid: {bits: 3, group_size: 32}}}]'
+  [gptq-3-g32-act-sb6]='[{gptq: {grid: {bits: 3, group_size: 32, scale_bits: 6}}}]'
+  [gptq-3-g16-act-sb6]='[{gptq: {grid: {bits: 3, group_size: 16, scale_bits: 6}}}]'
   [sparsegpt-50+gptq-4-g128]='[{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 128}, act_order: false}}]'
 )
 # gptq-*: the rows measured before act-order became GPTQ's default (pinned

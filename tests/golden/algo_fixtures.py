@@ -22,9 +22,9 @@ LAYERS = ["l0_q_proj", "l5_down_proj", "l29_gate_proj"]
 DEAD = [3, 100, 257]  # inputs made dead (H row and column zeroed) in "gptq_dead"
 
 
-def gptq(name, bits, group, sym, act=False, static=False, dead=False):
+def gptq(name, bits, group, sym, act=False, static=False, dead=False, scale_bits=0):
     return dict(name=name, solver="gptq", bits=bits, group=group, sym=sym, act_order=act,
-                static_groups=static, dead=DEAD if dead else [])
+                static_groups=static, dead=DEAD if dead else [], scale_bits=scale_bits)
 
 
 CONFIGS = [
@@ -37,7 +37,10 @@ CONFIGS = [
     gptq("gptq_w8_pc_sym", 8, -1, True),
     gptq("gptq_w4_g96_sym", 4, 96, True),
     gptq("gptq_dead_w4_g128", 4, 128, False, act=True, dead=True),
+    gptq("gptq_w3_g16_act_static_sb6", 3, 16, True, act=True, static=True, scale_bits=6),
+    gptq("gptq_w3_g32_sb6", 3, 32, True, scale_bits=6),
     dict(name="rtn_w4_g128_sym", solver="rtn", bits=4, group=128, sym=True),
+    dict(name="rtn_w6_g16_sb8", solver="rtn", bits=6, group=16, sym=True, scale_bits=8),
     dict(name="rtn_w3_pc_asym", solver="rtn", bits=3, group=-1, sym=False),
     dict(name="sgpt_50_block", solver="sparsegpt", sparsity=0.5, n=0, m=0, scope="block",
          values=True),
@@ -72,7 +75,8 @@ def run(cfg, w, h, blob):
     arrays = {}
     if cfg["solver"] in ("gptq", "rtn", "sparsegpt+gptq"):
         if cfg["solver"] == "rtn":
-            out, codes, scales, zeros = ref.rtn(w, cfg["bits"], cfg["group"], cfg["sym"])
+            out, codes, scales, zeros = ref.rtn(w, cfg["bits"], cfg["group"], cfg["sym"],
+                                                cfg.get("scale_bits", 0))
         else:
             base = w
             if cfg["solver"] == "sparsegpt+gptq":
@@ -84,7 +88,7 @@ def run(cfg, w, h, blob):
                 hh[:, j] = 0
             out, codes, scales, zeros, gidx = ref.gptq(
                 base, hh, cfg["bits"], cfg["group"], cfg["sym"], cfg.get("act_order", False),
-                cfg.get("static_groups", False))
+                cfg.get("static_groups", False), scale_bits=cfg.get("scale_bits", 0))
             arrays["gidx"] = blob.add(gidx, "i4")
         arrays["codes"] = blob.add(codes, "u1")
         arrays["scales"] = blob.add(scales, "f4")

@@ -23,6 +23,13 @@ the C++ shares (and that a test would catch if either side changed them):
   * pruning order: smallest score first, ties by lower index (stable sort); unstructured
     prunes round(sparsity * count) entries per block (all rows) or per row of a block.
   * N:M keeps n of every m consecutive inputs.
+  * scale_bits (k-quant double quantization, ggml's Q3_K / Q6_K layout): the scales of
+    the groups in each run of 256 inputs of a row become d * sc, d the smallest fp16
+    value >= (largest scale of a group that is not all zero) / smax (1 when all are),
+    sc = clamp(round(scale / d), 1, smax), smax = 2^(scale_bits - 1) - 1; all-zero groups
+    get d. Static groups: on the up-front scales. During the sweep: d is computed when
+    the sweep reaches the super-group's first column, from the grids of its groups on
+    the current weights; each group's scale is moved onto it at the group's start.
 """
 import math
 
@@ -46,6 +53,47 @@ def grid_params(x, bits, sym):
     scale = (xmax - xmin) / maxq
     zero = torch.full_like(scale, (maxq + 1) // 2) if sym else torch.round(-xmin / scale)
     return scale, zero
+
+
+def half_ceil(x):
+    """The smallest fp16 value >= x (x > 0, float32), elementwise, as float32."""
+    h = x.to(torch.float16)
+    bits = h.view(torch.int16)  # positive halves: bits + 1 is the next value up
+    h = torch.where(h.to(torch.float32) < x, (bits + 1).view(torch.float16), h)
+    return h.to(torch.float32)
+
+
+def lattice_step(max_scale, scale_bits):
+    smax = 2 ** (scale_bits - 1) - 1
+    return torch.where(max_scale > 0, half_ceil(max_scale / smax), torch.ones_like(max_scale))
+
+
+def on_lattice(scale, empty, d, scale_bits):
+    smax = 2 ** (scale_bits - 1) - 1
+    sc = torch.clamp(torch.round(scale / d), 1, smax)
+    return torch.where(empty, d, d * sc)
+
+
+def lattice_scales(scales, empties, group, scale_bits):
+    """[rows, groups] scales of contiguous groups moved onto their super-groups' lattices."""
+    if not scale_bits:
+        return scales
+    per = 256 // group
+    out = scales.clone()
+    for g0 in range(0, scales.shape[1], per):
+        s, e = scales[:, g0:g0 + per], empties[:, g0:g0 + per]
+        d = lattice_step(torch.where(e, torch.zeros_like(s), s).max(1).values, scale_bits)
+        out[:, g0:g0 + per] = on_lattice(s, e, d[:, None], scale_bits)
+    return out
+
+
+def super_step(x, group, bits, scale_bits):
+    """The lattice step of a super-group x [rows, <= 256] from its groups' grids."""
+    ps = [grid_params(x[:, c:c + group], bits, True) for c in range(0, x.shape[1], group)]
+    scales = torch.stack([p[0] for p in ps], 1)
+    empties = torch.stack([(x[:, c:c + group] == 0).all(1) for c in range(0, x.shape[1], group)], 1)
+    return lattice_step(torch.where(empties, torch.zeros_like(scales), scales).max(1).values,
+                        scale_bits)
 
 
 def quantize(x, scale, zero, bits):
@@ -89,7 +137,9 @@ def obs_sweep(w, u, block, prune=None, quant=None, fixed=None, static=None, gidx
     rows, cols = w.shape
     pruned = fixed.clone() if fixed is not None else torch.zeros_like(w, dtype=torch.bool)
     codes = torch.zeros_like(w)
-    bits, group, sym = quant if quant else (0, 0, False)
+    bits, group, sym = quant[:3] if quant else (0, 0, False)
+    scale_bits = quant[3] if quant and len(quant) > 3 else 0
+    step = torch.ones(rows)
     dyn = group if (quant and static is None and group > 0) else 0
     if prune and prune[0] == "nm":
         block -= block % prune[2]
@@ -123,6 +173,13 @@ def obs_sweep(w, u, block, prune=None, quant=None, fixed=None, static=None, gidx
                 assert i == 0 or span <= i2 - c
                 g = gidx[c]
                 scales[:, g], zeros[:, g] = grid_params(cur * ~pruned[:, c:c + span], bits, sym)
+                if scale_bits:
+                    if c % 256 == 0:
+                        sup = torch.cat([w1[:, i:], w[:, i2:]], 1)[:, :min(256, cols - c)]
+                        step = super_step(sup * ~pruned[:, c:c + sup.shape[1]], group, bits,
+                                          scale_bits)
+                    empty = (cur * ~pruned[:, c:c + span] == 0).all(1)
+                    scales[:, g] = on_lattice(scales[:, g], empty, step, scale_bits)
             x = w1[:, i] * ~pruned[:, c]
             q = x
             if quant:
@@ -140,8 +197,12 @@ def obs_sweep(w, u, block, prune=None, quant=None, fixed=None, static=None, gidx
     return w, pruned, codes, scales, zeros
 
 
+def group_empties(w, group):
+    return torch.stack([(w[:, c:c + group] == 0).all(1) for c in range(0, w.shape[1], group)], 1)
+
+
 def gptq(w, h, bits, group=-1, sym=True, act_order=False, static_groups=False, block=128,
-         percdamp=0.01, preserve_zeros=True):
+         percdamp=0.01, preserve_zeros=True, scale_bits=0):
     """Returns (w', codes, scales, zeros, gidx) in the original column order."""
     w, h = w.clone(), h.clone()
     cols = w.shape[1]
@@ -152,7 +213,9 @@ def gptq(w, h, bits, group=-1, sym=True, act_order=False, static_groups=False, b
     gidx = torch.tensor([c // group if group > 0 else 0 for c in range(cols)])
     if static_groups and group > 0:
         ps = [grid_params(w[:, c:c + group], bits, sym) for c in range(0, cols, group)]
-        static = (torch.stack([p[0] for p in ps], 1), torch.stack([p[1] for p in ps], 1))
+        static = (lattice_scales(torch.stack([p[0] for p in ps], 1), group_empties(w, group),
+                                 group, scale_bits),
+                  torch.stack([p[1] for p in ps], 1))
     perm = torch.arange(cols)
     if act_order:
         hd = torch.diag(h).clone()
@@ -161,7 +224,7 @@ def gptq(w, h, bits, group=-1, sym=True, act_order=False, static_groups=False, b
     u = hinv_upper(h[perm][:, perm], percdamp)
     sweep_gidx = gidx[perm] if static is not None else None
     wq, _, codes, scales, zeros = obs_sweep(
-        w[:, perm], u, block, quant=(bits, group, sym),
+        w[:, perm], u, block, quant=(bits, group, sym, scale_bits),
         fixed=fixed[:, perm] if fixed is not None else None, static=static, gidx=sweep_gidx)
     inv = torch.argsort(perm)
     if static is None and group > 0:
@@ -178,18 +241,18 @@ def sparsegpt(w, h, sparsity=0.5, n=0, m=0, scope="block", block=128, percdamp=0
     return obs_sweep(w, hinv_upper(h, percdamp), block, prune=prune, quant=quant)
 
 
-def rtn(w, bits, group=-1, sym=True):
+def rtn(w, bits, group=-1, sym=True, scale_bits=0):
     """Round-to-nearest on the same grid: (w', codes, scales, zeros)."""
     cols = w.shape[1]
     g = group if group > 0 else cols
-    out, codes, scales, zeros = w.clone(), torch.zeros_like(w), [], []
+    ps = [grid_params(w[:, c:c + g], bits, sym) for c in range(0, cols, g)]
+    scales = lattice_scales(torch.stack([p[0] for p in ps], 1), group_empties(w, g), g, scale_bits)
+    zeros = torch.stack([p[1] for p in ps], 1)
+    out, codes = w.clone(), torch.zeros_like(w)
     for c in range(0, cols, g):
-        sc, ze = grid_params(w[:, c:c + g], bits, sym)
         for j in range(c, min(c + g, cols)):
-            codes[:, j], out[:, j] = quantize(w[:, j], sc, ze, bits)
-        scales.append(sc)
-        zeros.append(ze)
-    return out, codes, torch.stack(scales, 1), torch.stack(zeros, 1)
+            codes[:, j], out[:, j] = quantize(w[:, j], scales[:, c // g], zeros[:, c // g], bits)
+    return out, codes, scales, zeros
 
 
 def wanda(w, h, sparsity=0.5, n=0, m=0):

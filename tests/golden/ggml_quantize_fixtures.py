@@ -11,7 +11,7 @@ Outputs per input:
     (source 0). The script also quantizes them with ggml itself and asserts
     the bytes are the same, so these are llama.cpp's bytes too. The C++ test
     requires byte equality.
-  * Q4_K, Q5_K, Q6_K from ggml's reference quantizers (source 1), called through
+  * Q2_K, Q3_K, Q4_K, Q5_K, Q6_K from ggml's reference quantizers (source 1), called through
     ctypes from the libggml-base.so bundled with llama-cpp-python (gguf-py
     cannot quantize k-quants). Our k-quant search is our own, so the C++ test
     compares reconstruction error, not bytes.
@@ -41,7 +41,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests/golden/fixtures/ggml_quantize.bin"
 DEFAULT_MODEL = ROOT / ".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 LEGACY = [T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1]
-KQUANTS = [T.Q4_K, T.Q5_K, T.Q6_K]
+KQUANTS = [T.Q4_K, T.Q5_K, T.Q6_K, T.Q2_K, T.Q3_K]
 
 
 def ggml_lib():

@@ -183,6 +183,11 @@ absl::Status CudaSolver::Impl::Sweep(const SweepOptions& o, const engine::SweepP
   const int64_t rows = s->rows, cols = s->cols, block = plan.block;
   const bool grid = o.grid.has_value();
   const int64_t groups = grid ? engine::GroupCount(*o.grid, cols) : 0;
+  if (grid && o.grid->scale_bits > 0 && !o.static_grids) {
+    return absl::UnimplementedError(
+        "scale_bits with groups chosen during the sweep (no static_groups) runs on the CPU "
+        "solver only: use static_groups, or a CPU worker");
+  }
   ASSIGN_OR_RETURN(float* d_w, arena.Take<float>(rows * cols, "weights"));
   ASSIGN_OR_RETURN(uint8_t* d_pruned, arena.Take<uint8_t>(rows * cols, "mask"));
   ASSIGN_OR_RETURN(float* d_wt, arena.Take<float>(rows * block, "block"));

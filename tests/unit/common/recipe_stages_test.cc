@@ -113,6 +113,14 @@ TEST(RecipeStagesTest, RejectsBadValuesNamingTheField) {
   ExpectInvalid("stages: [{magnitude: {sparsity: 0.5}}]\noutput: {format: compressed_tensors}",
                 "output.format: compressed_tensors needs a stage that quantizes");
   ExpectInvalid("stages: [{}]", "stages[0]: stage has no kind");
+  ExpectInvalid("stages: [{rtn: {grid: {bits: 3, group_size: 48, scale_bits: 6}}}]",
+                "stages[0].rtn.grid.scale_bits: scales on a lattice need a group_size dividing "
+                "256");
+  ExpectInvalid("stages: [{rtn: {grid: {bits: 3, asymmetric: true, scale_bits: 6}}}]",
+                "stages[0].rtn.grid.scale_bits: scales on a lattice need a symmetric grid");
+  ExpectInvalid("stages: [{rtn: {grid: {bits: 3, group_size: 16, scale_bits: 9}}}]",
+                "stages[0].rtn.grid.scale_bits: must be 0 (float scales) or in [2, 8], got 9");
+  EXPECT_TRUE(Prepare("stages: [{rtn: {grid: {bits: 3, group_size: 16, scale_bits: 6}}}]").ok());
 }
 
 TEST(RecipeStagesTest, CalibrationSourceRequiredAndChecked) {

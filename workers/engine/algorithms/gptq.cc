@@ -27,19 +27,24 @@ std::vector<int64_t> ActOrder(const float* h, int64_t cols) {
   return perm;
 }
 
-// Grids of contiguous input groups computed on the (unpermuted) weights.
+// Grids of contiguous input groups computed on the (unpermuted) weights
+// (on their lattice when the grid has scale_bits).
 void StaticGrids(const float* w, int64_t rows, int64_t cols, const QuantGrid& grid,
                  SweepState* state) {
   const int64_t groups = GroupCount(grid, cols);
   state->scales.resize(rows * groups);
   state->zeros.resize(rows * groups);
+  std::vector<GridParam> params(groups);
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t g = 0; g < groups; ++g) {
       const int64_t c0 = g * grid.group_size;
-      const GridParam p = FindGridParam(w + r * cols + c0, std::min(grid.group_size, cols - c0),
-                                        nullptr, grid.bits, grid.symmetric);
-      state->scales[r * groups + g] = p.scale;
-      state->zeros[r * groups + g] = p.zero;
+      params[g] = FindGridParam(w + r * cols + c0, std::min(grid.group_size, cols - c0), nullptr,
+                                grid.bits, grid.symmetric);
+    }
+    LatticeRow(grid, params.data(), groups);
+    for (int64_t g = 0; g < groups; ++g) {
+      state->scales[r * groups + g] = params[g].scale;
+      state->zeros[r * groups + g] = params[g].zero;
     }
   }
 }

@@ -91,6 +91,7 @@ void SweepRow(const SweepOptions& o, SweepState* s, int64_t r, int64_t i1, int64
   const int64_t groups = o.grid ? GroupCount(*o.grid, cols) : 0;
   const int64_t g = o.grid ? o.grid->group_size : 0;
   const int maxq = o.grid ? MaxQ(o.grid->bits) : 0;
+  const int64_t supers = (cols + kScaleSuperGroup - 1) / kScaleSuperGroup;
   for (int64_t p = i1; p < i2; ++p) {
     if (nm && p % o.pruning.m == 0) SelectNM(w, s->u, cols, p, o.pruning.n, o.pruning.m, pruned);
     const float x = pruned[p] ? 0.0f : w[p];
@@ -99,8 +100,14 @@ void SweepRow(const SweepOptions& o, SweepState* s, int64_t r, int64_t i1, int64
       const int64_t k = r * groups + s->group_of[p];
       if (!o.static_grids && (g > 0 ? p % g == 0 : p == 0)) {
         const int64_t span = g > 0 ? std::min(g, cols - p) : cols;
-        const GridParam gp =
-            FindGridParam(w + p, span, pruned + p, o.grid->bits, o.grid->symmetric);
+        GridParam gp = FindGridParam(w + p, span, pruned + p, o.grid->bits, o.grid->symmetric);
+        if (o.grid->scale_bits > 0) {  // the super-group's step, from its weights as they are now
+          float& d = s->steps[r * supers + p / kScaleSuperGroup];
+          if (p % kScaleSuperGroup == 0) {
+            d = SuperGroupStep(w + p, std::min(kScaleSuperGroup, cols - p), pruned + p, *o.grid);
+          }
+          gp.scale = OnLattice(gp.scale, gp.empty, d, o.grid->scale_bits);
+        }
         s->scales[k] = gp.scale;
         s->zeros[k] = gp.zero;
       }
@@ -149,6 +156,9 @@ SweepPlan PrepareSweep(const SweepOptions& o, SweepState* s) {
       const int64_t g = o.grid->group_size;
       for (int64_t p = 0; p < cols; ++p) s->group_of[p] = g > 0 ? static_cast<int32_t>(p / g) : 0;
       dyn_group = std::max<int64_t>(g, 0);
+      if (o.grid->scale_bits > 0) {
+        s->steps.assign(rows * ((cols + kScaleSuperGroup - 1) / kScaleSuperGroup), 1.0f);
+      }
     }
   }
   return SweepPlan{block, SweepBlocks(cols, block, dyn_group)};

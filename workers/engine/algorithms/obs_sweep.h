@@ -74,6 +74,7 @@ struct SweepState {
   std::vector<float> scales;      // [rows, groups]: out, or in with static_grids
   std::vector<float> zeros;       // [rows, groups]
   std::vector<int32_t> group_of;  // [cols]: in with static_grids, else out
+  std::vector<float> steps;       // [rows, super-groups]: lattice steps (dynamic, scale_bits)
 };
 
 // The lazy-update blocks [i1, i2): ends at multiples of `block`, and also just

@@ -10,6 +10,16 @@
 // scale * (code - zero). zero is an integer, so 0 is always exactly
 // representable: a zero weight stays exactly zero.
 //
+// Scales on a lattice (scale_bits > 0; symmetric grids whose group size
+// divides 256): the double quantization of ggml's k-quants. The scales of the
+// groups in each run of 256 inputs of a row (a super-group) become d * sc with
+// one d per super-group, the smallest fp16 value >= max(scale) / smax, and
+// integers sc = clamp(round(scale / d), 1, smax), smax = 2^(scale_bits - 1) - 1.
+// Groups that are all zero do not count for d and get sc = 1 (their codes
+// are all the zero point). Such a grid is what Q3_K (bits <= 3, group 16,
+// scale_bits <= 6) and Q6_K (bits <= 6, scale_bits <= 8) store, so a GGUF
+// export writes its codes exactly (workers/engine/export/ggml_grid_encode.h).
+//
 // Layout: weights are row-major [rows = out, cols = in]; a group is a run of
 // inputs within a row; scales/zeros are [rows, groups]. Cost: O(rows * cols).
 // Stateless and thread-safe.
@@ -29,10 +39,15 @@ struct QuantGrid {
   int bits = 4;             // 2..8
   int64_t group_size = -1;  // inputs per group; -1: one group per row (per-channel)
   bool symmetric = true;
+  int scale_bits = 0;  // 0: float scales; 2..8: scales on the k-quant lattice (above)
 };
 
-// INVALID_ARGUMENT naming `tensor` and the field unless 2 <= bits <= 8 and
-// group_size is -1 or positive.
+// Inputs per super-group of a lattice grid (ggml's k-quant super-block).
+constexpr int64_t kScaleSuperGroup = 256;
+
+// INVALID_ARGUMENT naming `tensor` and the field unless 2 <= bits <= 8,
+// group_size is -1 or positive, and scale_bits is 0 or in [2, 8] with a
+// symmetric grid whose group size divides kScaleSuperGroup.
 absl::Status ValidateGrid(const QuantGrid& grid, absl::string_view tensor);
 
 inline int MaxQ(int bits) { return (1 << bits) - 1; }
@@ -43,11 +58,27 @@ int64_t GroupCount(const QuantGrid& grid, int64_t cols);
 struct GridParam {
   float scale = 1.0f;
   float zero = 0.0f;
+  bool empty = false;  // every entry was 0: the [-1, 1] grid
 };
 
 // The grid of x[0, k). Entries whose `pruned` flag is set count as 0 (pruned
 // may be null).
 GridParam FindGridParam(const float* x, int64_t k, const uint8_t* pruned, int bits, bool symmetric);
+
+// The lattice step d of a super-group whose largest non-empty group scale is
+// max_scale (0: all groups empty, d = 1).
+float LatticeStep(float max_scale, int scale_bits);
+
+// `scale` moved onto the lattice of step d (d for an empty group).
+float OnLattice(float scale, bool empty, float d, int scale_bits);
+
+// The lattice step of the super-group x[0, k) (k <= kScaleSuperGroup, pruned
+// entries as 0): from the grids of its groups of the current values.
+float SuperGroupStep(const float* x, int64_t k, const uint8_t* pruned, const QuantGrid& grid);
+
+// Moves the grids of one row (groups in column order, params[g] for group g)
+// onto their super-groups' lattices; no-op unless grid.scale_bits > 0.
+void LatticeRow(const QuantGrid& grid, GridParam* params, int64_t groups);
 
 // The code of x on grid p (as a float holding an integer in [0, maxq]).
 inline float QuantizeCode(float x, const GridParam& p, int maxq) {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -34,12 +35,19 @@ absl::StatusOr<QuantizedTensor> QuantizeRtn(float* w, int64_t rows, int64_t cols
   const int64_t span = grid.group_size > 0 ? grid.group_size : cols;
   for (int64_t c = 0; c < cols; ++c) q.group_index[c] = static_cast<int32_t>(c / span);
   const int maxq = MaxQ(grid.bits);
+  std::vector<GridParam> params(q.groups);
   for (int64_t r = 0; r < rows; ++r) {
     float* row = w + r * cols;
     for (int64_t g = 0; g < q.groups; ++g) {
       const int64_t c0 = g * span;
+      params[g] = FindGridParam(row + c0, std::min(c0 + span, cols) - c0, nullptr, grid.bits,
+                                grid.symmetric);
+    }
+    LatticeRow(grid, params.data(), q.groups);
+    for (int64_t g = 0; g < q.groups; ++g) {
+      const int64_t c0 = g * span;
       const int64_t c1 = std::min(c0 + span, cols);
-      const GridParam p = FindGridParam(row + c0, c1 - c0, nullptr, grid.bits, grid.symmetric);
+      const GridParam& p = params[g];
       q.scales[r * q.groups + g] = p.scale;
       q.zeros[r * q.groups + g] = p.zero;
       for (int64_t c = c0; c < c1; ++c) {

@@ -64,7 +64,8 @@ std::string EncodeBlockCheckpoint(const BlockCheckpoint& c) {
     w.Add(name + "#gidx", "i32", q.group_index.data(), q.group_index.size());
     quantized.push_back({{"name", name}, {"rows", q.rows}, {"cols", q.cols},
                          {"bits", q.grid.bits}, {"group_size", q.grid.group_size},
-                         {"symmetric", q.grid.symmetric}, {"groups", q.groups}});
+                         {"symmetric", q.grid.symmetric}, {"scale_bits", q.grid.scale_bits},
+                         {"groups", q.groups}});
   }
   json shapes = json::object();
   for (const auto& [name, t] : c.weights) shapes[name] = t.shape;
@@ -113,7 +114,7 @@ absl::StatusOr<BlockCheckpoint> DecodeBlockCheckpoint(const std::string& bytes,
       q.cols = qj.at("cols").get<int64_t>();
       q.groups = qj.at("groups").get<int64_t>();
       q.grid = {qj.at("bits").get<int>(), qj.at("group_size").get<int64_t>(),
-                qj.at("symmetric").get<bool>()};
+                qj.at("symmetric").get<bool>(), qj.value("scale_bits", 0)};
       ASSIGN_OR_RETURN(q.codes, Take<uint8_t>(arrays, tensor + "#codes", "u8", name));
       ASSIGN_OR_RETURN(q.scales, Take<float>(arrays, tensor + "#scales", "f32", name));
       ASSIGN_OR_RETURN(q.zeros, Take<float>(arrays, tensor + "#zeros", "f32", name));

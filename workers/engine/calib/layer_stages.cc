@@ -22,7 +22,7 @@ using Clock = std::chrono::steady_clock;
 using engine::LayerSolveResult;
 
 engine::QuantGrid Grid(const v1::QuantGridSpec& spec) {
-  return engine::QuantGrid{spec.bits(), spec.group_size(), !spec.asymmetric()};
+  return engine::QuantGrid{spec.bits(), spec.group_size(), !spec.asymmetric(), spec.scale_bits()};
 }
 
 // One stage on w; sets out->quantized when it quantizes.

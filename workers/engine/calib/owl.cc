@@ -4,7 +4,6 @@
 #include <cmath>
 #include <map>
 #include <memory>
-#include <numeric>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -166,8 +165,7 @@ absl::StatusOr<std::vector<v1::Recipe>> OwlBlockRecipes(
     const v1::OwlSpec* owl = StageOwl(recipe.stages(i));
     if (owl == nullptr) continue;
     const size_t k = static_cast<size_t>(std::find(ms.begin(), ms.end(), owl->m()) - ms.begin());
-    const double target = recipe.stages(i).has_wanda() ? recipe.stages(i).wanda().sparsity()
-                                                        : recipe.stages(i).sparsegpt().sparsity();
+    const double target = OwlTargetSparsity(recipe.stages(i));
     const std::vector<double> s =
         OwlSparsities(scores.percent[k], target, owl->lambda(), scores.weights);
     json blocks = json::array();

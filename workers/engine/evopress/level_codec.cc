@@ -13,7 +13,7 @@ constexpr uint8_t kPruned = 1;
 constexpr uint8_t kQuantized = 2;
 
 struct Header {
-  uint8_t kind = 0, has_values = 0, bits = 0, symmetric = 0;
+  uint8_t kind = 0, has_values = 0, bits = 0, grid_flags = 0;
   int64_t rows = 0, cols = 0, group_size = 0, groups = 0;
 };
 
@@ -28,7 +28,7 @@ void PutOne(std::string* out, T v) {
 
 void PutHeader(std::string* out, const Header& h) {
   out->append(kMagic, sizeof(kMagic));
-  for (uint8_t b : {h.kind, h.has_values, h.bits, h.symmetric}) PutOne(out, b);
+  for (uint8_t b : {h.kind, h.has_values, h.bits, h.grid_flags}) PutOne(out, b);
   for (int64_t v : {h.rows, h.cols, h.group_size, h.groups}) PutOne(out, v);
 }
 
@@ -112,7 +112,7 @@ absl::StatusOr<LevelWeight> DecodeQuantized(Reader& in, const Header& h) {
   engine::QuantizedTensor q;
   q.rows = h.rows;
   q.cols = h.cols;
-  q.grid = engine::QuantGrid{h.bits, h.group_size, h.symmetric != 0};
+  q.grid = engine::QuantGrid{h.bits, h.group_size, (h.grid_flags & 1) != 0, h.grid_flags >> 1};
   q.groups = h.groups;
   const int64_t n = h.rows * h.cols;
   std::vector<uint8_t> packed((n * h.bits + 7) / 8);
@@ -168,7 +168,8 @@ std::string EncodeLevelWeight(const float* w, int64_t rows, int64_t cols,
   h.kind = kQuantized;
   h.has_values = std::memcmp(dq.data(), w, dq.size() * sizeof(float)) != 0 ? 1 : 0;
   h.bits = static_cast<uint8_t>(q->grid.bits);
-  h.symmetric = q->grid.symmetric ? 1 : 0;
+  // bit 0: symmetric; bits 1..4: scale_bits (0 in entries written before it existed)
+  h.grid_flags = static_cast<uint8_t>((q->grid.symmetric ? 1 : 0) | (q->grid.scale_bits << 1));
   h.group_size = q->grid.group_size;
   h.groups = q->groups;
   PutHeader(&out, h);
@@ -182,7 +183,7 @@ absl::StatusOr<LevelWeight> DecodeLevelWeight(std::string_view bytes, const std:
   char magic[sizeof(kMagic)];
   Header h;
   absl::Status s = in.Read(magic, sizeof(magic));
-  for (uint8_t* b : {&h.kind, &h.has_values, &h.bits, &h.symmetric}) {
+  for (uint8_t* b : {&h.kind, &h.has_values, &h.bits, &h.grid_flags}) {
     if (s.ok()) s = in.Read(b, 1);
   }
   for (int64_t* v : {&h.rows, &h.cols, &h.group_size, &h.groups}) {

@@ -34,7 +34,8 @@ absl::StatusOr<std::string> SolveLevel(const LevelsDbSpec& spec, const Unit& uni
   const std::string tensor = unit.name + ".weight";
   if (spec.mode == Mode::kBits) {
     engine::GptqOptions o;
-    o.grid = engine::QuantGrid{static_cast<int>(level), spec.grid.group_size, spec.grid.symmetric};
+    o.grid = engine::QuantGrid{static_cast<int>(level), spec.grid.group_size, spec.grid.symmetric,
+                               spec.grid.scale_bits};
     o.act_order = spec.act_order;
     o.static_groups = spec.act_order;
     o.block_size = spec.block_size;
@@ -142,6 +143,9 @@ std::string LevelsDbFingerprint(const engine::LlamaModel& model,
                           "|", absl::StrFormat("%.17g", spec.percdamp), "|",
                           DbBuildName(spec.build), "|"));
   if (spec.mode == Mode::kBits && spec.act_order) sha.Update("act_order static_groups|");
+  if (spec.mode == Mode::kBits && spec.grid.scale_bits > 0) {
+    sha.Update(absl::StrCat("scale_bits ", spec.grid.scale_bits, "|"));
+  }
   if (model.config.n_experts > 0) {  // which experts get their own Hessian
     sha.Update(absl::StrCat("min_expert_tokens ", spec.min_expert_tokens, "|"));
   }

@@ -1,10 +1,11 @@
-// Exact encoding of QuantizedTensor codes as legacy ggml blocks; see
-// ggml_grid_encode.h.
+// Exact encoding of QuantizedTensor codes as ggml blocks (the k-quants in
+// ggml_grid_encode_k.cc); see ggml_grid_encode.h.
 #include "workers/engine/export/ggml_grid_encode.h"
 
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "workers/engine/export/ggml_grid_encode_internal.h"
 #include "workers/engine/export/ggml_quantize_internal.h"
 #include "workers/engine/model/gguf/dequant.h"
 
@@ -12,6 +13,7 @@ namespace compressd::engine {
 namespace {
 
 namespace qi = ggml_quantize_internal;
+namespace gi = ggml_grid_internal;
 using engine::GgmlType;
 using engine::QuantizedTensor;
 
@@ -118,14 +120,16 @@ absl::Status ValidateQuantizedTensor(const QuantizedTensor& q, absl::string_view
 }
 
 bool GridFitsType(const QuantizedTensor& q, GgmlType type) {
+  if (gi::IsKQuant(type)) return gi::KQuantFits(q, type);
   const BlockFormat* f = FindFormat(type);
   return f != nullptr && q.rows > 0 && BlocksInsideGroups(q) && GridsRepresentable(q, f->has_min) &&
          CodesInRange(q, *f);
 }
 
 std::optional<GgmlType> ExactGridType(const QuantizedTensor& q) {
-  for (const BlockFormat& f : kFormats) {
-    if (GridFitsType(q, f.type)) return f.type;
+  for (GgmlType type : {GgmlType::kQ3_K, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0,
+                        GgmlType::kQ5_1, GgmlType::kQ6_K, GgmlType::kQ8_0}) {
+    if (GridFitsType(q, type)) return type;
   }
   return std::nullopt;
 }
@@ -139,12 +143,18 @@ absl::StatusOr<std::string> EncodeGridExact(const QuantizedTensor& q, GgmlType t
                      q.grid.symmetric ? "symmetric" : "asymmetric", " grid (group size ",
                      q.grid.group_size, ") has no exact encoding as ", engine::GgmlTypeName(type)));
   }
-  const BlockFormat& f = *FindFormat(type);
-  const uint64_t block_bytes =
-      static_cast<uint64_t>(engine::GgmlTraits(static_cast<uint32_t>(type))->type_size);
-  const int64_t blocks = q.cols / kQK;
+  const engine::GgmlTypeTraits traits = *engine::GgmlTraits(static_cast<uint32_t>(type));
+  const uint64_t block_bytes = static_cast<uint64_t>(traits.type_size);
+  const int64_t blocks = q.cols / traits.block_size;
   std::string out(static_cast<size_t>(q.rows * blocks * block_bytes), '\0');
   uint8_t* y = reinterpret_cast<uint8_t*>(out.data());
+  if (gi::IsKQuant(type)) {
+    for (int64_t r = 0; r < q.rows; ++r, y += blocks * block_bytes) {
+      gi::EncodeKQuantRow(q, type, r, y);
+    }
+    return out;
+  }
+  const BlockFormat& f = *FindFormat(type);
   for (int64_t r = 0; r < q.rows; ++r) {
     for (int64_t b = 0; b < blocks; ++b, y += block_bytes) EncodeBlock(q, f, r, b, y);
   }

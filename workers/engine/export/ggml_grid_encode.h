@@ -1,7 +1,7 @@
 // Exact GGUF encoding of a compressd quantization grid: the codes of a
 // QuantizedTensor (workers/engine/algorithms/quant_grid.h; value =
-// scale * (code - zero) per (row, group)) written straight into a legacy
-// 32-element ggml block type, without re-quantizing.
+// scale * (code - zero) per (row, group)) written straight into a ggml
+// block type, without re-quantizing.
 //
 // A block of 32 consecutive inputs of a row takes the grid of its group, so
 // every block must lie inside one group: cols a multiple of 32 and
@@ -16,6 +16,14 @@
 //       in [0, 15] / [0, 31] (any grid of <= 4 / <= 5 bits).
 // Every scale must be a normal fp16 number (2^-14 <= scale <= 65504) so that
 // rounding it is a relative change of at most 2^-11.
+//
+// The k-quants Q3_K and Q6_K hold a grid whose scales lie on the k-quant
+// lattice (QuantGrid::scale_bits, quant_grid.h) bit for bit, with no fp16
+// rounding at all: cols a multiple of 256, each 16-input sub-block inside one
+// group, code - zero in [-4, 3] (Q3_K: bits <= 3 symmetric) or [-32, 31]
+// (Q6_K: bits <= 6), and per 256-input super-block of a row an fp16 d with
+// every scale exactly d * sc, sc in [1, 31] (Q3_K) or [1, 127] (Q6_K)
+// (ggml_grid_encode_internal.h).
 //
 // Precision: the GGUF value differs from scale * (code - zero) only by the
 // fp16 rounding of the scale (and, for Q4_1/Q5_1, of m): for the d-only types
@@ -40,12 +48,12 @@ namespace compressd::engine {
 // rows/cols/groups or a group index is out of range.
 absl::Status ValidateQuantizedTensor(const engine::QuantizedTensor& q, absl::string_view tensor);
 
-// True when `type` (Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0) holds q exactly (see above).
-// q must be valid.
+// True when `type` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K or Q6_K) holds q
+// exactly (see above). q must be valid.
 bool GridFitsType(const engine::QuantizedTensor& q, engine::GgmlType type);
 
-// The smallest type that holds q exactly (tried in the order Q4_0, Q4_1,
-// Q5_0, Q5_1, Q8_0), or nullopt when none does. q must be valid.
+// The smallest type that holds q exactly (tried in the order Q3_K, Q4_0,
+// Q4_1, Q5_0, Q5_1, Q6_K, Q8_0), or nullopt when none does. q must be valid.
 std::optional<engine::GgmlType> ExactGridType(const engine::QuantizedTensor& q);
 
 // q's codes as `type`, rows in q's order (q.rows * GgmlRowBytes(type, q.cols)

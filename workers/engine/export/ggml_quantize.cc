@@ -147,7 +147,8 @@ constexpr Encoder kEncoders[] = {
     {GgmlType::kF32, qi::EncodeF32},   {GgmlType::kF16, qi::EncodeF16},
     {GgmlType::kQ8_0, qi::EncodeQ8_0}, {GgmlType::kQ4_0, qi::EncodeQ4_0},
     {GgmlType::kQ4_1, qi::EncodeQ4_1}, {GgmlType::kQ5_0, qi::EncodeQ5_0},
-    {GgmlType::kQ5_1, qi::EncodeQ5_1}, {GgmlType::kQ4_K, qi::EncodeQ4_K},
+    {GgmlType::kQ5_1, qi::EncodeQ5_1}, {GgmlType::kQ2_K, qi::EncodeQ2_K},
+    {GgmlType::kQ3_K, qi::EncodeQ3_K}, {GgmlType::kQ4_K, qi::EncodeQ4_K},
     {GgmlType::kQ5_K, qi::EncodeQ5_K}, {GgmlType::kQ6_K, qi::EncodeQ6_K},
 };
 
@@ -186,7 +187,8 @@ absl::StatusOr<GgmlType> ParseQuantizeType(absl::string_view name) {
   }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown or unsupported ggml type \"", name,
-                   "\" (one of F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)"));
+                   "\" (one of F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, "
+                   "Q5_K, Q6_K)"));
 }
 
 absl::StatusOr<std::string> QuantizeRows(GgmlType type, const float* x, int64_t rows,

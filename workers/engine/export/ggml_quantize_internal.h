@@ -1,5 +1,6 @@
 // Per-type block encoders behind ggml_quantize.h: the legacy types in
-// ggml_quantize.cc, the k-quants in ggml_quantize_k.cc. Each encodes `nb`
+// ggml_quantize.cc, the k-quants in ggml_quantize_k.cc (Q4_K .. Q6_K) and
+// ggml_quantize_k_low.cc (Q2_K, Q3_K). Each encodes `nb`
 // whole blocks of floats at `x` into nb * type_size bytes at `y`; inputs are
 // finite and within the fp16 range (checked by QuantizeRows). Internal;
 // stateless and thread-safe.
@@ -46,6 +47,42 @@ inline uint32_t HighBits(const int* q) {
   return qh;
 }
 
+// --- k-quant sub-block fits (ggml_quantize_k.cc), shared by every k-quant.
+
+constexpr int kQK_K = 256;  // elements per k-quant super-block
+
+inline int Clamp(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// x ~ scale * q - min with q in [0, nmax], scale > 0, min >= 0.
+struct AsymFit {
+  float scale = 0.0f;
+  float min = 0.0f;
+};
+
+// Weighted squared error of `f` on x[0, n) with each element rounded to its best code.
+float AsymError(const float* x, const float* w, int n, int nmax, const AsymFit& f);
+
+// The fit of x[0, n) with the smallest weighted error among 21 grids around
+// the min-max one (nmax -1 .. +1 steps over the range, least-squares refits).
+AsymFit FitAsym(const float* x, const float* w, int n, int nmax);
+
+// Tries the quantized sub-block scale *sc and min *mn (each in [0, smax])
+// one step either side and keeps the pair with the smallest weighted error
+// for decoded scale d * sc and min dmin * mn.
+void RefineScaleMin(const float* x, const float* w, int n, int nmax, int smax, float d, float dmin,
+                    int* sc, int* mn);
+
+// The signed scale of x[0, n) ~ scale * l, l in [-nmax, nmax - 1], its
+// largest-magnitude element near code -nmax (19 candidates, least-squares
+// refit with weights x^2).
+float FitSym(const float* x, int n, int nmax);
+
+// One k-quant super-block from its parts (value = d * sc[e / 16] * (q[e] - offset)):
+// Q3_K: codes q in [0, 7] (offset 4), sc in [-32, 31]; 110 bytes at y.
+void PackQ3_K(const int* q, const int* sc, float d, uint8_t* y);
+// Q6_K: codes q in [0, 63] (offset 32), sc in [-128, 127]; 210 bytes at y.
+void PackQ6_K(const int* q, const int* sc, float d, uint8_t* y);
+
 using BlockEncodeFn = void (*)(const float* x, int64_t nb, uint8_t* y);
 
 void EncodeF32(const float* x, int64_t nb, uint8_t* y);
@@ -55,6 +92,8 @@ void EncodeQ4_1(const float* x, int64_t nb, uint8_t* y);
 void EncodeQ5_0(const float* x, int64_t nb, uint8_t* y);
 void EncodeQ5_1(const float* x, int64_t nb, uint8_t* y);
 void EncodeQ8_0(const float* x, int64_t nb, uint8_t* y);
+void EncodeQ2_K(const float* x, int64_t nb, uint8_t* y);
+void EncodeQ3_K(const float* x, int64_t nb, uint8_t* y);
 void EncodeQ4_K(const float* x, int64_t nb, uint8_t* y);
 void EncodeQ5_K(const float* x, int64_t nb, uint8_t* y);
 void EncodeQ6_K(const float* x, int64_t nb, uint8_t* y);

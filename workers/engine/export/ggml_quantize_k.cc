@@ -1,4 +1,5 @@
-// The k-quant encoders (Q4_K, Q5_K, Q6_K); block layouts in ggml_quantize.h.
+// The k-quant encoders Q4_K, Q5_K, Q6_K and the sub-block fits they share
+// with Q2_K / Q3_K (ggml_quantize_k_low.cc); block layouts in ggml_quantize.h.
 //
 // Q4_K / Q5_K: each 32-element sub-block is fitted as x ~ scale * q - min
 // (q in [0, nmax], min >= 0) by trying 21 candidate grids around the min-max
@@ -29,19 +30,11 @@
 namespace compressd::engine::ggml_quantize_internal {
 namespace {
 
-constexpr int kQK_K = 256;
 constexpr int kSub4 = 32;  // sub-block of Q4_K / Q5_K
 constexpr int kSub6 = 16;  // sub-block of Q6_K
 
-inline int Clamp(int v, int lo, int hi) { return std::min(hi, std::max(lo, v)); }
+}  // namespace
 
-// x ~ scale * q - min with q in [0, nmax].
-struct AsymFit {
-  float scale = 0.0f;
-  float min = 0.0f;
-};
-
-// Weighted squared error of `f` with each element rounded to its best code.
 float AsymError(const float* x, const float* w, int n, int nmax, const AsymFit& f) {
   float err = 0.0f;
   const float inv = f.scale > 0.0f ? 1.0f / f.scale : 0.0f;
@@ -52,6 +45,8 @@ float AsymError(const float* x, const float* w, int n, int nmax, const AsymFit& 
   }
   return err;
 }
+
+namespace {
 
 // The weighted least-squares (scale, min) for the codes of grid `iscale`
 // over [lo, ...]; false when the codes do not determine a positive scale.
@@ -79,6 +74,8 @@ bool RefitAsym(const float* x, const float* w, int n, int nmax, float lo, float 
   return true;
 }
 
+}  // namespace
+
 AsymFit FitAsym(const float* x, const float* w, int n, int nmax) {
   float lo = x[0], hi = x[0];
   for (int i = 1; i < n; ++i) {
@@ -102,6 +99,8 @@ AsymFit FitAsym(const float* x, const float* w, int n, int nmax) {
   return best;
 }
 
+namespace {
+
 // Packs 6-bit scales and mins as the 12-byte Q4_K/Q5_K scale field.
 void PackScalesK4(const int* sc, const int* mn, uint8_t* s) {
   for (int j = 0; j < 4; ++j) {
@@ -115,17 +114,17 @@ void PackScalesK4(const int* sc, const int* mn, uint8_t* s) {
   }
 }
 
-// Tries the 6-bit sub-block scale and min one step either side of their
-// nearest values and keeps the pair with the smallest weighted error.
-void RefineScaleMin(const float* x, const float* w, int nmax, float d, float dmin, int* sc,
-                    int* mn) {
+}  // namespace
+
+void RefineScaleMin(const float* x, const float* w, int n, int nmax, int smax, float d, float dmin,
+                    int* sc, int* mn) {
   auto error = [&](int s, int m) {
-    return AsymError(x, w, kSub4, nmax, {d * static_cast<float>(s), dmin * static_cast<float>(m)});
+    return AsymError(x, w, n, nmax, {d * static_cast<float>(s), dmin * static_cast<float>(m)});
   };
   const int sc0 = *sc, mn0 = *mn;
   float best = error(sc0, mn0);
-  for (int s = std::max(0, sc0 - 1); s <= std::min(63, sc0 + 1); ++s) {
-    for (int m = std::max(0, mn0 - 1); m <= std::min(63, mn0 + 1); ++m) {
+  for (int s = std::max(0, sc0 - 1); s <= std::min(smax, sc0 + 1); ++s) {
+    for (int m = std::max(0, mn0 - 1); m <= std::min(smax, mn0 + 1); ++m) {
       const float err = error(s, m);
       if (err < best) {
         best = err;
@@ -135,6 +134,8 @@ void RefineScaleMin(const float* x, const float* w, int nmax, float d, float dmi
     }
   }
 }
+
+namespace {
 
 // One Q4_K/Q5_K super-block: writes d, dmin and the scales to y[0, 16) and
 // the codes (in [0, nmax]) of the 256 elements to `q`.
@@ -157,7 +158,7 @@ void EncodeSuperBlockAsym(const float* x, int nmax, uint8_t* y, int* q) {
   for (int j = 0; j < 8; ++j) {
     sc[j] = d > 0.0f ? Clamp(NearestInt(fit[j].scale / d), 0, 63) : 0;
     mn[j] = dmin > 0.0f ? Clamp(NearestInt(fit[j].min / dmin), 0, 63) : 0;
-    RefineScaleMin(x + kSub4 * j, w[j], nmax, d, dmin, &sc[j], &mn[j]);
+    RefineScaleMin(x + kSub4 * j, w[j], kSub4, nmax, 63, d, dmin, &sc[j], &mn[j]);
   }
   StoreU16(y, Half(d));
   StoreU16(y + 2, Half(dmin));
@@ -171,7 +172,8 @@ void EncodeSuperBlockAsym(const float* x, int nmax, uint8_t* y, int* q) {
   }
 }
 
-// The signed scale of one Q6_K sub-block (x ~ scale * l, l in [-nmax, nmax - 1]).
+}  // namespace
+
 float FitSym(const float* x, int n, int nmax) {
   float amax = 0.0f, max = 0.0f;
   for (int i = 0; i < n; ++i) {
@@ -199,26 +201,30 @@ float FitSym(const float* x, int n, int nmax) {
   return best_scale;
 }
 
-// Weighted error of x ~ ds * l, l in [-32, 31] rounded to the nearest.
-float SymError(const float* x, int n, float ds) {
+namespace {
+
+// x^2-weighted error of x[0, n) ~ ds * l, l in [-nmax, nmax - 1] rounded to the nearest.
+float SymError(const float* x, int n, int nmax, float ds) {
   float err = 0.0f;
   const float inv = ds != 0.0f ? 1.0f / ds : 0.0f;
   for (int i = 0; i < n; ++i) {
-    const float l = static_cast<float>(Clamp(NearestInt(x[i] * inv), -32, 31));
+    const float l = static_cast<float>(Clamp(NearestInt(x[i] * inv), -nmax, nmax - 1));
     const float diff = ds * l - x[i];
     err += x[i] * x[i] * diff * diff;
   }
   return err;
 }
 
-// The int8 sub-block scale of x, from its nearest value or one step either side.
-int RefineScaleQ6(const float* x, float s, float d) {
+// The signed quantized scale in [-smax, smax - 1] of a sub-block with fitted
+// scale s under super-block scale d: the nearest value or one step either
+// side, by SymError.
+int RefineScaleSym(const float* x, int n, int nmax, int smax, float s, float d) {
   if (d == 0.0f) return 0;
-  const int sc0 = Clamp(NearestInt(s / d), -128, 127);
+  const int sc0 = Clamp(NearestInt(s / d), -smax, smax - 1);
   int best_sc = sc0;
-  float best = SymError(x, kSub6, d * static_cast<float>(sc0));
-  for (int sc = std::max(-128, sc0 - 1); sc <= std::min(127, sc0 + 1); ++sc) {
-    const float err = SymError(x, kSub6, d * static_cast<float>(sc));
+  float best = SymError(x, n, nmax, d * static_cast<float>(sc0));
+  for (int sc = std::max(-smax, sc0 - 1); sc <= std::min(smax - 1, sc0 + 1); ++sc) {
+    const float err = SymError(x, n, nmax, d * static_cast<float>(sc));
     if (err < best) {
       best = err;
       best_sc = sc;
@@ -227,8 +233,9 @@ int RefineScaleQ6(const float* x, float s, float d) {
   return best_sc;
 }
 
-// Codes in [0, 63] of one Q6_K super-block; writes its scales and d.
-void EncodeSuperBlockQ6(const float* x, uint8_t* y, int* q) {
+// One Q6_K super-block.
+void EncodeSuperBlockQ6(const float* x, uint8_t* y) {
+  int q[kQK_K], sc[kQK_K / kSub6];
   float s[kQK_K / kSub6];
   float smax = 0.0f;
   for (int j = 0; j < kQK_K / kSub6; ++j) {
@@ -239,30 +246,14 @@ void EncodeSuperBlockQ6(const float* x, uint8_t* y, int* q) {
   const float d =
       smax == 0.0f ? 0.0f : std::copysign(RoundUpToHalf(std::fabs(smax) / 128.0f), -smax);
   for (int j = 0; j < kQK_K / kSub6; ++j) {
-    const int sc = RefineScaleQ6(x + kSub6 * j, s[j], d);
-    y[192 + j] = static_cast<uint8_t>(static_cast<int8_t>(sc));
-    const float ds = d * static_cast<float>(sc);
+    sc[j] = RefineScaleSym(x + kSub6 * j, kSub6, 32, 128, s[j], d);
+    const float ds = d * static_cast<float>(sc[j]);
     for (int i = 0; i < kSub6; ++i) {
       const int k = kSub6 * j + i;
       q[k] = (ds != 0.0f ? Clamp(NearestInt(x[k] / ds), -32, 31) : 0) + 32;
     }
   }
-  StoreU16(y + 208, Half(d));
-}
-
-// Q6_K code placement: per 128 elements, 64 bytes of nibbles and 32 of 2-bit pairs.
-void PackQ6(const int* q, uint8_t* y) {
-  for (int h = 0; h < 2; ++h, q += 128) {
-    uint8_t* ql = y + 64 * h;
-    uint8_t* qh = y + 128 + 32 * h;
-    for (int l = 0; l < 32; ++l) {
-      const int q1 = q[l], q2 = q[l + 32], q3 = q[l + 64], q4 = q[l + 96];
-      ql[l] = static_cast<uint8_t>((q1 & 0xF) | ((q3 & 0xF) << 4));
-      ql[l + 32] = static_cast<uint8_t>((q2 & 0xF) | ((q4 & 0xF) << 4));
-      qh[l] =
-          static_cast<uint8_t>((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
-    }
-  }
+  PackQ6_K(q, sc, d, y);
 }
 
 // Per 64 elements, 32 bytes: element l in the low nibble, element l + 32 in the high one.
@@ -276,6 +267,25 @@ void PackNibblesK(const int* q, uint8_t* qs) {
 }
 
 }  // namespace
+
+void PackQ6_K(const int* q, const int* sc, float d, uint8_t* y) {
+  for (int j = 0; j < kQK_K / kSub6; ++j) {
+    y[192 + j] = static_cast<uint8_t>(static_cast<int8_t>(sc[j]));
+  }
+  StoreU16(y + 208, Half(d));
+  // Per 128 elements, 64 bytes of nibbles and 32 of 2-bit pairs.
+  for (int h = 0; h < 2; ++h, q += 128) {
+    uint8_t* ql = y + 64 * h;
+    uint8_t* qh = y + 128 + 32 * h;
+    for (int l = 0; l < 32; ++l) {
+      const int q1 = q[l], q2 = q[l + 32], q3 = q[l + 64], q4 = q[l + 96];
+      ql[l] = static_cast<uint8_t>((q1 & 0xF) | ((q3 & 0xF) << 4));
+      ql[l + 32] = static_cast<uint8_t>((q2 & 0xF) | ((q4 & 0xF) << 4));
+      qh[l] =
+          static_cast<uint8_t>((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+    }
+  }
+}
 
 void EncodeQ4_K(const float* x, int64_t nb, uint8_t* y) {
   int q[kQK_K];
@@ -302,11 +312,7 @@ void EncodeQ5_K(const float* x, int64_t nb, uint8_t* y) {
 }
 
 void EncodeQ6_K(const float* x, int64_t nb, uint8_t* y) {
-  int q[kQK_K];
-  for (int64_t b = 0; b < nb; ++b, x += kQK_K, y += 210) {
-    EncodeSuperBlockQ6(x, y, q);
-    PackQ6(q, y);
-  }
+  for (int64_t b = 0; b < nb; ++b, x += kQK_K, y += 210) EncodeSuperBlockQ6(x, y);
 }
 
 }  // namespace compressd::engine::ggml_quantize_internal

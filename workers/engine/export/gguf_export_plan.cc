@@ -66,6 +66,10 @@ absl::Status AddPlan(std::vector<TensorPlan>* plans, std::string gguf, std::stri
   return absl::OkStatus();
 }
 
+// The type a grid with no exact encoding is re-quantized to: never fewer bits
+// than Q4_K's, as re-encoding 2-3 bit values onto another 2-3 bit grid stacks
+// two roundings (a grid with scale_bits is written exactly as Q3_K instead;
+// output.gguf.target_type Q3_K / Q2_K asks for the small files anyway).
 GgmlType ByBits(int bits) {
   if (bits <= 4) return GgmlType::kQ4_K;
   if (bits == 5) return GgmlType::kQ5_K;
@@ -76,6 +80,9 @@ GgmlType ByBits(int bits) {
 // llama.cpp's substitutes when a type's block size does not divide a row.
 GgmlType Substitute(GgmlType t) {
   switch (t) {
+    case GgmlType::kQ2_K:  // llama.cpp's fallback before IQ4_NL, which we do not write
+    case GgmlType::kQ3_K:
+      return GgmlType::kQ4_0;
     case GgmlType::kQ4_K:
       return GgmlType::kQ5_0;
     case GgmlType::kQ5_K:
@@ -148,6 +155,10 @@ absl::Status ChooseTarget(const QuantizedTensor* q, std::optional<GgmlType> fixe
                           ") has no exact encoding as ",
                           fixed.has_value() ? engine::GgmlTypeName(*fixed) : "a ggml type",
                           ": re-quantized from its weights");
+    if (q->grid.bits <= 3 && q->grid.scale_bits == 0) {
+      absl::StrAppend(&r.note, " (grid.scale_bits: 6 with group_size 16 or 32 writes ",
+                      q->grid.bits, "-bit codes exactly as Q3_K)");
+    }
     return absl::OkStatus();
   }
   r.requested = fixed.has_value() ? *fixed : GgmlType::kF16;
@@ -413,6 +424,10 @@ uint32_t LlamaFileType(const std::vector<TensorPlan>& plans) {
       return 8;
     case GgmlType::kQ5_1:
       return 9;
+    case GgmlType::kQ2_K:
+      return 10;  // LLAMA_FTYPE_MOSTLY_Q2_K
+    case GgmlType::kQ3_K:
+      return 12;  // LLAMA_FTYPE_MOSTLY_Q3_K_M
     case GgmlType::kQ4_K:
       return 15;
     case GgmlType::kQ5_K:

@@ -33,7 +33,8 @@ ep::LevelsDbSpec DbSpec(const ep::SearchSpace& space, const RecipeSpec& recipe_s
     spec.min_expert_tokens = recipe.calibration().min_expert_tokens();
   }
   if (space.mode == ep::Mode::kBits) {
-    spec.grid = engine::QuantGrid{4, stage.grid().group_size(), !stage.grid().asymmetric()};
+    spec.grid = engine::QuantGrid{4, stage.grid().group_size(), !stage.grid().asymmetric(),
+                                  stage.grid().scale_bits()};
     spec.act_order = !stage.has_act_order() || stage.act_order();
   }
   return spec;
@@ -115,6 +116,7 @@ v1::Recipe UniformLevelRecipe(const ep::LevelsDbSpec& spec, double level) {
     g->mutable_grid()->set_bits(static_cast<int>(level));
     g->mutable_grid()->set_group_size(spec.grid.group_size);
     g->mutable_grid()->set_asymmetric(!spec.grid.symmetric);
+    g->mutable_grid()->set_scale_bits(spec.grid.scale_bits);
     g->set_act_order(spec.act_order);
     g->set_static_groups(spec.act_order);
     g->set_block_size(spec.block_size);

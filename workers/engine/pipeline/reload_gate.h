@@ -12,9 +12,11 @@
 // pseudo-random token windows (logits still disagree on a broken artifact).
 // Tolerances on perplexity, relative: 1e-4 for an F32 safetensors output
 // (the same bits), 1e-2 for BF16/F16 safetensors (rounded weights), 2e-2 for
-// GGUF (re-encoded to ggml types), 1e-2 for GPTQ (float16 scales and dense
-// tensors, read back by gguf/gptq_stream.h); measured on SmolLM2-135M in
-// docs/families.md. A format without a reader (ReloadGate::skipped) is
+// GGUF (re-encoded to ggml types; 1.0 when the recipe asks for Q3_K tensors,
+// and for Q2_K only a non-finite perplexity fails: re-encoding onto a 3- or
+// 2-bit grid moves perplexity by tens of percent or many times), 1e-2 for
+// GPTQ (float16 scales and dense tensors, read back by gguf/gptq_stream.h);
+// measured on SmolLM2-135M in docs/families.md. A format without a reader (ReloadGate::skipped) is
 // reported as not checked. Not thread-safe.
 #pragma once
 

@@ -23,8 +23,8 @@ using engine::GgmlType;
 using ::testing::HasSubstr;
 
 const GgmlType kTypes[] = {GgmlType::kF32,  GgmlType::kF16,  GgmlType::kQ8_0, GgmlType::kQ4_0,
-                           GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ4_K,
-                           GgmlType::kQ5_K, GgmlType::kQ6_K};
+                           GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ2_K,
+                           GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K};
 
 // Rows of 512: Gaussian at several scales, heavy-tailed, and a mix of tiny and large blocks.
 std::vector<float> TestRows(int rows, unsigned seed) {
@@ -87,6 +87,10 @@ float LegacyBound(GgmlType type, const float* x, int n) {
 // (ggml's reference averages about 0.072 / 0.036 / 0.018) and heavy-tailed ones.
 double KQuantLimit(GgmlType type, bool heavy_tailed) {
   switch (type) {
+    case GgmlType::kQ2_K:
+      return heavy_tailed ? 0.36 : 0.31;
+    case GgmlType::kQ3_K:
+      return heavy_tailed ? 0.24 : 0.19;
     case GgmlType::kQ4_K:
       return heavy_tailed ? 0.11 : 0.08;
     case GgmlType::kQ5_K:
@@ -139,7 +143,7 @@ TEST(QuantizeRowsTest, PrunedWeightsStayExactlyZeroInSymmetricTypes) {
   std::vector<float> x = TestRows(4, 11);
   for (size_t i = 0; i < x.size(); i += 2) x[i] = 0.0f;  // half the weights pruned
   for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0,
-                        GgmlType::kQ5_0, GgmlType::kQ6_K}) {
+                        GgmlType::kQ5_0, GgmlType::kQ3_K, GgmlType::kQ6_K}) {
     absl::StatusOr<std::string> q = QuantizeRows(type, x.data(), 4, 512, "t");
     ASSERT_TRUE(q.ok()) << q.status();
     const std::vector<float> y = testing_export::Dequant(type, *q, x.size());
@@ -178,7 +182,8 @@ TEST(QuantizeRowsTest, ParsesTypeNames) {
   EXPECT_EQ(*ParseQuantizeType("q4_k"), GgmlType::kQ4_K);
   EXPECT_EQ(*ParseQuantizeType("Q8_0"), GgmlType::kQ8_0);
   EXPECT_EQ(*ParseQuantizeType("f16"), GgmlType::kF16);
-  EXPECT_FALSE(ParseQuantizeType("Q2_K").ok());
+  EXPECT_EQ(*ParseQuantizeType("q3_k"), GgmlType::kQ3_K);
+  EXPECT_FALSE(ParseQuantizeType("IQ2_XS").ok());
   EXPECT_FALSE(ParseQuantizeType("auto").ok());
   EXPECT_FALSE(CanQuantize(GgmlType::kBF16));
   const std::vector<float> x(32, 1.0f);
@@ -221,7 +226,7 @@ TEST(QuantizeGoldenTest, KQuantErrorOnParWithGgml) {
         << in.name << " " << engine::GgmlTypeName(o.type) << ": ours " << ours << ", ggml " << ggml;
     ++compared;
   }
-  EXPECT_EQ(compared, 3 * static_cast<int>(f.inputs.size()));
+  EXPECT_EQ(compared, 5 * static_cast<int>(f.inputs.size()));
 }
 
 }  // namespace

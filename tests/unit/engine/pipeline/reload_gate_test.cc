@@ -4,6 +4,7 @@
 // within its tolerance; a format without a reader is reported as not checked.
 #include "workers/engine/pipeline/reload_gate.h"
 
+#include <cmath>
 #include <filesystem>
 
 #include "gmock/gmock.h"
@@ -72,6 +73,15 @@ TEST(ReloadGate, RoundedExportsPassWithinTheirTolerance) {
   auto passed = VerifyModelExport(model, gate, "cpu", 1, sink, cancel);
   ASSERT_TRUE(passed.ok()) << passed.status();
   EXPECT_GT((*passed)["relative_difference"].get<double>(), 0.0);  // rounded, not equal
+
+  spec.format = OutputFormat::kGguf;  // re-encoding onto 3- and 2-bit grids asked for
+  EXPECT_EQ(PlanReloadGate(spec, &calibration, {}, model.config.vocab, dir).tolerance, 2e-2);
+  spec.gguf.target = 11;  // Q3_K
+  EXPECT_EQ(PlanReloadGate(spec, &calibration, {}, model.config.vocab, dir).tolerance, 1.0);
+  spec.gguf.target = 10;  // Q2_K: only a non-finite perplexity fails
+  gate = PlanReloadGate(spec, &calibration, {}, model.config.vocab, dir);
+  EXPECT_TRUE(std::isinf(gate.tolerance));
+  spec.gguf.target.reset();
 
   spec.format = OutputFormat::kGptq;  // read back by GptqStream (export_test)
   gate = PlanReloadGate(spec, &calibration, {}, model.config.vocab, dir);

@@ -119,6 +119,57 @@ void Q8_0(const uint8_t* src, int64_t nb, float* y) {
   }
 }
 
+// Q2_K: scales[16] (low nibble scale, high nibble min), qs[64], d, dmin.
+// Per 128 elements, 32 bytes of qs: shift 2j holds elements 32j .. 32j + 31.
+void Q2_K(const uint8_t* src, int64_t nb, float* y) {
+  const float* t = HalfTable();
+  for (int64_t i = 0; i < nb; ++i, src += 84) {
+    const float d = Half(t, src + 80), dmin = Half(t, src + 82);
+    const uint8_t* sc = src;
+    const uint8_t* q = src + 16;
+    for (int h = 0; h < 2; ++h, q += 32) {
+      for (int j = 0; j < 4; ++j, sc += 2, y += 32) {
+        const float d1 = d * static_cast<float>(sc[0] & 0xF);
+        const float m1 = dmin * static_cast<float>(sc[0] >> 4);
+        const float d2 = d * static_cast<float>(sc[1] & 0xF);
+        const float m2 = dmin * static_cast<float>(sc[1] >> 4);
+        for (int l = 0; l < 16; ++l) y[l] = d1 * static_cast<float>((q[l] >> (2 * j)) & 3) - m1;
+        for (int l = 0; l < 16; ++l) {
+          y[l + 16] = d2 * static_cast<float>((q[l + 16] >> (2 * j)) & 3) - m2;
+        }
+      }
+    }
+  }
+}
+
+// Q3_K: hmask[32], qs[64], scales[12] (16 six-bit scales, offset 32), d.
+// Code = low 2 bits (as Q2_K) minus 4 unless bit e / 32 of hmask[e % 32] is set.
+void Q3_K(const uint8_t* src, int64_t nb, float* y) {
+  const float* t = HalfTable();
+  for (int64_t i = 0; i < nb; ++i, src += 110) {
+    const float d = Half(t, src + 108);
+    const uint8_t* hm = src;
+    const uint8_t* q = src + 32;
+    const uint8_t* s = src + 96;
+    float ds[16];
+    for (int j = 0; j < 16; ++j) {
+      const int low = j < 8 ? s[j] & 0xF : s[j - 8] >> 4;
+      const int high = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+      ds[j] = d * static_cast<float>((low | high << 4) - 32);
+    }
+    for (int h = 0; h < 2; ++h, q += 32) {
+      for (int j = 0; j < 4; ++j, y += 32) {
+        const int bit = 4 * h + j;
+        const float d1 = ds[8 * h + 2 * j], d2 = ds[8 * h + 2 * j + 1];
+        for (int l = 0; l < 32; ++l) {
+          const int v = ((q[l] >> (2 * j)) & 3) - (((hm[l] >> bit) & 1) ? 0 : 4);
+          y[l] = (l < 16 ? d1 : d2) * static_cast<float>(v);
+        }
+      }
+    }
+  }
+}
+
 void Q4_K(const uint8_t* src, int64_t nb, float* y) {
   const float* t = HalfTable();
   float dsc[8], dm[8];
@@ -201,6 +252,8 @@ bool FindKernels(GgmlType type, Kernels* k) {
     COMPRESSD_CASE(Q5_0)
     COMPRESSD_CASE(Q5_1)
     COMPRESSD_CASE(Q8_0)
+    COMPRESSD_CASE(Q2_K)
+    COMPRESSD_CASE(Q3_K)
     COMPRESSD_CASE(Q4_K)
     COMPRESSD_CASE(Q5_K)
     COMPRESSD_CASE(Q6_K)

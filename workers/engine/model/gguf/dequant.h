@@ -1,5 +1,6 @@
 // Dequantization of ggml tensor data to float32, for the types the engine
-// reads: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.
+// reads: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K,
+// Q6_K.
 //
 // Block layouts follow ggml-quants.c (32-element blocks for the legacy types,
 // 256-element super-blocks of 8 or 16 sub-blocks for the k-quants); each

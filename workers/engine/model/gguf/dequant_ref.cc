@@ -108,6 +108,37 @@ void Q8_0_ref(const uint8_t* src, int64_t nb, float* y) {
   }
 }
 
+// Q2_K: scales[16], qs[64], d, dmin (fp16). Element e: half h = e / 128,
+// w = e % 128; its 2 bits are bits 2 (w / 32) of qs[32h + w % 32]; scales[e / 16]
+// holds its 4-bit scale (low nibble) and min (high nibble).
+void Q2_K_ref(const uint8_t* src, int64_t nb, float* y) {
+  for (int64_t i = 0; i < nb * 256; ++i) {
+    const uint8_t* b = src + (i / 256) * 84;
+    const int e = static_cast<int>(i % 256), h = e / 128, w = e % 128;
+    const int v = (b[16 + 32 * h + w % 32] >> (2 * (w / 32))) & 3;
+    const uint8_t sm = b[e / 16];
+    y[i] = Half(b + 80) * static_cast<float>(sm & 0xF) * static_cast<float>(v) -
+           Half(b + 82) * static_cast<float>(sm >> 4);
+  }
+}
+
+// Q3_K: hmask[32], qs[64], scales[12], d (fp16). Element e: low 2 bits as in
+// Q2_K (qs at 32); code = low - 4 unless bit e / 32 of hmask[e % 32] is set.
+// Scale j = e / 16 (6 bits, minus 32): low 4 bits in the low (j < 8) or high
+// nibble of scales[j % 8], high 2 bits at bit 2 (j / 4) of scales[8 + j % 4].
+void Q3_K_ref(const uint8_t* src, int64_t nb, float* y) {
+  for (int64_t i = 0; i < nb * 256; ++i) {
+    const uint8_t* b = src + (i / 256) * 110;
+    const int e = static_cast<int>(i % 256), h = e / 128, w = e % 128, j = e / 16;
+    const int low2 = (b[32 + 32 * h + w % 32] >> (2 * (w / 32))) & 3;
+    const int code = low2 - (((b[e % 32] >> (e / 32)) & 1) ? 0 : 4);
+    const uint8_t* s = b + 96;
+    const int low4 = j < 8 ? s[j] & 0xF : s[j - 8] >> 4;
+    const int high2 = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+    y[i] = Half(b + 108) * static_cast<float>((low4 | high2 << 4) - 32) * static_cast<float>(code);
+  }
+}
+
 // Q4_K: d, dmin (fp16), scales[12], qs[128]. Element e of the super-block:
 // chunk c = e / 64 uses qs[32c .. 32c + 31]; its first 32 elements are the
 // low nibbles (sub-block 2c), the next 32 the high nibbles (sub-block 2c + 1).
