@@ -2,6 +2,7 @@
 
 #include "common/module_pattern.h"
 #include "common/recipe_grid.h"
+#include "common/recipe_awq.h"
 #include "common/recipe_owl.h"
 #include "common/recipe_spec.h"
 
@@ -266,6 +267,7 @@ absl::Status ValidateOverrides(const v1::Recipe& recipe) {
                         "owl is set on the stage (it allocates sparsity across blocks), not in "
                         "an override; an override's sparsity replaces OWL's for its modules");
     }
+    RETURN_IF_ERROR(ValidateAwqOverride(o.params(), path + ".params"));
     const v1::Stage merged = MergeOverride(base, o.params());
     RETURN_IF_ERROR(ValidateStage(merged, path + ".params"));
     if (StageQuantizes(merged) != StageQuantizes(base)) {
@@ -332,10 +334,12 @@ void ApplyStageDefaults(v1::Stage* stage) {
       if (!s->has_act_order()) s->set_act_order(true);
       if (!s->has_static_groups()) s->set_static_groups(s->act_order());
       GridDefaults(s->mutable_grid());
+      if (s->has_awq()) AwqDefaults(s->mutable_awq());
       break;
     }
     case v1::Stage::kRtn:
       GridDefaults(stage->mutable_rtn()->mutable_grid());
+      if (stage->rtn().has_awq()) AwqDefaults(stage->mutable_rtn()->mutable_awq());
       break;
     case v1::Stage::kEvopress: {
       v1::EvoPressStage* e = stage->mutable_evopress();
@@ -421,13 +425,15 @@ absl::Status ValidateStages(const v1::Recipe& recipe) {
     RETURN_IF_ERROR(ValidateStage(recipe.stages(i), absl::StrCat("stages[", i, "]")));
   }
   RETURN_IF_ERROR(ValidateOrder(recipe));
+  RETURN_IF_ERROR(ValidateAwq(recipe));
   RETURN_IF_ERROR(ValidateOverrides(recipe));
   if (NeedsCalibration(recipe)) RETURN_IF_ERROR(ValidateCalibration(recipe.calibration()));
   return ValidateOutput(recipe);
 }
 
 bool StageNeedsCalibration(const v1::Stage& stage) {
-  return stage.has_wanda() || stage.has_sparsegpt() || stage.has_gptq() || stage.has_evopress();
+  return stage.has_wanda() || stage.has_sparsegpt() || stage.has_gptq() || stage.has_evopress() ||
+         StageAwq(stage) != nullptr;
 }
 bool StagePrunes(const v1::Stage& stage) {
   return stage.has_magnitude() || stage.has_wanda() || stage.has_sparsegpt() ||

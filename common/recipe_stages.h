@@ -41,7 +41,7 @@ absl::Status ValidateStage(const v1::Stage& stage, const std::string& path);
 // quantizing stage; gguf types must be known names.
 absl::Status ValidateStages(const v1::Recipe& recipe);
 
-bool StageNeedsCalibration(const v1::Stage& stage);  // wanda, sparsegpt, gptq
+bool StageNeedsCalibration(const v1::Stage& stage);  // wanda, sparsegpt, gptq, awq
 bool StagePrunes(const v1::Stage& stage);     // magnitude, wanda, sparsegpt, evopress sparsity
 bool StageQuantizes(const v1::Stage& stage);  // gptq, rtn, sparsegpt.quantize, evopress bits
 // Any stage needs calibration inputs, or a calibration section was given with stages.

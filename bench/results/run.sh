@@ -59,6 +59,10 @@ declare -A STAGES=(
   [gptq-3-g32-act]='[{gptq: {grid: {bits: 3, group_size: 32}}}]'
   [gptq-3-g32-act-sb6]='[{gptq: {grid: {bits: 3, group_size: 32, scale_bits: 6}}}]'
   [gptq-3-g16-act-sb6]='[{gptq: {grid: {bits: 3, group_size: 16, scale_bits: 6}}}]'
+  [awq-rtn-4-g128]='[{rtn: {grid: {bits: 4, group_size: 128}, awq: {}}}]'
+  [awq-rtn-3-g128]='[{rtn: {grid: {bits: 3, group_size: 128}, awq: {}}}]'
+  [awq-gptq-4-g128-act]='[{gptq: {grid: {bits: 4, group_size: 128}, awq: {}}}]'
+  [awq-gptq-3-g128-act]='[{gptq: {grid: {bits: 3, group_size: 128}, awq: {}}}]'
   [sparsegpt-50+gptq-4-g128]='[{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 128}, act_order: false}}]'
 )
 # gptq-*: the rows measured before act-order became GPTQ's default (pinned
@@ -69,7 +73,8 @@ DEFAULT=(dense
   magnitude-2:4 wanda-2:4 sparsegpt-2:4 magnitude-4:8 wanda-4:8 sparsegpt-4:8
   rtn-4-g128 gptq-4-g128 rtn-4-pc gptq-4-pc rtn-3-g128 gptq-3-g128 rtn-3-pc gptq-3-pc
   rtn-2-g128 gptq-2-g128 rtn-2-pc gptq-2-pc sparsegpt-50+gptq-4-g128
-  gptq-4-g128-act gptq-4-pc-act gptq-3-g128-act gptq-3-pc-act)
+  gptq-4-g128-act gptq-4-pc-act gptq-3-g128-act gptq-3-pc-act
+  awq-rtn-4-g128 awq-rtn-3-g128 awq-gptq-4-g128-act awq-gptq-3-g128-act)
 CONFIGS=("$@")
 [[ ${#CONFIGS[@]} -gt 0 ]] || CONFIGS=("${DEFAULT[@]}")
 
@@ -86,7 +91,7 @@ for name in "${CONFIGS[@]}"; do
     stages="${STAGES[$name]:?unknown config $name}"
     {
       echo "stages: $stages"
-      [[ "$stages" =~ wanda|sparsegpt|gptq ]] &&
+      [[ "$stages" =~ wanda|sparsegpt|gptq|awq ]] &&
         echo "calibration: {path: $DATA/sotu, samples: 128, seq_len: 512, seed: 0, threads: $THREADS}"
       printf '%s\n  skip_dense: true\n' "$EVAL"
     } > "$recipe"

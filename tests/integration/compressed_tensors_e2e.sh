@@ -13,7 +13,8 @@
 #   3. RTN 8-bit per channel (W8A16);
 #   4. GPTQ 4-bit g64 with the defaults (act-order with static groups) on a
 #      small calibration set, through the block-at-a-time path (an HF input).
-#   5. what it refuses: act-order without static groups, before any work.
+#   5. RTN 4-bit g64 with AWQ on the same path (rescaled norms streamed out);
+#   6. what it refuses: act-order without static groups, before any work.
 #
 # usage: compressed_tensors_e2e.sh WORKER MODEL.gguf   (COMPRESSD_PYTHON: the venv)
 set -euo pipefail
@@ -60,6 +61,13 @@ calib="calibration: {path: $data/text/sotu, samples: 8, seq_len: 128, threads: 2
 both gptq "$work/rtn4.f32" '[{gptq: {grid: {bits: 4, group_size: 64}}}]' "{include: '.*_proj\$'}" "$calib"
 check gptq 4 group true
 grep -q "block by block" "$work/gptq.ct.log" || { echo "FAIL: the gptq job did not stream" >&2; exit 1; }
+# AWQ on the same path: the rescaled norms and up_proj rows are streamed out
+# with the blocks (the float export is the reference of the packed one).
+both awq "$work/rtn4.f32" '[{rtn: {grid: {bits: 4, group_size: 64}, awq: {grid_points: 5}}}]' \
+  "{include: '.*_proj\$'}" "$calib"
+check awq 4 group true
+grep -q "awq: model.layers.29.input_layernorm" "$work/awq.ct.log" ||
+  { echo "FAIL: the awq job did not rescale block 29" >&2; exit 1; }
 
 # Refused before any work, naming the field.
 printf 'stages: [{gptq: {grid: {bits: 4}, static_groups: false}}]\n%s\noutput: {format: compressed_tensors}\n' \

@@ -267,3 +267,41 @@ overrides: [{modules: ".*down_proj", stage: 0, params: {wanda: {sparsity: 0.4}}}
 
 }  // namespace
 }  // namespace compressd
+
+namespace compressd {
+namespace {
+
+// AWQ: its defaults, calibration required even for RTN, and every
+// misuse refused naming the field.
+TEST(RecipeStagesTest, AwqDefaultsAndRefusals) {
+  absl::StatusOr<v1::Recipe> r = Prepare(R"(
+stages: [{rtn: {grid: {bits: 4}, awq: {}}}]
+calibration: {path: /tmp/sotu}
+)");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->stages(0).rtn().awq().grid_points(), 20);
+  EXPECT_FALSE(r->stages(0).rtn().awq().duo_scaling());  // measured better on SmolLM2
+  EXPECT_TRUE(NeedsCalibration(*r));
+  EXPECT_EQ(r->calibration().samples(), 128);  // calibration defaults applied
+  r = Prepare("stages: [{gptq: {grid: {bits: 3}, awq: {grid_points: 5, duo_scaling: true}}}]\n"
+              "calibration: {path: x}");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->stages(0).gptq().awq().grid_points(), 5);
+  EXPECT_TRUE(r->stages(0).gptq().awq().duo_scaling());
+
+  ExpectInvalid("stages: [{rtn: {grid: {bits: 4}, awq: {grid_points: -3}}}]\n"
+                "calibration: {path: x}",
+                "stages[0].rtn.awq.grid_points: must be in [1, 1000], got -3");
+  ExpectInvalid("stages: [{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4}, awq: {}}}]\n"
+                "calibration: {path: x}",
+                "stages[1].gptq.awq: AWQ rescales each block before any stage runs");
+  ExpectInvalid(R"(
+stages: [{gptq: {grid: {bits: 4}}}]
+calibration: {path: x}
+overrides: [{modules: ".*down_proj", stage: 0, params: {gptq: {grid: {bits: 8}, awq: {}}}}]
+)",
+                "overrides[0].params: awq is set on the stage");
+}
+
+}  // namespace
+}  // namespace compressd

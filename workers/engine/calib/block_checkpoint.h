@@ -29,6 +29,7 @@ struct BlockCheckpoint {
   std::map<std::string, engine::QuantizedTensor> quantized;    // HF tensor name -> codes
   nlohmann::json layers = nlohmann::json::array();             // summary entries
   nlohmann::json timings = nlohmann::json::object();           // seconds by phase
+  nlohmann::json awq = nlohmann::json::array();                // AWQ's entries (calib/awq.h)
 };
 
 std::string EncodeBlockCheckpoint(const BlockCheckpoint& checkpoint);

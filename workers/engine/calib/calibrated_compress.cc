@@ -7,12 +7,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/recipe_awq.h"
 #include "common/recipe_stages.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "common/util.h"
 #include "workers/engine/algorithms/hessian.h"
 #include "workers/engine/algorithms/solver_backend.h"
+#include "workers/engine/calib/awq.h"
 #include "workers/engine/calib/block_checkpoint.h"
 #include "workers/engine/calib/block_linears.h"
 #include "workers/engine/calib/layer_stages.h"
@@ -157,6 +159,10 @@ class BlockCompressor {
     }
     const v1::Recipe& recipe =
         static_cast<size_t>(block) < block_recipes_.size() ? block_recipes_[block] : recipe_;
+    const v1::QuantGridSpec* awq_grid = nullptr;
+    if (const v1::AwqSpec* awq = RecipeAwq(recipe, &awq_grid)) {
+      RETURN_IF_ERROR(RunAwq(block, in, w, *awq, *awq_grid, checkpoint));
+    }
     bool changed = false;
     for (int step = 0; step < 4; ++step) {
       std::vector<const BlockLinear*> group;
@@ -214,6 +220,37 @@ class BlockCompressor {
   }
 
  private:
+  // AWQ's scales for the block, folded in; the inputs recomputed after.
+  absl::Status RunAwq(int block, const engine::LinearInputs& in, BlockWeights* w,
+                      const v1::AwqSpec& spec, const v1::QuantGridSpec& grid,
+                      BlockCheckpoint* checkpoint) {
+    const Clock::time_point t = Clock::now();
+    const AwqOptions options{
+        engine::QuantGrid{grid.bits(), grid.group_size(), !grid.asymmetric(), grid.scale_bits()},
+        spec.grid_points(), spec.duo_scaling(), /*unscaled_candidate=*/true, threads_};
+    const int layer = w->layer >= 0 ? w->layer : block;
+    std::vector<Tensor*> changed;
+    ASSIGN_OR_RETURN(json entries,
+                     AwqBlock(config_, layer, w, in, options, targets_, solver_, &changed));
+    result_->awq_s += SecondsSince(t);
+    if (!changed.empty()) {
+      const Clock::time_point f = Clock::now();
+      RETURN_IF_ERROR(in.refresh());
+      result_->forward_s += SecondsSince(f);
+    }
+    if (checkpoint != nullptr) {
+      for (const engine::NamedTensor& n : engine::BlockTensors(config_, layer, w)) {
+        if (std::find(changed.begin(), changed.end(), n.tensor) != changed.end()) {
+          checkpoint->weights[n.name] = *n.tensor;
+        }
+      }
+      checkpoint->awq = entries;
+    }
+    for (const json& e : entries) result_->awq.push_back(e);
+    if (!entries.empty()) EmitLog(events_, "info", AwqLogLine(entries));
+    return absl::OkStatus();
+  }
+
   // Says which experts of layer `block` fall back to the pooled Hessian.
   void ReportPooled(int block, const std::vector<int64_t>& tokens) const {
     std::string few;
@@ -275,6 +312,7 @@ absl::StatusOr<bool> RestoreBlock(engine::LlamaModel& model, int block, Checkpoi
     EmitLayerMetrics(entry, events);
   }
   for (auto& [name, q] : c.quantized) result->quantized[name] = std::move(q);
+  for (const json& e : c.awq) result->awq.push_back(e);
   return true;
 }
 

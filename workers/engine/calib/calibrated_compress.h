@@ -13,7 +13,9 @@
 //   4. the block's output recomputed with the compressed weights: the input
 //      of block i + 1.
 // With an OWL stage (calib/owl.h), a dense pass over the calibration set
-// first sets each block's sparsity.
+// first sets each block's sparsity. With AWQ on the first stage
+// (calib/awq.h), each block is first rescaled from its dense inputs, which
+// are then recomputed.
 // After each block its result is stored in the CheckpointStore (when one is
 // given) as "calib/block-NNNN"; a later run with the same fingerprint loads
 // the stored blocks, recomputes their outputs (no solves) and continues, with
@@ -56,6 +58,8 @@ struct CompressionResult {
   double forward_s = 0, hessian_s = 0, solve_s = 0, error_s = 0, checkpoint_s = 0;
   int resumed_blocks = 0;
   nlohmann::json owl;  // OWL's per-block allocation (calib/owl.h); null without OWL
+  nlohmann::json awq = nlohmann::json::array();  // AWQ's per-group scales (calib/awq.h)
+  double awq_s = 0;                              // AWQ's searches (its refresh: forward_s)
 };
 
 // The fingerprint stored with each block checkpoint.

@@ -436,6 +436,7 @@ class ModelJob {
         s.calibration =
             CalibrationJson(*in_.calibration, recipe_.calibration(), result_.resumed_blocks);
         if (!result_.owl.is_null()) (*s.calibration)["owl"] = result_.owl;
+        if (!result_.awq.empty()) (*s.calibration)["awq"] = result_.awq;
       }
       if (!export_report_.is_null()) s.export_report = export_report_;
       if (!evopress_.is_null()) s.evopress = evopress_;
@@ -444,6 +445,7 @@ class ModelJob {
                 {"evaluate", eval_s_},
                 {"forward", result_.forward_s},
                 {"hessian", result_.hessian_s},
+                {"awq", result_.awq_s},
                 {"solve", result_.solve_s},
                 {"error", result_.error_s},
                 {"checkpoint", result_.checkpoint_s},

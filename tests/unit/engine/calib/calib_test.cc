@@ -303,6 +303,45 @@ calibration: {path: x}
   EXPECT_EQ(fresh.result.resumed_blocks, 0);
 }
 
+// AWQ rescales norms and up_proj rows as well as the quantized linears: a
+// resumed run restores those from the checkpoint too, and the summary's AWQ
+// entries of the restored block.
+TEST(CalibratedCompressTest, AwqResumesBitIdentically) {
+  const LlamaModel dense = engine::testing::RandomModel(engine::testing::SmallConfig(), 12);
+  const CalibrationSet calib = MakeCalibration(4, 24, dense.config.vocab);
+  const v1::Recipe recipe = MakeRecipe(R"(
+stages: [{gptq: {grid: {bits: 3, group_size: 32}, awq: {grid_points: 8}}}]
+calibration: {path: x}
+)");
+  RunResult uninterrupted = Compress(dense, recipe, calib, nullptr);
+  ASSERT_TRUE(uninterrupted.status.ok()) << uninterrupted.status;
+  // Three groups per block (GQA: no v_proj -> o_proj group).
+  ASSERT_EQ(uninterrupted.result.awq.size(), 6u) << uninterrupted.result.awq.dump();
+  int folded = 0;
+  for (const nlohmann::json& e : uninterrupted.result.awq) folded += !e["alpha"].is_null();
+  EXPECT_GT(folded, 0) << uninterrupted.result.awq.dump();
+
+  TempDir dir;
+  DirCheckpointStore store(dir.path());
+  CancelToken cancel;
+  CancelAtBlock killer(&cancel, 1);
+  RunResult killed = Compress(dense, recipe, calib, &store, &killer, &cancel);
+  EXPECT_EQ(killed.status.code(), absl::StatusCode::kCancelled);
+  RunResult resumed = Compress(dense, recipe, calib, &store);
+  ASSERT_TRUE(resumed.status.ok()) << resumed.status;
+  EXPECT_EQ(resumed.result.resumed_blocks, 1);
+  ExpectSameWeights(resumed.model, uninterrupted.model);
+  for (size_t b = 0; b < dense.blocks.size(); ++b) {
+    for (auto norm : {&BlockWeights::attn_norm, &BlockWeights::mlp_norm}) {
+      const Tensor& x = resumed.model.blocks[b].*norm;
+      const Tensor& y = uninterrupted.model.blocks[b].*norm;
+      ASSERT_EQ(x.numel(), y.numel());
+      for (int64_t j = 0; j < x.numel(); ++j) ASSERT_EQ(x.data[j], y.data[j]) << b << " " << j;
+    }
+  }
+  EXPECT_EQ(resumed.result.awq, uninterrupted.result.awq);
+}
+
 TEST(BlockCheckpointTest, RoundTripAndCorruption) {
   BlockCheckpoint c;
   c.fingerprint = "abc";
