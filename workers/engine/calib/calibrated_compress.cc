@@ -226,7 +226,7 @@ class BlockCompressor {
                       BlockCheckpoint* checkpoint) {
     const Clock::time_point t = Clock::now();
     const AwqOptions options{
-        engine::QuantGrid{grid.bits(), grid.group_size(), !grid.asymmetric(), grid.scale_bits()},
+        GridOf(grid),
         spec.grid_points(), spec.duo_scaling(), /*unscaled_candidate=*/true, threads_};
     const int layer = w->layer >= 0 ? w->layer : block;
     std::vector<Tensor*> changed;

@@ -21,10 +21,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using engine::LayerSolveResult;
 
-engine::QuantGrid Grid(const v1::QuantGridSpec& spec) {
-  return engine::QuantGrid{spec.bits(), spec.group_size(), !spec.asymmetric(), spec.scale_bits()};
-}
-
 // One stage on w; sets out->quantized when it quantizes.
 absl::Status ApplyStage(const LayerStage& layer_stage, const std::string& tensor, float* w,
                         int64_t rows, int64_t cols, const float* h, int threads,
@@ -52,7 +48,7 @@ absl::Status ApplyStage(const LayerStage& layer_stage, const std::string& tensor
       o.mask_scope = s.row_masks() ? engine::MaskScope::kRow : engine::MaskScope::kBlock;
       o.block_size = s.block_size();
       o.percdamp = s.percdamp();
-      if (s.has_quantize()) o.grid = Grid(s.quantize());
+      if (s.has_quantize()) o.grid = GridOf(s.quantize());
       o.report_error = false;
       o.threads = threads;
       o.solver = solver;
@@ -64,7 +60,7 @@ absl::Status ApplyStage(const LayerStage& layer_stage, const std::string& tensor
     case v1::Stage::kGptq: {
       const v1::GptqStage& s = stage.gptq();
       engine::GptqOptions o;
-      o.grid = Grid(s.grid());
+      o.grid = GridOf(s.grid());
       o.act_order = s.act_order();
       o.static_groups = s.static_groups();
       o.block_size = s.block_size();
@@ -79,7 +75,7 @@ absl::Status ApplyStage(const LayerStage& layer_stage, const std::string& tensor
     }
     case v1::Stage::kRtn: {
       ASSIGN_OR_RETURN(engine::QuantizedTensor q,
-                       engine::QuantizeRtn(w, rows, cols, Grid(stage.rtn().grid()), tensor));
+                       engine::QuantizeRtn(w, rows, cols, GridOf(stage.rtn().grid()), tensor));
       out->quantized = std::move(q);
       return absl::OkStatus();
     }
@@ -93,6 +89,10 @@ absl::Status ApplyStage(const LayerStage& layer_stage, const std::string& tensor
 }
 
 }  // namespace
+
+engine::QuantGrid GridOf(const v1::QuantGridSpec& spec) {
+  return engine::QuantGrid{spec.bits(), spec.group_size(), !spec.asymmetric(), spec.scale_bits()};
+}
 
 double BitsPerParameter(const std::optional<engine::QuantizedTensor>& q) {
   if (!q) return 16.0;

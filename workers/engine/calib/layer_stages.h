@@ -33,6 +33,9 @@ struct LayerOutcome {
   double error_seconds = 0;
 };
 
+// The grid a recipe's QuantGridSpec describes.
+QuantGrid GridOf(const v1::QuantGridSpec& spec);
+
 // Bits per parameter of a stored weight: bits + the grid's fp16 scale (and,
 // asymmetric, a zero point of `bits`) per group; 16 when not quantized.
 double BitsPerParameter(const std::optional<engine::QuantizedTensor>& quantized);
