@@ -132,7 +132,8 @@ def main():
     ap.add_argument("--llamacpp", action="store_true",
                     help="as llama.cpp fixes the family: Gemma's query_pre_attn_scalar = head_dim, "
                          "Gemma 3's 6 layers with the default window pattern (5 windowed, "
-                         "1 full) and weights of std 0.05, Phi-3 without a sliding window")
+                         "1 full) and norm weights centred on 0 (scales 1 + w near 1), Phi-3 "
+                         "without a sliding window")
     args = ap.parse_args()
     config_cls, model_cls, extra = FAMILIES[args.family]
     if args.all_moe:
@@ -141,13 +142,16 @@ def main():
         extra = {**extra, "sliding_window": None}
     if args.llamacpp and args.family == "gemma2":
         extra = {**extra, "query_pre_attn_scalar": extra["head_dim"]}
-    std = 0.15
+    norm_centre = 1.0
     if args.llamacpp and args.family == "gemma3":
         extra = {k: v for k, v in extra.items() if k != "layer_types"}
         extra["num_hidden_layers"] = 6
-        # No soft-capping: at 0.15 the random logits reach the hundreds, where
-        # llama.cpp's 8-bit activations alone move perplexity by percents.
-        std = 0.05
+        # Gemma scales by 1 + w: norm weights near 1 double every normalized
+        # activation (q and k after their norms: attention scores x4), and
+        # without soft-capping this random model then turns llama.cpp's 8-bit
+        # activation rounding into a 2% perplexity change that depends on the
+        # CPU's kernels. Centred on 0 the two agree to 0.05%.
+        norm_centre = 0.0
     config = getattr(transformers, config_cls)(**{**COMMON, **extra})
     torch.manual_seed(args.seed)
     model = getattr(transformers, model_cls)(config).float().eval()
@@ -155,9 +159,9 @@ def main():
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "norm" in name:
-                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
+                p.copy_(norm_centre + 0.2 * torch.randn(p.shape, generator=gen))
             else:
-                p.copy_(std * torch.randn(p.shape, generator=gen))
+                p.copy_(0.15 * torch.randn(p.shape, generator=gen))
     if args.dead_experts:
         starve_experts(model, args.dead_experts)
     model.save_pretrained(args.out, safe_serialization=True)
