@@ -71,7 +71,7 @@ bool SyntheticLayer(int64_t rows, int64_t cols, SolverBackend& solver, Layer* l)
   l->cols = cols;
   l->w.resize(rows * cols);
   for (float& v : l->w) v = 0.02f * n(rng);
-  std::unique_ptr<HessianSum> sum = solver.NewHessian(cols);
+  std::unique_ptr<HessianSum> sum = solver.NewHessian(cols, 1);
   std::vector<float> x(2048 * cols);
   for (int64_t t0 = 0; t0 < 2 * cols; t0 += 2048) {
     for (int64_t i = 0; i < static_cast<int64_t>(x.size()); ++i) {

@@ -73,7 +73,7 @@ TEST(CudaSolverTest, HessianMatchesTheCpuAccumulator) {
   engine::HessianAccumulator cpu(dim);
   ASSERT_TRUE(cpu.Add(x.data(), 3000).ok());
   ASSERT_TRUE(cpu.Add(x.data() + 3000 * dim, tokens - 3000).ok());
-  auto gpu = solver->NewHessian(dim);
+  auto gpu = solver->NewHessian(dim, 1);
   ASSERT_TRUE(gpu->Add(x.data(), 3000).ok());
   ASSERT_TRUE(gpu->Add(x.data() + 3000 * dim, tokens - 3000).ok());
   auto hc = cpu.Hessian();
@@ -94,7 +94,7 @@ TEST(CudaSolverTest, HessianErrorsAreStatuses) {
   COMPRESSD_REQUIRE_CUDA_DEVICE();
   auto solver = Solver();
   ASSERT_NE(solver, nullptr);
-  auto gpu = solver->NewHessian(16);
+  auto gpu = solver->NewHessian(16, 1);
   EXPECT_EQ(gpu->Hessian().status().code(), absl::StatusCode::kFailedPrecondition);
   std::vector<float> x(4 * 16, 1.0f);
   x[2 * 16 + 9] = std::nanf("");

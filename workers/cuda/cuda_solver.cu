@@ -354,7 +354,7 @@ class CudaHessianSum final : public engine::HessianSum {
 
 }  // namespace
 
-std::unique_ptr<engine::HessianSum> CudaSolver::NewHessian(int64_t dim) {
+std::unique_ptr<engine::HessianSum> CudaSolver::NewHessian(int64_t dim, int /*threads*/) {
   return std::make_unique<CudaHessianSum>(*impl_, dim);
 }
 

@@ -44,7 +44,7 @@ class CudaSolver final : public engine::SolverBackend {
   ~CudaSolver() override;
 
   std::string name() const override;
-  std::unique_ptr<engine::HessianSum> NewHessian(int64_t dim) override;
+  std::unique_ptr<engine::HessianSum> NewHessian(int64_t dim, int threads) override;
   absl::Status FactorAndSweep(const float* h, const int64_t* perm, double percdamp,
                               absl::string_view tensor, const engine::SweepOptions& options,
                               engine::SweepState* state) override;

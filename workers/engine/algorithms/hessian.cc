@@ -5,13 +5,16 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <thread>
 
 #include "Eigen/Dense"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 // LAPACK (shipped inside OpenBLAS, which the build already links). Fortran
 // calling convention: every argument by pointer, then the hidden lengths of
@@ -24,34 +27,61 @@ void dtrtri_(const char* uplo, const char* diag, const int* n, double* a, const 
 
 namespace compressd::engine {
 
-HessianAccumulator::HessianAccumulator(int64_t dim)
-    : dim_(std::max<int64_t>(dim, 0)), sum_(dim_ * dim_, 0.0) {}
+HessianAccumulator::HessianAccumulator(int64_t dim, int threads)
+    : dim_(std::max<int64_t>(dim, 0)), threads_(std::max(threads, 1)), sum_(dim_ * dim_, 0.0) {}
+
+absl::Status HessianAccumulator::AddPanel(const float* x, int k, int64_t r0, int64_t r1,
+                                          float* scratch, int64_t tokens_at) {
+  const int n = static_cast<int>(dim_);
+  const int m = static_cast<int>(r1 - r0);
+  float* c = scratch + r0 * dim_ + r0;
+  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, m, k, 1.0f, x + r0, n, 0.0f, c, n);
+  if (r1 < dim_) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, static_cast<int>(dim_ - r1), k, 1.0f,
+                x + r0, n, x + r1, n, 0.0f, c + m, n);
+  }
+  for (int64_t i = r0; i < r1; ++i) {
+    // A non-finite input makes its own diagonal entry non-finite.
+    if (!std::isfinite(scratch[i * dim_ + i])) {
+      return absl::InvalidArgumentError(absl::StrCat("Hessian: calibration input column ", i,
+                                                     " is not finite (or overflows) in tokens [",
+                                                     tokens_at, ", ", tokens_at + k, ")"));
+    }
+  }
+  for (int64_t i = r0; i < r1; ++i) {
+    const float* s = scratch + i * dim_;
+    double* d = sum_.data() + i * dim_;
+    for (int64_t j = i; j < dim_; ++j) d[j] += s[j];
+  }
+  return absl::OkStatus();
+}
 
 absl::Status HessianAccumulator::Add(const float* x, int64_t tokens) {
   if (tokens < 0) {
     return absl::InvalidArgumentError(absl::StrCat("Hessian: negative token count ", tokens));
   }
-  const int n = static_cast<int>(dim_);
-  // One chunk's float32 ssyrk result; freed on return (a block's memory
-  // peak is the solve's, which this must not add to).
+  // One chunk's float32 products; freed on return (a block's memory peak is
+  // the solve's, which this must not add to).
   std::vector<float> scratch(tokens > 0 ? dim_ * dim_ : 0);
+  const int64_t panels = (dim_ + kPanelRows - 1) / kPanelRows;
+  // Panels by index; the first has the most work, so handing them out in
+  // order balances the threads. Each thread writes only its panels' rows.
+  std::vector<absl::Status> status(static_cast<size_t>(panels));
   for (int64_t t0 = 0; t0 < tokens; t0 += kChunkTokens) {
     const int k = static_cast<int>(std::min(kChunkTokens, tokens - t0));
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, k, 1.0f, x + t0 * dim_, n, 0.0f,
-                scratch.data(), n);
-    for (int64_t i = 0; i < dim_; ++i) {
-      // A non-finite input makes its own diagonal entry non-finite.
-      if (!std::isfinite(scratch[i * dim_ + i])) {
-        return absl::InvalidArgumentError(absl::StrCat("Hessian: calibration input column ", i,
-                                                       " is not finite (or overflows) in tokens [",
-                                                       tokens_ + t0, ", ", tokens_ + t0 + k, ")"));
+    std::atomic<int64_t> next{0};
+    auto work = [&] {
+      for (int64_t p; (p = next.fetch_add(1)) < panels;) {
+        const int64_t r0 = p * kPanelRows;
+        status[p] = AddPanel(x + t0 * dim_, k, r0, std::min(dim_, r0 + kPanelRows), scratch.data(),
+                             tokens_ + t0);
       }
-    }
-    for (int64_t i = 0; i < dim_; ++i) {
-      const float* s = scratch.data() + i * dim_;
-      double* d = sum_.data() + i * dim_;
-      for (int64_t j = i; j < dim_; ++j) d[j] += s[j];
-    }
+    };
+    std::vector<std::thread> pool;
+    for (int i = 1; i < std::min<int64_t>(threads_, panels); ++i) pool.emplace_back(work);
+    work();
+    for (std::thread& th : pool) th.join();
+    for (const absl::Status& s : status) RETURN_IF_ERROR(s);  // the lowest column's
   }
   tokens_ += tokens;
   return absl::OkStatus();
@@ -92,7 +122,7 @@ std::vector<float> InputNormsFromHessian(const float* h, int64_t dim) {
 }
 
 absl::StatusOr<std::vector<float>> FixedHessianDiagonal(const float* h, int64_t dim,
-                                                       absl::string_view tensor) {
+                                                        absl::string_view tensor) {
   std::vector<float> diag(dim);
   for (int64_t j = 0; j < dim; ++j) {
     const float d = h[j * dim + j];

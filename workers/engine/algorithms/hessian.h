@@ -7,8 +7,10 @@
 // as a forward pass produces them); H is a full symmetric row-major [in, in]
 // float32 matrix; weights are row-major [out, in].
 //
-// Cost: Add is a rank-k update, O(k * in^2) (cblas_ssyrk), plus O(in^2) to fold
-// it into the float64 running sum; InverseHessianUpper is in^3 / 3 float64
+// Cost: Add is a rank-k update, O(k * in^2) (per panel of kPanelRows rows of
+// the upper triangle: ssyrk on its diagonal block, sgemm right of it; the
+// panels spread over `threads` threads), plus O(in^2) to fold it into the
+// float64 running sum; InverseHessianUpper is in^3 / 3 float64
 // multiply-adds for the Cholesky factorization plus in^3 / 3 for the
 // triangular inverse (no H^-1, no second factorization);
 // RelativeReconstructionError is two [out, in] x [in, in] products.
@@ -29,12 +31,15 @@ namespace compressd::engine {
 // Precision: each batch (cut into chunks of at most kChunkTokens tokens) is a
 // float32 ssyrk, and the chunks are summed in float64, so the result does not
 // drift with the number of batches and the 2 / n scaling is applied once, at
-// the end. Memory: 8 dim^2 bytes, plus 4 dim^2 during Add. Not thread-safe.
+// the end. The panels are fixed by dim alone, so the result is bit-identical
+// for every thread count. Memory: 8 dim^2 bytes, plus 4 dim^2 during Add.
+// Not thread-safe (Add uses `threads` threads of its own).
 class HessianAccumulator {
  public:
   static constexpr int64_t kChunkTokens = 2048;
+  static constexpr int64_t kPanelRows = 128;
 
-  explicit HessianAccumulator(int64_t dim);
+  explicit HessianAccumulator(int64_t dim, int threads = 1);
 
   // x: [tokens, dim] row-major. INVALID_ARGUMENT for tokens < 0 or an input
   // that is not finite (the message names the input column).
@@ -48,7 +53,13 @@ class HessianAccumulator {
   absl::StatusOr<std::vector<float>> Hessian() const;
 
  private:
+  // Rows [r0, r1) of one chunk's upper triangle into scratch, checked and
+  // folded into sum_; tokens_at names the chunk's first token in errors.
+  absl::Status AddPanel(const float* x, int k, int64_t r0, int64_t r1, float* scratch,
+                        int64_t tokens_at);
+
   int64_t dim_;
+  int threads_;
   int64_t tokens_ = 0;
   std::vector<double> sum_;  // upper triangle (row-major) of sum_t x_t x_t^T
 };

@@ -8,7 +8,7 @@ namespace {
 
 class CpuHessianSum final : public HessianSum {
  public:
-  explicit CpuHessianSum(int64_t dim) : acc_(dim) {}
+  CpuHessianSum(int64_t dim, int threads) : acc_(dim, threads) {}
   absl::Status Add(const float* x, int64_t tokens) override { return acc_.Add(x, tokens); }
   absl::StatusOr<std::vector<float>> Hessian() override { return acc_.Hessian(); }
 
@@ -18,8 +18,8 @@ class CpuHessianSum final : public HessianSum {
 
 }  // namespace
 
-std::unique_ptr<HessianSum> CpuSolver::NewHessian(int64_t dim) {
-  return std::make_unique<CpuHessianSum>(dim);
+std::unique_ptr<HessianSum> CpuSolver::NewHessian(int64_t dim, int threads) {
+  return std::make_unique<CpuHessianSum>(dim, threads);
 }
 
 absl::Status CpuSolver::FactorAndSweep(const float* h, const int64_t* perm, double percdamp,

@@ -38,7 +38,9 @@ class SolverBackend {
  public:
   virtual ~SolverBackend() = default;
   virtual std::string name() const = 0;
-  virtual std::unique_ptr<HessianSum> NewHessian(int64_t dim) = 0;
+  // `threads`: host threads the sum may use (the CPU's panels); a device
+  // implementation may ignore it.
+  virtual std::unique_ptr<HessianSum> NewHessian(int64_t dim, int threads) = 0;
   // InverseHessianUpper(h, state->cols, perm, percdamp, tensor), then
   // ObsSweep(options, state) on that factor (state->u is not read). Same
   // errors as InverseHessianUpper.
@@ -65,7 +67,7 @@ class SolverBackend {
 class CpuSolver final : public SolverBackend {
  public:
   std::string name() const override { return "cpu"; }
-  std::unique_ptr<HessianSum> NewHessian(int64_t dim) override;
+  std::unique_ptr<HessianSum> NewHessian(int64_t dim, int threads) override;
   absl::Status FactorAndSweep(const float* h, const int64_t* perm, double percdamp,
                               absl::string_view tensor, const SweepOptions& options,
                               SweepState* state) override;

@@ -292,7 +292,8 @@ absl::StatusOr<nlohmann::json> AwqBlock(const LlamaConfig& config, int layer, Bl
     }
     const std::vector<int64_t>* subset = g.input == 4 ? &rows : nullptr;
     const std::vector<float> x_mean = MeanAbs(in, g.input, dim, subset);
-    ASSIGN_OR_RETURN(const std::vector<float> h, InputHessian(in, g.input, dim, subset, solver));
+    ASSIGN_OR_RETURN(const std::vector<float> h,
+                     InputHessian(in, g.input, dim, subset, solver, options.threads));
     ASSIGN_OR_RETURN(const AwqSearchResult r,
                      AwqSearch(searched, h.data(), x_mean.data(), dim, options, first));
     Tensor* prev = g.norm != nullptr ? g.norm : g.rows;

@@ -84,8 +84,8 @@ std::vector<int64_t> ExpertRows(const LinearInputs& in, int input, int expert) {
 
 absl::StatusOr<std::vector<float>> InputHessian(const LinearInputs& in, int input, int64_t dim,
                                                 const std::vector<int64_t>* rows,
-                                                SolverBackend& solver) {
-  std::unique_ptr<HessianSum> sum = solver.NewHessian(dim);
+                                                SolverBackend& solver, int threads) {
+  std::unique_ptr<HessianSum> sum = solver.NewHessian(dim, threads);
   constexpr int64_t kChunk = HessianAccumulator::kChunkTokens;
   const float* x = in.input(input);
   if (rows == nullptr) {  // contiguous: the accumulator's own chunks, each released after use

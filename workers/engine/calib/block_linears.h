@@ -26,11 +26,11 @@
 namespace compressd::engine {
 
 struct BlockLinear {
-  std::string module;       // "model.layers.3.mlp.experts.5.up_proj"
+  std::string module;        // "model.layers.3.mlp.experts.5.up_proj"
   Tensor* tensor = nullptr;  // its slot in the block (null when listed without one)
-  int input = 0;            // LinearInputs::input index that feeds it
-  int step = 0;             // 0 q/k/v, 1 o, 2 gate/up (router, experts), 3 down
-  int expert = -1;          // the routed expert it belongs to; -1: every token feeds it
+  int input = 0;             // LinearInputs::input index that feeds it
+  int step = 0;              // 0 q/k/v, 1 o, 2 gate/up (router, experts), 3 down
+  int expert = -1;           // the routed expert it belongs to; -1: every token feeds it
 };
 
 // Block `layer`'s linears in step order (`block` may be null).
@@ -44,10 +44,11 @@ std::vector<int64_t> ExpertTokenCounts(const LinearInputs& in, int n_experts);
 std::vector<int64_t> ExpertRows(const LinearInputs& in, int input, int expert);
 
 // H of input `input` of width `dim` over all its rows; or, with `rows`, over
-// those rows only (gathered in the accumulator's chunks). The accumulator is
-// gone on return, so a step's peak is the solver's, not the two added.
+// those rows only (gathered in the accumulator's chunks), on `threads` host
+// threads. The accumulator is gone on return, so a step's peak is the
+// solver's, not the two added.
 absl::StatusOr<std::vector<float>> InputHessian(const LinearInputs& in, int input, int64_t dim,
                                                 const std::vector<int64_t>* rows,
-                                                SolverBackend& solver);
+                                                SolverBackend& solver, int threads);
 
 }  // namespace compressd::engine

@@ -187,7 +187,7 @@ class BlockCompressor {
         const Clock::time_point t = Clock::now();
         std::vector<float> h;
         if (first.expert < 0) {
-          ASSIGN_OR_RETURN(h, InputHessian(in, first.input, dim, nullptr, solver_));
+          ASSIGN_OR_RETURN(h, InputHessian(in, first.input, dim, nullptr, solver_, threads_));
         } else {
           const int64_t n = tokens[static_cast<size_t>(first.expert)];
           const bool own = n >= std::max(min_expert_tokens_, 1);
@@ -196,18 +196,18 @@ class BlockCompressor {
                    {"calibration", own ? "routed" : "pooled"}};
           if (own) {
             const std::vector<int64_t> rows = ExpertRows(in, first.input, first.expert);
-            ASSIGN_OR_RETURN(h, InputHessian(in, first.input, dim, &rows, solver_));
+            ASSIGN_OR_RETURN(h, InputHessian(in, first.input, dim, &rows, solver_, threads_));
           } else {
             if (!pooled.count(first.input)) {
               ASSIGN_OR_RETURN(pooled[first.input],
-                               InputHessian(in, first.input, dim, nullptr, solver_));
+                               InputHessian(in, first.input, dim, nullptr, solver_, threads_));
             }
             h = pooled[first.input];
           }
         }
         result_->hessian_s += SecondsSince(t);
-        for (; i < group.size() && group[i]->input == first.input &&
-               group[i]->expert == first.expert;
+        for (;
+             i < group.size() && group[i]->input == first.input && group[i]->expert == first.expert;
              ++i) {
           if (cancel_.cancelled()) return absl::CancelledError("job cancelled");
           RETURN_IF_ERROR(CompressTensor(recipe, group[i]->module, group[i]->tensor, h.data(),
@@ -225,9 +225,8 @@ class BlockCompressor {
                       const v1::AwqSpec& spec, const v1::QuantGridSpec& grid,
                       BlockCheckpoint* checkpoint) {
     const Clock::time_point t = Clock::now();
-    const AwqOptions options{
-        GridOf(grid),
-        spec.grid_points(), spec.duo_scaling(), /*unscaled_candidate=*/true, threads_};
+    const AwqOptions options{GridOf(grid), spec.grid_points(), spec.duo_scaling(),
+                             /*unscaled_candidate=*/true, threads_};
     const int layer = w->layer >= 0 ? w->layer : block;
     std::vector<Tensor*> changed;
     ASSIGN_OR_RETURN(json entries,
@@ -448,9 +447,8 @@ absl::Status CompressUncalibrated(engine::LlamaModel& model, const v1::Recipe& r
     if (it == by_name.end()) {
       return absl::InternalError(absl::StrCat(targets[i].tensor, ": not a tensor of the model"));
     }
-    RETURN_IF_ERROR(
-        CompressTensor(recipe, targets[i].module, it->second, nullptr, 1, nullptr, events, result,
-                       nullptr));
+    RETURN_IF_ERROR(CompressTensor(recipe, targets[i].module, it->second, nullptr, 1, nullptr,
+                                   events, result, nullptr));
     if (tied && it->second == &model.embed_tokens) model.lm_head = model.embed_tokens;
     EmitProgress(events, "prune", i + 1, total, targets[i].module);
   }
@@ -478,14 +476,15 @@ absl::Status CompressUncalibrated(const engine::LlamaConfig& config, const v1::R
     BlockWeights w;
     RETURN_IF_ERROR(stream.Load(b, &w));
     std::map<std::string, Tensor*> by_name;
-    for (const engine::NamedTensor& t : engine::BlockTensors(config, b, &w)) by_name[t.name] = t.tensor;
+    for (const engine::NamedTensor& t : engine::BlockTensors(config, b, &w))
+      by_name[t.name] = t.tensor;
     for (const ModelTarget* t : by_block[b]) {
       auto it = by_name.find(t->tensor);
       if (it == by_name.end()) {
         return absl::InternalError(absl::StrCat(t->tensor, ": not a tensor of block ", b));
       }
-      RETURN_IF_ERROR(
-          CompressTensor(recipe, t->module, it->second, nullptr, 1, nullptr, events, result, nullptr));
+      RETURN_IF_ERROR(CompressTensor(recipe, t->module, it->second, nullptr, 1, nullptr, events,
+                                     result, nullptr));
       EmitProgress(events, "prune", ++done, total, t->module);
     }
     RETURN_IF_ERROR(stream.Done(b, &w));

@@ -53,8 +53,7 @@ absl::StatusOr<std::string> SolveLevel(const LevelsDbSpec& spec, const Unit& uni
     o.percdamp = spec.percdamp;
     o.report_error = false;
     o.threads = threads;
-    RETURN_IF_ERROR(
-        engine::SparseGpt(w.data(), dense.rows(), dense.cols(), h, o, tensor).status());
+    RETURN_IF_ERROR(engine::SparseGpt(w.data(), dense.rows(), dense.cols(), h, o, tensor).status());
   }
   return EncodeLevelWeight(w.data(), dense.rows(), dense.cols(), nullptr);
 }
@@ -89,27 +88,28 @@ absl::Status BuildBlock(LevelsDb& db, const std::vector<std::pair<int, int>>& mi
     todo[{u.input, u.expert >= 0 ? u.expert : -1}].push_back(e);
   }
   std::vector<int64_t> tokens;
-  if (in.routes != nullptr) tokens = engine::ExpertTokenCounts(in, static_cast<int>(w.experts.size()));
+  if (in.routes != nullptr)
+    tokens = engine::ExpertTokenCounts(in, static_cast<int>(w.experts.size()));
   engine::SolverBackend& solver = engine::DefaultCpuSolver();
   for (const auto& [key, entries] : todo) {
     const auto [input, expert] = key;
     Clock::time_point t = Clock::now();
     const engine::Tensor& first = UnitWeight(w, space.units[entries.front().first]);
     std::vector<float> h;
-    if (expert >= 0 && tokens[static_cast<size_t>(expert)] >=
-                           std::max(db.spec().min_expert_tokens, 1)) {
+    if (expert >= 0 &&
+        tokens[static_cast<size_t>(expert)] >= std::max(db.spec().min_expert_tokens, 1)) {
       const std::vector<int64_t> rows = engine::ExpertRows(in, input, expert);
-      ASSIGN_OR_RETURN(h, engine::InputHessian(in, input, first.cols(), &rows, solver));
+      ASSIGN_OR_RETURN(h, engine::InputHessian(in, input, first.cols(), &rows, solver, threads));
     } else {
-      ASSIGN_OR_RETURN(h, engine::InputHessian(in, input, first.cols(), nullptr, solver));
+      ASSIGN_OR_RETURN(h, engine::InputHessian(in, input, first.cols(), nullptr, solver, threads));
     }
     stats->hessian_s += SecondsSince(t);
     for (const auto& [u, l] : entries) {
       if (cancel.cancelled()) return absl::CancelledError("job cancelled");
       t = Clock::now();
-      ASSIGN_OR_RETURN(std::string bytes, SolveLevel(db.spec(), space.units[u],
-                                                     UnitWeight(w, space.units[u]),
-                                                     space.levels[l], h.data(), threads));
+      ASSIGN_OR_RETURN(std::string bytes,
+                       SolveLevel(db.spec(), space.units[u], UnitWeight(w, space.units[u]),
+                                  space.levels[l], h.data(), threads));
       stats->solve_s += SecondsSince(t);
       t = Clock::now();
       RETURN_IF_ERROR(db.PutEntry(u, l, bytes));
@@ -136,10 +136,11 @@ std::string LevelsDbFingerprint(const engine::LlamaModel& model,
                                 const std::vector<std::vector<int32_t>>& windows,
                                 const LevelsDbSpec& spec, const SearchSpace& space) {
   Sha256 sha;
-  sha.Update(absl::StrCat("evopress-db-v2|", spec.mode == Mode::kBits   ? "bits"
+  sha.Update(absl::StrCat("evopress-db-v2|",
+                          spec.mode == Mode::kBits   ? "bits"
                           : spec.mode == Mode::kDrop ? "drop"
-                                                     : "sparsity", "|",
-                          spec.grid.group_size, "|", spec.grid.symmetric, "|", spec.block_size,
+                                                     : "sparsity",
+                          "|", spec.grid.group_size, "|", spec.grid.symmetric, "|", spec.block_size,
                           "|", absl::StrFormat("%.17g", spec.percdamp), "|",
                           DbBuildName(spec.build), "|"));
   if (spec.mode == Mode::kBits && spec.act_order) sha.Update("act_order static_groups|");
@@ -170,8 +171,11 @@ std::string LevelsDbFingerprint(const engine::LlamaModel& model,
 
 LevelsDb::LevelsDb(CheckpointStore* store, std::string fingerprint, SearchSpace space,
                    LevelsDbSpec spec, int64_t cache_bytes)
-    : store_(store), fingerprint_(std::move(fingerprint)), space_(std::move(space)),
-      spec_(spec), cache_bytes_(cache_bytes) {}
+    : store_(store),
+      fingerprint_(std::move(fingerprint)),
+      space_(std::move(space)),
+      spec_(spec),
+      cache_bytes_(cache_bytes) {}
 
 std::string LevelsDb::EntryKey(int unit, int level) const {
   return absl::StrCat(space_.units[unit].name, "/", LevelName(spec_.mode, space_.levels[level]));
@@ -209,13 +213,11 @@ absl::Status LevelsDb::PutEntry(int unit, int level, const std::string& bytes) {
 }
 
 absl::Status LevelsDb::PutStoredEntries(int block, const std::set<std::string>& keys) {
-  return store_->Put(Prefix() + absl::StrFormat("block-%04d", block),
-                     nlohmann::json(keys).dump());
+  return store_->Put(Prefix() + absl::StrFormat("block-%04d", block), nlohmann::json(keys).dump());
 }
 
 absl::StatusOr<std::set<std::string>> LevelsDb::StoredLevelEntries(int level) {
-  return ReadManifest(*store_,
-                      Prefix() + "level-" + LevelName(space_.mode, space_.levels[level]));
+  return ReadManifest(*store_, Prefix() + "level-" + LevelName(space_.mode, space_.levels[level]));
 }
 
 absl::Status LevelsDb::PutStoredLevelEntries(int level, const std::set<std::string>& keys) {
@@ -294,19 +296,17 @@ absl::StatusOr<DbBuildStats> BuildLevelsDb(const engine::LlamaModel& dense,
     stats.forward_s += SecondsSince(t) - (stats.hessian_s - before.hessian_s) -
                        (stats.solve_s - before.solve_s) - (stats.store_s - before.store_s);
     RETURN_IF_ERROR(db.PutStoredEntries(b, stored[b]));
-    EmitLog(events, "info", absl::StrFormat("levels database: block %d of %d, %d entries built",
-                                            b + 1, n, stats.solved - before.solved));
+    EmitLog(events, "info",
+            absl::StrFormat("levels database: block %d of %d, %d entries built", b + 1, n,
+                            stats.solved - before.solved));
   }
   EmitProgress(events, "levels", last + 1, last + 1, "done");
   return stats;
 }
 
-absl::StatusOr<DbBuildStats> BuildSequentialLevelsDb(const engine::LlamaModel& dense,
-                                                     const std::set<int>& blocks,
-                                                     const UniformCompressor& compress,
-                                                     LevelsDb& db, EventSink& events,
-                                                     const CancelToken& cancel,
-                                                     const std::set<int>& levels) {
+absl::StatusOr<DbBuildStats> BuildSequentialLevelsDb(
+    const engine::LlamaModel& dense, const std::set<int>& blocks, const UniformCompressor& compress,
+    LevelsDb& db, EventSink& events, const CancelToken& cancel, const std::set<int>& levels) {
   if (db.spec().build != DbBuild::kSequential) {
     return absl::InvalidArgumentError(
         "BuildSequentialLevelsDb builds a sequential levels database; use BuildLevelsDb");

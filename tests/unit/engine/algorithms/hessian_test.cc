@@ -43,6 +43,45 @@ TEST(HessianTest, StreamingMatchesReferenceAcrossBatchesAndChunks) {
   EXPECT_NEAR(ref[0], 2.0f, 0.2f);                  // 2 E[x^2] with unit variance
 }
 
+// Several panels (the last one short), spread over 1, 2 and 5 threads: the
+// same bits each time, and the float64 reference's values.
+TEST(HessianTest, PanelsOverThreadsAreBitIdenticalAndMatchReference) {
+  const int64_t dim = 3 * HessianAccumulator::kPanelRows + 37;
+  const int64_t tokens = 300;
+  const std::vector<float> x = RandomMatrix(tokens * dim, 11);
+  std::vector<std::vector<float>> got;
+  for (int threads : {1, 2, 5}) {
+    HessianAccumulator acc(dim, threads);
+    ASSERT_TRUE(acc.Add(x.data(), 200).ok());
+    ASSERT_TRUE(acc.Add(x.data() + 200 * dim, tokens - 200).ok());
+    auto h = acc.Hessian();
+    ASSERT_TRUE(h.ok()) << h.status();
+    got.push_back(*h);
+  }
+  EXPECT_EQ(got[0], got[1]);
+  EXPECT_EQ(got[0], got[2]);
+  const std::vector<float> ref = HessianRef(x.data(), tokens, dim);
+  int64_t off = 0;
+  for (int64_t i = 0; i < dim * dim; ++i) {
+    off += std::fabs(got[1][i] - ref[i]) > 1e-5f * (1.0f + std::fabs(ref[i]));
+  }
+  EXPECT_EQ(off, 0);
+  // Every panel is filled: the corner entries of the upper and lower triangles.
+  EXPECT_EQ(got[1][dim - 1], got[1][(dim - 1) * dim]);
+  EXPECT_NEAR(got[1][dim * dim - 1], ref[dim * dim - 1], 1e-4f);
+}
+
+TEST(HessianTest, NonFiniteInputIsNamedWhicheverThreadFindsIt) {
+  const int64_t dim = 2 * HessianAccumulator::kPanelRows + 5;
+  std::vector<float> x = RandomMatrix(4 * dim, 5);
+  x[2 * dim + dim - 2] = std::numeric_limits<float>::infinity();  // token 2, last panel
+  x[3 * dim + 130] = std::numeric_limits<float>::quiet_NaN();     // token 3, second panel
+  HessianAccumulator acc(dim, 3);
+  const absl::Status s = acc.Add(x.data(), 4);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("column 130 "), std::string::npos) << s;  // the lowest column
+}
+
 TEST(HessianTest, ErrorsForNoTokensAndNonFiniteInput) {
   HessianAccumulator acc(4);
   EXPECT_EQ(acc.Hessian().status().code(), absl::StatusCode::kFailedPrecondition);

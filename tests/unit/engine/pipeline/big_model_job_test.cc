@@ -253,9 +253,9 @@ class SmallDeviceSolver final : public SolverBackend {
  public:
   explicit SmallDeviceSolver(uint64_t free_bytes) : free_(free_bytes) {}
   std::string name() const override { return "cuda:7"; }
-  std::unique_ptr<HessianSum> NewHessian(int64_t dim) override {
+  std::unique_ptr<HessianSum> NewHessian(int64_t dim, int threads) override {
     ++hessians_;
-    return cpu_.NewHessian(dim);
+    return cpu_.NewHessian(dim, threads);
   }
   absl::Status FactorAndSweep(const float* h, const int64_t* perm, double percdamp,
                               absl::string_view tensor, const SweepOptions& o,
