@@ -423,8 +423,12 @@ absl::Status ValidateRecipe(const v1::Recipe& recipe) {
   }
   const std::string& device = recipe.resources().device();
   if (!device.empty() && device != "any" && device != "cpu" && device != "cuda") {
-    return absl::InvalidArgumentError(absl::StrCat("resources.device: unknown device \"", device,
-                                                   "\" (any, cpu, cuda)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("resources.device: unknown device \"", device, "\" (any, cpu, cuda)"));
+  }
+  if (!recipe.compute().empty() && recipe.compute() != "fp32" && recipe.compute() != "bf16") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("compute: unknown precision \"", recipe.compute(), "\" (fp32, bf16)"));
   }
   const std::string& format = recipe.output().format();
   if (!format.empty() && format != kDefaultFormat && format != "gptq" && format != "gguf" &&

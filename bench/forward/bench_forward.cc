@@ -7,9 +7,10 @@
 #include <cblas.h>
 
 #include <algorithm>
-#include <numeric>
 #include <cstdio>
 #include <limits>
+#include <memory>
+#include <numeric>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -18,6 +19,7 @@
 #include "bench/forward/bench_common.h"
 #include "bench/forward/timing_backend.h"
 #include "workers/engine/model/gguf/gguf_model.h"
+#include "workers/engine/nn/bf16_gemm.h"
 #include "workers/engine/nn/blas_setup.h"
 #include "workers/engine/nn/cpu_backend.h"
 #include "workers/engine/nn/forward.h"
@@ -30,9 +32,45 @@ ABSL_FLAG(int, batch, 8, "sequences per forward");
 ABSL_FLAG(int, seq, 512, "tokens per sequence");
 ABSL_FLAG(int, reps, 3, "timed forwards (after one warm-up)");
 ABSL_FLAG(int, peak_n, 2048, "size of the square sgemm for the peak");
+ABSL_FLAG(std::string, compute, "fp32",
+          "fp32 or bf16: the linear layers' precision (a recipe's compute; bf16_gemm.h)");
 
 namespace compressd::engine::bench {
 namespace {
+
+// The backend the forwards run on (--compute); null after saying why.
+std::unique_ptr<CpuBackend> ForwardBackend(int threads, bool bf16) {
+  if (bf16 && !Bf16GemmAvailable().ok()) {
+    std::fprintf(stderr, "%s\n", Bf16GemmAvailable().ToString().c_str());
+    return nullptr;
+  }
+  CpuBackendOptions o{threads, 128};
+  o.bf16_gemm = bf16;
+  return std::make_unique<CpuBackend>(o);
+}
+
+// GFLOP/s of an n x n x n BF16 GEMM through a bf16 backend's Linear (the
+// rounding of both operands included), best of 5, printed with the compute
+// mode; 0 without BF16 GEMMs.
+double Bf16Peak(int n, int threads, bool bf16_forward) {
+  std::printf("compute: %s\n", bf16_forward ? "bf16" : "fp32");
+  if (!Bf16GemmAvailable().ok()) return 0.0;
+  CpuBackendOptions o{threads, 128};
+  o.bf16_gemm = true;
+  CpuBackend backend(o);
+  std::vector<float> a(int64_t{n} * n, 0.01f), b(int64_t{n} * n, 0.02f), c(int64_t{n} * n);
+  backend.Linear(a.data(), n, n, b.data(), nullptr, n, c.data());
+  double t = std::numeric_limits<double>::infinity();
+  for (int r = 0; r < 5; ++r) {
+    const double s = Now();
+    backend.Linear(a.data(), n, n, b.data(), nullptr, n, c.data());
+    t = std::min(t, Now() - s);
+  }
+  const double gflops = 2.0 * n * n * n / t / 1e9;
+  std::printf("bf16_gemm_peak_gflops: %.1f (oneDNN %s, through Linear)\n", gflops,
+              Bf16GemmImplementation());
+  return gflops;
+}
 
 // GFLOP/s of an n x n x n sgemm, best of 5: through the backend's threading
 // (row slices, single-threaded OpenBLAS each) and through OpenBLAS's own threads.
@@ -63,8 +101,8 @@ absl::StatusOr<SequenceBatch> LoadBatch(int batch_n, int seq) {
   auto tokens = ReadTokens(absl::GetFlag(FLAGS_tokens));
   if (!tokens.ok()) return tokens.status();
   if (static_cast<int64_t>(tokens->size()) < int64_t{batch_n} * seq) {
-    return absl::InvalidArgumentError(absl::StrCat("token file has ", tokens->size(),
-                                                   " tokens, need ", batch_n * seq));
+    return absl::InvalidArgumentError(
+        absl::StrCat("token file has ", tokens->size(), " tokens, need ", batch_n * seq));
   }
   std::vector<std::vector<int32_t>> seqs;
   for (int b = 0; b < batch_n; ++b) {
@@ -73,12 +111,21 @@ absl::StatusOr<SequenceBatch> LoadBatch(int batch_n, int seq) {
   return SequenceBatch::Pack(seqs);
 }
 
+// Each op's share of `total` seconds, then the peak RSS.
+void PrintOpShares(const TimingBackend& timing, double total) {
+  std::printf("time by op:");
+  for (const auto& [op, sec] : timing.op_seconds()) {
+    std::printf(" %s %.1f%%", op.c_str(), 100 * sec / total);
+  }
+  std::printf("\npeak_rss_mib: %.0f\n", PeakRssMiB());
+}
+
 int Run() {
   const int threads = absl::GetFlag(FLAGS_threads);
   CpuBackend cpu(CpuBackendOptions{threads, 128});
   const BlasInfo blas = GetBlasInfo();
-  std::printf("blas_core: %s (cpu avx512: %d)\nthreads: %d\n", blas.core.c_str(),
-              blas.cpu_avx512, threads);
+  std::printf("blas_core: %s (cpu avx512: %d)\nthreads: %d\n", blas.core.c_str(), blas.cpu_avx512,
+              threads);
   double own = 0;
   double peak = SgemmPeak(cpu, absl::GetFlag(FLAGS_peak_n), threads, &own);
 
@@ -94,7 +141,10 @@ int Run() {
     return 1;
   }
   const SequenceBatch& batch = *packed;
-  TimingBackend timing(&cpu);
+  const bool bf16 = absl::GetFlag(FLAGS_compute) == "bf16";
+  std::unique_ptr<CpuBackend> forward_cpu = ForwardBackend(threads, bf16);
+  if (forward_cpu == nullptr) return 1;
+  TimingBackend timing(forward_cpu.get());
   auto fwd = LlamaForward::Create(&*model, &timing);
   if (!fwd.ok()) {
     std::fprintf(stderr, "%s\n", fwd.status().ToString().c_str());
@@ -129,23 +179,24 @@ int Run() {
   double own_after = 0;
   peak = std::max(peak, SgemmPeak(cpu, absl::GetFlag(FLAGS_peak_n), threads, &own_after));
   own = std::max(own, own_after);
-  std::printf("sgemm_peak_gflops: %.1f (%dx%dx%d; pool row split vs OpenBLAS's own %d threads: "
-              "%.1f)\n",
-              peak, absl::GetFlag(FLAGS_peak_n), absl::GetFlag(FLAGS_peak_n),
-              absl::GetFlag(FLAGS_peak_n), threads, own);
+  std::printf(
+      "sgemm_peak_gflops: %.1f (%dx%dx%d; pool row split vs OpenBLAS's own %d threads: "
+      "%.1f)\n",
+      peak, absl::GetFlag(FLAGS_peak_n), absl::GetFlag(FLAGS_peak_n), absl::GetFlag(FLAGS_peak_n),
+      threads, own);
+  const double bf16_peak = Bf16Peak(absl::GetFlag(FLAGS_peak_n), threads, bf16);
   const double median = times[times.size() / 2];
   const double linear = timing.linear_flops() / timing.linear_seconds() / 1e9;
   std::printf("tokens: %lld (%d x %d)\nforward_seconds_median: %.3f (best %.3f)\n",
               static_cast<long long>(t), batch_n, seq, median, times.front());
-  std::printf("tokens_per_second: %.1f\nlinear_gflops: %.1f (%.0f%% of peak)\n", t / median,
-              linear, 100 * linear / peak);
-  const double total = std::accumulate(times.begin(), times.end(), 0.0);
-  std::printf("time by op:");
-  for (const auto& [op, sec] : timing.op_seconds()) std::printf(" %s %.1f%%", op.c_str(), 100 * sec / total);
-  std::printf("\npeak_rss_mib: %.0f\n", PeakRssMiB());
-  std::printf("RESULT {\"tokens_per_second\": %.2f, \"linear_gflops\": %.2f, "
-              "\"sgemm_peak_gflops\": %.2f, \"blas_core\": \"%s\"}\n",
-              t / median, linear, peak, blas.core.c_str());
+  std::printf("tokens_per_second: %.1f\nlinear_gflops: %.1f (%.0f%% of the %s peak)\n", t / median,
+              linear, 100 * linear / (bf16 ? bf16_peak : peak), bf16 ? "bf16" : "sgemm");
+  PrintOpShares(timing, std::accumulate(times.begin(), times.end(), 0.0));
+  std::printf(
+      "RESULT {\"tokens_per_second\": %.2f, \"linear_gflops\": %.2f, "
+      "\"sgemm_peak_gflops\": %.2f, \"bf16_peak_gflops\": %.2f, \"compute\": \"%s\", "
+      "\"blas_core\": \"%s\"}\n",
+      t / median, linear, peak, bf16_peak, bf16 ? "bf16" : "fp32", blas.core.c_str());
   return 0;
 }
 

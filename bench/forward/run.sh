@@ -28,21 +28,27 @@ fi
 
 BIN=$BUILD/bench/forward/bench_forward
 [ -x "$BIN" ] || BIN=$BUILD/bench_forward
-echo "== compressd (bench_forward, $THREADS threads)"
+echo "== compressd (bench_forward, $THREADS threads, compute fp32)"
 out=$("$BIN" --model="$MODEL" --tokens="$TOKENS" --threads="$THREADS")
 echo "$out"
 ours=$(echo "$out" | sed -n 's/^RESULT //p')
+echo "== compressd (bench_forward, $THREADS threads, compute bf16)"
+out=$("$BIN" --model="$MODEL" --tokens="$TOKENS" --threads="$THREADS" --compute=bf16)
+echo "$out"
+ours_bf16=$(echo "$out" | sed -n 's/^RESULT //p')
 echo "== PyTorch ($THREADS threads)"
 out=$("$PY" bench/forward/bench_torch.py --model "$MODEL" --tokens "$TOKENS" --threads "$THREADS" 2>/dev/null)
 echo "$out"
 theirs=$(echo "$out" | sed -n 's/^RESULT //p')
-"$PY" - "$ours" "$theirs" <<'PY'
+"$PY" - "$ours" "$theirs" "$ours_bf16" <<'PY'
 import json, sys
-ours, theirs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+ours, theirs, bf16 = (json.loads(a) for a in sys.argv[1:4])
 print("== summary")
-print(f"prompt processing: {ours['tokens_per_second']:.0f} tok/s vs PyTorch "
-      f"{theirs['tokens_per_second']:.0f} tok/s: x{ours['tokens_per_second'] / theirs['tokens_per_second']:.2f}")
-print(f"linear layers: {ours['linear_gflops']:.1f} GFLOP/s = "
-      f"{100 * ours['linear_gflops'] / ours['sgemm_peak_gflops']:.0f}% of the sgemm peak "
-      f"{ours['sgemm_peak_gflops']:.1f} GFLOP/s (OpenBLAS core {ours['blas_core']})")
+for name, r in (("fp32", ours), ("bf16", bf16)):
+    peak = r["bf16_peak_gflops"] if name == "bf16" else r["sgemm_peak_gflops"]
+    print(f"prompt processing, compute {name}: {r['tokens_per_second']:.0f} tok/s vs PyTorch fp32 "
+          f"{theirs['tokens_per_second']:.0f} tok/s: x{r['tokens_per_second'] / theirs['tokens_per_second']:.2f}; "
+          f"linear layers {r['linear_gflops']:.1f} GFLOP/s = {100 * r['linear_gflops'] / peak:.0f}% "
+          f"of the {name} GEMM peak {peak:.1f} GFLOP/s")
+print(f"(OpenBLAS core {ours['blas_core']})")
 PY

@@ -263,6 +263,15 @@ TEST(ValidateRecipeTest, OutputFormat) {
       ParseAndValidate("stages: [{magnitude: {sparsity: 0.5}}]\noutput: {format: gguf}").ok());
 }
 
+TEST(ValidateRecipeTest, ComputePrecision) {
+  const std::string stages = "stages: [{magnitude: {sparsity: 0.5}}]\n";
+  EXPECT_TRUE(ParseAndValidate(stages + "compute: bf16").ok());
+  EXPECT_TRUE(ParseAndValidate(stages + "compute: fp32").ok());
+  const absl::Status s = ParseAndValidate(stages + "compute: fp16");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "compute: unknown precision \"fp16\" (fp32, bf16)");
+}
+
 TEST(ValidateRecipeTest, OutputDtype) {
   const std::string stages = "stages: [{magnitude: {sparsity: 0.5}}]\n";
   EXPECT_TRUE(ParseAndValidate(stages + "output: {dtype: bf16}").ok());

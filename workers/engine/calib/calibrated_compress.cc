@@ -342,6 +342,7 @@ std::string CalibrationFingerprint(const engine::LlamaModel& model, const v1::Re
   for (const v1::Stage& s : recipe.stages()) key += s.SerializeAsString();
   for (const v1::LayerOverride& o : recipe.overrides()) key += o.SerializeAsString();
   key += recipe.targets().SerializeAsString() + recipe.calibration().SerializeAsString();
+  if (recipe.compute() == "bf16") key += "|compute bf16";
   const engine::LlamaConfig& c = model.config;
   key += absl::StrCat("|", c.model_type, "|", c.n_layers, "|", c.hidden, "|", c.intermediate, "|",
                       c.vocab, "|", threads, "|");

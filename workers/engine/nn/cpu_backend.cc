@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "workers/engine/nn/bf16_gemm.h"
 #include "workers/engine/nn/blas_setup.h"
 #include "workers/engine/nn/cpu_kernels.h"
 
@@ -19,22 +20,46 @@ constexpr int64_t kElementChunk = 1 << 16;
 void Sgemm(const float* x, int64_t t, int64_t in, const float* w, int64_t out, float* y,
            int64_t ldy) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(t), static_cast<int>(out),
-              static_cast<int>(in), 1.0f, x, static_cast<int>(in), w, static_cast<int>(in), 0.0f,
-              y, static_cast<int>(ldy));
+              static_cast<int>(in), 1.0f, x, static_cast<int>(in), w, static_cast<int>(in), 0.0f, y,
+              static_cast<int>(ldy));
 }
 
 }  // namespace
 
-CpuBackend::CpuBackend(CpuBackendOptions options)
-    : options_(options), pool_(options.num_threads) {
+CpuBackend::CpuBackend(CpuBackendOptions options) : options_(options), pool_(options.num_threads) {
   options_.attention_tile = std::max(1, options_.attention_tile);
   SetBlasThreads(1);  // the pool splits the work; see the class comment
+}
+
+void CpuBackend::LinearBf16(const float* x, int64_t t, int64_t in, const float* w, int64_t out,
+                            float* y) {
+  x_bf16_.resize(static_cast<size_t>(t * in));
+  w_bf16_.resize(static_cast<size_t>(out * in));
+  pool_.ParallelRanges(t * in, kElementChunk, [&](int64_t i0, int64_t i1) {
+    RoundToBf16(x + i0, i1 - i0, x_bf16_.data() + i0);
+  });
+  pool_.ParallelRanges(out * in, kElementChunk, [&](int64_t i0, int64_t i1) {
+    RoundToBf16(w + i0, i1 - i0, w_bf16_.data() + i0);
+  });
+  const uint16_t* xb = x_bf16_.data();
+  const uint16_t* wb = w_bf16_.data();
+  if (t >= kMinRowsPerThread * pool_.num_threads() || t >= out) {
+    pool_.ParallelRanges(t, kMinRowsPerThread, [&](int64_t r0, int64_t r1) {
+      Bf16Gemm(xb + r0 * in, r1 - r0, in, wb, out, y + r0 * out, out);
+    });
+  } else {
+    pool_.ParallelRanges(out, 64, [&](int64_t o0, int64_t o1) {
+      Bf16Gemm(xb, t, in, wb + o0 * in, o1 - o0, y + o0, out);
+    });
+  }
 }
 
 void CpuBackend::Linear(const float* x, int64_t t, int64_t in, const float* w, const float* bias,
                         int64_t out, float* y) {
   const int threads = pool_.num_threads();
-  if (t >= kMinRowsPerThread * threads || t >= out) {
+  if (options_.bf16_gemm) {
+    LinearBf16(x, t, in, w, out, y);
+  } else if (t >= kMinRowsPerThread * threads || t >= out) {
     pool_.ParallelRanges(t, kMinRowsPerThread, [&](int64_t r0, int64_t r1) {
       Sgemm(x + r0 * in, r1 - r0, in, w, out, y + r0 * out, out);
     });
@@ -63,8 +88,7 @@ void CpuBackend::Rope(float* x, int64_t t, int n_heads, int head_dim, const int3
   pool_.ParallelRanges(t, 16, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t off = int64_t{positions[r]} * table.half;
-      cpu::RopeRow(x + r * stride, n_heads, head_dim, table.half, &table.cos[off],
-                   &table.sin[off]);
+      cpu::RopeRow(x + r * stride, n_heads, head_dim, table.half, &table.cos[off], &table.sin[off]);
     }
   });
 }
@@ -91,8 +115,7 @@ void CpuBackend::Add(float* x, const float* y, int64_t n) {
                        [&](int64_t i0, int64_t i1) { cpu::AddInPlace(x + i0, y + i0, i1 - i0); });
 }
 
-void CpuBackend::Embed(const float* table, int64_t dim, const int32_t* ids, int64_t t,
-                       float* out) {
+void CpuBackend::Embed(const float* table, int64_t dim, const int32_t* ids, int64_t t, float* out) {
   for (int64_t r = 0; r < t; ++r) {
     std::memcpy(out + r * dim, table + int64_t{ids[r]} * dim, sizeof(float) * dim);
   }

@@ -208,6 +208,9 @@ absl::StatusOr<std::unique_ptr<EvoPressSession>> EvoPressSession::Create(
   s->stream_ = Stream(calibration);
   s->db_spec_ = DbSpec(s->space_, recipe);
   s->db_fingerprint_ = ep::LevelsDbFingerprint(model, s->windows_, s->db_spec_, s->space_);
+  if (recipe.recipe.compute() == "bf16") {  // its entries come from BF16 forwards
+    s->db_fingerprint_ = Sha256Hex(s->db_fingerprint_ + "|compute bf16");
+  }
   if (s->space_.mode != ep::Mode::kDrop) {
     if (db_store == nullptr) {
       return absl::InternalError("evopress: no store for the levels database");

@@ -21,10 +21,10 @@
 #include "workers/engine/pipeline/eval_stream.h"
 #include "workers/engine/pipeline/evopress_stage.h"
 #include "workers/engine/pipeline/hf_block_stream.h"
-#include "workers/engine/pipeline/reload_gate.h"
 #include "workers/engine/pipeline/memory_estimate.h"
 #include "workers/engine/pipeline/model_export.h"
 #include "workers/engine/pipeline/model_inputs.h"
+#include "workers/engine/pipeline/reload_gate.h"
 #include "workers/engine/pipeline/summary.h"
 
 namespace compressd::engine {
@@ -127,13 +127,13 @@ class ModelJob {
       RETURN_IF_ERROR(GgufMetadataSource(plan_.input, /*vocab=*/0, nullptr).status());
     }
     RETURN_IF_ERROR(CheckMemory());
+    if (recipe_.compute() == "bf16") EmitLog(events_, "info", engine::BackendComputeLine());
     if (plan_.path == JobPath::kBlockStream) return RunBlockStream();
     RETURN_IF_ERROR(Load());
     if (plan_.compression != Compression::kNone) {  // the output's family checks, before any work
       RETURN_IF_ERROR(CheckOutputExportable(spec_, in_.model.config));
     }
-    ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend,
-                     engine::CreateBackend(options_.device, threads_));
+    ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend, NewBackend(threads_));
     if (plan_.evaluate_dense) RETURN_IF_ERROR(EvaluateDense(*backend));
     if (plan_.compression != Compression::kNone) {
       // Shares every tensor with the model; compression replaces, never writes.
@@ -152,6 +152,12 @@ class ModelJob {
   }
 
  private:
+  // A backend on `threads` threads in the recipe's compute precision.
+  absl::StatusOr<std::unique_ptr<engine::Backend>> NewBackend(int threads) const {
+    ASSIGN_OR_RETURN(const engine::Compute compute, engine::ParseCompute(recipe_.compute()));
+    return engine::CreateBackend(options_.device, threads, compute);
+  }
+
   absl::Status Load() {
     const Clock::time_point t = Clock::now();
     const std::string name = fs::path(plan_.input.path).filename().string();
@@ -194,22 +200,24 @@ class ModelJob {
     if (calibrated && options_.solver != nullptr && options_.solver->DeviceMemoryBytes() > 0) {
       const uint64_t device = EstimateDeviceBytes(stored.config, *options_.solver);
       const uint64_t free_bytes = options_.solver->DeviceMemoryBytes();
-      EmitLog(events_, "info", absl::StrCat("device memory estimate: ", FormatBytes(device), " on ",
-                                            options_.solver->name(), " (", FormatBytes(free_bytes),
-                                            " free)"));
+      EmitLog(events_, "info",
+              absl::StrCat("device memory estimate: ", FormatBytes(device), " on ",
+                           options_.solver->name(), " (", FormatBytes(free_bytes), " free)"));
       if (device > free_bytes) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "this job's largest layer solve needs an estimated ", FormatBytes(device),
-            " of device memory, more than the ", FormatBytes(free_bytes), " free on ",
-            options_.solver->name(), "; use a GPU with more memory or a CPU worker"));
+        return absl::ResourceExhaustedError(
+            absl::StrCat("this job's largest layer solve needs an estimated ", FormatBytes(device),
+                         " of device memory, more than the ", FormatBytes(free_bytes), " free on ",
+                         options_.solver->name(), "; use a GPU with more memory or a CPU worker"));
       }
     }
     if (budget > 0 && e.peak_bytes > budget) {
-      return MemoryRefusal(e.peak_bytes, absl::StrCat(
-          "this job needs an estimated ", FormatBytes(e.peak_bytes), " of memory at its peak (",
-          e.breakdown, "), more than this worker's budget of ", FormatBytes(budget),
-          " (compress-worker --memory-budget); use a worker with more memory, or fewer "
-          "calibration tokens"));
+      return MemoryRefusal(
+          e.peak_bytes,
+          absl::StrCat(
+              "this job needs an estimated ", FormatBytes(e.peak_bytes), " of memory at its peak (",
+              e.breakdown, "), more than this worker's budget of ", FormatBytes(budget),
+              " (compress-worker --memory-budget); use a worker with more memory, or fewer "
+              "calibration tokens"));
     }
     return absl::OkStatus();
   }
@@ -245,18 +253,16 @@ class ModelJob {
     ASSIGN_OR_RETURN(std::unique_ptr<StreamedExport> output,
                      StreamedExport::Create(*source, spec_, in_.targets, plan_.input, out_dir_,
                                             &result_, events_));
-    ASSIGN_OR_RETURN(std::unique_ptr<StreamedExportCheck> check,
-                     StreamedExportCheck::Create(*source, Gate(), options_.device, threads_,
-                                                 output->blocks()));
+    ASSIGN_OR_RETURN(
+        std::unique_ptr<StreamedExportCheck> check,
+        StreamedExportCheck::Create(*source, Gate(), options_.device, threads_, output->blocks()));
     const int threads = CalibrationThreads(recipe_, options_);
-    ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend,
-                     engine::CreateBackend(options_.device, threads));
+    ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend, NewBackend(threads));
     std::optional<EvaluatingBlockStream> evaluating;
     BlockStream* blocks = &check->blocks();
     if (plan_.evaluate) {
       blocks = &evaluating.emplace(check->blocks(), *eval_forward_,
-                                   dense_stream_ ? &*dense_stream_ : nullptr,
-                                   &*compressed_stream_);
+                                   dense_stream_ ? &*dense_stream_ : nullptr, &*compressed_stream_);
     }
     RETURN_IF_ERROR(
         plan_.compression == Compression::kUncalibrated
@@ -304,7 +310,7 @@ class ModelJob {
   // or compared) and a compressed one (when there is compression).
   absl::Status StartEvaluation(const ModelStream& source) {
     const Clock::time_point t = Clock::now();
-    ASSIGN_OR_RETURN(eval_backend_, engine::CreateBackend(options_.device, threads_));
+    ASSIGN_OR_RETURN(eval_backend_, NewBackend(threads_));
     ASSIGN_OR_RETURN(eval_forward_, StreamForward(source, &in_.model, eval_backend_.get()));
     auto embed = [src = &source](const SequenceBatch& b, float* h) {
       return EmbedFromStream(*src, b, h);
@@ -337,9 +343,9 @@ class ModelJob {
     }
     EvalProgress progress{"evaluate",
                           TotalBatches(in_.sets) + (plan_.kl ? EvalBatches(in_.sets[0]) : 0)};
-    ASSIGN_OR_RETURN(std::vector<PerplexityResult> r, compressed_stream_->Perplexities(
-                                                           forward, in_.sets, &progress, events_,
-                                                           cancel_));
+    ASSIGN_OR_RETURN(
+        std::vector<PerplexityResult> r,
+        compressed_stream_->Perplexities(forward, in_.sets, &progress, events_, cancel_));
     compressed_ = ReportPerplexities(in_.sets, r, "compressed", events_);
     if (plan_.kl) {
       ASSIGN_OR_RETURN(kl_, EvalStream::Compare(forward, *dense_stream_, *compressed_stream_,
@@ -366,16 +372,15 @@ class ModelJob {
       return CompressUncalibrated(in_.model, recipe_, in_.targets, events_, cancel_, &result_);
     }
     const int threads = CalibrationThreads(recipe_, options_);
-    ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend,
-                     engine::CreateBackend(options_.device, threads));
+    ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend, NewBackend(threads));
     if (plan_.compression == Compression::kEvoPress) {
       EvoPressJob job{&in_.model, backend.get(), &spec_, &in_.targets, &*in_.calibration, threads};
       ASSIGN_OR_RETURN(evopress_, RunEvoPress(job, options_, out_dir_, events_, cancel_, &result_));
       return absl::OkStatus();
     }
     return CompressCalibrated(in_.model, *backend, recipe_, in_.targets, *in_.calibration, threads,
-                              options_.checkpoints, events_, cancel_, &result_, nullptr,
-                              spill_dir_, options_.solver);
+                              options_.checkpoints, events_, cancel_, &result_, nullptr, spill_dir_,
+                              options_.solver);
   }
 
   // Perplexity of the compressed model, and its KL from `dense` when kept.
@@ -408,9 +413,9 @@ class ModelJob {
     export_s_ = SecondsSince(t);
     output_bytes_ = DirectoryBytes(out_dir_);
     EmitProgress(events_, "export", 1, 1, out_dir_);
-    ASSIGN_OR_RETURN(export_report_["reload_check"],
-                     VerifyModelExport(in_.model, Gate(), options_.device, threads_, events_,
-                                       cancel_));
+    ASSIGN_OR_RETURN(
+        export_report_["reload_check"],
+        VerifyModelExport(in_.model, Gate(), options_.device, threads_, events_, cancel_));
     return absl::OkStatus();
   }
 
@@ -425,6 +430,7 @@ class ModelJob {
     const bool compressed = plan_.compression != Compression::kNone;
     s.format = compressed ? OutputFormatName(spec_.format) : "none";
     s.model = model_json_;
+    if (recipe_.compute() == "bf16") s.compute = "bf16";
     if (plan_.evaluate) s.evaluation = EvaluationJson(in_.sets, dense_, compressed_, kl_, threads_);
     if (compressed) {
       s.layers = result_.layers;

@@ -70,7 +70,8 @@ class EvoPressPartRunner : public PartRunner {
  private:
   absl::Status SetThreads(int threads) {
     session_.reset();
-    ASSIGN_OR_RETURN(backend_, engine::CreateBackend(device_, threads));
+    ASSIGN_OR_RETURN(const engine::Compute compute, engine::ParseCompute(recipe_.recipe.compute()));
+    ASSIGN_OR_RETURN(backend_, engine::CreateBackend(device_, threads, compute));
     ASSIGN_OR_RETURN(session_, EvoPressSession::Create(in_.model, *backend_, recipe_, in_.targets,
                                                        *in_.calibration, threads, &store_,
                                                        /*for_parts=*/true));

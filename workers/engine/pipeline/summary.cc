@@ -38,6 +38,7 @@ uint64_t PeakRssBytes() {
 
 std::string JobSummary::Dump() const {
   json out = {{"format", format}, {"model", model}};
+  if (!compute.empty()) out["compute"] = compute;
   if (evaluation) out["evaluation"] = *evaluation;
   if (layers) out["layers"] = *layers;
   if (totals) out["totals"] = TotalsJson(*totals);

@@ -47,6 +47,7 @@ struct JobSummary {
   std::optional<nlohmann::json> experts;  // ExpertsJson
   std::vector<std::pair<std::string, double>> timing;  // phase -> seconds, "total" last
   bool peak_rss = false;                               // report the process's peak RSS
+  std::string compute;  // "bf16" for a recipe's compute: bf16 (written only then)
 
   std::string Dump() const;
 };

@@ -424,5 +424,19 @@ calibration: {path: x}
                                ::testing::HasSubstr("compressed as its parts")));
 }
 
+// A checkpoint of a bf16 job is not one of the same job in fp32 (its blocks
+// saw other activations); fp32 written out or left to the default is one.
+TEST(CalibratedCompressTest, FingerprintTellsBf16FromFp32) {
+  const LlamaModel dense = engine::testing::RandomModel(engine::testing::SmallConfig(), 10);
+  const CalibrationSet calib = MakeCalibration(2, 16, dense.config.vocab);
+  const std::string base = "stages: [{gptq: {grid: {bits: 4, group_size: 32}}}]\n"
+                           "calibration: {path: x}\n";
+  auto fp = [&](const std::string& extra) {
+    return CalibrationFingerprint(dense, MakeRecipe(base + extra), calib, 2);
+  };
+  EXPECT_EQ(fp(""), fp("compute: fp32\n"));
+  EXPECT_NE(fp(""), fp("compute: bf16\n"));
+}
+
 }  // namespace
 }  // namespace compressd::engine

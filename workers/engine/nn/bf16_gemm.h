@@ -1,0 +1,45 @@
+// BF16 GEMMs with float32 accumulation, the compute mode of a recipe's
+// `compute: bf16` (the precision GPU references run calibration in): both
+// operands are rounded to bfloat16 (round to nearest even; 8 significant
+// bits), the products are summed in float32 and the result is float32. On a
+// CPU with AVX512-BF16 this is about twice the float32 GEMM rate
+// (docs/benchmarks.md).
+//
+// Implementation: oneDNN's matmul primitive (Debian libdnnl), called from the
+// caller's thread with one OpenMP thread, so the CPU backend's pool splits the
+// work as it does for sgemm. A build without oneDNN has none:
+// Bf16GemmAvailable() says why.
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+
+namespace compressd::engine {
+
+// OK when this build has BF16 GEMMs; otherwise FAILED_PRECONDITION saying so.
+absl::Status Bf16GemmAvailable();
+
+// oneDNN's implementation name for BF16 matmuls on this CPU (e.g.
+// "brg:avx512_core_bf16"; an "avx512_core" or "ref" name means no native
+// BF16 instructions), or "none".
+const char* Bf16GemmImplementation();
+
+// out[i] = x[i] rounded to bfloat16 (nearest even; NaN stays NaN), as bits.
+void RoundToBf16(const float* x, int64_t n, uint16_t* out);
+
+// y[r, o] (row stride ldy) = sum_i x[r, i] * w[o, i], x [t, in] and w
+// [out, in] already bfloat16 (RoundToBf16), accumulated in float32. Requires
+// Bf16GemmAvailable(); thread-safe (one call per thread, each single-threaded).
+void Bf16Gemm(const uint16_t* x, int64_t t, int64_t in, const uint16_t* w, int64_t out, float* y,
+              int64_t ldy);
+
+// Reference for Bf16Gemm: the same bfloat16 operands, products summed in
+// float64.
+void Bf16GemmRef(const uint16_t* x, int64_t t, int64_t in, const uint16_t* w, int64_t out, float* y,
+                 int64_t ldy);
+
+// The float value of bfloat16 bits.
+float Bf16ToFloat(uint16_t b);
+
+}  // namespace compressd::engine
