@@ -4,6 +4,8 @@
 #include <cstring>
 #include <string>
 
+#include "workers/engine/model/dtype.h"
+
 #if defined(COMPRESSD_HAVE_ONEDNN)
 #include <omp.h>
 
@@ -12,33 +14,13 @@
 
 namespace compressd::engine {
 
-float Bf16ToFloat(uint16_t b) {
-  const uint32_t u = uint32_t{b} << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof(f));
-  return f;
-}
-
-void RoundToBf16(const float* x, int64_t n, uint16_t* out) {
-  for (int64_t i = 0; i < n; ++i) {
-    uint32_t u;
-    std::memcpy(&u, &x[i], sizeof(u));
-    if ((u & 0x7fffffffu) > 0x7f800000u) {  // NaN: keep it a (quiet) NaN
-      out[i] = static_cast<uint16_t>((u >> 16) | 0x40u);
-      continue;
-    }
-    u += 0x7fffu + ((u >> 16) & 1u);  // nearest, ties to even
-    out[i] = static_cast<uint16_t>(u >> 16);
-  }
-}
-
 void Bf16GemmRef(const uint16_t* x, int64_t t, int64_t in, const uint16_t* w, int64_t out, float* y,
                  int64_t ldy) {
   for (int64_t r = 0; r < t; ++r) {
     for (int64_t o = 0; o < out; ++o) {
       double s = 0.0;
       for (int64_t i = 0; i < in; ++i) {
-        s += double{Bf16ToFloat(x[r * in + i])} * Bf16ToFloat(w[o * in + i]);
+        s += double{BFloat16ToFloatRef(x[r * in + i])} * BFloat16ToFloatRef(w[o * in + i]);
       }
       y[r * ldy + o] = static_cast<float>(s);
     }

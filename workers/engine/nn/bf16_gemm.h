@@ -25,11 +25,9 @@ absl::Status Bf16GemmAvailable();
 // BF16 instructions), or "none".
 const char* Bf16GemmImplementation();
 
-// out[i] = x[i] rounded to bfloat16 (nearest even; NaN stays NaN), as bits.
-void RoundToBf16(const float* x, int64_t n, uint16_t* out);
-
 // y[r, o] (row stride ldy) = sum_i x[r, i] * w[o, i], x [t, in] and w
-// [out, in] already bfloat16 (RoundToBf16), accumulated in float32. Requires
+// [out, in] already bfloat16 (model/dtype.h FloatToBFloat16: nearest even),
+// accumulated in float32. Requires
 // Bf16GemmAvailable(); thread-safe (one call per thread, each single-threaded).
 void Bf16Gemm(const uint16_t* x, int64_t t, int64_t in, const uint16_t* w, int64_t out, float* y,
               int64_t ldy);
@@ -38,8 +36,5 @@ void Bf16Gemm(const uint16_t* x, int64_t t, int64_t in, const uint16_t* w, int64
 // float64.
 void Bf16GemmRef(const uint16_t* x, int64_t t, int64_t in, const uint16_t* w, int64_t out, float* y,
                  int64_t ldy);
-
-// The float value of bfloat16 bits.
-float Bf16ToFloat(uint16_t b);
 
 }  // namespace compressd::engine

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "workers/engine/model/dtype.h"
 #include "workers/engine/nn/bf16_gemm.h"
 #include "workers/engine/nn/blas_setup.h"
 #include "workers/engine/nn/cpu_kernels.h"
@@ -36,10 +37,10 @@ void CpuBackend::LinearBf16(const float* x, int64_t t, int64_t in, const float* 
   x_bf16_.resize(static_cast<size_t>(t * in));
   w_bf16_.resize(static_cast<size_t>(out * in));
   pool_.ParallelRanges(t * in, kElementChunk, [&](int64_t i0, int64_t i1) {
-    RoundToBf16(x + i0, i1 - i0, x_bf16_.data() + i0);
+    FloatToBFloat16(x + i0, x_bf16_.data() + i0, static_cast<size_t>(i1 - i0));
   });
   pool_.ParallelRanges(out * in, kElementChunk, [&](int64_t i0, int64_t i1) {
-    RoundToBf16(w + i0, i1 - i0, w_bf16_.data() + i0);
+    FloatToBFloat16(w + i0, w_bf16_.data() + i0, static_cast<size_t>(i1 - i0));
   });
   const uint16_t* xb = x_bf16_.data();
   const uint16_t* wb = w_bf16_.data();
