@@ -11,19 +11,11 @@
 #      it) with our perplexity within 1% (tests/python/check_compressed_tensors.py).
 # Usage: real_model_awq_e2e.sh BIN_DIR PYTHON SOURCE_DIR MODEL_GGUF
 set -euo pipefail
-BIN=$1 PY=$2 SRC=$3 MODEL=${4:-}
-[ -x "$PY" ] || { echo "python not found at '$PY' (run scripts/install-deps.sh)"; exit 1; }
-[ -n "$MODEL" ] && [ -s "$MODEL" ] || { echo "COMPRESSD_REAL_MODEL is unset or missing"; exit 1; }
-DATA=$SRC/../shared/data/text
-PERSUASION=$DATA/austen/persuasion.txt
-[ -s "$PERSUASION" ] || { echo "$PERSUASION: the shared text is missing"; exit 1; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/real_model_common.sh"
 run() {  # NAME: compress-worker run of NAME.yaml, the summary in NAME.json
   "$BIN/compress-worker" run --model "$MODEL" --recipe "$work/$1.yaml" --out "$work/$1" \
     > "$work/$1.json" 2> "$work/$1.log" || { tail -20 "$work/$1.log"; exit 1; }
 }
-field() { "$PY" -c "import json,sys; s=json.load(open(sys.argv[1])); print($2)" "$1"; }
 EVAL="evaluation: {threads: 2, skip_dense: true,
   perplexity: [{name: persuasion, path: $PERSUASION, windows: 4, window: 512}]}"
 PPL='s["evaluation"]["datasets"][0]["perplexity"]["compressed"]'

@@ -15,15 +15,7 @@
 # Skipped (exit 77) on a build without oneDNN, which refuses bf16 jobs.
 # Usage: real_model_bf16_e2e.sh BIN_DIR PYTHON SOURCE_DIR MODEL_GGUF
 set -euo pipefail
-BIN=$1 PY=$2 SRC=$3 MODEL=${4:-}
-[ -x "$PY" ] || { echo "python not found at '$PY' (run scripts/install-deps.sh)"; exit 1; }
-[ -n "$MODEL" ] && [ -s "$MODEL" ] || { echo "COMPRESSD_REAL_MODEL is unset or missing"; exit 1; }
-DATA=$SRC/../shared/data/text
-PERSUASION=$DATA/austen/persuasion.txt
-[ -s "$PERSUASION" ] || { echo "$PERSUASION: the shared text is missing"; exit 1; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-field() { "$PY" -c "import json,sys; s=json.load(open(sys.argv[1])); print($2)" "$1"; }
+source "$(dirname "$0")/real_model_common.sh"
 EVAL="evaluation: {threads: 2, skip_dense: true,
   perplexity: [{name: persuasion, path: $PERSUASION, windows: 4, window: 512}]}"
 job() {  # NAME COMPUTE [MODEL]: GPTQ (or, with MODEL, evaluation only) in NAME.*

@@ -16,19 +16,11 @@
 #      on the same file.
 # Usage: real_model_kquant_gguf_e2e.sh BIN_DIR PYTHON SOURCE_DIR MODEL_GGUF
 set -euo pipefail
-BIN=$1 PY=$2 SRC=$3 MODEL=${4:-}
-[ -x "$PY" ] || { echo "python not found at '$PY' (run scripts/install-deps.sh)"; exit 1; }
-[ -n "$MODEL" ] && [ -s "$MODEL" ] || { echo "COMPRESSD_REAL_MODEL is unset or missing"; exit 1; }
-DATA=$SRC/../shared/data/text
-PERSUASION=$DATA/austen/persuasion.txt
-[ -s "$PERSUASION" ] || { echo "$PERSUASION: the shared text is missing"; exit 1; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/real_model_common.sh"
 run() {  # RECIPE MODEL OUT: compress-worker run, the summary in OUT.json
   "$BIN/compress-worker" run --model "$2" --recipe "$1" --out "$3" > "$3.json" 2> "$3.log" \
     || { tail -20 "$3.log"; exit 1; }
 }
-field() { "$PY" -c "import json,sys; s=json.load(open(sys.argv[1])); print($2)" "$1"; }
 EVAL="evaluation: {threads: 2, perplexity: [{name: persuasion, path: $PERSUASION, windows: 4, window: 512}]}"
 llamacpp() {  # GGUF EXPECTED_PPL TOLERANCE
   "$PY" "$SRC/tests/python/check_gguf_llamacpp.py" "$1" --text "$PERSUASION" --windows 4 \
