@@ -1,7 +1,6 @@
 // BF16 GEMMs through oneDNN; see bf16_gemm.h.
 #include "workers/engine/nn/bf16_gemm.h"
 
-#include <cstring>
 #include <string>
 
 #include "workers/engine/model/dtype.h"
