@@ -16,15 +16,17 @@ for arg in "$@"; do
   esac
 done
 JOBS=$(nproc)
+# Each phase is announced with the seconds since the start, for CI-time budgets.
+phase() { echo "== $* (at ${SECONDS} s)"; }
 
 scripts/install-deps.sh
 REAL_MODEL=$(scripts/fetch-model.sh)
 
-echo "== build (RelWithDebInfo, -Werror)"
+phase "build (RelWithDebInfo, -Werror)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOMPRESSD_WERROR=ON \
   -DCOMPRESSD_PYTHON="$PWD/.venv/bin/python" -DCOMPRESSD_REAL_MODEL="$REAL_MODEL" >/dev/null
 ninja -C build -j"$JOBS"
-echo "== tests"
+phase "tests"
 ctest --test-dir build --output-on-failure -j"$JOBS" --timeout 600
 
 if [ "$SAN" = 1 ]; then
@@ -36,12 +38,12 @@ if [ "$SAN" = 1 ]; then
     server_edge_supervisor_test model_io_test pipeline_test worker_process_test pipeline_model_job_test
     integration_test server_edge_auth_test security_integration_test
     upload_errors_test gguf_test gguf_hf_test tokenizer_test tokenizer_gguf_test s3_integration_test)
-  echo "== build (ASan+UBSan): ${SAN_TARGETS[*]}"
+  phase "build (ASan+UBSan): ${SAN_TARGETS[*]}"
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCOMPRESSD_SANITIZE=ON -DCOMPRESSD_CUDA=OFF \
     -DCOMPRESSD_WERROR=ON -DCOMPRESSD_BENCH=OFF -DCOMPRESSD_PYTHON="$PWD/.venv/bin/python" \
     -DCOMPRESSD_REAL_MODEL="$REAL_MODEL" >/dev/null
   ninja -C build-asan -j"$JOBS" "${SAN_TARGETS[@]}"
-  echo "== tests under ASan+UBSan"
+  phase "tests under ASan+UBSan"
   # Python-checked and real-model tests ran above (a Debug build's floats are
   # not the recorded outputs of tests/regression, and the model runs are slow).
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -56,11 +58,11 @@ if [ "$FUZZ" = 1 ]; then
   FUZZ_SECONDS=${COMPRESSD_FUZZ_SECONDS:-10}
   FUZZERS=(fuzz_gguf_file:gguf fuzz_gguf_model:gguf fuzz_dequant:dequant fuzz_hf_config:hf_config
     fuzz_safetensors:safetensors fuzz_tokenizer:tokenizer fuzz_recipe:recipe fuzz_upload:upload)
-  echo "== build (libFuzzer, clang)"
+  phase "build (libFuzzer, clang)"
   cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
     -DCOMPRESSD_FUZZ=ON -DCOMPRESSD_BUILD_TESTS=OFF -DCOMPRESSD_BENCH=OFF -DCOMPRESSD_CUDA=OFF >/dev/null
   ninja -C build-fuzz -j"$JOBS" "${FUZZERS[@]%%:*}"
-  echo "== fuzzing, ${FUZZ_SECONDS} s per target"
+  phase "fuzzing, ${FUZZ_SECONDS} s per target"
   for entry in "${FUZZERS[@]}"; do
     target=${entry%%:*}
     scratch=$(mktemp -d)
@@ -73,3 +75,4 @@ if [ "$FUZZ" = 1 ]; then
   done
   echo "fuzz: ${#FUZZERS[@]} passed, 0 failed"
 fi
+phase "done"

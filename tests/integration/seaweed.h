@@ -16,7 +16,7 @@ class SeaweedS3 {
   ~SeaweedS3();
   // Starts it and waits until S3 answers (up to 60 s); false with *error set otherwise.
   bool Start(const std::string& dir, std::string* error);
-  // Stops it (SIGTERM, then SIGKILL after 10 s); the destructor does too.
+  // Stops it (SIGKILL: nothing is kept); the destructor does too.
   void Stop();
   std::string endpoint() const { return endpoint_; }  // "http://127.0.0.1:PORT"
   static constexpr char kAccessKey[] = "compressd-test";
