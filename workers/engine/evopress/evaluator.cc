@@ -63,10 +63,14 @@ absl::Status CandidateEvaluator::SetWindows(const std::vector<std::vector<int32_
   RETURN_IF_ERROR(Pack(windows, options_.micro_batch_tokens, &micro_, &micro_row_));
   targets_.clear();
   tokens_ = 0;
+  const int64_t logit_bytes = sizeof(float) * dense_.config.vocab;
+  int64_t kept_bytes = 0;
   for (const SequenceBatch& mb : micro_) {
     ASSIGN_OR_RETURN(std::vector<float> normed, dense_fwd_->FinalHidden(mb));
+    const bool keep = kept_bytes + mb.tokens() * logit_bytes <= options_.dense_logits_bytes;
+    if (keep) kept_bytes += mb.tokens() * logit_bytes;
     ASSIGN_OR_RETURN(DenseTargets t,
-                     MakeDenseTargets(*dense_fwd_, mb, std::move(normed), options_.fitness));
+                     MakeDenseTargets(*dense_fwd_, mb, std::move(normed), options_.fitness, keep));
     targets_.push_back(std::move(t));
     tokens_ += mb.tokens();
   }
@@ -99,10 +103,13 @@ int CandidateEvaluator::FirstChangedBlock(const Config& a, const Config& b) cons
   return first;
 }
 
-absl::StatusOr<double> CandidateEvaluator::Run(int first, const BlockCache* from,
-                                               BlockCache* capture) {
+absl::StatusOr<double> CandidateEvaluator::Run(const RunPlan& plan) {
   const int n = dense_.config.n_layers;
   const int64_t hidden = dense_.config.hidden;
+  const int first = plan.first;
+  const int stop = plan.score || plan.capture == nullptr || plan.capture->empty()
+                       ? n
+                       : plan.capture->rbegin()->first;
   FitnessSums total;
   engine::BlockWorkspace ws;
   for (size_t m = 0; m < micro_.size(); ++m) {
@@ -112,31 +119,34 @@ absl::StatusOr<double> CandidateEvaluator::Run(int first, const BlockCache* from
     if (first == 0) {
       RETURN_IF_ERROR(work_fwd_->Embed(mb, h.data()));
     } else {
-      std::memcpy(h.data(), from->at(first).data() + row * hidden, sizeof(float) * t * hidden);
+      std::memcpy(h.data(), plan.from->at(first).data() + row * hidden, sizeof(float) * t * hidden);
     }
     for (int i = first; i < n; ++i) {
-      if (capture != nullptr && capture->count(i)) {
-        std::memcpy((*capture)[i].data() + row * hidden, h.data(), sizeof(float) * t * hidden);
+      if (plan.capture != nullptr && plan.capture->count(i)) {
+        std::memcpy((*plan.capture)[i].data() + row * hidden, h.data(), sizeof(float) * t * hidden);
       }
+      if (i == stop) break;
       RETURN_IF_ERROR(work_fwd_->RunBlockParts(work_.blocks[i], parts_[i], mb, h.data(), &ws));
     }
+    if (!plan.score) continue;
     std::vector<float> normed(t * hidden);
     work_fwd_->FinalNorm(h.data(), t, normed.data());
-    ASSIGN_OR_RETURN(FitnessSums s, ScoreBatch(*dense_fwd_, *work_fwd_, mb, normed.data(),
-                                               targets_[m], options_.fitness));
-    total.sum += s.sum;
-    total.count += s.count;
+    RETURN_IF_ERROR(ScoreBatch(*dense_fwd_, *work_fwd_, mb, normed.data(), targets_[m],
+                               options_.fitness, &total));
   }
-  ++stats_.candidates;
-  stats_.tokens += tokens_;
-  stats_.block_tokens += int64_t{n - first} * tokens_;
+  if (plan.score) {
+    ++stats_.candidates;
+    stats_.tokens += tokens_;
+  }
+  stats_.block_tokens += int64_t{stop - first} * tokens_;
   stats_.block_tokens_saved += int64_t{first} * tokens_;
-  return FitnessValue(options_.fitness, total);
+  return plan.score ? FitnessValue(options_.fitness, total) : 0.0;
 }
 
-absl::StatusOr<std::vector<double>> CandidateEvaluator::Evaluate(
-    const std::vector<Config>& configs, const Config* base, const CancelToken& cancel,
-    double* base_fitness) {
+absl::StatusOr<std::vector<double>> CandidateEvaluator::Evaluate(const std::vector<Config>& configs,
+                                                                 const Config* base,
+                                                                 const CancelToken& cancel,
+                                                                 double* base_fitness) {
   if (micro_.empty()) return absl::FailedPreconditionError("evopress: SetWindows first");
   for (const Config& c : configs) {
     if (c.size() != space_.units.size()) {
@@ -147,44 +157,42 @@ absl::StatusOr<std::vector<double>> CandidateEvaluator::Evaluate(
   }
   std::vector<double> out(configs.size());
   const int n = dense_.config.n_layers;
-  if (base == nullptr || !options_.prefix_reuse) {
-    if (base != nullptr && base_fitness != nullptr) {
-      RETURN_IF_ERROR(Apply(*base));
-      ASSIGN_OR_RETURN(*base_fitness, Run(0, nullptr, nullptr));
-    }
-    for (size_t i = 0; i < configs.size(); ++i) {
-      if (cancel.cancelled()) return absl::CancelledError("job cancelled");
-      RETURN_IF_ERROR(Apply(configs[i]));
-      ASSIGN_OR_RETURN(out[i], Run(0, nullptr, nullptr));
-    }
-    return out;
-  }
-  std::vector<int> first(configs.size());
+  const bool reuse = base != nullptr && options_.prefix_reuse;
+  std::vector<int> first(configs.size(), 0);
   BlockCache cache;
-  for (size_t i = 0; i < configs.size(); ++i) {
+  bool base_scored = base_fitness != nullptr;
+  for (size_t i = 0; reuse && i < configs.size(); ++i) {
     first[i] = FirstChangedBlock(*base, configs[i]);
-    if (first[i] > 0 && first[i] < n) {
-      cache[first[i]].resize(tokens_ * dense_.config.hidden);
-    }
+    if (first[i] > 0 && first[i] < n) cache[first[i]].resize(tokens_ * dense_.config.hidden);
+    base_scored = base_scored || first[i] == n;
   }
-  RETURN_IF_ERROR(Apply(*base));
-  ASSIGN_OR_RETURN(const double base_value, Run(0, nullptr, &cache));
-  if (base_fitness != nullptr) *base_fitness = base_value;
+  double base_value = 0;
+  if (base != nullptr && (base_scored || !cache.empty())) {
+    RETURN_IF_ERROR(Apply(*base));
+    RunPlan plan;
+    plan.capture = reuse ? &cache : nullptr;
+    plan.score = base_scored;
+    ASSIGN_OR_RETURN(base_value, Run(plan));
+    if (base_fitness != nullptr) *base_fitness = base_value;
+  }
   for (size_t i = 0; i < configs.size(); ++i) {
     if (cancel.cancelled()) return absl::CancelledError("job cancelled");
-    if (first[i] == n) {  // the base itself
+    if (reuse && first[i] == n) {  // the base itself
       out[i] = base_value;
-      continue;
+    } else {
+      RETURN_IF_ERROR(Apply(configs[i]));
+      RunPlan plan;
+      plan.first = first[i];
+      plan.from = &cache;
+      ASSIGN_OR_RETURN(out[i], Run(plan));
     }
-    RETURN_IF_ERROR(Apply(configs[i]));
-    ASSIGN_OR_RETURN(out[i], Run(first[i], &cache, nullptr));
   }
   return out;
 }
 
 absl::StatusOr<engine::LlamaModel> StitchModel(
-    const engine::LlamaModel& dense, const SearchSpace& space, LevelsDb* db,
-    const Config& config, std::map<std::string, engine::QuantizedTensor>* quantized) {
+    const engine::LlamaModel& dense, const SearchSpace& space, LevelsDb* db, const Config& config,
+    std::map<std::string, engine::QuantizedTensor>* quantized) {
   engine::LlamaModel model = dense;
   for (size_t u = 0; u < space.units.size(); ++u) {
     const Unit& unit = space.units[u];

@@ -23,6 +23,14 @@
 // before the first change (about a third of the block compute for one
 // switch, whose two units are spread uniformly over the depth).
 //
+// When the parent is not scored (it is not in `configs`: every selection step
+// but the last), it runs only up to the last block a candidate starts at, and
+// not at all when every candidate differs from it in block 0.
+//
+// The dense logits of the step (fitness kl, top_k 0) are computed once in
+// SetWindows and kept, within options.dense_logits_bytes, instead of once per
+// candidate (fitness.h): the same values, one LM head less per candidate.
+//
 // Cost of one candidate on T tokens: (blocks run) x (block cost) + the LM
 // head and fitness (fitness.h). Memory: the working model's patched tensors
 // (shared with the database cache), the dense targets, the reuse cache.
@@ -48,6 +56,10 @@ struct EvaluatorOptions {
   FitnessSpec fitness;
   int64_t micro_batch_tokens = 2048;
   bool prefix_reuse = true;
+  // kl / top_k 0: at most this many bytes of the step's dense logits are kept
+  // (MakeDenseTargets' keep_logits, micro-batch by micro-batch) instead of
+  // being recomputed for every candidate; 0 keeps none.
+  int64_t dense_logits_bytes = int64_t{1} << 30;
 };
 
 struct EvaluatorStats {
@@ -61,9 +73,11 @@ class CandidateEvaluator {
  public:
   // `dense`, `backend` and `db` (null for drop mode) must outlive the evaluator.
   // INVALID_ARGUMENT for a bad model or micro_batch_tokens < 1.
-  static absl::StatusOr<std::unique_ptr<CandidateEvaluator>> Create(
-      const engine::LlamaModel& dense, engine::Backend* backend, const SearchSpace& space,
-      LevelsDb* db, EvaluatorOptions options);
+  static absl::StatusOr<std::unique_ptr<CandidateEvaluator>> Create(const engine::LlamaModel& dense,
+                                                                    engine::Backend* backend,
+                                                                    const SearchSpace& space,
+                                                                    LevelsDb* db,
+                                                                    EvaluatorOptions options);
 
   // The step's windows (each non-empty); runs the dense model over them.
   absl::Status SetWindows(const std::vector<std::vector<int32_t>>& windows);
@@ -84,13 +98,23 @@ class CandidateEvaluator {
 
   CandidateEvaluator(const engine::LlamaModel& dense, const SearchSpace& space, LevelsDb* db,
                      EvaluatorOptions options)
-      : dense_(dense), space_(space), db_(db), options_(options), work_(dense),
+      : dense_(dense),
+        space_(space),
+        db_(db),
+        options_(options),
+        work_(dense),
         parts_(dense.config.n_layers) {}
-  absl::Status Apply(const Config& config);
-  // The working model's fitness, blocks [first, n) run from `from` (first > 0)
+  // One run of the working model: blocks [first, n) from `from` (first > 0)
   // or from the embedding; the hidden states entering the blocks of
   // `capture` are stored there.
-  absl::StatusOr<double> Run(int first, const BlockCache* from, BlockCache* capture);
+  struct RunPlan {
+    int first = 0;
+    const BlockCache* from = nullptr;
+    BlockCache* capture = nullptr;
+    bool score = true;  // false: no fitness; stops after the last captured block
+  };
+  absl::Status Apply(const Config& config);
+  absl::StatusOr<double> Run(const RunPlan& plan);
   int FirstChangedBlock(const Config& a, const Config& b) const;
 
   const engine::LlamaModel& dense_;
@@ -113,7 +137,7 @@ class CandidateEvaluator {
 // unit's codes by HF tensor name. Drop mode: a dropped half's o_proj /
 // down_proj becomes zeros.
 absl::StatusOr<engine::LlamaModel> StitchModel(
-    const engine::LlamaModel& dense, const SearchSpace& space, LevelsDb* db,
-    const Config& config, std::map<std::string, engine::QuantizedTensor>* quantized);
+    const engine::LlamaModel& dense, const SearchSpace& space, LevelsDb* db, const Config& config,
+    std::map<std::string, engine::QuantizedTensor>* quantized);
 
 }  // namespace compressd::engine::evopress

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <utility>
@@ -35,8 +36,7 @@ struct Lse {
 
 absl::StatusOr<Lse> StreamLse(const LlamaForward& fwd, const float* normed, int64_t t,
                               const std::function<void(int64_t v0, int64_t n, const float*)>& fn) {
-  Lse lse{std::vector<float>(t, kNegInf), std::vector<float>(t, 0.0f),
-          std::vector<int32_t>(t, -1)};
+  Lse lse{std::vector<float>(t, kNegInf), std::vector<float>(t, 0.0f), std::vector<int32_t>(t, -1)};
   engine::Backend& be = fwd.backend();
   RETURN_IF_ERROR(fwd.LmHeadChunks(normed, t, [&](int64_t v0, int64_t n, const float* logits) {
     be.SoftmaxStatsUpdate(logits, t, n, v0, lse.max.data(), lse.sum.data(), lse.argmax.data());
@@ -92,10 +92,10 @@ class TopK {
 absl::Status MakeTopK(const LlamaForward& dense, int64_t t, const float* normed, int k,
                       DenseTargets* out) {
   TopK top(t, k);
-  ASSIGN_OR_RETURN(Lse lse, StreamLse(dense, normed, t, [&](int64_t v0, int64_t n,
-                                                              const float* logits) {
-    top.Add(v0, n, logits);
-  }));
+  ASSIGN_OR_RETURN(Lse lse,
+                   StreamLse(dense, normed, t, [&](int64_t v0, int64_t n, const float* logits) {
+                     top.Add(v0, n, logits);
+                   }));
   out->top_ids.assign(t * k, 0);
   out->top_logp.assign(t * k, kNegInf);
   out->rest_logp.assign(t, kNegInf);
@@ -113,52 +113,58 @@ absl::Status MakeTopK(const LlamaForward& dense, int64_t t, const float* normed,
   return absl::OkStatus();
 }
 
-absl::StatusOr<FitnessSums> ScoreFullKl(const LlamaForward& dense, const LlamaForward& cand,
-                                        const SequenceBatch& batch, const float* normed,
-                                        const DenseTargets& targets) {
+absl::Status ScoreFullKl(FitnessSums* sums, const LlamaForward& dense, const LlamaForward& cand,
+                         const SequenceBatch& batch, const float* normed,
+                         const DenseTargets& targets) {
   const int64_t t = batch.tokens(), vocab = dense.config().vocab;
   if (static_cast<int64_t>(targets.normed.size()) != t * dense.config().hidden) {
     return absl::InvalidArgumentError("evopress fitness: dense targets do not fit the batch");
+  }
+  const bool kept = !targets.logits.empty();
+  if (kept && static_cast<int64_t>(targets.logits.size()) != t * vocab) {
+    return absl::InvalidArgumentError("evopress fitness: dense logits do not fit the batch");
   }
   const int64_t chunk = std::min(dense.vocab_chunk(), vocab);
   std::vector<float> pmax(t, kNegInf), psum(t, 0.0f), cross(t, 0.0f);
   std::vector<float> qmax(t, kNegInf), qsum(t, 0.0f);
   std::vector<int32_t> parg(t, -1), qarg(t, -1);
-  std::vector<float> lp(t * chunk), lq(t * chunk);
+  std::vector<float> lp(kept ? 0 : t * chunk), lq(t * chunk);
   engine::Backend& be = cand.backend();
   for (int64_t v0 = 0; v0 < vocab; v0 += chunk) {
     const int64_t n = std::min(chunk, vocab - v0);
-    RETURN_IF_ERROR(dense.LmHeadChunk(targets.normed.data(), t, v0, n, lp.data()));
+    const float* p = lp.data();
+    if (kept) {
+      p = targets.logits.data() + t * v0;
+    } else {
+      RETURN_IF_ERROR(dense.LmHeadChunk(targets.normed.data(), t, v0, n, lp.data()));
+    }
     RETURN_IF_ERROR(cand.LmHeadChunk(normed, t, v0, n, lq.data()));
-    be.KlStatsUpdate(lp.data(), lq.data(), t, n, v0, pmax.data(), psum.data(), parg.data(),
-                     cross.data());
+    be.KlStatsUpdate(p, lq.data(), t, n, v0, pmax.data(), psum.data(), parg.data(), cross.data());
     be.SoftmaxStatsUpdate(lq.data(), t, n, v0, qmax.data(), qsum.data(), qarg.data());
   }
-  FitnessSums sums;
   ForEachPredictingRow(batch, [&](int64_t r) {
     const double lse_p = double{pmax[r]} + std::log(double{psum[r]});
     const double lse_q = double{qmax[r]} + std::log(double{qsum[r]});
-    sums.sum += std::max(0.0, double{cross[r]} / psum[r] - lse_p + lse_q);
-    ++sums.count;
+    sums->sum += std::max(0.0, double{cross[r]} / psum[r] - lse_p + lse_q);
+    ++sums->count;
   });
-  return sums;
+  return absl::OkStatus();
 }
 
-absl::StatusOr<FitnessSums> ScoreTopKl(const LlamaForward& cand, const SequenceBatch& batch,
-                                       const float* normed, const DenseTargets& targets, int k) {
+absl::Status ScoreTopKl(FitnessSums* sums, const LlamaForward& cand, const SequenceBatch& batch,
+                        const float* normed, const DenseTargets& targets, int k) {
   const int64_t t = batch.tokens();
   if (static_cast<int64_t>(targets.top_ids.size()) != t * k) {
     return absl::InvalidArgumentError("evopress fitness: dense targets do not fit the batch");
   }
   std::vector<float> q_logit(t * k, 0.0f);
-  ASSIGN_OR_RETURN(Lse lse, StreamLse(cand, normed, t, [&](int64_t v0, int64_t n,
-                                                             const float* logits) {
-    for (int64_t i = 0; i < t * k; ++i) {
-      const int64_t id = targets.top_ids[i];
-      if (id >= v0 && id < v0 + n) q_logit[i] = logits[(i / k) * n + (id - v0)];
-    }
-  }));
-  FitnessSums sums;
+  ASSIGN_OR_RETURN(Lse lse,
+                   StreamLse(cand, normed, t, [&](int64_t v0, int64_t n, const float* logits) {
+                     for (int64_t i = 0; i < t * k; ++i) {
+                       const int64_t id = targets.top_ids[i];
+                       if (id >= v0 && id < v0 + n) q_logit[i] = logits[(i / k) * n + (id - v0)];
+                     }
+                   }));
   ForEachPredictingRow(batch, [&](int64_t r) {
     double kl = 0, q_mass = 0;
     for (int i = 0; i < k; ++i) {
@@ -173,39 +179,47 @@ absl::StatusOr<FitnessSums> ScoreTopKl(const LlamaForward& cand, const SequenceB
       const double q_rest = std::max(1.0 - q_mass, 1e-30);
       kl += std::exp(rest) * (rest - std::log(q_rest));
     }
-    sums.sum += std::max(0.0, kl);
-    ++sums.count;
+    sums->sum += std::max(0.0, kl);
+    ++sums->count;
   });
-  return sums;
+  return absl::OkStatus();
 }
 
-absl::StatusOr<FitnessSums> ScoreNll(const LlamaForward& cand, const SequenceBatch& batch,
-                                     const float* normed) {
+absl::Status ScoreNll(FitnessSums* sums, const LlamaForward& cand, const SequenceBatch& batch,
+                      const float* normed) {
   const int64_t t = batch.tokens();
   std::vector<float> target_logit(t, 0.0f);
-  ASSIGN_OR_RETURN(Lse lse, StreamLse(cand, normed, t, [&](int64_t v0, int64_t n,
-                                                             const float* logits) {
-    ForEachPredictingRow(batch, [&](int64_t r) {
-      const int64_t id = batch.ids[r + 1];
-      if (id >= v0 && id < v0 + n) target_logit[r] = logits[r * n + (id - v0)];
-    });
-  }));
-  FitnessSums sums;
+  ASSIGN_OR_RETURN(Lse lse,
+                   StreamLse(cand, normed, t, [&](int64_t v0, int64_t n, const float* logits) {
+                     ForEachPredictingRow(batch, [&](int64_t r) {
+                       const int64_t id = batch.ids[r + 1];
+                       if (id >= v0 && id < v0 + n) target_logit[r] = logits[r * n + (id - v0)];
+                     });
+                   }));
   ForEachPredictingRow(batch, [&](int64_t r) {
-    sums.sum += lse(r) - double{target_logit[r]};
-    ++sums.count;
+    sums->sum += lse(r) - double{target_logit[r]};
+    ++sums->count;
   });
-  return sums;
+  return absl::OkStatus();
 }
 
 }  // namespace
 
-absl::StatusOr<DenseTargets> MakeDenseTargets(const LlamaForward& dense,
-                                              const SequenceBatch& batch,
-                                              std::vector<float> normed, const FitnessSpec& spec) {
+absl::StatusOr<DenseTargets> MakeDenseTargets(const LlamaForward& dense, const SequenceBatch& batch,
+                                              std::vector<float> normed, const FitnessSpec& spec,
+                                              bool keep_logits) {
   DenseTargets out;
   if (spec.kind != FitnessKind::kKl) return out;
   if (spec.top_k <= 0) {
+    if (keep_logits) {
+      const int64_t t = batch.tokens();
+      out.logits.resize(t * dense.config().vocab);
+      RETURN_IF_ERROR(
+          dense.LmHeadChunks(normed.data(), t, [&](int64_t v0, int64_t n, const float* logits) {
+            std::memcpy(out.logits.data() + t * v0, logits, sizeof(float) * t * n);
+            return absl::OkStatus();
+          }));
+    }
     out.normed = std::move(normed);
     return out;
   }
@@ -213,12 +227,12 @@ absl::StatusOr<DenseTargets> MakeDenseTargets(const LlamaForward& dense,
   return out;
 }
 
-absl::StatusOr<FitnessSums> ScoreBatch(const LlamaForward& dense, const LlamaForward& candidate,
-                                       const SequenceBatch& batch, const float* normed,
-                                       const DenseTargets& targets, const FitnessSpec& spec) {
-  if (spec.kind == FitnessKind::kPpl) return ScoreNll(candidate, batch, normed);
-  if (spec.top_k > 0) return ScoreTopKl(candidate, batch, normed, targets, spec.top_k);
-  return ScoreFullKl(dense, candidate, batch, normed, targets);
+absl::Status ScoreBatch(const LlamaForward& dense, const LlamaForward& candidate,
+                        const SequenceBatch& batch, const float* normed,
+                        const DenseTargets& targets, const FitnessSpec& spec, FitnessSums* sums) {
+  if (spec.kind == FitnessKind::kPpl) return ScoreNll(sums, candidate, batch, normed);
+  if (spec.top_k > 0) return ScoreTopKl(sums, candidate, batch, normed, targets, spec.top_k);
+  return ScoreFullKl(sums, dense, candidate, batch, normed, targets);
 }
 
 double FitnessValue(const FitnessSpec& spec, const FitnessSums& sums) {

@@ -5,7 +5,8 @@
 //       distributions, exact: the dense model's final normed hidden states
 //       are kept ([T, hidden], small) and both LM heads are streamed chunk by
 //       chunk with an online log-sum-exp (Backend::KlStatsUpdate), as
-//       eval/model_compare.h does;
+//       eval/model_compare.h does; or the dense logits are kept whole
+//       (T * vocab floats) and only the candidate's LM head is computed;
 //   kl (top_k K): KL between the two distributions coarsened to the dense
 //       model's top-K tokens plus one "rest" bucket:
 //         sum_{i in K} p_i (log p_i - log q_i) + p_rest (log p_rest - log q_rest),
@@ -41,6 +42,8 @@ struct FitnessSpec {
 // The dense model's side of one batch (rows of the batch).
 struct DenseTargets {
   std::vector<float> normed;     // kl, top_k 0: final normed hidden [T, hidden]
+  std::vector<float> logits;     // kl, top_k 0, when kept: the dense LM head's output, [T, n]
+                                 // per vocabulary chunk, chunk after chunk (T * vocab)
   std::vector<int32_t> top_ids;  // kl, top_k K: [T, K]
   std::vector<float> top_logp;   // [T, K] log-probabilities
   std::vector<float> rest_logp;  // [T] log(1 - sum of the top-K probabilities); -inf when 0
@@ -52,17 +55,21 @@ struct FitnessSums {
 };
 
 // The dense targets of `batch` from the dense model's final normed hidden
-// states `normed` [T, hidden] (moved in for kl / top_k 0).
+// states `normed` [T, hidden] (moved in for kl / top_k 0). With kl / top_k 0
+// and `keep_logits`, the dense logits are computed once here (T * vocab
+// floats) instead of once per ScoreBatch: the same values, so the same sums.
 absl::StatusOr<DenseTargets> MakeDenseTargets(const engine::LlamaForward& dense,
                                               const engine::SequenceBatch& batch,
-                                              std::vector<float> normed, const FitnessSpec& spec);
+                                              std::vector<float> normed, const FitnessSpec& spec,
+                                              bool keep_logits = false);
 
-// The sums of `batch` for the candidate's final normed hidden states `normed`
-// [T, hidden]. INVALID_ARGUMENT when the targets do not fit the batch.
-absl::StatusOr<FitnessSums> ScoreBatch(const engine::LlamaForward& dense,
-                                       const engine::LlamaForward& candidate,
-                                       const engine::SequenceBatch& batch, const float* normed,
-                                       const DenseTargets& targets, const FitnessSpec& spec);
+// Adds the terms of `batch`, row after row, to *sums, for the candidate's
+// final normed hidden states `normed` [T, hidden]: the micro-batches of a
+// step, scored in order, give the sums of one pass over all their rows.
+// INVALID_ARGUMENT when the targets do not fit the batch.
+absl::Status ScoreBatch(const engine::LlamaForward& dense, const engine::LlamaForward& candidate,
+                        const engine::SequenceBatch& batch, const float* normed,
+                        const DenseTargets& targets, const FitnessSpec& spec, FitnessSums* sums);
 
 // Mean KL (nats), or perplexity; +inf for no positions.
 double FitnessValue(const FitnessSpec& spec, const FitnessSums& sums);

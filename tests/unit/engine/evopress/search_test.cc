@@ -70,10 +70,9 @@ class SearchTest : public ::testing::Test {
   }
 
   std::unique_ptr<CandidateEvaluator> Evaluator(FitnessSpec fitness = {}, bool reuse = true) {
-    EvaluatorOptions o;
+    EvaluatorOptions o = eval_;
     o.fitness = fitness;
     o.prefix_reuse = reuse;
-    o.micro_batch_tokens = 48;
     absl::StatusOr<std::unique_ptr<CandidateEvaluator>> e =
         CandidateEvaluator::Create(model_, &backend_, space_, db_.get(), o);
     EXPECT_TRUE(e.ok()) << e.status();
@@ -100,6 +99,11 @@ class SearchTest : public ::testing::Test {
   std::unique_ptr<LevelsDb> db_;
   std::vector<int32_t> stream_;
   SearchOptions options_;
+  EvaluatorOptions eval_ = [] {
+    EvaluatorOptions o;
+    o.micro_batch_tokens = 48;
+    return o;
+  }();
 };
 
 TEST_F(SearchTest, PrefixReuseGivesBitIdenticalFitness) {
@@ -206,6 +210,48 @@ TEST_F(SearchTest, PrefixReuseDoesNotChangeTheSearch) {
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(a->state.history, b->state.history);
   EXPECT_EQ(a->state.parent, b->state.parent);
+}
+
+// The dense logits kept per step (all of them, or only the first micro-batch's)
+// give the fitness of recomputing them for every candidate, bit for bit; and
+// the sums run in row order across micro-batches, so packing two windows or
+// four per micro-batch changes no value either.
+TEST_F(SearchTest, KeptDenseLogitsAndMicroBatchPackingChangeNoFitness) {
+  const std::vector<std::vector<int32_t>> windows = DrawWindows(stream_, 24, 96, 1, 0, 0);
+  std::mt19937_64 rng(4);
+  std::vector<Config> configs = {initial_};
+  for (int i = 0; i < 10; ++i) configs.push_back(Mutate(space_, initial_, rng));
+  for (FitnessSpec spec : {FitnessSpec{FitnessKind::kKl, 0}, FitnessSpec{FitnessKind::kKl, 5},
+                           FitnessSpec{FitnessKind::kPpl, 0}}) {
+    eval_.dense_logits_bytes = 0;
+    eval_.micro_batch_tokens = 96;
+    auto plain = Evaluator(spec);
+    ASSERT_TRUE(plain->SetWindows(windows).ok());
+    absl::StatusOr<std::vector<double>> a = plain->Evaluate(configs, &initial_, cancel_);
+    ASSERT_TRUE(a.ok());
+    const int64_t one_micro_batch = 48 * model_.config.vocab * int64_t{sizeof(float)};
+    for (int64_t logits : {int64_t{1} << 30, one_micro_batch}) {
+      eval_.dense_logits_bytes = logits;
+      eval_.micro_batch_tokens = 48;
+      auto kept = Evaluator(spec);
+      ASSERT_TRUE(kept->SetWindows(windows).ok());
+      absl::StatusOr<std::vector<double>> b = kept->Evaluate(configs, &initial_, cancel_);
+      ASSERT_TRUE(b.ok());
+      EXPECT_EQ(*a, *b) << "kind " << int(spec.kind) << " top_k " << spec.top_k << " logits "
+                        << logits;
+    }
+  }
+}
+
+TEST_F(SearchTest, KeptDenseLogitsDoNotChangeTheSearch) {
+  eval_.dense_logits_bytes = 0;
+  absl::StatusOr<SearchResult> plain = Search();
+  eval_.dense_logits_bytes = int64_t{1} << 30;
+  absl::StatusOr<SearchResult> kept = Search();
+  ASSERT_TRUE(plain.ok() && kept.ok());
+  EXPECT_EQ(kept->state.history, plain->state.history);
+  EXPECT_EQ(kept->state.parent, plain->state.parent);
+  EXPECT_EQ(kept->state.seen, plain->state.seen);
 }
 
 TEST_F(SearchTest, EmitsPerGenerationEvents) {
