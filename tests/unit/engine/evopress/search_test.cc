@@ -46,6 +46,9 @@ class CancelAtGeneration : public EventSink {
   int g_;
 };
 
+const FitnessSpec kEveryFitness[] = {
+    {FitnessKind::kKl, 0}, {FitnessKind::kKl, 5}, {FitnessKind::kPpl, 0}};
+
 class SearchTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -79,6 +82,14 @@ class SearchTest : public ::testing::Test {
     return std::move(*e);
   }
 
+  // The initial configuration and ten of its mutations.
+  std::vector<Config> InitialAndMutations() const {
+    std::mt19937_64 rng(4);
+    std::vector<Config> configs = {initial_};
+    for (int i = 0; i < 10; ++i) configs.push_back(Mutate(space_, initial_, rng));
+    return configs;
+  }
+
   absl::StatusOr<SearchResult> Search(CheckpointStore* checkpoints = nullptr,
                                       EventSink* sink = nullptr, CancelToken* cancel = nullptr,
                                       bool reuse = true) {
@@ -108,11 +119,8 @@ class SearchTest : public ::testing::Test {
 
 TEST_F(SearchTest, PrefixReuseGivesBitIdenticalFitness) {
   const std::vector<std::vector<int32_t>> windows = DrawWindows(stream_, 24, 96, 1, 0, 0);
-  std::mt19937_64 rng(4);
-  std::vector<Config> configs = {initial_};
-  for (int i = 0; i < 10; ++i) configs.push_back(Mutate(space_, initial_, rng));
-  for (FitnessSpec spec : {FitnessSpec{FitnessKind::kKl, 0}, FitnessSpec{FitnessKind::kKl, 5},
-                           FitnessSpec{FitnessKind::kPpl, 0}}) {
+  const std::vector<Config> configs = InitialAndMutations();
+  for (FitnessSpec spec : kEveryFitness) {
     auto reuse = Evaluator(spec, true), full = Evaluator(spec, false);
     ASSERT_TRUE(reuse->SetWindows(windows).ok());
     ASSERT_TRUE(full->SetWindows(windows).ok());
@@ -218,11 +226,8 @@ TEST_F(SearchTest, PrefixReuseDoesNotChangeTheSearch) {
 // four per micro-batch changes no value either.
 TEST_F(SearchTest, KeptDenseLogitsAndMicroBatchPackingChangeNoFitness) {
   const std::vector<std::vector<int32_t>> windows = DrawWindows(stream_, 24, 96, 1, 0, 0);
-  std::mt19937_64 rng(4);
-  std::vector<Config> configs = {initial_};
-  for (int i = 0; i < 10; ++i) configs.push_back(Mutate(space_, initial_, rng));
-  for (FitnessSpec spec : {FitnessSpec{FitnessKind::kKl, 0}, FitnessSpec{FitnessKind::kKl, 5},
-                           FitnessSpec{FitnessKind::kPpl, 0}}) {
+  const std::vector<Config> configs = InitialAndMutations();
+  for (FitnessSpec spec : kEveryFitness) {
     eval_.dense_logits_bytes = 0;
     eval_.micro_batch_tokens = 96;
     auto plain = Evaluator(spec);
