@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "workers/engine/model/dtype.h"
 
 namespace compressd::engine {
 
@@ -23,25 +24,13 @@ absl::Status ValidateGrid(const QuantGrid& grid, absl::string_view tensor) {
         tensor, ": scale_bits must be 0 (float scales) or in [2, 8], got ", grid.scale_bits));
   }
   if (!grid.symmetric || grid.group_size <= 0 || kScaleSuperGroup % grid.group_size != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        tensor, ": scale_bits needs a symmetric grid whose group_size divides ",
-        kScaleSuperGroup, " (got ", grid.symmetric ? "symmetric" : "asymmetric",
-        ", group_size ", grid.group_size, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(tensor, ": scale_bits needs a symmetric grid whose group_size divides ",
+                     kScaleSuperGroup, " (got ", grid.symmetric ? "symmetric" : "asymmetric",
+                     ", group_size ", grid.group_size, ")"));
   }
   return absl::OkStatus();
 }
-
-namespace {
-
-// The smallest fp16 value >= f, for 0 < f <= 65504 (normal or subnormal).
-float RoundUpToHalf(float f) {
-  int exp = 0;
-  std::frexp(f, &exp);  // f = m * 2^exp, m in [0.5, 1)
-  const float ulp = std::ldexp(1.0f, std::max(exp - 11, -24));
-  return std::ceil(f / ulp) * ulp;
-}
-
-}  // namespace
 
 float LatticeStep(float max_scale, int scale_bits) {
   if (!(max_scale > 0.0f)) return 1.0f;
@@ -58,9 +47,9 @@ float OnLattice(float scale, bool empty, float d, int scale_bits) {
 float SuperGroupStep(const float* x, int64_t k, const uint8_t* pruned, const QuantGrid& grid) {
   float max_scale = 0.0f;
   for (int64_t c0 = 0; c0 < k; c0 += grid.group_size) {
-    const GridParam p = FindGridParam(x + c0, std::min(grid.group_size, k - c0),
-                                      pruned != nullptr ? pruned + c0 : nullptr, grid.bits,
-                                      grid.symmetric);
+    const GridParam p =
+        FindGridParam(x + c0, std::min(grid.group_size, k - c0),
+                      pruned != nullptr ? pruned + c0 : nullptr, grid.bits, grid.symmetric);
     if (!p.empty) max_scale = std::max(max_scale, p.scale);
   }
   return LatticeStep(max_scale, grid.scale_bits);

@@ -20,14 +20,9 @@ inline void StoreU32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
 // fp16 bits of f (round to nearest even) and the float they stand for.
 inline uint16_t Half(float f) { return FloatToHalfRef(f); }
 inline float RoundToHalf(float f) { return HalfToFloatRef(FloatToHalfRef(f)); }
-// The smallest fp16 value >= f (f >= 0 and finite): scales rounded this way
-// never make the largest sub-block scale overflow its 6- or 8-bit range, and
-// a tiny positive scale never becomes 0 (fp16's subnormals are coarse).
-inline float RoundUpToHalf(float f) {
-  uint16_t h = FloatToHalfRef(f);
-  if (HalfToFloatRef(h) < f) ++h;
-  return HalfToFloatRef(h);
-}
+// RoundUpToHalf (model/dtype.h): k-quant scales rounded up never make the
+// largest sub-block scale overflow its 6- or 8-bit range.
+using engine::RoundUpToHalf;
 
 // Round half away from zero, as C's roundf / ggml's nearest_int.
 inline int NearestInt(float f) { return static_cast<int>(std::round(f)); }

@@ -19,8 +19,21 @@ namespace compressd::engine {
 // The dtypes of the safetensors format. Only F32/F16/BF16 are ever converted;
 // the others are carried as raw bytes.
 enum class DType {
-  kBool, kU8, kI8, kI16, kU16, kI32, kU32, kI64, kU64,
-  kF8E4M3, kF8E5M2, kF16, kBF16, kF32, kF64,
+  kBool,
+  kU8,
+  kI8,
+  kI16,
+  kU16,
+  kI32,
+  kU32,
+  kI64,
+  kU64,
+  kF8E4M3,
+  kF8E5M2,
+  kF16,
+  kBF16,
+  kF32,
+  kF64,
 };
 
 // INVALID_ARGUMENT for a name outside the safetensors list (e.g. "F16", "BF16").
@@ -35,6 +48,10 @@ float HalfToFloatRef(uint16_t h);
 uint16_t FloatToHalfRef(float f);
 float BFloat16ToFloatRef(uint16_t b);
 uint16_t FloatToBFloat16Ref(float f);
+// The smallest fp16 value >= f (f >= 0 and finite, at most 65504): scales
+// rounded this way never grow a quantized code past its range, and a tiny
+// positive scale never becomes 0 (fp16's subnormals are coarse).
+float RoundUpToHalf(float f);
 
 // Bulk conversions (may use F16C instructions when the CPU has them).
 void HalfToFloat(const uint16_t* in, float* out, size_t n);
