@@ -22,12 +22,28 @@ phase() { echo "== $* (at ${SECONDS} s)"; }
 scripts/install-deps.sh
 REAL_MODEL=$(scripts/fetch-model.sh)
 
+# Debug information at -g1 (functions and line tables: what stack traces, ASan
+# reports and perf need, without locals): the same code, and builds about 12%
+# faster (measured on one worker source file).
 phase "build (RelWithDebInfo, -Werror)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOMPRESSD_WERROR=ON \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
   -DCOMPRESSD_PYTHON="$PWD/.venv/bin/python" -DCOMPRESSD_REAL_MODEL="$REAL_MODEL" >/dev/null
 ninja -C build -j"$JOBS"
 phase "tests"
 ctest --test-dir build --output-on-failure -j"$JOBS" --timeout 600
+
+# The libFuzzer targets: the parsers of untrusted input, rebuilt with clang's
+# libFuzzer and ASan+UBSan.
+FUZZERS=(fuzz_gguf_file:gguf fuzz_gguf_model:gguf fuzz_dequant:dequant fuzz_hf_config:hf_config
+  fuzz_safetensors:safetensors fuzz_tokenizer:tokenizer fuzz_recipe:recipe fuzz_upload:upload)
+build_fuzzers() {  # [niced]: at the lowest CPU priority
+  if [ "${1:-}" = niced ]; then renice -n 19 -p "$BASHPID" >/dev/null; fi
+  cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+    -DCOMPRESSD_FUZZ=ON -DCOMPRESSD_BUILD_TESTS=OFF -DCOMPRESSD_BENCH=OFF -DCOMPRESSD_CUDA=OFF >/dev/null
+  ninja -C build-fuzz -j"$JOBS" "${FUZZERS[@]%%:*}"
+}
+FUZZ_BUILD_PID=""
 
 if [ "$SAN" = 1 ]; then
   # Everything that parses untrusted input or runs concurrently: the service,
@@ -40,9 +56,18 @@ if [ "$SAN" = 1 ]; then
     upload_errors_test gguf_test gguf_hf_test tokenizer_test tokenizer_gguf_test s3_integration_test)
   phase "build (ASan+UBSan): ${SAN_TARGETS[*]}"
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCOMPRESSD_SANITIZE=ON -DCOMPRESSD_CUDA=OFF \
+    -DCMAKE_CXX_FLAGS_DEBUG="-g1" \
     -DCOMPRESSD_WERROR=ON -DCOMPRESSD_BENCH=OFF -DCOMPRESSD_PYTHON="$PWD/.venv/bin/python" \
     -DCOMPRESSD_REAL_MODEL="$REAL_MODEL" >/dev/null
   ninja -C build-asan -j"$JOBS" "${SAN_TARGETS[@]}"
+  if [ "$FUZZ" = 1 ]; then
+    # The tests below mostly wait (servers, leases, an S3 server starting), so
+    # the fuzz targets build beside them at the lowest CPU priority.
+    phase "build (libFuzzer, clang), niced, beside the ASan tests"
+    mkdir -p build-fuzz
+    build_fuzzers niced > build-fuzz/build.log 2>&1 &
+    FUZZ_BUILD_PID=$!
+  fi
   phase "tests under ASan+UBSan"
   # Python-checked and real-model tests ran above (a Debug build's floats are
   # not the recorded outputs of tests/regression, and the model runs are slow).
@@ -52,16 +77,15 @@ if [ "$SAN" = 1 ]; then
 fi
 
 if [ "$FUZZ" = 1 ]; then
-  # The parsers of untrusted input, rebuilt with clang's libFuzzer and
-  # ASan+UBSan; each target runs on a scratch copy of its committed corpus
-  # (new inputs it finds are not written back). A crash fails the run.
+  # Each fuzz target runs on a scratch copy of its committed corpus (new
+  # inputs it finds are not written back). A crash fails the run.
   FUZZ_SECONDS=${COMPRESSD_FUZZ_SECONDS:-10}
-  FUZZERS=(fuzz_gguf_file:gguf fuzz_gguf_model:gguf fuzz_dequant:dequant fuzz_hf_config:hf_config
-    fuzz_safetensors:safetensors fuzz_tokenizer:tokenizer fuzz_recipe:recipe fuzz_upload:upload)
-  phase "build (libFuzzer, clang)"
-  cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
-    -DCOMPRESSD_FUZZ=ON -DCOMPRESSD_BUILD_TESTS=OFF -DCOMPRESSD_BENCH=OFF -DCOMPRESSD_CUDA=OFF >/dev/null
-  ninja -C build-fuzz -j"$JOBS" "${FUZZERS[@]%%:*}"
+  if [ -n "$FUZZ_BUILD_PID" ]; then
+    wait "$FUZZ_BUILD_PID" || { tail -40 build-fuzz/build.log; echo "fuzz: the build failed"; exit 1; }
+  else
+    phase "build (libFuzzer, clang)"
+    build_fuzzers
+  fi
   phase "fuzzing, ${FUZZ_SECONDS} s per target"
   for entry in "${FUZZERS[@]}"; do
     target=${entry%%:*}
