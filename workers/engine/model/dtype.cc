@@ -18,11 +18,12 @@ struct DTypeEntry {
 };
 
 constexpr DTypeEntry kDTypes[] = {
-    {DType::kBool, "BOOL", 1},      {DType::kU8, "U8", 1},          {DType::kI8, "I8", 1},
-    {DType::kI16, "I16", 2},        {DType::kU16, "U16", 2},        {DType::kI32, "I32", 4},
-    {DType::kU32, "U32", 4},        {DType::kI64, "I64", 8},        {DType::kU64, "U64", 8},
-    {DType::kF8E4M3, "F8_E4M3", 1}, {DType::kF8E5M2, "F8_E5M2", 1}, {DType::kF16, "F16", 2},
-    {DType::kBF16, "BF16", 2},      {DType::kF32, "F32", 4},        {DType::kF64, "F64", 8},
+    {DType::kBool, "BOOL", 1},       {DType::kU8, "U8", 1},     {DType::kI8, "I8", 1},
+    {DType::kI16, "I16", 2},         {DType::kU16, "U16", 2},   {DType::kI32, "I32", 4},
+    {DType::kU32, "U32", 4},         {DType::kI64, "I64", 8},   {DType::kU64, "U64", 8},
+    {DType::kF8E4M3, "F8_E4M3", 1},  {DType::kF8E5M2, "F8_E5M2", 1},
+    {DType::kF16, "F16", 2},         {DType::kBF16, "BF16", 2}, {DType::kF32, "F32", 4},
+    {DType::kF64, "F64", 8},
 };
 
 const DTypeEntry& Entry(DType dtype) {
@@ -131,7 +132,7 @@ uint16_t FloatToHalfRef(float f) {
   }
   const int e = exp - 127 + 15;  // biased half exponent
   if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {                   // half subnormal or zero
+  if (e <= 0) {  // half subnormal or zero
     const int shift = 126 - exp;  // value / 2^-24 == (mant|implicit) >> shift
     if (shift > 31) return sign;
     return static_cast<uint16_t>(sign | ShiftRoundEven(mant | 0x800000, shift));

@@ -18,23 +18,12 @@ namespace compressd::engine {
 
 // The dtypes of the safetensors format. Only F32/F16/BF16 are ever converted;
 // the others are carried as raw bytes.
+// clang-format off
 enum class DType {
-  kBool,
-  kU8,
-  kI8,
-  kI16,
-  kU16,
-  kI32,
-  kU32,
-  kI64,
-  kU64,
-  kF8E4M3,
-  kF8E5M2,
-  kF16,
-  kBF16,
-  kF32,
-  kF64,
+  kBool, kU8, kI8, kI16, kU16, kI32, kU32, kI64, kU64,
+  kF8E4M3, kF8E5M2, kF16, kBF16, kF32, kF64,
 };
+// clang-format on
 
 // INVALID_ARGUMENT for a name outside the safetensors list (e.g. "F16", "BF16").
 absl::StatusOr<DType> ParseDType(absl::string_view name);
