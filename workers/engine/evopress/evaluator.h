@@ -33,7 +33,8 @@
 //
 // Cost of one candidate on T tokens: (blocks run) x (block cost) + the LM
 // head and fitness (fitness.h). Memory: the working model's patched tensors
-// (shared with the database cache), the dense targets, the reuse cache.
+// (shared with the database cache), the dense targets (with the kept logits,
+// up to options.dense_logits_bytes), the reuse cache.
 // Not thread-safe (one backend).
 #pragma once
 
