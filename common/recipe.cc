@@ -20,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/module_pattern.h"
+#include "common/recipe_field.h"
 #include "common/recipe_stages.h"
 #include "common/status_macros.h"
 #include "common/util.h"
@@ -42,7 +43,6 @@ constexpr int kDefaultWindow = 512;
 constexpr int kDefaultWindows = 64;
 constexpr int kMaxWindow = 1 << 17;
 constexpr int kMaxWindows = 1 << 20;
-constexpr int kMaxThreads = 1024;
 constexpr size_t kMaxNameLength = 128;
 
 absl::Status RecipeError(absl::string_view message) {
@@ -255,9 +255,9 @@ absl::Status ValidateEvaluation(const v1::Evaluation& eval) {
   if (eval.skip_dense() && eval.kl()) {
     return absl::InvalidArgumentError("evaluation.skip_dense: kl needs the dense model's outputs");
   }
-  if (eval.threads() < 0 || eval.threads() > kMaxThreads) {
+  if (eval.threads() < 0 || eval.threads() > kMaxRecipeThreads) {
     return absl::InvalidArgumentError(absl::StrCat("evaluation.threads: must be in [0, ",
-                                                   kMaxThreads, "], got ", eval.threads()));
+                                                   kMaxRecipeThreads, "], got ", eval.threads()));
   }
   return absl::OkStatus();
 }

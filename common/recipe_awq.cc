@@ -1,15 +1,9 @@
 #include "common/recipe_awq.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/recipe_field.h"
 
 namespace compressd {
-namespace {
-
-absl::Status FieldError(const std::string& field, const std::string& message) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", message));
-}
-
-}  // namespace
 
 void AwqDefaults(v1::AwqSpec* awq) {
   if (awq->grid_points() == 0) awq->set_grid_points(kDefaultAwqGridPoints);

@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
+#include "common/recipe_field.h"
 
 namespace compressd {
 namespace {
@@ -10,9 +11,6 @@ namespace {
 constexpr int64_t kMaxGroupSize = int64_t{1} << 20;
 constexpr int64_t kScaleSuperGroup = 256;  // quant_grid.h kScaleSuperGroup
 
-absl::Status FieldError(const std::string& field, const std::string& message) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", message));
-}
 
 }  // namespace
 

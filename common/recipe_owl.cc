@@ -3,15 +3,9 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "common/recipe_field.h"
 
 namespace compressd {
-namespace {
-
-absl::Status FieldError(const std::string& field, const std::string& message) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", message));
-}
-
-}  // namespace
 
 void OwlDefaults(v1::OwlSpec* owl) {
   if (owl->lambda() == 0.0) owl->set_lambda(kDefaultOwlLambda);

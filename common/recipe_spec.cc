@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/recipe.h"
+#include "common/recipe_field.h"
 #include "common/recipe_stages.h"
 #include "common/status_macros.h"
 
@@ -23,9 +24,6 @@ constexpr GgufTypeName kGgufTypes[] = {
     {"F32", 0},  {"F16", 1},  {"Q8_0", 8},  {"Q4_0", 2},  {"Q4_1", 3},  {"Q5_0", 6},
     {"Q5_1", 7}, {"Q2_K", 10}, {"Q3_K", 11}, {"Q4_K", 12}, {"Q5_K", 13}, {"Q6_K", 14}};
 
-absl::Status FieldError(const std::string& field, const std::string& message) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", message));
-}
 
 // A digit string of 1-3 characters.
 bool SmallNumber(std::string_view s, int* value) {

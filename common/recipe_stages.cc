@@ -1,17 +1,17 @@
 #include "common/recipe_stages.h"
 
-#include "common/module_pattern.h"
-#include "common/recipe_grid.h"
-#include "common/recipe_awq.h"
-#include "common/recipe_owl.h"
-#include "common/recipe_spec.h"
-
 #include <cmath>
 #include <cstdlib>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/module_pattern.h"
+#include "common/recipe_awq.h"
+#include "common/recipe_field.h"
+#include "common/recipe_grid.h"
+#include "common/recipe_owl.h"
+#include "common/recipe_spec.h"
 #include "common/status_macros.h"
 #include "common/util.h"
 
@@ -21,11 +21,6 @@ namespace {
 constexpr int64_t kMaxBlock = 4096;
 constexpr int kMaxSamples = 1 << 16;
 constexpr int kMaxSeqLen = 1 << 17;
-constexpr int kMaxThreads = 1024;
-
-absl::Status FieldError(const std::string& field, const std::string& message) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", message));
-}
 
 // Exactly one of sparsity in (0, 1) and a "N:M" pattern.
 absl::Status ValidateSparsity(double sparsity, const std::string& pattern,
@@ -200,9 +195,9 @@ absl::Status ValidateCalibration(const v1::Calibration& c) {
     return FieldError("calibration.seq_len",
                       absl::StrCat("must be in [2, ", kMaxSeqLen, "], got ", c.seq_len()));
   }
-  if (c.threads() < 0 || c.threads() > kMaxThreads) {
+  if (c.threads() < 0 || c.threads() > kMaxRecipeThreads) {
     return FieldError("calibration.threads",
-                      absl::StrCat("must be in [0, ", kMaxThreads, "], got ", c.threads()));
+                      absl::StrCat("must be in [0, ", kMaxRecipeThreads, "], got ", c.threads()));
   }
   if (c.min_expert_tokens() < 0) {
     return FieldError("calibration.min_expert_tokens",
