@@ -11,6 +11,27 @@ namespace {
 constexpr int64_t kMaxGroupSize = int64_t{1} << 20;
 constexpr int64_t kScaleSuperGroup = 256;  // quant_grid.h kScaleSuperGroup
 
+bool Fractional(const v1::QuantGridSpec& grid) {
+  return grid.asymmetric() && grid.scale_bits() > 0;
+}
+
+// The grid a stage quantizes with and its field path, or null.
+const v1::QuantGridSpec* StageGrid(const v1::Stage& s, std::string* field) {
+  if (s.has_gptq()) return *field = "gptq.grid", &s.gptq().grid();
+  if (s.has_rtn()) return *field = "rtn.grid", &s.rtn().grid();
+  if (s.has_sparsegpt() && s.sparsegpt().has_quantize()) {
+    return *field = "sparsegpt.quantize", &s.sparsegpt().quantize();
+  }
+  if (s.has_evopress() && s.evopress().mode() == "bits") {
+    return *field = "evopress.grid", &s.evopress().grid();
+  }
+  return nullptr;
+}
+
+bool Prunes(const v1::Stage& s) {
+  return s.has_magnitude() || s.has_wanda() || s.has_sparsegpt() ||
+         (s.has_evopress() && s.evopress().mode() == "sparsity");
+}
 
 }  // namespace
 
@@ -29,14 +50,35 @@ absl::Status ValidateGrid(const v1::QuantGridSpec& grid, const std::string& path
         path + ".scale_bits",
         absl::StrCat("must be 0 (float scales) or in [2, 8], got ", grid.scale_bits()));
   }
-  if (grid.asymmetric()) {
-    return FieldError(path + ".scale_bits",
-                      "scales on a lattice need a symmetric grid (asymmetric is set)");
-  }
   if (grid.group_size() < 1 || kScaleSuperGroup % grid.group_size() != 0) {
     return FieldError(path + ".scale_bits",
                       absl::StrCat("scales on a lattice need a group_size dividing ",
                                    kScaleSuperGroup, ", got ", grid.group_size()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateFractionalZeros(const v1::Recipe& recipe, int index, const v1::Stage& stage,
+                                     const std::string& path) {
+  std::string field;
+  const v1::QuantGridSpec* grid = StageGrid(stage, &field);
+  if (grid == nullptr || !Fractional(*grid)) return absl::OkStatus();
+  bool pruned = stage.has_sparsegpt();
+  for (int i = 0; i < index; ++i) pruned |= Prunes(recipe.stages(i));
+  const std::string where = absl::StrCat(path, ".", field, ".scale_bits");
+  if (pruned) {
+    return FieldError(where,
+                      "an asymmetric grid with scale_bits has no exact zero (value "
+                      "d*sc*q - dmin*m, as ggml's Q2_K/Q4_K/Q5_K), so it cannot keep "
+                      "pruned weights at zero: use a symmetric grid with pruning");
+  }
+  const std::string& format = recipe.output().format();
+  if (format == "gptq" || format == "compressed_tensors") {
+    return FieldError(where, absl::StrCat("an asymmetric grid with scale_bits has fractional zero "
+                                          "points, which ",
+                                          format,
+                                          " output cannot store (integer zero points): use "
+                                          "output.format gguf or hf_safetensors"));
   }
   return absl::OkStatus();
 }

@@ -265,6 +265,7 @@ absl::Status ValidateOverrides(const v1::Recipe& recipe) {
     RETURN_IF_ERROR(ValidateAwqOverride(o.params(), path + ".params"));
     const v1::Stage merged = MergeOverride(base, o.params());
     RETURN_IF_ERROR(ValidateStage(merged, path + ".params"));
+    RETURN_IF_ERROR(ValidateFractionalZeros(recipe, o.stage(), merged, path + ".params"));
     if (StageQuantizes(merged) != StageQuantizes(base)) {
       return FieldError(path + ".params", "must not add or remove the stage's quantization");
     }
@@ -417,7 +418,9 @@ absl::Status ValidateStage(const v1::Stage& stage, const std::string& path) {
 
 absl::Status ValidateStages(const v1::Recipe& recipe) {
   for (int i = 0; i < recipe.stages_size(); ++i) {
-    RETURN_IF_ERROR(ValidateStage(recipe.stages(i), absl::StrCat("stages[", i, "]")));
+    const std::string path = absl::StrCat("stages[", i, "]");
+    RETURN_IF_ERROR(ValidateStage(recipe.stages(i), path));
+    RETURN_IF_ERROR(ValidateFractionalZeros(recipe, i, recipe.stages(i), path));
   }
   RETURN_IF_ERROR(ValidateOrder(recipe));
   RETURN_IF_ERROR(ValidateAwq(recipe));

@@ -13,7 +13,8 @@ the C++ shares (and that a test would catch if either side changed them):
   * grid: maxq = 2^bits - 1; asym: scale = (max(x,0) - min(x,0)) / maxq, zero =
     round(-min/scale); sym: amax = max|x|, scale = 2 amax / maxq, zero = (maxq + 1) / 2;
     an all-zero group gets the range [-1, 1]. q = clamp(round(x / scale) + zero, 0, maxq),
-    value = scale * (q - zero); round is half-to-even. 0 is always exactly representable.
+    value = scale * (q - zero); round is half-to-even. 0 is exactly representable
+    (but on an asymmetric lattice, below).
   * the grid of a group is computed when the sweep reaches its first column, from the
     current (error-updated) weights of the group with already-pruned entries as 0;
     static groups (act-order) are computed up front on the unpermuted weights.
@@ -23,13 +24,17 @@ the C++ shares (and that a test would catch if either side changed them):
   * pruning order: smallest score first, ties by lower index (stable sort); unstructured
     prunes round(sparsity * count) entries per block (all rows) or per row of a block.
   * N:M keeps n of every m consecutive inputs.
-  * scale_bits (k-quant double quantization, ggml's Q3_K / Q6_K layout): the scales of
+  * scale_bits (k-quant double quantization, ggml's k-quant layouts): the scales of
     the groups in each run of 256 inputs of a row become d * sc, d the smallest fp16
     value >= (largest scale of a group that is not all zero) / smax (1 when all are),
-    sc = clamp(round(scale / d), 1, smax), smax = 2^(scale_bits - 1) - 1; all-zero groups
-    get d. Static groups: on the up-front scales. During the sweep: d is computed when
-    the sweep reaches the super-group's first column, from the grids of its groups on
-    the current weights; each group's scale is moved onto it at the group's start.
+    sc = clamp(round(scale / d), 1, smax), smax = 2^(scale_bits - 1) - 1 (symmetric) or
+    2^scale_bits - 1 (asymmetric); all-zero groups get d. Asymmetric grids also put each
+    group's -min(x, 0) on dmin * m (dmin likewise from the largest, m in [0, smax]) and
+    take zero = dmin * m / scale, a fractional zero (all-zero groups: zero 0); codes are
+    round(x / scale + zero). Static groups: on the up-front grids. During the sweep: the
+    steps are computed when the sweep reaches the super-group's first column, from the
+    grids of its groups on the current weights; each group's grid is moved onto them
+    at the group's start.
 """
 import math
 
@@ -63,42 +68,64 @@ def half_ceil(x):
     return h.to(torch.float32)
 
 
-def lattice_step(max_scale, scale_bits):
-    smax = 2 ** (scale_bits - 1) - 1
-    return torch.where(max_scale > 0, half_ceil(max_scale / smax), torch.ones_like(max_scale))
+def lattice_max(scale_bits, sym):
+    return 2 ** (scale_bits - 1) - 1 if sym else 2 ** scale_bits - 1
 
 
-def on_lattice(scale, empty, d, scale_bits):
-    smax = 2 ** (scale_bits - 1) - 1
-    sc = torch.clamp(torch.round(scale / d), 1, smax)
-    return torch.where(empty, d, d * sc)
+def lattice_step(largest, smax):
+    return torch.where(largest > 0, half_ceil(largest / smax), torch.ones_like(largest))
 
 
-def lattice_scales(scales, empties, group, scale_bits):
-    """[rows, groups] scales of contiguous groups moved onto their super-groups' lattices."""
+def grid_min(x):
+    """-min(x, 0) per row of x [rows, k]: what an asymmetric lattice puts on dmin * m."""
+    return -torch.clamp(x.min(1).values, max=0)
+
+
+def super_steps(scales, mins, empties, scale_bits, sym):
+    """(d, dmin) [rows] of one super-group from its groups' [rows, n] scales and mins."""
+    smax = lattice_max(scale_bits, sym)
+    d = lattice_step(torch.where(empties, torch.zeros_like(scales), scales).max(1).values, smax)
+    dmin = lattice_step(torch.where(empties, torch.zeros_like(mins), mins).max(1).values, smax)
+    return d, dmin
+
+
+def on_lattice(scale, zero, mn, empty, d, dmin, scale_bits, sym):
+    """A group's (scale, zero) on the lattice: scale -> d * sc; asymmetric: min -> dmin * m
+    and zero = dmin * m / scale (fractional); all-zero groups get d (and zero 0)."""
+    smax = lattice_max(scale_bits, sym)
+    scale = torch.where(empty, d, d * torch.clamp(torch.round(scale / d), 1, smax))
+    if sym:
+        return scale, zero
+    m = torch.clamp(torch.round(mn / dmin), 0, smax)
+    return scale, torch.where(empty, torch.zeros_like(zero), (dmin * m) / scale)
+
+
+def lattice_grid(w, group, bits, sym, scale_bits):
+    """(scales, zeros) [rows, groups] of contiguous groups of w, on their super-groups'
+    lattices when scale_bits is set."""
+    cols = w.shape[1]
+    parts = [w[:, c:c + group] for c in range(0, cols, group)]
+    ps = [grid_params(x, bits, sym) for x in parts]
+    scales, zeros = torch.stack([p[0] for p in ps], 1), torch.stack([p[1] for p in ps], 1)
     if not scale_bits:
-        return scales
+        return scales, zeros
+    mins = torch.stack([grid_min(x) for x in parts], 1)
+    empties = group_empties(w, group)
     per = 256 // group
-    out = scales.clone()
     for g0 in range(0, scales.shape[1], per):
-        s, e = scales[:, g0:g0 + per], empties[:, g0:g0 + per]
-        d = lattice_step(torch.where(e, torch.zeros_like(s), s).max(1).values, scale_bits)
-        out[:, g0:g0 + per] = on_lattice(s, e, d[:, None], scale_bits)
-    return out
-
-
-def super_step(x, group, bits, scale_bits):
-    """The lattice step of a super-group x [rows, <= 256] from its groups' grids."""
-    ps = [grid_params(x[:, c:c + group], bits, True) for c in range(0, x.shape[1], group)]
-    scales = torch.stack([p[0] for p in ps], 1)
-    empties = torch.stack([(x[:, c:c + group] == 0).all(1) for c in range(0, x.shape[1], group)], 1)
-    return lattice_step(torch.where(empties, torch.zeros_like(scales), scales).max(1).values,
-                        scale_bits)
+        sl = slice(g0, g0 + per)
+        d, dmin = super_steps(scales[:, sl], mins[:, sl], empties[:, sl], scale_bits, sym)
+        scales[:, sl], zeros[:, sl] = on_lattice(scales[:, sl], zeros[:, sl], mins[:, sl],
+                                                 empties[:, sl], d[:, None], dmin[:, None],
+                                                 scale_bits, sym)
+    return scales, zeros
 
 
 def quantize(x, scale, zero, bits):
-    """Codes and values of x [rows] on per-row grids."""
-    q = torch.clamp(torch.round(x / scale) + zero, 0, 2 ** bits - 1)
+    """Codes and values of x [rows] on per-row grids: round(x / scale + zero), the zero's
+    integer part added after rounding (exactly round(x / scale) + zero for integer zeros)."""
+    zi = torch.floor(zero)
+    q = torch.clamp(torch.round(x / scale + (zero - zi)) + zi, 0, 2 ** bits - 1)
     return q, scale * (q - zero)
 
 
@@ -139,7 +166,7 @@ def obs_sweep(w, u, block, prune=None, quant=None, fixed=None, static=None, gidx
     codes = torch.zeros_like(w)
     bits, group, sym = quant[:3] if quant else (0, 0, False)
     scale_bits = quant[3] if quant and len(quant) > 3 else 0
-    step = torch.ones(rows)
+    steps = (torch.ones(rows), torch.ones(rows))
     dyn = group if (quant and static is None and group > 0) else 0
     if prune and prune[0] == "nm":
         block -= block % prune[2]
@@ -172,14 +199,19 @@ def obs_sweep(w, u, block, prune=None, quant=None, fixed=None, static=None, gidx
                 cur = torch.cat([w1[:, i:], w[:, i2:]], 1)[:, :span]
                 assert i == 0 or span <= i2 - c
                 g = gidx[c]
-                scales[:, g], zeros[:, g] = grid_params(cur * ~pruned[:, c:c + span], bits, sym)
+                cur = cur * ~pruned[:, c:c + span]
+                scales[:, g], zeros[:, g] = grid_params(cur, bits, sym)
                 if scale_bits:
                     if c % 256 == 0:
                         sup = torch.cat([w1[:, i:], w[:, i2:]], 1)[:, :min(256, cols - c)]
-                        step = super_step(sup * ~pruned[:, c:c + sup.shape[1]], group, bits,
-                                          scale_bits)
-                    empty = (cur * ~pruned[:, c:c + span] == 0).all(1)
-                    scales[:, g] = on_lattice(scales[:, g], empty, step, scale_bits)
+                        sup = sup * ~pruned[:, c:c + sup.shape[1]]
+                        sc_, ze_ = lattice_grid(sup, group, bits, sym, 0)
+                        steps = super_steps(sc_, torch.stack(
+                            [grid_min(sup[:, k:k + group]) for k in range(0, sup.shape[1], group)],
+                            1), group_empties(sup, group), scale_bits, sym)
+                    scales[:, g], zeros[:, g] = on_lattice(
+                        scales[:, g], zeros[:, g], grid_min(cur), (cur == 0).all(1), steps[0],
+                        steps[1], scale_bits, sym)
             x = w1[:, i] * ~pruned[:, c]
             q = x
             if quant:
@@ -208,14 +240,12 @@ def gptq(w, h, bits, group=-1, sym=True, act_order=False, static_groups=False, b
     cols = w.shape[1]
     dead = torch.diag(h) == 0
     w[:, dead] = 0
-    fixed = (w == 0) if preserve_zeros else None
+    # an asymmetric lattice has no exact 0: its zero weights are quantized like the rest
+    fixed = (w == 0) if preserve_zeros and not (scale_bits and not sym) else None
     static = None
     gidx = torch.tensor([c // group if group > 0 else 0 for c in range(cols)])
     if static_groups and group > 0:
-        ps = [grid_params(w[:, c:c + group], bits, sym) for c in range(0, cols, group)]
-        static = (lattice_scales(torch.stack([p[0] for p in ps], 1), group_empties(w, group),
-                                 group, scale_bits),
-                  torch.stack([p[1] for p in ps], 1))
+        static = lattice_grid(w, group, bits, sym, scale_bits)
     perm = torch.arange(cols)
     if act_order:
         hd = torch.diag(h).clone()
@@ -245,9 +275,7 @@ def rtn(w, bits, group=-1, sym=True, scale_bits=0):
     """Round-to-nearest on the same grid: (w', codes, scales, zeros)."""
     cols = w.shape[1]
     g = group if group > 0 else cols
-    ps = [grid_params(w[:, c:c + g], bits, sym) for c in range(0, cols, g)]
-    scales = lattice_scales(torch.stack([p[0] for p in ps], 1), group_empties(w, g), g, scale_bits)
-    zeros = torch.stack([p[1] for p in ps], 1)
+    scales, zeros = lattice_grid(w, g, bits, sym, scale_bits)
     out, codes = w.clone(), torch.zeros_like(w)
     for c in range(0, cols, g):
         for j in range(c, min(c + g, cols)):

@@ -13,7 +13,12 @@
 #      output.gguf.target_type Q3_K and Q2_K: re-quantized by our encoders
 #      (the job's reload check allows what a 3- or 2-bit re-encode costs:
 #      reload_gate.h); llama.cpp's perplexity on each file within 1% of ours
-#      on the same file.
+#      on the same file;
+#   3. GPTQ 4-bit group 32, asymmetric with scale_bits 6 (scales and mins on
+#      the k-quant lattices, fractional zero points): ffn_down written exactly
+#      as Q4_K, the rows of 576 exactly as Q4_1; and GPTQ 2-bit group 16,
+#      asymmetric with scale_bits 4, on ffn_down only: exactly Q2_K. llama.cpp's
+#      perplexity on each file within 2% of ours on the same file.
 # Usage: real_model_kquant_gguf_e2e.sh BIN_DIR PYTHON SOURCE_DIR MODEL_GGUF
 set -euo pipefail
 source "$(dirname "$0")/real_model_common.sh"
@@ -72,5 +77,36 @@ YAML
   ppl=$(field "$work/eval$bits.json" 's["evaluation"]["datasets"][0]["perplexity"]["dense"]')
   echo "ffn_down as $want: ours $ppl on the file"
   llamacpp "$work/rtn$bits/model.gguf" "$ppl" 0.01
+done
+# 3. GPTQ on asymmetric lattices: exact Q4_K (and Q4_1), exact Q2_K.
+check_types() {  # SUMMARY EXPECTED_DOWN EXPECTED_REST (REST "-": not quantized)
+  "$PY" - "$@" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))["export"]["tensors"]
+down = [x for x in t if x["name"].endswith("ffn_down.weight")]
+rest = [x for x in t if x["name"].startswith("blk.") and x["name"].split(".")[2] in
+        ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up")]
+assert len(down) == 30 and all(x["type"] == sys.argv[2] and x["exact_from_grid"] for x in down), down[:2]
+if sys.argv[3] != "-":
+    assert len(rest) == 180 and all(x["type"] == sys.argv[3] and x["exact_from_grid"] for x in rest), rest[:2]
+PY
+}
+for spec in "4 32 6 Q4_K Q4_1 .*_proj" "2 16 4 Q2_K - .*down_proj"; do
+  read -r bits group sb down rest include <<< "$spec"
+  cat > "$work/asym$bits.yaml" <<YAML
+stages: [{gptq: {grid: {bits: $bits, group_size: $group, asymmetric: true, scale_bits: $sb}}}]
+targets: {include: "$include"}
+calibration: {path: $DATA/sotu, samples: 8, seq_len: 128, threads: 2}
+output: {format: gguf}
+YAML
+  run "$work/asym$bits.yaml" "$MODEL" "$work/asym$bits"
+  check_types "$work/asym$bits.json" "$down" "$rest"
+  cat > "$work/evala$bits.yaml" <<YAML
+$EVAL
+YAML
+  run "$work/evala$bits.yaml" "$work/asym$bits/model.gguf" "$work/evala$bits"
+  ppl=$(field "$work/evala$bits.json" 's["evaluation"]["datasets"][0]["perplexity"]["dense"]')
+  echo "gptq $bits-bit g$group asymmetric scale_bits $sb: ffn_down $down, ours $ppl on the file"
+  llamacpp "$work/asym$bits/model.gguf" "$ppl" 0.02
 done
 echo "real_model_kquant_gguf_e2e: OK"

@@ -188,6 +188,11 @@ absl::Status CudaSolver::Impl::Sweep(const SweepOptions& o, const engine::SweepP
         "scale_bits with groups chosen during the sweep (no static_groups) runs on the CPU "
         "solver only: use static_groups, or a CPU worker");
   }
+  if (grid && engine::FractionalZeros(*o.grid)) {
+    return absl::UnimplementedError(
+        "an asymmetric grid with scale_bits (fractional zero points) runs on the CPU solver "
+        "only: use a CPU worker");
+  }
   ASSIGN_OR_RETURN(float* d_w, arena.Take<float>(rows * cols, "weights"));
   ASSIGN_OR_RETURN(uint8_t* d_pruned, arena.Take<uint8_t>(rows * cols, "mask"));
   ASSIGN_OR_RETURN(float* d_wt, arena.Take<float>(rows * block, "block"));

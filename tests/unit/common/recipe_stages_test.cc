@@ -116,11 +116,33 @@ TEST(RecipeStagesTest, RejectsBadValuesNamingTheField) {
   ExpectInvalid("stages: [{rtn: {grid: {bits: 3, group_size: 48, scale_bits: 6}}}]",
                 "stages[0].rtn.grid.scale_bits: scales on a lattice need a group_size dividing "
                 "256");
-  ExpectInvalid("stages: [{rtn: {grid: {bits: 3, asymmetric: true, scale_bits: 6}}}]",
-                "stages[0].rtn.grid.scale_bits: scales on a lattice need a symmetric grid");
   ExpectInvalid("stages: [{rtn: {grid: {bits: 3, group_size: 16, scale_bits: 9}}}]",
                 "stages[0].rtn.grid.scale_bits: must be 0 (float scales) or in [2, 8], got 9");
   EXPECT_TRUE(Prepare("stages: [{rtn: {grid: {bits: 3, group_size: 16, scale_bits: 6}}}]").ok());
+}
+
+// An asymmetric grid with scale_bits has fractional zero points (no exact 0):
+// not while or after pruning, not into formats with integer zero points.
+TEST(RecipeStagesTest, AsymmetricLatticeGridsRefuseZerosTheyCannotHold) {
+  const std::string asym = "grid: {bits: 2, group_size: 16, asymmetric: true, scale_bits: 4}";
+  EXPECT_TRUE(Prepare("stages: [{rtn: {" + asym + "}}]\noutput: {format: gguf}").ok());
+  EXPECT_TRUE(Prepare("stages: [{gptq: {" + asym + "}}]\ncalibration: {path: x}").ok());
+  ExpectInvalid("stages: [{magnitude: {sparsity: 0.5}}, {rtn: {" + asym + "}}]",
+                "stages[1].rtn.grid.scale_bits: an asymmetric grid with scale_bits has no exact "
+                "zero");
+  ExpectInvalid(
+      "stages: [{sparsegpt: {sparsity: 0.5, quantize: {bits: 4, group_size: 32, "
+      "asymmetric: true, scale_bits: 6}}}]\ncalibration: {path: x}",
+      "stages[0].sparsegpt.quantize.scale_bits: an asymmetric grid");
+  ExpectInvalid("stages: [{gptq: {" + asym + "}}]\ncalibration: {path: x}\noutput: {format: gptq}",
+                "stages[0].gptq.grid.scale_bits: an asymmetric grid with scale_bits has fractional "
+                "zero points, which gptq output cannot store");
+  const std::string overrides =
+      "overrides: [{modules: 'mlp', stage: 0, params: {rtn: {" + asym + "}}}]";
+  ExpectInvalid(
+      "stages: [{rtn: {grid: {bits: 4}}}]\noutput: {format: compressed_tensors}\n" + overrides,
+      "overrides[0].params.rtn.grid.scale_bits: an asymmetric grid with scale_bits has "
+      "fractional zero points, which compressed_tensors output cannot store");
 }
 
 TEST(RecipeStagesTest, CalibrationSourceRequiredAndChecked) {

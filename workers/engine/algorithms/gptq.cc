@@ -62,7 +62,7 @@ void PrepareState(const float* w, int64_t rows, int64_t cols, const std::vector<
     }
     state->w = permuted->data();
   }
-  if (options.preserve_zeros) {
+  if (options.preserve_zeros && !FractionalZeros(options.grid)) {  // else 0 has no code
     state->pruned.resize(rows * cols);
     for (int64_t i = 0; i < rows * cols; ++i) state->pruned[i] = state->w[i] == 0.0f;
   }

@@ -18,7 +18,9 @@
 // dequantizes to exactly 0) instead of being rounded, and their error
 // w_current / U_pp is propagated like every other column's, as SparseGPT does
 // for the weights it prunes while quantizing. So a GPTQ stage after a pruning
-// stage keeps the mask and still compensates for it.
+// stage keeps the mask and still compensates for it. Not on an asymmetric
+// lattice grid (quant_grid.h FractionalZeros: 0 has no code there): its zero
+// weights are quantized like any other (recipes refuse it after pruning).
 //
 // Layout: w row-major [out, in] (replaced by the dequantized result), h the
 // full symmetric [in, in] H = 2 X X^T / n (hessian.h).
@@ -31,8 +33,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "workers/engine/algorithms/obs_sweep.h"
-#include "workers/engine/algorithms/solver_backend.h"
 #include "workers/engine/algorithms/quant_grid.h"
+#include "workers/engine/algorithms/solver_backend.h"
 
 namespace compressd::engine {
 
@@ -43,8 +45,8 @@ struct GptqOptions {
   int64_t block_size = 128;
   double percdamp = 0.01;
   bool preserve_zeros = true;
-  bool report_error = true;  // compute LayerSolveResult::relative_error
-  int threads = 1;           // for the in-block row loop (BLAS has its own)
+  bool report_error = true;         // compute LayerSolveResult::relative_error
+  int threads = 1;                  // for the in-block row loop (BLAS has its own)
   SolverBackend* solver = nullptr;  // where the factor and sweep run (null: the CPU)
 };
 

@@ -101,12 +101,13 @@ void SweepRow(const SweepOptions& o, SweepState* s, int64_t r, int64_t i1, int64
       if (!o.static_grids && (g > 0 ? p % g == 0 : p == 0)) {
         const int64_t span = g > 0 ? std::min(g, cols - p) : cols;
         GridParam gp = FindGridParam(w + p, span, pruned + p, o.grid->bits, o.grid->symmetric);
-        if (o.grid->scale_bits > 0) {  // the super-group's step, from its weights as they are now
-          float& d = s->steps[r * supers + p / kScaleSuperGroup];
+        if (o.grid->scale_bits > 0) {  // the super-group's steps, from its weights as they are now
+          LatticeSteps& steps = s->steps[r * supers + p / kScaleSuperGroup];
           if (p % kScaleSuperGroup == 0) {
-            d = SuperGroupStep(w + p, std::min(kScaleSuperGroup, cols - p), pruned + p, *o.grid);
+            steps =
+                SuperGroupSteps(w + p, std::min(kScaleSuperGroup, cols - p), pruned + p, *o.grid);
           }
-          gp.scale = OnLattice(gp.scale, gp.empty, d, o.grid->scale_bits);
+          OnLattice(*o.grid, steps, &gp);
         }
         s->scales[k] = gp.scale;
         s->zeros[k] = gp.zero;
@@ -157,7 +158,7 @@ SweepPlan PrepareSweep(const SweepOptions& o, SweepState* s) {
       for (int64_t p = 0; p < cols; ++p) s->group_of[p] = g > 0 ? static_cast<int32_t>(p / g) : 0;
       dyn_group = std::max<int64_t>(g, 0);
       if (o.grid->scale_bits > 0) {
-        s->steps.assign(rows * ((cols + kScaleSuperGroup - 1) / kScaleSuperGroup), 1.0f);
+        s->steps.assign(rows * ((cols + kScaleSuperGroup - 1) / kScaleSuperGroup), LatticeSteps{});
       }
     }
   }
@@ -220,6 +221,12 @@ absl::Status ValidateSweep(const SweepOptions& o, int64_t cols, absl::string_vie
                                                      " must be a multiple of M=", p.m,
                                                      " when N:M pruning is quantized"));
     }
+  }
+  if (o.grid && FractionalZeros(*o.grid) && p.kind != SweepPruning::Kind::kNone) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        tensor,
+        ": an asymmetric grid with scale_bits has no exact zero (ggml's Q2_K/Q4_K/Q5_K "
+        "value d*sc*q - dmin*m), so it cannot quantize while pruning; use a symmetric grid"));
   }
   if (o.grid) return ValidateGrid(*o.grid, tensor);
   return absl::OkStatus();

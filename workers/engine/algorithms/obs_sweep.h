@@ -68,13 +68,13 @@ struct SweepState {
   float* w = nullptr;  // [rows, cols], replaced by the result
   int64_t rows = 0;
   int64_t cols = 0;
-  const float* u = nullptr;       // [cols, cols] upper factor of H^-1
-  std::vector<uint8_t> pruned;    // in: entries forced to 0 (or empty); out: all pruned
-  std::vector<uint8_t> codes;     // out (with a grid): [rows, cols]
-  std::vector<float> scales;      // [rows, groups]: out, or in with static_grids
-  std::vector<float> zeros;       // [rows, groups]
-  std::vector<int32_t> group_of;  // [cols]: in with static_grids, else out
-  std::vector<float> steps;       // [rows, super-groups]: lattice steps (dynamic, scale_bits)
+  const float* u = nullptr;         // [cols, cols] upper factor of H^-1
+  std::vector<uint8_t> pruned;      // in: entries forced to 0 (or empty); out: all pruned
+  std::vector<uint8_t> codes;       // out (with a grid): [rows, cols]
+  std::vector<float> scales;        // [rows, groups]: out, or in with static_grids
+  std::vector<float> zeros;         // [rows, groups]
+  std::vector<int32_t> group_of;    // [cols]: in with static_grids, else out
+  std::vector<LatticeSteps> steps;  // [rows, super-groups]: lattice steps (dynamic, scale_bits)
 };
 
 // The lazy-update blocks [i1, i2): ends at multiples of `block`, and also just

@@ -23,36 +23,62 @@ absl::Status ValidateGrid(const QuantGrid& grid, absl::string_view tensor) {
     return absl::InvalidArgumentError(absl::StrCat(
         tensor, ": scale_bits must be 0 (float scales) or in [2, 8], got ", grid.scale_bits));
   }
-  if (!grid.symmetric || grid.group_size <= 0 || kScaleSuperGroup % grid.group_size != 0) {
+  if (grid.group_size <= 0 || kScaleSuperGroup % grid.group_size != 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat(tensor, ": scale_bits needs a symmetric grid whose group_size divides ",
-                     kScaleSuperGroup, " (got ", grid.symmetric ? "symmetric" : "asymmetric",
-                     ", group_size ", grid.group_size, ")"));
+        absl::StrCat(tensor, ": scale_bits needs a group_size that divides ", kScaleSuperGroup,
+                     " (got ", grid.group_size, ")"));
   }
   return absl::OkStatus();
 }
 
-float LatticeStep(float max_scale, int scale_bits) {
-  if (!(max_scale > 0.0f)) return 1.0f;
-  return RoundUpToHalf(max_scale / static_cast<float>((1 << (scale_bits - 1)) - 1));
+int LatticeMax(const QuantGrid& grid) {
+  return grid.symmetric ? (1 << (grid.scale_bits - 1)) - 1 : (1 << grid.scale_bits) - 1;
 }
 
-float OnLattice(float scale, bool empty, float d, int scale_bits) {
-  const int smax = (1 << (scale_bits - 1)) - 1;
-  if (empty) return d;
-  const float sc = std::min(std::max(std::nearbyint(scale / d), 1.0f), static_cast<float>(smax));
-  return d * sc;
+namespace {
+
+// The smallest fp16 step that puts `largest` at or below smax steps.
+float Step(float largest, int smax) {
+  if (!(largest > 0.0f)) return 1.0f;
+  return RoundUpToHalf(largest / static_cast<float>(smax));
 }
 
-float SuperGroupStep(const float* x, int64_t k, const uint8_t* pruned, const QuantGrid& grid) {
-  float max_scale = 0.0f;
+}  // namespace
+
+LatticeSteps SuperGroupLattice(const QuantGrid& grid, const GridParam* params, int64_t n) {
+  float max_scale = 0.0f, max_min = 0.0f;
+  for (int64_t g = 0; g < n; ++g) {
+    if (params[g].empty) continue;
+    max_scale = std::max(max_scale, params[g].scale);
+    max_min = std::max(max_min, params[g].min);
+  }
+  const int smax = LatticeMax(grid);
+  return LatticeSteps{Step(max_scale, smax), grid.symmetric ? 1.0f : Step(max_min, smax)};
+}
+
+LatticeSteps SuperGroupSteps(const float* x, int64_t k, const uint8_t* pruned,
+                             const QuantGrid& grid) {
+  GridParam params[kScaleSuperGroup];
+  int64_t n = 0;
   for (int64_t c0 = 0; c0 < k; c0 += grid.group_size) {
-    const GridParam p =
+    params[n++] =
         FindGridParam(x + c0, std::min(grid.group_size, k - c0),
                       pruned != nullptr ? pruned + c0 : nullptr, grid.bits, grid.symmetric);
-    if (!p.empty) max_scale = std::max(max_scale, p.scale);
   }
-  return LatticeStep(max_scale, grid.scale_bits);
+  return SuperGroupLattice(grid, params, n);
+}
+
+void OnLattice(const QuantGrid& grid, const LatticeSteps& steps, GridParam* p) {
+  const float smax = static_cast<float>(LatticeMax(grid));
+  if (p->empty) {
+    p->scale = steps.d;
+    if (!grid.symmetric) p->zero = 0.0f;  // m = 0: the group's zeros stay exactly 0
+    return;
+  }
+  p->scale = steps.d * std::min(std::max(std::nearbyint(p->scale / steps.d), 1.0f), smax);
+  if (grid.symmetric) return;
+  const float m = std::min(std::max(std::nearbyint(p->min / steps.dmin), 0.0f), smax);
+  p->zero = steps.dmin * m / p->scale;
 }
 
 void LatticeRow(const QuantGrid& grid, GridParam* params, int64_t groups) {
@@ -60,14 +86,8 @@ void LatticeRow(const QuantGrid& grid, GridParam* params, int64_t groups) {
   const int64_t per_super = kScaleSuperGroup / grid.group_size;
   for (int64_t g0 = 0; g0 < groups; g0 += per_super) {
     const int64_t g1 = std::min(groups, g0 + per_super);
-    float max_scale = 0.0f;
-    for (int64_t g = g0; g < g1; ++g) {
-      if (!params[g].empty) max_scale = std::max(max_scale, params[g].scale);
-    }
-    const float d = LatticeStep(max_scale, grid.scale_bits);
-    for (int64_t g = g0; g < g1; ++g) {
-      params[g].scale = OnLattice(params[g].scale, params[g].empty, d, grid.scale_bits);
-    }
+    const LatticeSteps steps = SuperGroupLattice(grid, params + g0, g1 - g0);
+    for (int64_t g = g0; g < g1; ++g) OnLattice(grid, steps, &params[g]);
   }
 }
 
@@ -98,6 +118,7 @@ GridParam FindGridParam(const float* x, int64_t k, const uint8_t* pruned, int bi
   const int maxq = MaxQ(bits);
   p.scale = (hi - lo) / static_cast<float>(maxq);
   p.zero = symmetric ? static_cast<float>((maxq + 1) / 2) : std::nearbyint(-lo / p.scale);
+  p.min = -lo;
   return p;
 }
 

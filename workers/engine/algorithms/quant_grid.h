@@ -6,19 +6,27 @@
 // consecutive inputs): asymmetric: lo = min(x, 0), hi = max(x, 0),
 // scale = (hi - lo) / maxq, zero = round(-lo / scale); symmetric: a = max|x|,
 // scale = 2a / maxq, zero = (maxq + 1) / 2. An all-zero group gets [-1, 1].
-// code = clamp(round(x / scale) + zero, 0, maxq) (round half to even), value =
-// scale * (code - zero). zero is an integer, so 0 is always exactly
-// representable: a zero weight stays exactly zero.
+// code = clamp(round(x / scale + zero), 0, maxq) (round half to even), value =
+// scale * (code - zero). zero is an integer (but on an asymmetric lattice,
+// below), so 0 is then exactly representable: a zero weight stays exactly zero.
 //
-// Scales on a lattice (scale_bits > 0; symmetric grids whose group size
-// divides 256): the double quantization of ggml's k-quants. The scales of the
-// groups in each run of 256 inputs of a row (a super-group) become d * sc with
-// one d per super-group, the smallest fp16 value >= max(scale) / smax, and
-// integers sc = clamp(round(scale / d), 1, smax), smax = 2^(scale_bits - 1) - 1.
-// Groups that are all zero do not count for d and get sc = 1 (their codes
-// are all the zero point). Such a grid is what Q3_K (bits <= 3, group 16,
-// scale_bits <= 6) and Q6_K (bits <= 6, scale_bits <= 8) store, so a GGUF
-// export writes its codes exactly (workers/engine/export/ggml_grid_encode.h).
+// Scales on a lattice (scale_bits > 0; a group size that divides 256): the
+// double quantization of ggml's k-quants. The groups in each run of 256 inputs
+// of a row form a super-group whose scales become d * sc with one d per
+// super-group, the smallest fp16 value >= max(scale) / smax, and integers
+// sc = clamp(round(scale / d), 1, smax). Symmetric grids: smax =
+// 2^(scale_bits - 1) - 1 (ggml's signed scales); such a grid is what Q3_K
+// (bits <= 3, scale_bits <= 6) and Q6_K (bits <= 6, scale_bits <= 8) store.
+// Asymmetric grids: smax = 2^scale_bits - 1 (unsigned scales), and each
+// group's min -lo goes onto a second lattice, dmin * m with dmin the smallest
+// fp16 value >= max(-lo) / smax and m = clamp(round(-lo / dmin), 0, smax);
+// the zero point becomes dmin * m / scale, in general NOT an integer (the
+// value is scale * code - dmin * m, as Q2_K (bits <= 2, scale_bits <= 4,
+// groups of 16k), Q4_K and Q5_K (bits <= 4 / 5, scale_bits <= 6, groups of
+// 32k) store it), so 0 is no longer exactly representable and such a grid
+// cannot keep pruned weights at zero. Groups that are all zero do not count
+// for d or dmin and get sc = 1 (and m = 0). A GGUF export writes these codes
+// exactly (workers/engine/export/ggml_grid_encode.h).
 //
 // Layout: weights are row-major [rows = out, cols = in]; a group is a run of
 // inputs within a row; scales/zeros are [rows, groups]. Cost: O(rows * cols).
@@ -42,12 +50,18 @@ struct QuantGrid {
   int scale_bits = 0;  // 0: float scales; 2..8: scales on the k-quant lattice (above)
 };
 
+// True when the grid's zero points may be fractional (an asymmetric lattice):
+// 0 is then not exactly representable.
+inline bool FractionalZeros(const QuantGrid& grid) {
+  return grid.scale_bits > 0 && !grid.symmetric;
+}
+
 // Inputs per super-group of a lattice grid (ggml's k-quant super-block).
 constexpr int64_t kScaleSuperGroup = 256;
 
 // INVALID_ARGUMENT naming `tensor` and the field unless 2 <= bits <= 8,
 // group_size is -1 or positive, and scale_bits is 0 or in [2, 8] with a
-// symmetric grid whose group size divides kScaleSuperGroup.
+// group size that divides kScaleSuperGroup.
 absl::Status ValidateGrid(const QuantGrid& grid, absl::string_view tensor);
 
 inline int MaxQ(int bits) { return (1 << bits) - 1; }
@@ -59,30 +73,46 @@ struct GridParam {
   float scale = 1.0f;
   float zero = 0.0f;
   bool empty = false;  // every entry was 0: the [-1, 1] grid
+  float min = 0.0f;    // -lo before rounding (asymmetric grids; what a lattice min holds)
 };
 
 // The grid of x[0, k). Entries whose `pruned` flag is set count as 0 (pruned
 // may be null).
 GridParam FindGridParam(const float* x, int64_t k, const uint8_t* pruned, int bits, bool symmetric);
 
-// The lattice step d of a super-group whose largest non-empty group scale is
-// max_scale (0: all groups empty, d = 1).
-float LatticeStep(float max_scale, int scale_bits);
+// The largest lattice integer of a grid with scale_bits (above).
+int LatticeMax(const QuantGrid& grid);
 
-// `scale` moved onto the lattice of step d (d for an empty group).
-float OnLattice(float scale, bool empty, float d, int scale_bits);
+// The lattice steps of one super-group: d for the scales, dmin for the mins
+// (asymmetric grids). 1 where every group is empty (or every min is 0).
+struct LatticeSteps {
+  float d = 1.0f;
+  float dmin = 1.0f;
+};
 
-// The lattice step of the super-group x[0, k) (k <= kScaleSuperGroup, pruned
-// entries as 0): from the grids of its groups of the current values.
-float SuperGroupStep(const float* x, int64_t k, const uint8_t* pruned, const QuantGrid& grid);
+// The steps of a super-group whose groups have the grids params[0, n).
+LatticeSteps SuperGroupLattice(const QuantGrid& grid, const GridParam* params, int64_t n);
+
+// The steps of the super-group x[0, k) (k <= kScaleSuperGroup, pruned entries
+// as 0): from the grids of its groups of the current values.
+LatticeSteps SuperGroupSteps(const float* x, int64_t k, const uint8_t* pruned,
+                             const QuantGrid& grid);
+
+// Moves p onto the lattice of `steps`: its scale and, on an asymmetric grid,
+// its min (setting zero = dmin * m / scale).
+void OnLattice(const QuantGrid& grid, const LatticeSteps& steps, GridParam* p);
 
 // Moves the grids of one row (groups in column order, params[g] for group g)
 // onto their super-groups' lattices; no-op unless grid.scale_bits > 0.
 void LatticeRow(const QuantGrid& grid, GridParam* params, int64_t groups);
 
-// The code of x on grid p (as a float holding an integer in [0, maxq]).
+// The code of x on grid p (as a float holding an integer in [0, maxq]):
+// round(x / scale + zero). The zero's integer part is added after rounding, so
+// for an integer zero this is round(x / scale) + zero with no rounding of the
+// sum (the arithmetic the integer grids have always had).
 inline float QuantizeCode(float x, const GridParam& p, int maxq) {
-  const float q = std::nearbyint(x / p.scale) + p.zero;
+  const float zi = std::floor(p.zero);
+  const float q = std::nearbyint(x / p.scale + (p.zero - zi)) + zi;
   return std::min(std::max(q, 0.0f), static_cast<float>(maxq));
 }
 inline float Dequantize(float code, const GridParam& p) { return p.scale * (code - p.zero); }
@@ -97,7 +127,7 @@ struct QuantizedTensor {
   int64_t groups = 0;                // per row
   std::vector<uint8_t> codes;        // [rows, cols], each in [0, 2^bits - 1]
   std::vector<float> scales;         // [rows, groups]
-  std::vector<float> zeros;          // [rows, groups], integers
+  std::vector<float> zeros;          // [rows, groups], integers unless FractionalZeros(grid)
   std::vector<int32_t> group_index;  // [cols]
 
   // Writes scale * (code - zero) into w[rows, cols].

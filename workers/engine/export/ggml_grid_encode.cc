@@ -51,11 +51,13 @@ bool BlocksInsideGroups(const QuantizedTensor& q) {
   return true;
 }
 
-// Normal fp16 scales and integer zeros; for the min types m = -d * zero must fit fp16 too.
+// Normal fp16 scales; integer zeros for the d-only types, and for the min
+// types (whose zero may be fractional) m = -d * zero within fp16 range.
 bool GridsRepresentable(const QuantizedTensor& q, bool has_min) {
   for (size_t i = 0; i < q.scales.size(); ++i) {
     const float s = q.scales[i], z = q.zeros[i];
-    if (!(s >= 0x1p-14f && s <= 65504.0f) || z != std::nearbyint(z)) return false;
+    if (!(s >= 0x1p-14f && s <= 65504.0f) || !std::isfinite(z)) return false;
+    if (!has_min && z != std::nearbyint(z)) return false;
     if (has_min && !(std::fabs(qi::RoundToHalf(s) * z) <= 65504.0f)) return false;
   }
   return true;
@@ -127,8 +129,9 @@ bool GridFitsType(const QuantizedTensor& q, GgmlType type) {
 }
 
 std::optional<GgmlType> ExactGridType(const QuantizedTensor& q) {
-  for (GgmlType type : {GgmlType::kQ3_K, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0,
-                        GgmlType::kQ5_1, GgmlType::kQ6_K, GgmlType::kQ8_0}) {
+  for (GgmlType type :
+       {GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ4_1,
+        GgmlType::kQ5_0, GgmlType::kQ5_K, GgmlType::kQ5_1, GgmlType::kQ6_K, GgmlType::kQ8_0}) {
     if (GridFitsType(q, type)) return type;
   }
   return std::nullopt;

@@ -77,6 +77,13 @@ float FitSym(const float* x, int n, int nmax);
 void PackQ3_K(const int* q, const int* sc, float d, uint8_t* y);
 // Q6_K: codes q in [0, 63] (offset 32), sc in [-128, 127]; 210 bytes at y.
 void PackQ6_K(const int* q, const int* sc, float d, uint8_t* y);
+// The k-quants with a min (value = d * sc[j] * q[e] - dmin * mn[j], sub-block
+// j of 16 (Q2_K) or 32 (Q4_K, Q5_K) elements):
+// Q2_K: codes in [0, 3], sc and mn in [0, 15]; 84 bytes at y.
+void PackQ2_K(const int* q, const int* sc, const int* mn, float d, float dmin, uint8_t* y);
+// Q4_K / Q5_K: codes in [0, 15] / [0, 31], sc and mn in [0, 63]; 144 / 176 bytes.
+void PackQ4_K(const int* q, const int* sc, const int* mn, float d, float dmin, uint8_t* y);
+void PackQ5_K(const int* q, const int* sc, const int* mn, float d, float dmin, uint8_t* y);
 
 using BlockEncodeFn = void (*)(const float* x, int64_t nb, uint8_t* y);
 

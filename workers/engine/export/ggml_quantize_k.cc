@@ -137,9 +137,15 @@ void RefineScaleMin(const float* x, const float* w, int n, int nmax, int smax, f
 
 namespace {
 
-// One Q4_K/Q5_K super-block: writes d, dmin and the scales to y[0, 16) and
-// the codes (in [0, nmax]) of the 256 elements to `q`.
-void EncodeSuperBlockAsym(const float* x, int nmax, uint8_t* y, int* q) {
+// One Q4_K/Q5_K super-block's parts: d, dmin, the scales and mins and the
+// codes (in [0, nmax]) of the 256 elements.
+struct AsymBlock {
+  float d = 0.0f, dmin = 0.0f;
+  int sc[8], mn[8];
+  int q[kQK_K];
+};
+
+void EncodeSuperBlockAsym(const float* x, int nmax, AsymBlock* b) {
   AsymFit fit[8];
   float w[8][kSub4];
   float max_scale = 0.0f, max_min = 0.0f;
@@ -154,20 +160,16 @@ void EncodeSuperBlockAsym(const float* x, int nmax, uint8_t* y, int* q) {
     max_min = std::max(max_min, fit[j].min);
   }
   const float d = RoundUpToHalf(max_scale / 63.0f), dmin = RoundUpToHalf(max_min / 63.0f);
-  int sc[8], mn[8];
+  b->d = d;
+  b->dmin = dmin;
   for (int j = 0; j < 8; ++j) {
-    sc[j] = d > 0.0f ? Clamp(NearestInt(fit[j].scale / d), 0, 63) : 0;
-    mn[j] = dmin > 0.0f ? Clamp(NearestInt(fit[j].min / dmin), 0, 63) : 0;
-    RefineScaleMin(x + kSub4 * j, w[j], kSub4, nmax, 63, d, dmin, &sc[j], &mn[j]);
-  }
-  StoreU16(y, Half(d));
-  StoreU16(y + 2, Half(dmin));
-  PackScalesK4(sc, mn, y + 4);
-  for (int j = 0; j < 8; ++j) {
-    const float ds = d * static_cast<float>(sc[j]), dm = dmin * static_cast<float>(mn[j]);
+    b->sc[j] = d > 0.0f ? Clamp(NearestInt(fit[j].scale / d), 0, 63) : 0;
+    b->mn[j] = dmin > 0.0f ? Clamp(NearestInt(fit[j].min / dmin), 0, 63) : 0;
+    RefineScaleMin(x + kSub4 * j, w[j], kSub4, nmax, 63, d, dmin, &b->sc[j], &b->mn[j]);
+    const float ds = d * static_cast<float>(b->sc[j]), dm = dmin * static_cast<float>(b->mn[j]);
     for (int i = 0; i < kSub4; ++i) {
       const int k = kSub4 * j + i;
-      q[k] = ds > 0.0f ? Clamp(NearestInt((x[k] + dm) / ds), 0, nmax) : 0;
+      b->q[k] = ds > 0.0f ? Clamp(NearestInt((x[k] + dm) / ds), 0, nmax) : 0;
     }
   }
 }
@@ -287,27 +289,41 @@ void PackQ6_K(const int* q, const int* sc, float d, uint8_t* y) {
   }
 }
 
+void PackQ4_K(const int* q, const int* sc, const int* mn, float d, float dmin, uint8_t* y) {
+  StoreU16(y, Half(d));
+  StoreU16(y + 2, Half(dmin));
+  PackScalesK4(sc, mn, y + 4);
+  PackNibblesK(q, y + 16);
+}
+
+void PackQ5_K(const int* q, const int* sc, const int* mn, float d, float dmin, uint8_t* y) {
+  StoreU16(y, Half(d));
+  StoreU16(y + 2, Half(dmin));
+  PackScalesK4(sc, mn, y + 4);
+  uint8_t* qh = y + 16;
+  std::fill(qh, qh + 32, uint8_t{0});
+  for (int c = 0; c < kQK_K / 64; ++c) {
+    for (int l = 0; l < 32; ++l) {
+      qh[l] |= static_cast<uint8_t>(((q[64 * c + l] >> 4) & 1) << (2 * c));
+      qh[l] |= static_cast<uint8_t>(((q[64 * c + 32 + l] >> 4) & 1) << (2 * c + 1));
+    }
+  }
+  PackNibblesK(q, y + 48);
+}
+
 void EncodeQ4_K(const float* x, int64_t nb, uint8_t* y) {
-  int q[kQK_K];
-  for (int64_t b = 0; b < nb; ++b, x += kQK_K, y += 144) {
-    EncodeSuperBlockAsym(x, 15, y, q);
-    PackNibblesK(q, y + 16);
+  AsymBlock b;
+  for (int64_t i = 0; i < nb; ++i, x += kQK_K, y += 144) {
+    EncodeSuperBlockAsym(x, 15, &b);
+    PackQ4_K(b.q, b.sc, b.mn, b.d, b.dmin, y);
   }
 }
 
 void EncodeQ5_K(const float* x, int64_t nb, uint8_t* y) {
-  int q[kQK_K];
-  for (int64_t b = 0; b < nb; ++b, x += kQK_K, y += 176) {
-    EncodeSuperBlockAsym(x, 31, y, q);
-    uint8_t* qh = y + 16;
-    std::fill(qh, qh + 32, uint8_t{0});
-    for (int c = 0; c < kQK_K / 64; ++c) {
-      for (int l = 0; l < 32; ++l) {
-        qh[l] |= static_cast<uint8_t>(((q[64 * c + l] >> 4) & 1) << (2 * c));
-        qh[l] |= static_cast<uint8_t>(((q[64 * c + 32 + l] >> 4) & 1) << (2 * c + 1));
-      }
-    }
-    PackNibblesK(q, y + 48);
+  AsymBlock b;
+  for (int64_t i = 0; i < nb; ++i, x += kQK_K, y += 176) {
+    EncodeSuperBlockAsym(x, 31, &b);
+    PackQ5_K(b.q, b.sc, b.mn, b.d, b.dmin, y);
   }
 }
 

@@ -42,6 +42,17 @@ void PackTwoBit(const int* q, uint8_t* qs) {
   }
 }
 
+}  // namespace
+
+void PackQ2_K(const int* q, const int* sc, const int* mn, float d, float dmin, uint8_t* y) {
+  for (int j = 0; j < kSubs; ++j) y[j] = static_cast<uint8_t>(sc[j] | (mn[j] << 4));
+  PackTwoBit(q, y + 16);
+  StoreU16(y + 80, Half(d));
+  StoreU16(y + 82, Half(dmin));
+}
+
+namespace {
+
 // One Q2_K super-block: scales[16] at y, qs[64] at y + 16, d and dmin at y + 80.
 void EncodeSuperBlockQ2(const float* x, uint8_t* y) {
   AsymFit fit[kSubs];
@@ -58,21 +69,18 @@ void EncodeSuperBlockQ2(const float* x, uint8_t* y) {
     max_min = std::max(max_min, fit[j].min);
   }
   const float d = RoundUpToHalf(max_scale / 15.0f), dmin = RoundUpToHalf(max_min / 15.0f);
-  int q[kQK_K];
+  int q[kQK_K], sc[kSubs], mn[kSubs];
   for (int j = 0; j < kSubs; ++j) {
-    int sc = d > 0.0f ? Clamp(NearestInt(fit[j].scale / d), 0, 15) : 0;
-    int mn = dmin > 0.0f ? Clamp(NearestInt(fit[j].min / dmin), 0, 15) : 0;
-    RefineScaleMin(x + kSub * j, w[j], kSub, 3, 15, d, dmin, &sc, &mn);
-    y[j] = static_cast<uint8_t>(sc | (mn << 4));
-    const float ds = d * static_cast<float>(sc), dm = dmin * static_cast<float>(mn);
+    sc[j] = d > 0.0f ? Clamp(NearestInt(fit[j].scale / d), 0, 15) : 0;
+    mn[j] = dmin > 0.0f ? Clamp(NearestInt(fit[j].min / dmin), 0, 15) : 0;
+    RefineScaleMin(x + kSub * j, w[j], kSub, 3, 15, d, dmin, &sc[j], &mn[j]);
+    const float ds = d * static_cast<float>(sc[j]), dm = dmin * static_cast<float>(mn[j]);
     for (int i = 0; i < kSub; ++i) {
       const int k = kSub * j + i;
       q[k] = ds > 0.0f ? Clamp(NearestInt((x[k] + dm) / ds), 0, 3) : 0;
     }
   }
-  PackTwoBit(q, y + 16);
-  StoreU16(y + 80, Half(d));
-  StoreU16(y + 82, Half(dmin));
+  PackQ2_K(q, sc, mn, d, dmin, y);
 }
 
 // The 6-bit signed scale in [-32, 31] of a Q3_K sub-block under super-block

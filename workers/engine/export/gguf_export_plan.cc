@@ -68,7 +68,7 @@ absl::Status AddPlan(std::vector<TensorPlan>* plans, std::string gguf, std::stri
 
 // The type a grid with no exact encoding is re-quantized to: never fewer bits
 // than Q4_K's, as re-encoding 2-3 bit values onto another 2-3 bit grid stacks
-// two roundings (a grid with scale_bits is written exactly as Q3_K instead;
+// two roundings (a grid with scale_bits is written exactly as Q2_K/Q3_K instead;
 // output.gguf.target_type Q3_K / Q2_K asks for the small files anyway).
 GgmlType ByBits(int bits) {
   if (bits <= 4) return GgmlType::kQ4_K;
@@ -157,7 +157,8 @@ absl::Status ChooseTarget(const QuantizedTensor* q, std::optional<GgmlType> fixe
                           ": re-quantized from its weights");
     if (q->grid.bits <= 3 && q->grid.scale_bits == 0) {
       absl::StrAppend(&r.note, " (grid.scale_bits: 6 with group_size 16 or 32 writes ",
-                      q->grid.bits, "-bit codes exactly as Q3_K)");
+                      q->grid.bits, "-bit codes exactly as Q3_K",
+                      q->grid.bits == 2 ? "; asymmetric with scale_bits: 4, as Q2_K)" : ")");
     }
     return absl::OkStatus();
   }

@@ -156,16 +156,97 @@ TEST(QuantGridTest, ScaleBitsPutEachSuperGroupsScalesOnOneLattice) {
   }
 }
 
-TEST(QuantGridTest, ScaleBitsNeedSymmetricGroupsThatDivideTheSuperGroup) {
+// Asymmetric scale_bits (Q2_K / Q4_K / Q5_K): per super-group the scales are
+// d * sc, sc in [1, 2^b - 1], and each group's min scale * zero is dmin * m,
+// m in [0, 2^b - 1], for fp16 d and dmin (the largest scale gets sc = smax);
+// zeros are fractional; codes are the nearest grid values (round(x / scale +
+// zero)); an all-zero group gets zero 0 and stays exactly 0.
+TEST(QuantGridTest, AsymmetricScaleBitsPutScalesAndMinsOnTwoLattices) {
+  const int64_t rows = 5, cols = 576;
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.01f, 0.02f);
+  std::vector<float> w(rows * cols);
+  for (float& v : w) v = normal(rng);
+  for (int64_t c = 32; c < 64; ++c) w[c] = 0.0f;  // row 0, an all-zero group
+  int fractional = 0;
+  for (const QuantGrid& grid : {QuantGrid{2, 16, false, 4}, QuantGrid{4, 32, false, 6}}) {
+    std::vector<float> x = w;
+    const int smax = (1 << grid.scale_bits) - 1, maxq = MaxQ(grid.bits);
+    absl::StatusOr<QuantizedTensor> q = QuantizeRtn(x.data(), rows, cols, grid, "t");
+    ASSERT_TRUE(q.ok()) << q.status();
+    const int64_t per = 256 / grid.group_size;
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t g0 = 0; g0 < q->groups; g0 += per) {
+        const int64_t g1 = std::min<int64_t>(q->groups, g0 + per);
+        float s_max = 0.0f, m_max = 0.0f;
+        for (int64_t g = g0; g < g1; ++g) {
+          s_max = std::max(s_max, q->scales[r * q->groups + g]);
+          m_max = std::max(m_max, q->scales[r * q->groups + g] * q->zeros[r * q->groups + g]);
+        }
+        const float d = s_max / static_cast<float>(smax);
+        ASSERT_TRUE(IsHalf(d)) << d;
+        for (int64_t g = g0; g < g1; ++g) {
+          const float s = q->scales[r * q->groups + g], z = q->zeros[r * q->groups + g];
+          const float sc = std::nearbyint(s / d);
+          ASSERT_TRUE(sc >= 1.0f && sc <= static_cast<float>(smax) && d * sc == s) << s;
+          // The min: a multiple m in [0, smax] of one step m_max / k per super-group, up to
+          // float roundings (that the step is fp16 shows in the exact Q2_K/Q4_K encoding).
+          bool on_lattice = m_max == 0.0f;
+          for (int k = smax; k >= 1 && !on_lattice; --k) {
+            bool all = true;
+            const float step = m_max / static_cast<float>(k);
+            for (int64_t h = g0; h < g1 && all; ++h) {
+              const float mh = q->scales[r * q->groups + h] * q->zeros[r * q->groups + h];
+              const float m = std::nearbyint(mh / step);
+              all = m >= 0.0f && m <= smax && std::fabs(step * m - mh) <= 1e-5f * m_max;
+            }
+            on_lattice = all;
+          }
+          EXPECT_TRUE(on_lattice) << "row " << r << " group " << g;
+          fractional += z != std::nearbyint(z);
+          for (int64_t c = g * grid.group_size; c < (g + 1) * grid.group_size; ++c) {
+            const float code = static_cast<float>(q->codes[r * cols + c]);
+            const float err = std::fabs(w[r * cols + c] - s * (code - z));
+            for (float other : {code - 1.0f, code + 1.0f}) {
+              if (other < 0.0f || other > static_cast<float>(maxq)) continue;
+              EXPECT_LE(err, std::fabs(w[r * cols + c] - s * (other - z)) * (1.0f + 1e-6f))
+                  << "row " << r << " col " << c;
+            }
+          }
+        }
+      }
+    }
+    EXPECT_EQ(q->zeros[2 * 16 / grid.group_size], 0.0f);
+    for (int64_t c = 32; c < 64; ++c) EXPECT_EQ(x[c], 0.0f);
+  }
+  EXPECT_GT(fractional, 100);
+}
+
+TEST(QuantGridTest, ScaleBitsNeedGroupsThatDivideTheSuperGroup) {
   EXPECT_TRUE(ValidateGrid({3, 16, true, 6}, "t").ok());
   EXPECT_TRUE(ValidateGrid({6, 256, true, 8}, "t").ok());
-  for (const QuantGrid& bad : {QuantGrid{3, 16, false, 6}, QuantGrid{3, 48, true, 6},
-                               QuantGrid{3, -1, true, 6}, QuantGrid{3, 16, true, 1},
-                               QuantGrid{3, 16, true, 9}}) {
+  EXPECT_TRUE(ValidateGrid({2, 16, false, 4}, "t").ok());
+  for (const QuantGrid& bad :
+       {QuantGrid{3, 48, false, 6}, QuantGrid{3, 48, true, 6}, QuantGrid{3, -1, true, 6},
+        QuantGrid{3, 16, true, 1}, QuantGrid{3, 16, true, 9}}) {
     const absl::Status s = ValidateGrid(bad, "blk.0.w");
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
     EXPECT_NE(s.message().find("blk.0.w: scale_bits"), std::string::npos) << s.message();
   }
+}
+
+// On an integer zero, QuantizeCode is round(x / scale) + zero exactly (no
+// rounding of the sum); on a fractional one, round(x / scale + zero).
+TEST(QuantGridTest, QuantizeCodeRoundsOnceWithFractionalZeros) {
+  const GridParam integer{0.5f, 8.0f};
+  EXPECT_EQ(QuantizeCode(0.75f, integer, 15), 10.0f);  // 1.5 -> 2 (half to even), + 8
+  EXPECT_EQ(QuantizeCode(1.25f, integer, 15), 10.0f);  // 2.5 -> 2
+  const GridParam frac{0.5f, 1.25f};
+  EXPECT_EQ(QuantizeCode(0.0f, frac, 3), 1.0f);   // 1.25 -> 1
+  EXPECT_EQ(QuantizeCode(0.2f, frac, 3), 2.0f);   // 0.4 + 1.25 = 1.65 -> 2
+  EXPECT_EQ(QuantizeCode(-1.0f, frac, 3), 0.0f);  // -0.75 -> clamped 0
+  EXPECT_EQ(QuantizeCode(5.0f, frac, 3), 3.0f);   // clamped
+  EXPECT_EQ(Dequantize(2.0f, frac), 0.375f);
 }
 
 }  // namespace
