@@ -8,6 +8,7 @@ namespace compressd {
 void AwqDefaults(v1::AwqSpec* awq) {
   if (awq->grid_points() == 0) awq->set_grid_points(kDefaultAwqGridPoints);
   if (!awq->has_duo_scaling()) awq->set_duo_scaling(false);
+  if (!awq->has_clip()) awq->set_clip(false);
 }
 
 const v1::AwqSpec* StageAwq(const v1::Stage& stage) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # AWQ against the same grid without it, on the real SmolLM2-135M, at a mid
-# scale that runs in about 25 minutes on 2 cores: calibration calib-sotu
+# scale that runs in about 35 minutes on 2 cores: calibration calib-sotu
 # 32 x 512 (seed 0), perplexity on 16 windows of 512 of ppl-persuasion and
 # ppl-kjv. Prints one line per configuration; docs/results.md, "AWQ".
 #
@@ -30,10 +30,14 @@ declare -A STAGES=(
   [awq-gptq3]='[{gptq: {grid: {bits: 3, group_size: 64}, awq: {duo_scaling: false}}}]'
   [gptq4]='[{gptq: {grid: {bits: 4, group_size: 64}}}]'
   [awq-gptq4]='[{gptq: {grid: {bits: 4, group_size: 64}, awq: {duo_scaling: false}}}]'
+  [awq-clip-rtn3]='[{rtn: {grid: {bits: 3, group_size: 64}, awq: {clip: true}}}]'
+  [awq-clip-rtn4]='[{rtn: {grid: {bits: 4, group_size: 64}, awq: {clip: true}}}]'
+  [awq-clip-gptq3]='[{gptq: {grid: {bits: 3, group_size: 64}, awq: {clip: true}}}]'
+  [awq-clip-gptq4]='[{gptq: {grid: {bits: 4, group_size: 64}, awq: {clip: true}}}]'
 )
 CONFIGS=("$@")
-[[ ${#CONFIGS[@]} -gt 0 ]] || CONFIGS=(rtn3 awq-duo-rtn3 awq-rtn3 rtn4 awq-duo-rtn4 awq-rtn4 gptq3
-  awq-gptq3 gptq4 awq-gptq4)
+[[ ${#CONFIGS[@]} -gt 0 ]] || CONFIGS=(rtn3 awq-duo-rtn3 awq-rtn3 awq-clip-rtn3 rtn4 awq-duo-rtn4
+  awq-rtn4 awq-clip-rtn4 gptq3 awq-gptq3 awq-clip-gptq3 gptq4 awq-gptq4 awq-clip-gptq4)
 for name in "${CONFIGS[@]}"; do
   cat > "$OUT/$name.yaml" <<YAML
 stages: ${STAGES[$name]:?unknown config $name}

@@ -19,7 +19,9 @@ candidate 0 (the engine keeps them when no a does better).
 
 Writes tests/golden/fixtures/awq_<name>.bin (float32 LE: W[rows, cols], H[cols,
 cols], s_X[cols]) and awq_<name>.json (row counts per linear, and per
-configuration: every candidate's relative error, the chosen candidate, its scales).
+configuration: every candidate's relative error, the chosen candidate, its scales;
+and per clipping configuration (clip_search, on the stacked unscaled W): the chosen
+ratio of every (row, group) and the relative errors unclipped and clipped).
 Usage (from the repo root, after scripts/fetch-model.sh):
   .venv/bin/python tests/golden/awq_fixtures.py
 """
@@ -49,6 +51,8 @@ GROUPS = {
 }
 # (bits, group_size, symmetric, duo_scaling, grid_points)
 CONFIGS = [(4, 128, False, True, 20), (3, 64, True, False, 20), (4, -1, True, True, 10)]
+# clipping searches on the stacked W: (bits, group_size, symmetric, grid_points)
+CLIP_CONFIGS = [(4, 128, False, 20), (3, 64, True, 20), (4, -1, True, 10)]
 
 
 def candidate_scales(x_mean, w_mean, a, duo):
@@ -95,6 +99,36 @@ def search(ws, x, x_mean, bits, group, sym, duo, n):
     return errors, best, scales[best]
 
 
+def clip_search(w, x, bits, group, sym, n_grid, max_shrink=0.5):
+    """AWQ's clipping (llm-awq / AutoAWQ auto_clip) written from X: per (row, group) the
+    ratio r in {1, 1 - 1/n, ..., 1 - max_shrink} whose partial outputs X_g (w_g -
+    Q(clamp(w_g, +-r max|w_g|)))^T have the least squared error (first minimum: the
+    larger r). Returns the ratios [rows, groups] and the relative errors unclipped and
+    chosen (sum over pairs / sum ||X_g w_g||^2)."""
+    rows, cols = w.shape
+    g = group if group > 0 else cols
+    starts = list(range(0, cols, g))
+    ratios = [1 - i / n_grid for i in range(int(max_shrink * n_grid) + 1)]
+
+    def group_errors(e):
+        return torch.stack([((x[:, c:c + g] @ e[:, c:c + g].T) ** 2).sum(0) for c in starts], 1)
+
+    errs = []
+    for r in ratios:
+        wc = w.clone()
+        for c in starts:
+            lim = w[:, c:c + g].abs().amax(1, keepdim=True) * torch.tensor(r, dtype=torch.float32)
+            wc[:, c:c + g] = torch.maximum(torch.minimum(w[:, c:c + g], lim), -lim)
+        q = rtn(wc, bits, group, sym)[0]
+        errs.append(group_errors((w - q).double()))
+    errs = torch.stack(errs)  # [ratios, rows, groups]
+    best = torch.argmin(errs, 0)  # the first minimum
+    dense = float(group_errors(w.double()).sum())
+    chosen = errs.gather(0, best[None])[0]
+    ratio = torch.tensor(ratios, dtype=torch.float32)[best]
+    return ratio, float(errs[0].sum()) / dense, float(chosen.sum()) / dense
+
+
 def capture(model, tok):
     texts = [open(p, encoding="utf-8").read() for p in sorted(glob.glob(os.path.join(SOTU, "*.txt")))]
     ids = np.asarray(tok("\n".join(texts), add_special_tokens=False)["input_ids"], dtype=np.int64)
@@ -134,12 +168,21 @@ def main():
                                 scales=[float(v) for v in s]))
             print(name, bits, group, sym, duo, "best", best, "unscaled %.5f best %.5f" %
                   (errors[0], errors[best]))
+        clips = []
+        for bits, group, sym, n in CLIP_CONFIGS:
+            w = torch.cat(ws)
+            ratio, before, after = clip_search(w, x, bits, group, sym, n)
+            clips.append(dict(bits=bits, group_size=group, symmetric=sym, grid_points=n,
+                              max_shrink=0.5, ratio=[float(v) for v in ratio.flatten()],
+                              error_unclipped=before, error=after))
+            print(name, "clip", bits, group, sym, "unclipped %.5f clipped %.5f (%.0f%% shrunk)" %
+                  (before, after, 100 * float((ratio < 1).float().mean())))
         meta = dict(what="AWQ golden group (awq_fixtures.py)",
                     linears=[p for p, _ in linears], rows=[r for _, r in linears], cols=cols,
                     layout="float32 LE: W[sum rows, cols] (the linears stacked), H[cols, cols], "
                            "x_mean[cols]",
                     tokens=int(x.shape[0]), window=WINDOW, offsets=offsets.tolist(),
-                    configs=configs)
+                    configs=configs, clip_configs=clips)
         with open(os.path.join(OUT, f"awq_{name}.json"), "w") as f:
             json.dump(meta, f, indent=1)
 

@@ -7,11 +7,13 @@
 #include <map>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "common/status_macros.h"
 #include "workers/engine/algorithms/rtn.h"
+#include "workers/engine/calib/awq_clip.h"
 #include "workers/engine/calib/block_linears.h"
 #include "workers/engine/model/llama_names.h"
 #include "workers/engine/nn/thread_pool.h"
@@ -213,6 +215,46 @@ std::vector<Group> Groups(const LlamaConfig& config, BlockWeights* w,
   return out;
 }
 
+// q/k: AutoAWQ leaves them unclipped (the attention scores amplify their errors).
+bool ClipSkips(const std::string& module) {
+  return absl::EndsWith(module, "q_proj") || absl::EndsWith(module, "k_proj");
+}
+
+// The clipping search on the group's searched linears (after its scales s, or
+// none) with input Hessian h of the unscaled inputs; adds its figures to entry.
+absl::Status ClipGroup(const std::vector<const BlockLinear*>& linears, const float* h,
+                       const AwqSearchResult& r, int64_t dim, const AwqOptions& options,
+                       nlohmann::json* entry, std::vector<Tensor*>* changed) {
+  std::vector<float> hs(h, h + dim * dim);
+  if (r.alpha >= 0) {  // inputs divided by s: H_ij / (s_i s_j)
+    for (int64_t i = 0; i < dim * dim; ++i) {
+      hs[static_cast<size_t>(i)] /=
+          r.scales[static_cast<size_t>(i / dim)] * r.scales[static_cast<size_t>(i % dim)];
+    }
+  }
+  const AwqClipOptions clip{options.grid, options.grid_points, 0.5, options.threads};
+  double fraction = 0, before = 0, after = 0;
+  int n = 0;
+  for (const BlockLinear* l : linears) {
+    std::vector<float> v(l->tensor->data, l->tensor->data + l->tensor->numel());
+    ASSIGN_OR_RETURN(const AwqClipResult c,
+                     AwqClip(v.data(), l->tensor->rows(), dim, hs.data(), clip, l->module));
+    *l->tensor = Tensor::Owned(l->tensor->shape, std::move(v));
+    if (std::find(changed->begin(), changed->end(), l->tensor) == changed->end()) {
+      changed->push_back(l->tensor);
+    }
+    fraction += c.clipped;
+    before += c.error_unclipped;
+    after += c.error;
+    ++n;
+  }
+  if (n == 0) return absl::OkStatus();
+  (*entry)["clipped"] = fraction / n;
+  (*entry)["clip_error_unclipped"] = before / n;
+  (*entry)["clip_error"] = after / n;
+  return absl::OkStatus();
+}
+
 std::string NameOf(const std::vector<NamedTensor>& named, const Tensor* t) {
   for (const NamedTensor& n : named) {
     if (n.tensor == t) return std::string(absl::StripSuffix(n.name, ".weight"));
@@ -277,11 +319,13 @@ absl::StatusOr<nlohmann::json> AwqBlock(const LlamaConfig& config, int layer, Bl
   nlohmann::json entries = nlohmann::json::array();
   for (const Group& g : Groups(config, w, linears)) {
     std::vector<AwqWeight> searched;
+    std::vector<const BlockLinear*> clipped;
     std::string first;
     for (const BlockLinear* l : g.linears) {
       if (!targets.count(l->module)) continue;
       searched.push_back({l->tensor->data, l->tensor->rows()});
       if (first.empty()) first = l->module;
+      if (options.clip && !ClipSkips(l->module)) clipped.push_back(l);
     }
     if (searched.empty()) continue;
     const int64_t dim = g.linears.front()->tensor->cols();
@@ -303,17 +347,19 @@ absl::StatusOr<nlohmann::json> AwqBlock(const LlamaConfig& config, int layer, Bl
                             {"error_unscaled", r.error_unscaled},
                             {"error", r.error}};
     entry["alpha"] = r.alpha >= 0 ? nlohmann::json(r.alpha) : nlohmann::json(nullptr);
-    entries.push_back(std::move(entry));
-    if (r.alpha < 0) continue;  // the unscaled weights won: nothing to fold
-    for (const BlockLinear* l : g.linears) {
-      ScaleColumns(l->tensor, r.scales);
-      changed->push_back(l->tensor);
+    if (r.alpha >= 0) {  // else the unscaled weights won: nothing to fold
+      for (const BlockLinear* l : g.linears) {
+        ScaleColumns(l->tensor, r.scales);
+        changed->push_back(l->tensor);
+      }
+      if (g.norm != nullptr) DivideNorm(g.norm, r.scales, config.norm_offset);
+      if (g.rows != nullptr) DivideRows(g.rows, r.scales);
+      if (g.bias != nullptr) DivideRows(g.bias, r.scales);
+      changed->push_back(prev);
+      if (g.bias != nullptr) changed->push_back(g.bias);
     }
-    if (g.norm != nullptr) DivideNorm(g.norm, r.scales, config.norm_offset);
-    if (g.rows != nullptr) DivideRows(g.rows, r.scales);
-    if (g.bias != nullptr) DivideRows(g.bias, r.scales);
-    changed->push_back(prev);
-    if (g.bias != nullptr) changed->push_back(g.bias);
+    RETURN_IF_ERROR(ClipGroup(clipped, h.data(), r, dim, options, &entry, changed));
+    entries.push_back(std::move(entry));
   }
   return entries;
 }
@@ -325,7 +371,9 @@ std::string AwqLogLine(const nlohmann::json& entries) {
         &line, line.size() > 4 ? "; " : " ", e["folded_into"].get<std::string>(),
         e["alpha"].is_null() ? " unscaled" : absl::StrFormat(" a=%.2f", e["alpha"].get<double>()),
         absl::StrFormat(" (error %.4g -> %.4g)", e["error_unscaled"].get<double>(),
-                        e["error"].get<double>()));
+                        e["error"].get<double>()),
+        e.contains("clipped") ? absl::StrFormat(" clipped %.0f%%", 100 * e["clipped"].get<double>())
+                              : "");
   }
   return line;
 }

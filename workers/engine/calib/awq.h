@@ -46,6 +46,9 @@ struct AwqOptions {
   // even when it does worse (AutoAWQ's behaviour).
   bool unscaled_candidate = true;
   int threads = 1;  // candidates scored at once
+  // Then AutoAWQ's per-group clipping search (awq_clip.h) on every searched
+  // linear but q/k (whose errors the attention scores amplify).
+  bool clip = false;
 };
 
 struct AwqWeight {
@@ -74,7 +77,9 @@ absl::StatusOr<AwqSearchResult> AwqSearch(const std::vector<AwqWeight>& linears,
 // inputs; a group none of whose linears is in `targets` is left alone. Each
 // changed tensor is replaced by a new owned one; `changed` gets them. Returns
 // one summary entry per group: {"block", "input", "scaled" (the previous
-// op), "alpha", "error_unscaled", "error"}.
+// op), "alpha", "error_unscaled", "error"}, with clipping also "clipped"
+// (the fraction of (row, group) pairs shrunk) and "clip_error_unclipped" /
+// "clip_error" (awq_clip.h's errors, averaged over the clipped linears).
 absl::StatusOr<nlohmann::json> AwqBlock(const LlamaConfig& config, int layer, BlockWeights* w,
                                         const LinearInputs& in, const AwqOptions& options,
                                         const std::set<std::string>& targets, SolverBackend& solver,

@@ -225,8 +225,12 @@ class BlockCompressor {
                       const v1::AwqSpec& spec, const v1::QuantGridSpec& grid,
                       BlockCheckpoint* checkpoint) {
     const Clock::time_point t = Clock::now();
-    const AwqOptions options{GridOf(grid), spec.grid_points(), spec.duo_scaling(),
-                             /*unscaled_candidate=*/true, threads_};
+    const AwqOptions options{GridOf(grid),
+                             spec.grid_points(),
+                             spec.duo_scaling(),
+                             /*unscaled_candidate=*/true,
+                             threads_,
+                             spec.clip()};
     const int layer = w->layer >= 0 ? w->layer : block;
     std::vector<Tensor*> changed;
     ASSIGN_OR_RETURN(json entries,

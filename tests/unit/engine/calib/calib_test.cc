@@ -303,23 +303,27 @@ calibration: {path: x}
   EXPECT_EQ(fresh.result.resumed_blocks, 0);
 }
 
-// AWQ rescales norms and up_proj rows as well as the quantized linears: a
-// resumed run restores those from the checkpoint too, and the summary's AWQ
-// entries of the restored block.
+// AWQ rescales norms and up_proj rows as well as the quantized linears (and,
+// with clip, clamps the latter): a resumed run restores those from the
+// checkpoint too, and the summary's AWQ entries of the restored block.
 TEST(CalibratedCompressTest, AwqResumesBitIdentically) {
   const LlamaModel dense = engine::testing::RandomModel(engine::testing::SmallConfig(), 12);
   const CalibrationSet calib = MakeCalibration(4, 24, dense.config.vocab);
   const v1::Recipe recipe = MakeRecipe(R"(
-stages: [{gptq: {grid: {bits: 3, group_size: 32}, awq: {grid_points: 8}}}]
+stages: [{gptq: {grid: {bits: 3, group_size: 32}, awq: {grid_points: 8, clip: true}}}]
 calibration: {path: x}
 )");
   RunResult uninterrupted = Compress(dense, recipe, calib, nullptr);
   ASSERT_TRUE(uninterrupted.status.ok()) << uninterrupted.status;
   // Three groups per block (GQA: no v_proj -> o_proj group).
   ASSERT_EQ(uninterrupted.result.awq.size(), 6u) << uninterrupted.result.awq.dump();
-  int folded = 0;
-  for (const nlohmann::json& e : uninterrupted.result.awq) folded += !e["alpha"].is_null();
+  int folded = 0, clipped = 0;
+  for (const nlohmann::json& e : uninterrupted.result.awq) {
+    folded += !e["alpha"].is_null();
+    clipped += e.value("clipped", 0.0) > 0;  // the MLP input groups (the attention's is q/k/v)
+  }
   EXPECT_GT(folded, 0) << uninterrupted.result.awq.dump();
+  EXPECT_GT(clipped, 0) << uninterrupted.result.awq.dump();
 
   TempDir dir;
   DirCheckpointStore store(dir.path());
