@@ -6,12 +6,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <random>
 
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/testing/golden_files.h"
+#include "tests/unit/engine/calib/awq_golden.h"
 
 namespace compressd::engine {
 namespace {
@@ -23,16 +22,11 @@ class AwqClipGoldenTest : public ::testing::TestWithParam<const char*> {};
 // ratio agrees, and the relative errors within 1e-3.
 TEST_P(AwqClipGoldenTest, SearchMatchesTheReference) {
   const std::string stem = std::string("awq_") + GetParam();
-  const nlohmann::json fix = nlohmann::json::parse(
-      compressd::testing::ReadFileBytes(compressd::testing::GoldenFixture(stem + ".json")));
-  const std::string bytes =
-      compressd::testing::ReadFileBytes(compressd::testing::GoldenFixture(stem + ".bin"));
-  const int64_t cols = fix["cols"];
-  int64_t rows = 0;
-  for (const auto& r : fix["rows"]) rows += r.get<int64_t>();
-  std::vector<float> all(bytes.size() / sizeof(float));
-  std::memcpy(all.data(), bytes.data(), bytes.size());
-  const float* h = all.data() + rows * cols;
+  const testing::AwqGolden golden = testing::LoadAwqGolden(GetParam());
+  const nlohmann::json& fix = golden.fix;
+  const int64_t cols = golden.cols, rows = golden.rows;
+  const std::vector<float>& all = golden.all;
+  const float* h = golden.h();
   ASSERT_FALSE(fix["clip_configs"].empty());
   for (const nlohmann::json& c : fix["clip_configs"]) {
     AwqClipOptions o;

@@ -12,7 +12,7 @@
 
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/testing/golden_files.h"
+#include "tests/unit/engine/calib/awq_golden.h"
 #include "tests/unit/engine/nn/tiny_fixture.h"
 #include "workers/engine/calib/block_linears.h"
 #include "workers/engine/nn/cpu_backend.h"
@@ -28,19 +28,12 @@ class AwqGoldenTest : public ::testing::TestWithParam<const char*> {};
 // reference error is the reference's minimum up to that tolerance.
 TEST_P(AwqGoldenTest, SearchMatchesTheReference) {
   const std::string stem = std::string("awq_") + GetParam();
-  const nlohmann::json fix = nlohmann::json::parse(
-      compressd::testing::ReadFileBytes(compressd::testing::GoldenFixture(stem + ".json")));
-  const std::string bytes =
-      compressd::testing::ReadFileBytes(compressd::testing::GoldenFixture(stem + ".bin"));
-  const int64_t cols = fix["cols"];
-  int64_t rows = 0;
-  for (const auto& r : fix["rows"]) rows += r.get<int64_t>();
-  ASSERT_EQ(bytes.size(), sizeof(float) * static_cast<size_t>(rows * cols + cols * cols + cols));
-  std::vector<float> all(bytes.size() / sizeof(float));
-  std::memcpy(all.data(), bytes.data(), bytes.size());
-  const float* w = all.data();
-  const float* h = w + rows * cols;
-  const float* x_mean = h + cols * cols;
+  const testing::AwqGolden g = testing::LoadAwqGolden(GetParam());
+  const nlohmann::json& fix = g.fix;
+  const int64_t cols = g.cols;
+  const float* w = g.w();
+  const float* h = g.h();
+  const float* x_mean = g.x_mean();
   std::vector<AwqWeight> linears;
   int64_t at = 0;
   for (const auto& r : fix["rows"]) {
