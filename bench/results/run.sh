@@ -59,6 +59,7 @@ declare -A STAGES=(
   [gptq-3-g32-act]='[{gptq: {grid: {bits: 3, group_size: 32}}}]'
   [gptq-3-g32-act-sb6]='[{gptq: {grid: {bits: 3, group_size: 32, scale_bits: 6}}}]'
   [gptq-3-g16-act-sb6]='[{gptq: {grid: {bits: 3, group_size: 16, scale_bits: 6}}}]'
+  [gptq-4-g32-act]='[{gptq: {grid: {bits: 4, group_size: 32}}}]'
   [gptq-4-g32-asym-act]='[{gptq: {grid: {bits: 4, group_size: 32, asymmetric: true}}}]'
   [gptq-4-g32-asym-act-sb6]='[{gptq: {grid: {bits: 4, group_size: 32, asymmetric: true, scale_bits: 6}}}]'
   [gptq-2-g16-asym-act]='[{gptq: {grid: {bits: 2, group_size: 16, asymmetric: true}}}]'
