@@ -2,7 +2,8 @@
 # AWQ on the real model (SmolLM2-135M GGUF), as a user runs it with
 # `compress-worker run`:
 #   1. RTN 3-bit g64 without AWQ: the baseline perplexity on persuasion;
-#   2. the same grid with awq (10 grid points; calibrated on a small calib-sotu set),
+#   2. the same grid with awq (10 grid points, and the clipping search;
+#      calibrated on a small calib-sotu set),
 #      written as compressed_tensors for vLLM: its perplexity must be below
 #      the baseline's, the summary lists AWQ's scales for every block (the
 #      attention norm, the MLP norm and up_proj: SmolLM2 has grouped-query
@@ -28,7 +29,7 @@ run rtn
 rtn=$(field "$work/rtn.json" "$PPL")
 
 cat > "$work/awq.yaml" <<YAML
-stages: [{rtn: {grid: {bits: 3, group_size: 64}, awq: {grid_points: 10}}}]
+stages: [{rtn: {grid: {bits: 3, group_size: 64}, awq: {grid_points: 10, clip: true}}}]
 calibration: {path: $DATA/sotu, samples: 16, seq_len: 256, threads: 2}
 output: {format: compressed_tensors}
 $EVAL
@@ -48,6 +49,9 @@ assert kinds == ["input_layernorm", "post_attention_layernorm", "up_proj"], kind
 folded = [e for e in entries if e["alpha"] is not None]
 assert len(folded) >= 80, f"only {len(folded)} of 90 groups rescaled"
 assert all(e["error"] <= e["error_unscaled"] for e in entries)
+# clip: every group has a linear it may clip (v_proj in q/k/v), none does worse than unclipped
+assert all(e["clip_error"] <= e["clip_error_unclipped"] for e in entries), entries[:2]
+assert sum(e["clipped"] > 0 for e in entries) >= 80, [e["clipped"] for e in entries]
 print(f"AWQ rescaled {len(folded)} of 90 groups; perplexity {awq / rtn - 1:+.1%} against plain RTN")
 PY
 grep -q "awq: model.layers.29.input_layernorm" "$work/awq.log" ||

@@ -311,6 +311,12 @@ calibration: {path: /tmp/sotu}
   EXPECT_EQ(r->stages(0).gptq().awq().grid_points(), 5);
   EXPECT_TRUE(r->stages(0).gptq().awq().duo_scaling());
 
+  EXPECT_FALSE(r->stages(0).gptq().awq().clip());
+  ExpectInvalid("stages: [{gptq: {grid: {bits: 3}, awq: {clip: true}}}]\ncalibration: {path: x}",
+                "stages[0].gptq.awq.clip: clipping clamps the weights that GPTQ then takes");
+  EXPECT_TRUE(Prepare("stages: [{rtn: {grid: {bits: 3}, awq: {clip: true}}}]\n"
+                      "calibration: {path: x}")
+                  .ok());
   ExpectInvalid("stages: [{rtn: {grid: {bits: 4}, awq: {grid_points: -3}}}]\n"
                 "calibration: {path: x}",
                 "stages[0].rtn.awq.grid_points: must be in [1, 1000], got -3");

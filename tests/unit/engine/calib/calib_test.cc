@@ -310,7 +310,7 @@ TEST(CalibratedCompressTest, AwqResumesBitIdentically) {
   const LlamaModel dense = engine::testing::RandomModel(engine::testing::SmallConfig(), 12);
   const CalibrationSet calib = MakeCalibration(4, 24, dense.config.vocab);
   const v1::Recipe recipe = MakeRecipe(R"(
-stages: [{gptq: {grid: {bits: 3, group_size: 32}, awq: {grid_points: 8, clip: true}}}]
+stages: [{rtn: {grid: {bits: 3, group_size: 32}, awq: {grid_points: 8, clip: true}}}]
 calibration: {path: x}
 )");
   RunResult uninterrupted = Compress(dense, recipe, calib, nullptr);
