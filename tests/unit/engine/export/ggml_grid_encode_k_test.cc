@@ -87,6 +87,9 @@ INSTANTIATE_TEST_SUITE_P(
         Case{2, 16, 4, GgmlType::kQ2_K, false}, Case{2, 64, 3, GgmlType::kQ2_K, false},
         Case{3, 32, 6, GgmlType::kQ4_K, false}, Case{4, 32, 6, GgmlType::kQ4_K, false},
         Case{4, 128, 5, GgmlType::kQ4_K, false}, Case{5, 32, 6, GgmlType::kQ5_K, false},
+        // an EvoPress allocation on {group_size: 32, asymmetric, scale_bits: 4}
+        Case{2, 32, 4, GgmlType::kQ2_K, false}, Case{3, 32, 4, GgmlType::kQ4_K, false},
+        Case{5, 32, 4, GgmlType::kQ5_K, false},
         // 2-bit asymmetric with 6-bit scales: too many for Q2_K's 4 bits
         Case{2, 32, 6, GgmlType::kQ4_K, false}));
 
