@@ -144,27 +144,25 @@ bool KQuantFits(const QuantizedTensor& q, GgmlType type) {
 void EncodeKQuantRow(const QuantizedTensor& q, GgmlType type, int64_t r, uint8_t* y) {
   const KFormat f = Format(type);
   SuperBlock b;
-  int codes[kSuper], sc[kSuper / 16], m[kSuper / 16];
+  int codes[kSuper];
   for (int64_t c0 = 0; c0 < q.cols; c0 += kSuper, y += f.block_bytes) {
     Recover(q, f, r, c0, &b);
     for (int64_t e = 0; e < kSuper; ++e) codes[e] = Level(q, f, r, c0 + e) - f.lo;
-    std::copy(b.sc, b.sc + kSuper / f.sub, sc);
-    std::copy(b.m, b.m + kSuper / f.sub, m);
     switch (type) {
       case GgmlType::kQ2_K:
-        qi::PackQ2_K(codes, sc, m, b.d, b.dmin, y);
+        qi::PackQ2_K(codes, b.sc, b.m, b.d, b.dmin, y);
         break;
       case GgmlType::kQ3_K:
-        qi::PackQ3_K(codes, sc, b.d, y);
+        qi::PackQ3_K(codes, b.sc, b.d, y);
         break;
       case GgmlType::kQ4_K:
-        qi::PackQ4_K(codes, sc, m, b.d, b.dmin, y);
+        qi::PackQ4_K(codes, b.sc, b.m, b.d, b.dmin, y);
         break;
       case GgmlType::kQ5_K:
-        qi::PackQ5_K(codes, sc, m, b.d, b.dmin, y);
+        qi::PackQ5_K(codes, b.sc, b.m, b.d, b.dmin, y);
         break;
       default:
-        qi::PackQ6_K(codes, sc, b.d, y);
+        qi::PackQ6_K(codes, b.sc, b.d, y);
         break;
     }
   }
