@@ -105,7 +105,28 @@ bool Process::Start(const std::vector<std::string>& argv, const std::string& std
   close(out_pipe[1]);
   stdout_fd_ = out_pipe[0];
   pid_ = pid;
+  stderr_log_ = stderr_log;
   return true;
+}
+
+std::string Process::Describe(size_t tail_bytes) const {
+  std::string state = "never started";
+  if (pid_ > 0) {
+    siginfo_t info{};
+    // WNOWAIT: looks without reaping, so Wait() still sees the exit.
+    if (waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+      state = "state unknown (waitid failed)";
+    } else if (info.si_pid == 0) {
+      state = "still running";
+    } else if (info.si_code == CLD_EXITED) {
+      state = "exited with code " + std::to_string(info.si_status);
+    } else {
+      state = "killed by signal " + std::to_string(info.si_status);
+    }
+  }
+  std::string log = ReadFile(stderr_log_);
+  if (log.size() > tail_bytes) log = "..." + log.substr(log.size() - tail_bytes);
+  return "pid " + std::to_string(pid_) + " " + state + "; the end of " + stderr_log_ + ":\n" + log;
 }
 
 bool Process::ReadLine(std::string* line, milliseconds timeout) {
@@ -184,6 +205,14 @@ CliResult RunCli(const std::string& server, const std::vector<std::string>& args
   std::vector<std::string> argv = {BinDir() + "/compressctl", "--server", server};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunBinary(argv);
+}
+
+CliResult RunCli(const Server& server, const std::vector<std::string>& args) {
+  CliResult result = RunCli(server.grpc_address(), args);
+  if (result.exit_code != 0 && result.err.find("cannot reach compressd") != std::string::npos) {
+    result.err += "\n[harness] compressd " + server.process().Describe();
+  }
+  return result;
 }
 
 bool Server::Start(const std::string& data_dir, const std::vector<std::string>& extra_flags) {

@@ -39,9 +39,13 @@ class Process {
   int Wait(std::chrono::milliseconds timeout);
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
+  // For a failure message: whether the child still runs (or how it ended,
+  // without reaping it) and the last `tail_bytes` of its stderr log.
+  std::string Describe(size_t tail_bytes = 4096) const;
 
  private:
   pid_t pid_ = -1;
+  std::string stderr_log_;
   int stdout_fd_ = -1;
   std::string buffer_;
 };
@@ -54,6 +58,10 @@ struct CliResult {
 
 // Runs compressctl against `server` (HOST:PORT) with `args`; waits for it.
 CliResult RunCli(const std::string& server, const std::vector<std::string>& args);
+class Server;
+// The same against a started Server; when compressctl cannot reach it, its
+// err ends with the server's Describe() (alive or how it died, and its log).
+CliResult RunCli(const Server& server, const std::vector<std::string>& args);
 // Runs any binary to completion; returns exit code and outputs.
 CliResult RunBinary(const std::vector<std::string>& argv);
 
@@ -77,6 +85,7 @@ class Server {
   const std::string& grpc_address() const { return grpc_address_; }
   const std::string& http_address() const { return http_address_; }
   Process& process() { return process_; }
+  const Process& process() const { return process_; }
 
  private:
   Process process_;

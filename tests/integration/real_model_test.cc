@@ -59,9 +59,7 @@ class RealModelServiceTest : public ::testing::Test {
         << ReadFile(root_ + "/compressd.stderr.log");
   }
 
-  CliResult Cli(const std::vector<std::string>& args) {
-    return RunCli(server_.grpc_address(), args);
-  }
+  CliResult Cli(const std::vector<std::string>& args) { return RunCli(server_, args); }
 
   std::string Upload(const std::vector<std::string>& args) {
     CliResult r = Cli(args);

@@ -49,7 +49,7 @@ class SecurityTest : public ::testing::Test {
     } else {
       setenv("COMPRESSD_KEY", key.c_str(), 1);
     }
-    CliResult r = RunCli(server_.grpc_address(), args);
+    CliResult r = RunCli(server_, args);
     unsetenv("COMPRESSD_KEY");
     return r;
   }
@@ -112,7 +112,7 @@ TEST_F(SecurityTest, KeysRolesAndTenantIsolationEndToEnd) {
 
   // No key at all: UNAUTHENTICATED, from compressctl and from a raw stub.
   setenv("COMPRESSD_KEY_FILE", "", 1);
-  CliResult anonymous = RunCli(server_.grpc_address(), {"models", "list"});
+  CliResult anonymous = RunCli(server_, {"models", "list"});
   setenv("COMPRESSD_KEY_FILE", (root_ + "/data/admin.key").c_str(), 1);
   EXPECT_EQ(Code(anonymous), grpc::UNAUTHENTICATED) << anonymous.err;
   {

@@ -90,9 +90,7 @@ class ServiceTest : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(server_.Start(root_ + "/data", flags)) << ReadFile(root_ + "/compressd.stderr.log");
   }
 
-  CliResult Cli(const std::vector<std::string>& args) {
-    return RunCli(server_.grpc_address(), args);
-  }
+  CliResult Cli(const std::vector<std::string>& args) { return RunCli(server_, args); }
 
   std::string UploadModel() {
     CliResult r = Cli({"models", "upload", model_dir_, "--name", "tiny"});
