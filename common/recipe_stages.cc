@@ -12,6 +12,7 @@
 #include "common/recipe_grid.h"
 #include "common/recipe_owl.h"
 #include "common/recipe_spec.h"
+#include "common/recipe_w8a8.h"
 #include "common/status_macros.h"
 #include "common/util.h"
 
@@ -264,6 +265,7 @@ absl::Status ValidateOverrides(const v1::Recipe& recipe) {
     }
     RETURN_IF_ERROR(ValidateAwqOverride(o.params(), path + ".params"));
     const v1::Stage merged = MergeOverride(base, o.params());
+    RETURN_IF_ERROR(ValidateW8A8Override(base, o.params(), merged, path + ".params"));
     RETURN_IF_ERROR(ValidateStage(merged, path + ".params"));
     RETURN_IF_ERROR(ValidateFractionalZeros(recipe, o.stage(), merged, path + ".params"));
     if (StageQuantizes(merged) != StageQuantizes(base)) {
@@ -331,11 +333,15 @@ void ApplyStageDefaults(v1::Stage* stage) {
       if (!s->has_static_groups()) s->set_static_groups(s->act_order());
       GridDefaults(s->mutable_grid());
       if (s->has_awq()) AwqDefaults(s->mutable_awq());
+      if (s->has_smoothquant()) SmoothQuantDefaults(s->mutable_smoothquant());
       break;
     }
     case v1::Stage::kRtn:
       GridDefaults(stage->mutable_rtn()->mutable_grid());
       if (stage->rtn().has_awq()) AwqDefaults(stage->mutable_rtn()->mutable_awq());
+      if (stage->rtn().has_smoothquant()) {
+        SmoothQuantDefaults(stage->mutable_rtn()->mutable_smoothquant());
+      }
       break;
     case v1::Stage::kEvopress: {
       v1::EvoPressStage* e = stage->mutable_evopress();
@@ -424,6 +430,7 @@ absl::Status ValidateStages(const v1::Recipe& recipe) {
   }
   RETURN_IF_ERROR(ValidateOrder(recipe));
   RETURN_IF_ERROR(ValidateAwq(recipe));
+  RETURN_IF_ERROR(ValidateW8A8(recipe));
   RETURN_IF_ERROR(ValidateOverrides(recipe));
   if (NeedsCalibration(recipe)) RETURN_IF_ERROR(ValidateCalibration(recipe.calibration()));
   return ValidateOutput(recipe);
@@ -431,7 +438,7 @@ absl::Status ValidateStages(const v1::Recipe& recipe) {
 
 bool StageNeedsCalibration(const v1::Stage& stage) {
   return stage.has_wanda() || stage.has_sparsegpt() || stage.has_gptq() || stage.has_evopress() ||
-         StageAwq(stage) != nullptr;
+         StageAwq(stage) != nullptr || StageSmoothQuant(stage) != nullptr;
 }
 bool StagePrunes(const v1::Stage& stage) {
   return stage.has_magnitude() || stage.has_wanda() || stage.has_sparsegpt() ||

@@ -68,6 +68,12 @@ declare -A STAGES=(
   [awq-rtn-3-g128]='[{rtn: {grid: {bits: 3, group_size: 128}, awq: {}}}]'
   [awq-gptq-4-g128-act]='[{gptq: {grid: {bits: 4, group_size: 128}, awq: {}}}]'
   [awq-gptq-3-g128-act]='[{gptq: {grid: {bits: 3, group_size: 128}, awq: {}}}]'
+  [rtn-8-pc]='[{rtn: {grid: {bits: 8, group_size: -1}}}]'
+  [rtn-w8a8]='[{rtn: {grid: {bits: 8, group_size: -1}, activations: {bits: 8}}}]'
+  [rtn-w8a8-sq]='[{rtn: {grid: {bits: 8, group_size: -1}, activations: {bits: 8}, smoothquant: {}}}]'
+  [gptq-w8a8]='[{gptq: {grid: {bits: 8, group_size: -1}, activations: {bits: 8}}}]'
+  [gptq-w8a8-sq]='[{gptq: {grid: {bits: 8, group_size: -1}, activations: {bits: 8}, smoothquant: {}}}]'
+  [gptq-w8a8-sq08]='[{gptq: {grid: {bits: 8, group_size: -1}, activations: {bits: 8}, smoothquant: {alpha: 0.8}}}]'
   [sparsegpt-50+gptq-4-g128]='[{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 128}, act_order: false}}]'
 )
 # gptq-*: the rows measured before act-order became GPTQ's default (pinned
@@ -96,8 +102,10 @@ for name in "${CONFIGS[@]}"; do
     stages="${STAGES[$name]:?unknown config $name}"
     {
       echo "stages: $stages"
-      [[ "$stages" =~ wanda|sparsegpt|gptq|awq ]] &&
+      [[ "$stages" =~ wanda|sparsegpt|gptq|awq|smoothquant ]] &&
         echo "calibration: {path: $DATA/sotu, samples: 128, seq_len: 512, seed: 0, threads: $THREADS}"
+      # W8A8 is written (and so only valid) as compressed_tensors
+      [[ "$stages" =~ activations ]] && echo "output: {format: compressed_tensors}"
       printf '%s\n  skip_dense: true\n' "$EVAL"
     } > "$recipe"
   fi

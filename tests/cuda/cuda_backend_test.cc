@@ -196,6 +196,22 @@ INSTANTIATE_TEST_SUITE_P(GemmModes, CudaLinearTest,
                                                                   : "Bf16";
                          });
 
+TEST(CudaBackendTest, QuantizeActivationsMatchesRef) {
+  COMPRESSD_REQUIRE_CUDA_DEVICE();
+  auto backend = MakeBackend();
+  ASSERT_NE(backend, nullptr);
+  for (auto [t, dim] : {std::pair<int64_t, int64_t>{37, 83}, {1, 576}, {5, 4096}}) {
+    auto x = Random(t * dim, 12, 3.0f);
+    x[dim + 1] = 60.0f;  // an outlier
+    DeviceVector<float> dx(x), dy(std::vector<float>(t * dim, kNan));
+    backend->QuantizeActivations(dx.get(), t, dim, 8, dy.get());
+    std::vector<float> want(t * dim);
+    engine::QuantizeActivationsRef(x.data(), t, dim, 8, want.data());
+    EXPECT_EQ(dy.ToHost(), want);
+  }
+  EXPECT_TRUE(backend->Synchronize().ok()) << backend->status();
+}
+
 TEST(CudaBackendTest, RmsNormSiluMulAddEmbedMatchRef) {
   COMPRESSD_REQUIRE_CUDA_DEVICE();
   auto backend = MakeBackend();

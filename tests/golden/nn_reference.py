@@ -9,6 +9,12 @@ concatenated row-wise [sum T, vocab]). Tensor names follow
 workers/engine/model/llama_model.h (embed_tokens, blocks.<i>.q_proj, ...,
 final_norm, lm_head); Q/K rows are in HF order.
 
+For the variants of W8A8_VARIANTS it also writes nn_tiny_<name>_w8a8.bin: the
+same sequences' logits with every nn.Linear's input but lm_head's quantized
+per token as vLLM's W8A8 runtime does (dynamic symmetric int8: x * 127 /
+max|x|, round half to even, clamp to [-128, 127], times max|x| / 127),
+written here from that formula as forward pre-hooks.
+
 Usage: .venv/bin/python tests/golden/nn_reference.py [VARIANT...]  (deterministic, seed 0)
 """
 import json
@@ -25,6 +31,24 @@ from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Ge
                           Qwen3MoeForCausalLM)
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+W8A8_VARIANTS = ("llama_gqa", "qwen2_bias", "qwen3_qk_norm")
+
+
+def quantize_input_per_token(module, inputs):
+    x = inputs[0]
+    m = x.abs().amax(dim=-1, keepdim=True)
+    q = torch.clamp(torch.round(x * (127.0 / m)), -128, 127) * (m / 127.0)
+    return (torch.where(m == 0, torch.zeros_like(x), q),)
+
+
+def w8a8_logits(model, seqs):
+    hooks = [m.register_forward_pre_hook(quantize_input_per_token)
+             for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n != "lm_head"]
+    with torch.no_grad():
+        out = [model(torch.tensor([s])).logits[0].numpy() for s in seqs]
+    for h in hooks:
+        h.remove()
+    return np.concatenate(out, axis=0).astype("<f4")
 SEQ_LENS = [37, 64, 9]  # cover partial, exact and tiny attention tiles
 
 VARIANTS = {
@@ -341,6 +365,9 @@ def main():
         with open(os.path.join(OUT, f"nn_tiny_{name}.json"), "w") as f:
             json.dump(meta, f, indent=1)
         print(name, "tensors", offset, "floats; logits", logits_all.shape)
+        if name in W8A8_VARIANTS:
+            with open(os.path.join(OUT, f"nn_tiny_{name}_w8a8.bin"), "wb") as f:
+                f.write(w8a8_logits(model, seqs).tobytes())
 
 
 if __name__ == "__main__":

@@ -7,14 +7,16 @@ Usage:
                               (--tokens IDS.bin | --text FILE --tokenizer GGUF)
                               [--windows N] [--window L] [--ppl-tolerance REL]
                               [--expect-bits B] [--expect-strategy group|channel]
-                              [--expect-symmetric true|false]
+                              [--expect-symmetric true|false] [--w8a8]
 
   * config.json's quantization_config is parsed by compressed-tensors' own
     QuantizationConfig (pydantic: an unknown or malformed field fails), and
-    must say quant_method compressed-tensors, format pack-quantized,
-    quantization_status compressed;
-  * every module with weight_packed is decompressed by compressed-tensors'
-    PackedQuantizationCompressor with its config group's scheme, and must
+    must say quant_method compressed-tensors, format pack-quantized (with
+    --w8a8: int-quantized, int8 channel weights and input_activations int8
+    per token, dynamic), quantization_status compressed;
+  * every module with weight_packed (--w8a8: an int8 weight) is decompressed
+    by compressed-tensors' PackedQuantizationCompressor (IntQuantizationCompressor)
+    with its config group's scheme, and must
     equal FLOAT_DIR's weight (the same model exported in float32) up to the
     float16 rounding of the scales (|diff| <= 2^-10 * max|w| per tensor),
     with some weight changed by that rounding or none at all;
@@ -27,6 +29,14 @@ Usage:
     IDS.bin (int32 LE; or FILE tokenized by the GGUF's tokenizer, no BOS) is
     within --ppl-tolerance (relative) of FLOAT_DIR's, and of PPL (the job's
     own figure) with --expect. At least one of --reference and --expect.
+    With --w8a8 the perplexities are of the model with activations quantized:
+    the checkpoint decompressed by compressed-tensors, every Linear's input
+    quantized per token by PyTorch hooks with vLLM's formula (x * 127 /
+    max|x|, round, clamp, times max|x| / 127: what the runtime computes),
+    within --ppl-tolerance; and transformers' compressed modules, whose
+    forward fake-quantizes the inputs itself (compressed-tensors' formula,
+    scale max|x| / 127.5: a finer step, and -max|x| lands on -127.5, which
+    rounds either way with its last bit), within --ct-tolerance.
 Exits 1 on any failure, 2 on bad usage.
 """
 import argparse
@@ -54,7 +64,8 @@ def load_dir(path):
 def check_config(config, args, errors):
     from compressed_tensors.quantization import QuantizationConfig
     raw = config.get("quantization_config", {})
-    for key, want in (("quant_method", "compressed-tensors"), ("format", "pack-quantized"),
+    layout = "int-quantized" if args.w8a8 else "pack-quantized"
+    for key, want in (("quant_method", "compressed-tensors"), ("format", layout),
                       ("quantization_status", "compressed")):
         if raw.get(key) != want:
             errors.append(f"quantization_config.{key} = {raw.get(key)!r}, expected {want!r}")
@@ -69,18 +80,34 @@ def check_config(config, args, errors):
         errors.append(f"strategy {w.strategy}, expected {args.expect_strategy}")
     if args.expect_symmetric and str(w.symmetric).lower() != args.expect_symmetric:
         errors.append(f"symmetric {w.symmetric}, expected {args.expect_symmetric}")
+    a = scheme.input_activations
+    if args.w8a8:
+        if a is None or (a.num_bits, a.type, a.strategy, a.dynamic, a.symmetric) != (
+                8, "int", "token", True, True):
+            errors.append(f"input_activations {a}, expected int8 per token, dynamic, symmetric")
+    elif a is not None:
+        errors.append(f"input_activations {a} in a weight-only checkpoint")
     return qc, scheme
 
 
-def check_weights(tensors, ref, scheme, errors):
+def check_weights(tensors, ref, scheme, errors, w8a8):
     """Decompresses every packed module; compares with `ref` (None: none)."""
     from compressed_tensors.compressors.pack_quantized.base import PackedQuantizationCompressor
-    modules = sorted(k[: -len(".weight_packed")] for k in tensors if k.endswith(".weight_packed"))
+    from compressed_tensors.compressors.naive_quantized.base import IntQuantizationCompressor
+    if w8a8:
+        compressor = IntQuantizationCompressor
+        modules = sorted(k[: -len(".weight")] for k, v in tensors.items()
+                         if k.endswith(".weight") and v.dtype == torch.int8)
+    else:
+        compressor = PackedQuantizationCompressor
+        modules = sorted(k[: -len(".weight_packed")] for k in tensors
+                         if k.endswith(".weight_packed"))
     worst = 0.0
     for m in modules:
         local = {k[len(m) + 1:]: v for k, v in tensors.items() if k.startswith(m + ".")}
-        w = PackedQuantizationCompressor.decompress(local, scheme)["weight"].float()
-        if not torch.isfinite(w).all() or w.shape != tuple(local["weight_shape"].tolist()):
+        w = compressor.decompress(local, scheme)["weight"].float()
+        shape = tuple(local["weight_shape"].tolist()) if "weight_shape" in local else w.shape
+        if not torch.isfinite(w).all() or w.shape != shape:
             errors.append(f"{m}: decompressed to {tuple(w.shape)} or non-finite values")
         if ref is None:
             continue
@@ -95,7 +122,7 @@ def check_weights(tensors, ref, scheme, errors):
             errors.append(f"{m}: max |decompressed - reference| {diff:.3g} > {bound:.3g}")
     suffixes = (".weight_packed", ".weight_scale", ".weight_zero_point", ".weight_shape")
     for k, v in tensors.items():
-        if k.endswith(suffixes):
+        if k.endswith(suffixes) or v.dtype == torch.int8:
             continue
         if v.dtype != torch.float16:
             errors.append(f"{k}: dense tensor in {v.dtype}, expected float16")
@@ -116,6 +143,24 @@ def check_coverage(model, modules, qc, errors):
             errors.append(f"{name}: a Linear neither quantized nor in ignore")
 
 
+def vllm_int8_per_token(module, inputs):
+    """vLLM's dynamic per-token int8 (scaled_int8_quant): x * 127 / max|x|,
+    rounded half to even, saturated to int8, times max|x| / 127."""
+    x = inputs[0]
+    m = x.abs().amax(dim=-1, keepdim=True)
+    q = torch.clamp(torch.round(x * (127.0 / m)), -128, 127) * (m / 127.0)
+    return (torch.where(m == 0, torch.zeros_like(x), q),)
+
+
+def add_vllm_activation_quantization(model, qc):
+    """The hook on every Linear the checkpoint quantizes (not in `ignore`)."""
+    from compressed_tensors.utils.match import is_match
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and not any(
+                is_match(name, module, t) for t in qc.ignore or []):
+            module.register_forward_pre_hook(vllm_int8_per_token)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("ct_dir")
@@ -130,6 +175,8 @@ def main():
     ap.add_argument("--expect-bits", type=int)
     ap.add_argument("--expect-strategy", choices=["group", "channel"])
     ap.add_argument("--expect-symmetric", choices=["true", "false"])
+    ap.add_argument("--w8a8", action="store_true")
+    ap.add_argument("--ct-tolerance", type=float, default=0.03)
     args = ap.parse_args()
     if not args.reference and args.expect is None:
         ap.error("give --reference, --expect or both")
@@ -140,7 +187,7 @@ def main():
     config, tensors = load_dir(args.ct_dir)
     ref = load_dir(args.reference)[1] if args.reference else None
     qc, scheme = check_config(config, args, errors)
-    modules = check_weights(tensors, ref, scheme, errors)
+    modules = check_weights(tensors, ref, scheme, errors, args.w8a8)
     if not modules:
         errors.append("no packed module")
     from transformers import CompressedTensorsConfig
@@ -163,23 +210,32 @@ def main():
     # A mixture of experts: transformers keeps its experts as fused 3-D
     # parameters, not Linear modules, which only the first route fills.
     moe = any(config.get(k) for k in ("num_local_experts", "num_experts", "n_routed_experts"))
-    routes = [("dequantize at load", CompressedTensorsConfig(dequantize=True))]
-    if scheme.weights.symmetric and not moe:
-        routes.append(("compressed modules", None))
-    for label, override in routes:
+    # (label, quantization_config override, hooks with vLLM's activation quantization, tolerance)
+    routes = [("dequantize at load", CompressedTensorsConfig(dequantize=True), False,
+               args.ppl_tolerance)]
+    if args.w8a8:
+        routes = [("decompressed, vLLM's per-token int8 activations",
+                   CompressedTensorsConfig(dequantize=True), True, args.ppl_tolerance),
+                  ("compressed modules, their own activation fake-quantization", None, False,
+                   args.ct_tolerance)]
+    elif scheme.weights.symmetric and not moe:
+        routes.append(("compressed modules", None, False, args.ppl_tolerance))
+    for label, override, hooks, tolerance in routes:
         kwargs = {"quantization_config": override} if override is not None else {}
         model = AutoModelForCausalLM.from_pretrained(args.ct_dir, dtype=torch.float32,
                                                      **kwargs).eval()
         if args.reference is None:
             check_coverage(model, modules, qc, errors)
+        if hooks:
+            add_vllm_activation_quantization(model, qc)
         ppl = perplexity(model, windows)
         for what, want in expected:
             rel = abs(ppl - want) / want
             print(f"perplexity: transformers + compressed-tensors ({label}) {ppl:.4f}, {what} "
                   f"{want:.4f} (relative {rel:.2e}, {n} windows of {args.window})")
-            if not rel <= args.ppl_tolerance:
+            if not rel <= tolerance:
                 errors.append(f"{label}: perplexity differs from {what} by {rel:.3%} > "
-                              f"{args.ppl_tolerance:.1%}")
+                              f"{tolerance:.1%}")
     for e in errors:
         print("FAIL:", e)
     print("OK" if not errors else f"{len(errors)} failure(s)")

@@ -91,6 +91,21 @@ __global__ void RopeKernel(float* x, int64_t t, int n_heads, int half, const int
   }
 }
 
+// One block per row: the row's max |x|, then every element on the int grid.
+__global__ void QuantizeActivationsKernel(const float* x, int64_t dim, int bits, float* out) {
+  __shared__ float scratch[33];
+  const float* xr = x + int64_t{blockIdx.x} * dim;
+  float* yr = out + int64_t{blockIdx.x} * dim;
+  float m = 0.0f;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) m = fmaxf(m, fabsf(xr[i]));
+  m = BlockReduce(m, MaxOp(), 0.0f, scratch);
+  const float qmax = ldexpf(1.0f, bits - 1) - 1.0f;
+  const float inv = __fdiv_rn(qmax, m), scale = __fdiv_rn(m, qmax);
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+    yr[i] = m == 0.0f ? 0.0f : __fmul_rn(fminf(fmaxf(rintf(__fmul_rn(xr[i], inv)), -qmax - 1.0f), qmax), scale);
+  }
+}
+
 __global__ void SiluMulKernel(const float* gate, const float* up, int64_t n, float* out) {
   for (int64_t i = GridStart(); i < n; i += GridStride()) {
     const float g = gate[i];  // out may alias gate: read before the write
@@ -413,6 +428,17 @@ void CudaBackend::Attention(const float* q, const float* k, const float* v,
                             const int64_t* seq_start, int64_t n_seqs,
                             const engine::AttentionShape& shape, float* out) {
   impl_->Run("Attention", [&] { return impl_->Attention(q, k, v, seq_start, n_seqs, shape, out); });
+}
+
+void CudaBackend::QuantizeActivations(const float* x, int64_t t, int64_t dim, int bits,
+                                      float* out) {
+  impl_->Run("QuantizeActivations", [&]() -> absl::Status {
+    if (t < 0 || t > INT_MAX) return ShapeError("t", t);
+    if (t == 0 || dim <= 0) return absl::OkStatus();
+    QuantizeActivationsKernel<<<static_cast<unsigned>(t), kThreads, 0, impl_->stream>>>(
+        x, dim, bits, out);
+    return CudaError(cudaGetLastError(), "QuantizeActivationsKernel launch");
+  });
 }
 
 void CudaBackend::SiluMul(const float* gate, const float* up, int64_t n, float* out) {

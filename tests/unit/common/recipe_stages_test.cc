@@ -331,5 +331,53 @@ overrides: [{modules: ".*down_proj", stage: 0, params: {gptq: {grid: {bits: 8}, 
                 "overrides[0].params: awq is set on the stage");
 }
 
+// W8A8 (activations) and SmoothQuant: defaults, and every misuse refused
+// naming the field.
+TEST(RecipeStagesTest, W8A8AndSmoothQuantDefaultsAndRefusals) {
+  const std::string w8 = "grid: {bits: 8, group_size: -1}";
+  const std::string ct = "\noutput: {format: compressed_tensors}";
+  absl::StatusOr<v1::Recipe> r =
+      Prepare("stages: [{rtn: {" + w8 + ", activations: {bits: 8}, smoothquant: {}}}]" + ct +
+              "\ncalibration: {path: x}");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->stages(0).rtn().smoothquant().alpha(), 0.5);
+  EXPECT_TRUE(NeedsCalibration(*r));  // SmoothQuant reads the activations
+  r = Prepare("stages: [{rtn: {" + w8 + ", activations: {bits: 8}}}]" + ct);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(NeedsCalibration(*r));  // plain W8A8 RTN needs none
+  r = Prepare("stages: [{sparsegpt: {sparsity: 0.5}}, {gptq: {" + w8 +
+              ", activations: {bits: 8}, smoothquant: {alpha: 0.8}}}]" + ct +
+              "\ncalibration: {path: x}");
+  ASSERT_TRUE(r.ok()) << r.status();  // pruned, then W8A8: the zeros are int8 zeros
+
+  ExpectInvalid("stages: [{rtn: {" + w8 + ", activations: {bits: 4}}}]" + ct,
+                "stages[0].rtn.activations.bits: must be 8");
+  ExpectInvalid("stages: [{rtn: {grid: {bits: 4, group_size: 128}, activations: {bits: 8}}}]" + ct,
+                "stages[0].rtn.grid: activations (W8A8) need int8 weights per channel");
+  ExpectInvalid(
+      "stages: [{rtn: {grid: {bits: 8, group_size: -1, asymmetric: true}, "
+      "activations: {bits: 8}}}]" +
+          ct,
+      "stages[0].rtn.grid: activations (W8A8) need int8 weights per channel");
+  ExpectInvalid("stages: [{rtn: {" + w8 + ", activations: {bits: 8}}}]",
+                "output.format: activations (W8A8) are recorded only by compressed_tensors");
+  ExpectInvalid("stages: [{gptq: {" + w8 + ", smoothquant: {}}}]" + ct + "\ncalibration: {path: x}",
+                "stages[0].gptq.smoothquant: SmoothQuant moves activation outliers");
+  ExpectInvalid("stages: [{rtn: {" + w8 + ", activations: {bits: 8}, smoothquant: {alpha: 1.5}}}]" +
+                    ct + "\ncalibration: {path: x}",
+                "stages[0].rtn.smoothquant.alpha: must be in [0, 1], got 1.5");
+  ExpectInvalid("stages: [{rtn: {" + w8 + ", activations: {bits: 8}, smoothquant: {}, awq: {}}}]" +
+                    ct + "\ncalibration: {path: x}",
+                "stages[0].rtn.smoothquant: awq and smoothquant both rescale");
+  ExpectInvalid("stages: [{rtn: {" + w8 + ", activations: {bits: 8}}}]" + ct +
+                    "\noverrides: [{modules: \".*down_proj\", stage: 0, params: {rtn: "
+                    "{grid: {bits: 4, group_size: -1}}}}]",
+                "overrides[0].params.rtn.grid: activations (W8A8) need int8 weights per channel");
+  ExpectInvalid("stages: [{rtn: {" + w8 + "}}]" + ct +
+                    "\noverrides: [{modules: \".*down_proj\", stage: 0, params: {rtn: "
+                    "{activations: {bits: 8}}}}]",
+                "overrides[0].params: activations and smoothquant are set on the stage");
+}
+
 }  // namespace
 }  // namespace compressd

@@ -15,6 +15,7 @@
 #include "workers/engine/algorithms/rtn.h"
 #include "workers/engine/calib/awq_clip.h"
 #include "workers/engine/calib/block_linears.h"
+#include "workers/engine/calib/block_scaling.h"
 #include "workers/engine/model/llama_names.h"
 #include "workers/engine/nn/thread_pool.h"
 
@@ -131,90 +132,6 @@ std::vector<float> MeanAbs(const LinearInputs& in, int which, int64_t dim,
   return out;
 }
 
-// t <- f(t's values) as a new owned tensor.
-template <typename F>
-void Rewrite(Tensor* t, F f) {
-  std::vector<float> v(t->data, t->data + t->numel());
-  f(v.data());
-  *t = Tensor::Owned(t->shape, std::move(v));
-}
-
-void ScaleColumns(Tensor* t, const std::vector<float>& s) {
-  const int64_t cols = t->cols();
-  Rewrite(t, [&](float* v) {
-    for (int64_t i = 0; i < t->numel(); ++i) v[i] *= s[static_cast<size_t>(i % cols)];
-  });
-}
-
-// Row r (a 1-D tensor: entry r) divided by s[r].
-void DivideRows(Tensor* t, const std::vector<float>& s) {
-  const int64_t cols = t->shape.size() < 2 ? 1 : t->cols();
-  Rewrite(t, [&](float* v) {
-    for (int64_t i = 0; i < t->numel(); ++i) v[i] /= s[static_cast<size_t>(i / cols)];
-  });
-}
-
-// An RMSNorm's weight g (or, stored as w with g = 1 + w, Gemma's) divided by s.
-void DivideNorm(Tensor* t, const std::vector<float>& s, bool offset) {
-  Rewrite(t, [&](float* v) {
-    for (int64_t j = 0; j < t->numel(); ++j) {
-      const float sj = s[static_cast<size_t>(j)];
-      v[j] = offset ? (1.0f + v[j]) / sj - 1.0f : v[j] / sj;
-    }
-  });
-}
-
-// One AWQ group: the linears reading input `input` (of expert `expert` for
-// input 4) and the op whose output that input is.
-struct Group {
-  int input = 0;
-  int expert = -1;
-  std::vector<const BlockLinear*> linears;
-  Tensor* norm = nullptr;  // a norm before it, or
-  Tensor* rows = nullptr;  // a linear whose rows produce it
-  Tensor* bias = nullptr;  // that linear's bias, if any
-};
-
-std::vector<Group> Groups(const LlamaConfig& config, BlockWeights* w,
-                          const std::vector<BlockLinear>& linears) {
-  std::map<std::pair<int, int>, Group> by_key;
-  for (const BlockLinear& l : linears) {
-    if (l.tensor == nullptr || l.tensor->empty()) continue;
-    const int expert = l.input == 4 ? l.expert : -1;
-    Group& g = by_key[{l.input, expert}];
-    g.input = l.input;
-    g.expert = expert;
-    g.linears.push_back(&l);
-  }
-  std::vector<Group> out;
-  for (auto& [key, g] : by_key) {
-    switch (g.input) {
-      case 0:
-        g.norm = &w->attn_norm;
-        break;
-      case 1:  // v_proj's rows feed o_proj only without grouped-query attention
-        if (w->v_proj.rows() != w->o_proj.cols()) continue;
-        g.rows = &w->v_proj;
-        if (config.attention_bias && !w->v_bias.empty()) g.bias = &w->v_bias;
-        break;
-      case 2:
-        g.norm = &w->mlp_norm;
-        break;
-      case 3:
-        g.rows = &w->up_proj;
-        break;
-      case 4:
-        g.rows = &w->experts[static_cast<size_t>(g.expert)].up_proj;
-        break;
-      default:
-        g.rows = &w->shared_expert.up_proj;
-        break;
-    }
-    out.push_back(std::move(g));
-  }
-  return out;
-}
-
 // q/k: AutoAWQ leaves them unclipped (the attention scores amplify their errors).
 bool ClipSkips(const std::string& module) {
   return absl::EndsWith(module, "q_proj") || absl::EndsWith(module, "k_proj");
@@ -253,13 +170,6 @@ absl::Status ClipGroup(const std::vector<const BlockLinear*>& linears, const flo
   (*entry)["clip_error_unclipped"] = before / n;
   (*entry)["clip_error"] = after / n;
   return absl::OkStatus();
-}
-
-std::string NameOf(const std::vector<NamedTensor>& named, const Tensor* t) {
-  for (const NamedTensor& n : named) {
-    if (n.tensor == t) return std::string(absl::StripSuffix(n.name, ".weight"));
-  }
-  return "?";
 }
 
 }  // namespace
@@ -317,7 +227,7 @@ absl::StatusOr<nlohmann::json> AwqBlock(const LlamaConfig& config, int layer, Bl
   const std::vector<BlockLinear> linears = BlockLinearsOf(config, layer, w);
   const std::vector<NamedTensor> named = BlockTensors(config, layer, w);
   nlohmann::json entries = nlohmann::json::array();
-  for (const Group& g : Groups(config, w, linears)) {
+  for (const ScaleGroup& g : ScaleGroups(config, w, linears)) {
     std::vector<AwqWeight> searched;
     std::vector<const BlockLinear*> clipped;
     std::string first;
@@ -347,17 +257,7 @@ absl::StatusOr<nlohmann::json> AwqBlock(const LlamaConfig& config, int layer, Bl
                             {"error_unscaled", r.error_unscaled},
                             {"error", r.error}};
     entry["alpha"] = r.alpha >= 0 ? nlohmann::json(r.alpha) : nlohmann::json(nullptr);
-    if (r.alpha >= 0) {  // else the unscaled weights won: nothing to fold
-      for (const BlockLinear* l : g.linears) {
-        ScaleColumns(l->tensor, r.scales);
-        changed->push_back(l->tensor);
-      }
-      if (g.norm != nullptr) DivideNorm(g.norm, r.scales, config.norm_offset);
-      if (g.rows != nullptr) DivideRows(g.rows, r.scales);
-      if (g.bias != nullptr) DivideRows(g.bias, r.scales);
-      changed->push_back(prev);
-      if (g.bias != nullptr) changed->push_back(g.bias);
-    }
+    if (r.alpha >= 0) FoldScales(config, g, r.scales, changed);  // else nothing to fold
     RETURN_IF_ERROR(ClipGroup(clipped, h.data(), r, dim, options, &entry, changed));
     entries.push_back(std::move(entry));
   }

@@ -69,9 +69,14 @@ std::string EncodeBlockCheckpoint(const BlockCheckpoint& c) {
   }
   json shapes = json::object();
   for (const auto& [name, t] : c.weights) shapes[name] = t.shape;
-  return w.Finish({{"fingerprint", c.fingerprint}, {"block", c.block}, {"shapes", shapes},
-                   {"quantized", quantized}, {"layers", c.layers}, {"timings", c.timings},
-                   {"awq", c.awq}});
+  return w.Finish({{"fingerprint", c.fingerprint},
+                   {"block", c.block},
+                   {"shapes", shapes},
+                   {"quantized", quantized},
+                   {"layers", c.layers},
+                   {"timings", c.timings},
+                   {"awq", c.awq},
+                   {"smoothquant", c.smoothquant}});
 }
 
 absl::StatusOr<BlockCheckpoint> DecodeBlockCheckpoint(const std::string& bytes,
@@ -92,6 +97,7 @@ absl::StatusOr<BlockCheckpoint> DecodeBlockCheckpoint(const std::string& bytes,
     c.layers = h.at("layers");
     c.timings = h.at("timings");
     c.awq = h.value("awq", json::array());  // checkpoints from before AWQ have none
+    c.smoothquant = h.value("smoothquant", json::array());
     for (const json& a : h.at("arrays")) {
       const std::string kind = a.at("kind").get<std::string>();
       const size_t size = kind == "u8" ? 1 : 4;

@@ -30,6 +30,7 @@ struct BlockCheckpoint {
   nlohmann::json layers = nlohmann::json::array();             // summary entries
   nlohmann::json timings = nlohmann::json::object();           // seconds by phase
   nlohmann::json awq = nlohmann::json::array();                // AWQ's entries (calib/awq.h)
+  nlohmann::json smoothquant = nlohmann::json::array();        // calib/smoothquant.h's
 };
 
 std::string EncodeBlockCheckpoint(const BlockCheckpoint& checkpoint);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "common/recipe_awq.h"
 #include "common/recipe_stages.h"
+#include "common/recipe_w8a8.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "common/util.h"
@@ -17,8 +18,10 @@
 #include "workers/engine/calib/awq.h"
 #include "workers/engine/calib/block_checkpoint.h"
 #include "workers/engine/calib/block_linears.h"
+#include "workers/engine/calib/compress_tensor.h"
 #include "workers/engine/calib/layer_stages.h"
 #include "workers/engine/calib/owl.h"
+#include "workers/engine/calib/smoothquant.h"
 #include "workers/engine/model/llama_names.h"
 #include "workers/engine/nn/block_runner.h"
 
@@ -31,85 +34,6 @@ using engine::Tensor;
 using nlohmann::json;
 
 std::string CheckpointName(int block) { return absl::StrFormat("calib/block-%04d", block); }
-
-// A layer's metric events (reconstruction_error when measured, sparsity,
-// bits, seconds) from its summary entry: sent as it is solved, and again
-// for the layers of blocks restored from checkpoints on a resumed attempt,
-// whose first events may have been lost with the attempt (the latest wins).
-void EmitLayerMetrics(const json& entry, EventSink& events) {
-  const std::string module = entry["name"].get<std::string>();
-  if (entry.contains("relative_error")) {
-    EmitMetric(events, "reconstruction_error", entry["relative_error"].get<double>(), module);
-  }
-  EmitMetric(events, "sparsity", entry["sparsity"].get<double>(), module);
-  EmitMetric(events, "bits", entry["bits"].get<double>(), module);
-  EmitMetric(events, "seconds", entry["seconds"].get<double>(), module);
-  if (entry.contains("expert_tokens")) {
-    EmitMetric(events, "expert_tokens", entry["expert_tokens"].get<double>(), module);
-  }
-}
-
-// The summary entry and events of one compressed layer.
-json RecordLayer(const std::string& module, const Tensor& t, const LayerOutcome& o,
-                 const json& extra, EventSink& events) {
-  const uint64_t numel = static_cast<uint64_t>(t.numel());
-  const double sparsity = numel ? static_cast<double>(o.zeros) / numel : 0.0;
-  const double bits = BitsPerParameter(o.quantized);
-  const double seconds = o.solve_seconds + o.error_seconds;
-  json entry = {{"name", module},
-                {"tensor", module + ".weight"},
-                {"shape", t.shape},
-                {"numel", numel},
-                {"zeros", o.zeros},
-                {"sparsity", sparsity},
-                {"bits", bits},
-                {"seconds", seconds},
-                {"stages", o.stages_applied}};
-  if (o.quantized) {
-    entry["quant"] = {{"bits", o.quantized->grid.bits},
-                      {"group_size", o.quantized->grid.group_size},
-                      {"symmetric", o.quantized->grid.symmetric}};
-  }
-  if (o.relative_error >= 0) {
-    entry["relative_error"] = o.relative_error;
-    entry["dead_inputs"] = o.dead_inputs;
-  }
-  entry.update(extra);
-  EmitLayerMetrics(entry, events);
-  return entry;
-}
-
-void AddTotals(const json& entry, CompressionResult* result) {
-  const uint64_t numel = entry["numel"].get<uint64_t>();
-  result->targeted_parameters += numel;
-  result->zeros += entry["zeros"].get<uint64_t>();
-  result->bits_sum += entry["bits"].get<double>() * static_cast<double>(numel);
-  result->layers.push_back(entry);
-}
-
-// Compresses one tensor in place (a new owned tensor), recording the outcome.
-absl::Status CompressTensor(const v1::Recipe& recipe, const std::string& module, Tensor* t,
-                            const float* h, int threads, SolverBackend* solver, EventSink& events,
-                            CompressionResult* result, BlockCheckpoint* checkpoint,
-                            const json& extra = json::object()) {
-  std::vector<float> w(t->data, t->data + t->numel());
-  const std::string name = module + ".weight";
-  ASSIGN_OR_RETURN(LayerOutcome o,
-                   CompressLayer(recipe, module, name, w.data(), t->rows(), t->cols(), h, threads,
-                                 /*original=*/t->data, solver));
-  *t = Tensor::Owned(t->shape, std::move(w));
-  result->solve_s += o.solve_seconds;
-  result->error_s += o.error_seconds;
-  json entry = RecordLayer(module, *t, o, extra, events);
-  AddTotals(entry, result);
-  if (checkpoint != nullptr) {
-    checkpoint->weights[name] = *t;
-    checkpoint->layers.push_back(entry);
-    if (o.quantized) checkpoint->quantized[name] = *o.quantized;
-  }
-  if (o.quantized) result->quantized[name] = *std::move(o.quantized);
-  return absl::OkStatus();
-}
 
 // Checks that every target is a linear of a decoder block.
 absl::Status CheckBlockTargets(const engine::LlamaModel& model,
@@ -162,6 +86,9 @@ class BlockCompressor {
     const v1::QuantGridSpec* awq_grid = nullptr;
     if (const v1::AwqSpec* awq = RecipeAwq(recipe, &awq_grid)) {
       RETURN_IF_ERROR(RunAwq(block, in, w, *awq, *awq_grid, checkpoint));
+    }
+    if (const v1::SmoothQuantSpec* sq = RecipeSmoothQuant(recipe)) {
+      RETURN_IF_ERROR(RunSmoothQuant(block, in, w, sq->alpha(), checkpoint));
     }
     bool changed = false;
     for (int step = 0; step < 4; ++step) {
@@ -216,10 +143,34 @@ class BlockCompressor {
       }
       changed = true;
     }
-    return absl::OkStatus();
+    return MarkW8A8(recipe, targets_, config_, w->layer >= 0 ? w->layer : block, w);
   }
 
  private:
+  // SmoothQuant's scales for the block, folded in; the inputs recomputed after.
+  absl::Status RunSmoothQuant(int block, const engine::LinearInputs& in, BlockWeights* w,
+                              double alpha, BlockCheckpoint* checkpoint) {
+    const int layer = w->layer >= 0 ? w->layer : block;
+    std::vector<Tensor*> changed;
+    json entries = SmoothQuantBlock(config_, layer, w, in, alpha, targets_, &changed);
+    if (!changed.empty()) {
+      const Clock::time_point f = Clock::now();
+      RETURN_IF_ERROR(in.refresh());
+      result_->forward_s += SecondsSince(f);
+    }
+    if (checkpoint != nullptr) {
+      for (const engine::NamedTensor& n : engine::BlockTensors(config_, layer, w)) {
+        if (std::find(changed.begin(), changed.end(), n.tensor) != changed.end()) {
+          checkpoint->weights[n.name] = *n.tensor;
+        }
+      }
+      checkpoint->smoothquant = entries;
+    }
+    for (const json& e : entries) result_->smoothquant.push_back(e);
+    if (!entries.empty()) EmitLog(events_, "info", SmoothQuantLogLine(entries));
+    return absl::OkStatus();
+  }
+
   // AWQ's scales for the block, folded in; the inputs recomputed after.
   absl::Status RunAwq(int block, const engine::LinearInputs& in, BlockWeights* w,
                       const v1::AwqSpec& spec, const v1::QuantGridSpec& grid,
@@ -316,6 +267,7 @@ absl::StatusOr<bool> RestoreBlock(engine::LlamaModel& model, int block, Checkpoi
   }
   for (auto& [name, q] : c.quantized) result->quantized[name] = std::move(q);
   for (const json& e : c.awq) result->awq.push_back(e);
+  for (const json& e : c.smoothquant) result->smoothquant.push_back(e);
   return true;
 }
 
@@ -368,8 +320,7 @@ absl::Status CompressCalibrated(engine::LlamaModel& model, engine::Backend& back
                                 BlockStream* stream, const std::string& spill_dir,
                                 SolverBackend* solver) {
   RETURN_IF_ERROR(CheckBlockTargets(model, targets));
-  std::set<std::string> target_modules;
-  for (const ModelTarget& t : targets) target_modules.insert(t.module);
+  const std::set<std::string> target_modules = TargetModules(targets);
   const int n = model.config.n_layers;
   if (stream != nullptr) RETURN_IF_ERROR(stream->Load(0, &model.blocks[0]));  // the fingerprint's
   const std::string fingerprint = CalibrationFingerprint(model, recipe, calibration, threads);
@@ -395,6 +346,8 @@ absl::Status CompressCalibrated(engine::LlamaModel& model, engine::Backend& back
       ASSIGN_OR_RETURN(resuming,
                        RestoreBlock(model, block, *checkpoints, fingerprint, events, result));
       if (resuming) {
+        RETURN_IF_ERROR(
+            MarkW8A8(recipe, target_modules, model.config, block, &model.blocks[block]));
         t = Clock::now();
         RETURN_IF_ERROR(runner->RunNextBlock(nullptr));
         result->forward_s += SecondsSince(t);
@@ -436,64 +389,6 @@ absl::Status CompressCalibrated(engine::LlamaModel& model, engine::Backend& back
     if (cancel.cancelled()) return absl::CancelledError("job cancelled");
   }
   EmitProgress(events, "calibrate", n, n, "done");
-  return absl::OkStatus();
-}
-
-absl::Status CompressUncalibrated(engine::LlamaModel& model, const v1::Recipe& recipe,
-                                  const std::vector<ModelTarget>& targets, EventSink& events,
-                                  const CancelToken& cancel, CompressionResult* result) {
-  const bool tied = engine::LmHeadIsTied(model);
-  std::map<std::string, Tensor*> by_name;
-  for (const engine::NamedTensor& t : engine::NamedTensors(&model)) by_name[t.name] = t.tensor;
-  const int total = static_cast<int>(targets.size());
-  for (int i = 0; i < total; ++i) {
-    if (cancel.cancelled()) return absl::CancelledError("job cancelled");
-    auto it = by_name.find(targets[i].tensor);
-    if (it == by_name.end()) {
-      return absl::InternalError(absl::StrCat(targets[i].tensor, ": not a tensor of the model"));
-    }
-    RETURN_IF_ERROR(CompressTensor(recipe, targets[i].module, it->second, nullptr, 1, nullptr,
-                                   events, result, nullptr));
-    if (tied && it->second == &model.embed_tokens) model.lm_head = model.embed_tokens;
-    EmitProgress(events, "prune", i + 1, total, targets[i].module);
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CompressUncalibrated(const engine::LlamaConfig& config, const v1::Recipe& recipe,
-                                  const std::vector<ModelTarget>& targets, EventSink& events,
-                                  const CancelToken& cancel, CompressionResult* result,
-                                  BlockStream& stream) {
-  std::map<int, std::vector<const ModelTarget*>> by_block;
-  for (const ModelTarget& t : targets) {
-    int block = -1;
-    if (std::sscanf(t.tensor.c_str(), "model.layers.%d.", &block) != 1 || block < 0 ||
-        block >= config.n_layers) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(t.tensor, ": not in a decoder block (compressed on the whole-model path)"));
-    }
-    by_block[block].push_back(&t);
-  }
-  const int total = static_cast<int>(targets.size());
-  int done = 0;
-  for (int b = 0; b < config.n_layers; ++b) {
-    if (cancel.cancelled()) return absl::CancelledError("job cancelled");
-    BlockWeights w;
-    RETURN_IF_ERROR(stream.Load(b, &w));
-    std::map<std::string, Tensor*> by_name;
-    for (const engine::NamedTensor& t : engine::BlockTensors(config, b, &w))
-      by_name[t.name] = t.tensor;
-    for (const ModelTarget* t : by_block[b]) {
-      auto it = by_name.find(t->tensor);
-      if (it == by_name.end()) {
-        return absl::InternalError(absl::StrCat(t->tensor, ": not a tensor of block ", b));
-      }
-      RETURN_IF_ERROR(CompressTensor(recipe, t->module, it->second, nullptr, 1, nullptr, events,
-                                     result, nullptr));
-      EmitProgress(events, "prune", ++done, total, t->module);
-    }
-    RETURN_IF_ERROR(stream.Done(b, &w));
-  }
   return absl::OkStatus();
 }
 

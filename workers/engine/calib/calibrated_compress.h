@@ -60,6 +60,7 @@ struct CompressionResult {
   nlohmann::json owl;  // OWL's per-block allocation (calib/owl.h); null without OWL
   nlohmann::json awq = nlohmann::json::array();  // AWQ's per-group scales (calib/awq.h)
   double awq_s = 0;                              // AWQ's searches (its refresh: forward_s)
+  nlohmann::json smoothquant = nlohmann::json::array();  // per-group (calib/smoothquant.h)
 };
 
 // The fingerprint stored with each block checkpoint.

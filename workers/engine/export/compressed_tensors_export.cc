@@ -76,10 +76,32 @@ absl::string_view BytesOf(const std::vector<T>& v) {
   return absl::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
 }
 
+// W8A8's int-quantized layer: int8 codes per channel, symmetric.
+absl::StatusOr<CtPackedTensor> PackInt8(const QuantizedTensor& q, absl::string_view name) {
+  if (q.grid.bits != 8 || q.groups != 1 || !q.grid.symmetric) {
+    return Invalid(name, absl::StrCat("W8A8 (int-quantized) needs int8 weights per channel, "
+                                      "symmetric; got ",
+                                      q.grid.bits, " bits, ", q.groups, " groups per row",
+                                      q.grid.symmetric ? "" : ", asymmetric"));
+  }
+  CtPackedTensor p = CtShape(q.rows, q.cols, q.grid, /*int_quantized=*/true);
+  p.scale.assign(static_cast<size_t>(q.rows), 0);
+  p.weight.resize(q.codes.size());
+  for (int64_t r = 0; r < q.rows; ++r) {
+    ASSIGN_OR_RETURN(p.scale[r], ScaleToHalf(q, r, 0, name));
+    RETURN_IF_ERROR(Zero(q, r, 0, name).status());
+    for (int64_t c = 0; c < q.cols; ++c) {
+      p.weight[r * q.cols + c] = static_cast<int8_t>(int{q.codes[r * q.cols + c]} - 128);
+    }
+  }
+  return p;
+}
+
 }  // namespace
 
-CtPackedTensor CtShape(int64_t out, int64_t in, const QuantGrid& grid) {
+CtPackedTensor CtShape(int64_t out, int64_t in, const QuantGrid& grid, bool int_quantized) {
   CtPackedTensor p;
+  p.int_quantized = int_quantized;
   p.in = in;
   p.out = out;
   p.groups = GroupCount(grid, in);
@@ -90,8 +112,9 @@ CtPackedTensor CtShape(int64_t out, int64_t in, const QuantGrid& grid) {
 }
 
 absl::StatusOr<CtPackedTensor> PackCompressedTensor(const QuantizedTensor& q,
-                                                    absl::string_view name) {
+                                                    absl::string_view name, bool int_quantized) {
   RETURN_IF_ERROR(CheckLayer(q, name));
+  if (int_quantized) return PackInt8(q, name);
   CtPackedTensor p = CtShape(q.rows, q.cols, q.grid);
   const int bits = p.bits;
   const int64_t row_words = Words(q.cols, bits);
@@ -115,6 +138,10 @@ absl::StatusOr<CtPackedTensor> PackCompressedTensor(const QuantizedTensor& q,
 }
 
 std::vector<TensorToWrite> CompressedTensors(const std::string& module, const CtPackedTensor& p) {
+  if (p.int_quantized) {
+    return {{module + ".weight", DType::kI8, {p.out, p.in}, BytesOf(p.weight)},
+            {module + ".weight_scale", DType::kF16, {p.out, 1}, BytesOf(p.scale)}};
+  }
   std::vector<TensorToWrite> parts = {
       {module + ".weight_packed", DType::kI32, {p.out, Words(p.in, p.bits)},
        BytesOf(p.weight_packed)},
@@ -129,7 +156,8 @@ std::vector<TensorToWrite> CompressedTensors(const std::string& module, const Ct
 
 std::string CompressedTensorsConfigJson(const LlamaConfig& model_config, bool tied,
                                         const QuantGrid& grid,
-                                        const std::vector<std::string>& ignore) {
+                                        const std::vector<std::string>& ignore,
+                                        int activation_bits) {
   json config = json::parse(HfLlamaConfigJson(model_config, tied));
   config["torch_dtype"] = "float16";
   const bool channel = grid.group_size <= 0;
@@ -145,17 +173,29 @@ std::string CompressedTensorsConfigJson(const LlamaConfig& model_config, bool ti
       {"observer", "minmax"},
       {"observer_kwargs", json::object()},
   };
+  const char* format = activation_bits > 0 ? "int-quantized" : "pack-quantized";
+  const json activations = activation_bits > 0 ? json{{"num_bits", activation_bits},
+                                                      {"type", "int"},
+                                                      {"symmetric", true},
+                                                      {"strategy", "token"},
+                                                      {"group_size", nullptr},
+                                                      {"block_structure", nullptr},
+                                                      {"dynamic", true},
+                                                      {"actorder", nullptr},
+                                                      {"observer", nullptr},
+                                                      {"observer_kwargs", json::object()}}
+                                               : json(nullptr);
   config["quantization_config"] = {
       {"quant_method", "compressed-tensors"},
-      {"format", "pack-quantized"},
+      {"format", format},
       {"quantization_status", "compressed"},
       {"config_groups",
        {{"group_0",
          {{"targets", {"Linear"}},
           {"weights", weights},
-          {"input_activations", nullptr},
+          {"input_activations", activations},
           {"output_activations", nullptr},
-          {"format", "pack-quantized"}}}}},
+          {"format", format}}}}},
       {"ignore", ignore},
       {"kv_cache_scheme", nullptr},
       {"global_compression_ratio", nullptr},

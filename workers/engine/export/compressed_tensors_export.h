@@ -20,6 +20,13 @@
 // Groups must be contiguous runs of group_size inputs (act-order with static
 // groups, the default, or no act-order): the format's g_idx is not written.
 //
+// W8A8 ("int-quantized", the format of a stage with activations: int8 per
+// channel symmetric weights, activations quantized per token at run time):
+//   <m>.weight             I8  [out, in]  q = c - 128
+//   <m>.weight_scale       F16 [out, 1]
+// and the config group's input_activations {num_bits 8, type int, symmetric,
+// strategy token, dynamic true}.
+//
 // config.json's quantization_config has one config group targeting every
 // Linear, with weights {num_bits, type int, symmetric, strategy group (with
 // group_size) or channel}, and `ignore` naming the Linear modules left dense
@@ -49,6 +56,8 @@ struct CtPackedTensor {
   std::vector<uint16_t> scale;         // float16 bits, [out, groups]
   std::vector<int32_t> zero_point;     // [ceil(out * bits / 32), groups]; asymmetric only
   std::vector<int64_t> shape;          // {out, in}
+  bool int_quantized = false;          // W8A8: `weight` below instead of weight_packed
+  std::vector<int8_t> weight;          // [out, in], int_quantized only
 };
 
 // Packs one quantized weight. INVALID_ARGUMENT naming `name` (and the row,
@@ -57,8 +66,11 @@ struct CtPackedTensor {
 // without static groups), a code above 2^bits - 1, a zero that is not an
 // integer in [0, 2^bits - 1] (or not 2^(bits-1) for a symmetric grid), or a
 // scale that is not finite or overflows/underflows float16.
+// `int_quantized`: the W8A8 layout (q on int8 per channel symmetric, else
+// INVALID_ARGUMENT).
 absl::StatusOr<CtPackedTensor> PackCompressedTensor(const QuantizedTensor& q,
-                                                    absl::string_view name);
+                                                    absl::string_view name,
+                                                    bool int_quantized = false);
 
 // The tensors of packed layer `module`, viewing p's bytes. With empty
 // vectors in p (only in, out, groups, bits, symmetric set): the names, dtypes
@@ -66,13 +78,15 @@ absl::StatusOr<CtPackedTensor> PackCompressedTensor(const QuantizedTensor& q,
 std::vector<TensorToWrite> CompressedTensors(const std::string& module, const CtPackedTensor& p);
 
 // A shape-only CtPackedTensor of an [out, in] layer on `grid`.
-CtPackedTensor CtShape(int64_t out, int64_t in, const QuantGrid& grid);
+CtPackedTensor CtShape(int64_t out, int64_t in, const QuantGrid& grid, bool int_quantized = false);
 
 // config.json: HfLlamaConfigJson with "torch_dtype": "float16" and the
 // quantization_config of the file comment; `ignore` lists the module names
-// (or "re:" patterns) of the Linear layers left dense.
+// (or "re:" patterns) of the Linear layers left dense. activation_bits 8:
+// the W8A8 config (format int-quantized, input_activations per token).
 std::string CompressedTensorsConfigJson(const LlamaConfig& model_config, bool tied,
                                         const QuantGrid& grid,
-                                        const std::vector<std::string>& ignore);
+                                        const std::vector<std::string>& ignore,
+                                        int activation_bits = 0);
 
 }  // namespace compressd::engine

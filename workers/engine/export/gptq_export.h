@@ -82,6 +82,9 @@ struct GptqExportOptions {
   // Recorded in quantization_config only (they describe how the solver ran).
   double damp_percent = 0.01;
   bool true_sequential = true;
+  // kCompressedTensors: 8 for W8A8 (activations quantized per token at run
+  // time; the int-quantized layout); 0: weight-only.
+  int activation_bits = 0;
 };
 
 // One layer in the GPTQ layout (see the file comment).

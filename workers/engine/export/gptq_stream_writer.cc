@@ -78,7 +78,8 @@ absl::Status GptqStreamWriter::Start(const std::vector<NamedTensor>& tensors,
     if (ParseBlockProjection(s.name, &layer, &projection) && Packed(projection)) {
       const std::string module = s.name.substr(0, s.name.size() - std::string(".weight").size());
       // The shapes of a layer block 0 does not have (Qwen-MoE's dense MLPs).
-      const PackedLayer shape = LayerShape(options_.layout, s.shape[0], s.shape[1], grid_);
+      const PackedLayer shape =
+          LayerShape(options_.layout, s.shape[0], s.shape[1], grid_, options_.activation_bits > 0);
       auto it = example.find(projection);
       for (const TensorToWrite& part : (it != example.end() ? it->second : shape).Tensors(module)) {
         specs.push_back({part.name, part.dtype, part.shape});

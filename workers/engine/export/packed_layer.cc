@@ -77,19 +77,20 @@ absl::StatusOr<PackedLayer> PackLayer(const QuantizedTensor& q, const GptqExport
   if (options.layout == PackedLayout::kGptq) {
     ASSIGN_OR_RETURN(p.gptq, PackGptqTensor(q, options.format, name));
   } else {
-    ASSIGN_OR_RETURN(p.ct, PackCompressedTensor(q, name));
+    ASSIGN_OR_RETURN(p.ct, PackCompressedTensor(q, name, options.activation_bits > 0));
   }
   return p;
 }
 
-PackedLayer LayerShape(PackedLayout layout, int64_t out, int64_t in, const QuantGrid& grid) {
+PackedLayer LayerShape(PackedLayout layout, int64_t out, int64_t in, const QuantGrid& grid,
+                       bool int_quantized) {
   PackedLayer p;
   p.layout = layout;
   p.gptq.in = in;
   p.gptq.out = out;
   p.gptq.groups = GroupCount(grid, in);
   p.gptq.bits = grid.bits;
-  p.ct = CtShape(out, in, grid);
+  p.ct = CtShape(out, in, grid, int_quantized);
   return p;
 }
 
@@ -124,7 +125,7 @@ absl::StatusOr<std::string> PackedConfigJson(const LlamaConfig& config, bool tie
   for (const std::string& m : dense) {
     ignore.push_back(absl::StrCat("re:.*\\.", absl::StrReplaceAll(m, {{".", "\\."}}), "$"));
   }
-  return CompressedTensorsConfigJson(config, tied, grid, ignore);
+  return CompressedTensorsConfigJson(config, tied, grid, ignore, options.activation_bits);
 }
 
 }  // namespace compressd::engine::gptq_export_internal

@@ -41,8 +41,10 @@ absl::Status CheckPackable(const LlamaConfig& config, PackedLayout layout, bool 
 // Packs q (PackGptqTensor or PackCompressedTensor).
 absl::StatusOr<PackedLayer> PackLayer(const QuantizedTensor& q, const GptqExportOptions& options,
                                       absl::string_view name);
-// The names, dtypes and shapes of an [out, in] layer on `grid`, no bytes.
-PackedLayer LayerShape(PackedLayout layout, int64_t out, int64_t in, const QuantGrid& grid);
+// The names, dtypes and shapes of an [out, in] layer on `grid`, no bytes
+// (int_quantized: compressed-tensors' W8A8 layout).
+PackedLayer LayerShape(PackedLayout layout, int64_t out, int64_t in, const QuantGrid& grid,
+                       bool int_quantized = false);
 // max |float16(scale) * (code - zero) - w| over one layer.
 double LayerMaxAbsDiff(const QuantizedTensor& q, const PackedLayer& p, const float* w);
 

@@ -140,6 +140,21 @@ struct ExpertWeights {
   Tensor down_proj;           // [hidden, width]
 };
 
+// W8A8 (recipe ActivationQuantSpec): which linears of a block quantize their
+// input per token to int8 at run time (Backend::QuantizeActivations).
+enum ActQuant : uint32_t {
+  kActQProj = 1u << 0,
+  kActKProj = 1u << 1,
+  kActVProj = 1u << 2,
+  kActOProj = 1u << 3,
+  kActGateProj = 1u << 4,
+  kActUpProj = 1u << 5,
+  kActDownProj = 1u << 6,
+  kActRouter = 1u << 7,
+  kActExperts = 1u << 8,       // every routed expert's gate/up/down_proj
+  kActSharedExpert = 1u << 9,  // the shared expert's gate/up/down_proj and its gate
+};
+
 // One decoder block. Biases are empty unless config.attention_bias.
 struct BlockWeights {
   Tensor attn_norm;                       // [hidden]
@@ -158,6 +173,8 @@ struct BlockWeights {
   // Which layer this is (loaders set it): the per-layer attention of Gemma
   // and the per-layer MLPs of Qwen-MoE depend on it; -1 where no config needs it.
   int layer = -1;
+  // ActQuant bits: set once the block's linears are W8A8 (0: none).
+  uint32_t act_quant = 0;
 };
 
 struct LlamaModel {

@@ -222,4 +222,26 @@ std::vector<NamedShape> StoredShapes(const LlamaConfig& c) {
   return out;
 }
 
+uint32_t ActQuantBit(const BlockWeights& w, const Tensor* t) {
+  const std::pair<const Tensor*, uint32_t> own[] = {{&w.q_proj, kActQProj},
+                                                    {&w.k_proj, kActKProj},
+                                                    {&w.v_proj, kActVProj},
+                                                    {&w.o_proj, kActOProj},
+                                                    {&w.gate_proj, kActGateProj},
+                                                    {&w.up_proj, kActUpProj},
+                                                    {&w.down_proj, kActDownProj},
+                                                    {&w.router, kActRouter},
+                                                    {&w.shared_expert.gate_proj, kActSharedExpert},
+                                                    {&w.shared_expert.up_proj, kActSharedExpert},
+                                                    {&w.shared_expert.down_proj, kActSharedExpert},
+                                                    {&w.shared_expert_gate, kActSharedExpert}};
+  for (const auto& [tensor, bit] : own) {
+    if (t == tensor) return bit;
+  }
+  for (const ExpertWeights& e : w.experts) {
+    if (t == &e.gate_proj || t == &e.up_proj || t == &e.down_proj) return kActExperts;
+  }
+  return 0;
+}
+
 }  // namespace compressd::engine

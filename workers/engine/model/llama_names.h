@@ -60,6 +60,10 @@ std::vector<BlockPart> MoeTensors(const LlamaConfig& config, int layer, BlockWei
 // expert's gate: linears whose output decides the routing, dense by default.
 bool IsRouterSuffix(const std::string& suffix);
 
+// The ActQuant bit (llama_model.h) of the linear that `t` points to in block
+// w (an expert's: kActExperts); 0 when t is none of w's linears.
+uint32_t ActQuantBit(const BlockWeights& w, const Tensor* t);
+
 // Where a tensor named as above lives in the family's checkpoint. Phi-3
 // (config.fused_projections) stores q/k/v as consecutive row ranges of one
 // "self_attn.qkv_proj.weight" and gate/up of one "mlp.gate_up_proj.weight";

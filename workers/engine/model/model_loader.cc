@@ -58,9 +58,10 @@ absl::StatusOr<StoredModel> InspectModel(const std::string& path) {
   ASSIGN_OR_RETURN(const Kind kind, KindOf(path));
   StoredModel out;
   if (kind == Kind::kHf) {
-    ASSIGN_OR_RETURN(std::unique_ptr<HfLlamaStream> hf, HfLlamaStream::Open(path));
-    out.config = hf->config();
-    out.weight_bytes = hf->weight_bytes();
+    // GPTQ / compressed-tensors checkpoints (packed or int8 weights) through their reader.
+    ASSIGN_OR_RETURN(std::unique_ptr<ModelStream> stream, OpenModelStream(path, false));
+    out.config = stream->config();
+    out.weight_bytes = stream->weight_bytes();
   } else {
     ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(path));
     ASSIGN_OR_RETURN(out.config, ReadGgufLlamaConfig(*file));

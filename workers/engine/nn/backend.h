@@ -59,6 +59,15 @@ class Backend {
   virtual void Softcap(float* x, int64_t n, float cap) = 0;
   // x[i] += y[i].
   virtual void Add(float* x, const float* y, int64_t n) = 0;
+  // W8A8's run-time activation quantization, as vLLM's dynamic per-token int8
+  // kernel computes it: per row r of x [t, dim], with m = max_j |x_rj| and
+  // qmax = 2^(bits-1) - 1, out_rj = clamp(round_half_even(x_rj * (qmax / m)),
+  // -qmax - 1, qmax) * (m / qmax) in float32 (a zero row stays zero). The row's
+  // largest value maps to +-qmax exactly (compressed-tensors' fake quantization
+  // divides by m / (qmax + 0.5) instead: a 0.4% finer step whose -m lands on
+  // -127.5, rounding either way with the last bit of m).
+  virtual void QuantizeActivations(const float* x, int64_t t, int64_t dim, int bits,
+                                   float* out) = 0;
   // out[r] = table[ids[r]] (rows of size dim); ids are already validated.
   virtual void Embed(const float* table, int64_t dim, const int32_t* ids, int64_t t,
                      float* out) = 0;

@@ -94,6 +94,14 @@ void CpuBackend::Rope(float* x, int64_t t, int n_heads, int head_dim, const int3
   });
 }
 
+void CpuBackend::QuantizeActivations(const float* x, int64_t t, int64_t dim, int bits, float* out) {
+  pool_.ParallelRanges(t, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      cpu::QuantizeActivationsRow(x + r * dim, dim, bits, out + r * dim);
+    }
+  });
+}
+
 void CpuBackend::SiluMul(const float* gate, const float* up, int64_t n, float* out) {
   pool_.ParallelRanges(n, kElementChunk, [&](int64_t i0, int64_t i1) {
     cpu::SiluMul(gate + i0, up + i0, i1 - i0, out + i0);

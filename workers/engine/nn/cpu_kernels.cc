@@ -61,6 +61,20 @@ void RmsNormRow(const float* x, const float* w, int64_t dim, float eps, float* y
 }
 
 COMPRESSD_CLONES
+void QuantizeActivationsRow(const float* x, int64_t dim, int bits, float* out) {
+  float max = 0.0f;
+  for (int64_t j = 0; j < dim; ++j) max = std::max(max, std::fabs(x[j]));
+  if (max == 0.0f) {
+    std::fill(out, out + dim, 0.0f);
+    return;
+  }
+  const float qmax = std::ldexp(1.0f, bits - 1) - 1.0f;
+  const float inv = qmax / max, scale = max / qmax;
+  for (int64_t j = 0; j < dim; ++j) {
+    out[j] = std::min(std::max(std::nearbyint(x[j] * inv), -qmax - 1.0f), qmax) * scale;
+  }
+}
+
 void SiluMul(const float* gate, const float* up, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];

@@ -161,8 +161,9 @@ void BlockWorkspace::Reserve(const LlamaConfig& c, int64_t t, bool with_resid) {
 
 size_t BlockWorkspace::bytes() const {
   size_t n = 0;
-  for (const auto* b : {&norm, &q, &k, &v, &attn, &proj, &gate, &up, &resid, &router,
-                        &route_weights, &expert_x, &expert_gate, &expert_up, &expert_act, &expert_y})
+  for (const auto* b :
+       {&norm, &q, &k, &v, &attn, &proj, &gate, &up, &resid, &router, &route_weights, &expert_x,
+        &expert_gate, &expert_up, &expert_act, &expert_y, &act_in})
     n += b->capacity();
   return (n + route_ids.capacity()) * sizeof(float);
 }
@@ -237,6 +238,14 @@ absl::Status LlamaForward::Embed(const SequenceBatch& batch, float* hidden) cons
   return absl::OkStatus();
 }
 
+const float* LlamaForward::LinearIn(const float* x, int64_t t, int64_t dim, bool quantize,
+                                    BlockWorkspace* ws) const {
+  if (!quantize) return x;
+  ws->act_in.resize(static_cast<size_t>(t * dim));
+  backend_->QuantizeActivations(x, t, dim, 8, ws->act_in.data());
+  return ws->act_in.data();
+}
+
 void LlamaForward::AttentionHalf(const BlockWeights& w, const SequenceBatch& batch, const float* x,
                                  float* norm, float* attn, float* x_out, BlockWorkspace* ws) const {
   const LlamaConfig& c = config();
@@ -244,9 +253,14 @@ void LlamaForward::AttentionHalf(const BlockWeights& w, const SequenceBatch& bat
   const int64_t qd = int64_t{c.n_heads} * c.head_dim, kvd = int64_t{c.n_kv_heads} * c.head_dim;
   Backend& be = *backend_;
   be.RmsNorm(x, NormWeight(c, w.attn_norm).get(), t, c.hidden, c.rms_norm_eps, norm);
-  be.Linear(norm, t, c.hidden, w.q_proj.data, w.q_bias.data, qd, ws->q.data());
-  be.Linear(norm, t, c.hidden, w.k_proj.data, w.k_bias.data, kvd, ws->k.data());
-  be.Linear(norm, t, c.hidden, w.v_proj.data, w.v_bias.data, kvd, ws->v.data());
+  const uint32_t aq = w.act_quant;
+  const float* qkv_q = LinearIn(norm, t, c.hidden, aq & (kActQProj | kActKProj | kActVProj), ws);
+  be.Linear(aq & kActQProj ? qkv_q : norm, t, c.hidden, w.q_proj.data, w.q_bias.data, qd,
+            ws->q.data());
+  be.Linear(aq & kActKProj ? qkv_q : norm, t, c.hidden, w.k_proj.data, w.k_bias.data, kvd,
+            ws->k.data());
+  be.Linear(aq & kActVProj ? qkv_q : norm, t, c.hidden, w.v_proj.data, w.v_bias.data, kvd,
+            ws->v.data());
   if (c.qk_norm_whole) {  // OLMoE: q and k RMS-normalised over the whole projection
     be.RmsNorm(ws->q.data(), NormWeight(c, w.q_norm).get(), t, qd, c.rms_norm_eps, ws->q.data());
     be.RmsNorm(ws->k.data(), NormWeight(c, w.k_norm).get(), t, kvd, c.rms_norm_eps, ws->k.data());
@@ -266,7 +280,8 @@ void LlamaForward::AttentionHalf(const BlockWeights& w, const SequenceBatch& bat
   shape.softcap = c.attn_softcap;
   be.Attention(ws->q.data(), ws->k.data(), ws->v.data(), batch.seq_start.data(), batch.n_seqs(),
                shape, attn);
-  be.Linear(attn, t, qd, w.o_proj.data, nullptr, c.hidden, ws->proj.data());
+  be.Linear(LinearIn(attn, t, qd, aq & kActOProj, ws), t, qd, w.o_proj.data, nullptr, c.hidden,
+            ws->proj.data());
   if (c.sandwich_norms) {
     be.RmsNorm(ws->proj.data(), NormWeight(c, w.attn_post_norm).get(), t, c.hidden,
                c.rms_norm_eps, ws->proj.data());
@@ -292,15 +307,20 @@ void LlamaForward::MlpHalf(const BlockWeights& w, int64_t t, const float* x, flo
     be.Add(x_out, ws->proj.data(), t * c.hidden);
     return;
   }
-  be.Linear(norm, t, c.hidden, w.gate_proj.data, nullptr, c.intermediate, ws->gate.data());
-  be.Linear(norm, t, c.hidden, w.up_proj.data, nullptr, c.intermediate, ws->up.data());
+  const uint32_t aq = w.act_quant;
+  const float* in_q = LinearIn(norm, t, c.hidden, aq & (kActGateProj | kActUpProj), ws);
+  be.Linear(aq & kActGateProj ? in_q : norm, t, c.hidden, w.gate_proj.data, nullptr, c.intermediate,
+            ws->gate.data());
+  be.Linear(aq & kActUpProj ? in_q : norm, t, c.hidden, w.up_proj.data, nullptr, c.intermediate,
+            ws->up.data());
   if (c.gelu_gate) {
     be.GeluTanhMul(ws->gate.data(), ws->up.data(), t * c.intermediate, act);
   } else {
     be.SiluMul(ws->gate.data(), ws->up.data(), t * c.intermediate, act);
   }
   if (x_out == nullptr) return;
-  be.Linear(act, t, c.intermediate, w.down_proj.data, nullptr, c.hidden, ws->proj.data());
+  be.Linear(LinearIn(act, t, c.intermediate, aq & kActDownProj, ws), t, c.intermediate,
+            w.down_proj.data, nullptr, c.hidden, ws->proj.data());
   if (c.sandwich_norms) {
     be.RmsNorm(ws->proj.data(), NormWeight(c, w.mlp_post_norm).get(), t, c.hidden,
                c.rms_norm_eps, ws->proj.data());

@@ -61,6 +61,7 @@ struct BlockWorkspace {
   // MoE layers: router logits, the routing and one expert's rows.
   std::vector<float> router, route_weights, expert_x, expert_gate, expert_up, expert_act, expert_y;
   std::vector<int32_t> route_ids;
+  std::vector<float> act_in;  // W8A8: a linear's input quantized per token (grown on use)
   void Reserve(const LlamaConfig& config, int64_t tokens, bool with_resid);
   size_t bytes() const;
 };
@@ -162,9 +163,14 @@ class LlamaForward {
   // fills the MoE taps when given (moe_forward.cc).
   void MoeMlp(const BlockWeights& w, int64_t t, const float* norm, float* out,
               const BlockTaps* taps, BlockWorkspace* ws) const;
-  // y [n, hidden] = down(act) with act [n, width] = silu(gate(x)) * up(x).
+  // y [n, hidden] = down(act) with act [n, width] = silu(gate(x)) * up(x);
+  // `quantize`: the linears' inputs quantized per token (W8A8).
   void ExpertMlp(const ExpertWeights& e, int64_t n, int64_t width, const float* x, float* act,
-                 float* y, BlockWorkspace* ws) const;
+                 float* y, BlockWorkspace* ws, bool quantize) const;
+  // A linear's input: x itself, or with `quantize` (W8A8, BlockWeights::
+  // act_quant) x quantized per token into ws->act_in.
+  const float* LinearIn(const float* x, int64_t t, int64_t dim, bool quantize,
+                        BlockWorkspace* ws) const;
 
   const LlamaModel* model_;
   Backend* backend_;

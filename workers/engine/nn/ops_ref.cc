@@ -93,6 +93,22 @@ void SiluMulRef(const float* gate, const float* up, int64_t n, float* out) {
   }
 }
 
+void QuantizeActivationsRef(const float* x, int64_t t, int64_t dim, int bits, float* out) {
+  const float qmax = std::ldexp(1.0f, bits - 1) - 1.0f;
+  for (int64_t r = 0; r < t; ++r) {
+    float max = 0.0f;
+    for (int64_t j = 0; j < dim; ++j) max = std::max(max, std::fabs(x[r * dim + j]));
+    for (int64_t j = 0; j < dim; ++j) {
+      if (max == 0.0f) {
+        out[r * dim + j] = 0.0f;
+        continue;
+      }
+      const float q = std::nearbyint(x[r * dim + j] * (qmax / max));
+      out[r * dim + j] = std::min(std::max(q, -qmax - 1.0f), qmax) * (max / qmax);
+    }
+  }
+}
+
 void AddRef(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }

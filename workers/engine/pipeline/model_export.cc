@@ -5,14 +5,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
+#include "common/recipe_w8a8.h"
 #include "common/status_macros.h"
 #include "workers/engine/export/gguf_export.h"
+#include "workers/engine/export/gguf_tokenizer_source.h"
 #include "workers/engine/export/gptq_export.h"
 #include "workers/engine/export/llama_export.h"
 #include "workers/engine/export/packed_layer.h"
 #include "workers/engine/model/gguf/ggml_types.h"
 #include "workers/engine/model/gguf/gguf_file.h"
-#include "workers/engine/export/gguf_tokenizer_source.h"
 #include "workers/engine/tokenizer/gguf_tokenizer.h"
 
 namespace compressd::engine {
@@ -158,6 +159,7 @@ GptqExportOptions GptqOptionsFor(const RecipeSpec& spec) {
     if (s.has_gptq()) options.damp_percent = s.gptq().percdamp();
   }
   options.true_sequential = spec.recipe.calibration().true_sequential();
+  if (ActivationStage(spec.recipe) >= 0) options.activation_bits = 8;
   return options;
 }
 

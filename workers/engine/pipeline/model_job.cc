@@ -443,6 +443,7 @@ class ModelJob {
             CalibrationJson(*in_.calibration, recipe_.calibration(), result_.resumed_blocks);
         if (!result_.owl.is_null()) (*s.calibration)["owl"] = result_.owl;
         if (!result_.awq.empty()) (*s.calibration)["awq"] = result_.awq;
+        if (!result_.smoothquant.empty()) (*s.calibration)["smoothquant"] = result_.smoothquant;
       }
       if (!export_report_.is_null()) s.export_report = export_report_;
       if (!evopress_.is_null()) s.evopress = evopress_;

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/recipe_w8a8.h"
 #include "common/status_macros.h"
 #include "workers/engine/model/model_loader.h"
 #include "workers/engine/nn/backend_factory.h"
@@ -113,6 +114,14 @@ ReloadGate PlanReloadGate(const RecipeSpec& spec, const CalibrationSet* calibrat
     case OutputFormat::kGptq:  // read back by GptqStream (float16 scales and dense tensors)
     case OutputFormat::kCompressedTensors:
       gate.tolerance = 1e-2;
+      // W8A8: per-token int8 activations make the perplexity chaotic in the last bits of
+      // the weights (the attention sinks' massive activations are quantized with a coarse
+      // step). Measured on SmolLM2 over 2 windows of 256: the float16 checkpoint moves it
+      // 1.7% (0.06-0.7% with SmoothQuant), and 1e-6 relative noise on the norm weights
+      // moves PyTorch's own figure by up to 2%. (That the reader quantizes the inputs at
+      // all is compressed_tensors_export_test's; real_model_w8a8_e2e compares the file's
+      // perplexity with PyTorch's on 8 windows of 512, where the noise is 0.3%.)
+      if (ActivationStage(spec.recipe) >= 0) gate.tolerance = 5e-2;
       break;
     case OutputFormat::kHfSafetensors:
       gate.tolerance = spec.hf_dtype == "F32" ? 1e-4 : 1e-2;

@@ -144,6 +144,60 @@ TEST(CompressedTensorsExportTest, WritesConfigAndReadsBack) {
   }
 }
 
+// W8A8: int-quantized layers (int8 codes - 128, float16 scales [out, 1]),
+// input_activations per token in the config; read back, every quantized
+// linear dequantizes exactly and is marked to quantize its input, the ignored
+// one (down_proj) is not.
+TEST(CompressedTensorsExportTest, W8A8IsIntQuantizedAndReadsBackWithActivationQuantization) {
+  LlamaModel model = TinyModel(/*tied=*/false);
+  const auto quantized = testing::QuantizeProjections(&model, {8, -1, true}, {"mlp.down_proj"});
+  const std::string dir = TempDir("ct_w8a8");
+  GptqExportOptions options = CtOptions();
+  options.activation_bits = 8;
+  absl::StatusOr<GptqExportStats> stats = WriteGptqLlama(model, Pointers(quantized), dir, options);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  const nlohmann::json q = ReadJson(dir + "/config.json")["quantization_config"];
+  EXPECT_EQ(q["format"], "int-quantized");
+  const nlohmann::json& g = q["config_groups"]["group_0"];
+  EXPECT_EQ(g["format"], "int-quantized");
+  EXPECT_EQ(g["weights"]["strategy"], "channel");
+  EXPECT_EQ(g["input_activations"]["num_bits"], 8);
+  EXPECT_EQ(g["input_activations"]["strategy"], "token");
+  EXPECT_EQ(g["input_activations"]["dynamic"], true);
+
+  const QuantizedTensor& qp = quantized.at("model.layers.0.self_attn.q_proj.weight");
+  absl::StatusOr<CtPackedTensor> p = PackCompressedTensor(qp, "q", /*int_quantized=*/true);
+  ASSERT_TRUE(p.ok()) << p.status();
+  for (size_t i = 0; i < qp.codes.size(); ++i) {
+    ASSERT_EQ(int{p->weight[i]}, int{qp.codes[i]} - 128) << i;
+  }
+  const std::vector<TensorToWrite> parts = CompressedTensors("m", *p);
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_EQ(parts[0].dtype, DType::kI8);
+  EXPECT_EQ(parts[1].shape, (std::vector<int64_t>{qp.rows, 1}));
+  absl::Status refused =
+      PackCompressedTensor(RandomQuantized(8, 64, {4, 32, true}, false, 5), "w", true).status();
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("W8A8 (int-quantized) needs int8"));
+
+  absl::StatusOr<std::unique_ptr<GptqStream>> stream = GptqStream::Open(dir);
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  absl::StatusOr<BlockWeights> block = (*stream)->LoadBlock(1);
+  ASSERT_TRUE(block.ok()) << block.status();
+  EXPECT_EQ(block->act_quant,
+            kActQProj | kActKProj | kActVProj | kActOProj | kActGateProj | kActUpProj);
+  for (const NamedTensor& t : BlockTensors((*stream)->config(), 1, &*block)) {
+    auto it = quantized.find(t.name);
+    if (it == quantized.end()) continue;
+    std::vector<float> want(static_cast<size_t>(it->second.rows * it->second.cols));
+    it->second.DequantizeTo(want.data());
+    for (size_t i = 0; i < want.size(); ++i) {
+      ASSERT_LE(std::fabs(t.tensor->data[i] - want[i]), stats->max_abs_diff + 1e-7)
+          << t.name << " element " << i;
+    }
+  }
+  fs::remove_all(dir);
+}
+
 // The block-at-a-time writer gives the same files as the whole-model one.
 TEST(CompressedTensorsExportTest, StreamWriterWritesTheSameFiles) {
   LlamaModel model = TinyModel(/*tied=*/true);

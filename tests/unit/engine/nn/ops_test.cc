@@ -1,5 +1,6 @@
 // Each CPU backend op against its plain reference (ops_ref.h), with a stated
 // tolerance per op, on shapes that exercise partial tiles and thread splits.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -86,6 +87,35 @@ TEST_P(CpuOpsTest, RmsNormSiluMulAddEmbedMatchRef) {
   backend_.Embed(table.data(), 5, ids.data(), 4, got.data());
   EmbedRef(table.data(), 5, ids.data(), 4, want.data());
   EXPECT_EQ(got, want);
+}
+
+// W8A8's per-token int8 quantization: vLLM's arithmetic (x * 127 / max|x|,
+// round half to even, clamp to [-128, 127], times max|x| / 127), row by row.
+TEST_P(CpuOpsTest, QuantizeActivationsIsPerTokenInt8) {
+  const float s = 2.0f / 127.0f;
+  // x * 63.5: 1 -> 63.5, a tie, to even 64; -2 -> -127 (the row's maximum maps to
+  // exactly -127); 0.5 -> 31.75 -> 32. Second row: 2 -> 127, 1 -> 64.
+  const std::vector<float> x = {1.0f, -2.0f, 0.5f, 0.0f, 0, 0, 0, 0, 2.0f, 1.0f, 0, 0};
+  std::vector<float> got(x.size(), -1.0f);
+  backend_.QuantizeActivations(x.data(), 3, 4, 8, got.data());
+  const std::vector<float> want = {64 * s, -127 * s, 32 * s, 0, 0, 0, 0,
+                                   0,      127 * s,  64 * s, 0, 0};  // a zero row stays zero
+  EXPECT_EQ(got, want);
+
+  const int64_t t = 53, dim = 301;
+  auto r = Random(t * dim, 11, 2.0f);
+  r[5 * dim + 7] = 80.0f;  // an outlier channel: its token's other values lose precision
+  std::vector<float> fast(r.size()), ref(r.size());
+  backend_.QuantizeActivations(r.data(), t, dim, 8, fast.data());
+  QuantizeActivationsRef(r.data(), t, dim, 8, ref.data());
+  EXPECT_EQ(fast, ref);
+  for (int64_t row = 0; row < t; ++row) {
+    float max = 0;
+    for (int64_t j = 0; j < dim; ++j) max = std::max(max, std::fabs(r[row * dim + j]));
+    for (int64_t j = 0; j < dim; ++j) {  // within half a step of the input
+      ASSERT_LE(std::fabs(ref[row * dim + j] - r[row * dim + j]), 0.5f * max / 127.0f + 1e-6f);
+    }
+  }
 }
 
 TEST_P(CpuOpsTest, RopeMatchesRef) {

@@ -37,14 +37,40 @@ absl::StatusOr<GptqStream::Packing> CtPacking(const json& q, const std::string& 
   const auto invalid = [&](const std::string& what) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": quantization_config", what));
   };
-  if (q.value("format", std::string()) != "pack-quantized") {
-    return invalid(".format: only pack-quantized compressed-tensors checkpoints are read");
+  const std::string format = q.value("format", std::string());
+  if (format != "pack-quantized" && format != "int-quantized") {
+    return invalid(
+        ".format: only pack-quantized and int-quantized compressed-tensors "
+        "checkpoints are read");
   }
   const json groups = q.value("config_groups", json::object());
   if (!groups.is_object() || groups.size() != 1) {
     return invalid(".config_groups: expected exactly one group");
   }
   const json w = groups.begin()->value("weights", json::object());
+  const json a = groups.begin()->value("input_activations", json());
+  const std::string group = absl::StrCat(".config_groups.", groups.begin().key());
+  if (format == "int-quantized") {
+    if (!w.is_object() || w.value("num_bits", 0) != 8 || w.value("type", std::string()) != "int" ||
+        w.value("strategy", std::string()) != "channel" || !w.value("symmetric", false)) {
+      return invalid(group + ".weights: int-quantized reads int8 symmetric weights per channel");
+    }
+    if (!a.is_object() || a.value("num_bits", 0) != 8 || a.value("type", std::string()) != "int" ||
+        a.value("strategy", std::string()) != "token" || !a.value("dynamic", false) ||
+        !a.value("symmetric", false)) {
+      return invalid(group +
+                     ".input_activations: int-quantized reads int8 symmetric dynamic "
+                     "per-token activations");
+    }
+    GptqStream::Packing p{8, false, true, true};
+    p.int8 = true;
+    return p;
+  }
+  if (!a.is_null()) {
+    return invalid(group +
+                   ".input_activations: activation quantization is read with "
+                   "int-quantized weights only");
+  }
   const int bits = w.is_object() ? w.value("num_bits", 0) : 0;
   const std::string strategy = w.is_object() ? w.value("strategy", std::string()) : "";
   if (!w.is_object() || w.value("type", std::string()) != "int" || bits < 2 || bits > 8 ||
@@ -114,14 +140,15 @@ absl::Status GptqStream::CheckTensors() const {
       const StoredPlace p =
           StoredPlaceOf(c, absl::StrCat("model.layers.", i, ".", t.suffix), t.shape);
       const std::string module(absl::StripSuffix(p.name, ".weight"));
-      const std::string packed = module + (packing_.ct ? ".weight_packed" : ".qweight");
+      const std::string packed = PackedName(module);
       const HfModel::TensorRef q = hf_->Find(packed);
-      if (q.info == nullptr) {
+      if (q.info == nullptr || (packing_.int8 && q.info->dtype != DType::kI8)) {
         want.push_back({p.name, p.shape});
         continue;
       }
       const std::vector<int64_t> shape =
           p.shape.size() != 2 ? std::vector<int64_t>{}
+          : packing_.int8     ? p.shape
           : packing_.ct       ? std::vector<int64_t>{p.shape[0], (p.shape[1] * bits_ + 31) / 32}
                               : std::vector<int64_t>{p.shape[1] * bits_ / 32, p.shape[0]};
       if (q.info->shape != shape || shape.empty()) {
@@ -145,8 +172,32 @@ absl::Status GptqStream::CheckTensors() const {
   return absl::OkStatus();
 }
 
+std::string GptqStream::PackedName(const std::string& m) const {
+  return m + (packing_.int8 ? ".weight" : packing_.ct ? ".weight_packed" : ".qweight");
+}
+
 bool GptqStream::IsPacked(const std::string& m) const {
-  return hf_->Find(m + (packing_.ct ? ".weight_packed" : ".qweight")).info != nullptr;
+  const HfModel::TensorRef ref = hf_->Find(PackedName(m));
+  return ref.info != nullptr && (!packing_.int8 || ref.info->dtype == DType::kI8);
+}
+
+absl::StatusOr<std::vector<float>> GptqStream::DequantizeInt8(const std::string& m, int64_t out,
+                                                              int64_t in) const {
+  const HfModel::TensorRef q = hf_->Find(m + ".weight"), sc = hf_->Find(m + ".weight_scale");
+  if (sc.info == nullptr || sc.info->shape != std::vector<int64_t>{out, 1}) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(hf_->dir(), ": ", m, ".weight_scale: expected [", out, ", 1], got ",
+                     sc.info == nullptr ? "none" : ShapeString(sc.info->shape)));
+  }
+  const absl::string_view codes = q.shard->file->Bytes(*q.info);
+  ASSIGN_OR_RETURN(std::vector<float> scales, sc.shard->file->ReadAsFloat(*sc.info));
+  std::vector<float> w(static_cast<size_t>(out * in));
+  for (int64_t o = 0; o < out; ++o) {
+    for (int64_t i = 0; i < in; ++i) {
+      w[o * in + i] = scales[o] * static_cast<float>(static_cast<int8_t>(codes[o * in + i]));
+    }
+  }
+  return w;
 }
 
 absl::StatusOr<std::vector<float>> GptqStream::DequantizeCt(const std::string& m, int64_t out,
@@ -197,6 +248,7 @@ absl::StatusOr<std::vector<float>> GptqStream::DequantizeCt(const std::string& m
 
 absl::StatusOr<std::vector<float>> GptqStream::Dequantize(const std::string& m, int64_t out,
                                                           int64_t in) const {
+  if (packing_.int8) return DequantizeInt8(m, out, in);
   if (packing_.ct) return DequantizeCt(m, out, in);
   const HfModel::TensorRef qw = hf_->Find(m + ".qweight"), qz = hf_->Find(m + ".qzeros"),
                            sc = hf_->Find(m + ".scales"), gi = hf_->Find(m + ".g_idx");
@@ -267,9 +319,10 @@ absl::StatusOr<BlockWeights> GptqStream::LoadBlock(int i) const {
     const std::vector<int64_t>& shape = t.shape;
     const StoredPlace place =
         StoredPlaceOf(config_, absl::StrCat("model.layers.", i, ".", t.suffix), shape);
+    const std::string module(absl::StripSuffix(place.name, ".weight"));
+    if (packing_.int8 && IsPacked(module)) w.act_quant |= ActQuantBit(w, t.tensor);
     auto it = stored.find(place.name);
     if (it == stored.end()) {
-      const std::string module(absl::StripSuffix(place.name, ".weight"));
       absl::StatusOr<std::vector<float>> values =
           IsPacked(module)
               ? Dequantize(module, place.shape[0], place.shape.size() == 2 ? place.shape[1] : 1)

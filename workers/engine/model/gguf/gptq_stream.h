@@ -46,6 +46,9 @@ class GptqStream : public ModelStream {
     bool v2 = false;         // GPTQ: zeros stored as they are
     bool ct = false;         // compressed-tensors pack-quantized
     bool symmetric = true;   // compressed-tensors: no weight_zero_point
+    // compressed-tensors int-quantized (W8A8): int8 `weight` per channel, and
+    // every such linear's input quantized per token at run time (act_quant).
+    bool int8 = false;
   };
 
   static absl::StatusOr<std::unique_ptr<GptqStream>> Open(const std::string& dir);
@@ -65,6 +68,10 @@ class GptqStream : public ModelStream {
       : hf_(std::move(hf)), config_(std::move(config)), packing_(packing), bits_(packing.bits) {}
   // Whether module `m` is stored packed.
   bool IsPacked(const std::string& m) const;
+  // The tensor holding module m's codes (qweight, weight_packed, or int8 weight).
+  std::string PackedName(const std::string& m) const;
+  absl::StatusOr<std::vector<float>> DequantizeInt8(const std::string& m, int64_t out,
+                                                    int64_t in) const;
   // Module `m` ("model.layers.0.self_attn.qkv_proj") dequantized to [out, in].
   absl::StatusOr<std::vector<float>> Dequantize(const std::string& m, int64_t out,
                                                 int64_t in) const;
