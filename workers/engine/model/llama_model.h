@@ -152,7 +152,8 @@ enum ActQuant : uint32_t {
   kActDownProj = 1u << 6,
   kActRouter = 1u << 7,
   kActExperts = 1u << 8,       // every routed expert's gate/up/down_proj
-  kActSharedExpert = 1u << 9,  // the shared expert's gate/up/down_proj and its gate
+  kActSharedExpert = 1u << 9,  // the shared expert's gate/up/down_proj
+  kActSharedExpertGate = 1u << 10,
 };
 
 // One decoder block. Biases are empty unless config.attention_bias.

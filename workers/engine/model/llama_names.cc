@@ -234,7 +234,7 @@ uint32_t ActQuantBit(const BlockWeights& w, const Tensor* t) {
                                                     {&w.shared_expert.gate_proj, kActSharedExpert},
                                                     {&w.shared_expert.up_proj, kActSharedExpert},
                                                     {&w.shared_expert.down_proj, kActSharedExpert},
-                                                    {&w.shared_expert_gate, kActSharedExpert}};
+                                                    {&w.shared_expert_gate, kActSharedExpertGate}};
   for (const auto& [tensor, bit] : own) {
     if (t == tensor) return bit;
   }

@@ -100,8 +100,8 @@ void LlamaForward::MoeMlp(const BlockWeights& w, int64_t t, const float* norm, f
   ExpertMlp(w.shared_expert, t, sw, norm, ws->expert_act.data(), ws->expert_y.data(), ws, shared_q);
   if (taps != nullptr) std::copy(ws->expert_act.begin(), ws->expert_act.end(), taps->shared_down_in);
   ws->router.resize(static_cast<size_t>(t));  // the shared expert's gate, one logit per token
-  backend_->Linear(LinearIn(norm, t, h, shared_q, ws), t, h, w.shared_expert_gate.data, nullptr, 1,
-                   ws->router.data());
+  backend_->Linear(LinearIn(norm, t, h, w.act_quant & kActSharedExpertGate, ws), t, h,
+                   w.shared_expert_gate.data, nullptr, 1, ws->router.data());
   for (int64_t r = 0; r < t; ++r) {
     const float g = 1.0f / (1.0f + std::exp(-ws->router[r]));
     for (int64_t d = 0; d < h; ++d) out[r * h + d] += g * ws->expert_y[r * h + d];

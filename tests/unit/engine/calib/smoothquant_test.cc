@@ -149,6 +149,15 @@ TEST(W8A8Test, MaskNamesEachQuantizedLinearAndAllOrNoneOfTheExperts) {
   EXPECT_NE(m.status().message().find("model.layers.0: activations (W8A8) quantize 3 of the"),
             std::string::npos)
       << m.status();
+
+  // Qwen2-MoE: the shared expert's projections are one kind, its gate another (the
+  // default targets take the projections, not the gate).
+  absl::StatusOr<testing::TinyFixture> shared = testing::LoadTinyFixture("qwen2_moe_shared");
+  ASSERT_TRUE(shared.ok()) << shared.status();
+  const LlamaConfig& sc = shared->model.config;
+  m = ActQuantMask(sc, 0, &shared->model.blocks[0], Modules(sc, 0, "_proj"));
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(*m, kActQProj | kActKProj | kActVProj | kActOProj | kActExperts | kActSharedExpert);
 }
 
 // The forward quantizes the inputs of exactly the marked linears: marking
