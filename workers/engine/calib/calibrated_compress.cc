@@ -147,25 +147,31 @@ class BlockCompressor {
   }
 
  private:
+  // After per-channel scales were folded into `changed`: the block's inputs
+  // recomputed, and the changed tensors kept in the block's checkpoint.
+  absl::Status AfterRescale(int layer, const engine::LinearInputs& in, BlockWeights* w,
+                            const std::vector<Tensor*>& changed, BlockCheckpoint* checkpoint) {
+    if (changed.empty()) return absl::OkStatus();
+    const Clock::time_point f = Clock::now();
+    RETURN_IF_ERROR(in.refresh());
+    result_->forward_s += SecondsSince(f);
+    if (checkpoint == nullptr) return absl::OkStatus();
+    for (const engine::NamedTensor& n : engine::BlockTensors(config_, layer, w)) {
+      if (std::find(changed.begin(), changed.end(), n.tensor) != changed.end()) {
+        checkpoint->weights[n.name] = *n.tensor;
+      }
+    }
+    return absl::OkStatus();
+  }
+
   // SmoothQuant's scales for the block, folded in; the inputs recomputed after.
   absl::Status RunSmoothQuant(int block, const engine::LinearInputs& in, BlockWeights* w,
                               double alpha, BlockCheckpoint* checkpoint) {
     const int layer = w->layer >= 0 ? w->layer : block;
     std::vector<Tensor*> changed;
     json entries = SmoothQuantBlock(config_, layer, w, in, alpha, targets_, &changed);
-    if (!changed.empty()) {
-      const Clock::time_point f = Clock::now();
-      RETURN_IF_ERROR(in.refresh());
-      result_->forward_s += SecondsSince(f);
-    }
-    if (checkpoint != nullptr) {
-      for (const engine::NamedTensor& n : engine::BlockTensors(config_, layer, w)) {
-        if (std::find(changed.begin(), changed.end(), n.tensor) != changed.end()) {
-          checkpoint->weights[n.name] = *n.tensor;
-        }
-      }
-      checkpoint->smoothquant = entries;
-    }
+    RETURN_IF_ERROR(AfterRescale(layer, in, w, changed, checkpoint));
+    if (checkpoint != nullptr) checkpoint->smoothquant = entries;
     for (const json& e : entries) result_->smoothquant.push_back(e);
     if (!entries.empty()) EmitLog(events_, "info", SmoothQuantLogLine(entries));
     return absl::OkStatus();
@@ -187,19 +193,8 @@ class BlockCompressor {
     ASSIGN_OR_RETURN(json entries,
                      AwqBlock(config_, layer, w, in, options, targets_, solver_, &changed));
     result_->awq_s += SecondsSince(t);
-    if (!changed.empty()) {
-      const Clock::time_point f = Clock::now();
-      RETURN_IF_ERROR(in.refresh());
-      result_->forward_s += SecondsSince(f);
-    }
-    if (checkpoint != nullptr) {
-      for (const engine::NamedTensor& n : engine::BlockTensors(config_, layer, w)) {
-        if (std::find(changed.begin(), changed.end(), n.tensor) != changed.end()) {
-          checkpoint->weights[n.name] = *n.tensor;
-        }
-      }
-      checkpoint->awq = entries;
-    }
+    RETURN_IF_ERROR(AfterRescale(layer, in, w, changed, checkpoint));
+    if (checkpoint != nullptr) checkpoint->awq = entries;
     for (const json& e : entries) result_->awq.push_back(e);
     if (!entries.empty()) EmitLog(events_, "info", AwqLogLine(entries));
     return absl::OkStatus();

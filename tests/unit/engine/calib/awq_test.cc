@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/unit/engine/calib/awq_golden.h"
+#include "tests/unit/engine/calib/calib_testing.h"
 #include "tests/unit/engine/nn/tiny_fixture.h"
 #include "workers/engine/calib/block_linears.h"
 #include "workers/engine/nn/cpu_backend.h"
@@ -131,14 +132,7 @@ nlohmann::json FoldAll(LlamaModel* model, const std::vector<std::vector<int32_t>
 }
 
 std::vector<float> Logits(LlamaModel* model, const std::vector<std::vector<int32_t>>& seqs) {
-  CpuBackend backend(CpuBackendOptions{1, 64});
-  absl::StatusOr<LlamaForward> fwd = LlamaForward::Create(model, &backend, ForwardOptions{100});
-  EXPECT_TRUE(fwd.ok()) << fwd.status();
-  absl::StatusOr<SequenceBatch> batch = SequenceBatch::Pack(seqs);
-  EXPECT_TRUE(batch.ok());
-  absl::StatusOr<std::vector<float>> logits = fwd->Logits(*batch);
-  EXPECT_TRUE(logits.ok()) << logits.status();
-  return logits.ok() ? *logits : std::vector<float>();
+  return ::compressd::testing::TinyLogits(model, seqs);
 }
 
 // Every block gets at least three folded groups (attention norm, MLP norm,
@@ -162,13 +156,7 @@ void ExpectFoldingIsExact(LlamaModel dense, const std::vector<std::string>& fold
     }
     EXPECT_TRUE(seen) << "no group folded into " << kind << ": " << entries.dump();
   }
-  const std::vector<float> got = Logits(&model, seqs);
-  ASSERT_EQ(got.size(), want.size());
-  float worst = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    worst = std::max(worst, std::fabs(got[i] - want[i]) / (1 + std::fabs(want[i])));
-  }
-  EXPECT_LE(worst, 2e-4f);
+  EXPECT_LE(::compressd::testing::WorstRelative(Logits(&model, seqs), want), 2e-4f);
 }
 
 TEST(AwqTest, FoldingKeepsTheOutputsWithMultiHeadAttention) {

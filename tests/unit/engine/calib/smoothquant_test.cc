@@ -13,6 +13,7 @@
 #include <set>
 
 #include "gtest/gtest.h"
+#include "tests/unit/engine/calib/calib_testing.h"
 #include "tests/unit/engine/nn/tiny_fixture.h"
 #include "workers/engine/calib/block_linears.h"
 #include "workers/engine/nn/cpu_backend.h"
@@ -41,24 +42,10 @@ TEST(SmoothQuantTest, ScalesFollowThePaperFormula) {
   EXPECT_FLOAT_EQ(s[0], 1e-5f);
 }
 
-std::vector<float> Logits(LlamaModel* model, const std::vector<std::vector<int32_t>>& seqs) {
-  CpuBackend backend(CpuBackendOptions{1, 64});
-  absl::StatusOr<LlamaForward> fwd = LlamaForward::Create(model, &backend, ForwardOptions{100});
-  EXPECT_TRUE(fwd.ok()) << fwd.status();
-  absl::StatusOr<SequenceBatch> batch = SequenceBatch::Pack(seqs);
-  EXPECT_TRUE(batch.ok());
-  absl::StatusOr<std::vector<float>> logits = fwd->Logits(*batch);
-  EXPECT_TRUE(logits.ok()) << logits.status();
-  return logits.ok() ? *logits : std::vector<float>();
-}
+using ::compressd::testing::WorstRelative;
 
-float WorstRelative(const std::vector<float>& got, const std::vector<float>& want) {
-  EXPECT_EQ(got.size(), want.size());
-  float worst = 0;
-  for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
-    worst = std::max(worst, std::fabs(got[i] - want[i]) / (1 + std::fabs(want[i])));
-  }
-  return worst;
+std::vector<float> Logits(LlamaModel* model, const std::vector<std::vector<int32_t>>& seqs) {
+  return ::compressd::testing::TinyLogits(model, seqs);
 }
 
 std::vector<std::vector<int32_t>> Sequences(int vocab) {

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -38,6 +39,31 @@ GptqExportOptions CtOptions() {
   GptqExportOptions o;
   o.layout = PackedLayout::kCompressedTensors;
   return o;
+}
+
+// Block 1 of the checkpoint in `dir`, read back by GptqStream: every tensor of
+// `quantized` dequantizes to its codes within `tol` (the float16 scales).
+BlockWeights ExpectBlockReadsBack(const std::string& dir,
+                                  const std::map<std::string, QuantizedTensor>& quantized,
+                                  double tol) {
+  absl::StatusOr<std::unique_ptr<GptqStream>> stream = GptqStream::Open(dir);
+  EXPECT_TRUE(stream.ok()) << stream.status();
+  if (!stream.ok()) return BlockWeights();
+  absl::StatusOr<BlockWeights> block = (*stream)->LoadBlock(1);
+  EXPECT_TRUE(block.ok()) << block.status();
+  if (!block.ok()) return BlockWeights();
+  for (const NamedTensor& t : BlockTensors((*stream)->config(), 1, &*block)) {
+    auto it = quantized.find(t.name);
+    if (it == quantized.end()) continue;
+    std::vector<float> want(static_cast<size_t>(it->second.rows * it->second.cols));
+    it->second.DequantizeTo(want.data());
+    for (size_t i = 0; i < want.size(); ++i) {
+      const float d = std::fabs(t.tensor->data[i] - want[i]);
+      EXPECT_LE(d, tol + 1e-7) << t.name << " element " << i;
+      if (d > tol + 1e-7) break;
+    }
+  }
+  return *std::move(block);
 }
 
 // Every bit width: row o of weight_packed is the stream of row o's codes
@@ -126,20 +152,7 @@ TEST(CompressedTensorsExportTest, WritesConfigAndReadsBack) {
     EXPECT_EQ(w["strategy"], grid.group_size > 0 ? "group" : "channel");
     EXPECT_EQ(q["ignore"], (nlohmann::json{"lm_head", "re:.*\\.mlp\\.down_proj$"}));
 
-    absl::StatusOr<std::unique_ptr<GptqStream>> stream = GptqStream::Open(dir);
-    ASSERT_TRUE(stream.ok()) << stream.status();
-    absl::StatusOr<BlockWeights> block = (*stream)->LoadBlock(1);
-    ASSERT_TRUE(block.ok()) << block.status();
-    for (const NamedTensor& t : BlockTensors((*stream)->config(), 1, &*block)) {
-      auto it = quantized.find(t.name);
-      if (it == quantized.end()) continue;
-      std::vector<float> want(static_cast<size_t>(it->second.rows * it->second.cols));
-      it->second.DequantizeTo(want.data());
-      for (size_t i = 0; i < want.size(); ++i) {
-        ASSERT_LE(std::fabs(t.tensor->data[i] - want[i]), stats->max_abs_diff + 1e-7)
-            << t.name << " element " << i;
-      }
-    }
+    ExpectBlockReadsBack(dir, quantized, stats->max_abs_diff);
     fs::remove_all(dir);
   }
 }
@@ -179,22 +192,9 @@ TEST(CompressedTensorsExportTest, W8A8IsIntQuantizedAndReadsBackWithActivationQu
       PackCompressedTensor(RandomQuantized(8, 64, {4, 32, true}, false, 5), "w", true).status();
   EXPECT_THAT(std::string(refused.message()), HasSubstr("W8A8 (int-quantized) needs int8"));
 
-  absl::StatusOr<std::unique_ptr<GptqStream>> stream = GptqStream::Open(dir);
-  ASSERT_TRUE(stream.ok()) << stream.status();
-  absl::StatusOr<BlockWeights> block = (*stream)->LoadBlock(1);
-  ASSERT_TRUE(block.ok()) << block.status();
-  EXPECT_EQ(block->act_quant,
+  const BlockWeights block = ExpectBlockReadsBack(dir, quantized, stats->max_abs_diff);
+  EXPECT_EQ(block.act_quant,
             kActQProj | kActKProj | kActVProj | kActOProj | kActGateProj | kActUpProj);
-  for (const NamedTensor& t : BlockTensors((*stream)->config(), 1, &*block)) {
-    auto it = quantized.find(t.name);
-    if (it == quantized.end()) continue;
-    std::vector<float> want(static_cast<size_t>(it->second.rows * it->second.cols));
-    it->second.DequantizeTo(want.data());
-    for (size_t i = 0; i < want.size(); ++i) {
-      ASSERT_LE(std::fabs(t.tensor->data[i] - want[i]), stats->max_abs_diff + 1e-7)
-          << t.name << " element " << i;
-    }
-  }
   fs::remove_all(dir);
 }
 
