@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/recipe_w8a8.h"
 #include "workers/engine/model/llama_names.h"
 
 namespace compressd::engine {
@@ -62,8 +63,9 @@ uint64_t SolveBytes(const LlamaConfig& c) {
 }
 
 // Floats per token of a forward pass's workspace (nn/forward.h BlockWorkspace):
-// norm, o_proj output, residual; q and attention output; k, v; gate, up.
-uint64_t WorkspacePerToken(const LlamaConfig& c) {
+// norm, o_proj output, residual; q and attention output; k, v; gate, up; with
+// W8A8, a linear's quantized input (the widest: act_in).
+uint64_t WorkspacePerToken(const LlamaConfig& c, bool w8a8) {
   const uint64_t qd = uint64_t(c.n_heads) * c.head_dim, kvd = uint64_t(c.n_kv_heads) * c.head_dim;
   uint64_t moe = 0;  // router logits and weights, one expert's gathered rows (nn/moe_forward.cc)
   if (c.n_experts > 0) {
@@ -71,7 +73,11 @@ uint64_t WorkspacePerToken(const LlamaConfig& c) {
     moe = uint64_t(c.n_experts) + 2 * uint64_t(c.experts_per_token) + 2 * uint64_t(c.hidden) +
           3 * width;
   }
-  return 3 * uint64_t(c.hidden) + 2 * qd + 2 * kvd + 2 * uint64_t(c.intermediate) + moe;
+  const uint64_t act_in =
+      w8a8 ? std::max({uint64_t(c.hidden), qd, uint64_t(c.intermediate),
+                       uint64_t(std::max(c.expert_intermediate, c.shared_expert_intermediate))})
+           : 0;
+  return 3 * uint64_t(c.hidden) + 2 * qd + 2 * kvd + 2 * uint64_t(c.intermediate) + moe + act_in;
 }
 
 // Tokens of the largest evaluation batch (pipeline/eval_sets.cc: whole
@@ -164,7 +170,8 @@ MemoryEstimate EstimateJobMemory(const JobPlan& plan, const RecipeSpec& spec, co
   const uint64_t eval_ws = plan.evaluate ? EvalBatchTokens(spec) : 0;
   const uint64_t ws_tokens = plan.path == JobPath::kBlockStream ? calib_ws + eval_ws
                                                                  : std::max(calib_ws, eval_ws);
-  terms.Add("forward workspace", ws_tokens * WorkspacePerToken(c) * 4);
+  terms.Add("forward workspace",
+            ws_tokens * WorkspacePerToken(c, ActivationStage(spec.recipe) >= 0) * 4);
   out.peak_bytes = terms.total();
   out.breakdown = terms.text();
   out.output_bytes = plan.compression == Compression::kNone ? 0
