@@ -60,7 +60,6 @@ void RmsNormRow(const float* x, const float* w, int64_t dim, float eps, float* y
   for (int64_t k = 0; k < dim; ++k) y[k] = w[k] * (x[k] * inv);
 }
 
-COMPRESSD_CLONES
 void QuantizeActivationsRow(const float* x, int64_t dim, int bits, float* out) {
   float max = 0.0f;
   for (int64_t j = 0; j < dim; ++j) max = std::max(max, std::fabs(x[j]));
@@ -75,6 +74,7 @@ void QuantizeActivationsRow(const float* x, int64_t dim, int bits, float* out) {
   }
 }
 
+COMPRESSD_CLONES
 void SiluMul(const float* gate, const float* up, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
