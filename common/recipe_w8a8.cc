@@ -50,6 +50,7 @@ absl::Status CheckSmoothQuant(const v1::Stage& stage, const std::string& path) {
 
 void SmoothQuantDefaults(v1::SmoothQuantSpec* smoothquant) {
   if (!smoothquant->has_alpha()) smoothquant->set_alpha(kDefaultSmoothQuantAlpha);
+  if (!smoothquant->has_down_proj()) smoothquant->set_down_proj(false);
 }
 
 const v1::ActivationQuantSpec* StageActivations(const v1::Stage& stage) {

@@ -15,7 +15,7 @@ namespace compressd {
 // SmoothQuant's migration strength: the paper's default and llm-compressor's.
 inline constexpr double kDefaultSmoothQuantAlpha = 0.5;
 
-// alpha 0.5 where unset.
+// alpha 0.5 and down_proj false where unset.
 void SmoothQuantDefaults(v1::SmoothQuantSpec* smoothquant);
 
 // The activation / SmoothQuant spec of a gptq or rtn stage; null when it has none.

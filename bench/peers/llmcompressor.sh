@@ -7,11 +7,15 @@
 #     (SmolLM2's 576 inputs are not a multiple of 128, which llm-compressor
 #     refuses), act-order with static groups: both sides' defaults;
 #   --method sparsegpt: SparseGPT 50% unstructured on the q/k/v/o/gate/up/down
-#     projections, both sides' defaults otherwise.
+#     projections, both sides' defaults otherwise;
+#   --method w8a8: SmoothQuant (strength 0.5, the norm-fed q/k/v and gate/up
+#     mappings: both sides' defaults) then GPTQ with int8 weights per channel
+#     and int8 activations per token (llm-compressor's W8A8 preset), written as
+#     compressed-tensors int-quantized by both.
 # Prints the markdown table of docs/results.md ("Side by side with llm-compressor").
 #
 #   --compute bf16: compressd's forward passes in BF16 (recipe `compute: bf16`).
-# Usage: bench/peers/llmcompressor.sh [--method gptq|sparsegpt] [--out DIR] [--samples N]
+# Usage: bench/peers/llmcompressor.sh [--method gptq|sparsegpt|w8a8] [--out DIR] [--samples N]
 #        [--windows N] [--compute fp32|bf16]
 # Needs build/bin/compress-worker, the test venv (scripts/install-deps.sh) and
 # llm-compressor's own venv, .cache/venv-lc (created here on first use: it pins
@@ -30,7 +34,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown argument $1"; exit 2 ;;
   esac
 done
-[[ "$METHOD" == gptq || "$METHOD" == sparsegpt ]] || { echo "--method gptq|sparsegpt"; exit 2; }
+[[ "$METHOD" =~ ^(gptq|sparsegpt|w8a8)$ ]] || { echo "--method gptq|sparsegpt|w8a8"; exit 2; }
 OUT=${OUT:-/tmp/peer-$METHOD}
 export THREADS
 PY="$ROOT/.venv/bin/python"
@@ -49,6 +53,9 @@ PEER=bench/peers/peer_llmcompressor.py
 
 if [[ "$METHOD" == gptq ]]; then
   STAGES='[{gptq: {grid: {bits: 4, group_size: 64}}}]' FORMAT=compressed_tensors
+elif [[ "$METHOD" == w8a8 ]]; then
+  STAGES='[{gptq: {grid: {bits: 8, group_size: -1}, activations: {bits: 8}, smoothquant: {}}}]'
+  FORMAT=compressed_tensors
 else
   STAGES='[{sparsegpt: {sparsity: 0.5}}]' FORMAT=hf_safetensors
 fi
@@ -69,13 +76,16 @@ echo "{\"wall_s\": $(echo "$(date +%s.%N) - $start" | bc)}" > "$OUT/ours.time.js
 "$PY" "$PEER" evaluate "$OUT/ours" --windows "$WINDOWS" > "$OUT/ours.eval.json" 2> "$OUT/ours.eval.log"
 "$PY" "$PEER" evaluate "$OUT/lc" --windows "$WINDOWS" > "$OUT/lc.eval.json" 2> "$OUT/lc.eval.log"
 
-"$PY" - "$OUT" <<'PY'
+"$PY" - "$OUT" "$METHOD" <<'PY'
 import json, os, sys
-out = sys.argv[1]
+out, method = sys.argv[1], sys.argv[2]
 # The last line of each file is its JSON (llm-compressor logs to stdout too).
 j = lambda n: json.loads(open(os.path.join(out, n)).read().strip().splitlines()[-1])
 win, ours, lc = j("windows.json"), j("ours.json"), j("lc.json")
 assert win["text_tokens"] == ours["calibration"]["text_tokens"], "different calibration text"
+quantized = [j(n + ".eval.json")["act_quant_linears"] for n in ("ours", "lc")]
+# W8A8 is only compared when both checkpoints run their activations quantized.
+assert (quantized[0] == quantized[1] > 0) == (method == "w8a8"), quantized
 t = ours["timing_seconds"]
 core = t["forward"] + t["hessian"] + t["solve"] + t["error"]
 name = "compressd" + (", compute: bf16" if ours.get("compute") == "bf16" else "")

@@ -2,7 +2,8 @@
 """The same one-shot job on the real SmolLM2-135M by llm-compressor and by
 compressd, on the same calibration windows, measured with one evaluator
 (bench/peers/llmcompressor.sh drives it): GPTQ W4A16 (int4, groups of 64,
-symmetric) or SparseGPT 50% unstructured.
+symmetric), SparseGPT 50% unstructured, or SmoothQuant + GPTQ W8A8 (int8
+weights per channel, int8 activations per token, dynamic).
 
 Subcommands (each prints one JSON object on stdout):
   windows OUT.npy --text DIR --samples N --seq-len L --seed S
@@ -10,17 +11,22 @@ Subcommands (each prints one JSON object on stdout):
       (workers/engine/calib/calib_data.cc: the files of DIR in name order,
       concatenated, tokenized whole with the model's tokenizer, offsets drawn
       by std::mt19937_64(seed) modulo the range), with the token count.
-  llmcompressor WINDOWS.npy OUT_DIR --method gptq|sparsegpt
+  llmcompressor WINDOWS.npy OUT_DIR --method gptq|sparsegpt|w8a8
       llm-compressor's oneshot on those windows: GPTQModifier (int4 symmetric
       groups of 64 on every Linear but lm_head, its defaults otherwise; saved
-      as compressed-tensors) or SparseGPTModifier (sparsity 0.5 on the
-      projections, its defaults otherwise; saved dense); reports the wall time of oneshot and the
-      modifier's settings. Run in the llm-compressor venv.
+      as compressed-tensors), SparseGPTModifier (sparsity 0.5 on the
+      projections, its defaults otherwise; saved dense), or SmoothQuantModifier
+      (its default strength 0.5 and mappings) then GPTQModifier with its W8A8
+      preset scheme (saved as compressed-tensors); reports the wall time of
+      oneshot and the modifiers' settings. Run in the llm-compressor venv.
   evaluate MODEL_DIR --windows N
       perplexity of MODEL_DIR (transformers, float32, eager attention) on the
       first N 512-token windows of ppl-persuasion and ppl-kjv, and KL(dense
       || model) with top-1 agreement on the ppl-persuasion windows, the dense
-      model being the GGUF read by transformers. Run in the test venv.
+      model being the GGUF read by transformers. A compressed-tensors W8A8
+      checkpoint runs with its per-token activation quantization (the
+      compressed-tensors forward wrapper's); `act_quant_linears` counts the
+      linears that quantize their inputs. Run in the test venv.
 """
 import argparse
 import json
@@ -123,6 +129,14 @@ def cmd_llmcompressor(a):
         modifier = GPTQModifier(ignore=["lm_head"], config_groups={
             "group_0": {"targets": ["Linear"], "weights": weights}})
         settings = ("actorder", "block_size", "dampening_frac")
+    elif a.method == "w8a8":
+        from llmcompressor.modifiers.quantization import GPTQModifier
+        from llmcompressor.modifiers.smoothquant import SmoothQuantModifier
+        smooth = SmoothQuantModifier()
+        gptq = GPTQModifier(targets="Linear", scheme="W8A8", ignore=["lm_head"])
+        modifier = [smooth, gptq]
+        settings = [("smoothing_strength", "mappings"),
+                    ("scheme", "actorder", "block_size", "dampening_frac")]
     else:
         from llmcompressor.modifiers.pruning import SparseGPTModifier
         # The projections only, as compressd's default targets: with targets
@@ -135,13 +149,18 @@ def cmd_llmcompressor(a):
             max_seq_length=windows.shape[1], num_calibration_samples=len(windows))
     seconds = time.time() - start
     t = time.time()
-    model.save_pretrained(a.out, save_compressed=a.method == "gptq")
+    model.save_pretrained(a.out, save_compressed=a.method != "sparsegpt")
     tokenizer().save_pretrained(a.out)
     import llmcompressor
     return {"oneshot_s": seconds, "save_s": time.time() - t, "version": llmcompressor.__version__,
             "torch_threads": torch.get_num_threads(),
-            "modifier": {k: str(getattr(modifier, k, None))
-                         for k in settings}}
+            "modifier": settings_of(modifier, settings)}
+
+
+def settings_of(modifier, settings):
+    if not isinstance(modifier, list):
+        return {k: str(getattr(modifier, k, None)) for k in settings}
+    return {type(m).__name__: settings_of(m, keys) for m, keys in zip(modifier, settings)}
 
 
 def windows_of(path, n):
@@ -155,7 +174,9 @@ def cmd_evaluate(a):
     dense = dense_model()
     model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32,
                                                  attn_implementation="eager").eval()
-    out = {"windows": a.windows}
+    out = {"windows": a.windows, "act_quant_linears": sum(
+        1 for m in model.modules()
+        if getattr(getattr(m, "quantization_scheme", None), "input_activations", None))}
     sets = {"ppl-persuasion": os.path.join(TEXT, "austen", "persuasion.txt"),
             "ppl-kjv": os.path.join(TEXT, "kjv.txt")}
     with torch.no_grad():
@@ -190,7 +211,7 @@ def main():
     lc = sub.add_parser("llmcompressor")
     lc.add_argument("windows")
     lc.add_argument("out")
-    lc.add_argument("--method", choices=["gptq", "sparsegpt"], default="gptq")
+    lc.add_argument("--method", choices=["gptq", "sparsegpt", "w8a8"], default="gptq")
     ev = sub.add_parser("evaluate")
     ev.add_argument("model")
     ev.add_argument("--windows", type=int, default=16)

@@ -74,6 +74,8 @@ declare -A STAGES=(
   [gptq-w8a8]='[{gptq: {grid: {bits: 8, group_size: -1}, activations: {bits: 8}}}]'
   [gptq-w8a8-sq]='[{gptq: {grid: {bits: 8, group_size: -1}, activations: {bits: 8}, smoothquant: {}}}]'
   [gptq-w8a8-sq08]='[{gptq: {grid: {bits: 8, group_size: -1}, activations: {bits: 8}, smoothquant: {alpha: 0.8}}}]'
+  [rtn-w8a8-sq-down]='[{rtn: {grid: {bits: 8, group_size: -1}, activations: {bits: 8}, smoothquant: {down_proj: true}}}]'
+  [gptq-w8a8-sq-down]='[{gptq: {grid: {bits: 8, group_size: -1}, activations: {bits: 8}, smoothquant: {down_proj: true}}}]'
   [sparsegpt-50+gptq-4-g128]='[{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 128}, act_order: false}}]'
 )
 # gptq-*: the rows measured before act-order became GPTQ's default (pinned

@@ -14,7 +14,10 @@
 #   4. GPTQ 4-bit g64 with the defaults (act-order with static groups) on a
 #      small calibration set, through the block-at-a-time path (an HF input).
 #   5. RTN 4-bit g64 with AWQ on the same path (rescaled norms streamed out);
-#   6. what it refuses: act-order without static groups, before any work.
+#   6. SparseGPT 2:4 jointly quantized to 4-bit g64: the pruned weights are
+#      codes of zero, so the decompressed weights keep the 2:4 pattern
+#      (compressed-tensors > 0.14 has no sparse formats left: docs/algorithms.md);
+#   7. what it refuses: act-order without static groups, before any work.
 #
 # usage: compressed_tensors_e2e.sh WORKER MODEL.gguf   (COMPRESSD_PYTHON: the venv)
 set -euo pipefail
@@ -35,11 +38,11 @@ run() {  # name model stages targets format [calibration]
   "$worker" run --model "$input" --recipe "$work/$name.yaml" --out "$work/$name" \
     > "$work/$name.json" 2> "$work/$name.log" || { tail -20 "$work/$name.log" >&2; exit 1; }
 }
-check() {  # name bits strategy symmetric
+check() {  # name bits strategy symmetric [more check_compressed_tensors.py flags]
   echo "== $1" >&2
   "$py" "$src/tests/python/check_compressed_tensors.py" "$work/$1.ct" --reference "$work/$1.f32" \
     --tokens "$tokens" --windows 2 --window 256 --expect-bits "$2" --expect-strategy "$3" \
-    --expect-symmetric "$4" 2>&1 | grep -v "it/s\]" || { echo "FAIL: $1" >&2; exit 1; }
+    --expect-symmetric "$4" "${@:5}" 2>&1 | grep -v "it/s\]" || { echo "FAIL: $1" >&2; exit 1; }
 }
 both() {  # name model stages targets [calibration]
   run "$1.ct" "$2" "$3" "$4" compressed_tensors "${5:-}"
@@ -68,6 +71,11 @@ both awq "$work/rtn4.f32" '[{rtn: {grid: {bits: 4, group_size: 64}, awq: {grid_p
 check awq 4 group true
 grep -q "awq: model.layers.29.input_layernorm" "$work/awq.ct.log" ||
   { echo "FAIL: the awq job did not rescale block 29" >&2; exit 1; }
+
+both nm "$work/rtn4.f32" \
+  '[{sparsegpt: {pattern: "2:4", quantize: {bits: 4, group_size: 64}}}]' "{include: '.*_proj\$'}" \
+  "$calib"
+check nm 4 group true --expect-pattern 2:4
 
 # Refused before any work, naming the field.
 printf 'stages: [{gptq: {grid: {bits: 4}, static_groups: false}}]\n%s\noutput: {format: compressed_tensors}\n' \

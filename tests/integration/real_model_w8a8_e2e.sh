@@ -18,6 +18,9 @@
 #      different fake quantization) within 3%. 8 windows of 512: W8A8's
 #      perplexity moves with the last bits of the weights (0.3% over 8 windows,
 #      2% over 2 windows of 256; docs/algorithms.md "W8A8").
+#   5. RTN W8A8 with smoothquant: {down_proj: true}: a third group per block,
+#      down_proj's inputs folded into up_proj's rows, where the largest
+#      activations are (thousands, against tens at the norms): shrunk.
 # Usage: real_model_w8a8_e2e.sh BIN_DIR PYTHON SOURCE_DIR MODEL_GGUF
 set -euo pipefail
 source "$(dirname "$0")/real_model_common.sh"
@@ -84,4 +87,29 @@ PY
   --text "$PERSUASION" --tokenizer "$MODEL" --windows 8 --window 512 --ppl-tolerance 0.01 \
   --ct-tolerance 0.03 --expect-bits 8 --expect-strategy channel --expect-symmetric true 2>&1 |
   grep -v "it/s\]"
+
+cat > "$work/down.yaml" <<YAML
+stages: [{rtn: {$W8, activations: {bits: 8}, smoothquant: {down_proj: true}}}]
+calibration: {path: $DATA/sotu, samples: 16, seq_len: 256, threads: 2}
+output: {format: compressed_tensors}
+$EVAL
+YAML
+run down
+grep -q "reload check passed" "$work/down.log" || { echo "FAIL: no passed reload check"; exit 1; }
+"$PY" - "$work/down.json" "$w8a8" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+entries = s["calibration"]["smoothquant"]
+assert len(entries) == 90, len(entries)
+down = [e for e in entries if e["folded_into"].endswith("mlp.up_proj")]
+assert len(down) == 30 and all(e["linears"].endswith("mlp.down_proj") for e in down), down[:2]
+worst = max(down, key=lambda e: e["x_max"])
+norms = max(e["x_max"] for e in entries if e not in down)
+assert worst["x_max"] > 10 * norms, (worst, norms)
+assert worst["x_max_smoothed"] < worst["x_max"] / 10, worst
+ppl = s["evaluation"]["datasets"][0]["perplexity"]["compressed"]
+print(f"down_proj smoothed: largest input {worst['x_max']:.0f} -> {worst['x_max_smoothed']:.1f} "
+      f"({worst['linears']}; the norms' largest {norms:.1f}); perplexity {ppl:.2f}, "
+      f"RTN W8A8 without SmoothQuant {float(sys.argv[2]):.2f}")
+PY
 echo "real_model_w8a8_e2e: OK"

@@ -90,8 +90,20 @@ def check_config(config, args, errors):
     return qc, scheme
 
 
-def check_weights(tensors, ref, scheme, errors, w8a8):
-    """Decompresses every packed module; compares with `ref` (None: none)."""
+def check_pattern(m, w, pattern, errors):
+    """At most N of every M consecutive inputs nonzero (`pattern` "N:M")."""
+    n, groups = (int(x) for x in pattern.split(":"))
+    if w.shape[1] % groups:
+        errors.append(f"{m}: {w.shape[1]} inputs are not whole groups of {groups}")
+        return
+    most = int((w.reshape(w.shape[0], -1, groups) != 0).sum(-1).max())
+    if most > n:
+        errors.append(f"{m}: a group of {groups} inputs holds {most} nonzeros, pattern {pattern}")
+
+
+def check_weights(tensors, ref, scheme, errors, w8a8, pattern=None):
+    """Decompresses every packed module; compares with `ref` (None: none)
+    and, given `pattern` ("N:M"), checks its semi-structured sparsity."""
     from compressed_tensors.compressors.pack_quantized.base import PackedQuantizationCompressor
     from compressed_tensors.compressors.naive_quantized.base import IntQuantizationCompressor
     if w8a8:
@@ -109,6 +121,8 @@ def check_weights(tensors, ref, scheme, errors, w8a8):
         shape = tuple(local["weight_shape"].tolist()) if "weight_shape" in local else w.shape
         if not torch.isfinite(w).all() or w.shape != shape:
             errors.append(f"{m}: decompressed to {tuple(w.shape)} or non-finite values")
+        if pattern:
+            check_pattern(m, w, pattern, errors)
         if ref is None:
             continue
         r = ref[m + ".weight"].float()
@@ -129,6 +143,7 @@ def check_weights(tensors, ref, scheme, errors, w8a8):
         elif ref is not None and not torch.equal(v, ref[k].half()):
             errors.append(f"{k}: differs from the reference in float16")
     versus = "" if ref is None else f"; worst |diff| / (max|w| / 1024) = {worst:.3f}"
+    versus += f"; every one {pattern} sparse" if pattern else ""
     print(f"{len(modules)} packed modules decompressed by compressed-tensors{versus}")
     return modules
 
@@ -176,6 +191,7 @@ def main():
     ap.add_argument("--expect-strategy", choices=["group", "channel"])
     ap.add_argument("--expect-symmetric", choices=["true", "false"])
     ap.add_argument("--w8a8", action="store_true")
+    ap.add_argument("--expect-pattern", help="N:M: the decompressed weights' sparsity")
     ap.add_argument("--ct-tolerance", type=float, default=0.03)
     args = ap.parse_args()
     if not args.reference and args.expect is None:
@@ -187,7 +203,7 @@ def main():
     config, tensors = load_dir(args.ct_dir)
     ref = load_dir(args.reference)[1] if args.reference else None
     qc, scheme = check_config(config, args, errors)
-    modules = check_weights(tensors, ref, scheme, errors, args.w8a8)
+    modules = check_weights(tensors, ref, scheme, errors, args.w8a8, args.expect_pattern)
     if not modules:
         errors.append("no packed module")
     from transformers import CompressedTensorsConfig

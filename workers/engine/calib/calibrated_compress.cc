@@ -88,7 +88,7 @@ class BlockCompressor {
       RETURN_IF_ERROR(RunAwq(block, in, w, *awq, *awq_grid, checkpoint));
     }
     if (const v1::SmoothQuantSpec* sq = RecipeSmoothQuant(recipe)) {
-      RETURN_IF_ERROR(RunSmoothQuant(block, in, w, sq->alpha(), checkpoint));
+      RETURN_IF_ERROR(RunSmoothQuant(block, in, w, *sq, checkpoint));
     }
     bool changed = false;
     for (int step = 0; step < 4; ++step) {
@@ -166,10 +166,10 @@ class BlockCompressor {
 
   // SmoothQuant's scales for the block, folded in; the inputs recomputed after.
   absl::Status RunSmoothQuant(int block, const engine::LinearInputs& in, BlockWeights* w,
-                              double alpha, BlockCheckpoint* checkpoint) {
+                              const v1::SmoothQuantSpec& spec, BlockCheckpoint* checkpoint) {
     const int layer = w->layer >= 0 ? w->layer : block;
     std::vector<Tensor*> changed;
-    json entries = SmoothQuantBlock(config_, layer, w, in, alpha, targets_, &changed);
+    json entries = SmoothQuantBlock(config_, layer, w, in, spec, targets_, &changed);
     RETURN_IF_ERROR(AfterRescale(layer, in, w, changed, checkpoint));
     if (checkpoint != nullptr) checkpoint->smoothquant = entries;
     for (const json& e : entries) result_->smoothquant.push_back(e);

@@ -52,14 +52,17 @@ std::vector<float> SmoothQuantScales(const std::vector<const Tensor*>& weights,
 }
 
 nlohmann::json SmoothQuantBlock(const LlamaConfig& config, int layer, BlockWeights* w,
-                                const LinearInputs& in, double alpha,
+                                const LinearInputs& in, const v1::SmoothQuantSpec& spec,
                                 const std::set<std::string>& targets,
                                 std::vector<Tensor*>* changed) {
+  const double alpha = spec.alpha();
   const std::vector<BlockLinear> linears = BlockLinearsOf(config, layer, w);
   const std::vector<NamedTensor> named = BlockTensors(config, layer, w);
   nlohmann::json entries = nlohmann::json::array();
   for (const ScaleGroup& g : ScaleGroups(config, w, linears)) {
-    if (g.norm == nullptr) continue;  // the norm-fed inputs only (q/k/v, gate/up)
+    // The norm-fed inputs (q/k/v, gate/up), and down_proj's (input 3 and up:
+    // a dense MLP's, an expert's, the shared expert's) when asked.
+    if (g.norm == nullptr && !(spec.down_proj() && g.input >= 3)) continue;
     std::string first;
     std::vector<const Tensor*> weights;
     for (const BlockLinear* l : g.linears) {
@@ -79,7 +82,7 @@ nlohmann::json SmoothQuantBlock(const LlamaConfig& config, int layer, BlockWeigh
     FoldScales(config, g, s, changed);
     entries.push_back({{"block", layer},
                        {"linears", first},
-                       {"folded_into", NameOf(named, g.norm)},
+                       {"folded_into", NameOf(named, g.norm != nullptr ? g.norm : g.rows)},
                        {"alpha", alpha},
                        {"x_max", MaxOf(x_max)},
                        {"x_max_smoothed", x_after},

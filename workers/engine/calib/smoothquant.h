@@ -38,14 +38,15 @@ namespace compressd::engine {
 std::vector<float> SmoothQuantScales(const std::vector<const Tensor*>& weights,
                                      const std::vector<float>& x_max, double alpha);
 
-// Computes and folds the scales of block `layer`'s norm-fed groups from its
-// inputs `in`; a group none of whose linears is in `targets` is left alone.
+// Computes and folds the scales of block `layer`'s norm-fed groups (and with
+// spec.down_proj, of its down_proj inputs into up_proj's rows) from its inputs
+// `in`; a group none of whose linears is in `targets` is left alone.
 // Changed tensors are replaced by new owned ones and appended to `changed`.
 // One summary entry per group: {"block", "linears" (the first), "folded_into",
 // "alpha", "x_max" / "x_max_smoothed" (the largest activation before and
 // after), "w_max" / "w_max_smoothed" (the same for the weights)}.
 nlohmann::json SmoothQuantBlock(const LlamaConfig& config, int layer, BlockWeights* w,
-                                const LinearInputs& in, double alpha,
+                                const LinearInputs& in, const v1::SmoothQuantSpec& spec,
                                 const std::set<std::string>& targets,
                                 std::vector<Tensor*>* changed);
 

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "tests/unit/engine/calib/calib_testing.h"
 #include "tests/unit/engine/nn/tiny_fixture.h"
@@ -56,7 +57,10 @@ std::vector<std::vector<int32_t>> Sequences(int vocab) {
 
 // Smooths every block of `model` at `alpha` (all linears targeted); the entries.
 nlohmann::json SmoothAll(LlamaModel* model, const std::vector<std::vector<int32_t>>& seqs,
-                         double alpha) {
+                         double alpha, bool down_proj = false) {
+  v1::SmoothQuantSpec spec;
+  spec.set_alpha(alpha);
+  spec.set_down_proj(down_proj);
   CpuBackend backend(CpuBackendOptions{1, 64});
   absl::StatusOr<std::unique_ptr<BlockRunner>> runner =
       BlockRunner::Create(model, &backend, seqs, BlockRunnerOptions{});
@@ -68,7 +72,7 @@ nlohmann::json SmoothAll(LlamaModel* model, const std::vector<std::vector<int32_
     for (const BlockLinear& l : BlockLinearsOf(model->config, layer, w)) targets.insert(l.module);
     std::vector<Tensor*> changed;
     for (const nlohmann::json& e :
-         SmoothQuantBlock(model->config, layer, w, in, alpha, targets, &changed)) {
+         SmoothQuantBlock(model->config, layer, w, in, spec, targets, &changed)) {
       entries.push_back(e);
     }
     return in.refresh();
@@ -95,6 +99,32 @@ TEST_P(SmoothQuantFamilyTest, FoldingKeepsTheOutputs) {
     EXPECT_GT(e["x_max"].get<double>(), 0.0);
     EXPECT_GT(e["w_max_smoothed"].get<double>(), 0.0);
   }
+  EXPECT_LE(WorstRelative(Logits(&model, seqs), want), 2e-4f);
+}
+
+// down_proj: true adds one group per down_proj (the dense MLP's, each
+// expert's, the shared expert's), folded into its up_proj's rows, as exactly.
+TEST_P(SmoothQuantFamilyTest, DownProjFoldsIntoUpProjRows) {
+  absl::StatusOr<testing::TinyFixture> fixture = testing::LoadTinyFixture(GetParam());
+  ASSERT_TRUE(fixture.ok()) << fixture.status();
+  LlamaModel model = fixture->model;
+  const auto seqs = Sequences(model.config.vocab);
+  const std::vector<float> want = Logits(&model, seqs);
+  const BlockWeights& b = model.blocks[0];
+  const size_t downs =
+      b.experts.empty() ? 1 : b.experts.size() + (b.shared_expert.up_proj.empty() ? 0 : 1);
+  const nlohmann::json entries = SmoothAll(&model, seqs, 0.5, /*down_proj=*/true);
+  ASSERT_EQ(entries.size(), (2 + downs) * model.blocks.size()) << entries.dump();
+  size_t into_up = 0;  // Mixtral names an expert's up_proj w3 and its down_proj w2
+  for (const nlohmann::json& e : entries) {
+    const std::string into = e["folded_into"].get<std::string>();
+    if (into.find("norm") != std::string::npos) continue;
+    ++into_up;
+    EXPECT_TRUE(absl::EndsWith(into, "up_proj") || absl::EndsWith(into, ".w3")) << e.dump();
+    const std::string down = e["linears"].get<std::string>();
+    EXPECT_TRUE(absl::EndsWith(down, "down_proj") || absl::EndsWith(down, ".w2")) << e.dump();
+  }
+  EXPECT_EQ(into_up, downs * model.blocks.size());
   EXPECT_LE(WorstRelative(Logits(&model, seqs), want), 2e-4f);
 }
 
