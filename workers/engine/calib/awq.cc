@@ -117,15 +117,12 @@ absl::StatusOr<double> QuantizedError(const std::vector<AwqWeight>& linears, con
 // Mean |x| per input over the rows of input `which` (all, or `rows`).
 std::vector<float> MeanAbs(const LinearInputs& in, int which, int64_t dim,
                            const std::vector<int64_t>* rows) {
-  const float* x = in.input(which);
-  const int64_t n = rows != nullptr ? static_cast<int64_t>(rows->size())
-                    : which == 4    ? in.tokens * in.experts_per_token
-                                    : in.tokens;
   std::vector<double> sum(static_cast<size_t>(dim), 0.0);
-  for (int64_t i = 0; i < n; ++i) {
-    const float* row = x + (rows != nullptr ? (*rows)[static_cast<size_t>(i)] : i) * dim;
+  int64_t n = 0;
+  ForEachInputRow(in, which, dim, rows, [&](const float* row) {
     for (int64_t j = 0; j < dim; ++j) sum[static_cast<size_t>(j)] += std::fabs(row[j]);
-  }
+    ++n;
+  });
   std::vector<float> out(static_cast<size_t>(dim));
   for (size_t j = 0; j < out.size(); ++j)
     out[j] = static_cast<float>(sum[j] / std::max<int64_t>(n, 1));

@@ -106,16 +106,14 @@ void FoldScales(const LlamaConfig& config, const ScaleGroup& g, const std::vecto
   if (g.bias != nullptr) add(g.bias);
 }
 
-std::vector<float> InputMaxAbs(const LinearInputs& in, int which, int64_t dim) {
-  const float* x = in.input(which);
-  const int64_t n = which == 4 ? in.tokens * in.experts_per_token : in.tokens;
+std::vector<float> InputMaxAbs(const LinearInputs& in, int which, int64_t dim,
+                               const std::vector<int64_t>* rows) {
   std::vector<float> out(static_cast<size_t>(dim), 0.0f);
-  for (int64_t i = 0; i < n; ++i) {
-    const float* row = x + i * dim;
+  ForEachInputRow(in, which, dim, rows, [&](const float* row) {
     for (int64_t j = 0; j < dim; ++j) {
       out[static_cast<size_t>(j)] = std::max(out[static_cast<size_t>(j)], std::fabs(row[j]));
     }
-  }
+  });
   return out;
 }
 

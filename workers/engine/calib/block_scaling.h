@@ -44,8 +44,24 @@ void DivideNorm(Tensor* t, const std::vector<float>& s, bool offset);  // g / s 
 void FoldScales(const LlamaConfig& config, const ScaleGroup& g, const std::vector<float>& s,
                 std::vector<Tensor*>* changed);
 
-// Max |x| per input channel over every row of input `which` [rows, dim].
-std::vector<float> InputMaxAbs(const LinearInputs& in, int which, int64_t dim);
+// f(row) for each row [dim] of input `which`: every row, or with `rows` (an
+// expert's, ExpertRows), those only.
+template <typename F>
+void ForEachInputRow(const LinearInputs& in, int which, int64_t dim,
+                     const std::vector<int64_t>* rows, F f) {
+  const float* x = in.input(which);
+  const int64_t n = rows != nullptr ? static_cast<int64_t>(rows->size())
+                    : which == 4    ? in.tokens * in.experts_per_token
+                                    : in.tokens;
+  for (int64_t i = 0; i < n; ++i) {
+    f(x + (rows != nullptr ? (*rows)[static_cast<size_t>(i)] : i) * dim);
+  }
+}
+
+// Max |x| per input channel over the rows of input `which` [rows, dim] (all,
+// or `rows`).
+std::vector<float> InputMaxAbs(const LinearInputs& in, int which, int64_t dim,
+                               const std::vector<int64_t>* rows = nullptr);
 
 // The module name of `t` in `named` ("model.layers.3.input_layernorm"), "?" if absent.
 std::string NameOf(const std::vector<NamedTensor>& named, const Tensor* t);

@@ -70,8 +70,13 @@ nlohmann::json SmoothQuantBlock(const LlamaConfig& config, int layer, BlockWeigh
       weights.push_back(l->tensor);
     }
     if (first.empty()) continue;
+    std::vector<int64_t> rows;  // an expert's down_proj: the rows routed to it
+    if (g.input == 4) {
+      rows = ExpertRows(in, 4, g.expert);
+      if (rows.empty()) continue;  // no token reached the expert: nothing to measure
+    }
     const int64_t dim = g.linears.front()->tensor->cols();
-    const std::vector<float> x_max = InputMaxAbs(in, g.input, dim);
+    const std::vector<float> x_max = InputMaxAbs(in, g.input, dim, g.input == 4 ? &rows : nullptr);
     const std::vector<float> s = SmoothQuantScales(weights, x_max, alpha);
     const std::vector<float> w_max = WeightMaxAbs(weights, dim);
     float x_after = 0, w_after = 0;

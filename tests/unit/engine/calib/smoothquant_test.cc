@@ -10,9 +10,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/unit/engine/calib/calib_testing.h"
 #include "tests/unit/engine/nn/tiny_fixture.h"
@@ -126,6 +128,46 @@ TEST_P(SmoothQuantFamilyTest, DownProjFoldsIntoUpProjRows) {
   }
   EXPECT_EQ(into_up, downs * model.blocks.size());
   EXPECT_LE(WorstRelative(Logits(&model, seqs), want), 2e-4f);
+}
+
+// An expert's down_proj group measures the rows routed to that expert only.
+TEST(SmoothQuantTest, ExpertDownProjMeasuresItsOwnTokens) {
+  absl::StatusOr<testing::TinyFixture> fixture = testing::LoadTinyFixture("mixtral_moe");
+  ASSERT_TRUE(fixture.ok()) << fixture.status();
+  LlamaModel model = fixture->model;
+  CpuBackend backend(CpuBackendOptions{1, 64});
+  absl::StatusOr<std::unique_ptr<BlockRunner>> runner =
+      BlockRunner::Create(&model, &backend, Sequences(model.config.vocab), BlockRunnerOptions{});
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  v1::SmoothQuantSpec spec;
+  spec.set_alpha(0.5);
+  spec.set_down_proj(true);
+  int checked = 0;
+  const absl::Status s = (*runner)->RunAll([&](int i, const LinearInputs& in, BlockWeights* w) {
+    const int layer = w->layer >= 0 ? w->layer : i;
+    std::set<std::string> targets;
+    for (const BlockLinear& l : BlockLinearsOf(model.config, layer, w)) targets.insert(l.module);
+    const int64_t dim = w->experts[0].down_proj.cols();
+    std::map<std::string, float> want;  // expert down_proj -> max |x| over its rows
+    for (int e = 0; e < static_cast<int>(w->experts.size()); ++e) {
+      float m = 0;
+      for (int64_t r : ExpertRows(in, 4, e)) {
+        for (int64_t j = 0; j < dim; ++j) m = std::max(m, std::fabs(in.input(4)[r * dim + j]));
+      }
+      want[absl::StrCat("model.layers.", layer, ".block_sparse_moe.experts.", e, ".w2")] = m;
+    }
+    std::vector<Tensor*> changed;
+    for (const nlohmann::json& e :
+         SmoothQuantBlock(model.config, layer, w, in, spec, targets, &changed)) {
+      const auto it = want.find(e["linears"].get<std::string>());
+      if (it == want.end()) continue;
+      EXPECT_FLOAT_EQ(e["x_max"].get<float>(), it->second) << e.dump();
+      ++checked;
+    }
+    return in.refresh();
+  });
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(checked, static_cast<int>(model.blocks.size() * model.blocks[0].experts.size()));
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, SmoothQuantFamilyTest,
