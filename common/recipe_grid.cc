@@ -36,6 +36,20 @@ bool Prunes(const v1::Stage& s) {
 }  // namespace
 
 absl::Status ValidateGrid(const v1::QuantGridSpec& grid, const std::string& path) {
+  if (!grid.type().empty() && grid.type() != "int" && grid.type() != "fp8") {
+    return FieldError(path + ".type",
+                      absl::StrCat("must be int or fp8 (E4M3), got \"", grid.type(), "\""));
+  }
+  if (GridIsFp8(grid) && (grid.bits() != 8 || grid.group_size() != -1 || grid.asymmetric() ||
+                          grid.scale_bits() != 0)) {
+    return FieldError(path + ".type",
+                      absl::StrCat("an fp8 (E4M3) grid is 8 bits with one scale per output "
+                                   "channel, symmetric (what vLLM's FP8 kernels run): bits 8, "
+                                   "group_size -1, no asymmetric or scale_bits; got bits ",
+                                   grid.bits(), ", group_size ", grid.group_size(),
+                                   grid.asymmetric() ? ", asymmetric" : "",
+                                   grid.scale_bits() ? ", scale_bits" : ""));
+  }
   if (grid.bits() < 2 || grid.bits() > 8) {
     return FieldError(path + ".bits", absl::StrCat("must be in [2, 8], got ", grid.bits()));
   }
@@ -79,6 +93,39 @@ absl::Status ValidateFractionalZeros(const v1::Recipe& recipe, int index, const 
                                           format,
                                           " output cannot store (integer zero points): use "
                                           "output.format gguf or hf_safetensors"));
+  }
+  return absl::OkStatus();
+}
+
+bool GridIsFp8(const v1::QuantGridSpec& grid) { return grid.type() == "fp8"; }
+
+void Fp8GridDefaults(v1::QuantGridSpec* grid) {
+  if (!GridIsFp8(*grid)) return;
+  if (grid->bits() == 0) grid->set_bits(8);
+  if (grid->group_size() == 0) grid->set_group_size(-1);
+}
+
+absl::Status ValidateGridType(const v1::Recipe& recipe, const v1::Stage& stage,
+                              const std::string& path, const v1::Stage* base) {
+  std::string field, base_field;
+  const v1::QuantGridSpec* grid = StageGrid(stage, &field);
+  if (grid == nullptr) return absl::OkStatus();
+  const std::string where = absl::StrCat(path, ".", field, ".type");
+  const v1::QuantGridSpec* base_grid = base != nullptr ? StageGrid(*base, &base_field) : nullptr;
+  if (base_grid != nullptr && GridIsFp8(*base_grid) != GridIsFp8(*grid)) {
+    return FieldError(where,
+                      "an override cannot change the grid's type (int or fp8): the "
+                      "checkpoint holds one");
+  }
+  if (!GridIsFp8(*grid)) return absl::OkStatus();
+  if (stage.has_evopress()) {
+    return FieldError(where, "evopress searches bit widths of integer grids; fp8 has one width");
+  }
+  const std::string& format = recipe.output().format();
+  if (format == "gguf" || format == "gptq") {
+    return FieldError(where, absl::StrCat("an fp8 (E4M3) grid is stored by compressed_tensors "
+                                          "(float-quantized) or hf_safetensors (dequantized); ",
+                                          format, " has no E4M3 type"));
   }
   return absl::OkStatus();
 }

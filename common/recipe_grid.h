@@ -12,7 +12,22 @@ namespace compressd {
 // INVALID_ARGUMENT naming the field under `path` ("stages[0].gptq.grid")
 // unless bits is in [2, 8], group_size is -1 or in [1, 2^20], and scale_bits
 // is 0 or in [2, 8] with a group_size that divides 256.
+// type must be "" / "int" or "fp8"; an fp8 grid must be bits 8, group_size
+// -1, symmetric, without scale_bits.
 absl::Status ValidateGrid(const v1::QuantGridSpec& grid, const std::string& path);
+
+// True for an FP8 E4M3 grid (type "fp8").
+bool GridIsFp8(const v1::QuantGridSpec& grid);
+
+// An fp8 grid's defaults: bits 8 and group_size -1 where unset (0).
+void Fp8GridDefaults(v1::QuantGridSpec* grid);
+
+// INVALID_ARGUMENT naming `path`'s grid type field when `stage` (or an
+// override's merged params, with `base` the stage it overrides) has an fp8
+// grid where none can be: in evopress, or with gguf or gptq output (no E4M3
+// type); or changes the base stage's grid type.
+absl::Status ValidateGridType(const v1::Recipe& recipe, const v1::Stage& stage,
+                              const std::string& path, const v1::Stage* base = nullptr);
 
 // INVALID_ARGUMENT naming `path`'s scale_bits field ("stages[1]" +
 // ".gptq.grid.scale_bits") when `stage` (recipe.stages(index), or an

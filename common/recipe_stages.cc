@@ -164,6 +164,7 @@ v1::Stage MergeOverride(const v1::Stage& base, const v1::Stage& params) {
 }
 
 void GridDefaults(v1::QuantGridSpec* grid) {
+  Fp8GridDefaults(grid);
   if (grid->group_size() == 0) grid->set_group_size(kDefaultGroupSize);
 }
 
@@ -268,6 +269,7 @@ absl::Status ValidateOverrides(const v1::Recipe& recipe) {
     RETURN_IF_ERROR(ValidateW8A8Override(base, o.params(), merged, path + ".params"));
     RETURN_IF_ERROR(ValidateStage(merged, path + ".params"));
     RETURN_IF_ERROR(ValidateFractionalZeros(recipe, o.stage(), merged, path + ".params"));
+    RETURN_IF_ERROR(ValidateGridType(recipe, merged, path + ".params", &base));
     if (StageQuantizes(merged) != StageQuantizes(base)) {
       return FieldError(path + ".params", "must not add or remove the stage's quantization");
     }
@@ -332,12 +334,14 @@ void ApplyStageDefaults(v1::Stage* stage) {
       if (!s->has_act_order()) s->set_act_order(true);
       if (!s->has_static_groups()) s->set_static_groups(s->act_order());
       GridDefaults(s->mutable_grid());
+      ActivationDefaults(stage);
       if (s->has_awq()) AwqDefaults(s->mutable_awq());
       if (s->has_smoothquant()) SmoothQuantDefaults(s->mutable_smoothquant());
       break;
     }
     case v1::Stage::kRtn:
       GridDefaults(stage->mutable_rtn()->mutable_grid());
+      ActivationDefaults(stage);
       if (stage->rtn().has_awq()) AwqDefaults(stage->mutable_rtn()->mutable_awq());
       if (stage->rtn().has_smoothquant()) {
         SmoothQuantDefaults(stage->mutable_rtn()->mutable_smoothquant());
@@ -427,6 +431,7 @@ absl::Status ValidateStages(const v1::Recipe& recipe) {
     const std::string path = absl::StrCat("stages[", i, "]");
     RETURN_IF_ERROR(ValidateStage(recipe.stages(i), path));
     RETURN_IF_ERROR(ValidateFractionalZeros(recipe, i, recipe.stages(i), path));
+    RETURN_IF_ERROR(ValidateGridType(recipe, recipe.stages(i), path));
   }
   RETURN_IF_ERROR(ValidateOrder(recipe));
   RETURN_IF_ERROR(ValidateAwq(recipe));

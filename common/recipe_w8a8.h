@@ -15,6 +15,9 @@ namespace compressd {
 // SmoothQuant's migration strength: the paper's default and llm-compressor's.
 inline constexpr double kDefaultSmoothQuantAlpha = 0.5;
 
+// activations.type where unset: the stage grid's type ("int" or "fp8").
+void ActivationDefaults(v1::Stage* stage);
+
 // alpha 0.5 and down_proj false where unset.
 void SmoothQuantDefaults(v1::SmoothQuantSpec* smoothquant);
 
@@ -25,12 +28,16 @@ const v1::SmoothQuantSpec* StageSmoothQuant(const v1::Stage& stage);
 // The recipe's SmoothQuant spec (on whichever stage carries it); null when none.
 const v1::SmoothQuantSpec* RecipeSmoothQuant(const v1::Recipe& recipe);
 
+// Whether `act` quantizes to FP8 E4M3 (type "fp8") rather than int8.
+bool ActivationsAreFp8(const v1::ActivationQuantSpec& act);
+
 // The index of the stage with activations, or -1.
 int ActivationStage(const v1::Recipe& recipe);
 
 // INVALID_ARGUMENT naming the field ("stages[0].rtn.activations.bits"):
-// activations.bits other than 8; a stage with activations whose grid is not
-// int8 per channel symmetric (it is the recipe's last that changes weights:
+// activations.bits other than 8, a type other than int / fp8 or not the
+// grid's; a stage with activations whose grid is not int8 (or fp8) per
+// channel symmetric (it is the recipe's last that changes weights:
 // ValidateOrder allows nothing after a quantizing stage); output
 // other than compressed_tensors (the only format that records activation
 // quantization); smoothquant without activations on its stage, with awq on

@@ -42,8 +42,9 @@ class TimingBackend : public Backend {
                  int64_t n_seqs, const AttentionShape& shape, float* out) override {
     Timed("Attention", [&] { inner_->Attention(q, k, v, seq_start, n_seqs, shape, out); });
   }
-  void QuantizeActivations(const float* x, int64_t t, int64_t dim, int bits, float* out) override {
-    Timed("QuantizeActivations", [&] { inner_->QuantizeActivations(x, t, dim, bits, out); });
+  void QuantizeActivations(const float* x, int64_t t, int64_t dim, ActQuantType type,
+                           float* out) override {
+    Timed("QuantizeActivations", [&] { inner_->QuantizeActivations(x, t, dim, type, out); });
   }
   void SiluMul(const float* gate, const float* up, int64_t n, float* out) override {
     Timed("SiluMul", [&] { inner_->SiluMul(gate, up, n, out); });

@@ -11,11 +11,14 @@
 #   --method w8a8: SmoothQuant (strength 0.5, the norm-fed q/k/v and gate/up
 #     mappings: both sides' defaults) then GPTQ with int8 weights per channel
 #     and int8 activations per token (llm-compressor's W8A8 preset), written as
-#     compressed-tensors int-quantized by both.
+#     compressed-tensors int-quantized by both;
+#   --method fp8: GPTQ with FP8 (E4M3) weights per channel and E4M3
+#     activations per token (llm-compressor's FP8_DYNAMIC preset), written as
+#     compressed-tensors float-quantized by both.
 # Prints the markdown table of docs/results.md ("Side by side with llm-compressor").
 #
 #   --compute bf16: compressd's forward passes in BF16 (recipe `compute: bf16`).
-# Usage: bench/peers/llmcompressor.sh [--method gptq|sparsegpt|w8a8] [--out DIR] [--samples N]
+# Usage: bench/peers/llmcompressor.sh [--method gptq|sparsegpt|w8a8|fp8] [--out DIR] [--samples N]
 #        [--windows N] [--compute fp32|bf16]
 # Needs build/bin/compress-worker, the test venv (scripts/install-deps.sh) and
 # llm-compressor's own venv, .cache/venv-lc (created here on first use: it pins
@@ -34,7 +37,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown argument $1"; exit 2 ;;
   esac
 done
-[[ "$METHOD" =~ ^(gptq|sparsegpt|w8a8)$ ]] || { echo "--method gptq|sparsegpt|w8a8"; exit 2; }
+[[ "$METHOD" =~ ^(gptq|sparsegpt|w8a8|fp8)$ ]] || { echo "--method gptq|sparsegpt|w8a8|fp8"; exit 2; }
 OUT=${OUT:-/tmp/peer-$METHOD}
 export THREADS
 PY="$ROOT/.venv/bin/python"
@@ -53,6 +56,8 @@ PEER=bench/peers/peer_llmcompressor.py
 
 if [[ "$METHOD" == gptq ]]; then
   STAGES='[{gptq: {grid: {bits: 4, group_size: 64}}}]' FORMAT=compressed_tensors
+elif [[ "$METHOD" == fp8 ]]; then
+  STAGES='[{gptq: {grid: {type: fp8}, activations: {bits: 8}}}]' FORMAT=compressed_tensors
 elif [[ "$METHOD" == w8a8 ]]; then
   STAGES='[{gptq: {grid: {bits: 8, group_size: -1}, activations: {bits: 8}, smoothquant: {}}}]'
   FORMAT=compressed_tensors
@@ -85,7 +90,7 @@ win, ours, lc = j("windows.json"), j("ours.json"), j("lc.json")
 assert win["text_tokens"] == ours["calibration"]["text_tokens"], "different calibration text"
 quantized = [j(n + ".eval.json")["act_quant_linears"] for n in ("ours", "lc")]
 # W8A8 is only compared when both checkpoints run their activations quantized.
-assert (quantized[0] == quantized[1] > 0) == (method == "w8a8"), quantized
+assert (quantized[0] == quantized[1] > 0) == (method in ("w8a8", "fp8")), quantized
 t = ours["timing_seconds"]
 core = t["forward"] + t["hessian"] + t["solve"] + t["error"]
 name = "compressd" + (", compute: bf16" if ours.get("compute") == "bf16" else "")

@@ -2,8 +2,9 @@
 """The same one-shot job on the real SmolLM2-135M by llm-compressor and by
 compressd, on the same calibration windows, measured with one evaluator
 (bench/peers/llmcompressor.sh drives it): GPTQ W4A16 (int4, groups of 64,
-symmetric), SparseGPT 50% unstructured, or SmoothQuant + GPTQ W8A8 (int8
-weights per channel, int8 activations per token, dynamic).
+symmetric), SparseGPT 50% unstructured, SmoothQuant + GPTQ W8A8 (int8
+weights per channel, int8 activations per token, dynamic), or GPTQ FP8 W8A8
+(FP8 E4M3 weights per channel, E4M3 activations per token, dynamic).
 
 Subcommands (each prints one JSON object on stdout):
   windows OUT.npy --text DIR --samples N --seq-len L --seed S
@@ -11,19 +12,21 @@ Subcommands (each prints one JSON object on stdout):
       (workers/engine/calib/calib_data.cc: the files of DIR in name order,
       concatenated, tokenized whole with the model's tokenizer, offsets drawn
       by std::mt19937_64(seed) modulo the range), with the token count.
-  llmcompressor WINDOWS.npy OUT_DIR --method gptq|sparsegpt|w8a8
+  llmcompressor WINDOWS.npy OUT_DIR --method gptq|sparsegpt|w8a8|fp8
       llm-compressor's oneshot on those windows: GPTQModifier (int4 symmetric
       groups of 64 on every Linear but lm_head, its defaults otherwise; saved
       as compressed-tensors), SparseGPTModifier (sparsity 0.5 on the
       projections, its defaults otherwise; saved dense), or SmoothQuantModifier
       (its default strength 0.5 and mappings) then GPTQModifier with its W8A8
-      preset scheme (saved as compressed-tensors); reports the wall time of
+      preset scheme (saved as compressed-tensors), or GPTQModifier with its
+      FP8_DYNAMIC preset scheme (saved as compressed-tensors float-quantized);
+      reports the wall time of
       oneshot and the modifiers' settings. Run in the llm-compressor venv.
   evaluate MODEL_DIR --windows N
       perplexity of MODEL_DIR (transformers, float32, eager attention) on the
       first N 512-token windows of ppl-persuasion and ppl-kjv, and KL(dense
       || model) with top-1 agreement on the ppl-persuasion windows, the dense
-      model being the GGUF read by transformers. A compressed-tensors W8A8
+      model being the GGUF read by transformers. A compressed-tensors W8A8 (or FP8)
       checkpoint runs with its per-token activation quantization (the
       compressed-tensors forward wrapper's); `act_quant_linears` counts the
       linears that quantize their inputs. Run in the test venv.
@@ -129,6 +132,10 @@ def cmd_llmcompressor(a):
         modifier = GPTQModifier(ignore=["lm_head"], config_groups={
             "group_0": {"targets": ["Linear"], "weights": weights}})
         settings = ("actorder", "block_size", "dampening_frac")
+    elif a.method == "fp8":
+        from llmcompressor.modifiers.quantization import GPTQModifier
+        modifier = GPTQModifier(targets="Linear", scheme="FP8_DYNAMIC", ignore=["lm_head"])
+        settings = ("scheme", "actorder", "block_size", "dampening_frac")
     elif a.method == "w8a8":
         from llmcompressor.modifiers.quantization import GPTQModifier
         from llmcompressor.modifiers.smoothquant import SmoothQuantModifier
@@ -211,7 +218,7 @@ def main():
     lc = sub.add_parser("llmcompressor")
     lc.add_argument("windows")
     lc.add_argument("out")
-    lc.add_argument("--method", choices=["gptq", "sparsegpt", "w8a8"], default="gptq")
+    lc.add_argument("--method", choices=["gptq", "sparsegpt", "w8a8", "fp8"], default="gptq")
     ev = sub.add_parser("evaluate")
     ev.add_argument("model")
     ev.add_argument("--windows", type=int, default=16)

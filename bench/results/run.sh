@@ -76,6 +76,11 @@ declare -A STAGES=(
   [gptq-w8a8-sq08]='[{gptq: {grid: {bits: 8, group_size: -1}, activations: {bits: 8}, smoothquant: {alpha: 0.8}}}]'
   [rtn-w8a8-sq-down]='[{rtn: {grid: {bits: 8, group_size: -1}, activations: {bits: 8}, smoothquant: {down_proj: true}}}]'
   [gptq-w8a8-sq-down]='[{gptq: {grid: {bits: 8, group_size: -1}, activations: {bits: 8}, smoothquant: {down_proj: true}}}]'
+  [rtn-fp8]='[{rtn: {grid: {type: fp8}}}]'
+  [gptq-fp8]='[{gptq: {grid: {type: fp8}}}]'
+  [rtn-fp8-w8a8]='[{rtn: {grid: {type: fp8}, activations: {bits: 8}}}]'
+  [gptq-fp8-w8a8]='[{gptq: {grid: {type: fp8}, activations: {bits: 8}}}]'
+  [gptq-fp8-w8a8-sq]='[{gptq: {grid: {type: fp8}, activations: {bits: 8}, smoothquant: {}}}]'
   [sparsegpt-50+gptq-4-g128]='[{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 128}, act_order: false}}]'
 )
 # gptq-*: the rows measured before act-order became GPTQ's default (pinned
@@ -106,8 +111,8 @@ for name in "${CONFIGS[@]}"; do
       echo "stages: $stages"
       [[ "$stages" =~ wanda|sparsegpt|gptq|awq|smoothquant ]] &&
         echo "calibration: {path: $DATA/sotu, samples: 128, seq_len: 512, seed: 0, threads: $THREADS}"
-      # W8A8 is written (and so only valid) as compressed_tensors
-      [[ "$stages" =~ activations ]] && echo "output: {format: compressed_tensors}"
+      # W8A8 and fp8 are written (and so only valid) as compressed_tensors here
+      [[ "$stages" =~ activations|fp8 ]] && echo "output: {format: compressed_tensors}"
       printf '%s\n  skip_dense: true\n' "$EVAL"
     } > "$recipe"
   fi

@@ -200,14 +200,17 @@ TEST(CudaBackendTest, QuantizeActivationsMatchesRef) {
   COMPRESSD_REQUIRE_CUDA_DEVICE();
   auto backend = MakeBackend();
   ASSERT_NE(backend, nullptr);
-  for (auto [t, dim] : {std::pair<int64_t, int64_t>{37, 83}, {1, 576}, {5, 4096}}) {
-    auto x = Random(t * dim, 12, 3.0f);
-    x[dim + 1] = 60.0f;  // an outlier
-    DeviceVector<float> dx(x), dy(std::vector<float>(t * dim, kNan));
-    backend->QuantizeActivations(dx.get(), t, dim, 8, dy.get());
-    std::vector<float> want(t * dim);
-    engine::QuantizeActivationsRef(x.data(), t, dim, 8, want.data());
-    EXPECT_EQ(dy.ToHost(), want);
+  for (const engine::ActQuantType type :
+       {engine::ActQuantType::kInt8, engine::ActQuantType::kFp8E4m3}) {
+    for (auto [t, dim] : {std::pair<int64_t, int64_t>{37, 83}, {1, 576}, {5, 4096}}) {
+      auto x = Random(t * dim, 12, 3.0f);
+      x[dim + 1] = 60.0f;  // an outlier
+      DeviceVector<float> dx(x), dy(std::vector<float>(t * dim, kNan));
+      backend->QuantizeActivations(dx.get(), t, dim, type, dy.get());
+      std::vector<float> want(t * dim);
+      engine::QuantizeActivationsRef(x.data(), t, dim, type, want.data());
+      EXPECT_EQ(dy.ToHost(), want) << (type == engine::ActQuantType::kFp8E4m3 ? "fp8" : "int8");
+    }
   }
   EXPECT_TRUE(backend->Synchronize().ok()) << backend->status();
 }

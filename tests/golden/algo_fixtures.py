@@ -56,7 +56,15 @@ CONFIGS = [
          scope="block", bits=4, group=128, sym=False),
     dict(name="wanda_50", solver="wanda", sparsity=0.5, n=0, m=0),
     dict(name="wanda_24", solver="wanda", sparsity=0, n=2, m=4),
+    # FP8 E4M3 per channel (last, so the earlier entries keep their offsets in the .bin)
+    dict(gptq("gptq_fp8_pc", 8, -1, True), fp8=True),
+    dict(gptq("gptq_fp8_pc_act", 8, -1, True, act=True), fp8=True),
+    dict(name="rtn_fp8_pc", solver="rtn", bits=8, group=-1, sym=True, fp8=True),
 ]
+
+
+def bits_of(cfg):
+    return "fp8" if cfg.get("fp8") else cfg["bits"]
 
 
 class Blob:
@@ -78,7 +86,7 @@ def run(cfg, w, h, blob):
     arrays = {}
     if cfg["solver"] in ("gptq", "rtn", "sparsegpt+gptq"):
         if cfg["solver"] == "rtn":
-            out, codes, scales, zeros = ref.rtn(w, cfg["bits"], cfg["group"], cfg["sym"],
+            out, codes, scales, zeros = ref.rtn(w, bits_of(cfg), cfg["group"], cfg["sym"],
                                                 cfg.get("scale_bits", 0))
         else:
             base = w
@@ -90,7 +98,7 @@ def run(cfg, w, h, blob):
                 hh[j, :] = 0
                 hh[:, j] = 0
             out, codes, scales, zeros, gidx = ref.gptq(
-                base, hh, cfg["bits"], cfg["group"], cfg["sym"], cfg.get("act_order", False),
+                base, hh, bits_of(cfg), cfg["group"], cfg["sym"], cfg.get("act_order", False),
                 cfg.get("static_groups", False), scale_bits=cfg.get("scale_bits", 0))
             arrays["gidx"] = blob.add(gidx, "i4")
         arrays["codes"] = blob.add(codes, "u1")

@@ -24,6 +24,9 @@ the C++ shares (and that a test would catch if either side changed them):
   * pruning order: smallest score first, ties by lower index (stable sort); unstructured
     prunes round(sparsity * count) entries per block (all rows) or per row of a block.
   * N:M keeps n of every m consecutive inputs.
+  * fp8 (bits "fp8", E4M3): per row scale = the smallest fp16 >= max|x| / 448 (1 for
+    an all-zero row), zero 0, value = scale * float8_e4m3fn(clamp(x / scale, +-448)),
+    code the E4M3 byte (PyTorch's cast, round half to even).
   * scale_bits (k-quant double quantization, ggml's k-quant layouts): the scales of
     the groups in each run of 256 inputs of a row become d * sc, d the smallest fp16
     value >= (largest scale of a group that is not all zero) / smax (1 when all are),
@@ -47,6 +50,11 @@ def prune_count(count, sparsity):
 
 def grid_params(x, bits, sym):
     """Per-row scale and zero of x [rows, k]."""
+    if bits == "fp8":
+        amax = x.abs().max(1).values
+        empty = amax == 0
+        scale = torch.where(empty, torch.ones_like(amax), half_ceil(amax / 448.0))
+        return scale, torch.zeros_like(scale)
     maxq = 2 ** bits - 1
     xmin = torch.clamp(x.min(1).values, max=0)
     xmax = torch.clamp(x.max(1).values, min=0)
@@ -123,7 +131,13 @@ def lattice_grid(w, group, bits, sym, scale_bits):
 
 def quantize(x, scale, zero, bits):
     """Codes and values of x [rows] on per-row grids: round(x / scale + zero), the zero's
-    integer part added after rounding (exactly round(x / scale) + zero for integer zeros)."""
+    integer part added after rounding (exactly round(x / scale) + zero for integer zeros).
+    bits "fp8": PyTorch's float8_e4m3fn cast of x / scale clamped to +-448 (codes its
+    bytes, a value that rounds to zero as +0), value scale * that."""
+    if bits == "fp8":
+        v = torch.clamp(x / scale, -448.0, 448.0).to(torch.float8_e4m3fn).to(torch.float32)
+        v = v + 0.0  # -0 -> +0
+        return v.to(torch.float8_e4m3fn).view(torch.uint8).to(torch.float32), scale * v
     zi = torch.floor(zero)
     q = torch.clamp(torch.round(x / scale + (zero - zi)) + zi, 0, 2 ** bits - 1)
     return q, scale * (q - zero)

@@ -7,16 +7,19 @@ Usage:
                               (--tokens IDS.bin | --text FILE --tokenizer GGUF)
                               [--windows N] [--window L] [--ppl-tolerance REL]
                               [--expect-bits B] [--expect-strategy group|channel]
-                              [--expect-symmetric true|false] [--w8a8]
+                              [--expect-symmetric true|false] [--w8a8] [--fp8]
 
   * config.json's quantization_config is parsed by compressed-tensors' own
     QuantizationConfig (pydantic: an unknown or malformed field fails), and
     must say quant_method compressed-tensors, format pack-quantized (with
     --w8a8: int-quantized, int8 channel weights and input_activations int8
-    per token, dynamic), quantization_status compressed;
-  * every module with weight_packed (--w8a8: an int8 weight) is decompressed
-    by compressed-tensors' PackedQuantizationCompressor (IntQuantizationCompressor)
-    with its config group's scheme, and must
+    per token, dynamic; --fp8: float-quantized, FP8 E4M3 channel weights and,
+    with --w8a8, input_activations float per token, dynamic),
+    quantization_status compressed;
+  * every module with weight_packed (--w8a8: an int8 weight; --fp8 an
+    F8_E4M3 one) is decompressed by compressed-tensors'
+    PackedQuantizationCompressor (IntQuantizationCompressor,
+    FloatQuantizationCompressor) with its config group's scheme, and must
     equal FLOAT_DIR's weight (the same model exported in float32) up to the
     float16 rounding of the scales (|diff| <= 2^-10 * max|w| per tensor),
     with some weight changed by that rounding or none at all;
@@ -36,7 +39,9 @@ Usage:
     within --ppl-tolerance; and transformers' compressed modules, whose
     forward fake-quantizes the inputs itself (compressed-tensors' formula,
     scale max|x| / 127.5: a finer step, and -max|x| lands on -127.5, which
-    rounds either way with its last bit), within --ct-tolerance.
+    rounds either way with its last bit), within --ct-tolerance. --fp8 --w8a8:
+    the hooks quantize to E4M3 per token as vLLM does (s = max|x| / 448,
+    PyTorch's float8_e4m3fn cast of x / s, times s).
 Exits 1 on any failure, 2 on bad usage.
 """
 import argparse
@@ -64,7 +69,8 @@ def load_dir(path):
 def check_config(config, args, errors):
     from compressed_tensors.quantization import QuantizationConfig
     raw = config.get("quantization_config", {})
-    layout = "int-quantized" if args.w8a8 else "pack-quantized"
+    layout = ("float-quantized" if args.fp8 else "int-quantized" if args.w8a8
+              else "pack-quantized")
     for key, want in (("quant_method", "compressed-tensors"), ("format", layout),
                       ("quantization_status", "compressed")):
         if raw.get(key) != want:
@@ -80,11 +86,15 @@ def check_config(config, args, errors):
         errors.append(f"strategy {w.strategy}, expected {args.expect_strategy}")
     if args.expect_symmetric and str(w.symmetric).lower() != args.expect_symmetric:
         errors.append(f"symmetric {w.symmetric}, expected {args.expect_symmetric}")
+    kind = "float" if args.fp8 else "int"
+    if w.type != kind:
+        errors.append(f"weights type {w.type}, expected {kind}")
     a = scheme.input_activations
     if args.w8a8:
         if a is None or (a.num_bits, a.type, a.strategy, a.dynamic, a.symmetric) != (
-                8, "int", "token", True, True):
-            errors.append(f"input_activations {a}, expected int8 per token, dynamic, symmetric")
+                8, kind, "token", True, True):
+            errors.append(f"input_activations {a}, expected {kind} 8 bits per token, dynamic, "
+                          "symmetric")
     elif a is not None:
         errors.append(f"input_activations {a} in a weight-only checkpoint")
     return qc, scheme
@@ -101,12 +111,17 @@ def check_pattern(m, w, pattern, errors):
         errors.append(f"{m}: a group of {groups} inputs holds {most} nonzeros, pattern {pattern}")
 
 
-def check_weights(tensors, ref, scheme, errors, w8a8, pattern=None):
+def check_weights(tensors, ref, scheme, errors, w8a8, pattern=None, fp8=False):
     """Decompresses every packed module; compares with `ref` (None: none)
     and, given `pattern` ("N:M"), checks its semi-structured sparsity."""
     from compressed_tensors.compressors.pack_quantized.base import PackedQuantizationCompressor
-    from compressed_tensors.compressors.naive_quantized.base import IntQuantizationCompressor
-    if w8a8:
+    from compressed_tensors.compressors.naive_quantized.base import (
+        FloatQuantizationCompressor, IntQuantizationCompressor)
+    if fp8:
+        compressor = FloatQuantizationCompressor
+        modules = sorted(k[: -len(".weight")] for k, v in tensors.items()
+                         if k.endswith(".weight") and v.dtype == torch.float8_e4m3fn)
+    elif w8a8:
         compressor = IntQuantizationCompressor
         modules = sorted(k[: -len(".weight")] for k, v in tensors.items()
                          if k.endswith(".weight") and v.dtype == torch.int8)
@@ -136,7 +151,7 @@ def check_weights(tensors, ref, scheme, errors, w8a8, pattern=None):
             errors.append(f"{m}: max |decompressed - reference| {diff:.3g} > {bound:.3g}")
     suffixes = (".weight_packed", ".weight_scale", ".weight_zero_point", ".weight_shape")
     for k, v in tensors.items():
-        if k.endswith(suffixes) or v.dtype == torch.int8:
+        if k.endswith(suffixes) or v.dtype in (torch.int8, torch.float8_e4m3fn):
             continue
         if v.dtype != torch.float16:
             errors.append(f"{k}: dense tensor in {v.dtype}, expected float16")
@@ -167,13 +182,24 @@ def vllm_int8_per_token(module, inputs):
     return (torch.where(m == 0, torch.zeros_like(x), q),)
 
 
-def add_vllm_activation_quantization(model, qc):
+def vllm_fp8_per_token(module, inputs):
+    """vLLM's dynamic per-token fp8: s = max(max|x| / 448, 1 / (448 * 512)),
+    float8_e4m3fn(clamp(x * (1 / s), +-448)) * s."""
+    x = inputs[0]
+    m = x.abs().amax(dim=-1, keepdim=True)
+    s = torch.clamp(m / 448.0, min=1.0 / (448.0 * 512.0))
+    q = torch.clamp(x * (1.0 / s), -448.0, 448.0).to(torch.float8_e4m3fn).to(x.dtype) * s
+    return (torch.where(m == 0, torch.zeros_like(x), q),)
+
+
+def add_vllm_activation_quantization(model, qc, fp8=False):
     """The hook on every Linear the checkpoint quantizes (not in `ignore`)."""
+    hook = vllm_fp8_per_token if fp8 else vllm_int8_per_token
     from compressed_tensors.utils.match import is_match
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.Linear) and not any(
                 is_match(name, module, t) for t in qc.ignore or []):
-            module.register_forward_pre_hook(vllm_int8_per_token)
+            module.register_forward_pre_hook(hook)
 
 
 def main():
@@ -191,6 +217,7 @@ def main():
     ap.add_argument("--expect-strategy", choices=["group", "channel"])
     ap.add_argument("--expect-symmetric", choices=["true", "false"])
     ap.add_argument("--w8a8", action="store_true")
+    ap.add_argument("--fp8", action="store_true", help="FP8 E4M3 weights (float-quantized)")
     ap.add_argument("--expect-pattern", help="N:M: the decompressed weights' sparsity")
     ap.add_argument("--ct-tolerance", type=float, default=0.03)
     args = ap.parse_args()
@@ -203,7 +230,8 @@ def main():
     config, tensors = load_dir(args.ct_dir)
     ref = load_dir(args.reference)[1] if args.reference else None
     qc, scheme = check_config(config, args, errors)
-    modules = check_weights(tensors, ref, scheme, errors, args.w8a8, args.expect_pattern)
+    modules = check_weights(tensors, ref, scheme, errors, args.w8a8, args.expect_pattern,
+                            args.fp8)
     if not modules:
         errors.append("no packed module")
     from transformers import CompressedTensorsConfig
@@ -230,7 +258,7 @@ def main():
     routes = [("dequantize at load", CompressedTensorsConfig(dequantize=True), False,
                args.ppl_tolerance)]
     if args.w8a8:
-        routes = [("decompressed, vLLM's per-token int8 activations",
+        routes = [(f"decompressed, vLLM's per-token {'fp8' if args.fp8 else 'int8'} activations",
                    CompressedTensorsConfig(dequantize=True), True, args.ppl_tolerance),
                   ("compressed modules, their own activation fake-quantization", None, False,
                    args.ct_tolerance)]
@@ -243,7 +271,7 @@ def main():
         if args.reference is None:
             check_coverage(model, modules, qc, errors)
         if hooks:
-            add_vllm_activation_quantization(model, qc)
+            add_vllm_activation_quantization(model, qc, args.fp8)
         ppl = perplexity(model, windows)
         for what, want in expected:
             rel = abs(ppl - want) / want

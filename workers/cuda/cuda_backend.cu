@@ -34,6 +34,7 @@
 #include "workers/cuda/cuda_status.h"
 #include "workers/cuda/device_buffer.h"
 #include "workers/cuda/kernels.h"
+#include "workers/engine/model/fp8.h"
 
 namespace compressd::cuda {
 namespace {
@@ -91,15 +92,24 @@ __global__ void RopeKernel(float* x, int64_t t, int n_heads, int half, const int
   }
 }
 
-// One block per row: the row's max |x|, then every element on the int grid.
-__global__ void QuantizeActivationsKernel(const float* x, int64_t dim, int bits, float* out) {
+// One block per row: the row's max |x|, then every element on the int8 (or
+// E4M3: the host's own model/fp8.h arithmetic) grid.
+__global__ void QuantizeActivationsKernel(const float* x, int64_t dim, bool fp8, float* out) {
   __shared__ float scratch[33];
   const float* xr = x + int64_t{blockIdx.x} * dim;
   float* yr = out + int64_t{blockIdx.x} * dim;
   float m = 0.0f;
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) m = fmaxf(m, fabsf(xr[i]));
   m = BlockReduce(m, MaxOp(), 0.0f, scratch);
-  const float qmax = ldexpf(1.0f, bits - 1) - 1.0f;
+  if (fp8) {
+    const float s = fmaxf(__fdiv_rn(m, engine::kFp8E4m3Max), engine::kFp8MinTokenScale);
+    const float inv = __fdiv_rn(1.0f, s);
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+      yr[i] = m == 0.0f ? 0.0f : __fmul_rn(engine::Fp8E4m3Round(__fmul_rn(xr[i], inv)), s);
+    }
+    return;
+  }
+  const float qmax = 127.0f;
   const float inv = __fdiv_rn(qmax, m), scale = __fdiv_rn(m, qmax);
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
     yr[i] = m == 0.0f ? 0.0f : __fmul_rn(fminf(fmaxf(rintf(__fmul_rn(xr[i], inv)), -qmax - 1.0f), qmax), scale);
@@ -430,13 +440,13 @@ void CudaBackend::Attention(const float* q, const float* k, const float* v,
   impl_->Run("Attention", [&] { return impl_->Attention(q, k, v, seq_start, n_seqs, shape, out); });
 }
 
-void CudaBackend::QuantizeActivations(const float* x, int64_t t, int64_t dim, int bits,
-                                      float* out) {
+void CudaBackend::QuantizeActivations(const float* x, int64_t t, int64_t dim,
+                                      engine::ActQuantType type, float* out) {
   impl_->Run("QuantizeActivations", [&]() -> absl::Status {
     if (t < 0 || t > INT_MAX) return ShapeError("t", t);
     if (t == 0 || dim <= 0) return absl::OkStatus();
     QuantizeActivationsKernel<<<static_cast<unsigned>(t), kThreads, 0, impl_->stream>>>(
-        x, dim, bits, out);
+        x, dim, type == engine::ActQuantType::kFp8E4m3, out);
     return CudaError(cudaGetLastError(), "QuantizeActivationsKernel launch");
   });
 }

@@ -78,7 +78,8 @@ class CudaBackend final : public engine::Backend {
   void Attention(const float* q, const float* k, const float* v, const int64_t* seq_start,
                  int64_t n_seqs, const engine::AttentionShape& shape, float* out) override;
   void SiluMul(const float* gate, const float* up, int64_t n, float* out) override;
-  void QuantizeActivations(const float* x, int64_t t, int64_t dim, int bits, float* out) override;
+  void QuantizeActivations(const float* x, int64_t t, int64_t dim, engine::ActQuantType type,
+                           float* out) override;
   // Gemma's ops are CPU-only for now: UNIMPLEMENTED.
   void GeluTanhMul(const float* gate, const float* up, int64_t n, float* out) override;
   void Softcap(float* x, int64_t n, float cap) override;

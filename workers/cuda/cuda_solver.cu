@@ -188,6 +188,10 @@ absl::Status CudaSolver::Impl::Sweep(const SweepOptions& o, const engine::SweepP
         "scale_bits with groups chosen during the sweep (no static_groups) runs on the CPU "
         "solver only: use static_groups, or a CPU worker");
   }
+  if (grid && o.grid->fp8) {
+    return absl::UnimplementedError(
+        "an fp8 (E4M3) grid runs on the CPU solver only: use a CPU worker");
+  }
   if (grid && engine::FractionalZeros(*o.grid)) {
     return absl::UnimplementedError(
         "an asymmetric grid with scale_bits (fractional zero points) runs on the CPU solver "

@@ -379,5 +379,46 @@ TEST(RecipeStagesTest, W8A8AndSmoothQuantDefaultsAndRefusals) {
                 "overrides[0].params: activations and smoothquant are set on the stage");
 }
 
+// FP8 (E4M3) grids: their defaults, fp8 W8A8, and every misuse refused naming the field.
+TEST(RecipeStagesTest, Fp8GridDefaultsAndRefusals) {
+  const std::string ct = "\noutput: {format: compressed_tensors}";
+  absl::StatusOr<v1::Recipe> r =
+      Prepare("stages: [{gptq: {grid: {type: fp8}, activations: {bits: 8}}}]" + ct +
+              "\ncalibration: {path: x}");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->stages(0).gptq().grid().bits(), 8);  // fp8's defaults: 8 bits, per channel
+  EXPECT_EQ(r->stages(0).gptq().grid().group_size(), -1);
+  EXPECT_EQ(r->stages(0).gptq().activations().type(), "fp8");  // the grid's type
+  r = Prepare("stages: [{rtn: {grid: {bits: 8, group_size: -1}, activations: {bits: 8}}}]" + ct);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->stages(0).rtn().activations().type(), "int");
+  r = Prepare("stages: [{rtn: {grid: {type: fp8}}}]\noutput: {format: hf_safetensors}");
+  ASSERT_TRUE(r.ok()) << r.status();  // weight-only fp8, written dequantized
+
+  ExpectInvalid("stages: [{rtn: {grid: {type: fp4}}}]" + ct,
+                "stages[0].rtn.grid.type: must be int or fp8 (E4M3), got \"fp4\"");
+  ExpectInvalid("stages: [{rtn: {grid: {type: fp8, group_size: 128}}}]" + ct,
+                "stages[0].rtn.grid.type: an fp8 (E4M3) grid is 8 bits with one scale per output");
+  ExpectInvalid("stages: [{rtn: {grid: {type: fp8, asymmetric: true}}}]" + ct,
+                "stages[0].rtn.grid.type: an fp8 (E4M3) grid is 8 bits");
+  ExpectInvalid("stages: [{rtn: {grid: {type: fp8}}}]\noutput: {format: gguf}",
+                "stages[0].rtn.grid.type: an fp8 (E4M3) grid is stored by compressed_tensors");
+  ExpectInvalid("stages: [{rtn: {grid: {type: fp8}}}]\noutput: {format: gptq}",
+                "gptq has no E4M3 type");
+  ExpectInvalid("stages: [{rtn: {grid: {type: fp8}, activations: {bits: 8, type: int}}}]" + ct,
+                "stages[0].rtn.activations.type: int activations need int weights");
+  ExpectInvalid(
+      "stages: [{rtn: {grid: {bits: 8, group_size: -1}, activations: {bits: 8, "
+      "type: fp8}}}]" +
+          ct,
+      "stages[0].rtn.activations.type: fp8 activations need fp8 weights");
+  ExpectInvalid("stages: [{rtn: {grid: {type: fp8}, activations: {bits: 8, type: e5m2}}}]" + ct,
+                "stages[0].rtn.activations.type: must be int or fp8");
+  ExpectInvalid("stages: [{rtn: {grid: {bits: 8, group_size: -1}}}]" + ct +
+                    "\noverrides: [{modules: \".*down_proj\", stage: 0, params: {rtn: "
+                    "{grid: {type: fp8}}}}]",
+                "overrides[0].params.rtn.grid.type: an override cannot change the grid's type");
+}
+
 }  // namespace
 }  // namespace compressd

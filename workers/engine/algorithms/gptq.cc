@@ -38,8 +38,8 @@ void StaticGrids(const float* w, int64_t rows, int64_t cols, const QuantGrid& gr
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t g = 0; g < groups; ++g) {
       const int64_t c0 = g * grid.group_size;
-      params[g] = FindGridParam(w + r * cols + c0, std::min(grid.group_size, cols - c0), nullptr,
-                                grid.bits, grid.symmetric);
+      params[g] =
+          FindGridParam(w + r * cols + c0, std::min(grid.group_size, cols - c0), nullptr, grid);
     }
     LatticeRow(grid, params.data(), groups);
     for (int64_t g = 0; g < groups; ++g) {

@@ -100,7 +100,7 @@ void SweepRow(const SweepOptions& o, SweepState* s, int64_t r, int64_t i1, int64
       const int64_t k = r * groups + s->group_of[p];
       if (!o.static_grids && (g > 0 ? p % g == 0 : p == 0)) {
         const int64_t span = g > 0 ? std::min(g, cols - p) : cols;
-        GridParam gp = FindGridParam(w + p, span, pruned + p, o.grid->bits, o.grid->symmetric);
+        GridParam gp = FindGridParam(w + p, span, pruned + p, *o.grid);
         if (o.grid->scale_bits > 0) {  // the super-group's steps, from its weights as they are now
           LatticeSteps& steps = s->steps[r * supers + p / kScaleSuperGroup];
           if (p % kScaleSuperGroup == 0) {
@@ -113,9 +113,7 @@ void SweepRow(const SweepOptions& o, SweepState* s, int64_t r, int64_t i1, int64
         s->zeros[k] = gp.zero;
       }
       const GridParam gp{s->scales[k], s->zeros[k]};
-      const float code = QuantizeCode(x, gp, maxq);
-      s->codes[r * cols + p] = static_cast<uint8_t>(code);
-      q = Dequantize(code, gp);
+      q = QuantizeOnGrid(x, gp, *o.grid, maxq, &s->codes[r * cols + p]);
     }
     const float e = (w[p] - q) / s->u[p * cols + p];
     SubScaled(e, s->u + p * cols + p + 1, w + p + 1, i2 - p - 1);

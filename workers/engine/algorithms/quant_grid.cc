@@ -18,6 +18,13 @@ absl::Status ValidateGrid(const QuantGrid& grid, absl::string_view tensor) {
     return absl::InvalidArgumentError(absl::StrCat(
         tensor, ": group_size must be -1 (per-channel) or positive, got ", grid.group_size));
   }
+  if (grid.fp8 &&
+      (grid.bits != 8 || grid.group_size != -1 || !grid.symmetric || grid.scale_bits != 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(tensor,
+                     ": an fp8 grid is 8 bits per channel (group_size -1), symmetric, without "
+                     "scale_bits"));
+  }
   if (grid.scale_bits == 0) return absl::OkStatus();
   if (grid.scale_bits < 2 || grid.scale_bits > 8) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -122,7 +129,30 @@ GridParam FindGridParam(const float* x, int64_t k, const uint8_t* pruned, int bi
   return p;
 }
 
+GridParam FindGridParam(const float* x, int64_t k, const uint8_t* pruned, const QuantGrid& grid) {
+  if (!grid.fp8) return FindGridParam(x, k, pruned, grid.bits, grid.symmetric);
+  float a = 0.0f;
+  for (int64_t i = 0; i < k; ++i) {
+    if (pruned == nullptr || !pruned[i]) a = std::max(a, std::fabs(x[i]));
+  }
+  GridParam p;
+  p.zero = 0.0f;
+  p.empty = a == 0.0f;
+  // Rounded up, so the largest weight stays within 448 steps of the stored scale.
+  p.scale = p.empty ? 1.0f : RoundUpToHalf(a / kFp8E4m3Max);
+  p.min = a;
+  return p;
+}
+
 void QuantizedTensor::DequantizeTo(float* w) const {
+  if (grid.fp8) {
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) {
+        w[r * cols + c] = scales[r * groups + group_index[c]] * Fp8E4m3Value(codes[r * cols + c]);
+      }
+    }
+    return;
+  }
   for (int64_t r = 0; r < rows; ++r) {
     const float* s = scales.data() + r * groups;
     const float* z = zeros.data() + r * groups;

@@ -28,6 +28,10 @@
 // for d or dmin and get sc = 1 (and m = 0). A GGUF export writes these codes
 // exactly (workers/engine/export/ggml_grid_encode.h).
 //
+// FP8 grids (fp8: FP8 E4M3, workers/engine/model/fp8.h; per channel): a
+// row's scale is max|x| / 448 rounded up to float16 (the checkpoint's scale,
+// exact), zero 0, code the E4M3 byte of x / scale, value scale * e4m3.
+//
 // Layout: weights are row-major [rows = out, cols = in]; a group is a run of
 // inputs within a row; scales/zeros are [rows, groups]. Cost: O(rows * cols).
 // Stateless and thread-safe.
@@ -40,6 +44,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "workers/engine/model/fp8.h"
 
 namespace compressd::engine {
 
@@ -48,6 +53,7 @@ struct QuantGrid {
   int64_t group_size = -1;  // inputs per group; -1: one group per row (per-channel)
   bool symmetric = true;
   int scale_bits = 0;  // 0: float scales; 2..8: scales on the k-quant lattice (above)
+  bool fp8 = false;    // FP8 E4M3 codes (bits 8, per channel, symmetric; above)
 };
 
 // True when the grid's zero points may be fractional (an asymmetric lattice):
@@ -61,7 +67,8 @@ constexpr int64_t kScaleSuperGroup = 256;
 
 // INVALID_ARGUMENT naming `tensor` and the field unless 2 <= bits <= 8,
 // group_size is -1 or positive, and scale_bits is 0 or in [2, 8] with a
-// group size that divides kScaleSuperGroup.
+// group size that divides kScaleSuperGroup; an fp8 grid must be bits 8, per
+// channel, symmetric, without scale_bits.
 absl::Status ValidateGrid(const QuantGrid& grid, absl::string_view tensor);
 
 inline int MaxQ(int bits) { return (1 << bits) - 1; }
@@ -79,6 +86,8 @@ struct GridParam {
 // The grid of x[0, k). Entries whose `pruned` flag is set count as 0 (pruned
 // may be null).
 GridParam FindGridParam(const float* x, int64_t k, const uint8_t* pruned, int bits, bool symmetric);
+// The same on `grid` (an fp8 grid's scale where grid.fp8).
+GridParam FindGridParam(const float* x, int64_t k, const uint8_t* pruned, const QuantGrid& grid);
 
 // The largest lattice integer of a grid with scale_bits (above).
 int LatticeMax(const QuantGrid& grid);
@@ -117,6 +126,20 @@ inline float QuantizeCode(float x, const GridParam& p, int maxq) {
 }
 inline float Dequantize(float code, const GridParam& p) { return p.scale * (code - p.zero); }
 
+// x on `grid` with parameters p: its code into *code, its value returned
+// (QuantizeCode and Dequantize, or the FP8 ones where grid.fp8).
+inline float QuantizeOnGrid(float x, const GridParam& p, const QuantGrid& grid, int maxq,
+                            uint8_t* code) {
+  if (grid.fp8) {
+    const float v = Fp8E4m3Round(x / p.scale);
+    *code = Fp8E4m3Code(v);
+    return p.scale * v;
+  }
+  const float c = QuantizeCode(x, p, maxq);
+  *code = static_cast<uint8_t>(c);
+  return Dequantize(c, p);
+}
+
 // A quantized [rows, cols] weight: integer codes and per-(row, group) grids.
 // With act-order the groups are not contiguous runs of inputs: group_index
 // maps each input column to its group (GPTQ's g_idx).
@@ -125,12 +148,12 @@ struct QuantizedTensor {
   int64_t cols = 0;
   QuantGrid grid;
   int64_t groups = 0;                // per row
-  std::vector<uint8_t> codes;        // [rows, cols], each in [0, 2^bits - 1]
+  std::vector<uint8_t> codes;        // [rows, cols], each in [0, 2^bits - 1] (fp8: E4M3 bytes)
   std::vector<float> scales;         // [rows, groups]
   std::vector<float> zeros;          // [rows, groups], integers unless FractionalZeros(grid)
   std::vector<int32_t> group_index;  // [cols]
 
-  // Writes scale * (code - zero) into w[rows, cols].
+  // Writes scale * (code - zero) (fp8: scale * e4m3(code)) into w[rows, cols].
   void DequantizeTo(float* w) const;
 };
 

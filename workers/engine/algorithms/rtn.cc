@@ -40,8 +40,7 @@ absl::StatusOr<QuantizedTensor> QuantizeRtn(float* w, int64_t rows, int64_t cols
     float* row = w + r * cols;
     for (int64_t g = 0; g < q.groups; ++g) {
       const int64_t c0 = g * span;
-      params[g] = FindGridParam(row + c0, std::min(c0 + span, cols) - c0, nullptr, grid.bits,
-                                grid.symmetric);
+      params[g] = FindGridParam(row + c0, std::min(c0 + span, cols) - c0, nullptr, grid);
     }
     LatticeRow(grid, params.data(), q.groups);
     for (int64_t g = 0; g < q.groups; ++g) {
@@ -51,9 +50,7 @@ absl::StatusOr<QuantizedTensor> QuantizeRtn(float* w, int64_t rows, int64_t cols
       q.scales[r * q.groups + g] = p.scale;
       q.zeros[r * q.groups + g] = p.zero;
       for (int64_t c = c0; c < c1; ++c) {
-        const float code = QuantizeCode(row[c], p, maxq);
-        q.codes[r * cols + c] = static_cast<uint8_t>(code);
-        row[c] = Dequantize(code, p);
+        row[c] = QuantizeOnGrid(row[c], p, grid, maxq, &q.codes[r * cols + c]);
       }
     }
   }

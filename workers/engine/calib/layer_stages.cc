@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/recipe_grid.h"
 #include "common/recipe_spec.h"
 #include "common/recipe_stages.h"
 #include "common/status_macros.h"
@@ -91,7 +92,8 @@ absl::Status ApplyStage(const LayerStage& layer_stage, const std::string& tensor
 }  // namespace
 
 engine::QuantGrid GridOf(const v1::QuantGridSpec& spec) {
-  return engine::QuantGrid{spec.bits(), spec.group_size(), !spec.asymmetric(), spec.scale_bits()};
+  return engine::QuantGrid{spec.bits(), spec.group_size(), !spec.asymmetric(), spec.scale_bits(),
+                           GridIsFp8(spec)};
 }
 
 double BitsPerParameter(const std::optional<engine::QuantizedTensor>& q) {

@@ -143,6 +143,7 @@ absl::Status MarkW8A8(const v1::Recipe& recipe, const std::set<std::string>& tar
     if (!skip) w8a8.insert(l.module);
   }
   ASSIGN_OR_RETURN(w->act_quant, ActQuantMask(config, layer, w, w8a8));
+  w->act_fp8 = ActivationsAreFp8(*StageActivations(recipe.stages(stage)));
   return absl::OkStatus();
 }
 

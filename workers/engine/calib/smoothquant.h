@@ -60,7 +60,7 @@ std::string SmoothQuantLogLine(const nlohmann::json& entries);
 absl::StatusOr<uint32_t> ActQuantMask(const LlamaConfig& config, int layer, BlockWeights* w,
                                       const std::set<std::string>& w8a8);
 
-// Sets w->act_quant for block `layer` once its linears hold their final
+// Sets w->act_quant (and act_fp8) for block `layer` once its linears hold their final
 // weights: the `targets` that the recipe's activations stage quantizes (not
 // skipped by an override). Nothing without such a stage.
 absl::Status MarkW8A8(const v1::Recipe& recipe, const std::set<std::string>& targets,

@@ -97,11 +97,30 @@ absl::StatusOr<CtPackedTensor> PackInt8(const QuantizedTensor& q, absl::string_v
   return p;
 }
 
+// fp8's float-quantized layer: E4M3 bytes per channel, symmetric.
+absl::StatusOr<CtPackedTensor> PackFp8(const QuantizedTensor& q, absl::string_view name) {
+  CtPackedTensor p = CtShape(q.rows, q.cols, q.grid);
+  p.scale.assign(static_cast<size_t>(q.rows), 0);
+  p.weight.resize(q.codes.size());
+  for (int64_t r = 0; r < q.rows; ++r) {
+    ASSIGN_OR_RETURN(p.scale[r], ScaleToHalf(q, r, 0, name));
+    for (int64_t c = 0; c < q.cols; ++c) {
+      const uint8_t code = q.codes[r * q.cols + c];
+      if ((code & 0x7F) == 0x7F) {
+        return Invalid(name, absl::StrCat("code at [", r, ", ", c, "] is E4M3's NaN"));
+      }
+      p.weight[r * q.cols + c] = static_cast<int8_t>(code);
+    }
+  }
+  return p;
+}
+
 }  // namespace
 
 CtPackedTensor CtShape(int64_t out, int64_t in, const QuantGrid& grid, bool int_quantized) {
   CtPackedTensor p;
-  p.int_quantized = int_quantized;
+  p.fp8 = grid.fp8;
+  p.int_quantized = int_quantized || grid.fp8;
   p.in = in;
   p.out = out;
   p.groups = GroupCount(grid, in);
@@ -114,6 +133,7 @@ CtPackedTensor CtShape(int64_t out, int64_t in, const QuantGrid& grid, bool int_
 absl::StatusOr<CtPackedTensor> PackCompressedTensor(const QuantizedTensor& q,
                                                     absl::string_view name, bool int_quantized) {
   RETURN_IF_ERROR(CheckLayer(q, name));
+  if (q.grid.fp8) return PackFp8(q, name);
   if (int_quantized) return PackInt8(q, name);
   CtPackedTensor p = CtShape(q.rows, q.cols, q.grid);
   const int bits = p.bits;
@@ -139,8 +159,9 @@ absl::StatusOr<CtPackedTensor> PackCompressedTensor(const QuantizedTensor& q,
 
 std::vector<TensorToWrite> CompressedTensors(const std::string& module, const CtPackedTensor& p) {
   if (p.int_quantized) {
-    return {{module + ".weight", DType::kI8, {p.out, p.in}, BytesOf(p.weight)},
-            {module + ".weight_scale", DType::kF16, {p.out, 1}, BytesOf(p.scale)}};
+    return {
+        {module + ".weight", p.fp8 ? DType::kF8E4M3 : DType::kI8, {p.out, p.in}, BytesOf(p.weight)},
+        {module + ".weight_scale", DType::kF16, {p.out, 1}, BytesOf(p.scale)}};
   }
   std::vector<TensorToWrite> parts = {
       {module + ".weight_packed", DType::kI32, {p.out, Words(p.in, p.bits)},
@@ -161,9 +182,10 @@ std::string CompressedTensorsConfigJson(const LlamaConfig& model_config, bool ti
   json config = json::parse(HfLlamaConfigJson(model_config, tied));
   config["torch_dtype"] = "float16";
   const bool channel = grid.group_size <= 0;
+  const char* type = grid.fp8 ? "float" : "int";
   const json weights = {
       {"num_bits", grid.bits},
-      {"type", "int"},
+      {"type", type},
       {"symmetric", grid.symmetric},
       {"strategy", channel ? "channel" : "group"},
       {"group_size", channel ? json(nullptr) : json(grid.group_size)},
@@ -173,9 +195,11 @@ std::string CompressedTensorsConfigJson(const LlamaConfig& model_config, bool ti
       {"observer", "minmax"},
       {"observer_kwargs", json::object()},
   };
-  const char* format = activation_bits > 0 ? "int-quantized" : "pack-quantized";
+  const char* format = grid.fp8              ? "float-quantized"
+                       : activation_bits > 0 ? "int-quantized"
+                                             : "pack-quantized";
   const json activations = activation_bits > 0 ? json{{"num_bits", activation_bits},
-                                                      {"type", "int"},
+                                                      {"type", type},
                                                       {"symmetric", true},
                                                       {"strategy", "token"},
                                                       {"group_size", nullptr},

@@ -27,6 +27,12 @@
 // and the config group's input_activations {num_bits 8, type int, symmetric,
 // strategy token, dynamic true}.
 //
+// FP8 ("float-quantized", any fp8 grid: E4M3 per channel, symmetric):
+//   <m>.weight             F8_E4M3 [out, in]  the codes (model/fp8.h)
+//   <m>.weight_scale       F16 [out, 1]  (the grid's scales are float16 already)
+// with weights {type float} and, for fp8 W8A8, input_activations {num_bits 8,
+// type float, symmetric, strategy token, dynamic true}.
+//
 // config.json's quantization_config has one config group targeting every
 // Linear, with weights {num_bits, type int, symmetric, strategy group (with
 // group_size) or channel}, and `ignore` naming the Linear modules left dense
@@ -56,7 +62,8 @@ struct CtPackedTensor {
   std::vector<uint16_t> scale;         // float16 bits, [out, groups]
   std::vector<int32_t> zero_point;     // [ceil(out * bits / 32), groups]; asymmetric only
   std::vector<int64_t> shape;          // {out, in}
-  bool int_quantized = false;          // W8A8: `weight` below instead of weight_packed
+  bool int_quantized = false;          // W8A8 or fp8: `weight` below instead of weight_packed
+  bool fp8 = false;                    // `weight` holds E4M3 bytes (float-quantized)
   std::vector<int8_t> weight;          // [out, in], int_quantized only
 };
 
@@ -67,6 +74,7 @@ struct CtPackedTensor {
 // integer in [0, 2^bits - 1] (or not 2^(bits-1) for a symmetric grid), or a
 // scale that is not finite or overflows/underflows float16.
 // `int_quantized`: the W8A8 layout (q on int8 per channel symmetric, else
+// INVALID_ARGUMENT). An fp8 grid is always float-quantized (a NaN code is
 // INVALID_ARGUMENT).
 absl::StatusOr<CtPackedTensor> PackCompressedTensor(const QuantizedTensor& q,
                                                     absl::string_view name,
@@ -83,7 +91,8 @@ CtPackedTensor CtShape(int64_t out, int64_t in, const QuantGrid& grid, bool int_
 // config.json: HfLlamaConfigJson with "torch_dtype": "float16" and the
 // quantization_config of the file comment; `ignore` lists the module names
 // (or "re:" patterns) of the Linear layers left dense. activation_bits 8:
-// the W8A8 config (format int-quantized, input_activations per token).
+// the W8A8 config (format int-quantized, input_activations per token); an
+// fp8 grid: format float-quantized, type float (activations too).
 std::string CompressedTensorsConfigJson(const LlamaConfig& model_config, bool tied,
                                         const QuantGrid& grid,
                                         const std::vector<std::string>& ignore,

@@ -252,8 +252,9 @@ double MaxAbsDiff(const QuantizedTensor& q, const uint16_t* half_scales, bool tr
       const int64_t g = q.group_index[c];
       const double s =
           HalfToFloatRef(half_scales[transposed ? g * q.rows + r : r * q.groups + g]);
-      const double v =
-          s * (static_cast<double>(q.codes[r * q.cols + c]) - q.zeros[r * q.groups + g]);
+      const uint8_t code = q.codes[r * q.cols + c];
+      const double v = q.grid.fp8 ? s * Fp8E4m3Value(code)
+                                  : s * (static_cast<double>(code) - q.zeros[r * q.groups + g]);
       worst = std::max(worst, std::fabs(v - static_cast<double>(w[r * q.cols + c])));
     }
   }

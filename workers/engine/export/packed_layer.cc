@@ -74,6 +74,10 @@ absl::StatusOr<PackedLayer> PackLayer(const QuantizedTensor& q, const GptqExport
                                       absl::string_view name) {
   PackedLayer p;
   p.layout = options.layout;
+  if (options.layout == PackedLayout::kGptq && q.grid.fp8) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": an fp8 (E4M3) grid has no GPTQ layout: write compressed_tensors"));
+  }
   if (options.layout == PackedLayout::kGptq) {
     ASSIGN_OR_RETURN(p.gptq, PackGptqTensor(q, options.format, name));
   } else {

@@ -141,7 +141,7 @@ struct ExpertWeights {
 };
 
 // W8A8 (recipe ActivationQuantSpec): which linears of a block quantize their
-// input per token to int8 at run time (Backend::QuantizeActivations).
+// input per token to int8 (or fp8) at run time (Backend::QuantizeActivations).
 enum ActQuant : uint32_t {
   kActQProj = 1u << 0,
   kActKProj = 1u << 1,
@@ -176,6 +176,8 @@ struct BlockWeights {
   int layer = -1;
   // ActQuant bits: set once the block's linears are W8A8 (0: none).
   uint32_t act_quant = 0;
+  // Their inputs are quantized to FP8 E4M3 instead of int8 (fp8 W8A8).
+  bool act_fp8 = false;
 };
 
 struct LlamaModel {

@@ -19,6 +19,9 @@
 
 namespace compressd::engine {
 
+// The run-time activation quantization of W8A8 (QuantizeActivations).
+enum class ActQuantType { kInt8, kFp8E4m3 };
+
 struct AttentionShape {
   int n_heads = 0;
   int n_kv_heads = 0;  // divides n_heads (grouped-query attention)
@@ -59,14 +62,17 @@ class Backend {
   virtual void Softcap(float* x, int64_t n, float cap) = 0;
   // x[i] += y[i].
   virtual void Add(float* x, const float* y, int64_t n) = 0;
-  // W8A8's run-time activation quantization, as vLLM's dynamic per-token int8
-  // kernel computes it: per row r of x [t, dim], with m = max_j |x_rj| and
-  // qmax = 2^(bits-1) - 1, out_rj = clamp(round_half_even(x_rj * (qmax / m)),
-  // -qmax - 1, qmax) * (m / qmax) in float32 (a zero row stays zero). The row's
-  // largest value maps to +-qmax exactly (compressed-tensors' fake quantization
-  // divides by m / (qmax + 0.5) instead: a 0.4% finer step whose -m lands on
-  // -127.5, rounding either way with the last bit of m).
-  virtual void QuantizeActivations(const float* x, int64_t t, int64_t dim, int bits,
+  // W8A8's run-time activation quantization, per row r of x [t, dim] with
+  // m = max_j |x_rj| (a zero row stays zero), in float32:
+  // kInt8, as vLLM's dynamic per-token int8 kernel computes it: out_rj =
+  // clamp(round_half_even(x_rj * (127 / m)), -128, 127) * (m / 127). The
+  // row's largest value maps to +-127 exactly (compressed-tensors' fake
+  // quantization divides by m / 127.5 instead: a 0.4% finer step whose -m
+  // lands on -127.5, rounding either way with the last bit of m).
+  // kFp8E4m3, as vLLM's dynamic per-token fp8 kernel: s = max(m / 448,
+  // 1 / (448 * 512)), out_rj = e4m3(x_rj * (1 / s)) * s (model/fp8.h:
+  // nearest E4M3 value, ties to even, saturating at +-448).
+  virtual void QuantizeActivations(const float* x, int64_t t, int64_t dim, ActQuantType type,
                                    float* out) = 0;
   // out[r] = table[ids[r]] (rows of size dim); ids are already validated.
   virtual void Embed(const float* table, int64_t dim, const int32_t* ids, int64_t t,

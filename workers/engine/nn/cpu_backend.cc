@@ -94,10 +94,11 @@ void CpuBackend::Rope(float* x, int64_t t, int n_heads, int head_dim, const int3
   });
 }
 
-void CpuBackend::QuantizeActivations(const float* x, int64_t t, int64_t dim, int bits, float* out) {
+void CpuBackend::QuantizeActivations(const float* x, int64_t t, int64_t dim, ActQuantType type,
+                                     float* out) {
   pool_.ParallelRanges(t, 16, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      cpu::QuantizeActivationsRow(x + r * dim, dim, bits, out + r * dim);
+      cpu::QuantizeActivationsRow(x + r * dim, dim, type, out + r * dim);
     }
   });
 }

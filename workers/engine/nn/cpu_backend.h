@@ -47,7 +47,8 @@ class CpuBackend : public Backend {
   void Attention(const float* q, const float* k, const float* v, const int64_t* seq_start,
                  int64_t n_seqs, const AttentionShape& shape, float* out) override;
   void SiluMul(const float* gate, const float* up, int64_t n, float* out) override;
-  void QuantizeActivations(const float* x, int64_t t, int64_t dim, int bits, float* out) override;
+  void QuantizeActivations(const float* x, int64_t t, int64_t dim, ActQuantType type,
+                           float* out) override;
   void GeluTanhMul(const float* gate, const float* up, int64_t n, float* out) override;
   void Softcap(float* x, int64_t n, float cap) override;
   void Add(float* x, const float* y, int64_t n) override;

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "workers/engine/model/fp8.h"
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define COMPRESSD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
@@ -60,14 +62,19 @@ void RmsNormRow(const float* x, const float* w, int64_t dim, float eps, float* y
   for (int64_t k = 0; k < dim; ++k) y[k] = w[k] * (x[k] * inv);
 }
 
-void QuantizeActivationsRow(const float* x, int64_t dim, int bits, float* out) {
+void QuantizeActivationsRow(const float* x, int64_t dim, ActQuantType type, float* out) {
   float max = 0.0f;
   for (int64_t j = 0; j < dim; ++j) max = std::max(max, std::fabs(x[j]));
   if (max == 0.0f) {
     std::fill(out, out + dim, 0.0f);
     return;
   }
-  const float qmax = std::ldexp(1.0f, bits - 1) - 1.0f;
+  if (type == ActQuantType::kFp8E4m3) {
+    const float scale = std::max(max / kFp8E4m3Max, kFp8MinTokenScale), inv = 1.0f / scale;
+    for (int64_t j = 0; j < dim; ++j) out[j] = Fp8E4m3Round(x[j] * inv) * scale;
+    return;
+  }
+  const float qmax = 127.0f;
   const float inv = qmax / max, scale = max / qmax;
   for (int64_t j = 0; j < dim; ++j) {
     out[j] = std::min(std::max(std::nearbyint(x[j] * inv), -qmax - 1.0f), qmax) * scale;

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "workers/engine/nn/backend.h"
+
 namespace compressd::engine::cpu {
 
 // exp(x) for one value, the same polynomial the vector kernels use.
@@ -17,7 +19,7 @@ void RmsNormRow(const float* x, const float* w, int64_t dim, float eps, float* y
 // out[i] = gate[i] / (1 + exp(-gate[i])) * up[i]; out may alias gate.
 void SiluMul(const float* gate, const float* up, int64_t n, float* out);
 // One row of Backend::QuantizeActivations.
-void QuantizeActivationsRow(const float* x, int64_t dim, int bits, float* out);
+void QuantizeActivationsRow(const float* x, int64_t dim, ActQuantType type, float* out);
 // out[i] = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))) * up[i], g = gate[i].
 void GeluTanhMul(const float* gate, const float* up, int64_t n, float* out);
 // x[i] = cap * tanh(x[i] / cap).

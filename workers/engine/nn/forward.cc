@@ -238,11 +238,12 @@ absl::Status LlamaForward::Embed(const SequenceBatch& batch, float* hidden) cons
   return absl::OkStatus();
 }
 
-const float* LlamaForward::LinearIn(const float* x, int64_t t, int64_t dim, bool quantize,
-                                    BlockWorkspace* ws) const {
-  if (!quantize) return x;
+const float* LlamaForward::LinearIn(const BlockWeights& w, uint32_t which, const float* x,
+                                    int64_t t, int64_t dim, BlockWorkspace* ws) const {
+  if ((w.act_quant & which) == 0) return x;
   ws->act_in.resize(static_cast<size_t>(t * dim));
-  backend_->QuantizeActivations(x, t, dim, 8, ws->act_in.data());
+  backend_->QuantizeActivations(x, t, dim, w.act_fp8 ? ActQuantType::kFp8E4m3 : ActQuantType::kInt8,
+                                ws->act_in.data());
   return ws->act_in.data();
 }
 
@@ -254,7 +255,7 @@ void LlamaForward::AttentionHalf(const BlockWeights& w, const SequenceBatch& bat
   Backend& be = *backend_;
   be.RmsNorm(x, NormWeight(c, w.attn_norm).get(), t, c.hidden, c.rms_norm_eps, norm);
   const uint32_t aq = w.act_quant;
-  const float* qkv_q = LinearIn(norm, t, c.hidden, aq & (kActQProj | kActKProj | kActVProj), ws);
+  const float* qkv_q = LinearIn(w, kActQProj | kActKProj | kActVProj, norm, t, c.hidden, ws);
   be.Linear(aq & kActQProj ? qkv_q : norm, t, c.hidden, w.q_proj.data, w.q_bias.data, qd,
             ws->q.data());
   be.Linear(aq & kActKProj ? qkv_q : norm, t, c.hidden, w.k_proj.data, w.k_bias.data, kvd,
@@ -280,7 +281,7 @@ void LlamaForward::AttentionHalf(const BlockWeights& w, const SequenceBatch& bat
   shape.softcap = c.attn_softcap;
   be.Attention(ws->q.data(), ws->k.data(), ws->v.data(), batch.seq_start.data(), batch.n_seqs(),
                shape, attn);
-  be.Linear(LinearIn(attn, t, qd, aq & kActOProj, ws), t, qd, w.o_proj.data, nullptr, c.hidden,
+  be.Linear(LinearIn(w, kActOProj, attn, t, qd, ws), t, qd, w.o_proj.data, nullptr, c.hidden,
             ws->proj.data());
   if (c.sandwich_norms) {
     be.RmsNorm(ws->proj.data(), NormWeight(c, w.attn_post_norm).get(), t, c.hidden,
@@ -308,7 +309,7 @@ void LlamaForward::MlpHalf(const BlockWeights& w, int64_t t, const float* x, flo
     return;
   }
   const uint32_t aq = w.act_quant;
-  const float* in_q = LinearIn(norm, t, c.hidden, aq & (kActGateProj | kActUpProj), ws);
+  const float* in_q = LinearIn(w, kActGateProj | kActUpProj, norm, t, c.hidden, ws);
   be.Linear(aq & kActGateProj ? in_q : norm, t, c.hidden, w.gate_proj.data, nullptr, c.intermediate,
             ws->gate.data());
   be.Linear(aq & kActUpProj ? in_q : norm, t, c.hidden, w.up_proj.data, nullptr, c.intermediate,
@@ -319,7 +320,7 @@ void LlamaForward::MlpHalf(const BlockWeights& w, int64_t t, const float* x, flo
     be.SiluMul(ws->gate.data(), ws->up.data(), t * c.intermediate, act);
   }
   if (x_out == nullptr) return;
-  be.Linear(LinearIn(act, t, c.intermediate, aq & kActDownProj, ws), t, c.intermediate,
+  be.Linear(LinearIn(w, kActDownProj, act, t, c.intermediate, ws), t, c.intermediate,
             w.down_proj.data, nullptr, c.hidden, ws->proj.data());
   if (c.sandwich_norms) {
     be.RmsNorm(ws->proj.data(), NormWeight(c, w.mlp_post_norm).get(), t, c.hidden,

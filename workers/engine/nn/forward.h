@@ -164,13 +164,14 @@ class LlamaForward {
   void MoeMlp(const BlockWeights& w, int64_t t, const float* norm, float* out,
               const BlockTaps* taps, BlockWorkspace* ws) const;
   // y [n, hidden] = down(act) with act [n, width] = silu(gate(x)) * up(x);
-  // `quantize`: the linears' inputs quantized per token (W8A8).
+  // the linears' inputs quantized per token (W8A8) where w.act_quant has `which`.
   void ExpertMlp(const ExpertWeights& e, int64_t n, int64_t width, const float* x, float* act,
-                 float* y, BlockWorkspace* ws, bool quantize) const;
-  // A linear's input: x itself, or with `quantize` (W8A8, BlockWeights::
-  // act_quant) x quantized per token into ws->act_in.
-  const float* LinearIn(const float* x, int64_t t, int64_t dim, bool quantize,
-                        BlockWorkspace* ws) const;
+                 float* y, BlockWorkspace* ws, const BlockWeights& w, uint32_t which) const;
+  // A linear's input: x itself, or where w.act_quant has any of `which` (W8A8,
+  // BlockWeights::act_quant) x quantized per token (int8, or fp8 with
+  // w.act_fp8) into ws->act_in.
+  const float* LinearIn(const BlockWeights& w, uint32_t which, const float* x, int64_t t,
+                        int64_t dim, BlockWorkspace* ws) const;
 
   const LlamaModel* model_;
   Backend* backend_;

@@ -35,12 +35,13 @@ void RouteTokens(const float* logits, int64_t t, int n_experts, int k, bool reno
 }
 
 void LlamaForward::ExpertMlp(const ExpertWeights& e, int64_t n, int64_t width, const float* x,
-                             float* act, float* y, BlockWorkspace* ws, bool quantize) const {
+                             float* act, float* y, BlockWorkspace* ws, const BlockWeights& w,
+                             uint32_t which) const {
   const LlamaConfig& c = config();
   Backend& be = *backend_;
   ws->expert_gate.resize(static_cast<size_t>(n * width));
   ws->expert_up.resize(static_cast<size_t>(n * width));
-  const float* in = LinearIn(x, n, c.hidden, quantize, ws);
+  const float* in = LinearIn(w, which, x, n, c.hidden, ws);
   be.Linear(in, n, c.hidden, e.gate_proj.data, nullptr, width, ws->expert_gate.data());
   be.Linear(in, n, c.hidden, e.up_proj.data, nullptr, width, ws->expert_up.data());
   if (c.gelu_gate) {
@@ -48,7 +49,7 @@ void LlamaForward::ExpertMlp(const ExpertWeights& e, int64_t n, int64_t width, c
   } else {
     be.SiluMul(ws->expert_gate.data(), ws->expert_up.data(), n * width, act);
   }
-  be.Linear(LinearIn(act, n, width, quantize, ws), n, width, e.down_proj.data, nullptr, c.hidden,
+  be.Linear(LinearIn(w, which, act, n, width, ws), n, width, e.down_proj.data, nullptr, c.hidden,
             y);
 }
 
@@ -58,8 +59,8 @@ void LlamaForward::MoeMlp(const BlockWeights& w, int64_t t, const float* norm, f
   const int n_experts = c.n_experts, k = c.experts_per_token;
   const int64_t h = c.hidden, width = c.expert_intermediate;
   ws->router.resize(static_cast<size_t>(t * n_experts));
-  backend_->Linear(LinearIn(norm, t, h, w.act_quant & kActRouter, ws), t, h, w.router.data, nullptr,
-                   n_experts, ws->router.data());
+  backend_->Linear(LinearIn(w, kActRouter, norm, t, h, ws), t, h, w.router.data, nullptr, n_experts,
+                   ws->router.data());
   ws->route_ids.resize(static_cast<size_t>(t * k));
   ws->route_weights.resize(static_cast<size_t>(t * k));
   RouteTokens(ws->router.data(), t, n_experts, k, c.norm_topk_prob, ws->route_ids.data(),
@@ -80,7 +81,7 @@ void LlamaForward::MoeMlp(const BlockWeights& w, int64_t t, const float* norm, f
       std::memcpy(&ws->expert_x[i * h], norm + (slots[i] / k) * h, sizeof(float) * h);
     }
     ExpertMlp(w.experts[static_cast<size_t>(e)], n, width, ws->expert_x.data(),
-              ws->expert_act.data(), ws->expert_y.data(), ws, w.act_quant & kActExperts);
+              ws->expert_act.data(), ws->expert_y.data(), ws, w, kActExperts);
     for (int64_t i = 0; i < n; ++i) {
       if (taps != nullptr) {
         std::memcpy(taps->expert_down_in + slots[i] * width, &ws->expert_act[i * width],
@@ -96,11 +97,11 @@ void LlamaForward::MoeMlp(const BlockWeights& w, int64_t t, const float* norm, f
   const int64_t sw = c.shared_expert_intermediate;
   ws->expert_act.resize(static_cast<size_t>(t * sw));
   ws->expert_y.resize(static_cast<size_t>(t * h));
-  const bool shared_q = w.act_quant & kActSharedExpert;
-  ExpertMlp(w.shared_expert, t, sw, norm, ws->expert_act.data(), ws->expert_y.data(), ws, shared_q);
+  ExpertMlp(w.shared_expert, t, sw, norm, ws->expert_act.data(), ws->expert_y.data(), ws, w,
+            kActSharedExpert);
   if (taps != nullptr) std::copy(ws->expert_act.begin(), ws->expert_act.end(), taps->shared_down_in);
   ws->router.resize(static_cast<size_t>(t));  // the shared expert's gate, one logit per token
-  backend_->Linear(LinearIn(norm, t, h, w.act_quant & kActSharedExpertGate, ws), t, h,
+  backend_->Linear(LinearIn(w, kActSharedExpertGate, norm, t, h, ws), t, h,
                    w.shared_expert_gate.data, nullptr, 1, ws->router.data());
   for (int64_t r = 0; r < t; ++r) {
     const float g = 1.0f / (1.0f + std::exp(-ws->router[r]));

@@ -93,18 +93,47 @@ void SiluMulRef(const float* gate, const float* up, int64_t n, float* out) {
   }
 }
 
-void QuantizeActivationsRef(const float* x, int64_t t, int64_t dim, int bits, float* out) {
-  const float qmax = std::ldexp(1.0f, bits - 1) - 1.0f;
+namespace {
+
+// The E4M3 value nearest a (>= 0) by search over every finite E4M3 value
+// (normal (1 + m/8) 2^(e-7), subnormal m 2^-9): ties to the even mantissa,
+// saturating at 448.
+float NearestE4m3(float a) {
+  float best = 0.0f, best_d = a;
+  int best_m = 0;
+  for (int e = 0; e < 16; ++e) {
+    for (int m = 0; m < 8; ++m) {
+      if (e == 15 && m == 7) continue;  // NaN
+      const double v = e == 0 ? m / 512.0 : (1.0 + m / 8.0) * std::ldexp(1.0, e - 7);
+      const double d = std::fabs(a - v);
+      if (d < best_d || (d == best_d && (m % 2 == 0) && (best_m % 2 == 1))) {
+        best = static_cast<float>(v);
+        best_d = static_cast<float>(d);
+        best_m = m;
+      }
+    }
+  }
+  return a >= 448.0f ? 448.0f : best;
+}
+
+}  // namespace
+
+void QuantizeActivationsRef(const float* x, int64_t t, int64_t dim, ActQuantType type, float* out) {
   for (int64_t r = 0; r < t; ++r) {
     float max = 0.0f;
     for (int64_t j = 0; j < dim; ++j) max = std::max(max, std::fabs(x[r * dim + j]));
     for (int64_t j = 0; j < dim; ++j) {
+      const float v = x[r * dim + j];
       if (max == 0.0f) {
         out[r * dim + j] = 0.0f;
-        continue;
+      } else if (type == ActQuantType::kFp8E4m3) {
+        const float s = std::max(max / 448.0f, 1.0f / (448.0f * 512.0f));
+        const float y = v * (1.0f / s);
+        out[r * dim + j] = std::copysign(NearestE4m3(std::fabs(y)), y) * s;
+      } else {
+        const float q = std::nearbyint(v * (127.0f / max));
+        out[r * dim + j] = std::min(std::max(q, -128.0f), 127.0f) * (max / 127.0f);
       }
-      const float q = std::nearbyint(x[r * dim + j] * (qmax / max));
-      out[r * dim + j] = std::min(std::max(q, -qmax - 1.0f), qmax) * (max / qmax);
     }
   }
 }

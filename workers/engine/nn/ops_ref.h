@@ -20,7 +20,7 @@ void AttentionRef(const float* q, const float* k, const float* v, const int64_t*
                   int64_t n_seqs, const AttentionShape& shape, float* out);
 void SiluMulRef(const float* gate, const float* up, int64_t n, float* out);
 void AddRef(float* x, const float* y, int64_t n);
-void QuantizeActivationsRef(const float* x, int64_t t, int64_t dim, int bits, float* out);
+void QuantizeActivationsRef(const float* x, int64_t t, int64_t dim, ActQuantType type, float* out);
 void EmbedRef(const float* table, int64_t dim, const int32_t* ids, int64_t t, float* out);
 void SoftmaxStatsUpdateRef(const float* logits, int64_t t, int64_t n, int64_t v0, float* max,
                            float* sum, int32_t* argmax);

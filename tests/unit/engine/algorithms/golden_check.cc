@@ -46,7 +46,7 @@ struct Output {
 
 QuantGrid Grid(const json& c) {
   return {c.at("bits").get<int>(), c.at("group").get<int64_t>(), c.at("sym").get<bool>(),
-          c.value("scale_bits", 0)};
+          c.value("scale_bits", 0), c.value("fp8", false)};
 }
 
 absl::StatusOr<Output> RunSparseGpt(const GoldenLayer& g, const json& c, std::vector<float> w,
@@ -144,6 +144,11 @@ void CheckGoldenConfig(const GoldenLayer& g, const json& c, SolverBackend* solve
       (!c.value("static_groups", false) || !c.at("sym").get<bool>())) {
     std::printf("%-14s %-26s not on %s: scale_bits during the sweep or asymmetric is CPU-only\n",
                 g.name.c_str(), c.at("name").get<std::string>().c_str(), solver->name().c_str());
+    return;
+  }
+  if (solver != nullptr && c.value("fp8", false)) {
+    std::printf("%-14s %-26s not on %s: fp8 grids are CPU-only\n", g.name.c_str(),
+                c.at("name").get<std::string>().c_str(), solver->name().c_str());
     return;
   }
   auto out = Run(g, c, solver);

@@ -198,6 +198,62 @@ TEST(CompressedTensorsExportTest, W8A8IsIntQuantizedAndReadsBackWithActivationQu
   fs::remove_all(dir);
 }
 
+// FP8: float-quantized layers (E4M3 bytes, float16 scales [out, 1]; exact:
+// the grid's scales are float16 already), with input_activations type float
+// per token for fp8 W8A8 and none weight-only; read back exactly, marked to
+// quantize their inputs to E4M3 only with activations.
+TEST(CompressedTensorsExportTest, Fp8IsFloatQuantizedAndReadsBackExactly) {
+  for (const int activation_bits : {8, 0}) {
+    LlamaModel model = TinyModel(/*tied=*/false);
+    QuantGrid grid{8, -1, true};
+    grid.fp8 = true;
+    const auto quantized = testing::QuantizeProjections(&model, grid, {"mlp.down_proj"});
+    const std::string dir = TempDir("ct_fp8");
+    GptqExportOptions options = CtOptions();
+    options.activation_bits = activation_bits;
+    absl::StatusOr<GptqExportStats> stats =
+        WriteGptqLlama(model, Pointers(quantized), dir, options);
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    EXPECT_EQ(stats->max_abs_diff, 0.0);
+    const nlohmann::json q = ReadJson(dir + "/config.json")["quantization_config"];
+    EXPECT_EQ(q["format"], "float-quantized");
+    const nlohmann::json& g = q["config_groups"]["group_0"];
+    EXPECT_EQ(g["weights"]["type"], "float");
+    EXPECT_EQ(g["weights"]["num_bits"], 8);
+    EXPECT_EQ(g["weights"]["strategy"], "channel");
+    if (activation_bits > 0) {
+      EXPECT_EQ(g["input_activations"]["type"], "float");
+      EXPECT_EQ(g["input_activations"]["strategy"], "token");
+      EXPECT_EQ(g["input_activations"]["dynamic"], true);
+    } else {
+      EXPECT_TRUE(g["input_activations"].is_null());
+    }
+    const QuantizedTensor& qp = quantized.at("model.layers.0.self_attn.q_proj.weight");
+    absl::StatusOr<CtPackedTensor> p = PackCompressedTensor(qp, "q");
+    ASSERT_TRUE(p.ok()) << p.status();
+    for (size_t i = 0; i < qp.codes.size(); ++i) {
+      ASSERT_EQ(static_cast<uint8_t>(p->weight[i]), qp.codes[i]) << i;
+    }
+    const std::vector<TensorToWrite> parts = CompressedTensors("m", *p);
+    ASSERT_EQ(parts.size(), 2u);
+    EXPECT_EQ(parts[0].dtype, DType::kF8E4M3);
+    EXPECT_EQ(parts[1].dtype, DType::kF16);
+    EXPECT_EQ(parts[1].shape, (std::vector<int64_t>{qp.rows, 1}));
+
+    const BlockWeights block = ExpectBlockReadsBack(dir, quantized, 0.0);
+    EXPECT_EQ(block.act_quant, activation_bits > 0 ? kActQProj | kActKProj | kActVProj | kActOProj |
+                                                         kActGateProj | kActUpProj
+                                                   : 0u);
+    EXPECT_TRUE(block.act_fp8);
+    GptqExportOptions gptq;
+    EXPECT_THAT(std::string(WriteGptqLlama(model, Pointers(quantized), TempDir("gptq_fp8"), gptq)
+                                .status()
+                                .message()),
+                HasSubstr("an fp8 (E4M3) grid has no GPTQ layout"));
+    fs::remove_all(dir);
+  }
+}
+
 // The block-at-a-time writer gives the same files as the whole-model one.
 TEST(CompressedTensorsExportTest, StreamWriterWritesTheSameFiles) {
   LlamaModel model = TinyModel(/*tied=*/true);

@@ -97,7 +97,7 @@ TEST_P(CpuOpsTest, QuantizeActivationsIsPerTokenInt8) {
   // exactly -127); 0.5 -> 31.75 -> 32. Second row: 2 -> 127, 1 -> 64.
   const std::vector<float> x = {1.0f, -2.0f, 0.5f, 0.0f, 0, 0, 0, 0, 2.0f, 1.0f, 0, 0};
   std::vector<float> got(x.size(), -1.0f);
-  backend_.QuantizeActivations(x.data(), 3, 4, 8, got.data());
+  backend_.QuantizeActivations(x.data(), 3, 4, ActQuantType::kInt8, got.data());
   const std::vector<float> want = {64 * s, -127 * s, 32 * s, 0, 0, 0, 0,
                                    0,      127 * s,  64 * s, 0, 0};  // a zero row stays zero
   EXPECT_EQ(got, want);
@@ -106,14 +106,48 @@ TEST_P(CpuOpsTest, QuantizeActivationsIsPerTokenInt8) {
   auto r = Random(t * dim, 11, 2.0f);
   r[5 * dim + 7] = 80.0f;  // an outlier channel: its token's other values lose precision
   std::vector<float> fast(r.size()), ref(r.size());
-  backend_.QuantizeActivations(r.data(), t, dim, 8, fast.data());
-  QuantizeActivationsRef(r.data(), t, dim, 8, ref.data());
+  backend_.QuantizeActivations(r.data(), t, dim, ActQuantType::kInt8, fast.data());
+  QuantizeActivationsRef(r.data(), t, dim, ActQuantType::kInt8, ref.data());
   EXPECT_EQ(fast, ref);
   for (int64_t row = 0; row < t; ++row) {
     float max = 0;
     for (int64_t j = 0; j < dim; ++j) max = std::max(max, std::fabs(r[row * dim + j]));
     for (int64_t j = 0; j < dim; ++j) {  // within half a step of the input
       ASSERT_LE(std::fabs(ref[row * dim + j] - r[row * dim + j]), 0.5f * max / 127.0f + 1e-6f);
+    }
+  }
+}
+
+// fp8 W8A8's per-token E4M3 quantization (vLLM's: s = max|x| / 448, e4m3(x / s) * s).
+TEST_P(CpuOpsTest, QuantizeActivationsIsPerTokenFp8) {
+  // Row max 448: s = 1, so each value becomes its nearest E4M3 value: 17 lies
+  // between 16 and 18 (a tie, to the even mantissa: 16), 0.3 -> 0.3125. The
+  // third row's max is 4: s = 1/112, 1 -> 112, 0.01 -> 1.12 -> 1.125.
+  const std::vector<float> x = {448.0f, 17.0f, -0.3f, 0.0f, 0, 0, 0, 0, -4.0f, 1.0f, 0.01f, 0};
+  std::vector<float> got(x.size(), -1.0f);
+  backend_.QuantizeActivations(x.data(), 3, 4, ActQuantType::kFp8E4m3, got.data());
+  const float s = 4.0f / 448.0f;
+  const std::vector<float> want = {448.0f, 16.0f, -0.3125f, 0,       0,          0,
+                                   0,      0,     -448 * s, 112 * s, 1.125f * s, 0};
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_FLOAT_EQ(got[i], want[i]) << i;
+
+  const int64_t t = 53, dim = 301;
+  auto r = Random(t * dim, 12, 2.0f);
+  r[5 * dim + 7] = 80.0f;
+  r[9 * dim + 3] = 1e-30f;  // a tiny row below: vLLM's floor on the scale
+  for (int64_t j = 0; j < dim; ++j) r[11 * dim + j] *= 1e-9f;
+  std::vector<float> fast(r.size()), ref(r.size());
+  backend_.QuantizeActivations(r.data(), t, dim, ActQuantType::kFp8E4m3, fast.data());
+  QuantizeActivationsRef(r.data(), t, dim, ActQuantType::kFp8E4m3, ref.data());
+  EXPECT_EQ(fast, ref);
+  for (int64_t row = 0; row < t; ++row) {  // within 1/16 relative (3 mantissa bits) or a tiny step
+    float max = 0;
+    for (int64_t j = 0; j < dim; ++j) max = std::max(max, std::fabs(r[row * dim + j]));
+    for (int64_t j = 0; j < dim; ++j) {
+      const float v = r[row * dim + j];
+      ASSERT_LE(std::fabs(ref[row * dim + j] - v),
+                std::fabs(v) / 16.0f + std::max(max / 448.0f, 1.0f / 229376.0f) / 1024.0f)
+          << row << " " << j;
     }
   }
 }

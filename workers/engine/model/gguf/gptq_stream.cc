@@ -5,11 +5,12 @@
 #include <map>
 
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/status_macros.h"
 #include "common/util.h"
 #include "nlohmann/json.hpp"
+#include "workers/engine/model/fp8.h"
 #include "workers/engine/model/gguf/hf_llama.h"
 #include "workers/engine/model/gguf/tensor_map.h"
 #include "workers/engine/model/hf_model.h"
@@ -31,6 +32,31 @@ uint32_t Field(const uint32_t* words, int64_t stride, int64_t index, int bits) {
   return static_cast<uint32_t>(v & ((1u << bits) - 1));
 }
 
+// float-quantized: FP8 E4M3 weights per channel, and either no activation
+// quantization or E4M3 per token (dynamic).
+template <typename Invalid>
+absl::StatusOr<GptqStream::Packing> FloatPacking(const json& w, const json& a,
+                                                 const std::string& group, const Invalid& invalid) {
+  if (!w.is_object() || w.value("num_bits", 0) != 8 || w.value("type", std::string()) != "float" ||
+      w.value("strategy", std::string()) != "channel" || !w.value("symmetric", false)) {
+    return invalid(group +
+                   ".weights: float-quantized reads FP8 (E4M3) symmetric weights per "
+                   "channel");
+  }
+  if (!a.is_null() &&
+      (!a.is_object() || a.value("num_bits", 0) != 8 || a.value("type", std::string()) != "float" ||
+       a.value("strategy", std::string()) != "token" || !a.value("dynamic", false))) {
+    return invalid(group +
+                   ".input_activations: float-quantized reads none or FP8 dynamic "
+                   "per-token activations");
+  }
+  GptqStream::Packing p{8, false, true, true};
+  p.int8 = true;
+  p.fp8 = true;
+  p.act = !a.is_null();
+  return p;
+}
+
 // quantization_config of a compressed-tensors pack-quantized checkpoint with
 // one config group of int weights.
 absl::StatusOr<GptqStream::Packing> CtPacking(const json& q, const std::string& path) {
@@ -38,9 +64,9 @@ absl::StatusOr<GptqStream::Packing> CtPacking(const json& q, const std::string& 
     return absl::InvalidArgumentError(absl::StrCat(path, ": quantization_config", what));
   };
   const std::string format = q.value("format", std::string());
-  if (format != "pack-quantized" && format != "int-quantized") {
+  if (format != "pack-quantized" && format != "int-quantized" && format != "float-quantized") {
     return invalid(
-        ".format: only pack-quantized and int-quantized compressed-tensors "
+        ".format: only pack-quantized, int-quantized and float-quantized compressed-tensors "
         "checkpoints are read");
   }
   const json groups = q.value("config_groups", json::object());
@@ -50,6 +76,7 @@ absl::StatusOr<GptqStream::Packing> CtPacking(const json& q, const std::string& 
   const json w = groups.begin()->value("weights", json::object());
   const json a = groups.begin()->value("input_activations", json());
   const std::string group = absl::StrCat(".config_groups.", groups.begin().key());
+  if (format == "float-quantized") return FloatPacking(w, a, group, invalid);
   if (format == "int-quantized") {
     if (!w.is_object() || w.value("num_bits", 0) != 8 || w.value("type", std::string()) != "int" ||
         w.value("strategy", std::string()) != "channel" || !w.value("symmetric", false)) {
@@ -64,6 +91,7 @@ absl::StatusOr<GptqStream::Packing> CtPacking(const json& q, const std::string& 
     }
     GptqStream::Packing p{8, false, true, true};
     p.int8 = true;
+    p.act = true;
     return p;
   }
   if (!a.is_null()) {
@@ -142,7 +170,7 @@ absl::Status GptqStream::CheckTensors() const {
       const std::string module(absl::StripSuffix(p.name, ".weight"));
       const std::string packed = PackedName(module);
       const HfModel::TensorRef q = hf_->Find(packed);
-      if (q.info == nullptr || (packing_.int8 && q.info->dtype != DType::kI8)) {
+      if (q.info == nullptr || (packing_.int8 && q.info->dtype != NaiveDType())) {
         want.push_back({p.name, p.shape});
         continue;
       }
@@ -176,9 +204,11 @@ std::string GptqStream::PackedName(const std::string& m) const {
   return m + (packing_.int8 ? ".weight" : packing_.ct ? ".weight_packed" : ".qweight");
 }
 
+DType GptqStream::NaiveDType() const { return packing_.fp8 ? DType::kF8E4M3 : DType::kI8; }
+
 bool GptqStream::IsPacked(const std::string& m) const {
   const HfModel::TensorRef ref = hf_->Find(PackedName(m));
-  return ref.info != nullptr && (!packing_.int8 || ref.info->dtype == DType::kI8);
+  return ref.info != nullptr && (!packing_.int8 || ref.info->dtype == NaiveDType());
 }
 
 absl::StatusOr<std::vector<float>> GptqStream::DequantizeInt8(const std::string& m, int64_t out,
@@ -194,7 +224,9 @@ absl::StatusOr<std::vector<float>> GptqStream::DequantizeInt8(const std::string&
   std::vector<float> w(static_cast<size_t>(out * in));
   for (int64_t o = 0; o < out; ++o) {
     for (int64_t i = 0; i < in; ++i) {
-      w[o * in + i] = scales[o] * static_cast<float>(static_cast<int8_t>(codes[o * in + i]));
+      const auto c = static_cast<uint8_t>(codes[o * in + i]);
+      w[o * in + i] =
+          scales[o] * (packing_.fp8 ? Fp8E4m3Value(c) : static_cast<float>(static_cast<int8_t>(c)));
     }
   }
   return w;
@@ -314,13 +346,14 @@ absl::StatusOr<BlockWeights> GptqStream::LoadBlock(int i) const {
   }
   BlockWeights w;
   w.layer = i;
+  w.act_fp8 = packing_.fp8;
   std::map<std::string, std::vector<float>> stored;  // a fused module once per block
   for (const BlockPart& t : LayerTensors(config_, i, &w)) {
     const std::vector<int64_t>& shape = t.shape;
     const StoredPlace place =
         StoredPlaceOf(config_, absl::StrCat("model.layers.", i, ".", t.suffix), shape);
     const std::string module(absl::StripSuffix(place.name, ".weight"));
-    if (packing_.int8 && IsPacked(module)) w.act_quant |= ActQuantBit(w, t.tensor);
+    if (packing_.act && IsPacked(module)) w.act_quant |= ActQuantBit(w, t.tensor);
     auto it = stored.find(place.name);
     if (it == stored.end()) {
       absl::StatusOr<std::vector<float>> values =

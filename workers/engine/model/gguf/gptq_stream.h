@@ -22,13 +22,18 @@
 // `<m>.weight_packed` [out, ceil(in * bits / 32)] (codes packed densely
 // along the input per row) is dequantized with weight_scale [out, groups] and,
 // for an asymmetric grid, weight_zero_point (packed along the output);
-// symmetric: zero 2^(bits-1). Not thread-safe.
+// symmetric: zero 2^(bits-1). int-quantized (W8A8): `<m>.weight` I8 times
+// weight_scale [out, 1], every such linear's input quantized per token to
+// int8; float-quantized: `<m>.weight` F8_E4M3 (model/fp8.h) times
+// weight_scale, inputs quantized to E4M3 per token where the config group has
+// input_activations. Not thread-safe.
 #pragma once
 
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "workers/engine/model/dtype.h"
 #include "workers/engine/model/model_stream.h"
 
 namespace compressd::engine {
@@ -46,9 +51,12 @@ class GptqStream : public ModelStream {
     bool v2 = false;         // GPTQ: zeros stored as they are
     bool ct = false;         // compressed-tensors pack-quantized
     bool symmetric = true;   // compressed-tensors: no weight_zero_point
-    // compressed-tensors int-quantized (W8A8): int8 `weight` per channel, and
-    // every such linear's input quantized per token at run time (act_quant).
+    // compressed-tensors int-quantized (W8A8): int8 `weight` per channel (and
+    // float-quantized: E4M3 `weight`, with fp8), and with `act` every such
+    // linear's input quantized per token at run time (act_quant, act_fp8).
     bool int8 = false;
+    bool fp8 = false;
+    bool act = false;
   };
 
   static absl::StatusOr<std::unique_ptr<GptqStream>> Open(const std::string& dir);
@@ -66,6 +74,8 @@ class GptqStream : public ModelStream {
  private:
   GptqStream(std::shared_ptr<const HfModel> hf, LlamaConfig config, Packing packing)
       : hf_(std::move(hf)), config_(std::move(config)), packing_(packing), bits_(packing.bits) {}
+  // The dtype of an int8 / fp8 layout's `weight`.
+  DType NaiveDType() const;
   // Whether module `m` is stored packed.
   bool IsPacked(const std::string& m) const;
   // The tensor holding module m's codes (qweight, weight_packed, or int8 weight).
