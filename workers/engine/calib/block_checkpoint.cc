@@ -62,9 +62,14 @@ std::string EncodeBlockCheckpoint(const BlockCheckpoint& c) {
     w.Add(name + "#scales", "f32", q.scales.data(), q.scales.size());
     w.Add(name + "#zeros", "f32", q.zeros.data(), q.zeros.size());
     w.Add(name + "#gidx", "i32", q.group_index.data(), q.group_index.size());
-    quantized.push_back({{"name", name}, {"rows", q.rows}, {"cols", q.cols},
-                         {"bits", q.grid.bits}, {"group_size", q.grid.group_size},
-                         {"symmetric", q.grid.symmetric}, {"scale_bits", q.grid.scale_bits},
+    quantized.push_back({{"name", name},
+                         {"rows", q.rows},
+                         {"cols", q.cols},
+                         {"bits", q.grid.bits},
+                         {"group_size", q.grid.group_size},
+                         {"symmetric", q.grid.symmetric},
+                         {"scale_bits", q.grid.scale_bits},
+                         {"fp8", q.grid.fp8},
                          {"groups", q.groups}});
   }
   json shapes = json::object();
@@ -122,7 +127,7 @@ absl::StatusOr<BlockCheckpoint> DecodeBlockCheckpoint(const std::string& bytes,
       q.cols = qj.at("cols").get<int64_t>();
       q.groups = qj.at("groups").get<int64_t>();
       q.grid = {qj.at("bits").get<int>(), qj.at("group_size").get<int64_t>(),
-                qj.at("symmetric").get<bool>(), qj.value("scale_bits", 0)};
+                qj.at("symmetric").get<bool>(), qj.value("scale_bits", 0), qj.value("fp8", false)};
       ASSIGN_OR_RETURN(q.codes, Take<uint8_t>(arrays, tensor + "#codes", "u8", name));
       ASSIGN_OR_RETURN(q.scales, Take<float>(arrays, tensor + "#scales", "f32", name));
       ASSIGN_OR_RETURN(q.zeros, Take<float>(arrays, tensor + "#zeros", "f32", name));

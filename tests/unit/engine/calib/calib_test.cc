@@ -361,6 +361,10 @@ TEST(BlockCheckpointTest, RoundTripAndCorruption) {
   q.zeros = {3, 4};
   q.group_index = {0, 0, 0};
   c.quantized["w"] = q;
+  engine::QuantizedTensor f = q;  // an fp8 grid must come back fp8 (its codes are E4M3 bytes)
+  f.grid = {8, -1, true, 0, /*fp8=*/true};
+  f.zeros = {0, 0};
+  c.quantized["f"] = f;
   c.layers.push_back({{"name", "w"}});
   const std::string bytes = EncodeBlockCheckpoint(c);
   absl::StatusOr<BlockCheckpoint> d = DecodeBlockCheckpoint(bytes, "cp");
@@ -372,6 +376,9 @@ TEST(BlockCheckpointTest, RoundTripAndCorruption) {
   EXPECT_EQ(d->quantized["w"].codes, q.codes);
   EXPECT_EQ(d->quantized["w"].zeros, q.zeros);
   EXPECT_FALSE(d->quantized["w"].grid.symmetric);
+  EXPECT_FALSE(d->quantized["w"].grid.fp8);
+  EXPECT_TRUE(d->quantized["f"].grid.fp8);
+  EXPECT_EQ(d->quantized["f"].codes, f.codes);
   EXPECT_EQ(d->layers, c.layers);
   for (size_t cut : {size_t{3}, size_t{20}, bytes.size() - 1}) {
     absl::StatusOr<BlockCheckpoint> bad = DecodeBlockCheckpoint(bytes.substr(0, cut), "cp");
