@@ -13,7 +13,9 @@ For the variants of W8A8_VARIANTS it also writes nn_tiny_<name>_w8a8.bin: the
 same sequences' logits with every nn.Linear's input but lm_head's quantized
 per token as vLLM's W8A8 runtime does (dynamic symmetric int8: x * 127 /
 max|x|, round half to even, clamp to [-128, 127], times max|x| / 127),
-written here from that formula as forward pre-hooks.
+written here from that formula as forward pre-hooks; and nn_tiny_<name>_fp8.bin,
+the same with fp8 W8A8's per-token E4M3 quantization (s = max|x| / 448,
+PyTorch's float8_e4m3fn cast of x / s, times s).
 
 Usage: .venv/bin/python tests/golden/nn_reference.py [VARIANT...]  (deterministic, seed 0)
 """
@@ -41,8 +43,18 @@ def quantize_input_per_token(module, inputs):
     return (torch.where(m == 0, torch.zeros_like(x), q),)
 
 
-def w8a8_logits(model, seqs):
-    hooks = [m.register_forward_pre_hook(quantize_input_per_token)
+def quantize_input_per_token_fp8(module, inputs):
+    """vLLM's dynamic per-token fp8: s = max(max|x| / 448, 1 / (448 * 512)),
+    PyTorch's float8_e4m3fn cast of clamp(x * (1 / s), +-448), times s."""
+    x = inputs[0]
+    m = x.abs().amax(dim=-1, keepdim=True)
+    s = torch.clamp(m / 448.0, min=1.0 / (448.0 * 512.0))
+    q = torch.clamp(x * (1.0 / s), -448.0, 448.0).to(torch.float8_e4m3fn).to(x.dtype) * s
+    return (torch.where(m == 0, torch.zeros_like(x), q),)
+
+
+def w8a8_logits(model, seqs, hook=quantize_input_per_token):
+    hooks = [m.register_forward_pre_hook(hook)
              for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n != "lm_head"]
     with torch.no_grad():
         out = [model(torch.tensor([s])).logits[0].numpy() for s in seqs]
@@ -368,6 +380,8 @@ def main():
         if name in W8A8_VARIANTS:
             with open(os.path.join(OUT, f"nn_tiny_{name}_w8a8.bin"), "wb") as f:
                 f.write(w8a8_logits(model, seqs).tobytes())
+            with open(os.path.join(OUT, f"nn_tiny_{name}_fp8.bin"), "wb") as f:
+                f.write(w8a8_logits(model, seqs, quantize_input_per_token_fp8).tobytes())
 
 
 if __name__ == "__main__":

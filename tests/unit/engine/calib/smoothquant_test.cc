@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -242,35 +243,68 @@ TEST(W8A8Test, ForwardQuantizesTheMarkedLinearsInputs) {
   }
 }
 
+// The logits of `variant`'s tiny model with every linear's input quantized
+// (int8, or fp8) against nn_reference.py's fixture of the same.
+void ExpectForwardMatchesHooks(const char* variant, bool fp8) {
+  absl::StatusOr<testing::TinyFixture> fixture = testing::LoadTinyFixture(variant);
+  ASSERT_TRUE(fixture.ok()) << fixture.status();
+  const char* src = std::getenv("COMPRESSD_SOURCE_DIR");
+  const std::string path = std::string(src != nullptr ? src : ".") +
+                           "/tests/golden/fixtures/nn_tiny_" + variant +
+                           (fp8 ? "_fp8.bin" : "_w8a8.bin");
+  std::ifstream in(path, std::ios::binary);
+  ASSERT_TRUE(in) << path;
+  std::vector<float> want(fixture->logits.size());
+  in.read(reinterpret_cast<char*>(want.data()), static_cast<std::streamsize>(want.size() * 4));
+  ASSERT_EQ(in.gcount(), static_cast<std::streamsize>(want.size() * 4)) << path;
+  LlamaModel model = fixture->model;
+  for (BlockWeights& b : model.blocks) {
+    b.act_quant = ~0u;
+    b.act_fp8 = fp8;
+  }
+  CpuBackend backend(CpuBackendOptions{2, 64});
+  absl::StatusOr<LlamaForward> fwd = LlamaForward::Create(&model, &backend, ForwardOptions{100});
+  ASSERT_TRUE(fwd.ok()) << fwd.status();
+  absl::StatusOr<SequenceBatch> batch = SequenceBatch::Pack(fixture->sequences);
+  ASSERT_TRUE(batch.ok());
+  absl::StatusOr<std::vector<float>> got = fwd->Logits(*batch);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), want.size());
+  EXPECT_GE(WorstRelative(fixture->logits, want), fp8 ? 0.01f : 0.1f);  // W8A8 is not dense
+  if (!fp8) {
+    EXPECT_LE(WorstRelative(*got, want), 1e-4f);
+    return;
+  }
+  // E4M3's relative grid has a rounding boundary every 1/16 of a value, so
+  // the forwards' last-bit differences (1e-6) flip an element now and then,
+  // which moves that token's logits (and later ones') by up to 0.1 (measured
+  // in PyTorch alone with 1e-6 noise on the hooks' inputs). Most tokens must
+  // match to 1e-4; a wrong formula moves them all.
+  const int64_t vocab = model.config.vocab, rows = static_cast<int64_t>(want.size()) / vocab;
+  int64_t close = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const std::vector<float> g(got->begin() + r * vocab, got->begin() + (r + 1) * vocab);
+    const std::vector<float> w(want.begin() + r * vocab, want.begin() + (r + 1) * vocab);
+    close += WorstRelative(g, w) <= 1e-4f;
+  }
+  std::printf("%s fp8: %lld of %lld tokens' logits within 1e-4, worst %.3g\n", variant,
+              static_cast<long long>(close), static_cast<long long>(rows),
+              WorstRelative(*got, want));
+  EXPECT_GE(close, rows * 8 / 10);
+}
+
 // The forward's W8A8 against tests/golden/nn_reference.py's transformers
 // model with every Linear's input quantized per token by forward pre-hooks
-// (vLLM's formula, written from it in PyTorch), on the dense families' tiny
-// models: the same logits as the dense forward's golden test (1e-4), where
-// W8A8 moves them 0.13 to 0.23.
+// (vLLM's formula, written from it in PyTorch: int8, and fp8 through
+// PyTorch's float8_e4m3fn cast), on the dense families' tiny models: the same
+// logits as the dense forward's golden test (1e-4), where W8A8 moves them
+// 0.13 to 0.23 (fp8: at least 0.01).
 TEST(W8A8Test, ForwardMatchesTransformersWithPerTokenHooks) {
-  for (const char* variant : {"llama_gqa", "qwen2_bias", "qwen3_qk_norm"}) {
-    absl::StatusOr<testing::TinyFixture> fixture = testing::LoadTinyFixture(variant);
-    ASSERT_TRUE(fixture.ok()) << fixture.status();
-    const char* src = std::getenv("COMPRESSD_SOURCE_DIR");
-    const std::string path = std::string(src != nullptr ? src : ".") +
-                             "/tests/golden/fixtures/nn_tiny_" + variant + "_w8a8.bin";
-    std::ifstream in(path, std::ios::binary);
-    ASSERT_TRUE(in) << path;
-    std::vector<float> want(fixture->logits.size());
-    in.read(reinterpret_cast<char*>(want.data()), static_cast<std::streamsize>(want.size() * 4));
-    ASSERT_EQ(in.gcount(), static_cast<std::streamsize>(want.size() * 4)) << path;
-    LlamaModel model = fixture->model;
-    for (BlockWeights& b : model.blocks) b.act_quant = ~0u;
-    CpuBackend backend(CpuBackendOptions{2, 64});
-    absl::StatusOr<LlamaForward> fwd = LlamaForward::Create(&model, &backend, ForwardOptions{100});
-    ASSERT_TRUE(fwd.ok()) << fwd.status();
-    absl::StatusOr<SequenceBatch> batch = SequenceBatch::Pack(fixture->sequences);
-    ASSERT_TRUE(batch.ok());
-    absl::StatusOr<std::vector<float>> got = fwd->Logits(*batch);
-    ASSERT_TRUE(got.ok()) << got.status();
-    ASSERT_EQ(got->size(), want.size());
-    EXPECT_LE(WorstRelative(*got, want), 1e-4f) << variant;
-    EXPECT_GE(WorstRelative(fixture->logits, want), 0.1f) << variant;  // W8A8 is not dense
+  for (const bool fp8 : {false, true}) {
+    for (const char* variant : {"llama_gqa", "qwen2_bias", "qwen3_qk_norm"}) {
+      SCOPED_TRACE(std::string(variant) + (fp8 ? " fp8" : " int8"));
+      ExpectForwardMatchesHooks(variant, fp8);
+    }
   }
 }
 
