@@ -29,6 +29,19 @@ bool IsNullOr(const json& parent, const char* key, const json& allowed) {
   return it == parent.end() || it->is_null() || *it == allowed;
 }
 
+// A normalizer that changes nothing: null, or a Sequence of such (transformers
+// 5 saves an empty {"type": "Sequence", "normalizers": []}).
+bool NoOpNormalizer(const json& n) {
+  if (n.is_null()) return true;
+  if (!n.is_object() || n.value("type", "") != "Sequence") return false;
+  const auto list = n.find("normalizers");
+  if (list == n.end() || !list->is_array()) return false;
+  for (const json& inner : *list) {
+    if (!NoOpNormalizer(inner)) return false;
+  }
+  return true;
+}
+
 bool BoolOr(const json& parent, const char* key, bool fallback) {
   const auto it = parent.find(key);
   return (it == parent.end() || it->is_null()) ? fallback : it->get<bool>();
@@ -210,9 +223,10 @@ absl::Status ParsePostProcessor(const json& proc, const std::string& field, Toke
 absl::StatusOr<TokenizerSpec> SpecFromJson(const json& root) {
   if (!root.is_object()) return Invalid("(root)", "not an object");
   TokenizerSpec spec;
-  if (!IsNullOr(root, "normalizer", nullptr)) {
-    return Invalid("normalizer",
-                   absl::StrCat(root.at("normalizer").dump(), " is not supported (only null)"));
+  if (const auto n = root.find("normalizer"); n != root.end() && !NoOpNormalizer(*n)) {
+    return Invalid("normalizer", absl::StrCat(n->dump(),
+                                              " is not supported (only null or an "
+                                              "empty Sequence)"));
   }
   if (const auto dec = root.find("decoder");
       dec != root.end() && !dec->is_null() && dec->value("type", "") != "ByteLevel") {

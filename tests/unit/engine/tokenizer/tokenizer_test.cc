@@ -225,6 +225,14 @@ TEST(HfJsonTest, RejectsUnsupportedOrMalformedInput) {
   json j = ToyJson();
   j["normalizer"] = {{"type", "NFC"}};
   expect_invalid(j, "normalizer");
+  j["normalizer"] = {{"type", "Sequence"}, {"normalizers", {{{"type", "NFC"}}}}};
+  expect_invalid(j, "normalizer");
+  // An empty Sequence (what transformers 5 saves for SmolLM2) changes nothing.
+  j["normalizer"] = {{"type", "Sequence"}, {"normalizers", json::array()}};
+  absl::StatusOr<Tokenizer> empty = Tokenizer::FromHfJson(j.dump());
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->Encode("ab", false),
+            Tokenizer::FromHfJson(ToyJson().dump())->Encode("ab", false));
   j = ToyJson();
   j["model"]["byte_fallback"] = true;
   expect_invalid(j, "model.byte_fallback");
