@@ -117,10 +117,7 @@ absl::Status ValidateGridType(const v1::Recipe& recipe, const v1::Stage& stage,
                       "an override cannot change the grid's type (int or fp8): the "
                       "checkpoint holds one");
   }
-  if (!GridIsFp8(*grid)) return absl::OkStatus();
-  if (stage.has_evopress()) {
-    return FieldError(where, "evopress searches bit widths of integer grids; fp8 has one width");
-  }
+  if (!GridIsFp8(*grid)) return absl::OkStatus();  // (evopress: ValidateEvoPress refuses fp8)
   const std::string& format = recipe.output().format();
   if (format == "gguf" || format == "gptq") {
     return FieldError(where, absl::StrCat("an fp8 (E4M3) grid is stored by compressed_tensors "

@@ -24,8 +24,8 @@ void Fp8GridDefaults(v1::QuantGridSpec* grid);
 
 // INVALID_ARGUMENT naming `path`'s grid type field when `stage` (or an
 // override's merged params, with `base` the stage it overrides) has an fp8
-// grid where none can be: in evopress, or with gguf or gptq output (no E4M3
-// type); or changes the base stage's grid type.
+// grid where none can be, with gguf or gptq output (no E4M3 type), or
+// changes the base stage's grid type.
 absl::Status ValidateGridType(const v1::Recipe& recipe, const v1::Stage& stage,
                               const std::string& path, const v1::Stage* base = nullptr);
 

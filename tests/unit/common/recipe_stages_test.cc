@@ -405,6 +405,9 @@ TEST(RecipeStagesTest, Fp8GridDefaultsAndRefusals) {
                 "stages[0].rtn.grid.type: an fp8 (E4M3) grid is stored by compressed_tensors");
   ExpectInvalid("stages: [{rtn: {grid: {type: fp8}}}]\noutput: {format: gptq}",
                 "gptq has no E4M3 type");
+  ExpectInvalid("stages: [{evopress: {mode: bits, target: 3, grid: {type: fp8}}}]" + ct +
+                    "\ncalibration: {path: x}",
+                "stages[0].evopress.grid.type: evopress searches bit widths of integer grids");
   ExpectInvalid("stages: [{rtn: {grid: {type: fp8}, activations: {bits: 8, type: int}}}]" + ct,
                 "stages[0].rtn.activations.type: int activations need int weights");
   ExpectInvalid(
