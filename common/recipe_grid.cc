@@ -99,6 +99,14 @@ absl::Status ValidateFractionalZeros(const v1::Recipe& recipe, int index, const 
 
 bool GridIsFp8(const v1::QuantGridSpec& grid) { return grid.type() == "fp8"; }
 
+absl::Status ValidateEvoPressGrid(const v1::QuantGridSpec& grid, const std::string& path) {
+  if (GridIsFp8(grid)) {
+    return FieldError(path + ".type",
+                      "evopress searches bit widths of integer grids; fp8 has one width");
+  }
+  return ValidateGrid(grid, path);
+}
+
 void Fp8GridDefaults(v1::QuantGridSpec* grid) {
   if (!GridIsFp8(*grid)) return;
   if (grid->bits() == 0) grid->set_bits(8);

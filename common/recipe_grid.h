@@ -19,6 +19,10 @@ absl::Status ValidateGrid(const v1::QuantGridSpec& grid, const std::string& path
 // True for an FP8 E4M3 grid (type "fp8").
 bool GridIsFp8(const v1::QuantGridSpec& grid);
 
+// An evopress (bits mode) grid: ValidateGrid, and not fp8 (its levels are
+// integer bit widths).
+absl::Status ValidateEvoPressGrid(const v1::QuantGridSpec& grid, const std::string& path);
+
 // An fp8 grid's defaults: bits 8 and group_size -1 where unset (0).
 void Fp8GridDefaults(v1::QuantGridSpec* grid);
 

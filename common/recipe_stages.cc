@@ -135,11 +135,7 @@ absl::Status ValidateEvoPress(const v1::EvoPressStage& e, const std::string& pat
     return FieldError(path + ".fitness",
                       absl::StrCat("must be kl or ppl, got \"", e.fitness(), "\""));
   }
-  if (e.mode() == "bits" && GridIsFp8(e.grid())) {
-    return FieldError(path + ".grid.type",
-                      "evopress searches bit widths of integer grids; fp8 has one width");
-  }
-  if (e.mode() == "bits") RETURN_IF_ERROR(ValidateGrid(e.grid(), path + ".grid"));
+  if (e.mode() == "bits") RETURN_IF_ERROR(ValidateEvoPressGrid(e.grid(), path + ".grid"));
   if (!e.database().empty() && e.database() != "sequential" && e.database() != "dense_inputs") {
     return FieldError(path + ".database", absl::StrCat("must be sequential or dense_inputs, "
                                                        "got \"", e.database(), "\""));

@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/utf8.h"
 #include "nlohmann/json.hpp"
 #include "workers/engine/model/gguf/gguf_file.h"
 #include "workers/engine/model/safetensors.h"
@@ -92,6 +93,9 @@ Summary SummarizeModel(v1::ModelFormat format,
     }
   }
   if (format == v1::HF_SAFETENSORS && params > 0) out["parameters"] = absl::StrCat(params);
+  // A GGUF's strings are raw bytes; a Model's map values must be UTF-8 (a row
+  // that protobuf cannot parse back would break every later ListModels).
+  for (auto& [key, value] : out) value = ToValidUtf8(value, 256);
   return out;
 }
 

@@ -1,6 +1,7 @@
 // The architecture summary of an uploaded model (Model.architecture), read
 // from its files: the GGUF metadata, or an HF checkpoint's config.json and
-// safetensors headers. Best effort: keys the files do not state are left out.
+// safetensors headers. Best effort: keys the files do not state are left out;
+// values are valid UTF-8 (invalid bytes become U+FFFD) of at most 256 bytes.
 #pragma once
 
 #include <map>

@@ -76,6 +76,52 @@ TEST_F(UploadTest, CompleteUploadCreatesModelWithBlobs) {
   EXPECT_EQ(registry_.ListModels(v1::ListModelsRequest())->models_size(), 1);
 }
 
+// A GGUF (v3, no tensors) whose general.architecture is `arch`.
+std::string GgufBytes(const std::string& arch) {
+  std::string b = "GGUF";
+  const auto u32 = [&b](uint32_t v) { b.append(reinterpret_cast<const char*>(&v), 4); };
+  const auto u64 = [&b](uint64_t v) { b.append(reinterpret_cast<const char*>(&v), 8); };
+  const auto str = [&](const std::string& v) {
+    u64(v.size());
+    b += v;
+  };
+  u32(3);  // version
+  u64(0);  // tensors
+  u64(1);  // key-value pairs
+  str("general.architecture");
+  u32(8);  // string
+  str(arch);
+  b.resize((b.size() + 31) / 32 * 32, '\0');  // the data section's alignment
+  return b;
+}
+
+// A GGUF's strings are raw bytes: the model's summary keeps them as valid
+// UTF-8, so the stored row parses back (the libFuzzer upload target found a
+// row that did not, and every later list of models failed with it).
+TEST_F(UploadTest, SummaryOfInvalidUtf8IsValidUtf8) {
+  const std::string gguf = GgufBytes(
+      "ll\xff"
+      "ama");
+  v1::UploadModelHeader h;
+  h.set_name("raw");
+  h.set_format(v1::GGUF);
+  *h.add_files() = Entry("m.gguf", gguf);
+  auto session = registry_.StartUpload();
+  ASSERT_TRUE(session->OnModelHeader(h).ok());
+  ASSERT_TRUE(session->OnChunk(Chunk(0, gguf)).ok());
+  auto model = session->FinishModel();
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->architecture().at("architecture"),
+            "ll\xef\xbf\xbd"
+            "ama");  // U+FFFD
+  auto list = registry_.ListModels(v1::ListModelsRequest());
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->models_size(), 1);
+  EXPECT_EQ(list->models(0).architecture().at("architecture"),
+            "ll\xef\xbf\xbd"
+            "ama");
+}
+
 TEST_F(UploadTest, DatasetUploadGetsDatasetId) {
   auto session = registry_.StartUpload();
   v1::UploadDatasetHeader h;
