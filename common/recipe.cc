@@ -432,10 +432,10 @@ absl::Status ValidateRecipe(const v1::Recipe& recipe) {
   }
   const std::string& format = recipe.output().format();
   if (!format.empty() && format != kDefaultFormat && format != "gptq" && format != "gguf" &&
-      format != "compressed_tensors") {
+      format != "compressed_tensors" && format != "spqr") {
     return absl::InvalidArgumentError(
         absl::StrCat("output.format: unknown format ", format,
-                     " (supported: hf_safetensors, gptq, compressed_tensors, gguf)"));
+                     " (supported: hf_safetensors, gptq, compressed_tensors, gguf, spqr)"));
   }
   const std::string& dtype = recipe.output().dtype();
   if (!dtype.empty() && dtype != "f32" && dtype != "bf16" && dtype != "f16") {

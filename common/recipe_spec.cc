@@ -99,9 +99,10 @@ absl::StatusOr<OutputFormat> CompileFormat(const std::string& format) {
   if (format == "gguf") return OutputFormat::kGguf;
   if (format == "gptq") return OutputFormat::kGptq;
   if (format == "compressed_tensors") return OutputFormat::kCompressedTensors;
+  if (format == "spqr") return OutputFormat::kSpqr;
   return absl::InvalidArgumentError(
       absl::StrCat("output.format: unknown format ", format,
-                   " (supported: hf_safetensors, gptq, compressed_tensors, gguf)"));
+                   " (supported: hf_safetensors, gptq, compressed_tensors, gguf, spqr)"));
 }
 
 }  // namespace
@@ -129,6 +130,8 @@ const char* OutputFormatName(OutputFormat format) {
       return "gptq";
     case OutputFormat::kCompressedTensors:
       return "compressed_tensors";
+    case OutputFormat::kSpqr:
+      return "spqr";
   }
   return "unknown";
 }

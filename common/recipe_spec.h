@@ -26,7 +26,7 @@ struct NMPattern {
 // "N:M" with 0 < N < M <= 64.
 absl::StatusOr<NMPattern> ParseNMPattern(std::string_view pattern, const std::string& field);
 
-enum class OutputFormat { kHfSafetensors, kGguf, kGptq, kCompressedTensors };
+enum class OutputFormat { kHfSafetensors, kGguf, kGptq, kCompressedTensors, kSpqr };
 const char* OutputFormatName(OutputFormat format);
 
 enum class EvoMode { kSparsity, kBits, kDrop };

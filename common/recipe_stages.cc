@@ -12,6 +12,7 @@
 #include "common/recipe_grid.h"
 #include "common/recipe_owl.h"
 #include "common/recipe_spec.h"
+#include "common/recipe_spqr.h"
 #include "common/recipe_w8a8.h"
 #include "common/status_macros.h"
 #include "common/util.h"
@@ -277,41 +278,6 @@ absl::Status ValidateOverrides(const v1::Recipe& recipe) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateOutput(const v1::Recipe& recipe) {
-  const v1::Output& out = recipe.output();
-  if (out.format() == "gptq" || out.format() == "compressed_tensors") {
-    bool quantizes = false;
-    for (const v1::Stage& s : recipe.stages()) quantizes |= StageQuantizes(s);
-    if (!quantizes) {
-      return FieldError("output.format", absl::StrCat(out.format(),
-                                                      " needs a stage that quantizes (gptq, rtn "
-                                                      "or sparsegpt.quantize)"));
-    }
-  }
-  if (out.format() == "compressed_tensors") {
-    for (int i = 0; i < recipe.stages_size(); ++i) {
-      const v1::Stage& s = recipe.stages(i);
-      if (s.has_gptq() && s.gptq().act_order() && !s.gptq().static_groups()) {
-        return FieldError(absl::StrCat("stages[", i, "].gptq.static_groups"),
-                          "compressed_tensors output needs contiguous groups: act-order only "
-                          "with static_groups: true (the default)");
-      }
-    }
-  }
-  if (!out.gguf().target_type().empty() && out.gguf().target_type() != "auto" &&
-      !GgufTypeId(out.gguf().target_type())) {
-    return FieldError("output.gguf.target_type", absl::StrCat("unknown type \"",
-                                                              out.gguf().target_type(),
-                                                              "\" (auto, ", GgufTypeNames(), ")"));
-  }
-  if (!out.gguf().other_type().empty() && !GgufTypeId(out.gguf().other_type())) {
-    return FieldError("output.gguf.other_type", absl::StrCat("unknown type \"",
-                                                             out.gguf().other_type(), "\" (",
-                                                             GgufTypeNames(), ")"));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 void ApplyStageDefaults(v1::Stage* stage) {
@@ -339,6 +305,9 @@ void ApplyStageDefaults(v1::Stage* stage) {
       if (s->has_smoothquant()) SmoothQuantDefaults(s->mutable_smoothquant());
       break;
     }
+    case v1::Stage::kSpqr:
+      SpqrDefaults(stage->mutable_spqr());
+      break;
     case v1::Stage::kRtn:
       GridDefaults(stage->mutable_rtn()->mutable_grid());
       ActivationDefaults(stage);
@@ -420,10 +389,14 @@ absl::Status ValidateStage(const v1::Stage& stage, const std::string& path) {
       return ValidateGrid(stage.rtn().grid(), path + ".rtn.grid");
     case v1::Stage::kEvopress:
       return ValidateEvoPress(stage.evopress(), path + ".evopress");
+    case v1::Stage::kSpqr:
+      return ValidateSpqr(stage.spqr(), path + ".spqr");
     case v1::Stage::KIND_NOT_SET:
       break;
   }
-  return FieldError(path, "stage has no kind (expected one of: magnitude, wanda, sparsegpt, gptq, rtn)");
+  return FieldError(path,
+                    "stage has no kind (expected one of: magnitude, wanda, sparsegpt, gptq, "
+                    "rtn, spqr, evopress)");
 }
 
 absl::Status ValidateStages(const v1::Recipe& recipe) {
@@ -438,19 +411,19 @@ absl::Status ValidateStages(const v1::Recipe& recipe) {
   RETURN_IF_ERROR(ValidateW8A8(recipe));
   RETURN_IF_ERROR(ValidateOverrides(recipe));
   if (NeedsCalibration(recipe)) RETURN_IF_ERROR(ValidateCalibration(recipe.calibration()));
-  return ValidateOutput(recipe);
+  return ValidateOutput(recipe);  // recipe_spqr.h
 }
 
 bool StageNeedsCalibration(const v1::Stage& stage) {
   return stage.has_wanda() || stage.has_sparsegpt() || stage.has_gptq() || stage.has_evopress() ||
-         StageAwq(stage) != nullptr || StageSmoothQuant(stage) != nullptr;
+         stage.has_spqr() || StageAwq(stage) != nullptr || StageSmoothQuant(stage) != nullptr;
 }
 bool StagePrunes(const v1::Stage& stage) {
   return stage.has_magnitude() || stage.has_wanda() || stage.has_sparsegpt() ||
          (stage.has_evopress() && stage.evopress().mode() == "sparsity");
 }
 bool StageQuantizes(const v1::Stage& stage) {
-  return stage.has_gptq() || stage.has_rtn() ||
+  return stage.has_gptq() || stage.has_rtn() || stage.has_spqr() ||
          (stage.has_sparsegpt() && stage.sparsegpt().has_quantize()) ||
          (stage.has_evopress() && stage.evopress().mode() == "bits");
 }
@@ -472,6 +445,8 @@ const char* StageKindName(const v1::Stage& stage) {
     case v1::Stage::kGptq: return "gptq";
     case v1::Stage::kRtn: return "rtn";
     case v1::Stage::kEvopress: return "evopress";
+    case v1::Stage::kSpqr:
+      return "spqr";
     case v1::Stage::KIND_NOT_SET: break;
   }
   return "none";

@@ -14,11 +14,13 @@ for arg in "$@"; do
   esac
 done
 
+# ocl-icd-opencl-dev: Debian's dnnl-config.cmake finds OpenCL (REQUIRED) even
+# for the CPU build; without it the configure step fails.
 DEBS=(
   build-essential cmake ninja-build pkg-config git curl python3 python3-venv
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libeigen3-dev prometheus-cpp-dev libsqlite3-dev libpq-dev postgresql
-  libopenblas-dev libdnnl-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libcurl4-openssl-dev
+  libopenblas-dev libdnnl-dev ocl-icd-opencl-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libcurl4-openssl-dev
   nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev libre2-dev
   clang libclang-rt-14-dev libjs-chart.js
   chromium chromium-driver

@@ -81,6 +81,11 @@ declare -A STAGES=(
   [rtn-fp8-w8a8]='[{rtn: {grid: {type: fp8}, activations: {bits: 8}}}]'
   [gptq-fp8-w8a8]='[{gptq: {grid: {type: fp8}, activations: {bits: 8}}}]'
   [gptq-fp8-w8a8-sq]='[{gptq: {grid: {type: fp8}, activations: {bits: 8}, smoothquant: {}}}]'
+  [spqr-3]='[{spqr: {}}]'
+  [spqr-3-no-outliers]='[{spqr: {outliers: false}}]'
+  [spqr-4]='[{spqr: {bits: 4}}]'
+  [spqr-3-t1]='[{spqr: {outlier_threshold: 1.0}}]'
+  [gptq-3-g16-asym-act]='[{gptq: {grid: {bits: 3, group_size: 16, asymmetric: true}}}]'
   [sparsegpt-50+gptq-4-g128]='[{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 128}, act_order: false}}]'
 )
 # gptq-*: the rows measured before act-order became GPTQ's default (pinned
@@ -109,10 +114,12 @@ for name in "${CONFIGS[@]}"; do
     stages="${STAGES[$name]:?unknown config $name}"
     {
       echo "stages: $stages"
-      [[ "$stages" =~ wanda|sparsegpt|gptq|awq|smoothquant ]] &&
+      [[ "$stages" =~ wanda|sparsegpt|gptq|awq|smoothquant|spqr ]] &&
         echo "calibration: {path: $DATA/sotu, samples: 128, seq_len: 512, seed: 0, threads: $THREADS}"
       # W8A8 and fp8 are written (and so only valid) as compressed_tensors here
       [[ "$stages" =~ activations|fp8 ]] && echo "output: {format: compressed_tensors}"
+      # SpQR is written exactly (and its bits per parameter counted) as spqr
+      [[ "$stages" =~ spqr ]] && echo "output: {format: spqr}"
       printf '%s\n  skip_dense: true\n' "$EVAL"
     } > "$recipe"
   fi

@@ -18,11 +18,6 @@
 # Usage: real_model_fp8_e2e.sh BIN_DIR PYTHON SOURCE_DIR MODEL_GGUF
 set -euo pipefail
 source "$(dirname "$0")/real_model_common.sh"
-run() {  # NAME: compress-worker run of NAME.yaml, the summary in NAME.json
-  "$BIN/compress-worker" run --model "$MODEL" --recipe "$work/$1.yaml" --out "$work/$1" \
-    > "$work/$1.json" 2> "$work/$1.log" || { tail -20 "$work/$1.log"; exit 1; }
-  grep -q "reload check passed" "$work/$1.log" || { echo "FAIL: $1: no passed reload check"; exit 1; }
-}
 EVAL="evaluation: {threads: 2, skip_dense: true,
   perplexity: [{name: persuasion, path: $PERSUASION, windows: 8, window: 512}]}"
 PPL='s["evaluation"]["datasets"][0]["perplexity"]["compressed"]'

@@ -423,5 +423,39 @@ TEST(RecipeStagesTest, Fp8GridDefaultsAndRefusals) {
                 "overrides[0].params.rtn.grid.type: an override cannot change the grid's type");
 }
 
+TEST(RecipeStagesTest, SpqrDefaultsAndRefusals) {
+  const std::string calib = "\ncalibration: {path: x}";
+  absl::StatusOr<v1::Recipe> r = Prepare("stages: [{spqr: {}}]\noutput: {format: spqr}" + calib);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const v1::SpqrStage& s = r->stages(0).spqr();  // the paper's settings
+  EXPECT_EQ(s.bits(), 3);
+  EXPECT_EQ(s.group_size(), 16);
+  EXPECT_EQ(s.stat_bits(), 3);
+  EXPECT_EQ(s.stat_group(), 16);
+  EXPECT_DOUBLE_EQ(s.outlier_threshold(), 0.2);
+  EXPECT_TRUE(s.outliers());
+  EXPECT_TRUE(s.act_order());
+  EXPECT_DOUBLE_EQ(s.percdamp(), 1.0);
+  EXPECT_TRUE(NeedsCalibration(*r));
+  r = Prepare("stages: [{spqr: {bits: 4, outliers: false}}]" + calib);  // written dense
+  ASSERT_TRUE(r.ok()) << r.status();
+
+  ExpectInvalid("stages: [{spqr: {bits: 9}}]" + calib, "stages[0].spqr.bits: must be in [2, 8]");
+  ExpectInvalid("stages: [{spqr: {stat_group: 1}}]" + calib,
+                "stages[0].spqr.stat_group: must be in [2, 1024], got 1");
+  ExpectInvalid("stages: [{spqr: {outlier_threshold: -1}}]" + calib,
+                "stages[0].spqr.outlier_threshold: must be a positive number");
+  ExpectInvalid("stages: [{spqr: {}}]\noutput: {format: gptq}" + calib,
+                "output.format: gptq cannot store an spqr stage's weights");
+  ExpectInvalid("stages: [{spqr: {}}]\noutput: {format: gguf}" + calib,
+                "output.format: gguf cannot store an spqr stage's weights");
+  ExpectInvalid("stages: [{gptq: {grid: {bits: 4}}}]\noutput: {format: spqr}" + calib,
+                "output.format: spqr needs an spqr stage");
+  ExpectInvalid("stages: [{wanda: {sparsity: 0.5}}, {spqr: {}}]" + calib,
+                "stages[1]: spqr after the pruning of stages[0] is not supported");
+  ExpectInvalid("stages: [{spqr: {}}, {rtn: {grid: {bits: 4}}}]" + calib,
+                "stages[0] already quantizes");
+}
+
 }  // namespace
 }  // namespace compressd

@@ -258,7 +258,8 @@ TEST(ValidateRecipeTest, OutputFormat) {
       ParseAndValidate("stages: [{magnitude: {sparsity: 0.5}}]\noutput: {format: onnx}");
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(s.message(),
-            "output.format: unknown format onnx (supported: hf_safetensors, gptq, compressed_tensors, gguf)");
+            "output.format: unknown format onnx (supported: hf_safetensors, gptq, "
+            "compressed_tensors, gguf, spqr)");
   EXPECT_TRUE(
       ParseAndValidate("stages: [{magnitude: {sparsity: 0.5}}]\noutput: {format: gguf}").ok());
 }

@@ -14,19 +14,6 @@
 namespace compressd::engine {
 namespace {
 
-// Sweep order: inputs by decreasing H_jj (dead inputs count as 1), stable.
-std::vector<int64_t> ActOrder(const float* h, int64_t cols) {
-  std::vector<int64_t> perm(cols);
-  std::iota(perm.begin(), perm.end(), 0);
-  auto diag = [h, cols](int64_t j) {
-    const float d = h[j * cols + j];
-    return d == 0.0f ? 1.0f : d;
-  };
-  std::stable_sort(perm.begin(), perm.end(),
-                   [&](int64_t a, int64_t b) { return diag(a) > diag(b); });
-  return perm;
-}
-
 // Grids of contiguous input groups computed on the (unpermuted) weights
 // (on their lattice when the grid has scale_bits).
 void StaticGrids(const float* w, int64_t rows, int64_t cols, const QuantGrid& grid,
@@ -126,7 +113,7 @@ absl::StatusOr<LayerSolveResult> Gptq(float* w, int64_t rows, int64_t cols, cons
   LayerSolveResult result;
   ZeroDeadInputs(w, rows, cols, h, &result.dead_inputs);
   std::vector<int64_t> perm;
-  if (options.act_order) perm = ActOrder(h, cols);
+  if (options.act_order) perm = ActOrderPermutation(h, cols);
   SolverBackend& solver = options.solver != nullptr ? *options.solver : DefaultCpuSolver();
   SweepState state;
   state.w = w;  // in place unless act-order permutes a copy

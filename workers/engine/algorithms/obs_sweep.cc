@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -29,21 +30,6 @@ COMPRESSD_CLONES void SubScaled(float a, const float* __restrict x, float* __res
 }
 
 inline float Saliency(float w, float d) { return (w * w) / (d * d); }
-
-template <typename F>
-void ParallelRows(int64_t rows, int threads, F fn) {
-  const int64_t t = std::max<int64_t>(1, std::min<int64_t>(threads, rows));
-  if (t == 1) {
-    fn(0, rows);
-    return;
-  }
-  std::vector<std::thread> pool;
-  for (int64_t i = 1; i < t; ++i) {
-    pool.emplace_back([&fn, i, t, rows] { fn(rows * i / t, rows * (i + 1) / t); });
-  }
-  fn(0, rows / t);
-  for (auto& th : pool) th.join();
-}
 
 // Unstructured mask of the block [i1, i2) from the current weights.
 void SelectBlockMask(const SweepOptions& o, SweepState* s, int64_t i1, int64_t i2) {
@@ -260,6 +246,18 @@ std::vector<uint8_t> ZeroDeadInputs(float* w, int64_t rows, int64_t cols, const 
     for (int64_t r = 0; r < rows; ++r) w[r * cols + j] = 0.0f;
   }
   return dead;
+}
+
+std::vector<int64_t> ActOrderPermutation(const float* h, int64_t cols) {
+  std::vector<int64_t> perm(cols);
+  std::iota(perm.begin(), perm.end(), 0);
+  auto diag = [h, cols](int64_t j) {
+    const float d = h[j * cols + j];
+    return d == 0.0f ? 1.0f : d;
+  };
+  std::stable_sort(perm.begin(), perm.end(),
+                   [&](int64_t a, int64_t b) { return diag(a) > diag(b); });
+  return perm;
 }
 
 }  // namespace compressd::engine

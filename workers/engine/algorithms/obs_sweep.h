@@ -21,8 +21,10 @@
 // beyond W and U.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -107,5 +109,25 @@ absl::Status ValidateLayer(const float* w, int64_t rows, int64_t cols, const flo
 // data); their weights are set to zero, as the OBS solvers require.
 std::vector<uint8_t> ZeroDeadInputs(float* w, int64_t rows, int64_t cols, const float* h,
                                     int64_t* dead_count);
+
+// GPTQ's act-order: inputs by decreasing H_jj (dead inputs count as 1), stable.
+std::vector<int64_t> ActOrderPermutation(const float* h, int64_t cols);
+
+// fn(r0, r1) over [0, rows) split into contiguous ranges on up to `threads`
+// threads (the caller's among them).
+template <typename F>
+void ParallelRows(int64_t rows, int threads, F fn) {
+  const int64_t t = std::max<int64_t>(1, std::min<int64_t>(threads, rows));
+  if (t == 1) {
+    fn(0, rows);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (int64_t i = 1; i < t; ++i) {
+    pool.emplace_back([&fn, i, t, rows] { fn(rows * i / t, rows * (i + 1) / t); });
+  }
+  fn(0, rows / t);
+  for (auto& th : pool) th.join();
+}
 
 }  // namespace compressd::engine

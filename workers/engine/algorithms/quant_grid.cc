@@ -161,6 +161,12 @@ void QuantizedTensor::DequantizeTo(float* w) const {
       w[r * cols + c] = s[g] * (static_cast<float>(codes[r * cols + c]) - z[g]);
     }
   }
+  if (!spqr) return;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int32_t k = spqr->outlier_rows[r]; k < spqr->outlier_rows[r + 1]; ++k) {
+      w[r * cols + spqr->outlier_cols[k]] = spqr->outlier_values[k];
+    }
+  }
 }
 
 }  // namespace compressd::engine

@@ -40,6 +40,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -140,6 +141,25 @@ inline float QuantizeOnGrid(float x, const GridParam& p, const QuantGrid& grid, 
   return Dequantize(c, p);
 }
 
+// What an SpQR solve (algorithms/spqr.h) stores besides the codes and the
+// dequantized grids of QuantizedTensor: the sweep order (a group is a run of
+// group_size sweep positions), the stat_bits codes of every group's scale and
+// zero point with the float16 (scale, zero) pairs that dequantize them per
+// stat_group consecutive rows, and the float16 outliers (CSR by row) that
+// replace the dequantized value at their position.
+struct SpqrParts {
+  int stat_bits = 3;
+  int64_t stat_group = 16;            // rows per statistics group
+  std::vector<int32_t> perm;          // [cols]: sweep position -> input column
+  std::vector<uint8_t> scale_codes;   // [groups, rows]
+  std::vector<uint8_t> zero_codes;    // [groups, rows]
+  std::vector<float> scale_stats;     // [groups, ceil(rows / stat_group), 2]: (scale, zero)
+  std::vector<float> zero_stats;      // the same for the zero points
+  std::vector<int32_t> outlier_rows;  // [rows + 1]: row r's outliers are [rows[r], rows[r+1])
+  std::vector<int32_t> outlier_cols;  // [outliers]: input column
+  std::vector<float> outlier_values;  // [outliers]: float16 values
+};
+
 // A quantized [rows, cols] weight: integer codes and per-(row, group) grids.
 // With act-order the groups are not contiguous runs of inputs: group_index
 // maps each input column to its group (GPTQ's g_idx).
@@ -152,8 +172,10 @@ struct QuantizedTensor {
   std::vector<float> scales;         // [rows, groups]
   std::vector<float> zeros;          // [rows, groups], integers unless FractionalZeros(grid)
   std::vector<int32_t> group_index;  // [cols]
+  std::optional<SpqrParts> spqr;     // an SpQR solve's (then zeros are fractional)
 
-  // Writes scale * (code - zero) (fp8: scale * e4m3(code)) into w[rows, cols].
+  // Writes scale * (code - zero) (fp8: scale * e4m3(code)) into w[rows, cols],
+  // then SpQR's outliers.
   void DequantizeTo(float* w) const;
 };
 

@@ -1,5 +1,6 @@
 #include "workers/engine/calib/block_checkpoint.h"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -51,6 +52,35 @@ absl::StatusOr<std::vector<T>> Take(const std::map<std::string, ArrayRef>& array
   return v;
 }
 
+// SpQR's parts of quantized tensor `name` (quant_grid.h SpqrParts).
+void AddSpqrArrays(const std::string& name, const engine::SpqrParts& p, Writer* w) {
+  w->Add(name + "#sperm", "i32", p.perm.data(), p.perm.size());
+  w->Add(name + "#scodes", "u8", p.scale_codes.data(), p.scale_codes.size());
+  w->Add(name + "#zcodes", "u8", p.zero_codes.data(), p.zero_codes.size());
+  w->Add(name + "#sstats", "f32", p.scale_stats.data(), p.scale_stats.size());
+  w->Add(name + "#zstats", "f32", p.zero_stats.data(), p.zero_stats.size());
+  w->Add(name + "#orows", "i32", p.outlier_rows.data(), p.outlier_rows.size());
+  w->Add(name + "#ocols", "i32", p.outlier_cols.data(), p.outlier_cols.size());
+  w->Add(name + "#ovals", "f32", p.outlier_values.data(), p.outlier_values.size());
+}
+
+absl::StatusOr<engine::SpqrParts> TakeSpqrArrays(const std::map<std::string, ArrayRef>& arrays,
+                                                 const std::string& tensor, const json& spec,
+                                                 const std::string& name) {
+  engine::SpqrParts p;
+  p.stat_bits = spec.at("stat_bits").get<int>();
+  p.stat_group = spec.at("stat_group").get<int64_t>();
+  ASSIGN_OR_RETURN(p.perm, Take<int32_t>(arrays, tensor + "#sperm", "i32", name));
+  ASSIGN_OR_RETURN(p.scale_codes, Take<uint8_t>(arrays, tensor + "#scodes", "u8", name));
+  ASSIGN_OR_RETURN(p.zero_codes, Take<uint8_t>(arrays, tensor + "#zcodes", "u8", name));
+  ASSIGN_OR_RETURN(p.scale_stats, Take<float>(arrays, tensor + "#sstats", "f32", name));
+  ASSIGN_OR_RETURN(p.zero_stats, Take<float>(arrays, tensor + "#zstats", "f32", name));
+  ASSIGN_OR_RETURN(p.outlier_rows, Take<int32_t>(arrays, tensor + "#orows", "i32", name));
+  ASSIGN_OR_RETURN(p.outlier_cols, Take<int32_t>(arrays, tensor + "#ocols", "i32", name));
+  ASSIGN_OR_RETURN(p.outlier_values, Take<float>(arrays, tensor + "#ovals", "f32", name));
+  return p;
+}
+
 }  // namespace
 
 std::string EncodeBlockCheckpoint(const BlockCheckpoint& c) {
@@ -62,7 +92,13 @@ std::string EncodeBlockCheckpoint(const BlockCheckpoint& c) {
     w.Add(name + "#scales", "f32", q.scales.data(), q.scales.size());
     w.Add(name + "#zeros", "f32", q.zeros.data(), q.zeros.size());
     w.Add(name + "#gidx", "i32", q.group_index.data(), q.group_index.size());
+    json spqr;  // null unless SpQR
+    if (q.spqr) {
+      AddSpqrArrays(name, *q.spqr, &w);
+      spqr = {{"stat_bits", q.spqr->stat_bits}, {"stat_group", q.spqr->stat_group}};
+    }
     quantized.push_back({{"name", name},
+                         {"spqr", spqr},
                          {"rows", q.rows},
                          {"cols", q.cols},
                          {"bits", q.grid.bits},
@@ -135,6 +171,16 @@ absl::StatusOr<BlockCheckpoint> DecodeBlockCheckpoint(const std::string& bytes,
       if (static_cast<int64_t>(q.codes.size()) != q.rows * q.cols ||
           static_cast<int64_t>(q.scales.size()) != q.rows * q.groups) {
         return absl::DataLossError(absl::StrCat(name, ": ", tensor, ": inconsistent sizes"));
+      }
+      if (qj.contains("spqr") && !qj.at("spqr").is_null()) {
+        ASSIGN_OR_RETURN(q.spqr, TakeSpqrArrays(arrays, tensor, qj.at("spqr"), name));
+        const auto out_of_range = [&q](int32_t c) { return c < 0 || c >= q.cols; };
+        if (q.spqr->outlier_rows.size() != static_cast<size_t>(q.rows + 1) ||
+            q.spqr->outlier_cols.size() != q.spqr->outlier_values.size() ||
+            q.spqr->outlier_rows.back() != static_cast<int32_t>(q.spqr->outlier_cols.size()) ||
+            std::any_of(q.spqr->outlier_cols.begin(), q.spqr->outlier_cols.end(), out_of_range)) {
+          return absl::DataLossError(absl::StrCat(name, ": ", tensor, ": inconsistent outliers"));
+        }
       }
       c.quantized[tensor] = std::move(q);
     }

@@ -44,6 +44,15 @@ json RecordLayer(const std::string& module, const Tensor& t, const LayerOutcome&
     entry["quant"] = {{"bits", o.quantized->grid.bits},
                       {"group_size", o.quantized->grid.group_size},
                       {"symmetric", o.quantized->grid.symmetric}};
+    if (o.quantized->spqr) {
+      const engine::SpqrParts& p = *o.quantized->spqr;
+      entry["quant"]["method"] = "spqr";
+      entry["quant"]["stat_bits"] = p.stat_bits;
+      entry["quant"]["stat_group"] = p.stat_group;
+      entry["quant"]["outliers"] = p.outlier_cols.size();
+      entry["quant"]["outlier_fraction"] =
+          static_cast<double>(p.outlier_cols.size()) / static_cast<double>(numel);
+    }
   }
   if (o.relative_error >= 0) {
     entry["relative_error"] = o.relative_error;

@@ -1,6 +1,7 @@
 #include "workers/engine/calib/layer_stages.h"
 
 #include <chrono>
+#include <limits>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +15,7 @@
 #include "workers/engine/algorithms/magnitude.h"
 #include "workers/engine/algorithms/rtn.h"
 #include "workers/engine/algorithms/sparsegpt.h"
+#include "workers/engine/algorithms/spqr.h"
 #include "workers/engine/algorithms/wanda.h"
 
 namespace compressd::engine {
@@ -21,6 +23,21 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using engine::LayerSolveResult;
+
+engine::SpqrOptions SpqrOptionsOf(const v1::SpqrStage& s, int threads) {
+  engine::SpqrOptions o;
+  o.bits = s.bits();
+  o.group_size = s.group_size();
+  o.stat_bits = s.stat_bits();
+  o.stat_group = s.stat_group();
+  o.outlier_threshold =
+      s.outliers() ? s.outlier_threshold() : std::numeric_limits<double>::infinity();
+  o.act_order = s.act_order();
+  o.block_size = s.block_size();
+  o.percdamp = s.percdamp();
+  o.threads = threads;
+  return o;
+}
 
 // One stage on w; sets out->quantized when it quantizes.
 absl::Status ApplyStage(const LayerStage& layer_stage, const std::string& tensor, float* w,
@@ -80,6 +97,14 @@ absl::Status ApplyStage(const LayerStage& layer_stage, const std::string& tensor
       out->quantized = std::move(q);
       return absl::OkStatus();
     }
+    case v1::Stage::kSpqr: {
+      ASSIGN_OR_RETURN(
+          LayerSolveResult r,
+          engine::Spqr(w, rows, cols, h, SpqrOptionsOf(stage.spqr(), threads), tensor));
+      out->dead_inputs = r.dead_inputs;
+      out->quantized = std::move(r.quantized);
+      return absl::OkStatus();
+    }
     case v1::Stage::kEvopress:
       return absl::InvalidArgumentError(
           absl::StrCat(tensor, ": evopress is a search over the whole model, not a layer stage"));
@@ -98,6 +123,9 @@ engine::QuantGrid GridOf(const v1::QuantGridSpec& spec) {
 
 double BitsPerParameter(const std::optional<engine::QuantizedTensor>& q) {
   if (!q) return 16.0;
+  if (q->spqr) {  // exactly what the spqr output stores
+    return static_cast<double>(engine::SpqrStoredBits(*q)) / static_cast<double>(q->rows * q->cols);
+  }
   const double group = q->grid.group_size > 0 ? static_cast<double>(q->grid.group_size)
                                               : static_cast<double>(q->cols);
   const double per_group = 16.0 + (q->grid.symmetric ? 0.0 : q->grid.bits);

@@ -1,5 +1,5 @@
 // A recipe's stages applied to one linear layer's weight, in order:
-// magnitude, wanda, sparsegpt, gptq, rtn (recipe.proto), each with the
+// magnitude, wanda, sparsegpt, gptq, rtn, spqr (recipe.proto), each with the
 // layer's overrides merged in (EffectiveStage). The solvers live in
 // algorithms/; this file maps recipe fields onto their options.
 //
@@ -37,7 +37,8 @@ struct LayerOutcome {
 QuantGrid GridOf(const v1::QuantGridSpec& spec);
 
 // Bits per parameter of a stored weight: bits + the grid's fp16 scale (and,
-// asymmetric, a zero point of `bits`) per group; 16 when not quantized.
+// asymmetric, a zero point of `bits`) per group; 16 when not quantized; for
+// SpQR exactly what the spqr output stores (SpqrStoredBits).
 double BitsPerParameter(const std::optional<engine::QuantizedTensor>& quantized);
 
 // Replaces w [rows, cols] in place. `h` may be null only when no stage needs

@@ -11,6 +11,7 @@
 #include "workers/engine/model/gguf/gguf_model.h"
 #include "workers/engine/model/gguf/gptq_stream.h"
 #include "workers/engine/model/gguf/hf_llama.h"
+#include "workers/engine/model/gguf/spqr_stream.h"
 #include "workers/engine/model/hf_model.h"
 
 namespace compressd::engine {
@@ -49,6 +50,10 @@ absl::StatusOr<std::unique_ptr<ModelStream>> OpenModelStream(const std::string& 
   if (config.ok() && IsGptqConfig(*config)) {
     ASSIGN_OR_RETURN(std::unique_ptr<GptqStream> g, GptqStream::Open(path));
     return std::unique_ptr<ModelStream>(std::move(g));
+  }
+  if (config.ok() && IsSpqrConfig(*config)) {  // our spqr output: decoded block by block
+    ASSIGN_OR_RETURN(std::unique_ptr<SpqrStream> q, SpqrStream::Open(path));
+    return std::unique_ptr<ModelStream>(std::move(q));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<HfLlamaStream> s, HfLlamaStream::Open(path));
   return std::unique_ptr<ModelStream>(std::move(s));

@@ -151,16 +151,39 @@ absl::Status GptqBlockStream::Done(int block, BlockWeights* w) {
   });
 }
 
-absl::Status GptqBlockStream::Finish() {
-  for (const NamedShape& t : ConfigShapes(source_.config())) {
+absl::Status ForEachOutsideChunk(
+    const ModelStream& source,
+    const std::function<absl::Status(const std::string& name, uint64_t first, const float* data,
+                                     int64_t n)>& fn) {
+  for (const NamedShape& t : ConfigShapes(source.config())) {
     if (absl::StartsWith(t.name, "model.layers.")) continue;
-    RETURN_IF_ERROR(ForEachRowChunk(source_, t.name, t.shape,
-                                    [&](uint64_t first, const float* data, int64_t n) {
-                                      return writer_.WriteDense(t.name, first, data,
-                                                                static_cast<size_t>(n));
-                                    }));
+    RETURN_IF_ERROR(ForEachRowChunk(
+        source, t.name, t.shape,
+        [&](uint64_t first, const float* data, int64_t n) { return fn(t.name, first, data, n); }));
   }
+  return absl::OkStatus();
+}
+
+absl::Status GptqBlockStream::Finish() {
+  RETURN_IF_ERROR(ForEachOutsideChunk(
+      source_, [&](const std::string& name, uint64_t first, const float* data, int64_t n) {
+        return writer_.WriteDense(name, first, data, static_cast<size_t>(n));
+      }));
   return writer_.Finish();
+}
+
+absl::Status SpqrBlockStream::Done(int block, BlockWeights* w) {
+  return Finished(block, w, [&](const std::vector<NamedTensor>& tensors, const auto& quantized) {
+    return writer_->WriteBlock(block, tensors, quantized);
+  });
+}
+
+absl::Status SpqrBlockStream::Finish() {
+  RETURN_IF_ERROR(ForEachOutsideChunk(
+      source_, [&](const std::string& name, uint64_t first, const float* data, int64_t n) {
+        return writer_->WriteDense(name, first, data, static_cast<size_t>(n));
+      }));
+  return writer_->Finish();
 }
 
 absl::StatusOr<std::unique_ptr<GgufBlockStream>> GgufBlockStream::Create(

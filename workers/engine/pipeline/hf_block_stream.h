@@ -30,6 +30,7 @@
 #include "workers/engine/export/gguf_stream_writer.h"
 #include "workers/engine/export/gptq_stream_writer.h"
 #include "workers/engine/export/sharded_writer.h"
+#include "workers/engine/export/spqr_writer.h"
 #include "workers/engine/model/model_stream.h"
 
 namespace compressd::engine {
@@ -97,6 +98,30 @@ class HfBlockStream : public SourceBlockStream {
   const DType dtype_;
   std::unique_ptr<ShardedSafetensorsWriter> writer_;
 };
+
+// The same for an spqr output (output.format: spqr): Done(i) writes block
+// i's file (SpqrWriter: its SpQR modules exactly, the rest float16),
+// dropping the block's codes from the result; Finish() writes the tensors
+// outside the blocks, commits and writes config.json.
+class SpqrBlockStream : public SourceBlockStream {
+ public:
+  SpqrBlockStream(const ModelStream& source, std::unique_ptr<SpqrWriter> writer,
+                  CompressionResult* result)
+      : SourceBlockStream(source, result), writer_(std::move(writer)) {}
+
+  absl::Status Done(int block, BlockWeights* w) override;
+  absl::Status Finish();
+  const SpqrExportStats& stats() const { return writer_->stats(); }
+
+ private:
+  std::unique_ptr<SpqrWriter> writer_;
+};
+
+// Every tensor of `source` outside the blocks in row chunks (ForEachRowChunk).
+absl::Status ForEachOutsideChunk(
+    const ModelStream& source,
+    const std::function<absl::Status(const std::string& name, uint64_t first, const float* data,
+                                     int64_t n)>& fn);
 
 // The same for a GPTQ output (output.format: gptq): Done(i) packs block i's
 // quantized projections and writes them with its other tensors in float16

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
 #include "common/recipe_w8a8.h"
@@ -14,6 +15,7 @@
 #include "workers/engine/export/packed_layer.h"
 #include "workers/engine/model/gguf/ggml_types.h"
 #include "workers/engine/model/gguf/gguf_file.h"
+#include "workers/engine/model/llama_names.h"
 #include "workers/engine/tokenizer/gguf_tokenizer.h"
 
 namespace compressd::engine {
@@ -86,6 +88,29 @@ absl::StatusOr<json> ExportGptq(const ExportRequest& r, const RecipeSpec& spec, 
           absl::StrCat("wrote a ", OutputFormatName(spec.format), " model (",
                        stats.quantized_tensors, " packed tensors) to ", r.out_dir));
   return GptqReportJson(stats);
+}
+
+absl::StatusOr<json> ExportSpqr(const ExportRequest& r, EventSink& events) {
+  engine::LlamaModel& model = *r.model;
+  ASSIGN_OR_RETURN(std::unique_ptr<SpqrWriter> writer, SpqrWriter::Create(model.config, r.out_dir));
+  for (int i = 0; i < static_cast<int>(model.blocks.size()); ++i) {
+    const std::vector<NamedTensor> tensors = BlockTensors(model.config, i, &model.blocks[i]);
+    std::map<std::string, const engine::QuantizedTensor*> quantized;
+    for (const NamedTensor& t : tensors) {
+      auto it = r.quantized->find(t.name);
+      if (it != r.quantized->end()) quantized[t.name] = &it->second;
+    }
+    RETURN_IF_ERROR(writer->WriteBlock(i, tensors, quantized));
+  }
+  for (const NamedTensor& t : NamedTensors(&model)) {
+    if (absl::StartsWith(t.name, "model.layers.")) continue;
+    RETURN_IF_ERROR(writer->WriteDense(t.name, 0, t.tensor->data, t.tensor->numel()));
+  }
+  RETURN_IF_ERROR(writer->Finish());
+  EmitLog(events, "info",
+          absl::StrCat("wrote an spqr model (", writer->stats().spqr_tensors, " SpQR modules, ",
+                       writer->stats().outliers, " outliers) to ", r.out_dir));
+  return SpqrReportJson(writer->stats());
 }
 
 absl::StatusOr<json> ExportGguf(const ExportRequest& r, const RecipeSpec& spec, EventSink& events) {
@@ -163,6 +188,15 @@ GptqExportOptions GptqOptionsFor(const RecipeSpec& spec) {
   return options;
 }
 
+json SpqrReportJson(const SpqrExportStats& stats) {
+  const double bits = stats.spqr_params > 0 ? static_cast<double>(stats.spqr_bits) /
+                                                  static_cast<double>(stats.spqr_params)
+                                            : 0.0;
+  return json{{"spqr_tensors", stats.spqr_tensors}, {"dense_tensors", stats.dense_tensors},
+              {"outliers", stats.outliers},         {"spqr_parameters", stats.spqr_params},
+              {"spqr_bits_per_parameter", bits},    {"weight_bytes", stats.file_bytes}};
+}
+
 json GptqReportJson(const GptqExportStats& stats) {
   return json{{"quantized_tensors", stats.quantized_tensors},
               {"dense_tensors", stats.dense_tensors},
@@ -181,6 +215,10 @@ absl::StatusOr<json> ExportModel(const ExportRequest& r, const RecipeSpec& spec,
       ASSIGN_OR_RETURN(report, ExportGptq(r, spec, events));
       break;
     }
+    case OutputFormat::kSpqr: {
+      ASSIGN_OR_RETURN(report, ExportSpqr(r, events));
+      break;
+    }
     case OutputFormat::kHfSafetensors: {
       ASSIGN_OR_RETURN(const DType dtype, ParseDType(spec.hf_dtype));
       RETURN_IF_ERROR(WriteHfLlama(*r.model, r.out_dir, dtype));
@@ -195,6 +233,7 @@ absl::StatusOr<json> ExportModel(const ExportRequest& r, const RecipeSpec& spec,
 
 absl::Status CheckOutputExportable(const RecipeSpec& spec, const LlamaConfig& config) {
   if (spec.format == OutputFormat::kGguf) return CheckGgufExportable(config);
+  if (spec.format == OutputFormat::kSpqr) return CheckSpqrExportable(config);
   RETURN_IF_ERROR(CheckHfExportable(config));
   if (spec.format == OutputFormat::kHfSafetensors) return absl::OkStatus();
   bool symmetric = true;  // the grids the stages quantize on
@@ -235,6 +274,13 @@ absl::StatusOr<std::unique_ptr<StreamedExport>> StreamedExport::Create(
       e->gptq_ = std::make_unique<GptqBlockStream>(source, out_dir, GptqOptionsFor(spec), result);
       e->blocks_ = e->gptq_.get();
       break;
+    case OutputFormat::kSpqr: {
+      ASSIGN_OR_RETURN(std::unique_ptr<SpqrWriter> writer,
+                       SpqrWriter::Create(source.config(), out_dir));
+      e->spqr_ = std::make_unique<SpqrBlockStream>(source, std::move(writer), result);
+      e->blocks_ = e->spqr_.get();
+      break;
+    }
     case OutputFormat::kHfSafetensors: {
       ASSIGN_OR_RETURN(const DType dtype, ParseDType(spec.hf_dtype));
       ASSIGN_OR_RETURN(e->hf_, HfBlockStream::Create(source, out_dir, dtype, result));
@@ -258,6 +304,12 @@ absl::StatusOr<json> StreamedExport::Finish(EventSink& events) {
     EmitLog(events, "info",
             absl::StrCat("wrote a GPTQ model (", gptq_->stats().quantized_tensors,
                          " packed tensors) to ", out_dir_));
+  } else if (spqr_) {
+    RETURN_IF_ERROR(spqr_->Finish());
+    report = SpqrReportJson(spqr_->stats());
+    EmitLog(events, "info",
+            absl::StrCat("wrote an spqr model (", spqr_->stats().spqr_tensors, " SpQR modules, ",
+                         spqr_->stats().outliers, " outliers) to ", out_dir_));
   } else {
     RETURN_IF_ERROR(hf_->Finish());
     EmitLog(events, "info",

@@ -74,6 +74,9 @@ absl::StatusOr<std::unique_ptr<engine::GgufFile>> GgufMetadataSource(const Model
                                                                      EventSink* events);
 // The summary's export report of a GPTQ output.
 nlohmann::json GptqReportJson(const GptqExportStats& stats);
+// The summary's export report of an spqr output: modules, outliers, and the
+// exact bits per parameter of the SpQR modules.
+nlohmann::json SpqrReportJson(const SpqrExportStats& stats);
 
 // The output of a block-at-a-time job (job_plan.h kBlockStream), written as
 // its blocks finish (hf_block_stream.h): the same files and export report as
@@ -103,6 +106,7 @@ class StreamedExport {
   std::unique_ptr<HfBlockStream> hf_;
   std::unique_ptr<GptqBlockStream> gptq_;
   std::unique_ptr<GgufBlockStream> gguf_;
+  std::unique_ptr<SpqrBlockStream> spqr_;
   BlockStream* blocks_ = nullptr;
 };
 

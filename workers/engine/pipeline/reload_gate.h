@@ -15,7 +15,8 @@
 // GGUF (re-encoded to ggml types; 1.0 when the recipe asks for Q3_K tensors,
 // and for Q2_K only a non-finite perplexity fails: re-encoding onto a 3- or
 // 2-bit grid moves perplexity by tens of percent or many times), 1e-2 for
-// GPTQ (float16 scales and dense tensors, read back by gguf/gptq_stream.h);
+// GPTQ (float16 scales and dense tensors, read back by gguf/gptq_stream.h)
+// and spqr (its modules decode exactly, gguf/spqr_stream.h; the rest float16);
 // measured on SmolLM2-135M in docs/families.md. A format without a reader (ReloadGate::skipped) is
 // reported as not checked. Not thread-safe.
 #pragma once

@@ -125,8 +125,6 @@ void ObsSweepRef(const SweepOptions& o, SweepState* s) {
   }
 }
 
-namespace {
-
 std::string SourceDir() {
   const char* src = std::getenv("COMPRESSD_SOURCE_DIR");
   return src != nullptr ? src : ".";
@@ -139,8 +137,6 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   ss << in.rdbuf();
   return ss.str();
 }
-
-}  // namespace
 
 absl::StatusOr<GoldenLayer> LoadGoldenLayer(const std::string& name) {
   const std::string stem = SourceDir() + "/tests/golden/fixtures/algo_" + name;

@@ -47,6 +47,11 @@ struct GoldenLayer {
   std::string blob;        // algo_<name>_expected.bin
 };
 
+// The source tree (COMPRESSD_SOURCE_DIR, which ctest sets; else ".").
+std::string SourceDir();
+// A whole file; NOT_FOUND naming it.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
 // Reads tests/golden/fixtures/algo_<name>{,_expected}.{json,bin} (the source
 // tree is found through COMPRESSD_SOURCE_DIR, which ctest sets).
 absl::StatusOr<GoldenLayer> LoadGoldenLayer(const std::string& name);

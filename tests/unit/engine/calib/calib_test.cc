@@ -365,6 +365,17 @@ TEST(BlockCheckpointTest, RoundTripAndCorruption) {
   f.grid = {8, -1, true, 0, /*fp8=*/true};
   f.zeros = {0, 0};
   c.quantized["f"] = f;
+  engine::QuantizedTensor sp = q;  // SpQR's parts must come back (a resumed spqr output)
+  engine::SpqrParts& parts = sp.spqr.emplace();
+  parts.perm = {2, 0, 1};
+  parts.scale_codes = {1, 2};
+  parts.zero_codes = {3, 4};
+  parts.scale_stats = {0.5f, 1.0f};
+  parts.zero_stats = {0.25f, 2.0f};
+  parts.outlier_rows = {0, 1, 1};
+  parts.outlier_cols = {2};
+  parts.outlier_values = {7.5f};
+  c.quantized["s"] = sp;
   c.layers.push_back({{"name", "w"}});
   const std::string bytes = EncodeBlockCheckpoint(c);
   absl::StatusOr<BlockCheckpoint> d = DecodeBlockCheckpoint(bytes, "cp");
@@ -379,6 +390,16 @@ TEST(BlockCheckpointTest, RoundTripAndCorruption) {
   EXPECT_FALSE(d->quantized["w"].grid.fp8);
   EXPECT_TRUE(d->quantized["f"].grid.fp8);
   EXPECT_EQ(d->quantized["f"].codes, f.codes);
+  EXPECT_FALSE(d->quantized["w"].spqr.has_value());
+  ASSERT_TRUE(d->quantized["s"].spqr.has_value());
+  const engine::SpqrParts& back = *d->quantized["s"].spqr;
+  EXPECT_EQ(back.perm, parts.perm);
+  EXPECT_EQ(back.zero_codes, parts.zero_codes);
+  EXPECT_EQ(back.scale_stats, parts.scale_stats);
+  EXPECT_EQ(back.outlier_rows, parts.outlier_rows);
+  EXPECT_EQ(back.outlier_cols, parts.outlier_cols);
+  EXPECT_EQ(back.outlier_values, parts.outlier_values);
+  EXPECT_EQ(back.stat_bits, parts.stat_bits);
   EXPECT_EQ(d->layers, c.layers);
   for (size_t cut : {size_t{3}, size_t{20}, bytes.size() - 1}) {
     absl::StatusOr<BlockCheckpoint> bad = DecodeBlockCheckpoint(bytes.substr(0, cut), "cp");

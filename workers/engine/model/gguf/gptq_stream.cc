@@ -326,18 +326,23 @@ absl::StatusOr<std::vector<float>> GptqStream::Dequantize(const std::string& m, 
   return w;
 }
 
-absl::StatusOr<std::vector<float>> GptqStream::Dense(const std::string& name,
-                                                     const std::vector<int64_t>& shape) const {
-  const HfModel::TensorRef ref = hf_->Find(name);
+absl::StatusOr<std::vector<float>> HfDense(const HfModel& hf, const std::string& name,
+                                           const std::vector<int64_t>& shape) {
+  const HfModel::TensorRef ref = hf.Find(name);
   if (ref.info == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(hf_->dir(), ": tensor \"", name, "\" is missing"));
+    return absl::InvalidArgumentError(absl::StrCat(hf.dir(), ": tensor \"", name, "\" is missing"));
   }
   if (ref.info->shape != shape || !IsConvertibleFloat(ref.info->dtype)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        hf_->dir(), ": tensor \"", name, "\": ", DTypeName(ref.info->dtype), " ",
-        ShapeString(ref.info->shape), ", expected a float ", ShapeString(shape)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(hf.dir(), ": tensor \"", name, "\": ", DTypeName(ref.info->dtype), " ",
+                     ShapeString(ref.info->shape), ", expected a float ", ShapeString(shape)));
   }
   return ref.shard->file->ReadAsFloat(*ref.info);
+}
+
+absl::StatusOr<std::vector<float>> GptqStream::Dense(const std::string& name,
+                                                     const std::vector<int64_t>& shape) const {
+  return HfDense(*hf_, name, shape);
 }
 
 absl::StatusOr<BlockWeights> GptqStream::LoadBlock(int i) const {
@@ -377,20 +382,20 @@ void GptqStream::ReleaseBlock(int i) const {
   }
 }
 
-absl::StatusOr<Tensor> GptqStream::LoadTensor(const std::string& name) const {
-  const HfModel::TensorRef ref = hf_->Find(name);
+absl::StatusOr<Tensor> HfLoadTensor(const HfModel& hf, const std::string& name) {
+  const HfModel::TensorRef ref = hf.Find(name);
   if (ref.info == nullptr) {
-    return absl::NotFoundError(absl::StrCat(hf_->dir(), ": tensor \"", name, "\" is missing"));
+    return absl::NotFoundError(absl::StrCat(hf.dir(), ": tensor \"", name, "\" is missing"));
   }
-  ASSIGN_OR_RETURN(std::vector<float> values, Dense(name, ref.info->shape));
+  ASSIGN_OR_RETURN(std::vector<float> values, HfDense(hf, name, ref.info->shape));
   return Tensor::Owned(ref.info->shape, std::move(values));
 }
 
-absl::Status GptqStream::ReadRows(const std::string& name, int64_t row, int64_t n,
-                                  float* out) const {
-  const HfModel::TensorRef ref = hf_->Find(name);
+absl::Status HfReadRows(const HfModel& hf, const std::string& name, int64_t row, int64_t n,
+                        float* out) {
+  const HfModel::TensorRef ref = hf.Find(name);
   if (ref.info == nullptr || ref.info->shape.size() != 2 || !IsConvertibleFloat(ref.info->dtype)) {
-    return absl::NotFoundError(absl::StrCat(hf_->dir(), ": no 2-D float tensor \"", name, "\""));
+    return absl::NotFoundError(absl::StrCat(hf.dir(), ": no 2-D float tensor \"", name, "\""));
   }
   const int64_t rows = ref.info->shape[0], cols = ref.info->shape[1];
   if (row < 0 || n < 0 || row + n > rows) {
@@ -403,10 +408,21 @@ absl::Status GptqStream::ReadRows(const std::string& name, int64_t row, int64_t 
                        static_cast<size_t>(n * cols), out);
 }
 
-void GptqStream::Release(const std::string& name) const {
-  const HfModel::TensorRef ref = hf_->Find(name);
+void HfRelease(const HfModel& hf, const std::string& name) {
+  const HfModel::TensorRef ref = hf.Find(name);
   if (ref.info != nullptr) ref.shard->file->ReleaseBytes(*ref.info);
 }
+
+absl::StatusOr<Tensor> GptqStream::LoadTensor(const std::string& name) const {
+  return HfLoadTensor(*hf_, name);
+}
+
+absl::Status GptqStream::ReadRows(const std::string& name, int64_t row, int64_t n,
+                                  float* out) const {
+  return HfReadRows(*hf_, name, row, n, out);
+}
+
+void GptqStream::Release(const std::string& name) const { HfRelease(*hf_, name); }
 
 const std::string& GptqStream::path() const { return hf_->dir(); }
 

@@ -31,6 +31,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "workers/engine/model/dtype.h"
@@ -39,6 +40,18 @@
 namespace compressd::engine {
 
 class HfModel;
+
+// Dense reads from a Hugging Face directory, as the quantized streams read
+// the tensors they store unquantized: `name` as float32 of shape `shape`
+// (INVALID_ARGUMENT naming the directory and tensor for a missing tensor, a
+// shape or a non-float dtype); a whole tensor (NOT_FOUND when absent); rows
+// [row, row + n) of a 2-D tensor; releasing a tensor's pages.
+absl::StatusOr<std::vector<float>> HfDense(const HfModel& hf, const std::string& name,
+                                           const std::vector<int64_t>& shape);
+absl::StatusOr<Tensor> HfLoadTensor(const HfModel& hf, const std::string& name);
+absl::Status HfReadRows(const HfModel& hf, const std::string& name, int64_t row, int64_t n,
+                        float* out);
+void HfRelease(const HfModel& hf, const std::string& name);
 
 // Whether config.json's text declares a GPTQ or a compressed-tensors checkpoint.
 bool IsGptqConfig(const std::string& config_json);
