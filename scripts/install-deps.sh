@@ -42,12 +42,19 @@ fi
 if [ "$WITH_PYTHON" = 1 ]; then
   REQ=tests/python/requirements.txt
   STAMP=.venv/.requirements.sha256
-  want=$(sha256sum "$REQ" | cut -d' ' -f1)
+  # llama-cpp-python is built from source for this CPU unless told otherwise.
+  # On Sapphire Rapids (AMX) its native build repacks Q4/Q8 weights for AMX and
+  # segfaults in the first decode (ggml-org/llama.cpp#20824), so build the
+  # portable AVX2 variant, which runs on every x86-64-v3 machine.
+  export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+  want=$( (cat "$REQ"; echo "$CMAKE_ARGS") | sha256sum | cut -d' ' -f1)
   if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
     echo "install-deps: creating .venv from $REQ (PyPI)"
+    rm -rf .venv  # a package built with other CMAKE_ARGS would count as installed
     python3 -m venv .venv
     .venv/bin/pip install -q --upgrade pip
-    CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) .venv/bin/pip install -q -r "$REQ"
+    # no cache: a wheel built before with other CMAKE_ARGS would be reused
+    CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) .venv/bin/pip install -q --no-cache-dir -r "$REQ"
     echo "$want" > "$STAMP"
   else
     echo "install-deps: .venv up to date"
