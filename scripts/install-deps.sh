@@ -45,8 +45,10 @@ if [ "$WITH_PYTHON" = 1 ]; then
   # llama-cpp-python is built from source for this CPU unless told otherwise.
   # On Sapphire Rapids (AMX) its native build repacks Q4/Q8 weights for AMX and
   # segfaults in the first decode (ggml-org/llama.cpp#20824), so build the
-  # portable AVX2 variant, which runs on every x86-64-v3 machine.
-  export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+  # portable AVX2 variant, which runs on every x86-64-v3 machine. The
+  # multimodal library (mtmd, LLAVA_BUILD) is not built: no test uses it and
+  # llama_cpp imports it only for image chat formats.
+  export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF"
   want=$( (cat "$REQ"; echo "$CMAKE_ARGS") | sha256sum | cut -d' ' -f1)
   if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
     echo "install-deps: creating .venv from $REQ (PyPI)"
