@@ -14,6 +14,8 @@
 #      transformers as the family's class: perplexity within 1% of ours;
 #   4b. the same job to compressed_tensors, read by compressed-tensors and run in
 #      transformers (a mixture of experts: refused);
+#   4c. (phi3, qwen3_moe) SpQR to the spqr output, decoded independently and
+#      run in transformers;
 #   5. (the families llama.cpp has: llama, qwen2, qwen3 and the MoE ones) the
 #      same job to GGUF, run in llama.cpp: perplexity within 1% of ours, the
 #      converted tokenizer giving the model's ids.
@@ -173,6 +175,29 @@ if [ -n "$MOE" ]; then
     { echo "unexpected error:"; cat "$work/ct_asym.out" "$work/ct_asym.err"; exit 1; }
   echo "compressed_tensors refused for asymmetric experts, as documented"
 fi
+
+# 4c. (phi3, qwen3_moe) SpQR written as spqr: Phi-3's fused q/k/v and gate/up
+#     each one module, every expert its own; the job's reload check reads it
+#     back, tests/python/check_spqr.py decodes it independently and runs it in
+#     transformers: perplexity within 1% of ours.
+case $FAMILY in
+  phi3|qwen3_moe)
+    cat > "$work/spqr.yaml" <<YAML
+stages: [{spqr: {}}]
+calibration: {dataset_id: $data, file: sotu, samples: 8, seq_len: 128}
+output: {format: spqr}
+evaluation:
+  perplexity: [{name: persuasion, dataset_id: $data, file: austen/persuasion.txt, windows: 2, window: 128}]
+YAML
+    ctl jobs submit --model "$model" --recipe "$work/spqr.yaml" --dataset "$data" --wait \
+      > "$work/spqr.out" 2> "$work/spqr.err" || { tail -n 20 "$work/spqr.out" "$work/spqr.err"; exit 1; }
+    spqr_job=$(head -1 "$work/spqr.out")
+    summary "$spqr_job"
+    ppl_spqr=$(field "$work/$spqr_job.json" 's["evaluation"]["datasets"][0]["perplexity"]["compressed"]')
+    ctl artifacts download "$spqr_job" --out "$work/spqr"
+    "$PY" "$SRC/tests/python/check_spqr.py" "$work/spqr" --text "$PERSUASION" --tokenizer "$GGUF" \
+      --windows 2 --window 128 --expect "$ppl_spqr" --expect-bits 3 ;;
+esac
 
 # 5. GGUF, for the families written as llama.cpp architectures (llama; qwen2,
 #    qwen3; phi3; gemma2, gemma3; Mixtral as llama with experts, qwen2moe,

@@ -32,6 +32,63 @@ Tensor ConcatRows(const std::vector<Part>& parts, const std::vector<int64_t>& sh
   return Tensor::Owned(shape, std::move(values));
 }
 
+// SpQR parts (algorithms/spqr.h): one sweep order (the parts read the same
+// inputs, so they share their Hessian and its act-order) and statistics groups
+// that end with each part, so the fused module's second-level codes, statistics
+// and outliers are its parts' one after another.
+absl::StatusOr<SpqrParts> ConcatSpqr(const std::string& stored, const std::vector<Part>& parts,
+                                     int64_t total_rows) {
+  const SpqrParts& first = *parts[0].quantized->spqr;
+  const int64_t groups = parts[0].quantized->groups;
+  SpqrParts out;
+  out.stat_bits = first.stat_bits;
+  out.stat_group = first.stat_group;
+  out.perm = first.perm;
+  out.scale_codes.resize(static_cast<size_t>(groups * total_rows));
+  out.zero_codes.resize(out.scale_codes.size());
+  const int64_t total_chunks = total_rows / first.stat_group;
+  out.scale_stats.resize(static_cast<size_t>(groups * total_chunks * 2));
+  out.zero_stats.resize(out.scale_stats.size());
+  out.outlier_rows = {0};
+  int64_t row0 = 0;
+  for (const Part& p : parts) {
+    const QuantizedTensor& q = *p.quantized;
+    const std::string& name = p.tensor->name;
+    const SpqrParts& sp = *q.spqr;  // ConcatQuantized checked every part has them
+    if (sp.stat_bits != first.stat_bits || sp.stat_group != first.stat_group) {
+      return GroupError(stored, name,
+                        absl::StrCat("has other SpQR statistics than ", parts[0].tensor->name));
+    }
+    if (sp.perm != first.perm) {
+      return GroupError(stored, name,
+                        absl::StrCat("has another sweep order than ", parts[0].tensor->name));
+    }
+    if (q.rows % sp.stat_group != 0) {
+      return GroupError(stored, name,
+                        absl::StrCat("has ", q.rows, " rows, not a multiple of stat_group ",
+                                     sp.stat_group, " (a statistics group would span two parts)"));
+    }
+    const int64_t chunks = q.rows / sp.stat_group, chunk0 = row0 / sp.stat_group;
+    for (int64_t g = 0; g < groups; ++g) {
+      std::copy_n(sp.scale_codes.begin() + g * q.rows, q.rows,
+                  out.scale_codes.begin() + g * total_rows + row0);
+      std::copy_n(sp.zero_codes.begin() + g * q.rows, q.rows,
+                  out.zero_codes.begin() + g * total_rows + row0);
+      std::copy_n(sp.scale_stats.begin() + g * chunks * 2, chunks * 2,
+                  out.scale_stats.begin() + (g * total_chunks + chunk0) * 2);
+      std::copy_n(sp.zero_stats.begin() + g * chunks * 2, chunks * 2,
+                  out.zero_stats.begin() + (g * total_chunks + chunk0) * 2);
+    }
+    const int32_t before = out.outlier_rows.back();
+    for (int64_t r = 1; r <= q.rows; ++r) out.outlier_rows.push_back(before + sp.outlier_rows[r]);
+    out.outlier_cols.insert(out.outlier_cols.end(), sp.outlier_cols.begin(), sp.outlier_cols.end());
+    out.outlier_values.insert(out.outlier_values.end(), sp.outlier_values.begin(),
+                              sp.outlier_values.end());
+    row0 += q.rows;
+  }
+  return out;
+}
+
 absl::StatusOr<QuantizedTensor> ConcatQuantized(const std::string& stored,
                                                 const std::vector<Part>& parts) {
   const QuantizedTensor& first = *parts[0].quantized;
@@ -56,6 +113,14 @@ absl::StatusOr<QuantizedTensor> ConcatQuantized(const std::string& stored,
     out.codes.insert(out.codes.end(), q.codes.begin(), q.codes.end());
     out.scales.insert(out.scales.end(), q.scales.begin(), q.scales.end());
     out.zeros.insert(out.zeros.end(), q.zeros.begin(), q.zeros.end());
+    if (q.spqr.has_value() != first.spqr.has_value()) {
+      const Part& plain = q.spqr ? parts[0] : p;
+      return GroupError(stored, plain.tensor->name, "is not SpQR-quantized but other parts are");
+    }
+  }
+  if (first.spqr) {
+    ASSIGN_OR_RETURN(SpqrParts spqr, ConcatSpqr(stored, parts, out.rows));
+    out.spqr = std::move(spqr);
   }
   return out;
 }

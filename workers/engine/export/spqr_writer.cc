@@ -11,6 +11,7 @@
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "workers/engine/algorithms/spqr.h"
+#include "workers/engine/export/fused_export.h"
 #include "workers/engine/export/gptq_export_internal.h"
 #include "workers/engine/export/llama_export.h"
 #include "workers/engine/export/safetensors_writer.h"
@@ -71,20 +72,29 @@ SpqrModuleMeta MetaOf(const QuantizedTensor& q) {
 
 }  // namespace
 
-absl::Status CheckSpqrExportable(const LlamaConfig& config) {
+absl::Status CheckSpqrExportable(const LlamaConfig& config,
+                                 const std::vector<int64_t>& stat_groups) {
   RETURN_IF_ERROR(CheckHfExportable(config));
-  if (config.fused_projections) {
-    return absl::UnimplementedError(
-        absl::StrCat("spqr output: ", config.model_type,
-                     " checkpoints fuse projections (SpQR quantizes them unfused); write "
-                     "hf_safetensors (dense) instead"));
+  if (!config.fused_projections || config.n_layers == 0) return absl::OkStatus();
+  for (const NamedShape& t : ConfigShapes(config)) {
+    if (!absl::StartsWith(t.name, "model.layers.0.") || t.shape.size() != 2) continue;
+    const StoredPlace place = StoredPlaceOf(config, t.name, t.shape);
+    if (place.name == t.name) continue;
+    for (const int64_t g : stat_groups) {
+      if (g > 0 && t.shape[0] % g != 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("spqr output: ", t.name, " (stored fused in ", place.name, ") has ",
+                         t.shape[0], " rows, not a multiple of spqr.stat_group ", g,
+                         " (a statistics group would span two parts of the fused module)"));
+      }
+    }
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<SpqrWriter>> SpqrWriter::Create(const LlamaConfig& config,
                                                                const std::string& out_dir) {
-  RETURN_IF_ERROR(CheckSpqrExportable(config));
+  RETURN_IF_ERROR(CheckHfExportable(config));
   std::error_code ec;
   fs::create_directories(fs::path(out_dir) / "blocks", ec);
   if (ec) return absl::InternalError(absl::StrCat(out_dir, "/blocks: mkdir: ", ec.message()));
@@ -106,12 +116,14 @@ absl::Status SpqrWriter::WriteBlock(
     return absl::FailedPreconditionError(
         absl::StrCat("spqr output: block ", block, " written before block ", next_block_));
   }
+  // As the checkpoint stores them: Phi-3's q/k/v and gate/up as one module each.
+  ASSIGN_OR_RETURN(const StoredTensors stored, FuseForExport(config_, tensors, quantized));
   std::deque<std::string> storage;
   std::vector<TensorToWrite> out;
   std::map<std::string, std::string> metadata;
-  for (const NamedTensor& t : tensors) {
-    auto it = quantized.find(t.name);
-    if (it != quantized.end() && it->second->spqr) {
+  for (const NamedTensor& t : stored.tensors) {
+    auto it = stored.quantized.find(t.name);
+    if (it != stored.quantized.end() && it->second->spqr) {
       const QuantizedTensor& q = *it->second;
       const std::string module(absl::StripSuffix(t.name, ".weight"));
       const SpqrModuleMeta meta = MetaOf(q);

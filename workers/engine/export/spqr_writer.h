@@ -4,8 +4,9 @@
 // blocks finish, so a job that never holds the model writes it the same way
 // as one that does. Every tensor that is not an SpQR module (norms, linears
 // an override skipped, the embedding and head) is stored dense in float16.
-// Families whose checkpoints fuse projections (Phi-3's qkv_proj) are refused
-// (UNIMPLEMENTED): their modules are quantized unfused. Read back by
+// Families whose checkpoints fuse projections (Phi-3's qkv_proj) store each
+// fused group as one SpQR module (export/fused_export.h: its parts share the
+// sweep order, their rows and statistics one after another). Read back by
 // gguf/spqr_stream.h (the reload check) and, independently, by
 // tests/python/check_spqr.py. Not thread-safe.
 #pragma once
@@ -32,8 +33,12 @@ struct SpqrExportStats {
   uint64_t file_bytes = 0;   // every weight file written
 };
 
-// OK when `config`'s family can be written as spqr (above).
-absl::Status CheckSpqrExportable(const LlamaConfig& config);
+// OK when `config`'s family can be written as spqr with statistics groups of
+// each of `stat_groups` rows: an HF-exportable family, and for fused ones each
+// fused part's rows a multiple of every stat_group (else INVALID_ARGUMENT
+// naming the part and the stat_group).
+absl::Status CheckSpqrExportable(const LlamaConfig& config,
+                                 const std::vector<int64_t>& stat_groups);
 
 class SpqrWriter {
  public:

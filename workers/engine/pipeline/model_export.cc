@@ -233,7 +233,16 @@ absl::StatusOr<json> ExportModel(const ExportRequest& r, const RecipeSpec& spec,
 
 absl::Status CheckOutputExportable(const RecipeSpec& spec, const LlamaConfig& config) {
   if (spec.format == OutputFormat::kGguf) return CheckGgufExportable(config);
-  if (spec.format == OutputFormat::kSpqr) return CheckSpqrExportable(config);
+  if (spec.format == OutputFormat::kSpqr) {
+    std::vector<int64_t> stat_groups;  // the stage's and any override's
+    for (const v1::Stage& s : spec.recipe.stages()) {
+      if (s.has_spqr()) stat_groups.push_back(s.spqr().stat_group());
+    }
+    for (const v1::LayerOverride& o : spec.recipe.overrides()) {
+      if (o.params().has_spqr()) stat_groups.push_back(o.params().spqr().stat_group());
+    }
+    return CheckSpqrExportable(config, stat_groups);
+  }
   RETURN_IF_ERROR(CheckHfExportable(config));
   if (spec.format == OutputFormat::kHfSafetensors) return absl::OkStatus();
   bool symmetric = true;  // the grids the stages quantize on

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/engine/algorithms/solver_testing.h"
@@ -34,20 +35,29 @@ using ::testing::HasSubstr;
 float Half(float x) { return HalfToFloatRef(FloatToHalfRef(x)); }
 
 // The tiny model with every projection of every block SpQR-quantized but
-// block 1's down_proj (left dense, as an override's skip leaves it).
+// block 1's down_proj (left dense, as an override's skip leaves it). `fused`:
+// as Phi-3, whose checkpoint fuses q/k/v and gate/up; the linears of a block
+// that read the same inputs share their Hessian, as in a real job.
 struct Quantized {
   LlamaModel model = et::TinyModel(/*tied=*/true);
   std::map<std::string, QuantizedTensor> q;
 };
 
-Quantized QuantizeAll() {
+Quantized QuantizeAll(bool fused = false) {
   Quantized out;
+  if (fused) {
+    out.model.config.model_type = "phi3";
+    out.model.config.fused_projections = true;
+  }
   for (int i = 0; i < out.model.config.n_layers; ++i) {
+    std::map<int64_t, testing::Layer> inputs;  // fused: one Hessian per input width
     for (const NamedTensor& t : BlockTensors(out.model.config, i, &out.model.blocks[i])) {
       if (t.tensor->shape.size() != 2 || t.name == "model.layers.1.mlp.down_proj.weight") continue;
       const int64_t rows = t.tensor->shape[0], cols = t.tensor->shape[1];
       const testing::Layer l =
-          testing::RandomLayer(rows, cols, 256, static_cast<uint32_t>(rows + i));
+          fused
+              ? inputs.try_emplace(cols, testing::RandomLayer(8, cols, 256, cols + i)).first->second
+              : testing::RandomLayer(rows, cols, 256, static_cast<uint32_t>(rows + i));
       SpqrOptions o;
       o.stat_group = 8;
       std::vector<float> w(t.tensor->data, t.tensor->data + rows * cols);
@@ -59,6 +69,12 @@ Quantized QuantizeAll() {
     }
   }
   return out;
+}
+
+// The bits a fused module's later part does not store again: its sweep order
+// and the last entry of its outlier row pointers.
+uint64_t SharedBits(const QuantizedTensor& q) {
+  return static_cast<uint64_t>(q.cols) * (SpqrNarrowIndex(q.cols) ? 16 : 32) + 32;
 }
 
 std::string Write(Quantized& m, const std::string& tag) {
@@ -77,17 +93,29 @@ std::string Write(Quantized& m, const std::string& tag) {
     EXPECT_TRUE((*writer)->WriteDense(t.name, 0, t.tensor->data, t.tensor->numel()).ok());
   }
   EXPECT_TRUE((*writer)->Finish().ok());
+  // A fused module stores its parts' bits but one sweep order for all, and
+  // one outlier row pointer array (rows + 1 entries) instead of one per part.
   uint64_t bits = 0;
-  for (const auto& [name, q] : m.q) bits += SpqrStoredBits(q);
+  std::map<std::string, int> parts;  // by stored module
+  for (const auto& [name, q] : m.q) {
+    bits += SpqrStoredBits(q);
+    if (++parts[StoredPlaceOf(m.model.config, name, {q.rows, q.cols}).name] > 1) {
+      bits -= SharedBits(q);
+    }
+  }
   EXPECT_EQ((*writer)->stats().spqr_bits, bits);
-  EXPECT_EQ((*writer)->stats().spqr_tensors, static_cast<int64_t>(m.q.size()));
+  EXPECT_EQ((*writer)->stats().spqr_tensors, static_cast<int64_t>(parts.size()));
   return dir;
 }
 
-TEST(SpqrWriterTest, ReadsBackExactlyThroughSpqrStream) {
-  Quantized m = QuantizeAll();
+// Unfused, and fused as Phi-3 stores q/k/v and gate/up (one module each).
+class SpqrRoundTrip : public ::testing::TestWithParam<bool> {};
+INSTANTIATE_TEST_SUITE_P(Fused, SpqrRoundTrip, ::testing::Bool());
+
+TEST_P(SpqrRoundTrip, ReadsBackExactlyThroughSpqrStream) {
+  Quantized m = QuantizeAll(/*fused=*/GetParam());
   ASSERT_EQ(m.q.size(), 13u);
-  const std::string dir = Write(m, "spqr_roundtrip");
+  const std::string dir = Write(m, GetParam() ? "spqr_roundtrip_fused" : "spqr_roundtrip");
   auto stream = SpqrStream::Open(dir);
   ASSERT_TRUE(stream.ok()) << stream.status();
   for (int i = 0; i < m.model.config.n_layers; ++i) {
@@ -110,11 +138,22 @@ TEST(SpqrWriterTest, ReadsBackExactlyThroughSpqrStream) {
   // The parts on disk are the bits counted.
   auto file = SafetensorsFile::Open(dir + "/" + SpqrBlockFile(0));
   ASSERT_TRUE(file.ok());
+  const std::string module =
+      GetParam() ? "model.layers.0.self_attn.qkv_proj" : "model.layers.0.self_attn.q_proj";
   uint64_t bytes = 0;
   for (const TensorInfo& t : (*file)->tensors()) {
-    if (t.name.rfind("model.layers.0.self_attn.q_proj.spqr.", 0) == 0) bytes += t.nbytes();
+    if (t.name.rfind(module + ".spqr.", 0) == 0) bytes += t.nbytes();
   }
-  EXPECT_EQ(bytes * 8, SpqrStoredBits(m.q.at("model.layers.0.self_attn.q_proj.weight")));
+  const QuantizedTensor& q = m.q.at("model.layers.0.self_attn.q_proj.weight");
+  uint64_t want = SpqrStoredBits(q);
+  if (GetParam()) {  // and k's and v's, less what they share with q
+    for (const char* part : {"k_proj", "v_proj"}) {
+      want += SpqrStoredBits(m.q.at(absl::StrCat("model.layers.0.self_attn.", part, ".weight"))) -
+              SharedBits(q);
+    }
+  }
+  EXPECT_EQ(bytes * 8, want);
+  EXPECT_EQ((*file)->metadata().count("model.layers.0.self_attn.q_proj"), GetParam() ? 0u : 1u);
   fs::remove_all(dir);
 }
 
@@ -161,13 +200,26 @@ TEST(SpqrWriterTest, DamagedFilesAreRefusedNamingTheTensor) {
   fs::remove_all(dir2);
 }
 
-TEST(SpqrWriterTest, FusedFamiliesAreRefused) {
-  LlamaModel m = et::TinyModel(true);
-  m.config.model_type = "phi3";
-  m.config.fused_projections = true;
-  auto writer = SpqrWriter::Create(m.config, et::TempDir("spqr_phi3"));
-  ASSERT_EQ(writer.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(writer.status().message(), HasSubstr("phi3 checkpoints fuse projections"));
+// A fused module's parts must share their sweep order and have whole
+// statistics groups; a recipe whose stat_group splits a part is refused
+// before the job runs.
+TEST(SpqrWriterTest, FusedPartsThatCannotShareOneModuleAreRefused) {
+  Quantized m = QuantizeAll(/*fused=*/true);
+  const std::string k = "model.layers.0.self_attn.k_proj.weight";
+  std::swap(m.q.at(k).spqr->perm[0], m.q.at(k).spqr->perm[1]);
+  auto writer = SpqrWriter::Create(m.model.config, et::TempDir("spqr_fused_bad"));
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const absl::Status s = (*writer)->WriteBlock(
+      0, BlockTensors(m.model.config, 0, &m.model.blocks[0]), et::Pointers(m.q));
+  ASSERT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("model.layers.0.self_attn.qkv_proj.weight (stored fused): " +
+                                     k + " has another sweep order than"));
+
+  const int64_t k_rows = m.model.blocks[0].k_proj.shape[0];
+  EXPECT_TRUE(CheckSpqrExportable(m.model.config, {16, k_rows}).ok());
+  const absl::Status odd = CheckSpqrExportable(m.model.config, {k_rows + 1});
+  ASSERT_EQ(odd.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(odd.message(), HasSubstr("not a multiple of spqr.stat_group"));
 }
 
 TEST(SpqrFormatTest, PackBitsRoundTripsAnyWidth) {

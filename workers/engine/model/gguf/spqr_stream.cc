@@ -2,6 +2,8 @@
 #include "workers/engine/model/gguf/spqr_stream.h"
 
 #include <filesystem>
+#include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -13,6 +15,7 @@
 #include "workers/engine/model/gguf/hf_llama.h"
 #include "workers/engine/model/gguf/tensor_map.h"
 #include "workers/engine/model/hf_model.h"
+#include "workers/engine/model/llama_names.h"
 #include "workers/engine/model/spqr_format.h"
 
 namespace compressd::engine {
@@ -95,9 +98,12 @@ absl::StatusOr<std::unique_ptr<SpqrStream>> SpqrStream::Open(const std::string& 
 
 absl::Status SpqrStream::CheckBlock(int i) const {
   BlockWeights w;
+  std::set<std::string> seen;  // a fused module once
   for (const BlockPart& t : LayerTensors(config_, i, &w)) {
-    const std::string name = absl::StrCat("model.layers.", i, ".", t.suffix);
-    ASSIGN_OR_RETURN(const Stored s, Locate(*blocks_[i], name, t.shape));
+    const StoredPlace place =
+        StoredPlaceOf(config_, absl::StrCat("model.layers.", i, ".", t.suffix), t.shape);
+    if (!seen.insert(place.name).second) continue;
+    ASSIGN_OR_RETURN(const Stored s, Locate(*blocks_[i], place.name, place.shape));
     if (s.dense == nullptr) RETURN_IF_ERROR(CheckSpqrParts(*blocks_[i], s.module, s.meta));
   }
   return absl::OkStatus();
@@ -116,10 +122,18 @@ absl::StatusOr<BlockWeights> SpqrStream::LoadBlock(int i) const {
   }
   BlockWeights w;
   w.layer = i;
+  std::map<std::string, std::vector<float>> stored;  // a fused module decoded once
   for (const BlockPart& t : LayerTensors(config_, i, &w)) {
-    ASSIGN_OR_RETURN(std::vector<float> values,
-                     Read(i, absl::StrCat("model.layers.", i, ".", t.suffix), t.shape));
-    *t.tensor = Tensor::Owned(t.shape, std::move(values));
+    const StoredPlace place =
+        StoredPlaceOf(config_, absl::StrCat("model.layers.", i, ".", t.suffix), t.shape);
+    auto it = stored.find(place.name);
+    if (it == stored.end()) {
+      ASSIGN_OR_RETURN(std::vector<float> values, Read(i, place.name, place.shape));
+      it = stored.emplace(place.name, std::move(values)).first;
+    }
+    const int64_t cols = t.shape.size() == 2 ? t.shape[1] : 1;
+    const auto first = it->second.begin() + place.first_row * cols;
+    *t.tensor = Tensor::Owned(t.shape, std::vector<float>(first, first + t.shape[0] * cols));
   }
   return w;
 }
