@@ -151,15 +151,19 @@ absl::Status ValidateEvoPress(const v1::EvoPressStage& e, const std::string& pat
   return absl::OkStatus();
 }
 
-// `base` with an override's fields merged in. GPTQ's static_groups follows
-// act_order unless the override names it, as it does in a stage: an override
-// that only turns act_order off must not be refused for the defaulted
-// static_groups.
+// `base` with an override's fields merged in. GPTQ's static_groups and
+// massive_fallback follow act_order unless the override names them, as they do
+// in a stage: an override that only turns act_order off must not be refused
+// for the defaulted static_groups.
 v1::Stage MergeOverride(const v1::Stage& base, const v1::Stage& params) {
   v1::Stage merged = base;
   merged.MergeFrom(params);
-  if (params.has_gptq() && params.gptq().has_act_order() && !params.gptq().has_static_groups()) {
-    merged.mutable_gptq()->set_static_groups(params.gptq().act_order());
+  if (params.has_gptq() && params.gptq().has_act_order()) {
+    const bool act_order = params.gptq().act_order();
+    if (!params.gptq().has_static_groups()) merged.mutable_gptq()->set_static_groups(act_order);
+    if (!params.gptq().has_massive_fallback()) {
+      merged.mutable_gptq()->set_massive_fallback(act_order);
+    }
   }
   return merged;
 }
@@ -299,6 +303,7 @@ void ApplyStageDefaults(v1::Stage* stage) {
       if (s->percdamp() == 0.0) s->set_percdamp(kDefaultPercdamp);
       if (!s->has_act_order()) s->set_act_order(true);
       if (!s->has_static_groups()) s->set_static_groups(s->act_order());
+      if (!s->has_massive_fallback()) s->set_massive_fallback(s->act_order());
       GridDefaults(s->mutable_grid());
       ActivationDefaults(stage);
       if (s->has_awq()) AwqDefaults(s->mutable_awq());
@@ -382,6 +387,9 @@ absl::Status ValidateStage(const v1::Stage& stage, const std::string& path) {
       RETURN_IF_ERROR(ValidateSolver(s.block_size(), s.percdamp(), p));
       if (s.static_groups() && !s.act_order()) {
         return FieldError(p + ".static_groups", "only meaningful with act_order: true");
+      }
+      if (s.massive_fallback() && !s.act_order()) {
+        return FieldError(p + ".massive_fallback", "only meaningful with act_order: true");
       }
       return absl::OkStatus();
     }

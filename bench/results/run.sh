@@ -86,10 +86,14 @@ declare -A STAGES=(
   [spqr-4]='[{spqr: {bits: 4}}]'
   [spqr-3-t1]='[{spqr: {outlier_threshold: 1.0}}]'
   [gptq-3-g16-asym-act]='[{gptq: {grid: {bits: 3, group_size: 16, asymmetric: true}}}]'
+  [gptq-3-g32-act-nofb]='[{gptq: {grid: {bits: 3, group_size: 32}, massive_fallback: false}}]'
+  [gptq-3-g128-act-nofb]='[{gptq: {grid: {bits: 3, group_size: 128}, massive_fallback: false}}]'
+  [gptq-4-g128-act-nofb]='[{gptq: {grid: {bits: 4, group_size: 128}, massive_fallback: false}}]'
   [sparsegpt-50+gptq-4-g128]='[{sparsegpt: {sparsity: 0.5}}, {gptq: {grid: {bits: 4, group_size: 128}, act_order: false}}]'
 )
 # gptq-*: the rows measured before act-order became GPTQ's default (pinned
-# off); gptq-*-act: the defaults (act-order with static groups).
+# off); gptq-*-act: the defaults (act-order with static groups and the
+# massive-input fallback); *-nofb: act-order on every layer (the fallback off).
 # Every configuration of docs/results.md, in its order (about 3 hours on 2 cores).
 DEFAULT=(dense
   magnitude-50 wanda-50 sparsegpt-50 magnitude-60 wanda-60 sparsegpt-60

@@ -15,7 +15,8 @@
 #      byte-identical to the uninterrupted one;
 #   4. GPTQ 4-bit group 64 with the gptq output, read back by an independent
 #      unpacker and run in transformers (tests/python/check_gptq_load.py):
-#      perplexity within 1% of ours.
+#      perplexity within 1% of ours; block 28's down_proj (massive input
+#      activations) solved with and without act-order, the better one kept.
 # (The compressed_tensors output of the same GPTQ is checked by
 # compressed_tensors_e2e.sh, case 4: the output format is the worker's
 # business, not the service's.)
@@ -87,6 +88,24 @@ job3=$(head -1 "$work/job3.out")
 summary "$job3"
 ppl3=$(field "$work/$job3.json" "$PPL")
 echo "job 3: GPTQ 4-bit g64 ppl-persuasion (4 windows) $ppl3"
+# Block 28's down_proj reads massive activations: solved with and without
+# act-order, the lower error kept, said in the summary and the event stream.
+grep -q "model.layers.28.mlp.down_proj: massive input activations" "$work/job3.out" ||
+  { echo "no massive-activation line for block 28's down_proj in the stream"; exit 1; }
+"$PY" - "$work/$job3.json" <<'PY'
+import json, sys
+layers = {l["name"]: l for l in json.load(open(sys.argv[1]))["layers"]}
+checked = {n: l["act_order_check"] for n, l in layers.items() if "act_order_check" in l}
+assert "model.layers.28.mlp.down_proj" in checked, sorted(checked)
+for n, c in checked.items():
+    best = min(c["act_order_error"], c["plain_error"])
+    assert c["input_ratio"] >= 1e4, (n, c)
+    assert c["kept"] == ("act_order" if c["act_order_error"] <= c["plain_error"] else "plain"), (n, c)
+    assert abs(layers[n]["relative_error"] - best) <= 1e-9 * best, (n, layers[n]["relative_error"], c)
+assert len(checked) <= len(layers) // 10, f"{len(checked)} of {len(layers)} layers compared"
+print("job 3: act-order compared on " + ", ".join(
+    f"{n} ({c['input_ratio']:.0f}x, kept {c['kept']})" for n, c in sorted(checked.items())))
+PY
 ctl artifacts download "$job3" --out "$work/out3"
 "$PY" "$SRC/tests/python/check_gptq_load.py" "$work/out3" --text "$TEXT/austen/persuasion.txt" \
   --tokenizer "$MODEL" --windows 4 --expect "$ppl3" --tolerance 0.01

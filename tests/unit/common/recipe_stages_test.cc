@@ -46,8 +46,9 @@ calibration: {path: /tmp/sotu}
   EXPECT_TRUE(NeedsCalibration(*r));
 }
 
-// GPTQ's defaults are the best-known settings: act-order with static groups;
-// static_groups follows act_order unless named, in a stage and in an override.
+// GPTQ's defaults are the best-known settings: act-order with static groups
+// and the massive-input fallback; static_groups and massive_fallback follow
+// act_order unless named, in a stage and in an override.
 TEST(RecipeStagesTest, GptqDefaultsToActOrderWithStaticGroups) {
   auto gptq = [](const std::string& fields) {
     absl::StatusOr<v1::Recipe> r = Prepare("stages: [{gptq: {grid: {bits: 4}" + fields +
@@ -63,6 +64,10 @@ TEST(RecipeStagesTest, GptqDefaultsToActOrderWithStaticGroups) {
   EXPECT_FALSE(gptq(", act_order: false").static_groups());
   EXPECT_TRUE(gptq(", static_groups: false").act_order());
   EXPECT_FALSE(gptq(", static_groups: false").static_groups());
+  EXPECT_TRUE(gptq("").massive_fallback());
+  EXPECT_FALSE(gptq(", act_order: false").massive_fallback());
+  EXPECT_FALSE(gptq(", massive_fallback: false").massive_fallback());
+  EXPECT_TRUE(gptq(", massive_fallback: false").static_groups());
 
   absl::StatusOr<v1::Recipe> r = Prepare(
       "stages: [{gptq: {grid: {bits: 4}}}]\ncalibration: {path: /tmp/sotu}\n"
@@ -73,10 +78,12 @@ TEST(RecipeStagesTest, GptqDefaultsToActOrderWithStaticGroups) {
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_FALSE(s->gptq().act_order());
   EXPECT_FALSE(s->gptq().static_groups());
+  EXPECT_FALSE(s->gptq().massive_fallback());
   s = EffectiveStage(*r, 0, "model.layers.3.mlp.up_proj", &skip);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_TRUE(s->gptq().act_order());
   EXPECT_TRUE(s->gptq().static_groups());
+  EXPECT_TRUE(s->gptq().massive_fallback());
 }
 
 TEST(RecipeStagesTest, MagnitudeAndRtnNeedNoCalibration) {
@@ -106,6 +113,10 @@ TEST(RecipeStagesTest, RejectsBadValuesNamingTheField) {
       "stages: [{gptq: {grid: {bits: 4}, act_order: false, static_groups: true}}]\n"
       "calibration: {path: x}",
       "static_groups: only meaningful with act_order");
+  ExpectInvalid(
+      "stages: [{gptq: {grid: {bits: 4}, act_order: false, massive_fallback: true}}]\n"
+      "calibration: {path: x}",
+      "stages[0].gptq.massive_fallback: only meaningful with act_order");
   ExpectInvalid(
       "stages: [{gptq: {grid: {bits: 4}, static_groups: false}}]\n"
       "calibration: {path: x}\noutput: {format: compressed_tensors}",

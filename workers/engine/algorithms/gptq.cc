@@ -92,11 +92,9 @@ QuantizedTensor Collect(const std::vector<int64_t>& perm, const QuantGrid& grid,
   return q;
 }
 
-}  // namespace
-
-absl::StatusOr<LayerSolveResult> Gptq(float* w, int64_t rows, int64_t cols, const float* h,
-                                      const GptqOptions& options, absl::string_view tensor) {
-  RETURN_IF_ERROR(ValidateLayer(w, rows, cols, h, tensor));
+// One GPTQ solve with the options as given (massive_fallback ignored).
+absl::StatusOr<LayerSolveResult> GptqOnce(float* w, int64_t rows, int64_t cols, const float* h,
+                                          const GptqOptions& options, absl::string_view tensor) {
   if (!(options.percdamp >= 0.0 && options.percdamp < 1e6)) {
     return absl::InvalidArgumentError(
         absl::StrCat(tensor, ": percdamp must be >= 0, got ", options.percdamp));
@@ -127,6 +125,50 @@ absl::StatusOr<LayerSolveResult> Gptq(float* w, int64_t rows, int64_t cols, cons
                      solver.RelativeError(original.data(), w, h, rows, cols));
   }
   return result;
+}
+
+}  // namespace
+
+double MassiveInputRatio(const float* h, int64_t cols) {
+  std::vector<float> live;
+  live.reserve(cols);
+  for (int64_t j = 0; j < cols; ++j) {
+    if (h[j * cols + j] > 0.0f) live.push_back(h[j * cols + j]);
+  }
+  if (live.empty()) return 0.0;
+  const float largest = *std::max_element(live.begin(), live.end());
+  auto mid = live.begin() + static_cast<std::ptrdiff_t>(live.size() / 2);
+  std::nth_element(live.begin(), mid, live.end());
+  return static_cast<double>(largest) / static_cast<double>(*mid);
+}
+
+absl::StatusOr<LayerSolveResult> Gptq(float* w, int64_t rows, int64_t cols, const float* h,
+                                      const GptqOptions& options, absl::string_view tensor) {
+  RETURN_IF_ERROR(ValidateLayer(w, rows, cols, h, tensor));
+  const double ratio =
+      options.act_order && options.massive_fallback ? MassiveInputRatio(h, cols) : 0.0;
+  if (ratio < kMassiveInputRatio) return GptqOnce(w, rows, cols, h, options, tensor);
+  // Both solves, each with its error (the comparison needs them).
+  std::vector<float> plain_w(w, w + rows * cols);
+  GptqOptions act = options;
+  act.report_error = true;
+  GptqOptions plain = act;
+  plain.act_order = false;
+  plain.static_groups = false;
+  // StatusOr held directly (GCC 12 misreads a moved-into optional member).
+  absl::StatusOr<LayerSolveResult> with_order = GptqOnce(w, rows, cols, h, act, tensor);
+  if (!with_order.ok()) return with_order.status();
+  absl::StatusOr<LayerSolveResult> without = GptqOnce(plain_w.data(), rows, cols, h, plain, tensor);
+  // A backend that cannot run the plain sweep on this grid (CUDA: lattice
+  // groups chosen during the sweep) keeps the act-order solve, uncompared.
+  if (absl::IsUnimplemented(without.status())) return with_order;
+  if (!without.ok()) return without.status();
+  const ActOrderCheck check{ratio, with_order->relative_error, without->relative_error,
+                            with_order->relative_error <= without->relative_error};
+  absl::StatusOr<LayerSolveResult>& kept = check.kept_act_order ? with_order : without;
+  if (!check.kept_act_order) std::copy(plain_w.begin(), plain_w.end(), w);
+  kept->act_order_check = check;
+  return std::move(kept);
 }
 
 }  // namespace compressd::engine

@@ -35,12 +35,21 @@
 namespace compressd::engine {
 
 // What a layer solve returns besides the new weights (written in place).
+// GPTQ's comparison on a layer with massive input activations (gptq.h).
+struct ActOrderCheck {
+  double input_ratio = 0;      // max H_jj / median H_jj
+  double act_order_error = 0;  // relative errors of the two solves
+  double plain_error = 0;
+  bool kept_act_order = true;
+};
+
 struct LayerSolveResult {
   // ||W X - W' X||^2 / ||W X||^2 on the calibration inputs, from H (hessian.h).
   double relative_error = 0.0;
   int64_t dead_inputs = 0;                   // inputs with H_jj == 0: their weights are zeroed
   std::vector<uint8_t> pruned;               // [rows, cols] 1 = pruned (SparseGPT only)
   std::optional<QuantizedTensor> quantized;  // when the solve quantized
+  std::optional<ActOrderCheck> act_order_check;  // GPTQ solved a massive-input layer both ways
 };
 
 // How the sweep prunes. N:M keeps `n` of every `m` consecutive inputs.

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "workers/engine/calib/layer_stages.h"
 
@@ -53,6 +54,18 @@ json RecordLayer(const std::string& module, const Tensor& t, const LayerOutcome&
       entry["quant"]["outlier_fraction"] =
           static_cast<double>(p.outlier_cols.size()) / static_cast<double>(numel);
     }
+  }
+  if (o.act_order_check) {  // gptq.h "Massive activations"
+    const engine::ActOrderCheck& c = *o.act_order_check;
+    entry["act_order_check"] = {{"input_ratio", c.input_ratio},
+                                {"act_order_error", c.act_order_error},
+                                {"plain_error", c.plain_error},
+                                {"kept", c.kept_act_order ? "act_order" : "plain"}};
+    EmitLog(events, "info",
+            absl::StrFormat("%s: massive input activations (largest H_jj %.0fx the median): "
+                            "act-order error %.5g, plain %.5g; kept %s",
+                            module, c.input_ratio, c.act_order_error, c.plain_error,
+                            c.kept_act_order ? "act-order" : "the plain sweep"));
   }
   if (o.relative_error >= 0) {
     entry["relative_error"] = o.relative_error;

@@ -81,6 +81,7 @@ absl::Status ApplyStage(const LayerStage& layer_stage, const std::string& tensor
       o.grid = GridOf(s.grid());
       o.act_order = s.act_order();
       o.static_groups = s.static_groups();
+      o.massive_fallback = s.massive_fallback();
       o.block_size = s.block_size();
       o.percdamp = s.percdamp();
       o.report_error = false;
@@ -89,6 +90,7 @@ absl::Status ApplyStage(const LayerStage& layer_stage, const std::string& tensor
       ASSIGN_OR_RETURN(LayerSolveResult r, engine::Gptq(w, rows, cols, h, o, tensor));
       out->dead_inputs = r.dead_inputs;
       out->quantized = std::move(r.quantized);
+      out->act_order_check = r.act_order_check;
       return absl::OkStatus();
     }
     case v1::Stage::kRtn: {

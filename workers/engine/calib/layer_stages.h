@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "compressd/v1/recipe.pb.h"
+#include "workers/engine/algorithms/obs_sweep.h"
 #include "workers/engine/algorithms/quant_grid.h"
 #include "workers/engine/algorithms/solver_backend.h"
 
@@ -28,6 +29,7 @@ struct LayerOutcome {
   double relative_error = -1.0;                      // < 0: no H, not computed
   uint64_t zeros = 0;
   int64_t dead_inputs = 0;  // inputs with H_jj == 0 (their weights are zeroed)
+  std::optional<engine::ActOrderCheck> act_order_check;  // GPTQ's massive-input comparison
   int stages_applied = 0;   // stages not skipped by an override
   double solve_seconds = 0;
   double error_seconds = 0;

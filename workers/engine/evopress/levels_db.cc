@@ -38,6 +38,7 @@ absl::StatusOr<std::string> SolveLevel(const LevelsDbSpec& spec, const Unit& uni
                                spec.grid.scale_bits};
     o.act_order = spec.act_order;
     o.static_groups = spec.act_order;
+    o.massive_fallback = spec.act_order;
     o.block_size = spec.block_size;
     o.percdamp = spec.percdamp;
     o.report_error = false;
@@ -143,7 +144,9 @@ std::string LevelsDbFingerprint(const engine::LlamaModel& model,
                           "|", spec.grid.group_size, "|", spec.grid.symmetric, "|", spec.block_size,
                           "|", absl::StrFormat("%.17g", spec.percdamp), "|",
                           DbBuildName(spec.build), "|"));
-  if (spec.mode == Mode::kBits && spec.act_order) sha.Update("act_order static_groups|");
+  if (spec.mode == Mode::kBits && spec.act_order) {
+    sha.Update("act_order static_groups massive_fallback|");
+  }
   if (spec.mode == Mode::kBits && spec.grid.scale_bits > 0) {
     sha.Update(absl::StrCat("scale_bits ", spec.grid.scale_bits, "|"));
   }

@@ -80,7 +80,7 @@ struct LevelsDbSpec {
   DbBuild build = DbBuild::kSequential;
   bool true_sequential = false;  // sequential build: the calibration's true_sequential
   engine::QuantGrid grid;       // bits: group_size and symmetry (the bits come from the level)
-  bool act_order = true;        // bits: GPTQ with act-order and static groups
+  bool act_order = true;        // bits: GPTQ with act-order, static groups and massive_fallback
   int64_t block_size = 128;     // solver block
   double percdamp = 0.01;
   // dense_inputs: an expert routed fewer tokens gets its layer's pooled

@@ -119,6 +119,7 @@ v1::Recipe UniformLevelRecipe(const ep::LevelsDbSpec& spec, double level) {
     g->mutable_grid()->set_scale_bits(spec.grid.scale_bits);
     g->set_act_order(spec.act_order);
     g->set_static_groups(spec.act_order);
+    g->set_massive_fallback(spec.act_order);
     g->set_block_size(spec.block_size);
     g->set_percdamp(spec.percdamp);
   } else {

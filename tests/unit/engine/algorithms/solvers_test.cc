@@ -10,6 +10,7 @@
 #include "workers/engine/algorithms/gptq.h"
 #include "workers/engine/algorithms/hessian.h"
 #include "workers/engine/algorithms/rtn.h"
+#include "workers/engine/algorithms/solver_backend.h"
 #include "workers/engine/algorithms/sparsegpt.h"
 #include "workers/engine/algorithms/wanda.h"
 
@@ -123,6 +124,117 @@ TEST(GptqTest, BeatsRtnOnTheSameGridAndDequantizesToTheResult) {
       }
     }
   }
+}
+
+TEST(GptqTest, MassiveInputRatioIsTheLargestOverTheMedianLiveEnergy) {
+  std::vector<float> h(5 * 5, 0.0f);
+  const float diag[5] = {1, 2, 3, 0, 5000};  // input 3 is dead
+  for (int j = 0; j < 5; ++j) h[j * 5 + j] = diag[j];
+  EXPECT_DOUBLE_EQ(MassiveInputRatio(h.data(), 5), 5000.0 / 3.0);
+  std::fill(h.begin(), h.end(), 0.0f);
+  EXPECT_EQ(MassiveInputRatio(h.data(), 5), 0.0);
+}
+
+// A layer whose input 0 carries massive activations: X's column 0 scaled by
+// `scale`, so H's row and column 0 scale by it and H_00 by its square.
+Layer MassiveLayer(float scale, uint32_t seed) {
+  Layer l = RandomLayer(32, 128, 512, seed);
+  for (int64_t j = 0; j < l.cols; ++j) {
+    l.h[j] *= scale;
+    l.h[j * l.cols] *= scale;
+  }
+  return l;
+}
+
+// massive_fallback solves a layer with massive inputs with and without
+// act-order and keeps the lower error, bit for bit that solve; any other layer
+// (or with the option off) is the act-order solve alone.
+TEST(GptqTest, MassiveFallbackKeepsTheBetterOfTheTwoSolves) {
+  int kept_plain = 0, kept_act = 0;
+  for (const float scale : {1.0f, 35.0f, 200.0f}) {
+    for (const uint32_t seed : {3u, 4u, 5u, 6u}) {
+      SCOPED_TRACE(::testing::Message() << "scale " << scale << " seed " << seed);
+      const Layer l = MassiveLayer(scale, seed);
+      GptqOptions o;
+      o.grid = {3, seed % 2 ? 32 : -1, true};  // per channel, act-order wins some
+      o.act_order = o.static_groups = true;
+      auto solve = [&](const GptqOptions& options, std::vector<float>* w) {
+        *w = l.w;
+        auto r = Gptq(w->data(), l.rows, l.cols, l.h.data(), options, "t");
+        EXPECT_TRUE(r.ok()) << r.status();
+        return r.ok() ? *std::move(r) : LayerSolveResult();
+      };
+      std::vector<float> w_act, w_plain, w_fallback, w_off;
+      const LayerSolveResult act = solve(o, &w_act);
+      GptqOptions plain = o;
+      plain.act_order = plain.static_groups = false;
+      const LayerSolveResult without = solve(plain, &w_plain);
+      o.massive_fallback = true;
+      const LayerSolveResult fallback = solve(o, &w_fallback);
+      const bool massive = MassiveInputRatio(l.h.data(), l.cols) >= kMassiveInputRatio;
+      EXPECT_EQ(massive, scale > 1.0f);
+      ASSERT_EQ(fallback.act_order_check.has_value(), massive);
+      EXPECT_FALSE(act.act_order_check.has_value());
+      if (!massive) {
+        EXPECT_EQ(w_fallback, w_act);
+        continue;
+      }
+      const ActOrderCheck& c = *fallback.act_order_check;
+      EXPECT_EQ(c.act_order_error, act.relative_error);
+      EXPECT_EQ(c.plain_error, without.relative_error);
+      EXPECT_EQ(c.kept_act_order, act.relative_error <= without.relative_error);
+      EXPECT_EQ(w_fallback, c.kept_act_order ? w_act : w_plain);
+      EXPECT_EQ(fallback.quantized->codes,
+                c.kept_act_order ? act.quantized->codes : without.quantized->codes);
+      EXPECT_EQ(fallback.relative_error, std::min(c.act_order_error, c.plain_error));
+      ++(c.kept_act_order ? kept_act : kept_plain);
+      o.massive_fallback = false;
+      EXPECT_FALSE(solve(o, &w_off).act_order_check.has_value());
+      EXPECT_EQ(w_off, w_act);
+    }
+  }
+  // Both outcomes occur on these layers (act-order keeps the per-channel
+  // ones at scale 35), so both branches ran.
+  EXPECT_GT(kept_plain, 0);
+  EXPECT_GT(kept_act, 0);
+}
+
+// The CPU solver, refusing sweeps that choose grids as they go (as the CUDA
+// solver does for lattice groups).
+class StaticOnlySolver : public SolverBackend {
+ public:
+  std::string name() const override { return "static-only"; }
+  std::unique_ptr<HessianSum> NewHessian(int64_t dim, int threads) override {
+    return DefaultCpuSolver().NewHessian(dim, threads);
+  }
+  absl::Status FactorAndSweep(const float* h, const int64_t* perm, double percdamp,
+                              absl::string_view tensor, const SweepOptions& options,
+                              SweepState* state) override {
+    if (!options.static_grids) return absl::UnimplementedError("grids chosen in the sweep");
+    return DefaultCpuSolver().FactorAndSweep(h, perm, percdamp, tensor, options, state);
+  }
+  absl::StatusOr<double> RelativeError(const float* w, const float* w_new, const float* h,
+                                       int64_t rows, int64_t cols) override {
+    return DefaultCpuSolver().RelativeError(w, w_new, h, rows, cols);
+  }
+};
+
+// Where the backend cannot run the plain sweep, a massive layer keeps its
+// act-order solve (uncompared) instead of failing the job.
+TEST(GptqTest, MassiveFallbackKeepsActOrderWhereThePlainSweepIsUnavailable) {
+  const Layer l = MassiveLayer(35.0f, 3);
+  StaticOnlySolver solver;
+  GptqOptions o;
+  o.grid = {3, 32, true};
+  o.act_order = o.static_groups = o.massive_fallback = true;
+  o.solver = &solver;
+  std::vector<float> w = l.w, w_act = l.w;
+  auto r = Gptq(w.data(), l.rows, l.cols, l.h.data(), o, "t");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->act_order_check.has_value());
+  o.massive_fallback = false;
+  ASSERT_TRUE(Gptq(w_act.data(), l.rows, l.cols, l.h.data(), o, "t").ok());
+  EXPECT_EQ(w, w_act);
 }
 
 TEST(GptqTest, KeepsZerosOfAPrunedLayerAndCompensates) {

@@ -228,6 +228,7 @@ TEST_F(LevelsDbTest, BitsEntriesAreGptqWithCodes) {
   o.grid = engine::QuantGrid{2, 16, true};
   o.act_order = true;  // the database's default, as the GPTQ stage's
   o.static_groups = true;
+  o.massive_fallback = true;
   o.report_error = false;
   absl::StatusOr<engine::LayerSolveResult> r =
       engine::Gptq(want.data(), dense.rows(), dense.cols(), hs[0].data(), o, "q");
