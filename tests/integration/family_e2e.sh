@@ -127,21 +127,30 @@ print(f"{type(comp).__name__}: {projections} projections 50% sparse, 4-bit; ever
 PY
 evaluate "$work/compressed" compressed
 
-# 4. GPTQ 4-bit g32, GPTQ-packed: read back by an independent unpacker and run
-#    as the family's transformers class: perplexity within 1% of ours.
-cat > "$work/gptq.yaml" <<YAML
-stages: [{gptq: {grid: {bits: 4, group_size: 32}}}]
+# calibrated_job NAME STAGES FORMAT: STAGES calibrated on 8 x 128 sotu tokens
+# through the service, written as FORMAT (recipe $work/NAME.yaml), downloaded
+# to $work/NAME; its perplexity on 2 windows of 128 in $job_ppl.
+calibrated_job() {
+  cat > "$work/$1.yaml" <<YAML
+stages: $2
 calibration: {dataset_id: $data, file: sotu, samples: 8, seq_len: 128}
-output: {format: gptq}
+output: {format: $3}
 evaluation:
   perplexity: [{name: persuasion, dataset_id: $data, file: austen/persuasion.txt, windows: 2, window: 128}]
 YAML
-ctl jobs submit --model "$model" --recipe "$work/gptq.yaml" --dataset "$data" --wait \
-  > "$work/gptq.out" 2> "$work/gptq.err" || { tail -n 20 "$work/gptq.out" "$work/gptq.err"; exit 1; }
-gptq_job=$(head -1 "$work/gptq.out")
-summary "$gptq_job"
-ppl=$(field "$work/$gptq_job.json" 's["evaluation"]["datasets"][0]["perplexity"]["compressed"]')
-ctl artifacts download "$gptq_job" --out "$work/gptq"
+  ctl jobs submit --model "$model" --recipe "$work/$1.yaml" --dataset "$data" --wait \
+    > "$work/$1.out" 2> "$work/$1.err" || { tail -n 20 "$work/$1.out" "$work/$1.err"; exit 1; }
+  local job
+  job=$(head -1 "$work/$1.out")
+  summary "$job"
+  job_ppl=$(field "$work/$job.json" 's["evaluation"]["datasets"][0]["perplexity"]["compressed"]')
+  ctl artifacts download "$job" --out "$work/$1"
+}
+
+# 4. GPTQ 4-bit g32, GPTQ-packed: read back by an independent unpacker and run
+#    as the family's transformers class: perplexity within 1% of ours.
+calibrated_job gptq '[{gptq: {grid: {bits: 4, group_size: 32}}}]' gptq
+ppl=$job_ppl
 "$PY" "$SRC/tests/python/check_gptq_load.py" "$work/gptq" --text "$PERSUASION" --tokenizer "$GGUF" \
   --windows 2 --window 128 --expect "$ppl" --tolerance 0.01
 
@@ -182,21 +191,9 @@ fi
 #     transformers: perplexity within 1% of ours.
 case $FAMILY in
   phi3|qwen3_moe)
-    cat > "$work/spqr.yaml" <<YAML
-stages: [{spqr: {}}]
-calibration: {dataset_id: $data, file: sotu, samples: 8, seq_len: 128}
-output: {format: spqr}
-evaluation:
-  perplexity: [{name: persuasion, dataset_id: $data, file: austen/persuasion.txt, windows: 2, window: 128}]
-YAML
-    ctl jobs submit --model "$model" --recipe "$work/spqr.yaml" --dataset "$data" --wait \
-      > "$work/spqr.out" 2> "$work/spqr.err" || { tail -n 20 "$work/spqr.out" "$work/spqr.err"; exit 1; }
-    spqr_job=$(head -1 "$work/spqr.out")
-    summary "$spqr_job"
-    ppl_spqr=$(field "$work/$spqr_job.json" 's["evaluation"]["datasets"][0]["perplexity"]["compressed"]')
-    ctl artifacts download "$spqr_job" --out "$work/spqr"
+    calibrated_job spqr '[{spqr: {}}]' spqr
     "$PY" "$SRC/tests/python/check_spqr.py" "$work/spqr" --text "$PERSUASION" --tokenizer "$GGUF" \
-      --windows 2 --window 128 --expect "$ppl_spqr" --expect-bits 3 ;;
+      --windows 2 --window 128 --expect "$job_ppl" --expect-bits 3 ;;
 esac
 
 # 5. GGUF, for the families written as llama.cpp architectures (llama; qwen2,
