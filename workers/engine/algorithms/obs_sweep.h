@@ -34,7 +34,6 @@
 
 namespace compressd::engine {
 
-// What a layer solve returns besides the new weights (written in place).
 // GPTQ's comparison on a layer with massive input activations (gptq.h).
 struct ActOrderCheck {
   double input_ratio = 0;      // max H_jj / median H_jj
@@ -43,6 +42,7 @@ struct ActOrderCheck {
   bool kept_act_order = true;
 };
 
+// What a layer solve returns besides the new weights (written in place).
 struct LayerSolveResult {
   // ||W X - W' X||^2 / ||W X||^2 on the calibration inputs, from H (hessian.h).
   double relative_error = 0.0;
