@@ -54,8 +54,12 @@ if [ "$SAN" = 1 ]; then
     server_edge_supervisor_test model_io_test pipeline_test worker_process_test pipeline_model_job_test
     integration_test server_edge_auth_test security_integration_test
     upload_errors_test gguf_test gguf_hf_test tokenizer_test tokenizer_gguf_test s3_integration_test)
-  phase "build (ASan+UBSan): ${SAN_TARGETS[*]}"
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCOMPRESSD_SANITIZE=ON -DCOMPRESSD_CUDA=OFF \
+  # Built with clang (as the fuzz targets are): its ASan+UBSan build of these
+  # targets takes about 20% less time than GCC's, and it is a second compiler's
+  # -Werror over the same code.
+  phase "build (ASan+UBSan, clang): ${SAN_TARGETS[*]}"
+  cmake -S . -B build-asan -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
+    -DCOMPRESSD_SANITIZE=ON -DCOMPRESSD_CUDA=OFF \
     -DCMAKE_CXX_FLAGS_DEBUG="-g1" \
     -DCOMPRESSD_WERROR=ON -DCOMPRESSD_BENCH=OFF -DCOMPRESSD_PYTHON="$PWD/.venv/bin/python" \
     -DCOMPRESSD_REAL_MODEL="$REAL_MODEL" >/dev/null

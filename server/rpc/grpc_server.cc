@@ -78,7 +78,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOp
       core.store, core.blobs, core.bus, core.models, core.jobs, core.metrics, *server->idle_,
       core.auth, *server->audit_, options.max_watch_streams_per_key);
   server->worker_ = std::make_unique<WorkerServiceImpl>(
-      core.scheduler, core.store, core.blobs, core.metrics, *server->idle_, core.auth,
+      core.scheduler, core.store, core.blobs, *server->idle_, core.auth,
       /*require_client_cert=*/!options.tls.worker_ca_path.empty());
   server->admin_ = std::make_unique<AdminServiceImpl>(core.store, core.auth, *server->audit_);
 

@@ -143,14 +143,13 @@ absl::Status CheckTaskOwner(Store& store, const Principal& who, const std::strin
 }  // namespace
 
 WorkerServiceImpl::WorkerServiceImpl(Scheduler& scheduler, Store& store, BlobStore& blobs,
-                                     ServerMetrics& metrics, UploadIdleMonitor& idle,
-                                     Authenticator& auth, bool require_client_cert)
+                                     UploadIdleMonitor& idle, Authenticator& auth,
+                                     bool require_client_cert)
     : scheduler_(scheduler),
       store_(store),
       auth_(auth),
       require_client_cert_(require_client_cert),
       blobs_(blobs),
-      metrics_(metrics),
       idle_(idle),
       checkpoints_(store, blobs) {}
 

@@ -12,7 +12,6 @@
 #include "compressd/v1/worker.grpc.pb.h"
 #include "server/auth/authenticator.h"
 #include "server/jobs/checkpoint_service.h"
-#include "server/metrics/server_metrics.h"
 #include "server/rpc/upload_idle_monitor.h"
 #include "server/scheduler/scheduler.h"
 #include "server/store/blob_store.h"
@@ -22,8 +21,8 @@ namespace compressd {
 
 class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
  public:
-  WorkerServiceImpl(Scheduler& scheduler, Store& store, BlobStore& blobs, ServerMetrics& metrics,
-                    UploadIdleMonitor& idle, Authenticator& auth, bool require_client_cert);
+  WorkerServiceImpl(Scheduler& scheduler, Store& store, BlobStore& blobs, UploadIdleMonitor& idle,
+                    Authenticator& auth, bool require_client_cert);
 
   grpc::ServerUnaryReactor* RegisterWorker(grpc::CallbackServerContext* ctx,
                                            const v1::RegisterWorkerRequest* request,
@@ -77,7 +76,6 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   Authenticator& auth_;
   const bool require_client_cert_;
   BlobStore& blobs_;
-  ServerMetrics& metrics_;
   UploadIdleMonitor& idle_;
   CheckpointService checkpoints_;
 };

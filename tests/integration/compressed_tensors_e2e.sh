@@ -28,15 +28,16 @@ py=${COMPRESSD_PYTHON:?COMPRESSD_PYTHON must name the Python with compressed-ten
 data=${COMPRESSD_SHARED_DATA:-$src/../shared/data}
 tokens=$src/tests/golden/fixtures/nn_ppl_persuasion_tokens.bin
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-"$py" -c "import compressed_tensors" 2>/dev/null ||
+"$py" -c "import importlib.util as u, sys; sys.exit(u.find_spec('compressed_tensors') is None)" ||
   { echo "compressed-tensors is not installed in $py (tests/python/requirements.txt)" >&2; exit 1; }
 
-run() {  # name model stages targets format [calibration]
-  local name=$1 input=$2 stages=$3 targets=$4 format=$5 calib=${6:-}
+run() {  # name model stages targets format checkpoint-dir [calibration]
+  local name=$1 input=$2 stages=$3 targets=$4 format=$5 ck=$6 calib=${7:-}
   printf 'stages: %s\ntargets: %s\noutput: {format: %s}\n%s\n' \
     "$stages" "$targets" "$format" "$calib" > "$work/$name.yaml"
   "$worker" run --model "$input" --recipe "$work/$name.yaml" --out "$work/$name" \
-    > "$work/$name.json" 2> "$work/$name.log" || { tail -20 "$work/$name.log" >&2; exit 1; }
+    --checkpoint-dir "$ck" > "$work/$name.json" 2> "$work/$name.log" ||
+    { tail -20 "$work/$name.log" >&2; exit 1; }
 }
 check() {  # name bits strategy symmetric [more check_compressed_tensors.py flags]
   echo "== $1" >&2
@@ -44,9 +45,16 @@ check() {  # name bits strategy symmetric [more check_compressed_tensors.py flag
     --tokens "$tokens" --windows 2 --window 256 --expect-bits "$2" --expect-strategy "$3" \
     --expect-symmetric "$4" "${@:5}" 2>&1 | grep -v "it/s\]" || { echo "FAIL: $1" >&2; exit 1; }
 }
+# The float export resumes the packed job's block checkpoints (the output
+# format is not part of their fingerprint), so a calibrated job is solved once
+# and both files hold the same weights; the float job must have resumed them.
 both() {  # name model stages targets [calibration]
-  run "$1.ct" "$2" "$3" "$4" compressed_tensors "${5:-}"
-  run "$1.f32" "$2" "$3" "$4" hf_safetensors "${5:-}"
+  run "$1.ct" "$2" "$3" "$4" compressed_tensors "$work/$1.ck" "${5:-}"
+  run "$1.f32" "$2" "$3" "$4" hf_safetensors "$work/$1.ck" "${5:-}"
+  if [ -n "${5:-}" ]; then
+    grep -q '"resumed_blocks":30' "$work/$1.f32.json" ||
+      { echo "FAIL: $1: the float export did not resume the packed job's blocks" >&2; exit 1; }
+  fi
 }
 
 both rtn4 "$model" '[{rtn: {grid: {bits: 4, group_size: 64}}}]' "{include: '.*_proj\$'}"

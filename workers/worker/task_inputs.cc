@@ -76,7 +76,7 @@ absl::StatusOr<DatasetFiles> InputFetcher::FetchDatasets(const v1::Task& task,
   for (const auto& [id, name, field] : WantedDatasetFiles(task.recipe())) {
     if (id.empty() || local.count({id, name})) continue;
     auto dataset = std::find_if(task.datasets().begin(), task.datasets().end(),
-                                [&](const v1::Dataset& d) { return d.id() == id; });
+                                [&id = id](const v1::Dataset& d) { return d.id() == id; });
     if (dataset == task.datasets().end()) {
       return absl::InvalidArgumentError(
           absl::StrCat(field, ".dataset_id: \"", id, "\" is not a dataset of this job"));

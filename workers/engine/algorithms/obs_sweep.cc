@@ -160,7 +160,7 @@ void ObsSweep(const SweepOptions& o, SweepState* s) {
         o.pruning.kind == SweepPruning::Kind::kRow) {
       SelectBlockMask(o, s, i1, i2);
     }
-    ParallelRows(rows, o.threads, [&](int64_t r0, int64_t r1) {
+    ParallelRows(rows, o.threads, [&, i1 = i1, i2 = i2](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) SweepRow(o, s, r, i1, i2, err.data() + r * count);
     });
     if (i2 < cols) {
