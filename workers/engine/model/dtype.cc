@@ -86,6 +86,41 @@ __attribute__((target("f16c"))) void FloatToHalfF16C(const float* in, uint16_t* 
   for (; i < n; ++i) out[i] = FloatToHalfRef(in[i]);
 }
 
+bool HasAvx512F() {
+  static const bool has = __builtin_cpu_supports("avx512f");
+  return has;
+}
+
+// FloatToBFloat16Ref on 16 floats at a time, in integers (bit-exact, subnormals
+// kept; AVX512-BF16's vcvtneps2bf16 would flush them to zero). GCC 12 reports
+// its own intrinsics' _mm512_undefined_epi32() as maybe-uninitialized.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+__attribute__((target("avx512f"))) void FloatToBFloat16Avx512(const float* in, uint16_t* out,
+                                                              size_t n) {
+  const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
+  const __m512i inf = _mm512_set1_epi32(0x7f800000);
+  const __m512i bias = _mm512_set1_epi32(0x7fff);
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512i quiet = _mm512_set1_epi32(0x40);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i x = _mm512_loadu_si512(in + i);
+    const __m512i hi = _mm512_srli_epi32(x, 16);
+    const __m512i rounded = _mm512_srli_epi32(
+        _mm512_add_epi32(_mm512_add_epi32(x, bias), _mm512_and_si512(hi, one)), 16);
+    const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(x, abs_mask), inf);
+    const __m512i r = _mm512_mask_blend_epi32(nan, rounded, _mm512_or_si512(hi, quiet));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtepi32_epi16(r));
+  }
+  for (; i < n; ++i) out[i] = FloatToBFloat16Ref(in[i]);
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
 }  // namespace
 
 absl::StatusOr<DType> ParseDType(absl::string_view name) {
@@ -171,6 +206,7 @@ void BFloat16ToFloat(const uint16_t* in, float* out, size_t n) {
 }
 
 void FloatToBFloat16(const float* in, uint16_t* out, size_t n) {
+  if (HasAvx512F()) return FloatToBFloat16Avx512(in, out, n);
   for (size_t i = 0; i < n; ++i) out[i] = FloatToBFloat16Ref(in[i]);
 }
 

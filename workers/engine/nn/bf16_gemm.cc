@@ -2,6 +2,7 @@
 #include "workers/engine/nn/bf16_gemm.h"
 
 #include <string>
+#include <utility>
 
 #include "workers/engine/model/dtype.h"
 
@@ -35,14 +36,34 @@ const dnnl::engine& CpuEngine() {
   return *engine;
 }
 
-// The primitive of one shape; oneDNN's primitive cache makes a repeated
-// shape cheap.
-dnnl::matmul::primitive_desc Describe(int64_t t, int64_t in, int64_t out, int64_t ldy) {
-  using dt = dnnl::memory::data_type;
+using dt = dnnl::memory::data_type;
+
+// w [out, in] as the matmul's [in, out] weights: w^T.
+dnnl::memory::desc PlainWeights(int64_t in, int64_t out) {
+  return dnnl::memory::desc({in, out}, dt::bf16, dnnl::memory::dims{1, in});
+}
+
+// The primitive of one shape, on plain weights or (packed) on the layout
+// oneDNN prefers; its primitive cache makes a repeated shape cheap.
+dnnl::matmul::primitive_desc Describe(int64_t t, int64_t in, int64_t out, int64_t ldy,
+                                      bool packed = false) {
   const dnnl::memory::desc src({t, in}, dt::bf16, dnnl::memory::dims{in, 1});
-  const dnnl::memory::desc wei({in, out}, dt::bf16, dnnl::memory::dims{1, in});  // w^T
+  const dnnl::memory::desc wei =
+      packed ? dnnl::memory::desc({in, out}, dt::bf16, dnnl::memory::format_tag::any)
+             : PlainWeights(in, out);
   const dnnl::memory::desc dst({t, out}, dt::f32, dnnl::memory::dims{ldy, 1});
   return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, dst), CpuEngine());
+}
+
+void Execute(const dnnl::matmul::primitive_desc& pd, const uint16_t* x, void* w, float* y) {
+  const dnnl::engine& engine = CpuEngine();
+  dnnl::memory src(pd.src_desc(), engine, const_cast<uint16_t*>(x));
+  dnnl::memory wei(pd.weights_desc(), engine, w);
+  dnnl::memory dst(pd.dst_desc(), engine, y);
+  dnnl::stream stream(engine);
+  dnnl::matmul(pd).execute(stream,
+                           {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
+  stream.wait();
 }
 
 }  // namespace
@@ -58,18 +79,58 @@ void Bf16Gemm(const uint16_t* x, int64_t t, int64_t in, const uint16_t* w, int64
               int64_t ldy) {
   if (t <= 0 || out <= 0) return;
   omp_set_num_threads(1);  // this thread's team: the caller's pool owns the parallelism
-  const dnnl::matmul::primitive_desc pd = Describe(t, in, out, ldy);
+  Execute(Describe(t, in, out, ldy), x, const_cast<uint16_t*>(w), y);
+}
+
+struct Bf16PackedWeights::Impl {
+  int64_t in = 0, out = 0;
+  dnnl::memory::desc desc;
+  dnnl::memory packed;
+};
+
+std::unique_ptr<Bf16PackedWeights> Bf16PackedWeights::Pack(const uint16_t* w, int64_t t, int64_t in,
+                                                           int64_t out) {
+  omp_set_num_threads(1);
+  auto impl = std::make_unique<Impl>();
+  impl->in = in;
+  impl->out = out;
+  impl->desc = Describe(t, in, out, out, /*packed=*/true).weights_desc();
   const dnnl::engine& engine = CpuEngine();
-  dnnl::memory src(pd.src_desc(), engine, const_cast<uint16_t*>(x));
-  dnnl::memory wei(pd.weights_desc(), engine, const_cast<uint16_t*>(w));
-  dnnl::memory dst(pd.dst_desc(), engine, y);
+  dnnl::memory plain(PlainWeights(in, out), engine, const_cast<uint16_t*>(w));
+  impl->packed = dnnl::memory(impl->desc, engine);
   dnnl::stream stream(engine);
-  dnnl::matmul(pd).execute(stream,
-                           {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
+  dnnl::reorder(plain, impl->packed).execute(stream, plain, impl->packed);
   stream.wait();
+  return std::unique_ptr<Bf16PackedWeights>(new Bf16PackedWeights(std::move(impl)));
+}
+
+int64_t Bf16PackedWeights::in() const { return impl_->in; }
+int64_t Bf16PackedWeights::out() const { return impl_->out; }
+size_t Bf16PackedWeights::bytes() const { return impl_->desc.get_size(); }
+
+bool Bf16PackedWeights::Gemm(const uint16_t* x, int64_t t, float* y, int64_t ldy) const {
+  if (t <= 0) return true;
+  omp_set_num_threads(1);
+  const dnnl::matmul::primitive_desc pd = Describe(t, impl_->in, impl_->out, ldy, true);
+  if (pd.weights_desc() != impl_->desc) return false;
+  Execute(pd, x, impl_->packed.get_data_handle(), y);
+  return true;
 }
 
 #else
+
+struct Bf16PackedWeights::Impl {
+  int64_t in = 0, out = 0;
+};
+
+std::unique_ptr<Bf16PackedWeights> Bf16PackedWeights::Pack(const uint16_t*, int64_t, int64_t,
+                                                           int64_t) {
+  return nullptr;
+}
+int64_t Bf16PackedWeights::in() const { return impl_->in; }
+int64_t Bf16PackedWeights::out() const { return impl_->out; }
+size_t Bf16PackedWeights::bytes() const { return 0; }
+bool Bf16PackedWeights::Gemm(const uint16_t*, int64_t, float*, int64_t) const { return false; }
 
 absl::Status Bf16GemmAvailable() {
   return absl::FailedPreconditionError(
@@ -81,5 +142,8 @@ const char* Bf16GemmImplementation() { return "none"; }
 void Bf16Gemm(const uint16_t*, int64_t, int64_t, const uint16_t*, int64_t, float*, int64_t) {}
 
 #endif
+
+Bf16PackedWeights::Bf16PackedWeights(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Bf16PackedWeights::~Bf16PackedWeights() = default;
 
 }  // namespace compressd::engine

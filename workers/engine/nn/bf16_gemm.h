@@ -11,7 +11,9 @@
 // Bf16GemmAvailable() says why.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "absl/status/status.h"
 
@@ -31,6 +33,29 @@ const char* Bf16GemmImplementation();
 // Bf16GemmAvailable(); thread-safe (one call per thread, each single-threaded).
 void Bf16Gemm(const uint16_t* x, int64_t t, int64_t in, const uint16_t* w, int64_t out, float* y,
               int64_t ldy);
+
+// One weight matrix in oneDNN's blocked layout (AMX/VNNI tiles), packed once:
+// Bf16Gemm on plain weights repacks them inside every call, which costs
+// 7-30% of a GEMM of 2048 rows at SmolLM2's shapes (docs/benchmarks.md).
+class Bf16PackedWeights {
+ public:
+  ~Bf16PackedWeights();
+  // w [out, in] bfloat16, packed for GEMMs of `t` rows. Null without oneDNN.
+  static std::unique_ptr<Bf16PackedWeights> Pack(const uint16_t* w, int64_t t, int64_t in,
+                                                 int64_t out);
+  int64_t in() const;
+  int64_t out() const;
+  size_t bytes() const;
+  // Bf16Gemm(x, t, in(), <these weights>, out(), y, ldy). False, with nothing
+  // written, where oneDNN wants another layout for a GEMM of `t` rows.
+  // Thread-safe.
+  bool Gemm(const uint16_t* x, int64_t t, float* y, int64_t ldy) const;
+
+ private:
+  struct Impl;
+  explicit Bf16PackedWeights(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
 
 // Reference for Bf16Gemm: the same bfloat16 operands, products summed in
 // float64.

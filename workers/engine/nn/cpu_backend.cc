@@ -27,7 +27,10 @@ void Sgemm(const float* x, int64_t t, int64_t in, const float* w, int64_t out, f
 
 }  // namespace
 
-CpuBackend::CpuBackend(CpuBackendOptions options) : options_(options), pool_(options.num_threads) {
+CpuBackend::CpuBackend(CpuBackendOptions options)
+    : options_(options),
+      pool_(options.num_threads),
+      bf16_weights_(options.bf16_weight_cache_bytes) {
   options_.attention_tile = std::max(1, options_.attention_tile);
   SetBlasThreads(1);  // the pool splits the work; see the class comment
 }
@@ -45,8 +48,14 @@ void CpuBackend::LinearBf16(const float* x, int64_t t, int64_t in, const float* 
   const uint16_t* xb = x_bf16_.data();
   const uint16_t* wb = w_bf16_.data();
   if (t >= kMinRowsPerThread * pool_.num_threads() || t >= out) {
+    // ParallelRanges' slices: packed for GEMMs of that many rows.
+    const int64_t parts =
+        std::max<int64_t>(1, std::min<int64_t>(pool_.num_threads(), t / kMinRowsPerThread));
+    const Bf16PackedWeights* packed = bf16_weights_.Get(w, wb, (t + parts - 1) / parts, in, out);
     pool_.ParallelRanges(t, kMinRowsPerThread, [&](int64_t r0, int64_t r1) {
-      Bf16Gemm(xb + r0 * in, r1 - r0, in, wb, out, y + r0 * out, out);
+      if (packed == nullptr || !packed->Gemm(xb + r0 * in, r1 - r0, y + r0 * out, out)) {
+        Bf16Gemm(xb + r0 * in, r1 - r0, in, wb, out, y + r0 * out, out);
+      }
     });
   } else {
     pool_.ParallelRanges(out, 64, [&](int64_t o0, int64_t o1) {

@@ -6,9 +6,10 @@
 // for few rows, the output features) into one slice per thread and each
 // thread runs a single-threaded sgemm on its slice, so OpenBLAS is set to one
 // thread of its own (a process-wide setting). With bf16_gemm, each slice is a
-// oneDNN BF16 matmul instead, also single-threaded. Attention is blockwise over key
-// tiles with an online softmax (FlashAttention, Dao et al. 2022): per work
-// item (sequence, kv head, query tile) it holds only [group*tile, tile] scores.
+// oneDNN BF16 matmul instead, also single-threaded, on weights packed once
+// into oneDNN's blocked layout where the rows are split (bf16_weight_cache.h). Attention is
+// blockwise over key tiles with an online softmax (FlashAttention, Dao et al. 2022): per work item
+// (sequence, kv head, query tile) it holds only [group*tile, tile] scores.
 //
 // Not thread-safe: one op at a time (the pool serializes concurrent loops).
 #pragma once
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "workers/engine/nn/backend.h"
+#include "workers/engine/nn/bf16_weight_cache.h"
 #include "workers/engine/nn/thread_pool.h"
 
 namespace compressd::engine {
@@ -29,6 +31,9 @@ struct CpuBackendOptions {
   // to bfloat16 on each call, the same split over the pool. Requires
   // Bf16GemmAvailable() (CreateBackend checks).
   bool bf16_gemm = false;
+  // With bf16_gemm: the most bytes of packed weights kept between calls
+  // (bf16_weight_cache.h); 0 packs none.
+  size_t bf16_weight_cache_bytes = size_t{1} << 30;
 };
 
 class CpuBackend : public Backend {
@@ -65,6 +70,7 @@ class CpuBackend : public Backend {
   CpuBackendOptions options_;
   ThreadPool pool_;
   std::vector<uint16_t> x_bf16_, w_bf16_;  // Linear's rounded operands (bf16_gemm)
+  Bf16WeightCache bf16_weights_;
 };
 
 }  // namespace compressd::engine
