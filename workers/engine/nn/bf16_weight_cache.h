@@ -26,6 +26,10 @@
 
 namespace compressd::engine {
 
+// The CPU backend's default bound (CpuBackendOptions::bf16_weight_cache_bytes),
+// also in a job's memory estimate (pipeline/memory_estimate.h).
+inline constexpr size_t kBf16WeightCacheBytes = size_t{1} << 30;
+
 class Bf16WeightCache {
  public:
   static constexpr uint64_t kStaleCalls = 1024;

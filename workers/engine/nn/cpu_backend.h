@@ -33,7 +33,7 @@ struct CpuBackendOptions {
   bool bf16_gemm = false;
   // With bf16_gemm: the most bytes of packed weights kept between calls
   // (bf16_weight_cache.h); 0 packs none.
-  size_t bf16_weight_cache_bytes = size_t{1} << 30;
+  size_t bf16_weight_cache_bytes = kBf16WeightCacheBytes;
 };
 
 class CpuBackend : public Backend {

@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "common/recipe_w8a8.h"
 #include "workers/engine/model/llama_names.h"
+#include "workers/engine/nn/bf16_weight_cache.h"
 
 namespace compressd::engine {
 namespace {
@@ -172,6 +173,11 @@ MemoryEstimate EstimateJobMemory(const JobPlan& plan, const RecipeSpec& spec, co
                                                                  : std::max(calib_ws, eval_ws);
   terms.Add("forward workspace",
             ws_tokens * WorkspacePerToken(c, ActivationStage(spec.recipe) >= 0) * 4);
+  // compute: bf16: the backend's rounded and packed copy of each weight it
+  // multiplied, up to its bound (nn/bf16_weight_cache.h).
+  if (spec.recipe.compute() == "bf16") {
+    terms.Add("bf16 packed weights", std::min<uint64_t>(kBf16WeightCacheBytes, params * 4));
+  }
   out.peak_bytes = terms.total();
   out.breakdown = terms.text();
   out.output_bytes = plan.compression == Compression::kNone ? 0

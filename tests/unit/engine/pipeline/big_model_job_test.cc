@@ -4,6 +4,7 @@
 #include "tests/unit/engine/pipeline/model_job_fixture.h"
 #include "workers/engine/algorithms/solver_backend.h"
 #include "workers/engine/model/gguf/gguf_file.h"
+#include "workers/engine/nn/bf16_gemm.h"
 
 namespace compressd::engine {
 namespace {
@@ -244,6 +245,20 @@ TEST_F(ModelJobTest, AJobOverTheMemoryBudgetIsRefusedUpFront) {
 
   options.memory_budget_bytes = 4ull << 30;
   ASSERT_TRUE(Run(recipe, options).ok());
+  EXPECT_FALSE(sink_.HasLog("bf16 packed weights"));
+}
+
+// compute: bf16 counts the backend's packed copies of the weights.
+TEST_F(ModelJobTest, ABf16JobCountsItsPackedWeights) {
+  if (!Bf16GemmAvailable().ok()) GTEST_SKIP() << Bf16GemmAvailable().message();
+  v1::Recipe recipe;
+  recipe.add_stages()->mutable_sparsegpt()->set_sparsity(0.5);
+  recipe.mutable_calibration()->set_path(text_);
+  recipe.mutable_calibration()->set_samples(4);
+  recipe.mutable_calibration()->set_seq_len(16);
+  recipe.set_compute("bf16");
+  ASSERT_TRUE(Run(recipe, RunOptions{}).ok());
+  EXPECT_TRUE(sink_.HasLog("bf16 packed weights"));
 }
 
 // A solver on a device (here a stand-in: the CPU's solves, a device of
