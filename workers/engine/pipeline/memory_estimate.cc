@@ -173,10 +173,12 @@ MemoryEstimate EstimateJobMemory(const JobPlan& plan, const RecipeSpec& spec, co
                                                                  : std::max(calib_ws, eval_ws);
   terms.Add("forward workspace",
             ws_tokens * WorkspacePerToken(c, ActivationStage(spec.recipe) >= 0) * 4);
-  // compute: bf16: the backend's rounded and packed copy of each weight it
-  // multiplied, up to its bound (nn/bf16_weight_cache.h).
+  // compute: bf16: each backend's rounded and packed copy of the weights it
+  // multiplied, up to its bound (nn/bf16_weight_cache.h); a calibrated job
+  // holds two backends, calibration's and evaluation's.
   if (spec.recipe.compute() == "bf16") {
-    terms.Add("bf16 packed weights", std::min<uint64_t>(kBf16WeightCacheBytes, params * 4));
+    terms.Add("bf16 packed weights",
+              (calibrated ? 2 : 1) * std::min<uint64_t>(kBf16WeightCacheBytes, params * 4));
   }
   out.peak_bytes = terms.total();
   out.breakdown = terms.text();

@@ -28,7 +28,8 @@
 //   workspace       BlockWorkspace) for calibration's 4096-token micro-batch
 //                   and evaluation's batch
 //   bf16 packed     compute: bf16: P x 4 (a rounded and a packed bfloat16
-//   weights         copy), at most the backend's cache bound (1 GiB)
+//   weights         copy), at most the backend's cache bound (1 GiB), for
+//                   each backend (two in a calibrated job)
 //
 // Scratch disk: the output (float32 for HF, or the quantized file) plus, for
 // leased tasks, the model as fetched. Checked against measured peaks in
