@@ -86,6 +86,9 @@ Process::~Process() {
 }
 
 bool Process::Start(const std::vector<std::string>& argv, const std::string& stderr_log) {
+  if (stdout_fd_ >= 0) close(stdout_fd_);  // a Process started again
+  stdout_fd_ = -1;
+  buffer_.clear();
   int out_pipe[2];
   if (pipe(out_pipe) != 0) return false;
   pid_t pid = fork();
@@ -107,6 +110,13 @@ bool Process::Start(const std::vector<std::string>& argv, const std::string& std
   pid_ = pid;
   stderr_log_ = stderr_log;
   return true;
+}
+
+bool Process::Exited() const {
+  if (pid_ <= 0) return false;
+  siginfo_t info{};
+  return waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+         info.si_pid != 0;
 }
 
 std::string Process::Describe(size_t tail_bytes) const {

@@ -38,6 +38,8 @@ class Process {
   // Waits for exit; returns the exit code, 128+signal if killed, -1 on timeout.
   int Wait(std::chrono::milliseconds timeout);
   bool running() const { return pid_ > 0; }
+  // Whether a started child has ended (without reaping it: Wait() still sees it).
+  bool Exited() const;
   pid_t pid() const { return pid_; }
   // For a failure message: whether the child still runs (or how it ended,
   // without reaping it) and the last `tail_bytes` of its stderr log.

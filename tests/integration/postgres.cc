@@ -21,10 +21,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Below Linux's ephemeral range (32768+), where other processes' outgoing
+// connections and port-0 listeners could take it before postgres binds.
 int FreeLoopbackPort() {
   std::mt19937 rng(std::random_device{}());
   for (int tries = 0; tries < 200; ++tries) {
-    const int port = 20000 + static_cast<int>(rng() % 30000);
+    const int port = 22000 + static_cast<int>(rng() % 10000);
     if (LoopbackPortFree(port)) return port;
   }
   return -1;

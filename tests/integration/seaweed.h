@@ -14,7 +14,9 @@ namespace compressd::testing {
 class SeaweedS3 {
  public:
   ~SeaweedS3();
-  // Starts it and waits until S3 answers (up to 60 s); false with *error set otherwise.
+  // Starts it and waits until S3 answers (up to 60 s; started again on new
+  // ports, up to 3 times, if it exits first); false with *error set otherwise
+  // (the probe's last error and the end of weed's log).
   bool Start(const std::string& dir, std::string* error);
   // Stops it (SIGKILL: nothing is kept); the destructor does too.
   void Stop();
@@ -23,8 +25,12 @@ class SeaweedS3 {
   static constexpr char kSecretKey[] = "compressd-test-secret-0123456789";
 
  private:
+  enum class Outcome { kAnswered, kExited, kSilent };
+  Outcome StartOn(const std::string& weed, const std::string& dir, int base, int attempt);
+
   Process process_;
   std::string endpoint_;
+  std::string last_probe_;
 };
 
 // Where the weed binary is ("" when none is found).
