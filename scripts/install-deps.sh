@@ -7,10 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WITH_PYTHON=1
+WITH_DEBS=1
 for arg in "$@"; do
   case "$arg" in
     --no-python) WITH_PYTHON=0 ;;
-    *) echo "usage: $0 [--no-python]" >&2; exit 2 ;;
+    --python-only) WITH_DEBS=0 ;;  # the venv alone (the Debian packages installed before)
+    *) echo "usage: $0 [--no-python | --python-only]" >&2; exit 2 ;;
   esac
 done
 
@@ -27,6 +29,7 @@ DEBS=(
 )
 
 missing=()
+[ "$WITH_DEBS" = 1 ] || DEBS=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
@@ -35,7 +38,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-else
+elif [ "$WITH_DEBS" = 1 ]; then
   echo "install-deps: Debian packages present"
 fi
 

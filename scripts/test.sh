@@ -16,11 +16,32 @@ for arg in "$@"; do
   esac
 done
 JOBS=$(nproc)
-# Each phase is announced with the seconds since the start, for CI-time budgets.
-phase() { echo "== $* (at ${SECONDS} s)"; }
+# Each phase is announced with the seconds since the start, for CI-time budgets,
+# and how busy the CPUs were (all processes) since the last announcement.
+CPU_LAST=""
+phase() {
+  local total idle u n s i w q sq st
+  read -r _ u n s i w q sq st _ < /proc/stat
+  total=$((u + n + s + i + w + q + sq + st)) idle=$((i + w))
+  if [ -n "$CPU_LAST" ]; then
+    set -- "$@" "(at ${SECONDS} s; CPUs $(( 100 - 100 * (idle - ${CPU_LAST#* }) /
+      (total - ${CPU_LAST% *} + 1) ))% busy since the last phase)"
+  else
+    set -- "$@" "(at ${SECONDS} s)"
+  fi
+  CPU_LAST="$total $idle"
+  echo "== $*"
+}
 
-scripts/install-deps.sh
+# The Debian packages first (the build needs them); the Python venv (PyPI
+# downloads and llama-cpp-python's compile, 5 minutes on a fresh machine) is
+# made beside the C++ build, which does not use it, and waited for before the
+# tests.
+scripts/install-deps.sh --no-python
 REAL_MODEL=$(scripts/fetch-model.sh)
+mkdir -p build
+scripts/install-deps.sh --python-only > build/install-venv.log 2>&1 &
+VENV_PID=$!
 
 # Debug information at -g1 (functions and line tables: what stack traces, ASan
 # reports and perf need, without locals): the same code, and builds about 12%
@@ -30,48 +51,62 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOMPRESSD_WERRO
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
   -DCOMPRESSD_PYTHON="$PWD/.venv/bin/python" -DCOMPRESSD_REAL_MODEL="$REAL_MODEL" >/dev/null
 ninja -C build -j"$JOBS"
-phase "tests"
-ctest --test-dir build --output-on-failure -j"$JOBS" --timeout 600
+phase "waiting for the Python venv"
+wait "$VENV_PID" || { tail -40 build/install-venv.log; echo "install-deps: the venv failed"; exit 1; }
+cat build/install-venv.log
 
 # The libFuzzer targets: the parsers of untrusted input, rebuilt with clang's
 # libFuzzer and ASan+UBSan.
 FUZZERS=(fuzz_gguf_file:gguf fuzz_gguf_model:gguf fuzz_dequant:dequant fuzz_hf_config:hf_config
   fuzz_safetensors:safetensors fuzz_tokenizer:tokenizer fuzz_recipe:recipe fuzz_upload:upload)
-build_fuzzers() {  # [niced]: at the lowest CPU priority
-  if [ "${1:-}" = niced ]; then renice -n 19 -p "$BASHPID" >/dev/null; fi
-  cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
-    -DCOMPRESSD_FUZZ=ON -DCOMPRESSD_BUILD_TESTS=OFF -DCOMPRESSD_BENCH=OFF -DCOMPRESSD_CUDA=OFF >/dev/null
-  ninja -C build-fuzz -j"$JOBS" "${FUZZERS[@]%%:*}"
+# Everything that parses untrusted input or runs concurrently: the service,
+# the client, the worker, the model-file parsers and the tokenizer. The dense
+# numerical kernels (nn, algorithms) are covered by their golden tests.
+SAN_TARGETS=(compressd compress-worker compressctl make-tiny-llama
+  common_test client_test server_core_test server_edge_rpc_test server_edge_http_test
+  server_edge_supervisor_test model_io_test pipeline_test worker_process_test pipeline_model_job_test
+  integration_test server_edge_auth_test security_integration_test
+  upload_errors_test gguf_test gguf_hf_test tokenizer_test tokenizer_gguf_test s3_integration_test)
+# The ASan+UBSan and libFuzzer builds, with clang (its ASan build of these
+# targets takes about 20% less time than GCC's, and it is a second compiler's
+# -Werror over the same code), at the lowest CPU priority: they run beside the
+# tests below, in the CPU time those leave (servers, leases and S3 starts
+# wait), and at full speed once the tests are done.
+side_builds() {
+  renice -n 19 -p "$BASHPID" >/dev/null
+  if [ "$SAN" = 1 ]; then
+    echo "== ASan+UBSan build (at ${SECONDS} s)"
+    cmake -S . -B build-asan -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
+      -DCOMPRESSD_SANITIZE=ON -DCOMPRESSD_CUDA=OFF \
+      -DCMAKE_CXX_FLAGS_DEBUG="-g1" \
+      -DCOMPRESSD_WERROR=ON -DCOMPRESSD_BENCH=OFF -DCOMPRESSD_PYTHON="$PWD/.venv/bin/python" \
+      -DCOMPRESSD_REAL_MODEL="$REAL_MODEL" >/dev/null
+    ninja -C build-asan -j"$JOBS" "${SAN_TARGETS[@]}"
+  fi
+  if [ "$FUZZ" = 1 ]; then
+    echo "== libFuzzer build (at ${SECONDS} s)"
+    cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+      -DCOMPRESSD_FUZZ=ON -DCOMPRESSD_BUILD_TESTS=OFF -DCOMPRESSD_BENCH=OFF -DCOMPRESSD_CUDA=OFF >/dev/null
+    ninja -C build-fuzz -j"$JOBS" "${FUZZERS[@]%%:*}"
+  fi
+  echo "== side builds done (at ${SECONDS} s)"
 }
-FUZZ_BUILD_PID=""
+SIDE_PID=""
+if [ "$SAN" = 1 ] || [ "$FUZZ" = 1 ]; then
+  side_builds > build/side-builds.log 2>&1 &
+  SIDE_PID=$!
+fi
+
+phase "tests${SIDE_PID:+ (the ASan and fuzz builds beside them, niced: build/side-builds.log)}"
+ctest --test-dir build --output-on-failure -j"$JOBS" --timeout 600
+
+if [ -n "$SIDE_PID" ]; then
+  phase "waiting for the ASan and fuzz builds"
+  wait "$SIDE_PID" || { tail -60 build/side-builds.log; echo "the ASan/fuzz build failed"; exit 1; }
+  grep "^== " build/side-builds.log
+fi
 
 if [ "$SAN" = 1 ]; then
-  # Everything that parses untrusted input or runs concurrently: the service,
-  # the client, the worker, the model-file parsers and the tokenizer. The dense
-  # numerical kernels (nn, algorithms) are covered by their golden tests above.
-  SAN_TARGETS=(compressd compress-worker compressctl make-tiny-llama
-    common_test client_test server_core_test server_edge_rpc_test server_edge_http_test
-    server_edge_supervisor_test model_io_test pipeline_test worker_process_test pipeline_model_job_test
-    integration_test server_edge_auth_test security_integration_test
-    upload_errors_test gguf_test gguf_hf_test tokenizer_test tokenizer_gguf_test s3_integration_test)
-  # Built with clang (as the fuzz targets are): its ASan+UBSan build of these
-  # targets takes about 20% less time than GCC's, and it is a second compiler's
-  # -Werror over the same code.
-  phase "build (ASan+UBSan, clang): ${SAN_TARGETS[*]}"
-  cmake -S . -B build-asan -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
-    -DCOMPRESSD_SANITIZE=ON -DCOMPRESSD_CUDA=OFF \
-    -DCMAKE_CXX_FLAGS_DEBUG="-g1" \
-    -DCOMPRESSD_WERROR=ON -DCOMPRESSD_BENCH=OFF -DCOMPRESSD_PYTHON="$PWD/.venv/bin/python" \
-    -DCOMPRESSD_REAL_MODEL="$REAL_MODEL" >/dev/null
-  ninja -C build-asan -j"$JOBS" "${SAN_TARGETS[@]}"
-  if [ "$FUZZ" = 1 ]; then
-    # The tests below mostly wait (servers, leases, an S3 server starting), so
-    # the fuzz targets build beside them at the lowest CPU priority.
-    phase "build (libFuzzer, clang), niced, beside the ASan tests"
-    mkdir -p build-fuzz
-    build_fuzzers niced > build-fuzz/build.log 2>&1 &
-    FUZZ_BUILD_PID=$!
-  fi
   phase "tests under ASan+UBSan"
   # Python-checked and real-model tests ran above (a Debug build's floats are
   # not the recorded outputs of tests/regression, and the model runs are slow).
@@ -84,12 +119,6 @@ if [ "$FUZZ" = 1 ]; then
   # Each fuzz target runs on a scratch copy of its committed corpus (new
   # inputs it finds are not written back). A crash fails the run.
   FUZZ_SECONDS=${COMPRESSD_FUZZ_SECONDS:-10}
-  if [ -n "$FUZZ_BUILD_PID" ]; then
-    wait "$FUZZ_BUILD_PID" || { tail -40 build-fuzz/build.log; echo "fuzz: the build failed"; exit 1; }
-  else
-    phase "build (libFuzzer, clang)"
-    build_fuzzers
-  fi
   phase "fuzzing, ${FUZZ_SECONDS} s per target"
   for entry in "${FUZZERS[@]}"; do
     target=${entry%%:*}
