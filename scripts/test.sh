@@ -67,47 +67,43 @@ SAN_TARGETS=(compressd compress-worker compressctl make-tiny-llama
   server_edge_supervisor_test model_io_test pipeline_test worker_process_test pipeline_model_job_test
   integration_test server_edge_auth_test security_integration_test
   upload_errors_test gguf_test gguf_hf_test tokenizer_test tokenizer_gguf_test s3_integration_test)
-# The ASan+UBSan and libFuzzer builds, with clang (its ASan build of these
+# The ASan+UBSan and libFuzzer builds use clang (its ASan build of these
 # targets takes about 20% less time than GCC's, and it is a second compiler's
-# -Werror over the same code), at the lowest CPU priority: they run beside the
-# tests below, in the CPU time those leave (servers, leases and S3 starts
-# wait), and at full speed once the tests are done.
-side_builds() {
-  renice -n 19 -p "$BASHPID" >/dev/null
-  if [ "$SAN" = 1 ]; then
-    echo "== ASan+UBSan build (at ${SECONDS} s)"
-    cmake -S . -B build-asan -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
-      -DCOMPRESSD_SANITIZE=ON -DCOMPRESSD_CUDA=OFF \
-      -DCMAKE_CXX_FLAGS_DEBUG="-g1" \
-      -DCOMPRESSD_WERROR=ON -DCOMPRESSD_BENCH=OFF -DCOMPRESSD_PYTHON="$PWD/.venv/bin/python" \
-      -DCOMPRESSD_REAL_MODEL="$REAL_MODEL" >/dev/null
-    ninja -C build-asan -j"$JOBS" "${SAN_TARGETS[@]}"
-  fi
-  if [ "$FUZZ" = 1 ]; then
-    echo "== libFuzzer build (at ${SECONDS} s)"
-    cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
-      -DCOMPRESSD_FUZZ=ON -DCOMPRESSD_BUILD_TESTS=OFF -DCOMPRESSD_BENCH=OFF -DCOMPRESSD_CUDA=OFF >/dev/null
-    ninja -C build-fuzz -j"$JOBS" "${FUZZERS[@]%%:*}"
-  fi
-  echo "== side builds done (at ${SECONDS} s)"
+# -Werror over the same code). Each runs at the lowest CPU priority beside
+# tests (the ASan build beside the tests, the fuzz build beside the ASan
+# tests), in the CPU time they leave while servers, leases and S3 starts wait,
+# and at full speed once those are done; its output goes to a log.
+build_asan() {
+  cmake -S . -B build-asan -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
+    -DCOMPRESSD_SANITIZE=ON -DCOMPRESSD_CUDA=OFF \
+    -DCMAKE_CXX_FLAGS_DEBUG="-g1" \
+    -DCOMPRESSD_WERROR=ON -DCOMPRESSD_BENCH=OFF -DCOMPRESSD_PYTHON="$PWD/.venv/bin/python" \
+    -DCOMPRESSD_REAL_MODEL="$REAL_MODEL" >/dev/null
+  ninja -C build-asan -j"$JOBS" "${SAN_TARGETS[@]}"
 }
-SIDE_PID=""
-if [ "$SAN" = 1 ] || [ "$FUZZ" = 1 ]; then
-  side_builds > build/side-builds.log 2>&1 &
-  SIDE_PID=$!
-fi
+build_fuzzers() {
+  cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+    -DCOMPRESSD_FUZZ=ON -DCOMPRESSD_BUILD_TESTS=OFF -DCOMPRESSD_BENCH=OFF -DCOMPRESSD_CUDA=OFF >/dev/null
+  ninja -C build-fuzz -j"$JOBS" "${FUZZERS[@]%%:*}"
+}
+niced() {  # FUNCTION: runs it at nice 19, its output in build/FUNCTION.log
+  (renice -n 19 -p "$BASHPID" >/dev/null; "$1") > "build/$1.log" 2>&1
+}
+finish() {  # PID FUNCTION WHAT: waits for a niced build
+  phase "waiting for the $3 build"
+  wait "$1" || { tail -60 "build/$2.log"; echo "the $3 build failed"; exit 1; }
+}
+ASAN_PID="" FUZZ_PID=""
+if [ "$SAN" = 1 ]; then niced build_asan & ASAN_PID=$!; fi
+if [ "$FUZZ" = 1 ] && [ "$SAN" = 0 ]; then niced build_fuzzers & FUZZ_PID=$!; fi
 
-phase "tests${SIDE_PID:+ (the ASan and fuzz builds beside them, niced: build/side-builds.log)}"
+phase "tests${ASAN_PID:+ (the ASan+UBSan build beside them, niced: build/build_asan.log)}"
 ctest --test-dir build --output-on-failure -j"$JOBS" --timeout 600
 
-if [ -n "$SIDE_PID" ]; then
-  phase "waiting for the ASan and fuzz builds"
-  wait "$SIDE_PID" || { tail -60 build/side-builds.log; echo "the ASan/fuzz build failed"; exit 1; }
-  grep "^== " build/side-builds.log
-fi
-
 if [ "$SAN" = 1 ]; then
-  phase "tests under ASan+UBSan"
+  finish "$ASAN_PID" build_asan "ASan+UBSan (clang): ${SAN_TARGETS[*]}"
+  if [ "$FUZZ" = 1 ]; then niced build_fuzzers & FUZZ_PID=$!; fi
+  phase "tests under ASan+UBSan${FUZZ_PID:+ (the libFuzzer build beside them, niced: build/build_fuzzers.log)}"
   # Python-checked and real-model tests ran above (a Debug build's floats are
   # not the recorded outputs of tests/regression, and the model runs are slow).
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -115,21 +111,32 @@ if [ "$SAN" = 1 ]; then
       -E '_NOT_BUILT$'
 fi
 
+if [ -n "$FUZZ_PID" ]; then finish "$FUZZ_PID" build_fuzzers "libFuzzer (clang)"; fi
 if [ "$FUZZ" = 1 ]; then
   # Each fuzz target runs on a scratch copy of its committed corpus (new
-  # inputs it finds are not written back). A crash fails the run.
+  # inputs it finds are not written back), one per core at a time (each is
+  # single-threaded). A crash fails the run.
   FUZZ_SECONDS=${COMPRESSD_FUZZ_SECONDS:-10}
-  phase "fuzzing, ${FUZZ_SECONDS} s per target"
-  for entry in "${FUZZERS[@]}"; do
-    target=${entry%%:*}
+  phase "fuzzing, ${FUZZ_SECONDS} s per target, ${JOBS} at a time"
+  fuzz_one() {  # ENTRY (target:corpus)
+    local target=${1%%:*} scratch
     scratch=$(mktemp -d)
-    cp -r "tests/fuzz/corpus/${entry##*:}/." "$scratch/"
-    ASAN_OPTIONS=detect_leaks=1 "build-fuzz/tests/fuzz/$target" -max_total_time="$FUZZ_SECONDS" \
-      -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$scratch" 2>"$scratch.log" ||
-      { tail -40 "$scratch.log"; echo "fuzz: $target found a failure"; exit 1; }
-    echo "fuzz: $target: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$scratch.log" | grep -o '[0-9]*$') runs, no failure"
-    rm -rf "$scratch" "$scratch.log"
+    cp -r "tests/fuzz/corpus/${1##*:}/." "$scratch/"
+    if ASAN_OPTIONS=detect_leaks=1 "build-fuzz/tests/fuzz/$target" -max_total_time="$FUZZ_SECONDS" \
+        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$scratch" 2>"$scratch.log"; then
+      echo "fuzz: $target: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$scratch.log" | grep -o '[0-9]*$') runs, no failure"
+      rm -rf "$scratch" "$scratch.log"
+    else
+      tail -40 "$scratch.log"; echo "fuzz: $target found a failure"; return 1
+    fi
+  }
+  running=0 failed=0
+  for entry in "${FUZZERS[@]}"; do
+    if [ "$running" -ge "$JOBS" ]; then wait -n || failed=$((failed + 1)); running=$((running - 1)); fi
+    fuzz_one "$entry" & running=$((running + 1))
   done
+  while [ "$running" -gt 0 ]; do wait -n || failed=$((failed + 1)); running=$((running - 1)); done
+  [ "$failed" = 0 ] || { echo "fuzz: $failed of ${#FUZZERS[@]} failed"; exit 1; }
   echo "fuzz: ${#FUZZERS[@]} passed, 0 failed"
 fi
 phase "done"
