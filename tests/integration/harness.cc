@@ -112,19 +112,22 @@ bool Process::Start(const std::vector<std::string>& argv, const std::string& std
   return true;
 }
 
+bool Process::Peek(siginfo_t* info) const {
+  *info = siginfo_t{};
+  // WNOWAIT: looks without reaping, so Wait() still sees the exit.
+  return waitid(P_PID, static_cast<id_t>(pid_), info, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
 bool Process::Exited() const {
-  if (pid_ <= 0) return false;
-  siginfo_t info{};
-  return waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-         info.si_pid != 0;
+  siginfo_t info;
+  return pid_ > 0 && Peek(&info) && info.si_pid != 0;
 }
 
 std::string Process::Describe(size_t tail_bytes) const {
   std::string state = "never started";
   if (pid_ > 0) {
-    siginfo_t info{};
-    // WNOWAIT: looks without reaping, so Wait() still sees the exit.
-    if (waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+    siginfo_t info;
+    if (!Peek(&info)) {
       state = "state unknown (waitid failed)";
     } else if (info.si_pid == 0) {
       state = "still running";

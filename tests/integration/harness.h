@@ -5,6 +5,7 @@
 
 #include <grpcpp/channel.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <functional>
@@ -46,6 +47,9 @@ class Process {
   std::string Describe(size_t tail_bytes = 4096) const;
 
  private:
+  // The child's state without reaping it (waitid WNOHANG | WNOWAIT); false if waitid fails.
+  bool Peek(siginfo_t* info) const;
+
   pid_t pid_ = -1;
   std::string stderr_log_;
   int stdout_fd_ = -1;
