@@ -150,7 +150,9 @@ int Main(int argc, char** argv) {
     if (flag == "--repeats") repeats = std::max(1, std::atoi(value.c_str()));
     if (flag == "--threads") threads = std::max(1, std::atoi(value.c_str()));
   }
-  if (openblas_set_num_threads != nullptr) openblas_set_num_threads(threads);
+  // As in the worker: OpenBLAS at one thread, the solvers split their own
+  // work over `threads` (and borrow OpenBLAS's threads for wide factors).
+  if (openblas_set_num_threads != nullptr) openblas_set_num_threads(1);
   std::printf("# threads %d, OpenBLAS core %s\n", threads,
               openblas_get_corename != nullptr ? openblas_get_corename() : "(not OpenBLAS)");
   std::unique_ptr<SolverBackend> solver = OpenSolver(device);
@@ -177,8 +179,8 @@ int Main(int argc, char** argv) {
     if (solver->name() == "cpu") {  // The inverse-Hessian factor alone (part of every solve below).
       std::vector<double> times;
       for (int r = 0; r < repeats; ++r) {
-        times.push_back(
-            Seconds([&] { (void)InverseHessianUpper(l.h.data(), l.cols, nullptr, 0.01, name); }));
+        times.push_back(Seconds(
+            [&] { (void)InverseHessianUpper(l.h.data(), l.cols, nullptr, 0.01, name, threads); }));
       }
       std::sort(times.begin(), times.end());
       std::printf("FACTOR %s %.6f\n", name.c_str(), times[times.size() / 2]);
@@ -201,7 +203,8 @@ int Main(int argc, char** argv) {
       std::sort(times.begin(), times.end());
       double err = 0.0;
       const double err_s = Seconds([&] {
-        err = solver->RelativeError(l.w.data(), w.data(), l.h.data(), l.rows, l.cols).value_or(-1);
+        err = solver->RelativeError(l.w.data(), w.data(), l.h.data(), l.rows, l.cols, threads)
+                  .value_or(-1);
       });
       std::printf("RESULT %s %s %.6f %.6f\n", name.c_str(), c.name.c_str(), times[times.size() / 2],
                   err);

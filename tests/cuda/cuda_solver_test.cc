@@ -185,7 +185,7 @@ TEST(CudaSolverTest, RelativeErrorMatchesTheCpu) {
   for (size_t i = 0; i < w2.size(); i += 3) w2[i] *= 0.9f;
   const double cpu =
       engine::RelativeReconstructionError(layer.w.data(), w2.data(), layer.h.data(), 64, 256);
-  auto gpu = solver->RelativeError(layer.w.data(), w2.data(), layer.h.data(), 64, 256);
+  auto gpu = solver->RelativeError(layer.w.data(), w2.data(), layer.h.data(), 64, 256, 1);
   ASSERT_TRUE(gpu.ok()) << gpu.status();
   EXPECT_NEAR(*gpu, cpu, 1e-4 * cpu);
 }

@@ -9,14 +9,18 @@
 #   WORKER  the compress-worker binary; MODEL the real model's GGUF.
 #   --record  writes expected.json from this run instead of comparing.
 # Every recipe pins its thread counts. Float results also depend on the CPU's
-# kernels (OpenBLAS picks them per CPU), so expected.json names the CPU it was
-# recorded on; on another CPU the comparison is skipped (exit 77), visibly.
+# kernels (OpenBLAS picks them per CPU), so expected.json holds one record per
+# CPU (outputs_identical.py); on a CPU without one the test is skipped (exit
+# 77), visibly, before any job runs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 worker=$1; model=$2; mode=${3:-compare}
 data=${COMPRESSD_SHARED_DATA:-$here/../../../shared/data}
 [ -f "$data/text/austen/persuasion.txt" ] || { echo "no shared data at $data" >&2; exit 2; }
 py=${COMPRESSD_PYTHON:-python3}
+if [ "$mode" != --record ]; then
+  "$py" "$here/outputs_identical.py" has-record "$here/expected.json" || exit $?
+fi
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 
 calib="calibration: {path: $data/text/sotu, samples: 4, seq_len: 128, threads: 2}"
@@ -54,58 +58,7 @@ run() {  # name input
 for r in evaluate magnitude sparsegpt_gptq_gguf gptq_packed evopress; do run "$r" "$model"; done
 run hf_nm "$work/out/magnitude"
 
-"$py" - "$work" "$here/expected.json" "$mode" <<'PY'
-import hashlib, json, os, sys
-work, expected_path, mode = sys.argv[1:4]
-def cpu():
-    info = open("/proc/cpuinfo").read().split("\n")
-    name = next((l.split(":", 1)[1].strip() for l in info if l.startswith("model name")), "?")
-    flags = next((l.split(":", 1)[1].split() for l in info if l.startswith("flags")), [])
-    simd = sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "sse4")))
-    return f"{name} [{' '.join(simd)}]"
-# Wall-clock figures and memory are not outputs of the computation.
-SKIP = ("seconds", "_s", "peak_rss_bytes", "timing", "per_minute", "per_second")
-def numbers(node, path, out):
-    if isinstance(node, dict):
-        for k, v in node.items():
-            if any(k == s or k.endswith(s) for s in SKIP): continue
-            numbers(v, f"{path}.{k}", out)
-    elif isinstance(node, list):
-        for i, v in enumerate(node): numbers(v, f"{path}[{i}]", out)
-    elif isinstance(node, (int, float)) and not isinstance(node, bool):
-        out[path] = node
-def files(root):
-    out = {}
-    for d, _, names in os.walk(root):
-        for n in names:
-            p = os.path.join(d, n)
-            if n == "summary.json": continue  # holds timings; its numbers are compared below
-            out[os.path.relpath(p, root)] = hashlib.sha256(open(p, "rb").read()).hexdigest()
-    return out
-got = {}
-for name in sorted(f[:-13] for f in os.listdir(work) if f.endswith(".summary.json")):
-    nums = {}
-    numbers(json.load(open(os.path.join(work, name + ".summary.json"))), "", nums)
-    got[name] = {"files": files(os.path.join(work, "out", name)), "summary": nums}
-if mode == "--record":
-    json.dump({"cpu": cpu(), "runs": got}, open(expected_path, "w"), indent=1, sort_keys=True)
-    print(f"recorded {len(got)} runs in {expected_path}"); sys.exit(0)
-recorded = json.load(open(expected_path))
-if recorded["cpu"] != cpu():
-    print(f"outputs_identical: SKIPPED: recorded on {recorded['cpu']}, this CPU is {cpu()}; "
-          "record again with --record from a known-good commit")
-    sys.exit(77)
-want = recorded["runs"]
-bad = 0
-for name in sorted(set(want) | set(got)):
-    w, g = want.get(name), got.get(name)
-    if w is None or g is None:
-        print(f"{name}: {'not run' if g is None else 'not recorded'}"); bad += 1; continue
-    for kind in ("files", "summary"):
-        for key in sorted(set(w[kind]) | set(g[kind])):
-            if w[kind].get(key) != g[kind].get(key):
-                print(f"{name} {kind} {key}: expected {w[kind].get(key)}, got {g[kind].get(key)}"); bad += 1
-    print(f"{name}: {len(g['files'])} files, {len(g['summary'])} numbers compared")
-print(f"outputs_identical: {'FAILED, ' + str(bad) + ' differences' if bad else 'all identical'}")
-sys.exit(1 if bad else 0)
-PY
+case "$mode" in
+  --record) "$py" "$here/outputs_identical.py" record "$work" "$here/expected.json" ;;
+  *) "$py" "$here/outputs_identical.py" compare "$work" "$here/expected.json" ;;
+esac

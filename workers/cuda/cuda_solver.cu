@@ -412,7 +412,8 @@ absl::Status CudaSolver::FactorAndSweep(const float* h, const int64_t* perm, dou
 }
 
 absl::StatusOr<double> CudaSolver::RelativeError(const float* w, const float* w_new,
-                                                 const float* h, int64_t rows, int64_t cols) {
+                                                 const float* h, int64_t rows, int64_t cols,
+                                                 int /*threads*/) {
   CUDA_RETURN_IF_ERROR(cudaSetDevice(impl_->device));
   Impl& m = *impl_;
   RETURN_IF_ERROR(m.Need(SolverBytes(rows, cols, 1)));

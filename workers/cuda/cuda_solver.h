@@ -49,7 +49,7 @@ class CudaSolver final : public engine::SolverBackend {
                               absl::string_view tensor, const engine::SweepOptions& options,
                               engine::SweepState* state) override;
   absl::StatusOr<double> RelativeError(const float* w, const float* w_new, const float* h,
-                                       int64_t rows, int64_t cols) override;
+                                       int64_t rows, int64_t cols, int threads) override;
   // SolverBytes plus the Hessian sum's buffers (the arena stays while the
   // next group's H is summed); free device memory when created.
   uint64_t DeviceBytes(int64_t rows, int64_t cols, int64_t block) const override;

@@ -122,7 +122,7 @@ absl::StatusOr<LayerSolveResult> GptqOnce(float* w, int64_t rows, int64_t cols, 
   result.quantized = Collect(perm, options.grid, &state, w);
   if (options.report_error) {
     ASSIGN_OR_RETURN(result.relative_error,
-                     solver.RelativeError(original.data(), w, h, rows, cols));
+                     solver.RelativeError(original.data(), w, h, rows, cols, options.threads));
   }
   return result;
 }

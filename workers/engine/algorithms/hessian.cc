@@ -15,6 +15,8 @@
 #include "Eigen/Dense"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "workers/engine/algorithms/blas_threads.h"
+#include "workers/engine/algorithms/obs_sweep.h"
 
 // LAPACK (shipped inside OpenBLAS, which the build already links). Fortran
 // calling convention: every argument by pointer, then the hidden lengths of
@@ -175,7 +177,8 @@ struct FreeDoubles {
 }  // namespace
 
 absl::StatusOr<FactorMatrix> InverseHessianUpper(const float* h, int64_t dim, const int64_t* perm,
-                                                 double percdamp, absl::string_view tensor) {
+                                                 double percdamp, absl::string_view tensor,
+                                                 int threads) {
   if (dim <= 0) return absl::InvalidArgumentError(absl::StrCat(tensor, ": empty Hessian"));
   auto diag_or = FixedHessianDiagonal(h, dim, tensor);
   if (!diag_or.ok()) return diag_or.status();
@@ -201,6 +204,9 @@ absl::StatusOr<FactorMatrix> InverseHessianUpper(const float* h, int64_t dim, co
   // into R^-1, whose row-major view is L^-1 (lower).
   const int n = static_cast<int>(dim);
   int info = 0;
+  // OpenBLAS's threads only where the factorization outweighs their spinning
+  // after the call, which slows the forward's own threads (blas_threads.h).
+  ScopedBlasThreads blas(dim >= kThreadedFactorDim ? threads : 1);
   dpotrf_("U", &n, a, &n, &info, 1);
   if (info != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -238,11 +244,16 @@ std::vector<float> InverseHessianUpperRef(const float* h, int64_t dim, double pe
 namespace {
 
 // sum_ij (A H)_ij A_ij for A [rows, cols].
-double QuadraticTrace(const float* a, const float* h, int64_t rows, int64_t cols) {
+// The product's rows are split over the threads (ParallelGemmRows); the sum
+// runs in order.
+double QuadraticTrace(const float* a, const float* h, int64_t rows, int64_t cols, int threads) {
   std::vector<float> ah(rows * cols);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
-              static_cast<int>(cols), static_cast<int>(cols), 1.0f, a, static_cast<int>(cols), h,
-              static_cast<int>(cols), 0.0f, ah.data(), static_cast<int>(cols));
+  ParallelGemmRows(rows, threads, [&](int64_t r0, int64_t r1) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(r1 - r0),
+                static_cast<int>(cols), static_cast<int>(cols), 1.0f, a + r0 * cols,
+                static_cast<int>(cols), h, static_cast<int>(cols), 0.0f, ah.data() + r0 * cols,
+                static_cast<int>(cols));
+  });
   double s = 0.0;
   for (int64_t i = 0; i < rows * cols; ++i) s += double{ah[i]} * a[i];
   return s;
@@ -251,12 +262,12 @@ double QuadraticTrace(const float* a, const float* h, int64_t rows, int64_t cols
 }  // namespace
 
 double RelativeReconstructionError(const float* w, const float* w_new, const float* h, int64_t rows,
-                                   int64_t cols) {
+                                   int64_t cols, int threads) {
   std::vector<float> d(rows * cols);
   for (int64_t i = 0; i < rows * cols; ++i) d[i] = w[i] - w_new[i];
-  const double den = QuadraticTrace(w, h, rows, cols);
+  const double den = QuadraticTrace(w, h, rows, cols, threads);
   if (den == 0.0) return 0.0;
-  return QuadraticTrace(d.data(), h, rows, cols) / den;
+  return QuadraticTrace(d.data(), h, rows, cols, threads) / den;
 }
 
 double RelativeReconstructionErrorRef(const float* w, const float* w_new, const float* h,

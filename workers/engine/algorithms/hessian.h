@@ -112,9 +112,13 @@ class FactorMatrix {
   size_t n_ = 0;
 };
 
-absl::StatusOr<FactorMatrix> InverseHessianUpper(const float* h, int64_t dim,
-                                                       const int64_t* perm, double percdamp,
-                                                       absl::string_view tensor);
+// `threads`: OpenBLAS threads for the factorization of a Hessian at least
+// kThreadedFactorDim wide (blas_threads.h: the factor's bits then depend on
+// the count; below it the factor runs on one thread, as before).
+inline constexpr int64_t kThreadedFactorDim = 2048;
+absl::StatusOr<FactorMatrix> InverseHessianUpper(const float* h, int64_t dim, const int64_t* perm,
+                                                 double percdamp, absl::string_view tensor,
+                                                 int threads = 1);
 // Reference: the same damping, then H^-1 and its Cholesky factor in float64 (Eigen).
 std::vector<float> InverseHessianUpperRef(const float* h, int64_t dim, double percdamp);
 
@@ -122,8 +126,9 @@ std::vector<float> InverseHessianUpperRef(const float* h, int64_t dim, double pe
 // ||W X - W' X||^2 / ||W X||^2 = tr((W - W') H (W - W')^T) / tr(W H W^T):
 // computable from H alone, since the 2 / n scale cancels. 0 when W H W^T has
 // zero trace. w, w_new: [rows, cols]; h: [cols, cols] (the undamped H).
+// `threads`: the two products' rows split over threads (ParallelGemmRows).
 double RelativeReconstructionError(const float* w, const float* w_new, const float* h, int64_t rows,
-                                   int64_t cols);
+                                   int64_t cols, int threads = 1);
 // Reference: float64 loops.
 double RelativeReconstructionErrorRef(const float* w, const float* w_new, const float* h,
                                       int64_t rows, int64_t cols);

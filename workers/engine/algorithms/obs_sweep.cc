@@ -163,11 +163,13 @@ void ObsSweep(const SweepOptions& o, SweepState* s) {
     ParallelRows(rows, o.threads, [&, i1 = i1, i2 = i2](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) SweepRow(o, s, r, i1, i2, err.data() + r * count);
     });
-    if (i2 < cols) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
-                  static_cast<int>(cols - i2), static_cast<int>(count), -1.0f, err.data(),
-                  static_cast<int>(count), s->u + i1 * cols + i2, static_cast<int>(cols), 1.0f,
-                  s->w + i2, static_cast<int>(cols));
+    if (i2 < cols) {  // rows split over the threads: the same bits on any count
+      ParallelGemmRows(rows, o.threads, [&, i1 = i1, i2 = i2](int64_t r0, int64_t r1) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(r1 - r0),
+                    static_cast<int>(cols - i2), static_cast<int>(count), -1.0f,
+                    err.data() + r0 * count, static_cast<int>(count), s->u + i1 * cols + i2,
+                    static_cast<int>(cols), 1.0f, s->w + r0 * cols + i2, static_cast<int>(cols));
+      });
     }
   }
 }

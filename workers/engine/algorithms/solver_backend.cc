@@ -25,16 +25,17 @@ std::unique_ptr<HessianSum> CpuSolver::NewHessian(int64_t dim, int threads) {
 absl::Status CpuSolver::FactorAndSweep(const float* h, const int64_t* perm, double percdamp,
                                        absl::string_view tensor, const SweepOptions& options,
                                        SweepState* state) {
-  ASSIGN_OR_RETURN(FactorMatrix u, InverseHessianUpper(h, state->cols, perm, percdamp, tensor));
+  ASSIGN_OR_RETURN(FactorMatrix u,
+                   InverseHessianUpper(h, state->cols, perm, percdamp, tensor, options.threads));
   state->u = u.data();
   ObsSweep(options, state);
   state->u = nullptr;
   return absl::OkStatus();
 }
 
-absl::StatusOr<double> CpuSolver::RelativeError(const float* w, const float* w_new,
-                                                const float* h, int64_t rows, int64_t cols) {
-  return RelativeReconstructionError(w, w_new, h, rows, cols);
+absl::StatusOr<double> CpuSolver::RelativeError(const float* w, const float* w_new, const float* h,
+                                                int64_t rows, int64_t cols, int threads) {
+  return RelativeReconstructionError(w, w_new, h, rows, cols, threads);
 }
 
 SolverBackend& DefaultCpuSolver() {

@@ -47,9 +47,10 @@ class SolverBackend {
   virtual absl::Status FactorAndSweep(const float* h, const int64_t* perm, double percdamp,
                                       absl::string_view tensor, const SweepOptions& options,
                                       SweepState* state) = 0;
-  // RelativeReconstructionError(w, w_new, h, rows, cols).
+  // RelativeReconstructionError(w, w_new, h, rows, cols, threads); a device
+  // implementation may ignore `threads`.
   virtual absl::StatusOr<double> RelativeError(const float* w, const float* w_new, const float* h,
-                                               int64_t rows, int64_t cols) = 0;
+                                               int64_t rows, int64_t cols, int threads) = 0;
   // The device memory one [rows, cols] layer's Hessian and solve (lazy
   // blocks of `block` columns) take, and what the device had free when the
   // solver was made: both 0 for the host (its memory is in the job's host
@@ -72,7 +73,7 @@ class CpuSolver final : public SolverBackend {
                               absl::string_view tensor, const SweepOptions& options,
                               SweepState* state) override;
   absl::StatusOr<double> RelativeError(const float* w, const float* w_new, const float* h,
-                                       int64_t rows, int64_t cols) override;
+                                       int64_t rows, int64_t cols, int threads) override;
 };
 
 // A process-wide CpuSolver (it holds no state): what a null solver means.

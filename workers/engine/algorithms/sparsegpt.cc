@@ -60,7 +60,7 @@ absl::StatusOr<LayerSolveResult> SparseGpt(float* w, int64_t rows, int64_t cols,
   result.pruned = std::move(state.pruned);
   if (options.report_error) {
     ASSIGN_OR_RETURN(result.relative_error,
-                     solver.RelativeError(original.data(), w, h, rows, cols));
+                     solver.RelativeError(original.data(), w, h, rows, cols, options.threads));
   }
   return result;
 }

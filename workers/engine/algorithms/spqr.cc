@@ -279,7 +279,8 @@ absl::StatusOr<LayerSolveResult> Spqr(float* w, int64_t rows, int64_t cols, cons
   std::vector<int64_t> perm(cols);
   for (int64_t j = 0; j < cols; ++j) perm[j] = j;
   if (o.act_order) perm = ActOrderPermutation(h, cols);
-  ASSIGN_OR_RETURN(FactorMatrix u, InverseHessianUpper(h, cols, perm.data(), o.percdamp, tensor));
+  ASSIGN_OR_RETURN(FactorMatrix u,
+                   InverseHessianUpper(h, cols, perm.data(), o.percdamp, tensor, o.threads));
   std::vector<float> wp(rows * cols);
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t p = 0; p < cols; ++p) wp[r * cols + p] = w[r * cols + perm[p]];

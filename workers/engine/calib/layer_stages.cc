@@ -157,7 +157,7 @@ absl::StatusOr<LayerOutcome> CompressLayer(const v1::Recipe& recipe, const std::
   if (h != nullptr) {
     const Clock::time_point t = Clock::now();
     SolverBackend& s = solver != nullptr ? *solver : DefaultCpuSolver();
-    ASSIGN_OR_RETURN(out.relative_error, s.RelativeError(original, w, h, rows, cols));
+    ASSIGN_OR_RETURN(out.relative_error, s.RelativeError(original, w, h, rows, cols, threads));
     out.error_seconds = SecondsSince(t);
   }
   return out;

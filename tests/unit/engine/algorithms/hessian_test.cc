@@ -1,12 +1,16 @@
 #include "workers/engine/algorithms/hessian.h"
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/unit/engine/algorithms/solver_testing.h"
+#include "workers/engine/algorithms/obs_sweep.h"
+
+extern "C" int openblas_get_num_threads(void);
 
 namespace compressd::engine {
 namespace {
@@ -161,6 +165,51 @@ TEST(HessianTest, RelativeErrorMatchesReferenceAndDirectDefinition) {
   }
   EXPECT_NEAR(e, num / den, 1e-4 * e);
   EXPECT_EQ(RelativeReconstructionError(w.data(), w.data(), h.data(), rows, cols), 0.0);
+}
+
+// The products' rows split over threads: the same bits for the same count,
+// and the one-thread value on any.
+TEST(HessianTest, RelativeErrorOnThreadsRepeatsAndMatchesOneThread) {
+  const int64_t rows = 3 * kSgemmRowAlign + 37, cols = 150, tokens = 200;
+  const std::vector<float> x = RandomMatrix(tokens * cols, 8);
+  const std::vector<float> h = HessianRef(x.data(), tokens, cols);
+  const std::vector<float> w = RandomMatrix(rows * cols, 9);
+  std::vector<float> w2 = w;
+  for (size_t i = 0; i < w2.size(); i += 4) w2[i] *= 0.5f;
+  const double one = RelativeReconstructionError(w.data(), w2.data(), h.data(), rows, cols, 1);
+  EXPECT_GT(one, 0.0);
+  for (int threads : {2, 5, 64}) {
+    const double e =
+        RelativeReconstructionError(w.data(), w2.data(), h.data(), rows, cols, threads);
+    EXPECT_EQ(RelativeReconstructionError(w.data(), w2.data(), h.data(), rows, cols, threads), e);
+    EXPECT_NEAR(e, one, 1e-6 * one) << threads;
+  }
+}
+
+// From kThreadedFactorDim on, the factorization runs on OpenBLAS's threads:
+// the same bits for the same count, the one-thread factor's values, and
+// OpenBLAS's own thread count is given back afterwards.
+TEST(HessianTest, WideFactorOnThreadsRepeatsAndMatchesOneThread) {
+  const int64_t dim = kThreadedFactorDim;
+  std::vector<float> h = RandomMatrix(dim * dim, 12, 0.01f);
+  for (int64_t i = 0; i < dim; ++i) {
+    for (int64_t j = 0; j < i; ++j) h[i * dim + j] = h[j * dim + i];
+    h[i * dim + i] = 1.0f + std::fabs(h[i * dim + i]);
+  }
+  const int before = openblas_get_num_threads();
+  auto one = InverseHessianUpper(h.data(), dim, nullptr, 0.01, "t", 1);
+  auto two = InverseHessianUpper(h.data(), dim, nullptr, 0.01, "t", 2);
+  auto again = InverseHessianUpper(h.data(), dim, nullptr, 0.01, "t", 2);
+  ASSERT_TRUE(one.ok() && two.ok() && again.ok());
+  EXPECT_EQ(openblas_get_num_threads(), before);
+  int64_t differ = 0;
+  for (int64_t i = 0; i < dim * dim; ++i) {
+    ASSERT_EQ((*two)[i], (*again)[i]) << i;
+    differ += (*two)[i] != (*one)[i];
+    ASSERT_NEAR((*two)[i], (*one)[i], 1e-5f * (1.0f + std::fabs((*one)[i]))) << i;
+  }
+  std::printf("threaded factor: %lld of %lld entries differ from the one-thread factor\n",
+              static_cast<long long>(differ), static_cast<long long>(dim * dim));
 }
 
 }  // namespace

@@ -214,8 +214,8 @@ class StaticOnlySolver : public SolverBackend {
     return DefaultCpuSolver().FactorAndSweep(h, perm, percdamp, tensor, options, state);
   }
   absl::StatusOr<double> RelativeError(const float* w, const float* w_new, const float* h,
-                                       int64_t rows, int64_t cols) override {
-    return DefaultCpuSolver().RelativeError(w, w_new, h, rows, cols);
+                                       int64_t rows, int64_t cols, int threads) override {
+    return DefaultCpuSolver().RelativeError(w, w_new, h, rows, cols, threads);
   }
 };
 

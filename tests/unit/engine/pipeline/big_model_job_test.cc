@@ -279,8 +279,8 @@ class SmallDeviceSolver final : public SolverBackend {
     return cpu_.FactorAndSweep(h, perm, percdamp, tensor, o, s);
   }
   absl::StatusOr<double> RelativeError(const float* w, const float* w_new, const float* h,
-                                       int64_t rows, int64_t cols) override {
-    return cpu_.RelativeError(w, w_new, h, rows, cols);
+                                       int64_t rows, int64_t cols, int threads) override {
+    return cpu_.RelativeError(w, w_new, h, rows, cols, threads);
   }
   uint64_t DeviceBytes(int64_t rows, int64_t cols, int64_t) const override {
     return 16 * static_cast<uint64_t>(cols * cols) + 6 * static_cast<uint64_t>(rows * cols);
