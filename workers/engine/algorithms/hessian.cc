@@ -203,18 +203,20 @@ absl::StatusOr<FactorMatrix> InverseHessianUpper(const float* h, int64_t dim, co
   // gives a = R^T R; the row-major view of R is L = R^T. dtrtri('U') turns R
   // into R^-1, whose row-major view is L^-1 (lower).
   const int n = static_cast<int>(dim);
-  int info = 0;
-  // OpenBLAS's threads only where the factorization outweighs their spinning
-  // after the call, which slows the forward's own threads (blas_threads.h).
-  ScopedBlasThreads blas(dim >= kThreadedFactorDim ? threads : 1);
-  dpotrf_("U", &n, a, &n, &info, 1);
+  int info = 0, trtri_info = 0;
+  {  // OpenBLAS's threads only where the factorization outweighs their spinning
+     // after the call, which slows the forward's own threads (blas_threads.h).
+    ScopedBlasThreads blas(dim >= kThreadedFactorDim ? threads : 1);
+    dpotrf_("U", &n, a, &n, &info, 1);
+    if (info == 0) dtrtri_("U", "N", &n, a, &n, &trtri_info, 1, 1);
+  }
   if (info != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         tensor, ": Hessian is not positive definite after damping (percdamp=", percdamp,
         ", LAPACK dpotrf info ", info, "); use more calibration data or a larger percdamp"));
   }
-  dtrtri_("U", "N", &n, a, &n, &info, 1, 1);
-  if (info != 0) {
+  if (trtri_info != 0) {
+    info = trtri_info;
     return absl::InvalidArgumentError(
         absl::StrCat(tensor, ": singular Cholesky factor (LAPACK dtrtri info ", info, ")"));
   }
